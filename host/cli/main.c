@@ -1,0 +1,47 @@
+/* musae — entry point: dispatches to a verb. */
+#include <stdio.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/core/log.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*fn)(int, char **);
+} verb;
+
+static const verb k_verbs[] = {
+#define MUSAE_VERB(n) {#n, verb_##n##_summary, verb_##n},
+#include "musae_verbs.inc"
+#undef MUSAE_VERB
+};
+static const int k_n_verbs = (int)(sizeof k_verbs / sizeof k_verbs[0]);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "musae %s — discover, label and steer interpretable concepts in MusicGen\n\n"
+            "usage: musae <verb> [options]   (musae <verb> --help for each verb's options)\n\nverbs:\n",
+            MUSAE_VERSION);
+    for (int i = 0; i < k_n_verbs; i++) fprintf(f, "  %-10s %s\n", k_verbs[i].name, k_verbs[i].summary);
+    fprintf(f, "\nenvironment: MUSAE_LOG=error|warn|info|debug, MUSAE_PROGRESS_INTERVAL=seconds (non-TTY progress)\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("musae %s\n", MUSAE_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < k_n_verbs; i++)
+        if (!strcmp(argv[1], k_verbs[i].name)) return k_verbs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "musae: error: unknown verb '%s' (musae --help lists them)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,57 @@
+/* musae info PATH — describe a model folder, a safetensors file (or sharded index), and, as their readers
+ * land, activation stores and SAE checkpoints. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/cli/cli.h"
+#include "host/core/log.h"
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+
+const char verb_info_summary[] = "describe a model folder, safetensors file, activation store or SAE checkpoint";
+
+static void print_tensors(const musae_st *st) {
+    int64_t total = 0;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const musae_st_tensor *t = &st->tensors[i];
+        char s[128];
+        musae_shape_str(t->rank, t->shape, s, sizeof s);
+        printf("  %-72s %-5s %s\n", t->name, t->dtype, s);
+        total += musae_st_numel(t);
+    }
+    printf("%d tensors, %" PRId64 " parameters (%.2f M), %d file(s)\n", st->n_tensors, total, (double)total / 1e6,
+           st->n_files);
+    for (int i = 0; i < st->n_meta; i++) printf("metadata %s = %s\n", st->meta_keys[i], st->meta_values[i]);
+}
+
+int verb_info(int argc, char **argv) {
+    if (cli_wants_help(argc, argv) || argc != 2) {
+        fprintf(argc == 2 ? stdout : stderr,
+                "usage: musae info PATH\n\n"
+                "PATH is a model folder (config.json + model.safetensors or a sharded index), a .safetensors\n"
+                "file, or a model.safetensors.index.json. Prints the config summary and every tensor with its\n"
+                "dtype and shape, and the parameter count.\n");
+        return argc == 2 ? 0 : 2;
+    }
+    const char *path = argv[1];
+    struct stat sb;
+    if (stat(path, &sb) != 0) musae_fail("%s: cannot open: %s", path, strerror(errno));
+    char err[512];
+    if (S_ISDIR(sb.st_mode)) {
+        char cfgpath[4096];
+        snprintf(cfgpath, sizeof cfgpath, "%s/config.json", path);
+        if (access(cfgpath, R_OK) == 0) {
+            musae_model_config cfg;
+            if (musae_config_load(&cfg, path, err, sizeof err)) musae_fail("%s", err);
+            musae_config_print(&cfg);
+        }
+    }
+    musae_st st;
+    if (musae_st_open(&st, path, err, sizeof err)) musae_fail("%s", err);
+    print_tensors(&st);
+    musae_st_close(&st);
+    return 0;
+}

@@ -1,0 +1,676 @@
+#include "host/io/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/core/log.h"
+
+/* Headers larger than this are refused before any allocation (the reference implementation uses 100 MB). */
+#define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
+
+static const struct {
+    const char *name;
+    size_t size;
+} k_dtypes[] = {
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+    {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"F64", 8},     {"I64", 8}, {"U64", 8},
+};
+
+size_t musae_st_dtype_size(const char *dtype) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof k_dtypes[0]; i++)
+        if (!strcmp(dtype, k_dtypes[i].name)) return k_dtypes[i].size;
+    return 0;
+}
+
+int musae_st_dtype_known(const char *d) {
+    return !strcmp(d, "F32") || !strcmp(d, "F16") || !strcmp(d, "BF16") || !strcmp(d, "I32") || !strcmp(d, "I64") ||
+           !strcmp(d, "F64");
+}
+
+static int fail(char *err, size_t n, const char *fmt, ...) MUSAE_PRINTF(3, 4);
+static int fail(char *err, size_t n, const char *fmt, ...) {
+    if (err && n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int cmp_tensor_name(const void *a, const void *b) {
+    return strcmp(((const musae_st_tensor *)a)->name, ((const musae_st_tensor *)b)->name);
+}
+
+typedef struct {
+    size_t begin, end;
+    const char *name;
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+/* A JSON number that is an exact non-negative integer below 2^53. */
+static int json_uint(const cJSON *j, uint64_t *out) {
+    if (!cJSON_IsNumber(j)) return 0;
+    double d = j->valuedouble;
+    if (!(d >= 0) || d > 9007199254740992.0 || floor(d) != d) return 0;
+    *out = (uint64_t)d;
+    return 1;
+}
+
+static void meta_add(musae_st *st, const char *k, const char *v) {
+    st->meta_keys = musae_xrealloc(st->meta_keys, sizeof(char *) * (size_t)(st->n_meta + 1));
+    st->meta_values = musae_xrealloc(st->meta_values, sizeof(char *) * (size_t)(st->n_meta + 1));
+    st->meta_keys[st->n_meta] = musae_xstrdup(k);
+    st->meta_values[st->n_meta] = musae_xstrdup(v);
+    st->n_meta++;
+}
+
+/* Parses and validates one file image; appends its tensors to st with file index `fi`. */
+static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *buf, size_t size, char *err,
+                      size_t en) {
+    if (size < 8) return fail(err, en, "%s: truncated: file is %zu bytes, shorter than the 8-byte header length", fname, size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+    if (hlen > ST_MAX_HEADER)
+        return fail(err, en, "%s: header length %llu exceeds the %llu-byte limit", fname, (unsigned long long)hlen,
+                    (unsigned long long)ST_MAX_HEADER);
+    if (hlen > size - 8)
+        return fail(err, en, "%s: header length %llu is larger than the %zu bytes after the length field (truncated file?)",
+                    fname, (unsigned long long)hlen, size - 8);
+    if (hlen < 2) return fail(err, en, "%s: header of %llu bytes is too short to be a JSON object", fname, (unsigned long long)hlen);
+    const char *h = (const char *)buf + 8;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(h, (size_t)hlen, &end, 0);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = (at && at >= h && at <= h + hlen) ? (long)(at - h) : -1;
+        return fail(err, en, "%s: header is not valid JSON (error near byte %ld of %llu)", fname, off, (unsigned long long)hlen);
+    }
+    for (const char *p = end; p && p < h + hlen; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
+            cJSON_Delete(root);
+            return fail(err, en, "%s: unexpected bytes after the header JSON at byte %ld", fname, (long)(p - h));
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return fail(err, en, "%s: header is not a JSON object", fname);
+    }
+    size_t data_off = 8 + (size_t)hlen, data_len = size - data_off;
+    int n_new = 0, rc = 0;
+    for (cJSON *e = root->child; e; e = e->next) n_new++;
+    span *spans = musae_xcalloc((size_t)n_new + 1, sizeof(span));
+    int n_spans = 0;
+    int base = st->n_tensors;
+    st->tensors = musae_xrealloc(st->tensors, sizeof(musae_st_tensor) * (size_t)(st->n_tensors + n_new + 1));
+
+    for (cJSON *e = root->child; e && rc == 0; e = e->next) {
+        const char *name = e->string ? e->string : "";
+        if (!strcmp(name, "__metadata__")) {
+            if (!cJSON_IsObject(e)) {
+                rc = fail(err, en, "%s: __metadata__ is not an object", fname);
+                break;
+            }
+            for (cJSON *m = e->child; m; m = m->next) {
+                if (!cJSON_IsString(m)) {
+                    rc = fail(err, en, "%s: __metadata__ value of '%s' is not a string", fname, m->string ? m->string : "");
+                    break;
+                }
+                meta_add(st, m->string, m->valuestring);
+            }
+            continue;
+        }
+        if (!name[0]) {
+            rc = fail(err, en, "%s: a tensor has an empty name", fname);
+            break;
+        }
+        if (!cJSON_IsObject(e)) {
+            rc = fail(err, en, "%s: tensor '%s': entry is not an object", fname, name);
+            break;
+        }
+        cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsString(jd)) {
+            rc = fail(err, en, "%s: tensor '%s': missing or non-string \"dtype\"", fname, name);
+            break;
+        }
+        size_t esize = musae_st_dtype_size(jd->valuestring);
+        if (!esize) {
+            rc = fail(err, en, "%s: tensor '%s': unknown dtype \"%s\"", fname, name, jd->valuestring);
+            break;
+        }
+        if (!cJSON_IsArray(js)) {
+            rc = fail(err, en, "%s: tensor '%s': missing or non-array \"shape\"", fname, name);
+            break;
+        }
+        int rank = cJSON_GetArraySize(js);
+        if (rank > MUSAE_ST_MAX_RANK) {
+            rc = fail(err, en, "%s: tensor '%s': rank %d exceeds the supported %d", fname, name, rank, MUSAE_ST_MAX_RANK);
+            break;
+        }
+        musae_st_tensor *t = &st->tensors[st->n_tensors];
+        memset(t, 0, sizeof *t);
+        t->rank = rank;
+        t->file = fi;
+        snprintf(t->dtype, sizeof t->dtype, "%s", jd->valuestring);
+        uint64_t numel = 1;
+        int i = 0;
+        for (cJSON *d = js->child; d; d = d->next, i++) {
+            uint64_t v;
+            if (!json_uint(d, &v)) {
+                rc = fail(err, en, "%s: tensor '%s': shape[%d] is not a non-negative integer", fname, name, i);
+                break;
+            }
+            if (v > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, v, &numel)) {
+                rc = fail(err, en, "%s: tensor '%s': shape product overflows", fname, name);
+                break;
+            }
+            t->shape[i] = (int64_t)v;
+        }
+        if (rc) break;
+        uint64_t nbytes;
+        if (__builtin_mul_overflow(numel, (uint64_t)esize, &nbytes)) {
+            rc = fail(err, en, "%s: tensor '%s': shape x dtype size overflows", fname, name);
+            break;
+        }
+        uint64_t b, f;
+        if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !json_uint(jo->child, &b) || !json_uint(jo->child->next, &f)) {
+            rc = fail(err, en, "%s: tensor '%s': \"data_offsets\" must be two non-negative integers", fname, name);
+            break;
+        }
+        if (f < b) {
+            rc = fail(err, en, "%s: tensor '%s': data_offsets end %llu is before begin %llu", fname, name,
+                      (unsigned long long)f, (unsigned long long)b);
+            break;
+        }
+        if (f - b != nbytes) {
+            char s[128];
+            musae_shape_str(rank, t->shape, s, sizeof s);
+            rc = fail(err, en, "%s: tensor '%s': shape %s x %s (%zu B) needs %llu bytes but data_offsets span %llu", fname,
+                      name, s, jd->valuestring, esize, (unsigned long long)nbytes, (unsigned long long)(f - b));
+            break;
+        }
+        if (f > data_len) {
+            rc = fail(err, en, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data section (%zu bytes)",
+                      fname, name, (unsigned long long)b, (unsigned long long)f, data_len);
+            break;
+        }
+        t->name = musae_xstrdup(name);
+        t->data = buf + data_off + b;
+        t->nbytes = (size_t)nbytes;
+        spans[n_spans++] = (span){(size_t)b, (size_t)f, t->name};
+        st->n_tensors++;
+    }
+    cJSON_Delete(root);
+    /* Spans must tile the data section exactly: sorted, each starting where the previous ended. Empty tensors
+     * (0 bytes) may sit anywhere a boundary is. */
+    if (rc == 0) {
+        qsort(spans, (size_t)n_spans, sizeof(span), cmp_span);
+        size_t pos = 0;
+        for (int i = 0; i < n_spans && rc == 0; i++) {
+            if (spans[i].begin < pos)
+                rc = fail(err, en, "%s: tensor '%s': data_offsets [%zu, %zu] overlap another tensor's bytes", fname,
+                          spans[i].name, spans[i].begin, spans[i].end);
+            else if (spans[i].begin > pos)
+                rc = fail(err, en, "%s: tensor '%s': gap of %zu unused bytes before its data_offsets [%zu, %zu]", fname,
+                          spans[i].name, spans[i].begin - pos, spans[i].begin, spans[i].end);
+            else
+                pos = spans[i].end;
+        }
+        if (rc == 0 && pos != data_len)
+            rc = fail(err, en, "%s: %zu trailing bytes after the last tensor (data section %zu bytes, tensors end at %zu)",
+                      fname, data_len - pos, data_len, pos);
+    }
+    free(spans);
+    (void)base;
+    return rc;
+}
+
+static int finish(musae_st *st, char *err, size_t en) {
+    if (st->n_tensors > 1) qsort(st->tensors, (size_t)st->n_tensors, sizeof(musae_st_tensor), cmp_tensor_name);
+    for (int i = 1; i < st->n_tensors; i++)
+        if (!strcmp(st->tensors[i].name, st->tensors[i - 1].name))
+            return fail(err, en, "%s: tensor '%s' is defined twice", st->path, st->tensors[i].name);
+    return 0;
+}
+
+int musae_st_parse(musae_st *st, const char *name, const uint8_t *buf, size_t size, char *err, size_t en) {
+    memset(st, 0, sizeof *st);
+    st->path = musae_xstrdup(name);
+    st->files = musae_xcalloc(1, sizeof(musae_st_file));
+    st->n_files = 1;
+    st->files[0].path = musae_xstrdup(name);
+    st->files[0].size = size;
+    int rc = parse_file(st, 0, name, buf, size, err, en);
+    if (rc == 0) rc = finish(st, err, en);
+    if (rc) musae_st_close(st);
+    return rc;
+}
+
+static int map_file(musae_st_file *f, const char *path, char *err, size_t en) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return fail(err, en, "%s: is a directory, expected a .safetensors file", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
+    f->path = musae_xstrdup(path);
+    f->size = (size_t)sb.st_size;
+    if (f->size) {
+        f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
+            close(fd);
+            return fail(err, en, "%s: mmap failed: %s", path, strerror(errno));
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+static char *read_small_file(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long sz = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    if (sz < 0 || sz > (long)ST_MAX_HEADER) {
+        fclose(fp);
+        return NULL;
+    }
+    char *b = musae_xmalloc((size_t)sz + 1);
+    size_t got = fread(b, 1, (size_t)sz, fp);
+    fclose(fp);
+    b[got] = 0;
+    if (n) *n = got;
+    return b;
+}
+
+static int open_index(musae_st *st, const char *index_path, char *err, size_t en) {
+    char *txt = read_small_file(index_path, NULL);
+    if (!txt) return fail(err, en, "%s: cannot read: %s", index_path, strerror(errno));
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return fail(err, en, "%s: not a JSON object", index_path);
+    }
+    cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(wm)) {
+        cJSON_Delete(root);
+        return fail(err, en, "%s: missing \"weight_map\" object", index_path);
+    }
+    /* the folder of the index: shard names are relative to it */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", index_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[1] = 0;
+    else dir[0] = 0;
+    int rc = 0;
+    for (cJSON *e = wm->child; e && rc == 0; e = e->next) {
+        if (!cJSON_IsString(e)) {
+            rc = fail(err, en, "%s: weight_map entry '%s' is not a file name", index_path, e->string);
+            break;
+        }
+        int fi = -1;
+        for (int i = 0; i < st->n_files; i++) {
+            const char *b = strrchr(st->files[i].path, '/');
+            if (!strcmp(b ? b + 1 : st->files[i].path, e->valuestring)) fi = i;
+        }
+        if (fi < 0) {
+            if (strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..")) {
+                rc = fail(err, en, "%s: shard name '%s' must be a plain file name", index_path, e->valuestring);
+                break;
+            }
+            char p[PATH_MAX];
+            snprintf(p, sizeof p, "%s%s", dir, e->valuestring);
+            st->files = musae_xrealloc(st->files, sizeof(musae_st_file) * (size_t)(st->n_files + 1));
+            memset(&st->files[st->n_files], 0, sizeof(musae_st_file));
+            fi = st->n_files++;
+            if ((rc = map_file(&st->files[fi], p, err, en))) break;
+            if ((rc = parse_file(st, fi, p, st->files[fi].map, st->files[fi].size, err, en))) break;
+        }
+    }
+    /* every entry of the weight map must be in the shard it names, and every shard tensor in the map */
+    if (rc == 0) rc = finish(st, err, en);
+    for (cJSON *e = wm->child; e && rc == 0; e = e->next) {
+        musae_st_tensor *t = musae_st_find(st, e->string);
+        if (!t) {
+            rc = fail(err, en, "%s: tensor '%s' is listed in weight_map but missing from %s", index_path, e->string,
+                      e->valuestring);
+            break;
+        }
+        t->used = 0;
+        const char *b = strrchr(st->files[t->file].path, '/');
+        if (strcmp(b ? b + 1 : st->files[t->file].path, e->valuestring))
+            rc = fail(err, en, "%s: tensor '%s' is mapped to %s but found in %s", index_path, e->string, e->valuestring,
+                      st->files[t->file].path);
+    }
+    if (rc == 0 && cJSON_GetArraySize(wm) != st->n_tensors)
+        rc = fail(err, en, "%s: shards hold %d tensors but weight_map lists %d", index_path, st->n_tensors,
+                  cJSON_GetArraySize(wm));
+    cJSON_Delete(root);
+    return rc;
+}
+
+int musae_st_open(musae_st *st, const char *path, char *err, size_t en) {
+    memset(st, 0, sizeof *st);
+    st->path = musae_xstrdup(path);
+    struct stat sb;
+    int rc;
+    if (stat(path, &sb) != 0) {
+        rc = fail(err, en, "%s: cannot open: %s", path, strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
+        if (access(p, R_OK) == 0) {
+            rc = open_index(st, p, err, en);
+        } else {
+            snprintf(p, sizeof p, "%s/model.safetensors", path);
+            if (access(p, R_OK) == 0) {
+                st->files = musae_xcalloc(1, sizeof(musae_st_file));
+                st->n_files = 1;
+                rc = map_file(&st->files[0], p, err, en);
+                if (rc == 0) rc = parse_file(st, 0, p, st->files[0].map, st->files[0].size, err, en);
+                if (rc == 0) rc = finish(st, err, en);
+            } else {
+                rc = fail(err, en, "%s: folder has neither model.safetensors nor model.safetensors.index.json", path);
+            }
+        }
+    } else {
+        size_t L = strlen(path);
+        if (L >= 5 && !strcmp(path + L - 5, ".json")) {
+            rc = open_index(st, path, err, en);
+        } else {
+            st->files = musae_xcalloc(1, sizeof(musae_st_file));
+            st->n_files = 1;
+            rc = map_file(&st->files[0], path, err, en);
+            if (rc == 0) rc = parse_file(st, 0, path, st->files[0].map, st->files[0].size, err, en);
+            if (rc == 0) rc = finish(st, err, en);
+        }
+    }
+    if (rc) musae_st_close(st);
+    return rc;
+}
+
+void musae_st_close(musae_st *st) {
+    for (int i = 0; i < st->n_files; i++) {
+        if (st->files[i].map) munmap(st->files[i].map, st->files[i].size);
+        free(st->files[i].path);
+    }
+    for (int i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
+    for (int i = 0; i < st->n_meta; i++) {
+        free(st->meta_keys[i]);
+        free(st->meta_values[i]);
+    }
+    free(st->files);
+    free(st->tensors);
+    free(st->meta_keys);
+    free(st->meta_values);
+    free(st->path);
+    memset(st, 0, sizeof *st);
+}
+
+musae_st_tensor *musae_st_find(musae_st *st, const char *name) {
+    musae_st_tensor key = {.name = (char *)name};
+    musae_st_tensor *t = bsearch(&key, st->tensors, (size_t)st->n_tensors, sizeof(musae_st_tensor), cmp_tensor_name);
+    if (t) t->used = 1;
+    return t;
+}
+
+int64_t musae_st_numel(const musae_st_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= t->shape[i];
+    return n;
+}
+
+const char *musae_st_file_of(const musae_st *st, const musae_st_tensor *t) { return st->files[t->file].path; }
+
+static musae_dtype st_to_musae(const char *d) {
+    if (!strcmp(d, "F32")) return MUSAE_F32;
+    if (!strcmp(d, "F16")) return MUSAE_F16;
+    if (!strcmp(d, "BF16")) return MUSAE_BF16;
+    if (!strcmp(d, "I32")) return MUSAE_I32;
+    if (!strcmp(d, "I64")) return MUSAE_I64;
+    return MUSAE_DTYPE_COUNT;
+}
+
+void musae_st_read(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt) {
+    size_t n = (size_t)musae_st_numel(t);
+    if (!strcmp(t->dtype, "F64")) {
+        MUSAE_ASSERT(dt == MUSAE_F32 || dt == MUSAE_F16 || dt == MUSAE_BF16, "F64 tensor '%s' read as %s", t->name,
+                     musae_dtype_name(dt));
+        float *tmp = dt == MUSAE_F32 ? dst : musae_xmalloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            double v;
+            memcpy(&v, t->data + 8 * i, 8);
+            tmp[i] = (float)v;
+        }
+        if (tmp != dst) {
+            musae_convert(dst, dt, tmp, MUSAE_F32, n);
+            free(tmp);
+        }
+        return;
+    }
+    musae_dtype src = st_to_musae(t->dtype);
+    if (src == MUSAE_DTYPE_COUNT)
+        musae_fail("%s: tensor '%s': dtype %s cannot be loaded", musae_st_file_of(st, t), t->name, t->dtype);
+    if (src == dt) {
+        memcpy(dst, t->data, t->nbytes);
+        return;
+    }
+    /* the mmapped bytes may be unaligned for the source type: convert from an aligned copy */
+    void *tmp = musae_xmalloc(t->nbytes);
+    memcpy(tmp, t->data, t->nbytes);
+    musae_convert(dst, dt, tmp, src, n);
+    free(tmp);
+}
+
+void *musae_st_load_any(musae_st *st, const char *name, musae_dtype dt, int *rank, int64_t *shape) {
+    musae_st_tensor *t = musae_st_find(st, name);
+    if (!t) return NULL;
+    if (rank) *rank = t->rank;
+    if (shape)
+        for (int i = 0; i < t->rank; i++) shape[i] = t->shape[i];
+    void *d = musae_xmalloc((size_t)musae_st_numel(t) * musae_dtype_size(dt));
+    musae_st_read(st, t, d, dt);
+    return d;
+}
+
+void *musae_st_load(musae_st *st, const char *name, musae_dtype dt, int rank, const int64_t *shape) {
+    musae_st_tensor *t = musae_st_find(st, name);
+    if (!t) musae_fail("%s: tensor '%s' is missing", st->path, name);
+    int ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char got[128], want[128];
+        musae_shape_str(t->rank, t->shape, got, sizeof got);
+        musae_shape_str(rank, shape, want, sizeof want);
+        musae_fail("%s: tensor '%s' has shape %s, expected %s", musae_st_file_of(st, t), name, got, want);
+    }
+    if (!musae_st_dtype_known(t->dtype))
+        musae_fail("%s: tensor '%s' has dtype %s; expected a float or integer type musae reads", musae_st_file_of(st, t),
+                   name, t->dtype);
+    void *d = musae_xmalloc((size_t)musae_st_numel(t) * musae_dtype_size(dt));
+    musae_st_read(st, t, d, dt);
+    return d;
+}
+
+const char *musae_st_meta(const musae_st *st, const char *key) {
+    for (int i = 0; i < st->n_meta; i++)
+        if (!strcmp(st->meta_keys[i], key)) return st->meta_values[i];
+    return NULL;
+}
+
+int musae_st_report_unused(const musae_st *st, const char *prefix) {
+    int n = 0;
+    size_t L = strlen(prefix);
+    for (int i = 0; i < st->n_tensors; i++) {
+        if (!st->tensors[i].used && !strncmp(st->tensors[i].name, prefix, L)) {
+            LOG_WARN("%s: unused tensor '%s'", st->path, st->tensors[i].name);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* ---- writer ---------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *name;
+    musae_dtype dt;
+    int rank;
+    int64_t shape[MUSAE_ST_MAX_RANK];
+    void *data;
+    size_t nbytes;
+} wtensor;
+
+struct musae_st_writer {
+    int n, cap;
+    wtensor *t;
+    cJSON *meta;
+};
+
+musae_st_writer *musae_st_writer_new(void) {
+    musae_st_writer *w = musae_xcalloc(1, sizeof *w);
+    w->meta = cJSON_CreateObject();
+    return w;
+}
+
+void musae_st_writer_add(musae_st_writer *w, const char *name, musae_dtype dt, int rank, const int64_t *shape,
+                         const void *data) {
+    MUSAE_ASSERT(rank >= 0 && rank <= MUSAE_ST_MAX_RANK, "rank %d", rank);
+    for (int i = 0; i < w->n; i++) MUSAE_ASSERT(strcmp(w->t[i].name, name), "tensor '%s' added twice", name);
+    if (w->n == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 16;
+        w->t = musae_xrealloc(w->t, sizeof(wtensor) * (size_t)w->cap);
+    }
+    wtensor *t = &w->t[w->n++];
+    memset(t, 0, sizeof *t);
+    t->name = musae_xstrdup(name);
+    t->dt = dt;
+    t->rank = rank;
+    size_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+        MUSAE_ASSERT(shape[i] >= 0, "negative dim in '%s'", name);
+        t->shape[i] = shape[i];
+        numel *= (size_t)shape[i];
+    }
+    t->nbytes = numel * musae_dtype_size(dt);
+    t->data = musae_xmalloc(t->nbytes);
+    if (t->nbytes) memcpy(t->data, data, t->nbytes);
+}
+
+void musae_st_writer_meta(musae_st_writer *w, const char *key, const char *value) {
+    cJSON_DeleteItemFromObjectCaseSensitive(w->meta, key);
+    cJSON_AddStringToObject(w->meta, key, value);
+}
+
+static const char *st_dtype_str(musae_dtype dt) {
+    static const char *s[] = {"F32", "F16", "BF16", "I32", "I64"};
+    return s[dt];
+}
+
+int musae_write_file_atomic(const char *path, const void *data, size_t n) {
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    const uint8_t *p = data;
+    size_t left = n;
+    while (left) {
+        ssize_t k = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return -1;
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    /* make the rename itself durable */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t en) {
+    cJSON *root = cJSON_CreateObject();
+    if (cJSON_GetArraySize(w->meta) > 0) cJSON_AddItemToObject(root, "__metadata__", cJSON_Duplicate(w->meta, 1));
+    size_t off = 0;
+    for (int i = 0; i < w->n; i++) {
+        wtensor *t = &w->t[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "dtype", st_dtype_str(t->dt));
+        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < t->rank; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + t->nbytes)));
+        off += t->nbytes;
+        cJSON_AddItemToObject(root, t->name, e);
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8; /* pad with spaces: data starts 8-aligned */
+    size_t total = 8 + padded + off;
+    uint8_t *buf = musae_xmalloc(total);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, json, hlen);
+    memset(buf + 8 + hlen, ' ', padded - hlen);
+    free(json);
+    size_t pos = 8 + padded;
+    for (int i = 0; i < w->n; i++) {
+        if (w->t[i].nbytes) memcpy(buf + pos, w->t[i].data, w->t[i].nbytes);
+        pos += w->t[i].nbytes;
+    }
+    int rc = musae_write_file_atomic(path, buf, total);
+    free(buf);
+    if (rc) return fail(err, en, "%s: cannot write: %s", path, strerror(errno));
+    return 0;
+}
+
+void musae_st_writer_free(musae_st_writer *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) {
+        free(w->t[i].name);
+        free(w->t[i].data);
+    }
+    free(w->t);
+    cJSON_Delete(w->meta);
+    free(w);
+}
