@@ -1,0 +1,23 @@
+/* CPU reference implementations of kernels/ops.h, one op per file in kernels/cpu/. Declared here so
+ * tests can call a CPU op directly (the reference side of tests/test_ops). */
+#ifndef MUSAE_CPU_OPS_H
+#define MUSAE_CPU_OPS_H
+
+#include "kernels/ops.h"
+
+void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
+                float beta);
+void cpu_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
+void cpu_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
+void cpu_gelu(float *out, const float *x, int64_t n);
+void cpu_gelu_tanh(float *out, const float *x, int64_t n);
+void cpu_relu(float *out, const float *x, int64_t n);
+void cpu_add(float *out, const float *a, const float *b, int64_t n);
+void cpu_mul(float *out, const float *a, const float *b, int64_t n);
+void cpu_embedding(float *out, const float *table, int64_t rows, int64_t dim, const int64_t *ids, int64_t n,
+                   int accumulate);
+void cpu_attention(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
+
+#endif /* MUSAE_CPU_OPS_H */

@@ -1,0 +1,69 @@
+/* The compute ops every model is written against. Model code never branches on the backend: it calls
+ * ops->layernorm(...). The CPU table (kernels/cpu/, OpenBLAS + OpenMP, fp32) is the reference; the CUDA
+ * table (kernels/cuda/) has the same signatures and must agree op by op (tests/test_ops).
+ *
+ * Conventions: row-major, fp32 on this interface; pointers are on the table's device; `out` may alias the
+ * first input for elementwise ops (stated per op). Sizes are int64 (B*T*D overflows int). */
+#ifndef MUSAE_OPS_H
+#define MUSAE_OPS_H
+
+#include <stdint.h>
+
+#include "host/core/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Scaled dot-product attention over one or more heads with strided rows:
+ *   q[b, i, h, :] = q + b*q_sb + i*q_st + h*dh      (likewise k, v, out; heads are contiguous in a row)
+ *   score[i, j]   = scale * <q_i, k_j> + bias[h, i, j] (if bias) ; masked entries get -FLT_MAX added, as
+ *                   HF's additive finfo.min masks do, so a fully masked row becomes a uniform softmax.
+ *   masks: causal (key j visible to query i iff j <= i + q_pos0, with q_pos0 the absolute position of query 0
+ *          and keys indexed from absolute position 0), and key_mask[b*tk + j] == 0 hides key j.
+ *   out[b, i, h, :] = softmax_j(score) · v */
+typedef struct {
+    int64_t batch, heads, tq, tk, dh;
+    int64_t q_sb, q_st, k_sb, k_st, v_sb, v_st, o_sb, o_st;
+    float scale;
+    int causal;
+    int64_t q_pos0;
+    const float *bias;     /* [heads, tq, bias_tk] or NULL (T5 relative position bias) */
+    int64_t bias_tk;       /* row stride of bias (>= tk) */
+    const float *key_mask; /* [batch, tk] with 1 = attend, 0 = masked; or NULL */
+} musae_attn_params;
+
+typedef struct musae_ops {
+    const char *name;
+    musae_device device;
+
+    /* C[M,N] = alpha * op(A) op(B) + beta * C, op(X) = X or Xᵀ; leading dimensions as BLAS (row-major). */
+    void (*gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+    /* nn.Linear: y[M,N] = x[M,K] · w[N,K]ᵀ + bias[N] (bias may be NULL); beta=1 accumulates into y. */
+    void (*linear)(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
+                   float beta);
+    /* out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * w + b  (biased variance; out may alias x) */
+    void (*layernorm)(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
+    /* out[r,:] = x[r,:] / sqrt(mean(x²) + eps) * w   (T5; out may alias x) */
+    void (*rmsnorm)(float *out, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
+    /* elementwise, out may alias x: exact erf GELU, tanh GELU ("gelu_new"), ReLU */
+    void (*gelu)(float *out, const float *x, int64_t n);
+    void (*gelu_tanh)(float *out, const float *x, int64_t n);
+    void (*relu)(float *out, const float *x, int64_t n);
+    /* out = a + b, out = a * b (out may alias a or b) */
+    void (*add)(float *out, const float *a, const float *b, int64_t n);
+    void (*mul)(float *out, const float *a, const float *b, int64_t n);
+    /* out[r,:] (+)= table[ids[r], :] for r < n; accumulate=0 overwrites. ids checked against rows. */
+    void (*embedding)(float *out, const float *table, int64_t rows, int64_t dim, const int64_t *ids, int64_t n,
+                      int accumulate);
+    void (*attention)(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
+} musae_ops;
+
+/* The CPU reference table (always present). */
+const musae_ops *musae_ops_cpu(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_OPS_H */
