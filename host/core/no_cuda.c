@@ -1,0 +1,11 @@
+/* The CPU-only build's answer to GPU discovery (kernels/cuda/cuda_device.cu replaces it when CUDA is on). */
+#ifndef MUSAE_CUDA
+#include <stdio.h>
+
+#include "kernels/cuda/cuda_device.h"
+
+int musae_cuda_device_count(char *why, int n) {
+    if (why) snprintf(why, (size_t)n, "musae was built without CUDA (configure with -DMUSAE_CUDA=ON)");
+    return 0;
+}
+#endif

@@ -1,0 +1,16 @@
+#include <stdio.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_device.h"
+
+int musae_cuda_device_count(char *why, int n) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        if (why) snprintf(why, (size_t)n, "no usable CUDA device: %s", cudaGetErrorString(e));
+        cudaGetLastError(); /* clear the sticky error so later queries start clean */
+        return 0;
+    }
+    if (count == 0 && why) snprintf(why, (size_t)n, "no CUDA device present");
+    return count;
+}

@@ -1,0 +1,17 @@
+/* GPU discovery for the CLI's --device flag and for tests that must skip without a GPU. Compiled in every
+ * configuration: without CUDA it reports no device. */
+#ifndef MUSAE_CUDA_DEVICE_H
+#define MUSAE_CUDA_DEVICE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of usable CUDA devices (0 when built without CUDA, or when the driver has none); `why` (may be
+ * NULL) receives the reason when 0. */
+int musae_cuda_device_count(char *why, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_CUDA_DEVICE_H */

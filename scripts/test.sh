@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what musae needs, builds every configuration and runs every test:
+#   (a) CPU Release            -> all tests (labels cpu, mpi, slow)
+#   (b) ASan + UBSan           -> all tests again
+#   (c) CUDA (archs 80;90)     -> compile and link; GPU tests run where a GPU exists, else skip with a reason
+#   (d) libFuzzer targets      -> bounded runs under ASan (MUSAE_FUZZ_SECONDS, default 60 each)
+# Usage: scripts/test.sh [--quick]   (--quick: only (a))
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+bash scripts/install-deps.sh
+jobs=$(nproc)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+# OpenMPI refuses to run as root and to oversubscribe 2 cores unless told; tests use -np 2.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
+
+section() { echo; echo "==== $* ($(date +%T))"; }
+status=0
+run_ctest() { # dir, extra args...
+  local dir=$1; shift
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@" || status=1
+}
+
+section "(a) CPU Release build + tests"
+cmake -S . -B build/ci-cpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMUSAE_CUDA=OFF >build/ci-cpu.log 2>&1 \
+  || { cat build/ci-cpu.log; exit 1; }
+grep -E '^-- musae:' build/ci-cpu.log || true
+cmake --build build/ci-cpu -j "$jobs"
+run_ctest build/ci-cpu -LE fuzz
+
+if [ $quick = 0 ]; then
+  section "(b) ASan + UBSan build + tests"
+  cmake -S . -B build/ci-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMUSAE_CUDA=OFF \
+        -DMUSAE_SANITIZE=address,undefined >build/ci-asan.log 2>&1 || { cat build/ci-asan.log; exit 1; }
+  cmake --build build/ci-asan -j "$jobs"
+  run_ctest build/ci-asan -LE fuzz
+
+  section "(c) CUDA build (compile + link; GPU tests skip without a GPU)"
+  if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+    cmake -S . -B build/ci-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DMUSAE_CUDA=ON >build/ci-cuda.log 2>&1 \
+      || { cat build/ci-cuda.log; exit 1; }
+    grep -E '^-- musae:' build/ci-cuda.log || true
+    cmake --build build/ci-cuda -j "$jobs"
+    run_ctest build/ci-cuda -L gpu
+  else
+    echo "SKIPPED: no CUDA toolkit (nvcc) on this machine"
+  fi
+
+  if [ -x scripts/fuzz.sh ]; then
+    section "(d) fuzzing (libFuzzer + ASan, bounded)"
+    bash scripts/fuzz.sh || status=1
+  fi
+fi
+
+section "done"
+if [ $status -ne 0 ]; then echo "FAILED: see the test output above"; exit 1; fi
+echo "all configurations built and all tests passed"

@@ -1,0 +1,4 @@
+# GPU tests: built only in the CUDA configuration; each skips (exit 77, with the reason) without a device.
+if(MUSAE_HAVE_CUDA)
+  musae_add_test(test_philox_gpu SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_philox_gpu.cu LABELS gpu)
+endif()
