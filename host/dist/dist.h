@@ -1,0 +1,45 @@
+/* One collective interface for multi-process runs, launched by the ordinary mpirun / srun.
+ *
+ * Without MPI in the build, or when the process was not started by a launcher, everything is a single
+ * rank and every collective is a copy or a no-op, so callers never branch on "distributed or not".
+ * CPU buffers go through MPI. GPU buffers go through NCCL (host/dist/nccl.cu): the NCCL unique id is
+ * broadcast over MPI, and the comm runs on its own stream. MPI_CHECK names the failing call, the rank
+ * and MPI's error string. Counts are always elements, never bytes (llm.c's zero.cuh confused the two). */
+#ifndef MUSAE_DIST_H
+#define MUSAE_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { MUSAE_DIST_SUM = 0, MUSAE_DIST_MAX = 1, MUSAE_DIST_MIN = 2 } musae_dist_op;
+
+typedef struct {
+    int rank, world;           /* global */
+    int local_rank, local_world; /* on this node: picks the GPU */
+    int mpi;                   /* 1 when MPI was initialised by us */
+    const char *launcher;      /* "mpirun", "srun" or "none" */
+} musae_dist;
+
+/* Initialises MPI when the process was started by mpirun/srun (and MPI is built in), else single rank.
+ * Sets the rank shown in log and error messages. */
+void musae_dist_init(musae_dist *d, int *argc, char ***argv);
+void musae_dist_finalize(musae_dist *d);
+
+/* In-place all-reduce of CPU buffers (n elements). */
+void musae_dist_allreduce_f32(const musae_dist *d, float *buf, size_t n, musae_dist_op op);
+void musae_dist_allreduce_f64(const musae_dist *d, double *buf, size_t n, musae_dist_op op);
+void musae_dist_allreduce_i64(const musae_dist *d, int64_t *buf, size_t n, musae_dist_op op);
+/* recv[r * n + i] = send of rank r [i]: `n` elements of `elem` bytes each per rank. */
+void musae_dist_allgather(const musae_dist *d, const void *send, void *recv, size_t n, size_t elem);
+/* bytes from root to everyone */
+void musae_dist_broadcast(const musae_dist *d, void *buf, size_t bytes, int root);
+void musae_dist_barrier(const musae_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_DIST_H */
