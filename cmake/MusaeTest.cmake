@@ -28,5 +28,5 @@ function(musae_add_test name)
     set(T_TIMEOUT 300)
   endif()
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77
-    ENVIRONMENT "MUSAE_FIXTURES=${CMAKE_SOURCE_DIR}/tests/fixtures;MUSAE_BIN=$<TARGET_FILE:musae>;MUSAE_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+    ENVIRONMENT "MUSAE_FIXTURES=${CMAKE_SOURCE_DIR}/tests/fixtures;MUSAE_BIN=$<TARGET_FILE:musae>;MUSAE_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
 endfunction()
