@@ -37,6 +37,15 @@ typedef struct musae_ops {
     const char *name;
     musae_device device;
 
+    /* Memory on the table's device. Model code allocates every buffer through these, so the same code
+     * runs on any backend; upload/download copy from/to host memory; sync waits for queued work. */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* device to device */
+    void (*sync)(void);
+
     /* C[M,N] = alpha * op(A) op(B) + beta * C, op(X) = X or Xᵀ; leading dimensions as BLAS (row-major). */
     void (*gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

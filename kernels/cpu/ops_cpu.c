@@ -1,8 +1,28 @@
+#include <string.h>
+
 #include "kernels/cpu/cpu_ops.h"
+
+/* On the CPU "device" memory is host memory: 64-byte aligned for the vector loops. */
+static void *cpu_alloc(size_t bytes) {
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    if (!p) musae_fail("out of memory allocating %zu bytes", bytes);
+    return p;
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+static void cpu_sync(void) {}
 
 static const musae_ops k_cpu = {
     .name = "cpu",
     .device = MUSAE_DEVICE_CPU,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
     .gemm = cpu_gemm,
     .linear = cpu_linear,
     .layernorm = cpu_layernorm,
