@@ -1,0 +1,154 @@
+/* musae synth_acts — a store of synthetic activations with planted ground truth, for testing SAE training:
+ * G random unit directions in d dimensions; each row is a non-negative combination of k_true distinct
+ * directions drawn with power-law frequencies (p_g ∝ (g+1)^-a), coefficients uniform in [0.5, 1.5), plus
+ * Gaussian noise of norm ~`noise`. The directions are stored in /truth/directions [G, d] (f32). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/philox.h"
+#include "host/core/progress.h"
+#include "host/io/store.h"
+
+const char verb_synth_acts_summary[] = "write a store of synthetic activations with planted sparse directions";
+
+#define STREAM_DIRS 0x7D1Eull
+#define STREAM_ROWS 0x7A05ull /* | layer << 32 */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: musae synth_acts -o FILE [options]\n\n"
+            "  --d D              dimension (default 256)\n"
+            "  --concepts G       planted directions (default 1024)\n"
+            "  --k-true K         directions per row (default 8)\n"
+            "  --rows N           rows (default 300000)\n"
+            "  --clip-frames F    rows per clip (default 256)\n"
+            "  --layers L,..      layers to write, each with its own rows (default 0)\n"
+            "  --freq-exponent A  power law of direction frequencies (default 0.5)\n"
+            "  --noise S          noise norm per row (default 0.05)\n"
+            "  --dtype f16|f32    (default f16)\n"
+            "  --nan-rows N       plant N rows holding a NaN (for testing bad input; default 0)\n"
+            "  --seed S           (default 0)\n");
+}
+
+static double gauss(uint64_t seed, uint64_t stream, uint64_t ctr) {
+    musae_u32x4 r = musae_philox(seed, stream, ctr);
+    double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+int verb_synth_acts(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *out = NULL;
+    int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0;
+    int64_t rows = 300000;
+    double a = 0.5, noise = 0.05;
+    uint64_t seed = 0;
+    musae_store_spec spec = {0};
+    spec.model = "synthetic";
+    spec.frame_rate = 50;
+    spec.dtype = MUSAE_F16;
+    spec.dtype_source = "f32";
+    spec.n_layers = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) musae_fail("%s needs a value", k);
+        if (!strcmp(k, "-o")) out = v;
+        else if (!strcmp(k, "--d")) d = (int)cli_int(k, v, 1, 1 << 16);
+        else if (!strcmp(k, "--concepts")) G = (int)cli_int(k, v, 1, 1 << 20);
+        else if (!strcmp(k, "--k-true")) kt = (int)cli_int(k, v, 1, 1024);
+        else if (!strcmp(k, "--rows")) rows = cli_int(k, v, 1, INT32_MAX);
+        else if (!strcmp(k, "--clip-frames")) clip = (int)cli_int(k, v, 1, 1 << 24);
+        else if (!strcmp(k, "--layers")) spec.n_layers = cli_int_list(k, v, spec.layers, MUSAE_STORE_MAX_LAYERS, 0, 1000);
+        else if (!strcmp(k, "--freq-exponent")) a = cli_double(k, v, 0, 10);
+        else if (!strcmp(k, "--noise")) noise = cli_double(k, v, 0, 1e6);
+        else if (!strcmp(k, "--nan-rows")) nan_rows = (int)cli_int(k, v, 0, INT32_MAX);
+        else if (!strcmp(k, "--seed")) seed = (uint64_t)cli_int(k, v, 0, INT64_MAX);
+        else if (!strcmp(k, "--dtype")) {
+            if (!strcmp(v, "f16")) spec.dtype = MUSAE_F16;
+            else if (!strcmp(v, "f32")) spec.dtype = MUSAE_F32;
+            else musae_fail("--dtype: expected f16 or f32, got '%s'", v);
+        } else musae_fail("synth_acts: unknown option '%s' (musae synth_acts --help)", k);
+        i++;
+    }
+    if (!out) {
+        usage(stderr);
+        musae_fail("synth_acts: -o is required");
+    }
+    if (kt > G) musae_fail("--k-true %d exceeds --concepts %d", kt, G);
+    spec.d_model = d;
+
+    float *dirs = musae_xmalloc(sizeof(float) * (size_t)G * (size_t)d);
+    for (int g = 0; g < G; g++) {
+        double nn = 0;
+        for (int j = 0; j < d; j++) {
+            double x = gauss(seed, STREAM_DIRS, (uint64_t)g * (uint64_t)d + (uint64_t)j);
+            dirs[(size_t)g * d + j] = (float)x;
+            nn += x * x;
+        }
+        for (int j = 0; j < d; j++) dirs[(size_t)g * d + j] = (float)(dirs[(size_t)g * d + j] / sqrt(nn));
+    }
+    double *cdf = musae_xmalloc(sizeof(double) * (size_t)G);
+    double acc = 0;
+    for (int g = 0; g < G; g++) cdf[g] = acc += pow((double)(g + 1), -a);
+    for (int g = 0; g < G; g++) cdf[g] /= acc;
+
+    musae_store_writer *w = musae_store_create(out, &spec);
+    int64_t shape[2] = {G, d};
+    musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
+    float *buf[MUSAE_STORE_MAX_LAYERS];
+    for (int l = 0; l < spec.n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)clip * (size_t)d);
+    musae_progress pr;
+    musae_progress_init(&pr, "synth_acts", "rows", rows);
+    for (int64_t r0 = 0, c = 0; r0 < rows; r0 += clip, c++) {
+        const int64_t nr = r0 + clip <= rows ? clip : rows - r0;
+        for (int l = 0; l < spec.n_layers; l++) {
+            const uint64_t stream = STREAM_ROWS | ((uint64_t)spec.layers[l] << 32);
+#pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < nr; r++) {
+                const uint64_t row = (uint64_t)(r0 + r), base = row * 4096;
+                float *x = buf[l] + r * d;
+                int picked[1024], n = 0;
+                uint64_t ctr = base;
+                while (n < kt) { /* distinct directions, drawn by frequency */
+                    musae_u32x4 u = musae_philox(seed, stream, ctr++);
+                    double p = musae_u32_to_unit(u.v[0]);
+                    int lo = 0, hi = G - 1;
+                    while (lo < hi) {
+                        int mid = (lo + hi) / 2;
+                        if (cdf[mid] > p) hi = mid;
+                        else lo = mid + 1;
+                    }
+                    int dup = 0;
+                    for (int q = 0; q < n; q++) dup |= picked[q] == lo;
+                    if (!dup) picked[n++] = lo;
+                }
+                for (int j = 0; j < d; j++)
+                    x[j] = (float)(noise / sqrt((double)d) * gauss(seed, stream, base + 2048 + (uint64_t)j));
+                for (int q = 0; q < kt; q++) {
+                    float coef = 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
+                    for (int j = 0; j < d; j++) x[j] += coef * dirs[(size_t)picked[q] * d + j];
+                }
+                for (int i = 0; i < nan_rows; i++) /* evenly spread */
+                    if ((int64_t)((i + 0.5) * (double)rows / nan_rows) == (int64_t)row) x[0] = NAN;
+            }
+        }
+        char path[64];
+        snprintf(path, sizeof path, "synthetic/clip%06lld", (long long)c);
+        musae_store_add_clip(w, path, nr, (const float *const *)buf);
+        musae_progress_add(&pr, nr, NULL);
+    }
+    musae_progress_finish(&pr, NULL);
+    musae_store_close_writer(w, 1);
+    LOG_INFO("%s: %lld rows of d=%d, %d planted directions, k_true=%d", out, (long long)rows, d, G, kt);
+    for (int l = 0; l < spec.n_layers; l++) free(buf[l]);
+    free(dirs);
+    free(cdf);
+    return 0;
+}

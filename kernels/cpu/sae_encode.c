@@ -1,0 +1,162 @@
+/* SAE encoder: GEMM + bias + ReLU + per-row top-k (and the dead-latent top-k_aux for AuxK), fused by tiles.
+ *
+ * Each thread owns a block of R rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
+ * makes the [R, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
+ * into that row's min-heap of the best k. Most values fall below the heap's minimum after the first tiles,
+ * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it. */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "host/core/check.h"
+#include "kernels/sae_ops.h"
+
+enum { TILE_M = 512, ROWS_MAX = 256 };
+
+/* "a is a worse selection than b": smaller value, or the same value at a higher latent (ties go low). */
+static inline int worse(float av, int32_t ai, float bv, int32_t bi) { return av < bv || (av == bv && ai > bi); }
+
+/* Min-heap of the k best (value, index) pairs seen so far; the root is the worst kept. */
+typedef struct {
+    float *v;
+    int32_t *i;
+    int n, k;
+} heap;
+
+static inline void heap_sift_down(heap *h, int p) {
+    for (;;) {
+        int l = 2 * p + 1, r = l + 1, w = p;
+        if (l < h->n && worse(h->v[l], h->i[l], h->v[w], h->i[w])) w = l;
+        if (r < h->n && worse(h->v[r], h->i[r], h->v[w], h->i[w])) w = r;
+        if (w == p) return;
+        float tv = h->v[p];
+        int32_t ti = h->i[p];
+        h->v[p] = h->v[w];
+        h->i[p] = h->i[w];
+        h->v[w] = tv;
+        h->i[w] = ti;
+        p = w;
+    }
+}
+
+static inline void heap_push(heap *h, float v, int32_t i) {
+    if (h->n < h->k) { /* sift up */
+        int c = h->n++;
+        while (c > 0) {
+            int p = (c - 1) / 2;
+            if (!worse(v, i, h->v[p], h->i[p])) break;
+            h->v[c] = h->v[p];
+            h->i[c] = h->i[p];
+            c = p;
+        }
+        h->v[c] = v;
+        h->i[c] = i;
+    } else if (worse(h->v[0], h->i[0], v, i)) {
+        h->v[0] = v;
+        h->i[0] = i;
+        heap_sift_down(h, 0);
+    }
+}
+
+/* Heap contents sorted best first (insertion sort: k is small and the heap is nearly ordered). */
+static void heap_sort_desc(heap *h) {
+    for (int a = 1; a < h->n; a++) {
+        float v = h->v[a];
+        int32_t i = h->i[a];
+        int b = a - 1;
+        while (b >= 0 && worse(h->v[b], h->i[b], v, i)) {
+            h->v[b + 1] = h->v[b];
+            h->i[b + 1] = h->i[b];
+            b--;
+        }
+        h->v[b + 1] = v;
+        h->i[b + 1] = i;
+    }
+}
+
+/* Rows were written at n*k with cnt[n] entries; pack them into CSR order (entries only move left). */
+static void compact(sae_codes *c, const int32_t *cnt, int64_t N, int k) {
+    int64_t at = 0;
+    c->ptr[0] = 0;
+    for (int64_t n = 0; n < N; n++) {
+        if (at != n * k) {
+            memmove(c->idx + at, c->idx + n * k, sizeof(int32_t) * (size_t)cnt[n]);
+            memmove(c->val + at, c->val + n * k, sizeof(float) * (size_t)cnt[n]);
+        }
+        at += cnt[n];
+        c->ptr[n + 1] = at;
+    }
+    c->n_rows = N;
+}
+
+void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int64_t N, int64_t d, int64_t M, int k,
+                    const uint8_t *dead, int k_aux, sae_codes *codes, sae_codes *aux, float *pre) {
+    MUSAE_ASSERT(k >= 0 && k <= M && k_aux >= 0 && k_aux <= M, "k %d, k_aux %d, M %lld", k, k_aux, (long long)M);
+    MUSAE_ASSERT(codes->cap >= N * k, "codes hold %lld entries, need %lld", (long long)codes->cap, (long long)(N * k));
+    const int use_aux = dead && k_aux > 0;
+    MUSAE_ASSERT(!use_aux || (aux && aux->cap >= N * k_aux), "aux codes too small for N·k_aux");
+    MUSAE_ASSERT(d <= INT32_MAX && M <= INT32_MAX, "d %lld, M %lld", (long long)d, (long long)M);
+    int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)N * 2 + 8), *cnt_aux = cnt + N;
+    /* our OpenMP threads each run their own single-threaded sgemm */
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    const int nt = omp_get_max_threads();
+    int64_t R = (N + nt - 1) / nt;
+    if (R > ROWS_MAX) R = ROWS_MAX;
+    if (R < 1) R = 1;
+    const int64_t n_blocks = (N + R - 1) / R;
+#pragma omp parallel
+    {
+        float *tile = musae_xmalloc(sizeof(float) * (size_t)(R * TILE_M));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            const int64_t r0 = blk * R, nr = r0 + R <= N ? R : N - r0;
+            for (int64_t r = 0; r < nr; r++) cnt[r0 + r] = cnt_aux[r0 + r] = 0;
+            for (int64_t c0 = 0; c0 < M; c0 += TILE_M) {
+                const int64_t nc = c0 + TILE_M <= M ? TILE_M : M - c0;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nc, (int)d, 1.0f, xc + r0 * d,
+                            (int)d, W_enc + c0 * d, (int)d, 0.0f, tile, (int)nc);
+                for (int64_t r = 0; r < nr; r++) {
+                    const int64_t n = r0 + r;
+                    float *t = tile + r * nc;
+                    for (int64_t j = 0; j < nc; j++) {
+                        float z = t[j] + b_enc[c0 + j];
+                        t[j] = z > 0.0f ? z : 0.0f;
+                    }
+                    if (pre) memcpy(pre + n * M + c0, t, sizeof(float) * (size_t)nc);
+                    heap h = {codes->val + n * k, codes->idx + n * k, cnt[n], k};
+                    for (int64_t j = 0; j < nc; j++)
+                        if (t[j] > 0.0f && (h.n < k || t[j] > h.v[0])) heap_push(&h, t[j], (int32_t)(c0 + j));
+                    cnt[n] = h.n;
+                    if (use_aux) {
+                        heap ha = {aux->val + n * k_aux, aux->idx + n * k_aux, cnt_aux[n], k_aux};
+                        for (int64_t j = 0; j < nc; j++)
+                            if (dead[c0 + j] && t[j] > 0.0f && (ha.n < k_aux || t[j] > ha.v[0]))
+                                heap_push(&ha, t[j], (int32_t)(c0 + j));
+                        cnt_aux[n] = ha.n;
+                    }
+                }
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t n = r0 + r;
+                heap h = {codes->val + n * k, codes->idx + n * k, cnt[n], k};
+                heap_sort_desc(&h);
+                if (use_aux) {
+                    heap ha = {aux->val + n * k_aux, aux->idx + n * k_aux, cnt_aux[n], k_aux};
+                    heap_sort_desc(&ha);
+                }
+            }
+        }
+        free(tile);
+    }
+    openblas_set_num_threads(blas_threads);
+    compact(codes, cnt, N, k);
+    if (aux) {
+        if (use_aux) compact(aux, cnt_aux, N, k_aux);
+        else {
+            aux->n_rows = N;
+            memset(aux->ptr, 0, sizeof(int64_t) * (size_t)(N + 1));
+        }
+    }
+    free(cnt);
+}

@@ -1,0 +1,160 @@
+/* The top-k sparse autoencoder: model, trainer, evaluation and checkpoints (CPU; kernels in kernels/sae_ops.h).
+ *
+ *   xc  = s·x − b_dec                       s: one input scale so that E‖s·x‖² = d (stored, folded at save)
+ *   z   = topk(ReLU(W_enc xc + b_enc))      per row, or over the whole batch (batch-top-k)
+ *   x̂   = W_decᵀ z + b_dec
+ *   loss = FVU + α·AuxK,  FVU = Σ‖s·x − x̂‖² / Σ‖s·x − mean‖²  (per batch)
+ *   AuxK: the top-k_aux pre-activations of the latents dead for more than dead_tokens tokens reconstruct the
+ *         residual e = s·x − x̂ (without b_dec), scaled by min(n_dead / k_aux, 1) (Gao et al.; sparsify with
+ *         its #132 fix).
+ * Recipe: W_dec rows unit norm, W_enc = W_dec at init (W_enc is [M, d], so this is "W_enc = W_decᵀ" in the
+ * column convention), b_enc = 0, b_dec = geometric median (or mean) of a sample; Adam(β 0.9/0.999, eps
+ * 6.25e-10), lr 2e-4/√(M/16384), linear warmup, optional linear decay to 0; the gradient parallel to each
+ * decoder row is removed before the step and the rows are renormalized after it.
+ *
+ * A checkpoint folder (ARCHITECTURE.md, contract) holds sae.safetensors + cfg.json in sparsify's layout,
+ * with the weights acting on raw (unscaled) activations: encoder.weight = W_enc, encoder.bias = b_enc/s,
+ * W_dec, b_dec = b_dec/s (so latent values are z/s); musae.json; and state/ with the exact training state. */
+#ifndef MUSAE_SAE_H
+#define MUSAE_SAE_H
+
+#include <stdint.h>
+
+#include "host/io/store.h"
+#include "kernels/sae_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { SAE_BDEC_MEDIAN = 0, SAE_BDEC_MEAN = 1, SAE_BDEC_ZERO = 2 } sae_bdec_init;
+
+typedef struct {
+    int d, M, k;
+    int batch_topk;         /* select the top N·k of the batch instead of k per row */
+    int k_aux;              /* AuxK latents per row; default d/2 */
+    float auxk_alpha;       /* 1/32; 0 disables AuxK */
+    int64_t dead_tokens;    /* a latent is dead after this many tokens without firing (10M) */
+    float lr;               /* 0: 2e-4 / sqrt(M / 16384) */
+    int64_t warmup_steps;   /* linear warmup: lr·min(1, (t+1)/warmup) at step t (0-based) */
+    int64_t total_steps;    /* for the decay schedule */
+    double decay_frac;      /* > 0: linear decay to 0 over the last decay_frac of total_steps */
+    float beta1, beta2, eps;
+    uint64_t seed;          /* W_dec init */
+    sae_bdec_init bdec_init;
+} sae_config;
+
+void sae_config_defaults(sae_config *c, int d, int M, int k);
+float sae_lr_at(const sae_config *c, int64_t step);
+
+/* Parameters, one allocation: W_enc [M, d], b_enc [M], W_dec [M, d], b_dec [d]. */
+typedef struct {
+    int64_t d, M;
+    float *W_enc, *b_enc, *W_dec, *b_dec;
+    float *base;
+} sae_params;
+
+void sae_params_alloc(sae_params *p, int64_t d, int64_t M);
+void sae_params_free(sae_params *p);
+int64_t sae_params_numel(int64_t d, int64_t M);
+
+typedef struct {
+    double loss, fvu, auxk, l0, dead_frac;
+} sae_step_stats;
+
+typedef struct {
+    sae_config cfg;
+    sae_params p, g, m, v;     /* weights, gradients, Adam moments */
+    int64_t *since_fired;      /* [M] tokens since each latent last fired */
+    int64_t step, tokens;
+    float scale;               /* s */
+    double threshold;          /* batch-top-k: EMA of the smallest selected activation (for inference) */
+    /* per-batch buffers for up to `batch` rows */
+    int64_t batch;
+    float *x, *xc, *xhat, *ehat, *g_xhat, *g_ehat; /* [batch, d] */
+    float *pre;                /* [batch, M], batch-top-k only */
+    uint8_t *dead;
+    sae_codes codes, aux;
+    void *scratch;
+} sae_trainer;
+
+void sae_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch);
+void sae_trainer_free(sae_trainer *t);
+/* Input scale, W_dec/W_enc init from cfg.seed (Philox), b_dec from the sample (raw rows [n, d]). */
+void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n);
+/* One step on raw rows x [n, d] (n <= batch): forward, loss, sparse backward, Adam, decoder constraint. */
+void sae_trainer_step(sae_trainer *t, const float *x, int64_t n, sae_step_stats *out);
+
+/* Weiszfeld's geometric median of rows x [n, d] into out [d] (starting from the mean; at most max_iter
+ * iterations, stops when the step is below tol·‖median‖). */
+void sae_geometric_median(const float *x, int64_t n, int64_t d, int max_iter, double tol, float *out);
+
+/* ---- an SAE for inference (weights on raw activations, as saved) ------------------------------------------ */
+typedef struct {
+    int d, M, k, batch_topk;
+    sae_params p;
+    int layer;              /* -1 when unknown (a sparsify-saved SAE) */
+    char model[256];
+    float scale;            /* informational: the training scale s (already folded) */
+    double threshold;
+    int has_split;          /* musae.json named the held-out split it was trained with: */
+    double val_fraction;
+    uint64_t split_seed;
+} sae_model;
+
+/* Folds the trainer's scale into inference weights (copies). */
+void sae_model_from_trainer(sae_model *m, const sae_trainer *t, int layer, const char *model);
+void sae_model_free(sae_model *m);
+/* Encodes raw rows x [n, d] into codes (cap >= n·k; batch-top-k selects n·k over these rows). */
+void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc_scratch,
+                      float *pre_scratch);
+
+/* ---- evaluation ------------------------------------------------------------------------------------------- */
+typedef struct {
+    int64_t n;                 /* rows */
+    double sq_err;             /* Σ‖x − x̂‖² */
+    double *sum, *sum_sq;      /* [d] Σx, Σx² per dimension */
+    double nnz;                /* Σ L0 */
+    double cos;                /* Σ cos(x, x̂) */
+    int64_t *fired;            /* [M] rows where each latent was active */
+    int d, M;
+} sae_eval_acc;
+
+void sae_eval_init(sae_eval_acc *a, int d, int M);
+void sae_eval_free(sae_eval_acc *a);
+/* Encodes and decodes a batch of raw rows and accumulates the metrics. */
+void sae_eval_batch(sae_eval_acc *a, const sae_model *m, const float *x, int64_t n);
+typedef struct {
+    int64_t tokens;
+    double fvu, mse, l0, cos, dead_frac;
+    double recovered;          /* planted-concept stores: fraction of true directions found; -1 otherwise */
+} sae_eval_result;
+sae_eval_result sae_eval_finish(const sae_eval_acc *a);
+/* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
+double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G, double thr);
+
+/* ---- checkpoints ------------------------------------------------------------------------------------------ */
+typedef struct {
+    int layer;
+    char model[256];
+    char acts[4096];        /* the store trained on */
+    double val_fraction;
+    uint64_t split_seed, data_seed;
+    int has_eval;
+    sae_eval_result eval;
+} sae_meta;
+
+/* Writes sae.safetensors, cfg.json and musae.json into dir (created), each atomically. */
+void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const sae_meta *meta);
+/* Loads a checkpoint folder (musae's or sparsify's); NULL-free: returns 0, or -1 with a reason in err. */
+int sae_load(const char *dir, sae_model *m, char *err, size_t errlen);
+/* The exact training state: weights, moments, counters and a JSON blob (the run's own) in one file,
+ * written atomically. */
+void sae_state_save(const char *path, const sae_trainer *t, const char *run_json);
+/* Loads into an initialized trainer with the same config; returns the malloc'd run JSON. */
+char *sae_state_load(const char *path, sae_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_SAE_H */

@@ -1,0 +1,472 @@
+/* `musae train` as a library call: the grid, the stream, metrics, exact-resume state, evaluation, checkpoints
+ * (sae/train.h). */
+#include "sae/train.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/progress.h"
+#include "host/io/safetensors.h"
+
+void sae_train_opts_defaults(sae_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    sae_config_defaults(&o->recipe, 0, 0, 0);
+    o->recipe.k_aux = -1;
+    o->tokens = 100000000;
+    o->batch = 4096;
+    o->val_fraction = 0.05;
+    o->shuffle_rows = 131072;
+    o->init_rows = 32768;
+    o->save_every = 1000;
+    o->log_every = 50;
+    o->eval_tokens = 1 << 20;
+}
+
+typedef struct {
+    char name[64];
+    char dir[4200];
+    int layer, li, k, exp;
+    sae_trainer t;
+    sae_step_stats acc;
+    int64_t acc_n;
+} grid_sae;
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) { g_stop = sig; }
+
+static void mkdirs(const char *dir) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) musae_fail("%s: cannot create: %s", tmp, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = musae_xmalloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+static double jnum(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) musae_fail("resume state: field %s missing", key);
+    return v->valuedouble;
+}
+
+static cJSON *pos_json(musae_stream_pos p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", (double)p.epoch);
+    cJSON_AddNumberToObject(o, "window", (double)p.window);
+    cJSON_AddNumberToObject(o, "offset", (double)p.offset);
+    cJSON_AddNumberToObject(o, "delivered", (double)p.delivered);
+    cJSON_AddNumberToObject(o, "skipped", (double)p.skipped);
+    return o;
+}
+
+static musae_stream_pos pos_from_json(const cJSON *o) {
+    musae_stream_pos p = {(int64_t)jnum(o, "epoch"), (int64_t)jnum(o, "window"), (int64_t)jnum(o, "offset"),
+                          (int64_t)jnum(o, "delivered"), (int64_t)jnum(o, "skipped")};
+    return p;
+}
+
+static void state_path(char *buf, size_t n, const grid_sae *g, int64_t step) {
+    snprintf(buf, n, "%s/state/step%" PRId64 ".safetensors", g->dir, step);
+}
+
+/* Everything a resumed run must agree on. */
+static cJSON *run_identity(const sae_train_opts *o, const musae_store_info *in) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "acts", o->acts);
+    cJSON_AddNumberToObject(j, "store_rows", (double)in->n_rows);
+    cJSON_AddNumberToObject(j, "tokens", (double)o->tokens);
+    cJSON_AddNumberToObject(j, "batch", (double)o->batch);
+    cJSON_AddNumberToObject(j, "shuffle_rows", (double)o->shuffle_rows);
+    cJSON_AddNumberToObject(j, "val_fraction", o->val_fraction);
+    cJSON_AddNumberToObject(j, "data_seed", (double)o->data_seed);
+    cJSON_AddNumberToObject(j, "split_seed", (double)o->split_seed);
+    cJSON_AddNumberToObject(j, "skip_nonfinite", o->skip_nonfinite);
+    return j;
+}
+
+static void save_state(grid_sae *g, int n, const char *out, musae_stream_pos pos, const sae_train_opts *o,
+                       const musae_store_info *in, int64_t prev_step) {
+    const int64_t step = g[0].t.step;
+    char path[4400];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/state", g[i].dir);
+        mkdirs(path);
+        state_path(path, sizeof path, &g[i], step);
+        sae_state_save(path, &g[i].t, NULL);
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddItemToObject(j, "stream", pos_json(pos));
+    cJSON_AddItemToObject(j, "identity", run_identity(o, in));
+    cJSON *names = cJSON_AddArrayToObject(j, "saes");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(names, cJSON_CreateString(g[i].name));
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/state", out);
+    mkdirs(path);
+    snprintf(path, sizeof path, "%s/state/run.json", out);
+    if (musae_write_file_atomic(path, s, strlen(s))) musae_fail("%s: cannot write: %s", path, strerror(errno));
+    free(s);
+    if (prev_step >= 0 && prev_step != step)
+        for (int i = 0; i < n; i++) {
+            state_path(path, sizeof path, &g[i], prev_step);
+            unlink(path);
+        }
+}
+
+static void remove_state(grid_sae *g, int n, const char *out, int64_t step) {
+    char path[4400];
+    for (int i = 0; i < n; i++) {
+        state_path(path, sizeof path, &g[i], step);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/state/run.json", out);
+    unlink(path);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/state", g[i].dir);
+        rmdir(path);
+    }
+    snprintf(path, sizeof path, "%s/state", out);
+    rmdir(path);
+}
+
+/* Keeps the metric lines of steps <= step (a killed run may have logged past its last state). */
+static void truncate_metrics(const char *path, int64_t step) {
+    char *s = slurp(path);
+    if (!s) return;
+    size_t cap = strlen(s) + 1, at = 0;
+    char *out = musae_xmalloc(cap);
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
+        if (cJSON_IsNumber(st) && st->valuedouble <= (double)step) at += (size_t)sprintf(out + at, "%s\n", line);
+        cJSON_Delete(j);
+    }
+    if (musae_write_file_atomic(path, out, at)) musae_fail("%s: cannot write: %s", path, strerror(errno));
+    free(out);
+    free(s);
+}
+
+static void eval_many(sae_model *models, sae_eval_acc *acc, const int *li, int n_models, musae_store *s,
+                      const int *layers, int n_layers, musae_split split, double val_fraction, uint64_t split_seed,
+                      int64_t max_tokens, int64_t batch, int skip_nonfinite) {
+    const int d = musae_store_get_info(s)->d_model;
+    musae_stream_opts so = {0};
+    so.split = split;
+    so.val_fraction = val_fraction;
+    so.split_seed = split_seed;
+    so.shuffle = 0;
+    so.window_rows = batch * 4;
+    so.loop = 0;
+    so.n_layers = n_layers;
+    memcpy(so.layers, layers, sizeof(int) * (size_t)n_layers);
+    so.skip_nonfinite = skip_nonfinite;
+    musae_stream *st = musae_stream_open(s, &so);
+    float *buf[MUSAE_STORE_MAX_LAYERS];
+    for (int l = 0; l < n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)(batch * d));
+    for (int i = 0; i < n_models; i++) sae_eval_init(&acc[i], d, models[i].M);
+    int64_t done = 0;
+    musae_progress pr;
+    int64_t total = musae_stream_split_rows(st);
+    if (max_tokens > 0 && max_tokens < total) total = max_tokens;
+    musae_progress_init(&pr, "evaluate", "tok", total);
+    while (max_tokens <= 0 || done < max_tokens) {
+        int64_t want = batch;
+        if (max_tokens > 0 && max_tokens - done < want) want = max_tokens - done;
+        int64_t got = musae_stream_next(st, want, buf);
+        if (got == 0) break;
+        for (int i = 0; i < n_models; i++) sae_eval_batch(&acc[i], &models[i], buf[li[i]], got);
+        done += got;
+        musae_progress_add(&pr, got, NULL);
+        if (got < want) break;
+    }
+    musae_progress_finish(&pr, NULL);
+    musae_stream_close(st);
+    for (int l = 0; l < n_layers; l++) free(buf[l]);
+}
+
+static void fill_recovered(sae_eval_result *r, const sae_model *m, musae_store *s) {
+    int rank = 0;
+    int64_t shape[4];
+    float *truth = musae_store_get_f32(s, "/truth/directions", &rank, shape);
+    if (!truth) return;
+    if (rank == 2 && shape[1] == m->d) r->recovered = sae_recovered_fraction(m, truth, shape[0], 0.9);
+    else LOG_WARN("/truth/directions is not [G, %d]; concept recovery not reported", m->d);
+    free(truth);
+}
+
+sae_eval_result sae_evaluate_store(const sae_model *m, musae_store *s, int layer, musae_split split,
+                                   double val_fraction, uint64_t split_seed, int64_t max_tokens, int64_t batch,
+                                   int skip_nonfinite) {
+    sae_eval_acc acc;
+    int li = 0;
+    eval_many((sae_model *)m, &acc, &li, 1, s, &layer, 1, split, val_fraction, split_seed, max_tokens, batch,
+              skip_nonfinite);
+    sae_eval_result r = sae_eval_finish(&acc);
+    sae_eval_free(&acc);
+    fill_recovered(&r, m, s);
+    return r;
+}
+
+static void log_metrics(FILE *f, const grid_sae *g, int64_t step, int64_t tokens, float lr, double tok_s) {
+    const double n = (double)g->acc_n;
+    fprintf(f,
+            "{\"sae\":\"%s\",\"layer\":%d,\"k\":%d,\"expansion\":%d,\"step\":%" PRId64 ",\"tokens\":%" PRId64
+            ",\"loss\":%.6g,\"fvu\":%.6g,\"auxk\":%.6g,\"l0\":%.4g,\"dead_frac\":%.6g,\"lr\":%.6g,\"tokens_per_s\":%.1f}\n",
+            g->name, g->layer, g->k, g->exp, step, tokens, g->acc.loss / n, g->acc.fvu / n, g->acc.auxk / n,
+            g->acc.l0 / n, g->acc.dead_frac / n, lr, tok_s);
+}
+
+int sae_train_run(const sae_train_opts *o) {
+    char err[600], path[4400];
+    musae_store *store = musae_store_open(o->acts, err, sizeof err);
+    if (!store) musae_fail("%s", err);
+    const musae_store_info *in = musae_store_get_info(store);
+    const int d = in->d_model;
+    if (o->batch <= 0 || o->tokens <= 0) musae_fail("--batch and --tokens must be positive");
+    for (int l = 0; l < o->n_layers; l++)
+        if (musae_store_layer_index(store, o->layers[l]) < 0)
+            musae_fail("%s: no layer %d in the store (see musae info %s)", o->acts, o->layers[l], o->acts);
+    if (!in->complete) LOG_WARN("%s: the store is not marked complete (a capture still running or killed?)", o->acts);
+
+    /* the grid */
+    const int n = o->n_layers * o->n_exp * o->n_k;
+    MUSAE_ASSERT(n >= 1 && n <= 4096, "grid of %d", n);
+    grid_sae *g = musae_xcalloc((size_t)n, sizeof *g);
+    const int64_t total_steps = (o->tokens + o->batch - 1) / o->batch;
+    int gi = 0;
+    for (int l = 0; l < o->n_layers; l++)
+        for (int e = 0; e < o->n_exp; e++)
+            for (int k = 0; k < o->n_k; k++, gi++) {
+                grid_sae *s = &g[gi];
+                s->layer = o->layers[l];
+                s->li = l;
+                s->k = o->ks[k];
+                s->exp = o->exps[e];
+                snprintf(s->name, sizeof s->name, "layer%d_k%d_x%d", s->layer, s->k, s->exp);
+                if (n == 1) snprintf(s->dir, sizeof s->dir, "%s", o->out);
+                else snprintf(s->dir, sizeof s->dir, "%s/%s", o->out, s->name);
+                sae_config c = o->recipe;
+                c.d = d;
+                c.M = d * s->exp;
+                c.k = s->k;
+                if (c.k > c.M) musae_fail("--k %d exceeds the %d latents of expansion %d", c.k, c.M, s->exp);
+                c.k_aux = o->recipe.k_aux < 0 ? d / 2 : o->recipe.k_aux;
+                if (c.k_aux > c.M) c.k_aux = c.M;
+                c.total_steps = total_steps;
+                sae_trainer_init(&s->t, &c, o->batch);
+            }
+    mkdirs(o->out);
+
+    musae_stream_pos start = {0};
+    snprintf(path, sizeof path, "%s/state/run.json", o->out);
+    char *manifest = slurp(path);
+    if (manifest && !o->resume)
+        musae_fail("%s holds an unfinished run (state/run.json); pass --resume to continue it, or use another -o",
+                   o->out);
+    if (o->resume) {
+        if (!manifest) musae_fail("%s: nothing to resume (no state/run.json)", o->out);
+        cJSON *j = cJSON_Parse(manifest);
+        if (!j) musae_fail("%s: not valid JSON", path);
+        cJSON *want = run_identity(o, in);
+        const cJSON *have = cJSON_GetObjectItemCaseSensitive(j, "identity");
+        if (!have || !cJSON_Compare(want, have, 1)) {
+            char *a = cJSON_PrintUnformatted(want), *b = have ? cJSON_PrintUnformatted(have) : musae_xstrdup("{}");
+            musae_fail("%s: the run being resumed had other data settings:\n  then: %s\n  now:  %s", o->out, b, a);
+        }
+        cJSON_Delete(want);
+        const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "saes");
+        if (cJSON_GetArraySize(names) != n) musae_fail("%s: the run being resumed trained %d SAEs, this one %d", o->out,
+                                                       cJSON_GetArraySize(names), n);
+        for (int i = 0; i < n; i++) {
+            const cJSON *nm = cJSON_GetArrayItem(names, i);
+            if (!cJSON_IsString(nm) || strcmp(nm->valuestring, g[i].name))
+                musae_fail("%s: the run being resumed has another grid (SAE %d was %s, now %s)", o->out, i,
+                           cJSON_IsString(nm) ? nm->valuestring : "?", g[i].name);
+        }
+        const int64_t step = (int64_t)jnum(j, "step");
+        start = pos_from_json(cJSON_GetObjectItemCaseSensitive(j, "stream"));
+        cJSON_Delete(j);
+        for (int i = 0; i < n; i++) {
+            state_path(path, sizeof path, &g[i], step);
+            free(sae_state_load(path, &g[i].t));
+            MUSAE_ASSERT(g[i].t.step == step, "state %s is at step %lld, the manifest says %lld", path,
+                         (long long)g[i].t.step, (long long)step);
+        }
+        snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+        truncate_metrics(path, step);
+        LOG_INFO("resuming %d SAE(s) at step %" PRId64 " (%" PRId64 " tokens)", n, step, g[0].t.tokens);
+    }
+    free(manifest);
+
+    musae_stream_opts so = {0};
+    so.split = MUSAE_SPLIT_TRAIN;
+    so.val_fraction = o->val_fraction;
+    so.split_seed = o->split_seed;
+    so.seed = o->data_seed;
+    so.shuffle = 1;
+    so.window_rows = o->shuffle_rows;
+    so.loop = 1;
+    so.n_layers = o->n_layers;
+    memcpy(so.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    so.skip_nonfinite = o->skip_nonfinite;
+    float *buf[MUSAE_STORE_MAX_LAYERS];
+    const int64_t brows = o->batch > o->init_rows ? o->batch : o->init_rows;
+    for (int l = 0; l < o->n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)(brows * d));
+
+    if (!o->resume) { /* init from the first rows of the same stream: the scale, b_dec */
+        musae_stream *st = musae_stream_open(store, &so);
+        int64_t rows = o->init_rows;
+        if (rows > musae_stream_split_rows(st)) rows = musae_stream_split_rows(st);
+        rows = musae_stream_next(st, rows, buf);
+        musae_stream_close(st);
+        for (int i = 0; i < n; i++) sae_trainer_init_weights(&g[i].t, buf[g[i].li], rows);
+        LOG_INFO("initialized %d SAE(s) from %" PRId64 " rows: input scale %.4g (layer %d)", n, rows, g[0].t.scale,
+                 g[0].layer);
+    }
+
+    so.start = start;
+    musae_stream *st = musae_stream_open(store, &so);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+    FILE *mf = fopen(path, o->resume ? "a" : "w");
+    if (!mf) musae_fail("%s: cannot write: %s", path, strerror(errno));
+
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_stop = 0;
+
+    musae_progress pr;
+    musae_progress_init(&pr, "train", "tok", o->tokens);
+    pr.done = g[0].t.tokens;
+    int64_t last_saved = o->resume ? g[0].t.step : -1;
+    double t_log = musae_now();
+    int64_t tok_log = g[0].t.tokens;
+    int rc = 0;
+    while (g[0].t.step < total_steps) {
+        int64_t want = o->tokens - g[0].t.tokens < o->batch ? o->tokens - g[0].t.tokens : o->batch;
+        int64_t got = musae_stream_next(st, want, buf);
+        MUSAE_ASSERT(got == want, "endless stream returned %lld of %lld rows", (long long)got, (long long)want);
+        for (int i = 0; i < n; i++) {
+            sae_step_stats s;
+            sae_trainer_step(&g[i].t, buf[g[i].li], got, &s);
+            if (!isfinite(s.loss))
+                musae_fail("%s: the loss became %g at step %" PRId64 " (lr too high?)", g[i].name, s.loss, g[i].t.step);
+            g[i].acc.loss += s.loss;
+            g[i].acc.fvu += s.fvu;
+            g[i].acc.auxk += s.auxk;
+            g[i].acc.l0 += s.l0;
+            g[i].acc.dead_frac += s.dead_frac;
+            g[i].acc_n++;
+        }
+        const int64_t step = g[0].t.step, tokens = g[0].t.tokens;
+        char extra[128];
+        snprintf(extra, sizeof extra, "fvu %.4f L0 %.1f dead %.3f", g[0].acc.fvu / g[0].acc_n, g[0].acc.l0 / g[0].acc_n,
+                 g[0].acc.dead_frac / g[0].acc_n);
+        musae_progress_add(&pr, got, extra);
+        if (step % o->log_every == 0 || step == total_steps) {
+            const double now = musae_now(), tok_s = (double)(tokens - tok_log) / fmax(now - t_log, 1e-9);
+            for (int i = 0; i < n; i++) {
+                log_metrics(mf, &g[i], step, tokens, sae_lr_at(&g[i].t.cfg, step - 1), tok_s);
+                memset(&g[i].acc, 0, sizeof g[i].acc);
+                g[i].acc_n = 0;
+            }
+            fflush(mf);
+            t_log = now;
+            tok_log = tokens;
+        }
+        if (g_stop || (o->save_every > 0 && step % o->save_every == 0 && step < total_steps)) {
+            save_state(g, n, o->out, musae_stream_tell(st), o, in, last_saved);
+            last_saved = step;
+            if (g_stop) {
+                musae_progress_finish(&pr, extra);
+                LOG_WARN("interrupted by signal %d at step %" PRId64 "; the state is saved: continue with --resume",
+                         (int)g_stop, step);
+                rc = 130;
+                break;
+            }
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    musae_stream_close(st);
+    if (rc == 0) {
+        musae_progress_finish(&pr, NULL);
+        sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
+        sae_eval_acc *acc = musae_xcalloc((size_t)n, sizeof *acc);
+        int *li = musae_xcalloc((size_t)n, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            sae_model_from_trainer(&models[i], &g[i].t, g[i].layer, in->model);
+            li[i] = g[i].li;
+        }
+        if (o->val_fraction > 0 && o->eval_tokens != 0)
+            eval_many(models, acc, li, n, store, o->layers, o->n_layers, MUSAE_SPLIT_VAL, o->val_fraction,
+                      o->split_seed, o->eval_tokens, o->batch, o->skip_nonfinite);
+        for (int i = 0; i < n; i++) {
+            sae_meta meta = {0};
+            meta.layer = g[i].layer;
+            snprintf(meta.model, sizeof meta.model, "%s", in->model);
+            snprintf(meta.acts, sizeof meta.acts, "%s", o->acts);
+            meta.val_fraction = o->val_fraction;
+            meta.split_seed = o->split_seed;
+            meta.data_seed = o->data_seed;
+            if (o->val_fraction > 0 && o->eval_tokens != 0) {
+                meta.has_eval = 1;
+                meta.eval = sae_eval_finish(&acc[i]);
+                fill_recovered(&meta.eval, &models[i], store);
+                sae_eval_free(&acc[i]);
+                fprintf(mf,
+                        "{\"sae\":\"%s\",\"eval\":{\"split\":\"val\",\"tokens\":%" PRId64
+                        ",\"fvu\":%.6g,\"mse\":%.6g,\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g,\"recovered\":%.6g}}\n",
+                        g[i].name, meta.eval.tokens, meta.eval.fvu, meta.eval.mse, meta.eval.l0, meta.eval.cos,
+                        meta.eval.dead_frac, meta.eval.recovered);
+                LOG_INFO("%s: held-out FVU %.4f, L0 %.1f, never fired %.1f%%%s", g[i].name, meta.eval.fvu, meta.eval.l0,
+                         100 * meta.eval.dead_frac, meta.eval.recovered >= 0 ? "" : "");
+                if (meta.eval.recovered >= 0)
+                    LOG_INFO("%s: recovered %.1f%% of the planted directions (cos > 0.9)", g[i].name,
+                             100 * meta.eval.recovered);
+            }
+            sae_save(g[i].dir, &models[i], &g[i].t, &meta);
+            sae_model_free(&models[i]);
+        }
+        free(models);
+        free(acc);
+        free(li);
+        if (!o->keep_state) remove_state(g, n, o->out, last_saved);
+        LOG_INFO("wrote %d SAE(s) to %s", n, o->out);
+    }
+    fclose(mf);
+    for (int l = 0; l < o->n_layers; l++) free(buf[l]);
+    for (int i = 0; i < n; i++) sae_trainer_free(&g[i].t);
+    free(g);
+    musae_store_close(store);
+    return rc;
+}

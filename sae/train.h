@@ -1,0 +1,45 @@
+/* `musae train`: trains a grid of SAEs (layers × expansions × k) from one shuffled stream of a store, with
+ * JSONL metrics, a progress bar, periodic exact-resume state, a held-out evaluation and final checkpoints.
+ *
+ * Output: one SAE → DIR/{sae.safetensors, cfg.json, musae.json}; a grid → DIR/layer<L>_k<K>_x<E>/...
+ * DIR/metrics.jsonl gets one line per SAE per log interval and one "eval" line per SAE at the end.
+ * Resume state: every SAE's DIR[/name]/state/step<S>.safetensors, then DIR/state/run.json naming step S
+ * and the stream position (written last, atomically: it always names a complete set). */
+#ifndef MUSAE_SAE_TRAIN_H
+#define MUSAE_SAE_TRAIN_H
+
+#include "sae/sae.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAE_GRID_MAX 16
+
+typedef struct {
+    const char *acts, *out;
+    int n_layers, layers[SAE_GRID_MAX];
+    int n_k, ks[SAE_GRID_MAX];
+    int n_exp, exps[SAE_GRID_MAX];
+    int64_t tokens, batch;
+    sae_config recipe;         /* everything but d, M, k; k_aux < 0 means d/2 */
+    double val_fraction;
+    uint64_t split_seed, data_seed;
+    int64_t shuffle_rows, init_rows, save_every, log_every, eval_tokens;
+    int resume, keep_state, skip_nonfinite;
+} sae_train_opts;
+
+void sae_train_opts_defaults(sae_train_opts *o);
+/* Runs to completion (or until SIGINT/SIGTERM, after which it saves the state and returns 130). */
+int sae_train_run(const sae_train_opts *o);
+
+/* Evaluates a model on a split of a store: one pass, at most max_tokens rows (0 = all), batches of `batch`;
+ * fills recovered when the store has /truth/directions. */
+sae_eval_result sae_evaluate_store(const sae_model *m, musae_store *s, int layer, musae_split split,
+                                   double val_fraction, uint64_t split_seed, int64_t max_tokens, int64_t batch,
+                                   int skip_nonfinite);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_SAE_TRAIN_H */
