@@ -196,7 +196,7 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
     const int64_t d = c->d, M = c->M;
     MUSAE_ASSERT(n > 0 && n <= t->batch, "batch of %lld rows (capacity %lld)", (long long)n, (long long)t->batch);
     const float s = t->scale, *b_dec = t->p.b_dec;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * d > 65536)
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < d; j++) {
             float v = x_raw[r * d + j] * s;

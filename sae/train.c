@@ -118,7 +118,11 @@ static void save_state(grid_sae *g, int n, const char *out, musae_stream_pos pos
         snprintf(path, sizeof path, "%s/state", g[i].dir);
         mkdirs(path);
         state_path(path, sizeof path, &g[i], step);
-        sae_state_save(path, &g[i].t, NULL);
+        /* the running metric sums too, so the resumed run logs the same lines */
+        char acc[512];
+        snprintf(acc, sizeof acc, "{\"acc\":[\"%a\",\"%a\",\"%a\",\"%a\",\"%a\"],\"acc_n\":%" PRId64 "}",
+                 g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac, g[i].acc_n);
+        sae_state_save(path, &g[i].t, acc);
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", (double)step);
@@ -315,7 +319,18 @@ int sae_train_run(const sae_train_opts *o) {
         cJSON_Delete(j);
         for (int i = 0; i < n; i++) {
             state_path(path, sizeof path, &g[i], step);
-            free(sae_state_load(path, &g[i].t));
+            char *run = sae_state_load(path, &g[i].t);
+            cJSON *rj = cJSON_Parse(run);
+            const cJSON *acc = cJSON_GetObjectItemCaseSensitive(rj, "acc");
+            double *dst[5] = {&g[i].acc.loss, &g[i].acc.fvu, &g[i].acc.auxk, &g[i].acc.l0, &g[i].acc.dead_frac};
+            for (int q = 0; q < 5; q++) {
+                const cJSON *v = cJSON_GetArrayItem(acc, q);
+                *dst[q] = cJSON_IsString(v) ? strtod(v->valuestring, NULL) : 0.0;
+            }
+            const cJSON *an = cJSON_GetObjectItemCaseSensitive(rj, "acc_n");
+            g[i].acc_n = cJSON_IsNumber(an) ? (int64_t)an->valuedouble : 0;
+            cJSON_Delete(rj);
+            free(run);
             MUSAE_ASSERT(g[i].t.step == step, "state %s is at step %lld, the manifest says %lld", path,
                          (long long)g[i].t.step, (long long)step);
         }

@@ -550,7 +550,15 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     s->mem_type = -1;
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
-    if (H5Fis_hdf5(path) <= 0) FAIL("%s: not an HDF5 file", path);
+    if (H5Fis_hdf5(path) <= 0) {
+        static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+        unsigned char head[8] = {0};
+        FILE *f = fopen(path, "rb");
+        size_t got = f ? fread(head, 1, 8, f) : 0;
+        if (f) fclose(f);
+        if (got == 8 && !memcmp(head, sig, 8)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
+        FAIL("%s: not an HDF5 file", path);
+    }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (s->file < 0) FAIL("%s: HDF5 cannot open it (truncated or corrupt file?)", path);
     if (attr_read_num(s->file, "d_model", H5T_NATIVE_INT, &in->d_model, 1) != 1 || in->d_model <= 0)

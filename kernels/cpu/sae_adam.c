@@ -35,7 +35,7 @@ SAE_VEC static void adam_span(float *restrict p, const float *restrict g, float 
 void sae_cpu_adam(float *p, const float *g, float *m, float *v, int64_t n, const sae_adam_hparams *h) {
     const adam_consts c = consts(h);
     const int64_t span = 4096;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i0 = 0; i0 < n; i0 += span)
         adam_span(p + i0, g + i0, m + i0, v + i0, i0 + span <= n ? span : n - i0, c);
 }
@@ -52,7 +52,7 @@ SAE_VEC static void decoder_row(float *restrict w, float *restrict g, float *res
 
 void sae_cpu_adam_decoder(float *W_dec, float *g, float *m, float *v, int64_t M, int64_t d, const sae_adam_hparams *h) {
     const adam_consts c = consts(h);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * d > 65536)
     for (int64_t i = 0; i < M; i++) decoder_row(W_dec + i * d, g + i * d, m + i * d, v + i * d, d, c);
 }
 
@@ -63,6 +63,6 @@ SAE_VEC static void normalize_row(float *restrict w, int64_t d) {
 }
 
 void sae_cpu_normalize_rows(float *W, int64_t M, int64_t d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * d > 65536)
     for (int64_t i = 0; i < M; i++) normalize_row(W + i * d, d);
 }

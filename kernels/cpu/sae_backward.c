@@ -71,12 +71,12 @@ void sae_cpu_backward(const sae_codes *codes, const sae_codes *aux, const float 
     }
     for (int64_t i = M; i > 0; i--) start[i] = start[i - 1];
     start[0] = 0;
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (nnz * d > 65536)
     for (int64_t i = 0; i < M; i++)
         latent_grads(ents + start[i], start[i + 1] - start[i], N, W_dec + i * d, g_xhat, g_ehat, xc, d,
                      dW_dec + i * d, dW_enc + i * d, &db_enc[i]);
     /* db_dec = Σ_n g_xhat[n] − Σ_i db_enc[i]·W_enc[i], column slices in parallel, rows in order */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * d > 65536)
     for (int64_t j0 = 0; j0 < d; j0 += 64) {
         const int64_t j1 = j0 + 64 < d ? j0 + 64 : d;
         for (int64_t j = j0; j < j1; j++) db_dec[j] = 0.0f;

@@ -17,7 +17,7 @@ SAE_VEC static void decode_row(float *restrict out, const int32_t *idx, const fl
 
 void sae_cpu_decode(const sae_codes *codes, const float *W_dec, const float *b_dec, int64_t d, float *out) {
     const int64_t N = codes->n_rows;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (codes->ptr[N] * d > 65536)
     for (int64_t n = 0; n < N; n++)
         decode_row(out + n * d, codes->idx + codes->ptr[n], codes->val + codes->ptr[n], codes->ptr[n + 1] - codes->ptr[n],
                    W_dec, b_dec, d);

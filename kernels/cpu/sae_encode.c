@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "kernels/cpu/sae_vec.h"
 #include "kernels/sae_ops.h"
 
 enum { TILE_M = 512, ROWS_MAX = 256 };
@@ -74,6 +75,33 @@ static void heap_sort_desc(heap *h) {
     }
 }
 
+/* Bias + ReLU over one row of a tile, then the merge. Values are scanned 16 at a time against the heap's
+ * current bar (its minimum once full, else 0): a block with nothing above the bar, the common case once the
+ * heap is full, costs one vector compare, and no branch depends on an individual value. */
+SAE_VEC static void merge_row(float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h,
+                              heap *ha, const uint8_t *restrict dead) {
+    for (int64_t j = 0; j < nc; j++) {
+        float z = t[j] + bias[j];
+        t[j] = z > 0.0f ? z : 0.0f;
+    }
+    for (int64_t j0 = 0; j0 < nc; j0 += SAE_LANES) {
+        const int64_t j1 = j0 + SAE_LANES <= nc ? j0 + SAE_LANES : nc;
+        float bar = h->n < h->k ? 0.0f : h->v[0];
+        int any = 0;
+        for (int64_t j = j0; j < j1; j++) any |= t[j] > bar;
+        if (any && h->k > 0) /* k = 0: batch-top-k selects later from the whole matrix */
+            for (int64_t j = j0; j < j1; j++)
+                if (t[j] > (h->n < h->k ? 0.0f : h->v[0])) heap_push(h, t[j], (int32_t)(c0 + j));
+        if (!ha) continue;
+        bar = ha->n < ha->k ? 0.0f : ha->v[0];
+        any = 0;
+        for (int64_t j = j0; j < j1; j++) any |= (t[j] > bar) & (dead[j] != 0);
+        if (any)
+            for (int64_t j = j0; j < j1; j++)
+                if (dead[j] && t[j] > (ha->n < ha->k ? 0.0f : ha->v[0])) heap_push(ha, t[j], (int32_t)(c0 + j));
+    }
+}
+
 /* Rows were written at n*k with cnt[n] entries; pack them into CSR order (entries only move left). */
 static void compact(sae_codes *c, const int32_t *cnt, int64_t N, int k) {
     int64_t at = 0;
@@ -119,22 +147,13 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t n = r0 + r;
                     float *t = tile + r * nc;
-                    for (int64_t j = 0; j < nc; j++) {
-                        float z = t[j] + b_enc[c0 + j];
-                        t[j] = z > 0.0f ? z : 0.0f;
-                    }
-                    if (pre) memcpy(pre + n * M + c0, t, sizeof(float) * (size_t)nc);
                     heap h = {codes->val + n * k, codes->idx + n * k, cnt[n], k};
-                    for (int64_t j = 0; j < nc; j++)
-                        if (t[j] > 0.0f && (h.n < k || t[j] > h.v[0])) heap_push(&h, t[j], (int32_t)(c0 + j));
+                    heap ha = {use_aux ? aux->val + n * k_aux : NULL, use_aux ? aux->idx + n * k_aux : NULL,
+                               cnt_aux[n], k_aux};
+                    merge_row(t, b_enc + c0, nc, c0, &h, use_aux ? &ha : NULL, use_aux ? dead + c0 : NULL);
+                    if (pre) memcpy(pre + n * M + c0, t, sizeof(float) * (size_t)nc);
                     cnt[n] = h.n;
-                    if (use_aux) {
-                        heap ha = {aux->val + n * k_aux, aux->idx + n * k_aux, cnt_aux[n], k_aux};
-                        for (int64_t j = 0; j < nc; j++)
-                            if (dead[c0 + j] && t[j] > 0.0f && (ha.n < k_aux || t[j] > ha.v[0]))
-                                heap_push(&ha, t[j], (int32_t)(c0 + j));
-                        cnt_aux[n] = ha.n;
-                    }
+                    cnt_aux[n] = ha.n;
                 }
             }
             for (int64_t r = 0; r < nr; r++) {

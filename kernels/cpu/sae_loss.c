@@ -12,7 +12,7 @@ double sae_cpu_total_variance(const float *x, int64_t N, int64_t d) {
         for (int64_t i = 0; i < d; i++) mean[i] += x[n * d + i];
     for (int64_t i = 0; i < d; i++) mean[i] /= (double)N;
     double *row = musae_xmalloc(sizeof(double) * (size_t)N + 8);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * d > 65536)
     for (int64_t n = 0; n < N; n++) {
         double s = 0;
         for (int64_t i = 0; i < d; i++) {
@@ -52,7 +52,7 @@ double sae_cpu_loss_grad(const float *x, const float *xhat, const float *ehat, i
     MUSAE_ASSERT(!ehat || g_ehat, "ehat without g_ehat");
     double *row = musae_xmalloc(sizeof(double) * (size_t)N * 2 + 16), *arow = row + N;
     const float gscale = (float)(-2.0 / tv), ascale = (float)(2.0 * aux_coef / tv);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * d > 65536)
     for (int64_t n = 0; n < N; n++)
         loss_row(x + n * d, xhat + n * d, ehat ? ehat + n * d : NULL, d, gscale, ascale, g_xhat + n * d,
                  ehat ? g_ehat + n * d : NULL, &row[n], &arow[n]);

@@ -1,0 +1,5 @@
+# The activation store and the CPU SAE (issue sae-cpu). Budget: the cpu-labelled tests stay well under a
+# minute together in Release on 2 cores; the planted-concept acceptance run is labelled slow.
+musae_add_test(test_sae_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_ops.c LABELS cpu)
+musae_add_test(test_store SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_store.c LABELS cpu)
+musae_add_test(test_sae_train SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_train.c LABELS cpu)

@@ -1,0 +1,204 @@
+/* The trainer end to end through the musae binary: a run killed by SIGKILL (and one stopped by SIGTERM) and
+ * resumed ends bit-identical to an uninterrupted run; a grid equals separate runs with the same seed; bad
+ * input gets clear errors. */
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "test.h"
+
+static char g_dir[512];
+static const char *bin(void) {
+    const char *e = getenv("MUSAE_BIN");
+#ifdef MUSAE_BIN
+    return e ? e : MUSAE_BIN;
+#else
+    return e ? e : "musae";
+#endif
+}
+
+/* Runs "musae <args>" with stderr into g_dir/err.txt; returns the exit status. */
+static int run(const char *fmt, ...) {
+    char args[2048], cmd[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", g_dir, bin(), args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Runs a shell command in g_dir. */
+static int sh(const char *cmd) {
+    char full[2048];
+    snprintf(full, sizeof full, "cd %s && %s", g_dir, cmd);
+    return system(full);
+}
+
+static char *slurp(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return musae_xstrdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = musae_xmalloc((size_t)n + 1);
+    s[fread(s, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return s;
+}
+
+static int same_file(const char *a, const char *b) {
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/%s", g_dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", g_dir, b);
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* Drops the tokens_per_s field (timing) from every metrics line, in place. */
+static void strip_rates(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (!strncmp(r, ",\"tokens_per_s\":", 16)) {
+            while (*r && *r != '}') r++;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = 0;
+}
+
+static int exists(const char *name) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+#define TRAIN "train --acts s.h5 --tokens 160000 --batch 256 --warmup 10 --dead-tokens 3000 --k-aux 8 " \
+              "--shuffle-rows 2048 --init-rows 2048 --eval-tokens 2048 --seed 3"
+
+/* Starts a training run in the background, waits for its first saved state, then sends sig. */
+static int run_and_signal(const char *args, int sig) {
+    char cmd[3000], state[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>kill_err.txt", g_dir, bin(), args);
+    snprintf(state, sizeof state, "%s/B/state/run.json", g_dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct stat sb;
+    for (int i = 0; i < 20000 && stat(state, &sb) != 0; i++) usleep(500);
+    kill(pid, sig);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_resume(void) {
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o A") == 0, "uninterrupted run");
+    char *metrics = slurp("A/metrics.jsonl");
+    CHECK(strstr(metrics, "\"auxk\":0,") != NULL && strstr(metrics, "\"dead_frac\":0,") != NULL, "metrics lines");
+    /* AuxK must be active for the resume to cover the dead counters */
+    int aux_active = 0;
+    for (const char *p = metrics; (p = strstr(p, "\"auxk\":")); p++) aux_active |= atof(p + 7) > 0;
+    CHECK(aux_active, "AuxK was active in the run (dead latents existed)");
+    free(metrics);
+    CHECK(!exists("A/state"), "state/ is removed after a finished run");
+
+    int st = run_and_signal(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B", SIGKILL);
+    CHECK(st == 128 + SIGKILL, "the run was killed mid-run (status %d)", st);
+    CHECK(exists("B/state/run.json") && !exists("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B") != 0, "restarting without --resume is refused");
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B --resume") == 0, "resume");
+    CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "killed + resumed weights are bit-identical");
+    char *ma = slurp("A/metrics.jsonl"), *mb = slurp("B/metrics.jsonl");
+    strip_rates(ma);
+    strip_rates(mb);
+    CHECK(strlen(ma) > 0 && !strcmp(ma, mb), "the resumed metrics.jsonl logs the same steps and values");
+    free(ma), free(mb);
+
+    sh("rm -rf B");
+    st = run_and_signal(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B", SIGTERM);
+    CHECK(st == 130, "SIGTERM saves the state and exits 130 (got %d)", st);
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B --resume") == 0, "resume after SIGTERM");
+    CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 --batch 128 -o B --resume") != 0,
+          "resuming with other flags is refused");
+}
+
+static void test_grid(void) {
+    CHECK(run(TRAIN " --layer 0,1 --k 4,8 --expansion 2,4 -o G") == 0, "grid of 8 SAEs in one pass");
+    const int layers[2] = {0, 1}, ks[2] = {4, 8}, exps[2] = {2, 4};
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 2; k++)
+            for (int e = 0; e < 2; e++) {
+                char a[128], b[128];
+                snprintf(a, sizeof a, "G/layer%d_k%d_x%d/sae.safetensors", layers[l], ks[k], exps[e]);
+                snprintf(b, sizeof b, "S%d%d%d/sae.safetensors", l, k, e);
+                CHECK(run(TRAIN " --layer %d --k %d --expansion %d -o S%d%d%d", layers[l], ks[k], exps[e], l, k, e) == 0,
+                      "separate run");
+                CHECK(same_file(a, b), "grid SAE %s equals its separate run", a);
+            }
+}
+
+static void test_bad_input(void) {
+    char *err;
+#define EXPECT_ERR(needle, ...)                                                                            \
+    do {                                                                                                   \
+        CHECK(run(__VA_ARGS__) != 0, "should fail: %s", #__VA_ARGS__);                                     \
+        err = slurp("err.txt");                                                                            \
+        CHECK(strstr(err, needle) != NULL, "error '%s' should mention '%s'", err, needle);                 \
+        free(err);                                                                                         \
+    } while (0)
+    EXPECT_ERR("no layer 5", TRAIN " --layer 5 --k 8 --expansion 4 -o X");
+    EXPECT_ERR("NaN/Inf", "train --acts nan.h5 --layer 0 --k 4 --expansion 2 --tokens 20000 --batch 256 -o X");
+    CHECK(run("train --acts nan.h5 --layer 0 --k 4 --expansion 2 --tokens 20000 --batch 256 --init-rows 1024 "
+              "--skip-nonfinite -o Y") == 0,
+          "--skip-nonfinite trains around NaN rows");
+    EXPECT_ERR("d_in 32", "evaluate --sae A --acts small.h5 --layer 0");
+    EXPECT_ERR("trained on layer 0", "evaluate --sae A --acts s.h5 --layer 1");
+    EXPECT_ERR("truncated", "train --acts cut.h5 --layer 0 --k 4 --expansion 2 -o X");
+    EXPECT_ERR("d_in", "evaluate --sae nocfg --acts s.h5 --layer 0");
+    /* evaluate works and reports recovery on a planted store */
+    CHECK(run("evaluate --sae A --acts s.h5 --layer 0") == 0, "evaluate");
+    char *out = slurp("out.txt");
+    CHECK(strstr(out, "\"recovered\":") && strstr(out, "\"fvu\":") && strstr(out, "\"split\":\"val\""), "evaluate JSON: %s", out);
+    free(out);
+}
+
+int main(void) {
+    /* ctest runs tests side by side on 2 cores: idle OpenMP threads must yield, not spin */
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    snprintf(g_dir, sizeof g_dir, "%s/test_sae_train_%d", test_tmp(), (int)getpid());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s/nocfg && echo '{\"k\": 4}' > %s/nocfg/cfg.json", g_dir, g_dir, g_dir);
+    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1") ||
+        run("synth_acts -o small.h5 --d 16 --concepts 8 --k-true 2 --rows 2000") ||
+        run("synth_acts -o nan.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --nan-rows 3") ||
+        sh("head -c 200000 s.h5 > cut.h5"))
+        TEST_SKIP("cannot make the synthetic stores");
+    test_resume();
+    test_grid();
+    test_bad_input();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    TEST_END();
+}
