@@ -3,3 +3,5 @@
 musae_add_test(test_sae_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_ops.c LABELS cpu)
 musae_add_test(test_store SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_store.c LABELS cpu)
 musae_add_test(test_sae_train SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_train.c LABELS cpu)
+musae_add_test(test_sae_planted SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_planted.c LABELS slow TIMEOUT 900)
+musae_add_test(test_sae_golden SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_golden.c LABELS cpu)

@@ -2,7 +2,6 @@
  * resumed ends bit-identical to an uninterrupted run; a grid equals separate runs with the same seed; bad
  * input gets clear errors. */
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,48 +9,7 @@
 #include "host/core/check.h"
 #include "test.h"
 
-static char g_dir[512];
-static const char *bin(void) {
-    const char *e = getenv("MUSAE_BIN");
-#ifdef MUSAE_BIN
-    return e ? e : MUSAE_BIN;
-#else
-    return e ? e : "musae";
-#endif
-}
-
-/* Runs "musae <args>" with stderr into g_dir/err.txt; returns the exit status. */
-static int run(const char *fmt, ...) {
-    char args[2048], cmd[3000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", g_dir, bin(), args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* Runs a shell command in g_dir. */
-static int sh(const char *cmd) {
-    char full[2048];
-    snprintf(full, sizeof full, "cd %s && %s", g_dir, cmd);
-    return system(full);
-}
-
-static char *slurp(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return musae_xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
+#include "sae_cli.h"
 
 static int same_file(const char *a, const char *b) {
     char pa[1024], pb[1024];
