@@ -19,6 +19,7 @@
 #define MUSAE_SAE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "host/io/store.h"
 #include "kernels/sae_ops.h"
@@ -132,6 +133,9 @@ typedef struct {
 sae_eval_result sae_eval_finish(const sae_eval_acc *a);
 /* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
 double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G, double thr);
+
+/* Prints a checkpoint folder for `musae info`: shapes, k, layer, model, scale, training and final metrics. */
+void sae_describe(const char *dir, FILE *out);
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
 typedef struct {

@@ -346,3 +346,42 @@ char *sae_state_load(const char *path, sae_trainer *t) {
     musae_st_close(&st);
     return out;
 }
+
+void sae_describe(const char *dir, FILE *out) {
+    char err[600], path[4200];
+    sae_model m;
+    if (sae_load(dir, &m, err, sizeof err)) musae_fail("%s", err);
+    fprintf(out, "SAE checkpoint %s (sparsify layout%s)\n", dir, m.layer >= 0 ? " + musae.json" : "");
+    fprintf(out, "d_in       %d\nlatents    %d (x%g)\nk          %d (%s)\n", m.d, m.M, (double)m.M / m.d, m.k,
+            m.batch_topk ? "batch-top-k" : "top-k per row");
+    if (m.layer >= 0) fprintf(out, "layer      %d\nmodel      %s\ninput scale %.6g (folded into the biases)\n", m.layer,
+                              m.model, m.scale);
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < m.M; i++) {
+        double nn = 0;
+        for (int j = 0; j < m.d; j++) nn += (double)m.p.W_dec[(size_t)i * m.d + j] * m.p.W_dec[(size_t)i * m.d + j];
+        lo = fmin(lo, sqrt(nn));
+        hi = fmax(hi, sqrt(nn));
+    }
+    fprintf(out, "W_dec rows norm %.6f..%.6f\n", lo, hi);
+    snprintf(path, sizeof path, "%s/musae.json", dir);
+    cJSON *j = read_json(path, err, sizeof err);
+    if (j) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "tokens_seen");
+        if (cJSON_IsNumber(v)) fprintf(out, "trained on %.0f tokens\n", v->valuedouble);
+        const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "final_metrics");
+        if (fm) {
+            char *s = cJSON_PrintUnformatted(fm);
+            fprintf(out, "held-out   %s\n", s);
+            free(s);
+        }
+        cJSON_Delete(j);
+    }
+    snprintf(path, sizeof path, "%s/state/run.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fclose(f);
+        fprintf(out, "state/     an unfinished or kept training state (musae train --resume)\n");
+    }
+    sae_model_free(&m);
+}

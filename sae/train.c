@@ -432,6 +432,7 @@ int sae_train_run(const sae_train_opts *o) {
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    const musae_stream_pos end_pos = musae_stream_tell(st);
     musae_stream_close(st);
     if (rc == 0) {
         musae_progress_finish(&pr, NULL);
@@ -476,6 +477,7 @@ int sae_train_run(const sae_train_opts *o) {
         free(acc);
         free(li);
         if (!o->keep_state) remove_state(g, n, o->out, last_saved);
+        else save_state(g, n, o->out, end_pos, o, in, last_saved);
         LOG_INFO("wrote %d SAE(s) to %s", n, o->out);
     }
     fclose(mf);

@@ -134,6 +134,14 @@ static void test_bad_input(void) {
     EXPECT_ERR("trained on layer 0", "evaluate --sae A --acts s.h5 --layer 1");
     EXPECT_ERR("truncated", "train --acts cut.h5 --layer 0 --k 4 --expansion 2 -o X");
     EXPECT_ERR("d_in", "evaluate --sae nocfg --acts s.h5 --layer 0");
+    CHECK(run("info s.h5") == 0, "musae info on a store");
+    char *info = slurp("out.txt");
+    CHECK(strstr(info, "d_model    32") && strstr(info, "layers     0,1") && strstr(info, "/truth/directions"), "%s", info);
+    free(info);
+    CHECK(run("info A") == 0, "musae info on a checkpoint");
+    info = slurp("out.txt");
+    CHECK(strstr(info, "latents    128") && strstr(info, "layer      0"), "%s", info);
+    free(info);
     /* evaluate works and reports recovery on a planted store */
     CHECK(run("evaluate --sae A --acts s.h5 --layer 0") == 0, "evaluate");
     char *out = slurp("out.txt");

@@ -10,6 +10,8 @@
 #include "host/core/log.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "host/io/store.h"
+#include "sae/sae.h"
 
 const char verb_info_summary[] = "describe a model folder, safetensors file, activation store or SAE checkpoint";
 
@@ -33,13 +35,30 @@ int verb_info(int argc, char **argv) {
                 "usage: musae info PATH\n\n"
                 "PATH is a model folder (config.json + model.safetensors or a sharded index), a .safetensors\n"
                 "file, or a model.safetensors.index.json. Prints the config summary and every tensor with its\n"
-                "dtype and shape, and the parameter count.\n");
+                "dtype and shape, and the parameter count. An HDF5 activation store (acts.h5) or an SAE\n"
+                "checkpoint folder (cfg.json + sae.safetensors) gets its own summary.\n");
         return argc == 2 ? 0 : 2;
     }
     const char *path = argv[1];
     struct stat sb;
     if (stat(path, &sb) != 0) musae_fail("%s: cannot open: %s", path, strerror(errno));
     char err[512];
+    if (S_ISREG(sb.st_mode) && musae_store_is_hdf5(path)) { /* activation store */
+        musae_store *s = musae_store_open(path, err, sizeof err);
+        if (!s) musae_fail("%s", err);
+        musae_store_describe(s, stdout);
+        musae_store_close(s);
+        return 0;
+    }
+    if (S_ISDIR(sb.st_mode)) { /* SAE checkpoint: sparsify's cfg.json + sae.safetensors */
+        char p1[4096], p2[4096];
+        snprintf(p1, sizeof p1, "%s/cfg.json", path);
+        snprintf(p2, sizeof p2, "%s/sae.safetensors", path);
+        if (access(p1, R_OK) == 0 && access(p2, R_OK) == 0) {
+            sae_describe(path, stdout);
+            return 0;
+        }
+    }
     if (S_ISDIR(sb.st_mode)) {
         char cfgpath[4096];
         snprintf(cfgpath, sizeof cfgpath, "%s/config.json", path);

@@ -551,12 +551,7 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) {
-        static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-        unsigned char head[8] = {0};
-        FILE *f = fopen(path, "rb");
-        size_t got = f ? fread(head, 1, 8, f) : 0;
-        if (f) fclose(f);
-        if (got == 8 && !memcmp(head, sig, 8)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
+        if (musae_store_is_hdf5(path)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
         FAIL("%s: not an HDF5 file", path);
     }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -664,6 +659,60 @@ fail:
 #undef FAIL
 
 const musae_store_info *musae_store_get_info(const musae_store *s) { return &s->info; }
+
+int musae_store_is_hdf5(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[8] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(head, 1, 8, f) : 0;
+    if (f) fclose(f);
+    return got == 8 && !memcmp(head, sig, 8);
+}
+
+static herr_t describe_extra(hid_t obj, const char *name, const H5O_info_t *oi, void *out) {
+    if (oi->type == H5O_TYPE_DATASET && strncmp(name, "layers/", 7) && strncmp(name, "frames/", 7) &&
+        strncmp(name, "clips/", 6)) {
+        hid_t d = H5Dopen2(obj, name, H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hsize_t dims[4] = {0};
+        int r = H5Sget_simple_extent_dims(sp, dims, NULL);
+        fprintf(out, "extra      /%s [", name);
+        for (int i = 0; i < r && i < 4; i++) fprintf(out, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+        fprintf(out, "]\n");
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    return 0;
+}
+
+void musae_store_describe(musae_store *s, FILE *out) {
+    const musae_store_info *in = &s->info;
+    struct stat sb;
+    double gib = stat(in->path, &sb) == 0 ? (double)sb.st_size / (1 << 30) : 0;
+    fprintf(out, "activation store %s (%.2f GiB, written by musae %s)\n", in->path, gib, in->musae_version);
+    fprintf(out, "model      %s\n", in->model[0] ? in->model : "(unknown)");
+    fprintf(out, "d_model    %d\n", in->d_model);
+    fprintf(out, "layers     ");
+    for (int l = 0; l < in->n_layers; l++) fprintf(out, "%s%d", l ? "," : "", in->layers[l]);
+    fprintf(out, "\ndtype      %s, chunks of %lld rows\n", musae_dtype_name(in->dtype), (long long)in->chunk_rows);
+    fprintf(out, "rows       %lld", (long long)in->n_rows);
+    if (in->frame_rate > 0) fprintf(out, " (%.2f h of audio at %g frames/s)", (double)in->n_rows / in->frame_rate / 3600, in->frame_rate);
+    fprintf(out, "\nclips      %lld", (long long)in->n_clips);
+    if (in->n_clips > 0) {
+        int32_t lo = in->clip_frames[0], hi = in->clip_frames[0];
+        for (int64_t c = 1; c < in->n_clips; c++) {
+            lo = in->clip_frames[c] < lo ? in->clip_frames[c] : lo;
+            hi = in->clip_frames[c] > hi ? in->clip_frames[c] : hi;
+        }
+        char *first = musae_store_clip_path(s, 0);
+        fprintf(out, " (%d..%d frames; first: %s)", lo, hi, first);
+        free(first);
+    }
+    fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
+    h5_lock();
+    H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
+    h5_unlock();
+}
 
 int musae_store_layer_index(const musae_store *s, int layer) {
     for (int l = 0; l < s->info.n_layers; l++)

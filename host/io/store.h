@@ -25,6 +25,7 @@
 #define MUSAE_STORE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "host/core/dtype.h"
 
@@ -103,6 +104,10 @@ void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *c
 /* An optional f32 dataset (e.g. "/truth/directions"): malloc'd data with rank/shape filled, or NULL. */
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape);
 void musae_store_close(musae_store *s);
+/* Whether the file starts with the HDF5 signature (for `musae info` dispatch). */
+int musae_store_is_hdf5(const char *path);
+/* Prints a summary for `musae info`: attributes, layers, rows, clips, hours, chunking, extra datasets. */
+void musae_store_describe(musae_store *s, FILE *out);
 
 /* ---- shuffled stream -------------------------------------------------------------------------------------- */
 
