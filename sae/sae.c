@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/core/log.h"
 #include "host/core/philox.h"
 
 /* Philox streams of an SAE (seed = cfg.seed) */
@@ -213,6 +214,7 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
     const int k_aux = use_aux ? (int)(n_dead < c->k_aux ? n_dead : c->k_aux) : 0;
     const double aux_scale = use_aux ? fmin((double)n_dead / c->k_aux, 1.0) : 0.0;
 
+    double t0 = musae_now();
     float min_sel = 0.0f;
     if (c->batch_topk) {
         sae_cpu_encode(t->xc, t->p.W_enc, t->p.b_enc, n, d, M, 0, use_aux ? t->dead : NULL, k_aux, &t->codes,
@@ -222,20 +224,28 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
         sae_cpu_encode(t->xc, t->p.W_enc, t->p.b_enc, n, d, M, c->k, use_aux ? t->dead : NULL, k_aux, &t->codes,
                        &t->aux, NULL);
     }
+    double t1 = musae_now();
     sae_cpu_decode(&t->codes, t->p.W_dec, t->p.b_dec, d, t->xhat);
     if (use_aux) sae_cpu_decode(&t->aux, t->p.W_dec, NULL, d, t->ehat);
     const double tv = sae_cpu_total_variance(t->x, n, d);
     double aux_raw = 0;
     const double fvu = sae_cpu_loss_grad(t->x, t->xhat, use_aux ? t->ehat : NULL, n, d, tv,
                                          (float)(c->auxk_alpha * aux_scale), t->g_xhat, t->g_ehat, &aux_raw);
+    double t2 = musae_now();
     sae_cpu_backward(&t->codes, use_aux ? &t->aux : NULL, t->g_xhat, use_aux ? t->g_ehat : NULL, t->xc, t->p.W_enc,
                      t->p.W_dec, d, M, t->g.W_enc, t->g.b_enc, t->g.W_dec, t->g.b_dec, t->scratch);
 
+    double t3 = musae_now();
     sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
     sae_cpu_adam(t->p.W_enc, t->g.W_enc, t->m.W_enc, t->v.W_enc, M * d, &h);
     sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, M, &h);
     sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
     sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, M, d, &h);
+    double t4 = musae_now();
+    t->seconds[0] += t1 - t0;
+    t->seconds[1] += t2 - t1;
+    t->seconds[2] += t3 - t2;
+    t->seconds[3] += t4 - t3;
 
     /* firing: a latent fired when it was selected with a positive value in this batch */
     for (int64_t i = 0; i < M; i++) t->since_fired[i] += n;

@@ -77,6 +77,7 @@ typedef struct {
     uint8_t *dead;
     sae_codes codes, aux;
     void *scratch;
+    double seconds[4];         /* time spent in encode, decode + loss, backward, optimizer (for benchmarks) */
 } sae_trainer;
 
 void sae_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch);
