@@ -66,6 +66,9 @@ typedef struct musae_ops {
     /* out[r,:] (+)= table[ids[r], :] for r < n; accumulate=0 overwrites. ids checked against rows. */
     void (*embedding)(float *out, const float *table, int64_t rows, int64_t dim, const int64_t *ids, int64_t n,
                       int accumulate);
+    /* x[r,:] += alpha * v[:] for r < rows (rows contiguous): one vector into many rows (steering hooks).
+     * alpha * v[i] is rounded before the add (no fused multiply-add), so alpha = 1 adds v exactly. */
+    void (*add_rows)(float *x, const float *v, float alpha, int64_t rows, int64_t dim);
     void (*attention)(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
 } musae_ops;
 

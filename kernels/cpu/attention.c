@@ -1,50 +1,110 @@
-/* Reference attention: scores in fp32, max-subtracted softmax, masks added as -FLT_MAX like HF's
- * additive finfo(float32).min masks (so a fully masked row becomes uniform, exactly as HF computes it). */
+/* Attention on the CPU: scores in fp32, max-subtracted softmax, masks added as -FLT_MAX like HF's additive
+ * finfo(float32).min masks (so a fully masked row becomes uniform over all tk keys, exactly as HF computes
+ * it).
+ *
+ * Work is split into tasks of (batch, head, block of up to QB queries), one OpenMP thread each. A block of
+ * several queries runs its QKᵀ and PV products as single-threaded sgemms (the bulk of teacher forcing);
+ * a single query (a decoding step) uses vector loops, where a call per head would cost more than the math.
+ * With a causal mask a block only reads the keys its last query can see: the keys after them are masked
+ * for every query of the block, and their exp() is exactly 0 unless a row has no visible key at all —
+ * that row (only possible with a key_mask) is redone over all tk keys so the uniform row stays exact. */
+#include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 
 #include "kernels/cpu/cpu_ops.h"
+
+enum { QB = 64 };
+
+static int is_masked(const musae_attn_params *p, int64_t b, int64_t i, int64_t j) {
+    return (p->causal && j > i + p->q_pos0) || (p->key_mask && p->key_mask[b * p->tk + j] == 0.0f);
+}
+
+/* s[j] for j < n (already scaled) → bias, masks, then softmax weights in place */
+static void softmax_row(float *s, int64_t n, const musae_attn_params *p, int64_t b, int64_t h, int64_t i) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        float sc = s[j];
+        if (p->bias) sc += p->bias[(h * p->tq + i) * p->bias_tk + j];
+        if (is_masked(p, b, i, j)) sc += -FLT_MAX;
+        s[j] = sc;
+        if (sc > mx) mx = sc;
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) s[j] *= inv;
+}
+
+/* One query row over keys [0, n) with plain loops: scores, softmax, weighted sum of values. */
+static void row_loops(float *o, const float *qi, const float *k, const float *v, float *s, int64_t n,
+                      const musae_attn_params *p, int64_t b, int64_t h, int64_t i) {
+    const int64_t D = p->dh;
+    for (int64_t j = 0; j < n; j++) {
+        const float *kj = k + b * p->k_sb + j * p->k_st + h * D;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < D; d++) dot += qi[d] * kj[d];
+        s[j] = dot * p->scale;
+    }
+    softmax_row(s, n, p, b, h, i);
+    for (int64_t d = 0; d < D; d++) o[d] = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (s[j] == 0.0f) continue;
+        const float *vj = v + b * p->v_sb + j * p->v_st + h * D;
+        const float w = s[j];
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) o[d] += w * vj[d];
+    }
+}
 
 void cpu_attention(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p) {
     const int64_t B = p->batch, H = p->heads, TQ = p->tq, TK = p->tk, D = p->dh;
     MUSAE_ASSERT(B >= 0 && H > 0 && TQ >= 0 && TK > 0 && D > 0, "attention dims b%lld h%lld tq%lld tk%lld d%lld",
                  (long long)B, (long long)H, (long long)TQ, (long long)TK, (long long)D);
     MUSAE_ASSERT(!p->bias || p->bias_tk >= TK, "bias row stride %lld < tk %lld", (long long)p->bias_tk, (long long)TK);
-#pragma omp parallel
+    MUSAE_ASSERT(TK <= INT32_MAX && p->q_st <= INT32_MAX && p->k_st <= INT32_MAX && p->v_st <= INT32_MAX &&
+                     p->o_st <= INT32_MAX, "attention strides out of BLAS int range");
+    const int64_t n_blocks = (TQ + QB - 1) / QB, n_tasks = B * H * n_blocks;
+    if (n_tasks == 0) return;
+    /* threads only pay off past a few hundred thousand multiply-adds; below that a team costs more */
+    const int parallel = B * H * TQ * TK * D > (1 << 18) && n_tasks > 1;
+    const int blas_threads = openblas_get_num_threads();
+    if (parallel) openblas_set_num_threads(1);
+#pragma omp parallel if (parallel)
     {
-        float *s = musae_xmalloc((size_t)TK * sizeof(float));
-#pragma omp for collapse(3) schedule(static)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t h = 0; h < H; h++)
-                for (int64_t i = 0; i < TQ; i++) {
-                    const float *qi = q + b * p->q_sb + i * p->q_st + h * D;
-                    float mx = -INFINITY;
-                    for (int64_t j = 0; j < TK; j++) {
-                        const float *kj = k + b * p->k_sb + j * p->k_st + h * D;
-                        float dot = 0;
-                        for (int64_t d = 0; d < D; d++) dot += qi[d] * kj[d];
-                        float sc = dot * p->scale;
-                        if (p->bias) sc += p->bias[(h * TQ + i) * p->bias_tk + j];
-                        int masked = (p->causal && j > i + p->q_pos0) || (p->key_mask && p->key_mask[b * TK + j] == 0.0f);
-                        if (masked) sc += -FLT_MAX;
-                        s[j] = sc;
-                        if (sc > mx) mx = sc;
-                    }
-                    float sum = 0;
-                    for (int64_t j = 0; j < TK; j++) {
-                        s[j] = expf(s[j] - mx);
-                        sum += s[j];
-                    }
-                    float inv = 1.0f / sum;
-                    float *o = out + b * p->o_sb + i * p->o_st + h * D;
-                    for (int64_t d = 0; d < D; d++) o[d] = 0;
-                    for (int64_t j = 0; j < TK; j++) {
-                        if (s[j] == 0.0f) continue;
-                        const float *vj = v + b * p->v_sb + j * p->v_st + h * D;
-                        float wj = s[j] * inv;
-                        for (int64_t d = 0; d < D; d++) o[d] += wj * vj[d];
-                    }
+        float *s = musae_xmalloc((size_t)(QB * TK) * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < n_tasks; task++) {
+            const int64_t blk = task % n_blocks, h = task / n_blocks % H, b = task / (n_blocks * H);
+            const int64_t i0 = blk * QB, nq = i0 + QB <= TQ ? QB : TQ - i0;
+            int64_t n = TK; /* keys the block can see */
+            if (p->causal && i0 + nq + p->q_pos0 < TK) n = i0 + nq + p->q_pos0;
+            if (n < 1) n = 1;
+            const float *qb = q + b * p->q_sb + i0 * p->q_st + h * D;
+            float *ob = out + b * p->o_sb + i0 * p->o_st + h * D;
+            if (nq == 1) {
+                row_loops(ob, qb, k, v, s, n, p, b, h, i0);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n, (int)D, p->scale, qb,
+                            (int)p->q_st, k + b * p->k_sb + h * D, (int)p->k_st, 0.0f, s, (int)n);
+                for (int64_t r = 0; r < nq; r++) softmax_row(s + r * n, n, p, b, h, i0 + r);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)n, 1.0f, s, (int)n,
+                            v + b * p->v_sb + h * D, (int)p->v_st, 0.0f, ob, (int)p->o_st);
+            }
+            if (n < TK)
+                for (int64_t r = 0; r < nq; r++) {
+                    /* every visible key masked (key_mask): HF's row is uniform over all tk keys */
+                    int all = 1;
+                    for (int64_t j = 0; j < n && all; j++) all = is_masked(p, b, i0 + r, j);
+                    if (all) row_loops(ob + r * p->o_st, qb + r * p->q_st, k, v, s, TK, p, b, h, i0 + r);
                 }
+        }
         free(s);
     }
+    if (parallel) openblas_set_num_threads(blas_threads);
 }

@@ -18,6 +18,7 @@ void cpu_add(float *out, const float *a, const float *b, int64_t n);
 void cpu_mul(float *out, const float *a, const float *b, int64_t n);
 void cpu_embedding(float *out, const float *table, int64_t rows, int64_t dim, const int64_t *ids, int64_t n,
                    int accumulate);
+void cpu_add_rows(float *x, const float *v, float alpha, int64_t rows, int64_t dim);
 void cpu_attention(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
 
 #endif /* MUSAE_CPU_OPS_H */

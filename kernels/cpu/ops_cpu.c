@@ -33,6 +33,7 @@ static const musae_ops k_cpu = {
     .add = cpu_add,
     .mul = cpu_mul,
     .embedding = cpu_embedding,
+    .add_rows = cpu_add_rows,
     .attention = cpu_attention,
 };
 

@@ -1,0 +1,146 @@
+/* musae forward — teacher-forced decoder forward over a codes file: logits and residual-stream dumps for
+ * inspection and reference checks (formats: ARCHITECTURE.md, "Forward dump"). */
+#include <stdio.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/progress.h"
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+#include "model/delay.h"
+#include "model/lm_files.h"
+#include "model/musicgen.h"
+
+const char verb_forward_summary[] = "teacher-forced LM forward over codes: logits and hidden states (dump)";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: musae forward --model DIR --codes FILE [--text-states FILE] [--layers all|none|L,L..]\n"
+            "                     [--no-logits] -o DUMP\n\n"
+            "Runs the MusicGen decoder over codes [B, K, F] (safetensors, tensor 'codes', int64), teacher-forced:\n"
+            "the delay pattern is applied inside, giving T = F + K steps (step 0 = BOS). Writes DUMP (safetensors):\n"
+            "  logits      f32 [B, K, T, V]   every step's logits\n"
+            "  hidden.<L>  f32 [B, T, H]      residual stream after decoder layer L (no final norm)\n"
+            "  delayed     i64 [B, K, T]      the decoder's input sequence\n"
+            "  text_states f32 [B, S, H]      the conditioning, when given\n\n"
+            "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
+            "  --codes FILE         codes to score\n"
+            "  --text-states FILE   conditioning: text_states f32 [B, S, H] (after enc_to_dec_proj, masked) and\n"
+            "                       text_mask int64 [B, S]; without it the forward is unconditional\n"
+            "  --layers SPEC        hidden states to dump: all (default), none, or a list like 0,5,11\n"
+            "  --no-logits          skip the final norm and heads (only layers up to the deepest dumped run)\n"
+            "  -o DUMP              output file\n");
+}
+
+int verb_forward(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *model_dir = NULL, *codes_path = NULL, *text_path = NULL, *out_path = NULL, *layer_spec = "all";
+    int want_logits = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = !strcmp(a, "--model") ? &model_dir
+                           : !strcmp(a, "--codes") ? &codes_path
+                           : !strcmp(a, "--text-states") ? &text_path
+                           : !strcmp(a, "--layers") ? &layer_spec
+                           : !strcmp(a, "-o") ? &out_path
+                           : NULL;
+        if (dst) {
+            if (!v) musae_fail("%s needs a value", a);
+            *dst = v;
+            i++;
+        } else if (!strcmp(a, "--no-logits")) {
+            want_logits = 0;
+        } else {
+            usage(stderr);
+            musae_fail("unknown option '%s'", a);
+        }
+    }
+    if (!model_dir || !codes_path || !out_path) {
+        usage(stderr);
+        musae_fail("--model, --codes and -o are required");
+    }
+
+    mg_model m;
+    mg_load(&m, model_dir, musae_ops_cpu());
+    const int64_t K = m.K, V = m.V, H = m.H;
+
+    int n_layers = 0;
+    int *layers = musae_xmalloc(sizeof(int) * (size_t)m.n_layers);
+    if (!strcmp(layer_spec, "all"))
+        for (int l = 0; l < m.n_layers; l++) layers[n_layers++] = l;
+    else if (strcmp(layer_spec, "none"))
+        n_layers = cli_int_list("--layers", layer_spec, layers, (int)m.n_layers, 0, (int)m.n_layers - 1);
+    if (!want_logits && n_layers == 0) musae_fail("--no-logits with --layers none leaves nothing to dump");
+
+    int64_t B, F;
+    int64_t *codes = mg_read_codes(codes_path, K, V, &B, &F);
+    const int64_t T = F + K;
+    if (T > m.max_pos)
+        musae_fail("%s: %lld frames need %lld decoder positions; the model has %lld (at most %lld frames)", codes_path,
+                   (long long)F, (long long)T, (long long)m.max_pos, (long long)(m.max_pos - K));
+    mg_text_states text = {0};
+    if (text_path) {
+        mg_read_text_states(text_path, H, &text);
+        if (text.B != B)
+            musae_fail("%s: %lld text rows for %lld code rows in %s", text_path, (long long)text.B, (long long)B,
+                       codes_path);
+    }
+    int64_t *delayed = musae_xmalloc((size_t)(B * K * T) * sizeof(int64_t));
+    mg_delay_codes(codes, B, K, F, V, delayed);
+
+    /* one item per call: memory stays one sequence deep and progress can be shown */
+    float *logits = want_logits ? musae_xmalloc((size_t)(B * K * T * V) * sizeof(float)) : NULL;
+    float **hidden = musae_xcalloc((size_t)n_layers, sizeof(float *));
+    mg_hook *hooks = musae_xcalloc((size_t)n_layers, sizeof(mg_hook));
+    for (int i = 0; i < n_layers; i++) hidden[i] = musae_xmalloc((size_t)(B * T * H) * sizeof(float));
+    mg_state st;
+    mg_state_opts o = {.batch = 1, .n_cond = 1, .t_max = T, .t_call = T, .incremental = 0, .logits = want_logits};
+    mg_state_init(&st, &m, &o);
+    musae_progress pg;
+    musae_progress_init(&pg, "forward", "items", B);
+    for (int64_t b = 0; b < B; b++) {
+        for (int i = 0; i < n_layers; i++)
+            hooks[i] = (mg_hook){.kind = MG_HOOK_READ, .layer = layers[i], .branch = MG_BRANCH_COND,
+                                 .pos_begin = 0, .pos_end = MG_POS_END, .dst = hidden[i] + b * T * H, .dst_t = T};
+        if (text_path)
+            mg_state_set_text(&st, &m, text.states + b * text.S * H, text.mask + b * text.S, text.S);
+        mg_forward(&m, &st, delayed + b * K * T, T, hooks, n_layers, want_logits);
+        if (want_logits) mg_logits_bktv(&m, &st, T, logits + b * K * T * V);
+        musae_progress_add(&pg, 1, NULL);
+    }
+    musae_progress_finish(&pg, NULL);
+
+    musae_st_writer *w = musae_st_writer_new();
+    if (want_logits) musae_st_writer_add(w, "logits", MUSAE_F32, 4, (int64_t[]){B, K, T, V}, logits);
+    for (int i = 0; i < n_layers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "hidden.%d", layers[i]);
+        musae_st_writer_add(w, name, MUSAE_F32, 3, (int64_t[]){B, T, H}, hidden[i]);
+    }
+    musae_st_writer_add(w, "delayed", MUSAE_I64, 3, (int64_t[]){B, K, T}, delayed);
+    if (text_path) musae_st_writer_add(w, "text_states", MUSAE_F32, 3, (int64_t[]){B, text.S, H}, text.states);
+    musae_st_writer_meta(w, "model", model_dir);
+    musae_st_writer_meta(w, "codes", codes_path);
+    char err[1024];
+    if (musae_st_writer_save(w, out_path, err, sizeof err)) musae_fail("%s", err);
+    musae_st_writer_free(w);
+    LOG_INFO("wrote %s: %lld items, %lld steps, %d hidden layers%s", out_path, (long long)B, (long long)T, n_layers,
+             want_logits ? ", logits" : "");
+
+    mg_state_free(&st, &m);
+    for (int i = 0; i < n_layers; i++) free(hidden[i]);
+    free(hidden);
+    free(hooks);
+    free(logits);
+    free(delayed);
+    mg_text_states_free(&text);
+    free(codes);
+    free(layers);
+    mg_free(&m);
+    return 0;
+}

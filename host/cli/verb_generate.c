@@ -1,0 +1,154 @@
+/* musae generate — autoregressive MusicGen generation. The loop lives in model/generate.c; this verb only
+ * gathers the conditioning (text states now; a T5 prompt later), runs it and writes the outputs (codes
+ * now; audio later). */
+#include <stdio.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+#include "model/generate.h"
+#include "model/lm_files.h"
+
+const char verb_generate_summary[] = "generate music codes with MusicGen (CFG, top-k/top-p sampling, greedy)";
+
+typedef struct {
+    const char *model_dir, *codes_out, *text_states;
+    int64_t frames, batch;
+    int have_batch, have_guidance;
+    double guidance;
+    mg_sampler sampler;
+} gen_args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: musae generate --model DIR --frames N --codes-out FILE [--seed S] [--text-states FILE]\n"
+            "                      [--batch B] [--guidance G] [--top-k K] [--top-p P] [--temperature T] [--greedy]\n\n"
+            "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
+            "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
+            "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
+            "  --frames N           frames to generate (the model's positions bound N: 2045 for 2048 positions)\n"
+            "  --codes-out FILE     output codes\n"
+            "  --seed S             sampling seed (default 0); the draws are Philox(seed, item, step)\n"
+            "  --text-states FILE   conditioning: text_states f32 [B, S, H] (after enc_to_dec_proj, masked) and\n"
+            "                       text_mask int64 [B, S]; without it generation is unconditional\n"
+            "  --batch B            items to generate without text (default 1; with text, B is the file's)\n"
+            "  --guidance G         classifier-free guidance scale with text (default: generation_config.json,\n"
+            "                       3.0 for the released models; 1 disables)\n"
+            "  --top-k K            sample among the K most likely codes (default 250 as audiocraft; 50 is HF's\n"
+            "                       default; 0 disables)\n"
+            "  --top-p P            nucleus sampling mass in (0, 1] (default 1 = off)\n"
+            "  --temperature T      softmax temperature > 0 (default 1)\n"
+            "  --greedy             take the most likely code at every step (HF do_sample=False)\n\n"
+            "Frames map to decoder steps as HF max_new_tokens: N + 3 steps with the codebook delay pattern;\n"
+            "N = 1 or 2 takes N steps without a delay (HF's short case).\n");
+}
+
+static void parse(int argc, char **argv, gen_args *a) {
+    memset(a, 0, sizeof *a);
+    a->batch = 1;
+    a->sampler = (mg_sampler){.greedy = 0, .temperature = 1.0f, .top_k = 250, .top_p = 1.0f, .seed = 0};
+    int have_frames = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--greedy")) {
+            a->sampler.greedy = 1;
+            continue;
+        }
+        if (!v) {
+            usage(stderr);
+            musae_fail(f[0] == '-' ? "%s needs a value (or is unknown)" : "unexpected argument '%s'", f);
+        }
+        i++;
+        if (!strcmp(f, "--model")) a->model_dir = v;
+        else if (!strcmp(f, "--codes-out")) a->codes_out = v;
+        else if (!strcmp(f, "--text-states")) a->text_states = v;
+        else if (!strcmp(f, "--frames")) a->frames = cli_int(f, v, 1, INT32_MAX), have_frames = 1;
+        else if (!strcmp(f, "--seed")) a->sampler.seed = (uint64_t)cli_int(f, v, 0, INT64_MAX);
+        else if (!strcmp(f, "--batch")) a->batch = cli_int(f, v, 1, 65536), a->have_batch = 1;
+        else if (!strcmp(f, "--guidance")) a->guidance = cli_double(f, v, 0.0, 1000.0), a->have_guidance = 1;
+        else if (!strcmp(f, "--top-k")) a->sampler.top_k = (int)cli_int(f, v, 0, INT32_MAX);
+        else if (!strcmp(f, "--top-p")) a->sampler.top_p = (float)cli_double(f, v, 1e-6, 1.0);
+        else if (!strcmp(f, "--temperature")) a->sampler.temperature = (float)cli_double(f, v, 1e-6, 1e6);
+        else {
+            usage(stderr);
+            musae_fail("unknown option '%s'", f);
+        }
+    }
+    if (!a->model_dir || !have_frames || !a->codes_out) {
+        usage(stderr);
+        musae_fail("--model, --frames and --codes-out are required");
+    }
+}
+
+/* The conditioning of the B items: precomputed text states, or none. */
+static int64_t load_conditioning(const gen_args *a, const mg_model *m, mg_text_states *ts, mg_text *text) {
+    memset(text, 0, sizeof *text);
+    if (!a->text_states) return a->batch;
+    mg_read_text_states(a->text_states, m->H, ts);
+    if (a->have_batch && a->batch != ts->B)
+        musae_fail("--batch %lld disagrees with the %lld rows of %s", (long long)a->batch, (long long)ts->B,
+                   a->text_states);
+    *text = (mg_text){.states = ts->states, .mask = ts->mask, .S = ts->S};
+    return ts->B;
+}
+
+static void write_outputs(const gen_args *a, const mg_gen_params *p, const int64_t *codes, int64_t B, int64_t K,
+                          int64_t F) {
+    char seed[32], guid[32], topk[32], topp[32], temp[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->sampler.seed);
+    snprintf(guid, sizeof guid, "%g", (double)p->guidance);
+    snprintf(topk, sizeof topk, "%d", a->sampler.top_k);
+    snprintf(topp, sizeof topp, "%g", (double)a->sampler.top_p);
+    snprintf(temp, sizeof temp, "%g", (double)a->sampler.temperature);
+    const char *meta[] = {"model", a->model_dir, "seed", seed, "guidance", guid, "top_k", topk, "top_p", topp,
+                          "temperature", temp, "greedy", a->sampler.greedy ? "1" : "0",
+                          "text_states", a->text_states ? a->text_states : ""};
+    mg_write_codes(a->codes_out, codes, B, K, F, meta, (int)(sizeof meta / sizeof meta[0] / 2));
+    LOG_INFO("wrote %s: codes [%lld, %lld, %lld]", a->codes_out, (long long)B, (long long)K, (long long)F);
+}
+
+int verb_generate(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    gen_args a;
+    parse(argc, argv, &a);
+
+    char err[1024];
+    musae_model_config cfg;
+    if (musae_config_load(&cfg, a.model_dir, err, sizeof err)) musae_fail("%s", err);
+    musae_st st;
+    if (musae_st_open(&st, a.model_dir, err, sizeof err)) musae_fail("%s", err);
+    mg_model m;
+    mg_load_from(&m, &st, &cfg, musae_ops_cpu());
+    musae_st_close(&st);
+    if (mg_check_frames(&m, a.frames, err, sizeof err)) musae_fail("--frames: %s", err);
+
+    mg_text_states ts = {0};
+    mg_text text;
+    const int64_t B = load_conditioning(&a, &m, &ts, &text);
+    mg_gen_params p = {
+        .steps = mg_delay_plan_frames(m.K, a.frames).steps,
+        .guidance = (float)(a.have_guidance ? a.guidance : cfg.guidance_scale),
+        .sampler = a.sampler,
+        .progress = 1,
+    };
+    if (!text.states && p.guidance > 1.0f)
+        LOG_INFO("no text conditioning: guidance %g has nothing to guide and is not applied", (double)p.guidance);
+    LOG_INFO("generating %lld frames for %lld item(s): %lld steps, %s", (long long)a.frames, (long long)B,
+             (long long)p.steps, a.sampler.greedy ? "greedy" : "sampling");
+
+    int64_t *codes = musae_xmalloc((size_t)(B * m.K * a.frames) * sizeof(int64_t));
+    const int64_t F = mg_generate(&m, B, &text, &p, NULL, 0, NULL, NULL, codes);
+    MUSAE_ASSERT(F == a.frames, "generated %lld frames, asked for %lld", (long long)F, (long long)a.frames);
+    write_outputs(&a, &p, codes, B, m.K, F);
+
+    free(codes);
+    mg_text_states_free(&ts);
+    mg_free(&m);
+    return 0;
+}

@@ -1,0 +1,464 @@
+/* MusicGen decoder: loader (HF names), state (K/V caches), forward with hooks. See musicgen.h. */
+#include "model/musicgen.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "host/core/log.h"
+
+/* ---- loading --------------------------------------------------------------------------------------------- */
+
+void mg_sinusoids(float *out, int64_t n, int64_t H) {
+    /* torch: emb = exp(arange(half).float() * -c) with c a Python double applied in fp32, then
+     * arange(n).float()[:, None] * emb, then cat(cos, sin) — every step rounded to fp32 as here */
+    const int64_t half = H / 2;
+    MUSAE_ASSERT(half >= 2, "hidden size %lld too small for the sinusoidal table", (long long)H);
+    const float negc = (float)-(log(10000.0) / (double)(half - 1));
+    for (int64_t i = 0; i < half; i++) {
+        const float freq = expf((float)i * negc);
+        for (int64_t p = 0; p < n; p++) {
+            const float arg = (float)p * freq;
+            out[p * H + i] = cosf(arg);
+            out[p * H + half + i] = sinf(arg);
+        }
+    }
+    if (H % 2)
+        for (int64_t p = 0; p < n; p++) out[p * H + H - 1] = 0.0f;
+}
+
+/* Hands out 64-byte aligned pieces of the weight arena; with base == NULL it only counts (sizing pass). */
+typedef struct {
+    char *base;
+    size_t off;
+} carver;
+
+static float *carve(carver *c, int64_t n) {
+    float *p = c->base ? (float *)(c->base + c->off) : NULL;
+    c->off += ((size_t)n * sizeof(float) + 63) / 64 * 64;
+    return p;
+}
+
+static void carve_all(mg_model *m, carver *c) {
+    const int64_t H = m->H, F = m->ffn;
+    m->embed = carve(c, m->K * (m->V + 1) * H);
+    m->pos = carve(c, m->max_pos * H);
+    for (int64_t l = 0; l < m->n_layers; l++) {
+        mg_layer *w = &m->layers[l];
+        w->sa_ln_w = carve(c, H), w->sa_ln_b = carve(c, H);
+        w->sa_q = carve(c, H * H), w->sa_kv = carve(c, 2 * H * H), w->sa_o = carve(c, H * H);
+        w->ca_ln_w = carve(c, H), w->ca_ln_b = carve(c, H);
+        w->ca_q = carve(c, H * H), w->ca_kv = carve(c, 2 * H * H), w->ca_o = carve(c, H * H);
+        w->ff_ln_w = carve(c, H), w->ff_ln_b = carve(c, H);
+        w->fc1 = carve(c, F * H), w->fc2 = carve(c, H * F);
+    }
+    m->ln_w = carve(c, H), m->ln_b = carve(c, H);
+    m->heads = carve(c, m->K * m->V * H);
+}
+
+/* The mmapped source pages of a tensor are dropped from the process once copied, so peak memory is the
+ * f32 weights plus one tensor, not weights plus the touched file (the page cache keeps the data; a
+ * MAP_PRIVATE read-only mapping simply faults it back in if read again). */
+static void release_source(const musae_st_tensor *t) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)t->data & ~(pg - 1), e = ((uintptr_t)t->data + t->nbytes + pg - 1) & ~(pg - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+typedef struct {
+    musae_st *st;
+    const musae_ops *ops;
+    float *staging; /* host, the largest tensor */
+    int64_t n_params;
+} loader;
+
+/* Finds `name`, checks shape and dtype, converts to f32, refuses non-finite values, uploads to dst. */
+static void load_tensor(loader *ld, const char *name, float *dst, int rank, const int64_t *shape) {
+    musae_st_tensor *t = musae_st_find(ld->st, name);
+    if (!t) musae_fail("%s: tensor '%s' is missing (the MusicGen decoder needs it)", ld->st->path, name);
+    const char *file = musae_st_file_of(ld->st, t);
+    int ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char got[128], want[128];
+        musae_shape_str(t->rank, t->shape, got, sizeof got);
+        musae_shape_str(rank, shape, want, sizeof want);
+        musae_fail("%s: tensor '%s' has shape %s, expected %s", file, name, got, want);
+    }
+    if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16") && strcmp(t->dtype, "F64"))
+        musae_fail("%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16)", file, name, t->dtype);
+    const int64_t n = musae_st_numel(t);
+    musae_st_read(ld->st, t, ld->staging, MUSAE_F32);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(ld->staging[i]))
+            musae_fail("%s: tensor '%s' holds a non-finite value (%g at flat index %lld)", file, name,
+                       (double)ld->staging[i], (long long)i);
+    ld->ops->upload(dst, ld->staging, (size_t)n * sizeof(float));
+    release_source(t);
+    ld->n_params += n;
+}
+
+/* HF 5.x keeps embed_positions.weights as a non-persistent buffer (not saved) and ignores the key in
+ * older checkpoints that have it; so do we, after saying whether it matches the table we compute. */
+static void check_stored_positions(loader *ld, const mg_model *m, const float *table) {
+    const char *name = "decoder.model.decoder.embed_positions.weights";
+    musae_st_tensor *t = musae_st_find(ld->st, name);
+    if (!t) return;
+    if (t->rank != 2 || t->shape[1] != m->H || t->shape[0] < 1 || !musae_st_dtype_known(t->dtype) ||
+        !strcmp(t->dtype, "I64") || !strcmp(t->dtype, "I32")) {
+        LOG_WARN("%s: '%s' is not a [n, %lld] float table; ignored (positions are computed, as HF does)",
+                 ld->st->path, name, (long long)m->H);
+        return;
+    }
+    const int64_t n = t->shape[0] < m->max_pos ? t->shape[0] : m->max_pos;
+    float *stored = musae_xmalloc((size_t)musae_st_numel(t) * sizeof(float));
+    musae_st_read(ld->st, t, stored, MUSAE_F32);
+    double d = 0;
+    for (int64_t i = 0; i < n * m->H; i++) {
+        const double e = fabs((double)stored[i] - (double)table[i]);
+        d = e > d || isnan(e) ? e : d;
+    }
+    free(stored);
+    release_source(t);
+    if (d <= 1e-3)
+        LOG_DEBUG("%s: stored '%s' matches the computed sinusoids (max abs diff %.2g); using the computed table",
+                  ld->st->path, name, d);
+    else
+        LOG_WARN("%s: stored '%s' differs from the sinusoidal table (max abs diff %.3g); ignored, as HF 5.x "
+                 "ignores it", ld->st->path, name, d);
+}
+
+void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops) {
+    memset(m, 0, sizeof *m);
+    const musae_decoder_config *d = &cfg->decoder;
+    m->cfg = *d;
+    m->ops = ops;
+    m->K = d->num_codebooks;
+    m->V = d->vocab_size;
+    m->H = d->hidden_size;
+    m->n_layers = d->num_hidden_layers;
+    m->n_heads = d->num_attention_heads;
+    m->ffn = d->ffn_dim;
+    m->max_pos = d->max_position_embeddings;
+    if (m->K < 1 || m->V < 2 || m->H < 4 || m->n_layers < 1 || m->n_heads < 1 || m->ffn < 1 || m->max_pos < 2)
+        musae_fail("%s: decoder config out of range (codebooks %lld, vocab %lld, hidden %lld, layers %lld, heads "
+                   "%lld, ffn %lld, positions %lld)", st->path, (long long)m->K, (long long)m->V, (long long)m->H,
+                   (long long)m->n_layers, (long long)m->n_heads, (long long)m->ffn, (long long)m->max_pos);
+    if (m->H % m->n_heads)
+        musae_fail("%s: decoder hidden_size %lld is not a multiple of num_attention_heads %lld", st->path,
+                   (long long)m->H, (long long)m->n_heads);
+    if (d->bos_token_id != m->V)
+        musae_fail("%s: decoder bos_token_id is %d, expected vocab_size %lld (MusicGen's special token)", st->path,
+                   d->bos_token_id, (long long)m->V);
+    m->d_head = m->H / m->n_heads;
+    m->layers = musae_xcalloc((size_t)m->n_layers, sizeof(mg_layer));
+
+    carver sizing = {NULL, 0};
+    carve_all(m, &sizing);
+    m->arena_bytes = sizing.off;
+    m->arena = ops->alloc(m->arena_bytes);
+    carver c = {m->arena, 0};
+    carve_all(m, &c);
+
+    const int64_t H = m->H, F = m->ffn, V = m->V;
+    int64_t largest = m->max_pos * H;
+    if ((V + 1) * H > largest) largest = (V + 1) * H;
+    if (F * H > largest) largest = F * H;
+    if (H * H > largest) largest = H * H;
+    loader ld = {st, ops, musae_xmalloc((size_t)largest * sizeof(float)), 0};
+
+    char name[256];
+    for (int64_t k = 0; k < m->K; k++) {
+        snprintf(name, sizeof name, "decoder.model.decoder.embed_tokens.%lld.weight", (long long)k);
+        load_tensor(&ld, name, m->embed + k * (V + 1) * H, 2, (int64_t[]){V + 1, H});
+        snprintf(name, sizeof name, "decoder.lm_heads.%lld.weight", (long long)k);
+        load_tensor(&ld, name, m->heads + k * V * H, 2, (int64_t[]){V, H});
+    }
+    const int64_t vec[1] = {H}, sq[2] = {H, H}, up[2] = {F, H}, down[2] = {H, F};
+    for (int64_t l = 0; l < m->n_layers; l++) {
+        mg_layer *w = &m->layers[l];
+        const struct {
+            const char *suffix;
+            float *dst;
+            int rank;
+            const int64_t *shape;
+        } items[] = {
+            {"self_attn_layer_norm.weight", w->sa_ln_w, 1, vec},  {"self_attn_layer_norm.bias", w->sa_ln_b, 1, vec},
+            {"self_attn.q_proj.weight", w->sa_q, 2, sq},          {"self_attn.k_proj.weight", w->sa_kv, 2, sq},
+            {"self_attn.v_proj.weight", w->sa_kv + H * H, 2, sq}, {"self_attn.out_proj.weight", w->sa_o, 2, sq},
+            {"encoder_attn_layer_norm.weight", w->ca_ln_w, 1, vec},
+            {"encoder_attn_layer_norm.bias", w->ca_ln_b, 1, vec},
+            {"encoder_attn.q_proj.weight", w->ca_q, 2, sq},       {"encoder_attn.k_proj.weight", w->ca_kv, 2, sq},
+            {"encoder_attn.v_proj.weight", w->ca_kv + H * H, 2, sq},
+            {"encoder_attn.out_proj.weight", w->ca_o, 2, sq},
+            {"final_layer_norm.weight", w->ff_ln_w, 1, vec},      {"final_layer_norm.bias", w->ff_ln_b, 1, vec},
+            {"fc1.weight", w->fc1, 2, up},                        {"fc2.weight", w->fc2, 2, down},
+        };
+        for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+            snprintf(name, sizeof name, "decoder.model.decoder.layers.%lld.%s", (long long)l, items[i].suffix);
+            load_tensor(&ld, name, items[i].dst, items[i].rank, items[i].shape);
+        }
+    }
+    load_tensor(&ld, "decoder.model.decoder.layer_norm.weight", m->ln_w, 1, vec);
+    load_tensor(&ld, "decoder.model.decoder.layer_norm.bias", m->ln_b, 1, vec);
+
+    mg_sinusoids(ld.staging, m->max_pos, H);
+    check_stored_positions(&ld, m, ld.staging);
+    ops->upload(m->pos, ld.staging, (size_t)(m->max_pos * H) * sizeof(float));
+    free(ld.staging);
+    m->n_params = ld.n_params;
+    int unused = musae_st_report_unused(st, "decoder.");
+    if (unused) LOG_WARN("%s: %d decoder tensor(s) not used by the MusicGen decoder (listed above)", st->path, unused);
+    LOG_DEBUG("musicgen decoder: %lld layers, hidden %lld, %lld heads, ffn %lld, %lld codebooks, %.1f M params",
+              (long long)m->n_layers, (long long)H, (long long)m->n_heads, (long long)F, (long long)m->K,
+              (double)m->n_params / 1e6);
+}
+
+void mg_load(mg_model *m, const char *dir, const musae_ops *ops) {
+    char err[1024];
+    musae_model_config cfg;
+    if (musae_config_load(&cfg, dir, err, sizeof err)) musae_fail("%s", err);
+    musae_st st;
+    if (musae_st_open(&st, dir, err, sizeof err)) musae_fail("%s", err);
+    mg_load_from(m, &st, &cfg, ops);
+    musae_st_close(&st);
+}
+
+void mg_free(mg_model *m) {
+    if (m->arena) m->ops->free(m->arena);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- state ----------------------------------------------------------------------------------------------- */
+
+static int64_t kv_layers(const mg_state *s, const mg_model *m) { return s->o.incremental ? m->n_layers : 1; }
+
+void mg_state_init(mg_state *s, const mg_model *m, const mg_state_opts *o) {
+    MUSAE_ASSERT(o->n_cond >= 1 && (o->batch == o->n_cond || o->batch == 2 * o->n_cond),
+                 "state rows: batch %lld, n_cond %lld (batch must be n_cond or 2·n_cond)", (long long)o->batch,
+                 (long long)o->n_cond);
+    MUSAE_ASSERT(o->t_max >= 1 && o->t_max <= m->max_pos, "state holds %lld positions; the model has %lld",
+                 (long long)o->t_max, (long long)m->max_pos);
+    MUSAE_ASSERT(o->t_call >= 1 && o->t_call <= o->t_max, "positions per call %lld outside 1..%lld",
+                 (long long)o->t_call, (long long)o->t_max);
+    memset(s, 0, sizeof *s);
+    s->o = *o;
+    const musae_ops *ops = m->ops;
+    const int64_t rows = o->batch * o->t_call, H = m->H;
+    s->self_kv = ops->alloc((size_t)(kv_layers(s, m) * o->batch * o->t_max * 2 * H) * sizeof(float));
+    s->x = ops->alloc((size_t)(rows * H) * sizeof(float));
+    s->h = ops->alloc((size_t)(rows * H) * sizeof(float));
+    s->q = ops->alloc((size_t)(rows * H) * sizeof(float));
+    s->attn = ops->alloc((size_t)(rows * H) * sizeof(float));
+    s->ff = ops->alloc((size_t)(rows * m->ffn) * sizeof(float));
+    if (o->logits) s->logits = ops->alloc((size_t)(rows * m->K * m->V) * sizeof(float));
+    s->ids = ops->alloc((size_t)(m->K * rows) * sizeof(int64_t));
+    s->ids_host = musae_xmalloc((size_t)(m->K * rows) * sizeof(int64_t));
+}
+
+static void free_text(mg_state *s, const mg_model *m) {
+    if (s->text_kv) m->ops->free(s->text_kv);
+    if (s->text_states) m->ops->free(s->text_states);
+    if (s->text_mask) m->ops->free(s->text_mask);
+    s->text_kv = s->text_states = s->text_mask = NULL;
+    s->s_cap = 0;
+}
+
+void mg_state_free(mg_state *s, const mg_model *m) {
+    const musae_ops *ops = m->ops;
+    free_text(s, m);
+    float *bufs[] = {s->self_kv, s->x, s->h, s->q, s->attn, s->ff, s->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops->free(bufs[i]);
+    if (s->ids) ops->free(s->ids);
+    free(s->ids_host);
+    memset(s, 0, sizeof *s);
+}
+
+void mg_state_reset(mg_state *s) { s->len = 0; }
+
+void mg_state_set_text(mg_state *s, const mg_model *m, const float *states, const float *mask, int64_t S) {
+    MUSAE_ASSERT(S >= 1, "text of %lld positions", (long long)S);
+    const musae_ops *ops = m->ops;
+    const int64_t n = s->o.n_cond, H = m->H;
+    if (S > s->s_cap) {
+        free_text(s, m);
+        s->text_kv = ops->alloc((size_t)(kv_layers(s, m) * n * S * 2 * H) * sizeof(float));
+        s->text_states = ops->alloc((size_t)(n * S * H) * sizeof(float));
+        s->text_mask = ops->alloc((size_t)(n * S) * sizeof(float));
+        s->s_cap = S;
+    }
+    ops->upload(s->text_states, states, (size_t)(n * S * H) * sizeof(float));
+    ops->upload(s->text_mask, mask, (size_t)(n * S) * sizeof(float));
+    s->n_text = n;
+    s->s_text = S;
+    if (s->o.incremental)
+        for (int64_t l = 0; l < m->n_layers; l++)
+            ops->linear(s->text_kv + l * n * S * 2 * H, s->text_states, m->layers[l].ca_kv, NULL, n * S, 2 * H, H,
+                        0.0f);
+}
+
+void mg_state_clear_text(mg_state *s) {
+    s->n_text = 0;
+    s->s_text = 0;
+}
+
+/* ---- forward --------------------------------------------------------------------------------------------- */
+
+static void run_hooks(const mg_model *m, mg_state *s, int layer, int64_t t, int64_t pos0, const mg_hook *hooks,
+                      int n_hooks) {
+    const int64_t H = m->H, nc = s->o.n_cond, B = s->o.batch;
+    for (int i = 0; i < n_hooks; i++) {
+        const mg_hook *k = &hooks[i];
+        if (k->layer != layer) continue;
+        const int64_t r0 = k->branch == MG_BRANCH_UNCOND ? nc : 0;
+        const int64_t r1 = k->branch == MG_BRANCH_COND ? nc : B;
+        int64_t p0 = k->pos_begin > pos0 ? k->pos_begin : pos0;
+        int64_t p1 = k->pos_end < pos0 + t ? k->pos_end : pos0 + t;
+        if (k->kind == MG_HOOK_READ && k->dst_t < p1) p1 = k->dst_t;
+        if (p1 <= p0) continue;
+        for (int64_t r = r0; r < r1; r++) {
+            float *x = s->x + (r * t + (p0 - pos0)) * H;
+            if (k->kind == MG_HOOK_READ) {
+                m->ops->download(k->dst + ((r - r0) * k->dst_t + p0) * H, x, (size_t)((p1 - p0) * H) * sizeof(float));
+            } else {
+                const float alpha = k->scale * (k->item_scale ? k->item_scale[r % nc] : 1.0f);
+                m->ops->add_rows(x, k->vec, alpha, p1 - p0, H);
+            }
+        }
+    }
+}
+
+static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *hooks, int n_hooks) {
+    for (int i = 0; i < n_hooks; i++) {
+        const mg_hook *k = &hooks[i];
+        MUSAE_ASSERT(k->layer >= -1 && k->layer < m->n_layers, "hook %d: layer %d outside -1..%lld", i, k->layer,
+                     (long long)m->n_layers - 1);
+        MUSAE_ASSERT(k->branch >= MG_BRANCH_COND && k->branch <= MG_BRANCH_BOTH, "hook %d: branch %d", i, k->branch);
+        MUSAE_ASSERT(k->branch != MG_BRANCH_UNCOND || s->o.batch > s->o.n_cond,
+                     "hook %d: the unconditional branch needs a CFG state", i);
+        MUSAE_ASSERT(k->pos_begin >= 0 && k->pos_end >= k->pos_begin, "hook %d: positions [%lld, %lld)", i,
+                     (long long)k->pos_begin, (long long)k->pos_end);
+        if (k->kind == MG_HOOK_READ)
+            MUSAE_ASSERT(k->dst && k->dst_t >= 1, "hook %d: READ needs dst and dst_t", i);
+        else
+            MUSAE_ASSERT(k->kind == MG_HOOK_ADD && k->vec, "hook %d: ADD needs vec", i);
+    }
+}
+
+/* Self-attention K/V of the t new positions into the cache rows (b, pos0 .. pos0 + t - 1), straight from
+ * the GEMM: the row stride ldc reaches every batch row at once when the rows are evenly spaced. */
+static void self_kv_write(const mg_model *m, const mg_state *s, const mg_layer *w, float *kv, int64_t t, int64_t pos0) {
+    const int64_t H = m->H, H2 = 2 * H, B = s->o.batch, TM = s->o.t_max;
+    const musae_ops *ops = m->ops;
+    if (t == 1)
+        ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv, H, 0.0f, kv + pos0 * H2, TM * H2);
+    else if (B == 1 || t == TM)
+        ops->gemm(0, 1, B * t, H2, H, 1.0f, s->h, H, w->sa_kv, H, 0.0f, kv + pos0 * H2, H2);
+    else
+        for (int64_t b = 0; b < B; b++)
+            ops->gemm(0, 1, t, H2, H, 1.0f, s->h + b * t * H, H, w->sa_kv, H, 0.0f, kv + (b * TM + pos0) * H2, H2);
+}
+
+static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, int64_t pos0) {
+    const musae_ops *ops = m->ops;
+    const mg_layer *w = &m->layers[l];
+    const int64_t H = m->H, H2 = 2 * H, B = s->o.batch, TM = s->o.t_max, rows = B * t;
+    const float scale = (float)pow((double)m->d_head, -0.5);
+
+    /* self-attention (causal; keys are every cached position up to the query's own) */
+    ops->layernorm(s->h, s->x, w->sa_ln_w, w->sa_ln_b, rows, H, MG_LN_EPS);
+    ops->linear(s->q, s->h, w->sa_q, NULL, rows, H, H, 0.0f);
+    float *kv = s->self_kv + (s->o.incremental ? l : 0) * B * TM * H2;
+    self_kv_write(m, s, w, kv, t, pos0);
+    musae_attn_params sp = {
+        .batch = B, .heads = m->n_heads, .tq = t, .tk = pos0 + t, .dh = m->d_head,
+        .q_sb = t * H, .q_st = H, .k_sb = TM * H2, .k_st = H2, .v_sb = TM * H2, .v_st = H2, .o_sb = t * H, .o_st = H,
+        .scale = scale, .causal = 1, .q_pos0 = pos0,
+    };
+    ops->attention(s->attn, s->q, kv, kv + H, &sp);
+    ops->linear(s->x, s->attn, w->sa_o, NULL, rows, H, H, 1.0f);
+
+    /* cross-attention: only the rows with text; the unconditional rows would add exactly zero */
+    if (s->n_text > 0) {
+        const int64_t n = s->n_text, S = s->s_text, trows = n * t;
+        float *tkv = s->text_kv;
+        if (s->o.incremental)
+            tkv += l * n * S * H2;
+        else
+            ops->linear(tkv, s->text_states, w->ca_kv, NULL, n * S, H2, H, 0.0f);
+        ops->layernorm(s->h, s->x, w->ca_ln_w, w->ca_ln_b, trows, H, MG_LN_EPS);
+        ops->linear(s->q, s->h, w->ca_q, NULL, trows, H, H, 0.0f);
+        musae_attn_params cp = {
+            .batch = n, .heads = m->n_heads, .tq = t, .tk = S, .dh = m->d_head,
+            .q_sb = t * H, .q_st = H, .k_sb = S * H2, .k_st = H2, .v_sb = S * H2, .v_st = H2, .o_sb = t * H, .o_st = H,
+            .scale = scale, .key_mask = s->text_mask,
+        };
+        ops->attention(s->attn, s->q, tkv, tkv + H, &cp);
+        ops->linear(s->x, s->attn, w->ca_o, NULL, trows, H, H, 1.0f);
+    }
+
+    /* feed-forward */
+    ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
+    ops->linear(s->ff, s->h, w->fc1, NULL, rows, m->ffn, H, 0.0f);
+    ops->gelu(s->ff, s->ff, rows * m->ffn);
+    ops->linear(s->x, s->ff, w->fc2, NULL, rows, H, m->ffn, 1.0f);
+}
+
+void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
+                int want_logits) {
+    const musae_ops *ops = m->ops;
+    const int64_t K = m->K, H = m->H, B = s->o.batch, rows = B * t;
+    const int64_t pos0 = s->o.incremental ? s->len : 0;
+    MUSAE_ASSERT(t >= 1 && t <= s->o.t_call, "forward of %lld positions; the state takes 1..%lld per call",
+                 (long long)t, (long long)s->o.t_call);
+    MUSAE_ASSERT(pos0 + t <= s->o.t_max, "positions %lld..%lld exceed the state's %lld", (long long)pos0,
+                 (long long)(pos0 + t - 1), (long long)s->o.t_max);
+    MUSAE_ASSERT(!want_logits || s->logits, "logits asked of a state made without them");
+    validate_hooks(m, s, hooks, n_hooks);
+
+    /* embeddings: Σ_k embed_k(ids[:, k, :]) in codebook order, as HF sums them, then + positions */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t i = 0; i < t; i++) {
+                const int64_t id = ids[(b * K + k) * t + i];
+                MUSAE_ASSERT(id >= 0 && id <= m->V, "token %lld (item %lld, codebook %lld, position %lld) outside "
+                             "0..%lld", (long long)id, (long long)b, (long long)k, (long long)(pos0 + i), (long long)m->V);
+                s->ids_host[k * rows + b * t + i] = id;
+            }
+    ops->upload(s->ids, s->ids_host, (size_t)(K * rows) * sizeof(int64_t));
+    for (int64_t k = 0; k < K; k++)
+        ops->embedding(s->x, m->embed + k * (m->V + 1) * H, m->V + 1, H, s->ids + k * rows, rows, k > 0);
+    for (int64_t b = 0; b < B; b++) ops->add(s->x + b * t * H, s->x + b * t * H, m->pos + pos0 * H, t * H);
+    run_hooks(m, s, -1, t, pos0, hooks, n_hooks);
+
+    /* without logits and without a cache to keep complete, layers past the deepest hook are dead work */
+    int64_t last = m->n_layers - 1;
+    if (!want_logits && !s->o.incremental) {
+        last = -1;
+        for (int i = 0; i < n_hooks; i++)
+            if (hooks[i].layer > last) last = hooks[i].layer;
+    }
+    for (int64_t l = 0; l <= last; l++) {
+        layer_forward(m, s, l, t, pos0);
+        run_hooks(m, s, (int)l, t, pos0, hooks, n_hooks);
+    }
+    if (want_logits) {
+        ops->layernorm(s->h, s->x, m->ln_w, m->ln_b, rows, H, MG_LN_EPS);
+        ops->linear(s->logits, s->h, m->heads, NULL, rows, K * m->V, H, 0.0f);
+    }
+    if (s->o.incremental) s->len += t;
+}
+
+void mg_logits_bktv(const mg_model *m, const mg_state *s, int64_t t, float *out) {
+    const int64_t K = m->K, V = m->V, B = s->o.batch;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < t; i++)
+            for (int64_t k = 0; k < K; k++)
+                m->ops->download(out + ((b * K + k) * t + i) * V, s->logits + ((b * t + i) * K + k) * V,
+                                 (size_t)V * sizeof(float));
+}

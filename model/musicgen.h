@@ -1,0 +1,160 @@
+/* MusicGen's decoder LM (HF MusicgenForCausalLM inside MusicgenForConditionalGeneration), written once
+ * against the kernels/ops.h table. Exact semantics: ../shared/reference/musicgen.md §1.
+ *
+ *   x      = Σ_k embed_tokens[k](ids[:, k, :]) + pos[position]     cos-first sinusoid, position = step index
+ *   layer  x += SelfAttn(LN(x))   causal, K/V cached
+ *          x += CrossAttn(LN(x), text)   rows with text only; the encoder mask hides padded text positions
+ *          x += fc2(gelu(fc1(LN(x))))    exact erf GELU
+ *          hooks of this layer run here (residual stream after the layer, before the next one)
+ *   logits[:, k] = lm_heads[k](LN_final(x))
+ * All LayerNorms have eps 1e-5 and a bias; no linear layer has a bias.
+ *
+ * Rows. A state runs `batch` rows in lockstep (same positions). Rows [0, n_cond) are the conditional
+ * branch and attend to the text states (when given); rows [n_cond, batch) are the unconditional branch of
+ * classifier-free guidance and skip cross-attention entirely: HF feeds them zero states with a zero mask,
+ * whose cross-attention output is exactly zero. Item i of the batch is row i and, with CFG, row n_cond + i.
+ *
+ * Hooks (mg_hook) read or change the residual stream after any layer, in the order given; with none, the
+ * forward pays nothing for them. They are how capture (READ) and steering (ADD) see the model. */
+#ifndef MUSAE_MUSICGEN_H
+#define MUSAE_MUSICGEN_H
+
+#include <stdint.h>
+
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MG_LN_EPS 1e-5f
+
+/* One decoder layer's weights (device pointers into mg_model.arena). H hidden, F ffn. */
+typedef struct {
+    float *sa_ln_w, *sa_ln_b; /* [H]      self_attn_layer_norm */
+    float *sa_q;              /* [H, H]   self_attn.q_proj */
+    float *sa_kv;             /* [2H, H]  self_attn.k_proj rows, then v_proj rows: one GEMM fills a cache row [k | v] */
+    float *sa_o;              /* [H, H]   self_attn.out_proj */
+    float *ca_ln_w, *ca_ln_b; /* [H]      encoder_attn_layer_norm */
+    float *ca_q;              /* [H, H]   encoder_attn.q_proj */
+    float *ca_kv;             /* [2H, H]  encoder_attn.k_proj, v_proj */
+    float *ca_o;              /* [H, H]   encoder_attn.out_proj */
+    float *ff_ln_w, *ff_ln_b; /* [H]      final_layer_norm */
+    float *fc1;               /* [F, H] */
+    float *fc2;               /* [H, F] */
+} mg_layer;
+
+typedef struct {
+    musae_decoder_config cfg;
+    const musae_ops *ops;
+    int64_t K;        /* codebooks */
+    int64_t V;        /* codes per codebook (2048); the BOS/pad id is V */
+    int64_t H, n_layers, n_heads, d_head, ffn;
+    int64_t max_pos;  /* positions of the sinusoidal table (2048): the longest sequence */
+    float *embed;     /* [K, V + 1, H]  embed_tokens.{k} */
+    float *pos;       /* [max_pos, H]   computed, never loaded (HF 5.x does not save it) */
+    mg_layer *layers; /* [n_layers] (host array of device pointers) */
+    float *ln_w, *ln_b; /* [H] final layer_norm */
+    float *heads;     /* [K·V, H] lm_heads.{k} stacked: one GEMM gives logits [rows, K, V] */
+    void *arena;      /* the one device allocation every weight above points into */
+    size_t arena_bytes;
+    int64_t n_params; /* loaded parameters (the table of positions excluded) */
+} mg_model;
+
+/* Loads the decoder from an open checkpoint (a composite MusicGen folder: names start with "decoder.")
+ * whose config was read with musae_config_load. Every tensor is checked by name and shape (fp32, fp16 or
+ * bf16 stored; converted to f32), non-finite values are refused with the tensor's name, and the decoder
+ * tensors no lookup used are reported. A bad checkpoint is a musae_fail naming the file and the tensor. */
+void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops);
+/* Opens DIR (config.json + safetensors, single or sharded) and loads the decoder. */
+void mg_load(mg_model *m, const char *dir, const musae_ops *ops);
+void mg_free(mg_model *m);
+/* The sinusoidal table exactly as HF computes it in fp32: half = H/2, freq_i = exp(i · -(ln 10000 /
+ * (half - 1))), row p = [cos(p · freq), sin(p · freq)]. out is host [n, H]. */
+void mg_sinusoids(float *out, int64_t n, int64_t H);
+
+/* ---- hooks --------------------------------------------------------------------------------------------- */
+
+typedef enum { MG_HOOK_READ = 0, MG_HOOK_ADD = 1 } mg_hook_kind;
+typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg_branch;
+#define MG_POS_END INT64_MAX
+
+/* A hook acts on the residual stream after decoder layer `layer` (0-based; -1 = the embeddings before
+ * layer 0), at sequence positions [pos_begin, pos_end) of the rows of `branch` (rows [0, n_cond) for
+ * COND, [n_cond, batch) for UNCOND, both for BOTH). A forward call touches the part of that range it
+ * computes, so a generation loop can register one hook for all its steps.
+ *   READ: copies the rows into dst, host [rows of the branch, dst_t, H]: position p of the r-th row of the
+ *         branch lands at dst[(r · dst_t + p) · H]; positions >= dst_t are not copied.
+ *   ADD:  x[row, p, :] += alpha · vec, alpha = scale · (item_scale ? item_scale[item] : 1) where item is
+ *         the row's batch item (row mod n_cond); vec is [H] on the model's device (ops->alloc + upload).
+ * Hooks run in array order, so a READ after an ADD at the same layer sees the steered residual. */
+typedef struct {
+    mg_hook_kind kind;
+    int layer;
+    mg_branch branch;
+    int64_t pos_begin, pos_end;
+    float *dst;               /* READ */
+    int64_t dst_t;
+    const float *vec;         /* ADD */
+    float scale;
+    const float *item_scale;  /* host [n_cond] or NULL */
+} mg_hook;
+
+/* ---- state: K/V caches and activations of one batch ------------------------------------------------------ */
+
+typedef struct {
+    int64_t batch;       /* rows of every forward call */
+    int64_t n_cond;      /* rows of the conditional branch (batch = n_cond, or 2·n_cond with CFG) */
+    int64_t t_max;       /* most positions the state holds */
+    int64_t t_call;      /* most positions one call processes */
+    int incremental;     /* 1: every layer's K/V is kept, calls continue the sequence (generation);
+                            0: one layer's K/V buffer is reused and each call is a whole sequence from
+                            position 0 (teacher forcing, capture): memory independent of the depth */
+    int logits;          /* allocate the logits buffer */
+} mg_state_opts;
+
+typedef struct {
+    mg_state_opts o;
+    int64_t len;         /* positions processed (incremental): the next call starts here */
+    int64_t n_text;      /* rows with text (0 or n_cond) */
+    int64_t s_text;      /* text positions S */
+    int64_t s_cap;       /* text positions the buffers were sized for */
+    /* device buffers */
+    float *self_kv;      /* [L or 1, batch, t_max, 2H]  per position: k (H) then v (H) */
+    float *text_kv;      /* [L or 1, n_cond, S, 2H] */
+    float *text_states;  /* [n_cond, S, H] (kept for the non-incremental per-layer recompute) */
+    float *text_mask;    /* [n_cond, S] 1 = real token, 0 = padding */
+    float *x;            /* [rows, H] residual stream, rows = batch · t (b-major) */
+    float *h;            /* [rows, H] normed input of a sublayer */
+    float *q, *attn;     /* [rows, H] */
+    float *ff;           /* [rows, F] */
+    float *logits;       /* [rows, K · V], i.e. [batch, t, K, V] */
+    int64_t *ids;        /* [K, rows] */
+    int64_t *ids_host;
+} mg_state;
+
+void mg_state_init(mg_state *s, const mg_model *m, const mg_state_opts *o);
+void mg_state_free(mg_state *s, const mg_model *m);
+/* Forget the sequence (incremental states): the next call starts at position 0; the text stays. */
+void mg_state_reset(mg_state *s);
+/* Conditions rows [0, n_cond) on text: states host [n_cond, S, H] (enc_to_dec_proj(T5) · mask, as HF
+ * feeds the decoder), mask host [n_cond, S] of 0/1. Incremental states compute every layer's
+ * cross-attention K/V here, once. */
+void mg_state_set_text(mg_state *s, const mg_model *m, const float *states, const float *mask, int64_t S);
+/* Drops the text: every row skips cross-attention. */
+void mg_state_clear_text(mg_state *s);
+
+/* Runs positions [len, len + t) for every row. ids host [batch, K, t] in [0, V] (V = BOS). With
+ * want_logits the final norm and heads fill s->logits [batch, t, K, V]; without, a non-incremental state
+ * stops after the deepest hooked layer. */
+void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
+                int want_logits);
+/* Copies s->logits of the last call (t positions) to host out [batch, K, t, V] (the forward-dump layout). */
+void mg_logits_bktv(const mg_model *m, const mg_state *s, int64_t t, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_MUSICGEN_H */
