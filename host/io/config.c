@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,9 +189,15 @@ static void parse_encodec(ctx *c, const cJSON *o, musae_encodec_config *a) {
         }
     }
     if (c->failed) return;
-    a->hop_length = 1;
-    for (int i = 0; i < a->n_ratios; i++) a->hop_length *= a->upsampling_ratios[i];
-    a->frame_rate = (a->sampling_rate + a->hop_length - 1) / a->hop_length;
+    /* eight ratios of up to 64 would overflow an int; real models hop a few hundred samples */
+    int64_t hop = 1;
+    for (int i = 0; i < a->n_ratios; i++) hop *= a->upsampling_ratios[i];
+    if (hop > (1 << 20)) {
+        cfail(c, "upsampling_ratios", "their product %lld (the hop length) is above 2^20", (long long)hop);
+        return;
+    }
+    a->hop_length = (int)hop;
+    a->frame_rate = (int)(((int64_t)a->sampling_rate + hop - 1) / hop);
     double bw = 0;
     for (int i = 0; i < a->n_bandwidths; i++) bw = a->target_bandwidths[i] > bw ? a->target_bandwidths[i] : bw;
     a->num_quantizers = (int)floor(1000.0 * bw / (a->frame_rate * 10.0));

@@ -48,6 +48,8 @@ static int cmp_tensor_name(const void *a, const void *b) {
     return strcmp(((const musae_st_tensor *)a)->name, ((const musae_st_tensor *)b)->name);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 typedef struct {
     size_t begin, end;
     const char *name;
@@ -59,16 +61,23 @@ static int cmp_span(const void *a, const void *b) {
     return x->end < y->end ? -1 : (x->end > y->end);
 }
 
-/* A JSON number that is an exact non-negative integer below 2^53. */
-static int json_uint(const cJSON *j, uint64_t *out) {
-    if (!cJSON_IsNumber(j)) return 0;
+/* A JSON number that is an exact non-negative integer up to 2^53 (beyond that doubles skip integers). Returns
+ * NULL and sets *out, or the reason it is not one. */
+static const char *json_uint(const cJSON *j, uint64_t *out) {
+    if (!cJSON_IsNumber(j)) return "is not a number";
     double d = j->valuedouble;
-    if (!(d >= 0) || d > 9007199254740992.0 || floor(d) != d) return 0;
+    if (d < 0) return "is negative";
+    if (floor(d) != d) return "is not an integer";
+    if (!(d <= 9007199254740992.0)) return "is above 2^53";
     *out = (uint64_t)d;
-    return 1;
+    return NULL;
 }
 
-static void meta_add(musae_st *st, const char *k, const char *v) {
+/* Shards of one checkpoint each carry the same __metadata__ ("format": "pt"): the first value of a key wins.
+ * Within one file keys are unique already (checked), so only later shards need the linear search. */
+static void meta_add(musae_st *st, const char *k, const char *v, int later_shard) {
+    for (int i = 0; later_shard && i < st->n_meta; i++)
+        if (!strcmp(st->meta_keys[i], k)) return;
     st->meta_keys = musae_xrealloc(st->meta_keys, sizeof(char *) * (size_t)(st->n_meta + 1));
     st->meta_values = musae_xrealloc(st->meta_values, sizeof(char *) * (size_t)(st->n_meta + 1));
     st->meta_keys[st->n_meta] = musae_xstrdup(k);
@@ -89,46 +98,72 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
         return fail(err, en, "%s: header length %llu is larger than the %zu bytes after the length field (truncated file?)",
                     fname, (unsigned long long)hlen, size - 8);
     if (hlen < 2) return fail(err, en, "%s: header of %llu bytes is too short to be a JSON object", fname, (unsigned long long)hlen);
-    const char *h = (const char *)buf + 8;
+    /* cJSON gets a NUL-terminated copy: releases before 1.7.18 can read a byte past the given length
+     * (CVE-2023-53154), which on an mmapped header that ends the file at a page boundary is a SIGSEGV. */
+    char *h = musae_xmalloc((size_t)hlen + 1);
+    memcpy(h, buf + 8, (size_t)hlen);
+    h[hlen] = 0;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(h, (size_t)hlen, &end, 0);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long off = (at && at >= h && at <= h + hlen) ? (long)(at - h) : -1;
+        free(h);
         return fail(err, en, "%s: header is not valid JSON (error near byte %ld of %llu)", fname, off, (unsigned long long)hlen);
     }
+    /* the writer pads the header with spaces so the data starts 8-aligned; anything else is garbage */
     for (const char *p = end; p && p < h + hlen; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
+            long off = (long)(p - h);
             cJSON_Delete(root);
-            return fail(err, en, "%s: unexpected bytes after the header JSON at byte %ld", fname, (long)(p - h));
+            free(h);
+            return fail(err, en, "%s: unexpected bytes after the header JSON at byte %ld", fname, off);
         }
     }
+    free(h); /* the tree holds its own copies of every string */
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, en, "%s: header is not a JSON object", fname);
+        return fail(err, en, "%s: header is not a JSON object (it is a JSON %s)", fname,
+                    cJSON_IsArray(root) ? "array" : cJSON_IsString(root) ? "string" : cJSON_IsNumber(root) ? "number" : "literal");
     }
     size_t data_off = 8 + (size_t)hlen, data_len = size - data_off;
+    st->files[fi].data_off = data_off;
     int n_new = 0, rc = 0;
     for (cJSON *e = root->child; e; e = e->next) n_new++;
     span *spans = musae_xcalloc((size_t)n_new + 1, sizeof(span));
-    int n_spans = 0;
-    int base = st->n_tensors;
+    int n_spans = 0, seen_meta = 0;
     st->tensors = musae_xrealloc(st->tensors, sizeof(musae_st_tensor) * (size_t)(st->n_tensors + n_new + 1));
 
     for (cJSON *e = root->child; e && rc == 0; e = e->next) {
         const char *name = e->string ? e->string : "";
         if (!strcmp(name, "__metadata__")) {
+            if (seen_meta++) {
+                rc = fail(err, en, "%s: __metadata__ appears twice in the header", fname);
+                break;
+            }
             if (!cJSON_IsObject(e)) {
                 rc = fail(err, en, "%s: __metadata__ is not an object", fname);
                 break;
             }
-            for (cJSON *m = e->child; m; m = m->next) {
+            int n_keys = 0;
+            for (cJSON *m = e->child; m; m = m->next, n_keys++) {
                 if (!cJSON_IsString(m)) {
-                    rc = fail(err, en, "%s: __metadata__ value of '%s' is not a string", fname, m->string ? m->string : "");
+                    rc = fail(err, en, "%s: __metadata__ value of '%s' is not a string", fname, m->string);
                     break;
                 }
-                meta_add(st, m->string, m->valuestring);
             }
+            if (rc) break;
+            /* cJSON keeps repeated keys; the reference parser would silently keep one of them */
+            const char **keys = musae_xcalloc((size_t)n_keys + 1, sizeof(char *));
+            n_keys = 0;
+            for (cJSON *m = e->child; m; m = m->next) keys[n_keys++] = m->string;
+            qsort(keys, (size_t)n_keys, sizeof(char *), cmp_str);
+            for (int k = 1; k < n_keys && rc == 0; k++)
+                if (!strcmp(keys[k], keys[k - 1]))
+                    rc = fail(err, en, "%s: __metadata__ key '%s' appears twice", fname, keys[k]);
+            free(keys);
+            if (rc) break;
+            for (cJSON *m = e->child; m; m = m->next) meta_add(st, m->string, m->valuestring, fi > 0);
             continue;
         }
         if (!name[0]) {
@@ -142,8 +177,12 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
         cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
         cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
         cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!jd) {
+            rc = fail(err, en, "%s: tensor '%s': missing \"dtype\"", fname, name);
+            break;
+        }
         if (!cJSON_IsString(jd)) {
-            rc = fail(err, en, "%s: tensor '%s': missing or non-string \"dtype\"", fname, name);
+            rc = fail(err, en, "%s: tensor '%s': \"dtype\" is not a string", fname, name);
             break;
         }
         size_t esize = musae_st_dtype_size(jd->valuestring);
@@ -151,8 +190,12 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
             rc = fail(err, en, "%s: tensor '%s': unknown dtype \"%s\"", fname, name, jd->valuestring);
             break;
         }
+        if (!js) {
+            rc = fail(err, en, "%s: tensor '%s': missing \"shape\"", fname, name);
+            break;
+        }
         if (!cJSON_IsArray(js)) {
-            rc = fail(err, en, "%s: tensor '%s': missing or non-array \"shape\"", fname, name);
+            rc = fail(err, en, "%s: tensor '%s': \"shape\" is not an array", fname, name);
             break;
         }
         int rank = cJSON_GetArraySize(js);
@@ -168,9 +211,12 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
         uint64_t numel = 1;
         int i = 0;
         for (cJSON *d = js->child; d; d = d->next, i++) {
-            uint64_t v;
-            if (!json_uint(d, &v)) {
-                rc = fail(err, en, "%s: tensor '%s': shape[%d] is not a non-negative integer", fname, name, i);
+            uint64_t v = 0;
+            const char *why = json_uint(d, &v);
+            if (why) {
+                char txt[48] = "";
+                if (cJSON_IsNumber(d)) snprintf(txt, sizeof txt, " (%.17g)", d->valuedouble);
+                rc = fail(err, en, "%s: tensor '%s': shape[%d] %s%s", fname, name, i, why, txt);
                 break;
             }
             if (v > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, v, &numel)) {
@@ -185,9 +231,22 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
             rc = fail(err, en, "%s: tensor '%s': shape x dtype size overflows", fname, name);
             break;
         }
-        uint64_t b, f;
-        if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !json_uint(jo->child, &b) || !json_uint(jo->child->next, &f)) {
-            rc = fail(err, en, "%s: tensor '%s': \"data_offsets\" must be two non-negative integers", fname, name);
+        uint64_t b = 0, f = 0;
+        if (!jo) {
+            rc = fail(err, en, "%s: tensor '%s': missing \"data_offsets\"", fname, name);
+            break;
+        }
+        if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2) {
+            rc = fail(err, en, "%s: tensor '%s': \"data_offsets\" is not an array [begin, end]", fname, name);
+            break;
+        }
+        const cJSON *bad = jo->child;
+        const char *why = json_uint(bad, &b);
+        if (!why) why = json_uint(bad = jo->child->next, &f);
+        if (why) {
+            char txt[48] = "";
+            if (cJSON_IsNumber(bad)) snprintf(txt, sizeof txt, " (%.17g)", bad->valuedouble);
+            rc = fail(err, en, "%s: tensor '%s': data_offsets[%d] %s%s", fname, name, bad == jo->child ? 0 : 1, why, txt);
             break;
         }
         if (f < b) {
@@ -234,15 +293,20 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
                       fname, data_len - pos, data_len, pos);
     }
     free(spans);
-    (void)base;
     return rc;
 }
 
+/* Sorts by name (for bsearch) and rejects a name given twice, in one file or across shards. */
 static int finish(musae_st *st, char *err, size_t en) {
     if (st->n_tensors > 1) qsort(st->tensors, (size_t)st->n_tensors, sizeof(musae_st_tensor), cmp_tensor_name);
-    for (int i = 1; i < st->n_tensors; i++)
-        if (!strcmp(st->tensors[i].name, st->tensors[i - 1].name))
-            return fail(err, en, "%s: tensor '%s' is defined twice", st->path, st->tensors[i].name);
+    for (int i = 1; i < st->n_tensors; i++) {
+        const musae_st_tensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
+        if (strcmp(a->name, b->name)) continue;
+        if (a->file == b->file)
+            return fail(err, en, "%s: tensor '%s' is defined twice in the header", st->files[a->file].path, a->name);
+        return fail(err, en, "%s: tensor '%s' is defined in two shards, %s and %s", st->path, a->name,
+                    st->files[a->file].path, st->files[b->file].path);
+    }
     return 0;
 }
 
@@ -287,6 +351,7 @@ static char *read_small_file(const char *path, size_t *n) {
     fseek(fp, 0, SEEK_SET);
     if (sz < 0 || sz > (long)ST_MAX_HEADER) {
         fclose(fp);
+        errno = EFBIG;
         return NULL;
     }
     char *b = musae_xmalloc((size_t)sz + 1);
@@ -302,9 +367,10 @@ static int open_index(musae_st *st, const char *index_path, char *err, size_t en
     if (!txt) return fail(err, en, "%s: cannot read: %s", index_path, strerror(errno));
     cJSON *root = cJSON_Parse(txt);
     free(txt);
-    if (!root || !cJSON_IsObject(root)) {
+    if (!root) return fail(err, en, "%s: index is not valid JSON", index_path);
+    if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, en, "%s: not a JSON object", index_path);
+        return fail(err, en, "%s: index is not a JSON object", index_path);
     }
     cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm)) {
@@ -329,37 +395,55 @@ static int open_index(musae_st *st, const char *index_path, char *err, size_t en
             if (!strcmp(b ? b + 1 : st->files[i].path, e->valuestring)) fi = i;
         }
         if (fi < 0) {
-            if (strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..")) {
-                rc = fail(err, en, "%s: shard name '%s' must be a plain file name", index_path, e->valuestring);
+            const char *sh = e->valuestring;
+            if (!sh[0] || strchr(sh, '/') || !strcmp(sh, ".") || !strcmp(sh, "..")) {
+                rc = fail(err, en, "%s: shard name '%s' of tensor '%s' must be a plain file name", index_path, sh,
+                          e->string);
                 break;
             }
             char p[PATH_MAX];
-            snprintf(p, sizeof p, "%s%s", dir, e->valuestring);
+            snprintf(p, sizeof p, "%s%s", dir, sh);
             st->files = musae_xrealloc(st->files, sizeof(musae_st_file) * (size_t)(st->n_files + 1));
             memset(&st->files[st->n_files], 0, sizeof(musae_st_file));
             fi = st->n_files++;
+            if (access(p, F_OK) != 0) {
+                rc = fail(err, en, "%s: shard %s (named for tensor '%s') cannot be opened: %s", index_path, p, e->string,
+                          strerror(errno));
+                break;
+            }
             if ((rc = map_file(&st->files[fi], p, err, en))) break;
             if ((rc = parse_file(st, fi, p, st->files[fi].map, st->files[fi].size, err, en))) break;
         }
     }
-    /* every entry of the weight map must be in the shard it names, and every shard tensor in the map */
+    /* every entry of the weight map must be in the shard it names, once, and every shard tensor in the map */
     if (rc == 0) rc = finish(st, err, en);
     for (cJSON *e = wm->child; e && rc == 0; e = e->next) {
-        musae_st_tensor *t = musae_st_find(st, e->string);
+        musae_st_tensor *t = musae_st_find(st, e->string); /* marks it used: "listed" for the checks below */
         if (!t) {
-            rc = fail(err, en, "%s: tensor '%s' is listed in weight_map but missing from %s", index_path, e->string,
-                      e->valuestring);
+            rc = fail(err, en, "%s: tensor '%s' is listed in weight_map but missing from its shard %s", index_path,
+                      e->string, e->valuestring);
             break;
         }
-        t->used = 0;
         const char *b = strrchr(st->files[t->file].path, '/');
         if (strcmp(b ? b + 1 : st->files[t->file].path, e->valuestring))
             rc = fail(err, en, "%s: tensor '%s' is mapped to %s but found in %s", index_path, e->string, e->valuestring,
                       st->files[t->file].path);
     }
-    if (rc == 0 && cJSON_GetArraySize(wm) != st->n_tensors)
-        rc = fail(err, en, "%s: shards hold %d tensors but weight_map lists %d", index_path, st->n_tensors,
-                  cJSON_GetArraySize(wm));
+    if (rc == 0) { /* cJSON keeps a repeated key; a map would silently keep one of the two shards */
+        int n = cJSON_GetArraySize(wm), k = 0;
+        const char **keys = musae_xcalloc((size_t)n + 1, sizeof(char *));
+        for (cJSON *e = wm->child; e; e = e->next) keys[k++] = e->string;
+        qsort(keys, (size_t)k, sizeof(char *), cmp_str);
+        for (int i = 1; i < k && rc == 0; i++)
+            if (!strcmp(keys[i], keys[i - 1]))
+                rc = fail(err, en, "%s: tensor '%s' is listed twice in weight_map", index_path, keys[i]);
+        free(keys);
+    }
+    for (int i = 0; i < st->n_tensors && rc == 0; i++)
+        if (!st->tensors[i].used)
+            rc = fail(err, en, "%s: tensor '%s' of shard %s is not listed in weight_map", index_path,
+                      st->tensors[i].name, st->files[st->tensors[i].file].path);
+    for (int i = 0; i < st->n_tensors; i++) st->tensors[i].used = 0;
     cJSON_Delete(root);
     return rc;
 }
@@ -466,6 +550,10 @@ void musae_st_read(const musae_st *st, const musae_st_tensor *t, void *dst, musa
     musae_dtype src = st_to_musae(t->dtype);
     if (src == MUSAE_DTYPE_COUNT)
         musae_fail("%s: tensor '%s': dtype %s cannot be loaded", musae_st_file_of(st, t), t->name, t->dtype);
+    /* float -> int would truncate silently, and NaN or out-of-range values are undefined behaviour in C */
+    if ((src == MUSAE_F32 || src == MUSAE_F16 || src == MUSAE_BF16) && (dt == MUSAE_I32 || dt == MUSAE_I64))
+        musae_fail("%s: tensor '%s' holds %s values; reading them as %s is not supported", musae_st_file_of(st, t),
+                   t->name, t->dtype, musae_dtype_name(dt));
     if (src == dt) {
         memcpy(dst, t->data, t->nbytes);
         return;
