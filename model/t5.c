@@ -128,7 +128,8 @@ void musae_t5_encode(const musae_t5 *m, const musae_ops *ops, const int64_t *ids
     float *bias = musae_xmalloc((size_t)(H * S * S) * sizeof *bias);
     for (int64_t i = 0; i < S; i++)
         for (int64_t j = 0; j < S; j++) {
-            const int bk = musae_t5_bucket(j - i, c->relative_attention_num_buckets, c->relative_attention_max_distance);
+            const int bk =
+                musae_t5_bucket(j - i, c->relative_attention_num_buckets, c->relative_attention_max_distance);
             for (int64_t h = 0; h < H; h++) bias[(h * S + i) * S + j] = m->rel_bias[bk * H + h];
         }
     float *key_mask = NULL;

@@ -48,7 +48,8 @@ static int read_tokenizer_config(musae_t5_tokenizer *t, const char *dir, char *e
     }
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "extra_ids");
     if (x && !cJSON_IsNull(x)) {
-        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 10000 || floor(x->valuedouble) != x->valuedouble) {
+        const double v = cJSON_IsNumber(x) ? x->valuedouble : -1;
+        if (v < 0 || v > 10000 || floor(v) != v) {
             snprintf(err, errlen, "%s: extra_ids: expected an integer in 0..10000", path);
             rc = -1;
             goto done;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/core/log.h"
 
 int musae_text_cond_load(musae_text_cond *tc, const char *dir, musae_st *st, const musae_model_config *cfg,
                          char *err, size_t errlen) {
@@ -79,27 +80,27 @@ int musae_text_cond_prompts(const musae_text_cond *tc, const musae_ops *ops, int
     return 0;
 }
 
-void musae_text_states_cfg(const musae_text_states *cond, musae_text_states *out) {
-    const int64_t B = cond->batch, S = cond->len, H = cond->hidden;
-    out->batch = 2 * B, out->len = S, out->hidden = H;
-    out->states = musae_xcalloc((size_t)(2 * B * S * H), sizeof *out->states);
-    out->mask = musae_xcalloc((size_t)(2 * B * S), sizeof *out->mask);
-    memcpy(out->states, cond->states, (size_t)(B * S * H) * sizeof *out->states);
-    memcpy(out->mask, cond->mask, (size_t)(B * S) * sizeof *out->mask);
-}
-
-int musae_text_states_save(const musae_text_states *s, const char *path, char *err, size_t errlen) {
-    musae_st_writer *w = musae_st_writer_new();
-    const int64_t shape[3] = {s->batch, s->len, s->hidden};
-    musae_st_writer_add(w, "text_states", MUSAE_F32, 3, shape, s->states);
-    musae_st_writer_add(w, "text_mask", MUSAE_I64, 2, shape, s->mask);
-    const int rc = musae_st_writer_save(w, path, err, errlen);
-    musae_st_writer_free(w);
-    return rc;
-}
-
 void musae_text_states_free(musae_text_states *s) {
     free(s->states);
     free(s->mask);
     memset(s, 0, sizeof *s);
+}
+
+void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, int n,
+                         const char *const *prompts, int64_t max_tokens, mg_text_states *out) {
+    char err[1024];
+    musae_text_cond tc;
+    if (musae_text_cond_load(&tc, dir, st, cfg, err, sizeof err)) musae_fail("%s", err);
+    const double t0 = musae_now();
+    musae_text_states ts;
+    if (musae_text_cond_prompts(&tc, musae_ops_cpu(), n, prompts, max_tokens, &ts, err, sizeof err))
+        musae_fail("%s", err);
+    LOG_INFO("text: %d prompt(s), %lld tokens (longest, with </s>) through T5 in %.2f s", n, (long long)ts.len,
+             musae_now() - t0);
+    out->B = ts.batch, out->S = ts.len, out->H = ts.hidden;
+    out->states = ts.states; /* ownership moves to out */
+    out->mask = musae_xmalloc((size_t)(ts.batch * ts.len) * sizeof *out->mask);
+    for (int64_t i = 0; i < ts.batch * ts.len; i++) out->mask[i] = (float)ts.mask[i];
+    free(ts.mask);
+    musae_text_cond_free(&tc);
 }

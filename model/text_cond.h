@@ -10,7 +10,8 @@
  * Classifier-free guidance (guidance_scale > 1): HF generate appends an unconditional copy of the batch,
  * [cond; uncond], whose T5 states and mask are zeros *before* the projection; the projection then gives
  * the bias, the mask multiplies it to exactly 0, and the decoder's cross-attention over an all-masked row
- * outputs exactly 0. musae_text_states_cfg builds that batch. */
+ * outputs exactly 0. So only the conditional rows come from here: mg_generate (model/generate.h) runs the
+ * unconditional rows with cross-attention skipped, which is the same thing bit for bit. */
 #ifndef MUSAE_TEXT_COND_H
 #define MUSAE_TEXT_COND_H
 
@@ -20,6 +21,7 @@
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "kernels/ops.h"
+#include "model/lm_files.h"
 #include "model/t5.h"
 #include "model/t5_tokenizer.h"
 
@@ -60,11 +62,13 @@ void musae_text_cond_encode(const musae_text_cond *tc, const musae_ops *ops, con
 int musae_text_cond_prompts(const musae_text_cond *tc, const musae_ops *ops, int n, const char *const *prompts,
                             int64_t max_tokens, musae_text_states *out, char *err, size_t errlen);
 
-/* [cond; uncond] of 2·batch rows: the cond rows copied, the uncond rows all zero with mask 0 (see above). */
-void musae_text_states_cfg(const musae_text_states *cond, musae_text_states *out);
-/* Writes text_states f32 [B, S, H] and text_mask i64 [B, S]. 0, or -1 with the reason in err. */
-int musae_text_states_save(const musae_text_states *s, const char *path, char *err, size_t errlen);
 void musae_text_states_free(musae_text_states *s);
+
+/* Prompts straight to the decoder's conditioning, for the verbs: loads the text encoder from dir and st
+ * (the opened model weights), encodes, converts the mask to the 0/1 floats mg_text_states holds, and
+ * frees the encoder. Any failure (tokenizer files, weights, no prompts, invalid UTF-8) is a musae_fail. */
+void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, int n,
+                         const char *const *prompts, int64_t max_tokens, mg_text_states *out);
 
 #ifdef __cplusplus
 }

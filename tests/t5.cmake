@@ -2,3 +2,5 @@
 # bad input. Goldens: tools/reference/golden_t5.py, tools/reference/t5_extra.py.
 musae_add_test(test_t5_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_t5_tokenizer.c LABELS cpu)
 musae_add_test(test_t5 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_t5.c LABELS cpu)
+musae_add_test(test_t5_generate SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_t5_generate.c LABELS cpu)
+add_dependencies(test_t5_generate musae)

@@ -1,6 +1,8 @@
 /* musae generate — autoregressive MusicGen generation. The loop lives in model/generate.c; this verb only
- * gathers the conditioning (text states now; a T5 prompt later), runs it and writes the outputs (codes
- * now; audio later). */
+ * gathers the conditioning (prompts through T5, model/text_cond.h, or precomputed text states), runs it
+ * and writes the outputs (codes now; audio later). */
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,11 +13,16 @@
 #include "host/io/safetensors.h"
 #include "model/generate.h"
 #include "model/lm_files.h"
+#include "model/text_cond.h"
 
 const char verb_generate_summary[] = "generate music codes with MusicGen (CFG, top-k/top-p sampling, greedy)";
 
 typedef struct {
     const char *model_dir, *codes_out, *text_states;
+    const char **prompts; /* [n_prompts] into argv */
+    int n_prompts;
+    int64_t max_text_tokens; /* 0 = no truncation (HF MusicGen) */
+    double seconds;          /* > 0: frames = round(seconds * frame rate) */
     int64_t frames, batch;
     int have_batch, have_guidance;
     double guidance;
@@ -24,17 +31,24 @@ typedef struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: musae generate --model DIR --frames N --codes-out FILE [--seed S] [--text-states FILE]\n"
-            "                      [--batch B] [--guidance G] [--top-k K] [--top-p P] [--temperature T] [--greedy]\n\n"
+            "usage: musae generate --model DIR (--frames N | --seconds S) --codes-out FILE [--seed S]\n"
+            "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
+            "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
             "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
             "  --frames N           frames to generate (the model's positions bound N: 2045 for 2048 positions)\n"
+            "  --seconds S          or the duration: N = round(S x frame rate), 50 frames per second at 32 kHz\n"
             "  --codes-out FILE     output codes\n"
             "  --seed S             sampling seed (default 0); the draws are Philox(seed, item, step)\n"
+            "  --prompt TEXT        a text description (UTF-8); repeat for a batch, one item per prompt. Tokenized\n"
+            "                       with the folder's spiece.model and encoded by its T5, as HF MusicGen does\n"
+            "  --max-text-tokens N  truncate prompts to N tokens (the last one </s>); default: keep all, as HF\n"
+            "                       MusicGen does, warning past tokenizer_config.json's model_max_length\n"
             "  --text-states FILE   conditioning: text_states f32 [B, S, H] (after enc_to_dec_proj, masked) and\n"
             "                       text_mask int64 [B, S]; without it generation is unconditional\n"
-            "  --batch B            items to generate without text (default 1; with text, B is the file's)\n"
+            "  --batch B            items to generate without text (default 1; with text, one per prompt or\n"
+            "                       per text-states row)\n"
             "  --guidance G         classifier-free guidance scale with text (default: generation_config.json,\n"
             "                       3.0 for the released models; 1 disables)\n"
             "  --top-k K            sample among the K most likely codes (default 250 as audiocraft; 50 is HF's\n"
@@ -49,6 +63,7 @@ static void usage(FILE *f) {
 static void parse(int argc, char **argv, gen_args *a) {
     memset(a, 0, sizeof *a);
     a->batch = 1;
+    a->prompts = musae_xcalloc((size_t)argc, sizeof *a->prompts);
     a->sampler = (mg_sampler){.greedy = 0, .temperature = 1.0f, .top_k = 250, .top_p = 1.0f, .seed = 0};
     int have_frames = 0;
     for (int i = 1; i < argc; i++) {
@@ -63,6 +78,9 @@ static void parse(int argc, char **argv, gen_args *a) {
         }
         i++;
         if (!strcmp(f, "--model")) a->model_dir = v;
+        else if (!strcmp(f, "--prompt")) a->prompts[a->n_prompts++] = v;
+        else if (!strcmp(f, "--max-text-tokens")) a->max_text_tokens = cli_int(f, v, 1, INT32_MAX);
+        else if (!strcmp(f, "--seconds")) a->seconds = cli_double(f, v, 1e-3, 1e5);
         else if (!strcmp(f, "--codes-out")) a->codes_out = v;
         else if (!strcmp(f, "--text-states")) a->text_states = v;
         else if (!strcmp(f, "--frames")) a->frames = cli_int(f, v, 1, INT32_MAX), have_frames = 1;
@@ -77,20 +95,25 @@ static void parse(int argc, char **argv, gen_args *a) {
             musae_fail("unknown option '%s'", f);
         }
     }
-    if (!a->model_dir || !have_frames || !a->codes_out) {
+    if (!a->model_dir || have_frames == (a->seconds > 0) || !a->codes_out) {
         usage(stderr);
-        musae_fail("--model, --frames and --codes-out are required");
+        musae_fail("--model, --codes-out and one of --frames or --seconds are required");
     }
+    if (a->n_prompts && a->text_states) musae_fail("--prompt and --text-states are two sources of text: give one");
+    if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
 }
 
-/* The conditioning of the B items: precomputed text states, or none. */
-static int64_t load_conditioning(const gen_args *a, const mg_model *m, mg_text_states *ts, mg_text *text) {
+/* The conditioning of the B items: prompts through T5 (weights from the open st), precomputed text
+ * states, or none. */
+static int64_t load_conditioning(const gen_args *a, const mg_model *m, musae_st *st, const musae_model_config *cfg,
+                                 mg_text_states *ts, mg_text *text) {
     memset(text, 0, sizeof *text);
-    if (!a->text_states) return a->batch;
-    mg_read_text_states(a->text_states, m->H, ts);
+    if (!a->text_states && !a->n_prompts) return a->batch;
+    if (a->n_prompts) musae_text_cond_run(a->model_dir, st, cfg, a->n_prompts, a->prompts, a->max_text_tokens, ts);
+    else mg_read_text_states(a->text_states, m->H, ts);
     if (a->have_batch && a->batch != ts->B)
-        musae_fail("--batch %lld disagrees with the %lld rows of %s", (long long)a->batch, (long long)ts->B,
-                   a->text_states);
+        musae_fail("--batch %lld disagrees with the %lld %s", (long long)a->batch, (long long)ts->B,
+                   a->n_prompts ? "prompts" : "rows of the text states");
     *text = (mg_text){.states = ts->states, .mask = ts->mask, .S = ts->S};
     return ts->B;
 }
@@ -105,8 +128,14 @@ static void write_outputs(const gen_args *a, const mg_gen_params *p, const int64
     snprintf(temp, sizeof temp, "%g", (double)a->sampler.temperature);
     const char *meta[] = {"model", a->model_dir, "seed", seed, "guidance", guid, "top_k", topk, "top_p", topp,
                           "temperature", temp, "greedy", a->sampler.greedy ? "1" : "0",
-                          "text_states", a->text_states ? a->text_states : ""};
+                          "text_states", a->text_states ? a->text_states : "", "prompts", NULL};
+    /* the prompts as a JSON array of strings, so the file says what it was conditioned on */
+    cJSON *arr = cJSON_CreateStringArray(a->prompts, a->n_prompts);
+    char *prompts = cJSON_PrintUnformatted(arr);
+    meta[sizeof meta / sizeof meta[0] - 1] = prompts;
     mg_write_codes(a->codes_out, codes, B, K, F, meta, (int)(sizeof meta / sizeof meta[0] / 2));
+    cJSON_free(prompts);
+    cJSON_Delete(arr);
     LOG_INFO("wrote %s: codes [%lld, %lld, %lld]", a->codes_out, (long long)B, (long long)K, (long long)F);
 }
 
@@ -125,12 +154,19 @@ int verb_generate(int argc, char **argv) {
     if (musae_st_open(&st, a.model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
     mg_load_from(&m, &st, &cfg, musae_ops_cpu());
-    musae_st_close(&st);
+    if (a.seconds > 0) {
+        if (!cfg.has_audio)
+            musae_fail("--seconds: %s/config.json has no audio_encoder frame rate; use --frames", a.model_dir);
+        a.frames = (int64_t)llround(a.seconds * cfg.audio.frame_rate);
+        if (a.frames < 1)
+            musae_fail("--seconds %g is less than one frame (%d per second)", a.seconds, cfg.audio.frame_rate);
+    }
     if (mg_check_frames(&m, a.frames, err, sizeof err)) musae_fail("--frames: %s", err);
 
     mg_text_states ts = {0};
     mg_text text;
-    const int64_t B = load_conditioning(&a, &m, &ts, &text);
+    const int64_t B = load_conditioning(&a, &m, &st, &cfg, &ts, &text);
+    musae_st_close(&st);
     mg_gen_params p = {
         .steps = mg_delay_plan_frames(m.K, a.frames).steps,
         .guidance = (float)(a.have_guidance ? a.guidance : cfg.guidance_scale),
@@ -150,5 +186,6 @@ int verb_generate(int argc, char **argv) {
     free(codes);
     mg_text_states_free(&ts);
     mg_free(&m);
+    free(a.prompts);
     return 0;
 }
