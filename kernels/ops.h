@@ -33,6 +33,32 @@ typedef struct {
     const float *key_mask; /* [batch, tk] with 1 = attend, 0 = masked; or NULL */
 } musae_attn_params;
 
+/* Conv1d over time-major activations (EnCodec's SEANet; rows are time steps, channels contiguous).
+ *   x [t_in, c_in] is conceptually padded with pad_left rows before and pad_right rows after: "reflect" as
+ *   torch.nn.functional.pad(mode="reflect") (each pad must be < t_in), or zeros. With xp the padded input,
+ *   out[t, co] (+)= bias[co] + Σ_j Σ_ci w[co, j, ci] · xp[t·stride + j·dilation, ci]     for t < t_out
+ *   w is [c_out, k, c_in]: PyTorch's [c_out, c_in, k] with the last two axes swapped (done at load), so the
+ *   taps of one output row read contiguous input rows. bias may be NULL. accumulate=1 adds into out (the
+ *   residual sum of a ResNet block), 0 overwrites. out must not alias x. */
+typedef struct {
+    int64_t t_in, t_out, c_in, c_out;
+    int k, stride, dilation;
+    int pad_left, pad_right;
+    int reflect;    /* 1: reflect padding, 0: zeros */
+    int accumulate; /* 1: out += conv(x), 0: out = conv(x) */
+} musae_conv1d_params;
+
+/* ConvTranspose1d over time-major activations, cropped:
+ *   full[q·stride + j, co] += Σ_ci x[q, ci] · W[ci, co, j]   (PyTorch layout W [c_in, c_out, k]), + bias[co]
+ *   out[p, co] = full[p + crop_left, co]                     for p < t_out
+ *   k must be a multiple of stride. w is the polyphase layout [stride, c_out, k/stride, c_in]:
+ *   w[r, co, m, ci] = W[ci, co, r + (k/stride - 1 - m)·stride], so output phase r of row q reads the
+ *   contiguous input rows q-(k/stride-1) .. q (done at load). out must not alias x. */
+typedef struct {
+    int64_t t_in, t_out, c_in, c_out;
+    int k, stride, crop_left;
+} musae_convt1d_params;
+
 typedef struct musae_ops {
     const char *name;
     musae_device device;
@@ -70,6 +96,18 @@ typedef struct musae_ops {
      * alpha * v[i] is rounded before the add (no fused multiply-add), so alpha = 1 adds v exactly. */
     void (*add_rows)(float *x, const float *v, float alpha, int64_t rows, int64_t dim);
     void (*attention)(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
+    /* out = x > 0 ? x : exp(x) - 1 (nn.ELU, alpha 1; out may alias x) */
+    void (*elu)(float *out, const float *x, int64_t n);
+    void (*conv1d)(float *out, const float *x, const float *w, const float *bias, const musae_conv1d_params *p);
+    void (*conv_transpose1d)(float *out, const float *x, const float *w, const float *bias,
+                             const musae_convt1d_params *p);
+    /* One nn.LSTM layer (gate order i, f, g, o) over t steps of x [t, d_in] → out [t, hidden]:
+     *   gates = W_ih x_t + b_ih + W_hh h + b_hh; c = σ(f)·c + σ(i)·tanh(g); h = σ(o)·tanh(c); out_t = h
+     * w_ih [4·hidden, d_in], w_hh [4·hidden, hidden], biases [4·hidden]. h and c [hidden] hold the state on
+     * entry and are updated, so a long sequence can be fed in pieces. work holds t·4·hidden floats. out must
+     * not alias x. */
+    void (*lstm)(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
+                 const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work);
 } musae_ops;
 
 /* The CPU reference table (always present). */

@@ -322,6 +322,46 @@ int musae_config_load(musae_model_config *cfg, const char *dir, char *err, int e
     return c.failed ? -1 : 0;
 }
 
+int musae_encodec_config_parse(musae_encodec_config *a, const char *name, const char *json, char *err, int errlen) {
+    memset(a, 0, sizeof *a);
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, (size_t)errlen, "%s: not a JSON object", name);
+        cJSON_Delete(root);
+        return -1;
+    }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (cJSON_IsString(mt) && !strcmp(mt->valuestring, "encodec")) {
+        ctx c = {.file = name, .section = "", .err = err, .errlen = errlen};
+        parse_encodec(&c, root, a); /* messages say "audio_encoder.<key>" as for a composite: same keys */
+        cJSON_Delete(root);
+        return c.failed ? -1 : 0;
+    }
+    cJSON_Delete(root);
+    musae_model_config *cfg = musae_xmalloc(sizeof *cfg);
+    int rc = musae_config_parse(cfg, name, json, err, errlen);
+    if (!rc && !cfg->has_audio) {
+        snprintf(err, (size_t)errlen, "%s: no \"audio_encoder\" section (not an EnCodec or MusicGen config)", name);
+        rc = -1;
+    }
+    if (!rc) *a = cfg->audio;
+    free(cfg);
+    return rc;
+}
+
+int musae_encodec_config_load(musae_encodec_config *a, const char *dir, char *err, int errlen) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *txt = slurp(path);
+    if (!txt) {
+        snprintf(err, (size_t)errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = musae_encodec_config_parse(a, path, txt, err, errlen);
+    free(txt);
+    return rc;
+}
+
 void musae_config_print(const musae_model_config *c) {
     const musae_decoder_config *d = &c->decoder;
     printf("model_type: %s\n", c->model_type);

@@ -66,6 +66,10 @@ typedef struct {
 int musae_config_load(musae_model_config *c, const char *dir, char *err, int errlen);
 /* Parses a config.json text (the fuzz target and tests use this); name is used in messages. */
 int musae_config_parse(musae_model_config *c, const char *name, const char *json, char *err, int errlen);
+/* The EnCodec config of a folder: config.json of a standalone codec (model_type "encodec", e.g.
+ * facebook/encodec_32khz) or the "audio_encoder" section of a MusicGen composite. 0, or -1 with a reason. */
+int musae_encodec_config_load(musae_encodec_config *a, const char *dir, char *err, int errlen);
+int musae_encodec_config_parse(musae_encodec_config *a, const char *name, const char *json, char *err, int errlen);
 /* One-paragraph summary for `musae info`. */
 void musae_config_print(const musae_model_config *c);
 

@@ -20,5 +20,11 @@ void cpu_embedding(float *out, const float *table, int64_t rows, int64_t dim, co
                    int accumulate);
 void cpu_add_rows(float *x, const float *v, float alpha, int64_t rows, int64_t dim);
 void cpu_attention(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p);
+void cpu_elu(float *out, const float *x, int64_t n);
+void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, const musae_conv1d_params *p);
+void cpu_conv_transpose1d(float *out, const float *x, const float *w, const float *bias,
+                          const musae_convt1d_params *p);
+void cpu_lstm(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
+              const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work);
 
 #endif /* MUSAE_CPU_OPS_H */

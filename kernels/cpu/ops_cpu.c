@@ -35,6 +35,10 @@ static const musae_ops k_cpu = {
     .embedding = cpu_embedding,
     .add_rows = cpu_add_rows,
     .attention = cpu_attention,
+    .elu = cpu_elu,
+    .conv1d = cpu_conv1d,
+    .conv_transpose1d = cpu_conv_transpose1d,
+    .lstm = cpu_lstm,
 };
 
 const musae_ops *musae_ops_cpu(void) { return &k_cpu; }
