@@ -1,0 +1,517 @@
+/* The op-test driver (test-backend-ops style): every compute op of kernels/ops.h, run through an op table
+ * with device buffers (alloc/upload/download, so any backend runs the same cases), against plain loops in
+ * double written here from the ops.h definitions. Shapes are odd on purpose (tails, strides, leading
+ * dimensions above the minimum, one-row and one-query paths, blocks of queries past 64). A guard of
+ * sentinel bytes after every output must come back intact.
+ *
+ * Tolerance rule: NMSE = Σ(y − ref)² / Σ ref² against the double reference, by tier. fp32 rounds at
+ * u = 2⁻²⁴ (NMSE ~1e-15 per rounding): exact ops (relu, add, mul, embedding, add_rows) must be bitwise equal
+ * to a float reference with the same roundings; transcendental elementwise ops ≤ 1e-12 (libm within an
+ * ulp or two); reductions (gemm, norms) ≤ 1e-11; attention, convolutions ≤ 1e-10; the LSTM recurrence
+ * ≤ 1e-9. A GPU table gets the looser ggml tiers (1e-7 elementwise, 5e-4 matmul/attention, 2e-3
+ * recurrences) and is compared with the CPU table op by op as well.
+ *
+ * GPU part: when the build provides kernels/cuda/ops_cuda.h (declaring musae_ops_cuda()) and a device is
+ * present, every case also runs on it; otherwise the driver says why it skipped that part. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "host/core/check.h"
+#include "host/core/philox.h"
+#include "kernels/cuda/cuda_device.h"
+#include "kernels/ops.h"
+#include "test.h"
+
+#if defined(MUSAE_CUDA) && defined(__has_include)
+#if __has_include("kernels/cuda/ops_cuda.h")
+#include "kernels/cuda/ops_cuda.h"
+#define HAVE_CUDA_TABLE 1
+#endif
+#endif
+
+enum { GUARD = 64 };
+#define GUARD_BYTE 0xA5
+
+typedef enum { T_EXACT, T_ELEM, T_REDUCE, T_ATTN, T_RECUR, T_COUNT } tier;
+static const char *k_tier_name[T_COUNT] = {"exact", "elementwise", "reduction", "attention/conv", "recurrence"};
+static const double k_tol_cpu[T_COUNT] = {0, 1e-12, 1e-11, 1e-10, 1e-9};
+#ifdef HAVE_CUDA_TABLE
+static const double k_tol_gpu[T_COUNT] = {1e-7, 1e-7, 5e-4, 5e-4, 2e-3};
+#endif
+
+static const musae_ops *g_ops;
+static const double *g_tol;
+static uint64_t g_draw;
+
+/* uniform in [-scale, scale) from Philox (seed 2024, stream 0, counter = draw / 4) */
+static void fill(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++, g_draw++) {
+        musae_u32x4 w = musae_philox(2024, 0, g_draw / 4);
+        x[i] = scale * (2.0f * musae_u32_to_unit(w.v[g_draw % 4]) - 1.0f);
+    }
+}
+static float *rnd(int64_t n, float scale) {
+    float *x = musae_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    fill(x, n, scale);
+    return x;
+}
+
+/* ---- device buffers through the table ------------------------------------------------------------------------ */
+
+static void *dev_in(const void *host, size_t bytes) {
+    void *d = g_ops->alloc(bytes ? bytes : 1);
+    if (bytes) g_ops->upload(d, host, bytes);
+    return d;
+}
+
+/* An output of n floats (initial contents `init`, or sentinel bytes when NULL) followed by the guard. */
+static float *dev_out(const float *init, int64_t n) {
+    const size_t bytes = (size_t)(n + GUARD) * sizeof(float);
+    unsigned char *h = musae_xmalloc(bytes);
+    memset(h, GUARD_BYTE, bytes);
+    if (init) memcpy(h, init, (size_t)n * sizeof(float));
+    float *d = g_ops->alloc(bytes);
+    g_ops->upload(d, h, bytes);
+    free(h);
+    return d;
+}
+
+/* Downloads n floats into host and checks the guard; frees the device buffer. */
+static int fetch(float *host, float *dev, int64_t n) {
+    const size_t bytes = (size_t)(n + GUARD) * sizeof(float);
+    unsigned char *h = musae_xmalloc(bytes);
+    g_ops->sync();
+    g_ops->download(h, dev, bytes);
+    memcpy(host, h, (size_t)n * sizeof(float));
+    int ok = 1;
+    for (size_t i = (size_t)n * sizeof(float); i < bytes; i++) ok &= h[i] == GUARD_BYTE;
+    free(h);
+    g_ops->free(dev);
+    return ok;
+}
+
+/* NMSE of y against the double reference, non-finite mismatches included; records the verdict. */
+static void verdict(const char *what, const float *y, const double *ref, int64_t n, tier t, int guard_ok) {
+    double num = 0, den = 0, mx = 0;
+    int nonfinite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isfinite(y[i]) != isfinite(ref[i])) nonfinite++;
+        if (!isfinite(ref[i])) continue;
+        const double d = (double)y[i] - ref[i];
+        num += d * d, den += ref[i] * ref[i], mx = fmax(mx, fabs(d));
+    }
+    const double nmse = den > 0 ? num / den : num;
+    int ok = guard_ok && !nonfinite;
+    if (t == T_EXACT && g_tol == k_tol_cpu) {
+        for (int64_t i = 0; i < n; i++) ok &= y[i] == (float)ref[i] || (isnan(y[i]) && isnan(ref[i]));
+    } else {
+        ok &= nmse <= g_tol[t];
+    }
+    CHECK(ok, "[%s] %s: nmse %.3g (tier %s, tolerance %.0e), max abs %.3g, non-finite mismatches %d, guard %s",
+          g_ops->name, what, nmse, k_tier_name[t], g_tol[t], mx, nonfinite, guard_ok ? "intact" : "OVERWRITTEN");
+    if (ok && getenv("MUSAE_OPS_VERBOSE"))
+        printf("[%s] %-58s nmse %.2e (%5.1f%% of %s tolerance)\n", g_ops->name, what, nmse,
+               g_tol[t] > 0 ? 100 * nmse / g_tol[t] : 0.0, k_tier_name[t]);
+}
+
+static void check_out(const char *what, float *dev, const double *ref, int64_t n, tier t) {
+    float *y = musae_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    int g = fetch(y, dev, n);
+    verdict(what, y, ref, n, t, g);
+    free(y);
+}
+
+static double *dalloc(int64_t n) { return musae_xcalloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+
+/* ---- gemm / linear ------------------------------------------------------------------------------------------- */
+
+static void case_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t pad, float alpha, float beta) {
+    const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    const int64_t na = (ta ? k : m) * lda, nb = (tb ? n : k) * ldb, nc = m * ldc;
+    float *a = rnd(na, 1), *b = rnd(nb, 1), *c = rnd(nc, 1);
+    double *ref = dalloc(nc);
+    for (int64_t i = 0; i < nc; i++) ref[i] = c[i]; /* the padding columns must stay as they were */
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++) s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            ref[i * ldc + j] = alpha * s + (beta != 0 ? beta * (double)c[i * ldc + j] : 0);
+        }
+    float *da = dev_in(a, (size_t)na * 4), *db = dev_in(b, (size_t)nb * 4), *dc = dev_out(c, nc);
+    g_ops->gemm(ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "gemm %c%c %lldx%lldx%lld ld+%lld a%.2g b%.2g", ta ? 'T' : 'N', tb ? 'T' : 'N',
+             (long long)m, (long long)n, (long long)k, (long long)pad, alpha, beta);
+    check_out(what, dc, ref, nc, T_REDUCE);
+    g_ops->free(da), g_ops->free(db);
+    free(a), free(b), free(c), free(ref);
+}
+
+static void case_linear(int64_t m, int64_t n, int64_t k, int bias, float beta) {
+    float *x = rnd(m * k, 1), *w = rnd(n * k, 0.5f), *bv = rnd(n, 0.5f), *y = rnd(m * n, 1);
+    double *ref = dalloc(m * n);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+            ref[i * n + j] = s + (bias ? bv[j] : 0) + (beta != 0 ? beta * (double)y[i * n + j] : 0);
+        }
+    float *dx = dev_in(x, (size_t)(m * k) * 4), *dw = dev_in(w, (size_t)(n * k) * 4), *db = dev_in(bv, (size_t)n * 4);
+    float *dy = dev_out(y, m * n);
+    g_ops->linear(dy, dx, dw, bias ? db : NULL, m, n, k, beta);
+    char what[128];
+    snprintf(what, sizeof what, "linear %lldx%lldx%lld bias %d beta %.0f", (long long)m, (long long)n, (long long)k,
+             bias, beta);
+    check_out(what, dy, ref, m * n, T_REDUCE);
+    g_ops->free(dx), g_ops->free(dw), g_ops->free(db);
+    free(x), free(w), free(bv), free(y), free(ref);
+}
+
+/* ---- norms ----------------------------------------------------------------------------------------------------- */
+
+static void case_norm(int rms, int64_t rows, int64_t dim, int alias, int bias) {
+    float *x = rnd(rows * dim, 3), *w = rnd(dim, 1), *b = rnd(dim, 0.5f);
+    for (int64_t i = 0; i < rows * dim; i++) x[i] += 2.0f; /* a mean far from 0 tests the variance */
+    const float eps = rms ? 1e-6f : 1e-5f;
+    double *ref = dalloc(rows * dim);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        double mean = 0, var = 0;
+        if (!rms) {
+            for (int64_t i = 0; i < dim; i++) mean += xr[i];
+            mean /= (double)dim;
+        }
+        for (int64_t i = 0; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        var /= (double)dim;
+        for (int64_t i = 0; i < dim; i++)
+            ref[r * dim + i] = (xr[i] - mean) / sqrt(var + eps) * w[i] + (!rms && bias ? b[i] : 0);
+    }
+    float *dw = dev_in(w, (size_t)dim * 4), *db = dev_in(b, (size_t)dim * 4), *dx = dev_out(x, rows * dim);
+    float *dy = alias ? dx : dev_out(NULL, rows * dim);
+    if (rms) g_ops->rmsnorm(dy, dx, dw, rows, dim, eps);
+    else g_ops->layernorm(dy, dx, dw, bias ? db : NULL, rows, dim, eps);
+    char what[128];
+    snprintf(what, sizeof what, "%s %lldx%lld%s%s", rms ? "rmsnorm" : "layernorm", (long long)rows, (long long)dim,
+             alias ? " in place" : "", !rms && !bias ? " no bias" : "");
+    check_out(what, dy, ref, rows * dim, T_REDUCE);
+    if (!alias) g_ops->free(dx);
+    g_ops->free(dw), g_ops->free(db);
+    free(x), free(w), free(b), free(ref);
+}
+
+/* ---- elementwise --------------------------------------------------------------------------------------------- */
+
+typedef enum { E_GELU, E_GELU_TANH, E_RELU, E_ELU, E_ADD, E_MUL } elem_op;
+
+static void case_elem(elem_op op, int64_t n, int alias, int offset) {
+    static const char *names[] = {"gelu", "gelu_tanh", "relu", "elu", "add", "mul"};
+    float *a = rnd(n + 1, 6), *b = rnd(n + 1, 3);
+    double *ref = dalloc(n);
+    for (int64_t i = 0; i < n; i++) {
+        const double x = a[offset + i];
+        switch (op) {
+        case E_GELU: ref[i] = 0.5 * x * (1 + erf(x / sqrt(2.0))); break;
+        case E_GELU_TANH: ref[i] = 0.5 * x * (1 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); break;
+        case E_RELU: ref[i] = (float)x > 0 ? x : 0; break;
+        case E_ELU: ref[i] = x > 0 ? x : expm1(x); break;
+        case E_ADD: ref[i] = a[offset + i] + b[offset + i]; break; /* one float rounding: exact tier */
+        case E_MUL: ref[i] = a[offset + i] * b[offset + i]; break;
+        }
+    }
+    /* offset 1 moves every pointer off 16-byte alignment (vector / scalar paths of a GPU kernel) */
+    float *da = dev_out(a, n + 1), *db = dev_in(b, (size_t)(n + 1) * 4);
+    float *out = alias ? da : dev_out(NULL, n + 1);
+    float *o = out + offset;
+    const float *x = da + offset, *y = db + offset;
+    switch (op) {
+    case E_GELU: g_ops->gelu(o, x, n); break;
+    case E_GELU_TANH: g_ops->gelu_tanh(o, x, n); break;
+    case E_RELU: g_ops->relu(o, x, n); break;
+    case E_ELU: g_ops->elu(o, x, n); break;
+    case E_ADD: g_ops->add(o, x, y, n); break;
+    case E_MUL: g_ops->mul(o, x, y, n); break;
+    }
+    /* the output window is [offset, offset + n): check it and the guard after n + 1 */
+    float *host = musae_xmalloc((size_t)(n + 1) * 4);
+    const int g = fetch(host, out, n + 1);
+    char what[128];
+    snprintf(what, sizeof what, "%s n %lld%s%s", names[op], (long long)n, alias ? " in place" : "",
+             offset ? " unaligned" : "");
+    verdict(what, host + offset, ref, n, op >= E_ADD || op == E_RELU ? T_EXACT : T_ELEM, g);
+    if (!alias) g_ops->free(da);
+    g_ops->free(db);
+    free(host), free(a), free(b), free(ref);
+}
+
+static void case_embedding(int64_t rows, int64_t dim, int64_t n, int acc) {
+    float *table = rnd(rows * dim, 1), *init = rnd(n * dim, 1);
+    int64_t *ids = musae_xmalloc((size_t)n * sizeof(int64_t));
+    for (int64_t r = 0; r < n; r++) ids[r] = (r * 7 + 3) % rows;
+    ids[0] = rows - 1;
+    double *ref = dalloc(n * dim);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t i = 0; i < dim; i++)
+            ref[r * dim + i] = acc ? (double)(init[r * dim + i] + table[ids[r] * dim + i]) : table[ids[r] * dim + i];
+    float *dt = dev_in(table, (size_t)(rows * dim) * 4), *dout = dev_out(init, n * dim);
+    int64_t *di = dev_in(ids, (size_t)n * sizeof(int64_t));
+    g_ops->embedding(dout, dt, rows, dim, di, n, acc);
+    char what[128];
+    snprintf(what, sizeof what, "embedding %lld rows x %lld, %lld ids, accumulate %d", (long long)rows, (long long)dim,
+             (long long)n, acc);
+    check_out(what, dout, ref, n * dim, T_EXACT);
+    g_ops->free(dt), g_ops->free(di);
+    free(table), free(init), free(ids), free(ref);
+}
+
+static void case_add_rows(int64_t rows, int64_t dim, float alpha) {
+    float *x = rnd(rows * dim, 2), *v = rnd(dim, 1);
+    double *ref = dalloc(rows * dim);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < dim; i++) {
+            const float d = alpha * v[i]; /* rounded before the add, as the op promises */
+            ref[r * dim + i] = (float)(x[r * dim + i] + d);
+        }
+    float *dx = dev_out(x, rows * dim), *dv = dev_in(v, (size_t)dim * 4);
+    g_ops->add_rows(dx, dv, alpha, rows, dim);
+    char what[128];
+    snprintf(what, sizeof what, "add_rows %lldx%lld alpha %g", (long long)rows, (long long)dim, alpha);
+    check_out(what, dx, ref, rows * dim, T_EXACT);
+    g_ops->free(dv);
+    free(x), free(v), free(ref);
+}
+
+/* ---- attention --------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t B, H, TQ, TK, D, row_pad;
+    int causal, with_bias, with_mask;
+    int64_t q_pos0;
+} attn_case;
+
+static void case_attention(attn_case c) {
+    const int64_t W = c.H * c.D + c.row_pad; /* row stride: heads contiguous, then padding */
+    const int64_t nq = c.B * c.TQ * W, nk = c.B * c.TK * W, bias_tk = c.TK + 3;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *bias = rnd(c.H * c.TQ * bias_tk, 2);
+    float *mask = musae_xmalloc((size_t)(c.B * c.TK) * sizeof(float));
+    for (int64_t b = 0; b < c.B; b++)
+        for (int64_t j = 0; j < c.TK; j++) mask[b * c.TK + j] = (float)((j + b) % 3 != 1 || j == 0);
+    if (c.with_mask && c.B > 1)
+        for (int64_t j = 0; j < c.TK; j++) mask[(c.B - 1) * c.TK + j] = 0; /* a fully masked item: uniform */
+    musae_attn_params p = {.batch = c.B, .heads = c.H, .tq = c.TQ, .tk = c.TK, .dh = c.D,
+                           .q_sb = c.TQ * W, .q_st = W, .k_sb = c.TK * W, .k_st = W, .v_sb = c.TK * W, .v_st = W,
+                           .o_sb = c.TQ * W, .o_st = W, .scale = 1.0f / sqrtf((float)c.D), .causal = c.causal,
+                           .q_pos0 = c.q_pos0, .bias_tk = bias_tk};
+    /* the reference: HF's eager attention with additive finfo.min masks, in double */
+    const int64_t no = c.B * c.TQ * W;
+    float *init = rnd(no, 1);
+    double *ref = dalloc(no), *s = dalloc(c.TK);
+    for (int64_t i = 0; i < no; i++) ref[i] = init[i]; /* the padding columns are not written */
+    for (int64_t b = 0; b < c.B; b++)
+        for (int64_t h = 0; h < c.H; h++)
+            for (int64_t i = 0; i < c.TQ; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < c.TK; j++) {
+                    double dot = 0;
+                    for (int64_t d = 0; d < c.D; d++) dot += (double)q[b * p.q_sb + i * W + h * c.D + d] * k[b * p.k_sb + j * W + h * c.D + d];
+                    double sc = dot * p.scale;
+                    if (c.with_bias) sc += bias[(h * c.TQ + i) * bias_tk + j];
+                    const int masked = (c.causal && j > i + c.q_pos0) || (c.with_mask && mask[b * c.TK + j] == 0);
+                    /* finfo.min added to a finite score stays finfo.min in fp32 */
+                    s[j] = masked ? -FLT_MAX : sc;
+                    mx = fmax(mx, s[j]);
+                }
+                for (int64_t j = 0; j < c.TK; j++) sum += s[j] = exp(s[j] - mx);
+                for (int64_t d = 0; d < c.D; d++) {
+                    double o = 0;
+                    for (int64_t j = 0; j < c.TK; j++) o += s[j] / sum * v[b * p.v_sb + j * W + h * c.D + d];
+                    ref[b * p.o_sb + i * W + h * c.D + d] = o;
+                }
+            }
+    float *dq = dev_in(q, (size_t)nq * 4), *dk = dev_in(k, (size_t)nk * 4), *dv = dev_in(v, (size_t)nk * 4);
+    float *dbias = dev_in(bias, (size_t)(c.H * c.TQ * bias_tk) * 4), *dmask = dev_in(mask, (size_t)(c.B * c.TK) * 4);
+    float *dout = dev_out(init, no);
+    p.bias = c.with_bias ? dbias : NULL;
+    p.key_mask = c.with_mask ? dmask : NULL;
+    g_ops->attention(dout, dq, dk, dv, &p);
+    char what[160];
+    snprintf(what, sizeof what, "attention b%lld h%lld tq%lld tk%lld d%lld pad%lld%s%s%s pos0 %lld", (long long)c.B,
+             (long long)c.H, (long long)c.TQ, (long long)c.TK, (long long)c.D, (long long)c.row_pad,
+             c.causal ? " causal" : "", c.with_bias ? " bias" : "", c.with_mask ? " mask" : "", (long long)c.q_pos0);
+    check_out(what, dout, ref, no, T_ATTN);
+    g_ops->free(dq), g_ops->free(dk), g_ops->free(dv), g_ops->free(dbias), g_ops->free(dmask);
+    free(q), free(k), free(v), free(bias), free(mask), free(init), free(ref), free(s);
+}
+
+/* ---- EnCodec ops --------------------------------------------------------------------------------------------- */
+
+static void case_conv1d(int64_t t_in, int64_t ci, int64_t co, int k, int stride, int dil, int pl, int pr, int reflect,
+                        int acc) {
+    const int64_t keff = (int64_t)(k - 1) * dil + 1, t_out = (t_in + pl + pr - keff) / stride + 1;
+    float *x = rnd(t_in * ci, 1), *w = rnd(co * k * ci, 0.5f), *b = rnd(co, 0.2f), *init = rnd(t_out * co, 1);
+    musae_conv1d_params p = {.t_in = t_in, .t_out = t_out, .c_in = ci, .c_out = co, .k = k, .stride = stride,
+                             .dilation = dil, .pad_left = pl, .pad_right = pr, .reflect = reflect, .accumulate = acc};
+    double *ref = dalloc(t_out * co);
+    for (int64_t t = 0; t < t_out; t++)
+        for (int64_t o = 0; o < co; o++) {
+            double s = (acc ? init[t * co + o] : 0) + b[o];
+            for (int j = 0; j < k; j++) {
+                int64_t r = t * stride + (int64_t)j * dil - pl;
+                if (r < 0 || r >= t_in) {
+                    if (!reflect) continue;
+                    r = r < 0 ? -r : 2 * (t_in - 1) - r;
+                }
+                for (int64_t i = 0; i < ci; i++) s += (double)w[(o * k + j) * ci + i] * x[r * ci + i];
+            }
+            ref[t * co + o] = s;
+        }
+    float *dx = dev_in(x, (size_t)(t_in * ci) * 4), *dw = dev_in(w, (size_t)(co * k * ci) * 4), *db = dev_in(b, (size_t)co * 4);
+    float *dout = dev_out(init, t_out * co);
+    g_ops->conv1d(dout, dx, dw, db, &p);
+    char what[160];
+    snprintf(what, sizeof what, "conv1d t%lld ci%lld co%lld k%d s%d d%d pad %d/%d %s%s", (long long)t_in, (long long)ci,
+             (long long)co, k, stride, dil, pl, pr, reflect ? "reflect" : "zeros", acc ? " accumulate" : "");
+    check_out(what, dout, ref, t_out * co, T_ATTN);
+    g_ops->free(dx), g_ops->free(dw), g_ops->free(db);
+    free(x), free(w), free(b), free(init), free(ref);
+}
+
+static void case_convt1d(int64_t t_in, int64_t ci, int64_t co, int k, int stride, int crop_left, int64_t t_out) {
+    const int J = k / stride;
+    float *x = rnd(t_in * ci, 1), *W = rnd(ci * co * k, 0.5f), *b = rnd(co, 0.2f);
+    float *wp = musae_xmalloc((size_t)(ci * co * k) * sizeof(float)); /* the op's polyphase layout */
+    for (int r = 0; r < stride; r++)
+        for (int64_t o = 0; o < co; o++)
+            for (int m = 0; m < J; m++)
+                for (int64_t i = 0; i < ci; i++) wp[((r * co + o) * J + m) * ci + i] = W[(i * co + o) * k + r + (J - 1 - m) * stride];
+    const int64_t full = (t_in - 1) * stride + k;
+    double *f = dalloc(full * co), *ref = dalloc(t_out * co);
+    for (int64_t q = 0; q < t_in; q++)
+        for (int64_t i = 0; i < ci; i++)
+            for (int64_t o = 0; o < co; o++)
+                for (int j = 0; j < k; j++) f[(q * stride + j) * co + o] += (double)x[q * ci + i] * W[(i * co + o) * k + j];
+    for (int64_t t = 0; t < t_out; t++)
+        for (int64_t o = 0; o < co; o++) ref[t * co + o] = f[(t + crop_left) * co + o] + b[o];
+    musae_convt1d_params p = {.t_in = t_in, .t_out = t_out, .c_in = ci, .c_out = co, .k = k, .stride = stride,
+                              .crop_left = crop_left};
+    float *dx = dev_in(x, (size_t)(t_in * ci) * 4), *dw = dev_in(wp, (size_t)(ci * co * k) * 4), *db = dev_in(b, (size_t)co * 4);
+    float *dout = dev_out(NULL, t_out * co);
+    g_ops->conv_transpose1d(dout, dx, dw, db, &p);
+    char what[160];
+    snprintf(what, sizeof what, "conv_transpose1d t%lld ci%lld co%lld k%d s%d crop %d out %lld", (long long)t_in,
+             (long long)ci, (long long)co, k, stride, crop_left, (long long)t_out);
+    check_out(what, dout, ref, t_out * co, T_ATTN);
+    g_ops->free(dx), g_ops->free(dw), g_ops->free(db);
+    free(x), free(W), free(wp), free(b), free(f), free(ref);
+}
+
+static double sigm(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* Two calls of t1 and t2 steps carrying h and c: the split must not matter. */
+static void case_lstm(int64_t t1, int64_t t2, int64_t din, int64_t hid) {
+    const int64_t G = 4 * hid, T = t1 + t2;
+    float *x = rnd(T * din, 1), *wih = rnd(G * din, 0.6f), *whh = rnd(G * hid, 0.6f), *bih = rnd(G, 0.3f),
+          *bhh = rnd(G, 0.3f), *h0 = rnd(hid, 0.5f), *c0 = rnd(hid, 0.5f);
+    double *h = dalloc(hid), *c = dalloc(hid), *g = dalloc(G), *ref = dalloc(T * hid + 2 * hid);
+    for (int64_t i = 0; i < hid; i++) h[i] = h0[i], c[i] = c0[i];
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t r = 0; r < G; r++) {
+            double s = (double)bih[r] + bhh[r];
+            for (int64_t i = 0; i < din; i++) s += (double)wih[r * din + i] * x[t * din + i];
+            for (int64_t i = 0; i < hid; i++) s += (double)whh[r * hid + i] * h[i];
+            g[r] = s;
+        }
+        for (int64_t i = 0; i < hid; i++) {
+            c[i] = sigm(g[hid + i]) * c[i] + sigm(g[i]) * tanh(g[2 * hid + i]);
+            h[i] = sigm(g[3 * hid + i]) * tanh(c[i]);
+            ref[t * hid + i] = h[i];
+        }
+    }
+    for (int64_t i = 0; i < hid; i++) ref[T * hid + i] = h[i], ref[T * hid + hid + i] = c[i];
+    float *dx = dev_in(x, (size_t)(T * din) * 4), *dwih = dev_in(wih, (size_t)(G * din) * 4);
+    float *dwhh = dev_in(whh, (size_t)(G * hid) * 4), *dbih = dev_in(bih, (size_t)G * 4), *dbhh = dev_in(bhh, (size_t)G * 4);
+    float *dh = dev_out(h0, hid), *dc = dev_out(c0, hid), *dout = dev_out(NULL, T * hid);
+    float *work = g_ops->alloc((size_t)(T * G) * 4);
+    g_ops->lstm(dout, dx, t1, din, hid, dwih, dwhh, dbih, dbhh, dh, dc, work);
+    g_ops->lstm(dout + t1 * hid, dx + t1 * din, t2, din, hid, dwih, dwhh, dbih, dbhh, dh, dc, work);
+    char what[128];
+    snprintf(what, sizeof what, "lstm %lld+%lld steps d_in %lld hidden %lld: out", (long long)t1, (long long)t2,
+             (long long)din, (long long)hid);
+    check_out(what, dout, ref, T * hid, T_RECUR);
+    snprintf(what, sizeof what, "lstm %lld+%lld steps: final h", (long long)t1, (long long)t2);
+    check_out(what, dh, ref + T * hid, hid, T_RECUR);
+    snprintf(what, sizeof what, "lstm %lld+%lld steps: final c", (long long)t1, (long long)t2);
+    check_out(what, dc, ref + T * hid + hid, hid, T_RECUR);
+    g_ops->free(dx), g_ops->free(dwih), g_ops->free(dwhh), g_ops->free(dbih), g_ops->free(dbhh), g_ops->free(work);
+    free(x), free(wih), free(whh), free(bih), free(bhh), free(h0), free(c0), free(h), free(c), free(g), free(ref);
+}
+
+/* ---- the driver -------------------------------------------------------------------------------------------- */
+
+static void run_all(const musae_ops *ops, const double *tol) {
+    g_ops = ops;
+    g_tol = tol;
+    g_draw = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            case_gemm(ta, tb, 37, 29, 53, 0, 1.0f, 0.0f);
+            case_gemm(ta, tb, 37, 29, 53, 5, 0.7f, 0.3f);
+        }
+    case_gemm(0, 1, 1, 301, 77, 3, 1.0f, 1.0f);
+    case_gemm(0, 1, 3, 130, 129, 0, -0.5f, 0.0f);
+    case_gemm(1, 0, 65, 1, 33, 2, 2.0f, 1.0f);
+    case_gemm(0, 0, 130, 70, 1, 0, 1.0f, 1.0f);
+    const int64_t ms[] = {1, 2, 5, 67};
+    for (int i = 0; i < 4; i++) {
+        case_linear(ms[i], 97, 45, i % 2, 0.0f);
+        case_linear(ms[i], 33, 160, (i + 1) % 2, 1.0f);
+    }
+    case_linear(2, 1031, 257, 0, 1.0f);
+    case_norm(0, 7, 33, 0, 1), case_norm(0, 5, 1024, 1, 1), case_norm(0, 3, 17, 0, 0);
+    case_norm(1, 7, 33, 0, 0), case_norm(1, 4, 768, 1, 0);
+    for (elem_op op = E_GELU; op <= E_MUL; op++) {
+        case_elem(op, 1001, 0, 0);
+        case_elem(op, 37, 1, 1);
+        case_elem(op, 70001, 0, 1);
+    }
+    case_embedding(2049, 37, 29, 0), case_embedding(2049, 37, 29, 1), case_embedding(5, 1, 3, 1);
+    case_add_rows(5, 37, -0.3f), case_add_rows(1, 1024, 1.0f), case_add_rows(300, 300, 2.5f);
+    attn_case ac[] = {
+        {.B = 2, .H = 3, .TQ = 5, .TK = 5, .D = 8, .causal = 1},
+        {.B = 1, .H = 2, .TQ = 70, .TK = 70, .D = 16, .row_pad = 3, .causal = 1},           /* blocks of 64 + tail */
+        {.B = 3, .H = 2, .TQ = 1, .TK = 23, .D = 8, .causal = 1, .q_pos0 = 22},            /* a decoding step */
+        {.B = 2, .H = 2, .TQ = 6, .TK = 19, .D = 8, .row_pad = 1, .causal = 1, .q_pos0 = 13},
+        {.B = 2, .H = 4, .TQ = 9, .TK = 11, .D = 8, .with_mask = 1},                       /* cross-attention */
+        {.B = 3, .H = 2, .TQ = 1, .TK = 11, .D = 8, .with_mask = 1},
+        {.B = 2, .H = 3, .TQ = 13, .TK = 13, .D = 8, .with_bias = 1, .with_mask = 1},      /* T5 */
+        {.B = 2, .H = 2, .TQ = 130, .TK = 130, .D = 8, .causal = 1, .with_mask = 1},       /* causal + mask, uniform rows */
+        {.B = 1, .H = 16, .TQ = 200, .TK = 200, .D = 64, .causal = 1},                     /* threads */
+    };
+    for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) case_attention(ac[i]);
+    case_conv1d(50, 3, 5, 7, 1, 1, 3, 3, 1, 0), case_conv1d(50, 3, 5, 7, 1, 1, 3, 3, 0, 1);
+    case_conv1d(41, 8, 4, 3, 2, 3, 4, 2, 1, 0), case_conv1d(9, 1, 6, 7, 1, 1, 3, 3, 1, 0);
+    case_conv1d(33, 16, 8, 1, 1, 1, 0, 0, 0, 1), case_conv1d(20, 5, 7, 4, 4, 1, 0, 0, 0, 0);
+    case_convt1d(13, 6, 4, 16, 8, 4, 13 * 8), case_convt1d(11, 5, 3, 10, 5, 3, 11 * 5), case_convt1d(7, 4, 4, 4, 4, 0, 28);
+    case_lstm(5, 4, 7, 6), case_lstm(1, 12, 16, 16), case_lstm(2, 3, 3, 5);
+}
+
+/* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
+ * and one shape. */
+int main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    run_all(musae_ops_cpu(), k_tol_cpu);
+    printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
+    char why[256] = "";
+#ifdef HAVE_CUDA_TABLE
+    if (musae_cuda_device_count(why, sizeof why) > 0) {
+        run_all(musae_ops_cuda(), k_tol_gpu);
+        printf("cuda table: compared against the same references\n");
+    } else {
+        printf("GPU part skipped: %s\n", why);
+    }
+#else
+    (void)musae_cuda_device_count(why, sizeof why);
+    printf("GPU part skipped: this build has no CUDA op table (kernels/cuda/ops_cuda.h with musae_ops_cuda())\n");
+#endif
+    TEST_END();
+}
