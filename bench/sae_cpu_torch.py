@@ -103,14 +103,15 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         loss = step()
-    el = time.perf_counter() - t0
+    el, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert wdec.shape == (m, d)
     print(json.dumps({"impl": f"torch-{a.impl}", "torch": torch.__version__, "d": d, "latents": m, "k": k,
                       "batch": n, "threads": torch.get_num_threads(), "steps": a.steps, "dead_frac": a.dead_frac,
-                      "tokens_per_s": round(n * a.steps / el, 1), "s_per_step": round(el / a.steps, 4),
+                      "tokens_per_s": round(n * a.steps / el, 1),
+                      "tokens_per_cpu_s": round(n * a.steps / cpu, 1), "s_per_step": round(el / a.steps, 4),
                       "loss": round(loss, 4)}))
 
 

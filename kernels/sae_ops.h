@@ -33,7 +33,8 @@ typedef struct {
  * matrix is never formed unless `pre` is given (batch-top-k needs it; then pre receives ReLU(W_enc xc +
  * b_enc) and k may be 0 to select nothing per row).
  *   xc [N, d], W_enc [M, d], b_enc [M]; codes->cap >= N·k, aux->cap >= N·k_aux (aux may be NULL when
- *   dead is NULL or k_aux == 0). Rows of codes are sorted by value, descending. */
+ *   dead is NULL or k_aux == 0). Rows of codes are sorted by value, descending; rows of aux are in no
+ *   particular (but deterministic) order. */
 void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int64_t N, int64_t d, int64_t M, int k,
                     const uint8_t *dead, int k_aux, sae_codes *codes, sae_codes *aux, float *pre);
 

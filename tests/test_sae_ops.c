@@ -64,10 +64,14 @@ static void test_encode(void) {
                 }
                 if (best < 0) break;
                 used[best] = 1;
-                if (e >= cc->ptr[n + 1] || cc->idx[e] != best || cc->val[e] != pre[n * M + best]) (*(pass ? &bad_aux : &bad))++;
+                /* top-k rows are sorted; AuxK rows hold the same set in heap order */
+                if (!pass && (e >= cc->ptr[n + 1] || cc->idx[e] != best || cc->val[e] != pre[n * M + best])) bad++;
                 e++;
             }
             if (e != cc->ptr[n + 1]) (*(pass ? &bad_aux : &bad))++;
+            if (pass)
+                for (int64_t q = cc->ptr[n]; q < cc->ptr[n + 1]; q++)
+                    if (!used[cc->idx[q]] || cc->val[q] != pre[n * M + cc->idx[q]]) bad_aux++;
         }
     }
     CHECK(bad_pre == 0, "%d pre-activations differ from the plain loop", bad_pre);
@@ -256,7 +260,24 @@ static void test_adam(void) {
           p[0], p[1], p[2]);
 }
 
+#include "sae/sae.h"
+
+static void test_schedule(void) {
+    sae_config c;
+    sae_config_defaults(&c, 64, 65536, 32);
+    CHECK(fabsf(sae_lr_at(&c, 5000) - 1e-4f) < 1e-9f, "default lr 2e-4/sqrt(M/16384) = 1e-4 at M = 65536");
+    c.warmup_steps = 10;
+    CHECK(fabsf(sae_lr_at(&c, 0) - 1e-5f) < 1e-10f && fabsf(sae_lr_at(&c, 9) - 1e-4f) < 1e-10f,
+          "linear warmup: step 0 gets lr/10, step 9 the full lr");
+    c.total_steps = 100;
+    c.decay_frac = 0.5;
+    CHECK(sae_lr_at(&c, 49) == sae_lr_at(&c, 20) && fabsf(sae_lr_at(&c, 75) - 0.5e-4f) < 1e-10f &&
+              sae_lr_at(&c, 100) == 0.0f,
+          "linear decay over the last half: %g at 75, %g at 100", sae_lr_at(&c, 75), sae_lr_at(&c, 100));
+}
+
 int main(void) {
+    test_schedule();
     test_encode();
     test_gradients();
     test_adam();

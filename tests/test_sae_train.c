@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include "host/core/check.h"
 #include "test.h"
 
@@ -116,6 +118,16 @@ static void test_grid(void) {
             }
 }
 
+static void test_batch_topk(void) {
+    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --batch-topk -o BT") == 0, "batch-top-k training");
+    CHECK(run("evaluate --sae BT --acts s.h5 --layer 0") == 0, "evaluate a batch-top-k SAE");
+    char *out = slurp("out.txt"), *j = slurp("BT/musae.json");
+    const char *l0 = strstr(out, "\"l0\":");
+    CHECK(l0 && fabs(atof(l0 + 5) - 8) < 0.01, "batch-top-k selects k per row on average: %s", out);
+    CHECK(strstr(j, "\"batch_topk\"") && strstr(j, "\"threshold\""), "musae.json records the selection and threshold");
+    free(out), free(j);
+}
+
 static void test_bad_input(void) {
     char *err;
 #define EXPECT_ERR(needle, ...)                                                                            \
@@ -163,6 +175,7 @@ int main(void) {
         TEST_SKIP("cannot make the synthetic stores");
     test_resume();
     test_grid();
+    test_batch_topk();
     test_bad_input();
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
     if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);

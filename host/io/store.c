@@ -258,11 +258,18 @@ static void commit(musae_store_writer *w) {
 
 static void writer_open_datasets(musae_store_writer *w) {
     char name[64];
+    /* room for the partly filled chunk of each layer plus the next one: a clip's rows land in the cache and
+     * reach the file whole, instead of read-modify-writing a chunk per clip (chunks larger than the cache
+     * bypass it) */
+    const size_t chunk_bytes = (size_t)w->spec.chunk_rows * (size_t)w->spec.d_model * musae_dtype_size(w->spec.dtype);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5_CHECK(H5Pset_chunk_cache(dapl, 521, 3 * chunk_bytes, 1.0));
     for (int l = 0; l < w->spec.n_layers; l++) {
         snprintf(name, sizeof name, "/layers/%d/acts", w->spec.layers[l]);
-        w->acts[l] = H5Dopen2(w->file, name, H5P_DEFAULT);
+        w->acts[l] = H5Dopen2(w->file, name, dapl);
         H5_CHECK(w->acts[l]);
     }
+    H5Pclose(dapl);
     H5_CHECK(w->fr_clip = H5Dopen2(w->file, "/frames/clip", H5P_DEFAULT));
     H5_CHECK(w->fr_t = H5Dopen2(w->file, "/frames/t", H5P_DEFAULT));
     H5_CHECK(w->cl_path = H5Dopen2(w->file, "/clips/path", H5P_DEFAULT));

@@ -59,19 +59,17 @@ static inline void heap_push(heap *h, float v, int32_t i) {
     }
 }
 
-/* Heap contents sorted best first (insertion sort: k is small and the heap is nearly ordered). */
+/* Heap contents sorted best first, in place: pop the worst to the end, O(k log k). */
 static void heap_sort_desc(heap *h) {
-    for (int a = 1; a < h->n; a++) {
-        float v = h->v[a];
-        int32_t i = h->i[a];
-        int b = a - 1;
-        while (b >= 0 && worse(h->v[b], h->i[b], v, i)) {
-            h->v[b + 1] = h->v[b];
-            h->i[b + 1] = h->i[b];
-            b--;
-        }
-        h->v[b + 1] = v;
-        h->i[b + 1] = i;
+    for (int end = h->n - 1; end > 0; end--) {
+        float tv = h->v[0];
+        int32_t ti = h->i[0];
+        h->v[0] = h->v[end];
+        h->i[0] = h->i[end];
+        h->v[end] = tv;
+        h->i[end] = ti;
+        heap hh = {h->v, h->i, end, h->k};
+        heap_sift_down(&hh, 0);
     }
 }
 
@@ -159,11 +157,7 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
             for (int64_t r = 0; r < nr; r++) {
                 const int64_t n = r0 + r;
                 heap h = {codes->val + n * k, codes->idx + n * k, cnt[n], k};
-                heap_sort_desc(&h);
-                if (use_aux) {
-                    heap ha = {aux->val + n * k_aux, aux->idx + n * k_aux, cnt_aux[n], k_aux};
-                    heap_sort_desc(&ha);
-                }
+                heap_sort_desc(&h); /* AuxK entries stay in heap order: nothing reads them in order */
             }
         }
         free(tile);
