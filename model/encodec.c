@@ -997,14 +997,45 @@ float *encodec_decode_all(const encodec *m, const int64_t *codes, int64_t frames
     return c.out;
 }
 
+typedef struct {
+    musae_audio_writer *w;
+    musae_progress *progress;
+    int64_t hop;
+    int failed;
+    char *err;
+    size_t errlen;
+} file_sink_ctx;
+
+static void file_sink(void *ctx, const float *s, int64_t n) {
+    file_sink_ctx *c = ctx;
+    if (c->failed) return;
+    if (musae_audio_write(c->w, s, n, c->err, c->errlen)) c->failed = 1;
+    else if (c->progress) musae_progress_add(c->progress, n / c->hop, NULL);
+}
+
+int encodec_decode_to_file(const encodec *m, const int64_t *codes, int64_t frames, const char *path,
+                           musae_audio_format fmt, int chunk_frames, musae_progress *progress,
+                           musae_audio_write_stats *stats, char *err, size_t errlen) {
+    file_sink_ctx c = {.progress = progress, .hop = m->hop, .err = err, .errlen = errlen};
+    c.w = musae_audio_writer_open(path, m->cfg.sampling_rate, 1, fmt, err, errlen);
+    if (!c.w) return -1;
+    encodec_decode(m, codes, frames, chunk_frames, file_sink, &c);
+    if (c.failed) {
+        musae_audio_writer_abort(c.w);
+        return -1;
+    }
+    return musae_audio_writer_close(c.w, stats, err, errlen);
+}
+
 /* ---- codes from a file -------------------------------------------------------------------------------------- */
 
-int encodec_codes_check(const encodec *m, musae_st *st, const char *file, int64_t **codes, int64_t *batch,
-                        int64_t *frames, char *err, size_t errlen) {
+int encodec_codes_check(const musae_encodec_config *cfg, musae_st *st, const char *file, int64_t **codes,
+                        int64_t *batch, int64_t *frames, char *err, size_t errlen) {
+    const int n_q = cfg->num_quantizers, S = cfg->codebook_size;
     *codes = NULL;
     musae_st_tensor *t = musae_st_find(st, "codes");
     if (!t) {
-        snprintf(err, errlen, "%s: no tensor 'codes' (expected int64 [batch, %d, frames])", file, m->n_q);
+        snprintf(err, errlen, "%s: no tensor 'codes' (expected int64 [batch, %d, frames])", file, n_q);
         return -1;
     }
     int is_int = !strcmp(t->dtype, "I64") || !strcmp(t->dtype, "I32");
@@ -1015,12 +1046,12 @@ int encodec_codes_check(const encodec *m, musae_st *st, const char *file, int64_
         return -1;
     }
     if (t->rank != 3) {
-        snprintf(err, errlen, "%s: codes: shape %s, expected [batch, %d, frames]", file, shape, m->n_q);
+        snprintf(err, errlen, "%s: codes: shape %s, expected [batch, %d, frames]", file, shape, n_q);
         return -1;
     }
-    if (t->shape[1] != m->n_q) {
+    if (t->shape[1] != n_q) {
         snprintf(err, errlen, "%s: codes: shape %s has %lld codebooks, the model has %d", file, shape,
-                 (long long)t->shape[1], m->n_q);
+                 (long long)t->shape[1], n_q);
         return -1;
     }
     if (t->shape[0] < 1 || t->shape[2] < 1) {
@@ -1031,11 +1062,11 @@ int encodec_codes_check(const encodec *m, musae_st *st, const char *file, int64_
     int64_t *c = musae_xmalloc((size_t)n * sizeof(int64_t));
     musae_st_read(st, t, c, MUSAE_I64);
     for (int64_t i = 0; i < n; i++) {
-        if (c[i] < 0 || c[i] >= m->codebook_size) {
+        if (c[i] < 0 || c[i] >= S) {
             int64_t F = t->shape[2], K = t->shape[1];
             snprintf(err, errlen, "%s: codes[%lld, %lld, %lld] = %lld is outside [0, %d)", file,
                      (long long)(i / (K * F)), (long long)(i / F % K), (long long)(i % F), (long long)c[i],
-                     m->codebook_size);
+                     S);
             free(c);
             return -1;
         }

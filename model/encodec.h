@@ -20,6 +20,8 @@
 
 #include <stdint.h>
 
+#include "host/core/progress.h"
+#include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "kernels/ops.h"
@@ -141,11 +143,20 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
 /* One-shot convenience: malloc'd [hop · F] samples. */
 float *encodec_decode_all(const encodec *m, const int64_t *codes, int64_t frames);
 
-/* Checks codes from a file before decoding: rank 3 [B, n_q, F] with B >= 1, F >= 1, the model's n_q, integer
+/* Decodes codes [n_q, F] into an audio file at the codec's rate (mono; format as host/io/audio.h: WAV 16-bit,
+ * WAV float or FLAC), streaming, so memory does not grow with F. progress (may be NULL) advances by frames.
+ * Samples beyond full scale in integer formats are clipped and counted in *stats (may be NULL): the caller
+ * reports them. 0, or -1 with the reason in err (no file is left behind). */
+int encodec_decode_to_file(const encodec *m, const int64_t *codes, int64_t frames, const char *path,
+                           musae_audio_format fmt, int chunk_frames, musae_progress *progress,
+                           musae_audio_write_stats *stats, char *err, size_t errlen);
+
+/* Checks codes from a file before decoding: rank 3 [B, n_q, F] with B >= 1, F >= 1, the codec's n_q, integer
  * dtype, every value in [0, codebook_size). 0, or -1 with a message naming `file`, the field and the first
- * bad position in err. On success *codes is a malloc'd int64 copy. */
-int encodec_codes_check(const encodec *m, musae_st *st, const char *file, int64_t **codes, int64_t *batch,
-                        int64_t *frames, char *err, size_t errlen);
+ * bad position in err. On success *codes is a malloc'd int64 copy. Needs only the config, so a bad file is
+ * rejected before the weights load. */
+int encodec_codes_check(const musae_encodec_config *cfg, musae_st *st, const char *file, int64_t **codes,
+                        int64_t *batch, int64_t *frames, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

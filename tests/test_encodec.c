@@ -311,7 +311,7 @@ static void expect_codes_error(const encodec *m, const char *path, const char *n
     musae_st st;
     CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
     int64_t *codes, b, f;
-    int rc = encodec_codes_check(m, &st, path, &codes, &b, &f, err, sizeof err);
+    int rc = encodec_codes_check(&m->cfg, &st, path, &codes, &b, &f, err, sizeof err);
     CHECK(rc == -1, "bad codes accepted (%s)", needle);
     if (rc == -1) {
         CHECK_STR_CONTAINS(err, needle);
@@ -333,7 +333,7 @@ static void test_codes_check(const encodec *m) {
     musae_st st;
     CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
     int64_t *codes = NULL, b, f;
-    CHECK(encodec_codes_check(m, &st, path, &codes, &b, &f, err, sizeof err) == 0 && b == 2 && f == 3,
+    CHECK(encodec_codes_check(&m->cfg, &st, path, &codes, &b, &f, err, sizeof err) == 0 && b == 2 && f == 3,
           "good codes rejected: %s", err);
     free(codes);
     musae_st_close(&st);

@@ -79,7 +79,6 @@ void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, c
                  (long long)p->t_in);
     if (p->t_out == 0) return;
 
-#pragma omp parallel for if (p->t_out * co > 65536) schedule(static)
     for (int64_t t = 0; t < p->t_out; t++) {
         float *o = out + t * co;
         if (!p->accumulate) {

@@ -22,7 +22,6 @@ void cpu_conv_transpose1d(float *out, const float *x, const float *w, const floa
     MUSAE_ASSERT(p->crop_left + p->t_out <= full, "conv_transpose1d: rows %d..%lld past the full output of %lld",
                  p->crop_left, (long long)(p->crop_left + p->t_out), (long long)full);
 
-#pragma omp parallel for if (p->t_out * co > 65536) schedule(static)
     for (int64_t t = 0; t < p->t_out; t++) {
         if (bias) memcpy(out + t * co, bias, (size_t)co * sizeof(float));
         else memset(out + t * co, 0, (size_t)co * sizeof(float));

@@ -1,0 +1,127 @@
+/* musae decode — EnCodec codes (safetensors `codes` int64 [B, K, F]) → audio, 640 samples per frame at
+ * 32 kHz, streamed to the file window by window. */
+#include <stdio.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/progress.h"
+#include "host/io/audio.h"
+#include "host/io/safetensors.h"
+#include "kernels/ops.h"
+#include "model/encodec.h"
+
+const char verb_decode_summary[] = "EnCodec codes (safetensors) -> audio (wav 16-bit / float, flac)";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: musae decode --model DIR CODES -o OUT [--float | --flac] [--chunk-frames N]\n\n"
+            "Decodes codes int64 [B, K, F] (safetensors, tensor 'codes') with the model's EnCodec into\n"
+            "640·F samples at 32 kHz, mono. With B > 1, item b goes to OUT with _b before the extension.\n\n"
+            "  --model DIR         a MusicGen folder (its audio_encoder) or a standalone EnCodec folder\n"
+            "  CODES               the codes file (musae encode, musae generate)\n"
+            "  -o OUT              output file: WAV 16-bit PCM by default, FLAC when OUT ends in .flac\n"
+            "  --float             32-bit float WAV (keeps samples beyond full scale)\n"
+            "  --flac              FLAC 16-bit\n"
+            "  --chunk-frames N    frames per decoder window (default 200; memory grows with it, the audio\n"
+            "                      does not depend on it)\n\n"
+            "16-bit formats cannot hold |x| > 1: such samples are clipped, and the count and peak are reported.\n");
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcasecmp(s + a - b, suf);
+}
+
+/* OUT for item b of B: "dir/x.wav" -> "dir/x_3.wav" */
+static void item_path(const char *out, int64_t b, int64_t B, char *buf, size_t n) {
+    if (B == 1) {
+        snprintf(buf, n, "%s", out);
+        return;
+    }
+    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    if (!dot || (slash && dot < slash)) snprintf(buf, n, "%s_%lld", out, (long long)b);
+    else snprintf(buf, n, "%.*s_%lld%s", (int)(dot - out), out, (long long)b, dot);
+}
+
+int verb_decode(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *model = NULL, *in = NULL, *out = NULL;
+    int as_float = 0, as_flac = 0, chunk = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (f[0] != '-' || !f[1]) {
+            if (in) {
+                usage(stderr);
+                musae_fail("one codes file, got '%s' and '%s'", in, f);
+            }
+            in = f;
+            continue;
+        }
+        if (!strcmp(f, "--float")) {
+            as_float = 1;
+            continue;
+        }
+        if (!strcmp(f, "--flac")) {
+            as_flac = 1;
+            continue;
+        }
+        if (!v) {
+            usage(stderr);
+            musae_fail("%s needs a value (or is unknown)", f);
+        }
+        i++;
+        if (!strcmp(f, "--model")) model = v;
+        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
+        else if (!strcmp(f, "--chunk-frames")) chunk = (int)cli_int(f, v, 1, 100000);
+        else {
+            usage(stderr);
+            musae_fail("unknown option '%s'", f);
+        }
+    }
+    if (!model || !in || !out) {
+        usage(stderr);
+        musae_fail("--model, a codes file and -o are required");
+    }
+    if (ends_with(out, ".flac")) as_flac = 1;
+    if (as_flac && as_float) musae_fail("--float and FLAC output exclude each other (FLAC holds integers)");
+    musae_audio_format fmt = as_flac ? MUSAE_AUDIO_FLAC : as_float ? MUSAE_AUDIO_FLOAT : MUSAE_AUDIO_PCM16;
+
+    char err[1024];
+    musae_encodec_config cfg;
+    if (musae_encodec_config_load(&cfg, model, err, sizeof err)) musae_fail("%s", err);
+    if (encodec_config_supported(&cfg, err, sizeof err)) musae_fail("%s/config.json: %s", model, err);
+    musae_st st;
+    if (musae_st_open(&st, in, err, sizeof err)) musae_fail("%s", err);
+    int64_t *codes, B, F;
+    if (encodec_codes_check(&cfg, &st, in, &codes, &B, &F, err, sizeof err)) musae_fail("%s", err);
+    musae_st_close(&st);
+
+    encodec m;
+    encodec_load(&m, model, musae_ops_cpu());
+    const int64_t K = m.n_q;
+    for (int64_t b = 0; b < B; b++) {
+        char path[4096];
+        item_path(out, b, B, path, sizeof path);
+        double t0 = musae_now();
+        musae_progress p;
+        musae_progress_init(&p, "decode", "frames", F);
+        musae_audio_write_stats ws;
+        if (encodec_decode_to_file(&m, codes + b * K * F, F, path, fmt, chunk, &p, &ws, err, sizeof err))
+            musae_fail("%s", err);
+        musae_progress_finish(&p, NULL);
+        double secs = musae_now() - t0, audio_s = (double)(F * m.hop) / cfg.sampling_rate;
+        LOG_INFO("wrote %s: %lld samples (%.2f s) at %d Hz in %.2f s, %.1fx real time, peak %.3f", path,
+                 (long long)ws.frames, audio_s, cfg.sampling_rate, secs, audio_s / secs, ws.peak);
+        char clip[256];
+        musae_audio_clip_message(&ws, clip, sizeof clip);
+        if (clip[0]) LOG_WARN("%s: %s", path, clip);
+    }
+    free(codes);
+    encodec_free(&m);
+    return 0;
+}

@@ -1,0 +1,153 @@
+/* The real-size EnCodec 32 kHz (facebook/encodec_32khz config) with hash-defined weights
+ * (tools/reference/README.md): the C generator reproduces every tensor HF was run with (checked against
+ * tests/fixtures/encodec32k-hash/tensors.json), and on HF's 2 s clip the codes are identical, the
+ * embeddings and the decoded audio within tolerance, 640·F samples. */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "host/core/log.h"
+#include "host/io/safetensors.h"
+#include "kernels/ops.h"
+#include "model/encodec.h"
+#include "model/encodec_hash.h"
+#include "test.h"
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = musae_xmalloc((size_t)n + 1);
+    b[fread(b, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Every tensor of tensors.json: same names and shapes as encodec_params, same first values and sum. */
+static void test_generator(const musae_encodec_config *cfg, const char *json_path) {
+    char *txt = slurp(json_path);
+    CHECK(txt != NULL, "cannot read %s", json_path);
+    if (!txt) return;
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    int np = encodec_params(cfg, NULL, 0);
+    encodec_param *ps = musae_xmalloc((size_t)np * sizeof *ps);
+    encodec_params(cfg, ps, np);
+    CHECK(cJSON_GetArraySize(ts) == np, "tensors.json has %d tensors, encodec_params %d", cJSON_GetArraySize(ts), np);
+    int checked = 0, bad = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, ts) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
+        const encodec_param *p = NULL;
+        for (int i = 0; i < np; i++)
+            if (!strcmp(ps[i].name, name)) p = &ps[i];
+        CHECK(p != NULL, "%s: not among encodec_params", name);
+        if (!p) continue;
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+        int same = cJSON_GetArraySize(shape) == p->rank;
+        for (int r = 0; same && r < p->rank; r++) same = cJSON_GetArrayItem(shape, r)->valuedouble == (double)p->shape[r];
+        CHECK(same, "%s: shape differs from encodec_params", name);
+        int64_t n = 1;
+        for (int r = 0; r < p->rank; r++) n *= p->shape[r];
+        float *v = musae_xmalloc((size_t)n * sizeof(float));
+        encodec_hash_fill(name, p->rank, p->shape, v);
+        const cJSON *f4 = cJSON_GetObjectItemCaseSensitive(t, "first4_hex");
+        int ok = 1;
+        for (int i = 0; i < 4 && i < n; i++) ok &= v[i] == (float)strtod(cJSON_GetArrayItem(f4, i)->valuestring, NULL);
+        double sum = 0, want = cJSON_GetObjectItemCaseSensitive(t, "sum_f64")->valuedouble;
+        for (int64_t i = 0; i < n; i++) sum += v[i];
+        ok &= fabs(sum - want) <= 1e-9 * fmax(1.0, fabs(want));
+        CHECK(ok, "%s: values differ from the HF rule (sum %.17g vs %.17g)", name, sum, want);
+        bad += !ok;
+        checked++;
+        free(v);
+    }
+    printf("hash generator: %d tensors checked against tensors.json, %d differ\n", checked, bad);
+    free(ps);
+    cJSON_Delete(root);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char *txt = slurp(from);
+    FILE *f = fopen(to, "wb");
+    CHECK(txt && f, "copy %s -> %s", from, to);
+    if (txt && f) fputs(txt, f);
+    if (f) fclose(f);
+    free(txt);
+}
+
+int main(void) {
+    musae_log_set_level(MUSAE_LOG_WARN);
+    char cfg_dir[512], gold[512], err[512], dir[512], path[600];
+    snprintf(cfg_dir, sizeof cfg_dir, "%s/encodec32k-hash", test_fixtures());
+    snprintf(gold, sizeof gold, "%s/golden/encodec32k_hash.safetensors", test_fixtures());
+    musae_encodec_config cfg;
+    if (musae_encodec_config_load(&cfg, cfg_dir, err, sizeof err)) TEST_SKIP("%s", err);
+    CHECK(cfg.hop_length == 640 && cfg.num_quantizers == 4 && cfg.num_filters == 64, "config: hop %d n_q %d",
+          cfg.hop_length, cfg.num_quantizers);
+    snprintf(path, sizeof path, "%s/tensors.json", cfg_dir);
+    test_generator(&cfg, path);
+
+    /* a model folder as HF saves a standalone EncodecModel: config.json + model.safetensors */
+    snprintf(dir, sizeof dir, "%s/encodec32k_hash", test_tmp());
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    double t0 = musae_now();
+    CHECK(encodec_hash_write(&cfg, path, 0, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char from[600];
+    snprintf(from, sizeof from, "%s/config.json", cfg_dir);
+    copy_file(from, path);
+    encodec m;
+    encodec_load(&m, dir, musae_ops_cpu());
+    printf("built and loaded the hash checkpoint in %.2f s\n", musae_now() - t0);
+
+    musae_st g;
+    CHECK(musae_st_open(&g, gold, err, sizeof err) == 0, "%s", err);
+    int rank;
+    int64_t sa[8], sc[8], se[8], sd[8];
+    float *x = musae_st_load_any(&g, "audio", MUSAE_F32, &rank, sa);
+    int64_t *gc = musae_st_load_any(&g, "codes", MUSAE_I64, &rank, sc);
+    float *ge = musae_st_load_any(&g, "embeddings", MUSAE_F32, &rank, se);
+    float *gd = musae_st_load_any(&g, "decoded", MUSAE_F32, &rank, sd);
+    const int64_t N = sa[2], F = sc[2], D = se[1];
+
+    t0 = musae_now();
+    encodec_encoder *e = encodec_encoder_new(&m, 0, 1);
+    encodec_encoder_push(e, x, N);
+    encodec_encoder_finish(e);
+    double t_enc = musae_now() - t0;
+    CHECK(encodec_encoder_frames(e) == F, "%lld frames, expected %lld", (long long)encodec_encoder_frames(e), (long long)F);
+    const int64_t *codes = encodec_encoder_codes(e);
+    const float *emb = encodec_encoder_embeddings(e);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < 4 * F; i++) bad += codes[i] != gc[i];
+    double de = 0;
+    for (int64_t f = 0; f < F; f++)
+        for (int64_t d = 0; d < D; d++) de = fmax(de, fabs((double)emb[f * D + d] - ge[d * F + f]));
+    CHECK(bad == 0, "%lld of %lld codes differ from HF", (long long)bad, (long long)(4 * F));
+    CHECK(de <= 1e-4, "embeddings max abs diff %.3g", de);
+
+    t0 = musae_now();
+    float *y = encodec_decode_all(&m, gc, F);
+    double t_dec = musae_now() - t0;
+    CHECK(sd[2] == 640 * F, "golden length");
+    double dd = test_max_abs_diff(y, gd, (size_t)(640 * F));
+    CHECK(dd <= 1e-4, "decoded max abs diff %.3g vs HF", dd);
+    printf("encodec 32 kHz (hash weights), %lld samples: codes equal %s, embeddings max|d| %.2e, decoded max|d| %.2e "
+           "(%lld samples); encode %.2f s, decode %.2f s\n",
+           (long long)N, bad ? "NO" : "yes", de, dd, (long long)(640 * F), t_enc, t_dec);
+    free(y);
+    encodec_encoder_free(e);
+    free(x), free(gc), free(ge), free(gd);
+    musae_st_close(&g);
+    encodec_free(&m);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove(path); /* 236 MB */
+    TEST_END();
+}
