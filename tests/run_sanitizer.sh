@@ -1,0 +1,14 @@
+#!/bin/sh
+# run_sanitizer.sh TOOL PROGRAM [ARGS...]: PROGRAM under compute-sanitizer --tool TOOL; any finding fails.
+# Skips (77) when compute-sanitizer is absent; the program's own skip (77, no GPU) passes through.
+tool=$1
+shift
+cs=$(command -v compute-sanitizer || true)
+[ -z "$cs" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && cs=/usr/local/cuda/bin/compute-sanitizer
+if [ -z "$cs" ]; then
+  echo "SKIPPED: compute-sanitizer not found (PATH, /usr/local/cuda/bin)"
+  exit 77
+fi
+extra=""
+[ "$tool" = memcheck ] && extra="--leak-check full"
+exec "$cs" --tool "$tool" $extra --error-exitcode 86 "$@"
