@@ -3,3 +3,5 @@
 musae_add_test(test_encodec SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_encodec.c LABELS cpu)
 musae_add_test(test_encodec_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_encodec_ops.c LABELS cpu)
 musae_add_test(test_encodec32k SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_encodec32k.c LABELS cpu)
+musae_add_test(test_audio SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_audio.c LABELS cpu)
+musae_add_test(test_encodec_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_encodec_cli.c LABELS cpu)

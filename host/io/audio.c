@@ -92,6 +92,24 @@ static void describe_format(SNDFILE *sf, int format, char *buf, size_t n) {
     snprintf(buf, n, "%s, %s", mj, sb);
 }
 
+/* libsndfile reads a WAV/AIFF whose data chunk runs past the end of the file without complaint: it shortens
+ * the stream to what is there and notes "data : <promised> (should be <present>)" in its log. A cut-off
+ * file is an error here, not silently shorter audio. Streaming writers that could not know the length
+ * put 0 or 0xFFFFFFFF there; those are not truncations. */
+static int data_chunk_short(SNDFILE *sf, long long *promised, long long *present) {
+    char log[8192];
+    sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
+    for (const char *p = strstr(log, "\ndata"); p; p = strstr(p + 1, "\ndata")) {
+        long long a, b;
+        if (sscanf(p, "\ndata : %lld (should be %lld)", &a, &b) == 2 && a > b && a != 0 && a != 0xFFFFFFFFLL) {
+            *promised = a;
+            *present = b;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 musae_audio_reader *musae_audio_open(const char *path, int rate, double start_s, double duration_s, char *err,
                                      size_t errlen) {
     MUSAE_ASSERT(rate > 0, "musae_audio_open: rate %d", rate);
@@ -129,6 +147,13 @@ musae_audio_reader *musae_audio_open(const char *path, int rate, double start_s,
     }
     if (si.samplerate <= 0 || si.channels <= 0) {
         fail(err, errlen, "%s: invalid header (sample rate %d, %d channels)", path, si.samplerate, si.channels);
+        sf_close(sf);
+        return NULL;
+    }
+    long long promised, present;
+    if (data_chunk_short(sf, &promised, &present)) {
+        fail(err, errlen, "%s: truncated: the header promises %lld bytes of audio data, the file holds %lld", path,
+             promised, present);
         sf_close(sf);
         return NULL;
     }
