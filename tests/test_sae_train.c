@@ -49,8 +49,9 @@ static int exists(const char *name) {
     return stat(p, &sb) == 0;
 }
 
-#define TRAIN "train --acts s.h5 --tokens 160000 --batch 256 --warmup 10 --dead-tokens 3000 --k-aux 8 " \
+#define TRAIN "train --acts s.h5 --batch 256 --warmup 10 --dead-tokens 3000 --k-aux 8 " \
               "--shuffle-rows 2048 --init-rows 2048 --eval-tokens 2048 --seed 3"
+#define RESUMABLE TRAIN " --tokens 160000 --layer 0 --k 8 --expansion 4 --save-every 7"
 
 /* Starts a training run in the background, waits for its first saved state, then sends sig. */
 static int run_and_signal(const char *args, int sig) {
@@ -72,7 +73,7 @@ static int run_and_signal(const char *args, int sig) {
 }
 
 static void test_resume(void) {
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o A") == 0, "uninterrupted run");
+    CHECK(run(RESUMABLE " -o A") == 0, "uninterrupted run");
     char *metrics = slurp("A/metrics.jsonl");
     CHECK(strstr(metrics, "\"auxk\":0,") != NULL && strstr(metrics, "\"dead_frac\":0,") != NULL, "metrics lines");
     /* AuxK must be active for the resume to cover the dead counters */
@@ -82,11 +83,11 @@ static void test_resume(void) {
     free(metrics);
     CHECK(!exists("A/state"), "state/ is removed after a finished run");
 
-    int st = run_and_signal(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B", SIGKILL);
+    int st = run_and_signal(RESUMABLE " -o B", SIGKILL);
     CHECK(st == 128 + SIGKILL, "the run was killed mid-run (status %d)", st);
     CHECK(exists("B/state/run.json") && !exists("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B") != 0, "restarting without --resume is refused");
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B --resume") == 0, "resume");
+    CHECK(run(RESUMABLE " -o B") != 0, "restarting without --resume is refused");
+    CHECK(run(RESUMABLE " -o B --resume") == 0, "resume");
     CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "killed + resumed weights are bit-identical");
     char *ma = slurp("A/metrics.jsonl"), *mb = slurp("B/metrics.jsonl");
     strip_rates(ma);
@@ -95,16 +96,16 @@ static void test_resume(void) {
     free(ma), free(mb);
 
     sh("rm -rf B");
-    st = run_and_signal(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B", SIGTERM);
+    st = run_and_signal(RESUMABLE " -o B", SIGTERM);
     CHECK(st == 130, "SIGTERM saves the state and exits 130 (got %d)", st);
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 -o B --resume") == 0, "resume after SIGTERM");
+    CHECK(run(RESUMABLE " -o B --resume") == 0, "resume after SIGTERM");
     CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --save-every 7 --batch 128 -o B --resume") != 0,
+    CHECK(run(RESUMABLE " --batch 128 -o B --resume") != 0,
           "resuming with other flags is refused");
 }
 
 static void test_grid(void) {
-    CHECK(run(TRAIN " --layer 0,1 --k 4,8 --expansion 2,4 -o G") == 0, "grid of 8 SAEs in one pass");
+    CHECK(run(TRAIN " --tokens 40000 --layer 0,1 --k 4,8 --expansion 2,4 -o G") == 0, "grid of 8 SAEs in one pass");
     const int layers[2] = {0, 1}, ks[2] = {4, 8}, exps[2] = {2, 4};
     for (int l = 0; l < 2; l++)
         for (int k = 0; k < 2; k++)
@@ -112,14 +113,14 @@ static void test_grid(void) {
                 char a[128], b[128];
                 snprintf(a, sizeof a, "G/layer%d_k%d_x%d/sae.safetensors", layers[l], ks[k], exps[e]);
                 snprintf(b, sizeof b, "S%d%d%d/sae.safetensors", l, k, e);
-                CHECK(run(TRAIN " --layer %d --k %d --expansion %d -o S%d%d%d", layers[l], ks[k], exps[e], l, k, e) == 0,
+                CHECK(run(TRAIN " --tokens 40000 --layer %d --k %d --expansion %d -o S%d%d%d", layers[l], ks[k], exps[e], l, k, e) == 0,
                       "separate run");
                 CHECK(same_file(a, b), "grid SAE %s equals its separate run", a);
             }
 }
 
 static void test_batch_topk(void) {
-    CHECK(run(TRAIN " --layer 0 --k 8 --expansion 4 --batch-topk -o BT") == 0, "batch-top-k training");
+    CHECK(run(TRAIN " --tokens 40000 --layer 0 --k 8 --expansion 4 --batch-topk -o BT") == 0, "batch-top-k training");
     CHECK(run("evaluate --sae BT --acts s.h5 --layer 0") == 0, "evaluate a batch-top-k SAE");
     char *out = slurp("out.txt"), *j = slurp("BT/musae.json");
     const char *l0 = strstr(out, "\"l0\":");
@@ -137,7 +138,7 @@ static void test_bad_input(void) {
         CHECK(strstr(err, needle) != NULL, "error '%s' should mention '%s'", err, needle);                 \
         free(err);                                                                                         \
     } while (0)
-    EXPECT_ERR("no layer 5", TRAIN " --layer 5 --k 8 --expansion 4 -o X");
+    EXPECT_ERR("no layer 5", TRAIN " --tokens 1000 --layer 5 --k 8 --expansion 4 -o X");
     EXPECT_ERR("NaN/Inf", "train --acts nan.h5 --layer 0 --k 4 --expansion 2 --tokens 20000 --batch 256 -o X");
     CHECK(run("train --acts nan.h5 --layer 0 --k 4 --expansion 2 --tokens 20000 --batch 256 --init-rows 1024 "
               "--skip-nonfinite -o Y") == 0,
