@@ -1,0 +1,263 @@
+/* EnCodec 32 kHz CPU benchmark (issue 5): musae's encode and decode real-time factor against PyTorch
+ * transformers on the same machine in the same run, and the peak memory of `musae encode` / `musae decode`
+ * on a long file.
+ *
+ * The model is the real-size facebook/encodec_32khz config with the hash-defined weights of
+ * tools/reference/README.md (built here with model/encodec_hash.c; the peer, bench/encodec_peer.py, builds
+ * the same weights in HF's EncodecModel), so no download is needed and both sides compute the same codes,
+ * which the bench checks. Times are the best of --repeats after a warm-up, for both sides; musae runs
+ * before and after the peer and keeps its best, so load from other processes biases neither side.
+ *
+ *   encodec_bench [--model DIR] [--seconds 30] [--repeats 3] [--threads N] [--long-minutes 10] [--no-peer]
+ *                 [--python PY]
+ * Prints a table and one JSON line. Long files: a --long-minutes 44.1 kHz stereo 16-bit WAV is encoded and
+ * its codes decoded by the musae binary in child processes; their peak RSS (getrusage) is reported next to
+ * a 1-minute file's, to show memory does not grow with the length. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/philox.h"
+#include "host/io/audio.h"
+#include "kernels/ops.h"
+#include "model/encodec.h"
+#include "model/encodec_hash.h"
+
+#ifndef MUSAE_SOURCE_DIR
+#define MUSAE_SOURCE_DIR "."
+#endif
+#ifndef MUSAE_BIN
+#define MUSAE_BIN "musae"
+#endif
+
+/* Deterministic test music: three detuned tones with vibrato, and noise bursts every 0.7 s. */
+static void synth(float *x, int64_t n, int64_t offset, int rate, int channel) {
+    for (int64_t i = 0; i < n; i++) {
+        double t = (double)(i + offset) / rate;
+        double v = 0.25 * sin(2 * M_PI * 220.0 * t + 0.3 * sin(2 * M_PI * 5.0 * t)) +
+                   0.15 * sin(2 * M_PI * (330.0 + 2.0 * channel) * t) + 0.1 * sin(2 * M_PI * 495.0 * t);
+        double ph = fmod(t, 0.7);
+        if (ph < 0.08) v += 0.2 * (1.0 - ph / 0.08) * (musae_u32_to_unit(musae_philox(7, (uint64_t)channel, (uint64_t)(i + offset)).v[0]) - 0.5);
+        x[i] = (float)v;
+    }
+}
+
+typedef struct {
+    double encode_s, decode_s;
+} timing;
+
+static timing time_musae(const encodec *m, const float *x, int64_t n, int repeats, int64_t **codes_out,
+                         int64_t *frames) {
+    timing best = {INFINITY, INFINITY};
+    for (int r = 0; r <= repeats; r++) { /* r = 0 warms up */
+        int64_t F;
+        double t0 = musae_now();
+        int64_t *codes = encodec_encode(m, x, n, &F);
+        double t1 = musae_now();
+        float *y = encodec_decode_all(m, codes, F);
+        double t2 = musae_now();
+        free(y);
+        if (r > 0) {
+            best.encode_s = fmin(best.encode_s, t1 - t0);
+            best.decode_s = fmin(best.decode_s, t2 - t1);
+        }
+        if (r == repeats) {
+            *codes_out = codes;
+            *frames = F;
+        } else {
+            free(codes);
+        }
+    }
+    return best;
+}
+
+/* Runs argv as a child; returns its wall time and fills its peak RSS in MiB. Exits on failure. */
+static double run_child(char *const argv[], double *rss_mib) {
+    double t0 = musae_now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+        musae_fail("%s %s failed", argv[0], argv[1]);
+    *rss_mib = (double)ru.ru_maxrss / 1024.0;
+    return musae_now() - t0;
+}
+
+typedef struct {
+    double minutes, enc_s, enc_rss, dec_s, dec_rss;
+} long_run;
+
+static long_run long_file(const char *dir, const char *model, double minutes) {
+    long_run L = {.minutes = minutes};
+    char wav[600], codes[600], out[600], err[512];
+    snprintf(wav, sizeof wav, "%s/long_%gmin.wav", dir, minutes);
+    snprintf(codes, sizeof codes, "%s/long_%gmin.safetensors", dir, minutes);
+    snprintf(out, sizeof out, "%s/long_%gmin_out.wav", dir, minutes);
+    const int rate = 44100;
+    const int64_t total = (int64_t)(minutes * 60 * rate), block = rate;
+    musae_audio_writer *w = musae_audio_writer_open(wav, rate, 2, MUSAE_AUDIO_PCM16, err, sizeof err);
+    if (!w) musae_fail("%s", err);
+    float *l = musae_xmalloc((size_t)block * sizeof(float)), *r = musae_xmalloc((size_t)block * sizeof(float));
+    float *st = musae_xmalloc((size_t)(2 * block) * sizeof(float));
+    for (int64_t off = 0; off < total; off += block) {
+        int64_t n = total - off < block ? total - off : block;
+        synth(l, n, off, rate, 0);
+        synth(r, n, off, rate, 1);
+        for (int64_t i = 0; i < n; i++) st[2 * i] = l[i], st[2 * i + 1] = r[i];
+        if (musae_audio_write(w, st, n, err, sizeof err)) musae_fail("%s", err);
+    }
+    if (musae_audio_writer_close(w, NULL, err, sizeof err)) musae_fail("%s", err);
+    free(l), free(r), free(st);
+    char *enc[] = {MUSAE_BIN, "encode", "--model", (char *)model, wav, "-o", codes, NULL};
+    L.enc_s = run_child(enc, &L.enc_rss);
+    char *dec[] = {MUSAE_BIN, "decode", "--model", (char *)model, codes, "-o", out, NULL};
+    L.dec_s = run_child(dec, &L.dec_rss);
+    unlink(wav), unlink(codes), unlink(out);
+    return L;
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *python = "python3";
+    double seconds = 30, long_minutes = 10;
+    int repeats = 3, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), peer = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--no-peer")) {
+            peer = 0;
+            continue;
+        }
+        if (!v) musae_fail("%s needs a value", f);
+        i++;
+        if (!strcmp(f, "--model")) model = v;
+        else if (!strcmp(f, "--seconds")) seconds = atof(v);
+        else if (!strcmp(f, "--repeats")) repeats = atoi(v);
+        else if (!strcmp(f, "--threads")) threads = atoi(v);
+        else if (!strcmp(f, "--long-minutes")) long_minutes = atof(v);
+        else if (!strcmp(f, "--python")) python = v;
+        else musae_fail("unknown option %s (see the top of bench/encodec_bench.c)", f);
+    }
+    musae_log_set_level(MUSAE_LOG_WARN);
+    char dir[512], path[700], err[512];
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, sizeof dir, "%s/encodec_bench_%ld", tmp, (long)getpid());
+    if (mkdir(dir, 0755)) musae_fail("%s: %s", dir, strerror(errno));
+    char model_dir[600];
+    if (!model) {
+        /* the real-size codec with hash weights, as a standalone EnCodec folder */
+        snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+        mkdir(model_dir, 0755);
+        musae_encodec_config cfg;
+        snprintf(path, sizeof path, "%s/tests/fixtures/encodec32k-hash", MUSAE_SOURCE_DIR);
+        if (musae_encodec_config_load(&cfg, path, err, sizeof err)) musae_fail("%s", err);
+        snprintf(path, sizeof path, "cp %s/tests/fixtures/encodec32k-hash/config.json %s/", MUSAE_SOURCE_DIR, model_dir);
+        if (system(path)) musae_fail("%s failed", path);
+        snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+        if (encodec_hash_write(&cfg, path, 0, err, sizeof err)) musae_fail("%s", err);
+        model = model_dir;
+    }
+    char thr[16];
+    snprintf(thr, sizeof thr, "%d", threads);
+    setenv("OPENBLAS_NUM_THREADS", thr, 0); /* read when OpenBLAS starts: before the first GEMM */
+    setenv("OMP_NUM_THREADS", thr, 0);
+
+    const int64_t n = (int64_t)(seconds * 32000);
+    float *x = musae_xmalloc((size_t)n * sizeof(float));
+    synth(x, n, 0, 32000, 0);
+    encodec m;
+    double t0 = musae_now();
+    encodec_load(&m, model, musae_ops_cpu());
+    double load_s = musae_now() - t0;
+
+    int64_t *codes, F;
+    timing mu = time_musae(&m, x, n, repeats, &codes, &F);
+    timing to = {NAN, NAN};
+    int64_t codes_equal = -1;
+    char torch_ver[32] = "-";
+    if (peer) {
+        char audio[600], pcodes[600], cmd[2400];
+        snprintf(audio, sizeof audio, "%s/audio.f32", dir);
+        snprintf(pcodes, sizeof pcodes, "%s/codes.i64", dir);
+        FILE *f = fopen(audio, "wb");
+        if (!f || fwrite(x, sizeof(float), (size_t)n, f) != (size_t)n) musae_fail("%s: write failed", audio);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "%s %s/bench/encodec_peer.py --audio %s --repeats %d --threads %d --codes-out %s",
+                 python, MUSAE_SOURCE_DIR, audio, repeats, threads, pcodes);
+        FILE *p = popen(cmd, "r");
+        char line[4096] = "";
+        while (p && fgets(line, sizeof line, p) && line[0] != '{') {
+        }
+        if (!p || pclose(p) != 0 || line[0] != '{') musae_fail("peer failed: %s", cmd);
+        cJSON *j = cJSON_Parse(line);
+        to.encode_s = cJSON_GetObjectItem(j, "encode_s")->valuedouble;
+        to.decode_s = cJSON_GetObjectItem(j, "decode_s")->valuedouble;
+        snprintf(torch_ver, sizeof torch_ver, "%s", cJSON_GetObjectItem(j, "torch")->valuestring);
+        cJSON_Delete(j);
+        int64_t *pc = musae_xmalloc((size_t)(4 * F) * sizeof(int64_t));
+        f = fopen(pcodes, "rb");
+        size_t got = f ? fread(pc, sizeof(int64_t), (size_t)(4 * F), f) : 0;
+        if (f) fclose(f);
+        codes_equal = 0;
+        for (size_t i = 0; i < got; i++) codes_equal += pc[i] == codes[i];
+        if ((int64_t)got != 4 * F) codes_equal = -(int64_t)got; /* frame counts differ */
+        free(pc);
+        unlink(audio), unlink(pcodes);
+        /* musae again after the peer: whichever round had the quieter machine counts */
+        int64_t *c2, F2;
+        timing mu2 = time_musae(&m, x, n, repeats, &c2, &F2);
+        mu.encode_s = fmin(mu.encode_s, mu2.encode_s);
+        mu.decode_s = fmin(mu.decode_s, mu2.decode_s);
+        free(c2);
+    }
+    encodec_free(&m);
+    free(x);
+
+    printf("EnCodec 32 kHz (facebook/encodec_32khz config, hash weights), %.0f s of audio, %d threads, best of %d\n",
+           seconds, threads, repeats);
+    printf("  %-36s %10s %10s %10s %10s\n", "", "encode s", "enc RTF", "decode s", "dec RTF");
+    printf("  %-36s %10.3f %9.1fx %10.3f %9.1fx\n", "musae (C, OpenBLAS)", mu.encode_s, seconds / mu.encode_s,
+           mu.decode_s, seconds / mu.decode_s);
+    if (peer) {
+        char name[64];
+        snprintf(name, sizeof name, "PyTorch %s (transformers)", torch_ver);
+        printf("  %-36s %10.3f %9.1fx %10.3f %9.1fx\n", name, to.encode_s, seconds / to.encode_s, to.decode_s,
+               seconds / to.decode_s);
+        printf("  musae / PyTorch speed: encode %.2fx, decode %.2fx; codes equal %lld of %lld\n",
+               to.encode_s / mu.encode_s, to.decode_s / mu.decode_s, (long long)codes_equal, (long long)(4 * F));
+    }
+    long_run L1 = {0}, L = {0};
+    if (long_minutes > 0) {
+        L1 = long_file(dir, model, 1);
+        L = long_file(dir, model, long_minutes);
+        printf("  musae CLI, 44.1 kHz stereo 16-bit WAV (resampled):\n");
+        const long_run *ls[2] = {&L1, &L};
+        for (int i = 0; i < 2; i++)
+            printf("    %5.1f min: encode %.1f s (%.1fx RT), peak RSS %.0f MiB; decode %.1f s (%.1fx RT), peak RSS %.0f MiB\n",
+                   ls[i]->minutes, ls[i]->enc_s, ls[i]->minutes * 60 / ls[i]->enc_s, ls[i]->enc_rss, ls[i]->dec_s,
+                   ls[i]->minutes * 60 / ls[i]->dec_s, ls[i]->dec_rss);
+    }
+    printf("{\"seconds\": %g, \"threads\": %d, \"load_s\": %.2f, \"musae_encode_s\": %.4f, \"musae_decode_s\": %.4f, "
+           "\"musae_encode_rtf\": %.2f, \"musae_decode_rtf\": %.2f, \"torch_encode_s\": %.4f, \"torch_decode_s\": %.4f, "
+           "\"encode_speedup\": %.3f, \"decode_speedup\": %.3f, \"codes_equal\": %lld, \"codes_total\": %lld, "
+           "\"long_minutes\": %g, \"long_encode_rss_mib\": %.0f, \"long_decode_rss_mib\": %.0f, "
+           "\"short_encode_rss_mib\": %.0f, \"short_decode_rss_mib\": %.0f}\n",
+           seconds, threads, load_s, mu.encode_s, mu.decode_s, seconds / mu.encode_s, seconds / mu.decode_s, to.encode_s,
+           to.decode_s, to.encode_s / mu.encode_s, to.decode_s / mu.decode_s, (long long)codes_equal, (long long)(4 * F),
+           long_minutes, L.enc_rss, L.dec_rss, L1.enc_rss, L1.dec_rss);
+    free(codes);
+    if (!getenv("MUSAE_BENCH_KEEP")) {
+        snprintf(path, sizeof path, "rm -rf %s", dir);
+        if (system(path)) LOG_WARN("could not remove %s", dir);
+    }
+    return 0;
+}
