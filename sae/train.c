@@ -434,6 +434,9 @@ int sae_train_run(const sae_train_opts *o) {
     sigaction(SIGTERM, &old_term, NULL);
     const musae_stream_pos end_pos = musae_stream_tell(st);
     musae_stream_close(st);
+    if (end_pos.skipped > 0)
+        LOG_WARN("skipped %" PRId64 " rows holding NaN/Inf (--skip-nonfinite) in %" PRId64 " rows streamed", end_pos.skipped,
+                 end_pos.delivered + end_pos.skipped);
     if (rc == 0) {
         musae_progress_finish(&pr, NULL);
         sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
