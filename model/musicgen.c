@@ -320,11 +320,14 @@ static void run_hooks(const mg_model *m, mg_state *s, int layer, int64_t t, int6
         int64_t p0 = k->pos_begin > pos0 ? k->pos_begin : pos0;
         int64_t p1 = k->pos_end < pos0 + t ? k->pos_end : pos0 + t;
         if (k->kind == MG_HOOK_READ && k->dst_t < p1) p1 = k->dst_t;
+        if (k->kind == MG_HOOK_SET && k->src_t < p1) p1 = k->src_t;
         if (p1 <= p0) continue;
         for (int64_t r = r0; r < r1; r++) {
             float *x = s->x + (r * t + (p0 - pos0)) * H;
             if (k->kind == MG_HOOK_READ) {
                 m->ops->download(k->dst + ((r - r0) * k->dst_t + p0) * H, x, (size_t)((p1 - p0) * H) * sizeof(float));
+            } else if (k->kind == MG_HOOK_SET) {
+                m->ops->upload(x, k->src + ((r - r0) * k->src_t + p0) * H, (size_t)((p1 - p0) * H) * sizeof(float));
             } else {
                 const float alpha = k->scale * (k->item_scale ? k->item_scale[r % nc] : 1.0f);
                 m->ops->add_rows(x, k->vec, alpha, p1 - p0, H);
@@ -345,6 +348,8 @@ static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *
                      (long long)k->pos_begin, (long long)k->pos_end);
         if (k->kind == MG_HOOK_READ)
             MUSAE_ASSERT(k->dst && k->dst_t >= 1, "hook %d: READ needs dst and dst_t", i);
+        else if (k->kind == MG_HOOK_SET)
+            MUSAE_ASSERT(k->src && k->src_t >= 1, "hook %d: SET needs src and src_t", i);
         else
             MUSAE_ASSERT(k->kind == MG_HOOK_ADD && k->vec, "hook %d: ADD needs vec", i);
     }

@@ -77,7 +77,7 @@ void mg_sinusoids(float *out, int64_t n, int64_t H);
 
 /* ---- hooks --------------------------------------------------------------------------------------------- */
 
-typedef enum { MG_HOOK_READ = 0, MG_HOOK_ADD = 1 } mg_hook_kind;
+typedef enum { MG_HOOK_READ = 0, MG_HOOK_ADD = 1, MG_HOOK_SET = 2 } mg_hook_kind;
 typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg_branch;
 #define MG_POS_END INT64_MAX
 
@@ -89,6 +89,8 @@ typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg
  *         branch lands at dst[(r · dst_t + p) · H]; positions >= dst_t are not copied.
  *   ADD:  x[row, p, :] += alpha · vec, alpha = scale · (item_scale ? item_scale[item] : 1) where item is
  *         the row's batch item (row mod n_cond); vec is [H] on the model's device (ops->alloc + upload).
+ *   SET:  the mirror of READ: x[row, p, :] = src[(r · src_t + p) · H ...], src host [rows of the branch, src_t,
+ *         H]; positions >= src_t are left alone (splicing an SAE reconstruction in: eval/spliced.h).
  * Hooks run in array order, so a READ after an ADD at the same layer sees the steered residual. */
 typedef struct {
     mg_hook_kind kind;
@@ -100,6 +102,8 @@ typedef struct {
     const float *vec;         /* ADD */
     float scale;
     const float *item_scale;  /* host [n_cond] or NULL */
+    const float *src;         /* SET */
+    int64_t src_t;
 } mg_hook;
 
 /* ---- state: K/V caches and activations of one batch ------------------------------------------------------ */
