@@ -1027,6 +1027,36 @@ int encodec_decode_to_file(const encodec *m, const int64_t *codes, int64_t frame
     return musae_audio_writer_close(c.w, stats, err, errlen);
 }
 
+/* out.wav → out_3.wav for item 3 (a path without an extension gets the suffix at its end) */
+static void item_path(const char *path, int64_t b, int64_t batch, char *buf, size_t n) {
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (batch == 1) snprintf(buf, n, "%s", path);
+    else if (!dot || (slash && dot < slash)) snprintf(buf, n, "%s_%lld", path, (long long)b);
+    else snprintf(buf, n, "%.*s_%lld%s", (int)(dot - path), path, (long long)b, dot);
+}
+
+int encodec_decode_to_files(const encodec *m, const int64_t *codes, int64_t batch, int64_t frames, const char *path,
+                            musae_audio_format fmt, int chunk_frames, char *err, size_t errlen) {
+    for (int64_t b = 0; b < batch; b++) {
+        char file[4096], clip[256];
+        item_path(path, b, batch, file, sizeof file);
+        double t0 = musae_now();
+        musae_progress p;
+        musae_progress_init(&p, "decode", "frames", frames);
+        musae_audio_write_stats ws;
+        if (encodec_decode_to_file(m, codes + b * m->n_q * frames, frames, file, fmt, chunk_frames, &p, &ws, err,
+                                   errlen))
+            return -1;
+        musae_progress_finish(&p, NULL);
+        double secs = musae_now() - t0, audio_s = (double)ws.frames / m->cfg.sampling_rate;
+        LOG_INFO("wrote %s: %lld samples (%.2f s) at %d Hz in %.2f s, %.1fx real time, peak %.3f", file,
+                 (long long)ws.frames, audio_s, m->cfg.sampling_rate, secs, audio_s / secs, ws.peak);
+        musae_audio_clip_message(&ws, clip, sizeof clip);
+        if (clip[0]) LOG_WARN("%s: %s", file, clip);
+    }
+    return 0;
+}
+
 /* ---- codes from a file -------------------------------------------------------------------------------------- */
 
 int encodec_codes_check(const musae_encodec_config *cfg, musae_st *st, const char *file, int64_t **codes,

@@ -151,6 +151,12 @@ int encodec_decode_to_file(const encodec *m, const int64_t *codes, int64_t frame
                            musae_audio_format fmt, int chunk_frames, musae_progress *progress,
                            musae_audio_write_stats *stats, char *err, size_t errlen);
 
+/* Decodes codes [B, n_q, F] into B files at `path`, or, for B > 1, at path with _<b> before the extension
+ * (out.wav → out_0.wav, out_1.wav). Shows progress per item and logs each file written, with a warning
+ * when samples were clipped. 0, or -1 with the reason in err. */
+int encodec_decode_to_files(const encodec *m, const int64_t *codes, int64_t batch, int64_t frames, const char *path,
+                            musae_audio_format fmt, int chunk_frames, char *err, size_t errlen);
+
 /* Checks codes from a file before decoding: rank 3 [B, n_q, F] with B >= 1, F >= 1, the codec's n_q, integer
  * dtype, every value in [0, codebook_size). 0, or -1 with a message naming `file`, the field and the first
  * bad position in err. On success *codes is a malloc'd int64 copy. Needs only the config, so a bad file is

@@ -118,6 +118,29 @@ int main(void) {
         free(y);
     }
 
+    /* musae generate -o: HF's greedy unconditional generation (2 items, 20 frames), decoded, is HF's audio */
+    {
+        char glm[600], gen[600];
+        snprintf(glm, sizeof glm, "%s/golden/lm_generate.safetensors", test_fixtures());
+        int64_t na;
+        float *ha = load(glm, "uncond.mnt23.audio", MUSAE_F32, &na); /* [2, 1, 12800] */
+        snprintf(gen, sizeof gen, "%s/cli_gen.wav", tmp);
+        snprintf(args, sizeof args, "generate --model %s --frames 20 --batch 2 --greedy -o %s", model, gen);
+        CHECK(run(args) == 0, "musae %s\n%s", args, g_out);
+        CHECK_STR_CONTAINS(g_out, "were beyond full scale (peak 1.040 = +0.3 dBFS) and were clipped");
+        for (int b = 0; b < 2 && ha; b++) {
+            snprintf(out, sizeof out, "%s/cli_gen_%d.wav", tmp, b);
+            y = musae_audio_load(out, 32000, 0, 0, &m, err, sizeof err);
+            /* 16-bit WAV: HF's float audio clipped to full scale (its peak is 1.04), within 1.5 steps */
+            float want[12800];
+            for (int i = 0; i < 12800; i++) want[i] = fminf(1.0f, fmaxf(-1.0f, ha[b * 12800 + i]));
+            double d = y && m == 12800 ? test_max_abs_diff(y, want, 12800) : 1.0;
+            CHECK(d <= 1.5 / 32767, "generate -o item %d: %lld samples, max|d| %.3g vs HF", b, (long long)m, d);
+            free(y);
+        }
+        free(ha);
+    }
+
     /* bad input */
     snprintf(args, sizeof args, "encode --model %s %s/nope.wav -o %s/x.safetensors", model, tmp, tmp);
     expect_fail(args, "nope.wav: cannot open");

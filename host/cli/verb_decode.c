@@ -2,11 +2,11 @@
  * 32 kHz, streamed to the file window by window. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
-#include "host/core/progress.h"
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
 #include "kernels/ops.h"
@@ -32,17 +32,6 @@ static void usage(FILE *f) {
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcasecmp(s + a - b, suf);
-}
-
-/* OUT for item b of B: "dir/x.wav" -> "dir/x_3.wav" */
-static void item_path(const char *out, int64_t b, int64_t B, char *buf, size_t n) {
-    if (B == 1) {
-        snprintf(buf, n, "%s", out);
-        return;
-    }
-    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
-    if (!dot || (slash && dot < slash)) snprintf(buf, n, "%s_%lld", out, (long long)b);
-    else snprintf(buf, n, "%.*s_%lld%s", (int)(dot - out), out, (long long)b, dot);
 }
 
 int verb_decode(int argc, char **argv) {
@@ -103,24 +92,7 @@ int verb_decode(int argc, char **argv) {
 
     encodec m;
     encodec_load(&m, model, musae_ops_cpu());
-    const int64_t K = m.n_q;
-    for (int64_t b = 0; b < B; b++) {
-        char path[4096];
-        item_path(out, b, B, path, sizeof path);
-        double t0 = musae_now();
-        musae_progress p;
-        musae_progress_init(&p, "decode", "frames", F);
-        musae_audio_write_stats ws;
-        if (encodec_decode_to_file(&m, codes + b * K * F, F, path, fmt, chunk, &p, &ws, err, sizeof err))
-            musae_fail("%s", err);
-        musae_progress_finish(&p, NULL);
-        double secs = musae_now() - t0, audio_s = (double)(F * m.hop) / cfg.sampling_rate;
-        LOG_INFO("wrote %s: %lld samples (%.2f s) at %d Hz in %.2f s, %.1fx real time, peak %.3f", path,
-                 (long long)ws.frames, audio_s, cfg.sampling_rate, secs, audio_s / secs, ws.peak);
-        char clip[256];
-        musae_audio_clip_message(&ws, clip, sizeof clip);
-        if (clip[0]) LOG_WARN("%s: %s", path, clip);
-    }
+    if (encodec_decode_to_files(&m, codes, B, F, out, fmt, chunk, err, sizeof err)) musae_fail("%s", err);
     free(codes);
     encodec_free(&m);
     return 0;

@@ -5,12 +5,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "model/encodec.h"
 #include "model/generate.h"
 #include "model/lm_files.h"
 #include "model/text_cond.h"
@@ -19,6 +21,7 @@ const char verb_generate_summary[] = "generate music codes with MusicGen (CFG, t
 
 typedef struct {
     const char *model_dir, *codes_out, *text_states;
+    const char *audio_out; /* -o: decode the codes with the folder's EnCodec */
     const char **prompts; /* [n_prompts] into argv */
     int n_prompts;
     int64_t max_text_tokens; /* 0 = no truncation (HF MusicGen) */
@@ -31,7 +34,7 @@ typedef struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: musae generate --model DIR (--frames N | --seconds S) --codes-out FILE [--seed S]\n"
+            "usage: musae generate --model DIR (--frames N | --seconds S) (-o OUT.wav | --codes-out FILE) [--seed S]\n"
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
             "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
@@ -39,7 +42,9 @@ static void usage(FILE *f) {
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
             "  --frames N           frames to generate (the model's positions bound N: 2045 for 2048 positions)\n"
             "  --seconds S          or the duration: N = round(S x frame rate), 50 frames per second at 32 kHz\n"
-            "  --codes-out FILE     output codes\n"
+            "  -o OUT               the audio: WAV 16-bit (FLAC when OUT ends in .flac), decoded with the folder's\n"
+            "                       EnCodec; with B > 1 items, OUT with _b before the extension\n"
+            "  --codes-out FILE     the codes\n"
             "  --seed S             sampling seed (default 0); the draws are Philox(seed, item, step)\n"
             "  --prompt TEXT        a text description (UTF-8); repeat for a batch, one item per prompt. Tokenized\n"
             "                       with the folder's spiece.model and encoded by its T5, as HF MusicGen does\n"
@@ -82,6 +87,7 @@ static void parse(int argc, char **argv, gen_args *a) {
         else if (!strcmp(f, "--max-text-tokens")) a->max_text_tokens = cli_int(f, v, 1, INT32_MAX);
         else if (!strcmp(f, "--seconds")) a->seconds = cli_double(f, v, 1e-3, 1e5);
         else if (!strcmp(f, "--codes-out")) a->codes_out = v;
+        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->audio_out = v;
         else if (!strcmp(f, "--text-states")) a->text_states = v;
         else if (!strcmp(f, "--frames")) a->frames = cli_int(f, v, 1, INT32_MAX), have_frames = 1;
         else if (!strcmp(f, "--seed")) a->sampler.seed = (uint64_t)cli_int(f, v, 0, INT64_MAX);
@@ -95,9 +101,9 @@ static void parse(int argc, char **argv, gen_args *a) {
             musae_fail("unknown option '%s'", f);
         }
     }
-    if (!a->model_dir || have_frames == (a->seconds > 0) || !a->codes_out) {
+    if (!a->model_dir || have_frames == (a->seconds > 0) || (!a->codes_out && !a->audio_out)) {
         usage(stderr);
-        musae_fail("--model, --codes-out and one of --frames or --seconds are required");
+        musae_fail("--model, -o and/or --codes-out, and one of --frames or --seconds are required");
     }
     if (a->n_prompts && a->text_states) musae_fail("--prompt and --text-states are two sources of text: give one");
     if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
@@ -181,7 +187,15 @@ int verb_generate(int argc, char **argv) {
     int64_t *codes = musae_xmalloc((size_t)(B * m.K * a.frames) * sizeof(int64_t));
     const int64_t F = mg_generate(&m, B, &text, &p, NULL, 0, NULL, NULL, codes);
     MUSAE_ASSERT(F == a.frames, "generated %lld frames, asked for %lld", (long long)F, (long long)a.frames);
-    write_outputs(&a, &p, codes, B, m.K, F);
+    if (a.codes_out) write_outputs(&a, &p, codes, B, m.K, F);
+    if (a.audio_out) {
+        size_t L = strlen(a.audio_out);
+        musae_audio_format fmt = L >= 5 && !strcasecmp(a.audio_out + L - 5, ".flac") ? MUSAE_AUDIO_FLAC : MUSAE_AUDIO_PCM16;
+        encodec codec;
+        encodec_load(&codec, a.model_dir, musae_ops_cpu());
+        if (encodec_decode_to_files(&codec, codes, B, F, a.audio_out, fmt, 0, err, sizeof err)) musae_fail("%s", err);
+        encodec_free(&codec);
+    }
 
     free(codes);
     mg_text_states_free(&ts);
