@@ -461,6 +461,13 @@ static void run_all(const musae_ops *ops, const double *tol) {
     case_gemm(0, 1, 3, 130, 129, 0, -0.5f, 0.0f);
     case_gemm(1, 0, 65, 1, 33, 2, 2.0f, 1.0f);
     case_gemm(0, 0, 130, 70, 1, 0, 1.0f, 1.0f);
+    /* cpu_gemm's dispatch: skinny (m <= 8, NT) serial and threaded; threaded column and row blocks */
+    case_gemm(0, 1, 8, 130, 77, 4, 1.5f, 0.5f);
+    case_gemm(0, 1, 5, 1000, 300, 0, 1.0f, 0.0f);
+    case_gemm(0, 1, 67, 300, 250, 2, 1.0f, 0.0f);
+    case_gemm(1, 0, 150, 200, 150, 0, 0.5f, 1.0f);
+    case_gemm(0, 0, 300, 70, 200, 1, 1.0f, 0.0f);
+    case_gemm(1, 1, 300, 60, 250, 0, 1.0f, 0.25f);
     const int64_t ms[] = {1, 2, 5, 67};
     for (int i = 0; i < 4; i++) {
         case_linear(ms[i], 97, 45, i % 2, 0.0f);
