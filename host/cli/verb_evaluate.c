@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "host/cli/cli.h"
+#include "host/cli/evaluate_model.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "sae/train.h"
 
-const char verb_evaluate_summary[] = "evaluate an SAE checkpoint on an activation store (FVU, L0, recovery)";
+const char verb_evaluate_summary[] = "evaluate an SAE on a store (FVU, L0) or spliced into the model (--model: CE, loss recovered)";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -28,8 +29,12 @@ static void usage(FILE *f) {
 int verb_evaluate(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
+        printf("\nor, spliced into the model:\n");
+        evaluate_model_usage(stdout);
         return 0;
     }
+    for (int i = 1; i < argc; i++) /* --model: the SAE judged inside the model (host/cli/evaluate_model.c) */
+        if (!strcmp(argv[i], "--model")) return evaluate_model_main(argc, argv);
     const char *sae_dir = NULL, *acts = NULL;
     int layer = -1, force = 0, skip = 0, have_vf = 0;
     musae_split split = MUSAE_SPLIT_VAL;

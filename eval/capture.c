@@ -1,0 +1,1062 @@
+/* Activation capture: dataset walk, clip plan, model identity, the three-thread pipeline, and the
+ * generation-time store. See capture.h. */
+#include "eval/capture.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/progress.h"
+#include "host/io/audio.h"
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+#include "model/delay.h"
+#include "model/encodec.h"
+#include "model/text_cond.h"
+
+/* ---- dataset ---------------------------------------------------------------------------------------------- */
+
+int capture_is_audio_name(const char *name) {
+    static const char *const ext[] = {"wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff",
+                                      "aifc", "au", "snd", "caf", "w64", "rf64"};
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name || strchr(dot, '/')) return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcasecmp(dot + 1, ext[i])) return 1;
+    return 0;
+}
+
+static void ds_add(capture_dataset *ds, int64_t *cap, char *path, char *caption, int line) {
+    if (ds->n_files == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        ds->files = musae_xrealloc(ds->files, (size_t)*cap * sizeof *ds->files);
+    }
+    ds->files[ds->n_files++] = (capture_file){path, caption, line};
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = musae_xmalloc(a + b + 2);
+    memcpy(p, dir, a);
+    size_t o = a;
+    if (a && dir[a - 1] != '/') p[o++] = '/';
+    memcpy(p + o, name, b + 1);
+    return p;
+}
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+/* Recursive walk; folders are identified by (device, inode) so a symlink loop is walked once. Names
+ * starting with '.' are skipped (hidden files, macOS "._x.wav" resource forks). */
+static int walk(capture_dataset *ds, int64_t *cap, const char *dir, dir_id **seen, int64_t *n_seen, char *err,
+                size_t errlen) {
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    for (int64_t i = 0; i < *n_seen; i++)
+        if ((*seen)[i].dev == sb.st_dev && (*seen)[i].ino == sb.st_ino) return 0;
+    *seen = musae_xrealloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
+    (*seen)[(*n_seen)++] = (dir_id){sb.st_dev, sb.st_ino};
+    ds->n_dirs++;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot read the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = join(dir, e->d_name);
+        if (stat(p, &sb) != 0) { /* a dangling link: take it if it looks like audio, the reader will say why */
+            if (capture_is_audio_name(e->d_name)) ds_add(ds, cap, p, NULL, 0);
+            else free(p), ds->n_not_audio++;
+            continue;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            int rc = walk(ds, cap, p, seen, n_seen, err, errlen);
+            free(p);
+            if (rc) {
+                closedir(d);
+                return -1;
+            }
+        } else if (capture_is_audio_name(e->d_name)) {
+            ds_add(ds, cap, p, NULL, 0);
+        } else {
+            ds->n_not_audio++;
+            free(p);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static int cmp_file_path(const void *a, const void *b) {
+    return strcmp(((const capture_file *)a)->path, ((const capture_file *)b)->path);
+}
+static int cmp_file_ptr(const void *a, const void *b) {
+    const capture_file *x = *(const capture_file *const *)a, *y = *(const capture_file *const *)b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : x->line - y->line;
+}
+
+static int load_list(capture_dataset *ds, int64_t *cap, const char *src, char *err, size_t errlen) {
+    FILE *f = fopen(src, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        return -1;
+    }
+    char *base = musae_xstrdup(src), *slash = strrchr(base, '/');
+    if (slash) slash[1] = 0;
+    else base[0] = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t n;
+    int no = 0;
+    while ((n = getline(&line, &lcap, f)) >= 0) {
+        no++;
+        if ((size_t)n != strlen(line)) {
+            snprintf(err, errlen, "%s:%d: holds a NUL byte (is it a list file of paths?)", src, no);
+            goto fail;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        char *s = line;
+        while (*s == ' ') s++;
+        if (!*s || *s == '#') continue;
+        char *tab = strchr(s, '\t'), *caption = NULL;
+        if (tab) {
+            *tab = 0;
+            char *c = tab + 1, *e = c + strlen(c);
+            while (*c == ' ' || *c == '\t') c++;
+            while (e > c && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+            if (*c) caption = musae_xstrdup(c);
+        }
+        size_t pl = strlen(s);
+        while (pl > 0 && s[pl - 1] == ' ') s[--pl] = 0;
+        if (!pl) {
+            snprintf(err, errlen, "%s:%d: a caption without a path", src, no);
+            free(caption);
+            goto fail;
+        }
+        ds_add(ds, cap, s[0] == '/' || !base[0] ? musae_xstrdup(s) : join(base, s), caption, no);
+    }
+    free(line), line = NULL;
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", src);
+        goto fail;
+    }
+    fclose(f);
+    free(base);
+    if (ds->n_files == 0) {
+        snprintf(err, errlen, "%s: the list names no files (one path per line, optionally a tab and a caption)", src);
+        return -1;
+    }
+    /* the same path twice would name the same clips: the second copy would count as captured already */
+    capture_file **idx = musae_xmalloc((size_t)ds->n_files * sizeof *idx);
+    for (int64_t i = 0; i < ds->n_files; i++) idx[i] = &ds->files[i];
+    qsort(idx, (size_t)ds->n_files, sizeof *idx, cmp_file_ptr);
+    for (int64_t i = 1; i < ds->n_files; i++)
+        if (!strcmp(idx[i]->path, idx[i - 1]->path)) {
+            snprintf(err, errlen, "%s:%d: '%s' is listed again (first on line %d); each file may appear once", src,
+                     idx[i]->line, idx[i]->path, idx[i - 1]->line);
+            free(idx);
+            return -1;
+        }
+    free(idx);
+    return 0;
+fail:
+    free(line);
+    fclose(f);
+    free(base);
+    return -1;
+}
+
+int capture_dataset_load(const char *src, capture_dataset *ds, char *err, size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->source, sizeof ds->source, "%s", src);
+    int64_t cap = 0;
+    struct stat sb;
+    if (stat(src, &sb) != 0) {
+        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        dir_id *seen = NULL;
+        int64_t n_seen = 0;
+        int rc = walk(ds, &cap, src, &seen, &n_seen, err, errlen);
+        free(seen);
+        if (rc) return -1;
+        if (ds->n_files == 0) {
+            snprintf(err, errlen, "%s: no audio files in %lld folder(s) (%lld other files; looked for .wav .flac .ogg "
+                     ".opus .mp3 .aiff .au .caf .w64)", src, (long long)ds->n_dirs, (long long)ds->n_not_audio);
+            return -1;
+        }
+        qsort(ds->files, (size_t)ds->n_files, sizeof *ds->files, cmp_file_path);
+        return 0;
+    }
+    if (capture_is_audio_name(src)) {
+        ds_add(ds, &cap, musae_xstrdup(src), NULL, 0);
+        return 0;
+    }
+    ds->from_list = 1;
+    return load_list(ds, &cap, src, err, errlen);
+}
+
+void capture_dataset_free(capture_dataset *ds) {
+    for (int64_t i = 0; i < ds->n_files; i++) {
+        free(ds->files[i].path);
+        free(ds->files[i].caption);
+    }
+    free(ds->files);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---- clips -------------------------------------------------------------------------------------------------- */
+
+/* Seconds with at most 6 decimals and no trailing zeros: "10", "12.5", "3.123456". */
+static void fmt_seconds(char *out, size_t cap, int64_t samples, int rate) {
+    const int64_t us = (int64_t)llround((double)samples * 1e6 / rate);
+    snprintf(out, cap, "%lld.%06lld", (long long)(us / 1000000), (long long)(us % 1000000));
+    char *e = out + strlen(out);
+    while (e[-1] == '0') *--e = 0;
+    if (e[-1] == '.') e[-1] = 0;
+}
+
+void capture_clip_name(const char *path, int64_t start, int64_t n, int rate, char *out, size_t cap) {
+    char a[32], b[32];
+    fmt_seconds(a, sizeof a, start, rate);
+    fmt_seconds(b, sizeof b, start + n, rate);
+    snprintf(out, cap, "%s#t=%s,%s", path, a, b);
+}
+
+int64_t capture_plan_file(int64_t samples, int64_t clip_samples, int64_t min_samples, int64_t *start, int64_t *len,
+                          int64_t cap) {
+    int64_t n = 0;
+    for (int64_t s = 0; s < samples; s += clip_samples) {
+        const int64_t l = samples - s < clip_samples ? samples - s : clip_samples;
+        if (l < min_samples) break;
+        if (n < cap) {
+            if (start) start[n] = s;
+            if (len) len[n] = l;
+        }
+        n++;
+    }
+    return n;
+}
+
+struct capture_clips {
+    musae_audio_reader *r;
+    int64_t clip_samples, min_samples;
+    float *buf, *blk;        /* [clip_samples], [block] */
+    int64_t have;            /* samples in buf */
+    int64_t blk_n, blk_off;  /* the read block and how much of it was used */
+    int64_t pos;             /* samples read so far */
+    int64_t next_start;      /* first sample of the clip being filled */
+    int done;
+};
+
+enum { CLIPS_BLOCK = 32768 };
+
+capture_clips *capture_clips_open(const char *path, int rate, int64_t clip_samples, int64_t min_samples, char *err,
+                                  size_t errlen) {
+    musae_audio_reader *r = musae_audio_open(path, rate, 0, 0, err, errlen);
+    if (!r) return NULL;
+    capture_clips *c = musae_xcalloc(1, sizeof *c);
+    c->r = r;
+    c->clip_samples = clip_samples;
+    c->min_samples = min_samples;
+    c->buf = musae_xmalloc((size_t)clip_samples * sizeof(float));
+    c->blk = musae_xmalloc((size_t)CLIPS_BLOCK * sizeof(float));
+    return c;
+}
+
+int64_t capture_clips_next(capture_clips *c, const float **x, int64_t *start, char *err, size_t errlen) {
+    if (c->done) return 0;
+    c->have = 0;
+    for (;;) {
+        if (c->blk_off == c->blk_n) {
+            const int64_t n = musae_audio_read(c->r, c->blk, CLIPS_BLOCK, err, errlen);
+            if (n < 0) {
+                c->done = 1;
+                return -1;
+            }
+            if (n == 0) { /* the end: a tail long enough is a clip of its own */
+                c->done = 1;
+                if (c->have < c->min_samples || c->have == 0) return 0;
+                break;
+            }
+            c->blk_n = n, c->blk_off = 0;
+        }
+        const int64_t take = c->blk_n - c->blk_off < c->clip_samples - c->have ? c->blk_n - c->blk_off
+                                                                              : c->clip_samples - c->have;
+        memcpy(c->buf + c->have, c->blk + c->blk_off, (size_t)take * sizeof(float));
+        c->have += take, c->blk_off += take, c->pos += take;
+        if (c->have == c->clip_samples) break;
+    }
+    *x = c->buf;
+    *start = c->next_start;
+    c->next_start += c->have;
+    return c->have;
+}
+
+int64_t capture_clips_pos(const capture_clips *c) { return c->pos; }
+
+void capture_clips_close(capture_clips *c) {
+    if (!c) return;
+    musae_audio_close(c->r);
+    free(c->buf);
+    free(c->blk);
+    free(c);
+}
+
+/* ---- model identity ----------------------------------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+void capture_model_id(const char *dir, char *out, size_t cap) {
+    char real[PATH_MAX], name[256];
+    if (!realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
+    const char *hub = strstr(real, "models--");
+    if (hub) { /* .../models--facebook--musicgen-small/snapshots/<sha> */
+        const char *s = hub + 8, *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n >= sizeof name) n = sizeof name - 1;
+        memcpy(name, s, n);
+        name[n] = 0;
+        char *sep = strstr(name, "--");
+        if (sep) memmove(sep + 1, sep + 2, strlen(sep + 2) + 1), *sep = '/';
+    } else {
+        size_t n = strlen(real);
+        while (n > 1 && real[n - 1] == '/') real[--n] = 0;
+        const char *b = strrchr(real, '/');
+        snprintf(name, sizeof name, "%s", b && b[1] ? b + 1 : real);
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = fnv(h, buf, n);
+        fclose(f);
+    }
+    musae_st st;
+    char err[512];
+    if (musae_st_open(&st, dir, err, sizeof err) == 0) {
+        for (int i = 0; i < st.n_tensors; i++) {
+            const musae_st_tensor *t = &st.tensors[i];
+            h = fnv(h, t->name, strlen(t->name) + 1);
+            h = fnv(h, t->dtype, strlen(t->dtype) + 1);
+            h = fnv(h, t->shape, sizeof(int64_t) * (size_t)t->rank);
+            const size_t k = t->nbytes < 64 ? t->nbytes : 64;
+            h = fnv(h, t->data, k);
+            h = fnv(h, t->data + t->nbytes - k, k);
+        }
+        musae_st_close(&st);
+    }
+    snprintf(out, cap, "%s:%016llx", name, (unsigned long long)h);
+}
+
+/* ---- a bounded FIFO between threads -------------------------------------------------------------------------- */
+
+typedef struct {
+    void **items;
+    int cap, head, n;
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    double wait_put, wait_get; /* seconds blocked */
+} queue;
+
+static void q_init(queue *q, int cap) {
+    memset(q, 0, sizeof *q);
+    q->items = musae_xcalloc((size_t)cap, sizeof(void *));
+    q->cap = cap;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+}
+static void q_free(queue *q) {
+    free(q->items);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+}
+static void q_put(queue *q, void *it) {
+    pthread_mutex_lock(&q->mu);
+    double t0 = musae_now();
+    while (q->n == q->cap) pthread_cond_wait(&q->not_full, &q->mu);
+    q->wait_put += musae_now() - t0;
+    q->items[(q->head + q->n++) % q->cap] = it;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
+/* Blocks for the next item; with peek the item stays in the queue. */
+static void *q_get(queue *q, int peek) {
+    pthread_mutex_lock(&q->mu);
+    double t0 = musae_now();
+    while (q->n == 0) pthread_cond_wait(&q->not_empty, &q->mu);
+    q->wait_get += musae_now() - t0;
+    void *it = q->items[q->head];
+    if (!peek) {
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        pthread_cond_signal(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return it;
+}
+
+/* ---- the capture run --------------------------------------------------------------------------------------- */
+
+void capture_opts_defaults(capture_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->clip_seconds = 10.0;
+    o->batch = 1;
+    o->dtype = MUSAE_F16;
+}
+
+/* What the planning pass learns about a file. */
+typedef struct {
+    int64_t samples;   /* at the codec's rate; -1 = skipped */
+    int64_t n_clips;   /* planned */
+    int64_t pending;   /* of those, not yet in the store */
+} file_plan;
+
+typedef struct {
+    char *path;
+    char *reason;
+} skip_entry;
+
+typedef struct {
+    skip_entry *items;
+    int64_t n, cap;
+    pthread_mutex_t mu;
+} skip_list;
+
+static void skip_add(skip_list *s, const char *path, const char *fmt, ...) MUSAE_PRINTF(3, 4);
+static void skip_add(skip_list *s, const char *path, const char *fmt, ...) {
+    char buf[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->mu);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->items = musae_xrealloc(s->items, (size_t)s->cap * sizeof *s->items);
+    }
+    s->items[s->n++] = (skip_entry){musae_xstrdup(path), musae_xstrdup(buf)};
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A clip on its way from the reader to the compute thread. */
+typedef struct {
+    int end;           /* the end-of-stream marker */
+    int64_t file;
+    char *name;
+    const char *caption;
+    float *x;          /* [n] samples */
+    int64_t n;
+} clip_job;
+
+/* A forward's worth of clips on its way to the writer. */
+typedef struct {
+    int end;
+    int nb;                    /* clips */
+    char **names;              /* [nb] */
+    int64_t F;                 /* frames of every clip in the batch */
+    float **dst;               /* [n_layers] host [nb, F + 1, H] (position 0 unused) */
+} clip_batch;
+
+typedef struct {
+    const capture_opts *o;
+    const capture_dataset *ds;
+    file_plan *plan;
+    int rate, hop;
+    int64_t clip_samples, min_samples;
+    int64_t K, H;
+    mg_model lm;
+    encodec codec;
+    musae_text_cond tc;
+    int have_tc;
+    musae_store_writer *w;
+    pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
+    queue jobs, results;
+    skip_list skips;
+    int64_t to_do;             /* clips the reader will hand over */
+    /* stage timings and counters (each written by one thread) */
+    double t_read, t_encode, t_text, t_lm, t_write;
+    int64_t written, frames;
+    musae_progress pg;
+} capture_ctx;
+
+static int store_has(capture_ctx *c, const char *name) {
+    pthread_mutex_lock(&c->store_mu);
+    int r = musae_store_writer_has_clip(c->w, name);
+    pthread_mutex_unlock(&c->store_mu);
+    return r;
+}
+
+/* Reader: streams every file with clips pending and hands over the pending clips in order. */
+static void *reader_main(void *arg) {
+    capture_ctx *c = arg;
+    char err[1024], name[8192];
+    int64_t handed = 0;
+    for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do; fi++) {
+        const file_plan *p = &c->plan[fi];
+        if (p->samples < 0 || p->pending == 0) continue;
+        const capture_file *f = &c->ds->files[fi];
+        double t0 = musae_now();
+        capture_clips *cl = capture_clips_open(f->path, c->rate, c->clip_samples, c->min_samples, err, sizeof err);
+        if (!cl) {
+            skip_add(&c->skips, f->path, "%s", err);
+            c->t_read += musae_now() - t0;
+            continue;
+        }
+        int64_t n_clips = 0, start, n = 0;
+        const float *x;
+        while (handed < c->to_do && (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
+            n_clips++;
+            capture_clip_name(f->path, start, n, c->rate, name, sizeof name);
+            if (store_has(c, name)) continue;
+            clip_job *j = musae_xcalloc(1, sizeof *j);
+            j->file = fi;
+            j->name = musae_xstrdup(name);
+            j->caption = f->caption;
+            j->x = musae_xmalloc((size_t)n * sizeof(float));
+            memcpy(j->x, x, (size_t)n * sizeof(float));
+            j->n = n;
+            c->t_read += musae_now() - t0;
+            q_put(&c->jobs, j); /* blocking here is the compute thread's time, not reading */
+            t0 = musae_now();
+            handed++;
+        }
+        if (n < 0)
+            skip_add(&c->skips, f->path, "read error after %.2f s (the clips before it are kept): %s",
+                     (double)capture_clips_pos(cl) / c->rate, err);
+        else if (handed < c->to_do && n_clips != p->n_clips)
+            LOG_WARN("%s: gave %lld clip(s); its header announced %.2f s = %lld clip(s)", f->path, (long long)n_clips,
+                     (double)p->samples / c->rate, (long long)p->n_clips);
+        capture_clips_close(cl);
+        c->t_read += musae_now() - t0;
+    }
+    clip_job *end = musae_xcalloc(1, sizeof *end);
+    end->end = 1;
+    q_put(&c->jobs, end);
+    return NULL;
+}
+
+/* The T5 states of the last caption seen (clips of one file follow each other and share it). */
+typedef struct {
+    const char *caption; /* the caption the cache holds */
+    musae_text_states ts;
+} text_cache;
+
+static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st, int64_t *st_key, text_cache *tcache) {
+    const int64_t K = c->K, H = c->H, V = c->lm.V;
+    const musae_ops *ops = c->lm.ops;
+    /* EnCodec, one clip at a time (the encoder streams; its cost is linear in the samples) */
+    double t0 = musae_now();
+    int64_t F = -1;
+    int64_t *codes = NULL;
+    for (int b = 0; b < nb; b++) {
+        int64_t f;
+        int64_t *cb = encodec_encode(&c->codec, jobs[b]->x, jobs[b]->n, &f);
+        if (F < 0) {
+            F = f;
+            codes = musae_xmalloc((size_t)(nb * K * F) * sizeof(int64_t));
+        }
+        MUSAE_ASSERT(f == F, "clips of one batch encode to %lld and %lld frames", (long long)F, (long long)f);
+        memcpy(codes + b * K * F, cb, (size_t)(K * F) * sizeof(int64_t));
+        free(cb);
+        free(jobs[b]->x);
+        jobs[b]->x = NULL;
+    }
+    c->t_encode += musae_now() - t0;
+    const int64_t T = F + K;
+    int64_t *delayed = musae_xmalloc((size_t)(nb * K * T) * sizeof(int64_t));
+    mg_delay_codes(codes, nb, K, F, V, delayed);
+    free(codes);
+
+    /* the state is reused while the batch shape stays (full clips); tails get their own */
+    const int64_t key = (int64_t)nb * 1000003 + T;
+    if (*st_key != key) {
+        if (*st_key) mg_state_free(st, &c->lm);
+        mg_state_opts so = {.batch = nb, .n_cond = nb, .t_max = T, .t_call = T, .incremental = 0, .logits = 0};
+        mg_state_init(st, &c->lm, &so);
+        *st_key = key;
+    }
+    if (c->o->captions) {
+        t0 = musae_now();
+        int64_t Smax = 1;
+        musae_text_states *per = musae_xcalloc((size_t)nb, sizeof *per);
+        for (int b = 0; b < nb; b++) {
+            /* clips of one file share a caption: T5 runs once per file, each caption on its own, so a clip's
+             * conditioning does not depend on what else is in its batch */
+            if (!tcache->caption || strcmp(tcache->caption, jobs[b]->caption)) {
+                musae_text_states_free(&tcache->ts);
+                char err[512];
+                const char *pr = jobs[b]->caption;
+                int rc = musae_text_cond_prompts(&c->tc, ops, 1, &pr, 0, &tcache->ts, err, sizeof err);
+                MUSAE_ASSERT(rc == 0, "caption checked in planning failed later: %s", err);
+                tcache->caption = jobs[b]->caption;
+            }
+            per[b].len = tcache->ts.len;
+            per[b].states = musae_xmalloc((size_t)(tcache->ts.len * H) * sizeof(float));
+            per[b].mask = musae_xmalloc((size_t)tcache->ts.len * sizeof(int64_t));
+            memcpy(per[b].states, tcache->ts.states, (size_t)(tcache->ts.len * H) * sizeof(float));
+            memcpy(per[b].mask, tcache->ts.mask, (size_t)tcache->ts.len * sizeof(int64_t));
+            if (per[b].len > Smax) Smax = per[b].len;
+        }
+        float *states = musae_xcalloc((size_t)(nb * Smax * H), sizeof(float));
+        float *mask = musae_xcalloc((size_t)(nb * Smax), sizeof(float));
+        for (int b = 0; b < nb; b++) {
+            memcpy(states + b * Smax * H, per[b].states, (size_t)(per[b].len * H) * sizeof(float));
+            for (int64_t i = 0; i < per[b].len; i++) mask[b * Smax + i] = (float)per[b].mask[i];
+            musae_text_states_free(&per[b]);
+        }
+        free(per);
+        mg_state_set_text(st, &c->lm, states, mask, Smax);
+        free(states);
+        free(mask);
+        c->t_text += musae_now() - t0;
+    }
+
+    t0 = musae_now();
+    const int nl = c->o->n_layers;
+    clip_batch *out = musae_xcalloc(1, sizeof *out);
+    out->nb = nb;
+    out->F = F;
+    out->names = musae_xcalloc((size_t)nb, sizeof(char *));
+    out->dst = musae_xcalloc((size_t)nl, sizeof(float *));
+    mg_hook hooks[MUSAE_STORE_MAX_LAYERS];
+    for (int l = 0; l < nl; l++) {
+        out->dst[l] = musae_xmalloc((size_t)(nb * (F + 1) * H) * sizeof(float));
+        hooks[l] = (mg_hook){.kind = MG_HOOK_READ, .layer = c->o->layers[l], .branch = MG_BRANCH_COND,
+                             .pos_begin = 1, .pos_end = F + 1, .dst = out->dst[l], .dst_t = F + 1};
+    }
+    mg_forward(&c->lm, st, delayed, T, hooks, nl, 0);
+    free(delayed);
+    c->t_lm += musae_now() - t0;
+    for (int b = 0; b < nb; b++) {
+        out->names[b] = jobs[b]->name;
+        jobs[b]->name = NULL;
+        free(jobs[b]);
+    }
+    q_put(&c->results, out);
+}
+
+static void *compute_main(void *arg) {
+    capture_ctx *c = arg;
+    const int bmax = c->o->batch;
+    clip_job **jobs = musae_xcalloc((size_t)bmax, sizeof *jobs);
+    mg_state st;
+    int64_t st_key = 0;
+    text_cache tcache = {0};
+    for (;;) {
+        clip_job *j = q_get(&c->jobs, 0);
+        if (j->end) {
+            free(j);
+            break;
+        }
+        int nb = 0;
+        jobs[nb++] = j;
+        /* a batch is consecutive clips of one length; a shorter clip (a tail) or the end closes it */
+        while (nb < bmax) {
+            clip_job *nx = q_get(&c->jobs, 1);
+            if (nx->end || nx->n != j->n) break;
+            jobs[nb++] = q_get(&c->jobs, 0);
+        }
+        compute_batch(c, jobs, nb, &st, &st_key, &tcache);
+    }
+    if (st_key) mg_state_free(&st, &c->lm);
+    musae_text_states_free(&tcache.ts);
+    free(jobs);
+    clip_batch *end = musae_xcalloc(1, sizeof *end);
+    end->end = 1;
+    q_put(&c->results, end);
+    return NULL;
+}
+
+static void *writer_main(void *arg) {
+    capture_ctx *c = arg;
+    const int nl = c->o->n_layers;
+    const int64_t H = c->H;
+    for (;;) {
+        clip_batch *b = q_get(&c->results, 0);
+        if (b->end) {
+            free(b);
+            break;
+        }
+        for (int i = 0; i < b->nb; i++) {
+            const float *acts[MUSAE_STORE_MAX_LAYERS];
+            for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
+            double t0 = musae_now();
+            pthread_mutex_lock(&c->store_mu);
+            musae_store_add_clip(c->w, b->names[i], b->F, acts);
+            pthread_mutex_unlock(&c->store_mu);
+            c->t_write += musae_now() - t0;
+            c->written++;
+            c->frames += b->F;
+            char extra[96];
+            const double el = musae_now() - c->pg.t_start;
+            snprintf(extra, sizeof extra, "%.0f frames/s", el > 0 ? (double)c->frames / el : 0.0);
+            musae_progress_add(&c->pg, 1, extra);
+            free(b->names[i]);
+        }
+        for (int l = 0; l < nl; l++) free(b->dst[l]);
+        free(b->dst);
+        free(b->names);
+        free(b);
+    }
+    return NULL;
+}
+
+/* Valid UTF-8 (T5's tokenizer refuses anything else; the plan checks it so the pipeline never meets it). */
+static int utf8_ok(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *p < 0xC2)) return 0;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+static void layers_str(const int *l, int n, char *out, size_t cap) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? "," : "", l[i]);
+}
+
+/* /capture/params of a store: what the clips were cut with, so a resume with other settings is refused
+ * instead of mixing two clip grids in one store. */
+enum { P_CLIP_SAMPLES, P_MIN_SAMPLES, P_CAPTIONS, P_RATE, P_N };
+
+static void check_resumable(const char *out, const char *model_id, const capture_opts *o, int d_model,
+                            const float *params) {
+    char err[600];
+    musae_store *s = musae_store_open(out, err, sizeof err);
+    if (!s) musae_fail("%s (it exists, so this run would continue it)", err);
+    const musae_store_info *in = musae_store_get_info(s);
+    char have[512], want[512];
+    if (strcmp(in->model, model_id))
+        musae_fail("%s holds activations of model '%s'; this run uses '%s' (%s): refusing to mix models in one "
+                   "store (write to a new file)", out, in->model, model_id, o->model_dir);
+    layers_str(in->layers, in->n_layers, have, sizeof have);
+    layers_str(o->layers, o->n_layers, want, sizeof want);
+    if (strcmp(have, want))
+        musae_fail("%s holds layers %s; this run asks for %s: refusing to continue it (give --layers %s, or write "
+                   "to a new file)", out, have, want, have);
+    if (in->d_model != d_model) musae_fail("%s holds d_model %d; the model has %d", out, in->d_model, d_model);
+    if (in->dtype != o->dtype)
+        musae_fail("%s holds %s rows; this run writes %s (give --dtype %s)", out, musae_dtype_name(in->dtype),
+                   musae_dtype_name(o->dtype), in->dtype == MUSAE_F32 ? "f32" : "f16");
+    int rank;
+    int64_t shape[4];
+    float *p = musae_store_get_f32(s, "/capture/params", &rank, shape);
+    if (!p || rank != 1 || shape[0] != P_N)
+        musae_fail("%s was not written by musae capture (no /capture/params): refusing to continue it", out);
+    if (p[P_RATE] != params[P_RATE] || p[P_CLIP_SAMPLES] != params[P_CLIP_SAMPLES])
+        musae_fail("%s was cut into %g s clips; this run asks for %g s (give --clip-seconds %g)", out,
+                   (double)p[P_CLIP_SAMPLES] / p[P_RATE], (double)params[P_CLIP_SAMPLES] / params[P_RATE],
+                   (double)p[P_CLIP_SAMPLES] / p[P_RATE]);
+    if (p[P_MIN_SAMPLES] != params[P_MIN_SAMPLES])
+        musae_fail("%s kept clips of at least %g s; this run asks for %g s (give --min-seconds %g)", out,
+                   (double)p[P_MIN_SAMPLES] / p[P_RATE], (double)params[P_MIN_SAMPLES] / params[P_RATE],
+                   (double)p[P_MIN_SAMPLES] / p[P_RATE]);
+    if (p[P_CAPTIONS] != params[P_CAPTIONS])
+        musae_fail("%s was captured %s; this run is %s", out, p[P_CAPTIONS] ? "with --captions" : "unconditionally",
+                   params[P_CAPTIONS] ? "text-conditioned (--captions)" : "unconditional");
+    free(p);
+    musae_store_close(s);
+}
+
+int capture_run(const capture_opts *o, capture_report *rep) {
+    char err[1024];
+    capture_ctx *c = musae_xcalloc(1, sizeof *c);
+    c->o = o;
+    if (o->n_layers < 1) musae_fail("--layers: at least one layer");
+    if (o->batch < 1) musae_fail("--batch must be at least 1");
+    if (o->dtype != MUSAE_F16 && o->dtype != MUSAE_F32) musae_fail("--dtype: f16 or f32");
+
+    /* model: config, decoder, codec (and T5 for captions) from one open checkpoint */
+    musae_model_config cfg;
+    if (musae_config_load(&cfg, o->model_dir, err, sizeof err)) musae_fail("%s", err);
+    if (!cfg.has_audio)
+        musae_fail("%s/config.json has no audio_encoder: capture needs a full MusicGen folder (decoder + EnCodec)",
+                   o->model_dir);
+    if (encodec_config_supported(&cfg.audio, err, sizeof err)) musae_fail("%s/config.json: %s", o->model_dir, err);
+    if (o->captions && !cfg.has_text)
+        musae_fail("--captions: %s/config.json has no text_encoder", o->model_dir);
+    c->rate = cfg.audio.sampling_rate;
+    c->hop = cfg.audio.hop_length;
+    const int64_t K = cfg.decoder.num_codebooks, n_layers_model = cfg.decoder.num_hidden_layers;
+    for (int i = 0; i < o->n_layers; i++)
+        if (o->layers[i] < 0 || o->layers[i] >= n_layers_model)
+            musae_fail("--layers: layer %d does not exist (%s has layers 0..%lld)", o->layers[i], o->model_dir,
+                       (long long)n_layers_model - 1);
+    const int64_t clip_frames = llround(o->clip_seconds * cfg.audio.frame_rate);
+    if (clip_frames < 1 || fabs((double)clip_frames - o->clip_seconds * cfg.audio.frame_rate) > 1e-6)
+        musae_fail("--clip-seconds %g is not a whole number of frames (%d per second)", o->clip_seconds,
+                   cfg.audio.frame_rate);
+    if (clip_frames + K > cfg.decoder.max_position_embeddings)
+        musae_fail("--clip-seconds %g: %lld frames need %lld decoder positions; the model has %d (at most %.2f s)",
+                   o->clip_seconds, (long long)clip_frames, (long long)(clip_frames + K),
+                   cfg.decoder.max_position_embeddings,
+                   (double)(cfg.decoder.max_position_embeddings - K) / cfg.audio.frame_rate);
+    c->clip_samples = clip_frames * c->hop;
+    const double min_s = o->min_seconds > 0 ? o->min_seconds : o->clip_seconds;
+    if (min_s > o->clip_seconds) musae_fail("--min-seconds %g exceeds --clip-seconds %g", min_s, o->clip_seconds);
+    c->min_samples = (int64_t)ceil(min_s * c->rate - 1e-6);
+    if (c->min_samples < 1) c->min_samples = 1;
+
+    capture_dataset ds;
+    if (capture_dataset_load(o->audio, &ds, err, sizeof err)) musae_fail("--audio: %s", err);
+    c->ds = &ds;
+    if (o->captions && !ds.from_list)
+        musae_fail("--captions needs a list file (path<TAB>caption per line); %s is a %s", o->audio,
+                   ds.n_dirs ? "folder" : "single file");
+
+    musae_st st;
+    if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
+    mg_load_from(&c->lm, &st, &cfg, musae_ops_cpu());
+    encodec_load_st(&c->codec, &cfg.audio, &st, "audio_encoder.", musae_ops_cpu());
+    if (c->codec.n_q != K)
+        musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, c->codec.n_q, (long long)K);
+    if (o->captions) {
+        if (musae_text_cond_load(&c->tc, o->model_dir, &st, &cfg, err, sizeof err)) musae_fail("%s", err);
+        c->have_tc = 1;
+    }
+    musae_st_close(&st);
+    c->K = K;
+    c->H = c->lm.H;
+
+    /* the store: continue it, or create it */
+    char model_id[512];
+    capture_model_id(o->model_dir, model_id, sizeof model_id);
+    const float params[P_N] = {[P_CLIP_SAMPLES] = (float)c->clip_samples, [P_MIN_SAMPLES] = (float)c->min_samples,
+                               [P_CAPTIONS] = (float)(o->captions != 0), [P_RATE] = (float)c->rate};
+    musae_store_spec spec = {.model = model_id, .d_model = (int)c->H, .frame_rate = cfg.audio.frame_rate,
+                             .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
+    memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    struct stat sb;
+    if (stat(o->out, &sb) == 0) {
+        check_resumable(o->out, model_id, o, (int)c->H, params);
+        c->w = musae_store_append(o->out, &spec);
+    } else {
+        c->w = musae_store_create(o->out, &spec);
+        musae_store_put_f32(c->w, "/capture/params", 1, (int64_t[]){P_N}, params);
+    }
+
+    /* plan: every file's length from its header, what is already in the store, what is skipped */
+    pthread_mutex_init(&c->skips.mu, NULL);
+    pthread_mutex_init(&c->store_mu, NULL);
+    c->plan = musae_xcalloc((size_t)ds.n_files, sizeof *c->plan);
+    int64_t planned = 0, present = 0, tails = 0;
+    double tail_s = 0;
+    musae_progress scan;
+    musae_progress_init(&scan, "scan", "files", ds.n_files);
+    char name[8192];
+    for (int64_t fi = 0; fi < ds.n_files; fi++) {
+        const capture_file *f = &ds.files[fi];
+        file_plan *p = &c->plan[fi];
+        p->samples = -1;
+        musae_progress_add(&scan, 1, NULL);
+        if (o->captions && !f->caption) {
+            skip_add(&c->skips, f->path, "no caption (line %d of the list has no tab and caption)", f->line);
+            continue;
+        }
+        if (o->captions && !utf8_ok(f->caption)) {
+            skip_add(&c->skips, f->path, "the caption on line %d is not valid UTF-8", f->line);
+            continue;
+        }
+        musae_audio_reader *r = musae_audio_open(f->path, c->rate, 0, 0, err, sizeof err);
+        if (!r) {
+            skip_add(&c->skips, f->path, "%s", err);
+            continue;
+        }
+        const int64_t n = musae_audio_reader_info(r)->out_samples;
+        musae_audio_close(r);
+        const int64_t nc = capture_plan_file(n, c->clip_samples, c->min_samples, NULL, NULL, 0);
+        if (nc == 0) {
+            skip_add(&c->skips, f->path, "too short: %.2f s, clips need at least %g s (--min-seconds)",
+                     (double)n / c->rate, min_s);
+            continue;
+        }
+        p->samples = n;
+        p->n_clips = nc;
+        const int64_t covered = (nc - 1) * c->clip_samples +
+                                (n - (nc - 1) * c->clip_samples < c->clip_samples ? n - (nc - 1) * c->clip_samples
+                                                                                  : c->clip_samples);
+        if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
+        for (int64_t k = 0; k < nc; k++) {
+            const int64_t s0 = k * c->clip_samples, len = n - s0 < c->clip_samples ? n - s0 : c->clip_samples;
+            capture_clip_name(f->path, s0, len, c->rate, name, sizeof name);
+            if (musae_store_writer_has_clip(c->w, name)) present++;
+            else p->pending++;
+        }
+        planned += nc;
+    }
+    if (ds.n_files > 1000) musae_progress_finish(&scan, NULL);
+    int64_t pending = planned - present;
+    char lstr[512];
+    layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
+    c->to_do = o->max_clips > 0 && o->max_clips < pending ? o->max_clips : pending;
+    LOG_INFO("capture: %lld file(s) (%lld skipped), %lld clip(s) of %g s planned: %lld already in %s, %lld to "
+             "capture%s; layers %s, %s, %s", (long long)ds.n_files, (long long)c->skips.n, (long long)planned,
+             o->clip_seconds, (long long)present, o->out, (long long)c->to_do,
+             c->to_do < pending ? " (--max-clips)" : "", lstr,
+             o->captions ? "text-conditioned" : "unconditional", musae_dtype_name(o->dtype));
+
+    /* run */
+    q_init(&c->jobs, 2 * o->batch + 2);
+    q_init(&c->results, 2);
+    musae_progress_init(&c->pg, "capture", "clips", c->to_do);
+    const double t0 = musae_now();
+    pthread_t th_r, th_c, th_w;
+    if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_c, NULL, compute_main, c) ||
+        pthread_create(&th_w, NULL, writer_main, c))
+        musae_fail("cannot start the capture threads");
+    pthread_join(th_r, NULL);
+    pthread_join(th_c, NULL);
+    pthread_join(th_w, NULL);
+    const double wall = musae_now() - t0;
+    char extra[160];
+    snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
+    if (c->to_do > 0) musae_progress_finish(&c->pg, extra);
+
+    const int complete = present + c->written == planned;
+    const int64_t n_rows = musae_store_writer_rows(c->w), n_clips = musae_store_writer_clips(c->w);
+    musae_store_close_writer(c->w, complete);
+
+    /* summary */
+    const double audio_h = (double)c->frames / cfg.audio.frame_rate / 3600.0;
+    LOG_INFO("capture: wrote %lld clip(s), %lld frames (%.3f h of audio) in %.2f s: %.2f clips/s, %.0f frames/s; "
+             "%s now holds %lld clips, %lld rows%s", (long long)c->written, (long long)c->frames, audio_h, wall,
+             wall > 0 ? c->written / wall : 0.0, wall > 0 ? c->frames / wall : 0.0, o->out, (long long)n_clips,
+             (long long)n_rows, complete ? "" : " (incomplete: run the same command again to continue)");
+    if (c->written > 0) {
+        const double busy = c->t_encode + c->t_text + c->t_lm;
+        LOG_INFO("capture: stage time (each stage on its own thread): read+resample %.2f s, EnCodec %.2f s, T5 "
+                 "%.2f s, LM %.2f s, store write %.2f s (%.1f%% of the wall time; the compute thread was busy "
+                 "%.1f%%)", c->t_read, c->t_encode, c->t_text, c->t_lm, c->t_write, 100 * c->t_write / wall,
+                 100 * busy / wall);
+    }
+    if (tails) LOG_INFO("capture: %lld file tail(s) shorter than %g s dropped (%.1f s in all)", (long long)tails, min_s, tail_s);
+    if (ds.n_not_audio) LOG_INFO("capture: %lld file(s) without an audio extension ignored", (long long)ds.n_not_audio);
+    if (c->skips.n) {
+        LOG_WARN("capture: %lld file(s) skipped:", (long long)c->skips.n);
+        for (int64_t i = 0; i < c->skips.n; i++) {
+            if (i == 50 && musae_log_get_level() < MUSAE_LOG_DEBUG) {
+                LOG_WARN("  ... and %lld more (MUSAE_LOG=debug lists all)", (long long)(c->skips.n - 50));
+                break;
+            }
+            const skip_entry *e = &c->skips.items[i];
+            /* the audio reader's messages start with the path already */
+            if (!strncmp(e->reason, e->path, strlen(e->path))) LOG_WARN("  %s", e->reason);
+            else LOG_WARN("  %s: %s", e->path, e->reason);
+        }
+    }
+    if (rep) {
+        *rep = (capture_report){
+            .files = ds.n_files, .files_skipped = c->skips.n, .clips_planned = planned, .clips_present = present,
+            .clips_written = c->written, .frames_written = c->frames, .tails_dropped = tails,
+            .tail_seconds_dropped = tail_s, .seconds = wall, .t_read = c->t_read, .t_encode = c->t_encode,
+            .t_text = c->t_text, .t_lm = c->t_lm, .t_write = c->t_write, .complete = complete};
+    }
+
+    for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
+    free(c->skips.items);
+    pthread_mutex_destroy(&c->skips.mu);
+    pthread_mutex_destroy(&c->store_mu);
+    q_free(&c->jobs);
+    q_free(&c->results);
+    free(c->plan);
+    if (c->have_tc) musae_text_cond_free(&c->tc);
+    encodec_free(&c->codec);
+    mg_free(&c->lm);
+    capture_dataset_free(&ds);
+    free(c);
+    return 0;
+}
+
+/* ---- generation-time capture ------------------------------------------------------------------------------- */
+
+struct capture_gen {
+    musae_store_writer *w;
+    int n_layers;
+    int64_t B, steps, H;
+    float *dst[MUSAE_STORE_MAX_LAYERS]; /* [B, steps, H] */
+    mg_hook hooks[MUSAE_STORE_MAX_LAYERS];
+};
+
+capture_gen *capture_gen_begin(const char *acts, const char *model_dir, const mg_model *m, const int *layers,
+                               int n_layers, int64_t B, int64_t steps, musae_dtype dtype) {
+    if (n_layers < 1 || n_layers > MUSAE_STORE_MAX_LAYERS) musae_fail("--capture-layers: 1..%d layers", MUSAE_STORE_MAX_LAYERS);
+    for (int i = 0; i < n_layers; i++)
+        if (layers[i] < 0 || layers[i] >= m->n_layers)
+            musae_fail("--capture-layers: layer %d does not exist (the model has layers 0..%lld)", layers[i],
+                       (long long)m->n_layers - 1);
+    capture_gen *g = musae_xcalloc(1, sizeof *g);
+    char model_id[512];
+    capture_model_id(model_dir, model_id, sizeof model_id);
+    musae_store_spec spec = {.model = model_id, .d_model = (int)m->H, .frame_rate = 50.0, .n_layers = n_layers,
+                             .dtype = dtype, .dtype_source = "f32"};
+    memcpy(spec.layers, layers, sizeof(int) * (size_t)n_layers);
+    g->w = musae_store_create(acts, &spec);
+    g->n_layers = n_layers;
+    g->B = B, g->steps = steps, g->H = m->H;
+    for (int l = 0; l < n_layers; l++) {
+        g->dst[l] = musae_xcalloc((size_t)(B * steps * m->H), sizeof(float));
+        g->hooks[l] = (mg_hook){.kind = MG_HOOK_READ, .layer = layers[l], .branch = MG_BRANCH_COND, .pos_begin = 0,
+                                .pos_end = MG_POS_END, .dst = g->dst[l], .dst_t = steps};
+    }
+    return g;
+}
+
+const mg_hook *capture_gen_hooks(const capture_gen *g, int *n_hooks) {
+    *n_hooks = g->n_layers;
+    return g->hooks;
+}
+
+void capture_gen_finish(capture_gen *g, const char *name, int64_t F) {
+    /* frame t's row is position t + 1, fed to the decoder at step t + 1: every frame but, in HF's
+     * undelayed short case (F = steps), the last one */
+    const int64_t rows = F < g->steps - 1 ? F : g->steps - 1;
+    if (rows < F) LOG_WARN("--acts: the last %lld frame(s) were never fed back to the decoder; %lld rows per item",
+                           (long long)(F - rows), (long long)rows);
+    char clip[8192];
+    for (int64_t b = 0; b < g->B; b++) {
+        const float *acts[MUSAE_STORE_MAX_LAYERS];
+        for (int l = 0; l < g->n_layers; l++) acts[l] = g->dst[l] + (b * g->steps + 1) * g->H;
+        snprintf(clip, sizeof clip, "%s#item=%lld", name, (long long)b);
+        musae_store_add_clip(g->w, clip, rows, acts);
+    }
+    musae_store_close_writer(g->w, 1);
+    for (int l = 0; l < g->n_layers; l++) free(g->dst[l]);
+    free(g);
+}

@@ -1,0 +1,353 @@
+/* Spliced SAE evaluation: clean / SAE-spliced / zero-ablated next-code cross-entropy. See spliced.h. */
+#include "eval/spliced.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/capture.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/core/progress.h"
+#include "host/io/config.h"
+#include "host/io/safetensors.h"
+#include "kernels/sae_ops.h"
+#include "model/delay.h"
+#include "model/encodec.h"
+#include "model/lm_files.h"
+#include "model/text_cond.h"
+
+void spliced_opts_defaults(spliced_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->layer = -1;
+    o->clip_seconds = 10.0;
+}
+
+/* log Σ exp(l) over V logits, in double. */
+static double lse(const float *l, int64_t V) {
+    float mx = l[0];
+    for (int64_t v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    double s = 0;
+    for (int64_t v = 0; v < V; v++) s += exp((double)l[v] - mx);
+    return mx + log(s);
+}
+
+/* Sums over the scored predictions of one clip. */
+typedef struct {
+    double ce[3][SPLICED_MAX_K]; /* clean, sae, zero: Σ −log p(target) per codebook */
+    double kl[2];                /* Σ KL(clean ‖ sae), Σ KL(clean ‖ zero) */
+} clip_sums;
+
+/* clean [K, T, V] and mod [2, K, T, V] logits (mg_logits_bktv; row 0 spliced, row 1 zero-ablated). The
+ * per-prediction terms are computed in parallel and summed in a fixed order, so the result does not depend
+ * on the thread count. */
+static void score(const float *clean, const float *mod, const int64_t *codes, int64_t K, int64_t F, int64_t T,
+                  int64_t V, clip_sums *s) {
+    double *term = musae_xmalloc((size_t)(F * 5) * sizeof(double));
+    for (int64_t k = 0; k < K; k++) {
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < F; t++) {
+            const int64_t j = t + k, y = codes[k * F + t];
+            const float *lc = clean + (k * T + j) * V;
+            const double zc = lse(lc, V);
+            term[t * 5] = zc - lc[y];
+            for (int b = 0; b < 2; b++) {
+                const float *lm = mod + ((b * K + k) * T + j) * V;
+                const double zm = lse(lm, V);
+                double kl = 0;
+                for (int64_t v = 0; v < V; v++) {
+                    const double lpc = lc[v] - zc, lpm = lm[v] - zm;
+                    kl += exp(lpc) * (lpc - lpm);
+                }
+                term[t * 5 + 1 + b] = zm - lm[y];
+                term[t * 5 + 3 + b] = kl;
+            }
+        }
+        for (int64_t t = 0; t < F; t++) {
+            for (int i = 0; i < 3; i++) s->ce[i][k] += term[t * 5 + i];
+            s->kl[0] += term[t * 5 + 3];
+            s->kl[1] += term[t * 5 + 4];
+        }
+    }
+    free(term);
+}
+
+/* Everything one clip's evaluation needs; buffers grow to the longest clip seen. */
+typedef struct {
+    const mg_model *m;
+    const sae_model *sae;
+    int layer;
+    int64_t cap_T;
+    int64_t *delayed;   /* [2, K, T] */
+    float *x, *src;     /* [T + 1, H], [2, T + 1, H] */
+    float *xhat, *xc, *pre;
+    sae_codes sc;
+    float *lclean, *lmod; /* [K, T, V], [2, K, T, V] */
+    mg_state s1, s2;
+    int64_t T_state;
+    sae_eval_acc acc;
+    clip_sums sums;
+    int64_t clips, frames;
+} evaluator;
+
+static void ev_reserve(evaluator *e, int64_t T) {
+    if (T <= e->cap_T) return;
+    const int64_t K = e->m->K, V = e->m->V, H = e->m->H, k = e->sae->k;
+    free(e->delayed), free(e->x), free(e->src), free(e->xhat), free(e->xc), free(e->pre);
+    free(e->sc.ptr), free(e->sc.idx), free(e->sc.val), free(e->lclean), free(e->lmod);
+    e->delayed = musae_xmalloc((size_t)(2 * K * T) * sizeof(int64_t));
+    e->x = musae_xcalloc((size_t)((T + 1) * H), sizeof(float));
+    e->src = musae_xcalloc((size_t)(2 * (T + 1) * H), sizeof(float));
+    e->xhat = musae_xmalloc((size_t)(T * H) * sizeof(float));
+    e->xc = musae_xmalloc((size_t)(T * H) * sizeof(float));
+    e->pre = e->sae->batch_topk ? musae_xmalloc((size_t)(T * e->sae->M) * sizeof(float)) : NULL;
+    e->sc = (sae_codes){0, T * k, musae_xcalloc((size_t)T + 1, sizeof(int64_t)),
+                        musae_xmalloc(sizeof(int32_t) * (size_t)(T * k + 1)),
+                        musae_xmalloc(sizeof(float) * (size_t)(T * k + 1))};
+    e->lclean = musae_xmalloc((size_t)(K * T * V) * sizeof(float));
+    e->lmod = musae_xmalloc((size_t)(2 * K * T * V) * sizeof(float));
+    e->cap_T = T;
+}
+
+/* One clip: codes [K, F]; ts (may be NULL) its text states. */
+static void ev_clip(evaluator *e, const int64_t *codes, int64_t F, const musae_text_states *ts) {
+    const mg_model *m = e->m;
+    const int64_t K = m->K, V = m->V, H = m->H, T = F + K;
+    ev_reserve(e, T);
+    mg_delay_codes(codes, 1, K, F, V, e->delayed);
+    memcpy(e->delayed + K * T, e->delayed, (size_t)(K * T) * sizeof(int64_t));
+    if (T != e->T_state) { /* full clips share one pair of states; a tail gets its own */
+        if (e->T_state) mg_state_free(&e->s1, m), mg_state_free(&e->s2, m);
+        mg_state_opts o1 = {.batch = 1, .n_cond = 1, .t_max = T, .t_call = T, .incremental = 0, .logits = 1};
+        mg_state_opts o2 = {.batch = 2, .n_cond = 2, .t_max = T, .t_call = T, .incremental = 0, .logits = 1};
+        mg_state_init(&e->s1, m, &o1);
+        mg_state_init(&e->s2, m, &o2);
+        e->T_state = T;
+    }
+    if (ts) {
+        float *mask = musae_xmalloc((size_t)(2 * ts->len) * sizeof(float));
+        float *states2 = musae_xmalloc((size_t)(2 * ts->len * H) * sizeof(float));
+        for (int b = 0; b < 2; b++) {
+            for (int64_t i = 0; i < ts->len; i++) mask[b * ts->len + i] = (float)ts->mask[i];
+            memcpy(states2 + b * ts->len * H, ts->states, (size_t)(ts->len * H) * sizeof(float));
+        }
+        mg_state_set_text(&e->s1, m, states2, mask, ts->len);
+        mg_state_set_text(&e->s2, m, states2, mask, ts->len);
+        free(mask);
+        free(states2);
+    }
+    /* clean, reading x at positions 1..F */
+    mg_hook rd = {.kind = MG_HOOK_READ, .layer = e->layer, .branch = MG_BRANCH_COND, .pos_begin = 1,
+                  .pos_end = F + 1, .dst = e->x, .dst_t = F + 1};
+    mg_forward(m, &e->s1, e->delayed, T, &rd, 1, 1);
+    mg_logits_bktv(m, &e->s1, T, e->lclean);
+    /* x̂ = SAE(x), and the reconstruction metrics of these rows */
+    sae_model_encode(e->sae, e->x + H, F, &e->sc, e->xc, e->pre);
+    sae_cpu_decode(&e->sc, e->sae->p.W_dec, e->sae->p.b_dec, e->sae->d, e->xhat);
+    sae_eval_batch(&e->acc, e->sae, e->x + H, F);
+    memcpy(e->src + H, e->xhat, (size_t)(F * H) * sizeof(float));
+    memset(e->src + (F + 1) * H, 0, (size_t)((F + 1) * H) * sizeof(float));
+    /* spliced (row 0) and zero-ablated (row 1) in one forward */
+    mg_hook set = {.kind = MG_HOOK_SET, .layer = e->layer, .branch = MG_BRANCH_COND, .pos_begin = 1,
+                   .pos_end = F + 1, .src = e->src, .src_t = F + 1};
+    mg_forward(m, &e->s2, e->delayed, T, &set, 1, 1);
+    mg_logits_bktv(m, &e->s2, T, e->lmod);
+    score(e->lclean, e->lmod, codes, K, F, T, V, &e->sums);
+    e->clips++;
+    e->frames += F;
+}
+
+static void ev_free(evaluator *e) {
+    if (e->T_state) mg_state_free(&e->s1, e->m), mg_state_free(&e->s2, e->m);
+    sae_eval_free(&e->acc);
+    free(e->delayed), free(e->x), free(e->src), free(e->xhat), free(e->xc), free(e->pre);
+    free(e->sc.ptr), free(e->sc.idx), free(e->sc.val), free(e->lclean), free(e->lmod);
+}
+
+void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
+    memset(r, 0, sizeof *r);
+    char err[1024];
+    if (!o->audio == !o->codes) musae_fail("evaluate --model: give --audio or --codes (one of them)");
+    sae_model sae;
+    if (sae_load(o->sae_dir, &sae, err, sizeof err)) musae_fail("%s", err);
+    const int layer = o->layer >= 0 ? o->layer : sae.layer;
+    if (layer < 0)
+        musae_fail("%s does not say which layer it was trained on (no musae.json): give --layer", o->sae_dir);
+    if (o->layer >= 0 && sae.layer >= 0 && sae.layer != o->layer && !o->force)
+        musae_fail("%s was trained on layer %d, not %d (--force to evaluate anyway)", o->sae_dir, sae.layer, o->layer);
+    capture_model_id(o->model_dir, r->model_id, sizeof r->model_id);
+    if (sae.model[0] && strcmp(sae.model, r->model_id) && !o->force)
+        musae_fail("%s was trained on activations of '%s'; --model %s is '%s' (--force to evaluate anyway)",
+                   o->sae_dir, sae.model, o->model_dir, r->model_id);
+    if (sae.batch_topk) LOG_INFO("%s selects with batch-top-k: each clip's rows form one batch here", o->sae_dir);
+
+    musae_model_config cfg;
+    if (musae_config_load(&cfg, o->model_dir, err, sizeof err)) musae_fail("%s", err);
+    if (o->audio && !cfg.has_audio)
+        musae_fail("%s/config.json has no audio_encoder: --audio needs a full MusicGen folder", o->model_dir);
+    if (o->audio && encodec_config_supported(&cfg.audio, err, sizeof err)) musae_fail("%s/config.json: %s", o->model_dir, err);
+    if (layer >= cfg.decoder.num_hidden_layers)
+        musae_fail("layer %d does not exist (%s has layers 0..%d)", layer, o->model_dir, cfg.decoder.num_hidden_layers - 1);
+    if (sae.d != cfg.decoder.hidden_size)
+        musae_fail("%s has d_in %d; the decoder of %s has hidden size %d", o->sae_dir, sae.d, o->model_dir,
+                   cfg.decoder.hidden_size);
+    if (cfg.decoder.num_codebooks > SPLICED_MAX_K) musae_fail("%d codebooks (at most %d)", cfg.decoder.num_codebooks, SPLICED_MAX_K);
+    if (o->captions && !cfg.has_text) musae_fail("--captions: %s/config.json has no text_encoder", o->model_dir);
+    if (o->captions && o->codes) musae_fail("--captions goes with --audio LIST (the captions are its second column)");
+
+    musae_st st;
+    if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
+    mg_model m;
+    mg_load_from(&m, &st, &cfg, musae_ops_cpu());
+    evaluator ev = {.m = &m, .sae = &sae, .layer = layer};
+    sae_eval_init(&ev.acc, sae.d, sae.M);
+    musae_progress pg;
+
+    if (o->codes) { /* items of a codes file are the clips */
+        musae_st_close(&st);
+        int64_t B, F;
+        int64_t *codes = mg_read_codes(o->codes, m.K, m.V, &B, &F);
+        if (F + m.K > m.max_pos)
+            musae_fail("%s: %lld frames need %lld decoder positions; the model has %lld", o->codes, (long long)F,
+                       (long long)(F + m.K), (long long)m.max_pos);
+        const int64_t n = o->max_clips && o->max_clips < B ? o->max_clips : B;
+        musae_progress_init(&pg, "evaluate", "clips", n);
+        for (int64_t b = 0; b < n; b++) {
+            ev_clip(&ev, codes + b * m.K * F, F, NULL);
+            musae_progress_add(&pg, 1, NULL);
+        }
+        free(codes);
+    } else {
+        const int rate = cfg.audio.sampling_rate, hop = cfg.audio.hop_length;
+        const int64_t clip_frames = llround(o->clip_seconds * cfg.audio.frame_rate);
+        if (clip_frames < 1 || fabs((double)clip_frames - o->clip_seconds * cfg.audio.frame_rate) > 1e-6)
+            musae_fail("--clip-seconds %g is not a whole number of frames (%d per second)", o->clip_seconds,
+                       cfg.audio.frame_rate);
+        if (clip_frames + m.K > m.max_pos)
+            musae_fail("--clip-seconds %g needs more decoder positions than the model's %lld", o->clip_seconds,
+                       (long long)m.max_pos);
+        const int64_t clip_samples = clip_frames * hop;
+        const double min_s = o->min_seconds > 0 ? o->min_seconds : o->clip_seconds;
+        int64_t min_samples = (int64_t)ceil(min_s * rate - 1e-6);
+        if (min_samples < 1) min_samples = 1;
+        capture_dataset ds;
+        if (capture_dataset_load(o->audio, &ds, err, sizeof err)) musae_fail("--audio: %s", err);
+        if (o->captions && !ds.from_list) musae_fail("--captions needs a list file (path<TAB>caption per line)");
+        encodec codec;
+        encodec_load_st(&codec, &cfg.audio, &st, "audio_encoder.", musae_ops_cpu());
+        musae_text_cond tc;
+        if (o->captions && musae_text_cond_load(&tc, o->model_dir, &st, &cfg, err, sizeof err)) musae_fail("%s", err);
+        musae_st_close(&st);
+        if (codec.n_q != m.K)
+            musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, codec.n_q, (long long)m.K);
+        musae_progress_init(&pg, "evaluate", "clips", o->max_clips);
+        for (int64_t fi = 0; fi < ds.n_files && (!o->max_clips || ev.clips < o->max_clips); fi++) {
+            const capture_file *f = &ds.files[fi];
+            if (o->captions && !f->caption) {
+                LOG_WARN("%s: no caption on line %d; skipped", f->path, f->line);
+                r->files_skipped++;
+                continue;
+            }
+            musae_text_states ts = {0};
+            if (o->captions) {
+                const char *pr = f->caption;
+                if (musae_text_cond_prompts(&tc, musae_ops_cpu(), 1, &pr, 0, &ts, err, sizeof err)) {
+                    LOG_WARN("%s: caption on line %d: %s; skipped", f->path, f->line, err);
+                    r->files_skipped++;
+                    continue;
+                }
+            }
+            capture_clips *cl = capture_clips_open(f->path, rate, clip_samples, min_samples, err, sizeof err);
+            if (!cl) {
+                LOG_WARN("skipped: %s", err);
+                r->files_skipped++;
+                musae_text_states_free(&ts);
+                continue;
+            }
+            const float *audio;
+            int64_t start, n = 0;
+            while ((!o->max_clips || ev.clips < o->max_clips) &&
+                   (n = capture_clips_next(cl, &audio, &start, err, sizeof err)) > 0) {
+                int64_t F;
+                int64_t *codes = encodec_encode(&codec, audio, n, &F);
+                ev_clip(&ev, codes, F, o->captions ? &ts : NULL);
+                free(codes);
+                musae_progress_add(&pg, 1, NULL);
+            }
+            if (n < 0) {
+                LOG_WARN("%s: read error after %.2f s (its earlier clips are counted): %s", f->path,
+                         (double)capture_clips_pos(cl) / rate, err);
+                r->files_skipped++;
+            }
+            musae_text_states_free(&ts);
+            capture_clips_close(cl);
+        }
+        if (o->captions) musae_text_cond_free(&tc);
+        encodec_free(&codec);
+        capture_dataset_free(&ds);
+        if (ev.clips == 0) musae_fail("--audio %s: no clip of at least %g s to evaluate on", o->audio, min_s);
+    }
+    if (ev.clips) musae_progress_finish(&pg, NULL);
+    if (ev.clips == 0) musae_fail("nothing to evaluate on");
+
+    const int64_t K = m.K;
+    r->layer = layer;
+    r->K = (int)K;
+    r->clips = ev.clips;
+    r->frames = ev.frames;
+    r->predictions = K * r->frames;
+    double tot[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++)
+        for (int64_t k = 0; k < K; k++) {
+            tot[i] += ev.sums.ce[i][k];
+            r->ce_k[i][k] = ev.sums.ce[i][k] / (double)r->frames;
+        }
+    r->ce_clean = tot[0] / (double)r->predictions;
+    r->ce_sae = tot[1] / (double)r->predictions;
+    r->ce_zero = tot[2] / (double)r->predictions;
+    r->ce_increase = r->ce_sae - r->ce_clean;
+    const double den = r->ce_zero - r->ce_clean;
+    r->loss_recovered = den != 0 ? (r->ce_zero - r->ce_sae) / den : NAN;
+    r->kl_sae = ev.sums.kl[0] / (double)r->predictions;
+    r->kl_zero = ev.sums.kl[1] / (double)r->predictions;
+    r->kl_score = r->kl_zero > 0 ? (r->kl_zero - r->kl_sae) / r->kl_zero : NAN;
+    r->rec = sae_eval_finish(&ev.acc);
+    if (!(den > 0))
+        LOG_WARN("zero-ablating layer %d does not raise the loss (CE %.6g, clean %.6g): loss recovered is not "
+                 "meaningful here (a random or untrained model?)", layer, r->ce_zero, r->ce_clean);
+    ev_free(&ev);
+    mg_free(&m);
+    sae_model_free(&sae);
+}
+
+static void num(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ",\"%s\":%.8g", key, v);
+    else fprintf(f, ",\"%s\":null", key);
+}
+
+void spliced_print_json(FILE *f, const spliced_opts *o, const spliced_result *r) {
+    fprintf(f, "{\"sae\":\"%s\",\"model\":\"%s\",\"%s\":\"%s\",\"layer\":%d,\"clips\":%lld,\"frames\":%lld,"
+            "\"predictions\":%lld", o->sae_dir, r->model_id, o->audio ? "audio" : "codes", o->audio ? o->audio : o->codes, r->layer, (long long)r->clips,
+            (long long)r->frames, (long long)r->predictions);
+    num(f, "ce_clean", r->ce_clean);
+    num(f, "ce_sae", r->ce_sae);
+    num(f, "ce_zero", r->ce_zero);
+    num(f, "ce_increase", r->ce_increase);
+    num(f, "loss_recovered", r->loss_recovered);
+    num(f, "kl_sae", r->kl_sae);
+    num(f, "kl_zero", r->kl_zero);
+    num(f, "kl_score", r->kl_score);
+    num(f, "fvu", r->rec.fvu);
+    num(f, "mse", r->rec.mse);
+    num(f, "l0", r->rec.l0);
+    num(f, "cos", r->rec.cos);
+    num(f, "dead_frac", r->rec.dead_frac);
+    static const char *const names[3] = {"clean", "sae", "zero"};
+    fprintf(f, ",\"ce_by_codebook\":{");
+    for (int i = 0; i < 3; i++) {
+        fprintf(f, "%s\"%s\":[", i ? "," : "", names[i]);
+        for (int k = 0; k < r->K; k++) fprintf(f, "%s%.8g", k ? "," : "", r->ce_k[i][k]);
+        fprintf(f, "]");
+    }
+    fprintf(f, "}}\n");
+}
