@@ -1021,6 +1021,16 @@ capture_gen *capture_gen_begin(const char *acts, const char *model_dir, const mg
         if (layers[i] < 0 || layers[i] >= m->n_layers)
             musae_fail("--capture-layers: layer %d does not exist (the model has layers 0..%lld)", layers[i],
                        (long long)m->n_layers - 1);
+    int sorted[MUSAE_STORE_MAX_LAYERS]; /* ascending, as musae capture stores them */
+    memcpy(sorted, layers, sizeof(int) * (size_t)n_layers);
+    for (int i = 1; i < n_layers; i++)
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            const int t = sorted[j];
+            sorted[j] = sorted[j - 1], sorted[j - 1] = t;
+        }
+    for (int i = 1; i < n_layers; i++)
+        if (sorted[i] == sorted[i - 1]) musae_fail("--capture-layers: layer %d given twice", sorted[i]);
+    layers = sorted;
     capture_gen *g = musae_xcalloc(1, sizeof *g);
     char model_id[512];
     capture_model_id(model_dir, model_id, sizeof model_id);

@@ -12,6 +12,7 @@
 #include "host/core/log.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "eval/capture.h"
 #include "model/encodec.h"
 #include "model/generate.h"
 #include "model/lm_files.h"
@@ -22,6 +23,7 @@ const char verb_generate_summary[] = "generate music codes with MusicGen (CFG, t
 typedef struct {
     const char *model_dir, *codes_out, *text_states;
     const char *audio_out; /* -o: decode the codes with the folder's EnCodec */
+    const char *acts, *capture_layers; /* --acts, --capture-layers: generation-time capture (eval/capture.h) */
     const char **prompts; /* [n_prompts] into argv */
     int n_prompts;
     int64_t max_text_tokens; /* 0 = no truncation (HF MusicGen) */
@@ -36,7 +38,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: musae generate --model DIR (--frames N | --seconds S) (-o OUT.wav | --codes-out FILE) [--seed S]\n"
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
-            "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n\n"
+            "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n"
+            "                      [--capture-layers L,L.. --acts ACTS.h5]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
             "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
@@ -60,7 +63,10 @@ static void usage(FILE *f) {
             "                       default; 0 disables)\n"
             "  --top-p P            nucleus sampling mass in (0, 1] (default 1 = off)\n"
             "  --temperature T      softmax temperature > 0 (default 1)\n"
-            "  --greedy             take the most likely code at every step (HF do_sample=False)\n\n"
+            "  --greedy             take the most likely code at every step (HF do_sample=False)\n"
+            "  --capture-layers L   with --acts: record the residual stream after these layers on the conditional\n"
+            "                       branch while generating, into a new activation store ACTS.h5: one clip per item\n"
+            "                       (named OUT#item=b), the row of frame t being position t + 1 as in musae capture\n\n"
             "Frames map to decoder steps as HF max_new_tokens: N + 3 steps with the codebook delay pattern;\n"
             "N = 1 or 2 takes N steps without a delay (HF's short case).\n");
 }
@@ -89,6 +95,8 @@ static void parse(int argc, char **argv, gen_args *a) {
         else if (!strcmp(f, "--codes-out")) a->codes_out = v;
         else if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->audio_out = v;
         else if (!strcmp(f, "--text-states")) a->text_states = v;
+        else if (!strcmp(f, "--acts")) a->acts = v;
+        else if (!strcmp(f, "--capture-layers")) a->capture_layers = v;
         else if (!strcmp(f, "--frames")) a->frames = cli_int(f, v, 1, INT32_MAX), have_frames = 1;
         else if (!strcmp(f, "--seed")) a->sampler.seed = (uint64_t)cli_int(f, v, 0, INT64_MAX);
         else if (!strcmp(f, "--batch")) a->batch = cli_int(f, v, 1, 65536), a->have_batch = 1;
@@ -107,6 +115,7 @@ static void parse(int argc, char **argv, gen_args *a) {
     }
     if (a->n_prompts && a->text_states) musae_fail("--prompt and --text-states are two sources of text: give one");
     if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
+    if (!a->acts != !a->capture_layers) musae_fail("--capture-layers and --acts go together");
 }
 
 /* The conditioning of the B items: prompts through T5 (weights from the open st), precomputed text
@@ -184,8 +193,18 @@ int verb_generate(int argc, char **argv) {
     LOG_INFO("generating %lld frames for %lld item(s): %lld steps, %s", (long long)a.frames, (long long)B,
              (long long)p.steps, a.sampler.greedy ? "greedy" : "sampling");
 
+    capture_gen *cap = NULL;
+    const mg_hook *hooks = NULL;
+    int n_hooks = 0;
+    if (a.acts) {
+        int layers[MUSAE_STORE_MAX_LAYERS];
+        const int nl = cli_int_list("--capture-layers", a.capture_layers, layers, MUSAE_STORE_MAX_LAYERS, 0, 100000);
+        cap = capture_gen_begin(a.acts, a.model_dir, &m, layers, nl, B, p.steps, MUSAE_F16);
+        hooks = capture_gen_hooks(cap, &n_hooks);
+    }
     int64_t *codes = musae_xmalloc((size_t)(B * m.K * a.frames) * sizeof(int64_t));
-    const int64_t F = mg_generate(&m, B, &text, &p, NULL, 0, NULL, NULL, codes);
+    const int64_t F = mg_generate(&m, B, &text, &p, hooks, n_hooks, NULL, NULL, codes);
+    if (cap) capture_gen_finish(cap, a.audio_out ? a.audio_out : a.codes_out, F);
     MUSAE_ASSERT(F == a.frames, "generated %lld frames, asked for %lld", (long long)F, (long long)a.frames);
     if (a.codes_out) write_outputs(&a, &p, codes, B, m.K, F);
     if (a.audio_out) {
