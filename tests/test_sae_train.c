@@ -145,6 +145,8 @@ static void test_bad_input(void) {
           "--skip-nonfinite trains around NaN rows");
     EXPECT_ERR("d_in 32", "evaluate --sae A --acts small.h5 --layer 0");
     EXPECT_ERR("trained on layer 0", "evaluate --sae A --acts s.h5 --layer 1");
+    EXPECT_ERR("trained on activations of 'synthetic'", "evaluate --sae A --acts other.h5 --layer 0");
+    CHECK(run("evaluate --sae A --acts other.h5 --layer 0 --force") == 0, "--force evaluates anyway");
     EXPECT_ERR("truncated", "train --acts cut.h5 --layer 0 --k 4 --expansion 2 -o X");
     EXPECT_ERR("d_in", "evaluate --sae nocfg --acts s.h5 --layer 0");
     CHECK(run("info s.h5") == 0, "musae info on a store");
@@ -172,6 +174,7 @@ int main(void) {
     if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1") ||
         run("synth_acts -o small.h5 --d 16 --concepts 8 --k-true 2 --rows 2000") ||
         run("synth_acts -o nan.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --nan-rows 3") ||
+        run("synth_acts -o other.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --model other/model") ||
         sh("head -c 200000 s.h5 > cut.h5"))
         TEST_SKIP("cannot make the synthetic stores");
     test_resume();

@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "  --noise S          noise norm per row (default 0.05)\n"
             "  --dtype f16|f32    (default f16)\n"
             "  --nan-rows N       plant N rows holding a NaN (for testing bad input; default 0)\n"
+            "  --model NAME       the store's model attribute (default \"synthetic\")\n"
             "  --seed S           (default 0)\n");
 }
 
@@ -70,6 +71,7 @@ int verb_synth_acts(int argc, char **argv) {
         else if (!strcmp(k, "--noise")) noise = cli_double(k, v, 0, 1e6);
         else if (!strcmp(k, "--nan-rows")) nan_rows = (int)cli_int(k, v, 0, INT32_MAX);
         else if (!strcmp(k, "--seed")) seed = (uint64_t)cli_int(k, v, 0, INT64_MAX);
+        else if (!strcmp(k, "--model")) spec.model = v;
         else if (!strcmp(k, "--dtype")) {
             if (!strcmp(v, "f16")) spec.dtype = MUSAE_F16;
             else if (!strcmp(v, "f32")) spec.dtype = MUSAE_F32;
