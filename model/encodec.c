@@ -557,6 +557,9 @@ static void run_conv(const encodec *m, const encodec_conv *c, const float *x, in
     free(hp);
 }
 
+/* The lowest-numbered scratch buffer that is neither a nor b (-1 stands for none). */
+static int free_buf(int a, int b) { return a != 0 && b != 0 ? 0 : a != 1 && b != 1 ? 1 : 2; }
+
 /* Runs the stack on x [L, c_in] (device) exactly as HF runs it on a whole signal of L rows. Returns the
  * output (one of the scratch buffers) and its row count in *n_out. */
 static const float *stack_run(const encodec *m, const encodec_stack *s, const float *x, int64_t L, scratch *w,
@@ -566,7 +569,6 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
     const float *cur = x;
     int own = -1; /* which scratch buffer cur is, -1 for the caller's input */
     int64_t C = s->c_in;
-#define FREE_BUF(not1, not2) ((not1) != 0 && (not2) != 0 ? 0 : (not1) != 1 && (not2) != 1 ? 1 : 2)
     for (int i = 0; i < s->n; i++) {
         const encodec_layer *l = &s->layers[i];
         switch (l->kind) {
@@ -577,7 +579,7 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
             break;
         }
         case ENCODEC_CONV: {
-            int d = FREE_BUF(own, own);
+            int d = free_buf(own, own);
             run_conv(m, &l->conv, cur, L, w->buf[d], 0);
             L = conv_len(&l->conv, L);
             C = l->conv.c_out;
@@ -586,7 +588,7 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
         }
         case ENCODEC_CONVT: {
             const encodec_convt *t = &l->convt;
-            int d = FREE_BUF(own, own);
+            int d = free_buf(own, own);
             musae_convt1d_params p = {.t_in = L, .t_out = L * t->stride, .c_in = t->c_in, .c_out = t->c_out,
                                       .k = t->k, .stride = t->stride, .crop_left = t->crop_left};
             ops->conv_transpose1d(w->buf[d], cur, t->w, t->b, &p);
@@ -598,7 +600,7 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
         case ENCODEC_RES: {
             /* y = shortcut(x) + conv2(elu(conv1(elu(x)))), shortcut = identity unless use_conv_shortcut */
             const encodec_resblock *r = &l->res;
-            int a = FREE_BUF(own, own), b = FREE_BUF(own, a);
+            int a = free_buf(own, own), b = free_buf(own, a);
             ops->elu(w->buf[a], cur, L * C);
             run_conv(m, &r->conv1, w->buf[a], L, w->buf[b], 0);
             ops->elu(w->buf[b], w->buf[b], L * r->conv1.c_out);
@@ -615,7 +617,6 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
         }
         }
     }
-#undef FREE_BUF
     *n_out = L;
     return cur;
 }

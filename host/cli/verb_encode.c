@@ -73,17 +73,17 @@ int verb_encode(int argc, char **argv) {
     if (encodec_config_supported(&cfg, err, sizeof err)) musae_fail("%s/config.json: %s", model, err);
     musae_audio_reader *r = musae_audio_open(in, cfg.sampling_rate, start, duration, err, sizeof err);
     if (!r) musae_fail("%s", err);
-    const musae_audio_info *info = musae_audio_reader_info(r);
-    LOG_INFO("%s: %s, %d Hz, %d channel(s), %.2f s%s; encoding %.2f s from %.2f s", in, info->format,
-             info->sample_rate, info->channels, (double)info->frames / info->sample_rate,
-             info->sample_rate != cfg.sampling_rate ? " (resampled)" : "",
-             (double)info->span_frames / info->sample_rate, (double)info->start_frame / info->sample_rate);
+    const musae_audio_info info = *musae_audio_reader_info(r); /* outlives the reader */
+    LOG_INFO("%s: %s, %d Hz, %d channel(s), %.2f s%s; encoding %.2f s from %.2f s", in, info.format,
+             info.sample_rate, info.channels, (double)info.frames / info.sample_rate,
+             info.sample_rate != cfg.sampling_rate ? " (resampled)" : "",
+             (double)info.span_frames / info.sample_rate, (double)info.start_frame / info.sample_rate);
 
     encodec m;
     encodec_load(&m, model, musae_ops_cpu());
     double t0 = musae_now();
     encodec_encoder *e = encodec_encoder_new(&m, chunk, 0);
-    const int64_t total = (info->out_samples + m.hop - 1) / m.hop, block = 32768;
+    const int64_t total = (info.out_samples + m.hop - 1) / m.hop, block = 32768;
     float *buf = musae_xmalloc((size_t)block * sizeof(float));
     musae_progress p;
     musae_progress_init(&p, "encode", "frames", total);
@@ -115,7 +115,7 @@ int verb_encode(int argc, char **argv) {
     musae_st_writer_meta(w, "sample_rate", val);
     snprintf(val, sizeof val, "%lld", (long long)n_samples);
     musae_st_writer_meta(w, "samples", val);
-    snprintf(val, sizeof val, "%.6f", (double)info->start_frame / info->sample_rate);
+    snprintf(val, sizeof val, "%.6f", (double)info.start_frame / info.sample_rate);
     musae_st_writer_meta(w, "start_s", val);
     musae_st_writer_meta(w, "musae_version", MUSAE_VERSION);
     if (musae_st_writer_save(w, out, err, sizeof err)) musae_fail("%s", err);

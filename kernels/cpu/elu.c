@@ -8,7 +8,7 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/vec_math.h"
 
-static inline f32x16 elu16(f32x16 v) {
+VM_INLINE f32x16 elu16(f32x16 v) {
     f32x16 m = v_expm1_neg(v_min(v, V16(0.0f)));
     return v_select(v <= V16(0.0f), m, v); /* NaN compares false: stays NaN, as in torch */
 }
