@@ -1,6 +1,7 @@
 /* The MusicGen decoder against the HF goldens of the tiny model (tools/reference/golden_lm.py), and its own
  * invariants:
- *   teacher-forced logits and every hidden.<L> (batch 2, text of different lengths)  max abs <= 1e-4
+ *   teacher-forced logits and every hidden.<L> (12 and 20 frames, batch 2, text of different lengths,
+ *   and unconditional)                                                                  max abs <= 1e-4
  *   incremental decoding (KV cache, 1 position per call or chunks) == one full pass   max abs <= 1e-5
  *   greedy generation == HF generate: unconditional (short case included), text without CFG, text + CFG 3
  *   the CFG scores of the first steps == HF's                                          max abs <= 1e-4
@@ -618,6 +619,7 @@ int main(void) {
     test_load();
     test_forward_golden("golden/lm_forward_uncond.safetensors", 0);
     test_forward_golden("golden/lm_forward_text.safetensors", 1);
+    test_forward_golden("golden/lm_extra_forward20.safetensors", 1); /* tools/reference/lm_extra.py */
     test_hooks();
     test_generate_golden();
     test_sampling();
