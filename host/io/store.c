@@ -396,7 +396,10 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     H5_CHECK(H5Dset_extent(w->cl_nf, ext));
     H5_CHECK(H5Dset_extent(w->cl_off, ext));
     int zero = 0;
-    attr_update(w->file, "complete", H5T_NATIVE_INT32, &zero);
+    attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
+    /* a store written by another tool may lack the committed counts: add them before the first commit */
+    if (H5Aexists(w->file, "n_rows") <= 0) attr_write(w->file, "n_rows", H5T_NATIVE_INT64, -1, &w->n_rows);
+    if (H5Aexists(w->file, "n_clips") <= 0) attr_write(w->file, "n_clips", H5T_NATIVE_INT64, -1, &w->n_clips);
     commit(w);
     h5_unlock();
     LOG_INFO("%s: continuing after %" PRId64 " clips, %" PRId64 " rows", path, n_clips, n_rows);
