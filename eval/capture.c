@@ -110,10 +110,14 @@ static int walk(capture_dataset *ds, int64_t *cap, const char *dir, dir_id **see
 static int cmp_file_path(const void *a, const void *b) {
     return strcmp(((const capture_file *)a)->path, ((const capture_file *)b)->path);
 }
-static int cmp_file_ptr(const void *a, const void *b) {
-    const capture_file *x = *(const capture_file *const *)a, *y = *(const capture_file *const *)b;
-    int c = strcmp(x->path, y->path);
-    return c ? c : x->line - y->line;
+typedef struct {
+    char *key; /* the real path */
+    const capture_file *f;
+} keyed;
+static int cmp_keyed(const void *a, const void *b) {
+    const keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->f->line - y->f->line;
 }
 
 static int load_list(capture_dataset *ds, int64_t *cap, const char *src, char *err, size_t errlen) {
@@ -167,19 +171,24 @@ static int load_list(capture_dataset *ds, int64_t *cap, const char *src, char *e
         snprintf(err, errlen, "%s: the list names no files (one path per line, optionally a tab and a caption)", src);
         return -1;
     }
-    /* the same path twice would name the same clips: the second copy would count as captured already */
-    capture_file **idx = musae_xmalloc((size_t)ds->n_files * sizeof *idx);
-    for (int64_t i = 0; i < ds->n_files; i++) idx[i] = &ds->files[i];
-    qsort(idx, (size_t)ds->n_files, sizeof *idx, cmp_file_ptr);
-    for (int64_t i = 1; i < ds->n_files; i++)
-        if (!strcmp(idx[i]->path, idx[i - 1]->path)) {
+    /* a file listed twice (under any spelling of its path) would be captured twice: refuse */
+    keyed *idx = musae_xmalloc((size_t)ds->n_files * sizeof *idx);
+    for (int64_t i = 0; i < ds->n_files; i++) {
+        char real[PATH_MAX];
+        idx[i].key = musae_xstrdup(realpath(ds->files[i].path, real) ? real : ds->files[i].path);
+        idx[i].f = &ds->files[i];
+    }
+    qsort(idx, (size_t)ds->n_files, sizeof *idx, cmp_keyed);
+    int rc = 0;
+    for (int64_t i = 1; i < ds->n_files && !rc; i++)
+        if (!strcmp(idx[i].key, idx[i - 1].key)) {
             snprintf(err, errlen, "%s:%d: '%s' is listed again (first on line %d); each file may appear once", src,
-                     idx[i]->line, idx[i]->path, idx[i - 1]->line);
-            free(idx);
-            return -1;
+                     idx[i].f->line, idx[i].f->path, idx[i - 1].f->line);
+            rc = -1;
         }
+    for (int64_t i = 0; i < ds->n_files; i++) free(idx[i].key);
     free(idx);
-    return 0;
+    return rc;
 fail:
     free(line);
     fclose(f);
