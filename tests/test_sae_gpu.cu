@@ -790,6 +790,7 @@ int main(int argc, char **argv) {
     const enc_case enc_cases[] = {
         {37, 19, 1100, 7, 5, 0},   {37, 19, 1100, 7, 5, 1},   {301, 67, 5000, 33, 300, 0},
         {301, 67, 5000, 33, 0, 1}, {64, 40, 4096, 256, 0, 0}, {129, 24, 2051, 1, 2051, 1},
+        {37, 19, 1100, 0, 5, 0}, // k = 0: AuxK only (the batch-top-k step's encode)
     };
     const int n_enc = g_small ? 2 : (int)(sizeof enc_cases / sizeof enc_cases[0]);
     for (int i = 0; i < n_enc; i++)

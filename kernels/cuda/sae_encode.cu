@@ -395,7 +395,6 @@ void sae_cuda_encode(cublasHandle_t blas, musae_dtype gemm_t, const void *xc, co
     MUSAE_ASSERT(k_aux >= 0 && k_aux <= M && k_aux <= SAE_CUDA_K_MAX, "k_aux %d", k_aux);
     MUSAE_ASSERT(codes->cap >= N * k, "codes hold %lld entries, need %lld", (long long)codes->cap, (long long)(N * k));
     MUSAE_ASSERT(!use_aux || (aux && aux->cap >= N * k_aux), "aux codes too small for N·k_aux");
-    MUSAE_ASSERT(k > 0 || use_aux || pre, "nothing to compute: k = 0 without aux or pre");
     cublasPointerMode_t pm;
     CUBLAS_CHECK(cublasGetPointerMode(blas, &pm));
     MUSAE_ASSERT(pm == CUBLAS_POINTER_MODE_HOST, "the cuBLAS handle must be in host pointer mode");
@@ -414,12 +413,13 @@ void sae_cuda_encode(cublasHandle_t blas, musae_dtype gemm_t, const void *xc, co
     auto kern = use_aux ? encode_merge_kernel<true> : encode_merge_kernel<false>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 
-    if (N > 0 && pre) { // unfused: the whole [N, M] matrix, then one pass over it in place
+    const int work = k > 0 || use_aux || pre; // k = 0 alone selects nothing: empty codes, as the CPU
+    if (N > 0 && work && pre) { // unfused: the whole [N, M] matrix, then one pass over it in place
         enc_gemm(blas, gemm_t, W_enc, xc, d, 0, M, 0, N, pre, M);
         a.tile = pre, a.ldt = M, a.row0 = 0, a.col0 = 0, a.col1 = M, a.write_pre = 1, a.first = 1;
         kern<<<(unsigned)N, ENC_THREADS, smem, stream>>>(a);
         CUDA_LAUNCH_CHECK();
-    } else if (N > 0) { // fused: tiles of R rows × C latents, as large as the scratch allows
+    } else if (N > 0 && work) { // fused: tiles of R rows × C latents, as large as the scratch allows
         const int64_t tile_elems = (int64_t)((scratch_bytes - lay.fixed) / sizeof(float));
         int64_t C, R;
         if (tile_elems >= N * M) {
