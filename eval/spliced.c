@@ -307,14 +307,14 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     r->ce_zero = tot[2] / (double)r->predictions;
     r->ce_increase = r->ce_sae - r->ce_clean;
     const double den = r->ce_zero - r->ce_clean;
-    r->loss_recovered = den != 0 ? (r->ce_zero - r->ce_sae) / den : NAN;
+    r->loss_recovered = den > 0 ? (r->ce_zero - r->ce_sae) / den : NAN; /* undefined when zeroing does not hurt */
     r->kl_sae = ev.sums.kl[0] / (double)r->predictions;
     r->kl_zero = ev.sums.kl[1] / (double)r->predictions;
     r->kl_score = r->kl_zero > 0 ? (r->kl_zero - r->kl_sae) / r->kl_zero : NAN;
     r->rec = sae_eval_finish(&ev.acc);
     if (!(den > 0))
         LOG_WARN("zero-ablating layer %d does not raise the loss (CE %.6g, clean %.6g): loss recovered is not "
-                 "meaningful here (a random or untrained model?)", layer, r->ce_zero, r->ce_clean);
+                 "defined here (reported as null; a random or untrained model?)", layer, r->ce_zero, r->ce_clean);
     ev_free(&ev);
     mg_free(&m);
     sae_model_free(&sae);

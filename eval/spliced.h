@@ -17,7 +17,8 @@
  *   CE = mean over clips, codebooks k and frames t of  −log softmax(logits[k, t + k])[codes[k, t]]   (nats),
  * every codebook weighted equally.
  *   ce_increase     = CE_sae − CE_clean
- *   loss_recovered  = (CE_zero − CE_sae) / (CE_zero − CE_clean)      1 = perfect, 0 = as bad as zeroing
+ *   loss_recovered  = (CE_zero − CE_sae) / (CE_zero − CE_clean)      1 = perfect, 0 = as bad as zeroing;
+ *                     undefined (NaN, JSON null) when CE_zero <= CE_clean: zeroing the layer does not hurt
  *   kl_sae, kl_zero = mean KL(p_clean ‖ p_sae), KL(p_clean ‖ p_zero) over the same predictions
  *   kl_score        = (kl_zero − kl_sae) / kl_zero
  * and the reconstruction metrics of the spliced rows (FVU, MSE, L0, cosine, dead fraction) as `musae evaluate

@@ -1,34 +1,85 @@
 #!/usr/bin/env bash
 # The main job on the bundled tiny model (tests/fixtures/tiny-musicgen, random weights in the exact Hugging
-# Face layout): installs, builds, and runs every stage the engine has today, writing into out/demo/.
-# Point MODEL at a real checkpoint folder (e.g. facebook/musicgen-small as downloaded) to run it for real.
+# Face layout): installs, builds, then runs the whole loop into out/demo/:
+#   synthesized audio (sox) -> musae capture (EnCodec -> teacher-forced LM -> activation store)
+#   -> musae train (top-k SAE) -> musae evaluate (held-out FVU/L0, and spliced into the model: loss recovered)
+#   and generation with generation-time capture.
+# Point MODEL at a real checkpoint folder (e.g. facebook/musicgen-small as downloaded) and AUDIO at a folder of
+# music to run it for real (then use LAYERS=2,6,12,18,22 CLIP_SECONDS=10 and many more tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-tests/fixtures/tiny-musicgen}
 OUT=${OUT:-out/demo}
+LAYERS=${LAYERS:-0,1}
+LAYER=${LAYER:-1}
+CLIP_SECONDS=${CLIP_SECONDS:-1}
+TOKENS=${TOKENS:-60000}
 bash scripts/install-deps.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j "$(nproc)"
+cmake --build build/release --target musae -j "$(nproc)"
 musae=build/release/musae
+export OMP_WAIT_POLICY=PASSIVE
+t_start=$(date +%s)
 mkdir -p "$OUT"
-has_verb() { "$musae" --help | grep -qE "^  $1 "; }
+rm -rf "$OUT/acts.h5" "$OUT/sae" "$OUT/gen_acts.h5" "$OUT"/generated*.wav
 
 echo "== musae info $MODEL"
-"$musae" info "$MODEL" | tee "$OUT/info.txt" | head -n 12
+"$musae" info "$MODEL" > "$OUT/info.txt"
+head -n 6 "$OUT/info.txt"
 echo "   ... (full listing in $OUT/info.txt)"
 
-if has_verb generate; then
-  echo "== musae generate (unconditional, 2 s, seed 1)"
-  if "$musae" generate --help 2>&1 | grep -q -- '--seconds'; then
-    "$musae" generate --model "$MODEL" --seconds 2 --seed 1 --codes-out "$OUT/codes.safetensors"
-  else
-    "$musae" generate --model "$MODEL" --frames 100 --seed 1 --codes-out "$OUT/codes.safetensors"
-  fi
+# ---- a small dataset: 8 synthesized pieces at various rates and channel counts, and one broken file --------
+AUDIO=${AUDIO:-}
+if [ -z "$AUDIO" ]; then
+  AUDIO="$OUT/audio"
+  echo "== synthesizing clips into $AUDIO (sox)"
+  rm -rf "$AUDIO" && mkdir -p "$AUDIO/strings" "$AUDIO/drums"
+  sox -n -r 44100 -c 2 "$AUDIO/pluck_a.wav"          synth 4 pluck A3 pluck C4 pluck E4 fade 0 4 0.5
+  sox -n -r 32000 -c 1 "$AUDIO/pluck_d.flac"         synth 4 pluck D3 pluck F#3 pluck A3
+  sox -n -r 48000 -c 2 "$AUDIO/strings/chord_c.wav"  synth 4 sawtooth C3 sawtooth E3 sawtooth G3 vol 0.3 lowpass 2000
+  sox -n -r 22050 -c 1 "$AUDIO/strings/sweep.wav"    synth 4 sine 200-1600 vol 0.5
+  sox -n -r 32000 -c 1 "$AUDIO/strings/tremolo.wav"  synth 3.5 triangle 330 tremolo 6 80 vol 0.5
+  sox -n -r 44100 -c 1 "$AUDIO/drums/noise_hits.wav" synth 0.12 whitenoise fade 0 0.12 0.1 pad 0 0.38 repeat 7 vol 0.6
+  sox -n -r 32000 -c 1 "$AUDIO/drums/kick.wav"       synth 0.25 sine 150-40 fade 0 0.25 0.2 pad 0 0.25 repeat 7
+  sox -n -r 32000 -c 1 "$AUDIO/drums/blip.wav"       synth 0.4 square 880 vol 0.3     # too short for a clip
+  echo "this is not audio" > "$AUDIO/drums/broken.wav"                                 # unreadable
 fi
-if has_verb decode && [ -f "$OUT/codes.safetensors" ]; then
-  echo "== musae decode -> $OUT/generated.wav"
-  "$musae" decode --model "$MODEL" "$OUT/codes.safetensors" -o "$OUT/generated.wav"
-fi
+
+echo "== musae capture: $AUDIO -> $OUT/acts.h5 (layers $LAYERS, ${CLIP_SECONDS} s clips)"
+"$musae" capture --model "$MODEL" --audio "$AUDIO" --layers "$LAYERS" --clip-seconds "$CLIP_SECONDS" -o "$OUT/acts.h5"
+echo "== the same command again continues the store (everything is there already)"
+"$musae" capture --model "$MODEL" --audio "$AUDIO" --layers "$LAYERS" --clip-seconds "$CLIP_SECONDS" -o "$OUT/acts.h5" 2>&1 \
+  | grep -E "planned|now holds"
+"$musae" info "$OUT/acts.h5" > "$OUT/acts_info.txt"
+
+echo "== musae train: top-k SAE on layer $LAYER"
+"$musae" train --acts "$OUT/acts.h5" --layer "$LAYER" --k 8 --expansion 4 --tokens "$TOKENS" --batch 256 \
+  --warmup 20 --log-every 50 -o "$OUT/sae" 2>&1 | grep -vE "^musae info: train [ 0-9]+%" || true
+
+echo "== musae evaluate on the store's held-out clips"
+"$musae" evaluate --sae "$OUT/sae" --acts "$OUT/acts.h5" --layer "$LAYER" | tee "$OUT/eval_store.json"
+
+echo "== musae evaluate spliced into the model, on the audio"
+"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" --audio "$AUDIO" --clip-seconds "$CLIP_SECONDS" \
+  > "$OUT/eval_spliced_audio.json"
+cat "$OUT/eval_spliced_audio.json"
+
+echo "== musae generate (greedy, 2 items, 2 s) with generation-time capture of layer $LAYER"
+"$musae" generate --model "$MODEL" --seconds 2 --batch 2 --greedy --codes-out "$OUT/generated.safetensors" \
+  -o "$OUT/generated.wav" --capture-layers "$LAYER" --acts "$OUT/gen_acts.h5"
+echo "== musae evaluate spliced into the model, on the generated codes"
+# A random model's own greedy codes are what it predicts best, so zero-ablation clearly hurts there and the
+# loss recovered is meaningful (on the synthesized audio the random model is no better than chance).
+"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" --codes "$OUT/generated.safetensors" \
+  > "$OUT/eval_spliced_generated.json"
+cat "$OUT/eval_spliced_generated.json"
+
 echo
-echo "outputs in $OUT/:"
-ls -l "$OUT"
+echo "done in $(( $(date +%s) - t_start )) s. Outputs in $OUT/:"
+echo "  $OUT/audio/                      the synthesized dataset (one unreadable and one too-short file on purpose)"
+echo "  $OUT/acts.h5                     activation store (layers $LAYERS; musae info: $OUT/acts_info.txt)"
+echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
+echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
+echo "  $OUT/eval_spliced_audio.json     spliced: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
+echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
+echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"
