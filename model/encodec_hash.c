@@ -1,5 +1,6 @@
 #include "model/encodec_hash.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 #include "host/core/check.h"
 #include "host/io/safetensors.h"
 #include "model/encodec.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian: copy with a swap here");
 
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
@@ -47,25 +50,58 @@ void encodec_hash_fill(const char *name, int rank, const int64_t *shape, float *
     }
 }
 
-int encodec_hash_write(const musae_encodec_config *cfg, const char *path, int legacy_names, char *err, size_t errlen) {
+uint8_t *encodec_hash_image(const musae_encodec_config *cfg, int legacy_names, size_t *size) {
     int n = encodec_params(cfg, NULL, 0);
     encodec_param *ps = musae_xmalloc((size_t)n * sizeof *ps);
     encodec_params(cfg, ps, n);
-    musae_st_writer *w = musae_st_writer_new();
+    /* header: {"name": {"dtype": "F32", "shape": [..], "data_offsets": [a, b]}, ...}, padded with spaces to a
+     * multiple of 8 so the data section is aligned (names are plain ASCII: no escaping) */
+    size_t cap = (size_t)n * 192 + 64, len = 0, data = 0;
+    char *hdr = musae_xmalloc(cap);
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    for (int i = 0; i < n; i++) {
+        char *at = strstr(ps[i].name, "parametrizations.weight.original");
+        if (legacy_names && at) snprintf(at, sizeof ps[i].name - (size_t)(at - ps[i].name), "%s", at[32] == '0' ? "weight_g" : "weight_v");
+        int64_t numel = 1;
+        for (int r = 0; r < ps[i].rank; r++) numel *= ps[i].shape[r];
+        len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", i ? "," : "", ps[i].name);
+        for (int r = 0; r < ps[i].rank; r++) len += (size_t)snprintf(hdr + len, cap - len, "%s%lld", r ? "," : "", (long long)ps[i].shape[r]);
+        len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", data, data + (size_t)numel * 4);
+        data += (size_t)numel * 4;
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "}");
+    MUSAE_ASSERT(len + 8 < cap, "encodec_hash_image: header overflow");
+    size_t hlen = (len + 7) / 8 * 8;
+    *size = 8 + hlen + data;
+    uint8_t *img = musae_xmalloc(*size);
+    for (int b = 0; b < 8; b++) img[b] = (uint8_t)((uint64_t)hlen >> (8 * b)); /* u64 little-endian */
+    memcpy(img + 8, hdr, len);
+    memset(img + 8 + len, ' ', hlen - len);
+    size_t off = 8 + hlen;
     for (int i = 0; i < n; i++) {
         int64_t numel = 1;
         for (int r = 0; r < ps[i].rank; r++) numel *= ps[i].shape[r];
-        float *v = musae_xmalloc((size_t)numel * sizeof(float));
-        encodec_hash_fill(ps[i].name, ps[i].rank, ps[i].shape, v);
-        char name[128];
+        /* the hash is defined on the transformers-5 name, whatever the stored spelling */
+        char name[96];
         snprintf(name, sizeof name, "%s", ps[i].name);
-        char *at = strstr(name, "parametrizations.weight.original");
-        if (legacy_names && at) snprintf(at, sizeof name - (size_t)(at - name), "%s", at[32] == '0' ? "weight_g" : "weight_v");
-        musae_st_writer_add(w, name, MUSAE_F32, ps[i].rank, ps[i].shape, v);
-        free(v);
+        char *g = strstr(name, ".weight_g"), *v = strstr(name, ".weight_v");
+        if (g || v) snprintf(g ? g : v, sizeof name - (size_t)((g ? g : v) - name), ".parametrizations.weight.original%c", g ? '0' : '1');
+        float *dst = musae_xmalloc((size_t)numel * sizeof(float));
+        encodec_hash_fill(name, ps[i].rank, ps[i].shape, dst);
+        memcpy(img + off, dst, (size_t)numel * sizeof(float));
+        free(dst);
+        off += (size_t)numel * 4;
     }
+    free(hdr);
     free(ps);
-    int rc = musae_st_writer_save(w, path, err, errlen);
-    musae_st_writer_free(w);
+    return img;
+}
+
+int encodec_hash_write(const musae_encodec_config *cfg, const char *path, int legacy_names, char *err, size_t errlen) {
+    size_t size;
+    uint8_t *img = encodec_hash_image(cfg, legacy_names, &size);
+    int rc = musae_write_file_atomic(path, img, size);
+    if (rc) snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    free(img);
     return rc;
 }

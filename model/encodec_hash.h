@@ -17,9 +17,12 @@ extern "C" {
 /* Fills out[0..n) with the values of the tensor `name` (transformers-5 spelling) of the given shape. */
 void encodec_hash_fill(const char *name, int rank, const int64_t *shape, float *out);
 
-/* Writes every state_dict entry of cfg's EncodecModel to path (safetensors, F32), with weight norm spelled
- * weight_g / weight_v when legacy_names (older transformers), parametrizations.weight.original0/1
- * otherwise. 0, or -1 with the reason in err. */
+/* Every state_dict entry of cfg's EncodecModel as one safetensors file image (F32, 8-byte aligned data),
+ * with weight norm spelled weight_g / weight_v when legacy_names (older transformers),
+ * parametrizations.weight.original0/1 otherwise. malloc'd; *size gets its length. Tests parse it in
+ * memory (musae_st_parse), which skips writing and reading 236 MB for the real-size codec. */
+uint8_t *encodec_hash_image(const musae_encodec_config *cfg, int legacy_names, size_t *size);
+/* The same image written to path atomically. 0, or -1 with the reason in err. */
 int encodec_hash_write(const musae_encodec_config *cfg, const char *path, int legacy_names, char *err, size_t errlen);
 
 #ifdef __cplusplus
