@@ -54,6 +54,9 @@ enum {
  * fused path's tile shrinks to what fits, down to sae_cuda_encode_scratch_min). */
 size_t sae_cuda_encode_scratch_bytes(int64_t N, int64_t M, int k, int k_aux);
 size_t sae_cuda_encode_scratch_min(int64_t N, int64_t M, int k, int k_aux);
+/* The fused path's GEMM tile (*rows × *cols) for that scratch (k_aux = 0 when AuxK is off). */
+void sae_cuda_encode_tiling(int64_t N, int64_t M, int k, int k_aux, size_t scratch_bytes, int64_t *rows,
+                            int64_t *cols);
 void sae_cuda_encode(cublasHandle_t blas, musae_dtype gemm_t, const void *xc, const void *W_enc,
                      const float *b_enc, int64_t N, int64_t d, int64_t M, int k, const uint8_t *dead, int k_aux,
                      sae_codes *codes, sae_codes *aux, float *pre, void *scratch, size_t scratch_bytes,

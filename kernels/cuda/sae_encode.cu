@@ -373,6 +373,29 @@ void enc_finish(const uint64_t *keys, const int64_t *cnt, int k, int64_t N, sae_
 
 }  // namespace
 
+void sae_cuda_encode_tiling(int64_t N, int64_t M, int k, int k_aux, size_t scratch_bytes, int64_t *rows, int64_t *cols) {
+    const size_t fixed = enc_layout(nullptr, N, k, k_aux).fixed;
+    MUSAE_ASSERT(scratch_bytes >= fixed + (size_t)ENC_SLAB * sizeof(float), "encode scratch of %zu bytes, need %zu",
+                 scratch_bytes, fixed + (size_t)ENC_SLAB * sizeof(float));
+    const int64_t tile_elems = (int64_t)((scratch_bytes - fixed) / sizeof(float));
+    int64_t C, R;
+    if (tile_elems >= N * M) {
+        C = M, R = N;
+    } else {
+        C = M < ENC_TILE_COLS ? M : ENC_TILE_COLS;
+        if (C > tile_elems) C = tile_elems / ENC_SLAB * ENC_SLAB;
+        R = tile_elems / C;
+        if (R >= N) {
+            R = N;
+        } else { // equal row chunks (no small remainder GEMM), multiples of 64 rows when that still fits
+            const int64_t chunks = CEIL_DIV(N, R), even = CEIL_DIV(CEIL_DIV(N, chunks), 64) * 64;
+            R = even <= R ? even : R;
+        }
+    }
+    MUSAE_ASSERT(C >= 1 && R >= 1, "tile %lld × %lld", (long long)R, (long long)C);
+    *rows = R, *cols = C;
+}
+
 size_t sae_cuda_encode_scratch_min(int64_t N, int64_t M, int k, int k_aux) {
     return enc_layout(nullptr, N, k, k_aux).fixed + (size_t)ENC_SLAB * sizeof(float);
 }
@@ -420,17 +443,8 @@ void sae_cuda_encode(cublasHandle_t blas, musae_dtype gemm_t, const void *xc, co
         kern<<<(unsigned)N, ENC_THREADS, smem, stream>>>(a);
         CUDA_LAUNCH_CHECK();
     } else if (N > 0 && work) { // fused: tiles of R rows × C latents, as large as the scratch allows
-        const int64_t tile_elems = (int64_t)((scratch_bytes - lay.fixed) / sizeof(float));
-        int64_t C, R;
-        if (tile_elems >= N * M) {
-            C = M, R = N;
-        } else {
-            C = M < ENC_TILE_COLS ? M : ENC_TILE_COLS;
-            if (C > tile_elems) C = tile_elems / ENC_SLAB * ENC_SLAB;
-            R = tile_elems / C;
-            if (R > N) R = N;
-        }
-        MUSAE_ASSERT(C >= 1 && R >= 1, "tile %lld × %lld", (long long)R, (long long)C);
+        int64_t R, C;
+        sae_cuda_encode_tiling(N, M, k, ka, scratch_bytes, &R, &C);
         a.tile = lay.tile, a.write_pre = 0;
         for (int64_t r0 = 0; r0 < N; r0 += R) {
             const int64_t nr = r0 + R <= N ? R : N - r0;
