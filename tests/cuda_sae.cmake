@@ -7,3 +7,8 @@ if(MUSAE_HAVE_CUDA)
       COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run_sanitizer.sh ${tool} $<TARGET_FILE:test_sae_gpu> --small)
   endforeach()
 endif()
+# Python models of the kernels' selection and indexing logic against brute force: run everywhere (no GPU).
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(Python3_Interpreter_FOUND)
+  musae_add_test(test_sae_gpu_sim LABELS cpu COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/sim/sae_gpu_sim.py)
+endif()
