@@ -2,9 +2,10 @@
  *
  * Design. The GEMM is cuBLAS (GemmEx: bf16 operands, fp32 accumulation and output; on sm_90 it dispatches to
  * the library's wgmma kernels, which a hand-written mma.sync kernel would not match without a GPU to tune
- * on). It runs over tiles of R rows × C latents (C = 2048 by default, R sized to the scratch, ~24 MiB, so
- * a tile stays in L2 between the GEMM that writes it and the merge kernel that reads it), and the merge
- * kernel folds each tile into per-row running lists at once: the [N, M] pre-activations never exist.
+ * on). It runs over tiles of R rows × C latents (C = 2048, or 8192 with long AuxK lists; R sized to the
+ * scratch, ~24 MiB, so a tile stays in L2 between the GEMM that writes it and the merge kernel that reads
+ * it), and the merge kernel folds each tile into per-row running lists at once: the [N, M] pre-activations
+ * never exist.
  *
  * Selection keys. A candidate (value v > 0, latent j) is the 64-bit key (bits(v) << 32) | (0xffffffff − j):
  * positive floats order like their bit patterns, so keys order exactly like "larger value, then lower
@@ -382,7 +383,10 @@ void sae_cuda_encode_tiling(int64_t N, int64_t M, int k, int k_aux, size_t scrat
     if (tile_elems >= N * M) {
         C = M, R = N;
     } else {
-        C = M < ENC_TILE_COLS ? M : ENC_TILE_COLS;
+        // every tile reloads and stores each row's lists ((k + k_aux)·16 bytes): long lists (AuxK at d/2) get
+        // wider tiles, so fewer of them
+        const int64_t want = ENC_TILE_COLS * (k + k_aux > 512 ? 4 : 1);
+        C = M < want ? M : want;
         if (C > tile_elems) C = tile_elems / ENC_SLAB * ENC_SLAB;
         R = tile_elems / C;
         if (R >= N) {
