@@ -704,6 +704,37 @@ static void test_adam_decoder(int64_t M, int64_t d) {
     dfree_all("adam_decoder");
 }
 
+// ---- helpers: centre (as sae_trainer_step) and bf16 copies ------------------------------------------------------------------
+static void test_center(int64_t N, int64_t d) {
+    std::vector<float> x((size_t)(N * d)), b((size_t)d), xs((size_t)(N * d)), xc((size_t)(N * d));
+    fill(x.data(), N * d, 101, 3.0f);
+    fill(b.data(), d, 102, 0.5f);
+    const float s = 1.37f;
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t j = 0; j < d; j++) {
+            const float v = x[(size_t)(r * d + j)] * s;
+            xs[(size_t)(r * d + j)] = v;
+            xc[(size_t)(r * d + j)] = v - b[(size_t)j];
+        }
+    float *dx = dup(x.data(), N * d), *db = dup(b.data(), d), *dxs = dnew<float>(N * d), *dxc = dnew<float>(N * d);
+    uint16_t *d16 = dnew<uint16_t>(N * d), *e16 = dnew<uint16_t>(N * d);
+    sae_cuda_center(dx, s, db, N, d, dxs, dxc, d16, 0);
+    sae_cuda_to_bf16(dx, N * d, e16, 0);
+    std::vector<float> gs((size_t)(N * d)), gc((size_t)(N * d));
+    std::vector<uint16_t> g16((size_t)(N * d)), h16((size_t)(N * d));
+    down(gs.data(), dxs, N * d);
+    down(gc.data(), dxc, N * d);
+    down(g16.data(), d16, N * d);
+    down(h16.data(), e16, N * d);
+    long long bad = word_mismatch(gs.data(), xs.data(), N * d) + word_mismatch(gc.data(), xc.data(), N * d);
+    for (int64_t i = 0; i < N * d; i++)
+        bad += g16[(size_t)i] != musae_f32_to_bf16(xc[(size_t)i]) || h16[(size_t)i] != musae_f32_to_bf16(x[(size_t)i]);
+    char shape[48];
+    snprintf(shape, sizeof shape, "N%lld d%lld", (long long)N, (long long)d);
+    report("center+to_bf16", shape, "exact", max_abs_diff(gc.data(), xc.data(), N * d), 0, 0, bad, bad == 0);
+    dfree_all("center");
+}
+
 // ---- determinism: a whole bf16 training step twice from the same state ----------------------------------------------------
 static void test_determinism(cublasHandle_t blas, int64_t N, int64_t d, int64_t M, int k, int k_aux) {
     std::vector<float> x((size_t)(N * d)), W((size_t)(M * d)), b((size_t)M), bd((size_t)d);
@@ -831,6 +862,7 @@ int main(int argc, char **argv) {
         test_adam_decoder(300, 2048);
         test_adam_decoder(20, 8192);
     }
+    test_center(37, 19);
     test_determinism(blas, g_small ? 64 : 512, 64, g_small ? 1024 : 4096, 16, 24);
 
     CUBLAS_CHECK(cublasDestroy(blas));
