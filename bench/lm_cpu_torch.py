@@ -12,18 +12,22 @@ checkpoint, shapes and threads, timed the same way (best of reps after a warm-up
 import argparse
 import json
 import resource
+import sys
 import time
 
 import torch
 
 
-def best_of(fn, reps):
+def best_of(fn, reps, what):
+    t0 = time.perf_counter()
     fn()  # warm-up
     best = float("inf")
+    print(f"{what}: warm-up {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
+        print(f"{what}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return best
 
 
@@ -56,7 +60,7 @@ def main():
 
     with torch.inference_mode():
         tf = best_of(lambda: dec(input_ids=delayed.reshape(K, F + K), encoder_hidden_states=states,
-                                 encoder_attention_mask=mask, use_cache=False), a.reps)
+                                 encoder_attention_mask=mask, use_cache=False), a.reps, "teacher forcing")
 
         ids = torch.randint(2, 1000, (1, S), generator=g)
         n = a.decode_steps
@@ -65,7 +69,7 @@ def main():
             model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), guidance_scale=3.0, do_sample=True,
                            top_k=250, max_new_tokens=n)
 
-        gen = best_of(hf_generate, 1 if a.reps < 2 else 2)
+        gen = best_of(hf_generate, 1 if a.reps < 2 else 2, "hf generate")
 
         def loop():
             enc = torch.cat([states, torch.zeros_like(states)])
@@ -83,7 +87,7 @@ def main():
                 tok = torch.multinomial(torch.softmax(sc, -1), 1)
                 x = tok.repeat(2, 1)
 
-        bare = best_of(loop, 1 if a.reps < 2 else 2)
+        bare = best_of(loop, 1 if a.reps < 2 else 2, "decoder loop")
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "frames": F,
