@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -238,6 +240,21 @@ int encodec_params(const musae_encodec_config *cfg, encodec_param *out, int max)
 
 /* ---- loading ---------------------------------------------------------------------------------------------- */
 
+/* musae_st_load, then the tensor's mmapped source pages are dropped from the process (the page cache keeps
+ * the data; the read-only private mapping faults it back if read again), so the peak memory of a load is
+ * the folded weights plus one tensor, not the weights plus the whole touched file. A checkpoint parsed
+ * from memory has no mapping and is left alone: MADV_DONTNEED would zero anonymous pages. */
+static float *load_tensor(musae_st *st, const char *name, int rank, const int64_t *shape) {
+    float *x = musae_st_load(st, name, MUSAE_F32, rank, shape);
+    const musae_st_tensor *t = musae_st_find(st, name);
+    if (st->files[t->file].map) {
+        const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        const uintptr_t a = (uintptr_t)t->data & ~(pg - 1), e = ((uintptr_t)t->data + t->nbytes + pg - 1) & ~(pg - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    }
+    return x;
+}
+
 static float *to_device(const musae_ops *ops, float *host, size_t n) {
     float *d = ops->alloc(n * sizeof(float));
     ops->upload(d, host, n * sizeof(float));
@@ -266,8 +283,8 @@ static float *load_weight_norm(musae_st *st, const char *prefix, int a, int b, i
     }
     const char *gn = has5 ? g5 : gl, *vn = has5 ? v5 : vl;
     const int64_t gs[3] = {a, 1, 1}, vs[3] = {a, b, k};
-    float *g = musae_st_load(st, gn, MUSAE_F32, 3, gs);
-    float *v = musae_st_load(st, vn, MUSAE_F32, 3, vs);
+    float *g = load_tensor(st, gn, 3, gs);
+    float *v = load_tensor(st, vn, 3, vs);
     const int64_t row = (int64_t)b * k;
     for (int i = 0; i < a; i++) {
         double ss = 0;
@@ -286,7 +303,7 @@ static float *load_bias(musae_st *st, const char *prefix, int n) {
     char name[256];
     snprintf(name, sizeof name, "%s.bias", prefix);
     const int64_t s[1] = {n};
-    return musae_st_load(st, name, MUSAE_F32, 1, s);
+    return load_tensor(st, name, 1, s);
 }
 
 static void load_conv(const musae_ops *ops, musae_st *st, const char *prefix, encodec_conv *c) {
@@ -321,13 +338,13 @@ static void load_lstm(const musae_ops *ops, musae_st *st, const char *prefix, en
     for (int i = 0; i < l->n_layers; i++) {
         char n[256];
         snprintf(n, sizeof n, "%s.weight_ih_l%d", prefix, i);
-        l->w_ih[i] = to_device(ops, musae_st_load(st, n, MUSAE_F32, 2, ws), (size_t)(4 * d * d));
+        l->w_ih[i] = to_device(ops, load_tensor(st, n, 2, ws), (size_t)(4 * d * d));
         snprintf(n, sizeof n, "%s.weight_hh_l%d", prefix, i);
-        l->w_hh[i] = to_device(ops, musae_st_load(st, n, MUSAE_F32, 2, ws), (size_t)(4 * d * d));
+        l->w_hh[i] = to_device(ops, load_tensor(st, n, 2, ws), (size_t)(4 * d * d));
         snprintf(n, sizeof n, "%s.bias_ih_l%d", prefix, i);
-        l->b_ih[i] = to_device(ops, musae_st_load(st, n, MUSAE_F32, 1, bs), (size_t)(4 * d));
+        l->b_ih[i] = to_device(ops, load_tensor(st, n, 1, bs), (size_t)(4 * d));
         snprintf(n, sizeof n, "%s.bias_hh_l%d", prefix, i);
-        l->b_hh[i] = to_device(ops, musae_st_load(st, n, MUSAE_F32, 1, bs), (size_t)(4 * d));
+        l->b_hh[i] = to_device(ops, load_tensor(st, n, 1, bs), (size_t)(4 * d));
     }
 }
 
@@ -354,7 +371,7 @@ void encodec_load_st(encodec *m, const musae_encodec_config *cfg, musae_st *st, 
             char n[256];
             const int64_t es[2] = {S, D};
             snprintf(n, sizeof n, "%s.embed", p);
-            float *e = musae_st_load(st, n, MUSAE_F32, 2, es);
+            float *e = load_tensor(st, n, 2, es);
             for (int64_t j = 0; j < S * D; j++)
                 if (!isfinite(e[j])) musae_fail("%s: '%s' holds a non-finite value at %lld", st->path, n, (long long)j);
             memcpy(m->codebooks_host + (size_t)g[i].q * S * D, e, (size_t)(S * D) * sizeof(float));
