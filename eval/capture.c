@@ -485,8 +485,10 @@ typedef struct {
     int64_t file;
     char *name;
     const char *caption;
-    float *x;          /* [n] samples */
+    float *x;          /* [n] samples (reader → encoder) */
     int64_t n;
+    int64_t *codes;    /* [K, F] (encoder → LM) */
+    int64_t F;
 } clip_job;
 
 /* A forward's worth of clips on its way to the writer. */
@@ -511,7 +513,7 @@ typedef struct {
     int have_tc;
     musae_store_writer *w;
     pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
-    queue jobs, results;
+    queue jobs, coded, results;
     skip_list skips;
     int64_t to_do;             /* clips the reader will hand over */
     /* stage timings and counters (each written by one thread) */
@@ -585,25 +587,15 @@ typedef struct {
 static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st, int64_t *st_key, text_cache *tcache) {
     const int64_t K = c->K, H = c->H, V = c->lm.V;
     const musae_ops *ops = c->lm.ops;
-    /* EnCodec, one clip at a time (the encoder streams; its cost is linear in the samples) */
-    double t0 = musae_now();
-    int64_t F = -1;
-    int64_t *codes = NULL;
+    double t0;
+    const int64_t F = jobs[0]->F, T = F + K;
+    int64_t *codes = musae_xmalloc((size_t)(nb * K * F) * sizeof(int64_t));
     for (int b = 0; b < nb; b++) {
-        int64_t f;
-        int64_t *cb = encodec_encode(&c->codec, jobs[b]->x, jobs[b]->n, &f);
-        if (F < 0) {
-            F = f;
-            codes = musae_xmalloc((size_t)(nb * K * F) * sizeof(int64_t));
-        }
-        MUSAE_ASSERT(f == F, "clips of one batch encode to %lld and %lld frames", (long long)F, (long long)f);
-        memcpy(codes + b * K * F, cb, (size_t)(K * F) * sizeof(int64_t));
-        free(cb);
-        free(jobs[b]->x);
-        jobs[b]->x = NULL;
+        MUSAE_ASSERT(jobs[b]->F == F, "clips of one batch have %lld and %lld frames", (long long)F, (long long)jobs[b]->F);
+        memcpy(codes + b * K * F, jobs[b]->codes, (size_t)(K * F) * sizeof(int64_t));
+        free(jobs[b]->codes);
+        jobs[b]->codes = NULL;
     }
-    c->t_encode += musae_now() - t0;
-    const int64_t T = F + K;
     int64_t *delayed = musae_xmalloc((size_t)(nb * K * T) * sizeof(int64_t));
     mg_delay_codes(codes, nb, K, F, V, delayed);
     free(codes);
@@ -676,6 +668,25 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     q_put(&c->results, out);
 }
 
+/* EnCodec, one clip at a time, on its own thread: the encoder's LSTM recurrence is serial, so the LM of the
+ * previous clip uses the cores it leaves idle. */
+static void *encoder_main(void *arg) {
+    capture_ctx *c = arg;
+    for (;;) {
+        clip_job *j = q_get(&c->jobs, 0);
+        if (!j->end) {
+            const double t0 = musae_now();
+            j->codes = encodec_encode(&c->codec, j->x, j->n, &j->F);
+            c->t_encode += musae_now() - t0;
+            free(j->x);
+            j->x = NULL;
+        }
+        const int end = j->end; /* once handed over, j belongs to the LM thread */
+        q_put(&c->coded, j);
+        if (end) return NULL;
+    }
+}
+
 static void *compute_main(void *arg) {
     capture_ctx *c = arg;
     const int bmax = c->o->batch;
@@ -684,7 +695,7 @@ static void *compute_main(void *arg) {
     int64_t st_key = 0;
     text_cache tcache = {0};
     for (;;) {
-        clip_job *j = q_get(&c->jobs, 0);
+        clip_job *j = q_get(&c->coded, 0);
         if (j->end) {
             free(j);
             break;
@@ -693,9 +704,9 @@ static void *compute_main(void *arg) {
         jobs[nb++] = j;
         /* a batch is consecutive clips of one length; a shorter clip (a tail) or the end closes it */
         while (nb < bmax) {
-            clip_job *nx = q_get(&c->jobs, 1);
-            if (nx->end || nx->n != j->n) break;
-            jobs[nb++] = q_get(&c->jobs, 0);
+            clip_job *nx = q_get(&c->coded, 1);
+            if (nx->end || nx->F != j->F) break;
+            jobs[nb++] = q_get(&c->coded, 0);
         }
         compute_batch(c, jobs, nb, &st, &st_key, &tcache);
     }
@@ -942,15 +953,17 @@ int capture_run(const capture_opts *o, capture_report *rep) {
              o->captions ? "text-conditioned" : "unconditional", musae_dtype_name(o->dtype));
 
     /* run */
-    q_init(&c->jobs, 2 * o->batch + 2);
+    q_init(&c->jobs, 2);
+    q_init(&c->coded, 2 * o->batch + 1);
     q_init(&c->results, 2);
     musae_progress_init(&c->pg, "capture", "clips", c->to_do);
     const double t0 = musae_now();
-    pthread_t th_r, th_c, th_w;
-    if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_c, NULL, compute_main, c) ||
-        pthread_create(&th_w, NULL, writer_main, c))
+    pthread_t th_r, th_e, th_c, th_w;
+    if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_e, NULL, encoder_main, c) ||
+        pthread_create(&th_c, NULL, compute_main, c) || pthread_create(&th_w, NULL, writer_main, c))
         musae_fail("cannot start the capture threads");
     pthread_join(th_r, NULL);
+    pthread_join(th_e, NULL);
     pthread_join(th_c, NULL);
     pthread_join(th_w, NULL);
     const double wall = musae_now() - t0;
@@ -968,13 +981,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
              "%s now holds %lld clips, %lld rows%s", (long long)c->written, (long long)c->frames, audio_h, wall,
              wall > 0 ? c->written / wall : 0.0, wall > 0 ? c->frames / wall : 0.0, o->out, (long long)n_clips,
              (long long)n_rows, complete ? "" : " (incomplete: run the same command again to continue)");
-    if (c->written > 0) {
-        const double busy = c->t_encode + c->t_text + c->t_lm;
-        LOG_INFO("capture: stage time (each stage on its own thread): read+resample %.2f s, EnCodec %.2f s, T5 "
-                 "%.2f s, LM %.2f s, store write %.2f s (%.1f%% of the wall time; the compute thread was busy "
-                 "%.1f%%)", c->t_read, c->t_encode, c->t_text, c->t_lm, c->t_write, 100 * c->t_write / wall,
-                 100 * busy / wall);
-    }
+    if (c->written > 0)
+        LOG_INFO("capture: stage time (each stage on its own thread): read+resample %.2f s, EnCodec %.2f s, T5 %.2f s, "
+                 "LM %.2f s, store write %.2f s; busy share of the wall time: EnCodec %.0f%%, T5+LM %.0f%%, store "
+                 "write %.1f%%", c->t_read, c->t_encode, c->t_text, c->t_lm, c->t_write, 100 * c->t_encode / wall,
+                 100 * (c->t_text + c->t_lm) / wall, 100 * c->t_write / wall);
     if (tails) LOG_INFO("capture: %lld file tail(s) shorter than %g s dropped (%.1f s in all)", (long long)tails, min_s, tail_s);
     if (ds.n_not_audio) LOG_INFO("capture: %lld file(s) without an audio extension ignored", (long long)ds.n_not_audio);
     if (c->skips.n) {
@@ -1003,6 +1014,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     pthread_mutex_destroy(&c->skips.mu);
     pthread_mutex_destroy(&c->store_mu);
     q_free(&c->jobs);
+    q_free(&c->coded);
     q_free(&c->results);
     free(c->plan);
     if (c->have_tc) musae_text_cond_free(&c->tc);

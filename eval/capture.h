@@ -23,9 +23,10 @@
  * K - 1 trailing positions are dropped (ARCHITECTURE.md, "Frame alignment"). The rows are bit-identical to
  * `musae forward`'s hidden.<L>[b, t + 1] for the same codes (tests/test_capture.c).
  *
- * Pipeline and memory. Three threads connected by bounded queues: a reader (decode, resample, cut), the
- * compute thread (EnCodec, T5 for captions, the LM, batch clips of equal length per forward) and a writer
- * (float16 conversion, HDF5, one commit per clip). Memory is a few batches of clips whatever the dataset
+ * Pipeline and memory. Four threads connected by bounded queues: a reader (decode, resample, cut), an encoder
+ * (EnCodec; its LSTM recurrence is serial, so it overlaps the LM of the previous clip), the LM thread (T5 for
+ * captions, the decoder over batches of clips of equal length) and a writer (float16 conversion, HDF5, one
+ * commit per clip). Memory is a few batches of clips whatever the dataset
  * size; the store is written in plan order, so what a killed run committed is a prefix of the plan and a
  * resumed run continues exactly where it stopped. */
 #ifndef MUSAE_CAPTURE_H
