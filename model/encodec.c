@@ -122,7 +122,13 @@ int encodec_config_supported(const musae_encodec_config *c, char *err, size_t er
                c->num_residual_layers < 0 || c->num_residual_layers > 4 || c->kernel_size < 1 ||
                c->last_kernel_size < 1 || c->residual_kernel_size < 1)
         why = "layer sizes out of range";
-    else if (c->num_quantizers < 1 || c->num_quantizers > 64) why = "num_quantizers out of 1..64";
+    else if (c->codebook_size < 2 || (c->codebook_size & (c->codebook_size - 1)))
+        why = "codebook_size must be a power of 2 (as HF requires)";
+    else if (c->num_quantizers < 1 || c->num_quantizers > 64) why = "the number of quantizers is outside 1..64";
+    else if ((int)floor(c->target_bandwidths[0] * 1000.0 / (log2((double)c->codebook_size) * c->frame_rate)) !=
+             c->num_quantizers)
+        /* HF encodes at target_bandwidths[0] by default, with fewer codebooks than the model has */
+        why = "codecs with several target bandwidths are not supported (MusicGen's has one)";
     if (why) {
         snprintf(err, errlen, "EnCodec config: %s", why);
         return -1;

@@ -84,7 +84,7 @@ static void test_valid(void) {
     const musae_encodec_config *a = &c.audio;
     CHECK(a->hop_length == 640, "hop %d, want 8*5*4*4 = 640", a->hop_length);
     CHECK(a->frame_rate == 50, "frame rate %d, want 32000/640 = 50", a->frame_rate);
-    CHECK(a->num_quantizers == 4, "quantizers %d, want 1000*2.2 // (50*10) = 4", a->num_quantizers);
+    CHECK(a->num_quantizers == 4, "quantizers %d, want 1000*2.2 // (50*11) = 4", a->num_quantizers);
     CHECK(a->n_ratios == 4 && a->upsampling_ratios[3] == 4 && a->n_bandwidths == 1, "ratios/bandwidths");
     CHECK(a->codebook_dim == 16 && a->kernel_size == 7 && a->last_kernel_size == 7 && a->residual_kernel_size == 3 &&
               a->dilation_growth_rate == 2 && a->num_residual_layers == 1 && a->num_lstm_layers == 2 &&
@@ -115,10 +115,11 @@ static void test_valid(void) {
     CHECK(parse_patch(&c, "{\"audio_encoder\": {\"target_bandwidths\": [1.0, 2.2, 1.5]}}", err, sizeof err) == 0 &&
               c.audio.num_quantizers == 4,
           "max bandwidth: %s", err);
+    /* 2200 // (51 · 11 bits) = 3 (HF: codebook_nbits = ceil(log2(2048))) */
     CHECK(parse_patch(&c, "{\"audio_encoder\": {\"sampling_rate\": 32001, \"target_bandwidths\": [2.2]},"
-                          " \"decoder\": {\"num_codebooks\": 4}}",
+                          " \"decoder\": {\"num_codebooks\": 3}}",
                       err, sizeof err) == 0 &&
-              c.audio.frame_rate == 51 && c.audio.num_quantizers == 4,
+              c.audio.frame_rate == 51 && c.audio.num_quantizers == 3,
           "ceil frame rate: %d (%s)", c.audio.frame_rate, err);
     /* gated T5 v1.1 */
     CHECK(parse_patch(&c, "{\"text_encoder\": {\"feed_forward_proj\": \"gated-gelu\"}}", err, sizeof err) == 0, "%s",

@@ -361,6 +361,53 @@ static void test_codes_check(const encodec *m) {
     expect_codes_error(m, path, "no tensor 'codes'");
 }
 
+/* Paths MusicGen's codec does not take (tools/reference/encodec_extra.py): the shortcut conv, two residual
+ * layers with dilated convs, zero padding, 1 and 3 LSTM layers; one pass and small windows against HF. */
+static void test_extra_configs(void) {
+    static const char *const names[] = {"shortcut", "constant"};
+    for (int i = 0; i < 2; i++) {
+        char path[600], err[512];
+        snprintf(path, sizeof path, "%s/golden/encodec_extra_%s.safetensors", test_fixtures(), names[i]);
+        musae_st st;
+        if (musae_st_open(&st, path, err, sizeof err)) {
+            CHECK(0, "%s", err);
+            continue;
+        }
+        musae_encodec_config cfg;
+        const char *json = musae_st_meta(&st, "config");
+        CHECK(json && musae_encodec_config_parse(&cfg, path, json, err, sizeof err) == 0, "%s: config: %s", names[i], err);
+        encodec m;
+        encodec_load_st(&m, &cfg, &st, "weights.", musae_ops_cpu());
+        int rank;
+        int64_t sa[8], sc[8], se[8], sd[8];
+        float *x = musae_st_load_any(&st, "audio", MUSAE_F32, &rank, sa);
+        int64_t *gc = musae_st_load_any(&st, "codes", MUSAE_I64, &rank, sc);
+        float *ge = musae_st_load_any(&st, "embeddings", MUSAE_F32, &rank, se);
+        float *gd = musae_st_load_any(&st, "decoded", MUSAE_F32, &rank, sd);
+        const int64_t n = sa[2], F = sc[2];
+        CHECK(m.n_q == 2 && m.hop == 8 && sc[1] == 2, "%s: n_q %d hop %d", names[i], m.n_q, m.hop);
+        static const int chunks[] = {100000, 1, 3};
+        for (int c = 0; c < 3; c++) {
+            enc_out o = encode(&m, x, n, chunks[c], c ? 61 : n);
+            int64_t bad = o.frames == F ? count_diff(o.codes, gc, 2 * F) : -1;
+            double de = o.frames == F ? emb_diff(o.emb, ge, F, m.dim) : 1;
+            CHECK(bad == 0 && de <= 1e-4, "%s chunk %d: %lld codes differ, embeddings max|d| %.3g", names[i],
+                  chunks[c], (long long)bad, de);
+            int64_t calls;
+            float *y = decode_chunked(&m, gc, F, chunks[c], &calls);
+            double dd = test_max_abs_diff(y, gd, (size_t)(F * m.hop));
+            CHECK(dd <= 1e-4, "%s chunk %d: decoded max|d| %.3g", names[i], chunks[c], dd);
+            printf("extra config %-8s chunk %6d: codes equal %s, embeddings max|d| %.2e, decoded max|d| %.2e\n",
+                   names[i], chunks[c], bad ? "NO" : "yes", de, dd);
+            free(y);
+            enc_out_free(&o);
+        }
+        free(x), free(gc), free(ge), free(gd);
+        encodec_free(&m);
+        musae_st_close(&st);
+    }
+}
+
 int main(void) {
     musae_log_set_level(MUSAE_LOG_WARN);
     char model_dir[512], gold[512], err[512];
@@ -375,6 +422,7 @@ int main(void) {
     test_chunking(&m);
     test_legacy_names(&m, model_dir);
     test_codes_check(&m);
+    test_extra_configs();
     encodec_free(&m);
     musae_st_close(&g_gold);
     TEST_END();

@@ -198,9 +198,13 @@ static void parse_encodec(ctx *c, const cJSON *o, musae_encodec_config *a) {
     }
     a->hop_length = (int)hop;
     a->frame_rate = (int)(((int64_t)a->sampling_rate + hop - 1) / hop);
+    /* HF: 1000 · target_bandwidths[-1] // (frame_rate · codebook_nbits), nbits = ceil(log2(codebook_size));
+     * the bandwidths are listed in increasing order, so [-1] is the largest */
     double bw = 0;
     for (int i = 0; i < a->n_bandwidths; i++) bw = a->target_bandwidths[i] > bw ? a->target_bandwidths[i] : bw;
-    a->num_quantizers = (int)floor(1000.0 * bw / (a->frame_rate * 10.0));
+    int nbits = 1;
+    while (nbits < 31 && (1 << nbits) < a->codebook_size) nbits++;
+    a->num_quantizers = (int)floor(1000.0 * bw / (a->frame_rate * (double)nbits));
     if (a->num_quantizers < 1) cfail(c, "target_bandwidths", "gives %d quantizers", a->num_quantizers);
     else if (a->codebook_dim <= 0) cfail(c, "codebook_dim", "must be positive");
     else if (strcmp(a->pad_mode, "reflect") && strcmp(a->pad_mode, "constant"))

@@ -47,7 +47,7 @@ typedef struct {
     /* derived */
     int hop_length;     /* product of ratios (640 at 32 kHz) */
     int frame_rate;     /* ceil(sampling_rate / hop_length) (50) */
-    int num_quantizers; /* int(1000 * max(target_bandwidths) // (frame_rate * 10)) (4) */
+    int num_quantizers; /* int(1000 * max(target_bandwidths) // (frame_rate * ceil(log2(codebook_size)))) (4) */
 } musae_encodec_config;
 
 typedef struct {
