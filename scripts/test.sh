@@ -11,6 +11,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 bash scripts/install-deps.sh
+mkdir -p build
 jobs=$(nproc)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 # OpenMPI refuses to run as root and to oversubscribe 2 cores unless told; tests use -np 2.
