@@ -900,6 +900,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     double tail_s = 0;
     musae_progress scan;
     musae_progress_init(&scan, "scan", "files", ds.n_files);
+    scan.quiet |= ds.n_files <= 1000; /* a bar only where reading the headers takes a while */
     char name[8192];
     for (int64_t fi = 0; fi < ds.n_files; fi++) {
         const capture_file *f = &ds.files[fi];
