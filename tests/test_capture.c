@@ -398,7 +398,7 @@ static void test_kill_resume(void) {
     CHECK(n_ref == 48, "48 clips (got %lld)", (long long)n_ref);
 
     snprintf(a, sizeof a, args, g_model, "killed.h5");
-    const int after[3] = {2, 9, 20};
+    const int after[3] = {2, 6, 12};
     int64_t last = 0;
     for (int round = 0; round < 3; round++) {
         int st = capture_and_kill(a, after[round] - (int)last);
