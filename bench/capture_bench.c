@@ -10,7 +10,8 @@
  *
  *   capture_bench [--work DIR] [--model DIR] [--clips 4] [--clip-seconds 10] [--layers 2,6,12,18,22]
  *                 [--batch 1] [--dtype f16|f32]
- * Prints the capture's own summary and one JSON line. */
+ * Prints the capture's own summary and one JSON line. On a shared machine wall times mean little: cpu_s (the
+ * process) and, with OMP_NUM_THREADS=1, thread_cpu_s (each stage's thread) give the cost of each stage. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -272,10 +273,12 @@ int main(int argc, char **argv) {
            "\"layers\":\"%s\",\"batch\":%d,\"loop_s\":%.3f,\"total_s\":%.3f,\"clips_per_s\":%.4f,\"frames_per_s\":%.2f,"
            "\"audio_x_realtime\":%.3f,\"read_s\":%.3f,\"encodec_s\":%.3f,\"lm_s\":%.3f,\"write_s\":%.3f,"
            "\"read_share\":%.4f,\"encodec_share\":%.4f,\"lm_share\":%.4f,\"write_share\":%.4f,\"write_mb_per_s\":%.1f,"
-           "\"cpu_s\":%.2f,\"frames_per_cpu_s\":%.2f,\"peak_rss_mib\":%.0f}\n",
+           "\"cpu_s\":%.2f,\"frames_per_cpu_s\":%.2f,\"thread_cpu_s\":{\"read\":%.2f,\"encodec\":%.2f,\"lm\":%.2f,"
+           "\"write\":%.2f},\"peak_rss_mib\":%.0f}\n",
            model, threads ? threads : "default", (long long)r.clips_written, (long long)r.frames_written, layers, batch,
            w, total, r.clips_written / w, r.frames_written / w, r.frames_written / 50.0 / w, r.t_read, r.t_encode,
            r.t_lm, r.t_write, r.t_read / w, r.t_encode / w, r.t_lm / w, r.t_write / w,
-           r.t_write > 0 ? bytes / r.t_write / 1e6 : 0.0, cpu, r.frames_written / cpu, (double)ru.ru_maxrss / 1024.0);
+           r.t_write > 0 ? bytes / r.t_write / 1e6 : 0.0, cpu, r.frames_written / cpu, r.cpu_read, r.cpu_encode, r.cpu_lm,
+           r.cpu_write, (double)ru.ru_maxrss / 1024.0);
     return 0;
 }

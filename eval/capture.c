@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
@@ -387,6 +388,13 @@ void capture_model_id(const char *dir, char *out, size_t cap) {
     snprintf(out, cap, "%s:%016llx", name, (unsigned long long)h);
 }
 
+/* CPU seconds of the calling thread (with OMP_NUM_THREADS=1 all of a stage's work). */
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- a bounded FIFO between threads -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -518,6 +526,7 @@ typedef struct {
     int64_t to_do;             /* clips the reader will hand over */
     /* stage timings and counters (each written by one thread) */
     double t_read, t_encode, t_text, t_lm, t_write;
+    double cpu_read, cpu_encode, cpu_lm, cpu_write; /* CPU seconds of each stage's own thread */
     int64_t written, frames;
     musae_progress pg;
 } capture_ctx;
@@ -572,6 +581,7 @@ static void *reader_main(void *arg) {
         capture_clips_close(cl);
         c->t_read += musae_now() - t0;
     }
+    c->cpu_read = thread_cpu();
     clip_job *end = musae_xcalloc(1, sizeof *end);
     end->end = 1;
     q_put(&c->jobs, end);
@@ -675,9 +685,10 @@ static void *encoder_main(void *arg) {
     for (;;) {
         clip_job *j = q_get(&c->jobs, 0);
         if (!j->end) {
-            const double t0 = musae_now();
+            const double t0 = musae_now(), c0 = thread_cpu();
             j->codes = encodec_encode(&c->codec, j->x, j->n, &j->F);
             c->t_encode += musae_now() - t0;
+            c->cpu_encode += thread_cpu() - c0;
             free(j->x);
             j->x = NULL;
         }
@@ -712,6 +723,7 @@ static void *compute_main(void *arg) {
     }
     if (st_key) mg_state_free(&st, &c->lm);
     musae_text_states_free(&tcache.ts);
+    c->cpu_lm = thread_cpu();
     free(jobs);
     clip_batch *end = musae_xcalloc(1, sizeof *end);
     end->end = 1;
@@ -732,11 +744,12 @@ static void *writer_main(void *arg) {
         for (int i = 0; i < b->nb; i++) {
             const float *acts[MUSAE_STORE_MAX_LAYERS];
             for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
-            double t0 = musae_now();
+            const double t0 = musae_now(), c0 = thread_cpu();
             pthread_mutex_lock(&c->store_mu);
             musae_store_add_clip(c->w, b->names[i], b->F, acts);
             pthread_mutex_unlock(&c->store_mu);
             c->t_write += musae_now() - t0;
+            c->cpu_write += thread_cpu() - c0;
             c->written++;
             c->frames += b->F;
             char extra[96];
@@ -1007,7 +1020,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             .files = ds.n_files, .files_skipped = c->skips.n, .clips_planned = planned, .clips_present = present,
             .clips_written = c->written, .frames_written = c->frames, .tails_dropped = tails,
             .tail_seconds_dropped = tail_s, .seconds = wall, .t_read = c->t_read, .t_encode = c->t_encode,
-            .t_text = c->t_text, .t_lm = c->t_lm, .t_write = c->t_write, .complete = complete};
+            .t_text = c->t_text, .t_lm = c->t_lm, .t_write = c->t_write, .cpu_read = c->cpu_read,
+            .cpu_encode = c->cpu_encode, .cpu_lm = c->cpu_lm, .cpu_write = c->cpu_write, .complete = complete};
     }
 
     for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
