@@ -108,10 +108,25 @@ typedef struct musae_ops {
      * not alias x. */
     void (*lstm)(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
                  const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work);
+    /* Residual add fused with the LayerNorm after it (pre-norm blocks): x[r,:] += res[r,:] (x is updated, with
+     * the same fp32 add as `add`), then out[r,:] = layernorm(x[r,:]) as above. out must not alias x or res. */
+    void (*add_layernorm)(float *x, const float *res, float *out, const float *w, const float *b, int64_t rows,
+                          int64_t dim, float eps);
+    /* nn.Linear with bf16 weights (raw bf16 bits, e.g. from f32_to_bf16): y[M,N] = x[M,K] · w[N,K]ᵀ + bias[N]
+     * with fp32 x, y and accumulation; beta=1 accumulates into y. The CPU widens w to fp32 exactly; the GPU
+     * may round x to bf16 as well (large M), so it is held to the FlashAttention rule: error <= 2x that of a
+     * naive bf16-x reference (tests/test_ops_gpu). */
+    void (*linear_bf16w)(float *y, const float *x, const uint16_t *w, const float *bias, int64_t m, int64_t n,
+                         int64_t k, float beta);
+    /* out[i] = bf16(x[i]), round to nearest even (musae_f32_to_bf16): weight conversion at load. */
+    void (*f32_to_bf16)(uint16_t *out, const float *x, int64_t n);
 } musae_ops;
 
 /* The CPU reference table (always present). */
 const musae_ops *musae_ops_cpu(void);
+/* The CUDA table (kernels/cuda/ops_cuda.h has its knobs), or NULL when musae was built without CUDA or no
+ * device is usable (musae_cuda_device_count() says why). */
+const musae_ops *musae_ops_cuda(void);
 
 #ifdef __cplusplus
 }

@@ -29,5 +29,10 @@ void cpu_conv_transpose1d(float *out, const float *x, const float *w, const floa
                           const musae_convt1d_params *p);
 void cpu_lstm(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
               const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work);
+void cpu_add_layernorm(float *x, const float *res, float *out, const float *w, const float *b, int64_t rows,
+                       int64_t dim, float eps);
+void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *bias, int64_t m, int64_t n,
+                      int64_t k, float beta);
+void cpu_f32_to_bf16(uint16_t *out, const float *x, int64_t n);
 
 #endif /* MUSAE_CPU_OPS_H */

@@ -39,6 +39,9 @@ static const musae_ops k_cpu = {
     .conv1d = cpu_conv1d,
     .conv_transpose1d = cpu_conv_transpose1d,
     .lstm = cpu_lstm,
+    .add_layernorm = cpu_add_layernorm,
+    .linear_bf16w = cpu_linear_bf16w,
+    .f32_to_bf16 = cpu_f32_to_bf16,
 };
 
 const musae_ops *musae_ops_cpu(void) { return &k_cpu; }

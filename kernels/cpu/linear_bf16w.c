@@ -1,0 +1,22 @@
+/* bf16-weight linear layer, reference: the weights are widened to fp32 (exact: bf16 is the top half of an
+ * fp32) and the fp32 linear runs on them, so the only difference from the fp32 model is the weight rounding
+ * done once by f32_to_bf16. */
+#include <stdlib.h>
+
+#include "host/core/dtype.h"
+#include "kernels/cpu/cpu_ops.h"
+
+void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *bias, int64_t m, int64_t n,
+                      int64_t k, float beta) {
+    MUSAE_ASSERT(m >= 0 && n >= 0 && k >= 0, "linear_bf16w dims %lld x %lld x %lld", (long long)m, (long long)n,
+                 (long long)k);
+    float *wf = musae_xmalloc((size_t)(n * k > 0 ? n * k : 1) * sizeof(float));
+    for (int64_t i = 0; i < n * k; i++) wf[i] = musae_bf16_to_f32(w[i]);
+    cpu_linear(y, x, wf, bias, m, n, k, beta);
+    free(wf);
+}
+
+void cpu_f32_to_bf16(uint16_t *out, const float *x, int64_t n) {
+    MUSAE_ASSERT(n >= 0, "f32_to_bf16: n = %lld", (long long)n);
+    for (int64_t i = 0; i < n; i++) out[i] = musae_f32_to_bf16(x[i]);
+}
