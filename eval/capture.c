@@ -897,7 +897,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
     struct stat sb;
-    if (stat(o->out, &sb) == 0) {
+    const int created = stat(o->out, &sb) != 0;
+    if (!created) {
         check_resumable(o->out, model_id, o, (int)c->H, params);
         c->w = musae_store_append(o->out, &spec);
     } else {
@@ -943,19 +944,18 @@ int capture_run(const capture_opts *o, capture_report *rep) {
         }
         p->samples = n;
         p->n_clips = nc;
-        const int64_t covered = (nc - 1) * c->clip_samples +
-                                (n - (nc - 1) * c->clip_samples < c->clip_samples ? n - (nc - 1) * c->clip_samples
-                                                                                  : c->clip_samples);
-        if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
+        int64_t covered = 0;
         for (int64_t k = 0; k < nc; k++) {
             const int64_t s0 = k * c->clip_samples, len = n - s0 < c->clip_samples ? n - s0 : c->clip_samples;
+            covered += len;
             capture_clip_name(f->path, s0, len, c->rate, name, sizeof name);
             if (musae_store_writer_has_clip(c->w, name)) present++;
             else p->pending++;
         }
+        if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
         planned += nc;
     }
-    if (ds.n_files > 1000) musae_progress_finish(&scan, NULL);
+    musae_progress_finish(&scan, NULL);
     int64_t pending = planned - present;
     char lstr[512];
     layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
@@ -1024,6 +1024,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             .cpu_encode = c->cpu_encode, .cpu_lm = c->cpu_lm, .cpu_write = c->cpu_write, .complete = complete};
     }
 
+    if (planned == 0) { /* every file was skipped: say so, and leave no empty store behind */
+        if (created) unlink(o->out);
+        musae_fail("--audio %s: nothing to capture, all %lld file(s) were skipped (reasons above)", o->audio,
+                   (long long)ds.n_files);
+    }
     for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
     free(c->skips.items);
     pthread_mutex_destroy(&c->skips.mu);

@@ -595,6 +595,12 @@ static void test_bad_input(void) {
     check_err_contains("mixed/bad.wav: cannot read as audio");
     check_err_contains("mixed/short.wav: too short: 0.30 s");
     check_err_contains("mixed/empty.flac");
+    sh("mkdir -p allbad && cp mixed/bad.wav mixed/short.wav allbad/");
+    CHECK(run("capture --model %s --audio allbad --layers 1 --clip-seconds 1 -o allbad.h5", g_model) != 0,
+          "a dataset where every file is skipped fails");
+    check_err_contains("nothing to capture, all 2 file(s) were skipped");
+    check_err_contains("allbad/short.wav: too short");
+    CHECK(access(at("allbad.h5"), F_OK) != 0, "and leaves no empty store");
     /* a store written with other settings is refused, with the reason */
     CHECK(run("capture --model %s --audio mixed --layers 0,1 --clip-seconds 1 -o mixed.h5", g_model) != 0,
           "other layers");
