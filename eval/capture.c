@@ -713,10 +713,14 @@ static void *compute_main(void *arg) {
         }
         int nb = 0;
         jobs[nb++] = j;
-        /* a batch is consecutive clips of one length; a shorter clip (a tail) or the end closes it */
-        while (nb < bmax) {
+        /* A clip's rows must not depend on what else shares its forward (a resumed run cuts batches elsewhere),
+         * so a batch is consecutive whole clips without text. Tails run alone: a very short one can take the
+         * decoder's few-row GEMM path, whose summation order differs from the batched one; so do T5's states
+         * (8 tokens or fewer), which is why captioned clips run one per forward. */
+        const int batchable = !c->o->captions && j->n == c->clip_samples;
+        while (batchable && nb < bmax) {
             clip_job *nx = q_get(&c->coded, 1);
-            if (nx->end || nx->F != j->F) break;
+            if (nx->end || nx->n != c->clip_samples) break;
             jobs[nb++] = q_get(&c->coded, 0);
         }
         compute_batch(c, jobs, nb, &st, &st_key, &tcache);
@@ -966,6 +970,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
              c->to_do < pending ? " (--max-clips)" : "", lstr,
              o->captions ? "text-conditioned" : "unconditional", musae_dtype_name(o->dtype));
 
+    if (o->captions && o->batch > 1)
+        LOG_INFO("capture: --captions runs one clip per forward (--batch %d applies to unconditional capture)", o->batch);
     /* run */
     q_init(&c->jobs, 2);
     q_init(&c->coded, 2 * o->batch + 1);

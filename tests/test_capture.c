@@ -339,6 +339,10 @@ static void test_captions(void) {
     }
     if (s) musae_store_close(s);
     if (u) musae_store_close(u);
+    /* --batch with captions: one clip per forward, so the same store */
+    CHECK(run("capture --model %s --audio list.txt --captions --layers 1 --clip-seconds 1 --dtype f32 --batch 3 "
+              "-o cap_b3.h5", g_model) == 0, "capture --captions --batch 3");
+    CHECK(stores_equal("cap.h5", "cap_b3.h5", 1), "--captions --batch 3 writes the same store as --batch 1");
     /* a store of a.wav's two clips with their caption, checked against forward --text-states */
     f = fopen(at("list_a.txt"), "w");
     fprintf(f, "data/a.wav\tcalm piano with soft strings\n");
