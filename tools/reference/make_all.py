@@ -31,6 +31,12 @@ STEPS = [
                       "golden/lm_generate.safetensors"]),
     ("golden_encodec.py", ["golden/encodec.safetensors"]),
     ("make_encodec32k_hash.py", ["encodec32k-hash/", "golden/encodec32k_hash.safetensors"]),
+    ("t5_extra.py", ["golden/t5_extra_gated.safetensors", "golden/t5_extra_tokens.safetensors"]),
+    ("lm_extra.py", ["golden/lm_extra_forward20.safetensors"]),
+    ("encodec_extra.py", ["golden/encodec_extra_constant.safetensors", "golden/encodec_extra_shortcut.safetensors"]),
+    ("sae_step.py", ["golden/sae_step.safetensors"]),
+    # needs the eai-sparsify wheel (see requirements.txt); run with the "fixture" mode
+    ("sae_sparsify.py fixture", ["sae/"]),
 ]
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 
@@ -55,7 +61,7 @@ def manifest():
                 continue
             s = script_of(rel)
             assert s is not None, f"fixture {rel} has no generating script"
-            files[rel] = {"script": "tools/reference/" + s, "sha256": common.sha256_file(p),
+            files[rel] = {"script": "tools/reference/" + s.split()[0], "sha256": common.sha256_file(p),
                           "bytes": os.path.getsize(p)}
     total = sum(f["bytes"] for f in files.values())
     m = {
@@ -70,19 +76,27 @@ def manifest():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="fail if regenerated files differ from MANIFEST.json")
+    ap.add_argument("--manifest-only", action="store_true", help="only rewrite MANIFEST.json for the files present")
     a = ap.parse_args()
     man_path = os.path.join(common.FIXTURES, "MANIFEST.json")
+    if a.manifest_only:
+        m = manifest()
+        assert m["total_bytes"] < MAX_TOTAL_BYTES, f"fixtures too large: {m['total_bytes']} bytes"
+        common.write_json(man_path, m)
+        print(f"wrote {man_path}: {len(m['files'])} files, {m['total_bytes'] / 1e6:.2f} MB")
+        return
     before = json.load(open(man_path)) if os.path.exists(man_path) else None
 
     # start clean: everything below is regenerated
-    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded"):
+    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded", "sae"):
         shutil.rmtree(os.path.join(common.FIXTURES, d), ignore_errors=True)
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     for script, _ in STEPS:
         t0 = time.time()
         print(f"== {script}", flush=True)
-        subprocess.run([sys.executable, os.path.join(HERE, script)], check=True, env=env)
+        name, *args = script.split()
+        subprocess.run([sys.executable, os.path.join(HERE, name), *args], check=True, env=env)
         print(f"   {time.time() - t0:.1f} s", flush=True)
 
     m = manifest()
