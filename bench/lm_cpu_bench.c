@@ -11,6 +11,7 @@
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/core/omp_env.h"
 #include "host/core/philox.h"
 #include "model/delay.h"
 #include "model/generate.h"
@@ -23,6 +24,7 @@ static double peak_rss_mib(void) {
 }
 
 int main(int argc, char **argv) {
+    musae_omp_env_init(argv); /* as the musae binary: passive OpenMP waits unless the user chose */
     const char *dir = NULL;
     int64_t F = 500, steps = 100, S = 12;
     int reps = 3;

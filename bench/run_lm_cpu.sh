@@ -6,8 +6,10 @@
 # into $MODEL (default /tmp/musae-bench/musicgen-small-random, ~1.7 GB, not committed).
 # Shapes: teacher forcing over FRAMES (default 500 = 10 s) with 12 text positions; decoding DECODE_STEPS
 # (default 100) steps with CFG 3 and top-k 250 sampling. THREADS (default nproc) sets OMP_NUM_THREADS and
-# torch.set_num_threads alike. ROUNDS (default 2) alternates the two programs and keeps each one's best,
-# because a shared machine's load comes and goes.
+# torch.set_num_threads alike. ROUNDS (default 2) alternates the programs and keeps each one's best,
+# because a shared machine's load comes and goes. musae runs with OMP_WAIT_POLICY=passive unless the
+# environment sets a policy (host/core/omp_env.h); the peer runs both with libgomp's default (active) and
+# with passive, and its better figure counts.
 set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,8 +27,10 @@ P=$(mktemp)
 trap 'rm -f "$M" "$P"' EXIT
 for r in $(seq "$ROUNDS"); do
   "$BUILD/bench/lm_cpu_bench" --model "$MODEL" --frames "$FRAMES" --decode-steps "$STEPS" | tail -1 >> "$M"
-  python3 "$HERE/lm_cpu_torch.py" --model "$MODEL" --frames "$FRAMES" --decode-steps "$STEPS" \
-    --threads "$THREADS" 2>/dev/null | tail -1 >> "$P"
+  for policy in "${OMP_WAIT_POLICY:-active}" passive; do
+    OMP_WAIT_POLICY=$policy python3 "$HERE/lm_cpu_torch.py" --model "$MODEL" --frames "$FRAMES" \
+      --decode-steps "$STEPS" --threads "$THREADS" 2>/dev/null | tail -1 >> "$P"
+  done
 done
 echo "   (load after: $(cut -d' ' -f1-3 /proc/loadavg))"
 python3 - "$M" "$P" <<'PY'

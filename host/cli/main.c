@@ -4,6 +4,7 @@
 
 #include "host/cli/cli.h"
 #include "host/core/log.h"
+#include "host/core/omp_env.h"
 
 typedef struct {
     const char *name;
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    musae_omp_env_init(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
