@@ -11,6 +11,7 @@ checkpoint, shapes and threads, timed the same way (best of reps after a warm-up
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -90,7 +91,8 @@ def main():
         bare = best_of(loop, 1 if a.reps < 2 else 2, "decoder loop")
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "frames": F,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "frames": F,
                       "tf_s": round(tf, 4), "tf_frames_per_s": round(F / tf, 2), "decode_steps": n,
                       "hf_generate_ms_per_step": round(1e3 * gen / n, 3), "loop_ms_per_step": round(1e3 * bare / n, 3),
                       "load_s": round(load_s, 2), "peak_rss_mib": round(rss)}))
