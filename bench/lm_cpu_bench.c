@@ -82,11 +82,13 @@ int main(int argc, char **argv) {
     }
 
     const double weights_mib = (double)m.n_params * 4.0 / (1 << 20);
+    char dec[32] = "null"; /* JSON has no inf */
+    if (steps > 0) snprintf(dec, sizeof dec, "%.3f", 1e3 * best_dec / (double)steps);
     printf("{\"impl\": \"musae\", \"frames\": %lld, \"tf_s\": %.4f, \"tf_frames_per_s\": %.2f, \"decode_steps\": %lld, "
-           "\"decode_ms_per_step\": %.3f, \"load_s\": %.2f, \"peak_rss_mib\": %.0f, \"weights_mib\": %.0f, "
+           "\"decode_ms_per_step\": %s, \"load_s\": %.2f, \"peak_rss_mib\": %.0f, \"weights_mib\": %.0f, "
            "\"rss_over_weights\": %.3f}\n",
-           (long long)F, best_tf, (double)F / best_tf, (long long)steps, 1e3 * best_dec / (double)steps, load_s,
-           peak_rss_mib(), weights_mib, peak_rss_mib() / weights_mib);
+           (long long)F, best_tf, (double)F / best_tf, (long long)steps, dec, load_s, peak_rss_mib(), weights_mib,
+           peak_rss_mib() / weights_mib);
     free(out), free(codes), free(delayed), free(states), free(mask);
     mg_free(&m);
     return 0;
