@@ -70,7 +70,7 @@ def main():
             model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), guidance_scale=3.0, do_sample=True,
                            top_k=250, max_new_tokens=n)
 
-        gen = best_of(hf_generate, 1 if a.reps < 2 else 2, "hf generate")
+        gen = best_of(hf_generate, 1 if a.reps < 2 else 2, "hf generate") if n > 0 else float("nan")
 
         def loop():
             enc = torch.cat([states, torch.zeros_like(states)])
@@ -88,13 +88,14 @@ def main():
                 tok = torch.multinomial(torch.softmax(sc, -1), 1)
                 x = tok.repeat(2, 1)
 
-        bare = best_of(loop, 1 if a.reps < 2 else 2, "decoder loop")
+        bare = best_of(loop, 1 if a.reps < 2 else 2, "decoder loop") if n > 0 else float("nan")
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
                       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "frames": F,
                       "tf_s": round(tf, 4), "tf_frames_per_s": round(F / tf, 2), "decode_steps": n,
-                      "hf_generate_ms_per_step": round(1e3 * gen / n, 3), "loop_ms_per_step": round(1e3 * bare / n, 3),
+                      "hf_generate_ms_per_step": round(1e3 * gen / n, 3) if n else None,
+                      "loop_ms_per_step": round(1e3 * bare / n, 3) if n else None,
                       "load_s": round(load_s, 2), "peak_rss_mib": round(rss)}))
 
 
