@@ -11,24 +11,19 @@
  * ≤ 1e-9. A GPU table gets the looser ggml tiers (1e-7 elementwise, 5e-4 matmul/attention, 2e-3
  * recurrences) and is compared with the CPU table op by op as well.
  *
- * GPU part: when the build provides kernels/cuda/ops_cuda.h (declaring musae_ops_cuda()) and a device is
- * present, every case also runs on it; otherwise the driver says why it skipped that part. */
+ * GPU part: when musae_ops_cuda() gives a table (a CUDA build with a usable device), every case also runs
+ * on it; otherwise the driver says why it skipped that part. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
+#include "host/core/dtype.h"
 #include "host/core/philox.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops.h"
 #include "test.h"
 
-#if defined(MUSAE_CUDA) && defined(__has_include)
-#if __has_include("kernels/cuda/ops_cuda.h")
-#include "kernels/cuda/ops_cuda.h"
-#define HAVE_CUDA_TABLE 1
-#endif
-#endif
 
 enum { GUARD = 64 };
 #define GUARD_BYTE 0xA5
@@ -36,9 +31,7 @@ enum { GUARD = 64 };
 typedef enum { T_EXACT, T_ELEM, T_REDUCE, T_ATTN, T_RECUR, T_COUNT } tier;
 static const char *k_tier_name[T_COUNT] = {"exact", "elementwise", "reduction", "attention/conv", "recurrence"};
 static const double k_tol_cpu[T_COUNT] = {0, 1e-12, 1e-11, 1e-10, 1e-9};
-#ifdef HAVE_CUDA_TABLE
 static const double k_tol_gpu[T_COUNT] = {1e-7, 1e-7, 5e-4, 5e-4, 2e-3};
-#endif
 
 static const musae_ops *g_ops;
 static const double *g_tol;
@@ -446,6 +439,80 @@ static void case_lstm(int64_t t1, int64_t t2, int64_t din, int64_t hid) {
     free(x), free(wih), free(whh), free(bih), free(bhh), free(h0), free(c0), free(h), free(c), free(g), free(ref);
 }
 
+/* ---- fused residual + norm, bf16 weights ------------------------------------------------------------------ */
+
+static void case_add_layernorm(int64_t rows, int64_t dim) {
+    float *x = rnd(rows * dim, 3), *res = rnd(rows * dim, 2), *w = rnd(dim, 1), *b = rnd(dim, 0.5f);
+    double *rx = dalloc(rows * dim), *ry = dalloc(rows * dim);
+    for (int64_t r = 0; r < rows; r++) {
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < dim; i++) mean += rx[r * dim + i] = (float)(x[r * dim + i] + res[r * dim + i]);
+        mean /= (double)dim;
+        for (int64_t i = 0; i < dim; i++) var += (rx[r * dim + i] - mean) * (rx[r * dim + i] - mean);
+        var /= (double)dim;
+        for (int64_t i = 0; i < dim; i++) ry[r * dim + i] = (rx[r * dim + i] - mean) / sqrt(var + 1e-5) * w[i] + b[i];
+    }
+    float *dx = dev_out(x, rows * dim), *dy = dev_out(NULL, rows * dim), *dres = dev_in(res, (size_t)(rows * dim) * 4);
+    float *dw = dev_in(w, (size_t)dim * 4), *db = dev_in(b, (size_t)dim * 4);
+    g_ops->add_layernorm(dx, dres, dy, dw, db, rows, dim, 1e-5f);
+    char what[128];
+    snprintf(what, sizeof what, "add_layernorm %lldx%lld: x += res", (long long)rows, (long long)dim);
+    check_out(what, dx, rx, rows * dim, T_EXACT);
+    snprintf(what, sizeof what, "add_layernorm %lldx%lld: out", (long long)rows, (long long)dim);
+    check_out(what, dy, ry, rows * dim, T_REDUCE);
+    g_ops->free(dres), g_ops->free(dw), g_ops->free(db);
+    free(x), free(res), free(w), free(b), free(rx), free(ry);
+}
+
+static void case_linear_bf16w(int64_t m, int64_t n, int64_t k, int bias, float beta) {
+    float *x = rnd(m * k, 1), *wf = rnd(n * k, 0.5f), *bv = rnd(n, 0.5f), *y = rnd(m * n, 1);
+    uint16_t *w = musae_xmalloc((size_t)(n * k) * sizeof(uint16_t));
+    for (int64_t i = 0; i < n * k; i++) w[i] = musae_f32_to_bf16(wf[i]);
+    double *ref = dalloc(m * n);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < k; p++) acc += (double)x[i * k + p] * musae_bf16_to_f32(w[j * k + p]);
+            ref[i * n + j] = acc + (bias ? bv[j] : 0) + (beta != 0 ? beta * (double)y[i * n + j] : 0);
+        }
+    float *dx = dev_in(x, (size_t)(m * k) * 4), *db = dev_in(bv, (size_t)n * 4), *dy = dev_out(y, m * n);
+    uint16_t *dw = dev_in(w, (size_t)(n * k) * sizeof(uint16_t));
+    g_ops->linear_bf16w(dy, dx, dw, bias ? db : NULL, m, n, k, beta);
+    char what[128];
+    snprintf(what, sizeof what, "linear_bf16w %lldx%lldx%lld bias %d beta %.0f", (long long)m, (long long)n,
+             (long long)k, bias, beta);
+    check_out(what, dy, ref, m * n, T_REDUCE);
+    g_ops->free(dx), g_ops->free(db), g_ops->free(dw);
+    free(x), free(wf), free(bv), free(y), free(w), free(ref);
+}
+
+/* bit-exact against musae_f32_to_bf16 (round to nearest even, NaN stays NaN), specials included */
+static void case_f32_to_bf16(int64_t n) {
+    float *x = rnd(n, 100);
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, 3.4e38f, 1.00390625f, 1.01171875f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0] && (int64_t)i < n; i++) x[i] = special[i];
+    const size_t bytes = (size_t)n * sizeof(uint16_t) + GUARD;
+    unsigned char *h = musae_xmalloc(bytes);
+    memset(h, GUARD_BYTE, bytes);
+    float *dx = dev_in(x, (size_t)n * 4);
+    uint16_t *dout = g_ops->alloc(bytes);
+    g_ops->upload(dout, h, bytes);
+    g_ops->f32_to_bf16(dout, dx, n);
+    g_ops->sync();
+    g_ops->download(h, dout, bytes);
+    int exact = 1, guard = 1;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t got;
+        memcpy(&got, h + 2 * i, 2);
+        exact &= got == musae_f32_to_bf16(x[i]);
+    }
+    for (size_t i = (size_t)n * 2; i < bytes; i++) guard &= h[i] == GUARD_BYTE;
+    CHECK(exact && guard, "[%s] f32_to_bf16 n %lld: bit-exact %d, guard %s", g_ops->name, (long long)n, exact,
+          guard ? "intact" : "OVERWRITTEN");
+    g_ops->free(dx), g_ops->free(dout);
+    free(x), free(h);
+}
+
 /* ---- the driver -------------------------------------------------------------------------------------------- */
 
 static void run_all(const musae_ops *ops, const double *tol) {
@@ -500,6 +567,10 @@ static void run_all(const musae_ops *ops, const double *tol) {
     case_conv1d(33, 16, 8, 1, 1, 1, 0, 0, 0, 1), case_conv1d(20, 5, 7, 4, 4, 1, 0, 0, 0, 0);
     case_convt1d(13, 6, 4, 16, 8, 4, 13 * 8), case_convt1d(11, 5, 3, 10, 5, 3, 11 * 5), case_convt1d(7, 4, 4, 4, 4, 0, 28);
     case_lstm(5, 4, 7, 6), case_lstm(1, 12, 16, 16), case_lstm(2, 3, 3, 5);
+    case_add_layernorm(7, 33), case_add_layernorm(300, 1024);
+    for (int i = 0; i < 4; i++) case_linear_bf16w(ms[i], 97, 45, i % 2, (float)(i / 2));
+    case_linear_bf16w(67, 300, 250, 1, 1.0f);
+    case_f32_to_bf16(9), case_f32_to_bf16(1001);
 }
 
 /* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
@@ -508,17 +579,14 @@ int main(int argc, char **argv) {
     (void)argc, (void)argv;
     run_all(musae_ops_cpu(), k_tol_cpu);
     printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
-    char why[256] = "";
-#ifdef HAVE_CUDA_TABLE
-    if (musae_cuda_device_count(why, sizeof why) > 0) {
-        run_all(musae_ops_cuda(), k_tol_gpu);
-        printf("cuda table: compared against the same references\n");
+    const musae_ops *gpu = musae_ops_cuda();
+    if (gpu) {
+        run_all(gpu, k_tol_gpu);
+        printf("%s table: the same cases against the same references\n", gpu->name);
     } else {
-        printf("GPU part skipped: %s\n", why);
+        char why[256] = "";
+        musae_cuda_device_count(why, sizeof why);
+        printf("GPU part skipped: %s\n", why[0] ? why : "no CUDA op table");
     }
-#else
-    (void)musae_cuda_device_count(why, sizeof why);
-    printf("GPU part skipped: this build has no CUDA op table (kernels/cuda/ops_cuda.h with musae_ops_cuda())\n");
-#endif
     TEST_END();
 }
