@@ -5,8 +5,8 @@ batch 2, prompts of different lengths (golden_lm.py's forward goldens have 12 fr
     codes [2,4,20] (torch.Generator().manual_seed(2020)), delayed [2,4,24], text_states [2,S,32],
     text_mask [2,S], logits [2,4,24,2048], hidden.0, hidden.1 [2,24,32] (hook outputs: no final norm)
 
-Same calls as golden_lm.make_forward (eager attention, fp32, use_cache=False). Not part of make_all.py:
-run it by hand (python tools/reference/lm_extra.py); about 2 s.
+Same calls as golden_lm.make_forward (eager attention, fp32, use_cache=False). make_all.py runs it; by
+hand: python tools/reference/lm_extra.py (about 2 s).
 """
 
 import os
