@@ -125,6 +125,16 @@ static void test_valid(void) {
     CHECK(parse_patch(&c, "{\"text_encoder\": {\"feed_forward_proj\": \"gated-gelu\"}}", err, sizeof err) == 0, "%s",
           err);
     CHECK(c.text.is_gated && !strcmp(c.text.dense_act_fn, "gelu_new"), "gated-gelu -> gelu_new");
+    /* ... but a plain "gelu" is HF's exact erf GELU, and "gated-relu" keeps relu */
+    CHECK(parse_patch(&c, "{\"text_encoder\": {\"feed_forward_proj\": \"gelu\"}}", err, sizeof err) == 0 &&
+              !c.text.is_gated && !strcmp(c.text.dense_act_fn, "gelu"),
+          "gelu -> gelu (%s)", err);
+    CHECK(parse_patch(&c, "{\"text_encoder\": {\"feed_forward_proj\": \"gated-relu\"}}", err, sizeof err) == 0 &&
+              c.text.is_gated && !strcmp(c.text.dense_act_fn, "relu"),
+          "gated-relu -> relu (%s)", err);
+    CHECK(parse_patch(&c, "{\"text_encoder\": {\"feed_forward_proj\": \"gated-silu\"}}", err, sizeof err) != 0 &&
+              strstr(err, "feed_forward_proj"),
+          "gated-silu refused: %s", err);
     /* JSON null means "default"; booleans are accepted where HF stores them for ints */
     CHECK(parse_patch(&c, "{\"decoder\": {\"ffn_dim\": null, \"scale_embedding\": true, \"pad_token_id\": true}}", err,
                       sizeof err) == 0 &&

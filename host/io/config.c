@@ -122,12 +122,15 @@ static void parse_t5(ctx *c, const cJSON *o, musae_t5_config *t) {
     t->eos_token_id = get_int(c, o, "eos_token_id", 1);
     get_str(c, o, "feed_forward_proj", "relu", t->feed_forward_proj, sizeof t->feed_forward_proj);
     if (c->failed) return;
-    /* HF T5Config: "gated-gelu" means gated with act "gelu_new"; otherwise the act is the name itself */
+    /* HF T5Config: the act is the part after "gated-" (or the whole name), except that exactly "gated-gelu"
+     * means "gelu_new" (kept for v1.1 checkpoints); a plain "gelu" is the exact erf GELU. */
     t->is_gated = !strncmp(t->feed_forward_proj, "gated-", 6);
     const char *act = t->is_gated ? t->feed_forward_proj + 6 : t->feed_forward_proj;
     if (!strcmp(act, "relu")) snprintf(t->dense_act_fn, sizeof t->dense_act_fn, "relu");
-    else if (!strcmp(act, "gelu")) snprintf(t->dense_act_fn, sizeof t->dense_act_fn, "gelu_new");
-    else cfail(c, "feed_forward_proj", "\"%s\" is not supported (relu, gated-gelu)", t->feed_forward_proj);
+    else if (!strcmp(act, "gelu"))
+        snprintf(t->dense_act_fn, sizeof t->dense_act_fn, "%s", t->is_gated ? "gelu_new" : "gelu");
+    else cfail(c, "feed_forward_proj", "\"%s\" is not supported (relu, gelu, gated-relu, gated-gelu)",
+               t->feed_forward_proj);
 }
 
 static void parse_encodec(ctx *c, const cJSON *o, musae_encodec_config *a) {
