@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
 
     double t0 = musae_now();
     mg_model m;
-    mg_load(&m, dir, musae_ops_cpu());
+    mg_load(&m, dir, musae_ops_cpu(), MUSAE_PREC_FP32);
     const double load_s = musae_now() - t0;
     const int64_t K = m.K, V = m.V, H = m.H, T = F + K;
 

@@ -880,7 +880,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     musae_st st;
     if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
-    mg_load_from(&c->lm, &st, &cfg, musae_ops_cpu());
+    mg_load_from(&c->lm, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
     encodec_load_st(&c->codec, &cfg.audio, &st, "audio_encoder.", musae_ops_cpu());
     if (c->codec.n_q != K)
         musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, c->codec.n_q, (long long)K);

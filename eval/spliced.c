@@ -198,7 +198,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     musae_st st;
     if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
-    mg_load_from(&m, &st, &cfg, musae_ops_cpu());
+    mg_load_from(&m, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
     evaluator ev = {.m = &m, .sae = &sae, .layer = layer};
     sae_eval_init(&ev.acc, sae.d, sae.M);
     musae_progress pg;

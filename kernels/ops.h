@@ -59,6 +59,9 @@ typedef struct {
     int k, stride, crop_left;
 } musae_convt1d_params;
 
+/* Storage precision of a model's large weight matrices (activations and accumulation are fp32 either way). */
+typedef enum { MUSAE_PREC_FP32 = 0, MUSAE_PREC_BF16 = 1 } musae_precision;
+
 typedef struct musae_ops {
     const char *name;
     musae_device device;

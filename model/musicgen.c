@@ -34,12 +34,24 @@ void mg_sinusoids(float *out, int64_t n, int64_t H) {
 typedef struct {
     char *base;
     size_t off;
+    musae_precision prec; /* of the mg_mat weights */
 } carver;
 
-static float *carve(carver *c, int64_t n) {
-    float *p = c->base ? (float *)(c->base + c->off) : NULL;
-    c->off += ((size_t)n * sizeof(float) + 63) / 64 * 64;
+static void *carve_bytes(carver *c, size_t bytes) {
+    void *p = c->base ? c->base + c->off : NULL;
+    c->off += (bytes + 63) / 64 * 64;
     return p;
+}
+
+static float *carve(carver *c, int64_t n) { return carve_bytes(c, (size_t)n * sizeof(float)); }
+
+static mg_mat carve_mat(carver *c, int64_t n) {
+    mg_mat w = {NULL, NULL};
+    if (c->prec == MUSAE_PREC_BF16)
+        w.b = carve_bytes(c, (size_t)n * sizeof(uint16_t));
+    else
+        w.f = carve(c, n);
+    return w;
 }
 
 static void carve_all(mg_model *m, carver *c) {
@@ -49,14 +61,22 @@ static void carve_all(mg_model *m, carver *c) {
     for (int64_t l = 0; l < m->n_layers; l++) {
         mg_layer *w = &m->layers[l];
         w->sa_ln_w = carve(c, H), w->sa_ln_b = carve(c, H);
-        w->sa_q = carve(c, H * H), w->sa_kv = carve(c, 2 * H * H), w->sa_o = carve(c, H * H);
+        w->sa_q = carve_mat(c, H * H), w->sa_kv = carve_mat(c, 2 * H * H), w->sa_o = carve_mat(c, H * H);
         w->ca_ln_w = carve(c, H), w->ca_ln_b = carve(c, H);
-        w->ca_q = carve(c, H * H), w->ca_kv = carve(c, 2 * H * H), w->ca_o = carve(c, H * H);
+        w->ca_q = carve_mat(c, H * H), w->ca_kv = carve_mat(c, 2 * H * H), w->ca_o = carve_mat(c, H * H);
         w->ff_ln_w = carve(c, H), w->ff_ln_b = carve(c, H);
-        w->fc1 = carve(c, F * H), w->fc2 = carve(c, H * F);
+        w->fc1 = carve_mat(c, F * H), w->fc2 = carve_mat(c, H * F);
     }
     m->ln_w = carve(c, H), m->ln_b = carve(c, H);
-    m->heads = carve(c, m->K * m->V * H);
+    m->heads = carve_mat(c, m->K * m->V * H);
+}
+
+void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta) {
+    MUSAE_ASSERT(!w.f != !w.b, "mg_linear: a weight must be exactly one of fp32 or bf16");
+    if (w.b)
+        m->ops->linear_bf16w(y, x, w.b, NULL, rows, n, k, beta);
+    else
+        m->ops->linear(y, x, w.f, NULL, rows, n, k, beta);
 }
 
 /* The mmapped source pages of a tensor are dropped from the process once copied, so peak memory is the
@@ -71,12 +91,14 @@ static void release_source(const musae_st_tensor *t) {
 typedef struct {
     musae_st *st;
     const musae_ops *ops;
-    float *staging; /* host, the largest tensor */
+    float *staging;    /* host, the largest tensor */
+    uint16_t *staging_b; /* host, the largest matrix in bf16 (bf16 models) */
     int64_t n_params;
 } loader;
 
-/* Finds `name`, checks shape and dtype, converts to f32, refuses non-finite values, uploads to dst. */
-static void load_tensor(loader *ld, const char *name, float *dst, int rank, const int64_t *shape) {
+/* Finds `name`, checks shape and dtype, converts to f32 into ld->staging, refuses non-finite values;
+ * returns the element count. */
+static int64_t read_tensor(loader *ld, const char *name, int rank, const int64_t *shape) {
     musae_st_tensor *t = musae_st_find(ld->st, name);
     if (!t) musae_fail("%s: tensor '%s' is missing (the MusicGen decoder needs it)", ld->st->path, name);
     const char *file = musae_st_file_of(ld->st, t);
@@ -96,9 +118,26 @@ static void load_tensor(loader *ld, const char *name, float *dst, int rank, cons
         if (!isfinite(ld->staging[i]))
             musae_fail("%s: tensor '%s' holds a non-finite value (%g at flat index %lld)", file, name,
                        (double)ld->staging[i], (long long)i);
-    ld->ops->upload(dst, ld->staging, (size_t)n * sizeof(float));
     release_source(t);
     ld->n_params += n;
+    return n;
+}
+
+static void load_tensor(loader *ld, const char *name, float *dst, int rank, const int64_t *shape) {
+    const int64_t n = read_tensor(ld, name, rank, shape);
+    ld->ops->upload(dst, ld->staging, (size_t)n * sizeof(float));
+}
+
+/* A matrix into w at element offset off (k_proj and v_proj share one [2H, H] matrix). bf16 is rounded on
+ * the host so the device never holds the fp32 copy: device memory is the bf16 arena alone. */
+static void load_mat(loader *ld, const char *name, mg_mat w, int64_t off, const int64_t *shape) {
+    const int64_t n = read_tensor(ld, name, 2, shape);
+    if (w.b) {
+        for (int64_t i = 0; i < n; i++) ld->staging_b[i] = musae_f32_to_bf16(ld->staging[i]);
+        ld->ops->upload(w.b + off, ld->staging_b, (size_t)n * sizeof(uint16_t));
+    } else {
+        ld->ops->upload(w.f + off, ld->staging, (size_t)n * sizeof(float));
+    }
 }
 
 /* HF 5.x keeps embed_positions.weights as a non-persistent buffer (not saved) and ignores the key in
@@ -131,11 +170,14 @@ static void check_stored_positions(loader *ld, const mg_model *m, const float *t
                  "ignores it", ld->st->path, name, d);
 }
 
-void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops) {
+void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops,
+                  musae_precision prec) {
     memset(m, 0, sizeof *m);
+    MUSAE_ASSERT(prec == MUSAE_PREC_FP32 || prec == MUSAE_PREC_BF16, "precision %d", (int)prec);
     const musae_decoder_config *d = &cfg->decoder;
     m->cfg = *d;
     m->ops = ops;
+    m->prec = prec;
     m->K = d->num_codebooks;
     m->V = d->vocab_size;
     m->H = d->hidden_size;
@@ -156,11 +198,11 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     m->d_head = m->H / m->n_heads;
     m->layers = musae_xcalloc((size_t)m->n_layers, sizeof(mg_layer));
 
-    carver sizing = {NULL, 0};
+    carver sizing = {NULL, 0, prec};
     carve_all(m, &sizing);
     m->arena_bytes = sizing.off;
     m->arena = ops->alloc(m->arena_bytes);
-    carver c = {m->arena, 0};
+    carver c = {m->arena, 0, prec};
     carve_all(m, &c);
 
     const int64_t H = m->H, F = m->ffn, V = m->V;
@@ -168,14 +210,17 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     if ((V + 1) * H > largest) largest = (V + 1) * H;
     if (F * H > largest) largest = F * H;
     if (H * H > largest) largest = H * H;
-    loader ld = {st, ops, musae_xmalloc((size_t)largest * sizeof(float)), 0};
+    int64_t largest_mat = F * H > V * H ? F * H : V * H;
+    if (2 * H * H > largest_mat) largest_mat = 2 * H * H;
+    loader ld = {st, ops, musae_xmalloc((size_t)largest * sizeof(float)),
+                 prec == MUSAE_PREC_BF16 ? musae_xmalloc((size_t)largest_mat * sizeof(uint16_t)) : NULL, 0};
 
     char name[256];
     for (int64_t k = 0; k < m->K; k++) {
         snprintf(name, sizeof name, "decoder.model.decoder.embed_tokens.%lld.weight", (long long)k);
         load_tensor(&ld, name, m->embed + k * (V + 1) * H, 2, (int64_t[]){V + 1, H});
         snprintf(name, sizeof name, "decoder.lm_heads.%lld.weight", (long long)k);
-        load_tensor(&ld, name, m->heads + k * V * H, 2, (int64_t[]){V, H});
+        load_mat(&ld, name, m->heads, k * V * H, (int64_t[]){V, H});
     }
     const int64_t vec[1] = {H}, sq[2] = {H, H}, up[2] = {F, H}, down[2] = {H, F};
     for (int64_t l = 0; l < m->n_layers; l++) {
@@ -183,23 +228,31 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
         const struct {
             const char *suffix;
             float *dst;
-            int rank;
             const int64_t *shape;
-        } items[] = {
-            {"self_attn_layer_norm.weight", w->sa_ln_w, 1, vec},  {"self_attn_layer_norm.bias", w->sa_ln_b, 1, vec},
-            {"self_attn.q_proj.weight", w->sa_q, 2, sq},          {"self_attn.k_proj.weight", w->sa_kv, 2, sq},
-            {"self_attn.v_proj.weight", w->sa_kv + H * H, 2, sq}, {"self_attn.out_proj.weight", w->sa_o, 2, sq},
-            {"encoder_attn_layer_norm.weight", w->ca_ln_w, 1, vec},
-            {"encoder_attn_layer_norm.bias", w->ca_ln_b, 1, vec},
-            {"encoder_attn.q_proj.weight", w->ca_q, 2, sq},       {"encoder_attn.k_proj.weight", w->ca_kv, 2, sq},
-            {"encoder_attn.v_proj.weight", w->ca_kv + H * H, 2, sq},
-            {"encoder_attn.out_proj.weight", w->ca_o, 2, sq},
-            {"final_layer_norm.weight", w->ff_ln_w, 1, vec},      {"final_layer_norm.bias", w->ff_ln_b, 1, vec},
-            {"fc1.weight", w->fc1, 2, up},                        {"fc2.weight", w->fc2, 2, down},
+        } vecs[] = {
+            {"self_attn_layer_norm.weight", w->sa_ln_w, vec},    {"self_attn_layer_norm.bias", w->sa_ln_b, vec},
+            {"encoder_attn_layer_norm.weight", w->ca_ln_w, vec}, {"encoder_attn_layer_norm.bias", w->ca_ln_b, vec},
+            {"final_layer_norm.weight", w->ff_ln_w, vec},        {"final_layer_norm.bias", w->ff_ln_b, vec},
         };
-        for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-            snprintf(name, sizeof name, "decoder.model.decoder.layers.%lld.%s", (long long)l, items[i].suffix);
-            load_tensor(&ld, name, items[i].dst, items[i].rank, items[i].shape);
+        const struct {
+            const char *suffix;
+            mg_mat dst;
+            int64_t off;
+            const int64_t *shape;
+        } mats[] = {
+            {"self_attn.q_proj.weight", w->sa_q, 0, sq},        {"self_attn.k_proj.weight", w->sa_kv, 0, sq},
+            {"self_attn.v_proj.weight", w->sa_kv, H * H, sq},   {"self_attn.out_proj.weight", w->sa_o, 0, sq},
+            {"encoder_attn.q_proj.weight", w->ca_q, 0, sq},     {"encoder_attn.k_proj.weight", w->ca_kv, 0, sq},
+            {"encoder_attn.v_proj.weight", w->ca_kv, H * H, sq}, {"encoder_attn.out_proj.weight", w->ca_o, 0, sq},
+            {"fc1.weight", w->fc1, 0, up},                      {"fc2.weight", w->fc2, 0, down},
+        };
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) {
+            snprintf(name, sizeof name, "decoder.model.decoder.layers.%lld.%s", (long long)l, vecs[i].suffix);
+            load_tensor(&ld, name, vecs[i].dst, 1, vecs[i].shape);
+        }
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            snprintf(name, sizeof name, "decoder.model.decoder.layers.%lld.%s", (long long)l, mats[i].suffix);
+            load_mat(&ld, name, mats[i].dst, mats[i].off, mats[i].shape);
         }
     }
     load_tensor(&ld, "decoder.model.decoder.layer_norm.weight", m->ln_w, 1, vec);
@@ -209,21 +262,23 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     check_stored_positions(&ld, m, ld.staging);
     ops->upload(m->pos, ld.staging, (size_t)(m->max_pos * H) * sizeof(float));
     free(ld.staging);
+    free(ld.staging_b);
     m->n_params = ld.n_params;
     int unused = musae_st_report_unused(st, "decoder.");
     if (unused) LOG_WARN("%s: %d decoder tensor(s) not used by the MusicGen decoder (listed above)", st->path, unused);
-    LOG_DEBUG("musicgen decoder: %lld layers, hidden %lld, %lld heads, ffn %lld, %lld codebooks, %.1f M params",
-              (long long)m->n_layers, (long long)H, (long long)m->n_heads, (long long)F, (long long)m->K,
-              (double)m->n_params / 1e6);
+    LOG_DEBUG("musicgen decoder: %lld layers, hidden %lld, %lld heads, ffn %lld, %lld codebooks, %.1f M params, "
+              "%s weights, %.1f MiB on %s", (long long)m->n_layers, (long long)H, (long long)m->n_heads, (long long)F,
+              (long long)m->K, (double)m->n_params / 1e6, prec == MUSAE_PREC_BF16 ? "bf16" : "fp32",
+              (double)m->arena_bytes / 1048576.0, ops->name);
 }
 
-void mg_load(mg_model *m, const char *dir, const musae_ops *ops) {
+void mg_load(mg_model *m, const char *dir, const musae_ops *ops, musae_precision prec) {
     char err[1024];
     musae_model_config cfg;
     if (musae_config_load(&cfg, dir, err, sizeof err)) musae_fail("%s", err);
     musae_st st;
     if (musae_st_open(&st, dir, err, sizeof err)) musae_fail("%s", err);
-    mg_load_from(m, &st, &cfg, ops);
+    mg_load_from(m, &st, &cfg, ops, prec);
     musae_st_close(&st);
 }
 
@@ -256,6 +311,7 @@ void mg_state_init(mg_state *s, const mg_model *m, const mg_state_opts *o) {
     s->attn = ops->alloc((size_t)(rows * H) * sizeof(float));
     s->ff = ops->alloc((size_t)(rows * m->ffn) * sizeof(float));
     if (o->logits) s->logits = ops->alloc((size_t)(rows * m->K * m->V) * sizeof(float));
+    if (m->prec == MUSAE_PREC_BF16) s->kv_tmp = ops->alloc((size_t)(o->batch * 2 * H) * sizeof(float));
     s->ids = ops->alloc((size_t)(m->K * rows) * sizeof(int64_t));
     s->ids_host = musae_xmalloc((size_t)(m->K * rows) * sizeof(int64_t));
 }
@@ -271,7 +327,7 @@ static void free_text(mg_state *s, const mg_model *m) {
 void mg_state_free(mg_state *s, const mg_model *m) {
     const musae_ops *ops = m->ops;
     free_text(s, m);
-    float *bufs[] = {s->self_kv, s->x, s->h, s->q, s->attn, s->ff, s->logits};
+    float *bufs[] = {s->self_kv, s->x, s->h, s->q, s->attn, s->ff, s->logits, s->kv_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->free(bufs[i]);
     if (s->ids) ops->free(s->ids);
@@ -298,8 +354,7 @@ void mg_state_set_text(mg_state *s, const mg_model *m, const float *states, cons
     s->s_text = S;
     if (s->o.incremental)
         for (int64_t l = 0; l < m->n_layers; l++)
-            ops->linear(s->text_kv + l * n * S * 2 * H, s->text_states, m->layers[l].ca_kv, NULL, n * S, 2 * H, H,
-                        0.0f);
+            mg_linear(m, s->text_kv + l * n * S * 2 * H, s->text_states, m->layers[l].ca_kv, n * S, 2 * H, H, 0.0f);
 }
 
 void mg_state_clear_text(mg_state *s) {
@@ -356,17 +411,32 @@ static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *
 }
 
 /* Self-attention K/V of the t new positions into the cache rows (b, pos0 .. pos0 + t - 1), straight from
- * the GEMM: the row stride ldc reaches every batch row at once when the rows are evenly spaced. */
+ * the GEMM: the row stride ldc reaches every batch row at once when the rows are evenly spaced. bf16
+ * weights have no strided-output GEMM, so one decoding step of several rows goes through kv_tmp (one
+ * weight pass, then a copy per row); an item's t > 1 positions are contiguous cache rows and need none. */
 static void self_kv_write(const mg_model *m, const mg_state *s, const mg_layer *w, float *kv, int64_t t, int64_t pos0) {
     const int64_t H = m->H, H2 = 2 * H, B = s->o.batch, TM = s->o.t_max;
     const musae_ops *ops = m->ops;
+    if (w->sa_kv.b) {
+        if (B == 1 || t == TM) {
+            mg_linear(m, kv + pos0 * H2, s->h, w->sa_kv, B * t, H2, H, 0.0f);
+        } else if (t == 1) {
+            mg_linear(m, s->kv_tmp, s->h, w->sa_kv, B, H2, H, 0.0f);
+            for (int64_t b = 0; b < B; b++)
+                ops->copy(kv + (b * TM + pos0) * H2, s->kv_tmp + b * H2, (size_t)H2 * sizeof(float));
+        } else {
+            for (int64_t b = 0; b < B; b++)
+                mg_linear(m, kv + (b * TM + pos0) * H2, s->h + b * t * H, w->sa_kv, t, H2, H, 0.0f);
+        }
+        return;
+    }
     if (t == 1)
-        ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv, H, 0.0f, kv + pos0 * H2, TM * H2);
+        ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, TM * H2);
     else if (B == 1 || t == TM)
-        ops->gemm(0, 1, B * t, H2, H, 1.0f, s->h, H, w->sa_kv, H, 0.0f, kv + pos0 * H2, H2);
+        ops->gemm(0, 1, B * t, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, H2);
     else
         for (int64_t b = 0; b < B; b++)
-            ops->gemm(0, 1, t, H2, H, 1.0f, s->h + b * t * H, H, w->sa_kv, H, 0.0f, kv + (b * TM + pos0) * H2, H2);
+            ops->gemm(0, 1, t, H2, H, 1.0f, s->h + b * t * H, H, w->sa_kv.f, H, 0.0f, kv + (b * TM + pos0) * H2, H2);
 }
 
 static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, int64_t pos0) {
@@ -377,7 +447,7 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
 
     /* self-attention (causal; keys are every cached position up to the query's own) */
     ops->layernorm(s->h, s->x, w->sa_ln_w, w->sa_ln_b, rows, H, MG_LN_EPS);
-    ops->linear(s->q, s->h, w->sa_q, NULL, rows, H, H, 0.0f);
+    mg_linear(m, s->q, s->h, w->sa_q, rows, H, H, 0.0f);
     float *kv = s->self_kv + (s->o.incremental ? l : 0) * B * TM * H2;
     self_kv_write(m, s, w, kv, t, pos0);
     musae_attn_params sp = {
@@ -386,7 +456,7 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
         .scale = scale, .causal = 1, .q_pos0 = pos0,
     };
     ops->attention(s->attn, s->q, kv, kv + H, &sp);
-    ops->linear(s->x, s->attn, w->sa_o, NULL, rows, H, H, 1.0f);
+    mg_linear(m, s->x, s->attn, w->sa_o, rows, H, H, 1.0f);
 
     /* cross-attention: only the rows with text; the unconditional rows would add exactly zero */
     if (s->n_text > 0) {
@@ -395,23 +465,23 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
         if (s->o.incremental)
             tkv += l * n * S * H2;
         else
-            ops->linear(tkv, s->text_states, w->ca_kv, NULL, n * S, H2, H, 0.0f);
+            mg_linear(m, tkv, s->text_states, w->ca_kv, n * S, H2, H, 0.0f);
         ops->layernorm(s->h, s->x, w->ca_ln_w, w->ca_ln_b, trows, H, MG_LN_EPS);
-        ops->linear(s->q, s->h, w->ca_q, NULL, trows, H, H, 0.0f);
+        mg_linear(m, s->q, s->h, w->ca_q, trows, H, H, 0.0f);
         musae_attn_params cp = {
             .batch = n, .heads = m->n_heads, .tq = t, .tk = S, .dh = m->d_head,
             .q_sb = t * H, .q_st = H, .k_sb = S * H2, .k_st = H2, .v_sb = S * H2, .v_st = H2, .o_sb = t * H, .o_st = H,
             .scale = scale, .key_mask = s->text_mask,
         };
         ops->attention(s->attn, s->q, tkv, tkv + H, &cp);
-        ops->linear(s->x, s->attn, w->ca_o, NULL, trows, H, H, 1.0f);
+        mg_linear(m, s->x, s->attn, w->ca_o, trows, H, H, 1.0f);
     }
 
     /* feed-forward */
     ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
-    ops->linear(s->ff, s->h, w->fc1, NULL, rows, m->ffn, H, 0.0f);
+    mg_linear(m, s->ff, s->h, w->fc1, rows, m->ffn, H, 0.0f);
     ops->gelu(s->ff, s->ff, rows * m->ffn);
-    ops->linear(s->x, s->ff, w->fc2, NULL, rows, H, m->ffn, 1.0f);
+    mg_linear(m, s->x, s->ff, w->fc2, rows, H, m->ffn, 1.0f);
 }
 
 void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
@@ -454,7 +524,7 @@ void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, c
     }
     if (want_logits) {
         ops->layernorm(s->h, s->x, m->ln_w, m->ln_b, rows, H, MG_LN_EPS);
-        ops->linear(s->logits, s->h, m->heads, NULL, rows, K * m->V, H, 0.0f);
+        mg_linear(m, s->logits, s->h, m->heads, rows, K * m->V, H, 0.0f);
     }
     if (s->o.incremental) s->len += t;
 }

@@ -31,24 +31,33 @@ extern "C" {
 
 #define MG_LN_EPS 1e-5f
 
+/* A linear layer's weight [n, k] (nn.Linear layout): fp32 (f) or raw bf16 bits (b); exactly one is set.
+ * bf16 halves the bytes every decoding step streams (the LM is weight-bandwidth bound at small batch); the
+ * rounding is done once at load (round to nearest even), activations and accumulation stay fp32. */
+typedef struct {
+    float *f;
+    uint16_t *b;
+} mg_mat;
+
 /* One decoder layer's weights (device pointers into mg_model.arena). H hidden, F ffn. */
 typedef struct {
     float *sa_ln_w, *sa_ln_b; /* [H]      self_attn_layer_norm */
-    float *sa_q;              /* [H, H]   self_attn.q_proj */
-    float *sa_kv;             /* [2H, H]  self_attn.k_proj rows, then v_proj rows: one GEMM fills a cache row [k | v] */
-    float *sa_o;              /* [H, H]   self_attn.out_proj */
+    mg_mat sa_q;              /* [H, H]   self_attn.q_proj */
+    mg_mat sa_kv;             /* [2H, H]  self_attn.k_proj rows, then v_proj rows: one GEMM fills a cache row [k | v] */
+    mg_mat sa_o;              /* [H, H]   self_attn.out_proj */
     float *ca_ln_w, *ca_ln_b; /* [H]      encoder_attn_layer_norm */
-    float *ca_q;              /* [H, H]   encoder_attn.q_proj */
-    float *ca_kv;             /* [2H, H]  encoder_attn.k_proj, v_proj */
-    float *ca_o;              /* [H, H]   encoder_attn.out_proj */
+    mg_mat ca_q;              /* [H, H]   encoder_attn.q_proj */
+    mg_mat ca_kv;             /* [2H, H]  encoder_attn.k_proj, v_proj */
+    mg_mat ca_o;              /* [H, H]   encoder_attn.out_proj */
     float *ff_ln_w, *ff_ln_b; /* [H]      final_layer_norm */
-    float *fc1;               /* [F, H] */
-    float *fc2;               /* [H, F] */
+    mg_mat fc1;               /* [F, H] */
+    mg_mat fc2;               /* [H, F] */
 } mg_layer;
 
 typedef struct {
     musae_decoder_config cfg;
     const musae_ops *ops;
+    musae_precision prec; /* of the mg_mat weights; LayerNorms, embeddings and positions are always fp32 */
     int64_t K;        /* codebooks */
     int64_t V;        /* codes per codebook (2048); the BOS/pad id is V */
     int64_t H, n_layers, n_heads, d_head, ffn;
@@ -57,7 +66,7 @@ typedef struct {
     float *pos;       /* [max_pos, H]   computed, never loaded (HF 5.x does not save it) */
     mg_layer *layers; /* [n_layers] (host array of device pointers) */
     float *ln_w, *ln_b; /* [H] final layer_norm */
-    float *heads;     /* [K·V, H] lm_heads.{k} stacked: one GEMM gives logits [rows, K, V] */
+    mg_mat heads;     /* [K·V, H] lm_heads.{k} stacked: one GEMM gives logits [rows, K, V] */
     void *arena;      /* the one device allocation every weight above points into */
     size_t arena_bytes;
     int64_t n_params; /* loaded parameters (the table of positions excluded) */
@@ -66,10 +75,15 @@ typedef struct {
 /* Loads the decoder from an open checkpoint (a composite MusicGen folder: names start with "decoder.")
  * whose config was read with musae_config_load. Every tensor is checked by name and shape (fp32, fp16 or
  * bf16 stored; converted to f32), non-finite values are refused with the tensor's name, and the decoder
- * tensors no lookup used are reported. A bad checkpoint is a musae_fail naming the file and the tensor. */
-void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops);
+ * tensors no lookup used are reported. A bad checkpoint is a musae_fail naming the file and the tensor.
+ * prec MUSAE_PREC_BF16 stores the mg_mat weights as bf16 (rounded on the host, RNE): the arena is then
+ * about half the fp32 one (embeddings and positions stay fp32). */
+void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, const musae_ops *ops,
+                  musae_precision prec);
 /* Opens DIR (config.json + safetensors, single or sharded) and loads the decoder. */
-void mg_load(mg_model *m, const char *dir, const musae_ops *ops);
+void mg_load(mg_model *m, const char *dir, const musae_ops *ops, musae_precision prec);
+/* y[rows, n] = x[rows, k] · Wᵀ + beta·y, through ops->linear (w.f) or ops->linear_bf16w (w.b). */
+void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta);
 void mg_free(mg_model *m);
 /* The sinusoidal table exactly as HF computes it in fp32: half = H/2, freq_i = exp(i · -(ln 10000 /
  * (half - 1))), row p = [cos(p · freq), sin(p · freq)]. out is host [n, H]. */
@@ -135,6 +149,8 @@ typedef struct {
     float *q, *attn;     /* [rows, H] */
     float *ff;           /* [rows, F] */
     float *logits;       /* [rows, K · V], i.e. [batch, t, K, V] */
+    float *kv_tmp;       /* [batch, 2H] bf16 models only: one decoding step's K/V before the strided cache
+                            write (linear_bf16w has no output stride) */
     int64_t *ids;        /* [K, rows] */
     int64_t *ids_host;
 } mg_state;

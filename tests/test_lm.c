@@ -105,7 +105,7 @@ static void test_load(void) {
     const int64_t want = 4 * 2049 * 32 + 4 * 2048 * 32 + 2 * (8 * 32 * 32 + 2 * 128 * 32 + 6 * 32) + 2 * 32;
     CHECK(g_m.n_params == want, "decoder parameters %lld, expected %lld", (long long)g_m.n_params, (long long)want);
     mg_model sh;
-    mg_load(&sh, fixture("tiny-musicgen-sharded"), musae_ops_cpu());
+    mg_load(&sh, fixture("tiny-musicgen-sharded"), musae_ops_cpu(), MUSAE_PREC_FP32);
     CHECK(sh.arena_bytes == g_m.arena_bytes && !memcmp(sh.arena, g_m.arena, g_m.arena_bytes),
           "sharded checkpoint loads the same weights");
     mg_free(&sh);
@@ -251,9 +251,9 @@ static void layers_ref(const mg_model *m, int64_t l0, float *x, int64_t T, float
         const mg_layer *w = &m->layers[l];
         for (int64_t t = 0; t < T; t++) {
             ln_ref(x + t * H, w->sa_ln_w, w->sa_ln_b, H, h + t * H);
-            matvec_ref(w->sa_q, h + t * H, H, H, q + t * H);
-            matvec_ref(w->sa_kv, h + t * H, H, H, k + t * H);
-            matvec_ref(w->sa_kv + H * H, h + t * H, H, H, v + t * H);
+            matvec_ref(w->sa_q.f, h + t * H, H, H, q + t * H);
+            matvec_ref(w->sa_kv.f, h + t * H, H, H, k + t * H);
+            matvec_ref(w->sa_kv.f + H * H, h + t * H, H, H, v + t * H);
         }
         for (int64_t t = 0; t < T; t++) {
             for (int64_t hd = 0; hd < NH; hd++) {
@@ -271,22 +271,22 @@ static void layers_ref(const mg_model *m, int64_t l0, float *x, int64_t T, float
                     a[hd * D + d] = (float)acc;
                 }
             }
-            matvec_ref(w->sa_o, a, H, H, o);
+            matvec_ref(w->sa_o.f, a, H, H, o);
             for (int64_t i = 0; i < H; i++) x[t * H + i] += o[i];
         }
         for (int64_t t = 0; t < T; t++) {
             float *xt = x + t * H;
             ln_ref(xt, w->ff_ln_w, w->ff_ln_b, H, h);
-            matvec_ref(w->fc1, h, F, H, f);
+            matvec_ref(w->fc1.f, h, F, H, f);
             for (int64_t i = 0; i < F; i++) f[i] = (float)(0.5 * f[i] * (1.0 + erf(f[i] / sqrt(2.0))));
-            matvec_ref(w->fc2, f, H, F, o);
+            matvec_ref(w->fc2.f, f, H, F, o);
             for (int64_t i = 0; i < H; i++) xt[i] += o[i];
         }
     }
     float *lg = malloc(sizeof(float) * (size_t)(K * V));
     for (int64_t t = 0; t < T; t++) {
         ln_ref(x + t * H, m->ln_w, m->ln_b, H, h);
-        matvec_ref(m->heads, h, K * V, H, lg);
+        matvec_ref(m->heads.f, h, K * V, H, lg);
         for (int64_t kk = 0; kk < K; kk++) memcpy(logits + (kk * T + t) * V, lg + kk * V, sizeof(float) * (size_t)V);
     }
     free(lg), free(h), free(q), free(k), free(v), free(a), free(o), free(f), free(sc);
@@ -616,7 +616,7 @@ static void test_sampling(void) {
 }
 
 int main(void) {
-    mg_load(&g_m, fixture("tiny-musicgen"), musae_ops_cpu());
+    mg_load(&g_m, fixture("tiny-musicgen"), musae_ops_cpu(), MUSAE_PREC_FP32);
     test_delay();
     test_load();
     test_forward_golden("golden/lm_forward_uncond.safetensors", 0);

@@ -66,7 +66,7 @@ int verb_forward(int argc, char **argv) {
     }
 
     mg_model m;
-    mg_load(&m, model_dir, musae_ops_cpu());
+    mg_load(&m, model_dir, musae_ops_cpu(), MUSAE_PREC_FP32);
     const int64_t K = m.K, V = m.V, H = m.H;
 
     int n_layers = 0;

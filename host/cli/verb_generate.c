@@ -168,7 +168,7 @@ int verb_generate(int argc, char **argv) {
     musae_st st;
     if (musae_st_open(&st, a.model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
-    mg_load_from(&m, &st, &cfg, musae_ops_cpu());
+    mg_load_from(&m, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
     if (a.seconds > 0) {
         if (!cfg.has_audio)
             musae_fail("--seconds: %s/config.json has no audio_encoder frame rate; use --frames", a.model_dir);
