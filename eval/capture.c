@@ -451,6 +451,8 @@ void capture_opts_defaults(capture_opts *o) {
     o->clip_seconds = 10.0;
     o->batch = 1;
     o->dtype = MUSAE_F16;
+    o->ops = musae_ops_cpu();
+    o->prec = MUSAE_PREC_FP32;
 }
 
 /* What the planning pass learns about a file. */
@@ -521,6 +523,11 @@ typedef struct {
     int have_tc;
     musae_store_writer *w;
     pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
+    /* A GPU table is driven from one host thread at a time (kernels/cuda/ops_cuda.h: one stream, one scratch
+     * buffer), so the EnCodec and LM threads take turns on it; their overlap is a CPU-table matter (the
+     * encoder's serial LSTM leaves cores idle there). */
+    pthread_mutex_t dev_mu;
+    int dev_shared;
     queue jobs, coded, results;
     skip_list skips;
     int64_t to_do;             /* clips the reader will hand over */
@@ -596,7 +603,6 @@ typedef struct {
 
 static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st, int64_t *st_key, text_cache *tcache) {
     const int64_t K = c->K, H = c->H, V = c->lm.V;
-    const musae_ops *ops = c->lm.ops;
     double t0;
     const int64_t F = jobs[0]->F, T = F + K;
     int64_t *codes = musae_xmalloc((size_t)(nb * K * F) * sizeof(int64_t));
@@ -629,7 +635,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
                 musae_text_states_free(&tcache->ts);
                 char err[512];
                 const char *pr = jobs[b]->caption;
-                int rc = musae_text_cond_prompts(&c->tc, ops, 1, &pr, 0, &tcache->ts, err, sizeof err);
+                int rc = musae_text_cond_prompts(&c->tc, 1, &pr, 0, &tcache->ts, err, sizeof err);
                 MUSAE_ASSERT(rc == 0, "caption checked in planning failed later: %s", err);
                 tcache->caption = jobs[b]->caption;
             }
@@ -685,10 +691,12 @@ static void *encoder_main(void *arg) {
     for (;;) {
         clip_job *j = q_get(&c->jobs, 0);
         if (!j->end) {
+            if (c->dev_shared) pthread_mutex_lock(&c->dev_mu);
             const double t0 = musae_now(), c0 = thread_cpu();
             j->codes = encodec_encode(&c->codec, j->x, j->n, &j->F);
             c->t_encode += musae_now() - t0;
             c->cpu_encode += thread_cpu() - c0;
+            if (c->dev_shared) pthread_mutex_unlock(&c->dev_mu);
             free(j->x);
             j->x = NULL;
         }
@@ -723,7 +731,9 @@ static void *compute_main(void *arg) {
             if (nx->end || nx->n != c->clip_samples) break;
             jobs[nb++] = q_get(&c->coded, 0);
         }
+        if (c->dev_shared) pthread_mutex_lock(&c->dev_mu);
         compute_batch(c, jobs, nb, &st, &st_key, &tcache);
+        if (c->dev_shared) pthread_mutex_unlock(&c->dev_mu);
     }
     if (st_key) mg_state_free(&st, &c->lm);
     musae_text_states_free(&tcache.ts);
@@ -880,12 +890,13 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     musae_st st;
     if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
-    mg_load_from(&c->lm, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
-    encodec_load_st(&c->codec, &cfg.audio, &st, "audio_encoder.", musae_ops_cpu());
+    mg_load_from(&c->lm, &st, &cfg, o->ops, o->prec);
+    encodec_load_st(&c->codec, &cfg.audio, &st, "audio_encoder.", o->ops);
+    c->dev_shared = o->ops->device != MUSAE_DEVICE_CPU;
     if (c->codec.n_q != K)
         musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, c->codec.n_q, (long long)K);
     if (o->captions) {
-        if (musae_text_cond_load(&c->tc, o->model_dir, &st, &cfg, err, sizeof err)) musae_fail("%s", err);
+        if (musae_text_cond_load(&c->tc, o->model_dir, &st, &cfg, o->ops, err, sizeof err)) musae_fail("%s", err);
         c->have_tc = 1;
     }
     musae_st_close(&st);
@@ -913,6 +924,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     /* plan: every file's length from its header, what is already in the store, what is skipped */
     pthread_mutex_init(&c->skips.mu, NULL);
     pthread_mutex_init(&c->store_mu, NULL);
+    pthread_mutex_init(&c->dev_mu, NULL);
     c->plan = musae_xcalloc((size_t)ds.n_files, sizeof *c->plan);
     int64_t planned = 0, present = 0, tails = 0;
     double tail_s = 0;
@@ -1039,6 +1051,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     free(c->skips.items);
     pthread_mutex_destroy(&c->skips.mu);
     pthread_mutex_destroy(&c->store_mu);
+    pthread_mutex_destroy(&c->dev_mu);
     q_free(&c->jobs);
     q_free(&c->coded);
     q_free(&c->results);

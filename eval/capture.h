@@ -37,6 +37,7 @@
 
 #include "host/core/dtype.h"
 #include "host/io/store.h"
+#include "kernels/ops.h"
 #include "model/musicgen.h"
 
 #ifdef __cplusplus
@@ -109,6 +110,8 @@ typedef struct {
     musae_dtype dtype;     /* MUSAE_F16 (default) or MUSAE_F32 */
     int64_t max_clips;     /* stop after this many new clips (0 = no limit); the store stays incomplete */
     int threads;           /* 1: no reader/writer threads (everything on the calling thread) */
+    const musae_ops *ops;  /* the table EnCodec, T5 and the LM run on (default the CPU) */
+    musae_precision prec;  /* of the LM weights (default fp32) */
 } capture_opts;
 
 void capture_opts_defaults(capture_opts *o);

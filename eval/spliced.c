@@ -21,6 +21,8 @@ void spliced_opts_defaults(spliced_opts *o) {
     memset(o, 0, sizeof *o);
     o->layer = -1;
     o->clip_seconds = 10.0;
+    o->ops = musae_ops_cpu();
+    o->prec = MUSAE_PREC_FP32;
 }
 
 /* log Σ exp(l) over V logits, in double. */
@@ -198,7 +200,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     musae_st st;
     if (musae_st_open(&st, o->model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
-    mg_load_from(&m, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
+    mg_load_from(&m, &st, &cfg, o->ops, o->prec);
     evaluator ev = {.m = &m, .sae = &sae, .layer = layer};
     sae_eval_init(&ev.acc, sae.d, sae.M);
     musae_progress pg;
@@ -234,9 +236,10 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
         if (capture_dataset_load(o->audio, &ds, err, sizeof err)) musae_fail("--audio: %s", err);
         if (o->captions && !ds.from_list) musae_fail("--captions needs a list file (path<TAB>caption per line)");
         encodec codec;
-        encodec_load_st(&codec, &cfg.audio, &st, "audio_encoder.", musae_ops_cpu());
+        encodec_load_st(&codec, &cfg.audio, &st, "audio_encoder.", o->ops);
         musae_text_cond tc;
-        if (o->captions && musae_text_cond_load(&tc, o->model_dir, &st, &cfg, err, sizeof err)) musae_fail("%s", err);
+        if (o->captions && musae_text_cond_load(&tc, o->model_dir, &st, &cfg, o->ops, err, sizeof err))
+            musae_fail("%s", err);
         musae_st_close(&st);
         if (codec.n_q != m.K)
             musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, codec.n_q, (long long)m.K);
@@ -251,7 +254,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
             musae_text_states ts = {0};
             if (o->captions) {
                 const char *pr = f->caption;
-                if (musae_text_cond_prompts(&tc, musae_ops_cpu(), 1, &pr, 0, &ts, err, sizeof err)) {
+                if (musae_text_cond_prompts(&tc, 1, &pr, 0, &ts, err, sizeof err)) {
                     LOG_WARN("%s: caption on line %d: %s; skipped", f->path, f->line, err);
                     r->files_skipped++;
                     continue;

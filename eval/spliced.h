@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kernels/ops.h"
 #include "sae/sae.h"
 
 #ifdef __cplusplus
@@ -47,6 +48,8 @@ typedef struct {
     int captions;
     int64_t max_clips;     /* 0 = every clip */
     int force;             /* evaluate even if the checkpoint names another layer or model */
+    const musae_ops *ops;  /* the table the model runs on (default the CPU) */
+    musae_precision prec;  /* of the LM weights (default fp32) */
 } spliced_opts;
 
 void spliced_opts_defaults(spliced_opts *o);

@@ -32,17 +32,30 @@ static t5_act_fn t5_act(const musae_ops *ops, const char *name) {
     return NULL;
 }
 
-static float *load(musae_st *st, const char *name, int64_t d0, int64_t d1) {
+static float *load_host(musae_st *st, const char *name, int64_t d0, int64_t d1) {
     const int64_t shape[2] = {d0, d1};
     return musae_st_load(st, name, MUSAE_F32, d1 ? 2 : 1, shape);
 }
 
-void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5_config *cfg) {
+/* A host array to a new buffer on ops' device; the host copy is freed. */
+static float *to_device(const musae_ops *ops, float *host, int64_t n) {
+    float *d = ops->alloc((size_t)n * sizeof(float));
+    ops->upload(d, host, (size_t)n * sizeof(float));
+    free(host);
+    return d;
+}
+
+static float *load(const musae_ops *ops, musae_st *st, const char *name, int64_t d0, int64_t d1) {
+    return to_device(ops, load_host(st, name, d0, d1), d1 ? d0 * d1 : d0);
+}
+
+void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5_config *cfg, const musae_ops *ops) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->ops = ops;
     const int64_t D = cfg->d_model, F = cfg->d_ff, I = (int64_t)cfg->num_heads * cfg->d_kv;
     m->inner = I;
-    if (!t5_act(musae_ops_cpu(), cfg->dense_act_fn))
+    if (!t5_act(ops, cfg->dense_act_fn))
         musae_fail("%s: T5 activation \"%s\" is not supported (relu, gelu, gelu_new)", st->path, cfg->dense_act_fn);
     char name[512];
 
@@ -52,16 +65,17 @@ void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5
     snprintf(tied, sizeof tied, "%sencoder.embed_tokens.weight", prefix);
     const int has_shared = musae_st_find(st, name) != NULL, has_tied = musae_st_find(st, tied) != NULL;
     if (!has_shared && !has_tied) musae_fail("%s: tensor '%s' (or '%s') is missing", st->path, name, tied);
-    m->embed = load(st, has_shared ? name : tied, cfg->vocab_size, D);
+    float *embed = load_host(st, has_shared ? name : tied, cfg->vocab_size, D);
     if (has_shared && has_tied) {
-        float *e = load(st, tied, cfg->vocab_size, D);
-        const int same = !memcmp(e, m->embed, (size_t)cfg->vocab_size * D * sizeof(float));
+        float *e = load_host(st, tied, cfg->vocab_size, D);
+        const int same = !memcmp(e, embed, (size_t)cfg->vocab_size * D * sizeof(float));
         free(e);
         if (!same) musae_fail("%s: '%s' and '%s' differ, but T5 ties them", st->path, name, tied);
     }
+    m->embed = to_device(ops, embed, (int64_t)cfg->vocab_size * D);
 
     snprintf(name, sizeof name, "%sencoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", prefix);
-    m->rel_bias = load(st, name, cfg->relative_attention_num_buckets, cfg->num_heads);
+    m->rel_bias = load_host(st, name, cfg->relative_attention_num_buckets, cfg->num_heads);
 
     m->blocks = musae_xcalloc((size_t)cfg->num_layers, sizeof *m->blocks);
     for (int j = 0; j < cfg->num_layers; j++) {
@@ -71,7 +85,7 @@ void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5
 #define T5_LOAD(field, suffix, d0, d1)                                                                     \
     do {                                                                                                   \
         snprintf(name, sizeof name, "%s%s", p, suffix);                                                    \
-        b->field = load(st, name, d0, d1);                                                                 \
+        b->field = load(ops, st, name, d0, d1);                                                            \
     } while (0)
         T5_LOAD(attn_norm, "0.layer_norm.weight", D, 0);
         T5_LOAD(q, "0.SelfAttention.q.weight", I, D);
@@ -89,7 +103,7 @@ void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5
 #undef T5_LOAD
     }
     snprintf(name, sizeof name, "%sencoder.final_layer_norm.weight", prefix);
-    m->final_norm = load(st, name, D, 0);
+    m->final_norm = load(ops, st, name, D, 0);
 
     /* Anything left under the prefix is a part of the model this code would silently ignore (another
      * block's relative bias, a gated weight under a relu config, a T5 decoder): refuse it. */
@@ -101,52 +115,58 @@ void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5
 }
 
 void musae_t5_free(musae_t5 *m) {
+    const musae_ops *ops = m->ops;
     if (m->blocks)
         for (int j = 0; j < m->cfg.num_layers; j++) {
             musae_t5_block *b = &m->blocks[j];
-            free(b->attn_norm), free(b->q), free(b->k), free(b->v), free(b->o);
-            free(b->ff_norm), free(b->wi), free(b->wi_gate), free(b->wo);
+            float *ws[] = {b->attn_norm, b->q, b->k, b->v, b->o, b->ff_norm, b->wi, b->wi_gate, b->wo};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+                if (ws[i]) ops->free(ws[i]);
         }
     free(m->blocks);
-    free(m->embed);
+    if (m->embed) ops->free(m->embed);
+    if (m->final_norm) ops->free(m->final_norm);
     free(m->rel_bias);
-    free(m->final_norm);
     memset(m, 0, sizeof *m);
 }
 
-void musae_t5_encode(const musae_t5 *m, const musae_ops *ops, const int64_t *ids, const int64_t *mask, int64_t B,
-                     int64_t S, float *out, float *const *block_out) {
+void musae_t5_encode(const musae_t5 *m, const int64_t *ids, const int64_t *mask, int64_t B, int64_t S, float *out,
+                     float *const *block_out) {
     const musae_t5_config *c = &m->cfg;
+    const musae_ops *ops = m->ops;
     const int64_t D = c->d_model, F = c->d_ff, I = m->inner, H = c->num_heads, N = B * S;
-    MUSAE_ASSERT(ops->device == MUSAE_DEVICE_CPU, "T5 weights are host memory; got the %s op table", ops->name);
     MUSAE_ASSERT(B >= 1 && S >= 1, "T5 batch %lld x %lld", (long long)B, (long long)S);
     const float eps = (float)c->layer_norm_epsilon;
     const t5_act_fn act = t5_act(ops, c->dense_act_fn);
     MUSAE_ASSERT(act, "T5 activation '%s'", c->dense_act_fn);
 
     /* the relative position bias [H, S, S], shared by all blocks and all batch rows */
-    float *bias = musae_xmalloc((size_t)(H * S * S) * sizeof *bias);
+    float *bias_h = musae_xmalloc((size_t)(H * S * S) * sizeof *bias_h);
     for (int64_t i = 0; i < S; i++)
         for (int64_t j = 0; j < S; j++) {
             const int bk =
                 musae_t5_bucket(j - i, c->relative_attention_num_buckets, c->relative_attention_max_distance);
-            for (int64_t h = 0; h < H; h++) bias[(h * S + i) * S + j] = m->rel_bias[bk * H + h];
+            for (int64_t h = 0; h < H; h++) bias_h[(h * S + i) * S + j] = m->rel_bias[bk * H + h];
         }
+    float *bias = to_device(ops, bias_h, H * S * S);
     float *key_mask = NULL;
     if (mask) {
-        key_mask = musae_xmalloc((size_t)N * sizeof *key_mask);
-        for (int64_t r = 0; r < N; r++) key_mask[r] = mask[r] ? 1.0f : 0.0f;
+        float *km = musae_xmalloc((size_t)N * sizeof *km);
+        for (int64_t r = 0; r < N; r++) km[r] = mask[r] ? 1.0f : 0.0f;
+        key_mask = to_device(ops, km, N);
     }
+    int64_t *ids_d = ops->alloc((size_t)N * sizeof *ids_d);
+    ops->upload(ids_d, ids, (size_t)N * sizeof *ids_d);
 
-    float *x = out; /* the residual stream lives in the output buffer; the final norm runs in place */
-    float *n = musae_xmalloc((size_t)(N * D) * sizeof *n);
-    float *qkv = musae_xmalloc((size_t)(3 * N * I) * sizeof *qkv);
-    float *att = musae_xmalloc((size_t)(N * I) * sizeof *att);
-    float *h1 = musae_xmalloc((size_t)(N * F) * sizeof *h1);
-    float *h2 = c->is_gated ? musae_xmalloc((size_t)(N * F) * sizeof *h2) : NULL;
+    float *x = ops->alloc((size_t)(N * D) * sizeof *x); /* the residual stream; the final norm writes n */
+    float *n = ops->alloc((size_t)(N * D) * sizeof *n);
+    float *qkv = ops->alloc((size_t)(3 * N * I) * sizeof *qkv);
+    float *att = ops->alloc((size_t)(N * I) * sizeof *att);
+    float *h1 = ops->alloc((size_t)(N * F) * sizeof *h1);
+    float *h2 = c->is_gated ? ops->alloc((size_t)(N * F) * sizeof *h2) : NULL;
     float *q = qkv, *k = qkv + N * I, *v = qkv + 2 * N * I;
 
-    ops->embedding(x, m->embed, c->vocab_size, D, ids, N, 0);
+    ops->embedding(x, m->embed, c->vocab_size, D, ids_d, N, 0);
     const musae_attn_params ap = {
         .batch = B, .heads = H, .tq = S, .tk = S, .dh = c->d_kv,
         .q_sb = S * I, .q_st = I, .k_sb = S * I, .k_st = I, .v_sb = S * I, .v_st = I, .o_sb = S * I, .o_st = I,
@@ -170,9 +190,13 @@ void musae_t5_encode(const musae_t5 *m, const musae_ops *ops, const int64_t *ids
             ops->mul(h1, h1, h2, N * F);
         }
         ops->linear(x, h1, b->wo, NULL, N, D, F, 1.0f); /* x += wo·h */
-        if (block_out) memcpy(block_out[j], x, (size_t)(N * D) * sizeof *x);
+        if (block_out) ops->download(block_out[j], x, (size_t)(N * D) * sizeof *x);
     }
-    ops->rmsnorm(out, x, m->final_norm, N, D, eps);
+    ops->rmsnorm(n, x, m->final_norm, N, D, eps);
+    ops->download(out, n, (size_t)(N * D) * sizeof *out);
 
-    free(bias), free(key_mask), free(n), free(qkv), free(att), free(h1), free(h2);
+    float *bufs[] = {bias, key_mask, x, n, qkv, att, h1, h2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops->free(bufs[i]);
+    ops->free(ids_d);
 }

@@ -10,7 +10,8 @@
  *   out  = rmsnorm_final(x)                             rmsnorm(x) = w * x / sqrt(mean(x²) + eps)
  *
  * Padded query rows are computed like real ones (HF does the same; MusicGen zeroes them after the
- * projection). Weights are host memory: T5 runs once per prompt batch, so it uses the CPU op table. */
+ * projection). Weights live on the device of the op table given at load (fp32 always: T5 runs once per
+ * prompt batch, its weights are a small part of the model), and every op of the encoder runs there. */
 #ifndef MUSAE_T5_H
 #define MUSAE_T5_H
 
@@ -34,11 +35,14 @@ typedef struct {
     float *wo;             /* [d_model, d_ff] */
 } musae_t5_block;
 
+/* Every pointer is on ops' device except rel_bias (host: the [heads, S, S] bias is built on the host per
+ * call, then uploaded). */
 typedef struct {
     musae_t5_config cfg;
+    const musae_ops *ops;
     int64_t inner;           /* num_heads * d_kv */
     float *embed;            /* [vocab_size, d_model]  shared.weight (= encoder.embed_tokens.weight, tied) */
-    float *rel_bias;         /* [num_buckets, num_heads] block 0's relative_attention_bias */
+    float *rel_bias;         /* [num_buckets, num_heads] block 0's relative_attention_bias (host) */
     musae_t5_block *blocks;  /* [num_layers] */
     float *final_norm;       /* [d_model] */
 } musae_t5;
@@ -46,14 +50,15 @@ typedef struct {
 /* Loads `prefix`shared.weight (or the tied `prefix`encoder.embed_tokens.weight) and
  * `prefix`encoder.{block.*,final_layer_norm}.* checked against cfg; a missing tensor, a wrong shape or a
  * tensor under `prefix` that the encoder does not use is a musae_fail naming it. */
-void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5_config *cfg);
+void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5_config *cfg, const musae_ops *ops);
 void musae_t5_free(musae_t5 *m);
 
 /* ids, mask [B, S] (mask 1 = real token; NULL = all real) → out [B, S, d_model] (last_hidden_state).
  * block_out: NULL, or num_layers buffers [B, S, d_model] receiving the residual stream after each block
- * (before the final norm), for reference checks. ops must be a CPU table. */
-void musae_t5_encode(const musae_t5 *m, const musae_ops *ops, const int64_t *ids, const int64_t *mask, int64_t B,
-                     int64_t S, float *out, float *const *block_out);
+ * (before the final norm), for reference checks. All arguments are host memory; the work runs on the
+ * table the weights were loaded with. */
+void musae_t5_encode(const musae_t5 *m, const int64_t *ids, const int64_t *mask, int64_t B, int64_t S, float *out,
+                     float *const *block_out);
 
 /* HF T5Attention._relative_position_bucket, bidirectional: the bucket of rel = key_pos - query_pos.
  * Computed in float32 in the order torch does, so bucket edges fall where HF's do. */

@@ -8,8 +8,9 @@
 #include "host/core/log.h"
 
 int musae_text_cond_load(musae_text_cond *tc, const char *dir, musae_st *st, const musae_model_config *cfg,
-                         char *err, size_t errlen) {
+                         const musae_ops *ops, char *err, size_t errlen) {
     memset(tc, 0, sizeof *tc);
+    tc->ops = ops;
     if (!cfg->has_text) {
         snprintf(err, errlen, "%s/config.json: has no text_encoder section (not a text-conditioned MusicGen)", dir);
         return -1;
@@ -25,12 +26,18 @@ int musae_text_cond_load(musae_text_cond *tc, const char *dir, musae_st *st, con
         musae_t5_tokenizer_close(&tc->tok);
         return -1;
     }
-    musae_t5_load(&tc->t5, st, "text_encoder.", t);
+    musae_t5_load(&tc->t5, st, "text_encoder.", t, ops);
     tc->hidden = cfg->decoder.hidden_size;
     if (t->d_model != tc->hidden) {
         const int64_t ws[2] = {tc->hidden, t->d_model}, bs[1] = {tc->hidden};
-        tc->proj_w = musae_st_load(st, "enc_to_dec_proj.weight", MUSAE_F32, 2, ws);
-        tc->proj_b = musae_st_load(st, "enc_to_dec_proj.bias", MUSAE_F32, 1, bs);
+        float *w = musae_st_load(st, "enc_to_dec_proj.weight", MUSAE_F32, 2, ws);
+        float *b = musae_st_load(st, "enc_to_dec_proj.bias", MUSAE_F32, 1, bs);
+        tc->proj_w = ops->alloc((size_t)(ws[0] * ws[1]) * sizeof(float));
+        tc->proj_b = ops->alloc((size_t)bs[0] * sizeof(float));
+        ops->upload(tc->proj_w, w, (size_t)(ws[0] * ws[1]) * sizeof(float));
+        ops->upload(tc->proj_b, b, (size_t)bs[0] * sizeof(float));
+        free(w);
+        free(b);
     } else if (musae_st_find(st, "enc_to_dec_proj.weight")) {
         musae_fail("%s: has enc_to_dec_proj.weight, but T5 d_model %d equals the decoder hidden_size, where HF "
                    "MusicGen has no projection", st->path, t->d_model);
@@ -41,41 +48,49 @@ int musae_text_cond_load(musae_text_cond *tc, const char *dir, musae_st *st, con
 void musae_text_cond_free(musae_text_cond *tc) {
     musae_t5_tokenizer_close(&tc->tok);
     musae_t5_free(&tc->t5);
-    free(tc->proj_w);
-    free(tc->proj_b);
+    if (tc->proj_w) tc->ops->free(tc->proj_w);
+    if (tc->proj_b) tc->ops->free(tc->proj_b);
     memset(tc, 0, sizeof *tc);
 }
 
-void musae_text_cond_project(const musae_text_cond *tc, const musae_ops *ops, const float *h, const int64_t *mask,
-                             int64_t B, int64_t S, float *out) {
+void musae_text_cond_project(const musae_text_cond *tc, const float *h, const int64_t *mask, int64_t B, int64_t S,
+                             float *out) {
+    const musae_ops *ops = tc->ops;
     const int64_t D = tc->t5.cfg.d_model, H = tc->hidden, N = B * S;
-    if (tc->proj_w) ops->linear(out, h, tc->proj_w, tc->proj_b, N, H, D, 0.0f);
-    else memcpy(out, h, (size_t)(N * H) * sizeof *out);
+    if (tc->proj_w) {
+        float *hd = ops->alloc((size_t)(N * D) * sizeof *hd), *od = ops->alloc((size_t)(N * H) * sizeof *od);
+        ops->upload(hd, h, (size_t)(N * D) * sizeof *hd);
+        ops->linear(od, hd, tc->proj_w, tc->proj_b, N, H, D, 0.0f);
+        ops->download(out, od, (size_t)(N * H) * sizeof *out);
+        ops->free(hd);
+        ops->free(od);
+    } else {
+        memcpy(out, h, (size_t)(N * H) * sizeof *out);
+    }
     if (!mask) return;
     /* HF multiplies (x * 0 = ±0); padded rows become exactly zero either way */
     for (int64_t r = 0; r < N; r++)
         if (!mask[r]) memset(out + r * H, 0, (size_t)H * sizeof *out);
 }
 
-void musae_text_cond_encode(const musae_text_cond *tc, const musae_ops *ops, const musae_t5_tokens *tokens,
-                            musae_text_states *out) {
+void musae_text_cond_encode(const musae_text_cond *tc, const musae_t5_tokens *tokens, musae_text_states *out) {
     const int64_t B = tokens->batch, S = tokens->len, D = tc->t5.cfg.d_model, H = tc->hidden;
     float *h = musae_xmalloc((size_t)(B * S * D) * sizeof *h);
-    musae_t5_encode(&tc->t5, ops, tokens->ids, tokens->mask, B, S, h, NULL);
+    musae_t5_encode(&tc->t5, tokens->ids, tokens->mask, B, S, h, NULL);
     out->batch = B, out->len = S, out->hidden = H;
     out->states = musae_xmalloc((size_t)(B * S * H) * sizeof *out->states);
     out->mask = musae_xmalloc((size_t)(B * S) * sizeof *out->mask);
     memcpy(out->mask, tokens->mask, (size_t)(B * S) * sizeof *out->mask);
-    musae_text_cond_project(tc, ops, h, tokens->mask, B, S, out->states);
+    musae_text_cond_project(tc, h, tokens->mask, B, S, out->states);
     free(h);
 }
 
-int musae_text_cond_prompts(const musae_text_cond *tc, const musae_ops *ops, int n, const char *const *prompts,
-                            int64_t max_tokens, musae_text_states *out, char *err, size_t errlen) {
+int musae_text_cond_prompts(const musae_text_cond *tc, int n, const char *const *prompts, int64_t max_tokens,
+                            musae_text_states *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     musae_t5_tokens tokens;
     if (musae_t5_tokenize_batch(&tc->tok, n, prompts, max_tokens, &tokens, err, errlen)) return -1;
-    musae_text_cond_encode(tc, ops, &tokens, out);
+    musae_text_cond_encode(tc, &tokens, out);
     musae_t5_tokens_free(&tokens);
     return 0;
 }
@@ -86,14 +101,14 @@ void musae_text_states_free(musae_text_states *s) {
     memset(s, 0, sizeof *s);
 }
 
-void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, int n,
+void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, const musae_ops *ops, int n,
                          const char *const *prompts, int64_t max_tokens, mg_text_states *out) {
     char err[1024];
     musae_text_cond tc;
-    if (musae_text_cond_load(&tc, dir, st, cfg, err, sizeof err)) musae_fail("%s", err);
+    if (musae_text_cond_load(&tc, dir, st, cfg, ops, err, sizeof err)) musae_fail("%s", err);
     const double t0 = musae_now();
     musae_text_states ts;
-    if (musae_text_cond_prompts(&tc, musae_ops_cpu(), n, prompts, max_tokens, &ts, err, sizeof err))
+    if (musae_text_cond_prompts(&tc, n, prompts, max_tokens, &ts, err, sizeof err))
         musae_fail("%s", err);
     LOG_INFO("text: %d prompt(s), %lld tokens (longest, with </s>) through T5 in %.2f s", n, (long long)ts.len,
              musae_now() - t0);

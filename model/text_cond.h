@@ -29,12 +29,15 @@
 extern "C" {
 #endif
 
+/* T5 and the projection run on the op table given at load (weights on its device); inputs and outputs of
+ * every call below are host memory. */
 typedef struct {
     musae_t5_tokenizer tok;
     musae_t5 t5;
+    const musae_ops *ops;
     int64_t hidden;  /* decoder hidden_size H */
-    float *proj_w;   /* [H, d_model] enc_to_dec_proj.weight; NULL when d_model == H (no projection) */
-    float *proj_b;   /* [H]          enc_to_dec_proj.bias */
+    float *proj_w;   /* [H, d_model] enc_to_dec_proj.weight (device); NULL when d_model == H (no projection) */
+    float *proj_b;   /* [H]          enc_to_dec_proj.bias (device) */
 } musae_text_cond;
 
 /* The text states contract (ARCHITECTURE.md, "Text states"): what --text-states files hold. */
@@ -48,26 +51,26 @@ typedef struct {
  * from st, checked against cfg. A missing tokenizer file or an unusable one returns -1 with the reason in
  * err; weight problems are musae_fail (name, got/expected shape), as for every loader. */
 int musae_text_cond_load(musae_text_cond *tc, const char *dir, musae_st *st, const musae_model_config *cfg,
-                         char *err, size_t errlen);
+                         const musae_ops *ops, char *err, size_t errlen);
 void musae_text_cond_free(musae_text_cond *tc);
 
 /* T5 last hidden state h [B, S, d_model] → out [B, S, H]: projection, then × mask (mask NULL = all 1). */
-void musae_text_cond_project(const musae_text_cond *tc, const musae_ops *ops, const float *h, const int64_t *mask,
-                             int64_t B, int64_t S, float *out);
+void musae_text_cond_project(const musae_text_cond *tc, const float *h, const int64_t *mask, int64_t B, int64_t S,
+                             float *out);
 /* Tokens → text states (T5, projection, mask). `out` is allocated. */
-void musae_text_cond_encode(const musae_text_cond *tc, const musae_ops *ops, const musae_t5_tokens *tokens,
-                            musae_text_states *out);
+void musae_text_cond_encode(const musae_text_cond *tc, const musae_t5_tokens *tokens, musae_text_states *out);
 /* n >= 1 prompts → text states; max_tokens as musae_t5_tokenize (0 = no truncation, as HF MusicGen).
  * 0, or -1 with the reason in err (no prompts, invalid UTF-8). */
-int musae_text_cond_prompts(const musae_text_cond *tc, const musae_ops *ops, int n, const char *const *prompts,
-                            int64_t max_tokens, musae_text_states *out, char *err, size_t errlen);
+int musae_text_cond_prompts(const musae_text_cond *tc, int n, const char *const *prompts, int64_t max_tokens,
+                            musae_text_states *out, char *err, size_t errlen);
 
 void musae_text_states_free(musae_text_states *s);
 
 /* Prompts straight to the decoder's conditioning, for the verbs: loads the text encoder from dir and st
- * (the opened model weights), encodes, converts the mask to the 0/1 floats mg_text_states holds, and
- * frees the encoder. Any failure (tokenizer files, weights, no prompts, invalid UTF-8) is a musae_fail. */
-void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, int n,
+ * (the opened model weights) onto ops' device, encodes, converts the mask to the 0/1 floats mg_text_states
+ * holds, and frees the encoder. Any failure (tokenizer files, weights, no prompts, invalid UTF-8) is a
+ * musae_fail. */
+void musae_text_cond_run(const char *dir, musae_st *st, const musae_model_config *cfg, const musae_ops *ops, int n,
                          const char *const *prompts, int64_t max_tokens, mg_text_states *out);
 
 #ifdef __cplusplus

@@ -309,7 +309,7 @@ static void test_captions(void) {
     /* T5 over the caption alone (as the capture runs it), once per clip row */
     const char *prompt = "calm piano with soft strings";
     mg_text_states ts;
-    musae_text_cond_run(g_model, &st, &cfg, 1, &prompt, 0, &ts);
+    musae_text_cond_run(g_model, &st, &cfg, musae_ops_cpu(), 1, &prompt, 0, &ts);
     musae_st_close(&st);
     int64_t *mask = musae_xmalloc(sizeof(int64_t) * (size_t)(2 * ts.S));
     float *states = musae_xmalloc(sizeof(float) * (size_t)(2 * ts.S * ts.H));

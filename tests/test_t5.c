@@ -69,7 +69,7 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
         return;
     }
     musae_text_cond tc;
-    if (musae_text_cond_load(&tc, dir, &model, &cfg, err, sizeof err)) {
+    if (musae_text_cond_load(&tc, dir, &model, &cfg, ops, err, sizeof err)) {
         CHECK(0, "%s", err);
         return;
     }
@@ -89,7 +89,7 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
     float *h = musae_xmalloc((size_t)(B * S * D) * sizeof *h);
     float **blocks = musae_xcalloc((size_t)L, sizeof *blocks);
     for (int j = 0; j < L; j++) blocks[j] = musae_xmalloc((size_t)(B * S * D) * sizeof(float));
-    musae_t5_encode(&tc.t5, ops, ids, mask, B, S, h, blocks);
+    musae_t5_encode(&tc.t5, ids, mask, B, S, h, blocks);
 
     printf("tiny T5 (relu), batch %" PRId64 " x %" PRId64 ", padded:\n", B, S);
     float *emb = musae_xmalloc((size_t)(B * S * D) * sizeof *emb);
@@ -109,7 +109,7 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
     free(want);
 
     float *proj = musae_xmalloc((size_t)(B * S * H) * sizeof *proj);
-    musae_text_cond_project(&tc, ops, h, mask, B, S, proj);
+    musae_text_cond_project(&tc, h, mask, B, S, proj);
     want = must_load(&g, "enc.projected", MUSAE_F32, s3);
     check_close("projected * mask", proj, want, (size_t)(B * S * H));
 
@@ -119,7 +119,7 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
                               "e \xf0\x9f\x8e\xb8 \xe9\x9f\xb3\xe6\xa5\xbd na\xc3\xaf"
                               "ve"};
     musae_text_states ts;
-    CHECK(musae_text_cond_prompts(&tc, ops, 3, prompts, 0, &ts, err, sizeof err) == 0, "%s", err);
+    CHECK(musae_text_cond_prompts(&tc, 3, prompts, 0, &ts, err, sizeof err) == 0, "%s", err);
     CHECK(ts.batch == B && ts.len == S && ts.hidden == H, "text states %" PRId64 "x%" PRId64 "x%" PRId64, ts.batch,
           ts.len, ts.hidden);
     if (ts.batch == B && ts.len == S) {
@@ -144,7 +144,7 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
         CHECK(musae_t5_tokenize_batch(&tc.tok, 2, gp, 0, &tk, err, sizeof err) == 0, "%s", err);
         CHECK(tk.len == s2[1] && !memcmp(tk.ids, gids, (size_t)(2 * tk.len) * sizeof *gids), "lm_generate ids differ");
         musae_t5_tokens_free(&tk);
-        CHECK(musae_text_cond_prompts(&tc, ops, 2, gp, 0, &ts, err, sizeof err) == 0, "%s", err);
+        CHECK(musae_text_cond_prompts(&tc, 2, gp, 0, &ts, err, sizeof err) == 0, "%s", err);
         if (ts.len == s3[1])
             check_close("lm_generate prompts -> text states", ts.states, gst, (size_t)(2 * ts.len * H));
         musae_text_states_free(&ts);
@@ -176,7 +176,7 @@ static void test_gated(const musae_ops *ops, const char *fx) {
     CHECK(cfg.text.is_gated && !strcmp(cfg.text.dense_act_fn, "gelu_new"), "gated %d act %s", cfg.text.is_gated,
           cfg.text.dense_act_fn);
     musae_t5 t5;
-    musae_t5_load(&t5, &g, "text_encoder.", &cfg.text); /* embedding stored as encoder.embed_tokens.weight */
+    musae_t5_load(&t5, &g, "text_encoder.", &cfg.text, ops); /* embedding stored as encoder.embed_tokens.weight */
     int64_t s2[2], s3[3];
     int64_t *ids = must_load(&g, "input_ids", MUSAE_I64, s2);
     int64_t *mask = must_load(&g, "attention_mask", MUSAE_I64, s2);
@@ -184,7 +184,7 @@ static void test_gated(const musae_ops *ops, const char *fx) {
     float *h = musae_xmalloc((size_t)(B * S * D) * sizeof *h);
     float **blocks = musae_xcalloc((size_t)L, sizeof *blocks);
     for (int j = 0; j < L; j++) blocks[j] = musae_xmalloc((size_t)(B * S * D) * sizeof(float));
-    musae_t5_encode(&t5, ops, ids, mask, B, S, h, blocks);
+    musae_t5_encode(&t5, ids, mask, B, S, h, blocks);
     printf("tiny gated-gelu T5 (v1.1), %" PRId64 " blocks, batch %" PRId64 " x %" PRId64 ", max_distance %d:\n", L, B,
            S, cfg.text.relative_attention_max_distance);
     for (int j = 0; j < L; j++) {

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/core/log.h"
+#include "kernels/cuda/cuda_device.h"
 
 int64_t cli_int(const char *flag, const char *s, int64_t lo, int64_t hi) {
     char *end = NULL;
@@ -46,4 +48,45 @@ int cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
+}
+
+int cli_device_flag(cli_device_flags *f, const char *flag, const char *value) {
+    const char **dst = !strcmp(flag, "--device") ? &f->device : !strcmp(flag, "--precision") ? &f->precision : NULL;
+    if (!dst) return 0;
+    if (!value) musae_fail("%s needs a value", flag);
+    *dst = value;
+    return 1;
+}
+
+cli_device cli_device_resolve(const cli_device_flags *f, int has_lm) {
+    const char *dev = f->device ? f->device : "auto";
+    if (strcmp(dev, "auto") && strcmp(dev, "cuda") && strcmp(dev, "cpu"))
+        musae_fail("--device: expected cuda, cpu or auto, got '%s'", dev);
+    if (f->precision && !has_lm) musae_fail("--precision applies to the MusicGen LM; EnCodec always runs in fp32");
+    if (f->precision && strcmp(f->precision, "fp32") && strcmp(f->precision, "bf16"))
+        musae_fail("--precision: expected fp32 or bf16, got '%s'", f->precision);
+    cli_device d = {musae_ops_cpu(), MUSAE_PREC_FP32};
+    char why[512] = "";
+    if (strcmp(dev, "cpu")) {
+        const int n = musae_cuda_device_count(why, sizeof why);
+        const musae_ops *cuda = n > 0 ? musae_ops_cuda() : NULL;
+        if (cuda) {
+            d.ops = cuda;
+            LOG_INFO("device: cuda (%s; %d device(s) visible, using the current one)",
+                     f->device ? "--device cuda" : "auto: a GPU is usable", n);
+        } else if (!strcmp(dev, "cuda")) {
+            musae_fail("--device cuda: no usable CUDA device (%s)", why[0] ? why : "the CUDA table did not start");
+        } else {
+            LOG_INFO("device: cpu (auto: no usable CUDA device: %s)", why[0] ? why : "the CUDA table did not start");
+        }
+    } else {
+        LOG_INFO("device: cpu (--device cpu)");
+    }
+    const int gpu = d.ops->device != MUSAE_DEVICE_CPU;
+    d.prec = f->precision ? (!strcmp(f->precision, "bf16") ? MUSAE_PREC_BF16 : MUSAE_PREC_FP32)
+                          : (gpu ? MUSAE_PREC_BF16 : MUSAE_PREC_FP32);
+    if (has_lm)
+        LOG_INFO("precision: %s LM weights (%s)", d.prec == MUSAE_PREC_BF16 ? "bf16" : "fp32",
+             f->precision ? "--precision" : gpu ? "default on the GPU" : "default on the CPU");
+    return d;
 }

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "kernels/ops.h"
+
 #define MUSAE_VERB(name)                                                                                   \
     extern const char verb_##name##_summary[];                                                             \
     int verb_##name(int argc, char **argv);
@@ -21,5 +23,31 @@ double cli_double(const char *flag, const char *s, double lo, double hi);
 int cli_int_list(const char *flag, const char *s, int *out, int max, int lo, int hi);
 /* True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
+
+/* --device cuda|cpu|auto and --precision fp32|bf16, shared by every verb that runs a model. A verb's flag
+ * loop hands each flag to cli_device_flag (1 = it was one of these two and took `value`), then resolves
+ * once. auto (the default) is the GPU when musae_ops_cuda() gives a table, else the CPU, and a log line
+ * says which and why (musae_cuda_device_count's reason); --device cuda without a usable GPU is a
+ * musae_fail. The precision applies to the MusicGen LM's matrices (model/musicgen.h mg_mat); default bf16
+ * on the GPU (half the bytes every decoding step streams), fp32 on the CPU (the reference; bf16 there
+ * runs through linear_bf16w, widening each weight per call, so it is slower, for checks only). */
+typedef struct {
+    const char *device;    /* NULL = auto */
+    const char *precision; /* NULL = by device */
+} cli_device_flags;
+typedef struct {
+    const musae_ops *ops;
+    musae_precision prec;
+} cli_device;
+int cli_device_flag(cli_device_flags *f, const char *flag, const char *value);
+/* has_lm 0: the verb runs EnCodec only (fp32 always), so --precision is refused rather than ignored. */
+cli_device cli_device_resolve(const cli_device_flags *f, int has_lm);
+/* The flags' lines for a verb's usage text. */
+#define CLI_DEVICE_ONLY_USAGE                                                                              \
+    "  --device D           cuda, cpu or auto (default: the GPU when one is usable, else the CPU)\n"
+#define CLI_DEVICE_USAGE                                                                                   \
+    CLI_DEVICE_ONLY_USAGE                                                                                  \
+    "  --precision P        LM weights fp32 or bf16 (default bf16 on the GPU, fp32 on the CPU; T5 and\n"    \
+    "                       EnCodec are always fp32)\n"
 
 #endif /* MUSAE_CLI_H */

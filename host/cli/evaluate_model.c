@@ -26,18 +26,21 @@ void evaluate_model_usage(FILE *f) {
             "  --min-seconds S      keep shorter tails of at least S seconds (default: whole clips only)\n"
             "  --captions           condition on the list file's captions (default unconditional)\n"
             "  --max-clips N        evaluate on at most N clips\n"
-            "  --force              evaluate even if the checkpoint names another layer or model\n");
+            "  --force              evaluate even if the checkpoint names another layer or model\n"
+            CLI_DEVICE_USAGE);
 }
 
 int evaluate_model_main(int argc, char **argv) {
     spliced_opts o;
     spliced_opts_defaults(&o);
+    cli_device_flags dflags = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--captions")) { o.captions = 1; continue; }
         if (!strcmp(a, "--force")) { o.force = 1; continue; }
         if (!v) musae_fail("%s needs a value (or is unknown; musae evaluate --help)", a);
         i++;
+        if (cli_device_flag(&dflags, a, v)) continue;
         if (!strcmp(a, "--sae")) o.sae_dir = v;
         else if (!strcmp(a, "--model")) o.model_dir = v;
         else if (!strcmp(a, "--audio")) o.audio = v;
@@ -52,6 +55,9 @@ int evaluate_model_main(int argc, char **argv) {
         evaluate_model_usage(stderr);
         musae_fail("evaluate --model: --sae, --model and one of --audio or --codes are required");
     }
+    const cli_device dev = cli_device_resolve(&dflags, 1);
+    o.ops = dev.ops;
+    o.prec = dev.prec;
     spliced_result r;
     spliced_evaluate(&o, &r);
     LOG_INFO("layer %d, %lld clips, %lld frames: CE clean %.5f, spliced %.5f (+%.5f), zero-ablated %.5f nats; loss "

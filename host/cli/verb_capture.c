@@ -34,7 +34,8 @@ static void usage(FILE *f) {
             "  --batch N            whole clips per decoder forward (default 1; the rows do not depend on it;\n"
             "                       tails and --captions clips run one per forward)\n"
             "  --dtype f16|f32      stored precision (default f16)\n"
-            "  --max-clips N        stop after N new clips (the store stays incomplete; run again to continue)\n\n"
+            "  --max-clips N        stop after N new clips (the store stays incomplete; run again to continue)\n"
+            CLI_DEVICE_USAGE "\n"
             "Killed at any moment, the store keeps every clip committed so far (one commit per clip); the same\n"
             "command continues it. Progress shows clips/s, frames/s and the ETA; the summary lists skipped files\n"
             "with the reason and how long each stage took.\n");
@@ -50,6 +51,7 @@ int verb_capture(int argc, char **argv) {
     capture_opts o;
     capture_opts_defaults(&o);
     const char *layers = NULL;
+    cli_device_flags dflags = {0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--captions")) {
@@ -61,6 +63,7 @@ int verb_capture(int argc, char **argv) {
             musae_fail(f[0] == '-' ? "%s needs a value (or is unknown)" : "unexpected argument '%s'", f);
         }
         i++;
+        if (cli_device_flag(&dflags, f, v)) continue;
         if (!strcmp(f, "--model")) o.model_dir = v;
         else if (!strcmp(f, "--audio")) o.audio = v;
         else if (!strcmp(f, "--layers")) layers = v;
@@ -86,6 +89,9 @@ int verb_capture(int argc, char **argv) {
     qsort(o.layers, (size_t)o.n_layers, sizeof(int), cmp_int); /* one order, so "6,2" resumes "2,6" */
     for (int i = 1; i < o.n_layers; i++)
         if (o.layers[i] == o.layers[i - 1]) musae_fail("--layers: layer %d given twice", o.layers[i]);
+    const cli_device dev = cli_device_resolve(&dflags, 1);
+    o.ops = dev.ops;
+    o.prec = dev.prec;
     capture_report r;
     capture_run(&o, &r);
     return 0;

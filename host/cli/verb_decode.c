@@ -16,7 +16,7 @@ const char verb_decode_summary[] = "EnCodec codes (safetensors) -> audio (wav 16
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: musae decode --model DIR CODES -o OUT [--float | --flac] [--chunk-frames N]\n\n"
+            "usage: musae decode --model DIR CODES -o OUT [--float | --flac] [--chunk-frames N] [--device D]\n\n"
             "Decodes codes int64 [B, K, F] (safetensors, tensor 'codes') with the model's EnCodec into\n"
             "640·F samples at 32 kHz, mono. With B > 1, item b goes to OUT with _b before the extension.\n\n"
             "  --model DIR         a MusicGen folder (its audio_encoder) or a standalone EnCodec folder\n"
@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "  --float             32-bit float WAV (keeps samples beyond full scale)\n"
             "  --flac              FLAC 16-bit\n"
             "  --chunk-frames N    frames per decoder window (default 200; memory grows with it, the audio\n"
-            "                      does not depend on it)\n\n"
+            "                      does not depend on it)\n"
+            CLI_DEVICE_ONLY_USAGE "\n"
             "16-bit formats cannot hold |x| > 1: such samples are clipped, and the count and peak are reported.\n");
 }
 
@@ -41,6 +42,7 @@ int verb_decode(int argc, char **argv) {
     }
     const char *model = NULL, *in = NULL, *out = NULL;
     int as_float = 0, as_flac = 0, chunk = 0;
+    cli_device_flags dflags = {0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (f[0] != '-' || !f[1]) {
@@ -64,6 +66,7 @@ int verb_decode(int argc, char **argv) {
             musae_fail("%s needs a value (or is unknown)", f);
         }
         i++;
+        if (cli_device_flag(&dflags, f, v)) continue;
         if (!strcmp(f, "--model")) model = v;
         else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
         else if (!strcmp(f, "--chunk-frames")) chunk = (int)cli_int(f, v, 1, 100000);
@@ -91,7 +94,7 @@ int verb_decode(int argc, char **argv) {
     musae_st_close(&st);
 
     encodec m;
-    encodec_load(&m, model, musae_ops_cpu());
+    encodec_load(&m, model, cli_device_resolve(&dflags, 0).ops);
     if (encodec_decode_to_files(&m, codes, B, F, out, fmt, chunk, err, sizeof err)) musae_fail("%s", err);
     free(codes);
     encodec_free(&m);

@@ -17,7 +17,7 @@ const char verb_encode_summary[] = "audio file (wav, flac, ogg, mp3) -> EnCodec 
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: musae encode --model DIR IN -o CODES [--start S] [--duration D] [--chunk-frames N]\n\n"
+            "usage: musae encode --model DIR IN -o CODES [--start S] [--duration D] [--chunk-frames N] [--device D]\n\n"
             "Encodes an audio file with the model's EnCodec into codes int64 [1, K, F] (safetensors, tensor\n"
             "'codes'), F = ceil(samples / 640) at 32 kHz: 50 frames per second.\n\n"
             "  --model DIR         a MusicGen folder (its audio_encoder) or a standalone EnCodec folder\n"
@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "  --start S           skip the first S seconds of the file\n"
             "  --duration D        encode at most D seconds\n"
             "  --chunk-frames N    frames per encoder window (default 200; memory grows with it, the codes\n"
-            "                      do not depend on it)\n");
+            "                      do not depend on it)\n"
+            CLI_DEVICE_ONLY_USAGE);
 }
 
 int verb_encode(int argc, char **argv) {
@@ -38,6 +39,7 @@ int verb_encode(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL;
     double start = 0, duration = 0;
     int chunk = 0;
+    cli_device_flags dflags = {0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (f[0] != '-' || !f[1]) {
@@ -53,6 +55,7 @@ int verb_encode(int argc, char **argv) {
             musae_fail("%s needs a value (or is unknown)", f);
         }
         i++;
+        if (cli_device_flag(&dflags, f, v)) continue;
         if (!strcmp(f, "--model")) model = v;
         else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
         else if (!strcmp(f, "--start")) start = cli_double(f, v, 0, 1e7);
@@ -80,7 +83,7 @@ int verb_encode(int argc, char **argv) {
              (double)info.span_frames / info.sample_rate, (double)info.start_frame / info.sample_rate);
 
     encodec m;
-    encodec_load(&m, model, musae_ops_cpu());
+    encodec_load(&m, model, cli_device_resolve(&dflags, 0).ops);
     double t0 = musae_now();
     encodec_encoder *e = encodec_encoder_new(&m, chunk, 0);
     const int64_t total = (info.out_samples + m.hop - 1) / m.hop, block = 32768;

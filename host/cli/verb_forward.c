@@ -12,13 +12,14 @@
 #include "model/delay.h"
 #include "model/lm_files.h"
 #include "model/musicgen.h"
+#include "model/text_cond.h"
 
 const char verb_forward_summary[] = "teacher-forced LM forward over codes: logits and hidden states (dump)";
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: musae forward --model DIR --codes FILE [--text-states FILE] [--layers all|none|L,L..]\n"
-            "                     [--no-logits] -o DUMP\n\n"
+            "usage: musae forward --model DIR --codes FILE [--prompt TEXT ... | --text-states FILE]\n"
+            "                     [--layers all|none|L,L..] [--no-logits] [--device D] [--precision P] -o DUMP\n\n"
             "Runs the MusicGen decoder over codes [B, K, F] (safetensors, tensor 'codes', int64), teacher-forced:\n"
             "the delay pattern is applied inside, giving T = F + K steps (step 0 = BOS). Writes DUMP (safetensors):\n"
             "  logits      f32 [B, K, T, V]   every step's logits\n"
@@ -27,11 +28,15 @@ static void usage(FILE *f) {
             "  text_states f32 [B, S, H]      the conditioning, when given\n\n"
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
             "  --codes FILE         codes to score\n"
-            "  --text-states FILE   conditioning: text_states f32 [B, S, H] (after enc_to_dec_proj, masked) and\n"
-            "                       text_mask int64 [B, S]; without it the forward is unconditional\n"
+            "  --prompt TEXT        conditioning: a text description per code row (repeat, in order), through the\n"
+            "                       folder's tokenizer, T5 and enc_to_dec_proj as generate does\n"
+            "  --max-text-tokens N  truncate prompts to N tokens (default: keep all, as HF MusicGen)\n"
+            "  --text-states FILE   or precomputed: text_states f32 [B, S, H] (after enc_to_dec_proj, masked) and\n"
+            "                       text_mask int64 [B, S]; without either the forward is unconditional\n"
             "  --layers SPEC        hidden states to dump: all (default), none, or a list like 0,5,11\n"
             "  --no-logits          skip the final norm and heads (only layers up to the deepest dumped run)\n"
-            "  -o DUMP              output file\n");
+            "  -o DUMP              output file\n"
+            CLI_DEVICE_USAGE);
 }
 
 int verb_forward(int argc, char **argv) {
@@ -40,9 +45,24 @@ int verb_forward(int argc, char **argv) {
         return 0;
     }
     const char *model_dir = NULL, *codes_path = NULL, *text_path = NULL, *out_path = NULL, *layer_spec = "all";
+    const char **prompts = musae_xcalloc((size_t)argc, sizeof *prompts);
+    int n_prompts = 0;
+    int64_t max_text_tokens = 0;
     int want_logits = 1;
+    cli_device_flags dflags = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_device_flag(&dflags, a, v)) {
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--prompt") || !strcmp(a, "--max-text-tokens")) {
+            if (!v) musae_fail("%s needs a value", a);
+            if (a[2] == 'p') prompts[n_prompts++] = v;
+            else max_text_tokens = cli_int(a, v, 1, INT32_MAX);
+            i++;
+            continue;
+        }
         const char **dst = !strcmp(a, "--model") ? &model_dir
                            : !strcmp(a, "--codes") ? &codes_path
                            : !strcmp(a, "--text-states") ? &text_path
@@ -64,9 +84,17 @@ int verb_forward(int argc, char **argv) {
         usage(stderr);
         musae_fail("--model, --codes and -o are required");
     }
+    if (n_prompts && text_path) musae_fail("--prompt and --text-states are two sources of text: give one");
+    if (max_text_tokens && !n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
+    const cli_device dev = cli_device_resolve(&dflags, 1);
 
+    char err[1024];
+    musae_model_config cfg;
+    if (musae_config_load(&cfg, model_dir, err, sizeof err)) musae_fail("%s", err);
+    musae_st mst;
+    if (musae_st_open(&mst, model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
-    mg_load(&m, model_dir, musae_ops_cpu(), MUSAE_PREC_FP32);
+    mg_load_from(&m, &mst, &cfg, dev.ops, dev.prec);
     const int64_t K = m.K, V = m.V, H = m.H;
 
     int n_layers = 0;
@@ -84,12 +112,19 @@ int verb_forward(int argc, char **argv) {
         musae_fail("%s: %lld frames need %lld decoder positions; the model has %lld (at most %lld frames)", codes_path,
                    (long long)F, (long long)T, (long long)m.max_pos, (long long)(m.max_pos - K));
     mg_text_states text = {0};
-    if (text_path) {
+    if (n_prompts) {
+        if (n_prompts != B)
+            musae_fail("--prompt given %d time(s) for %lld code rows in %s: one prompt per row", n_prompts,
+                       (long long)B, codes_path);
+        musae_text_cond_run(model_dir, &mst, &cfg, dev.ops, n_prompts, prompts, max_text_tokens, &text);
+    } else if (text_path) {
         mg_read_text_states(text_path, H, &text);
         if (text.B != B)
             musae_fail("%s: %lld text rows for %lld code rows in %s", text_path, (long long)text.B, (long long)B,
                        codes_path);
     }
+    musae_st_close(&mst);
+    const int have_text = text.states != NULL;
     int64_t *delayed = musae_xmalloc((size_t)(B * K * T) * sizeof(int64_t));
     mg_delay_codes(codes, B, K, F, V, delayed);
 
@@ -107,7 +142,7 @@ int verb_forward(int argc, char **argv) {
         for (int i = 0; i < n_layers; i++)
             hooks[i] = (mg_hook){.kind = MG_HOOK_READ, .layer = layers[i], .branch = MG_BRANCH_COND,
                                  .pos_begin = 0, .pos_end = MG_POS_END, .dst = hidden[i] + b * T * H, .dst_t = T};
-        if (text_path)
+        if (have_text)
             mg_state_set_text(&st, &m, text.states + b * text.S * H, text.mask + b * text.S, text.S);
         mg_forward(&m, &st, delayed + b * K * T, T, hooks, n_layers, want_logits);
         if (want_logits) mg_logits_bktv(&m, &st, T, logits + b * K * T * V);
@@ -123,10 +158,11 @@ int verb_forward(int argc, char **argv) {
         musae_st_writer_add(w, name, MUSAE_F32, 3, (int64_t[]){B, T, H}, hidden[i]);
     }
     musae_st_writer_add(w, "delayed", MUSAE_I64, 3, (int64_t[]){B, K, T}, delayed);
-    if (text_path) musae_st_writer_add(w, "text_states", MUSAE_F32, 3, (int64_t[]){B, text.S, H}, text.states);
+    if (have_text) musae_st_writer_add(w, "text_states", MUSAE_F32, 3, (int64_t[]){B, text.S, H}, text.states);
     musae_st_writer_meta(w, "model", model_dir);
     musae_st_writer_meta(w, "codes", codes_path);
-    char err[1024];
+    musae_st_writer_meta(w, "device", dev.ops->name);
+    musae_st_writer_meta(w, "precision", dev.prec == MUSAE_PREC_BF16 ? "bf16" : "fp32");
     if (musae_st_writer_save(w, out_path, err, sizeof err)) musae_fail("%s", err);
     musae_st_writer_free(w);
     LOG_INFO("wrote %s: %lld items, %lld steps, %d hidden layers%s", out_path, (long long)B, (long long)T, n_layers,
@@ -141,6 +177,7 @@ int verb_forward(int argc, char **argv) {
     mg_text_states_free(&text);
     free(codes);
     free(layers);
+    free(prompts);
     mg_free(&m);
     return 0;
 }

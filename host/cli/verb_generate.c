@@ -32,6 +32,7 @@ typedef struct {
     int have_batch, have_guidance;
     double guidance;
     mg_sampler sampler;
+    cli_device_flags dev;
 } gen_args;
 
 static void usage(FILE *f) {
@@ -39,7 +40,7 @@ static void usage(FILE *f) {
             "usage: musae generate --model DIR (--frames N | --seconds S) (-o OUT.wav | --codes-out FILE) [--seed S]\n"
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
             "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n"
-            "                      [--capture-layers L,L.. --acts ACTS.h5]\n\n"
+            "                      [--capture-layers L,L.. --acts ACTS.h5] [--device D] [--precision P]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
             "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
@@ -66,7 +67,8 @@ static void usage(FILE *f) {
             "  --greedy             take the most likely code at every step (HF do_sample=False)\n"
             "  --capture-layers L   with --acts: record the residual stream after these layers on the conditional\n"
             "                       branch while generating, into a new activation store ACTS.h5: one clip per item\n"
-            "                       (named OUT#item=b), the row of frame t being position t + 1 as in musae capture\n\n"
+            "                       (named OUT#item=b), the row of frame t being position t + 1 as in musae capture\n"
+            CLI_DEVICE_USAGE "\n"
             "Frames map to decoder steps as HF max_new_tokens: N + 3 steps with the codebook delay pattern;\n"
             "N = 1 or 2 takes N steps without a delay (HF's short case).\n");
 }
@@ -88,6 +90,7 @@ static void parse(int argc, char **argv, gen_args *a) {
             musae_fail(f[0] == '-' ? "%s needs a value (or is unknown)" : "unexpected argument '%s'", f);
         }
         i++;
+        if (cli_device_flag(&a->dev, f, v)) continue;
         if (!strcmp(f, "--model")) a->model_dir = v;
         else if (!strcmp(f, "--prompt")) a->prompts[a->n_prompts++] = v;
         else if (!strcmp(f, "--max-text-tokens")) a->max_text_tokens = cli_int(f, v, 1, INT32_MAX);
@@ -124,7 +127,8 @@ static int64_t load_conditioning(const gen_args *a, const mg_model *m, musae_st 
                                  mg_text_states *ts, mg_text *text) {
     memset(text, 0, sizeof *text);
     if (!a->text_states && !a->n_prompts) return a->batch;
-    if (a->n_prompts) musae_text_cond_run(a->model_dir, st, cfg, a->n_prompts, a->prompts, a->max_text_tokens, ts);
+    if (a->n_prompts)
+        musae_text_cond_run(a->model_dir, st, cfg, m->ops, a->n_prompts, a->prompts, a->max_text_tokens, ts);
     else mg_read_text_states(a->text_states, m->H, ts);
     if (a->have_batch && a->batch != ts->B)
         musae_fail("--batch %lld disagrees with the %lld %s", (long long)a->batch, (long long)ts->B,
@@ -161,6 +165,7 @@ int verb_generate(int argc, char **argv) {
     }
     gen_args a;
     parse(argc, argv, &a);
+    const cli_device dev = cli_device_resolve(&a.dev, 1);
 
     char err[1024];
     musae_model_config cfg;
@@ -168,7 +173,7 @@ int verb_generate(int argc, char **argv) {
     musae_st st;
     if (musae_st_open(&st, a.model_dir, err, sizeof err)) musae_fail("%s", err);
     mg_model m;
-    mg_load_from(&m, &st, &cfg, musae_ops_cpu(), MUSAE_PREC_FP32);
+    mg_load_from(&m, &st, &cfg, dev.ops, dev.prec);
     if (a.seconds > 0) {
         if (!cfg.has_audio)
             musae_fail("--seconds: %s/config.json has no audio_encoder frame rate; use --frames", a.model_dir);
@@ -211,7 +216,7 @@ int verb_generate(int argc, char **argv) {
         size_t L = strlen(a.audio_out);
         musae_audio_format fmt = L >= 5 && !strcasecmp(a.audio_out + L - 5, ".flac") ? MUSAE_AUDIO_FLAC : MUSAE_AUDIO_PCM16;
         encodec codec;
-        encodec_load(&codec, a.model_dir, musae_ops_cpu());
+        encodec_load(&codec, a.model_dir, dev.ops);
         if (encodec_decode_to_files(&codec, codes, B, F, a.audio_out, fmt, 0, err, sizeof err)) musae_fail("%s", err);
         encodec_free(&codec);
     }
