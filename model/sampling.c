@@ -5,14 +5,10 @@
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
+#include "kernels/sample_rule.h"
 
 void mg_cfg_combine(float *out, const float *cond, const float *uncond, float g, int64_t n) {
-    /* the same three roundings as torch's uncond + (cond - uncond) * g */
-    for (int64_t i = 0; i < n; i++) {
-        const float d = cond[i] - uncond[i];
-        const float dg = d * g;
-        out[i] = uncond[i] + dg;
-    }
+    for (int64_t i = 0; i < n; i++) out[i] = musae_cfg_score(cond[i], uncond[i], g);
 }
 
 int64_t mg_argmax(const float *x, int64_t n) {
@@ -52,8 +48,7 @@ int64_t mg_sample_row(const float *scores, int64_t n, const mg_sampler *s, float
     double *prob = (double *)(c + n);
     float *tmp = (float *)(prob + n);
 
-    /* temperature as HF: scores / T in fp32 (skipped at 1, where HF adds no warper) */
-    for (int64_t i = 0; i < n; i++) tmp[i] = s->temperature == 1.0f ? scores[i] : scores[i] / s->temperature;
+    for (int64_t i = 0; i < n; i++) tmp[i] = musae_temper(scores[i], s->temperature);
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
         c[m].s = tmp[i];
@@ -72,7 +67,8 @@ int64_t mg_sample_row(const float *scores, int64_t n, const mg_sampler *s, float
     }
     const double mx = c[0].s;
     double total = 0;
-    for (int64_t j = 0; j < m; j++) total += prob[j] = exp((double)c[j].s - mx);
+    /* musae_exp_neg, not exp: the GPU sampler must compute the same bits (kernels/sample_rule.h) */
+    for (int64_t j = 0; j < m; j++) total += prob[j] = musae_exp_neg((double)c[j].s - mx);
     /* top-p: HF drops the tokens whose ascending cumulative probability is <= 1 - p; read from the top,
      * candidate j stays while the mass strictly before it is < p (the first one always stays) */
     if (s->top_p < 1.0f) {

@@ -9,7 +9,7 @@
  * s is the uniform u = musae_u32_to_unit(word k % 4 of musae_philox(seed, stream = b,
  * counter = s · ceil(K/4) + k / 4)) in [0, 1). The candidates (after top-k and top-p) are ordered by
  * score, descending, ties by index ascending; their probabilities p_i = exp(s_i - s_max) / Σ are computed
- * in double; the token is the first candidate whose cumulative probability exceeds u · Σ p (the last one
+ * in double (exp = musae_exp_neg of kernels/sample_rule.h, which the GPU computes to the same bits); the token is the first candidate whose cumulative probability exceeds u · Σ p (the last one
  * if rounding leaves none). */
 #ifndef MUSAE_SAMPLING_H
 #define MUSAE_SAMPLING_H

@@ -1,0 +1,13 @@
+/* step_ops->add_rows_at on the CPU: a steering vector added to rows when the device position is in range. */
+#include "kernels/cpu/step_cpu.h"
+
+void cpu_step_add_rows_at(float *x, const float *v, const float *alpha, int64_t rows, int64_t dim, int64_t p0,
+                          int64_t p1, const int64_t *pos) {
+    const int64_t p = *pos;
+    if (p < p0 || p >= p1) return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < dim; i++) {
+            const float d = alpha[r] * v[i]; /* rounded before the add, as ops->add_rows */
+            x[r * dim + i] += d;
+        }
+}
