@@ -8,6 +8,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "sae/sae_dist.h"
 
 /* Philox streams of an SAE (seed = cfg.seed) */
 #define STREAM_W_DEC 0x5AE0001ull
@@ -69,11 +70,19 @@ static void codes_free(sae_codes *c) {
 }
 
 void sae_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch) {
+    sae_trainer_init_shard(t, cfg, batch, 0, cfg->M);
+}
+
+void sae_trainer_init_shard(sae_trainer *t, const sae_config *cfg, int64_t batch, int64_t m0, int64_t Ml) {
     MUSAE_ASSERT(cfg->d > 0 && cfg->M > 0 && cfg->k > 0 && cfg->k <= cfg->M, "d %d, M %d, k %d", cfg->d, cfg->M, cfg->k);
     MUSAE_ASSERT(cfg->k_aux >= 0 && cfg->k_aux <= cfg->M && batch > 0, "k_aux %d, batch %lld", cfg->k_aux, (long long)batch);
+    MUSAE_ASSERT(m0 >= 0 && Ml > 0 && m0 + Ml <= cfg->M, "shard [%lld, +%lld) of %d latents", (long long)m0,
+                 (long long)Ml, cfg->M);
     memset(t, 0, sizeof *t);
     t->cfg = *cfg;
-    const int64_t d = cfg->d, M = cfg->M;
+    t->m0 = m0;
+    t->Ml = Ml;
+    const int64_t d = cfg->d, M = Ml; /* every per-latent buffer holds this process's rows */
     sae_params_alloc(&t->p, d, M);
     sae_params_alloc(&t->g, d, M);
     sae_params_alloc(&t->m, d, M);
@@ -112,6 +121,7 @@ void sae_trainer_free(sae_trainer *t) {
     codes_free(&t->codes);
     codes_free(&t->aux);
     free(t->scratch);
+    sae_dist_bufs_free(t->xb);
     memset(t, 0, sizeof *t);
 }
 
@@ -154,7 +164,7 @@ void sae_geometric_median(const float *x, int64_t n, int64_t d, int max_iter, do
 }
 
 void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n) {
-    const int64_t d = t->cfg.d, M = t->cfg.M;
+    const int64_t d = t->cfg.d, M = t->Ml, m0 = t->m0;
     MUSAE_ASSERT(n > 0, "empty init sample");
     /* one scale for all inputs so that E‖s·x‖² = d */
     double sq = 0;
@@ -183,7 +193,7 @@ void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < d; j++) {
-            musae_u32x4 r = musae_philox(seed, STREAM_W_DEC, (uint64_t)(i * d + j));
+            musae_u32x4 r = musae_philox(seed, STREAM_W_DEC, (uint64_t)((m0 + i) * d + j));
             double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
             t->p.W_dec[i * d + j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
         }
@@ -193,6 +203,10 @@ void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n) {
 }
 
 void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats *out) {
+    if (t->dist_mode != SAE_DIST_NONE) {
+        sae_dist_step(t, x_raw, n, out);
+        return;
+    }
     const sae_config *c = &t->cfg;
     const int64_t d = c->d, M = c->M;
     MUSAE_ASSERT(n > 0 && n <= t->batch, "batch of %lld rows (capacity %lld)", (long long)n, (long long)t->batch);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "host/dist/dist.h"
 #include "host/io/store.h"
 #include "kernels/sae_ops.h"
 
@@ -63,10 +64,12 @@ typedef struct {
     double loss, fvu, auxk, l0, dead_frac;
 } sae_step_stats;
 
+struct sae_dist_bufs; /* the candidate exchange of the distributed step (sae/sae_dist.c) */
+
 typedef struct {
-    sae_config cfg;
-    sae_params p, g, m, v;     /* weights, gradients, Adam moments */
-    int64_t *since_fired;      /* [M] tokens since each latent last fired */
+    sae_config cfg;            /* cfg.M: all latents, also when this process holds a shard */
+    sae_params p, g, m, v;     /* weights, gradients, Adam moments; [Ml] latent rows (b_dec whole) */
+    int64_t *since_fired;      /* [Ml] tokens since each latent last fired */
     int64_t step, tokens;
     float scale;               /* s */
     double threshold;          /* batch-top-k: EMA of the smallest selected activation (for inference) */
@@ -78,13 +81,22 @@ typedef struct {
     sae_codes codes, aux;
     void *scratch;
     double seconds[4];         /* time spent in encode, decode + loss, backward, optimizer (for benchmarks) */
+    /* distribution (sae/sae_dist.h): one process has dist_mode 0 (SAE_DIST_NONE), m0 = 0, Ml = M */
+    int dist_mode;
+    const musae_dist *dist;
+    int64_t m0, Ml;            /* this process's latents [m0, m0 + Ml) (latent-sharded mode), else [0, M) */
+    struct sae_dist_bufs *xb;
 } sae_trainer;
 
 void sae_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch);
+/* The same for latents [m0, m0 + Ml) of cfg->M only (sae_dist_trainer_init picks the slice). */
+void sae_trainer_init_shard(sae_trainer *t, const sae_config *cfg, int64_t batch, int64_t m0, int64_t Ml);
 void sae_trainer_free(sae_trainer *t);
-/* Input scale, W_dec/W_enc init from cfg.seed (Philox), b_dec from the sample (raw rows [n, d]). */
+/* Input scale, W_dec/W_enc init from cfg.seed (Philox), b_dec from the sample (raw rows [n, d]). Each W_dec
+ * element is drawn by its global (latent, dim) index, so a shard holds exactly its rows of the global init. */
 void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n);
-/* One step on raw rows x [n, d] (n <= batch): forward, loss, sparse backward, Adam, decoder constraint. */
+/* One step on raw rows x [n, d] (n <= batch): forward, loss, sparse backward, Adam, decoder constraint.
+ * Distributed trainers (dist_mode != 0) take the whole global batch on every rank (sae/sae_dist.h). */
 void sae_trainer_step(sae_trainer *t, const float *x, int64_t n, sae_step_stats *out);
 
 /* Weiszfeld's geometric median of rows x [n, d] into out [d] (starting from the mean; at most max_iter
@@ -156,7 +168,8 @@ int sae_load(const char *dir, sae_model *m, char *err, size_t errlen);
 /* The exact training state: weights, moments, counters and a JSON blob (the run's own) in one file,
  * written atomically. */
 void sae_state_save(const char *path, const sae_trainer *t, const char *run_json);
-/* Loads into an initialized trainer with the same config; returns the malloc'd run JSON. */
+/* Loads into an initialized trainer with the same config (a latent shard reads its rows of the ordinary
+ * layout); returns the malloc'd run JSON. sae_state_save needs the ordinary layout (sae_dist_full). */
 char *sae_state_load(const char *path, sae_trainer *t);
 
 #ifdef __cplusplus

@@ -268,6 +268,7 @@ static float get_bits(const cJSON *o, const char *key) {
 
 void sae_state_save(const char *path, const sae_trainer *t, const char *run_json) {
     const sae_config *c = &t->cfg;
+    MUSAE_ASSERT(t->Ml == c->M, "a shard of %lld latents: gather it first (sae_dist_full)", (long long)t->Ml);
     musae_st_writer *w = musae_st_writer_new();
     add_params(w, "param.", &t->p);
     add_params(w, "adam_m.", &t->m);
@@ -298,17 +299,27 @@ void sae_state_save(const char *path, const sae_trainer *t, const char *run_json
     musae_st_writer_free(w);
 }
 
-static void load_params(musae_st *st, const char *path, const char *prefix, sae_params *p) {
-    char name[64], err[512];
-    const char *names[4] = {"W_enc", "b_enc", "W_dec", "b_dec"};
-    float *dst[4] = {p->W_enc, p->b_enc, p->W_dec, p->b_dec};
-    int64_t a[4] = {p->M, p->M, p->M, p->d}, b[4] = {p->d, 0, p->d, 0};
-    for (int i = 0; i < 4; i++) {
-        snprintf(name, sizeof name, "%s%s", prefix, names[i]);
-        musae_st_tensor *t = musae_st_find(st, name);
-        if (!t || strcmp(t->dtype, "F32")) musae_fail("%s: missing F32 tensor %s", path, name);
-        if (load_tensor(st, path, name, b[i] ? 2 : 1, a[i], b[i], dst[i], err, sizeof err)) musae_fail("%s", err);
-    }
+/* Rows [m0, m0 + rows) of an F32 [M, cols] (or [M]) tensor: a shard resumes from the ordinary layout. */
+static void load_rows(musae_st *st, const char *path, const char *name, const char *dtype, int rank, int64_t M,
+                      int64_t cols, int64_t m0, int64_t rows, void *dst, size_t elem) {
+    musae_st_tensor *t = musae_st_find(st, name);
+    if (!t || strcmp(t->dtype, dtype) || t->rank != rank || t->shape[0] != M || (rank == 2 && t->shape[1] != cols))
+        musae_fail("%s: missing %s tensor %s [%lld%s]", path, dtype, name, (long long)M, rank == 2 ? ", d" : "");
+    const size_t row = (size_t)cols * elem;
+    memcpy(dst, t->data + (size_t)m0 * row, (size_t)rows * row);
+}
+
+static void load_params(musae_st *st, const char *path, const char *prefix, const sae_trainer *tr, sae_params *p) {
+    char name[64];
+    const int64_t M = tr->cfg.M, d = tr->cfg.d, m0 = tr->m0, Ml = tr->Ml;
+    snprintf(name, sizeof name, "%sW_enc", prefix);
+    load_rows(st, path, name, "F32", 2, M, d, m0, Ml, p->W_enc, sizeof(float));
+    snprintf(name, sizeof name, "%sb_enc", prefix);
+    load_rows(st, path, name, "F32", 1, M, 1, m0, Ml, p->b_enc, sizeof(float));
+    snprintf(name, sizeof name, "%sW_dec", prefix);
+    load_rows(st, path, name, "F32", 2, M, d, m0, Ml, p->W_dec, sizeof(float));
+    snprintf(name, sizeof name, "%sb_dec", prefix);
+    load_rows(st, path, name, "F32", 1, d, 1, 0, d, p->b_dec, sizeof(float));
 }
 
 char *sae_state_load(const char *path, sae_trainer *t) {
@@ -328,13 +339,10 @@ char *sae_state_load(const char *path, sae_trainer *t) {
     if (json_int(j, "batch", -1) != (int)t->batch)
         musae_fail("%s: the state was written with --batch %d, this run has %lld", path, json_int(j, "batch", -1),
                    (long long)t->batch);
-    load_params(&st, path, "param.", &t->p);
-    load_params(&st, path, "adam_m.", &t->m);
-    load_params(&st, path, "adam_v.", &t->v);
-    musae_st_tensor *sf = musae_st_find(&st, "tokens_since_fired");
-    if (!sf || strcmp(sf->dtype, "I64") || sf->rank != 1 || sf->shape[0] != c->M)
-        musae_fail("%s: tokens_since_fired missing or not I64 [%d]", path, c->M);
-    musae_st_read(&st, sf, t->since_fired, MUSAE_I64);
+    load_params(&st, path, "param.", t, &t->p);
+    load_params(&st, path, "adam_m.", t, &t->m);
+    load_params(&st, path, "adam_v.", t, &t->v);
+    load_rows(&st, path, "tokens_since_fired", "I64", 1, c->M, 1, t->m0, t->Ml, t->since_fired, sizeof(int64_t));
     t->step = (int64_t)cJSON_GetObjectItemCaseSensitive(j, "step")->valuedouble;
     t->tokens = (int64_t)cJSON_GetObjectItemCaseSensitive(j, "tokens")->valuedouble;
     t->scale = get_bits(j, "scale_bits");

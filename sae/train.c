@@ -15,6 +15,7 @@
 #include "host/core/log.h"
 #include "host/core/progress.h"
 #include "host/io/safetensors.h"
+#include "sae/sae_dist.h"
 
 void sae_train_opts_defaults(sae_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -110,20 +111,27 @@ static cJSON *run_identity(const sae_train_opts *o, const musae_store_info *in) 
     return j;
 }
 
+/* Collective (every rank calls it): shards are gathered, and rank 0 writes. */
 static void save_state(grid_sae *g, int n, const char *out, musae_stream_pos pos, const sae_train_opts *o,
                        const musae_store_info *in, int64_t prev_step) {
     const int64_t step = g[0].t.step;
     char path[4400];
     for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/state", g[i].dir);
-        mkdirs(path);
-        state_path(path, sizeof path, &g[i], step);
-        /* the running metric sums too, so the resumed run logs the same lines */
-        char acc[512];
-        snprintf(acc, sizeof acc, "{\"acc\":[\"%a\",\"%a\",\"%a\",\"%a\",\"%a\"],\"acc_n\":%" PRId64 "}",
-                 g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac, g[i].acc_n);
-        sae_state_save(path, &g[i].t, acc);
+        sae_trainer tmp;
+        const sae_trainer *full = sae_dist_full(&g[i].t, &tmp);
+        if (full) {
+            snprintf(path, sizeof path, "%s/state", g[i].dir);
+            mkdirs(path);
+            state_path(path, sizeof path, &g[i], step);
+            /* the running metric sums too, so the resumed run logs the same lines */
+            char acc[512];
+            snprintf(acc, sizeof acc, "{\"acc\":[\"%a\",\"%a\",\"%a\",\"%a\",\"%a\"],\"acc_n\":%" PRId64 "}",
+                     g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac, g[i].acc_n);
+            sae_state_save(path, full, acc);
+        }
+        sae_dist_full_free(&tmp);
     }
+    if (musae_rank() != 0) return;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", (double)step);
     cJSON_AddItemToObject(j, "stream", pos_json(pos));
@@ -262,6 +270,14 @@ int sae_train_run(const sae_train_opts *o) {
     /* the grid */
     const int n = o->n_layers * o->n_exp * o->n_k;
     MUSAE_ASSERT(n >= 1 && n <= 4096, "grid of %d", n);
+    const int world = o->dist ? o->dist->world : 1, root = !o->dist || o->dist->rank == 0;
+    const sae_dist_mode mode = world == 1 ? SAE_DIST_NONE : o->dist_mode ? (sae_dist_mode)o->dist_mode : SAE_DIST_DATA;
+    if (world == 1 && o->dist_mode) LOG_INFO("--dist is ignored: one process (launch with mpirun or srun)");
+    if (mode == SAE_DIST_DATA && o->batch < world)
+        musae_fail("--batch %lld is smaller than the %d ranks of a data-parallel run", (long long)o->batch, world);
+    if (mode != SAE_DIST_NONE)
+        LOG_INFO("%s over %d ranks (%s): global batch %lld", mode == SAE_DIST_DATA ? "data-parallel" : "latent-sharded",
+                 world, o->dist->launcher, (long long)o->batch);
     grid_sae *g = musae_xcalloc((size_t)n, sizeof *g);
     const int64_t total_steps = (o->tokens + o->batch - 1) / o->batch;
     int gi = 0;
@@ -284,9 +300,11 @@ int sae_train_run(const sae_train_opts *o) {
                 c.k_aux = o->recipe.k_aux < 0 ? d / 2 : o->recipe.k_aux;
                 if (c.k_aux > c.M) c.k_aux = c.M;
                 c.total_steps = total_steps;
-                sae_trainer_init(&s->t, &c, o->batch);
+                if (mode == SAE_DIST_LATENT && c.M < world)
+                    musae_fail("%s: %d latents cannot be sharded over %d ranks", s->name, c.M, world);
+                sae_dist_trainer_init(&s->t, &c, o->batch, o->dist, mode);
             }
-    mkdirs(o->out);
+    if (root) mkdirs(o->out);
 
     musae_stream_pos start = {0};
     snprintf(path, sizeof path, "%s/state/run.json", o->out);
@@ -335,7 +353,7 @@ int sae_train_run(const sae_train_opts *o) {
                          (long long)g[i].t.step, (long long)step);
         }
         snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
-        truncate_metrics(path, step);
+        if (root) truncate_metrics(path, step);
         LOG_INFO("resuming %d SAE(s) at step %" PRId64 " (%" PRId64 " tokens)", n, step, g[0].t.tokens);
     }
     free(manifest);
@@ -369,8 +387,8 @@ int sae_train_run(const sae_train_opts *o) {
     so.start = start;
     musae_stream *st = musae_stream_open(store, &so);
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
-    FILE *mf = fopen(path, o->resume ? "a" : "w");
-    if (!mf) musae_fail("%s: cannot write: %s", path, strerror(errno));
+    FILE *mf = root ? fopen(path, o->resume ? "a" : "w") : NULL;
+    if (root && !mf) musae_fail("%s: cannot write: %s", path, strerror(errno));
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -410,21 +428,24 @@ int sae_train_run(const sae_train_opts *o) {
         if (step % o->log_every == 0 || step == total_steps) {
             const double now = musae_now(), tok_s = (double)(tokens - tok_log) / fmax(now - t_log, 1e-9);
             for (int i = 0; i < n; i++) {
-                log_metrics(mf, &g[i], step, tokens, sae_lr_at(&g[i].t.cfg, step - 1), tok_s);
+                if (mf) log_metrics(mf, &g[i], step, tokens, sae_lr_at(&g[i].t.cfg, step - 1), tok_s);
                 memset(&g[i].acc, 0, sizeof g[i].acc);
                 g[i].acc_n = 0;
             }
-            fflush(mf);
+            if (mf) fflush(mf);
             t_log = now;
             tok_log = tokens;
         }
-        if (g_stop || (o->save_every > 0 && step % o->save_every == 0 && step < total_steps)) {
+        /* a signal may reach one rank only (or at different steps): all stop when any was signalled */
+        int64_t stop = g_stop;
+        if (o->dist) musae_dist_allreduce_i64(o->dist, &stop, 1, MUSAE_DIST_MAX);
+        if (stop || (o->save_every > 0 && step % o->save_every == 0 && step < total_steps)) {
             save_state(g, n, o->out, musae_stream_tell(st), o, in, last_saved);
             last_saved = step;
-            if (g_stop) {
+            if (stop) {
                 musae_progress_finish(&pr, extra);
                 LOG_WARN("interrupted by signal %d at step %" PRId64 "; the state is saved: continue with --resume",
-                         (int)g_stop, step);
+                         (int)stop, step);
                 rc = 130;
                 break;
             }
@@ -437,13 +458,22 @@ int sae_train_run(const sae_train_opts *o) {
     if (end_pos.skipped > 0)
         LOG_WARN("skipped %" PRId64 " rows holding NaN/Inf (--skip-nonfinite) in %" PRId64 " rows streamed", end_pos.skipped,
                  end_pos.delivered + end_pos.skipped);
-    if (rc == 0) {
+    if (rc == 0 && !root) { /* the shards go to rank 0, which evaluates and writes */
+        for (int i = 0; i < n; i++) {
+            sae_trainer tmp;
+            sae_dist_full(&g[i].t, &tmp);
+            sae_dist_full_free(&tmp);
+        }
+        if (o->keep_state) save_state(g, n, o->out, end_pos, o, in, last_saved);
+    } else if (rc == 0) {
         musae_progress_finish(&pr, NULL);
         sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
         sae_eval_acc *acc = musae_xcalloc((size_t)n, sizeof *acc);
         int *li = musae_xcalloc((size_t)n, sizeof(int));
         for (int i = 0; i < n; i++) {
-            sae_model_from_trainer(&models[i], &g[i].t, g[i].layer, in->model);
+            sae_trainer tmp;
+            sae_model_from_trainer(&models[i], sae_dist_full(&g[i].t, &tmp), g[i].layer, in->model);
+            sae_dist_full_free(&tmp);
             li[i] = g[i].li;
         }
         if (o->val_fraction > 0 && o->eval_tokens != 0)
@@ -483,7 +513,7 @@ int sae_train_run(const sae_train_opts *o) {
         else save_state(g, n, o->out, end_pos, o, in, last_saved);
         LOG_INFO("wrote %d SAE(s) to %s", n, o->out);
     }
-    fclose(mf);
+    if (mf) fclose(mf);
     for (int l = 0; l < o->n_layers; l++) free(buf[l]);
     for (int i = 0; i < n; i++) sae_trainer_free(&g[i].t);
     free(g);

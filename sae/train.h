@@ -4,7 +4,9 @@
  * Output: one SAE → DIR/{sae.safetensors, cfg.json, musae.json}; a grid → DIR/layer<L>_k<K>_x<E>/...
  * DIR/metrics.jsonl gets one line per SAE per log interval and one "eval" line per SAE at the end.
  * Resume state: every SAE's DIR[/name]/state/step<S>.safetensors, then DIR/state/run.json naming step S
- * and the stream position (written last, atomically: it always names a complete set). */
+ * and the stream position (written last, atomically: it always names a complete set).
+ * Under mpirun/srun (o->dist with world > 1) every rank trains (sae/sae_dist.h) and rank 0 alone writes metrics,
+ * states and checkpoints, always in the ordinary unsharded layout; any mode resumes any mode's state. */
 #ifndef MUSAE_SAE_TRAIN_H
 #define MUSAE_SAE_TRAIN_H
 
@@ -27,6 +29,8 @@ typedef struct {
     uint64_t split_seed, data_seed;
     int64_t shuffle_rows, init_rows, save_every, log_every, eval_tokens;
     int resume, keep_state, skip_nonfinite;
+    const musae_dist *dist;    /* NULL: one process */
+    int dist_mode;             /* sae_dist_mode for world > 1; 0 picks data-parallel */
 } sae_train_opts;
 
 void sae_train_opts_defaults(sae_train_opts *o);

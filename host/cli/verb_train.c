@@ -5,6 +5,8 @@
 #include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/dist/dist.h"
+#include "sae/sae_dist.h"
 #include "sae/train.h"
 
 const char verb_train_summary[] = "train top-k sparse autoencoders on an activation store (grids in one pass)";
@@ -38,7 +40,10 @@ static void usage(FILE *f) {
             "  --save-every N      steps between resume states (default 1000)\n"
             "  --log-every N       steps between metric lines (default 50)\n"
             "  --resume            continue the unfinished run in DIR (bit-identical to an uninterrupted run)\n"
-            "  --keep-state        keep DIR/state (the exact training state) after finishing\n");
+            "  --keep-state        keep DIR/state (the exact training state) after finishing\n"
+            "distributed (launched by mpirun -np P or srun; every rank reads the whole batch, rank 0 writes):\n"
+            "  --dist data|latent  data: each rank takes B/P rows of the batch, gradients all-reduced (default);\n"
+            "                      latent: each rank holds M/P latents, top-k candidates exchanged\n");
 }
 
 int verb_train(int argc, char **argv) {
@@ -90,6 +95,12 @@ int verb_train(int argc, char **argv) {
         else if (!strcmp(a, "--log-every")) { NEED(); o.log_every = cli_int(a, v, 1, INT64_MAX / 2); }
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--keep-state")) o.keep_state = 1;
+        else if (!strcmp(a, "--dist")) {
+            NEED();
+            if (!strcmp(v, "data")) o.dist_mode = SAE_DIST_DATA;
+            else if (!strcmp(v, "latent")) o.dist_mode = SAE_DIST_LATENT;
+            else musae_fail("--dist: expected data or latent, got '%s'", v);
+        }
         else musae_fail("train: unknown option '%s' (musae train --help)", a);
 #undef NEED
     }
@@ -98,5 +109,10 @@ int verb_train(int argc, char **argv) {
         musae_fail("train: --acts, --layer, --k, --expansion and -o are required");
     }
     if (!have_data_seed) o.data_seed = o.recipe.seed;
-    return sae_train_run(&o);
+    musae_dist dist;
+    musae_dist_init(&dist, &argc, &argv);
+    o.dist = &dist;
+    int rc = sae_train_run(&o);
+    musae_dist_finalize(&dist);
+    return rc;
 }

@@ -127,6 +127,34 @@ void musae_dist_allgather(const musae_dist *d, const void *send, void *recv, siz
     if (bytes && recv != send) memmove(recv, send, bytes);
 }
 
+void musae_dist_gatherv(const musae_dist *d, const void *send, size_t n, void *recv, const size_t *counts, size_t elem,
+                        int root) {
+#ifdef MUSAE_MPI
+    if (ACTIVE(d)) {
+        MUSAE_ASSERT(counts[d->rank] == n, "gatherv: rank %d sends %zu, counts say %zu", d->rank, n, counts[d->rank]);
+        /* counts stay in elements (an MPI type of `elem` bytes), so int counts reach 2^31 elements, not bytes */
+        MPI_Datatype t;
+        MPI_CHECK(MPI_Type_contiguous((int)elem, MPI_BYTE, &t));
+        MPI_CHECK(MPI_Type_commit(&t));
+        int *cnt = musae_xmalloc(sizeof(int) * 2 * (size_t)d->world), *displ = cnt + d->world;
+        size_t at = 0;
+        for (int r = 0; r < d->world; r++) {
+            MUSAE_ASSERT(counts[r] <= (size_t)INT32_MAX && at <= (size_t)INT32_MAX,
+                         "gatherv of %zu elements at %zu exceeds MPI's int count", counts[r], at);
+            cnt[r] = (int)counts[r];
+            displ[r] = (int)at;
+            at += counts[r];
+        }
+        MPI_CHECK(MPI_Gatherv(send, (int)n, t, recv, cnt, displ, t, root, MPI_COMM_WORLD));
+        free(cnt);
+        MPI_CHECK(MPI_Type_free(&t));
+        return;
+    }
+#endif
+    (void)d, (void)counts, (void)root;
+    if (n && recv != send) memmove(recv, send, n * elem);
+}
+
 void musae_dist_broadcast(const musae_dist *d, void *buf, size_t bytes, int root) {
 #ifdef MUSAE_MPI
     if (!ACTIVE(d) || bytes == 0) return;

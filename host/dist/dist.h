@@ -35,6 +35,10 @@ void musae_dist_allreduce_f64(const musae_dist *d, double *buf, size_t n, musae_
 void musae_dist_allreduce_i64(const musae_dist *d, int64_t *buf, size_t n, musae_dist_op op);
 /* recv[r * n + i] = send of rank r [i]: `n` elements of `elem` bytes each per rank. */
 void musae_dist_allgather(const musae_dist *d, const void *send, void *recv, size_t n, size_t elem);
+/* Root receives rank r's counts[r] elements (`elem` bytes each) packed in rank order into recv; `n` is this
+ * rank's count (= counts[rank]). recv is only written on root. For sharded tensors of unequal slices. */
+void musae_dist_gatherv(const musae_dist *d, const void *send, size_t n, void *recv, const size_t *counts, size_t elem,
+                        int root);
 /* bytes from root to everyone */
 void musae_dist_broadcast(const musae_dist *d, void *buf, size_t bytes, int root);
 void musae_dist_barrier(const musae_dist *d);
