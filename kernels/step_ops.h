@@ -36,7 +36,7 @@ typedef struct {
     int64_t max_length;   /* sequence positions L = steps + 1 */
 } musae_sample_params;
 
-#define MUSAE_SAMPLE_VMAX 4096
+#define MUSAE_SAMPLE_VMAX 2048 /* the GPU sampler sorts a row in 32 KB of shared memory */
 
 typedef struct musae_step_ops {
     const char *name;
