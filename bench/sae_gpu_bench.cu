@@ -5,13 +5,22 @@
  * monolithic bf16 GEMM (the roofline reference), GPU memory per latent. One JSON line per workload at the end
  * (bench/run_sae_gpu.sh pairs it with bench/peers/sparsify_step.py on the same shapes).
  *   sae_gpu_bench [--workload a|b|all] [--batch N] [--steps S] [--warmup W] [--auxk] [--f32]
+ *                 [--trainer [--store PATH] [--store-rows R]]
  *     --auxk: every 4th latent dead, k_aux = d/2, α = 1/32 (sparsify's default is AuxK off)
- *     --f32 : fp32 GEMM operands and gathers (the reference-matching mode), for comparison */
+ *     --f32 : fp32 GEMM operands and gathers (the reference-matching mode), for comparison
+ *     --trainer: the real trainer (sae/sae_gpu.h) instead of the op sequence, twice: from batches already on the
+ *       GPU, and streamed from an HDF5 store (reader thread → pinned double buffer → copy stream), with the time
+ *       the compute stream waited for data. The store (f16, synthetic, R rows, default 262144) is written to PATH
+ *       (default /tmp/sae_gpu_bench_<d>.h5) unless it exists; it is read back from the page cache, so this
+ *       measures musae's read path (HDF5, shuffle, f16 → f32, PCIe), not the disk. The issue's target: streamed
+ *       >= 80% of the in-memory rate. AuxK on as the trainer's default recipe (k_aux = d/2, dead after 10M
+ *       tokens: none die in a short run, the AuxK passes still run). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
@@ -20,6 +29,11 @@
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/philox_fill.cuh"
 #include "kernels/cuda/sae_cuda.cuh"
+#include "host/core/log.h"
+#include "host/core/philox.h"
+#include "host/io/store.h"
+#include "sae/sae.h"
+#include "sae/sae_gpu.h"
 
 enum { ST_CENTER, ST_ENCODE, ST_DECODE, ST_LOSS, ST_BACKWARD, ST_ADAM, ST_N };
 static const char *st_name[ST_N] = {"center", "encode", "decode", "loss", "backward", "adam"};
@@ -233,11 +247,135 @@ static void run(const workload &w, int64_t N, int steps, int warmup, int auxk, m
         if (p) CUDA_CHECK(cudaFree(p));
 }
 
+// ---- the real trainer: in-memory device batches vs the streamed feed ------------------------------------------------
+
+// A synthetic f16 store of `rows` rows of uniform unit-variance data (clips of 4096 frames), unless path exists.
+static void ensure_store(const char *path, int64_t d, int64_t rows) {
+    if (access(path, R_OK) == 0) return;
+    const double t0 = musae_now();
+    musae_store_spec sp = {};
+    sp.model = "synthetic";
+    sp.d_model = (int)d;
+    sp.frame_rate = 50;
+    sp.n_layers = 1;
+    sp.layers[0] = 0;
+    sp.dtype = MUSAE_F16;
+    sp.dtype_source = "f32";
+    musae_store_writer *w = musae_store_create(path, &sp);
+    const int64_t clip = 4096;
+    std::vector<float> buf((size_t)(clip * d));
+    for (int64_t c = 0; c * clip < rows; c++) {
+        const int64_t n = std::min(clip, rows - c * clip);
+        for (int64_t i = 0; i < n * d; i++)
+            buf[(size_t)i] = sqrtf(3.0f) * (2.0f * musae_u32_to_unit(musae_philox(5, 0, (uint64_t)(c * clip * d + i)).v[0]) - 1.0f);
+        char name[64];
+        snprintf(name, sizeof name, "clip%06lld", (long long)c);
+        const float *acts[1] = {buf.data()};
+        musae_store_add_clip(w, name, n, acts);
+    }
+    musae_store_close_writer(w, 1);
+    printf("  wrote %s: %lld rows × %lld f16 in %.1f s\n", path, (long long)rows, (long long)d, musae_now() - t0);
+}
+
+static void run_trainer(const workload &w, int64_t N, int steps, int warmup, musae_dtype prec, const char *store_path,
+                        int64_t store_rows) {
+    const int64_t d = w.d, M = w.M;
+    sae_config c;
+    sae_config_defaults(&c, (int)d, (int)M, w.k);
+    c.total_steps = warmup + steps;
+    // init on the CPU from a sample of the same distribution, as `musae train` does
+    const int64_t NB = 4; // in-memory batches cycled on the device
+    std::vector<float> host((size_t)(NB * N * d));
+    for (size_t i = 0; i < host.size(); i++)
+        host[i] = sqrtf(3.0f) * (2.0f * musae_u32_to_unit(musae_philox(6, 0, (uint64_t)i).v[0]) - 1.0f);
+    c.bdec_init = SAE_BDEC_MEAN; // the geometric median of a large sample is slow on the CPU and irrelevant here
+    sae_trainer t;
+    sae_trainer_init(&t, &c, 1);
+    sae_trainer_init_weights(&t, host.data(), std::min<int64_t>(N, 16384));
+    float *dev = NULL;
+    CUDA_CHECK(cudaMalloc(&dev, sizeof(float) * host.size()));
+    CUDA_CHECK(cudaMemcpy(dev, host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
+
+    double rate[2] = {0, 0};
+    sae_gpu_feed_stats fst = {};
+    size_t dev_bytes = 0;
+    double fvu_last = 0;
+    for (int mode = 0; mode < 2; mode++) { // 0: in memory, 1: streamed from the store
+        sae_gpu_trainer *g = sae_gpu_trainer_init(&c, N, prec, NULL);
+        sae_gpu_trainer_load_from_cpu(g, &t);
+        dev_bytes = sae_gpu_trainer_device_bytes(g);
+        musae_store *store = NULL;
+        musae_stream *st = NULL;
+        sae_gpu_feed *feed = NULL;
+        if (mode == 1) {
+            char err[512];
+            store = musae_store_open(store_path, err, sizeof err);
+            if (!store) musae_fail("%s", err);
+            musae_stream_opts so = {};
+            so.split = MUSAE_SPLIT_ALL;
+            so.shuffle = 1;
+            so.window_rows = 131072;
+            so.loop = 1;
+            so.n_layers = 1;
+            so.layers[0] = 0;
+            st = musae_stream_open(store, &so);
+            feed = sae_gpu_feed_open(st, 1, (int)d, N, (int64_t)(warmup + steps) * N, sae_gpu_trainer_stream(g));
+        }
+        double t0 = 0;
+        sae_step_stats ss = {};
+        for (int s = 0; s < warmup + steps; s++) {
+            if (s == warmup) { // time whole steps only: drain, then start the clock
+                sae_gpu_trainer_sync(g);
+                t0 = musae_now();
+            }
+            const float *x = dev + (size_t)(s % NB) * (size_t)(N * d);
+            int64_t n = N;
+            if (feed) {
+                n = sae_gpu_feed_next(feed, &x, NULL);
+                MUSAE_ASSERT(n == N, "the feed gave %lld rows", (long long)n);
+            }
+            sae_gpu_trainer_step(g, x, n);
+            if (s > 0) (void)sae_gpu_trainer_stats(g, s - 1, &ss); // as a run loop would: one step behind
+        }
+        sae_gpu_trainer_sync(g);
+        const double secs = musae_now() - t0;
+        rate[mode] = (double)steps * (double)N / secs;
+        (void)sae_gpu_trainer_stats(g, warmup + steps - 1, &ss);
+        fvu_last = ss.fvu;
+        if (feed) {
+            fst = sae_gpu_feed_get_stats(feed);
+            sae_gpu_feed_close(feed);
+            musae_stream_close(st);
+            musae_store_close(store);
+        }
+        sae_gpu_trainer_free(g);
+    }
+    CUDA_CHECK(cudaFree(dev));
+    sae_trainer_free(&t);
+    const double ratio = rate[1] / rate[0];
+    printf("\n== trainer, workload %s: d %lld, M %lld, k %d, batch %lld, %s, AuxK recipe, %d steps\n", w.name,
+           (long long)d, (long long)M, w.k, (long long)N, prec == MUSAE_BF16 ? "bf16" : "f32", steps);
+    printf("  in memory  %12.0f tokens/s\n  streamed   %12.0f tokens/s  (%.1f%% of in memory; target >= 80%%)\n", rate[0],
+           rate[1], 100 * ratio);
+    printf("  feed: compute stream waited %.3f s for data over %lld batches (all steps, warmup included); reader thread "
+           "%.3f s in musae_stream_next; host blocked %.3f s\n",
+           fst.gpu_wait_s, (long long)fst.batches, fst.read_s, fst.host_wait_s);
+    printf("  trainer device memory %.2f GiB; last FVU %.4f\n", dev_bytes / 1073741824.0, fvu_last);
+    printf("{\"impl\": \"musae-cuda-trainer\", \"workload\": \"%s\", \"d\": %lld, \"latents\": %lld, \"k\": %d, "
+           "\"batch\": %lld, \"prec\": \"%s\", \"steps\": %d, \"mem_tokens_per_s\": %.1f, \"stream_tokens_per_s\": %.1f, "
+           "\"stream_ratio\": %.4f, \"gpu_wait_s\": %.4f, \"read_s\": %.4f, \"store_rows\": %lld}\n",
+           w.name, (long long)d, (long long)M, w.k, (long long)N, prec == MUSAE_BF16 ? "bf16" : "f32", steps, rate[0],
+           rate[1], ratio, fst.gpu_wait_s, fst.read_s, (long long)store_rows);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv) {
     const workload all[] = {{"a", 1024, 32768, 32}, {"b", 2048, 65536, 100}};
     const char *which = "all";
     int64_t N = 16384;
-    int steps = 10, warmup = 3, auxk = 0;
+    int steps = 10, warmup = 3, auxk = 0, trainer = 0;
+    const char *store = NULL;
+    int64_t store_rows = 262144;
     musae_dtype prec = MUSAE_BF16;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--workload") && i + 1 < argc) which = argv[++i];
@@ -246,8 +384,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--auxk")) auxk = 1;
         else if (!strcmp(argv[i], "--f32")) prec = MUSAE_F32;
+        else if (!strcmp(argv[i], "--trainer")) trainer = 1;
+        else if (!strcmp(argv[i], "--store") && i + 1 < argc) store = argv[++i];
+        else if (!strcmp(argv[i], "--store-rows") && i + 1 < argc) store_rows = atoll(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--workload a|b|all] [--batch N] [--steps S] [--warmup W] [--auxk] [--f32]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--workload a|b|all] [--batch N] [--steps S] [--warmup W] [--auxk] [--f32] "
+                            "[--trainer [--store PATH] [--store-rows R]]\n", argv[0]);
             return 2;
         }
     }
@@ -261,8 +403,18 @@ int main(int argc, char **argv) {
     printf("device: %s, %d SMs, %.0f GiB\n", p.name, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0);
     cublasHandle_t blas;
     CUBLAS_CHECK(cublasCreate(&blas));
-    for (const workload &w : all)
-        if (!strcmp(which, "all") || !strcmp(which, w.name)) run(w, N, steps, warmup, auxk, prec, blas);
+    for (const workload &w : all) {
+        if (strcmp(which, "all") && strcmp(which, w.name)) continue;
+        if (!trainer) {
+            run(w, N, steps, warmup, auxk, prec, blas);
+            continue;
+        }
+        char path[512];
+        if (store) snprintf(path, sizeof path, "%s", store);
+        else snprintf(path, sizeof path, "/tmp/sae_gpu_bench_%lld.h5", (long long)w.d);
+        ensure_store(path, w.d, store_rows);
+        run_trainer(w, N, steps, warmup, prec, path, store_rows);
+    }
     CUBLAS_CHECK(cublasDestroy(blas));
     return 0;
 }

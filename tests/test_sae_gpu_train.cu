@@ -596,7 +596,8 @@ int main(int argc, char **argv) {
         snprintf(g_dir, sizeof g_dir, "%s/test_sae_gpu_train_%d", test_tmp(), (int)getpid());
         char cmd[2048];
         snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cd %s && %s synth_acts -o p.h5 --d 256 --concepts 1024 "
-                 "--k-true 8 --rows 300000 --seed 1 >synth.txt 2>&1", g_dir, g_dir, g_dir, MUSAE_BIN);
+                 "--k-true 8 --rows 300000 --seed 1 >synth.txt 2>&1", g_dir, g_dir, g_dir,
+                 getenv("MUSAE_BIN") ? getenv("MUSAE_BIN") : MUSAE_BIN);
         CHECK(system(cmd) == 0, "musae synth_acts (see %s/synth.txt)", g_dir);
         char path[700], err[512];
         snprintf(path, sizeof path, "%s/p.h5", g_dir);
