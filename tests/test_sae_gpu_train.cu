@@ -168,22 +168,28 @@ static int64_t exposure(const sae_trainer *t0, const sae_trainer *t1, const floa
     const double w = 2 * dmax;
     std::vector<uint8_t> row_bad((size_t)n, 0);
     excl.assign((size_t)M, 0);
-    // a boundary between the kk-th and (kk+1)-th largest of vals (ReLU'd); marks entries near it
+    // The selection of the kk largest positive values of `vals` can differ between the two sides where the kk-th
+    // and (kk+1)-th raw values lie within w of each other (and the kk-th could be positive), or where one of the
+    // top kk + 1 lies within w of ReLU's zero. Marks those entries (raw values: a clearly negative value can be
+    // selected by neither side).
     auto boundary = [&](std::vector<std::pair<double, int64_t>> &vals, int64_t kk, int64_t stride) {
         if (kk <= 0 || vals.empty()) return;
         std::sort(vals.begin(), vals.end(), [](const std::pair<double, int64_t> &a, const std::pair<double, int64_t> &b) {
             return a.first > b.first || (a.first == b.first && a.second < b.second);
         });
-        const double vk = kk - 1 < (int64_t)vals.size() ? std::max(vals[(size_t)(kk - 1)].first, 0.0) : 0.0;
-        const double vn = kk < (int64_t)vals.size() ? std::max(vals[(size_t)kk].first, 0.0) : 0.0;
-        const bool tight = vk - vn <= w || vk <= w; // the boundary or ReLU's zero within reach of the noise
-        if (!tight) return;
-        for (auto &e : vals) {
-            const double v = std::max(e.first, 0.0);
-            if (fabs(v - vk) <= w || fabs(v - vn) <= w || (vk <= w && fabs(e.first) <= w)) {
-                excl[(size_t)(e.second % M)] = 1;
-                row_bad[(size_t)(e.second / stride)] = 1;
+        const int64_t nv = (int64_t)vals.size();
+        const double vk = kk - 1 < nv ? vals[(size_t)(kk - 1)].first : -INFINITY;
+        const double vn = kk < nv ? vals[(size_t)kk].first : -INFINITY;
+        const bool tight = vk - vn <= w && vk > -w;
+        for (int64_t q = 0; q < nv; q++) {
+            const double v = vals[(size_t)q].first;
+            const bool near_boundary = tight && (fabs(v - vk) <= w || fabs(v - vn) <= w);
+            const bool near_zero = q <= kk && fabs(v) <= w;
+            if (near_boundary || near_zero) {
+                excl[(size_t)(vals[(size_t)q].second % M)] = 1;
+                row_bad[(size_t)(vals[(size_t)q].second / stride)] = 1;
             }
+            if (v < vn - w && v < -w) break; // sorted: nothing further down can be near either
         }
     };
     std::vector<uint8_t> dead((size_t)M);
