@@ -330,7 +330,7 @@ int main(int argc, char **argv) {
     bench_opts o;
     parse_args(&o, argc, argv);
     char why[256];
-    if (musae_cuda_device_count(why, (int)sizeof why) < 1) musae_fail("no usable CUDA device: %s", why);
+    if (musae_cuda_device_count(why, (int)sizeof why) < 1) musae_fail("%s", why);
     const musae_ops *ops = musae_ops_cuda();
     MUSAE_ASSERT(ops, "musae_ops_cuda() is NULL although a device was found");
 
