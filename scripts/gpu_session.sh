@@ -44,7 +44,8 @@ run_tests() { # $1: 1 = sanitizer variants too
     compute-sanitizer --version 2>/dev/null | tail -1 || echo "compute-sanitizer: not on PATH"
   } > "$sum"
   # ctest reports the plain run then the sanitizer run; -V keeps every test's own table in the log
-  ctest --test-dir "$MUSAE_DP_BUILD" -L gpu -E 'memcheck|racecheck' -j2 --timeout 300 -V > "$LOG/tests_gpu.log" 2>&1 || status=1
+  ctest --test-dir "$MUSAE_DP_BUILD" -L gpu -E 'memcheck|racecheck' -j2 --timeout 300 \
+    --stop-time "$(date -d "+$(( $(left) - 30 )) seconds" +%H:%M:%S)" -V > "$LOG/tests_gpu.log" 2>&1 || status=1
   if [ "$1" = 1 ]; then
     local stop=$(( $(left) - 20 ))
     if [ $stop -gt 60 ]; then
