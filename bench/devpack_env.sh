@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced on the GPU machine: unpacks a devpack made by bench/pack_device.sh and sets the environment its
 # binaries need there (the image has CUDA 13 and PyTorch but none of musae's build dependencies).
 #   . bench/devpack_env.sh DEVPACK.tgz

@@ -16,7 +16,7 @@
 # lm_gpu_results.md. The models stay in --models (default /tmp/musae-gpu-models) while the machine lives.
 # Exit status: non-zero if a program failed (a missed target is a finding, not a failure).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 DEVPACK="" BUILD=build-cusae SIZES=small,large STEPS=503 PEER_STEPS="" BATCH=1,16 REPS=3 PEER_REPS=2 SAMPLE=""
 PEER=1 MUSAE=1 MODELS=/tmp/musae-gpu-models LOOPS=auto BUDGET=560
 while [ $# -gt 0 ]; do

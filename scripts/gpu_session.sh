@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine (bench/README.md, "A GPU session"): the phases named, in order, each
 # inside its share of the 10-minute call limit, logs in $OUT (at most 8 files, 2 folders deep come back).
-#   scripts/gpu_session.sh --devpack BUILD/devpack.tgz [--wheels BUILD/whl] [--budget S] PHASE...
+#   scripts/gpu_session.sh --devpack BUILD/devpack.tgz [--wheels BUILD/whl] [--budget S] [--lm-args "..."] PHASE...
 # PHASE:
 #   tests       every gpu-labelled ctest of the packed build (ctest -L gpu): the plain ones first (-j2), then
 #               the compute-sanitizer variants (-j4) until the budget ends (ctest --stop-time; a test cut
@@ -12,14 +12,16 @@
 #   lm-small, lm-large, lm
 #               the MusicGen benchmark (bench/run_lm_gpu.sh) for that size, or both -> lm/
 # --budget S: seconds this call may use in all (default 560: the call limit is 600, the fetch needs a little).
+# --lm-args: more options for bench/run_lm_gpu.sh, e.g. "--loops auto,host" or "--peer-steps 200".
 set -uo pipefail
-cd "$(dirname "$0")/.."
-DEVPACK="" WHEELS="" BUDGET=560 PHASES=()
+cd "$(dirname "$0")/.." || exit 1
+DEVPACK="" WHEELS="" BUDGET=560 LM_ARGS="" PHASES=()
 while [ $# -gt 0 ]; do
   case $1 in
     --devpack) DEVPACK=$2; shift ;;
     --wheels) WHEELS=$2; shift ;;
     --budget) BUDGET=$2; shift ;;
+    --lm-args) LM_ARGS=$2; shift ;;
     tests|tests-fast|sae|lm|lm-small|lm-large) PHASES+=("$1") ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
@@ -85,7 +87,8 @@ for ph in "${PHASES[@]}"; do
       [ "$ph" = lm-large ] && sizes=large
       echo "== LM benchmark ($sizes), $(left) s left"
       mkdir -p "$LOG/lm"
-      OUT=$LOG/lm bash bench/run_lm_gpu.sh --devpack "$DEVPACK" --sizes "$sizes" --budget "$(left)" || status=1 ;;
+      # shellcheck disable=SC2086
+      OUT=$LOG/lm bash bench/run_lm_gpu.sh --devpack "$DEVPACK" --sizes "$sizes" --budget "$(left)" $LM_ARGS || status=1 ;;
   esac
 done
 echo "== done in $(( $(date +%s) - T0 )) s, status $status"
