@@ -42,6 +42,8 @@
 #define N_CAPTURE_LAYERS 4
 
 static const char *const loop_names[] = {"auto", "host", "device", "graph"}; /* indexed by mg_gen_loop */
+_Static_assert(MG_LOOP_AUTO == 0 && MG_LOOP_HOST == 1 && MG_LOOP_DEVICE == 2 && MG_LOOP_GRAPH == 3,
+               "loop_names follows mg_gen_loop");
 
 typedef struct {
     const char *dir, *label;
@@ -60,7 +62,7 @@ typedef struct {
     const char *unit;
 } table_row;
 
-static table_row g_rows[64];
+static table_row g_rows[MAX_BATCHES * 4 * 5 + 2]; /* 5 rows per batch and loop, 2 for capture */
 static int g_n_rows;
 
 static void table_add(const char *what, double value, const char *unit) {
