@@ -23,6 +23,8 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/sae_cuda.cuh"
+#include "host/dist/nccl.h"
+#include "sae/sae_dist.h"
 #include "sae/sae_feed.h"
 
 namespace {
@@ -92,6 +94,36 @@ __global__ void tail_kernel(GpuScalars *s, const int64_t *nnz_ptr, int first, in
     rec->n_dead = (long long)s->n_dead;
 }
 
+// Data parallel: fmask[i] = 1 for the latents selected in this rank's rows (summed over ranks afterwards).
+__global__ void fired_mask_kernel(const int64_t *ptr, const int32_t *idx, int64_t n_rows, int64_t cap, float *fmask) {
+    const int64_t nnz = ptr[n_rows];
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < nnz && e < cap;
+         e += (int64_t)gridDim.x * blockDim.x)
+        fmask[idx[e]] = 1.0f;
+}
+
+// since_fired += n (the global batch), 0 where any rank's rows selected the latent.
+__global__ void counters_from_mask_kernel(int64_t *since_fired, const float *fmask, int64_t M, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < M) since_fired[i] = fmask[i] > 0.0f ? 0 : since_fired[i] + n;
+}
+
+// Data parallel: this rank's FVU and AuxK sums (already divided by the global tv) and entry count, as floats
+// for the all-reduce (statistics only: the gradients never pass through them).
+__global__ void local_stats_kernel(const GpuScalars *s, const int64_t *nnz_ptr, float *st) {
+    st[0] = (float)s->fvu;
+    st[1] = (float)s->aux;
+    st[2] = (float)*nnz_ptr; // exact below 2^24 entries per batch (asserted at set-up)
+}
+
+// The tail of a data-parallel step: statistics from the summed floats (no threshold: batch-top-k is refused).
+__global__ void dist_tail_kernel(const GpuScalars *s, const float *st, StatsRec *rec) {
+    rec->fvu = st[0];
+    rec->aux = st[1];
+    rec->nnz = (long long)st[2];
+    rec->n_dead = (long long)s->n_dead;
+}
+
 unsigned blocks_for(int64_t n, int threads) { return (unsigned)CEIL_DIV(n, (int64_t)threads); }
 
 bool same_config(const sae_config *a, const sae_config *b) {
@@ -127,6 +159,10 @@ struct sae_gpu_trainer {
     StatsRec *rec_dev, *rec_host; // [SAE_GPU_STATS_RING]; rec_host pinned
     int64_t rec_n[SAE_GPU_STATS_RING];
     cudaEvent_t rec_ev[SAE_GPU_STATS_RING], in_ev;
+    // data parallel (sae_gpu_trainer_set_data_parallel): the communicator, this rank, fired mask [M], stats [3]
+    musae_nccl *nccl;
+    int rank, world;
+    float *fmask, *dstats;
     // host counters
     float scale;
     int64_t step, tokens;
@@ -245,7 +281,8 @@ void sae_gpu_trainer_free(sae_gpu_trainer *g) {
     void *bufs[] = {g->p,      g->gr,        g->m,         g->v,        g->We16,        g->Wd16,       g->xc16,
                     g->gx16,   g->ge16,      g->x_in,      g->x,        g->xc,          g->xhat,       g->ehat,
                     g->g_xhat, g->g_ehat,    g->pre,       g->since_fired, g->dead,     g->codes.ptr,  g->codes.idx,
-                    g->codes.val, g->aux.ptr, g->aux.idx,  g->aux.val,  g->scratch,     g->sc,         g->rec_dev};
+                    g->codes.val, g->aux.ptr, g->aux.idx,  g->aux.val,  g->scratch,     g->sc,         g->rec_dev,
+                    g->fmask,  g->dstats};
     for (void *b : bufs)
         if (b) CUDA_CHECK(cudaFree(b));
     CUDA_CHECK(cudaFreeHost(g->rec_host));
@@ -308,6 +345,14 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
     float *We = W_enc(g->p, Md), *be = b_enc(g->p, Md), *Wd = W_dec(g->p, Md, M), *bd = b_dec(g->p, Md, M);
 
     // the input: device memory is read in place; host memory is copied into x_in before we return
+    // data parallel: every rank holds the global batch and trains its slice [lo, hi) of the rows
+    int64_t lo = 0, hi = n;
+    if (g->nccl) {
+        MUSAE_ASSERT(n >= g->world, "data parallel: a batch of %lld rows over %d ranks", (long long)n, g->world);
+        sae_dist_slice(n, g->rank, g->world, &lo, &hi);
+    }
+    const int64_t nl = hi - lo;
+
     cudaPointerAttributes at;
     CUDA_CHECK(cudaPointerGetAttributes(&at, x_raw));
     const float *xin = x_raw;
@@ -325,18 +370,20 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
     dead_kernel<<<blocks_for(M, 256), 256, 0, s>>>(g->since_fired, M, c->dead_tokens, g->dead, &g->sc->n_dead);
     CUDA_LAUNCH_CHECK();
 
+    // all n rows are centred (the total variance below is the global batch's), the rest runs on rows [lo, hi)
     sae_cuda_center(xin, g->scale, bd, n, d, g->x, g->xc, b16 ? g->xc16 : NULL, s);
-    const void *xc_op = b16 ? (const void *)g->xc16 : (const void *)g->xc;
+    float *xl = g->x + lo * d, *xcl = g->xc + lo * d;
+    const void *xc_op = b16 ? (const void *)(g->xc16 + lo * d) : (const void *)xcl;
     const void *We_op = b16 ? (const void *)g->We16 : (const void *)We;
     sae_codes *aux = g->aux_on ? &g->aux : NULL;
-    g->codes.n_rows = n;
-    g->aux.n_rows = n;
+    g->codes.n_rows = nl;
+    g->aux.n_rows = nl;
     if (c->batch_topk) {
-        sae_cuda_encode(g->blas, g->prec, xc_op, We_op, be, n, d, M, 0, g->aux_on ? g->dead : NULL,
+        sae_cuda_encode(g->blas, g->prec, xc_op, We_op, be, nl, d, M, 0, g->aux_on ? g->dead : NULL,
                         g->aux_on ? c->k_aux : 0, &g->codes, aux, g->pre, g->scratch, g->scratch_bytes, s);
-        sae_cuda_batch_topk(g->pre, n, M, n * c->k, &g->codes, &g->sc->min_sel, g->scratch, s);
+        sae_cuda_batch_topk(g->pre, nl, M, nl * c->k, &g->codes, &g->sc->min_sel, g->scratch, s);
     } else {
-        sae_cuda_encode(g->blas, g->prec, xc_op, We_op, be, n, d, M, c->k, g->aux_on ? g->dead : NULL,
+        sae_cuda_encode(g->blas, g->prec, xc_op, We_op, be, nl, d, M, c->k, g->aux_on ? g->dead : NULL,
                         g->aux_on ? c->k_aux : 0, &g->codes, aux, NULL, g->scratch, g->enc_scratch_bytes, s);
     }
 
@@ -344,11 +391,11 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
     sae_cuda_decode(&g->codes, g->prec, Wd_op, bd, d, g->xhat, s);
     if (g->aux_on) sae_cuda_decode(&g->aux, g->prec, Wd_op, NULL, d, g->ehat, s);
     sae_cuda_total_variance(g->x, n, d, &g->sc->tv, g->scratch, s);
-    sae_cuda_loss_grad(g->x, g->xhat, g->aux_on ? g->ehat : NULL, n, d, &g->sc->tv, 0.0f, g->g_xhat,
+    sae_cuda_loss_grad(xl, g->xhat, g->aux_on ? g->ehat : NULL, nl, d, &g->sc->tv, 0.0f, g->g_xhat,
                        g->aux_on ? g->g_ehat : NULL, b16 ? g->gx16 : NULL, NULL, &g->sc->fvu, &g->sc->aux, g->scratch, s);
     if (g->aux_on) {
-        aux_grad_kernel<<<blocks_for(n * d, 256), 256, 0, s>>>(g->x, g->xhat, g->ehat, n * d, g->sc, c->auxk_alpha,
-                                                               c->k_aux, g->g_ehat, b16 ? g->ge16 : NULL);
+        aux_grad_kernel<<<blocks_for(nl * d, 256), 256, 0, s>>>(xl, g->xhat, g->ehat, nl * d, g->sc, c->auxk_alpha,
+                                                                c->k_aux, g->g_ehat, b16 ? g->ge16 : NULL);
         CUDA_LAUNCH_CHECK();
     }
 
@@ -357,6 +404,25 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
                       g->aux_on ? (b16 ? (const void *)g->ge16 : (const void *)g->g_ehat) : NULL, xc_op, We, Wd, d, M,
                       gWe, gbe, gWd, gbd, g->scratch, g->scratch_bytes, s);
 
+    const int64_t cap = g->codes.cap;
+    const unsigned fb = (unsigned)(cap / 256 + 1 < 4096 ? cap / 256 + 1 : 4096);
+#ifdef MUSAE_NCCL
+    if (g->nccl) { // sum the gradients, the fired mask and the statistics over ranks, between backward and Adam
+        CUDA_CHECK(cudaMemsetAsync(g->fmask, 0, sizeof(float) * (size_t)M, s));
+        fired_mask_kernel<<<fb, 256, 0, s>>>(g->codes.ptr, g->codes.idx, nl, cap, g->fmask);
+        CUDA_LAUNCH_CHECK();
+        local_stats_kernel<<<1, 1, 0, s>>>(g->sc, g->codes.ptr + nl, g->dstats);
+        CUDA_LAUNCH_CHECK();
+        musae_nccl_wait_for(g->nccl, (void *)s);
+        musae_nccl_group_start();
+        musae_nccl_allreduce_sum_f32(g->nccl, g->gr, (size_t)g->numel);
+        musae_nccl_allreduce_sum_f32(g->nccl, g->fmask, (size_t)M);
+        musae_nccl_allreduce_sum_f32(g->nccl, g->dstats, 3);
+        musae_nccl_group_end();
+        musae_nccl_signal(g->nccl, (void *)s);
+    }
+#endif
+
     const sae_adam_hparams h = {sae_lr_at(c, g->step), c->beta1, c->beta2, c->eps, g->step + 1};
     sae_cuda_adam(We, gWe, W_enc(g->m, Md), W_enc(g->v, Md), Md, &h, b16 ? g->We16 : NULL, s);
     sae_cuda_adam(be, gbe, b_enc(g->m, Md), b_enc(g->v, Md), M, &h, NULL, s);
@@ -364,16 +430,20 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
     sae_cuda_adam_decoder(Wd, gWd, W_dec(g->m, Md, M), W_dec(g->v, Md, M), M, d, &h, b16 ? g->Wd16 : NULL, s);
 
     // firing: a latent fired when it was selected (with a positive value) in this batch
-    add_tokens_kernel<<<blocks_for(M, 256), 256, 0, s>>>(g->since_fired, M, n);
-    CUDA_LAUNCH_CHECK();
-    const int64_t cap = g->codes.cap;
-    const unsigned fb = (unsigned)(cap / 256 + 1 < 4096 ? cap / 256 + 1 : 4096);
-    fired_kernel<<<fb, 256, 0, s>>>(g->codes.ptr, g->codes.idx, n, cap, g->since_fired);
-    CUDA_LAUNCH_CHECK();
-
     const int slot = (int)(g->step % SAE_GPU_STATS_RING);
-    tail_kernel<<<1, 1, 0, s>>>(g->sc, g->codes.ptr + n, g->step == 0, c->batch_topk, g->rec_dev + slot);
-    CUDA_LAUNCH_CHECK();
+    if (g->nccl) {
+        counters_from_mask_kernel<<<blocks_for(M, 256), 256, 0, s>>>(g->since_fired, g->fmask, M, n);
+        CUDA_LAUNCH_CHECK();
+        dist_tail_kernel<<<1, 1, 0, s>>>(g->sc, g->dstats, g->rec_dev + slot);
+        CUDA_LAUNCH_CHECK();
+    } else {
+        add_tokens_kernel<<<blocks_for(M, 256), 256, 0, s>>>(g->since_fired, M, n);
+        CUDA_LAUNCH_CHECK();
+        fired_kernel<<<fb, 256, 0, s>>>(g->codes.ptr, g->codes.idx, n, cap, g->since_fired);
+        CUDA_LAUNCH_CHECK();
+        tail_kernel<<<1, 1, 0, s>>>(g->sc, g->codes.ptr + n, g->step == 0, c->batch_topk, g->rec_dev + slot);
+        CUDA_LAUNCH_CHECK();
+    }
     CUDA_CHECK(cudaMemcpyAsync(g->rec_host + slot, g->rec_dev + slot, sizeof(StatsRec), cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaEventRecord(g->rec_ev[slot], s));
     g->rec_n[slot] = n;
@@ -396,6 +466,23 @@ int sae_gpu_trainer_stats(sae_gpu_trainer *g, int64_t step, sae_step_stats *out)
     out->l0 = (double)r.nnz / (double)g->rec_n[slot];
     out->dead_frac = (double)r.n_dead / (double)g->M;
     return 0;
+}
+
+void sae_gpu_trainer_set_data_parallel(sae_gpu_trainer *g, musae_nccl *nccl, int rank, int world) {
+#ifdef MUSAE_NCCL
+    MUSAE_ASSERT(nccl && world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
+    MUSAE_ASSERT(!g->cfg.batch_topk, "data-parallel GPU training takes per-row top-k only (batch-top-k: one GPU)");
+    MUSAE_ASSERT(g->batch * g->cfg.k < (1 << 24), "data parallel: %lld entries per batch do not count exactly in fp32",
+                 (long long)(g->batch * g->cfg.k));
+    g->nccl = nccl;
+    g->rank = rank;
+    g->world = world;
+    if (!g->fmask) g->fmask = (float *)dalloc(g, sizeof(float) * (size_t)g->M);
+    if (!g->dstats) g->dstats = (float *)dalloc(g, sizeof(float) * 4);
+#else
+    (void)g, (void)nccl, (void)rank, (void)world;
+    musae_fail("data-parallel GPU training needs NCCL: this musae was built without it (MUSAE_NCCL)");
+#endif
 }
 
 /* ---- the feed ------------------------------------------------------------------------------------------------ */

@@ -60,6 +60,19 @@ int64_t sae_gpu_trainer_steps(const sae_gpu_trainer *g);
 /* Waits for every step enqueued. */
 void sae_gpu_trainer_sync(sae_gpu_trainer *g);
 
+/* ---- data parallel over NCCL (MUSAE_NCCL builds) --------------------------------------------------------------
+ * sae/sae_dist.h's SAE_DIST_DATA on GPUs: every rank passes the same global batch to sae_gpu_trainer_step (e.g.
+ * each reads the same stream through its own feed) and trains rows [r·n/P, (r+1)·n/P) of it; the FVU's
+ * denominator is the whole batch's total variance (each rank computes it over all n rows, the same bits as one
+ * process), and the gradients, the fired-latent mask and the statistics are summed over ranks with one grouped
+ * NCCL all-reduce between the backward and Adam, ordered by events (no host synchronisation). The weights stay
+ * replicated: every rank applies Adam to the same summed gradients. Per-row top-k only (batch-top-k needs the
+ * global selection of sae_dist.c, not written for the GPU). Summed in NCCL's order, so the weights equal a single
+ * GPU's up to fp32 summation order. Not yet run on GPUs (GPU verification pending).
+ * nccl: from musae_nccl_init (host/dist/nccl.h) on this trainer's device; rank/world as in musae_dist. */
+typedef struct musae_nccl musae_nccl;
+void sae_gpu_trainer_set_data_parallel(sae_gpu_trainer *g, musae_nccl *nccl, int rank, int world);
+
 /* ---- streaming: store → reader thread → pinned double buffer → copy stream → device double buffer ------------
  * Batch i is read by a thread (sae/sae_feed.h) into pinned slot i % n_slots, copied on a copy stream into
  * device buffer i % 2, and the compute stream waits for that copy with an event; the copy of batch i+2 into the
