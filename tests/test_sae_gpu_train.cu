@@ -10,6 +10,8 @@
  *      batches give bitwise the same state (the kernels are deterministic), and the feed's stream positions
  *      equal musae_stream_tell's.
  *  (d) load_from_cpu → store_to_cpu is bitwise exact.
+ *  (e) NCCL builds, one rank: the data-parallel step (sae_gpu_trainer_set_data_parallel) equals the plain step
+ *      bitwise (a one-rank all-reduce is the identity); more ranks need more GPUs than this test has.
  *
  * Rules (from tests/test_sae_gpu.cu's kernel rules; u = 2^-24):
  *  exposure  The GPU's fp32 GEMM sums in another order than the CPU's: a pre-activation may differ by up to
@@ -48,6 +50,8 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/dist/dist.h"
+#include "host/dist/nccl.h"
 #include "host/io/store.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_device.h"
@@ -343,6 +347,66 @@ static void lockstep(int batch_topk, musae_dtype prec) {
     sae_trainer_free(&got);
 }
 
+// ---- (e) data parallel, one rank ---------------------------------------------------------------------------------
+static void test_data_parallel_one_rank(int *argc, char ***argv) {
+#ifdef MUSAE_NCCL
+    musae_dist dist;
+    musae_dist_init(&dist, argc, argv);
+    if (dist.world != 1) {
+        printf("data parallel: launched on %d ranks; this check runs on one\n", dist.world);
+        musae_dist_finalize(&dist);
+        return;
+    }
+    musae_nccl *nc = musae_nccl_init(&dist);
+    const int d = 48, M = 384, k = 6, S = 12;
+    const int64_t N = 200;
+    sae_config c;
+    sae_config_defaults(&c, d, M, k);
+    c.k_aux = 24;
+    c.dead_tokens = 500;
+    c.warmup_steps = 3;
+    c.lr = 3e-3f;
+    const Planted P = make_planted(d, 96, 21);
+    std::vector<float> x((size_t)(N * d));
+    planted_batch(P, 7, 999, N, x.data());
+    sae_trainer t, a, b;
+    sae_trainer_init(&t, &c, N);
+    sae_trainer_init(&a, &c, N);
+    sae_trainer_init(&b, &c, N);
+    sae_trainer_init_weights(&t, x.data(), N);
+    sae_gpu_trainer *plain = sae_gpu_trainer_init(&c, N, MUSAE_F32, NULL), *dp = sae_gpu_trainer_init(&c, N, MUSAE_F32, NULL);
+    sae_gpu_trainer_set_data_parallel(dp, nc, 0, 1);
+    sae_gpu_trainer_load_from_cpu(plain, &t);
+    sae_gpu_trainer_load_from_cpu(dp, &t);
+    int bad_stats = 0;
+    for (int s = 0; s < S; s++) {
+        planted_batch(P, 7, s, N, x.data());
+        sae_gpu_trainer_step(plain, x.data(), N);
+        sae_gpu_trainer_step(dp, x.data(), N);
+        sae_step_stats sa, sb;
+        CHECK(sae_gpu_trainer_stats(plain, s, &sa) == 0 && sae_gpu_trainer_stats(dp, s, &sb) == 0, "stats");
+        // the data-parallel statistics travel as floats
+        bad_stats += fabs(sa.fvu - sb.fvu) > 1e-6 * sa.fvu || sa.l0 != sb.l0 || sa.dead_frac != sb.dead_frac ||
+                     fabs(sa.auxk - sb.auxk) > 1e-6 * fabs(sa.auxk);
+    }
+    sae_gpu_trainer_store_to_cpu(plain, &a);
+    sae_gpu_trainer_store_to_cpu(dp, &b);
+    CHECK(same_state(&a, &b, 1), "data parallel on one rank != the plain GPU step");
+    CHECK(bad_stats == 0, "%d steps with other statistics", bad_stats);
+    printf("data parallel, one rank: %s after %d steps\n", same_state(&a, &b, 1) ? "bitwise equal" : "DIFFERENT", S);
+    sae_gpu_trainer_free(plain);
+    sae_gpu_trainer_free(dp);
+    sae_trainer_free(&t);
+    sae_trainer_free(&a);
+    sae_trainer_free(&b);
+    musae_nccl_free(nc);
+    musae_dist_finalize(&dist);
+#else
+    (void)argc, (void)argv;
+    printf("data parallel: built without NCCL, not checked\n");
+#endif
+}
+
 // ---- (a) free run ------------------------------------------------------------------------------------------------
 static double eval_fvu(const sae_trainer *t, const Planted &P, int64_t n) {
     sae_model m;
@@ -593,6 +657,7 @@ int main(int argc, char **argv) {
     const int quick = argc > 1 && !strcmp(argv[1], "--quick"); // no planted store (a, d only)
     test_round_trip(MUSAE_F32);
     test_round_trip(MUSAE_BF16);
+    test_data_parallel_one_rank(&argc, &argv);
     lockstep(0, MUSAE_F32);
     lockstep(1, MUSAE_F32);
     lockstep(0, MUSAE_BF16);
