@@ -96,6 +96,8 @@ typedef struct {
 } sae_gpu_feed_stats;
 /* Waits for the compute stream, so every batch's wait is counted. */
 sae_gpu_feed_stats sae_gpu_feed_get_stats(sae_gpu_feed *f);
+/* Waits for both streams and stops the reader: close the feed before freeing the trainer that owns the compute
+ * stream, and before closing the musae_stream. */
 void sae_gpu_feed_close(sae_gpu_feed *f);
 
 #ifdef __cplusplus
