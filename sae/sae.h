@@ -159,6 +159,8 @@ typedef struct {
     uint64_t split_seed, data_seed;
     int has_eval;
     sae_eval_result eval;
+    const char *device;     /* where the training steps ran: "cpu" or "cuda" (NULL: not recorded) */
+    const char *precision;  /* the trainer's arithmetic: "f32" or "bf16" (NULL: not recorded) */
 } sae_meta;
 
 /* Writes sae.safetensors, cfg.json and musae.json into dir (created), each atomically. */

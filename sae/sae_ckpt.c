@@ -106,6 +106,8 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
                                                  : c->bdec_init == SAE_BDEC_MEAN ? "mean"
                                                                                  : "zero");
         cJSON_AddNumberToObject(r, "batch_tokens", (double)t->batch);
+        if (meta && meta->device) cJSON_AddStringToObject(r, "device", meta->device);
+        if (meta && meta->precision) cJSON_AddStringToObject(r, "precision", meta->precision);
     }
     if (meta) {
         cJSON *dset = cJSON_AddObjectToObject(j, "data");

@@ -16,6 +16,10 @@
 #include "host/core/progress.h"
 #include "host/io/safetensors.h"
 #include "sae/sae_dist.h"
+#include "sae/sae_gpu.h"
+#ifdef MUSAE_NCCL
+#include "host/dist/nccl.h"
+#endif
 
 void sae_train_opts_defaults(sae_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -29,6 +33,24 @@ void sae_train_opts_defaults(sae_train_opts *o) {
     o->save_every = 1000;
     o->log_every = 50;
     o->eval_tokens = 1 << 20;
+    o->device = MUSAE_DEVICE_CPU;
+    o->precision = MUSAE_F32;
+}
+
+const char *sae_train_gpu_unsupported(const sae_train_opts *o) {
+    if (!o->dist || o->dist->world == 1) return NULL; /* --dist is ignored by one process */
+    if (o->dist_mode == SAE_DIST_LATENT)
+        return "latent-sharded training (--dist latent) is not built on the GPU: use --dist data on GPUs, "
+               "or --dist latent --device cpu";
+    if (o->recipe.batch_topk)
+        return "data-parallel GPU training takes per-row top-k only (--batch-topk needs the global selection "
+               "exchange, built on the CPU): drop --batch-topk, train on one GPU, or use --device cpu";
+#ifndef MUSAE_NCCL
+    return "data-parallel GPU training needs NCCL, and this musae was built without it (MUSAE_NCCL): "
+           "use one GPU, or --device cpu";
+#else
+    return NULL;
+#endif
 }
 
 typedef struct {
@@ -255,6 +277,170 @@ static void log_metrics(FILE *f, const grid_sae *g, int64_t step, int64_t tokens
             g->acc.l0 / n, g->acc.dead_frac / n, lr, tok_s);
 }
 
+/* The run loop's bookkeeping, shared by the CPU and GPU loops: metric sums, progress, metric lines, states. */
+typedef struct {
+    const sae_train_opts *o;
+    const musae_store_info *in;
+    grid_sae *g;
+    int n;
+    int64_t total_steps;
+    FILE *mf;                  /* metrics.jsonl on rank 0, else NULL */
+    musae_progress pr;
+    double t_log;              /* time and tokens at the last metric line */
+    int64_t tok_log;
+    int64_t last_saved;        /* step of the newest state on disk, -1 for none */
+    char extra[128];           /* the progress line's numbers */
+} run_log;
+
+static int save_point(const run_log *r, int64_t step) {
+    return r->o->save_every > 0 && step % r->o->save_every == 0 && step < r->total_steps;
+}
+
+/* After step `step` (the trainers' counter, tokens after it): s[i] is SAE i's statistics. Returns the signal
+ * that asks to stop (all ranks agree: a signal may reach one rank only, or at different steps), else 0. */
+static int64_t end_of_step(run_log *r, int64_t step, int64_t tokens, int64_t rows, const sae_step_stats *s) {
+    const sae_train_opts *o = r->o;
+    for (int i = 0; i < r->n; i++) {
+        grid_sae *gs = &r->g[i];
+        if (!isfinite(s[i].loss))
+            musae_fail("%s: the loss became %g at step %" PRId64 " (lr too high?)", gs->name, s[i].loss, step);
+        gs->acc.loss += s[i].loss;
+        gs->acc.fvu += s[i].fvu;
+        gs->acc.auxk += s[i].auxk;
+        gs->acc.l0 += s[i].l0;
+        gs->acc.dead_frac += s[i].dead_frac;
+        gs->acc_n++;
+    }
+    const grid_sae *g0 = &r->g[0];
+    snprintf(r->extra, sizeof r->extra, "fvu %.4f L0 %.1f dead %.3f", g0->acc.fvu / g0->acc_n, g0->acc.l0 / g0->acc_n,
+             g0->acc.dead_frac / g0->acc_n);
+    musae_progress_add(&r->pr, rows, r->extra);
+    if (step % o->log_every == 0 || step == r->total_steps) {
+        const double now = musae_now(), tok_s = (double)(tokens - r->tok_log) / fmax(now - r->t_log, 1e-9);
+        for (int i = 0; i < r->n; i++) {
+            if (r->mf) log_metrics(r->mf, &r->g[i], step, tokens, sae_lr_at(&r->g[i].t.cfg, step - 1), tok_s);
+            memset(&r->g[i].acc, 0, sizeof r->g[i].acc);
+            r->g[i].acc_n = 0;
+        }
+        if (r->mf) fflush(r->mf);
+        r->t_log = now;
+        r->tok_log = tokens;
+    }
+    int64_t stop = g_stop;
+    if (o->dist) musae_dist_allreduce_i64(o->dist, &stop, 1, MUSAE_DIST_MAX);
+    return stop;
+}
+
+/* Saves the state of step `step` (the CPU trainers hold it) at stream position pos; after a stop signal,
+ * returns 130 for the run to end. Collective. */
+static int save_and_maybe_stop(run_log *r, int64_t step, musae_stream_pos pos, int64_t stop) {
+    save_state(r->g, r->n, r->o->out, pos, r->o, r->in, r->last_saved);
+    r->last_saved = step;
+    if (!stop) return 0;
+    musae_progress_finish(&r->pr, r->extra);
+    LOG_WARN("interrupted by signal %d at step %" PRId64 "; the state is saved: continue with --resume", (int)stop,
+             step);
+    return 130;
+}
+
+/* The CPU trainers step on batches read here. */
+static int train_cpu(run_log *r, musae_stream *st, float **buf, musae_stream_pos *end_pos) {
+    const sae_train_opts *o = r->o;
+    grid_sae *g = r->g;
+    sae_step_stats *s = musae_xcalloc((size_t)r->n, sizeof *s);
+    int rc = 0;
+    while (rc == 0 && g[0].t.step < r->total_steps) {
+        int64_t want = o->tokens - g[0].t.tokens < o->batch ? o->tokens - g[0].t.tokens : o->batch;
+        int64_t got = musae_stream_next(st, want, buf);
+        MUSAE_ASSERT(got == want, "endless stream returned %lld of %lld rows", (long long)got, (long long)want);
+        for (int i = 0; i < r->n; i++) sae_trainer_step(&g[i].t, buf[g[i].li], got, &s[i]);
+        const int64_t step = g[0].t.step, stop = end_of_step(r, step, g[0].t.tokens, got, s);
+        if (stop || save_point(r, step)) rc = save_and_maybe_stop(r, step, musae_stream_tell(st), stop);
+    }
+    free(s);
+    *end_pos = musae_stream_tell(st);
+    return rc;
+}
+
+#ifdef MUSAE_CUDA
+/* The GPU trainers step on batches the feed streams to the device (docs/CUDA_SAE.md): one compute stream for
+ * every SAE, statistics read one step behind so the GPU never waits for the host. A step whose state is saved
+ * (or the last, or the one after a stop signal) is finished before the next is enqueued, so the CPU trainers
+ * receive exactly that step's weights, and the stream position saved is the feed's for its batch (the reader
+ * runs ahead of training). */
+static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae_stream_pos *end_pos) {
+    const sae_train_opts *o = r->o;
+    grid_sae *g = r->g;
+    const int n = r->n;
+    const int world = o->dist ? o->dist->world : 1;
+    musae_nccl *nccl = NULL;
+#ifdef MUSAE_NCCL
+    if (world > 1) nccl = musae_nccl_init(o->dist); /* selects this rank's GPU before anything is allocated */
+#endif
+    sae_gpu_trainer **gpu = musae_xcalloc((size_t)n, sizeof *gpu);
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        gpu[i] = sae_gpu_trainer_init(&g[i].t.cfg, o->batch, o->precision, i ? sae_gpu_trainer_stream(gpu[0]) : NULL);
+        if (nccl) sae_gpu_trainer_set_data_parallel(gpu[i], nccl, o->dist->rank, world);
+        sae_gpu_trainer_load_from_cpu(gpu[i], &g[i].t);
+        bytes += sae_gpu_trainer_device_bytes(gpu[i]);
+    }
+    LOG_INFO("GPU trainer: %d SAE(s) in %s, %.2f GiB of device memory%s", n, musae_dtype_name(o->precision),
+             (double)bytes / (1 << 30), nccl ? ", gradients all-reduced over NCCL" : "");
+    sae_gpu_feed *feed = sae_gpu_feed_open(st, o->n_layers, g[0].t.cfg.d, o->batch, o->tokens - g[0].t.tokens,
+                                           sae_gpu_trainer_stream(gpu[0]));
+    sae_step_stats *s = musae_xcalloc((size_t)n, sizeof *s);
+    /* steps finished and enqueued (1-based counters), tokens of each; rows[j % 2]: rows of 0-based step j */
+    int64_t done = g[0].t.step, enq = done, tokens = g[0].t.tokens, tok_enq = tokens, rows[2] = {0, 0}, stop = 0;
+    musae_stream_pos pos = start; /* after the newest batch enqueued */
+    int rc = 0;
+    while (rc == 0 && done < r->total_steps) {
+        /* step enq (1-based) is in flight when enq > done: hold the next one while it must be finished alone */
+        const int hold = enq > done && (enq == r->total_steps || stop || save_point(r, enq));
+        if (!hold) {
+            const float *dev[MUSAE_STORE_MAX_LAYERS];
+            const int64_t want = o->tokens - tok_enq < o->batch ? o->tokens - tok_enq : o->batch;
+            const int64_t got = sae_gpu_feed_next(feed, dev, &pos);
+            MUSAE_ASSERT(got == want, "the feed gave %lld of %lld rows at step %lld", (long long)got, (long long)want,
+                         (long long)enq);
+            for (int i = 0; i < n; i++) sae_gpu_trainer_step(gpu[i], dev[g[i].li], got);
+            rows[enq % 2] = got;
+            tok_enq += got;
+            enq++;
+            if (enq == done + 1) continue; /* nothing finished yet to read */
+        }
+        for (int i = 0; i < n; i++)
+            MUSAE_ASSERT(sae_gpu_trainer_stats(gpu[i], done, &s[i]) == 0, "statistics of step %lld", (long long)done);
+        tokens += rows[done % 2];
+        done++;
+        const int64_t sig = end_of_step(r, done, tokens, rows[(done - 1) % 2], s);
+        if (sig) stop = sig;
+        if (enq == done && (stop || save_point(r, done))) {
+            for (int i = 0; i < n; i++) sae_gpu_trainer_store_to_cpu(gpu[i], &g[i].t);
+            rc = save_and_maybe_stop(r, done, pos, stop);
+        }
+    }
+    const sae_gpu_feed_stats fs = sae_gpu_feed_get_stats(feed);
+    LOG_INFO("GPU feed: %" PRId64 " batches; the GPU waited %.2f s for data, the reader read for %.2f s", fs.batches,
+             fs.gpu_wait_s, fs.read_s);
+    sae_gpu_feed_close(feed); /* before the trainer that owns the compute stream */
+    for (int i = 0; i < n; i++) sae_gpu_trainer_store_to_cpu(gpu[i], &g[i].t);
+    for (int i = n - 1; i >= 0; i--) sae_gpu_trainer_free(gpu[i]);
+    free(gpu);
+    free(s);
+#ifdef MUSAE_NCCL
+    musae_nccl_free(nccl);
+#endif
+    *end_pos = pos;
+    return rc;
+}
+#else
+static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae_stream_pos *end_pos) {
+    (void)r, (void)st, (void)start, (void)end_pos;
+    musae_fail("--device cuda: musae was built without CUDA (configure with -DMUSAE_CUDA=ON)");
+}
+#endif
+
 int sae_train_run(const sae_train_opts *o) {
     char err[600], path[4400];
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
@@ -275,6 +461,11 @@ int sae_train_run(const sae_train_opts *o) {
     if (world == 1 && o->dist_mode) LOG_INFO("--dist is ignored: one process (launch with mpirun or srun)");
     if (mode == SAE_DIST_DATA && o->batch < world)
         musae_fail("--batch %lld is smaller than the %d ranks of a data-parallel run", (long long)o->batch, world);
+    if (o->device == MUSAE_DEVICE_CUDA && sae_train_gpu_unsupported(o))
+        musae_fail("--device cuda: %s", sae_train_gpu_unsupported(o));
+    MUSAE_ASSERT(o->precision == MUSAE_F32 || (o->device == MUSAE_DEVICE_CUDA && o->precision == MUSAE_BF16),
+                 "a %s trainer in %s (the CPU's is f32 only, the GPU's f32 or bf16)",
+                 o->device == MUSAE_DEVICE_CUDA ? "GPU" : "CPU", musae_dtype_name(o->precision));
     if (mode != SAE_DIST_NONE)
         LOG_INFO("%s over %d ranks (%s): global batch %lld", mode == SAE_DIST_DATA ? "data-parallel" : "latent-sharded",
                  world, o->dist->launcher, (long long)o->batch);
@@ -397,63 +588,16 @@ int sae_train_run(const sae_train_opts *o) {
     sigaction(SIGTERM, &sa, &old_term);
     g_stop = 0;
 
-    musae_progress pr;
-    musae_progress_init(&pr, "train", "tok", o->tokens);
-    pr.done = g[0].t.tokens;
-    int64_t last_saved = o->resume ? g[0].t.step : -1;
-    double t_log = musae_now();
-    int64_t tok_log = g[0].t.tokens;
-    int rc = 0;
-    while (g[0].t.step < total_steps) {
-        int64_t want = o->tokens - g[0].t.tokens < o->batch ? o->tokens - g[0].t.tokens : o->batch;
-        int64_t got = musae_stream_next(st, want, buf);
-        MUSAE_ASSERT(got == want, "endless stream returned %lld of %lld rows", (long long)got, (long long)want);
-        for (int i = 0; i < n; i++) {
-            sae_step_stats s;
-            sae_trainer_step(&g[i].t, buf[g[i].li], got, &s);
-            if (!isfinite(s.loss))
-                musae_fail("%s: the loss became %g at step %" PRId64 " (lr too high?)", g[i].name, s.loss, g[i].t.step);
-            g[i].acc.loss += s.loss;
-            g[i].acc.fvu += s.fvu;
-            g[i].acc.auxk += s.auxk;
-            g[i].acc.l0 += s.l0;
-            g[i].acc.dead_frac += s.dead_frac;
-            g[i].acc_n++;
-        }
-        const int64_t step = g[0].t.step, tokens = g[0].t.tokens;
-        char extra[128];
-        snprintf(extra, sizeof extra, "fvu %.4f L0 %.1f dead %.3f", g[0].acc.fvu / g[0].acc_n, g[0].acc.l0 / g[0].acc_n,
-                 g[0].acc.dead_frac / g[0].acc_n);
-        musae_progress_add(&pr, got, extra);
-        if (step % o->log_every == 0 || step == total_steps) {
-            const double now = musae_now(), tok_s = (double)(tokens - tok_log) / fmax(now - t_log, 1e-9);
-            for (int i = 0; i < n; i++) {
-                if (mf) log_metrics(mf, &g[i], step, tokens, sae_lr_at(&g[i].t.cfg, step - 1), tok_s);
-                memset(&g[i].acc, 0, sizeof g[i].acc);
-                g[i].acc_n = 0;
-            }
-            if (mf) fflush(mf);
-            t_log = now;
-            tok_log = tokens;
-        }
-        /* a signal may reach one rank only (or at different steps): all stop when any was signalled */
-        int64_t stop = g_stop;
-        if (o->dist) musae_dist_allreduce_i64(o->dist, &stop, 1, MUSAE_DIST_MAX);
-        if (stop || (o->save_every > 0 && step % o->save_every == 0 && step < total_steps)) {
-            save_state(g, n, o->out, musae_stream_tell(st), o, in, last_saved);
-            last_saved = step;
-            if (stop) {
-                musae_progress_finish(&pr, extra);
-                LOG_WARN("interrupted by signal %d at step %" PRId64 "; the state is saved: continue with --resume",
-                         (int)stop, step);
-                rc = 130;
-                break;
-            }
-        }
-    }
+    run_log rl = {.o = o, .in = in, .g = g, .n = n, .total_steps = total_steps, .mf = mf, .t_log = musae_now(),
+                  .tok_log = g[0].t.tokens, .last_saved = o->resume ? g[0].t.step : -1};
+    musae_progress_init(&rl.pr, "train", "tok", o->tokens);
+    rl.pr.done = g[0].t.tokens;
+    musae_stream_pos end_pos = start;
+    const int rc =
+        o->device == MUSAE_DEVICE_CUDA ? train_gpu(&rl, st, start, &end_pos) : train_cpu(&rl, st, buf, &end_pos);
+    const int64_t last_saved = rl.last_saved;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    const musae_stream_pos end_pos = musae_stream_tell(st);
     musae_stream_close(st);
     if (end_pos.skipped > 0)
         LOG_WARN("skipped %" PRId64 " rows holding NaN/Inf (--skip-nonfinite) in %" PRId64 " rows streamed", end_pos.skipped,
@@ -466,7 +610,7 @@ int sae_train_run(const sae_train_opts *o) {
         }
         if (o->keep_state) save_state(g, n, o->out, end_pos, o, in, last_saved);
     } else if (rc == 0) {
-        musae_progress_finish(&pr, NULL);
+        musae_progress_finish(&rl.pr, NULL);
         sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
         sae_eval_acc *acc = musae_xcalloc((size_t)n, sizeof *acc);
         int *li = musae_xcalloc((size_t)n, sizeof(int));
@@ -487,6 +631,8 @@ int sae_train_run(const sae_train_opts *o) {
             meta.val_fraction = o->val_fraction;
             meta.split_seed = o->split_seed;
             meta.data_seed = o->data_seed;
+            meta.device = o->device == MUSAE_DEVICE_CUDA ? "cuda" : "cpu";
+            meta.precision = musae_dtype_name(o->precision);
             if (o->val_fraction > 0 && o->eval_tokens != 0) {
                 meta.has_eval = 1;
                 meta.eval = sae_eval_finish(&acc[i]);

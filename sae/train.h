@@ -6,10 +6,14 @@
  * Resume state: every SAE's DIR[/name]/state/step<S>.safetensors, then DIR/state/run.json naming step S
  * and the stream position (written last, atomically: it always names a complete set).
  * Under mpirun/srun (o->dist with world > 1) every rank trains (sae/sae_dist.h) and rank 0 alone writes metrics,
- * states and checkpoints, always in the ordinary unsharded layout; any mode resumes any mode's state. */
+ * states and checkpoints, always in the ordinary unsharded layout; any mode resumes any mode's state.
+ * device MUSAE_DEVICE_CUDA: the steps run on the GPU trainer (sae/sae_gpu.h), fed by the streaming feed; init,
+ * state and checkpoints stay with the CPU trainer, so a GPU run's state resumes on the CPU and vice versa. */
 #ifndef MUSAE_SAE_TRAIN_H
 #define MUSAE_SAE_TRAIN_H
 
+#include "host/core/dtype.h"
+#include "host/core/tensor.h"
 #include "sae/sae.h"
 
 #ifdef __cplusplus
@@ -31,9 +35,14 @@ typedef struct {
     int resume, keep_state, skip_nonfinite;
     const musae_dist *dist;    /* NULL: one process */
     int dist_mode;             /* sae_dist_mode for world > 1; 0 picks data-parallel */
+    musae_device device;       /* where the steps run (the CLI resolves --device); CPU by default */
+    musae_dtype precision;     /* the GPU trainer's MUSAE_F32 or MUSAE_BF16; the CPU trainer is f32 only */
 } sae_train_opts;
 
 void sae_train_opts_defaults(sae_train_opts *o);
+/* Why the GPU trainer cannot run these options (latent-sharded, batch-top-k data-parallel, data parallel
+ * without NCCL), naming the alternative; NULL when it can. o->dist must be set. */
+const char *sae_train_gpu_unsupported(const sae_train_opts *o);
 /* Runs to completion (or until SIGINT/SIGTERM, after which it saves the state and returns 130). */
 int sae_train_run(const sae_train_opts *o);
 

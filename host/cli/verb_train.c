@@ -4,6 +4,7 @@
 
 #include "host/cli/cli.h"
 #include "host/core/check.h"
+#include "kernels/cuda/cuda_device.h"
 #include "host/core/log.h"
 #include "host/dist/dist.h"
 #include "sae/sae_dist.h"
@@ -43,7 +44,65 @@ static void usage(FILE *f) {
             "  --keep-state        keep DIR/state (the exact training state) after finishing\n"
             "distributed (launched by mpirun -np P or srun; every rank reads the whole batch, rank 0 writes):\n"
             "  --dist data|latent  data: each rank takes B/P rows of the batch, gradients all-reduced (default);\n"
-            "                      latent: each rank holds M/P latents, top-k candidates exchanged\n");
+            "                      latent: each rank holds M/P latents, top-k candidates exchanged\n"
+            "device:\n"
+            "  --device D          cuda, cpu or auto (default: the GPU when one is usable, else the CPU, saying why).\n"
+            "                      On the GPU: one GPU, or --dist data over NCCL (per-row top-k); --dist latent\n"
+            "                      and batch-top-k data-parallel runs are CPU only (auto picks the CPU for them)\n"
+            "  --precision P       the GPU trainer's arithmetic: bf16 (default; bf16 GEMM operands and gathers,\n"
+            "                      fp32 accumulation, masters and Adam) or f32 (matches the CPU); the CPU trainer\n"
+            "                      is f32 only: --device cpu --precision bf16 is refused, auto on a CPU logs f32\n"
+            "A state saved on one device resumes on the other (--resume).\n");
+}
+
+/* "f32" (or "fp32", the other verbs' spelling) or "bf16"; NULL: not given. */
+static musae_dtype parse_precision(const char *v) {
+    if (!strcmp(v, "f32") || !strcmp(v, "fp32")) return MUSAE_F32;
+    if (!strcmp(v, "bf16")) return MUSAE_BF16;
+    musae_fail("--precision: expected f32 or bf16, got '%s'", v);
+}
+
+/* --device and --precision for the SAE trainer: cli_device_resolve's rule (auto = the GPU when one is usable,
+ * else the CPU, with a line saying which and why; cuda without a usable GPU fails with the reason), plus the
+ * runs the GPU trainer does not take (sae_train_gpu_unsupported), which auto leaves to the CPU. Under mpirun
+ * every rank needs a GPU (all-reduced), and the count is asked without cli_device_resolve's CUDA table, which
+ * would open a context on device 0 in every rank before NCCL picks each rank's device. */
+static void resolve_device(const cli_device_flags *f, sae_train_opts *o, const musae_dist *dist) {
+    const char *dev = f->device ? f->device : "auto";
+    if (strcmp(dev, "auto") && strcmp(dev, "cuda") && strcmp(dev, "cpu"))
+        musae_fail("--device: expected cuda, cpu or auto, got '%s'", dev);
+    const int asked_bf16 = f->precision && parse_precision(f->precision) == MUSAE_BF16;
+    const int cuda = !strcmp(dev, "cuda");
+    o->device = MUSAE_DEVICE_CPU;
+    if (!strcmp(dev, "cpu")) {
+        if (asked_bf16) musae_fail("--precision bf16: the CPU trainer is f32 only (bf16 is the GPU trainer's mode)");
+        LOG_INFO("device: cpu (--device cpu)");
+    } else if (dist->world == 1) {
+        const cli_device_flags df = {f->device, NULL};
+        o->device = cli_device_resolve(&df, 0).ops->device;
+    } else {
+        char why[512] = "";
+        int64_t usable = musae_cuda_device_count(why, sizeof why) > 0;
+        musae_dist_allreduce_i64(dist, &usable, 1, MUSAE_DIST_MIN);
+        const char *cannot = sae_train_gpu_unsupported(o);
+        if (!usable && !why[0]) snprintf(why, sizeof why, "another rank has no usable CUDA device");
+        if (!usable && cuda) musae_fail("--device cuda: no usable CUDA device (%s)", why);
+        if (cannot && cuda) musae_fail("--device cuda: %s", cannot);
+        if (!usable || cannot) {
+            LOG_INFO("device: cpu (auto: %s)", usable ? cannot : why);
+        } else {
+            o->device = MUSAE_DEVICE_CUDA;
+            LOG_INFO("device: cuda (%s; %d ranks, one GPU each)", cuda ? "--device cuda" : "auto: GPUs are usable",
+                     dist->world);
+        }
+    }
+    if (o->device == MUSAE_DEVICE_CUDA) {
+        o->precision = f->precision ? parse_precision(f->precision) : MUSAE_BF16;
+        LOG_INFO("precision: %s (%s)", musae_dtype_name(o->precision), f->precision ? "--precision" : "default on the GPU");
+    } else {
+        o->precision = MUSAE_F32;
+        if (asked_bf16) LOG_WARN("precision: f32, not the bf16 asked for: the CPU trainer is f32 only");
+    }
 }
 
 int verb_train(int argc, char **argv) {
@@ -54,6 +113,7 @@ int verb_train(int argc, char **argv) {
     sae_train_opts o;
     sae_train_opts_defaults(&o);
     int have_data_seed = 0;
+    cli_device_flags dflags = {NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -95,6 +155,7 @@ int verb_train(int argc, char **argv) {
         else if (!strcmp(a, "--log-every")) { NEED(); o.log_every = cli_int(a, v, 1, INT64_MAX / 2); }
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--keep-state")) o.keep_state = 1;
+        else if (cli_device_flag(&dflags, a, v)) i++;
         else if (!strcmp(a, "--dist")) {
             NEED();
             if (!strcmp(v, "data")) o.dist_mode = SAE_DIST_DATA;
@@ -112,6 +173,7 @@ int verb_train(int argc, char **argv) {
     musae_dist dist;
     musae_dist_init(&dist, &argc, &argv);
     o.dist = &dist;
+    resolve_device(&dflags, &o, &dist);
     int rc = sae_train_run(&o);
     musae_dist_finalize(&dist);
     return rc;
