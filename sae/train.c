@@ -45,7 +45,11 @@ const char *sae_train_gpu_unsupported(const sae_train_opts *o) {
     if (o->recipe.batch_topk)
         return "data-parallel GPU training takes per-row top-k only (--batch-topk needs the global selection "
                "exchange, built on the CPU): drop --batch-topk, train on one GPU, or use --device cpu";
-#ifndef MUSAE_NCCL
+    for (int i = 0; i < o->n_k; i++)
+        if (o->batch * o->ks[i] >= (1 << 24))
+            return "data-parallel GPU training counts a batch's batch·k selections in fp32, exact below 2^24: "
+                   "lower --batch or --k, train on one GPU, or use --device cpu";
+#if defined(MUSAE_CUDA) && !defined(MUSAE_NCCL)
     return "data-parallel GPU training needs NCCL, and this musae was built without it (MUSAE_NCCL): "
            "use one GPU, or --device cpu";
 #else

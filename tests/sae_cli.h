@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "test.h"
@@ -50,6 +51,54 @@ static inline char *slurp(const char *name) {
     s[fread(s, 1, (size_t)n, f)] = 0;
     fclose(f);
     return s;
+}
+
+/* Whether g_dir/name exists. */
+static inline int dir_has(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Whether g_dir/a and g_dir/b hold the same bytes (both must exist). */
+static inline int same_bytes(const char *a, const char *b) {
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/%s", g_dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", g_dir, b);
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    int same = fa && fb;
+    while (same) {
+        const int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* Drops the tokens_per_s field (wall-clock timing) from every metrics.jsonl line, in place. */
+static inline void drop_rates(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (!strncmp(r, ",\"tokens_per_s\":", 16)) {
+            while (*r && *r != '}') r++;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = 0;
+}
+
+/* The number after the first "key": in a JSON text; NAN when absent. */
+static inline double json_number(const char *json, const char *key) {
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (!p) return NAN;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t') p++;
+    return atof(p);
 }
 
 #endif /* MUSAE_TEST_SAE_CLI_H */

@@ -86,10 +86,10 @@ static void resolve_device(const cli_device_flags *f, sae_train_opts *o, const m
         musae_dist_allreduce_i64(dist, &usable, 1, MUSAE_DIST_MIN);
         const char *cannot = sae_train_gpu_unsupported(o);
         if (!usable && !why[0]) snprintf(why, sizeof why, "another rank has no usable CUDA device");
-        if (!usable && cuda) musae_fail("--device cuda: no usable CUDA device (%s)", why);
         if (cannot && cuda) musae_fail("--device cuda: %s", cannot);
+        if (!usable && cuda) musae_fail("--device cuda: no usable CUDA device (%s)", why);
         if (!usable || cannot) {
-            LOG_INFO("device: cpu (auto: %s)", usable ? cannot : why);
+            LOG_INFO("device: cpu (auto: %s)", cannot ? cannot : why);
         } else {
             o->device = MUSAE_DEVICE_CUDA;
             LOG_INFO("device: cuda (%s; %d ranks, one GPU each)", cuda ? "--device cuda" : "auto: GPUs are usable",
