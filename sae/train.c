@@ -413,8 +413,10 @@ static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae
             enq++;
             if (enq == done + 1) continue; /* nothing finished yet to read */
         }
-        for (int i = 0; i < n; i++)
-            MUSAE_ASSERT(sae_gpu_trainer_stats(gpu[i], done, &s[i]) == 0, "statistics of step %lld", (long long)done);
+        for (int i = 0; i < n; i++) {
+            const int ok = sae_gpu_trainer_stats(gpu[i], done, &s[i]) == 0;
+            MUSAE_ASSERT(ok, "the statistics of step %lld are gone", (long long)done);
+        }
         tokens += rows[done % 2];
         done++;
         const int64_t sig = end_of_step(r, done, tokens, rows[(done - 1) % 2], s);
