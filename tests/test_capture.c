@@ -29,65 +29,9 @@
 #include "model/text_cond.h"
 #include "test.h"
 
-static char g_dir[1024];
+#include "cli.h"
+
 static char g_model[1024];
-
-static const char *bin(void) {
-    const char *e = getenv("MUSAE_BIN");
-#ifdef MUSAE_BIN
-    return e ? e : MUSAE_BIN;
-#else
-    return e ? e : "musae";
-#endif
-}
-
-/* Runs `musae <args>` in g_dir with stderr to err.txt and stdout to out.txt; returns the exit status. */
-MUSAE_PRINTF(1, 2) static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info %s %s > out.txt 2> err.txt", g_dir, bin(), args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-MUSAE_PRINTF(1, 2) static int sh(const char *fmt, ...) {
-    char c[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c, sizeof c, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s", g_dir, c);
-    return system(cmd);
-}
-
-static const char *at(const char *rel) {
-    static char buf[8][2048];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, rel);
-    return buf[i];
-}
-
-static char *slurp(const char *rel) {
-    FILE *f = fopen(at(rel), "rb");
-    if (!f) return musae_xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
-static void check_err_contains(const char *needle) {
-    char *e = slurp("err.txt");
-    CHECK(strstr(e, needle) != NULL, "stderr lacks '%s':\n%s", needle, e);
-    free(e);
-}
 
 /* A deterministic test signal: a few partials and Philox noise, per channel. */
 static void write_audio(const char *rel, int rate, int channels, double seconds, int seed) {
@@ -252,8 +196,8 @@ static void test_alignment(void) {
     /* 1 s clips: a 2 (+0.5 s tail), b 3 (+0.3 s), c 1 (+0.2 s) */
     CHECK(run("capture --model %s --audio data --layers 1,0 --clip-seconds 1 --dtype f32 -o f32.h5", g_model) == 0,
           "capture f32");
-    check_err_contains("6 clip(s) of 1 s planned");
-    check_err_contains("3 file tail(s) shorter than 1 s dropped");
+    err_has("6 clip(s) of 1 s planned");
+    err_has("3 file tail(s) shorter than 1 s dropped");
     musae_store *s = open_store("f32.h5");
     if (s) {
         const musae_store_info *in = musae_store_get_info(s);
@@ -352,7 +296,7 @@ static void test_captions(void) {
     check_against_forward("cap_a.h5", "text.safetensors", 0);
     CHECK(run("capture --model %s --audio data --captions --layers 1 --clip-seconds 1 -o x.h5", g_model) != 0,
           "--captions on a folder is refused");
-    check_err_contains("--captions needs a list file");
+    err_has("--captions needs a list file");
 }
 
 /* ---- kill and resume --------------------------------------------------------------------------------------- */
@@ -396,7 +340,7 @@ static void test_kill_resume(void) {
     char a[2048];
     snprintf(a, sizeof a, args, g_model, "ref.h5");
     CHECK(run("%s", a) == 0, "uninterrupted capture");
-    check_err_contains("zz_broken.wav: cannot read as audio");
+    err_has("zz_broken.wav: cannot read as audio");
     musae_store *ref = open_store("ref.h5");
     const int64_t n_ref = ref ? musae_store_get_info(ref)->n_clips : 0;
     CHECK(n_ref == 48, "48 clips (got %lld)", (long long)n_ref);
@@ -428,7 +372,7 @@ static void test_kill_resume(void) {
         }
     }
     CHECK(run("%s", a) == 0, "resume");
-    check_err_contains("already in killed.h5");
+    err_has("already in killed.h5");
     CHECK(stores_equal("ref.h5", "killed.h5", 1), "killed x3 + resumed store equals the uninterrupted one");
     musae_store *k = open_store("killed.h5");
     if (k) {
@@ -444,7 +388,7 @@ static void test_kill_resume(void) {
         musae_store_close(k);
     }
     CHECK(run("%s", a) == 0, "a third run has nothing to do");
-    check_err_contains("48 already in killed.h5, 0 to capture");
+    err_has("48 already in killed.h5, 0 to capture");
     CHECK(stores_equal("ref.h5", "killed.h5", 1), "and changes nothing");
     if (ref) musae_store_close(ref);
     /* --max-clips stops early; the store stays incomplete and continues */
@@ -528,7 +472,7 @@ static void test_spliced(void) {
           "audio clips: identity changes nothing: %s", o);
     free(o);
     CHECK(run("evaluate --sae sae_id --model %s --codes g.safetensors", g_model) != 0, "a sparsify SAE needs --layer");
-    check_err_contains("give --layer");
+    err_has("give --layer");
 }
 
 /* ---- generation-time capture ------------------------------------------------------------------------------- */
@@ -574,7 +518,7 @@ static void test_generate_capture(void) {
           "--acts without --capture-layers");
     CHECK(run("generate --model %s --frames 30 --codes-out g3.safetensors --capture-layers 5 --acts g3.h5", g_model) != 0,
           "a layer the model lacks");
-    check_err_contains("layer 5 does not exist");
+    err_has("layer 5 does not exist");
 }
 
 /* ---- bad input --------------------------------------------------------------------------------------------- */
@@ -582,71 +526,65 @@ static void test_generate_capture(void) {
 static void test_bad_input(void) {
     sh("mkdir -p empty/deeper && echo x > empty/notes.txt");
     CHECK(run("capture --model %s --audio empty --layers 1 -o e.h5", g_model) != 0, "a folder without audio");
-    check_err_contains("no audio files in 2 folder(s)");
+    err_has("no audio files in 2 folder(s)");
     CHECK(run("capture --model %s --audio nowhere --layers 1 -o e.h5", g_model) != 0, "a missing source");
-    check_err_contains("nowhere: No such file");
+    err_has("nowhere: No such file");
     FILE *f = fopen(at("dup.txt"), "w");
     fprintf(f, "data/a.wav\n%s/data/a.wav\ndata/a.wav\tagain\n", ".");
     fclose(f);
     CHECK(run("capture --model %s --audio dup.txt --layers 1 -o e.h5", g_model) != 0, "a list naming a file twice");
-    check_err_contains("dup.txt:2: './data/a.wav' is listed again (first on line 1)");
+    err_has("dup.txt:2: './data/a.wav' is listed again (first on line 1)");
     /* unreadable and too short files are skipped with the reason; the rest is captured */
     sh("mkdir -p mixed && cp data/a.wav mixed/ && echo garbage > mixed/bad.wav && : > mixed/empty.flac");
     write_audio("mixed/short.wav", 32000, 1, 0.3, 5);
     CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 1 -o mixed.h5", g_model) == 0,
           "a dataset with bad files");
-    check_err_contains("3 file(s) skipped");
-    check_err_contains("mixed/bad.wav: cannot read as audio");
-    check_err_contains("mixed/short.wav: too short: 0.30 s");
-    check_err_contains("mixed/empty.flac");
+    err_has("3 file(s) skipped");
+    err_has("mixed/bad.wav: cannot read as audio");
+    err_has("mixed/short.wav: too short: 0.30 s");
+    err_has("mixed/empty.flac");
     sh("mkdir -p allbad && cp mixed/bad.wav mixed/short.wav allbad/");
     CHECK(run("capture --model %s --audio allbad --layers 1 --clip-seconds 1 -o allbad.h5", g_model) != 0,
           "a dataset where every file is skipped fails");
-    check_err_contains("nothing to capture, all 2 file(s) were skipped");
-    check_err_contains("allbad/short.wav: too short");
+    err_has("nothing to capture, all 2 file(s) were skipped");
+    err_has("allbad/short.wav: too short");
     CHECK(access(at("allbad.h5"), F_OK) != 0, "and leaves no empty store");
     /* a store written with other settings is refused, with the reason */
     CHECK(run("capture --model %s --audio mixed --layers 0,1 --clip-seconds 1 -o mixed.h5", g_model) != 0,
           "other layers");
-    check_err_contains("holds layers 1; this run asks for 0,1");
+    err_has("holds layers 1; this run asks for 0,1");
     CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 2 -o mixed.h5", g_model) != 0,
           "other clip length");
-    check_err_contains("was cut into 1 s clips; this run asks for 2 s");
+    err_has("was cut into 1 s clips; this run asks for 2 s");
     CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 1 --dtype f32 -o mixed.h5", g_model) != 0,
           "other dtype");
-    check_err_contains("holds f16 rows");
+    err_has("holds f16 rows");
     sh("mkdir -p other && cp -r %s other/ && echo ' ' >> other/tiny-musicgen/config.json", g_model);
     CHECK(run("capture --model other/tiny-musicgen --audio mixed --layers 1 --clip-seconds 1 -o mixed.h5") != 0,
           "another model");
-    check_err_contains("holds activations of model 'tiny-musicgen:");
-    check_err_contains("refusing to mix models");
+    err_has("holds activations of model 'tiny-musicgen:");
+    err_has("refusing to mix models");
     CHECK(run("capture --model %s --audio mixed --layers 5 -o z.h5", g_model) != 0, "a layer out of range");
-    check_err_contains("layer 5 does not exist");
+    err_has("layer 5 does not exist");
     CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 0.03 -o z.h5", g_model) != 0,
           "a clip length that is not whole frames");
-    check_err_contains("not a whole number of frames");
+    err_has("not a whole number of frames");
     CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 100 -o z.h5", g_model) != 0,
           "clips longer than the model's positions");
-    check_err_contains("decoder positions");
+    err_has("decoder positions");
     CHECK(run("capture --model %s --audio mixed --layers 1,1 -o z.h5", g_model) != 0, "a layer twice");
     CHECK(run("capture --audio mixed --layers 1 -o z.h5") != 0, "--model missing");
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/capture_%d", test_tmp(), (int)getpid());
+    scratch_open("capture");
     snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
-    char cmd[2200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_dir, g_dir);
-    MUSAE_ASSERT(system(cmd) == 0, "scratch folder");
     test_alignment();
     test_captions();
     test_kill_resume();
     test_spliced();
     test_generate_capture();
     test_bad_input();
-    if (!g_test_fail) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-        (void)system(cmd);
-    }
+    scratch_close();
     TEST_END();
 }

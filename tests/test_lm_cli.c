@@ -1,9 +1,7 @@
 /* `musae forward` and `musae generate` end to end on the tiny model, and their errors on bad input: every
  * failure must exit non-zero with one line naming the file and the tensor or flag (never a crash). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
@@ -11,42 +9,7 @@
 #include "model/musicgen.h"
 #include "test.h"
 
-static char g_dir[1024];
-
-static const char *bin(void) {
-    const char *e = getenv("MUSAE_BIN");
-#ifdef MUSAE_BIN
-    return e ? e : MUSAE_BIN;
-#else
-    return e ? e : "musae";
-#endif
-}
-
-/* Runs `musae <args>` in g_dir with stderr to err.txt; returns the exit status. */
-MUSAE_PRINTF(1, 2) static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info %s %s > out.txt 2> err.txt", g_dir, bin(), args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *slurp(const char *name) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    FILE *f = fopen(p, "rb");
-    if (!f) return musae_xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
+#include "cli.h"
 
 /* A fixture path; valid until the 16th call after it (callers keep at most a few alive). */
 static const char *fx(const char *rel) {
@@ -91,15 +54,6 @@ static void save(musae_st_writer *w, const char *rel) {
     musae_st_writer_free(w);
 }
 
-static void sh(const char *fmt, const char *a) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, fmt, a, a, a);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "failed: %s\n", cmd);
-        exit(1);
-    }
-}
-
 /* A copy of the tiny model in g_dir/<name> with one change to its tensors:
  *   drop: omit the tensor; reshape: store its first `rows` rows only; nan: put a NaN at index 5;
  *   f16: store every decoder tensor as F16; extra: add a tensor (name, f32 [n, 32] data). */
@@ -115,10 +69,11 @@ typedef struct {
 static void make_model(const char *name, const mutation *mu) {
     char d[2048];
     snprintf(d, sizeof d, "%s/%s", g_dir, name);
-    sh("rm -rf %s && mkdir -p %s", d);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/generation_config.json %s/", fx("tiny-musicgen"), fx("tiny-musicgen"), d);
-    if (system(cmd)) exit(1);
+    if (sh("rm -rf %s && mkdir -p %s && cp %s/config.json %s/generation_config.json %s/", name, name, fx("tiny-musicgen"),
+           fx("tiny-musicgen"), name)) {
+        fprintf(stderr, "cannot make %s\n", d);
+        exit(1);
+    }
     musae_st st;
     open_st(&st, fx("tiny-musicgen"));
     musae_st_writer *w = musae_st_writer_new();
@@ -377,13 +332,11 @@ static void test_bad_codes(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/test_lm_cli_%d", test_tmp(), (int)getpid());
-    sh("rm -rf %s && mkdir -p %s", g_dir);
+    scratch_open("test_lm_cli");
     test_forward_verb();
     test_generate_verb();
     test_bad_models();
     test_bad_codes();
-    if (!g_test_fail) sh("rm -rf %s", g_dir);
-    else printf("kept %s for inspection\n", g_dir);
+    scratch_close();
     TEST_END();
 }

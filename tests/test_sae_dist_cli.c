@@ -26,11 +26,10 @@
 #include "sae/sae.h"
 #include "test.h"
 
-#include "sae_cli.h"
-
 #ifndef MUSAE_MPIEXEC
 #define MUSAE_MPIEXEC "mpirun"
 #endif
+#include "cli.h"
 
 #define TRAIN "train --acts s.h5 --batch 256 --warmup 10 --dead-tokens 256 --k-aux 8 --lr 2e-3 " \
               "--shuffle-rows 2048 --init-rows 2048 --eval-tokens 2048 --seed 3 --log-every 5"
@@ -40,47 +39,6 @@
 #define LONG_STEPS 625
 #define LR 2e-3
 #define BATCH 256
-
-static const char *mpi_prefix(void) {
-    static char p[1100];
-    snprintf(p, sizeof p, "%s -np 2 --oversubscribe %s", MUSAE_MPIEXEC, bin());
-    return p;
-}
-
-/* Runs "mpirun -np 2 musae <args>" in g_dir; returns the exit status. */
-static int run_mpi(const char *fmt, ...) {
-    char args[2048], cmd[4000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", g_dir, mpi_prefix(), args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static int exists(const char *name) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-static int same_file(const char *a, const char *b) {
-    char fa[1024], fb[1024];
-    snprintf(fa, sizeof fa, "%s/%s", g_dir, a);
-    snprintf(fb, sizeof fb, "%s/%s", g_dir, b);
-    FILE *f = fopen(fa, "rb"), *g = fopen(fb, "rb");
-    int same = f && g;
-    while (same) {
-        int ca = fgetc(f), cb = fgetc(g);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (f) fclose(f);
-    if (g) fclose(g);
-    return same;
-}
 
 /* Checkpoint dir b (distributed) against a (one process) by the rule; prints the share of the bound used. */
 static void compare_ckpt(const char *a, const char *b, int steps) {
@@ -151,14 +109,12 @@ static void compare_metrics(const char *a, const char *b) {
     free(x), free(y);
 }
 
-/* A number from an SAE's musae.json: a top-level field or one of final_metrics; -1 when missing. */
+/* A number from an SAE's musae.json: a top-level field or one of final_metrics; NAN when missing. */
 static double final_metric(const char *dir, const char *key) {
-    char name[600], pat[80];
+    char name[600];
     snprintf(name, sizeof name, "%s/musae.json", dir);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
     char *j = slurp(name);
-    const char *p = strstr(j, pat);
-    const double v = p ? atof(p + strlen(pat)) : -1;
+    const double v = json_number(j, key);
     free(j);
     return v;
 }
@@ -198,7 +154,7 @@ static int run_mpi_and_stop(const char *args, int kill_ranks) {
         kill(ranks[n - 1], SIGTERM);
     int st;
     waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return exit_status(st);
 }
 
 static void test_modes(void) {
@@ -208,7 +164,7 @@ static void test_modes(void) {
     CHECK(strstr(err, "data-parallel over 2 ranks") != NULL, "the run says it is data-parallel: %s", err);
     free(err);
     CHECK(run_mpi(SHORT " --dist latent -o L") == 0, "mpirun -np 2 --dist latent");
-    CHECK(!exists("L/state") && exists("L/cfg.json") && exists("L/musae.json"), "rank 0 wrote a finished checkpoint");
+    CHECK(!dir_has("L/state") && dir_has("L/cfg.json") && dir_has("L/musae.json"), "rank 0 wrote a finished checkpoint");
     char *m = slurp("A/metrics.jsonl");
     int aux_active = 0;
     for (const char *p = m; (p = strstr(p, "\"auxk\":")); p++) aux_active |= atof(p + 7) > 0;
@@ -250,10 +206,10 @@ static void test_resume_latent(void) {
     CHECK(run_mpi(LONG " --dist latent -o LL") == 0, "uninterrupted latent run");
     int st = run_mpi_and_stop(LONG " --dist latent -o B", 1);
     CHECK(st != 0, "the killed run failed (status %d)", st);
-    CHECK(exists("B/state/run.json") && !exists("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
+    CHECK(dir_has("B/state/run.json") && !dir_has("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
     CHECK(run_mpi(LONG " --dist latent -o B") != 0, "restarting without --resume is refused");
     CHECK(run_mpi(LONG " --dist latent -o B --resume") == 0, "latent resume after SIGKILL");
-    CHECK(same_file("LL/sae.safetensors", "B/sae.safetensors"), "killed + resumed latent weights are bit-identical");
+    CHECK(same_bytes("LL/sae.safetensors", "B/sae.safetensors"), "killed + resumed latent weights are bit-identical");
     compare_metrics("LL/metrics.jsonl", "B/metrics.jsonl");
 
     sh("rm -rf B");
@@ -261,7 +217,7 @@ static void test_resume_latent(void) {
     char *err = slurp("kill_err.txt");
     CHECK(strstr(err, "interrupted by signal 15") != NULL, "the ranks saved on SIGTERM (mpirun status %d): %s", st, err);
     free(err);
-    CHECK(exists("B/state/run.json") && !exists("B/sae.safetensors"), "SIGTERM leaves the state");
+    CHECK(dir_has("B/state/run.json") && !dir_has("B/sae.safetensors"), "SIGTERM leaves the state");
     /* the state is in the ordinary layout: one process continues it */
     CHECK(run(LONG " -o B --resume") == 0, "one process resumes the latent run's state");
     err = slurp("err.txt");
@@ -276,17 +232,13 @@ static void test_resume_latent(void) {
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     setenv("OMP_NUM_THREADS", "1", 0); /* two ranks on CI's two cores */
-    snprintf(g_dir, sizeof g_dir, "%s/test_sae_dist_cli_%d", test_tmp(), (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    scratch_open("test_sae_dist_cli");
     if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1"))
         TEST_SKIP("cannot make the synthetic store");
     if (run_mpi("--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
     test_modes();
     test_grid_and_batch_topk();
     test_resume_latent();
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    scratch_close();
     TEST_END();
 }

@@ -3,7 +3,7 @@
  * row cosine > 0.9) and reach a held-out FVU < 0.1. Labelled slow (about a minute in Release on 2 cores).
  * Under a sanitizer the same pipeline runs on 1/15 of the tokens without the quality bars: the sanitizer
  * checks memory, convergence is checked by the Release build. */
-#include "sae_cli.h"
+#include "cli.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -25,10 +25,7 @@ static double field(const char *json, const char *key) {
 
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    snprintf(g_dir, sizeof g_dir, "%s/test_sae_planted_%d", test_tmp(), (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    scratch_open("test_sae_planted");
     const long tokens = SANITIZED ? 200000 : 3000000;
     CHECK(run("synth_acts -o p.h5 --d 256 --concepts 1024 --k-true 8 --rows %ld --seed 1", SANITIZED ? 30000L : 300000L) == 0,
           "synth_acts");
@@ -47,7 +44,6 @@ int main(void) {
         CHECK(fvu < 0.1, "held-out FVU %.4f, need < 0.1", fvu);
     }
     free(out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    scratch_close();
     TEST_END();
 }

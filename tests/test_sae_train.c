@@ -11,43 +11,7 @@
 #include "host/core/check.h"
 #include "test.h"
 
-#include "sae_cli.h"
-
-static int same_file(const char *a, const char *b) {
-    char pa[1024], pb[1024];
-    snprintf(pa, sizeof pa, "%s/%s", g_dir, a);
-    snprintf(pb, sizeof pb, "%s/%s", g_dir, b);
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
-/* Drops the tokens_per_s field (timing) from every metrics line, in place. */
-static void strip_rates(char *s) {
-    char *w = s;
-    for (const char *r = s; *r;) {
-        if (!strncmp(r, ",\"tokens_per_s\":", 16)) {
-            while (*r && *r != '}') r++;
-            continue;
-        }
-        *w++ = *r++;
-    }
-    *w = 0;
-}
-
-static int exists(const char *name) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
+#include "cli.h"
 
 #define TRAIN "train --acts s.h5 --batch 256 --warmup 10 --dead-tokens 3000 --k-aux 8 " \
               "--shuffle-rows 2048 --init-rows 2048 --eval-tokens 2048 --seed 3"
@@ -69,7 +33,7 @@ static int run_and_signal(const char *args, int sig) {
     kill(pid, sig);
     int st;
     waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return exit_status(st);
 }
 
 static void test_resume(void) {
@@ -81,17 +45,17 @@ static void test_resume(void) {
     for (const char *p = metrics; (p = strstr(p, "\"auxk\":")); p++) aux_active |= atof(p + 7) > 0;
     CHECK(aux_active, "AuxK was active in the run (dead latents existed)");
     free(metrics);
-    CHECK(!exists("A/state"), "state/ is removed after a finished run");
+    CHECK(!dir_has("A/state"), "state/ is removed after a finished run");
 
     int st = run_and_signal(RESUMABLE " -o B", SIGKILL);
     CHECK(st == 128 + SIGKILL, "the run was killed mid-run (status %d)", st);
-    CHECK(exists("B/state/run.json") && !exists("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
+    CHECK(dir_has("B/state/run.json") && !dir_has("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
     CHECK(run(RESUMABLE " -o B") != 0, "restarting without --resume is refused");
     CHECK(run(RESUMABLE " -o B --resume") == 0, "resume");
-    CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "killed + resumed weights are bit-identical");
+    CHECK(same_bytes("A/sae.safetensors", "B/sae.safetensors"), "killed + resumed weights are bit-identical");
     char *ma = slurp("A/metrics.jsonl"), *mb = slurp("B/metrics.jsonl");
-    strip_rates(ma);
-    strip_rates(mb);
+    drop_rates(ma);
+    drop_rates(mb);
     CHECK(strlen(ma) > 0 && !strcmp(ma, mb), "the resumed metrics.jsonl logs the same steps and values");
     free(ma), free(mb);
 
@@ -99,7 +63,7 @@ static void test_resume(void) {
     st = run_and_signal(RESUMABLE " -o B", SIGTERM);
     CHECK(st == 130, "SIGTERM saves the state and exits 130 (got %d)", st);
     CHECK(run(RESUMABLE " -o B --resume") == 0, "resume after SIGTERM");
-    CHECK(same_file("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
+    CHECK(same_bytes("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
     CHECK(run(RESUMABLE " --batch 128 -o B --resume") != 0,
           "resuming with other flags is refused");
 }
@@ -115,7 +79,7 @@ static void test_grid(void) {
                 snprintf(b, sizeof b, "S%d%d%d/sae.safetensors", l, k, e);
                 CHECK(run(TRAIN " --tokens 40000 --layer %d --k %d --expansion %d -o S%d%d%d", layers[l], ks[k], exps[e], l, k, e) == 0,
                       "separate run");
-                CHECK(same_file(a, b), "grid SAE %s equals its separate run", a);
+                CHECK(same_bytes(a, b), "grid SAE %s equals its separate run", a);
             }
 }
 
@@ -167,11 +131,9 @@ static void test_bad_input(void) {
 int main(void) {
     /* ctest runs tests side by side on 2 cores: idle OpenMP threads must yield, not spin */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    snprintf(g_dir, sizeof g_dir, "%s/test_sae_train_%d", test_tmp(), (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s/nocfg && echo '{\"k\": 4}' > %s/nocfg/cfg.json", g_dir, g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
-    if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1") ||
+    scratch_open("test_sae_train");
+    if (sh("mkdir -p nocfg && echo '{\"k\": 4}' > nocfg/cfg.json") ||
+        run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1") ||
         run("synth_acts -o small.h5 --d 16 --concepts 8 --k-true 2 --rows 2000") ||
         run("synth_acts -o nan.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --nan-rows 3") ||
         run("synth_acts -o other.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --model other/model") ||
@@ -181,7 +143,6 @@ int main(void) {
     test_grid();
     test_batch_topk();
     test_bad_input();
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    scratch_close();
     TEST_END();
 }

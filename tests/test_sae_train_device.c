@@ -10,7 +10,7 @@
 #include "host/core/check.h"
 #include "test.h"
 
-#include "sae_cli.h"
+#include "cli.h"
 
 #define TRAIN "train --acts s.h5 --batch 256 --warmup 10 --dead-tokens 3000 --k-aux 8 --shuffle-rows 2048 " \
               "--init-rows 2048 --eval-tokens 2048 --seed 3 --tokens 20000 --layer 0 --k 8 --expansion 4"
@@ -31,12 +31,6 @@ static void same_run(const char *dir) {
     CHECK(strstr(j, "\"device\":\t\"cpu\"") && strstr(j, "\"precision\":\t\"f32\""),
           "%s/musae.json records device cpu, precision f32", dir);
     free(j);
-}
-
-static void err_has(const char *what) {
-    char *e = slurp("err.txt");
-    CHECK(strstr(e, what) != NULL, "the log says '%s': %s", what, e);
-    free(e);
 }
 
 static void test_cpu_and_auto(void) {
@@ -84,20 +78,6 @@ static void test_refusals(void) {
 }
 
 #ifdef MUSAE_MPIEXEC
-static int run_mpi(const char *fmt, ...) {
-    char args[2048], cmd[4000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    /* OpenMPI's dlclose'd plugins defeat LeakSanitizer in launched runs only (as tests/sae_dist.cmake) */
-    snprintf(cmd, sizeof cmd,
-             "cd %s && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s -np 2 --oversubscribe %s %s >out.txt 2>err.txt",
-             g_dir, MUSAE_MPIEXEC, bin(), args);
-    const int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static void test_dist(void) {
     if (run_mpi("--version") != 0) {
         printf("mpirun cannot start 2 ranks here: the --dist checks are skipped\n");
@@ -119,10 +99,7 @@ static void test_dist(void) {
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     setenv("CUDA_VISIBLE_DEVICES", "", 1); /* no GPU, whatever the machine has */
-    snprintf(g_dir, sizeof g_dir, "%s/test_sae_train_device_%d", test_tmp(), (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    scratch_open("test_sae_train_device");
     if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1"))
         TEST_SKIP("cannot make the synthetic store");
     test_cpu_and_auto();
@@ -130,7 +107,6 @@ int main(void) {
 #ifdef MUSAE_MPIEXEC
     test_dist();
 #endif
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    scratch_close();
     TEST_END();
 }

@@ -20,7 +20,7 @@
 #include "kernels/cuda/cuda_device.h"
 #include "test.h"
 
-#include "sae_cli.h"
+#include "cli.h"
 
 #define TOKENS 3000000
 #define TRAIN "train --acts p.h5 --layer 0 --k 16 --expansion 8 --tokens 3000000 --batch 2048 --warmup 100 " \
@@ -33,12 +33,6 @@ static double metric(const char *dir, const char *key) {
     const double v = json_number(j, key);
     free(j);
     return v;
-}
-
-static void err_has(const char *what) {
-    char *e = slurp("err.txt");
-    CHECK(strstr(e, what) != NULL, "the log says '%s': %s", what, e);
-    free(e);
 }
 
 /* dir's held-out FVU within 1% of the CPU run's (C), and >= 95% of C's recovered share. */
@@ -80,7 +74,7 @@ static int run_and_signal(const char *args, const char *dir, int sig) {
     kill(pid, sig);
     int st;
     waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return exit_status(st);
 }
 
 static void interrupted(const char *dir, int st) {
@@ -109,10 +103,7 @@ int main(void) {
     char why[512];
     const int n_gpu = musae_cuda_device_count(why, sizeof why);
     if (n_gpu == 0) TEST_SKIP("%s", why);
-    snprintf(g_dir, sizeof g_dir, "%s/test_sae_train_device_gpu_%d", test_tmp(), (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    scratch_open("test_sae_train_device_gpu");
     if (run("synth_acts -o p.h5 --d 256 --concepts 1024 --k-true 8 --rows 300000 --seed 1"))
         TEST_SKIP("cannot make the planted store");
 
@@ -157,16 +148,13 @@ int main(void) {
 
 #ifdef MUSAE_MPIEXEC
     if (n_gpu >= 2) {
-        snprintf(cmd, sizeof cmd, "cd %s && %s -np 2 %s " TRAIN " --dist data --device cuda --precision f32 -o D "
-                 ">out.txt 2>err.txt", g_dir, MUSAE_MPIEXEC, bin());
-        CHECK(system(cmd) == 0, "mpirun -np 2 --dist data --device cuda");
+        CHECK(run_mpi(TRAIN " --dist data --device cuda --precision f32 -o D") == 0, "mpirun -np 2 --dist data --device cuda");
         err_has("gradients all-reduced over NCCL");
         quality("D");
     } else {
         printf("one GPU: the NCCL data-parallel run needs two (not run)\n");
     }
 #endif
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    scratch_close();
     TEST_END();
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "host/io/safetensors.h"
-#include "sae_cli.h"
+#include "cli.h"
 
 /* lm_generate.safetensors __metadata__ "prompts" (checked below) */
 #define P1 "80s pop track with bassy drums and synth"
@@ -65,8 +65,7 @@ static void expect_failure(const char *what, const char *needle, const char *fmt
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/t5_generate_%d", test_tmp(), (int)getpid());
-    mkdir(g_dir, 0755);
+    scratch_open("t5_generate");
     char golden[1024], err[512];
     snprintf(golden, sizeof golden, "%s/golden/lm_generate.safetensors", test_fixtures());
     musae_st st;
@@ -89,11 +88,9 @@ int main(void) {
     expect_failure("--prompt and --text-states", "give one",
                    "generate --model %s --frames 2 --codes-out c.st --prompt a --text-states x.st", model);
     /* a model folder without the tokenizer: links to everything but spiece.model */
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p notok && for f in config.json generation_config.json model.safetensors; do "
-             "ln -sf %s/$f notok/$f; done", model);
-    CHECK(sh(cmd) == 0, "cannot build the folder without spiece.model");
+    CHECK(sh("mkdir -p notok && for f in config.json generation_config.json model.safetensors; do "
+             "ln -sf %s/$f notok/$f; done", model) == 0,
+          "cannot build the folder without spiece.model");
     expect_failure("missing spiece.model", "notok/spiece.model: cannot load",
                    "generate --model %s --prompt 'calm piano' --frames 2 --codes-out c.st", "notok");
     /* without --prompt the same folder still generates unconditionally: the tokenizer is only read for text */
@@ -103,7 +100,6 @@ int main(void) {
     CHECK(run("generate --model %s --prompt '' --frames 2 --greedy --codes-out c.st", model) == 0,
           "an empty prompt failed");
 
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    scratch_close();
     TEST_END();
 }

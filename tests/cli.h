@@ -1,0 +1,157 @@
+/* Helpers for tests that drive the musae binary in a scratch folder (g_dir): make and remove the folder, run a
+ * verb, run a shell command, read a file back, compare files. */
+#ifndef MUSAE_TEST_CLI_H
+#define MUSAE_TEST_CLI_H
+
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "test.h"
+
+static char g_dir[1024];
+static inline const char *bin(void) {
+    const char *e = getenv("MUSAE_BIN");
+#ifdef MUSAE_BIN
+    return e ? e : MUSAE_BIN;
+#else
+    return e ? e : "musae";
+#endif
+}
+
+/* Exit status of a system() call: the program's, or 128 + the signal that ended it. */
+static inline int exit_status(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0); }
+
+/* Runs "musae <args>" in g_dir, stdout into out.txt and stderr into err.txt, at log level info (the tests read
+ * info lines, whatever MUSAE_LOG the caller has); returns the exit status. */
+MUSAE_PRINTF(1, 2) static inline int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info %s %s >out.txt 2>err.txt", g_dir, bin(), args);
+    return exit_status(system(cmd));
+}
+
+/* Runs a shell command in g_dir; returns its exit status. */
+MUSAE_PRINTF(1, 2) static inline int sh(const char *fmt, ...) {
+    char c[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c, sizeof c, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && %s", g_dir, c);
+    return exit_status(system(cmd));
+}
+
+#ifdef MUSAE_MPIEXEC
+/* "mpirun -np 2 --oversubscribe musae": two ranks, even on CI's two cores. */
+static inline const char *mpi_prefix(void) {
+    static char p[1100];
+    snprintf(p, sizeof p, "%s -np 2 --oversubscribe %s", MUSAE_MPIEXEC, bin());
+    return p;
+}
+
+/* Runs "mpirun -np 2 musae <args>" in g_dir as run() does; returns mpirun's exit status. OpenMPI's dlclose'd
+ * plugins defeat LeakSanitizer in launched runs only, so leak checks are off for the ranks. */
+MUSAE_PRINTF(1, 2) static inline int run_mpi(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s %s >out.txt 2>err.txt",
+             g_dir, mpi_prefix(), args);
+    return exit_status(system(cmd));
+}
+#endif
+
+/* g_dir/rel; valid until the 8th call after it. */
+static inline const char *at(const char *rel) {
+    static char buf[8][2048];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, rel);
+    return buf[i];
+}
+
+/* Makes g_dir = test_tmp()/<name>_<pid>, empty; the test is skipped when it cannot be made. */
+static inline void scratch_open(const char *name) {
+    snprintf(g_dir, sizeof g_dir, "%s/%s_%d", test_tmp(), name, (int)getpid());
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", g_dir, g_dir);
+    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+}
+
+/* Removes g_dir when every check passed; a failed test's files stay there to be looked at. */
+static inline void scratch_close(void) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (g_test_fail == 0 && system(cmd)) fprintf(stderr, "could not remove %s\n", g_dir);
+    if (g_test_fail) fprintf(stderr, "the test's files are kept in %s\n", g_dir);
+}
+
+/* The whole of g_dir/rel as a string ("" when it cannot be read); free() it. */
+static inline char *slurp(const char *rel) {
+    FILE *f = fopen(at(rel), "rb");
+    if (!f) return musae_xstrdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = musae_xmalloc((size_t)n + 1);
+    s[fread(s, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Checks that the last run's stderr contains `what`. */
+static inline void err_has(const char *what) {
+    char *e = slurp("err.txt");
+    CHECK(strstr(e, what) != NULL, "stderr lacks '%s':\n%s", what, e);
+    free(e);
+}
+
+/* Whether g_dir/name exists. */
+static inline int dir_has(const char *name) { return access(at(name), F_OK) == 0; }
+
+/* Whether g_dir/a and g_dir/b hold the same bytes (both must exist). */
+static inline int same_bytes(const char *a, const char *b) {
+    FILE *fa = fopen(at(a), "rb"), *fb = fopen(at(b), "rb");
+    int same = fa && fb;
+    while (same) {
+        const int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* Drops the tokens_per_s field (wall-clock timing) from every metrics.jsonl line, in place. */
+static inline void drop_rates(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (!strncmp(r, ",\"tokens_per_s\":", 16)) {
+            while (*r && *r != '}') r++;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = 0;
+}
+
+/* The number after the first "key": in a JSON text; NAN when absent. */
+static inline double json_number(const char *json, const char *key) {
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (!p) return NAN;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t') p++;
+    return atof(p);
+}
+
+#endif /* MUSAE_TEST_CLI_H */
