@@ -459,6 +459,7 @@ static void test_encodec(void) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows as it happens (the emulated run takes minutes) */
     int cpu = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--table") && i + 1 < argc && !strcmp(argv[i + 1], "cpu")) cpu = 1, i++;

@@ -2,6 +2,7 @@
  * generation on the GPU: the captured-graph loop against the plain device loop, the host loop and the CPU.
  *   test_step_gpu            every op and generation case
  *   test_step_gpu --quick    fewer and smaller cases (what tools/cuda_emu/run_step.sh runs on the emulator)
+ *   test_step_gpu --only ops|generate
  * Exit 0 = passed, 1 = a failure, 77 = skipped (no usable GPU; the reason is printed).
  *
  * Rules. Bitwise: embed (the same fp32 adds in the same order), kv_append and capture (copies), add_rows_at
@@ -30,6 +31,7 @@ static const double U32 = 5.9604644775390625e-08; /* 2^-24 */
 static const musae_ops *G, *C;
 static const musae_step_ops *GS, *CS;
 static int g_quick = 0;
+static const char *g_only = NULL; /* "ops" or "generate" */
 static uint64_t g_draw = 0;
 
 static float unif(float lo, float hi) {
@@ -293,6 +295,14 @@ static void test_generate(void) {
             mg_generate(m, B, cases[c].text ? &text : NULL, &p, hk, 2, on_step, &lg, codes[r].data());
         }
         const bool graph_plain = codes[1] == codes[2] && sc[1] == sc[2] && cap[1] == cap[2];
+        for (int r = 1; r < 4; r++) { /* where a difference starts, when there is one */
+            int64_t first = -1;
+            for (size_t i = 0; i < sc[0].size() && first < 0; i++)
+                if (fabs((double)sc[r][i] - sc[0][i]) > 1e-3) first = (int64_t)(i / (size_t)(B * K * V));
+            printf("  run %d (%s) vs CPU: codes %s, scores first off by > 1e-3 at step %lld\n", r,
+                   r == 1 ? "GPU graph" : r == 2 ? "GPU device" : "GPU host", codes[r] == codes[0] ? "equal" : "differ",
+                   (long long)first);
+        }
         const bool gpu_cpu = codes[1] == codes[0] && codes[3] == codes[0];
         double num = 0, den = 0, worst = 0;
         for (size_t i = 0; i < sc[0].size(); i++) {
@@ -325,8 +335,9 @@ static void test_generate(void) {
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) g_quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: test_step_gpu [--quick]\n");
+            fprintf(stderr, "usage: test_step_gpu [--quick] [--only ops|generate]\n");
             return 2;
         }
     }
@@ -338,7 +349,7 @@ int main(int argc, char **argv) {
     C = musae_ops_cpu();
     CS = musae_step_ops_cpu();
     MUSAE_ASSERT(GS && GS->graph_begin, "the CUDA step table must exist and have graphs");
-    test_ops();
-    test_generate();
+    if (!g_only || !strcmp(g_only, "ops")) test_ops();
+    if (!g_only || !strcmp(g_only, "generate")) test_generate();
     TEST_END();
 }

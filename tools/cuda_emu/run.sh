@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the CUDA op tests on a machine without a GPU: the real kernel sources of kernels/cuda/ are compiled as
-# host C++ against a small emulation of the CUDA runtime and cuBLASLt (include/emu.h: one OS thread per CUDA
-# thread, real block/warp barriers, shuffles, per-block shared memory filled with NaN, the > 48 KB dynamic
+# host C++ against a small emulation of the CUDA runtime and cuBLASLt (include/emu.h: a fiber per CUDA thread,
+# real block/warp barriers, shuffles, per-block shared memory filled with NaN, the > 48 KB dynamic
 # shared-memory opt-in checked, a column-major cuBLASLt), under AddressSanitizer so an out-of-bounds read or
 # write in a kernel stops the run. Then tests/test_ops_gpu and tests/test_ops run against that table.
+# tools/cuda_emu/README.md: every script, what passed, what the emulator cannot show.
 #
 # What it checks: index math, bounds, dispatch, masking semantics, barrier placement (a missing
 # arrive deadlocks, caught by the timeout), the row-major -> column-major cuBLASLt mapping. What it cannot:
 # timing, coalescing, bank conflicts, register limits, and it proves no absence of races (racecheck on a GPU).
-# Slow (minutes): a 256-thread block costs 256 thread creations.
 #
 # Usage: tools/cuda_emu/run.sh [CPU build dir, default build-cu-cpu] [test_ops_gpu args, default --quick]
 # The build dir is a configured and built CPU-only Ninja build (-DMUSAE_CUDA=OFF).
