@@ -651,6 +651,7 @@ static void test_stream_equivalence(musae_store *s, musae_dtype prec) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows as it happens (the emulated run takes minutes) */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     char why[256];
     if (musae_cuda_device_count(why, sizeof why) == 0) TEST_SKIP("%s", why);
