@@ -4,6 +4,7 @@
 #   (b) ASan + UBSan           -> all tests again
 #   (c) CUDA (archs 80;90)     -> compile and link; GPU tests run where a GPU exists, else skip with a reason
 #   (d) libFuzzer targets      -> bounded runs under ASan (MUSAE_FUZZ_SECONDS, default 60 each)
+#   (e) tools/cuda_emu         -> the CUDA op, step and SAE kernel tests on the CPU emulation (no GPU needed)
 # Usage: scripts/test.sh [--quick]   (--quick: only (a))
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,13 @@ if [ $quick = 0 ]; then
   else
     echo "SKIPPED: no CUDA toolkit (nvcc) on this machine"
   fi
+
+  section "(e) CUDA kernels on the CPU emulator (tools/cuda_emu, ASan; about 3 minutes)"
+  # the runs under 3 minutes each: the op table, the step table + graph generation, the SAE kernels (--small);
+  # run_model.sh and run_sae.sh's trainer test take longer and stay manual (tools/cuda_emu/README.md)
+  bash tools/cuda_emu/run.sh build/ci-cpu || status=1
+  bash tools/cuda_emu/run_step.sh build/ci-cpu --quick || status=1
+  SAE_OPS_ARGS=--small bash tools/cuda_emu/run_sae.sh build/ci-cpu ops || status=1
 
   if [ -x scripts/fuzz.sh ]; then
     section "(d) fuzzing (libFuzzer + ASan, bounded)"

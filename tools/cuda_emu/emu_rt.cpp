@@ -18,8 +18,8 @@ void emu_fail(const char *what) {
         fprintf(stderr, "EMU: %s\n", what);
         abort();
     }
-    fprintf(stderr, "EMU: %s (block %u,%u,%u thread %u,%u,%u)\n", what, emu_t.bid.x, emu_t.bid.y, emu_t.bid.z, emu_t.tid.x,
-            emu_t.tid.y, emu_t.tid.z);
+    fprintf(stderr, "EMU: %s (block %u,%u,%u thread %u,%u,%u)\n", what, emu_t.bid.x, emu_t.bid.y, emu_t.bid.z,
+            emu_t.tid.x, emu_t.tid.y, emu_t.tid.z);
     abort();
 }
 
@@ -253,7 +253,8 @@ void emu_bar::drop() {
 static void run_block_fibers(std::vector<emu_thread> &ts, const std::function<void()> &fn) {
     const size_t n = ts.size();
     while (g_stacks.size() < n) {
-        void *st = mmap(nullptr, FIBER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *st = mmap(nullptr, FIBER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                        0);
         if (st == MAP_FAILED) fail("fiber stack mmap");
         g_stacks.push_back(st);
     }
@@ -323,7 +324,7 @@ void emu_run(const void *key, dim3 grid, dim3 block, size_t smem, const std::fun
                     e.blk = &blk;
                     e.warp = (int)(t / 32), e.lane = (int)(t % 32);
                     e.stat_off = 0;
-                    e.count_parity = 0;
+                    e.count_calls = 0;
                 }
                 if (use_os_threads()) run_block_threads(ts, fn);
                 else run_block_fibers(ts, fn);
@@ -478,10 +479,10 @@ cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = (void *)0x4; return 0; }
 cublasStatus_t cublasDestroy(cublasHandle_t) { return 0; }
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return 0; }
 cublasStatus_t cublasGetPointerMode(cublasHandle_t, cublasPointerMode_t *m) { *m = CUBLAS_POINTER_MODE_HOST; return 0; }
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
-                            const void *A, cudaDataType_t at, int lda, const void *B, cudaDataType_t bt, int ldb,
-                            const void *beta, void *C, cudaDataType_t ct, int ldc, cublasComputeType_t comp,
-                            cublasGemmAlgo_t) {
+cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
+                            cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
+                            cublasComputeType_t comp, cublasGemmAlgo_t) {
     if (m < 0 || n < 0 || k < 0 || at != bt || ct != CUDA_R_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) ||
         (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_PEDANTIC) || lda < (ta ? k : m) || lda < 1 ||
         ldb < (tb ? n : k) || ldb < 1 || ldc < m || ldc < 1)

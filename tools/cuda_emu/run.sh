@@ -3,11 +3,12 @@
 # host C++ against a small emulation of the CUDA runtime and cuBLASLt (include/emu.h: a fiber per CUDA thread,
 # real block/warp barriers, shuffles, per-block shared memory filled with NaN, the > 48 KB dynamic
 # shared-memory opt-in checked, a column-major cuBLASLt), under AddressSanitizer so an out-of-bounds read or
-# write in a kernel stops the run. Then tests/test_ops_gpu and tests/test_ops run against that table.
+# write in a kernel stops the run. Then the emulator's self-test (selftest.cu), tests/test_ops_gpu and
+# tests/test_ops run against that table.
 # tools/cuda_emu/README.md: every script, what passed, what the emulator cannot show.
 #
-# What it checks: index math, bounds, dispatch, masking semantics, barrier placement (a missing
-# arrive deadlocks, caught by the timeout), the row-major -> column-major cuBLASLt mapping. What it cannot:
+# What it checks: index math, bounds, dispatch, masking semantics, barrier placement (a barrier some threads
+# never reach is reported as a deadlock), the row-major -> column-major cuBLASLt mapping. What it cannot:
 # timing, coalescing, bank conflicts, register limits, and it proves no absence of races (racecheck on a GPU).
 #
 # Usage: tools/cuda_emu/run.sh [CPU build dir, default build-cu-cpu] [test_ops_gpu args, default --quick]
@@ -43,12 +44,18 @@ gcc -std=c11 -O1 -g -fsanitize=address -DMUSAE_CUDA=1 -D_GNU_SOURCE -I"$here/inc
     -c "$root/tests/test_ops.c" -o "$out/test_ops_c.o"
 kernels=()
 for o in "${objs[@]}"; do [ "$(basename "$o")" = test_ops_gpu.o ] || kernels+=("$o"); done
+# the emulator's own check first (selftest.cu: shuffles, ballots, __syncthreads_count, atomics, CUB, capture)
+python3 "$here/transform.py" "$here/selftest.cu" "$out/gen/selftest.cpp"
+g++ "${flags[@]}" -c "$out/gen/selftest.cpp" -o "$out/gen/selftest.o"
+# shellcheck disable=SC2086
+g++ -fsanitize=address -o "$out/selftest_emu" "$out/gen/selftest.o" "$out/emu_rt.o" $libs -pthread
 # shellcheck disable=SC2086
 g++ -fsanitize=address -o "$out/test_ops_gpu_emu" "${objs[@]}" "$out/emu_rt.o" $libs -pthread
 # shellcheck disable=SC2086
 g++ -fsanitize=address -o "$out/test_ops_emu" "$out/test_ops_c.o" "${kernels[@]}" "$out/emu_rt.o" $libs -pthread
 export ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
 status=0
+timeout 600 "$out/selftest_emu" || status=1
 timeout 3600 "$out/test_ops_gpu_emu" "${args[@]}" || status=1
 timeout 3600 "$out/test_ops_emu" || status=1
 exit $status

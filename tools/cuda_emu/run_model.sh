@@ -2,16 +2,17 @@
 # Runs tests/test_model_gpu on a machine without a GPU: the whole model (MusicGen LM fp32 and bf16, greedy
 # generation, T5, EnCodec) on the CUDA op table whose kernels are the real kernels/cuda sources compiled as
 # host C++ against the emulated runtime (include/emu.h, as run.sh does for the op tests), against the CPU
-# table. The model library is the CPU build's libmusae_lib.a; only musae_ops_cuda() and the device count
-# come from the emulation (objects before the archive, so its no-CUDA stubs are not linked).
+# table. The model library is the CPU build's libmusae_lib.a; musae_ops_cuda(), musae_step_ops_cuda() and the
+# device count come from the emulation (objects before the archive, so its no-CUDA stubs are not linked).
 #
 # What this adds to run.sh: the ops composed as the model calls them (strided K/V cache writes, decode
 # attention over a growing cache, bf16 weights through linear_bf16w's GEMV and bf16-GEMM paths, T5's biased
-# attention, EnCodec's convolutions and LSTM), every intermediate buffer under AddressSanitizer.
+# attention, EnCodec's convolutions and LSTM), greedy generation through the CUDA step table (captured graph),
+# every intermediate buffer under AddressSanitizer.
 #
 # Usage: tools/cuda_emu/run_model.sh [CPU build dir, default build-dev-emu] [test_model_gpu args]
 # The build dir is a configured CPU-only Ninja build (-DMUSAE_CUDA=OFF); musae_lib is built here if needed.
-# Default test args: --audio-samples 6400 (0.2 s of EnCodec input: a thread per CUDA thread is slow).
+# Default test args: --audio-samples 6400 (0.2 s of EnCodec input keeps the emulated EnCodec to seconds).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/tools/cuda_emu"
@@ -27,33 +28,20 @@ libs=$(grep -A6 "build tests/test_model_gpu:" "$bdir/build.ninja" | grep LINK_LI
 flags=(-std=c++20 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-unknown-pragmas -I"$here/include" -I"$root"
        -I"$root/tests" -D_GNU_SOURCE)
 objs=()
-step_objs=()
-step_ok=1
 t0=$(date +%s)
 for f in "$root"/kernels/cuda/*.cu; do
   case $(basename "$f") in sae_*|cuda_device.cu|philox_fill.cu) continue ;; esac
   n=$(basename "$f" .cu)
   o="$out/gen/$n.o"
   # rebuilt when the source, the emulation or this script is newer than the object
-  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$here/include/emu.h" -nt "$o" ] || [ "$0" -nt "$o" ] ||
-     [ -n "$(find "$root/kernels" -name '*.cuh' -newer "$o" -print -quit)" ]; then
+  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$here/include/emu.h" -nt "$o" ] || [ "$here/transform.py" -nt "$o" ] ||
+     [ "$0" -nt "$o" ] || [ -n "$(find "$root/kernels" -name '*.cuh' -newer "$o" -print -quit)" ]; then
     rm -f "$o"
     python3 "$here/transform.py" "$f" "$out/gen/$n.cpp"
-    case $n in
-      step_*) g++ "${flags[@]}" -c "$out/gen/$n.cpp" -o "$o" 2>"$out/gen/$n.err" || step_ok=0 ;;
-      *) g++ "${flags[@]}" -c "$out/gen/$n.cpp" -o "$o" ;;
-    esac
+    g++ "${flags[@]}" -c "$out/gen/$n.cpp" -o "$o"
   fi
-  case $n in step_*) step_objs+=("$o") ;; *) objs+=("$o") ;; esac
+  objs+=("$o")
 done
-# The device generation loop (kernels/cuda/step_*.cu) needs stream/graph emulation; where that does not
-# compile yet, leave the step table out: the library's no-CUDA stub then makes mg_generate take its host
-# loop over the emulated op table.
-if [ $step_ok = 1 ]; then
-  objs+=("${step_objs[@]}")
-else
-  echo "note: kernels/cuda/step_*.cu do not compile under the emulation (see $out/gen/step_*.err); generation runs the host loop"
-fi
 g++ "${flags[@]}" -c "$here/emu_rt.cpp" -o "$out/emu_rt.o"
 gcc -std=c11 -O1 -g -fsanitize=address -D_GNU_SOURCE -I"$root" -I"$root/tests" \
     -DMUSAE_FIXTURES="\"$root/tests/fixtures\"" -c "$root/tests/test_model_gpu.c" -o "$out/test_model_gpu.o"

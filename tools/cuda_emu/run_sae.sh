@@ -24,7 +24,8 @@ which=${2:-all}
 read -r -a ops_args <<<"${SAE_OPS_ARGS-}"
 read -r -a train_args <<<"${SAE_TRAIN_ARGS---quick}"
 fma=${EMU_FMA:-0}
-out="$bdir/cuda_emu_sae$([ "$fma" = 1 ] && echo _fma)"
+out="$bdir/cuda_emu_sae"
+[ "$fma" = 1 ] && out="${out}_fma"
 mkdir -p "$out/gen"
 # (a tree mid-edit may not configure: then the library already built is used, with a note)
 if ! cmake --build "$bdir" -j2 --target musae_lib >"$out/lib_build.log" 2>&1; then

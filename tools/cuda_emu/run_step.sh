@@ -30,7 +30,8 @@ for f in "$root"/kernels/cuda/*.cu; do
 done
 srcs+=("$root/tests/test_step_gpu.cu")
 # the newest header a kernel may include: a kernel object older than it is rebuilt
-newest=$(ls -t "$here/include/emu.h" "$root"/kernels/*.h "$root"/kernels/cuda/*.cuh "$root"/kernels/cuda/*.h \
+newest=$(ls -t "$here/include/emu.h" "$here/transform.py" "$root"/kernels/*.h "$root"/kernels/cuda/*.cuh \
+         "$root"/kernels/cuda/*.h \
          "$root"/host/core/*.h "$root"/model/*.h | head -1)
 for f in "${srcs[@]}"; do
   n=$(basename "$f" .cu)

@@ -77,7 +77,11 @@ enum { cudaHostAllocDefault = 0 };
 enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1, cudaMemoryTypeDevice = 2,
                      cudaMemoryTypeManaged = 3 };
 struct cudaPointerAttributes { cudaMemoryType type; int device; void *devicePointer, *hostPointer; };
-struct cudaDeviceProp { char name[256]; int major, minor, multiProcessorCount; size_t totalGlobalMem, sharedMemPerBlock; };
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor, multiProcessorCount;
+    size_t totalGlobalMem, sharedMemPerBlock;
+};
 typedef void (*cudaHostFn_t)(void *);
 typedef void *cudaStream_t;
 typedef void *cudaEvent_t;
@@ -121,14 +125,14 @@ struct emu_block {
     std::unique_ptr<char[]> stat;
     size_t stat_filled = 0;
     std::mutex stat_mu;
-    std::atomic<int> count[2] = {0, 0}; /* __syncthreads_count, double-buffered by call parity */
+    std::atomic<int> count[3] = {0, 0, 0}; /* __syncthreads_count: call c of the block uses count[c % 3] */
 };
 struct emu_thread {
     dim3 tid, bid, bdim, gdim;
     emu_block *blk;
     int warp, lane;
     size_t stat_off;
-    int count_parity;
+    int count_calls; /* __syncthreads_count calls so far */
 };
 extern thread_local emu_thread *emu_cur; /* the CUDA thread running on this OS thread (fiber or thread) */
 #define emu_t (*emu_cur)
@@ -170,7 +174,9 @@ inline int emu_src_down(int l, int o) { return l + o; }    /* past lane 31: own 
 inline int emu_src_idx(int, int s) { return s & 31; }
 template <class T> inline T __shfl_xor_sync(unsigned m, T v, int o) { return emu_shfl(m, v, emu_src_xor, o); }
 template <class T> inline T __shfl_up_sync(unsigned m, T v, unsigned o) { return emu_shfl(m, v, emu_src_up, (int)o); }
-template <class T> inline T __shfl_down_sync(unsigned m, T v, unsigned o) { return emu_shfl(m, v, emu_src_down, (int)o); }
+template <class T> inline T __shfl_down_sync(unsigned m, T v, unsigned o) {
+    return emu_shfl(m, v, emu_src_down, (int)o);
+}
 template <class T> inline T __shfl_sync(unsigned m, T v, int s) { return emu_shfl(m, v, emu_src_idx, s); }
 inline unsigned __ballot_sync(unsigned mask, int pred) {
     emu_warp &w = emu_warp_enter(mask);
@@ -185,14 +191,14 @@ inline int __any_sync(unsigned m, int p) { return __ballot_sync(m, p) != 0; }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_warp_enter(mask).bar.wait(); }
 inline int __syncthreads_count(int pred) {
     emu_block &b = *emu_t.blk;
-    const int par = emu_t.count_parity;
-    emu_t.count_parity ^= 1;
-    if (pred) b.count[par].fetch_add(1);
+    const int c = emu_t.count_calls++ % 3;
+    if (pred) b.count[c].fetch_add(1);
     b.bar.wait();
-    const int r = b.count[par].load();
+    // every thread is past the previous call's reads; the next call's counter (last read two calls ago) is
+    // cleared before the barrier that any thread must pass to reach that call
+    if (emu_linear_tid() == 0) b.count[(c + 1) % 3].store(0);
+    const int r = b.count[c].load();
     b.bar.wait();
-    // the other parity's counter is next used after another barrier that every thread passes after this reset
-    if (emu_linear_tid() == 0) b.count[par ^ 1].store(0);
     return r;
 }
 
@@ -288,7 +294,9 @@ cudaError_t cudaLaunchHostFunc(cudaStream_t, cudaHostFn_t, void *);
 void emu_enqueue(std::function<void()> fn);
 template <class T> inline cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }
 template <class T> inline cudaError_t cudaMallocHost(T **p, size_t n) { return cudaMallocHost((void **)p, n); }
-template <class T> inline cudaError_t cudaHostAlloc(T **p, size_t n, unsigned f) { return cudaHostAlloc((void **)p, n, f); }
+template <class T> inline cudaError_t cudaHostAlloc(T **p, size_t n, unsigned f) {
+    return cudaHostAlloc((void **)p, n, f);
+}
 template <class K> inline cudaError_t cudaFuncSetAttribute(K k, cudaFuncAttribute, int v) {
     emu_smem_optin[(const void *)k] = v;
     return cudaSuccess;
@@ -343,6 +351,7 @@ cublasStatus_t cublasCreate(cublasHandle_t *);
 cublasStatus_t cublasDestroy(cublasHandle_t);
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t);
 cublasStatus_t cublasGetPointerMode(cublasHandle_t, cublasPointerMode_t *);
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t, cublasOperation_t, int m, int n, int k, const void *alpha,
-                            const void *A, cudaDataType_t, int lda, const void *B, cudaDataType_t, int ldb,
-                            const void *beta, void *C, cudaDataType_t, int ldc, cublasComputeType_t, cublasGemmAlgo_t);
+cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t, cublasOperation_t, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t, int lda, const void *B, cudaDataType_t,
+                            int ldb, const void *beta, void *C, cudaDataType_t, int ldc, cublasComputeType_t,
+                            cublasGemmAlgo_t);

@@ -55,7 +55,8 @@ struct DeviceRadixSort {
             std::vector<uint64_t> digit((size_t)num_items);
             for (int i = 0; i < num_items; i++)
                 digit[(size_t)i] = width == 0 ? 0 : (emu_detail::radix_bits(d_keys_in[i]) >> begin_bit) & mask;
-            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return digit[(size_t)a] < digit[(size_t)b]; });
+            std::stable_sort(order.begin(), order.end(),
+                             [&](int a, int b) { return digit[(size_t)a] < digit[(size_t)b]; });
             std::vector<K> k((size_t)num_items);
             std::vector<V> v((size_t)num_items);
             for (int i = 0; i < num_items; i++) {
