@@ -3,8 +3,8 @@
 # host C++ against a small emulation of the CUDA runtime and cuBLASLt (include/emu.h: a fiber per CUDA thread,
 # real block/warp barriers, shuffles, per-block shared memory filled with NaN, the > 48 KB dynamic
 # shared-memory opt-in checked, a column-major cuBLASLt), under AddressSanitizer so an out-of-bounds read or
-# write in a kernel stops the run. Then the emulator's self-test (selftest.cu), tests/test_ops_gpu and
-# tests/test_ops run against that table.
+# write in a kernel stops the run. Then the emulator's self-test (selftest.cu), tests/test_philox_gpu,
+# tests/test_ops_gpu and tests/test_ops run against that table.
 # tools/cuda_emu/README.md: every script, what passed, what the emulator cannot show.
 #
 # What it checks: index math, bounds, dispatch, masking semantics, barrier placement (a barrier some threads
@@ -44,11 +44,18 @@ gcc -std=c11 -O1 -g -fsanitize=address -DMUSAE_CUDA=1 -D_GNU_SOURCE -I"$here/inc
     -c "$root/tests/test_ops.c" -o "$out/test_ops_c.o"
 kernels=()
 for o in "${objs[@]}"; do [ "$(basename "$o")" = test_ops_gpu.o ] || kernels+=("$o"); done
-# the emulator's own check first (selftest.cu: shuffles, ballots, __syncthreads_count, atomics, CUB, capture)
-python3 "$here/transform.py" "$here/selftest.cu" "$out/gen/selftest.cpp"
-g++ "${flags[@]}" -c "$out/gen/selftest.cpp" -o "$out/gen/selftest.o"
+# the emulator's own check first (selftest.cu: shuffles, ballots, __syncthreads_count, atomics, CUB, capture),
+# and the GPU Philox fill (tests/test_philox_gpu) beside the op table
+for f in "$here/selftest.cu" "$root/kernels/cuda/philox_fill.cu" "$root/tests/test_philox_gpu.cu"; do
+  n=$(basename "$f" .cu)
+  python3 "$here/transform.py" "$f" "$out/gen/$n.cpp"
+  g++ "${flags[@]}" -c "$out/gen/$n.cpp" -o "$out/gen/$n.o"
+done
 # shellcheck disable=SC2086
 g++ -fsanitize=address -o "$out/selftest_emu" "$out/gen/selftest.o" "$out/emu_rt.o" $libs -pthread
+# shellcheck disable=SC2086
+g++ -fsanitize=address -o "$out/test_philox_gpu_emu" "$out/gen/test_philox_gpu.o" "$out/gen/philox_fill.o" \
+    "$out/emu_rt.o" $libs -pthread
 # shellcheck disable=SC2086
 g++ -fsanitize=address -o "$out/test_ops_gpu_emu" "${objs[@]}" "$out/emu_rt.o" $libs -pthread
 # shellcheck disable=SC2086
@@ -56,6 +63,7 @@ g++ -fsanitize=address -o "$out/test_ops_emu" "$out/test_ops_c.o" "${kernels[@]}
 export ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
 status=0
 timeout 600 "$out/selftest_emu" || status=1
+timeout 600 "$out/test_philox_gpu_emu" || status=1
 timeout 3600 "$out/test_ops_gpu_emu" "${args[@]}" || status=1
 timeout 3600 "$out/test_ops_emu" || status=1
 exit $status
