@@ -4,7 +4,7 @@
 # load/store round trips, lockstep steps against the CPU trainer in f32 and bf16, per-row top-k and batch-top-k,
 # free runs), with the real .cu sources compiled as host C++ against the emulated runtime (include/emu.h:
 # atomics, warp collectives, cublasGemmEx; include/cub/cub.cuh: CUB's radix sort and scans) under
-# AddressSanitizer. Test (e) of test_sae_gpu_train (data parallel over NCCL) is not built: NCCL is not emulated
+# AddressSanitizer and UBSan. Test (e) of test_sae_gpu_train (data parallel over NCCL) is not built: NCCL is not emulated
 # (MUSAE_NCCL undefined, so the test says "built without NCCL, not checked").
 # The model library is the CPU build's libmusae_lib.a; the device count comes from the emulation.
 #
@@ -34,11 +34,11 @@ if ! cmake --build "$bdir" -j2 --target musae_lib >"$out/lib_build.log" 2>&1; th
 fi
 libs=$(grep -A6 "build tests/test_sae_feed:" "$bdir/build.ninja" | grep LINK_LIBRARIES | sed "s/.*LINK_LIBRARIES = //; s#libmusae_lib.a#$bdir/libmusae_lib.a#")
 [ -n "$libs" ] || { echo "no test_sae_feed link line in $bdir/build.ninja (configure a CPU-only Ninja build first)"; exit 1; }
-flags=(-std=c++20 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-unknown-pragmas -I"$here/include" -I"$root"
-       -I"$root/tests" -D_GNU_SOURCE -DMUSAE_FIXTURES="\"$root/tests/fixtures\"" -DMUSAE_BIN="\"$bdir/musae\"")
+flags=(-std=c++20 -O1 -g "-fsanitize=address,undefined" -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+       -Wno-unknown-pragmas -I"$here/include" -I"$root" -I"$root/tests" -D_GNU_SOURCE -DMUSAE_FIXTURES="\"$root/tests/fixtures\"" -DMUSAE_BIN="\"$bdir/musae\"")
 t0=$(date +%s)
-# the newest file a source may include: an object older than it is rebuilt
-newest=$(ls -t "$here"/include/emu.h "$here"/include/cub/cub.cuh "$here/transform.py" "$root"/kernels/*.h \
+# the newest file a source may include (or this script: the flags): an object older than it is rebuilt
+newest=$(ls -t "$0" "$here"/include/emu.h "$here"/include/cub/cub.cuh "$here/transform.py" "$root"/kernels/*.h \
          "$root"/kernels/cuda/*.cuh "$root"/kernels/cuda/*.h "$root"/host/core/*.h "$root"/sae/*.h | head -1)
 kflags=()
 [ "$fma" = 1 ] && kflags=(-O2 -mfma -ffp-contract=fast)
@@ -56,12 +56,12 @@ compile() { # .cu source [extra flags] -> object path on stdout
 kobjs=()
 for f in "$root"/kernels/cuda/sae_*.cu; do kobjs+=("$(compile "$f" "${kflags[@]}")"); done
 g++ "${flags[@]}" -c "$here/emu_rt.cpp" -o "$out/emu_rt.o"
-export ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
+export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
 status=0
 if [ "$which" = all ] || [ "$which" = ops ]; then
   o=$(compile "$root/tests/test_sae_gpu.cu")
   # shellcheck disable=SC2086
-  g++ -fsanitize=address -o "$out/test_sae_gpu_emu" "$o" "${kobjs[@]}" "$out/emu_rt.o" $libs -pthread
+  g++ -fsanitize=address,undefined -o "$out/test_sae_gpu_emu" "$o" "${kobjs[@]}" "$out/emu_rt.o" $libs -pthread
   t1=$(date +%s)
   timeout 3600 "$out/test_sae_gpu_emu" "${ops_args[@]}" || status=$?
   echo "ran test_sae_gpu ${ops_args[*]} on the emulated CUDA runtime in $(( $(date +%s) - t1 )) s (exit $status)"
@@ -70,7 +70,7 @@ if [ "$which" = all ] || [ "$which" = train ]; then
   o=$(compile "$root/tests/test_sae_gpu_train.cu")
   g=$(compile "$root/sae/sae_gpu.cu" "${kflags[@]}")
   # shellcheck disable=SC2086
-  g++ -fsanitize=address -o "$out/test_sae_gpu_train_emu" "$o" "$g" "${kobjs[@]}" "$out/emu_rt.o" $libs -pthread
+  g++ -fsanitize=address,undefined -o "$out/test_sae_gpu_train_emu" "$o" "$g" "${kobjs[@]}" "$out/emu_rt.o" $libs -pthread
   t1=$(date +%s)
   s2=0
   timeout 3600 "$out/test_sae_gpu_train_emu" "${train_args[@]}" || s2=$?

@@ -20,8 +20,8 @@ mkdir -p "$out/gen"
 cmake --build "$bdir" -j2 --target musae_lib >/dev/null
 libs=$(grep -A6 "build tests/test_step:" "$bdir/build.ninja" | grep LINK_LIBRARIES | sed "s/.*LINK_LIBRARIES = //; s#libmusae_lib.a#$bdir/libmusae_lib.a#")
 [ -n "$libs" ] || { echo "no test_step link line in $bdir/build.ninja (configure a CPU-only Ninja build first)"; exit 1; }
-flags=(-std=c++20 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-unknown-pragmas -I"$here/include" -I"$root"
-       -I"$root/tests" -D_GNU_SOURCE -DMUSAE_FIXTURES="\"$root/tests/fixtures\"")
+flags=(-std=c++20 -O1 -g "-fsanitize=address,undefined" -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+       -Wno-unknown-pragmas -I"$here/include" -I"$root" -I"$root/tests" -D_GNU_SOURCE -DMUSAE_FIXTURES="\"$root/tests/fixtures\"")
 objs=()
 srcs=()
 for f in "$root"/kernels/cuda/*.cu; do
@@ -29,8 +29,8 @@ for f in "$root"/kernels/cuda/*.cu; do
   srcs+=("$f")
 done
 srcs+=("$root/tests/test_step_gpu.cu")
-# the newest header a kernel may include: a kernel object older than it is rebuilt
-newest=$(ls -t "$here/include/emu.h" "$here/transform.py" "$root"/kernels/*.h "$root"/kernels/cuda/*.cuh \
+# the newest header a kernel may include (or this script: the flags): a kernel object older than it is rebuilt
+newest=$(ls -t "$0" "$here/include/emu.h" "$here/transform.py" "$root"/kernels/*.h "$root"/kernels/cuda/*.cuh \
          "$root"/kernels/cuda/*.h \
          "$root"/host/core/*.h "$root"/model/*.h | head -1)
 for f in "${srcs[@]}"; do
@@ -45,6 +45,6 @@ for f in "${srcs[@]}"; do
 done
 g++ "${flags[@]}" -c "$here/emu_rt.cpp" -o "$out/emu_rt.o"
 # shellcheck disable=SC2086
-g++ -fsanitize=address -o "$out/test_step_gpu_emu" "${objs[@]}" "$out/emu_rt.o" $libs -pthread
-export ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
+g++ -fsanitize=address,undefined -o "$out/test_step_gpu_emu" "${objs[@]}" "$out/emu_rt.o" $libs -pthread
+export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
 timeout 3600 "$out/test_step_gpu_emu" "${args[@]}"
