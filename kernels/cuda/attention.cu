@@ -15,14 +15,11 @@
 
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/split_kv.cuh"
 
 #define ATT_BQ 64     /* prefill: queries per block = threads per block */
 #define ATT_BK 32     /* prefill: keys per shared-memory tile */
 #define ATT_CH 16     /* prefill: keys per online-softmax step (scores held in registers) */
-#define DEC_WARPS 4   /* decode: warps (= key units) per block */
-#define DEC_G 8       /* decode: keys in flight per warp step */
-#define DEC_MAX_UNITS 1024
-#define DEC_MIN_KEYS 32 /* decode: automatic splitting keeps at least this many keys per unit */
 
 static_assert(ATT_BK % ATT_CH == 0, "a key tile must hold whole softmax chunks");
 static_assert(ATT_BQ >= ATT_BK, "the key-mask flags of a tile are loaded one per thread");
@@ -178,20 +175,16 @@ static __global__ void __launch_bounds__(ATT_BQ)
     }
 }
 
-/* Decode, phase 1. Block (x, h, b), warp w is key unit u = x·4 + w of head h, batch b, owning keys
- * [u·kpu, min(k_len, (u+1)·kpu)). Lane owns dims d = lane + 32c. Each step loads 8 key rows (coalesced
- * along d, 8 loads in flight), reduces the 8 dot products across the warp, then folds them into the running
- * (m, l, o) and streams the 8 value rows. All control flow is warp-uniform: every lane holds every score.
- * Output: part[((b·H + h)·units + u)·(D + 2) + ...] = o[0..D), m, l (o unnormalized). An empty unit writes
- * m = -inf, l = 0, o = 0, which the combine weighs by 0. */
+/* Decode, phase 1 (split_kv.cuh). Block (x, h, b), warp w is key unit u = x·4 + w of head h, batch b, owning
+ * keys [u·kpu, min(k_len, (u+1)·kpu)); bias, causal rule and key mask as the prefill kernel. */
 template <int DMAX>
-static __global__ void __launch_bounds__(DEC_WARPS * WARP_SIZE)
+static __global__ void __launch_bounds__(SKV_WARPS * WARP_SIZE)
     attention_decode_split_kernel(float *__restrict__ part, const float *__restrict__ q, const float *__restrict__ k,
                                   const float *__restrict__ v, attn_args a, int64_t k_len, int64_t kpu) {
     constexpr int C = DMAX / WARP_SIZE;
     const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     const int64_t h = blockIdx.y, b = blockIdx.z;
-    const int64_t units = (int64_t)gridDim.x * DEC_WARPS, u = (int64_t)blockIdx.x * DEC_WARPS + warp;
+    const int64_t units = (int64_t)gridDim.x * SKV_WARPS, u = (int64_t)blockIdx.x * SKV_WARPS + warp;
     const int64_t j0 = u * kpu, j1 = (j0 + kpu < k_len ? j0 + kpu : k_len);
     const float *kb = k + b * a.k_sb + h * a.D;
     const float *vb = v + b * a.v_sb + h * a.D;
@@ -205,28 +198,11 @@ static __global__ void __launch_bounds__(DEC_WARPS * WARP_SIZE)
         o[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-
-    for (int64_t jb = j0; jb < j1; jb += DEC_G) {
-        float s[DEC_G];
+    for (int64_t jb = j0; jb < j1; jb += SKV_G) {
+        float s[SKV_G];
+        skv_scores<C>(s, qv, kb, jb, j1, a.k_st, a.D, lane);
 #pragma unroll
-        for (int g = 0; g < DEC_G; g++) {
-            const int64_t j = jb + g;
-            float p = 0.0f;
-            if (j < j1) {
-                const float *kr = kb + j * a.k_st;
-#pragma unroll
-                for (int c = 0; c < C; c++) {
-                    const int d = lane + WARP_SIZE * c;
-                    if (d < a.D) p = fmaf(qv[c], kr[d], p);
-                }
-            }
-            s[g] = p;
-        }
-#pragma unroll
-        for (int g = 0; g < DEC_G; g++) s[g] = warp_sum(s[g]);
-        float mc = -INFINITY;
-#pragma unroll
-        for (int g = 0; g < DEC_G; g++) {
+        for (int g = 0; g < SKV_G; g++) {
             const int64_t j = jb + g;
             float sc = -INFINITY;
             if (j < j1) {
@@ -235,74 +211,18 @@ static __global__ void __launch_bounds__(DEC_WARPS * WARP_SIZE)
                 if ((a.causal && j > a.q_pos0) || (a.key_mask && a.key_mask[b * a.TK + j] == 0.0f)) sc += -FLT_MAX;
             }
             s[g] = sc;
-            mc = fmaxf(mc, sc);
         }
-        const float m_new = fmaxf(m, mc); // finite: key jb < j1 is in range
-        const float corr = expf(m - m_new);
-        float psum = 0.0f;
-#pragma unroll
-        for (int g = 0; g < DEC_G; g++) {
-            s[g] = expf(s[g] - m_new);
-            psum += s[g];
-        }
-        l = l * corr + psum;
-#pragma unroll
-        for (int c = 0; c < C; c++) o[c] = corr == 0.0f ? 0.0f : o[c] * corr; // see the prefill kernel
-#pragma unroll
-        for (int g = 0; g < DEC_G; g++) {
-            if (s[g] != 0.0f) { // warp-uniform branch
-                const float *vr = vb + (jb + g) * a.v_st;
-#pragma unroll
-                for (int c = 0; c < C; c++) {
-                    const int d = lane + WARP_SIZE * c;
-                    if (d < a.D) o[c] = fmaf(s[g], vr[d], o[c]);
-                }
-            }
-        }
-        m = m_new;
+        skv_fold<C>(s, m, l, o, vb, jb, a.v_st, a.D, lane);
     }
-
-    float *pp = part + ((b * a.H + h) * units + u) * (a.D + 2);
-#pragma unroll
-    for (int c = 0; c < C; c++) {
-        const int d = lane + WARP_SIZE * c;
-        if (d < a.D) pp[d] = o[c];
-    }
-    if (lane == 0) {
-        pp[a.D] = m;
-        pp[a.D + 1] = l;
-    }
+    skv_write_partial<C>(part + ((b * a.H + h) * units + u) * (a.D + 2), o, m, l, a.D, lane);
 }
 
-/* Decode, phase 2: block (h, b) merges the units of one head. M = max m_u; w_u = exp(m_u - M) (0 for empty
- * units); out = Σ w_u o_u / Σ w_u l_u. A unit with weight 0 is skipped (as the CPU skips zero weights). */
+/* Phase 2 (split_kv.cuh): block (h, b) merges the units of one head. */
 static __global__ void __launch_bounds__(128)
     attention_decode_combine_kernel(float *out, const float *__restrict__ part, attn_args a, int units) {
-    __shared__ float w[DEC_MAX_UNITS];
+    __shared__ float w[SKV_MAX_UNITS];
     __shared__ float scratch[32];
-    const int t = threadIdx.x;
-    const int64_t h = blockIdx.x, b = blockIdx.y, stride = a.D + 2;
-    const float *pp = part + (b * a.H + h) * units * stride;
-
-    float mx = -INFINITY;
-    for (int u = t; u < units; u += blockDim.x) mx = fmaxf(mx, pp[u * stride + a.D]);
-    mx = block_max(mx, scratch);
-    float lsum = 0.0f;
-    for (int u = t; u < units; u += blockDim.x) {
-        const float mu = pp[u * stride + a.D];
-        const float wu = mu == -INFINITY ? 0.0f : expf(mu - mx);
-        w[u] = wu;
-        lsum += wu * pp[u * stride + a.D + 1];
-    }
-    lsum = block_sum(lsum, scratch); // its barriers also publish w[] to the whole block
-    const float inv = 1.0f / lsum;
-    float *ob = out + b * a.o_sb + h * a.D;
-    for (int d = t; d < a.D; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int u = 0; u < units; u++)
-            if (w[u] != 0.0f) acc = fmaf(w[u], pp[u * stride + d], acc);
-        ob[d] = acc * inv;
-    }
+    skv_combine(out, part, a.H, a.D, a.o_sb, units, w, scratch);
 }
 
 // ---- kernel launchers
@@ -330,14 +250,11 @@ attn_plan attention_plan(const musae_attn_params *p, int sm_count, attn_force fo
     MUSAE_ASSERT(p->tq == 1, "attention: the decode path needs tq == 1 (tq = %lld)", (long long)p->tq);
     int64_t units = force.units;
     if (units <= 0) {
-        const int64_t heads = p->batch * p->heads > 0 ? p->batch * p->heads : 1;
-        const int64_t fill = CEIL_DIV((int64_t)(sm_count > 0 ? sm_count : 1) * 16, heads); /* ~16 warps per SM */
-        const int64_t by_keys = CEIL_DIV(decode_k_len(p), (int64_t)DEC_MIN_KEYS);
-        units = fill < by_keys ? fill : by_keys;
+        units = skv_units(p->batch * p->heads, decode_k_len(p), sm_count);
+    } else { /* a forced count (tests): rounded to whole blocks, capped */
+        units = CEIL_DIV(units, (int64_t)SKV_WARPS) * SKV_WARPS;
+        if (units > SKV_MAX_UNITS) units = SKV_MAX_UNITS;
     }
-    if (units < 1) units = 1;
-    units = CEIL_DIV(units, (int64_t)DEC_WARPS) * DEC_WARPS;
-    if (units > DEC_MAX_UNITS) units = DEC_MAX_UNITS;
     pl.path = ATTN_PATH_DECODE;
     pl.units = (int)units;
     pl.workspace_bytes = (size_t)(p->batch * p->heads * units * (p->dh + 2)) * sizeof(float);
@@ -367,8 +284,8 @@ template <int DMAX>
 static void decode_launch(float *out, const float *q, const float *k, const float *v, const attn_args &a,
                           int64_t k_len, int units, float *part, cudaStream_t stream) {
     const int64_t kpu = CEIL_DIV(k_len, (int64_t)units);
-    dim3 grid1((unsigned)(units / DEC_WARPS), (unsigned)a.H, (unsigned)a.B);
-    attention_decode_split_kernel<DMAX><<<grid1, DEC_WARPS * WARP_SIZE, 0, stream>>>(part, q, k, v, a, k_len, kpu);
+    dim3 grid1((unsigned)(units / SKV_WARPS), (unsigned)a.H, (unsigned)a.B);
+    attention_decode_split_kernel<DMAX><<<grid1, SKV_WARPS * WARP_SIZE, 0, stream>>>(part, q, k, v, a, k_len, kpu);
     CUDA_LAUNCH_CHECK();
     dim3 grid2((unsigned)a.H, (unsigned)a.B);
     attention_decode_combine_kernel<<<grid2, 128, 0, stream>>>(out, part, a, units);

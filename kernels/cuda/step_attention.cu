@@ -1,16 +1,13 @@
-/* step_ops->attention on the GPU: split-KV decode attention (the flash-decoding kernels of attention.cu) for
+/* step_ops->attention on the GPU: split-KV decode attention (split_kv.cuh, as attention.cu's decode path) for
  * one causal query per row at the device position. The launch is sized for t_max once: `units` key splits per
  * head, chosen from t_max; each split reads the key count len = *pos + 1 on the device and owns
  * [u·ceil(len/units), ...) ∩ [0, len), so at short lengths the surplus splits find no keys, write an empty
  * partial (m = -inf, l = 0) and the combine weighs them by 0. Every key up to the query's own position is
  * visible, so there is no mask. Numerics as attention.cu: fp32 scores, expf, fp32 accumulators. */
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/split_kv.cuh"
 #include "kernels/cuda/step_ops_cuda.cuh"
 
-#define SDEC_WARPS 4    /* warps (= key units) per block */
-#define SDEC_G 8        /* keys in flight per warp step */
-#define SDEC_MAX_UNITS 1024
-#define SDEC_MIN_KEYS 32 /* at t_max, each unit gets at least this many keys */
 #define SDEC_MAX_DH 128
 
 typedef struct {
@@ -21,16 +18,16 @@ typedef struct {
 
 // ---- CUDA kernels
 
-/* Phase 1: block (x, h, b), warp w = key unit u = x·4 + w of head h, row b. Lane owns dims lane + 32c.
- * part[((b·H + h)·units + u)·(D + 2) + ...] = unnormalized o[0..D), m, l. */
+/* Phase 1: block (x, h, b), warp w = key unit u = x·4 + w of head h, row b; the key count is read on the
+ * device, so the same launch serves every position. */
 template <int DMAX>
-static __global__ void __launch_bounds__(SDEC_WARPS * WARP_SIZE)
+static __global__ void __launch_bounds__(SKV_WARPS * WARP_SIZE)
     step_attn_split_kernel(float *__restrict__ part, const float *__restrict__ q, const float *__restrict__ k,
                            const float *__restrict__ v, sdec_args a, const int64_t *__restrict__ pos) {
     constexpr int C = DMAX / WARP_SIZE;
     const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     const int64_t h = blockIdx.y, b = blockIdx.z;
-    const int64_t units = (int64_t)gridDim.x * SDEC_WARPS, u = (int64_t)blockIdx.x * SDEC_WARPS + warp;
+    const int64_t units = (int64_t)gridDim.x * SKV_WARPS, u = (int64_t)blockIdx.x * SKV_WARPS + warp;
     const int64_t len = *pos + 1, kpu = (len + units - 1) / units;
     const int64_t j0 = u * kpu, j1 = (j0 + kpu < len ? j0 + kpu : len);
     const float *kb = k + b * a.k_sb + h * a.D;
@@ -44,106 +41,29 @@ static __global__ void __launch_bounds__(SDEC_WARPS * WARP_SIZE)
         o[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int64_t jb = j0; jb < j1; jb += SDEC_G) {
-        float s[SDEC_G];
+    for (int64_t jb = j0; jb < j1; jb += SKV_G) {
+        float s[SKV_G];
+        skv_scores<C>(s, qv, kb, jb, j1, a.k_st, a.D, lane);
 #pragma unroll
-        for (int g = 0; g < SDEC_G; g++) {
-            const int64_t j = jb + g;
-            float p = 0.0f;
-            if (j < j1) {
-                const float *kr = kb + j * a.k_st;
-#pragma unroll
-                for (int c = 0; c < C; c++) {
-                    const int d = lane + WARP_SIZE * c;
-                    if (d < a.D) p = fmaf(qv[c], kr[d], p);
-                }
-            }
-            s[g] = p;
-        }
-#pragma unroll
-        for (int g = 0; g < SDEC_G; g++) s[g] = warp_sum(s[g]);
-        float mc = -INFINITY;
-#pragma unroll
-        for (int g = 0; g < SDEC_G; g++) {
-            s[g] = jb + g < j1 ? s[g] * a.scale : -INFINITY;
-            mc = fmaxf(mc, s[g]);
-        }
-        const float m_new = fmaxf(m, mc); // finite: key jb < j1 is in range
-        const float corr = expf(m - m_new);
-        float psum = 0.0f;
-#pragma unroll
-        for (int g = 0; g < SDEC_G; g++) {
-            s[g] = expf(s[g] - m_new);
-            psum += s[g];
-        }
-        l = l * corr + psum;
-#pragma unroll
-        for (int c = 0; c < C; c++) o[c] *= corr;
-#pragma unroll
-        for (int g = 0; g < SDEC_G; g++) {
-            if (s[g] != 0.0f) { // warp-uniform: every lane holds every score
-                const float *vr = vb + (jb + g) * a.v_st;
-#pragma unroll
-                for (int c = 0; c < C; c++) {
-                    const int d = lane + WARP_SIZE * c;
-                    if (d < a.D) o[c] = fmaf(s[g], vr[d], o[c]);
-                }
-            }
-        }
-        m = m_new;
+        for (int g = 0; g < SKV_G; g++) s[g] = jb + g < j1 ? s[g] * a.scale : -INFINITY;
+        skv_fold<C>(s, m, l, o, vb, jb, a.v_st, a.D, lane);
     }
-    float *pp = part + ((b * a.H + h) * units + u) * (a.D + 2);
-#pragma unroll
-    for (int c = 0; c < C; c++) {
-        const int d = lane + WARP_SIZE * c;
-        if (d < a.D) pp[d] = o[c];
-    }
-    if (lane == 0) {
-        pp[a.D] = m;
-        pp[a.D + 1] = l;
-    }
+    skv_write_partial<C>(part + ((b * a.H + h) * units + u) * (a.D + 2), o, m, l, a.D, lane);
 }
 
-/* Phase 2: block (h, b) merges the units of a head: out = Σ w_u o_u / Σ w_u l_u, w_u = exp(m_u - max m). */
+/* Phase 2 (split_kv.cuh): block (h, b) merges the units of one head. */
 static __global__ void __launch_bounds__(128)
     step_attn_combine_kernel(float *out, const float *__restrict__ part, sdec_args a, int units) {
-    __shared__ float w[SDEC_MAX_UNITS];
+    __shared__ float w[SKV_MAX_UNITS];
     __shared__ float scratch[32];
-    const int t = threadIdx.x;
-    const int64_t h = blockIdx.x, b = blockIdx.y, stride = a.D + 2;
-    const float *pp = part + (b * a.H + h) * units * stride;
-    float mx = -INFINITY;
-    for (int u = t; u < units; u += blockDim.x) mx = fmaxf(mx, pp[u * stride + a.D]);
-    mx = block_max(mx, scratch);
-    float lsum = 0.0f;
-    for (int u = t; u < units; u += blockDim.x) {
-        const float mu = pp[u * stride + a.D];
-        const float wu = mu == -INFINITY ? 0.0f : expf(mu - mx);
-        w[u] = wu;
-        lsum += wu * pp[u * stride + a.D + 1];
-    }
-    lsum = block_sum(lsum, scratch); // its barriers also publish w[] to the whole block
-    const float inv = 1.0f / lsum;
-    float *ob = out + b * a.o_sb + h * a.D;
-    for (int d = t; d < a.D; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int u = 0; u < units; u++)
-            if (w[u] != 0.0f) acc = fmaf(w[u], pp[u * stride + d], acc);
-        ob[d] = acc * inv;
-    }
+    skv_combine(out, part, a.H, a.D, a.o_sb, units, w, scratch);
 }
 
 // ---- kernel launchers
 
-/* Splits per head: enough warps to fill the GPU (~16 per SM) without going under 32 keys per split at t_max. */
+/* Splits per head, sized for t_max (split_kv.cuh's rule). */
 static int step_units(const musae_attn_params *p, int64_t t_max, int sm_count) {
-    const int64_t heads = p->batch * p->heads > 0 ? p->batch * p->heads : 1;
-    const int64_t fill = CEIL_DIV((int64_t)(sm_count > 0 ? sm_count : 1) * 16, heads);
-    const int64_t by_keys = CEIL_DIV(t_max, (int64_t)SDEC_MIN_KEYS);
-    int64_t units = fill < by_keys ? fill : by_keys;
-    if (units < 1) units = 1;
-    units = CEIL_DIV(units, (int64_t)SDEC_WARPS) * SDEC_WARPS;
-    return (int)(units > SDEC_MAX_UNITS ? SDEC_MAX_UNITS : units);
+    return skv_units(p->batch * p->heads, t_max, sm_count);
 }
 
 size_t step_attention_workspace(const musae_attn_params *p, int64_t t_max, int sm_count) {
@@ -153,8 +73,8 @@ size_t step_attention_workspace(const musae_attn_params *p, int64_t t_max, int s
 template <int DMAX>
 static void step_attn_launch(float *out, const float *q, const float *k, const float *v, const sdec_args &a,
                              int64_t batch, int units, float *part, const int64_t *pos, cudaStream_t stream) {
-    dim3 grid1((unsigned)(units / SDEC_WARPS), (unsigned)a.H, (unsigned)batch);
-    step_attn_split_kernel<DMAX><<<grid1, SDEC_WARPS * WARP_SIZE, 0, stream>>>(part, q, k, v, a, pos);
+    dim3 grid1((unsigned)(units / SKV_WARPS), (unsigned)a.H, (unsigned)batch);
+    step_attn_split_kernel<DMAX><<<grid1, SKV_WARPS * WARP_SIZE, 0, stream>>>(part, q, k, v, a, pos);
     CUDA_LAUNCH_CHECK();
     dim3 grid2((unsigned)a.H, (unsigned)batch);
     step_attn_combine_kernel<<<grid2, 128, 0, stream>>>(out, part, a, units);
