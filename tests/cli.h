@@ -4,6 +4,7 @@
 #define MUSAE_TEST_CLI_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,6 +107,29 @@ static inline char *slurp(const char *rel) {
     return s;
 }
 
+/* Starts "<prefix> <args>" (prefix: bin() or mpi_prefix()) in g_dir in the background, stdout dropped, stderr
+ * into kill_err.txt, and waits up to wait_s seconds for g_dir/state to exist (a run's first saved state).
+ * Returns the run's pid: the caller signals it and collects it with wait_exit. */
+static inline pid_t start_and_wait_for(const char *prefix, const char *args, const char *state, double wait_s) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>kill_err.txt", g_dir, prefix, args);
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (double t = 0; t < wait_s && access(at(state), F_OK) != 0; t += 2e-4) usleep(200);
+    return pid;
+}
+
+/* Waits for a run started by start_and_wait_for; its exit status. */
+static inline int wait_exit(pid_t pid) {
+    int st;
+    waitpid(pid, &st, 0);
+    return exit_status(st);
+}
+
 /* Checks that the last run's stderr contains `what`. */
 static inline void err_has(const char *what) {
     char *e = slurp("err.txt");
@@ -152,6 +176,17 @@ static inline double json_number(const char *json, const char *key) {
     p += strlen(pat);
     while (*p == ' ' || *p == '\t') p++;
     return atof(p);
+}
+
+/* A number from the SAE checkpoint g_dir/dir/musae.json: a top-level field or one of final_metrics; NAN when
+ * missing. */
+static inline double ckpt_number(const char *dir, const char *key) {
+    char name[600];
+    snprintf(name, sizeof name, "%s/musae.json", dir);
+    char *j = slurp(name);
+    const double v = json_number(j, key);
+    free(j);
+    return v;
 }
 
 #endif /* MUSAE_TEST_CLI_H */

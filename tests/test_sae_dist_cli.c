@@ -17,9 +17,7 @@
  * run; the runs then part by about lr per step). The chance grows with rows × steps, so the comparisons run
  * 40 steps (AuxK made active early: 8× latents, k = 4, --dead-tokens 256); only the resume checks, which are bit-exact or
  * start from a shared state, run long enough to be interrupted. */
-#include <dirent.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
@@ -109,16 +107,6 @@ static void compare_metrics(const char *a, const char *b) {
     free(x), free(y);
 }
 
-/* A number from an SAE's musae.json: a top-level field or one of final_metrics; NAN when missing. */
-static double final_metric(const char *dir, const char *key) {
-    char name[600];
-    snprintf(name, sizeof name, "%s/musae.json", dir);
-    char *j = slurp(name);
-    const double v = json_number(j, key);
-    free(j);
-    return v;
-}
-
 /* Children of pid (the ranks under mpirun), from /proc. */
 static int children(pid_t pid, pid_t *out, int cap) {
     char path[128];
@@ -134,17 +122,7 @@ static int children(pid_t pid, pid_t *out, int cap) {
 /* Starts `mpirun -np 2 musae <args>`, waits for its first saved state in B/, then SIGKILLs both ranks
  * (kill_ranks: a node failure) or sends SIGTERM to the second rank only. Returns mpirun's exit status. */
 static int run_mpi_and_stop(const char *args, int kill_ranks) {
-    char cmd[4000], state[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>kill_err.txt", g_dir, mpi_prefix(), args);
-    snprintf(state, sizeof state, "%s/B/state/run.json", g_dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    struct stat sb;
-    for (int i = 0; i < 40000 && stat(state, &sb) != 0; i++) usleep(500);
+    const pid_t pid = start_and_wait_for(mpi_prefix(), args, "B/state/run.json", 20);
     pid_t ranks[8];
     int n = children(pid, ranks, 8);
     CHECK(n == 2, "found %d ranks under mpirun", n);
@@ -152,9 +130,7 @@ static int run_mpi_and_stop(const char *args, int kill_ranks) {
         for (int i = 0; i < n; i++) kill(ranks[i], SIGKILL);
     else if (n > 0)
         kill(ranks[n - 1], SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
-    return exit_status(st);
+    return wait_exit(pid);
 }
 
 static void test_modes(void) {
@@ -223,10 +199,10 @@ static void test_resume_latent(void) {
     err = slurp("err.txt");
     CHECK(strstr(err, "resuming 1 SAE(s) at step ") != NULL, "the one-process run resumed: %s", err);
     free(err);
-    double fa = final_metric("LL", "fvu"), fb = final_metric("B", "fvu");
+    double fa = ckpt_number("LL", "fvu"), fb = ckpt_number("B", "fvu");
     CHECK(fa > 0 && fabs(fb - fa) <= 0.05 * fa, "held-out FVU after the one-process resume %g vs %g", fb, fa);
-    CHECK(final_metric("LL", "recovered") == final_metric("B", "recovered"), "the same share of concepts recovered");
-    CHECK(final_metric("B", "tokens_seen") == 160000, "the resumed run trained to the end");
+    CHECK(ckpt_number("LL", "recovered") == ckpt_number("B", "recovered"), "the same share of concepts recovered");
+    CHECK(ckpt_number("B", "tokens_seen") == 160000, "the resumed run trained to the end");
 }
 
 int main(void) {

@@ -2,8 +2,6 @@
  * resumed ends bit-identical to an uninterrupted run; a grid equals separate runs with the same seed; bad
  * input gets clear errors. */
 #include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <math.h>
@@ -19,21 +17,9 @@
 
 /* Starts a training run in the background, waits for its first saved state, then sends sig. */
 static int run_and_signal(const char *args, int sig) {
-    char cmd[3000], state[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>kill_err.txt", g_dir, bin(), args);
-    snprintf(state, sizeof state, "%s/B/state/run.json", g_dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    struct stat sb;
-    for (int i = 0; i < 20000 && stat(state, &sb) != 0; i++) usleep(500);
+    const pid_t pid = start_and_wait_for(bin(), args, "B/state/run.json", 10);
     kill(pid, sig);
-    int st;
-    waitpid(pid, &st, 0);
-    return exit_status(st);
+    return wait_exit(pid);
 }
 
 static void test_resume(void) {

@@ -13,7 +13,6 @@
  * - with two GPUs and mpirun: --dist data --device cuda (NCCL) meets the quality rule.
  * Skips (77) without a usable GPU, with the reason. */
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
@@ -26,24 +25,15 @@
 #define TRAIN "train --acts p.h5 --layer 0 --k 16 --expansion 8 --tokens 3000000 --batch 2048 --warmup 100 " \
               "--dead-tokens 200000 --seed 1 --save-every 50"
 
-static double metric(const char *dir, const char *key) {
-    char name[600];
-    snprintf(name, sizeof name, "%s/musae.json", dir);
-    char *j = slurp(name);
-    const double v = json_number(j, key);
-    free(j);
-    return v;
-}
-
 /* dir's held-out FVU within 1% of the CPU run's (C), and >= 95% of C's recovered share. */
 static void quality(const char *dir) {
-    const double fc = metric("C", "fvu"), rc = metric("C", "recovered");
-    const double f = metric(dir, "fvu"), r = metric(dir, "recovered");
+    const double fc = ckpt_number("C", "fvu"), rc = ckpt_number("C", "recovered");
+    const double f = ckpt_number(dir, "fvu"), r = ckpt_number(dir, "recovered");
     printf("%-4s held-out FVU %.5f (CPU %.5f, %+.2f%%), recovered %.4f (CPU %.4f), tokens %.0f\n", dir, f, fc,
-           100 * (f - fc) / fc, r, rc, metric(dir, "tokens_seen"));
+           100 * (f - fc) / fc, r, rc, ckpt_number(dir, "tokens_seen"));
     CHECK(fc > 0 && f > 0 && fabs(f - fc) <= 0.01 * fc, "%s: held-out FVU %g within 1%% of the CPU's %g", dir, f, fc);
     CHECK(rc > 0 && r >= 0.95 * rc, "%s: recovered %g >= 95%% of the CPU's %g", dir, r, rc);
-    CHECK(metric(dir, "tokens_seen") == TOKENS, "%s trained to the end", dir);
+    CHECK(ckpt_number(dir, "tokens_seen") == TOKENS, "%s trained to the end", dir);
 }
 
 static void records(const char *dir, const char *device, const char *precision) {
@@ -60,21 +50,12 @@ static void records(const char *dir, const char *device, const char *precision) 
 /* Starts "musae <args> -o dir" in the background, waits for its first saved state, sends sig, and waits for the
  * run to end. Returns its exit status (128 + signal when killed). */
 static int run_and_signal(const char *args, const char *dir, int sig) {
-    char cmd[3000], state[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s -o %s >/dev/null 2>kill_err.txt", g_dir, bin(), args, dir);
-    snprintf(state, sizeof state, "%s/%s/state/run.json", g_dir, dir);
-    fflush(NULL);
-    const pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    struct stat sb;
-    for (int i = 0; i < 600000 && stat(state, &sb) != 0; i++) usleep(200); /* up to 2 minutes */
+    char full[3000], state[600];
+    snprintf(full, sizeof full, "%s -o %s", args, dir);
+    snprintf(state, sizeof state, "%s/state/run.json", dir);
+    const pid_t pid = start_and_wait_for(bin(), full, state, 120);
     kill(pid, sig);
-    int st;
-    waitpid(pid, &st, 0);
-    return exit_status(st);
+    return wait_exit(pid);
 }
 
 static void interrupted(const char *dir, int st) {
