@@ -147,10 +147,7 @@ static void layer_step(const mg_model *m, mg_step *s, int64_t l) {
         mg_linear(m, st->x, st->attn, w->ca_o, n, H, H, 1.0f);
     }
 
-    ops->layernorm(st->h, st->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
-    mg_linear(m, st->ff, st->h, w->fc1, rows, m->ffn, H, 0.0f);
-    ops->gelu(st->ff, st->ff, rows * m->ffn);
-    mg_linear(m, st->x, st->ff, w->fc2, rows, H, m->ffn, 1.0f);
+    mg_ffn(m, st, w, rows);
 }
 
 void mg_step_run(const mg_model *m, mg_step *s) {

@@ -477,10 +477,14 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
         mg_linear(m, s->x, s->attn, w->ca_o, trows, H, H, 1.0f);
     }
 
-    /* feed-forward */
-    ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
+    mg_ffn(m, s, w, rows);
+}
+
+void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t rows) {
+    const int64_t H = m->H;
+    m->ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
     mg_linear(m, s->ff, s->h, w->fc1, rows, m->ffn, H, 0.0f);
-    ops->gelu(s->ff, s->ff, rows * m->ffn);
+    m->ops->gelu(s->ff, s->ff, rows * m->ffn);
     mg_linear(m, s->x, s->ff, w->fc2, rows, H, m->ffn, 1.0f);
 }
 

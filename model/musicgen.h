@@ -171,6 +171,9 @@ void mg_state_clear_text(mg_state *s);
  * stops after the deepest hooked layer. */
 void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
                 int want_logits);
+/* A layer's feed-forward sublayer on the first `rows` rows of s->x: x += fc2(gelu(fc1(LN(x)))). mg_forward and
+ * the device step (model/mg_step.c) both run it, so the two stay the same ops. */
+void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t rows);
 /* Copies s->logits of the last call (t positions) to host out [batch, K, t, V] (the forward-dump layout). */
 void mg_logits_bktv(const mg_model *m, const mg_state *s, int64_t t, float *out);
 

@@ -202,6 +202,16 @@ void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n) {
     memset(t->p.b_enc, 0, sizeof(float) * (size_t)M);
 }
 
+void sae_trainer_update(sae_trainer *t) {
+    const sae_config *c = &t->cfg;
+    const int64_t d = c->d, Ml = t->Ml;
+    const sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
+    sae_cpu_adam(t->p.W_enc, t->g.W_enc, t->m.W_enc, t->v.W_enc, Ml * d, &h);
+    sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, Ml, &h);
+    sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
+    sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, Ml, d, &h);
+}
+
 void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats *out) {
     if (t->dist_mode != SAE_DIST_NONE) {
         sae_dist_step(t, x_raw, n, out);
@@ -250,11 +260,7 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
                      t->p.W_dec, d, M, t->g.W_enc, t->g.b_enc, t->g.W_dec, t->g.b_dec, t->scratch);
 
     double t3 = musae_now();
-    sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
-    sae_cpu_adam(t->p.W_enc, t->g.W_enc, t->m.W_enc, t->v.W_enc, M * d, &h);
-    sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, M, &h);
-    sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
-    sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, M, d, &h);
+    sae_trainer_update(t);
     double t4 = musae_now();
     t->seconds[0] += t1 - t0;
     t->seconds[1] += t2 - t1;

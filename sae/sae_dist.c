@@ -326,11 +326,7 @@ void sae_dist_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats
     double t3 = musae_now();
 
     /* 8 update */
-    sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
-    sae_cpu_adam(t->p.W_enc, t->g.W_enc, t->m.W_enc, t->v.W_enc, Ml * d, &h);
-    sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, Ml, &h);
-    sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
-    sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, Ml, d, &h);
+    sae_trainer_update(t);
     double t4 = musae_now();
     t->seconds[0] += t1 - t0;
     t->seconds[1] += t2 - t1;
