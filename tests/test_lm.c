@@ -21,6 +21,8 @@
 #include "model/sampling.h"
 #include "test.h"
 
+#include "st_test.h"
+
 #define TOL_HF 1e-4   /* vs HF (eager, fp32): different GEMM summation orders, 20-ish magnitudes */
 #define TOL_SELF 1e-5 /* our cached vs uncached paths: same math, other BLAS blockings */
 
@@ -28,27 +30,6 @@ static char g_path[1024];
 static const char *fixture(const char *rel) {
     snprintf(g_path, sizeof g_path, "%s/%s", test_fixtures(), rel);
     return g_path;
-}
-
-static void *golden(musae_st *st, const char *name, musae_dtype dt, int64_t *shape) {
-    int rank;
-    int64_t sh[8];
-    void *p = musae_st_load_any(st, name, dt, &rank, sh);
-    if (!p) {
-        fprintf(stderr, "golden tensor '%s' missing\n", name);
-        exit(1);
-    }
-    if (shape)
-        for (int i = 0; i < rank; i++) shape[i] = sh[i];
-    return p;
-}
-
-static void open_golden(musae_st *st, const char *rel) {
-    char err[1024];
-    if (musae_st_open(st, fixture(rel), err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
 }
 
 static double max_abs(const float *a, const float *b, int64_t n) { return test_max_abs_diff(a, b, (size_t)n); }
@@ -65,9 +46,9 @@ static mg_model g_m;
 
 static void test_delay(void) {
     musae_st st;
-    open_golden(&st, "golden/lm_forward_uncond.safetensors");
+    fixture_open(&st, "golden/lm_forward_uncond.safetensors");
     int64_t cs[3], ds[3];
-    int64_t *codes = golden(&st, "codes", MUSAE_I64, cs), *delayed = golden(&st, "delayed", MUSAE_I64, ds);
+    int64_t *codes = st_load_or_die(&st, "codes", MUSAE_I64, cs), *delayed = st_load_or_die(&st, "delayed", MUSAE_I64, ds);
     const int64_t B = cs[0], K = cs[1], F = cs[2];
     int64_t *mine = malloc(sizeof(int64_t) * (size_t)(B * K * (F + K))), *back = malloc(sizeof(int64_t) * (size_t)(B * K * F));
     mg_delay_codes(codes, B, K, F, 2048, mine);
@@ -129,20 +110,20 @@ typedef struct {
 
 static void load_fwd(fwd_golden *g, const char *rel, int text) {
     musae_st st;
-    open_golden(&st, rel);
+    fixture_open(&st, rel);
     int64_t sh[4];
-    g->codes = golden(&st, "codes", MUSAE_I64, sh);
+    g->codes = st_load_or_die(&st, "codes", MUSAE_I64, sh);
     g->B = sh[0], g->K = sh[1], g->F = sh[2], g->T = g->F + g->K;
-    g->delayed = golden(&st, "delayed", MUSAE_I64, NULL);
-    g->logits = golden(&st, "logits", MUSAE_F32, NULL);
-    g->hidden[0] = golden(&st, "hidden.0", MUSAE_F32, NULL);
-    g->hidden[1] = golden(&st, "hidden.1", MUSAE_F32, NULL);
+    g->delayed = st_load_or_die(&st, "delayed", MUSAE_I64, NULL);
+    g->logits = st_load_or_die(&st, "logits", MUSAE_F32, NULL);
+    g->hidden[0] = st_load_or_die(&st, "hidden.0", MUSAE_F32, NULL);
+    g->hidden[1] = st_load_or_die(&st, "hidden.1", MUSAE_F32, NULL);
     g->states = g->mask = NULL;
     g->S = 0;
     if (text) {
-        g->states = golden(&st, "text_states", MUSAE_F32, sh);
+        g->states = st_load_or_die(&st, "text_states", MUSAE_F32, sh);
         g->S = sh[1];
-        int64_t *m = golden(&st, "text_mask", MUSAE_I64, NULL);
+        int64_t *m = st_load_or_die(&st, "text_mask", MUSAE_I64, NULL);
         g->mask = malloc(sizeof(float) * (size_t)(g->B * g->S));
         mask_to_float(m, g->mask, g->B * g->S);
         free(m);
@@ -458,14 +439,14 @@ static double recompute_check(const int64_t *codes, int64_t B, const mg_delay_pl
 
 static void test_generate_golden(void) {
     musae_st st;
-    open_golden(&st, "golden/lm_generate.safetensors");
+    fixture_open(&st, "golden/lm_generate.safetensors");
     const int64_t B = 2, K = g_m.K, V = g_m.V;
     const int mnts[] = {3, 5, 6, 23};
     for (int i = 0; i < 4; i++) {
         char name[64];
         snprintf(name, sizeof name, "uncond.mnt%d.codes", mnts[i]);
         int64_t sh[3];
-        int64_t *want = golden(&st, name, MUSAE_I64, sh);
+        int64_t *want = st_load_or_die(&st, name, MUSAE_I64, sh);
         mg_delay_plan plan = mg_delay_plan_steps(K, mnts[i]);
         int64_t *got = calloc((size_t)(B * K * plan.frames), sizeof(int64_t));
         step_log log = {B, K, V, 0, NULL, 0, malloc(sizeof(float) * (size_t)(mnts[i] * B * K * V))};
@@ -478,9 +459,9 @@ static void test_generate_golden(void) {
         CHECK(d <= TOL_HF, "%s: cached step scores vs full recompute max abs %.3g", name, d);
         free(log.all), free(got), free(want);
     }
-    float *states = golden(&st, "text.text_states", MUSAE_F32, NULL);
+    float *states = st_load_or_die(&st, "text.text_states", MUSAE_F32, NULL);
     int64_t msh[2];
-    int64_t *mask64 = golden(&st, "text.text_mask", MUSAE_I64, msh);
+    int64_t *mask64 = st_load_or_die(&st, "text.text_mask", MUSAE_I64, msh);
     float *mask = malloc(sizeof(float) * (size_t)(msh[0] * msh[1]));
     mask_to_float(mask64, mask, msh[0] * msh[1]);
     mg_text text = {states, mask, msh[1]};
@@ -490,9 +471,9 @@ static void test_generate_golden(void) {
         char name[64];
         snprintf(name, sizeof name, "%s.codes", cases[c]);
         int64_t sh[4];
-        int64_t *want = golden(&st, name, MUSAE_I64, sh);
+        int64_t *want = st_load_or_die(&st, name, MUSAE_I64, sh);
         snprintf(name, sizeof name, "%s.step_logits", cases[c]);
-        float *want_sc = golden(&st, name, MUSAE_F32, NULL);
+        float *want_sc = st_load_or_die(&st, name, MUSAE_F32, NULL);
         mg_delay_plan plan = mg_delay_plan_frames(K, sh[2]);
         int64_t *got = calloc((size_t)(B * K * sh[2]), sizeof(int64_t));
         step_log log = {B, K, V, 3, malloc(sizeof(float) * (size_t)(3 * B * K * V)), 0,
@@ -524,7 +505,7 @@ static void test_generate_golden(void) {
             {.kind = MG_HOOK_ADD, .layer = 0, .branch = MG_BRANCH_BOTH, .pos_end = MG_POS_END, .vec = zero, .scale = 1},
             {.kind = MG_HOOK_READ, .layer = 1, .branch = MG_BRANCH_COND, .pos_end = MG_POS_END, .dst = cap, .dst_t = L},
         };
-        int64_t *want = golden(&st, "text_cfg3.codes", MUSAE_I64, NULL);
+        int64_t *want = st_load_or_die(&st, "text_cfg3.codes", MUSAE_I64, NULL);
         int64_t *got = calloc((size_t)(B * K * 20), sizeof(int64_t));
         mg_gen_params p = greedy_params(plan.steps, 3.0f);
         mg_generate(&g_m, B, &text, &p, hk, 2, NULL, NULL, got);

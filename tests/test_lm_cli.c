@@ -10,6 +10,7 @@
 #include "test.h"
 
 #include "cli.h"
+#include "st_test.h"
 
 /* A fixture path; valid until the 16th call after it (callers keep at most a few alive). */
 static const char *fx(const char *rel) {
@@ -23,26 +24,6 @@ static const char *fx(const char *rel) {
 #define FIXTURE(var, rel)                                                                                  \
     char var[1024];                                                                                        \
     snprintf(var, sizeof var, "%s/%s", test_fixtures(), rel)
-
-static void open_st(musae_st *st, const char *path) {
-    char err[1024];
-    if (musae_st_open(st, path, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
-}
-
-static void *load(musae_st *st, const char *name, musae_dtype dt, int64_t *shape) {
-    int rank;
-    int64_t sh[8];
-    void *p = musae_st_load_any(st, name, dt, &rank, sh);
-    if (!p) {
-        fprintf(stderr, "tensor '%s' missing\n", name);
-        exit(1);
-    }
-    if (shape) memcpy(shape, sh, sizeof(int64_t) * (size_t)rank);
-    return p;
-}
 
 static void save(musae_st_writer *w, const char *rel) {
     char p[2048], err[1024];
@@ -75,7 +56,7 @@ static void make_model(const char *name, const mutation *mu) {
         exit(1);
     }
     musae_st st;
-    open_st(&st, fx("tiny-musicgen"));
+    st_open_or_die(&st, fx("tiny-musicgen"));
     musae_st_writer *w = musae_st_writer_new();
     for (int i = 0; i < st.n_tensors; i++) {
         const musae_st_tensor *t = &st.tensors[i];
@@ -110,10 +91,10 @@ static double diff_vs(const char *out_rel, const char *golden, const char *name,
     char p[2048];
     snprintf(p, sizeof p, "%s/%s", g_dir, out_rel);
     musae_st a, b;
-    open_st(&a, p);
-    open_st(&b, fx(golden));
+    st_open_or_die(&a, p);
+    st_open_or_die(&b, fx(golden));
     int64_t sa[8] = {0}, sb[8] = {0};
-    float *x = load(&a, name, MUSAE_F32, sa), *y = load(&b, golden_name ? golden_name : name, MUSAE_F32, sb);
+    float *x = st_load_or_die(&a, name, MUSAE_F32, sa), *y = st_load_or_die(&b, golden_name ? golden_name : name, MUSAE_F32, sb);
     const int64_t n = musae_st_numel(musae_st_find(&a, name));
     double d = memcmp(sa, sb, sizeof sa) ? INFINITY : test_max_abs_diff(x, y, (size_t)n);
     free(x), free(y);
@@ -125,10 +106,10 @@ static int same_codes(const char *out_rel, const char *golden, const char *golde
     char p[2048];
     snprintf(p, sizeof p, "%s/%s", g_dir, out_rel);
     musae_st a, b;
-    open_st(&a, p);
-    open_st(&b, fx(golden));
+    st_open_or_die(&a, p);
+    st_open_or_die(&b, fx(golden));
     int64_t sa[3] = {0}, sb[3] = {0};
-    int64_t *x = load(&a, "codes", MUSAE_I64, sa), *y = load(&b, golden_name, MUSAE_I64, sb);
+    int64_t *x = st_load_or_die(&a, "codes", MUSAE_I64, sa), *y = st_load_or_die(&b, golden_name, MUSAE_I64, sb);
     int same = !memcmp(sa, sb, sizeof sa) && !memcmp(x, y, sizeof(int64_t) * (size_t)(sa[0] * sa[1] * sa[2]));
     free(x), free(y);
     musae_st_close(&a), musae_st_close(&b);
@@ -163,7 +144,7 @@ static void test_forward_verb(void) {
     char p[2048];
     snprintf(p, sizeof p, "%s/dump_u.safetensors", g_dir);
     musae_st st;
-    open_st(&st, p);
+    st_open_or_die(&st, p);
     CHECK(!musae_st_find(&st, "logits") && !musae_st_find(&st, "hidden.0"), "only what was asked is dumped");
     musae_st_close(&st);
     CHECK(run("forward --help") == 0, "forward --help");
@@ -184,10 +165,10 @@ static void test_generate_verb(void) {
     CHECK(same_codes("g_3.safetensors", "golden/lm_generate.safetensors", "uncond.mnt6.codes"), "3 frames == HF mnt 6");
     /* the text-states file as ARCHITECTURE.md specifies it, from the golden's precomputed states */
     musae_st st;
-    open_st(&st, fx("golden/lm_generate.safetensors"));
+    st_open_or_die(&st, fx("golden/lm_generate.safetensors"));
     int64_t ss[3], ms[2];
-    float *states = load(&st, "text.text_states", MUSAE_F32, ss);
-    int64_t *mask = load(&st, "text.text_mask", MUSAE_I64, ms);
+    float *states = st_load_or_die(&st, "text.text_states", MUSAE_F32, ss);
+    int64_t *mask = st_load_or_die(&st, "text.text_mask", MUSAE_I64, ms);
     musae_st_close(&st);
     musae_st_writer *w = musae_st_writer_new();
     musae_st_writer_add(w, "text_states", MUSAE_F32, 3, ss, states);
@@ -220,8 +201,8 @@ static void test_generate_verb(void) {
     char p5[2048], p6[2048];
     snprintf(p5, sizeof p5, "%s/s5a.safetensors", g_dir);
     snprintf(p6, sizeof p6, "%s/s6.safetensors", g_dir);
-    open_st(&s5, p5), open_st(&s6, p6);
-    int64_t *c5 = load(&s5, "codes", MUSAE_I64, NULL), *c6 = load(&s6, "codes", MUSAE_I64, NULL);
+    st_open_or_die(&s5, p5), st_open_or_die(&s6, p6);
+    int64_t *c5 = st_load_or_die(&s5, "codes", MUSAE_I64, NULL), *c6 = st_load_or_die(&s6, "codes", MUSAE_I64, NULL);
     CHECK(memcmp(c5, c6, sizeof(int64_t) * 2 * 4 * 30) != 0, "another seed, other codes");
     CHECK(!strcmp(musae_st_meta(&s5, "seed"), "5") && !strcmp(musae_st_meta(&s5, "top_k"), "50"),
           "the codes file records the sampling settings");

@@ -28,10 +28,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "host/core/check.h"
 #include "host/core/dtype.h"
+#include "host/core/log.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "kernels/cuda/cuda_device.h"
@@ -43,38 +43,12 @@
 #include "model/text_cond.h"
 #include "test.h"
 
+#include "st_test.h"
+
 static const musae_ops *g_ref, *g_dev; /* the CPU reference, the table under test */
 static int g_same;                      /* the device is the CPU table */
 static char g_model[1024];
 static int64_t g_audio_samples = 32123; /* the whole chirp_odd golden */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void *must(musae_st *st, const char *name, musae_dtype dt, int64_t *shape) {
-    int rank;
-    int64_t sh[8];
-    void *p = musae_st_load_any(st, name, dt, &rank, sh);
-    if (!p) {
-        fprintf(stderr, "tensor '%s' missing\n", name);
-        exit(1);
-    }
-    if (shape)
-        for (int i = 0; i < rank; i++) shape[i] = sh[i];
-    return p;
-}
-
-static void open_fx(musae_st *st, const char *rel) {
-    char path[2048], err[1024];
-    snprintf(path, sizeof path, "%s/%s", test_fixtures(), rel);
-    if (musae_st_open(st, path, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
-}
 
 /* Every |got - ref| <= bound[i] (scale[i]·coef); prints the worst error and the worst ratio. */
 static void check_rule(const char *what, const float *got, const float *ref, const float *scale, int64_t n,
@@ -120,15 +94,15 @@ typedef struct {
 
 static void load_case(tf_case *c, const char *rel, int text) {
     musae_st st;
-    open_fx(&st, rel);
+    fixture_open(&st, rel);
     int64_t sh[4];
-    c->delayed = must(&st, "delayed", MUSAE_I64, sh);
+    c->delayed = st_load_or_die(&st, "delayed", MUSAE_I64, sh);
     c->B = sh[0], c->K = sh[1], c->T = sh[2];
     c->states = NULL, c->mask = NULL, c->S = 0;
     if (text) {
-        c->states = must(&st, "text_states", MUSAE_F32, sh);
+        c->states = st_load_or_die(&st, "text_states", MUSAE_F32, sh);
         c->S = sh[1];
-        int64_t *m = must(&st, "text_mask", MUSAE_I64, NULL);
+        int64_t *m = st_load_or_die(&st, "text_mask", MUSAE_I64, NULL);
         c->mask = musae_xmalloc((size_t)(c->B * c->S) * sizeof(float));
         for (int64_t i = 0; i < c->B * c->S; i++) c->mask[i] = (float)m[i];
         free(m);
@@ -233,7 +207,7 @@ static void round_model_to_bf16(mg_model *m) {
 }
 
 static void test_teacher_forced(const char *rel, int text) {
-    double t0 = now();
+    double t0 = musae_now();
     tf_case c;
     load_case(&c, rel, text);
     mg_model r, d, db, rr;
@@ -297,7 +271,7 @@ static void test_teacher_forced(const char *rel, int text) {
     free(lr), free(ld), free(lb), free(lrr), free(scale);
     mg_free(&r), mg_free(&d), mg_free(&db), mg_free(&rr);
     free_case(&c);
-    printf("  (%.1f s)\n", now() - t0);
+    printf("  (%.1f s)\n", musae_now() - t0);
 }
 
 static int64_t *generate(const mg_model *m, int64_t B, const mg_text *text, int64_t steps, float guidance,
@@ -311,17 +285,17 @@ static int64_t *generate(const mg_model *m, int64_t B, const mg_text *text, int6
 }
 
 static void test_generate(void) {
-    double t0 = now();
+    double t0 = musae_now();
     musae_st st;
-    open_fx(&st, "golden/lm_generate.safetensors");
+    fixture_open(&st, "golden/lm_generate.safetensors");
     mg_model r, d, db;
     mg_load(&r, g_model, g_ref, MUSAE_PREC_FP32);
     mg_load(&d, g_model, g_dev, MUSAE_PREC_FP32);
     mg_load(&db, g_model, g_dev, MUSAE_PREC_BF16);
     const int64_t B = 2, K = r.K;
-    float *states = must(&st, "text.text_states", MUSAE_F32, NULL);
+    float *states = st_load_or_die(&st, "text.text_states", MUSAE_F32, NULL);
     int64_t msh[2];
-    int64_t *mask64 = must(&st, "text.text_mask", MUSAE_I64, msh);
+    int64_t *mask64 = st_load_or_die(&st, "text.text_mask", MUSAE_I64, msh);
     float *mask = musae_xmalloc((size_t)(msh[0] * msh[1]) * sizeof(float));
     for (int64_t i = 0; i < msh[0] * msh[1]; i++) mask[i] = (float)mask64[i];
     const mg_text text = {states, mask, msh[1]};
@@ -333,7 +307,7 @@ static void test_generate(void) {
     printf("greedy generation, batch 2:\n");
     for (int i = 0; i < 2; i++) {
         int64_t sh[3];
-        int64_t *want = must(&st, cases[i].golden, MUSAE_I64, sh);
+        int64_t *want = st_load_or_die(&st, cases[i].golden, MUSAE_I64, sh);
         const int64_t steps = mg_delay_plan_frames(K, sh[2]).steps, n = B * K * sh[2];
         int64_t Fr, Fd, Fb;
         int64_t *cr = generate(&r, B, cases[i].text, steps, cases[i].guidance, &Fr);
@@ -355,13 +329,13 @@ static void test_generate(void) {
     free(states), free(mask64), free(mask);
     mg_free(&r), mg_free(&d), mg_free(&db);
     musae_st_close(&st);
-    printf("  (%.1f s)\n", now() - t0);
+    printf("  (%.1f s)\n", musae_now() - t0);
 }
 
 /* ---- T5 ----------------------------------------------------------------------------------------------------- */
 
 static void test_t5(void) {
-    double t0 = now();
+    double t0 = musae_now();
     char err[1024];
     musae_model_config cfg;
     if (musae_config_load(&cfg, g_model, err, sizeof err)) {
@@ -399,20 +373,20 @@ static void test_t5(void) {
     musae_text_states_free(&sr), musae_text_states_free(&sd);
     musae_text_cond_free(&tr), musae_text_cond_free(&td);
     musae_st_close(&st);
-    printf("  (%.1f s)\n", now() - t0);
+    printf("  (%.1f s)\n", musae_now() - t0);
 }
 
 /* ---- EnCodec -------------------------------------------------------------------------------------------------- */
 
 static void test_encodec(void) {
-    double t0 = now();
+    double t0 = musae_now();
     musae_st g;
-    open_fx(&g, "golden/encodec.safetensors");
+    fixture_open(&g, "golden/encodec.safetensors");
     int64_t sh[3];
-    float *audio = must(&g, "audio.chirp_odd", MUSAE_F32, sh);
+    float *audio = st_load_or_die(&g, "audio.chirp_odd", MUSAE_F32, sh);
     const int64_t n = g_audio_samples < sh[2] ? g_audio_samples : sh[2];
     int64_t csh[3];
-    int64_t *rnd = must(&g, "codes_random", MUSAE_I64, csh);
+    int64_t *rnd = st_load_or_die(&g, "codes_random", MUSAE_I64, csh);
     musae_st_close(&g);
     encodec er, ed;
     encodec_load(&er, g_model, g_ref);
@@ -455,7 +429,7 @@ static void test_encodec(void) {
         check_rule("decoded audio (codes_random) vs CPU", ad, ar, ps, ns, kmax * 0x1p-24 * (n_layers + 1));
     free(ps), free(ar), free(ad), free(audio), free(rnd);
     encodec_free(&er), encodec_free(&ed);
-    printf("  (%.1f s)\n", now() - t0);
+    printf("  (%.1f s)\n", musae_now() - t0);
 }
 
 int main(int argc, char **argv) {
@@ -481,12 +455,12 @@ int main(int argc, char **argv) {
     g_same = g_dev == g_ref;
     snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
     printf("device table: %s (reference: %s)\n", g_dev->name, g_ref->name);
-    const double t0 = now();
+    const double t0 = musae_now();
     test_teacher_forced("golden/lm_forward_uncond.safetensors", 0);
     test_teacher_forced("golden/lm_forward_text.safetensors", 1);
     test_generate();
     test_t5();
     test_encodec();
-    printf("total %.1f s\n", now() - t0);
+    printf("total %.1f s\n", musae_now() - t0);
     TEST_END();
 }
