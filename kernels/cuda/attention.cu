@@ -191,12 +191,7 @@ static __global__ void __launch_bounds__(SKV_WARPS * WARP_SIZE)
     const float *brow = a.bias ? a.bias + h * a.TQ * a.bias_tk : nullptr; /* query row 0 of head h */
 
     float qv[C], o[C];
-#pragma unroll
-    for (int c = 0; c < C; c++) {
-        const int d = lane + WARP_SIZE * c;
-        qv[c] = d < a.D ? q[b * a.q_sb + h * a.D + d] : 0.0f;
-        o[c] = 0.0f;
-    }
+    skv_start<C>(qv, o, q + b * a.q_sb + h * a.D, a.D, lane);
     float m = -INFINITY, l = 0.0f;
     for (int64_t jb = j0; jb < j1; jb += SKV_G) {
         float s[SKV_G];

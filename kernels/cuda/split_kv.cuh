@@ -18,6 +18,17 @@
 #define SKV_MAX_UNITS 1024
 #define SKV_MIN_KEYS 32   /* automatic splitting keeps at least this many keys per unit */
 
+/* The warp's start: qv = this lane's dims of the query row qr (0 past D), the accumulator o = 0. */
+template <int C>
+static __device__ __forceinline__ void skv_start(float (&qv)[C], float (&o)[C], const float *qr, int64_t D, int lane) {
+#pragma unroll
+    for (int c = 0; c < C; c++) {
+        const int d = lane + WARP_SIZE * c;
+        qv[c] = d < D ? qr[d] : 0.0f;
+        o[c] = 0.0f;
+    }
+}
+
 /* s[g] = <q, k_{jb+g}> for the keys jb + g < j1 (0 past them), reduced across the warp. Rows of kb are k_st
  * floats apart. The 8 row loads are independent, so they are in flight together. */
 template <int C>
