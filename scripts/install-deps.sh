@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev              # CPU GEMMs
-  libhdf5-dev hdf5-tools       # activation store (+ h5dump for inspection)
+  libhdf5-dev hdf5-tools       # activation store (+ h5dump: inspection, test_store, test_capture)
   libsndfile1-dev libsoxr-dev  # audio in/out, resampling
   libcjson-dev                 # safetensors headers, config.json, metrics
   libfftw3-dev libaubio-dev libebur128-dev   # DSP descriptors

@@ -11,6 +11,7 @@
 #include "host/io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/encodec.h"
+#include "st_test.h"
 #include "test.h"
 
 static musae_st g_gold;
@@ -410,10 +411,10 @@ static void test_extra_configs(void) {
 
 int main(void) {
     musae_log_set_level(MUSAE_LOG_WARN);
-    char model_dir[512], gold[512], err[512];
+    char model_dir[512], gold[512];
     snprintf(model_dir, sizeof model_dir, "%s/tiny-musicgen", test_fixtures());
     snprintf(gold, sizeof gold, "%s/golden/encodec.safetensors", test_fixtures());
-    if (musae_st_open(&g_gold, gold, err, sizeof err)) TEST_SKIP("no golden file: %s", err);
+    st_open_or_die(&g_gold, gold); /* a committed golden: missing = failure */
     encodec m;
     encodec_load(&m, model_dir, musae_ops_cpu());
     CHECK(m.hop == 640 && m.n_q == 4 && m.codebook_size == 2048 && m.dim == 16, "tiny codec shape");
