@@ -78,12 +78,15 @@ static inline const char *at(const char *rel) {
     return buf[i];
 }
 
-/* Makes g_dir = test_tmp()/<name>_<pid>, empty; the test is skipped when it cannot be made. */
+/* Makes g_dir = test_tmp()/<name>_<pid>, empty; the test fails (exit 1) when it cannot be made. */
 static inline void scratch_open(const char *name) {
     snprintf(g_dir, sizeof g_dir, "%s/%s_%d", test_tmp(), name, (int)getpid());
     char cmd[2200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", g_dir, g_dir);
-    if (system(cmd)) TEST_SKIP("cannot create %s", g_dir);
+    if (system(cmd)) {
+        fprintf(stderr, "FAIL: setup: cannot create %s\n", g_dir);
+        exit(1);
+    }
 }
 
 /* Removes g_dir when every check passed; a failed test's files stay there to be looked at. */
@@ -105,6 +108,15 @@ static inline char *slurp(const char *rel) {
     s[fread(s, 1, (size_t)n, f)] = 0;
     fclose(f);
     return s;
+}
+
+/* A setup step that is itself musae (synth_acts making the stores, ...) failed: the test FAILS (exit 1) with the
+ * step's stderr and keeps g_dir, rather than skipping, so a broken verb cannot hide behind a skip. */
+static inline void setup_failed(const char *what) {
+    char *e = slurp("err.txt");
+    fprintf(stderr, "FAIL: setup: %s\n%s\nthe test's files are kept in %s\n", what, e, g_dir);
+    free(e);
+    exit(1);
 }
 
 /* Starts "<prefix> <args>" (prefix: bin() or mpi_prefix()) in g_dir in the background, stdout dropped, stderr

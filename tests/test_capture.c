@@ -294,7 +294,7 @@ static void test_captions(void) {
     CHECK(run("capture --model %s --audio list_a.txt --captions --layers 1 --clip-seconds 1 --dtype f32 -o "
               "cap_a.h5", g_model) == 0, "capture --captions, one file");
     check_against_forward("cap_a.h5", "text.safetensors", 0);
-    CHECK(run("capture --model %s --audio data --captions --layers 1 --clip-seconds 1 -o x.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio data --captions --layers 1 --clip-seconds 1 -o x.h5", g_model) == 1,
           "--captions on a folder is refused");
     err_has("--captions needs a list file");
 }
@@ -367,7 +367,7 @@ static void test_kill_resume(void) {
         last = in->n_clips;
         musae_store_close(k);
         if (round == 0) {
-            CHECK(sh("command -v h5dump >/dev/null || exit 0; h5dump -H killed.h5 >/dev/null") == 0,
+            CHECK(sh("h5dump -H killed.h5 >/dev/null") == 0,
                   "h5dump reads the killed store");
         }
     }
@@ -471,7 +471,7 @@ static void test_spliced(void) {
           (json_num(o, "ce_zero") > json_num(o, "ce_clean") ? fabs(lr - 1.0) < 1e-4 : isnan(lr)),
           "audio clips: identity changes nothing: %s", o);
     free(o);
-    CHECK(run("evaluate --sae sae_id --model %s --codes g.safetensors", g_model) != 0, "a sparsify SAE needs --layer");
+    CHECK(run("evaluate --sae sae_id --model %s --codes g.safetensors", g_model) == 1, "a sparsify SAE needs --layer");
     err_has("give --layer");
 }
 
@@ -514,9 +514,10 @@ static void test_generate_capture(void) {
         musae_store_close(s);
     }
     musae_st_close(&st);
-    CHECK(run("generate --model %s --frames 30 --codes-out g3.safetensors --acts g3.h5", g_model) != 0,
+    CHECK(run("generate --model %s --frames 30 --codes-out g3.safetensors --acts g3.h5", g_model) == 1,
           "--acts without --capture-layers");
-    CHECK(run("generate --model %s --frames 30 --codes-out g3.safetensors --capture-layers 5 --acts g3.h5", g_model) != 0,
+    err_has("--capture-layers and --acts go together");
+    CHECK(run("generate --model %s --frames 30 --codes-out g3.safetensors --capture-layers 5 --acts g3.h5", g_model) == 1,
           "a layer the model lacks");
     err_has("layer 5 does not exist");
 }
@@ -525,14 +526,14 @@ static void test_generate_capture(void) {
 
 static void test_bad_input(void) {
     sh("mkdir -p empty/deeper && echo x > empty/notes.txt");
-    CHECK(run("capture --model %s --audio empty --layers 1 -o e.h5", g_model) != 0, "a folder without audio");
+    CHECK(run("capture --model %s --audio empty --layers 1 -o e.h5", g_model) == 1, "a folder without audio");
     err_has("no audio files in 2 folder(s)");
-    CHECK(run("capture --model %s --audio nowhere --layers 1 -o e.h5", g_model) != 0, "a missing source");
+    CHECK(run("capture --model %s --audio nowhere --layers 1 -o e.h5", g_model) == 1, "a missing source");
     err_has("nowhere: No such file");
     FILE *f = fopen(at("dup.txt"), "w");
     fprintf(f, "data/a.wav\n%s/data/a.wav\ndata/a.wav\tagain\n", ".");
     fclose(f);
-    CHECK(run("capture --model %s --audio dup.txt --layers 1 -o e.h5", g_model) != 0, "a list naming a file twice");
+    CHECK(run("capture --model %s --audio dup.txt --layers 1 -o e.h5", g_model) == 1, "a list naming a file twice");
     err_has("dup.txt:2: './data/a.wav' is listed again (first on line 1)");
     /* unreadable and too short files are skipped with the reason; the rest is captured */
     sh("mkdir -p mixed && cp data/a.wav mixed/ && echo garbage > mixed/bad.wav && : > mixed/empty.flac");
@@ -544,36 +545,38 @@ static void test_bad_input(void) {
     err_has("mixed/short.wav: too short: 0.30 s");
     err_has("mixed/empty.flac");
     sh("mkdir -p allbad && cp mixed/bad.wav mixed/short.wav allbad/");
-    CHECK(run("capture --model %s --audio allbad --layers 1 --clip-seconds 1 -o allbad.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio allbad --layers 1 --clip-seconds 1 -o allbad.h5", g_model) == 1,
           "a dataset where every file is skipped fails");
     err_has("nothing to capture, all 2 file(s) were skipped");
     err_has("allbad/short.wav: too short");
     CHECK(access(at("allbad.h5"), F_OK) != 0, "and leaves no empty store");
     /* a store written with other settings is refused, with the reason */
-    CHECK(run("capture --model %s --audio mixed --layers 0,1 --clip-seconds 1 -o mixed.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio mixed --layers 0,1 --clip-seconds 1 -o mixed.h5", g_model) == 1,
           "other layers");
     err_has("holds layers 1; this run asks for 0,1");
-    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 2 -o mixed.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 2 -o mixed.h5", g_model) == 1,
           "other clip length");
     err_has("was cut into 1 s clips; this run asks for 2 s");
-    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 1 --dtype f32 -o mixed.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 1 --dtype f32 -o mixed.h5", g_model) == 1,
           "other dtype");
     err_has("holds f16 rows");
     sh("mkdir -p other && cp -r %s other/ && echo ' ' >> other/tiny-musicgen/config.json", g_model);
-    CHECK(run("capture --model other/tiny-musicgen --audio mixed --layers 1 --clip-seconds 1 -o mixed.h5") != 0,
+    CHECK(run("capture --model other/tiny-musicgen --audio mixed --layers 1 --clip-seconds 1 -o mixed.h5") == 1,
           "another model");
     err_has("holds activations of model 'tiny-musicgen:");
     err_has("refusing to mix models");
-    CHECK(run("capture --model %s --audio mixed --layers 5 -o z.h5", g_model) != 0, "a layer out of range");
+    CHECK(run("capture --model %s --audio mixed --layers 5 -o z.h5", g_model) == 1, "a layer out of range");
     err_has("layer 5 does not exist");
-    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 0.03 -o z.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 0.03 -o z.h5", g_model) == 1,
           "a clip length that is not whole frames");
     err_has("not a whole number of frames");
-    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 100 -o z.h5", g_model) != 0,
+    CHECK(run("capture --model %s --audio mixed --layers 1 --clip-seconds 100 -o z.h5", g_model) == 1,
           "clips longer than the model's positions");
     err_has("decoder positions");
-    CHECK(run("capture --model %s --audio mixed --layers 1,1 -o z.h5", g_model) != 0, "a layer twice");
-    CHECK(run("capture --audio mixed --layers 1 -o z.h5") != 0, "--model missing");
+    CHECK(run("capture --model %s --audio mixed --layers 1,1 -o z.h5", g_model) == 1, "a layer twice");
+    err_has("--layers: layer 1 given twice");
+    CHECK(run("capture --audio mixed --layers 1 -o z.h5") == 1, "--model missing");
+    err_has("--model, --audio, --layers and -o are required");
 }
 
 int main(void) {

@@ -183,7 +183,8 @@ static void test_resume_latent(void) {
     int st = run_mpi_and_stop(LONG " --dist latent -o B", 1);
     CHECK(st != 0, "the killed run failed (status %d)", st);
     CHECK(dir_has("B/state/run.json") && !dir_has("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
-    CHECK(run_mpi(LONG " --dist latent -o B") != 0, "restarting without --resume is refused");
+    CHECK(run_mpi(LONG " --dist latent -o B") == 1, "restarting without --resume is refused");
+    err_has("B holds an unfinished run (state/run.json); pass --resume to continue it");
     CHECK(run_mpi(LONG " --dist latent -o B --resume") == 0, "latent resume after SIGKILL");
     CHECK(same_bytes("LL/sae.safetensors", "B/sae.safetensors"), "killed + resumed latent weights are bit-identical");
     compare_metrics("LL/metrics.jsonl", "B/metrics.jsonl");
@@ -210,7 +211,7 @@ int main(void) {
     setenv("OMP_NUM_THREADS", "1", 0); /* two ranks on CI's two cores */
     scratch_open("test_sae_dist_cli");
     if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1"))
-        TEST_SKIP("cannot make the synthetic store");
+        setup_failed("cannot make the synthetic store");
     if (run_mpi("--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
     test_modes();
     test_grid_and_batch_topk();

@@ -36,7 +36,8 @@ static void test_resume(void) {
     int st = run_and_signal(RESUMABLE " -o B", SIGKILL);
     CHECK(st == 128 + SIGKILL, "the run was killed mid-run (status %d)", st);
     CHECK(dir_has("B/state/run.json") && !dir_has("B/sae.safetensors"), "a killed run leaves its state, no checkpoint");
-    CHECK(run(RESUMABLE " -o B") != 0, "restarting without --resume is refused");
+    CHECK(run(RESUMABLE " -o B") == 1, "restarting without --resume is refused");
+    err_has("B holds an unfinished run (state/run.json); pass --resume to continue it");
     CHECK(run(RESUMABLE " -o B --resume") == 0, "resume");
     CHECK(same_bytes("A/sae.safetensors", "B/sae.safetensors"), "killed + resumed weights are bit-identical");
     char *ma = slurp("A/metrics.jsonl"), *mb = slurp("B/metrics.jsonl");
@@ -48,10 +49,11 @@ static void test_resume(void) {
     sh("rm -rf B");
     st = run_and_signal(RESUMABLE " -o B", SIGTERM);
     CHECK(st == 130, "SIGTERM saves the state and exits 130 (got %d)", st);
+    CHECK(run(RESUMABLE " --batch 128 -o B --resume") == 1,
+          "resuming with other flags is refused");
+    err_has("B: the run being resumed had other data settings");
     CHECK(run(RESUMABLE " -o B --resume") == 0, "resume after SIGTERM");
     CHECK(same_bytes("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
-    CHECK(run(RESUMABLE " --batch 128 -o B --resume") != 0,
-          "resuming with other flags is refused");
 }
 
 static void test_grid(void) {
@@ -83,7 +85,7 @@ static void test_bad_input(void) {
     char *err;
 #define EXPECT_ERR(needle, ...)                                                                            \
     do {                                                                                                   \
-        CHECK(run(__VA_ARGS__) != 0, "should fail: %s", #__VA_ARGS__);                                     \
+        CHECK(run(__VA_ARGS__) == 1, "should be refused (exit 1): %s", #__VA_ARGS__);                      \
         err = slurp("err.txt");                                                                            \
         CHECK(strstr(err, needle) != NULL, "error '%s' should mention '%s'", err, needle);                 \
         free(err);                                                                                         \
@@ -124,7 +126,7 @@ int main(void) {
         run("synth_acts -o nan.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --nan-rows 3") ||
         run("synth_acts -o other.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --model other/model") ||
         sh("head -c 200000 s.h5 > cut.h5"))
-        TEST_SKIP("cannot make the synthetic stores");
+        setup_failed("cannot make the synthetic stores");
     test_resume();
     test_grid();
     test_batch_topk();

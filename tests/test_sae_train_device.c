@@ -49,10 +49,10 @@ static void test_cpu_and_auto(void) {
     same_run("H");
 }
 
-/* The run fails, writes nothing, and its message holds `what`. */
+/* The run is refused (exit 1), writes nothing, and its message holds `what`. */
 static void refused(const char *what, const char *args) {
     sh("rm -rf X");
-    CHECK(run(TRAIN " %s -o X", args) != 0, "refused: %s", args);
+    CHECK(run(TRAIN " %s -o X", args) == 1, "refused: %s", args);
     err_has(what);
     CHECK(!dir_has("X"), "nothing written for %s", args);
 }
@@ -69,7 +69,7 @@ static void test_refusals(void) {
     refused("--precision: expected f32 or bf16, got 'bf16x'", "--device cpu --precision bf16x");
     refused("--precision: expected f32 or bf16, got ''", "--precision ''");
     refused("--precision bf16: the CPU trainer is f32 only", "--device cpu --precision bf16");
-    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 -o X --precision") != 0, "--precision without a value");
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 -o X --precision") == 1, "--precision without a value");
     err_has("--precision needs a value");
     CHECK(run("train --help") == 0, "train --help");
     char *h = slurp("out.txt");
@@ -84,10 +84,10 @@ static void test_dist(void) {
         return;
     }
     sh("rm -rf X");
-    CHECK(run_mpi(TRAIN " --dist latent --device cuda -o X") != 0, "--dist latent --device cuda is refused");
+    CHECK(run_mpi(TRAIN " --dist latent --device cuda -o X") == 1, "--dist latent --device cuda is refused");
     err_has("latent-sharded training (--dist latent) is not built on the GPU: use --dist data on GPUs, or "
             "--dist latent --device cpu");
-    CHECK(run_mpi(TRAIN " --dist data --batch-topk --device cuda -o X") != 0, "batch-top-k --dist data on the GPU");
+    CHECK(run_mpi(TRAIN " --dist data --batch-topk --device cuda -o X") == 1, "batch-top-k --dist data on the GPU");
     err_has("data-parallel GPU training takes per-row top-k only");
     CHECK(!dir_has("X"), "nothing written by the refused runs");
     CHECK(run_mpi(TRAIN " --dist latent -o L") == 0, "--dist latent, auto");
@@ -101,7 +101,7 @@ int main(void) {
     setenv("CUDA_VISIBLE_DEVICES", "", 1); /* no GPU, whatever the machine has */
     scratch_open("test_sae_train_device");
     if (run("synth_acts -o s.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1"))
-        TEST_SKIP("cannot make the synthetic store");
+        setup_failed("cannot make the synthetic store");
     test_cpu_and_auto();
     test_refusals();
 #ifdef MUSAE_MPIEXEC

@@ -86,7 +86,7 @@ int main(void) {
     if (n_gpu == 0) TEST_SKIP("%s", why);
     scratch_open("test_sae_train_device_gpu");
     if (run("synth_acts -o p.h5 --d 256 --concepts 1024 --k-true 8 --rows 300000 --seed 1"))
-        TEST_SKIP("cannot make the planted store");
+        setup_failed("cannot make the planted store");
 
     CHECK(run(TRAIN " --device cpu -o C") == 0, "CPU run");
     records("C", "cpu", "f32");

@@ -185,7 +185,7 @@ static void test_bad_corpus(void) {
         char args[4200], *out = NULL;
         snprintf(args, sizeof args, "info '%s'", path);
         int ex = run_musae(args, &out);
-        CHECK(ex != 0, "musae info %s exited 0", cases[i].file);
+        CHECK(ex == 1, "musae info %s exited %d, a refusal exits 1", cases[i].file, ex);
         CHECK(strstr(out, cases[i].msg) && strstr(out, cases[i].file), "musae info %s printed '%s'", cases[i].file, out);
         free(out);
     }
@@ -653,10 +653,11 @@ static void test_info_cli(void) {
     CHECK(run_musae(args, &out) == 0, "musae info metadata: %s", out);
     CHECK_STR_CONTAINS(out, "metadata format = pt");
     free(out);
-    CHECK(run_musae("info /nonexistent/model", &out) != 0, "missing path exits non-zero");
+    CHECK(run_musae("info /nonexistent/model", &out) == 1, "a missing path is refused (exit 1)");
     CHECK_STR_CONTAINS(out, "/nonexistent/model: cannot open");
     free(out);
-    CHECK(run_musae("info", &out) != 0, "no PATH exits non-zero");
+    CHECK(run_musae("info", &out) == 2, "no PATH is a usage error (exit 2, as an unknown verb)");
+    CHECK_STR_CONTAINS(out, "usage: musae info PATH");
     free(out);
 }
 
