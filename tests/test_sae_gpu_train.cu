@@ -20,7 +20,9 @@
  *            for ReLU) closer than 2·max δ can flip: those latents are "exposed", and so is every latent
  *            selected in a row holding an exposed one (that row's residual, hence its gradient, differs).
  *            Everything below excludes exposed latents, and the batch-wide quantities (db_dec, FVU, L0, the
- *            threshold) are compared only in steps without exposure (counted and printed).
+ *            threshold) are compared only in steps without exposure (counted and printed). Coverage floors keep
+ *            this from passing on nothing: every step compares at least half the latents, at least a third of
+ *            the f32 steps are without exposure, and a comparison over no rows (or a zero reference) fails.
  *  exact     step, tokens, scale, dead fraction (the counters before a step are the loaded ones), and the
  *            counters of non-exposed latents.
  *  order     gradients of non-exposed latents: NMSE <= 16·(κ·n·u)², n = d + N (the pre-activation sum, then the
@@ -231,7 +233,8 @@ static int64_t exposure(const sae_trainer *t0, const sae_trainer *t1, const floa
     return bad;
 }
 
-// NMSE of a against b over the rows [M, width] not excluded (width 1: a vector over latents).
+// NMSE of a against b over the rows [M, width] not excluded (width 1: a vector over latents). NaN, which fails
+// every bound, when there is nothing to compare: every row excluded, or a reference (b − base) that is all zero.
 static double nmse_rows(const float *a, const float *b, int64_t M, int64_t width, const std::vector<uint8_t> &excl,
                         const float *base = NULL) {
     double num = 0, den = 0;
@@ -243,11 +246,11 @@ static double nmse_rows(const float *a, const float *b, int64_t M, int64_t width
             den += (y - z) * (y - z);
         }
     }
-    return den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+    return den > 0 ? num / den : NAN;
 }
 
 struct LockCounts {
-    int64_t steps = 0, clean = 0, excluded = 0, aux_steps = 0;
+    int64_t steps = 0, clean = 0, excluded = 0, aux_steps = 0, min_compared = INT64_MAX;
     double worst_grad = 0, worst_upd = 0;
 };
 
@@ -291,6 +294,7 @@ static void lockstep(int batch_topk, musae_dtype prec) {
         for (uint8_t e : excl) n_excl += e;
         lc.steps++;
         lc.excluded += n_excl;
+        lc.min_compared = std::min(lc.min_compared, (int64_t)M - n_excl);
         lc.aux_steps += cs.dead_frac > 0;
         const double kappa = 1.0 / sqrt(std::max(cs.fvu, 1e-6));
         const double order = 16 * pow(kappa * (double)(d + n) * U, 2);
@@ -341,6 +345,14 @@ static void lockstep(int batch_topk, musae_dtype prec) {
            batch_topk ? "batch-top-k" : "top-k", musae_dtype_name(prec), (long long)lc.steps, (long long)lc.aux_steps,
            (long long)lc.clean, (double)lc.excluded / (double)lc.steps, lc.worst_grad, lc.worst_upd);
     CHECK(lc.aux_steps >= 3, "AuxK was active in only %lld steps: the test no longer covers it", (long long)lc.aux_steps);
+    // coverage: exposure is rare (a near-tie within 2·δ); on this trajectory the CPU sees at most 48 of 384 latents
+    // excluded in a step and 7 (top-k) or 11 (batch-top-k) of 14 steps clean. Past these floors the comparisons
+    // above would check too little to mean anything.
+    CHECK(lc.min_compared * 2 >= M, "a step compared only %lld of %d latents (floor: half)", (long long)lc.min_compared,
+          M);
+    if (prec == MUSAE_F32)
+        CHECK(lc.clean * 3 >= lc.steps, "only %lld of %lld steps without exposure compared the batch-wide quantities "
+              "(floor: a third)", (long long)lc.clean, (long long)lc.steps);
     sae_gpu_trainer_free(g);
     sae_trainer_free(&t);
     sae_trainer_free(&before);
