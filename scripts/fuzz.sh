@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-${MUSAE_FUZZ_SECONDS:-60}}
 dir=${MUSAE_FUZZ_BUILD:-build-fuzz}
-command -v clang >/dev/null || { echo "SKIPPED: clang not found (apt-get install clang)"; exit 0; }
+# clang is in scripts/install-deps.sh: without it this configuration fails rather than passing untested
+command -v clang >/dev/null || { echo "fuzz.sh: error: clang not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
 mkdir -p "$dir"
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DMUSAE_CUDA=OFF -DMUSAE_FUZZ=ON -DMUSAE_FUZZ_SECONDS="$secs" >"$dir/configure.log" 2>&1 \
