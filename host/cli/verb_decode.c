@@ -43,42 +43,24 @@ int verb_decode(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL;
     int as_float = 0, as_flac = 0, chunk = 0;
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (f[0] != '-' || !f[1]) {
-            if (in) {
-                usage(stderr);
-                musae_fail("one codes file, got '%s' and '%s'", in, f);
-            }
-            in = f;
-            continue;
-        }
-        if (!strcmp(f, "--float")) {
-            as_float = 1;
-            continue;
-        }
-        if (!strcmp(f, "--flac")) {
-            as_flac = 1;
-            continue;
-        }
-        if (!v) {
-            usage(stderr);
-            musae_fail("%s needs a value (or is unknown)", f);
-        }
-        i++;
-        if (cli_device_flag(&dflags, f, v)) continue;
-        if (!strcmp(f, "--model")) model = v;
-        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
-        else if (!strcmp(f, "--chunk-frames")) chunk = (int)cli_int(f, v, 1, 100000);
-        else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", f);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_FLOAT, OPT_FLAC, OPT_CHUNK };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},  {"output", required_argument, NULL, 'o'},
+        {"float", no_argument, NULL, OPT_FLOAT},        {"flac", no_argument, NULL, OPT_FLAC},
+        {"chunk-frames", required_argument, NULL, OPT_CHUNK}, CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        switch (c) {
+        case OPT_MODEL: model = optarg; break;
+        case 'o': out = optarg; break;
+        case OPT_FLOAT: as_float = 1; break;
+        case OPT_FLAC: as_flac = 1; break;
+        case OPT_CHUNK: chunk = (int)cli_int("--chunk-frames", optarg, 1, 100000); break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
         }
     }
-    if (!model || !in || !out) {
-        usage(stderr);
-        musae_fail("--model, a codes file and -o are required");
-    }
+    if (optind < argc) in = argv[optind++];
+    if (optind < argc) cli_usage_fail(argv[0], "one codes file, got '%s' and '%s'", in, argv[optind]);
+    if (!model || !in || !out) cli_usage_fail(argv[0], "--model, a codes file and -o are required");
     if (ends_with(out, ".flac")) as_flac = 1;
     if (as_flac && as_float) musae_fail("--float and FLAC output exclude each other (FLAC holds integers)");
     musae_audio_format fmt = as_flac ? MUSAE_AUDIO_FLAC : as_float ? MUSAE_AUDIO_FLOAT : MUSAE_AUDIO_PCM16;
