@@ -34,27 +34,33 @@ int evaluate_model_main(int argc, char **argv) {
     spliced_opts o;
     spliced_opts_defaults(&o);
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--captions")) { o.captions = 1; continue; }
-        if (!strcmp(a, "--force")) { o.force = 1; continue; }
-        if (!v) musae_fail("%s needs a value (or is unknown; musae evaluate --help)", a);
-        i++;
-        if (cli_device_flag(&dflags, a, v)) continue;
-        if (!strcmp(a, "--sae")) o.sae_dir = v;
-        else if (!strcmp(a, "--model")) o.model_dir = v;
-        else if (!strcmp(a, "--audio")) o.audio = v;
-        else if (!strcmp(a, "--codes")) o.codes = v;
-        else if (!strcmp(a, "--layer")) o.layer = (int)cli_int(a, v, 0, 100000);
-        else if (!strcmp(a, "--clip-seconds")) o.clip_seconds = cli_double(a, v, 0.02, 3600);
-        else if (!strcmp(a, "--min-seconds")) o.min_seconds = cli_double(a, v, 0.02, 3600);
-        else if (!strcmp(a, "--max-clips")) o.max_clips = cli_int(a, v, 1, INT64_MAX / 2);
-        else musae_fail("evaluate --model: unknown option '%s' (musae evaluate --help)", a);
+    enum { OPT_SAE = CLI_OPT_FIRST, OPT_MODEL, OPT_AUDIO, OPT_CODES, OPT_LAYER, OPT_CLIP, OPT_MIN, OPT_MAX_CLIPS,
+           OPT_CAPTIONS, OPT_FORCE };
+    static const struct option opts[] = {
+        {"sae", required_argument, NULL, OPT_SAE},           {"model", required_argument, NULL, OPT_MODEL},
+        {"audio", required_argument, NULL, OPT_AUDIO},       {"codes", required_argument, NULL, OPT_CODES},
+        {"layer", required_argument, NULL, OPT_LAYER},       {"clip-seconds", required_argument, NULL, OPT_CLIP},
+        {"min-seconds", required_argument, NULL, OPT_MIN},   {"max-clips", required_argument, NULL, OPT_MAX_CLIPS},
+        {"captions", no_argument, NULL, OPT_CAPTIONS},       {"force", no_argument, NULL, OPT_FORCE},
+        CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "", opts)) != -1;) {
+        switch (c) {
+        case OPT_SAE: o.sae_dir = optarg; break;
+        case OPT_MODEL: o.model_dir = optarg; break;
+        case OPT_AUDIO: o.audio = optarg; break;
+        case OPT_CODES: o.codes = optarg; break;
+        case OPT_LAYER: o.layer = (int)cli_int("--layer", optarg, 0, 100000); break;
+        case OPT_CLIP: o.clip_seconds = cli_double("--clip-seconds", optarg, 0.02, 3600); break;
+        case OPT_MIN: o.min_seconds = cli_double("--min-seconds", optarg, 0.02, 3600); break;
+        case OPT_MAX_CLIPS: o.max_clips = cli_int("--max-clips", optarg, 1, INT64_MAX / 2); break;
+        case OPT_CAPTIONS: o.captions = 1; break;
+        case OPT_FORCE: o.force = 1; break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
+        }
     }
-    if (!o.sae_dir || !o.model_dir || !o.audio == !o.codes) {
-        evaluate_model_usage(stderr);
-        musae_fail("evaluate --model: --sae, --model and one of --audio or --codes are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!o.sae_dir || !o.model_dir || !o.audio == !o.codes)
+        cli_usage_fail(argv[0], "--sae, --model and one of --audio or --codes are required");
     const cli_device dev = cli_device_resolve(&dflags, 1);
     o.ops = dev.ops;
     o.prec = dev.prec;
