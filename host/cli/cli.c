@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -75,6 +76,13 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         cli_usage_fail(argv[0], "%.*s takes no value, got '%s'", name_len, typed, strchr(typed, '=') + 1);
     if (is_long) cli_usage_fail(argv[0], "unknown option '%.*s'", name_len, typed);
     cli_usage_fail(argv[0], "unknown option '-%c'", optopt);
+}
+
+musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac) {
+    const size_t n = strlen(out);
+    if (n >= 5 && !strcasecmp(out + n - 5, ".flac")) as_flac = 1;
+    if (as_flac && as_float) musae_fail("--float and FLAC output exclude each other (FLAC holds integers)");
+    return as_flac ? MUSAE_AUDIO_FLAC : as_float ? MUSAE_AUDIO_FLOAT : MUSAE_AUDIO_PCM16;
 }
 
 void cli_device_opt(cli_device_flags *f, int opt, const char *value) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "host/core/check.h"
+#include "host/io/audio.h"
 
 #include "kernels/ops.h"
 
@@ -36,6 +37,16 @@ enum { CLI_OPT_FIRST = 256 };
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 /* A refusal of the command line as one line: "musae: error: <why>; see musae <verb> --help", exit 1. */
 MUSAE_PRINTF(2, 3) MUSAE_NORETURN void cli_usage_fail(const char *verb, const char *fmt, ...);
+
+/* The audio file of the verbs that decode codes (decode, generate): -o OUT is WAV 16-bit PCM, or 32-bit float
+ * WAV with --float (keeps samples beyond full scale), or FLAC 16-bit with --flac or when OUT ends in .flac.
+ * CLI_AUDIO_OPTIONS in the option list; cli_audio_format refuses --float with FLAC. */
+enum { CLI_OPT_FLOAT = 210, CLI_OPT_FLAC };
+#define CLI_AUDIO_OPTIONS {"float", no_argument, NULL, CLI_OPT_FLOAT}, {"flac", no_argument, NULL, CLI_OPT_FLAC}
+#define CLI_AUDIO_USAGE                                                                                    \
+    "  --float              32-bit float WAV (keeps samples beyond full scale)\n"                           \
+    "  --flac               FLAC 16-bit (also when OUT ends in .flac)\n"
+musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac);
 
 /* --device cuda|cpu|auto and --precision fp32|bf16, shared by every verb that runs a model. A verb's flag
  * loop hands each flag to cli_device_flag (1 = it was one of these two and took `value`), then resolves
