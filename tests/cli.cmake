@@ -9,3 +9,5 @@ if(MUSAE_HAVE_CUDA)
   musae_add_test(test_cuda_backend COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_backend.sh
                  $<TARGET_FILE:musae> ${CMAKE_CURRENT_BINARY_DIR}/cuda_stub LABELS cpu)
 endif()
+musae_add_test(test_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.c LABELS cpu)
+add_dependencies(test_cli musae)
