@@ -81,9 +81,8 @@ echo "== musae train: top-k SAE on layer $LAYER"
 echo "== musae evaluate on the store's held-out clips"
 "$musae" evaluate --sae "$OUT/sae" --acts "$OUT/acts.h5" --layer "$LAYER" | tee "$OUT/eval_store.json"
 
-echo "== musae evaluate spliced into the model, on the audio"
-"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" --audio "$AUDIO" --clip-seconds "$CLIP_SECONDS" \
-  > "$OUT/eval_spliced_audio.json"
+echo "== musae evaluate spliced into the model, on the store's held-out clips (cut from their audio files)"
+"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" > "$OUT/eval_spliced_audio.json"
 cat "$OUT/eval_spliced_audio.json"
 
 echo "== musae generate (greedy, 2 items, 2 s) with generation-time capture of layer $LAYER"
@@ -102,7 +101,7 @@ echo "  $OUT/audio/                      the synthesized dataset (one unreadable
 echo "  $OUT/acts.h5                     activation store (layers $LAYERS; musae info: $OUT/acts_info.txt)"
 echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
-echo "  $OUT/eval_spliced_audio.json     spliced: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
+echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"
 echo

@@ -6,9 +6,16 @@
  *   (c) log lines: info is "musae: ...", a warning "musae: warning: ..."; none starts "musae info:", and the
  *       device line says "no usable CUDA device" once;
  *   (d) generate writes float WAV (--float) and FLAC (--flac, or OUT ending in .flac) as decode does; --float
- *       with FLAC, and --float without -o, are refused before anything runs. */
+ *       with FLAC, and --float without -o, are refused before anything runs;
+ *   (e) capture --captions keeps each clip's caption in /clips/caption; evaluate --model without --audio
+ *       evaluates on the SAE's held-out clips (the same rows as evaluate --acts on the val split: equal frame
+ *       count, FVU within f32 summation noise), conditioned on their stored captions, and with --audio takes
+ *       the store's clip length. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
+
+#include "host/io/store.h"
 
 #include "cli.h"
 
@@ -180,12 +187,84 @@ static void generate_formats(void) {
     refused(args, "musae: error: --float and --flac apply to -o; see musae generate --help");
 }
 
+/* A number at top-level `key` of the JSON text; NAN when absent. */
+static double json_num(const char *text, const char *key) {
+    cJSON *j = cJSON_Parse(text);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    const double r = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(j);
+    return r;
+}
+
+static void evaluate_defaults(void) {
+    const char *model = at("model");
+    CHECK(sh("mkdir -p audio && sox -n -r 32000 -c 1 audio/a.wav synth 2 pluck A3 pluck C4 && "
+             "sox -n -r 44100 -c 2 audio/b.wav synth 2 sawtooth C3 vol 0.3 && "
+             "sox -n -r 32000 -c 1 audio/c.wav synth 2 sine 200-1600 vol 0.5 && "
+             "sox -n -r 22050 -c 1 audio/d.wav synth 2 triangle 330 tremolo 6 80 vol 0.5") == 0, "sox failed");
+    FILE *f = fopen(at("audio/list.txt"), "w");
+    fprintf(f, "a.wav\tcalm plucked guitar\nb.wav\tbuzzy synth bass\nc.wav\ta rising sine\nd.wav\twobbly organ\n");
+    fclose(f);
+    CHECK(run("capture --model %s --audio audio/list.txt --captions --layers 1 --clip-seconds 0.5 --dtype f32 "
+              "-o cap.h5", model) == 0, "capture --captions failed");
+    char err[512];
+    musae_store *st = musae_store_open(at("cap.h5"), err, sizeof err);
+    CHECK(st != NULL, "%s", err);
+    if (!st) return;
+    const int64_t n_clips = musae_store_get_info(st)->n_clips;
+    CHECK(n_clips == 16, "cap.h5 holds %lld clips, not 4 files x 4", (long long)n_clips);
+    static const char *want[4][2] = {{"a.wav#", "calm plucked guitar"}, {"b.wav#", "buzzy synth bass"},
+                                     {"c.wav#", "a rising sine"}, {"d.wav#", "wobbly organ"}};
+    for (int64_t c = 0; c < n_clips; c++) {
+        char *path = musae_store_clip_path(st, c), *cap = musae_store_clip_caption(st, c);
+        int ok = 0;
+        for (int i = 0; i < 4; i++) ok |= strstr(path, want[i][0]) && cap && !strcmp(cap, want[i][1]);
+        CHECK(ok, "clip %lld (%s) has caption '%s'", (long long)c, path, cap ? cap : "(none)");
+        free(path), free(cap);
+    }
+    musae_store_close(st);
+    CHECK(sh("h5dump -d /clips/caption cap.h5 | grep -q 'wobbly organ'") == 0, "h5dump does not show /clips/caption");
+
+    CHECK(run("train --acts cap.h5 --layer 1 --k 4 --expansion 2 --tokens 4000 --batch 100 --warmup 5 "
+              "--val-fraction 0.3 --split-seed 1 --eval-tokens 0 --device cpu -o S") == 0, "train failed");
+    CHECK(run("evaluate --sae S --acts cap.h5 --layer 1") == 0, "evaluate --acts failed");
+    char *store_json = slurp("out.txt");
+    CHECK(run("evaluate --sae S --model %s", model) == 0, "evaluate --model without --audio failed");
+    char *spliced = slurp("out.txt");
+    const double rows = json_num(store_json, "tokens"), frames = json_num(spliced, "frames");
+    const double fvu_store = json_num(store_json, "fvu"), fvu_spliced = json_num(spliced, "fvu");
+    CHECK(rows > 0 && frames == rows, "the held-out split has %g rows in the store, the spliced run saw %g frames",
+          rows, frames);
+    CHECK(fabs(fvu_spliced - fvu_store) <= 1e-4 * fvu_store, "FVU %.8g spliced on the held-out clips, %.8g on the "
+          "store's held-out rows (the same rows, captions included)", fvu_spliced, fvu_store);
+    CHECK(strstr(spliced, "\"acts\":\"cap.h5\",\"split\":\"val\"") != NULL, "the JSON does not name the store:\n%s",
+          spliced);
+    err_has("musae: clips of 0.5 s (as the SAE's training store was cut");
+    free(store_json), free(spliced);
+    /* other audio: cut as the store was, 0.5 s = 25 frames a clip */
+    CHECK(run("evaluate --sae S --model %s --audio audio/list.txt --captions --max-clips 3", model) == 0,
+          "evaluate --audio failed");
+    char *o = slurp("out.txt");
+    CHECK(json_num(o, "clips") == 3 && json_num(o, "frames") == 75, "3 clips of 0.5 s are not 75 frames:\n%s", o);
+    free(o);
+    char args[2048];
+    snprintf(args, sizeof args, "evaluate --sae S --model %s --clip-seconds 1", model);
+    CHECK(run("%s", args) == 1, "--clip-seconds without --audio was taken");
+    err_has("musae: error: --clip-seconds, --min-seconds and --captions go with --audio: the held-out clips of "
+            "cap.h5 are cut and conditioned as they were captured\n");
+    CHECK(sh("cp -r S S2 && sed -i 's/\"acts\":[^,]*,/\"acts\":\"gone.h5\",/' S2/musae.json") == 0, "cannot edit S2");
+    snprintf(args, sizeof args, "evaluate --sae S2 --model %s", model);
+    CHECK(run("%s", args) == 1, "an SAE whose store is gone was evaluated");
+    err_has("S2/musae.json names the store gone.h5: ");
+}
+
 int main(void) {
     scratch_open("cli");
     bad_options();
     equals_form();
     log_lines();
     generate_formats();
+    evaluate_defaults();
     scratch_close();
     TEST_END();
 }
