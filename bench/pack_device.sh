@@ -49,7 +49,7 @@ print("\n".join(seen))
 PY
 )
 BENCHES=(bench/lm_gpu_bench bench/sae_gpu_bench)
-targets=(musae)
+targets=(musae musae_cuda)
 for f in "${GPU_EXES[@]}" "${BENCHES[@]}"; do targets+=("$(basename "$f")"); done
 echo "building: ${targets[*]}"
 cmake --build "$BUILD" -j2 --target "${targets[@]}"
@@ -58,7 +58,7 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 DP=$STAGE/devpack
 mkdir -p "$DP/build" "$DP/bin" "$DP/lib"
-files=(musae "${GPU_EXES[@]}" "${BENCHES[@]}")
+files=(musae libmusae_cuda.so "${GPU_EXES[@]}" "${BENCHES[@]}")  # the module musae loads for the GPU
 for f in "${files[@]}"; do
   mkdir -p "$DP/build/$(dirname "$f")"
   cp "$BUILD/$f" "$DP/build/$f"

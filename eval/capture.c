@@ -506,6 +506,7 @@ typedef struct {
     int end;
     int nb;                    /* clips */
     char **names;              /* [nb] */
+    const char **captions;     /* [nb] into the dataset (NULL: unconditional) */
     int64_t F;                 /* frames of every clip in the batch */
     float **dst;               /* [n_layers] host [nb, F + 1, H] (position 0 unused) */
 } clip_batch;
@@ -666,6 +667,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     out->nb = nb;
     out->F = F;
     out->names = musae_xcalloc((size_t)nb, sizeof(char *));
+    out->captions = musae_xcalloc((size_t)nb, sizeof(char *));
     out->dst = musae_xcalloc((size_t)nl, sizeof(float *));
     mg_hook hooks[MUSAE_STORE_MAX_LAYERS];
     for (int l = 0; l < nl; l++) {
@@ -678,6 +680,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     c->t_lm += musae_now() - t0;
     for (int b = 0; b < nb; b++) {
         out->names[b] = jobs[b]->name;
+        out->captions[b] = c->o->captions ? jobs[b]->caption : NULL;
         jobs[b]->name = NULL;
         free(jobs[b]);
     }
@@ -760,7 +763,7 @@ static void *writer_main(void *arg) {
             for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
             const double t0 = musae_now(), c0 = thread_cpu();
             pthread_mutex_lock(&c->store_mu);
-            musae_store_add_clip(c->w, b->names[i], b->F, acts);
+            musae_store_add_clip_captioned(c->w, b->names[i], b->captions[i], b->F, acts);
             pthread_mutex_unlock(&c->store_mu);
             c->t_write += musae_now() - t0;
             c->cpu_write += thread_cpu() - c0;
@@ -775,6 +778,7 @@ static void *writer_main(void *arg) {
         for (int l = 0; l < nl; l++) free(b->dst[l]);
         free(b->dst);
         free(b->names);
+        free(b->captions);
         free(b);
     }
     return NULL;
@@ -802,6 +806,18 @@ static void layers_str(const int *l, int n, char *out, size_t cap) {
 /* /capture/params of a store: what the clips were cut with, so a resume with other settings is refused
  * instead of mixing two clip grids in one store. */
 enum { P_CLIP_SAMPLES, P_MIN_SAMPLES, P_CAPTIONS, P_RATE, P_N };
+
+int capture_store_params(musae_store *s, capture_params *out) {
+    int rank;
+    int64_t shape[4];
+    float *p = musae_store_get_f32(s, "/capture/params", &rank, shape);
+    const int ok = p && rank == 1 && shape[0] == P_N && p[P_RATE] > 0 && p[P_CLIP_SAMPLES] > 0;
+    if (ok)
+        *out = (capture_params){.clip_samples = (int64_t)p[P_CLIP_SAMPLES], .min_samples = (int64_t)p[P_MIN_SAMPLES],
+                                .captions = p[P_CAPTIONS] != 0, .rate = (int)p[P_RATE]};
+    free(p);
+    return ok ? 0 : -1;
+}
 
 static void check_resumable(const char *out, const char *model_id, const capture_opts *o, int d_model,
                             const float *params) {
@@ -911,6 +927,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     musae_store_spec spec = {.model = model_id, .d_model = (int)c->H, .frame_rate = cfg.audio.frame_rate,
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    spec.captions = o->captions != 0; /* /clips/caption: what each clip was conditioned on */
     struct stat sb;
     const int created = stat(o->out, &sb) != 0;
     if (!created) {

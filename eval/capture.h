@@ -97,6 +97,15 @@ void capture_clips_close(capture_clips *c);
  * folders holding different weights get different identities at the cost of a few pages read. */
 void capture_model_id(const char *dir, char *out, size_t cap);
 
+/* What a capture store's clips were cut with (/capture/params): clip and shortest-tail length in samples at
+ * `rate`, and whether they were text-conditioned (their captions then in /clips/caption). 0, or -1 when the
+ * store was not written by musae capture. */
+typedef struct {
+    int64_t clip_samples, min_samples;
+    int captions, rate;
+} capture_params;
+int capture_store_params(musae_store *s, capture_params *p);
+
 /* ---- capture ---------------------------------------------------------------------------------------------- */
 
 typedef struct {

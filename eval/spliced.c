@@ -20,7 +20,7 @@
 void spliced_opts_defaults(spliced_opts *o) {
     memset(o, 0, sizeof *o);
     o->layer = -1;
-    o->clip_seconds = 10.0;
+    o->clip_seconds = 0; /* from the SAE's store, else 10 */
     o->ops = musae_ops_cpu();
     o->prec = MUSAE_PREC_FP32;
 }
@@ -166,10 +166,194 @@ static void ev_free(evaluator *e) {
     free(e->sc.ptr), free(e->sc.idx), free(e->sc.val), free(e->lclean), free(e->lmod);
 }
 
+/* A clip name and its caption (NULL: none), for the lookup of the store's held-out clips. */
+typedef struct {
+    char *name, *caption;
+} held_clip;
+
+static int held_cmp(const void *a, const void *b) {
+    return strcmp(((const held_clip *)a)->name, ((const held_clip *)b)->name);
+}
+
+/* The held-out clips of the SAE's store (its musae.json split), sorted by name, and their files in store order;
+ * counts into *n_held and *n_files. */
+static held_clip *held_out_clips(musae_store *store, const sae_model *sae, int64_t *n_held, char ***files,
+                                 int64_t *n_files) {
+    const musae_store_info *in = musae_store_get_info(store);
+    const double vf = sae->has_split ? sae->val_fraction : 0.05;
+    const uint64_t seed = sae->has_split ? sae->split_seed : 0;
+    held_clip *h = musae_xcalloc((size_t)in->n_clips + 1, sizeof *h);
+    *files = musae_xcalloc((size_t)in->n_clips + 1, sizeof **files);
+    *n_held = *n_files = 0;
+    for (int64_t c = 0; c < in->n_clips; c++) {
+        if (!musae_store_clip_held_out(seed, vf, in->n_clips, c)) continue;
+        char *name = musae_store_clip_path(store, c), *cap = musae_store_clip_caption(store, c);
+        h[(*n_held)++] = (held_clip){name, cap && cap[0] ? cap : NULL};
+        if (cap && !cap[0]) free(cap);
+        char *frag = strstr(name, "#t=");
+        const size_t len = frag ? (size_t)(frag - name) : strlen(name);
+        if (*n_files == 0 || strlen((*files)[*n_files - 1]) != len || strncmp((*files)[*n_files - 1], name, len)) {
+            char *f = musae_xmalloc(len + 1);
+            memcpy(f, name, len);
+            f[len] = 0;
+            (*files)[(*n_files)++] = f;
+        }
+    }
+    qsort(h, (size_t)*n_held, sizeof *h, held_cmp);
+    return h;
+}
+
+/* Clips from audio, cut as a capture cuts them: from --audio (every clip), or with neither --audio nor --codes
+ * the held-out clips of the store the SAE was trained on (musae.json data.acts), with their stored captions.
+ * The clip length is --clip-seconds, else the store's (/capture/params), else 10 s. */
+static void eval_audio(const spliced_opts *o, spliced_result *r, const sae_model *sae, const musae_model_config *cfg,
+                       musae_st *st, const mg_model *m, evaluator *ev, musae_progress *pg) {
+    char err[1024];
+    const int rate = cfg->audio.sampling_rate, hop = cfg->audio.hop_length;
+    const int from_store = !o->audio;
+    musae_store *store = NULL;
+    capture_params cp = {0};
+    if (sae->acts[0]) {
+        store = musae_store_open(sae->acts, err, sizeof err);
+        if (store && capture_store_params(store, &cp)) {
+            if (from_store)
+                musae_fail("%s (the store %s/musae.json names) was not written by musae capture: give --audio or "
+                           "--codes", sae->acts, o->sae_dir);
+            musae_store_close(store), store = NULL;
+        }
+        if (!store && from_store) musae_fail("%s/musae.json names the store %s: %s; give --audio or --codes", o->sae_dir, sae->acts, err);
+        if (store && cp.rate != rate)
+            musae_fail("%s was cut at %d Hz; %s/config.json's EnCodec runs at %d Hz", sae->acts, cp.rate, o->model_dir, rate);
+    } else if (from_store) {
+        musae_fail("%s/musae.json names no training store (a sparsify SAE?): give --audio or --codes", o->sae_dir);
+    }
+    if (from_store && (o->clip_seconds > 0 || o->min_seconds > 0 || o->captions))
+        musae_fail("--clip-seconds, --min-seconds and --captions go with --audio: the held-out clips of %s are cut "
+                   "and conditioned as they were captured", sae->acts);
+    int64_t clip_frames, clip_samples, min_samples;
+    int captions = o->captions;
+    if (o->clip_seconds > 0) {
+        clip_frames = llround(o->clip_seconds * cfg->audio.frame_rate);
+        if (clip_frames < 1 || fabs((double)clip_frames - o->clip_seconds * cfg->audio.frame_rate) > 1e-6)
+            musae_fail("--clip-seconds %g is not a whole number of frames (%d per second)", o->clip_seconds,
+                       cfg->audio.frame_rate);
+        clip_samples = clip_frames * hop;
+    } else {
+        clip_samples = store ? cp.clip_samples : 10 * (int64_t)rate;
+        clip_frames = clip_samples / hop;
+        LOG_INFO("clips of %g s (%s)", (double)clip_samples / rate,
+                 store ? "as the SAE's training store was cut: /capture/params" : "the default: no training store");
+    }
+    if (clip_frames + m->K > m->max_pos)
+        musae_fail("clips of %g s need more decoder positions than the model's %lld", (double)clip_samples / rate,
+                   (long long)m->max_pos);
+    if (o->min_seconds > 0) min_samples = (int64_t)ceil(o->min_seconds * rate - 1e-6);
+    else if (o->clip_seconds <= 0 && store) min_samples = cp.min_samples;
+    else min_samples = clip_samples;
+    if (min_samples < 1) min_samples = 1;
+    if (from_store) captions = cp.captions;
+
+    /* the files: every file of --audio, or those holding the store's held-out clips */
+    capture_dataset ds = {0};
+    held_clip *held = NULL;
+    char **files = NULL;
+    int64_t n_held = 0, n_files = 0;
+    if (from_store) {
+        held = held_out_clips(store, sae, &n_held, &files, &n_files);
+        LOG_INFO("evaluating on the %lld held-out clip(s) of %s (%s split)", (long long)n_held, sae->acts,
+                 sae->has_split ? "the SAE's" : "the default");
+        snprintf(r->acts, sizeof r->acts, "%s", sae->acts);
+    } else {
+        if (capture_dataset_load(o->audio, &ds, err, sizeof err)) musae_fail("--audio: %s", err);
+        if (captions && !ds.from_list) musae_fail("--captions needs a list file (path<TAB>caption per line)");
+        n_files = ds.n_files;
+    }
+    if (store) musae_store_close(store);
+    if (captions && !cfg->has_text) musae_fail("captions: %s/config.json has no text_encoder", o->model_dir);
+    encodec codec;
+    encodec_load_st(&codec, &cfg->audio, st, "audio_encoder.", o->ops);
+    musae_text_cond tc;
+    if (captions && musae_text_cond_load(&tc, o->model_dir, st, cfg, o->ops, err, sizeof err)) musae_fail("%s", err);
+    musae_st_close(st);
+    if (codec.n_q != m->K)
+        musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, codec.n_q, (long long)m->K);
+    const int64_t want = from_store ? (o->max_clips && o->max_clips < n_held ? o->max_clips : n_held) : o->max_clips;
+    musae_progress_init(pg, "evaluate", "clips", want);
+    musae_text_states ts = {0};
+    const char *ts_caption = NULL; /* the caption ts holds */
+    for (int64_t fi = 0; fi < n_files && (!o->max_clips || ev->clips < o->max_clips); fi++) {
+        const char *path = from_store ? files[fi] : ds.files[fi].path;
+        const char *file_caption = from_store ? NULL : ds.files[fi].caption;
+        if (!from_store && captions && !file_caption) {
+            LOG_WARN("%s: no caption on line %d; skipped", path, ds.files[fi].line);
+            r->files_skipped++;
+            continue;
+        }
+        capture_clips *cl = capture_clips_open(path, rate, clip_samples, min_samples, err, sizeof err);
+        if (!cl) {
+            LOG_WARN("skipped: %s", err);
+            r->files_skipped++;
+            continue;
+        }
+        const float *audio;
+        int64_t start, n = 0;
+        while ((!o->max_clips || ev->clips < o->max_clips) &&
+               (n = capture_clips_next(cl, &audio, &start, err, sizeof err)) > 0) {
+            const char *caption = file_caption;
+            if (from_store) {
+                char name[4200];
+                capture_clip_name(path, start, n, rate, name, sizeof name);
+                const held_clip key = {name, NULL}, *h = bsearch(&key, held, (size_t)n_held, sizeof *held, held_cmp);
+                if (!h) continue; /* a training clip */
+                caption = h->caption;
+            }
+            if (captions && caption && (!ts_caption || strcmp(ts_caption, caption))) {
+                musae_text_states_free(&ts);
+                ts_caption = NULL;
+                if (musae_text_cond_prompts(&tc, 1, &caption, 0, &ts, err, sizeof err)) {
+                    LOG_WARN("%s: caption '%s': %s; skipped", path, caption, err);
+                    continue;
+                }
+                ts_caption = caption;
+            }
+            int64_t F;
+            int64_t *codes = encodec_encode(&codec, audio, n, &F);
+            ev_clip(ev, codes, F, captions && caption ? &ts : NULL);
+            free(codes);
+            musae_progress_add(pg, 1, NULL);
+        }
+        if (n < 0) {
+            LOG_WARN("%s: read error after %.2f s (its earlier clips are counted): %s", path,
+                     (double)capture_clips_pos(cl) / rate, err);
+            r->files_skipped++;
+        }
+        capture_clips_close(cl);
+    }
+    musae_text_states_free(&ts);
+    if (captions) musae_text_cond_free(&tc);
+    encodec_free(&codec);
+    if (from_store) {
+        const int64_t missing = (o->max_clips && o->max_clips < n_held ? o->max_clips : n_held) - ev->clips;
+        if (missing > 0)
+            LOG_WARN("%lld held-out clip(s) of %s were not found in their files (moved or changed since the capture?)",
+                     (long long)missing, sae->acts);
+        for (int64_t i = 0; i < n_held; i++) free(held[i].name), free(held[i].caption);
+        for (int64_t i = 0; i < n_files; i++) free(files[i]);
+        free(held), free(files);
+        if (ev->clips == 0)
+            musae_fail("none of the held-out clips of %s could be read from their files: give --audio or --codes",
+                       sae->acts);
+    } else {
+        capture_dataset_free(&ds);
+        if (ev->clips == 0)
+            musae_fail("--audio %s: no clip of at least %g s to evaluate on", o->audio, (double)min_samples / rate);
+    }
+}
+
 void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     memset(r, 0, sizeof *r);
     char err[1024];
-    if (!o->audio == !o->codes) musae_fail("evaluate --model: give --audio or --codes (one of them)");
+    if (o->audio && o->codes) musae_fail("evaluate --model: give --audio or --codes, not both");
     sae_model sae;
     if (sae_load(o->sae_dir, &sae, err, sizeof err)) musae_fail("%s", err);
     const int layer = o->layer >= 0 ? o->layer : sae.layer;
@@ -194,7 +378,6 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
         musae_fail("%s has d_in %d; the decoder of %s has hidden size %d", o->sae_dir, sae.d, o->model_dir,
                    cfg.decoder.hidden_size);
     if (cfg.decoder.num_codebooks > SPLICED_MAX_K) musae_fail("%d codebooks (at most %d)", cfg.decoder.num_codebooks, SPLICED_MAX_K);
-    if (o->captions && !cfg.has_text) musae_fail("--captions: %s/config.json has no text_encoder", o->model_dir);
     if (o->captions && o->codes) musae_fail("--captions goes with --audio LIST (the captions are its second column)");
 
     musae_st st;
@@ -220,75 +403,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
         }
         free(codes);
     } else {
-        const int rate = cfg.audio.sampling_rate, hop = cfg.audio.hop_length;
-        const int64_t clip_frames = llround(o->clip_seconds * cfg.audio.frame_rate);
-        if (clip_frames < 1 || fabs((double)clip_frames - o->clip_seconds * cfg.audio.frame_rate) > 1e-6)
-            musae_fail("--clip-seconds %g is not a whole number of frames (%d per second)", o->clip_seconds,
-                       cfg.audio.frame_rate);
-        if (clip_frames + m.K > m.max_pos)
-            musae_fail("--clip-seconds %g needs more decoder positions than the model's %lld", o->clip_seconds,
-                       (long long)m.max_pos);
-        const int64_t clip_samples = clip_frames * hop;
-        const double min_s = o->min_seconds > 0 ? o->min_seconds : o->clip_seconds;
-        int64_t min_samples = (int64_t)ceil(min_s * rate - 1e-6);
-        if (min_samples < 1) min_samples = 1;
-        capture_dataset ds;
-        if (capture_dataset_load(o->audio, &ds, err, sizeof err)) musae_fail("--audio: %s", err);
-        if (o->captions && !ds.from_list) musae_fail("--captions needs a list file (path<TAB>caption per line)");
-        encodec codec;
-        encodec_load_st(&codec, &cfg.audio, &st, "audio_encoder.", o->ops);
-        musae_text_cond tc;
-        if (o->captions && musae_text_cond_load(&tc, o->model_dir, &st, &cfg, o->ops, err, sizeof err))
-            musae_fail("%s", err);
-        musae_st_close(&st);
-        if (codec.n_q != m.K)
-            musae_fail("%s: EnCodec gives %d codebooks, the decoder takes %lld", o->model_dir, codec.n_q, (long long)m.K);
-        musae_progress_init(&pg, "evaluate", "clips", o->max_clips);
-        for (int64_t fi = 0; fi < ds.n_files && (!o->max_clips || ev.clips < o->max_clips); fi++) {
-            const capture_file *f = &ds.files[fi];
-            if (o->captions && !f->caption) {
-                LOG_WARN("%s: no caption on line %d; skipped", f->path, f->line);
-                r->files_skipped++;
-                continue;
-            }
-            musae_text_states ts = {0};
-            if (o->captions) {
-                const char *pr = f->caption;
-                if (musae_text_cond_prompts(&tc, 1, &pr, 0, &ts, err, sizeof err)) {
-                    LOG_WARN("%s: caption on line %d: %s; skipped", f->path, f->line, err);
-                    r->files_skipped++;
-                    continue;
-                }
-            }
-            capture_clips *cl = capture_clips_open(f->path, rate, clip_samples, min_samples, err, sizeof err);
-            if (!cl) {
-                LOG_WARN("skipped: %s", err);
-                r->files_skipped++;
-                musae_text_states_free(&ts);
-                continue;
-            }
-            const float *audio;
-            int64_t start, n = 0;
-            while ((!o->max_clips || ev.clips < o->max_clips) &&
-                   (n = capture_clips_next(cl, &audio, &start, err, sizeof err)) > 0) {
-                int64_t F;
-                int64_t *codes = encodec_encode(&codec, audio, n, &F);
-                ev_clip(&ev, codes, F, o->captions ? &ts : NULL);
-                free(codes);
-                musae_progress_add(&pg, 1, NULL);
-            }
-            if (n < 0) {
-                LOG_WARN("%s: read error after %.2f s (its earlier clips are counted): %s", f->path,
-                         (double)capture_clips_pos(cl) / rate, err);
-                r->files_skipped++;
-            }
-            musae_text_states_free(&ts);
-            capture_clips_close(cl);
-        }
-        if (o->captions) musae_text_cond_free(&tc);
-        encodec_free(&codec);
-        capture_dataset_free(&ds);
-        if (ev.clips == 0) musae_fail("--audio %s: no clip of at least %g s to evaluate on", o->audio, min_s);
+        eval_audio(o, r, &sae, &cfg, &st, &m, &ev, &pg);
     }
     if (ev.clips) musae_progress_finish(&pg, NULL);
     if (ev.clips == 0) musae_fail("nothing to evaluate on");
@@ -329,8 +444,10 @@ static void num(FILE *f, const char *key, double v) {
 }
 
 void spliced_print_json(FILE *f, const spliced_opts *o, const spliced_result *r) {
-    fprintf(f, "{\"sae\":\"%s\",\"model\":\"%s\",\"%s\":\"%s\",\"layer\":%d,\"clips\":%lld,\"frames\":%lld,"
-            "\"predictions\":%lld", o->sae_dir, r->model_id, o->audio ? "audio" : "codes", o->audio ? o->audio : o->codes, r->layer, (long long)r->clips,
+    fprintf(f, "{\"sae\":\"%s\",\"model\":\"%s\",\"%s\":\"%s\",%s\"layer\":%d,\"clips\":%lld,\"frames\":%lld,"
+            "\"predictions\":%lld", o->sae_dir, r->model_id, o->audio ? "audio" : o->codes ? "codes" : "acts",
+            o->audio ? o->audio : o->codes ? o->codes : r->acts, r->acts[0] ? "\"split\":\"val\"," : "", r->layer,
+            (long long)r->clips,
             (long long)r->frames, (long long)r->predictions);
     num(f, "ce_clean", r->ce_clean);
     num(f, "ce_sae", r->ce_sae);

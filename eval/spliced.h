@@ -41,10 +41,12 @@ extern "C" {
 typedef struct {
     const char *sae_dir, *model_dir;
     const char *audio;     /* a folder, list file or audio file (as musae capture), or: */
-    const char *codes;     /* a codes file [B, K, F] (musae encode/generate): each item is a clip */
+    const char *codes;     /* a codes file [B, K, F] (musae encode/generate): each item is a clip; with neither,
+                            * the held-out clips of the store the SAE was trained on (musae.json data.acts and
+                            * split), cut from their files and conditioned as the capture did */
     int layer;             /* -1: the checkpoint's (musae.json) */
-    double clip_seconds;   /* 10 */
-    double min_seconds;    /* <= 0: clip_seconds */
+    double clip_seconds;   /* <= 0: as the SAE's training store was cut (/capture/params), else 10 */
+    double min_seconds;    /* <= 0: the store's, else clip_seconds */
     int captions;
     int64_t max_clips;     /* 0 = every clip */
     int force;             /* evaluate even if the checkpoint names another layer or model */
@@ -63,6 +65,7 @@ typedef struct {
     double ce_k[3][SPLICED_MAX_K];             /* per codebook: clean, sae, zero */
     sae_eval_result rec;                       /* FVU, MSE, L0, cos, dead fraction of the spliced rows */
     char model_id[512];
+    char acts[4096];                           /* the store whose held-out clips were evaluated, or "" */
 } spliced_result;
 
 /* Runs the evaluation (bad input is a musae_fail with a one-line reason). */

@@ -117,6 +117,7 @@ typedef struct {
     int has_split;          /* musae.json named the held-out split it was trained with: */
     double val_fraction;
     uint64_t split_seed;
+    char acts[4096];        /* the store it was trained on (musae.json data.acts), "" when unknown */
 } sae_model;
 
 /* Folds the trainer's scale into inference weights (copies). */

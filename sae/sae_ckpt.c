@@ -215,6 +215,8 @@ int sae_load(const char *dir, sae_model *m, char *err, size_t errlen) {
         v = cJSON_GetObjectItemCaseSensitive(j, "threshold");
         if (cJSON_IsNumber(v)) m->threshold = v->valuedouble;
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+        v = cJSON_GetObjectItemCaseSensitive(data, "acts");
+        if (cJSON_IsString(v)) snprintf(m->acts, sizeof m->acts, "%s", v->valuestring);
         v = cJSON_GetObjectItemCaseSensitive(data, "val_fraction");
         const cJSON *ss = cJSON_GetObjectItemCaseSensitive(data, "split_seed");
         if (cJSON_IsNumber(v) && cJSON_IsString(ss)) {

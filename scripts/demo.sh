@@ -14,10 +14,32 @@ LAYERS=${LAYERS:-0,1}
 LAYER=${LAYER:-1}
 CLIP_SECONDS=${CLIP_SECONDS:-1}
 TOKENS=${TOKENS:-60000}
+# The CUDA backend is built only where it can run: a CUDA toolkit AND a usable GPU driver (nvidia-smi lists a
+# GPU). MUSAE_DEMO_CUDA=1 builds it anyway (e.g. to check the CUDA build), MUSAE_DEMO_CUDA=0 never.
+t_total=$(date +%s)
+want_cuda=${MUSAE_DEMO_CUDA:-auto}
+case "$want_cuda" in auto|0|1) ;; *) echo "demo.sh: MUSAE_DEMO_CUDA must be 0, 1 or auto, got '$want_cuda'" >&2; exit 1 ;; esac
+have_nvcc=0
+{ command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; } && have_nvcc=1
+if [ "$want_cuda" = auto ]; then
+  if [ $have_nvcc = 1 ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    cuda=ON why="a CUDA toolkit and a GPU (nvidia-smi -L)"
+  elif [ $have_nvcc = 1 ]; then
+    cuda=OFF why="no usable GPU driver (nvidia-smi lists no GPU); MUSAE_DEMO_CUDA=1 builds it anyway"
+  else
+    cuda=OFF why="no CUDA toolkit (nvcc)"
+  fi
+elif [ "$want_cuda" = 1 ]; then cuda=ON why="MUSAE_DEMO_CUDA=1"
+else cuda=OFF why="MUSAE_DEMO_CUDA=0"
+fi
+echo "== CUDA backend: $cuda ($why)"
 bash scripts/install-deps.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+t_build=$(date +%s)
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DMUSAE_CUDA=$cuda >/dev/null
 cmake --build build/release --target musae -j "$(nproc)"
+build_s=$(( $(date +%s) - t_build ))
 musae=build/release/musae
+echo "== built $musae in $build_s s (cmake --install build/release --prefix ~/.local puts musae on PATH)"
 export OMP_WAIT_POLICY=PASSIVE
 t_start=$(date +%s)
 mkdir -p "$OUT"
@@ -54,14 +76,13 @@ echo "== the same command again continues the store (everything is there already
 
 echo "== musae train: top-k SAE on layer $LAYER"
 "$musae" train --acts "$OUT/acts.h5" --layer "$LAYER" --k 8 --expansion 4 --tokens "$TOKENS" --batch 256 \
-  --warmup 20 --log-every 50 -o "$OUT/sae" 2>&1 | grep -vE "^musae info: train [ 0-9]+%" || true
+  --warmup 20 --log-every 50 -o "$OUT/sae" 2>&1 | grep -vE "^musae: train [ 0-9]+%" || true
 
 echo "== musae evaluate on the store's held-out clips"
 "$musae" evaluate --sae "$OUT/sae" --acts "$OUT/acts.h5" --layer "$LAYER" | tee "$OUT/eval_store.json"
 
-echo "== musae evaluate spliced into the model, on the audio"
-"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" --audio "$AUDIO" --clip-seconds "$CLIP_SECONDS" \
-  > "$OUT/eval_spliced_audio.json"
+echo "== musae evaluate spliced into the model, on the store's held-out clips (cut from their audio files)"
+"$musae" evaluate --sae "$OUT/sae" --model "$MODEL" > "$OUT/eval_spliced_audio.json"
 cat "$OUT/eval_spliced_audio.json"
 
 echo "== musae generate (greedy, 2 items, 2 s) with generation-time capture of layer $LAYER"
@@ -75,11 +96,13 @@ echo "== musae evaluate spliced into the model, on the generated codes"
 cat "$OUT/eval_spliced_generated.json"
 
 echo
-echo "done in $(( $(date +%s) - t_start )) s. Outputs in $OUT/:"
+echo "Outputs in $OUT/:"
 echo "  $OUT/audio/                      the synthesized dataset (one unreadable and one too-short file on purpose)"
 echo "  $OUT/acts.h5                     activation store (layers $LAYERS; musae info: $OUT/acts_info.txt)"
 echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
-echo "  $OUT/eval_spliced_audio.json     spliced: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
+echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"
+echo
+echo "done: build $build_s s, demo $(( $(date +%s) - t_start )) s, total $(( $(date +%s) - t_total )) s (CUDA backend $cuda)"

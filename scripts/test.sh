@@ -5,6 +5,7 @@
 #   (c) CUDA (archs 80;90)     -> compile and link; GPU tests run where a GPU exists, else skip with a reason
 #   (d) libFuzzer targets      -> bounded runs under ASan (MUSAE_FUZZ_SECONDS, default 60 each)
 #   (e) tools/cuda_emu         -> the CUDA op, step and SAE kernel tests on the CPU emulation (no GPU needed)
+#   (f) the README's set-up    -> followed verbatim on a fresh clone of HEAD (scripts/readme_check.sh, ~1 min)
 # Usage: scripts/test.sh [--quick]   (--quick: only (a))
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ if [ $quick = 0 ]; then
     grep -E '^-- musae:' build/ci-cuda.log || true
     cmake --build build/ci-cuda -j "$jobs"
     run_ctest build/ci-cuda -L gpu
+    run_ctest build/ci-cuda -R '^test_cuda_backend$'   # a CPU run of the CUDA build maps no CUDA library
   else
     echo "SKIPPED: no CUDA toolkit (nvcc) on this machine"
   fi
@@ -57,6 +59,9 @@ if [ $quick = 0 ]; then
   bash tools/cuda_emu/run.sh build/ci-cpu || status=1
   bash tools/cuda_emu/run_step.sh build/ci-cpu --quick || status=1
   SAE_OPS_ARGS=--small bash tools/cuda_emu/run_sae.sh build/ci-cpu ops || status=1
+
+  section "(f) the README's set-up, verbatim, on a fresh clone (scripts/readme_check.sh)"
+  bash scripts/readme_check.sh || status=1
 
   if [ -x scripts/fuzz.sh ]; then
     section "(d) fuzzing (libFuzzer + ASan, bounded)"

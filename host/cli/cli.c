@@ -1,8 +1,11 @@
 #include "host/cli/cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -48,6 +51,42 @@ int cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
+}
+
+void cli_usage_fail(const char *verb, const char *fmt, ...) {
+    char why[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    musae_fail("%s; see musae %s --help", why, verb);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+    char spec[128];
+    snprintf(spec, sizeof spec, ":%s", shortopts); /* ':' first: a missing value returns ':', not '?' */
+    opterr = 0;                                      /* the reasons below replace getopt's own messages */
+    const int c = getopt_long(argc, argv, spec, longopts, NULL);
+    if (c != '?' && c != ':') return c;
+    const char *typed = argv[optind - 1]; /* the argument getopt stopped at, as typed */
+    const int is_long = typed && typed[0] == '-' && typed[1] == '-';
+    const int name_len = is_long ? (int)strcspn(typed, "=") : 2;
+    if (c == ':') cli_usage_fail(argv[0], "%.*s needs a value", name_len, typed);
+    if (is_long && optopt && strchr(typed, '='))
+        cli_usage_fail(argv[0], "%.*s takes no value, got '%s'", name_len, typed, strchr(typed, '=') + 1);
+    if (is_long) cli_usage_fail(argv[0], "unknown option '%.*s'", name_len, typed);
+    cli_usage_fail(argv[0], "unknown option '-%c'", optopt);
+}
+
+musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac) {
+    const size_t n = strlen(out);
+    if (n >= 5 && !strcasecmp(out + n - 5, ".flac")) as_flac = 1;
+    if (as_flac && as_float) musae_fail("--float and FLAC output exclude each other (FLAC holds integers)");
+    return as_flac ? MUSAE_AUDIO_FLAC : as_float ? MUSAE_AUDIO_FLOAT : MUSAE_AUDIO_PCM16;
+}
+
+void cli_device_opt(cli_device_flags *f, int opt, const char *value) {
+    cli_device_flag(f, opt == CLI_OPT_DEVICE ? "--device" : "--precision", value);
 }
 
 int cli_device_flag(cli_device_flags *f, const char *flag, const char *value) {

@@ -5,7 +5,11 @@
 #ifndef MUSAE_CLI_H
 #define MUSAE_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
+
+#include "host/core/check.h"
+#include "host/io/audio.h"
 
 #include "kernels/ops.h"
 
@@ -24,6 +28,26 @@ int cli_int_list(const char *flag, const char *s, int *out, int max, int lo, int
 /* True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* Options through getopt_long, for every verb. A verb lists its options (struct option, long-only ones with
+ * values from CLI_OPT_FIRST up) and loops `while ((c = cli_getopt(argc, argv, "o:", opts)) != -1) switch (c)`;
+ * the operands are then argv[optind..argc). "--name value", "--name=value" and unique prefixes work, and
+ * operands may sit between options. A bad option (unknown, without its value, or a value given to a flag)
+ * ends the run with one line, "<reason>; see musae <verb> --help", and exit 1: argv[0] is the verb. */
+enum { CLI_OPT_FIRST = 256 };
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* A refusal of the command line as one line: "musae: error: <why>; see musae <verb> --help", exit 1. */
+MUSAE_PRINTF(2, 3) MUSAE_NORETURN void cli_usage_fail(const char *verb, const char *fmt, ...);
+
+/* The audio file of the verbs that decode codes (decode, generate): -o OUT is WAV 16-bit PCM, or 32-bit float
+ * WAV with --float (keeps samples beyond full scale), or FLAC 16-bit with --flac or when OUT ends in .flac.
+ * CLI_AUDIO_OPTIONS in the option list; cli_audio_format refuses --float with FLAC. */
+enum { CLI_OPT_FLOAT = 210, CLI_OPT_FLAC };
+#define CLI_AUDIO_OPTIONS {"float", no_argument, NULL, CLI_OPT_FLOAT}, {"flac", no_argument, NULL, CLI_OPT_FLAC}
+#define CLI_AUDIO_USAGE                                                                                    \
+    "  --float              32-bit float WAV (keeps samples beyond full scale)\n"                           \
+    "  --flac               FLAC 16-bit (also when OUT ends in .flac)\n"
+musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac);
+
 /* --device cuda|cpu|auto and --precision fp32|bf16, shared by every verb that runs a model. A verb's flag
  * loop hands each flag to cli_device_flag (1 = it was one of these two and took `value`), then resolves
  * once. auto (the default) is the GPU when musae_ops_cuda() gives a table, else the CPU, and a log line
@@ -40,6 +64,12 @@ typedef struct {
     musae_precision prec;
 } cli_device;
 int cli_device_flag(cli_device_flags *f, const char *flag, const char *value);
+/* The same for cli_getopt: CLI_DEVICE_OPTIONS in a verb's option list, and in its switch
+ * `case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;`. */
+enum { CLI_OPT_DEVICE = 200, CLI_OPT_PRECISION };
+#define CLI_DEVICE_OPTIONS                                                                                 \
+    {"device", required_argument, NULL, CLI_OPT_DEVICE}, {"precision", required_argument, NULL, CLI_OPT_PRECISION}
+void cli_device_opt(cli_device_flags *f, int opt, const char *value);
 /* has_lm 0: the verb runs EnCodec only (fp32 always), so --precision is refused rather than ignored. */
 cli_device cli_device_resolve(const cli_device_flags *f, int has_lm);
 /* The flags' lines for a verb's usage text. */

@@ -1,4 +1,5 @@
 /* musae — entry point: dispatches to a verb. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,16 +35,34 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("musae %s\n", MUSAE_VERSION);
-        return 0;
+    /* options before the verb: "+" stops at the first operand (the verb), whose own options follow it */
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {0}};
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1;) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (c == 'V') {
+            printf("musae %s\n", MUSAE_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "musae: error: unknown option '%s'; see musae --help\n", argv[optind - 1]);
+        return 1;
     }
+    if (optind == argc) {
+        usage(stderr);
+        return 2;
+    }
+    argc -= optind - 1; /* what follows the verb is its own parse, which starts afresh */
+    argv += optind - 1;
+    optind = 0; /* 0, not 1: glibc then forgets this parse's "+" (stop at the first operand) */
     for (int i = 0; i < k_n_verbs; i++)
         if (!strcmp(argv[1], k_verbs[i].name)) return k_verbs[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "musae: error: unknown verb '%s' (musae --help lists them)\n", argv[1]);
-    return 2;
+    fprintf(stderr, "musae: error: unknown verb '%s'; see musae --help\n", argv[1]);
+    return 1;
 }

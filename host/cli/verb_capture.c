@@ -52,39 +52,37 @@ int verb_capture(int argc, char **argv) {
     capture_opts_defaults(&o);
     const char *layers = NULL;
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(f, "--captions")) {
-            o.captions = 1;
-            continue;
-        }
-        if (!v) {
-            usage(stderr);
-            musae_fail(f[0] == '-' ? "%s needs a value (or is unknown)" : "unexpected argument '%s'", f);
-        }
-        i++;
-        if (cli_device_flag(&dflags, f, v)) continue;
-        if (!strcmp(f, "--model")) o.model_dir = v;
-        else if (!strcmp(f, "--audio")) o.audio = v;
-        else if (!strcmp(f, "--layers")) layers = v;
-        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) o.out = v;
-        else if (!strcmp(f, "--clip-seconds")) o.clip_seconds = cli_double(f, v, 0.02, 3600);
-        else if (!strcmp(f, "--min-seconds")) o.min_seconds = cli_double(f, v, 0.02, 3600);
-        else if (!strcmp(f, "--batch")) o.batch = (int)cli_int(f, v, 1, 4096);
-        else if (!strcmp(f, "--max-clips")) o.max_clips = cli_int(f, v, 1, INT64_MAX / 2);
-        else if (!strcmp(f, "--dtype")) {
-            if (!strcmp(v, "f16")) o.dtype = MUSAE_F16;
-            else if (!strcmp(v, "f32")) o.dtype = MUSAE_F32;
-            else musae_fail("--dtype: expected f16 or f32, got '%s'", v);
-        } else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", f);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_AUDIO, OPT_LAYERS, OPT_CLIP, OPT_MIN, OPT_CAPTIONS, OPT_BATCH, OPT_DTYPE,
+           OPT_MAX_CLIPS };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},       {"audio", required_argument, NULL, OPT_AUDIO},
+        {"layers", required_argument, NULL, OPT_LAYERS},     {"output", required_argument, NULL, 'o'},
+        {"clip-seconds", required_argument, NULL, OPT_CLIP}, {"min-seconds", required_argument, NULL, OPT_MIN},
+        {"captions", no_argument, NULL, OPT_CAPTIONS},       {"batch", required_argument, NULL, OPT_BATCH},
+        {"dtype", required_argument, NULL, OPT_DTYPE},       {"max-clips", required_argument, NULL, OPT_MAX_CLIPS},
+        CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        switch (c) {
+        case OPT_MODEL: o.model_dir = optarg; break;
+        case OPT_AUDIO: o.audio = optarg; break;
+        case OPT_LAYERS: layers = optarg; break;
+        case 'o': o.out = optarg; break;
+        case OPT_CLIP: o.clip_seconds = cli_double("--clip-seconds", optarg, 0.02, 3600); break;
+        case OPT_MIN: o.min_seconds = cli_double("--min-seconds", optarg, 0.02, 3600); break;
+        case OPT_CAPTIONS: o.captions = 1; break;
+        case OPT_BATCH: o.batch = (int)cli_int("--batch", optarg, 1, 4096); break;
+        case OPT_MAX_CLIPS: o.max_clips = cli_int("--max-clips", optarg, 1, INT64_MAX / 2); break;
+        case OPT_DTYPE:
+            if (!strcmp(optarg, "f16")) o.dtype = MUSAE_F16;
+            else if (!strcmp(optarg, "f32")) o.dtype = MUSAE_F32;
+            else musae_fail("--dtype: expected f16 or f32, got '%s'", optarg);
+            break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
         }
     }
-    if (!o.model_dir || !o.audio || !layers || !o.out) {
-        usage(stderr);
-        musae_fail("--model, --audio, --layers and -o are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!o.model_dir || !o.audio || !layers || !o.out)
+        cli_usage_fail(argv[0], "--model, --audio, --layers and -o are required");
     o.n_layers = cli_int_list("--layers", layers, o.layers, MUSAE_STORE_MAX_LAYERS, 0, 100000);
     qsort(o.layers, (size_t)o.n_layers, sizeof(int), cmp_int); /* one order, so "6,2" resumes "2,6" */
     for (int i = 1; i < o.n_layers; i++)

@@ -22,17 +22,11 @@ static void usage(FILE *f) {
             "  --model DIR         a MusicGen folder (its audio_encoder) or a standalone EnCodec folder\n"
             "  CODES               the codes file (musae encode, musae generate)\n"
             "  -o OUT              output file: WAV 16-bit PCM by default, FLAC when OUT ends in .flac\n"
-            "  --float             32-bit float WAV (keeps samples beyond full scale)\n"
-            "  --flac              FLAC 16-bit\n"
+            CLI_AUDIO_USAGE
             "  --chunk-frames N    frames per decoder window (default 200; memory grows with it, the audio\n"
             "                      does not depend on it)\n"
             CLI_DEVICE_ONLY_USAGE "\n"
             "16-bit formats cannot hold |x| > 1: such samples are clipped, and the count and peak are reported.\n");
-}
-
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcasecmp(s + a - b, suf);
 }
 
 int verb_decode(int argc, char **argv) {
@@ -43,45 +37,24 @@ int verb_decode(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL;
     int as_float = 0, as_flac = 0, chunk = 0;
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (f[0] != '-' || !f[1]) {
-            if (in) {
-                usage(stderr);
-                musae_fail("one codes file, got '%s' and '%s'", in, f);
-            }
-            in = f;
-            continue;
-        }
-        if (!strcmp(f, "--float")) {
-            as_float = 1;
-            continue;
-        }
-        if (!strcmp(f, "--flac")) {
-            as_flac = 1;
-            continue;
-        }
-        if (!v) {
-            usage(stderr);
-            musae_fail("%s needs a value (or is unknown)", f);
-        }
-        i++;
-        if (cli_device_flag(&dflags, f, v)) continue;
-        if (!strcmp(f, "--model")) model = v;
-        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
-        else if (!strcmp(f, "--chunk-frames")) chunk = (int)cli_int(f, v, 1, 100000);
-        else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", f);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_CHUNK };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},  {"output", required_argument, NULL, 'o'},
+        {"chunk-frames", required_argument, NULL, OPT_CHUNK}, CLI_AUDIO_OPTIONS, CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        switch (c) {
+        case OPT_MODEL: model = optarg; break;
+        case 'o': out = optarg; break;
+        case CLI_OPT_FLOAT: as_float = 1; break;
+        case CLI_OPT_FLAC: as_flac = 1; break;
+        case OPT_CHUNK: chunk = (int)cli_int("--chunk-frames", optarg, 1, 100000); break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
         }
     }
-    if (!model || !in || !out) {
-        usage(stderr);
-        musae_fail("--model, a codes file and -o are required");
-    }
-    if (ends_with(out, ".flac")) as_flac = 1;
-    if (as_flac && as_float) musae_fail("--float and FLAC output exclude each other (FLAC holds integers)");
-    musae_audio_format fmt = as_flac ? MUSAE_AUDIO_FLAC : as_float ? MUSAE_AUDIO_FLOAT : MUSAE_AUDIO_PCM16;
+    if (optind < argc) in = argv[optind++];
+    if (optind < argc) cli_usage_fail(argv[0], "one codes file, got '%s' and '%s'", in, argv[optind]);
+    if (!model || !in || !out) cli_usage_fail(argv[0], "--model, a codes file and -o are required");
+    const musae_audio_format fmt = cli_audio_format(out, as_float, as_flac);
 
     char err[1024];
     musae_encodec_config cfg;

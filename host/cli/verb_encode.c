@@ -40,36 +40,24 @@ int verb_encode(int argc, char **argv) {
     double start = 0, duration = 0;
     int chunk = 0;
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (f[0] != '-' || !f[1]) {
-            if (in) {
-                usage(stderr);
-                musae_fail("one input file, got '%s' and '%s'", in, f);
-            }
-            in = f;
-            continue;
-        }
-        if (!v) {
-            usage(stderr);
-            musae_fail("%s needs a value (or is unknown)", f);
-        }
-        i++;
-        if (cli_device_flag(&dflags, f, v)) continue;
-        if (!strcmp(f, "--model")) model = v;
-        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) out = v;
-        else if (!strcmp(f, "--start")) start = cli_double(f, v, 0, 1e7);
-        else if (!strcmp(f, "--duration")) duration = cli_double(f, v, 1e-3, 1e7);
-        else if (!strcmp(f, "--chunk-frames")) chunk = (int)cli_int(f, v, 1, 100000);
-        else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", f);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_START, OPT_DURATION, OPT_CHUNK };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},        {"output", required_argument, NULL, 'o'},
+        {"start", required_argument, NULL, OPT_START},        {"duration", required_argument, NULL, OPT_DURATION},
+        {"chunk-frames", required_argument, NULL, OPT_CHUNK}, CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        switch (c) {
+        case OPT_MODEL: model = optarg; break;
+        case 'o': out = optarg; break;
+        case OPT_START: start = cli_double("--start", optarg, 0, 1e7); break;
+        case OPT_DURATION: duration = cli_double("--duration", optarg, 1e-3, 1e7); break;
+        case OPT_CHUNK: chunk = (int)cli_int("--chunk-frames", optarg, 1, 100000); break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
         }
     }
-    if (!model || !in || !out) {
-        usage(stderr);
-        musae_fail("--model, an input file and -o are required");
-    }
+    if (optind < argc) in = argv[optind++];
+    if (optind < argc) cli_usage_fail(argv[0], "one input file, got '%s' and '%s'", in, argv[optind]);
+    if (!model || !in || !out) cli_usage_fail(argv[0], "--model, an input file and -o are required");
     char err[1024];
     musae_encodec_config cfg;
     if (musae_encodec_config_load(&cfg, model, err, sizeof err)) musae_fail("%s", err);

@@ -34,36 +34,39 @@ int verb_evaluate(int argc, char **argv) {
         return 0;
     }
     for (int i = 1; i < argc; i++) /* --model: the SAE judged inside the model (host/cli/evaluate_model.c) */
-        if (!strcmp(argv[i], "--model")) return evaluate_model_main(argc, argv);
+        if (!strcmp(argv[i], "--model") || !strncmp(argv[i], "--model=", 8)) return evaluate_model_main(argc, argv);
     const char *sae_dir = NULL, *acts = NULL;
     int layer = -1, force = 0, skip = 0, have_vf = 0;
     musae_split split = MUSAE_SPLIT_VAL;
     double vf = 0.05;
     int64_t tokens = 0, batch = 4096;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = strcmp(a, "--force") && strcmp(a, "--skip-nonfinite");
-        if (takes && !v) musae_fail("%s needs a value", a);
-        if (!strcmp(a, "--sae")) sae_dir = v;
-        else if (!strcmp(a, "--acts")) acts = v;
-        else if (!strcmp(a, "--layer")) layer = (int)cli_int(a, v, 0, 1000);
-        else if (!strcmp(a, "--tokens")) tokens = cli_int(a, v, 0, INT64_MAX / 2);
-        else if (!strcmp(a, "--batch")) batch = cli_int(a, v, 1, 1 << 20);
-        else if (!strcmp(a, "--val-fraction")) { vf = cli_double(a, v, 0, 0.9); have_vf = 1; }
-        else if (!strcmp(a, "--split")) {
-            if (!strcmp(v, "val")) split = MUSAE_SPLIT_VAL;
-            else if (!strcmp(v, "train")) split = MUSAE_SPLIT_TRAIN;
-            else if (!strcmp(v, "all")) split = MUSAE_SPLIT_ALL;
-            else musae_fail("--split: expected val, train or all, got '%s'", v);
-        } else if (!strcmp(a, "--force")) force = 1;
-        else if (!strcmp(a, "--skip-nonfinite")) skip = 1;
-        else musae_fail("evaluate: unknown option '%s' (musae evaluate --help)", a);
-        if (takes) i++;
+    enum { OPT_SAE = CLI_OPT_FIRST, OPT_ACTS, OPT_LAYER, OPT_TOKENS, OPT_BATCH, OPT_VF, OPT_SPLIT, OPT_FORCE, OPT_SKIP };
+    static const struct option opts[] = {
+        {"sae", required_argument, NULL, OPT_SAE},         {"acts", required_argument, NULL, OPT_ACTS},
+        {"layer", required_argument, NULL, OPT_LAYER},     {"tokens", required_argument, NULL, OPT_TOKENS},
+        {"batch", required_argument, NULL, OPT_BATCH},     {"val-fraction", required_argument, NULL, OPT_VF},
+        {"split", required_argument, NULL, OPT_SPLIT},     {"force", no_argument, NULL, OPT_FORCE},
+        {"skip-nonfinite", no_argument, NULL, OPT_SKIP},   {0}};
+    for (int c; (c = cli_getopt(argc, argv, "", opts)) != -1;) {
+        switch (c) {
+        case OPT_SAE: sae_dir = optarg; break;
+        case OPT_ACTS: acts = optarg; break;
+        case OPT_LAYER: layer = (int)cli_int("--layer", optarg, 0, 1000); break;
+        case OPT_TOKENS: tokens = cli_int("--tokens", optarg, 0, INT64_MAX / 2); break;
+        case OPT_BATCH: batch = cli_int("--batch", optarg, 1, 1 << 20); break;
+        case OPT_VF: vf = cli_double("--val-fraction", optarg, 0, 0.9); have_vf = 1; break;
+        case OPT_SPLIT:
+            if (!strcmp(optarg, "val")) split = MUSAE_SPLIT_VAL;
+            else if (!strcmp(optarg, "train")) split = MUSAE_SPLIT_TRAIN;
+            else if (!strcmp(optarg, "all")) split = MUSAE_SPLIT_ALL;
+            else musae_fail("--split: expected val, train or all, got '%s'", optarg);
+            break;
+        case OPT_FORCE: force = 1; break;
+        case OPT_SKIP: skip = 1; break;
+        }
     }
-    if (!sae_dir || !acts || layer < 0) {
-        usage(stderr);
-        musae_fail("evaluate: --sae, --acts and --layer are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!sae_dir || !acts || layer < 0) cli_usage_fail(argv[0], "--sae, --acts and --layer are required");
     char err[600];
     sae_model m;
     if (sae_load(sae_dir, &m, err, sizeof err)) musae_fail("%s", err);

@@ -50,40 +50,27 @@ int verb_forward(int argc, char **argv) {
     int64_t max_text_tokens = 0;
     int want_logits = 1;
     cli_device_flags dflags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_device_flag(&dflags, a, v)) {
-            i++;
-            continue;
-        }
-        if (!strcmp(a, "--prompt") || !strcmp(a, "--max-text-tokens")) {
-            if (!v) musae_fail("%s needs a value", a);
-            if (a[2] == 'p') prompts[n_prompts++] = v;
-            else max_text_tokens = cli_int(a, v, 1, INT32_MAX);
-            i++;
-            continue;
-        }
-        const char **dst = !strcmp(a, "--model") ? &model_dir
-                           : !strcmp(a, "--codes") ? &codes_path
-                           : !strcmp(a, "--text-states") ? &text_path
-                           : !strcmp(a, "--layers") ? &layer_spec
-                           : !strcmp(a, "-o") ? &out_path
-                           : NULL;
-        if (dst) {
-            if (!v) musae_fail("%s needs a value", a);
-            *dst = v;
-            i++;
-        } else if (!strcmp(a, "--no-logits")) {
-            want_logits = 0;
-        } else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", a);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_CODES, OPT_PROMPT, OPT_MAX_TEXT, OPT_TEXT_STATES, OPT_LAYERS, OPT_NO_LOGITS };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},              {"codes", required_argument, NULL, OPT_CODES},
+        {"prompt", required_argument, NULL, OPT_PROMPT},            {"max-text-tokens", required_argument, NULL, OPT_MAX_TEXT},
+        {"text-states", required_argument, NULL, OPT_TEXT_STATES},  {"layers", required_argument, NULL, OPT_LAYERS},
+        {"no-logits", no_argument, NULL, OPT_NO_LOGITS},            CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        switch (c) {
+        case OPT_MODEL: model_dir = optarg; break;
+        case OPT_CODES: codes_path = optarg; break;
+        case OPT_PROMPT: prompts[n_prompts++] = optarg; break;
+        case OPT_MAX_TEXT: max_text_tokens = cli_int("--max-text-tokens", optarg, 1, INT32_MAX); break;
+        case OPT_TEXT_STATES: text_path = optarg; break;
+        case OPT_LAYERS: layer_spec = optarg; break;
+        case 'o': out_path = optarg; break;
+        case OPT_NO_LOGITS: want_logits = 0; break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
         }
     }
-    if (!model_dir || !codes_path || !out_path) {
-        usage(stderr);
-        musae_fail("--model, --codes and -o are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!model_dir || !codes_path || !out_path) cli_usage_fail(argv[0], "--model, --codes and -o are required");
     if (n_prompts && text_path) musae_fail("--prompt and --text-states are two sources of text: give one");
     if (max_text_tokens && !n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
     const cli_device dev = cli_device_resolve(&dflags, 1);

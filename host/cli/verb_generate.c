@@ -23,6 +23,7 @@ const char verb_generate_summary[] = "generate music codes with MusicGen (CFG, t
 typedef struct {
     const char *model_dir, *codes_out, *text_states;
     const char *audio_out; /* -o: decode the codes with the folder's EnCodec */
+    int as_float, as_flac;  /* --float, --flac (cli_audio_format) */
     const char *acts, *capture_layers; /* --acts, --capture-layers: generation-time capture (eval/capture.h) */
     const char **prompts; /* [n_prompts] into argv */
     int n_prompts;
@@ -38,6 +39,7 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: musae generate --model DIR (--frames N | --seconds S) (-o OUT.wav | --codes-out FILE) [--seed S]\n"
+            "                      [--float | --flac]\n"
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
             "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n"
             "                      [--capture-layers L,L.. --acts ACTS.h5] [--device D] [--precision P]\n\n"
@@ -48,6 +50,7 @@ static void usage(FILE *f) {
             "  --seconds S          or the duration: N = round(S x frame rate), 50 frames per second at 32 kHz\n"
             "  -o OUT               the audio: WAV 16-bit (FLAC when OUT ends in .flac), decoded with the folder's\n"
             "                       EnCodec; with B > 1 items, OUT with _b before the extension\n"
+            CLI_AUDIO_USAGE
             "  --codes-out FILE     the codes\n"
             "  --seed S             sampling seed (default 0); the draws are Philox(seed, item, step)\n"
             "  --prompt TEXT        a text description (UTF-8); repeat for a batch, one item per prompt. Tokenized\n"
@@ -79,43 +82,49 @@ static void parse(int argc, char **argv, gen_args *a) {
     a->prompts = musae_xcalloc((size_t)argc, sizeof *a->prompts);
     a->sampler = (mg_sampler){.greedy = 0, .temperature = 1.0f, .top_k = 250, .top_p = 1.0f, .seed = 0};
     int have_frames = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(f, "--greedy")) {
-            a->sampler.greedy = 1;
-            continue;
-        }
-        if (!v) {
-            usage(stderr);
-            musae_fail(f[0] == '-' ? "%s needs a value (or is unknown)" : "unexpected argument '%s'", f);
-        }
-        i++;
-        if (cli_device_flag(&a->dev, f, v)) continue;
-        if (!strcmp(f, "--model")) a->model_dir = v;
-        else if (!strcmp(f, "--prompt")) a->prompts[a->n_prompts++] = v;
-        else if (!strcmp(f, "--max-text-tokens")) a->max_text_tokens = cli_int(f, v, 1, INT32_MAX);
-        else if (!strcmp(f, "--seconds")) a->seconds = cli_double(f, v, 1e-3, 1e5);
-        else if (!strcmp(f, "--codes-out")) a->codes_out = v;
-        else if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->audio_out = v;
-        else if (!strcmp(f, "--text-states")) a->text_states = v;
-        else if (!strcmp(f, "--acts")) a->acts = v;
-        else if (!strcmp(f, "--capture-layers")) a->capture_layers = v;
-        else if (!strcmp(f, "--frames")) a->frames = cli_int(f, v, 1, INT32_MAX), have_frames = 1;
-        else if (!strcmp(f, "--seed")) a->sampler.seed = (uint64_t)cli_int(f, v, 0, INT64_MAX);
-        else if (!strcmp(f, "--batch")) a->batch = cli_int(f, v, 1, 65536), a->have_batch = 1;
-        else if (!strcmp(f, "--guidance")) a->guidance = cli_double(f, v, 0.0, 1000.0), a->have_guidance = 1;
-        else if (!strcmp(f, "--top-k")) a->sampler.top_k = (int)cli_int(f, v, 0, INT32_MAX);
-        else if (!strcmp(f, "--top-p")) a->sampler.top_p = (float)cli_double(f, v, 1e-6, 1.0);
-        else if (!strcmp(f, "--temperature")) a->sampler.temperature = (float)cli_double(f, v, 1e-6, 1e6);
-        else {
-            usage(stderr);
-            musae_fail("unknown option '%s'", f);
+    enum { OPT_MODEL = CLI_OPT_FIRST, OPT_PROMPT, OPT_MAX_TEXT, OPT_SECONDS, OPT_CODES_OUT, OPT_TEXT_STATES, OPT_ACTS,
+           OPT_CAPTURE, OPT_FRAMES, OPT_SEED, OPT_BATCH, OPT_GUIDANCE, OPT_TOP_K, OPT_TOP_P, OPT_TEMPERATURE,
+           OPT_GREEDY };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},           {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"max-text-tokens", required_argument, NULL, OPT_MAX_TEXT}, {"seconds", required_argument, NULL, OPT_SECONDS},
+        {"codes-out", required_argument, NULL, OPT_CODES_OUT},   {"output", required_argument, NULL, 'o'},
+        {"text-states", required_argument, NULL, OPT_TEXT_STATES}, {"acts", required_argument, NULL, OPT_ACTS},
+        {"capture-layers", required_argument, NULL, OPT_CAPTURE}, {"frames", required_argument, NULL, OPT_FRAMES},
+        {"seed", required_argument, NULL, OPT_SEED},             {"batch", required_argument, NULL, OPT_BATCH},
+        {"guidance", required_argument, NULL, OPT_GUIDANCE},     {"top-k", required_argument, NULL, OPT_TOP_K},
+        {"top-p", required_argument, NULL, OPT_TOP_P},           {"temperature", required_argument, NULL, OPT_TEMPERATURE},
+        {"greedy", no_argument, NULL, OPT_GREEDY},               CLI_AUDIO_OPTIONS, CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case OPT_MODEL: a->model_dir = v; break;
+        case OPT_PROMPT: a->prompts[a->n_prompts++] = v; break;
+        case OPT_MAX_TEXT: a->max_text_tokens = cli_int("--max-text-tokens", v, 1, INT32_MAX); break;
+        case OPT_SECONDS: a->seconds = cli_double("--seconds", v, 1e-3, 1e5); break;
+        case OPT_CODES_OUT: a->codes_out = v; break;
+        case 'o': a->audio_out = v; break;
+        case OPT_TEXT_STATES: a->text_states = v; break;
+        case OPT_ACTS: a->acts = v; break;
+        case OPT_CAPTURE: a->capture_layers = v; break;
+        case OPT_FRAMES: a->frames = cli_int("--frames", v, 1, INT32_MAX), have_frames = 1; break;
+        case OPT_SEED: a->sampler.seed = (uint64_t)cli_int("--seed", v, 0, INT64_MAX); break;
+        case OPT_BATCH: a->batch = cli_int("--batch", v, 1, 65536), a->have_batch = 1; break;
+        case OPT_GUIDANCE: a->guidance = cli_double("--guidance", v, 0.0, 1000.0), a->have_guidance = 1; break;
+        case OPT_TOP_K: a->sampler.top_k = (int)cli_int("--top-k", v, 0, INT32_MAX); break;
+        case OPT_TOP_P: a->sampler.top_p = (float)cli_double("--top-p", v, 1e-6, 1.0); break;
+        case OPT_TEMPERATURE: a->sampler.temperature = (float)cli_double("--temperature", v, 1e-6, 1e6); break;
+        case OPT_GREEDY: a->sampler.greedy = 1; break;
+        case CLI_OPT_FLOAT: a->as_float = 1; break;
+        case CLI_OPT_FLAC: a->as_flac = 1; break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&a->dev, c, v); break;
         }
     }
-    if (!a->model_dir || have_frames == (a->seconds > 0) || (!a->codes_out && !a->audio_out)) {
-        usage(stderr);
-        musae_fail("--model, -o and/or --codes-out, and one of --frames or --seconds are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!a->model_dir || have_frames == (a->seconds > 0) || (!a->codes_out && !a->audio_out))
+        cli_usage_fail(argv[0], "--model, -o and/or --codes-out, and one of --frames or --seconds are required");
+    if ((a->as_float || a->as_flac) && !a->audio_out) cli_usage_fail(argv[0], "--float and --flac apply to -o");
+    if (a->audio_out) cli_audio_format(a->audio_out, a->as_float, a->as_flac); /* refused now, not after generating */
     if (a->n_prompts && a->text_states) musae_fail("--prompt and --text-states are two sources of text: give one");
     if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
     if (!a->acts != !a->capture_layers) musae_fail("--capture-layers and --acts go together");
@@ -213,8 +222,7 @@ int verb_generate(int argc, char **argv) {
     MUSAE_ASSERT(F == a.frames, "generated %lld frames, asked for %lld", (long long)F, (long long)a.frames);
     if (a.codes_out) write_outputs(&a, &p, codes, B, m.K, F);
     if (a.audio_out) {
-        size_t L = strlen(a.audio_out);
-        musae_audio_format fmt = L >= 5 && !strcasecmp(a.audio_out + L - 5, ".flac") ? MUSAE_AUDIO_FLAC : MUSAE_AUDIO_PCM16;
+        const musae_audio_format fmt = cli_audio_format(a.audio_out, a.as_float, a.as_flac);
         encodec codec;
         encodec_load(&codec, a.model_dir, dev.ops);
         if (encodec_decode_to_files(&codec, codes, B, F, a.audio_out, fmt, 0, err, sizeof err)) musae_fail("%s", err);

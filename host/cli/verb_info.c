@@ -30,16 +30,19 @@ static void print_tensors(const musae_st *st) {
 }
 
 int verb_info(int argc, char **argv) {
-    if (cli_wants_help(argc, argv) || argc != 2) {
-        fprintf(argc == 2 ? stdout : stderr,
-                "usage: musae info PATH\n\n"
-                "PATH is a model folder (config.json + model.safetensors or a sharded index), a .safetensors\n"
-                "file, or a model.safetensors.index.json. Prints the config summary and every tensor with its\n"
-                "dtype and shape, and the parameter count. An HDF5 activation store (acts.h5) or an SAE\n"
-                "checkpoint folder (cfg.json + sae.safetensors) gets its own summary.\n");
-        return argc == 2 ? 0 : 2;
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: musae info PATH\n\n"
+               "PATH is a model folder (config.json + model.safetensors or a sharded index), a .safetensors\n"
+               "file, or a model.safetensors.index.json. Prints the config summary and every tensor with its\n"
+               "dtype and shape, and the parameter count. An HDF5 activation store (acts.h5) or an SAE\n"
+               "checkpoint folder (cfg.json + sae.safetensors) gets its own summary.\n");
+        return 0;
     }
-    const char *path = argv[1];
+    static const struct option opts[] = {{0}};
+    while (cli_getopt(argc, argv, "", opts) != -1) continue; /* no options: any is refused */
+    if (optind == argc) cli_usage_fail(argv[0], "a PATH is required");
+    if (optind + 1 < argc) cli_usage_fail(argv[0], "one PATH, got '%s' and '%s'", argv[optind], argv[optind + 1]);
+    const char *path = argv[optind];
     struct stat sb;
     if (stat(path, &sb) != 0) musae_fail("%s: cannot open: %s", path, strerror(errno));
     char err[512];

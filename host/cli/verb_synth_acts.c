@@ -57,32 +57,40 @@ int verb_synth_acts(int argc, char **argv) {
     spec.dtype = MUSAE_F16;
     spec.dtype_source = "f32";
     spec.n_layers = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) musae_fail("%s needs a value", k);
-        if (!strcmp(k, "-o")) out = v;
-        else if (!strcmp(k, "--d")) d = (int)cli_int(k, v, 1, 1 << 16);
-        else if (!strcmp(k, "--concepts")) G = (int)cli_int(k, v, 1, 1 << 20);
-        else if (!strcmp(k, "--k-true")) kt = (int)cli_int(k, v, 1, 1024);
-        else if (!strcmp(k, "--rows")) rows = cli_int(k, v, 1, INT32_MAX);
-        else if (!strcmp(k, "--clip-frames")) clip = (int)cli_int(k, v, 1, 1 << 24);
-        else if (!strcmp(k, "--layers")) spec.n_layers = cli_int_list(k, v, spec.layers, MUSAE_STORE_MAX_LAYERS, 0, 1000);
-        else if (!strcmp(k, "--freq-exponent")) a = cli_double(k, v, 0, 10);
-        else if (!strcmp(k, "--noise")) noise = cli_double(k, v, 0, 1e6);
-        else if (!strcmp(k, "--nan-rows")) nan_rows = (int)cli_int(k, v, 0, INT32_MAX);
-        else if (!strcmp(k, "--seed")) seed = (uint64_t)cli_int(k, v, 0, INT64_MAX);
-        else if (!strcmp(k, "--model")) spec.model = v;
-        else if (!strcmp(k, "--dtype")) {
+    enum { OPT_D = CLI_OPT_FIRST, OPT_CONCEPTS, OPT_K_TRUE, OPT_ROWS, OPT_CLIP, OPT_LAYERS, OPT_FREQ, OPT_NOISE,
+           OPT_NAN_ROWS, OPT_SEED, OPT_MODEL, OPT_DTYPE };
+    static const struct option opts[] = {
+        {"d", required_argument, NULL, OPT_D},                   {"concepts", required_argument, NULL, OPT_CONCEPTS},
+        {"k-true", required_argument, NULL, OPT_K_TRUE},         {"rows", required_argument, NULL, OPT_ROWS},
+        {"clip-frames", required_argument, NULL, OPT_CLIP},      {"layers", required_argument, NULL, OPT_LAYERS},
+        {"freq-exponent", required_argument, NULL, OPT_FREQ},    {"noise", required_argument, NULL, OPT_NOISE},
+        {"nan-rows", required_argument, NULL, OPT_NAN_ROWS},     {"seed", required_argument, NULL, OPT_SEED},
+        {"model", required_argument, NULL, OPT_MODEL},           {"dtype", required_argument, NULL, OPT_DTYPE},
+        {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case 'o': out = v; break;
+        case OPT_D: d = (int)cli_int("--d", v, 1, 1 << 16); break;
+        case OPT_CONCEPTS: G = (int)cli_int("--concepts", v, 1, 1 << 20); break;
+        case OPT_K_TRUE: kt = (int)cli_int("--k-true", v, 1, 1024); break;
+        case OPT_ROWS: rows = cli_int("--rows", v, 1, INT32_MAX); break;
+        case OPT_CLIP: clip = (int)cli_int("--clip-frames", v, 1, 1 << 24); break;
+        case OPT_LAYERS: spec.n_layers = cli_int_list("--layers", v, spec.layers, MUSAE_STORE_MAX_LAYERS, 0, 1000); break;
+        case OPT_FREQ: a = cli_double("--freq-exponent", v, 0, 10); break;
+        case OPT_NOISE: noise = cli_double("--noise", v, 0, 1e6); break;
+        case OPT_NAN_ROWS: nan_rows = (int)cli_int("--nan-rows", v, 0, INT32_MAX); break;
+        case OPT_SEED: seed = (uint64_t)cli_int("--seed", v, 0, INT64_MAX); break;
+        case OPT_MODEL: spec.model = v; break;
+        case OPT_DTYPE:
             if (!strcmp(v, "f16")) spec.dtype = MUSAE_F16;
             else if (!strcmp(v, "f32")) spec.dtype = MUSAE_F32;
             else musae_fail("--dtype: expected f16 or f32, got '%s'", v);
-        } else musae_fail("synth_acts: unknown option '%s' (musae synth_acts --help)", k);
-        i++;
+            break;
+        }
     }
-    if (!out) {
-        usage(stderr);
-        musae_fail("synth_acts: -o is required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!out) cli_usage_fail(argv[0], "-o is required");
     if (kt > G) musae_fail("--k-true %d exceeds --concepts %d", kt, G);
     spec.d_model = d;
 

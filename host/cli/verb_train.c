@@ -115,61 +115,72 @@ int verb_train(int argc, char **argv) {
     sae_train_opts_defaults(&o);
     int have_data_seed = 0;
     cli_device_flags dflags = {NULL, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                                             \
-    do {                                                                                                   \
-        if (!v) musae_fail("%s needs a value", a);                                                         \
-        i++;                                                                                               \
-    } while (0)
-        if (!strcmp(a, "--acts")) { NEED(); o.acts = v; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); o.out = v; }
-        else if (!strcmp(a, "--layer") || !strcmp(a, "--layers")) { NEED(); o.n_layers = cli_int_list(a, v, o.layers, SAE_GRID_MAX, 0, 1000); }
-        else if (!strcmp(a, "--k")) { NEED(); o.n_k = cli_int_list(a, v, o.ks, SAE_GRID_MAX, 1, 1 << 20); }
-        else if (!strcmp(a, "--expansion")) { NEED(); o.n_exp = cli_int_list(a, v, o.exps, SAE_GRID_MAX, 1, 1024); }
-        else if (!strcmp(a, "--tokens")) { NEED(); o.tokens = cli_int(a, v, 1, INT64_MAX / 2); }
-        else if (!strcmp(a, "--batch")) { NEED(); o.batch = cli_int(a, v, 1, 1 << 20); }
-        else if (!strcmp(a, "--val-fraction")) { NEED(); o.val_fraction = cli_double(a, v, 0, 0.9); }
-        else if (!strcmp(a, "--split-seed")) { NEED(); o.split_seed = (uint64_t)cli_int(a, v, 0, INT64_MAX); }
-        else if (!strcmp(a, "--shuffle-rows")) { NEED(); o.shuffle_rows = cli_int(a, v, 1, INT64_MAX / 2); }
-        else if (!strcmp(a, "--skip-nonfinite")) o.skip_nonfinite = 1;
-        else if (!strcmp(a, "--eval-tokens")) { NEED(); o.eval_tokens = cli_int(a, v, 0, INT64_MAX / 2); }
-        else if (!strcmp(a, "--batch-topk")) o.recipe.batch_topk = 1;
-        else if (!strcmp(a, "--lr")) { NEED(); o.recipe.lr = (float)cli_double(a, v, 1e-12, 10); }
-        else if (!strcmp(a, "--warmup")) { NEED(); o.recipe.warmup_steps = cli_int(a, v, 0, INT64_MAX / 2); }
-        else if (!strcmp(a, "--decay")) { NEED(); o.recipe.decay_frac = cli_double(a, v, 0, 1); }
-        else if (!strcmp(a, "--k-aux")) { NEED(); o.recipe.k_aux = (int)cli_int(a, v, 0, 1 << 20); }
-        else if (!strcmp(a, "--auxk-alpha")) { NEED(); o.recipe.auxk_alpha = (float)cli_double(a, v, 0, 100); }
-        else if (!strcmp(a, "--dead-tokens")) { NEED(); o.recipe.dead_tokens = cli_int(a, v, 0, INT64_MAX / 2); }
-        else if (!strcmp(a, "--b-dec")) {
-            NEED();
+    enum { OPT_ACTS = CLI_OPT_FIRST, OPT_LAYER, OPT_K, OPT_EXPANSION, OPT_TOKENS, OPT_BATCH, OPT_VF, OPT_SPLIT_SEED,
+           OPT_SHUFFLE, OPT_SKIP, OPT_EVAL_TOKENS, OPT_BATCH_TOPK, OPT_LR, OPT_WARMUP, OPT_DECAY, OPT_K_AUX,
+           OPT_AUXK_ALPHA, OPT_DEAD, OPT_B_DEC, OPT_INIT_ROWS, OPT_SEED, OPT_DATA_SEED, OPT_SAVE_EVERY, OPT_LOG_EVERY,
+           OPT_RESUME, OPT_KEEP_STATE, OPT_DIST };
+    static const struct option opts[] = {
+        {"acts", required_argument, NULL, OPT_ACTS},             {"out", required_argument, NULL, 'o'},
+        {"layer", required_argument, NULL, OPT_LAYER},           {"layers", required_argument, NULL, OPT_LAYER},
+        {"k", required_argument, NULL, OPT_K},                   {"expansion", required_argument, NULL, OPT_EXPANSION},
+        {"tokens", required_argument, NULL, OPT_TOKENS},         {"batch", required_argument, NULL, OPT_BATCH},
+        {"val-fraction", required_argument, NULL, OPT_VF},       {"split-seed", required_argument, NULL, OPT_SPLIT_SEED},
+        {"shuffle-rows", required_argument, NULL, OPT_SHUFFLE},  {"skip-nonfinite", no_argument, NULL, OPT_SKIP},
+        {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS}, {"batch-topk", no_argument, NULL, OPT_BATCH_TOPK},
+        {"lr", required_argument, NULL, OPT_LR},                 {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"decay", required_argument, NULL, OPT_DECAY},           {"k-aux", required_argument, NULL, OPT_K_AUX},
+        {"auxk-alpha", required_argument, NULL, OPT_AUXK_ALPHA}, {"dead-tokens", required_argument, NULL, OPT_DEAD},
+        {"b-dec", required_argument, NULL, OPT_B_DEC},           {"init-rows", required_argument, NULL, OPT_INIT_ROWS},
+        {"seed", required_argument, NULL, OPT_SEED},             {"data-seed", required_argument, NULL, OPT_DATA_SEED},
+        {"save-every", required_argument, NULL, OPT_SAVE_EVERY}, {"log-every", required_argument, NULL, OPT_LOG_EVERY},
+        {"resume", no_argument, NULL, OPT_RESUME},               {"keep-state", no_argument, NULL, OPT_KEEP_STATE},
+        {"dist", required_argument, NULL, OPT_DIST},             CLI_DEVICE_OPTIONS, {0}};
+    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case OPT_ACTS: o.acts = v; break;
+        case 'o': o.out = v; break;
+        case OPT_LAYER: o.n_layers = cli_int_list("--layer", v, o.layers, SAE_GRID_MAX, 0, 1000); break;
+        case OPT_K: o.n_k = cli_int_list("--k", v, o.ks, SAE_GRID_MAX, 1, 1 << 20); break;
+        case OPT_EXPANSION: o.n_exp = cli_int_list("--expansion", v, o.exps, SAE_GRID_MAX, 1, 1024); break;
+        case OPT_TOKENS: o.tokens = cli_int("--tokens", v, 1, INT64_MAX / 2); break;
+        case OPT_BATCH: o.batch = cli_int("--batch", v, 1, 1 << 20); break;
+        case OPT_VF: o.val_fraction = cli_double("--val-fraction", v, 0, 0.9); break;
+        case OPT_SPLIT_SEED: o.split_seed = (uint64_t)cli_int("--split-seed", v, 0, INT64_MAX); break;
+        case OPT_SHUFFLE: o.shuffle_rows = cli_int("--shuffle-rows", v, 1, INT64_MAX / 2); break;
+        case OPT_SKIP: o.skip_nonfinite = 1; break;
+        case OPT_EVAL_TOKENS: o.eval_tokens = cli_int("--eval-tokens", v, 0, INT64_MAX / 2); break;
+        case OPT_BATCH_TOPK: o.recipe.batch_topk = 1; break;
+        case OPT_LR: o.recipe.lr = (float)cli_double("--lr", v, 1e-12, 10); break;
+        case OPT_WARMUP: o.recipe.warmup_steps = cli_int("--warmup", v, 0, INT64_MAX / 2); break;
+        case OPT_DECAY: o.recipe.decay_frac = cli_double("--decay", v, 0, 1); break;
+        case OPT_K_AUX: o.recipe.k_aux = (int)cli_int("--k-aux", v, 0, 1 << 20); break;
+        case OPT_AUXK_ALPHA: o.recipe.auxk_alpha = (float)cli_double("--auxk-alpha", v, 0, 100); break;
+        case OPT_DEAD: o.recipe.dead_tokens = cli_int("--dead-tokens", v, 0, INT64_MAX / 2); break;
+        case OPT_B_DEC:
             if (!strcmp(v, "median")) o.recipe.bdec_init = SAE_BDEC_MEDIAN;
             else if (!strcmp(v, "mean")) o.recipe.bdec_init = SAE_BDEC_MEAN;
             else if (!strcmp(v, "zero")) o.recipe.bdec_init = SAE_BDEC_ZERO;
             else musae_fail("--b-dec: expected median, mean or zero, got '%s'", v);
-        }
-        else if (!strcmp(a, "--init-rows")) { NEED(); o.init_rows = cli_int(a, v, 1, 1 << 24); }
-        else if (!strcmp(a, "--seed")) { NEED(); o.recipe.seed = (uint64_t)cli_int(a, v, 0, INT64_MAX); }
-        else if (!strcmp(a, "--data-seed")) { NEED(); o.data_seed = (uint64_t)cli_int(a, v, 0, INT64_MAX); have_data_seed = 1; }
-        else if (!strcmp(a, "--save-every")) { NEED(); o.save_every = cli_int(a, v, 0, INT64_MAX / 2); }
-        else if (!strcmp(a, "--log-every")) { NEED(); o.log_every = cli_int(a, v, 1, INT64_MAX / 2); }
-        else if (!strcmp(a, "--resume")) o.resume = 1;
-        else if (!strcmp(a, "--keep-state")) o.keep_state = 1;
-        else if (cli_device_flag(&dflags, a, v)) i++;
-        else if (!strcmp(a, "--dist")) {
-            NEED();
+            break;
+        case OPT_INIT_ROWS: o.init_rows = cli_int("--init-rows", v, 1, 1 << 24); break;
+        case OPT_SEED: o.recipe.seed = (uint64_t)cli_int("--seed", v, 0, INT64_MAX); break;
+        case OPT_DATA_SEED: o.data_seed = (uint64_t)cli_int("--data-seed", v, 0, INT64_MAX), have_data_seed = 1; break;
+        case OPT_SAVE_EVERY: o.save_every = cli_int("--save-every", v, 0, INT64_MAX / 2); break;
+        case OPT_LOG_EVERY: o.log_every = cli_int("--log-every", v, 1, INT64_MAX / 2); break;
+        case OPT_RESUME: o.resume = 1; break;
+        case OPT_KEEP_STATE: o.keep_state = 1; break;
+        case OPT_DIST:
             if (!strcmp(v, "data")) o.dist_mode = SAE_DIST_DATA;
             else if (!strcmp(v, "latent")) o.dist_mode = SAE_DIST_LATENT;
             else musae_fail("--dist: expected data or latent, got '%s'", v);
+            break;
+        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, v); break;
         }
-        else musae_fail("train: unknown option '%s' (musae train --help)", a);
-#undef NEED
     }
-    if (!o.acts || !o.out || !o.n_layers || !o.n_k || !o.n_exp) {
-        usage(stderr);
-        musae_fail("train: --acts, --layer, --k, --expansion and -o are required");
-    }
+    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (!o.acts || !o.out || !o.n_layers || !o.n_k || !o.n_exp)
+        cli_usage_fail(argv[0], "--acts, --layer, --k, --expansion and -o are required");
     if (!have_data_seed) o.data_seed = o.recipe.seed;
     musae_dist dist;
     musae_dist_init(&dist, &argc, &argv);

@@ -25,9 +25,11 @@ musae_log_level musae_log_get_level(void) {
 void musae_log(musae_log_level level, const char *fmt, ...) {
     if (level > musae_log_get_level()) return;
     if (level >= MUSAE_LOG_INFO && musae_rank() != 0) return;
-    static const char *names[] = {"error", "warn", "info", "debug"};
+    /* "musae: " then the level for all but info, as compilers do ("musae: warning: ..."): a log line must not
+     * read like a verb's name ("musae info: ..." looked like the output of `musae info`). */
+    static const char *names[] = {"error: ", "warning: ", "", "debug: "};
     if (musae_world() > 1) fprintf(stderr, "[rank %d] ", musae_rank());
-    fprintf(stderr, "musae %s: ", names[level]);
+    fprintf(stderr, "musae: %s", names[level]);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -64,7 +64,7 @@ static void render(musae_progress *p, const char *extra, int final) {
     snprintf(line + off, sizeof line - (size_t)off, " | %.1f %s/s | %s%s%s%s", rate, p->unit, elapsed, eta,
              extra ? " | " : "", extra ? extra : "");
     if (p->tty) fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
-    else fprintf(stderr, "musae info: %s\n", line);
+    else fprintf(stderr, "musae: %s\n", line); /* an info line (host/core/log.c) */
     fflush(stderr);
     p->t_last = now;
 }

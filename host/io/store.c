@@ -237,6 +237,7 @@ struct musae_store_writer {
     hid_t file, f16, vstr;
     hid_t acts[MUSAE_STORE_MAX_LAYERS];
     hid_t fr_clip, fr_t, cl_path, cl_nf, cl_off;
+    hid_t cl_caption; /* /clips/caption, or -1: the store keeps no captions */
     int64_t n_rows, n_clips, nonfinite;
     str_set paths;
     void *conv;      /* one clip of one layer in the storage dtype */
@@ -275,6 +276,9 @@ static void writer_open_datasets(musae_store_writer *w) {
     H5_CHECK(w->cl_path = H5Dopen2(w->file, "/clips/path", H5P_DEFAULT));
     H5_CHECK(w->cl_nf = H5Dopen2(w->file, "/clips/n_frames", H5P_DEFAULT));
     H5_CHECK(w->cl_off = H5Dopen2(w->file, "/clips/offset", H5P_DEFAULT));
+    w->cl_caption = -1;
+    if (H5Lexists(w->file, "/clips/caption", H5P_DEFAULT) > 0)
+        H5_CHECK(w->cl_caption = H5Dopen2(w->file, "/clips/caption", H5P_DEFAULT));
 }
 
 static void check_spec(const musae_store_spec *spec) {
@@ -341,6 +345,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     H5Dclose(make_dataset(g, "path", w->vstr, 1, dims, c2));
     H5Dclose(make_dataset(g, "n_frames", H5T_STD_I32LE, 1, dims, c2));
     H5Dclose(make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
+    if (spec->captions) H5Dclose(make_dataset(g, "caption", w->vstr, 1, dims, c2));
     H5Gclose(g);
     writer_open_datasets(w);
     commit(w);
@@ -395,6 +400,15 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     H5_CHECK(H5Dset_extent(w->cl_path, ext));
     H5_CHECK(H5Dset_extent(w->cl_nf, ext));
     H5_CHECK(H5Dset_extent(w->cl_off, ext));
+    if (spec->captions && w->cl_caption < 0) { /* a store from before captions were kept: earlier clips get none */
+        const hsize_t c2[1] = {1024};
+        hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
+        H5_CHECK(g);
+        H5Dclose(make_dataset(g, "caption", w->vstr, 1, (hsize_t[]){0}, c2));
+        H5Gclose(g);
+        H5_CHECK(w->cl_caption = H5Dopen2(w->file, "/clips/caption", H5P_DEFAULT));
+    }
+    if (w->cl_caption >= 0) H5_CHECK(H5Dset_extent(w->cl_caption, ext));
     int zero = 0;
     attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
     /* a store written by another tool may lack the committed counts: add them before the first commit */
@@ -407,6 +421,12 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
 }
 
 void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts) {
+    musae_store_add_clip_captioned(w, clip_path, NULL, n_frames, acts);
+}
+
+void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path, const char *caption,
+                                    int64_t n_frames, const float *const *acts) {
+    MUSAE_ASSERT(!caption || w->cl_caption >= 0, "clip '%s': a caption for a store that keeps none", clip_path);
     MUSAE_ASSERT(n_frames >= 0 && n_frames <= INT32_MAX, "clip '%s': %lld frames", clip_path, (long long)n_frames);
     MUSAE_ASSERT(w->n_clips < INT32_MAX, "more than 2^31 clips");
     const int d = w->spec.d_model;
@@ -457,6 +477,10 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
     append_rows(w->cl_path, w->vstr, w->n_clips, 1, 0, &clip_path);
     append_rows(w->cl_nf, H5T_NATIVE_INT32, w->n_clips, 1, 0, &nf);
     append_rows(w->cl_off, H5T_NATIVE_INT64, w->n_clips, 1, 0, &w->n_rows);
+    if (w->cl_caption >= 0) {
+        const char *c = caption ? caption : "";
+        append_rows(w->cl_caption, w->vstr, w->n_clips, 1, 0, &c);
+    }
     w->n_rows += n_frames;
     w->n_clips++;
     commit(w);
@@ -500,6 +524,7 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Dclose(w->cl_path);
     H5Dclose(w->cl_nf);
     H5Dclose(w->cl_off);
+    if (w->cl_caption >= 0) H5Dclose(w->cl_caption);
     H5Tclose(w->f16);
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
@@ -771,18 +796,36 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
     free(tmp);
 }
 
-char *musae_store_clip_path(musae_store *s, int64_t i) {
+/* Element i of a 1-D string dataset (malloc'd; `if_null` for an element never written, "?" when unreadable), or
+ * NULL when the dataset is absent or shorter than i + 1. */
+static char *read_clip_str(musae_store *s, const char *name, int64_t i, const char *if_null) {
     MUSAE_ASSERT(i >= 0 && i < s->info.n_clips, "clip %lld of %lld", (long long)i, (long long)s->info.n_clips);
     h5_lock();
-    hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT);
+    if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) {
+        h5_unlock();
+        return NULL;
+    }
+    hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
     H5_CHECK(d);
+    hsize_t ext[1] = {0};
+    hid_t space = H5Dget_space(d);
+    hid_t dtype = H5Dget_type(d);
+    const int ok = H5Sget_simple_extent_ndims(space) == 1 && H5Sget_simple_extent_dims(space, ext, NULL) == 1 &&
+                   (int64_t)ext[0] > i && H5Tget_class(dtype) == H5T_STRING;
+    H5Tclose(dtype);
+    H5Sclose(space);
+    if (!ok) {
+        H5Dclose(d);
+        h5_unlock();
+        return NULL;
+    }
     hid_t t = vlen_str_type();
     hsize_t start[1] = {(hsize_t)i}, cnt[1] = {1};
     hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
     H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
     char *v = NULL;
     herr_t rc = H5Dread(d, t, ms, fs, H5P_DEFAULT, &v);
-    char *out = musae_xstrdup(rc >= 0 && v ? v : "?");
+    char *out = musae_xstrdup(rc < 0 ? "?" : v ? v : if_null);
     if (rc >= 0 && v) H5Dvlen_reclaim(t, ms, H5P_DEFAULT, &v);
     H5Sclose(ms);
     H5Sclose(fs);
@@ -791,6 +834,13 @@ char *musae_store_clip_path(musae_store *s, int64_t i) {
     h5_unlock();
     return out;
 }
+
+char *musae_store_clip_path(musae_store *s, int64_t i) {
+    char *p = read_clip_str(s, "/clips/path", i, "?");
+    return p ? p : musae_xstrdup("?");
+}
+
+char *musae_store_clip_caption(musae_store *s, int64_t i) { return read_clip_str(s, "/clips/caption", i, ""); }
 
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t) {
     MUSAE_ASSERT(row0 >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld)", (long long)row0, (long long)(row0 + n));
@@ -930,6 +980,14 @@ static int clip_in_val(uint64_t split_seed, int64_t c, double frac) {
     return musae_u32_to_unit(musae_philox(split_seed, STREAM_SPLIT, (uint64_t)c).v[0]) < frac;
 }
 
+int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t n_clips, int64_t c) {
+    if (clip_in_val(split_seed, c, val_fraction)) return 1;
+    if (val_fraction <= 0 || n_clips < 2 || c != n_clips - 1) return 0;
+    for (int64_t i = 0; i < n_clips; i++) /* none drawn: the last clip is held out */
+        if (clip_in_val(split_seed, i, val_fraction)) return 0;
+    return 1;
+}
+
 static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
     if (dt == MUSAE_F16) {
         const uint16_t *h = (const uint16_t *)raw + r * d;
@@ -1048,11 +1106,8 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
     }
     /* which clips are in the split */
     uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    int any_val = 0;
-    for (int64_t c = 0; c < in->n_clips; c++) any_val |= clip_in_val(o->split_seed, c, o->val_fraction);
     for (int64_t c = 0; c < in->n_clips; c++) {
-        int val = clip_in_val(o->split_seed, c, o->val_fraction) ||
-                  (!any_val && o->val_fraction > 0 && in->n_clips >= 2 && c == in->n_clips - 1);
+        const int val = musae_store_clip_held_out(o->split_seed, o->val_fraction, in->n_clips, c);
         in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
     }
     /* per chunk, the row ranges of the split (clips are contiguous and in row order) */

@@ -46,6 +46,7 @@ typedef struct {
     musae_dtype dtype;          /* MUSAE_F16 (default) or MUSAE_F32 */
     int64_t chunk_rows;         /* C; 0 = rows per ~1 MiB chunk */
     const char *dtype_source;   /* what the activations were computed in ("f32"); attr on each acts dataset */
+    int captions;               /* 1: keep each clip's text condition in /clips/caption (musae capture --captions) */
 } musae_store_spec;
 
 typedef struct musae_store_writer musae_store_writer;
@@ -60,6 +61,9 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
  * Non-finite source values are counted and stored as they are (the trainer decides what to do with them).
  * The clip is committed (durable against a kill) when this returns. */
 void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts);
+/* The same with the clip's caption, for a store created or continued with spec.captions (NULL: ""). */
+void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path, const char *caption,
+                                    int64_t n_frames, const float *const *acts);
 /* Writes an extra f32 dataset (e.g. "/truth/directions"), creating parent groups; committed at once. */
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data);
 int64_t musae_store_writer_rows(const musae_store_writer *w);
@@ -99,6 +103,8 @@ int musae_store_layer_index(const musae_store *s, int layer);
 void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, float *out);
 /* Path of clip i (malloc'd). */
 char *musae_store_clip_path(musae_store *s, int64_t i);
+/* Caption of clip i (malloc'd; "" for a clip captured without one), or NULL when the store keeps none. */
+char *musae_store_clip_caption(musae_store *s, int64_t i);
 /* Reads /frames/clip and /frames/t for rows [row0, row0+n). */
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t);
 /* An optional f32 dataset (e.g. "/truth/directions"): malloc'd data with rank/shape filled, or NULL. */
@@ -114,6 +120,9 @@ void musae_store_describe(musae_store *s, FILE *out);
 /* Train/validation split by clip: clip c is in validation when a Philox draw keyed by (split_seed, c) falls
  * below val_fraction (at least one clip when val_fraction > 0 and the store has two or more). */
 typedef enum { MUSAE_SPLIT_TRAIN = 0, MUSAE_SPLIT_VAL = 1, MUSAE_SPLIT_ALL = 2 } musae_split;
+/* Whether clip c of n_clips is held out (the validation split) for this split seed and fraction: a Philox draw
+ * per clip; when no clip is drawn, the last one (of at least two) is, so a held-out split is never empty. */
+int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t n_clips, int64_t c);
 
 /* Where a stream is: resuming at a position delivers exactly the rows an uninterrupted stream would. */
 typedef struct {

@@ -7,10 +7,10 @@ int musae_cuda_device_count(char *why, int n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-        if (why) snprintf(why, (size_t)n, "no usable CUDA device: %s", cudaGetErrorString(e));
+        if (why) snprintf(why, (size_t)n, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
         cudaGetLastError(); /* clear the sticky error so later queries start clean */
         return 0;
     }
-    if (count == 0 && why) snprintf(why, (size_t)n, "no CUDA device present");
+    if (count == 0 && why) snprintf(why, (size_t)n, "the driver reports no device");
     return count;
 }
