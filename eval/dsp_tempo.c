@@ -1,0 +1,104 @@
+/* Tempo, beat confidence and onset rate (aubio 0.4.9: new_aubio_tempo / new_aubio_onset, method "default",
+ * buffer DSP_AUBIO_BUF, hop DSP_AUBIO_HOP = 4 ms at 32 kHz: aubio's beat period is a whole number of hops, so
+ * a 512-sample hop would quantise 150 BPM to ±2 %; the last hop is zero-padded).
+ *
+ * Beats are read from aubio_tempo_get_last changing, not from the do() output: aubio signals a beat through
+ * the output's fractional position, which is 0 for a beat falling exactly on a hop, and it blanks beats that
+ * fall in a silent hop (the gaps of a click track) while still tracking them.
+ *
+ * Clip tempo: 60 / the median interval between the beats aubio reports over the clip (its tracker predicts
+ * beats at its period estimate, so this is that estimate, robust to a late lock-in). NaN ("no beat", never
+ * 0) when aubio reports fewer than three beats, its confidence is 0, or the clip has fewer than two onsets
+ * (aubio marks the first non-silent hop of a stream as an onset, so a steady tone has one). Clip beat
+ * confidence: aubio's confidence after the last hop (its own unbounded scale; 0 = none).
+ * Window tempo and confidence: aubio's running estimates (get_bpm, get_confidence) after the hop that ends
+ * the window, under the same rule with the onsets counted in the window (NaN / 0 otherwise).
+ * Onsets: aubio's "default" (hfc) detector with its own silence check off (it tests the hop in which the
+ * peak is picked, which for a click is already silent); an onset counts when the 2048 samples around it
+ * are above DSP_ONSET_GATE_DB. Onset rate: onsets per second of the clip or window. */
+#include <aubio/aubio.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "eval/dsp.h"
+#include "host/core/check.h"
+
+#define DSP_AUBIO_BUF 1024
+#define DSP_AUBIO_HOP 128
+#define DSP_ONSET_GATE_DB -70.0
+
+/* mean square of x[t - 1024, t + 1024) ∩ the clip, in dB */
+static double level_db(const dsp_clip *c, int64_t t) {
+    const int64_t a = t - 1024 < 0 ? 0 : t - 1024, b = t + 1024 > c->n ? c->n : t + 1024;
+    double ss = 0;
+    for (int64_t i = a; i < b; i++) ss += (double)c->x[i] * c->x[i];
+    return b > a ? dsp_db(ss / (double)(b - a), -200.0f) : -200.0;
+}
+
+void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
+    const int64_t W = c->n_windows;
+    aubio_tempo_t *tempo;
+    aubio_onset_t *onset;
+    fvec_t *in = new_fvec(DSP_AUBIO_HOP), *out_t = new_fvec(1), *out_o = new_fvec(1);
+#pragma omp critical(musae_fftw)
+    {
+        tempo = new_aubio_tempo("default", DSP_AUBIO_BUF, DSP_AUBIO_HOP, (uint_t)c->rate);
+        onset = new_aubio_onset("default", DSP_AUBIO_BUF, DSP_AUBIO_HOP, (uint_t)c->rate);
+    }
+    MUSAE_ASSERT(tempo && onset && in && out_t && out_o, "aubio could not create its tempo/onset objects");
+    aubio_onset_set_silence(onset, -INFINITY); /* aubio tests level < silence: nothing is below -inf */
+    uint_t last_beat = aubio_tempo_get_last(tempo);
+    const int64_t hops = (c->n + DSP_AUBIO_HOP - 1) / DSP_AUBIO_HOP;
+    float *beats = musae_xmalloc((size_t)(hops + 1) * sizeof(float));
+    int64_t n_beats = 0, n_onsets = 0;
+    int64_t *w_onsets = musae_xcalloc((size_t)W, sizeof(int64_t));
+    int64_t w = 0, w_a, w_b;
+    dsp_window_span(c->n, c->rate, 0, &w_a, &w_b);
+    for (int64_t j = 0; j < hops; j++) {
+        const int64_t s0 = j * DSP_AUBIO_HOP;
+        for (int i = 0; i < DSP_AUBIO_HOP; i++) in->data[i] = s0 + i < c->n ? c->x[s0 + i] : 0.0f;
+        aubio_tempo_do(tempo, in, out_t);
+        aubio_onset_do(onset, in, out_o);
+        if (aubio_tempo_get_last(tempo) != last_beat) {
+            last_beat = aubio_tempo_get_last(tempo);
+            beats[n_beats++] = aubio_tempo_get_last_s(tempo);
+        }
+        if (out_o->data[0] != 0 && level_db(c, (int64_t)aubio_onset_get_last(onset)) > DSP_ONSET_GATE_DB) {
+            int64_t ow = (int64_t)aubio_onset_get_last(onset) / c->rate;
+            ow = ow < 0 ? 0 : ow >= W ? W - 1 : ow;
+            w_onsets[ow]++, n_onsets++;
+        }
+        /* the hop that reaches the window's end: read aubio's running estimates */
+        while (w < W && s0 + DSP_AUBIO_HOP >= w_b) {
+            const float bpm = aubio_tempo_get_bpm(tempo), conf = aubio_tempo_get_confidence(tempo);
+            const int ok = n_beats >= 3 && bpm > 0 && conf > 0 && w_onsets[w] >= 1;
+            win[w].tempo_bpm = ok ? bpm : NAN;
+            win[w].beat_confidence = ok ? conf : 0.0f;
+            if (++w < W) dsp_window_span(c->n, c->rate, w, &w_a, &w_b);
+        }
+    }
+    for (int64_t k = 0; k < W; k++) {
+        dsp_window_span(c->n, c->rate, k, &w_a, &w_b);
+        win[k].onset_rate_hz = (float)((double)w_onsets[k] * c->rate / (double)(w_b - w_a));
+    }
+    clip->onset_rate_hz = (float)((double)n_onsets * c->rate / (double)c->n);
+    const float conf = aubio_tempo_get_confidence(tempo);
+    if (n_beats >= 3 && n_onsets >= 2 && conf > 0) {
+        float *ibi = musae_xmalloc((size_t)n_beats * sizeof(float));
+        for (int64_t i = 1; i < n_beats; i++) ibi[i - 1] = beats[i] - beats[i - 1];
+        const float med = dsp_median(ibi, n_beats - 1);
+        clip->tempo_bpm = med > 0 ? 60.0f / med : NAN;
+        clip->beat_confidence = med > 0 ? conf : 0.0f;
+        free(ibi);
+    } else {
+        clip->tempo_bpm = NAN;
+        clip->beat_confidence = 0;
+    }
+    free(beats), free(w_onsets);
+#pragma omp critical(musae_fftw)
+    {
+        del_aubio_tempo(tempo);
+        del_aubio_onset(onset);
+    }
+    del_fvec(in), del_fvec(out_t), del_fvec(out_o);
+}
