@@ -11,7 +11,7 @@
 #include "eval/dsp.h"
 #include "host/core/check.h"
 
-#define DSP_PITCH_BUF 2048
+#define DSP_PITCH_BUF 1024 /* lags up to 512: f0 down to 62.5 Hz */
 #define DSP_PITCH_HOP 512
 #define DSP_PITCH_MIN_CONF 0.8f
 

@@ -48,8 +48,8 @@ void dsp_spectral(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
         for (int k = 0; k < DSP_BINS; k++) {
             sm += m[k];
             sfm += k * df * m[k];
-            const double p = fmax((double)m[k] * m[k], 1e-10);
-            log_p += log(p);
+            const float p = fmaxf(m[k] * m[k], 1e-10f);
+            log_p += logf(p); /* float log: the flatness needs 1e-6 relative, not 1e-15 */
             sp += p;
         }
         if (!(sm > 0)) continue;

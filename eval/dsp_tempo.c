@@ -1,16 +1,18 @@
 /* Tempo, beat confidence and onset rate (aubio 0.4.9: new_aubio_tempo / new_aubio_onset, method "default",
- * buffer DSP_AUBIO_BUF, hop DSP_AUBIO_HOP = 4 ms at 32 kHz: aubio's beat period is a whole number of hops, so
- * a 512-sample hop would quantise 150 BPM to ±2 %; the last hop is zero-padded).
+ * buffer DSP_AUBIO_BUF; tempo hop DSP_TEMPO_HOP = 8 ms at 32 kHz, onset hop DSP_ONSET_HOP = 16 ms; the last hop
+ * is zero-padded).
  *
  * Beats are read from aubio_tempo_get_last changing, not from the do() output: aubio signals a beat through
  * the output's fractional position, which is 0 for a beat falling exactly on a hop, and it blanks beats that
  * fall in a silent hop (the gaps of a click track) while still tracking them.
  *
- * Clip tempo: 60 / the median interval between the beats aubio reports over the clip (its tracker predicts
- * beats at its period estimate, so this is that estimate, robust to a late lock-in). NaN ("no beat", never
- * 0) when aubio reports fewer than three beats, its confidence is 0, or the clip has fewer than two onsets
- * (aubio marks the first non-silent hop of a stream as an onset, so a steady tone has one). Clip beat
- * confidence: aubio's confidence after the last hop (its own unbounded scale; 0 = none).
+ * Clip tempo: aubio places beats on whole hops, so one interval is quantised to 8 ms (2 % at 150 BPM); the
+ * intervals alternate between the two hops around the true period, and their mean is not quantised. So the
+ * tempo is 60 / the mean of the intervals within 10 % of their median (the median drops a late lock-in and
+ * missed beats). NaN ("no beat", never 0) when aubio reports fewer than three beats, its confidence is 0, or
+ * the clip has fewer than two onsets (aubio marks the first non-silent hop of a stream as an onset, so a
+ * steady tone has one). Clip beat confidence: aubio's confidence after the last hop (its own unbounded scale;
+ * 0 = none).
  * Window tempo and confidence: aubio's running estimates (get_bpm, get_confidence) after the hop that ends
  * the window, under the same rule with the onsets counted in the window (NaN / 0 otherwise).
  * Onsets: aubio's "default" (hfc) detector with its own silence check off (it tests the hop in which the
@@ -19,12 +21,14 @@
 #include <aubio/aubio.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "eval/dsp.h"
 #include "host/core/check.h"
 
 #define DSP_AUBIO_BUF 1024
-#define DSP_AUBIO_HOP 128
+#define DSP_TEMPO_HOP 256
+#define DSP_ONSET_HOP 512 /* a multiple of DSP_TEMPO_HOP: the onset detector gets every other pair of hops */
 #define DSP_ONSET_GATE_DB -70.0
 
 /* mean square of x[t - 1024, t + 1024) ∩ the clip, in dB */
@@ -39,26 +43,29 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     const int64_t W = c->n_windows;
     aubio_tempo_t *tempo;
     aubio_onset_t *onset;
-    fvec_t *in = new_fvec(DSP_AUBIO_HOP), *out_t = new_fvec(1), *out_o = new_fvec(1);
+    fvec_t *in = new_fvec(DSP_TEMPO_HOP), *in_o = new_fvec(DSP_ONSET_HOP), *out_t = new_fvec(1), *out_o = new_fvec(1);
 #pragma omp critical(musae_fftw)
     {
-        tempo = new_aubio_tempo("default", DSP_AUBIO_BUF, DSP_AUBIO_HOP, (uint_t)c->rate);
-        onset = new_aubio_onset("default", DSP_AUBIO_BUF, DSP_AUBIO_HOP, (uint_t)c->rate);
+        tempo = new_aubio_tempo("default", DSP_AUBIO_BUF, DSP_TEMPO_HOP, (uint_t)c->rate);
+        onset = new_aubio_onset("default", DSP_AUBIO_BUF, DSP_ONSET_HOP, (uint_t)c->rate);
     }
-    MUSAE_ASSERT(tempo && onset && in && out_t && out_o, "aubio could not create its tempo/onset objects");
+    MUSAE_ASSERT(tempo && onset && in && in_o && out_t && out_o, "aubio could not create its tempo/onset objects");
     aubio_onset_set_silence(onset, -INFINITY); /* aubio tests level < silence: nothing is below -inf */
     uint_t last_beat = aubio_tempo_get_last(tempo);
-    const int64_t hops = (c->n + DSP_AUBIO_HOP - 1) / DSP_AUBIO_HOP;
+    const int per_onset = DSP_ONSET_HOP / DSP_TEMPO_HOP;
+    const int64_t hops = (c->n + DSP_ONSET_HOP - 1) / DSP_ONSET_HOP * per_onset; /* whole onset hops */
     float *beats = musae_xmalloc((size_t)(hops + 1) * sizeof(float));
     int64_t n_beats = 0, n_onsets = 0;
     int64_t *w_onsets = musae_xcalloc((size_t)W, sizeof(int64_t));
     int64_t w = 0, w_a, w_b;
     dsp_window_span(c->n, c->rate, 0, &w_a, &w_b);
     for (int64_t j = 0; j < hops; j++) {
-        const int64_t s0 = j * DSP_AUBIO_HOP;
-        for (int i = 0; i < DSP_AUBIO_HOP; i++) in->data[i] = s0 + i < c->n ? c->x[s0 + i] : 0.0f;
+        const int64_t s0 = j * DSP_TEMPO_HOP;
+        for (int i = 0; i < DSP_TEMPO_HOP; i++) in->data[i] = s0 + i < c->n ? c->x[s0 + i] : 0.0f;
         aubio_tempo_do(tempo, in, out_t);
-        aubio_onset_do(onset, in, out_o);
+        memcpy(in_o->data + (j % per_onset) * DSP_TEMPO_HOP, in->data, DSP_TEMPO_HOP * sizeof(float));
+        out_o->data[0] = 0;
+        if (j % per_onset == per_onset - 1) aubio_onset_do(onset, in_o, out_o);
         if (aubio_tempo_get_last(tempo) != last_beat) {
             last_beat = aubio_tempo_get_last(tempo);
             beats[n_beats++] = aubio_tempo_get_last_s(tempo);
@@ -69,7 +76,7 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
             w_onsets[ow]++, n_onsets++;
         }
         /* the hop that reaches the window's end: read aubio's running estimates */
-        while (w < W && s0 + DSP_AUBIO_HOP >= w_b) {
+        while (w < W && s0 + DSP_TEMPO_HOP >= w_b) {
             const float bpm = aubio_tempo_get_bpm(tempo), conf = aubio_tempo_get_confidence(tempo);
             const int ok = n_beats >= 3 && bpm > 0 && conf > 0 && w_onsets[w] >= 1;
             win[w].tempo_bpm = ok ? bpm : NAN;
@@ -84,12 +91,16 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     clip->onset_rate_hz = (float)((double)n_onsets * c->rate / (double)c->n);
     const float conf = aubio_tempo_get_confidence(tempo);
     if (n_beats >= 3 && n_onsets >= 2 && conf > 0) {
-        float *ibi = musae_xmalloc((size_t)n_beats * sizeof(float));
-        for (int64_t i = 1; i < n_beats; i++) ibi[i - 1] = beats[i] - beats[i - 1];
-        const float med = dsp_median(ibi, n_beats - 1);
-        clip->tempo_bpm = med > 0 ? 60.0f / med : NAN;
+        float *ibi = musae_xmalloc((size_t)n_beats * sizeof(float)), *sorted = musae_xmalloc((size_t)n_beats * sizeof(float));
+        for (int64_t i = 1; i < n_beats; i++) ibi[i - 1] = sorted[i - 1] = beats[i] - beats[i - 1];
+        const float med = dsp_median(sorted, n_beats - 1);
+        double sum = 0;
+        int64_t k = 0;
+        for (int64_t i = 0; i < n_beats - 1; i++)
+            if (fabsf(ibi[i] - med) <= 0.1f * med) sum += ibi[i], k++;
+        clip->tempo_bpm = med > 0 && k ? (float)(60.0 * k / sum) : NAN;
         clip->beat_confidence = med > 0 ? conf : 0.0f;
-        free(ibi);
+        free(ibi), free(sorted);
     } else {
         clip->tempo_bpm = NAN;
         clip->beat_confidence = 0;
@@ -100,5 +111,5 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
         del_aubio_tempo(tempo);
         del_aubio_onset(onset);
     }
-    del_fvec(in), del_fvec(out_t), del_fvec(out_o);
+    del_fvec(in), del_fvec(in_o), del_fvec(out_t), del_fvec(out_o);
 }
