@@ -9,10 +9,10 @@
  * Clip tempo: aubio places beats on whole hops, so one interval is quantised to 8 ms (2 % at 150 BPM); the
  * intervals alternate between the two hops around the true period, and their mean is not quantised. So the
  * tempo is 60 / the mean of the intervals within 10 % of their median (the median drops a late lock-in and
- * missed beats). NaN ("no beat", never 0) when aubio reports fewer than three beats, its confidence is 0, or
- * the clip has fewer than two onsets (aubio marks the first non-silent hop of a stream as an onset, so a
- * steady tone has one). Clip beat confidence: aubio's confidence after the last hop (its own unbounded scale;
- * 0 = none).
+ * missed beats). NaN ("no beat", never 0) when aubio reports fewer than three beats or the clip has fewer
+ * than two onsets (aubio marks the first non-silent hop of a stream as an onset, so a steady tone has one;
+ * its tracker predicts beats even then). Clip beat confidence: aubio's confidence after the last hop (its own
+ * unbounded scale; 0 until its tracker has settled on a period, so 0 does not mean "no beat").
  * Window tempo and confidence: aubio's running estimates (get_bpm, get_confidence) after the hop that ends
  * the window, under the same rule with the onsets counted in the window (NaN / 0 otherwise).
  * Onsets: aubio's "default" (hfc) detector with its own silence check off (it tests the hop in which the
@@ -78,7 +78,7 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
         /* the hop that reaches the window's end: read aubio's running estimates */
         while (w < W && s0 + DSP_TEMPO_HOP >= w_b) {
             const float bpm = aubio_tempo_get_bpm(tempo), conf = aubio_tempo_get_confidence(tempo);
-            const int ok = n_beats >= 3 && bpm > 0 && conf > 0 && w_onsets[w] >= 1;
+            const int ok = n_beats >= 3 && bpm > 0 && w_onsets[w] >= 1;
             win[w].tempo_bpm = ok ? bpm : NAN;
             win[w].beat_confidence = ok ? conf : 0.0f;
             if (++w < W) dsp_window_span(c->n, c->rate, w, &w_a, &w_b);
@@ -90,7 +90,7 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     }
     clip->onset_rate_hz = (float)((double)n_onsets * c->rate / (double)c->n);
     const float conf = aubio_tempo_get_confidence(tempo);
-    if (n_beats >= 3 && n_onsets >= 2 && conf > 0) {
+    if (n_beats >= 3 && n_onsets >= 2) {
         float *ibi = musae_xmalloc((size_t)n_beats * sizeof(float)), *sorted = musae_xmalloc((size_t)n_beats * sizeof(float));
         for (int64_t i = 1; i < n_beats; i++) ibi[i - 1] = sorted[i - 1] = beats[i] - beats[i - 1];
         const float med = dsp_median(sorted, n_beats - 1);
