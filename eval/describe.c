@@ -252,7 +252,10 @@ static void run_acts(const describe_opts *o, table *t, describe_report *rep) {
         if (!r || strcmp(src, open_file) || a < pos) {
             if (r) musae_audio_close(r);
             r = musae_audio_open(src, DESCRIBE_RATE, 0, 0, err, sizeof err);
-            if (!r) musae_fail("--acts %s: clip %lld '%s': %s", o->acts, (long long)i, names[i], err);
+            if (!r)
+                musae_fail("--acts %s: clip %lld '%s': %s%s", o->acts, (long long)i, names[i], err,
+                           src[0] != '/' && !o->audio_root ? " (relative names are taken from the current folder, as "
+                                                             "capture ran; --audio-root DIR names another)" : "");
             snprintf(open_file, sizeof open_file, "%s", src);
             pos = 0;
         }
