@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "  --audio SRC          a folder (walked recursively, sorted by path), a list file (one path per line,\n"
             "                       optionally TAB and a caption) or one audio file, cut into clips as musae capture\n"
             "                       cuts them, with the same names (\"file#t=START,END\")\n"
-            "  --clip-seconds S     clip length (default 10)\n"
+            "  --clip-seconds S     clip length (default 10, at most 600)\n"
             "  --min-seconds S      keep a file's last, shorter piece (or a shorter file) when it lasts at least S\n"
             "                       (default: the clip length, as capture)\n"
             "  --acts ACTS.h5       describe exactly the clips of this activation store, in its order\n"
@@ -51,8 +51,9 @@ int verb_describe(int argc, char **argv) {
         case 'a': o.audio = optarg; break;
         case 's': o.acts = optarg; break;
         case 'r': o.audio_root = optarg; break;
-        case 'c': o.clip_seconds = cli_double("--clip-seconds", optarg, 0.02, 3600), span_given = 1; break;
-        case 'm': o.min_seconds = cli_double("--min-seconds", optarg, 0.02, 3600), span_given = 1; break;
+        /* 600 s: a clip's spectrogram and HPSS planes take about 0.5 GB per analysing thread at that length */
+        case 'c': o.clip_seconds = cli_double("--clip-seconds", optarg, 0.02, 600), span_given = 1; break;
+        case 'm': o.min_seconds = cli_double("--min-seconds", optarg, 0.02, 600), span_given = 1; break;
         case 'o': o.out = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':':
