@@ -14,7 +14,9 @@
  * its tracker predicts beats even then). Clip beat confidence: aubio's confidence after the last hop (its own
  * unbounded scale; 0 until its tracker has settled on a period, so 0 does not mean "no beat").
  * Window tempo and confidence: aubio's running estimates (get_bpm, get_confidence) after the hop that ends
- * the window, under the same rule with the onsets counted in the window (NaN / 0 otherwise).
+ * the window, under the same rule with the onsets counted in the window (NaN / 0 otherwise). aubio needs about
+ * three seconds before its first estimate; that estimate is computed from everything before it, so the
+ * earlier windows that have onsets take it too.
  * Onsets: aubio's "default" (hfc) detector with its own silence check off (it tests the hop in which the
  * peak is picked, which for a click is already silent); an onset counts when the 2048 samples around it
  * are above DSP_ONSET_GATE_DB. Onset rate: onsets per second of the clip or window. */
@@ -84,6 +86,12 @@ void dsp_tempo(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
             if (++w < W) dsp_window_span(c->n, c->rate, w, &w_a, &w_b);
         }
     }
+    /* aubio's first estimate looks back over everything before it (its history is ~8 s), so it describes the
+     * windows before it too: they take it where they have onsets */
+    int64_t first = 0;
+    while (first < W && isnan(win[first].tempo_bpm)) first++;
+    for (int64_t k = 0; k < first && first < W; k++)
+        if (w_onsets[k] >= 1) win[k].tempo_bpm = win[first].tempo_bpm, win[k].beat_confidence = win[first].beat_confidence;
     for (int64_t k = 0; k < W; k++) {
         dsp_window_span(c->n, c->rate, k, &w_a, &w_b);
         win[k].onset_rate_hz = (float)((double)w_onsets[k] * c->rate / (double)(w_b - w_a));

@@ -124,6 +124,10 @@ static void test_tempo(void) {
         printf("tempo: %.0f BPM click track -> %.2f BPM (%s), confidence %.2f, onsets %.2f/s\n", b, t, kind,
                d.beat_confidence, d.onset_rate_hz);
         CHECK(d.beat_confidence > 0, "%.0f BPM: beat confidence %g", b, d.beat_confidence);
+        /* windows read aubio's running period, a whole number of 8 ms hops: within 2 % + one hop's worth */
+        int win_ok = 1;
+        for (int w = 0; w < 10; w++) win_ok &= fabs(g_win[w].tempo_bpm / b - 1) <= 0.02 + 0.008 * b / 60;
+        CHECK(win_ok, "%.0f BPM: a window tempo is off (window 0: %g, window 9: %g)", b, g_win[0].tempo_bpm, g_win[9].tempo_bpm);
         CHECK(fabs(d.onset_rate_hz - b / 60) <= 0.1 + 1e-6, "%.0f BPM: %g onsets/s, expected %g", b, d.onset_rate_hz, b / 60);
         free(x);
     }
