@@ -291,7 +291,6 @@ static void run_acts(const describe_opts *o, table *t, describe_report *rep) {
     free(b), free(buf);
     for (int64_t i = 0; i < C; i++) free(names[i]);
     free(names);
-    rep->files = 0;
 }
 
 int describe_run(const describe_opts *o, describe_report *rep_out) {
@@ -318,7 +317,7 @@ int describe_run(const describe_opts *o, describe_report *rep_out) {
     LOG_INFO("describe: %lld clip(s), %lld window(s), %.1f s of audio in %.1f s (%.0fx real time) -> %s; skipped %lld "
              "file(s) and %lld clip(s)%s", (long long)rep.clips, (long long)rep.windows, rep.audio_seconds, rep.seconds,
              rep.audio_seconds / (rep.seconds > 0 ? rep.seconds : 1e-9), o->out, (long long)rep.files_skipped,
-             (long long)rep.clips_skipped, rep.clips_warned ? ", described some clips with warnings" : "");
+             (long long)rep.clips_skipped, rep.clips_warned ? "; clips described with a warning above" : "");
     musae_descriptors_free(&t.d);
     if (rep_out) *rep_out = rep;
     return 0;
