@@ -73,6 +73,8 @@ echo "== the same command again continues the store (everything is there already
 "$musae" capture --model "$MODEL" --audio "$AUDIO" --layers "$LAYERS" --clip-seconds "$CLIP_SECONDS" -o "$OUT/acts.h5" 2>&1 \
   | grep -E "planned|now holds"
 "$musae" info "$OUT/acts.h5" > "$OUT/acts_info.txt"
+echo "== musae describe: tempo, loudness, key, chords, spectra of the store's clips (docs/DESCRIBE.md)"
+"$musae" describe --acts "$OUT/acts.h5" -o "$OUT/descriptors.h5"
 
 echo "== musae train: top-k SAE on layer $LAYER"
 "$musae" train --acts "$OUT/acts.h5" --layer "$LAYER" --k 8 --expansion 4 --tokens "$TOKENS" --batch 256 \
@@ -99,6 +101,7 @@ echo
 echo "Outputs in $OUT/:"
 echo "  $OUT/audio/                      the synthesized dataset (one unreadable and one too-short file on purpose)"
 echo "  $OUT/acts.h5                     activation store (layers $LAYERS; musae info: $OUT/acts_info.txt)"
+echo "  $OUT/descriptors.h5              music descriptors of each clip and 1 s window (musae describe)"
 echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
