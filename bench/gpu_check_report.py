@@ -242,7 +242,7 @@ def main():
               f"{r['note'] if r else ''}")
     for r in items:
         if r["status"] != "passed":
-            print(f"  {r['status']:8} {r['phase']}/{r['item']}: {r['note']}")
+            print(f"  {r['status']:8} {r['phase']}/{r['item']}: {r['note'][:110]}")
     print(f"{'target':48} {'measured':>12}  verdict")
     for t, v, ok in targets:
         print(f"{t:48} {v:>12}  {lm_gpu_summary.verdict(ok).strip('*')}")
