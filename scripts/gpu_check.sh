@@ -181,7 +181,7 @@ if [[ ",$PHASES," == *",sanitize,"* ]] && begin sanitize; then
       t=$(date +%s)
       # shellcheck disable=SC2086
       timeout -k 5 "$ALLOWED" sh tests/run_sanitizer.sh "$tool" "$B/$exe" $args > "$WORK/san$i.log" 2>&1
-      rc=$?
+      rc=$? dt=$(( $(date +%s) - t ))
       case $rc in
         0) st=passed note="" ;;
         77) st=skipped note=$(grep -m1 'SKIPPED' "$WORK/san$i.log") ;;
@@ -189,13 +189,13 @@ if [[ ",$PHASES," == *",sanitize,"* ]] && begin sanitize; then
         86) st=failed note="compute-sanitizer found errors" ;;
         *) st=failed note="exit $rc" ;;
       esac
-      { echo; echo "######## sanitize: ${runs[$i]}: $st (exit $rc, $(( $(date +%s) - t )) s)"; cat "$WORK/san$i.log"; } \
-        > "$WORK/san$i.done"
-      row sanitize "$tool $(basename "$exe") $args" "$st" "$(( $(date +%s) - t ))" "$note"
+      # each report joins tests.log as its run ends (whole: under a lock where flock exists)
+      { flock 9 2>/dev/null; echo; echo "######## sanitize: ${runs[$i]}: $st (exit $rc, $dt s)"
+        cat "$WORK/san$i.log"; } 9>> "$LOG/tests.log" >&9
+      row sanitize "$tool $(basename "$exe") $args" "$st" "$dt" "$note"
     ) &
   done
   wait
-  cat "$WORK"/san*.done >> "$LOG/tests.log"
   awk -F'\t' '$1 == "sanitize" && $2 != "-" {printf "  %-8s %-48s %4s s  %s\n", $3, $2, $4, $5}' "$LOG/phases.tsv" \
     | tee -a "$LOG/check.log"
   grep -qP "^sanitize\t[^-].*\t(failed|cut)\t" "$LOG/phases.tsv" && status=1
