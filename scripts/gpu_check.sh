@@ -175,6 +175,7 @@ if [[ ",$PHASES," == *",sanitize,"* ]] && begin sanitize; then
         "memcheck tests/test_sae_gpu --small")
   for op in attention layernorm rmsnorm add_layernorm; do runs+=("racecheck tests/test_ops_gpu --quick -o $op"); done
   runs+=("racecheck tests/test_step_gpu --quick --only ops" "racecheck tests/test_sae_gpu --small")
+  pids=()
   for i in "${!runs[@]}"; do
     (
       read -r tool exe args <<< "${runs[$i]}"
@@ -194,8 +195,9 @@ if [[ ",$PHASES," == *",sanitize,"* ]] && begin sanitize; then
         cat "$WORK/san$i.log"; } 9>> "$LOG/tests.log" >&9
       row sanitize "$tool $(basename "$exe") $args" "$st" "$dt" "$note"
     ) &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"   # these runs only: a bare wait would also reap the checkpoint maker, whose status lm needs
   awk -F'\t' '$1 == "sanitize" && $2 != "-" {printf "  %-8s %-48s %4s s  %s\n", $3, $2, $4, $5}' "$LOG/phases.tsv" \
     | tee -a "$LOG/check.log"
   grep -qP "^sanitize\t[^-].*\t(failed|cut)\t" "$LOG/phases.tsv" && status=1
