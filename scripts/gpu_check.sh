@@ -54,12 +54,11 @@ done
 for p in ${PHASES//,/ }; do
   [[ " tests sanitize train lm sae " == *" $p "* ]] || { echo "unknown phase '$p' (tests, sanitize, train, lm, sae)"; exit 2; }
 done
+[[ $BUDGET =~ ^[0-9]+$ ]] || { echo "--budget takes seconds"; exit 2; }
 # shares not set outright scale with the budget; phases not asked for get none
-total=0
 for p in "${ORDER[@]}"; do
   [ -n "${SET[$p]+x}" ] || SHARE[$p]=$(( SHARE[$p] * BUDGET / 480 ))
   [[ $p == setup || $p == report || ",$PHASES," == *",$p,"* ]] || SHARE[$p]=0
-  total=$(( total + SHARE[$p] ))
 done
 LOG=${OUT:-/tmp/gpucheck-out}
 mkdir -p "$LOG"
@@ -108,7 +107,6 @@ if [ -n "$WHEELS" ]; then
     || say "the wheels in $WHEELS did not install: the sparsify peer will fail"
 fi
 GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
-GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 {
   echo "commit: $MUSAE_DP_COMMIT"
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -140,7 +138,7 @@ if [ "$GPUS" -gt 0 ] && [[ ",$PHASES," == *",lm,"* ]]; then
   python3 bench/make_gpu_configs.py "$MODELS" --sizes small,large > "$WORK/make_configs.log" 2>&1 &
   MAKE_PID=$!
 fi
-finish setup done
+finish setup "done"
 report --quiet
 
 # ---- ctest phases --------------------------------------------------------------------------------------------
@@ -159,7 +157,7 @@ ctest_phase() {
   if [ "$rc" = 124 ] || [ "$rc" = 137 ] || grep -qP "^$p\t[^-].*\tcut\t" "$LOG/phases.tsv"; then
     finish "$p" cut "cut at its deadline"
   else
-    finish "$p" done
+    finish "$p" "done"
   fi
 }
 
@@ -202,7 +200,7 @@ if [[ ",$PHASES," == *",sanitize,"* ]] && begin sanitize; then
     | tee -a "$LOG/check.log"
   grep -qP "^sanitize\t[^-].*\t(failed|cut)\t" "$LOG/phases.tsv" && status=1
   if grep -qP "^sanitize\t[^-].*\tcut\t" "$LOG/phases.tsv"; then finish sanitize cut "cut at its deadline"
-  else finish sanitize done; fi
+  else finish sanitize "done"; fi
   report --quiet
 fi
 
@@ -230,7 +228,7 @@ bench_phase() {
   rc=$?
   grep -E '^==|cut at|skipped|failed|SKIPPED' "$LOG/$p.log" | sed 's/^/  /' | tee -a "$LOG/check.log"
   case $rc in
-    0) finish "$p" done ;;
+    0) finish "$p" "done" ;;
     124|137) finish "$p" cut "cut at its deadline"; status=1 ;;
     *) if grep -q 'cut at the budget\|budget is spent' "$LOG/$p.log"; then finish "$p" cut "a program was cut at the budget"
        else finish "$p" failed "exit $rc"; fi
