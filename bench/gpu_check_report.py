@@ -207,7 +207,7 @@ def main():
     md = [f"# GPU check {env.get('date', '?')}: {env.get('gpu', 'no GPU').split(',')[0] or 'no GPU'}", "",
           f"- GPU: {env.get('gpu', '?')} (name, driver, memory, max SM and memory clocks); {env.get('gpus', '?')} "
           f"visible; {env.get('cuda driver', '?')}; nvcc {env.get('nvcc', '?')}; compute-sanitizer "
-          f"{env.get('compute-sanitizer') or 'absent'}; mpirun {env.get('mpirun', '?')}",
+          f"{env.get('compute-sanitizer') or 'absent'}; mpirun {env.get('mpirun', '?')}; ctest {env.get('ctest', '?')}",
           f"- musae commit {commit} (the devpack's: bench/pack_device.sh), run by scripts/gpu_check.sh"
           + (f" with a {a.budget} s budget" if a.budget else ""),
           f"- peers: python {env.get('python', '?')}, torch {env.get('torch', '?')}, transformers "

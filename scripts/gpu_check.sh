@@ -106,6 +106,11 @@ if [ -n "$WHEELS" ]; then
     "$WHEELS"/*.whl >> "$LOG/check.log" 2>&1 && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} \
     || say "the wheels in $WHEELS did not install: the sparsify peer will fail"
 fi
+# ctest may come with the image's Python (the cmake wheel) rather than on PATH
+if ! command -v ctest > /dev/null; then
+  d=$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null)
+  [ -x "$d/ctest" ] && export PATH=$d:$PATH
+fi
 GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 {
   echo "commit: $MUSAE_DP_COMMIT"
@@ -116,6 +121,7 @@ GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
   echo "nvcc: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo absent)"
   echo "compute-sanitizer: $( (compute-sanitizer --version 2>/dev/null || /usr/local/cuda/bin/compute-sanitizer --version 2>/dev/null) | grep -io 'version [0-9.]*' | head -1 || true)"
   echo "mpirun: $(command -v mpirun || echo absent) $(mpirun --version 2>/dev/null | head -1)"
+  echo "ctest: $(command -v ctest || echo absent) $(ctest --version 2>/dev/null | head -1)"
   echo "cpus: $(nproc); memory: $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}'); /tmp free: $(df -h --output=avail /tmp 2>/dev/null | tail -1 | tr -d ' '); kernel: $(uname -r)"
   python3 - <<'PY'
 from importlib.metadata import version
@@ -146,8 +152,16 @@ report --quiet
 ctest_phase() {
   local p=$1 j=$2 rc
   shift 2
+  if ! command -v ctest > /dev/null; then
+    say "  no ctest on this machine (PATH, beside python3): the $p phase cannot run"
+    finish "$p" failed "no ctest"; status=1; return
+  fi
   { echo; echo "######## $p: ctest $* -j$j ($(date -u +%T), ${ALLOWED} s)"; } >> "$LOG/tests.log"
   ctest --test-dir "$B" -N "$@" 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p' > "$WORK/$p.list"
+  if [ ! -s "$WORK/$p.list" ]; then
+    say "  ctest lists no tests for $* in $B"
+    finish "$p" failed "ctest lists no tests"; status=1; return
+  fi
   timeout -k 5 "$(( ALLOWED + 10 ))" ctest --test-dir "$B" "$@" -j"$j" -V \
     --stop-time "$(date -d "+${ALLOWED} seconds" +%H:%M:%S)" >> "$LOG/tests.log" 2>&1
   rc=$?
