@@ -57,14 +57,8 @@ def verdict(ok):
     return "–" if ok is None else ("**pass**" if ok else "**FAIL**")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("logs", nargs="+")
-    ap.add_argument("--gpu", default="")
-    ap.add_argument("--commit", default="")
-    ap.add_argument("--note", action="append", default=[])
-    a = ap.parse_args()
-    recs = read(a.logs)
+def render(recs, gpu="", commit="", notes=()):
+    """The markdown lines of the report and the target checks [(target, measured, True/False/None)]."""
     dev = one(recs, impl="musae", measure="device") or {}
     hfdev = one(recs, impl="hf", measure="device") or {}
     peak = dev.get("peak_bw_gbs")
@@ -72,16 +66,16 @@ def main():
     models += sorted({r["model"] for r in recs if "model" in r} - set(models))
 
     out = ["# MusicGen decoder on the GPU: musae vs HF transformers", ""]
-    out.append(f"- GPU: {a.gpu or dev.get('gpu', '?')}; {dev.get('sm', '?')} SMs; HBM peak "
+    out.append(f"- GPU: {gpu or dev.get('gpu', '?')}; {dev.get('sm', '?')} SMs; HBM peak "
                f"{f(peak, '.0f')} GB/s (2 × {f(dev.get('mem_clock_mhz'), '.0f')} MHz × {dev.get('bus_bits', '?')} bit, "
                f"from the device attributes); CUDA driver {dev.get('cuda_driver', '?')}, runtime {dev.get('cuda_runtime', '?')}")
     hfload = one(recs, impl="hf", measure="load") or {}
-    out.append(f"- musae commit {a.commit or '?'}; HF peer: torch {hfdev.get('torch', '?')}, transformers "
+    out.append(f"- musae commit {commit or '?'}; HF peer: torch {hfdev.get('torch', '?')}, transformers "
                f"{hfdev.get('transformers', '?')}, {hfload.get('precision', '?')}, decoder attention "
                f"{hfdev.get('attn', '?')}")
     out.append(f"- {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; random-weight "
                "checkpoints of the real sizes (bench/make_gpu_configs.py), text of 12 tokens, greedy unless stated")
-    for n in a.note:
+    for n in notes:
         out.append(f"- {n}")
     out.append("")
 
@@ -151,6 +145,18 @@ def main():
 
     out += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     out += [f"| {t} | {v} | {verdict(ok)} |" for t, v, ok in checks]
+    return out, checks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("logs", nargs="+")
+    ap.add_argument("--gpu", default="")
+    ap.add_argument("--commit", default="")
+    ap.add_argument("--note", action="append", default=[])
+    a = ap.parse_args()
+    recs = read(a.logs)
+    out, _ = render(recs, a.gpu, a.commit, a.note)
     out += ["", "## Raw JSON lines", "", "```"] + [json.dumps(r) for r in recs] + ["```", ""]
     print("\n".join(out))
 

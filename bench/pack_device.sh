@@ -6,7 +6,7 @@
 #                                           benchmarks (lm_gpu_bench, sae_gpu_bench) and every CTestTestfile.cmake,
 #                                           at their paths relative to BUILD_DIR (bench/devpack_env.sh restores
 #                                           them at the same absolute path, so `ctest -L gpu` runs there as here)
-#                           devpack/bin/    links to the binaries by name (bench/run_sae_gpu.sh --devpack uses them)
+#                           devpack/bin/    links to the binaries by name (bench/devpack_env.sh checks that each finds its libraries)
 #                           devpack/lib/    the shared libraries they need that are neither glibc/libstdc++ nor
 #                                           CUDA's nor NCCL (the machine's toolkit and PyTorch's nvidia-* wheels
 #                                           have those): OpenBLAS, HDF5, libsndfile, libsoxr, sentencepiece, MPI

@@ -5,20 +5,21 @@
 # committed), then the ratio tables against the targets in $OUT/lm_gpu_results.md (bench/lm_gpu_summary.py).
 #   bench/run_lm_gpu.sh [--devpack FILE.tgz | --build DIR] [--sizes small,large] [--steps 503]
 #                       [--peer-steps N] [--batch 1,16] [--loops auto] [--reps 3] [--peer-reps N] [--sample] [--no-peer]
-#                       [--no-musae] [--models ROOT] [--budget S]
+#                       [--no-musae] [--models ROOT] [--budget S] [--reserve S]
 # --loops: musae's generation loops to time (lm_gpu_bench --loops; e.g. auto,host shows what the graph buys)
 # --devpack: binaries + libraries made by bench/pack_device.sh (else --build DIR, default build-cusae, holds
 #            bench/lm_gpu_bench). --peer-steps: fewer steps for HF when the 10-minute call limit demands it
 #            (its ms/step then covers a shorter sequence, which flatters it slightly: the table says so).
-# --budget: seconds for the whole run (default 560): each program gets what is left less 30 s, so a slow one is
-#           cut (and says so) rather than the summary. --peer-reps defaults to 2 (HF's runs are the long ones).
+# --budget: seconds for the whole run (default 560): each program gets what is left less --reserve (default 30 s),
+#           so a slow one is cut (and says so) rather than the summary. --peer-reps defaults to 2 (HF's runs are
+#           the long ones).
 # Logs go to $OUT (the device tool's folder) or /tmp/lm-gpu: lm_<size>_{musae,hf}.log, make_configs.log,
 # lm_gpu_results.md. The models stay in --models (default /tmp/musae-gpu-models) while the machine lives.
 # Exit status: non-zero if a program failed (a missed target is a finding, not a failure).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 DEVPACK="" BUILD=build-cusae SIZES=small,large STEPS=503 PEER_STEPS="" BATCH=1,16 REPS=3 PEER_REPS=2 SAMPLE=""
-PEER=1 MUSAE=1 MODELS=/tmp/musae-gpu-models LOOPS=auto BUDGET=560
+PEER=1 MUSAE=1 MODELS=/tmp/musae-gpu-models LOOPS=auto BUDGET=560 RESERVE=30
 while [ $# -gt 0 ]; do
   case $1 in
     --devpack) DEVPACK=$2; shift ;;
@@ -35,13 +36,15 @@ while [ $# -gt 0 ]; do
     --no-musae) MUSAE=0 ;;
     --models) MODELS=$2; shift ;;
     --budget) BUDGET=$2; shift ;;
+    --reserve) RESERVE=$2; shift ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
 done
 LOG=${OUT:-/tmp/lm-gpu}
 mkdir -p "$LOG"
-COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# a tree restored by bench/devpack_env.sh has no .git: the pack's commit
+COMMIT=${MUSAE_DP_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 if [ -n "$DEVPACK" ]; then
   . bench/devpack_env.sh "$DEVPACK" || exit 1
   BIN=$MUSAE_DP_BUILD/bench/lm_gpu_bench COMMIT=$MUSAE_DP_COMMIT
@@ -53,11 +56,13 @@ GPU=$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,cloc
 echo "== $GPU; commit $COMMIT"
 status=0
 t_start=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - t_start) - 30 )); }
+left() { echo $(( BUDGET - ($(date +%s) - t_start) - RESERVE )); }
 
 echo "== random-weight checkpoints ($SIZES) in $MODELS"
 timeout "$(left)" python3 bench/make_gpu_configs.py "$MODELS" --sizes "$SIZES" 2>&1 | grep -v -i 'warn\|token_id must be' | tee "$LOG/make_configs.log"
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "making the checkpoints failed"; exit 1; }
+rc=${PIPESTATUS[0]}
+[ "$rc" = 124 ] && { echo "making the checkpoints: cut at the budget"; exit 1; }
+[ "$rc" = 0 ] || { echo "making the checkpoints failed (exit $rc)"; exit 1; }
 
 notes=()
 for size in ${SIZES//,/ }; do

@@ -1,30 +1,31 @@
 #!/usr/bin/env bash
-# On a GPU machine: the GPU SAE op tests (optionally under compute-sanitizer), then musae's full training step
-# and sparsify's on the same shapes, one after the other, and their ratio.
-#   bench/run_sae_gpu.sh [--devpack FILE.tgz | --build DIR] [--wheels DIR] [--tests] [--train-tests] [--sanitize]
-#                        [--workload a|b|all] [--steps N] [--auxk] [--no-peer] [--trainer] [--no-step]
-# --train-tests: tests/test_sae_gpu_train (the GPU trainer against the CPU trainer, planted concepts, the feed).
-# --trainer: the real trainer from in-memory batches and streamed from an HDF5 store (sae_gpu_bench --trainer);
-# --no-step: skip the op-level step benchmark (and its peer).
-# --devpack: binaries + libraries made by bench/pack_device.sh (default: binaries from --build, default build-cusae).
-# Logs and a summary go to $OUT (the device tool's folder) or /tmp/sae-gpu. Exit status: non-zero if a test failed.
+# On a GPU machine: musae's full SAE training step (bench/sae_gpu_bench) and sparsify's
+# (bench/peers/sparsify_step.py) on the same shapes, one after the other, then (--trainer) the real GPU trainer from
+# in-memory batches and streamed from a store; the ratios in summary.txt. scripts/gpu_check.sh runs it as its sae
+# phase; the GPU tests, the trainer tests and the compute-sanitizer runs are that script's other phases.
+#   bench/run_sae_gpu.sh [--devpack FILE.tgz | --build DIR] [--wheels DIR] [--workload a|b|all] [--steps N] [--auxk]
+#                        [--no-peer] [--trainer] [--budget S]
+# --budget: seconds for the whole run (default 560): each program gets what is left less 10 s, so a slow one is cut
+#           (and says so) rather than the summary. Order: the step, its peer (together they give the ratio), the
+#           trainer.
+# --devpack: binaries + libraries made by bench/pack_device.sh (else --build DIR, default build-cusae).
+# --wheels: the peer's wheels (pack_device.sh), installed to /tmp/site; else sparsify must be importable already.
+# Logs and summary.txt go to $OUT (the device tool's folder) or /tmp/sae-gpu; every program's output also goes to
+# stdout. Exit status: non-zero if a program failed or was cut (a missed target is a finding, not a failure).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-DEVPACK="" BUILD=build-cusae WHEELS="" TESTS=0 TTESTS=0 SAN=0 WL=all STEPS=10 AUXK="" PEER=1 TRAINER=0 STEP=1
+cd "$(dirname "$0")/.." || exit 1
+DEVPACK="" BUILD=build-cusae WHEELS="" WL=all STEPS=10 AUXK="" PEER=1 TRAINER=0 BUDGET=560
 while [ $# -gt 0 ]; do
   case $1 in
     --devpack) DEVPACK=$2; shift ;;
     --build) BUILD=$2; shift ;;
     --wheels) WHEELS=$2; shift ;;
-    --tests) TESTS=1 ;;
-    --train-tests) TTESTS=1 ;;
     --trainer) TRAINER=1 ;;
-    --no-step) STEP=0; PEER=0 ;;
-    --sanitize) SAN=1 ;;
     --workload) WL=$2; shift ;;
     --steps) STEPS=$2; shift ;;
     --auxk) AUXK=--auxk ;;
     --no-peer) PEER=0 ;;
+    --budget) BUDGET=$2; shift ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -32,60 +33,40 @@ done
 LOG=${OUT:-/tmp/sae-gpu}
 mkdir -p "$LOG"
 if [ -n "$DEVPACK" ]; then
-  mkdir -p /tmp/musae-dp && tar xzf "$DEVPACK" -C /tmp/musae-dp
-  BIN_TEST=/tmp/musae-dp/devpack/bin/test_sae_gpu BIN_BENCH=/tmp/musae-dp/devpack/bin/sae_gpu_bench
-  BIN_TTEST=/tmp/musae-dp/devpack/bin/test_sae_gpu_train
-  export MUSAE_BIN=/tmp/musae-dp/devpack/bin/musae MUSAE_TEST_TMP=/tmp
-  LIBS=/tmp/musae-dp/devpack/lib
-else
-  BIN_TEST=$BUILD/tests/test_sae_gpu BIN_BENCH=$BUILD/bench/sae_gpu_bench LIBS=""
-  BIN_TTEST=$BUILD/tests/test_sae_gpu_train
+  . bench/devpack_env.sh "$DEVPACK" || exit 1
+  BUILD=$MUSAE_DP_BUILD
 fi
-# CUDA 13's cuBLAS/cudart: the toolkit's, else the nvidia-* wheels PyTorch brought
-for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia, os; [print(os.path.join(p, s, "lib")) for p in nvidia.__path__ for s in os.listdir(p)]' 2>/dev/null); do
-  [ -e "$d/libcublas.so.13" ] && LIBS=$LIBS:$d
-done
-export LD_LIBRARY_PATH=${LIBS#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+BIN=$BUILD/bench/sae_gpu_bench
 if [ -n "$WHEELS" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader || true
 status=0
-if [ $TESTS = 1 ]; then
-  echo "== op tests"
-  "$BIN_TEST" 2>&1 | tee "$LOG/test_sae_gpu.log"
+t_start=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - t_start) - 10 )); }
+# run NAME LOGFILE CMD...: CMD inside what is left of the budget, its output to LOGFILE and stdout
+run() {
+  local name=$1 log=$2 rc
+  shift 2
+  if [ "$(left)" -lt 10 ]; then
+    echo "$name: skipped, the budget is spent" | tee "$log"; status=1; return
+  fi
+  echo "== $name ($(( $(date +%s) - t_start )) s in, $(left) s left)"
+  timeout -k 5 "$(left)" "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  [ "$rc" = 0 ] || [ "$rc" = 77 ] || status=1
-fi
-if [ $TTESTS = 1 ]; then
-  echo "== trainer tests"
-  "$BIN_TTEST" 2>&1 | tee "$LOG/test_sae_gpu_train.log"
-  rc=${PIPESTATUS[0]}
-  [ "$rc" = 0 ] || [ "$rc" = 77 ] || status=1
-fi
-if [ $SAN = 1 ]; then
-  for tool in memcheck racecheck; do
-    echo "== compute-sanitizer $tool (--small)"
-    sh tests/run_sanitizer.sh $tool "$BIN_TEST" --small >"$LOG/sanitizer_$tool.log" 2>&1
-    rc=$?
-    tail -5 "$LOG/sanitizer_$tool.log"
-    [ $rc = 0 ] || [ $rc = 77 ] || { echo "$tool: exit $rc"; status=1; }
-  done
-fi
-if [ $STEP = 1 ]; then
-  echo "== musae (CUDA) step"
-  "$BIN_BENCH" --workload "$WL" --steps "$STEPS" $AUXK 2>&1 | tee "$LOG/bench_musae.log"
-fi
-if [ $TRAINER = 1 ]; then
-  echo "== musae trainer: in memory vs streamed from a store"
-  "$BIN_BENCH" --trainer --workload "$WL" --steps "$STEPS" 2>&1 | tee "$LOG/bench_trainer.log"
-fi
-if [ $PEER = 1 ]; then
-  echo "== sparsify step"
-  python3 bench/peers/sparsify_step.py --workload "$WL" --steps "$STEPS" $AUXK 2>&1 | tee "$LOG/bench_sparsify.log"
-fi
+  case $rc in
+    0) ;;
+    124|137) echo "$name: cut at the budget" | tee -a "$log"; status=1 ;;
+    *) echo "$name failed (exit $rc)" | tee -a "$log"; status=1 ;;
+  esac
+}
+run "musae (CUDA) step" "$LOG/bench_musae.log" "$BIN" --workload "$WL" --steps "$STEPS" $AUXK
+[ $PEER = 1 ] && run "sparsify step" "$LOG/bench_sparsify.log" \
+  python3 bench/peers/sparsify_step.py --workload "$WL" --steps "$STEPS" $AUXK
+[ $TRAINER = 1 ] && run "musae trainer: in memory vs streamed from a store" "$LOG/bench_trainer.log" \
+  "$BIN" --trainer --workload "$WL" --steps "$STEPS"
 python3 - "$LOG/bench_musae.log" "$LOG/bench_sparsify.log" "$LOG/bench_trainer.log" <<'PY' | tee "$LOG/summary.txt"
 import json, os, sys
 def lines(p):

@@ -4,9 +4,13 @@
 tool=$1
 shift
 cs=$(command -v compute-sanitizer || true)
-[ -z "$cs" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && cs=/usr/local/cuda/bin/compute-sanitizer
+# not always on PATH: the toolkit's bin/ (any installed version), or its own folder in the toolkit
+for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer \
+         /usr/local/cuda*/compute-sanitizer/compute-sanitizer; do
+  [ -z "$cs" ] && [ -x "$c" ] && cs=$c
+done
 if [ -z "$cs" ]; then
-  echo "SKIPPED: compute-sanitizer not found (PATH, /usr/local/cuda/bin)"
+  echo "SKIPPED: compute-sanitizer not found (PATH, /usr/local/cuda*/bin, /usr/local/cuda*/compute-sanitizer)"
   exit 77
 fi
 extra=""
