@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,6 +524,8 @@ typedef struct {
     int have_tc;
     musae_store_writer *w;
     pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
+    atomic_int failed;         /* the writer failed (fail_msg): the reader stops, the rest drains */
+    char fail_msg[1400];
     /* A GPU table is driven from one host thread at a time (kernels/cuda/ops_cuda.h: one stream, one scratch
      * buffer), so the EnCodec and LM threads take turns on it; their overlap is a CPU-table matter (the
      * encoder's serial LSTM leaves cores idle there). */
@@ -550,7 +553,7 @@ static void *reader_main(void *arg) {
     capture_ctx *c = arg;
     char err[1024], name[8192];
     int64_t handed = 0;
-    for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do; fi++) {
+    for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do && !atomic_load(&c->failed); fi++) {
         const file_plan *p = &c->plan[fi];
         if (p->samples < 0 || p->pending == 0) continue;
         const capture_file *f = &c->ds->files[fi];
@@ -563,7 +566,8 @@ static void *reader_main(void *arg) {
         }
         int64_t n_clips = 0, start, n = 0;
         const float *x;
-        while (handed < c->to_do && (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
+        while (handed < c->to_do && !atomic_load(&c->failed) &&
+               (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
             n_clips++;
             capture_clip_name(f->path, start, n, c->rate, name, sizeof name);
             if (store_has(c, name)) continue;
@@ -582,7 +586,7 @@ static void *reader_main(void *arg) {
         if (n < 0)
             skip_add(&c->skips, f->path, "read error after %.2f s (the clips before it are kept): %s",
                      (double)capture_clips_pos(cl) / c->rate, err);
-        else if (handed < c->to_do && n_clips != p->n_clips)
+        else if (handed < c->to_do && !atomic_load(&c->failed) && n_clips != p->n_clips)
             LOG_WARN("%s: gave %lld clip(s); its header announced %.2f s = %lld clip(s)", f->path, (long long)n_clips,
                      (double)p->samples / c->rate, (long long)p->n_clips);
         capture_clips_close(cl);
@@ -759,9 +763,18 @@ static void *writer_main(void *arg) {
             const float *acts[MUSAE_STORE_MAX_LAYERS];
             for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
             const double t0 = musae_now(), c0 = thread_cpu();
+            if (atomic_load(&c->failed)) { /* drain the pipeline: nothing more reaches the store */
+                free(b->names[i]);
+                continue;
+            }
             pthread_mutex_lock(&c->store_mu);
-            musae_store_add_clip(c->w, b->names[i], b->F, acts);
+            const int rc = musae_store_try_add_clip(c->w, b->names[i], b->F, acts, c->fail_msg, sizeof c->fail_msg);
             pthread_mutex_unlock(&c->store_mu);
+            if (rc) {
+                atomic_store(&c->failed, 1);
+                free(b->names[i]);
+                continue;
+            }
             c->t_write += musae_now() - t0;
             c->cpu_write += thread_cpu() - c0;
             c->written++;
@@ -911,14 +924,22 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     musae_store_spec spec = {.model = model_id, .d_model = (int)c->H, .frame_rate = cfg.audio.frame_rate,
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    /* the clip settings are in the store from its first moment, so a failed first commit leaves no store that
+     * a next run could not continue */
+    spec.extra_name = "/capture/params";
+    spec.extra_rank = 1;
+    spec.extra_shape = (const int64_t[]){P_N};
+    spec.extra_data = params;
+    /* the writer lock first: another writer's file is not ours to judge (HDF5 refuses to open it meanwhile) */
+    musae_store_lock(o->out);
     struct stat sb;
-    const int created = stat(o->out, &sb) != 0;
+    /* an empty file is what a failed creation of an older musae left: musae_store_create replaces it */
+    const int created = stat(o->out, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
     if (!created) {
         check_resumable(o->out, model_id, o, (int)c->H, params);
         c->w = musae_store_append(o->out, &spec);
     } else {
         c->w = musae_store_create(o->out, &spec);
-        musae_store_put_f32(c->w, "/capture/params", 1, (int64_t[]){P_N}, params);
     }
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
@@ -998,6 +1019,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     pthread_join(th_e, NULL);
     pthread_join(th_c, NULL);
     pthread_join(th_w, NULL);
+    /* every thread has stopped: the store stays as of its last commit (it is not closed: closing flushes) */
+    if (atomic_load(&c->failed)) musae_fail("%s", c->fail_msg);
     const double wall = musae_now() - t0;
     char extra[160];
     snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
@@ -1044,9 +1067,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     if (planned == 0) { /* every file was skipped: say so, and leave no empty store behind */
         if (created) unlink(o->out);
+        musae_store_unlock(o->out);
         musae_fail("--audio %s: nothing to capture, all %lld file(s) were skipped (reasons above)", o->audio,
                    (long long)ds.n_files);
     }
+    musae_store_unlock(o->out);
     for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
     free(c->skips.items);
     pthread_mutex_destroy(&c->skips.mu);

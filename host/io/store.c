@@ -6,35 +6,100 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
 
-/* Negative herr_t / hid_t: print HDF5's own error stack, then abort (an internal error, not bad input). */
+/* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
+ * "No space left on device"); HDF5's own error stack printing is off. */
+static const char *g_h5_path = "?";                /* the file of the call in progress, for messages */
+static const struct musae_store_writer *g_h5_writer; /* the writer of that call, NULL for readers */
+MUSAE_NORETURN static void h5_fail(const char *expr);
 #define H5_CHECK(expr)                                                                                     \
     do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) {                                                                  \
-            H5Eprint2(H5E_DEFAULT, stderr);                                                                \
-            musae_check_failed("HDF5", #expr, __func__, __FILE__, __LINE__, "HDF5 call failed");           \
-        }                                                                                                  \
+        if (MUSAE_UNLIKELY((expr) < 0)) h5_fail(#expr);                                                    \
     } while (0)
 
 /* Serial HDF5 is not thread-safe: one recursive lock around every call (the prefetch thread reads while the
- * caller may look up a clip path). */
+ * caller may look up a clip path). `path` names the file in any error of the calls under the lock. */
 static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static void h5_lock(void) {
-    static int quiet = 0;
+static _Thread_local int g_h5_depth; /* this thread's holds of g_h5_lock */
+static void h5_lock(const char *path) {
+    static int ready = 0;
     pthread_mutex_lock(&g_h5_lock);
-    if (!quiet) { /* our messages name the file and the field; HDF5's stack dumps would bury them */
+    g_h5_depth++;
+    if (!ready) {
+        /* No flush at exit: a writer that fails (or any musae_fail while a writer is open) must leave the file
+         * as of its last commit, exactly as a kill does, and not write half of its in-memory metadata into a
+         * full disk on the way out. Must precede every other HDF5 call. */
+        H5dont_atexit();
+        /* our messages name the file and the field; HDF5's stack dumps would bury them */
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        quiet = 1;
+        ready = 1;
     }
+    g_h5_path = path;
+    g_h5_writer = NULL;
 }
-static void h5_unlock(void) { pthread_mutex_unlock(&g_h5_lock); }
+static void h5_unlock(void) {
+    g_h5_depth--;
+    pthread_mutex_unlock(&g_h5_lock);
+}
+
+/* A writer's failure: musae_fail, or, inside musae_store_try_add_clip, the message handed back to its caller
+ * (a pipeline thread must not exit the process under its siblings' feet). */
+static _Thread_local jmp_buf *g_soft;
+static _Thread_local char *g_soft_err;
+static _Thread_local size_t g_soft_cap;
+MUSAE_NORETURN MUSAE_PRINTF(1, 2) static void store_fail(const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_soft) {
+        snprintf(g_soft_err, g_soft_cap, "%s", msg);
+        longjmp(*g_soft, 1);
+    }
+    musae_fail("%s", msg);
+}
+
+static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *out) {
+    if (n == 0 && e->desc) snprintf(out, 400, "%s", e->desc);
+    return 0;
+}
+
+/* The reason of the failed call: the system error the file driver saw ("No space left on device"), else the
+ * innermost HDF5 message. */
+static void h5_reason(char *out, size_t cap) {
+    char desc[400] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, desc);
+    const char *m = strstr(desc, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        const char *e = strchr(m, '\'');
+        snprintf(out, cap, "%.*s", (int)(e ? e - m : (ptrdiff_t)strlen(m)), m);
+    } else snprintf(out, cap, "%s", desc[0] ? desc : "unknown HDF5 error");
+}
+
+static int64_t writer_clips_committed(const struct musae_store_writer *w);
+
+MUSAE_NORETURN static void h5_fail(const char *expr) {
+    char why[400];
+    h5_reason(why, sizeof why);
+    if (g_h5_writer)
+        store_fail("%s: %s (HDF5: %s); the store keeps the %lld clip(s) committed before, continue it once the cause "
+                   "is fixed", g_h5_path, why, expr, (long long)writer_clips_committed(g_h5_writer));
+    store_fail("%s: %s (HDF5: %s)", g_h5_path, why, expr);
+}
 
 enum { ROOT_ATTR_MAX_STR = 256 };
 
@@ -187,6 +252,139 @@ static hid_t writer_fapl(void) {
     return fapl;
 }
 
+/* ---- the writer lock -------------------------------------------------------------------------------------- */
+
+/* "<store>.lock", made with O_CREAT|O_EXCL (atomic on local and network file systems, unlike flock/fcntl locks
+ * on some NFS and Lustre mounts, and independent of HDF5_USE_FILE_LOCKING), holding "PID HOST\n". A lock whose
+ * PID is dead on this host is stale (a killed writer) and is taken over. This process's locks and a
+ * half-made store are removed at exit, also on a musae_fail. */
+enum { MAX_HELD = 16 };
+typedef struct {
+    char lock[4200];
+    int refs;
+    pid_t pid; /* a forked child inherits the table but not the lock */
+} held_lock;
+static pthread_mutex_t g_lock_mu = PTHREAD_MUTEX_INITIALIZER;
+static held_lock g_held[MAX_HELD];
+static char g_creating[4200]; /* the temporary file of a store being created */
+static pid_t g_creating_pid;
+
+static void cleanup_at_exit(void) {
+    for (int i = 0; i < MAX_HELD; i++)
+        if (g_held[i].refs > 0 && g_held[i].pid == getpid()) unlink(g_held[i].lock);
+    if (g_creating[0] && g_creating_pid == getpid()) unlink(g_creating);
+}
+static void lock_name(const char *store, char *out, size_t cap) { snprintf(out, cap, "%s.lock", store); }
+
+/* The holder recorded in a lock file: 0, or -1 when it cannot be read or is (still) empty. */
+static int read_holder(const char *lock, long *pid, char *host, size_t cap) {
+    FILE *f = fopen(lock, "r");
+    if (!f) return -1;
+    char line[512] = "", h[256] = "";
+    int ok = fgets(line, sizeof line, f) && sscanf(line, "%ld %255s", pid, h) == 2 && *pid > 0;
+    fclose(f);
+    if (ok) snprintf(host, cap, "%s", h);
+    return ok ? 0 : -1;
+}
+
+static int process_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno == EPERM; }
+
+/* Takes over a stale lock: renamed aside first, so of two processes breaking it at once only one removes it,
+ * and a fresh lock made meanwhile by a third is put back. */
+static void break_stale(const char *lock, long pid, const char *host) {
+    char aside[4300], h2[256];
+    long p2;
+    snprintf(aside, sizeof aside, "%s.stale.%ld", lock, (long)getpid());
+    if (rename(lock, aside) != 0) return;
+    if (read_holder(aside, &p2, h2, sizeof h2) == 0 && p2 == pid && !strcmp(h2, host)) {
+        LOG_WARN("%s: removed the stale lock of PID %ld on %s (that process is gone)", lock, pid, host);
+        unlink(aside);
+    } else {
+        if (link(aside, lock) != 0 && errno != EEXIST) rename(aside, lock);
+        unlink(aside);
+    }
+}
+
+int musae_store_lock(const char *store) {
+    char lock[4200], host[256] = "", self[256] = "";
+    lock_name(store, lock, sizeof lock);
+    gethostname(self, sizeof self - 1);
+    pthread_mutex_lock(&g_lock_mu);
+    for (int i = 0; i < MAX_HELD; i++)
+        if (g_held[i].refs > 0 && g_held[i].pid == getpid() && !strcmp(g_held[i].lock, lock)) {
+            g_held[i].refs++;
+            pthread_mutex_unlock(&g_lock_mu);
+            return 0;
+        }
+    static int registered = 0;
+    if (!registered) atexit(cleanup_at_exit), registered = 1;
+    for (int attempt = 0;; attempt++) {
+        int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0) {
+            char line[512];
+            int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), self[0] ? self : "unknown-host");
+            int ok = write(fd, line, (size_t)n) == n;
+            close(fd);
+            if (!ok) {
+                unlink(lock);
+                pthread_mutex_unlock(&g_lock_mu);
+                musae_fail("%s: cannot write its lock file %s: %s", store, lock, strerror(errno));
+            }
+            int slot = 0;
+            while (slot < MAX_HELD && g_held[slot].refs > 0 && g_held[slot].pid == getpid()) slot++;
+            MUSAE_ASSERT(slot < MAX_HELD, "more than %d stores open for writing", MAX_HELD);
+            snprintf(g_held[slot].lock, sizeof g_held[slot].lock, "%s", lock);
+            g_held[slot].refs = 1;
+            g_held[slot].pid = getpid();
+            pthread_mutex_unlock(&g_lock_mu);
+            return 0;
+        }
+        if (errno != EEXIST) {
+            const int e = errno;
+            pthread_mutex_unlock(&g_lock_mu);
+            musae_fail("%s: cannot create its lock file %s: %s", store, lock, strerror(e));
+        }
+        long pid = 0;
+        if (read_holder(lock, &pid, host, sizeof host) != 0) {
+            if (attempt < 50) { /* being written by its maker right now */
+                usleep(20000);
+                continue;
+            }
+            pthread_mutex_unlock(&g_lock_mu);
+            musae_fail("%s is in use: its lock file %s holds no PID and host (remove it if no musae writes the store)",
+                       store, lock);
+        }
+        if (!strcmp(host, self) && !process_alive(pid) && attempt < 50) {
+            break_stale(lock, pid, host);
+            continue;
+        }
+        pthread_mutex_unlock(&g_lock_mu);
+        musae_fail("%s is in use by PID %ld on %s (another musae writes it; if no such process runs there, remove %s)",
+                   store, pid, host, lock);
+    }
+}
+
+void musae_store_unlock(const char *store) {
+    char lock[4200];
+    lock_name(store, lock, sizeof lock);
+    pthread_mutex_lock(&g_lock_mu);
+    for (int i = 0; i < MAX_HELD; i++)
+        if (g_held[i].refs > 0 && g_held[i].pid == getpid() && !strcmp(g_held[i].lock, lock) && --g_held[i].refs == 0)
+            unlink(lock);
+    pthread_mutex_unlock(&g_lock_mu);
+}
+
+/* For a reader HDF5 refused: who writes the store, if a musae writer does ("" otherwise). */
+static void writer_note(const char *store, char *out, size_t cap) {
+    char lock[4200], host[256];
+    long pid;
+    lock_name(store, lock, sizeof lock);
+    out[0] = 0;
+    if (read_holder(lock, &pid, host, sizeof host) == 0)
+        snprintf(out, cap, "; it is in use by PID %ld on %s, which is writing it (HDF5 lets no reader in meanwhile)",
+                 pid, host);
+}
+
 /* ---- writer ----------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -238,11 +436,22 @@ struct musae_store_writer {
     hid_t acts[MUSAE_STORE_MAX_LAYERS];
     hid_t fr_clip, fr_t, cl_path, cl_nf, cl_off;
     int64_t n_rows, n_clips, nonfinite;
+    int64_t c_rows, c_clips;  /* as of the last commit */
+    int failed;               /* a musae_store_try_add_clip failed */
+    int64_t fr_chunk, cl_chunk; /* rows per chunk of /frames/... and /clips/... */
+    int fd;                   /* the file, for fallocate (HDF5 keeps its own descriptor) */
+    int64_t reserved_from;    /* below this, every byte HDF5 may rewrite is already allocated on disk */
     str_set paths;
     void *conv;      /* one clip of one layer in the storage dtype */
     int32_t *ibuf;   /* frame indices of one clip */
     size_t conv_cap, ibuf_cap;
 };
+
+static int64_t writer_clips_committed(const musae_store_writer *w) { return w->c_clips; }
+static void writer_lock(musae_store_writer *w) {
+    h5_lock(w->path);
+    g_h5_writer = w;
+}
 
 static int64_t default_chunk_rows(int d, musae_dtype dt) {
     int64_t c = 1;
@@ -250,10 +459,76 @@ static int64_t default_chunk_rows(int d, musae_dtype dt) {
     return c;
 }
 
+/* Chunking of the per-row and per-clip datasets (rows per chunk). */
+enum { FRAMES_CHUNK = 16384, CLIPS_CHUNK = 1024 };
+/* Room for metadata HDF5 may allocate while flushing (B-tree nodes, heap collections; a few KiB in practice). */
+#define RESERVE_MARGIN ((int64_t)256 << 10)
+
+/* File bytes of the chunks of a dataset (C rows per chunk, `row` bytes per row) that hold rows since the last
+ * commit and were never written: HDF5 allocates them only when it flushes them. */
+static int64_t new_chunk_bytes(int64_t before, int64_t now, int64_t C, int64_t row) {
+    if (now <= before) return 0;
+    const int64_t first = (before + C - 1) / C, last = (now - 1) / C;
+    return last >= first ? (last - first + 1) * C * row : 0;
+}
+
+MUSAE_NORETURN static void writer_fail(const musae_store_writer *w, const char *why) {
+    store_fail("%s: %s; the store keeps the %lld clip(s) committed before, continue it once the cause is fixed",
+               w->path, why, (long long)w->c_clips);
+}
+
+/* Makes sure the disk holds every byte the next flush can write, before anything of it is written.
+ *
+ * H5Fflush writes the new chunks, then rewrites metadata in place and appends new metadata. On a full disk
+ * the in-place writes (which need no new blocks) succeed and the appends fail, leaving committed counts that
+ * point at clip table entries never written. So the blocks up to the end of the allocated space plus the
+ * chunks the flush will allocate plus a margin are reserved first (fallocate, file size unchanged); when that
+ * fails, nothing has been written and the file is still as of the last commit. Where the file system cannot
+ * fallocate, its free space is checked instead. */
+static void reserve(musae_store_writer *w) {
+    haddr_t eoa = 0;
+    H5_CHECK(H5Fget_eoa(w->file, &eoa));
+    const int64_t esz = (int64_t)musae_dtype_size(w->spec.dtype);
+    int64_t fresh = RESERVE_MARGIN;
+    fresh += w->spec.n_layers * new_chunk_bytes(w->c_rows, w->n_rows, w->spec.chunk_rows, w->spec.d_model * esz);
+    fresh += new_chunk_bytes(w->c_rows, w->n_rows, w->fr_chunk, 2 * 4);
+    fresh += new_chunk_bytes(w->c_clips, w->n_clips, w->cl_chunk, 16 + 4 + 8); /* path (a heap id), frames, offset */
+    const int64_t end = (int64_t)eoa + fresh, from = w->reserved_from < end ? w->reserved_from : end;
+    if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, from, end - from) == 0) return;
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        char why[300];
+        snprintf(why, sizeof why, "%s (reserving %.1f MiB for the next commit)", strerror(errno), (double)fresh / (1 << 20));
+        writer_fail(w, why);
+    }
+    struct stat sb;
+    struct statvfs fs;
+    if (fstat(w->fd, &sb) == 0 && fstatvfs(w->fd, &fs) == 0) {
+        const int64_t have = (int64_t)sb.st_blocks * 512, avail = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
+        if (end - have > avail) writer_fail(w, strerror(ENOSPC));
+    }
+}
+
 static void commit(musae_store_writer *w) {
     attr_update(w->file, "n_rows", H5T_NATIVE_INT64, &w->n_rows);
     attr_update(w->file, "n_clips", H5T_NATIVE_INT64, &w->n_clips);
+    reserve(w);
     H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL));
+    w->c_rows = w->n_rows;
+    w->c_clips = w->n_clips;
+    /* what lies more than a few MiB below the end was written by a flush; only the tail (aggregator blocks HDF5
+     * hands out piecewise) may still hold unwritten holes */
+    haddr_t eoa = 0;
+    H5_CHECK(H5Fget_eoa(w->file, &eoa));
+    w->reserved_from = (int64_t)eoa > ((int64_t)4 << 20) ? (int64_t)eoa - ((int64_t)4 << 20) : 0;
+}
+
+/* Rows per chunk of a 1-D dataset (1 when it is not chunked: then every write is allocated as it happens). */
+static int64_t chunk_rows_of(hid_t d) {
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t c[1] = {1};
+    if (dcpl < 0 || H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, 1, c) != 1) c[0] = 1;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return (int64_t)c[0];
 }
 
 static void writer_open_datasets(musae_store_writer *w) {
@@ -275,6 +550,8 @@ static void writer_open_datasets(musae_store_writer *w) {
     H5_CHECK(w->cl_path = H5Dopen2(w->file, "/clips/path", H5P_DEFAULT));
     H5_CHECK(w->cl_nf = H5Dopen2(w->file, "/clips/n_frames", H5P_DEFAULT));
     H5_CHECK(w->cl_off = H5Dopen2(w->file, "/clips/offset", H5P_DEFAULT));
+    w->fr_chunk = chunk_rows_of(w->fr_clip);
+    w->cl_chunk = chunk_rows_of(w->cl_path);
 }
 
 static void check_spec(const musae_store_spec *spec) {
@@ -288,22 +565,71 @@ static void check_spec(const musae_store_spec *spec) {
             if (spec->layers[i] == spec->layers[j]) musae_fail("activation store: layer %d given twice", spec->layers[i]);
 }
 
+/* An extra f32 dataset (e.g. "/truth/directions"), parent groups created; reaches the file at the next commit. */
+static void write_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
+    MUSAE_ASSERT(rank >= 1 && rank <= 4 && name[0] == '/', "dataset '%s' rank %d", name, rank);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+    hsize_t dims[4];
+    for (int i = 0; i < rank; i++) dims[i] = (hsize_t)shape[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(w->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5_CHECK(d);
+    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+}
+
+/* Opens the writer's own descriptor of the file (for fallocate). */
+static void writer_open_fd(musae_store_writer *w, const char *file) {
+    w->fd = open(file, O_RDWR | O_CLOEXEC);
+    if (w->fd < 0) musae_fail("%s: cannot open for writing: %s", w->path, strerror(errno));
+}
+
+/* Renames the finished temporary file into place without replacing anything but an empty file. */
+static void publish(const char *tmp, const char *path, int replace_empty) {
+    if (replace_empty || link(tmp, path) != 0) {
+        if (!replace_empty && errno == EEXIST) musae_fail("%s: created by someone else meanwhile", path);
+        /* file systems without hard links: the lock keeps other musae writers out */
+        if (rename(tmp, path) != 0) musae_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    } else unlink(tmp);
+}
+
 musae_store_writer *musae_store_create(const char *path, const musae_store_spec *spec) {
     check_spec(spec);
+    musae_store_lock(path);
     struct stat sb;
-    if (stat(path, &sb) == 0) musae_fail("%s: already exists (continue it with append/resume, or remove it)", path);
-    h5_lock();
+    const int replace_empty = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0;
+    if (replace_empty) LOG_WARN("%s: an empty file, left by a failed creation: replacing it", path);
+    else if (stat(path, &sb) == 0) {
+        musae_store_unlock(path);
+        musae_fail("%s: already exists (continue it with append/resume, or remove it)", path);
+    }
+    /* built under a temporary name and renamed into place once its first commit is on disk: a failure on the
+     * way (a full disk) leaves nothing behind, and the store, once there, is always valid */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.creating", path);
+    unlink(tmp); /* a killed creation's leftover: we hold the lock */
+    pthread_mutex_lock(&g_lock_mu);
+    snprintf(g_creating, sizeof g_creating, "%s", tmp);
+    g_creating_pid = getpid();
+    pthread_mutex_unlock(&g_lock_mu);
     musae_store_writer *w = musae_xcalloc(1, sizeof *w);
     w->path = musae_xstrdup(path);
     w->spec = *spec;
     if (!w->spec.chunk_rows) w->spec.chunk_rows = default_chunk_rows(spec->d_model, spec->dtype);
+    writer_lock(w);
     hid_t fapl = writer_fapl();
-    w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    w->file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
+        char why[400];
+        h5_reason(why, sizeof why);
         h5_unlock();
-        musae_fail("%s: cannot create the activation store: %s", path, strerror(errno));
+        musae_fail("%s: cannot create the activation store: %s", path, errno ? strerror(errno) : why);
     }
+    writer_open_fd(w, tmp);
     w->f16 = f16_type();
     w->vstr = vlen_str_type();
     const int d = spec->d_model;
@@ -332,7 +658,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
         H5Dclose(ds);
         H5Gclose(g);
     }
-    hsize_t c1[1] = {16384}, c2[1] = {1024};
+    hsize_t c1[1] = {FRAMES_CHUNK}, c2[1] = {CLIPS_CHUNK};
     H5_CHECK(g = H5Gcreate2(w->file, "/frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     H5Dclose(make_dataset(g, "clip", H5T_STD_I32LE, 1, dims, c1));
     H5Dclose(make_dataset(g, "t", H5T_STD_I32LE, 1, dims, c1));
@@ -343,13 +669,19 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     H5Dclose(make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
     H5Gclose(g);
     writer_open_datasets(w);
+    if (spec->extra_name) write_f32(w, spec->extra_name, spec->extra_rank, spec->extra_shape, spec->extra_data);
     commit(w);
     h5_unlock();
+    publish(tmp, path, replace_empty);
+    pthread_mutex_lock(&g_lock_mu);
+    g_creating[0] = 0;
+    pthread_mutex_unlock(&g_lock_mu);
     return w;
 }
 
 musae_store_writer *musae_store_append(const char *path, const musae_store_spec *spec) {
     check_spec(spec);
+    musae_store_lock(path);
     char err[512];
     musae_store *r = musae_store_open(path, err, sizeof err);
     if (!r) musae_fail("%s", err);
@@ -373,19 +705,22 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     }
     musae_store_close(r);
 
-    h5_lock();
+    h5_lock(path);
     hid_t fapl = writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
+        char why[400];
+        h5_reason(why, sizeof why);
         h5_unlock();
-        musae_fail("%s: cannot open the activation store for writing", path);
+        musae_fail("%s: cannot open the activation store for writing: %s", path, access(path, W_OK) ? strerror(errno) : why);
     }
+    writer_open_fd(w, path);
     w->f16 = f16_type();
     w->vstr = vlen_str_type();
     writer_open_datasets(w);
-    w->n_rows = n_rows;
-    w->n_clips = n_clips;
+    w->n_rows = w->c_rows = n_rows;
+    w->n_clips = w->c_clips = n_clips;
     /* cut back whatever a killed writer left past the committed counts */
     hsize_t ext[2] = {(hsize_t)n_rows, (hsize_t)spec->d_model};
     for (int l = 0; l < spec->n_layers; l++) H5_CHECK(H5Dset_extent(w->acts[l], ext));
@@ -429,7 +764,7 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
             else if (w->spec.dtype == MUSAE_F16 && fabsf(x) > 65504.0f) overflow++;
         }
         if (overflow)
-            musae_fail("%s: clip '%s', layer %d: %" PRId64 " values beyond the float16 range (|x| > 65504); "
+            store_fail("%s: clip '%s', layer %d: %" PRId64 " values beyond the float16 range (|x| > 65504); "
                        "write a float32 store instead (--dtype f32)",
                        w->path, clip_path, w->spec.layers[l], overflow);
         if (nonfinite) {
@@ -438,7 +773,7 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
             w->nonfinite += nonfinite;
         }
     }
-    h5_lock();
+    writer_lock(w);
     for (int l = 0; l < w->spec.n_layers; l++) {
         const void *buf = acts[l];
         if (w->spec.dtype == MUSAE_F16) {
@@ -464,20 +799,31 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
     str_set_add(&w->paths, clip_path);
 }
 
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts,
+                             char *err, size_t errlen) {
+    if (w->failed) {
+        snprintf(err, errlen, "%s: the writer failed before", w->path);
+        return -1;
+    }
+    jmp_buf jb;
+    const int depth = g_h5_depth;
+    g_soft_err = err;
+    g_soft_cap = errlen;
+    g_soft = &jb;
+    if (setjmp(jb)) {
+        g_soft = NULL;
+        while (g_h5_depth > depth) h5_unlock();
+        w->failed = 1; /* its HDF5 state is unknown: nothing more reaches the file */
+        return -1;
+    }
+    musae_store_add_clip(w, clip_path, n_frames, acts);
+    g_soft = NULL;
+    return 0;
+}
+
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
-    MUSAE_ASSERT(rank >= 1 && rank <= 4 && name[0] == '/', "dataset '%s' rank %d", name, rank);
-    h5_lock();
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
-    hsize_t dims[4];
-    for (int i = 0; i < rank; i++) dims[i] = (hsize_t)shape[i];
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(w->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5_CHECK(d);
-    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
+    writer_lock(w);
+    write_f32(w, name, rank, shape, data);
     commit(w);
     h5_unlock();
 }
@@ -490,7 +836,7 @@ int musae_store_writer_has_clip(const musae_store_writer *w, const char *clip_pa
 }
 
 void musae_store_close_writer(musae_store_writer *w, int complete) {
-    h5_lock();
+    writer_lock(w);
     int c = complete ? 1 : 0;
     attr_update(w->file, "complete", H5T_NATIVE_INT32, &c);
     commit(w);
@@ -504,6 +850,8 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
     h5_unlock();
+    close(w->fd);
+    musae_store_unlock(w->path);
     str_set_free(&w->paths);
     free(w->conv);
     free(w->ibuf);
@@ -551,7 +899,7 @@ static hid_t open_1d(hid_t file, const char *name, int64_t n, H5T_class_t cls, c
 }
 
 musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
-    h5_lock();
+    h5_lock(path);
     musae_store *s = musae_xcalloc(1, sizeof *s);
     musae_store_info *in = &s->info;
     hid_t d = -1;
@@ -561,11 +909,21 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) {
+        char note[512];
+        writer_note(path, note, sizeof note);
+        if (note[0]) FAIL("%s: HDF5 cannot read it yet%s", path, note);
         if (musae_store_is_hdf5(path)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
         FAIL("%s: not an HDF5 file", path);
     }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (s->file < 0) FAIL("%s: HDF5 cannot open it (truncated or corrupt file?)", path);
+    if (s->file < 0) {
+        char note[512];
+        writer_note(path, note, sizeof note);
+        if (note[0]) FAIL("%s: HDF5 cannot open it%s", path, note);
+        char why[400];
+        h5_reason(why, sizeof why);
+        FAIL("%s: HDF5 cannot open it (%s: truncated or corrupt file?)", path, why);
+    }
     if (attr_read_num(s->file, "d_model", H5T_NATIVE_INT, &in->d_model, 1) != 1 || in->d_model <= 0)
         FAIL("%s: root attribute d_model missing or invalid (not a musae activation store?)", path);
     in->n_layers = attr_read_num(s->file, "layers", H5T_NATIVE_INT, in->layers, MUSAE_STORE_MAX_LAYERS);
@@ -719,7 +1077,7 @@ void musae_store_describe(musae_store *s, FILE *out) {
         free(first);
     }
     fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
-    h5_lock();
+    h5_lock(in->path);
     H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
     h5_unlock();
 }
@@ -735,7 +1093,7 @@ static void read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out)
     MUSAE_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld) outside [0, %lld)",
                  (long long)row0, (long long)(row0 + n), (long long)s->info.n_rows);
     if (n == 0) return;
-    h5_lock();
+    h5_lock(s->info.path);
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)s->info.d_model};
     hid_t fs = H5Dget_space(s->acts[li]), ms = H5Screate_simple(2, cnt, NULL);
     H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
@@ -773,7 +1131,7 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
 
 char *musae_store_clip_path(musae_store *s, int64_t i) {
     MUSAE_ASSERT(i >= 0 && i < s->info.n_clips, "clip %lld of %lld", (long long)i, (long long)s->info.n_clips);
-    h5_lock();
+    h5_lock(s->info.path);
     hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT);
     H5_CHECK(d);
     hid_t t = vlen_str_type();
@@ -795,7 +1153,7 @@ char *musae_store_clip_path(musae_store *s, int64_t i) {
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t) {
     MUSAE_ASSERT(row0 >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld)", (long long)row0, (long long)(row0 + n));
     if (n == 0) return;
-    h5_lock();
+    h5_lock(s->info.path);
     const char *names[2] = {"/frames/clip", "/frames/t"};
     int32_t *outs[2] = {clip, t};
     for (int i = 0; i < 2; i++) {
@@ -817,7 +1175,7 @@ void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *c
 }
 
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape) {
-    h5_lock();
+    h5_lock(s->info.path);
     float *out = NULL;
     /* H5Lexists fails (rather than returning 0) when an intermediate group is missing */
     char prefix[256];
@@ -856,7 +1214,7 @@ float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t 
 
 void musae_store_close(musae_store *s) {
     if (!s) return;
-    h5_lock();
+    h5_lock(s->info.path);
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++)
         if (s->acts[l] >= 0) H5Dclose(s->acts[l]);
     if (s->mem_type >= 0) H5Tclose(s->mem_type);

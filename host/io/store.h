@@ -46,20 +46,42 @@ typedef struct {
     musae_dtype dtype;          /* MUSAE_F16 (default) or MUSAE_F32 */
     int64_t chunk_rows;         /* C; 0 = rows per ~1 MiB chunk */
     const char *dtype_source;   /* what the activations were computed in ("f32"); attr on each acts dataset */
+    /* optional: one f32 dataset written with the empty store, so it is there from the store's first moment
+     * (musae capture's /capture/params) */
+    const char *extra_name;
+    int extra_rank;
+    const int64_t *extra_shape;
+    const float *extra_data;
 } musae_store_spec;
 
 typedef struct musae_store_writer musae_store_writer;
 
-/* Creates a new store (fails with a one-line reason if path exists). */
+/* The writer lock: "<store>.lock" beside the store, made with O_CREAT|O_EXCL and holding "PID HOST". A second
+ * writer fails with "<store> is in use by PID <pid> on <host>"; a lock whose PID is dead on this host (a
+ * killed writer) is taken over. Counted per process (create/append take it too, close releases it); removed
+ * at exit, also on musae_fail. Readers neither take nor check it. */
+int musae_store_lock(const char *store);
+void musae_store_unlock(const char *store);
+
+/* Creates a new store (fails with a one-line reason if path exists; an empty file, left by a failed
+ * creation of an older musae, is replaced). The store is built as "<path>.creating" and renamed into place
+ * after its first commit, so a failed creation leaves nothing at path. Takes the writer lock.
+ * Every failure of a writer (a full disk included) is a one-line musae_fail naming the file and the reason;
+ * the file then stays as of its last commit. */
 musae_store_writer *musae_store_create(const char *path, const musae_store_spec *spec);
 /* Opens an existing store to continue it; spec must match what it holds (model, d_model, layers, dtype), and
- * rows past the committed count (a killed writer's tail) are discarded. */
+ * rows past the committed count (a killed writer's tail) are discarded. Takes the writer lock. */
 musae_store_writer *musae_store_append(const char *path, const musae_store_spec *spec);
 /* Adds one clip: acts[l] is [n_frames, H] f32 for spec.layers[l]. f16 stores count values that overflow
  * f16 (|x| > 65504) and fail loudly, naming the clip and layer, before anything of the clip is committed.
  * Non-finite source values are counted and stored as they are (the trainer decides what to do with them).
  * The clip is committed (durable against a kill) when this returns. */
 void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts);
+/* The same, for a pipeline thread: a failure (a full disk, an f16 overflow) returns -1 with the one-line reason
+ * in err instead of exiting. The writer is then spent: the caller stops its pipeline and exits through
+ * musae_fail without closing it, which leaves the file as of its last commit. */
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts,
+                             char *err, size_t errlen);
 /* Writes an extra f32 dataset (e.g. "/truth/directions"), creating parent groups; committed at once. */
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data);
 int64_t musae_store_writer_rows(const musae_store_writer *w);
