@@ -461,6 +461,8 @@ typedef struct {
     int64_t samples;   /* at the codec's rate; -1 = skipped */
     int64_t n_clips;   /* planned */
     int64_t pending;   /* of those, not yet in the store */
+    musae_clip_source src; /* the file's identity (src.file malloc'd; NULL when it cannot be resolved) */
+    const char *base;  /* what its clips are named after: the path the store already knows it by, else its own */
 } file_plan;
 
 typedef struct {
@@ -507,6 +509,7 @@ typedef struct {
     int end;
     int nb;                    /* clips */
     char **names;              /* [nb] */
+    int64_t *files;            /* [nb] dataset index of each clip's file */
     int64_t F;                 /* frames of every clip in the batch */
     float **dst;               /* [n_layers] host [nb, F + 1, H] (position 0 unused) */
 } clip_batch;
@@ -541,9 +544,10 @@ typedef struct {
     musae_progress pg;
 } capture_ctx;
 
-static int store_has(capture_ctx *c, const char *name) {
+/* Whether a clip of a file is stored: by the file's canonical path and the clip's fragment. */
+static int store_has(capture_ctx *c, const file_plan *p, const char *name) {
     pthread_mutex_lock(&c->store_mu);
-    int r = musae_store_writer_has_clip(c->w, name);
+    int r = p->src.file ? musae_store_writer_has_source_clip(c->w, p->src.file, name) : musae_store_writer_has_clip(c->w, name);
     pthread_mutex_unlock(&c->store_mu);
     return r;
 }
@@ -569,8 +573,8 @@ static void *reader_main(void *arg) {
         while (handed < c->to_do && !atomic_load(&c->failed) &&
                (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
             n_clips++;
-            capture_clip_name(f->path, start, n, c->rate, name, sizeof name);
-            if (store_has(c, name)) continue;
+            capture_clip_name(p->base, start, n, c->rate, name, sizeof name);
+            if (store_has(c, p, name)) continue;
             clip_job *j = musae_xcalloc(1, sizeof *j);
             j->file = fi;
             j->name = musae_xstrdup(name);
@@ -670,6 +674,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     out->nb = nb;
     out->F = F;
     out->names = musae_xcalloc((size_t)nb, sizeof(char *));
+    out->files = musae_xcalloc((size_t)nb, sizeof(int64_t));
     out->dst = musae_xcalloc((size_t)nl, sizeof(float *));
     mg_hook hooks[MUSAE_STORE_MAX_LAYERS];
     for (int l = 0; l < nl; l++) {
@@ -682,6 +687,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     c->t_lm += musae_now() - t0;
     for (int b = 0; b < nb; b++) {
         out->names[b] = jobs[b]->name;
+        out->files[b] = jobs[b]->file;
         jobs[b]->name = NULL;
         free(jobs[b]);
     }
@@ -768,7 +774,9 @@ static void *writer_main(void *arg) {
                 continue;
             }
             pthread_mutex_lock(&c->store_mu);
-            const int rc = musae_store_try_add_clip(c->w, b->names[i], b->F, acts, c->fail_msg, sizeof c->fail_msg);
+            const file_plan *p = &c->plan[b->files[i]];
+            const int rc = musae_store_try_add_clip(c->w, b->names[i], p->src.file ? &p->src : NULL, b->F, acts,
+                                                    c->fail_msg, sizeof c->fail_msg);
             pthread_mutex_unlock(&c->store_mu);
             if (rc) {
                 atomic_store(&c->failed, 1);
@@ -788,6 +796,7 @@ static void *writer_main(void *arg) {
         for (int l = 0; l < nl; l++) free(b->dst[l]);
         free(b->dst);
         free(b->names);
+        free(b->files);
         free(b);
     }
     return NULL;
@@ -810,6 +819,33 @@ static void layers_str(const int *l, int n, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
     for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? "," : "", l[i]);
+}
+
+/* Resolves every file's identity (plan[i].src) and finds the files that are another's under another spelling
+ * (a symlink, "a//b.wav"): dup[i] is the first of them in dataset order, else -1. */
+typedef struct {
+    const char *file;
+    int64_t i;
+} file_key;
+static int cmp_file_key(const void *a, const void *b) {
+    const file_key *x = a, *y = b;
+    const int c = strcmp(x->file, y->file);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+static int64_t *same_files(const capture_dataset *ds, file_plan *plan) {
+    int64_t *dup = musae_xmalloc(sizeof(int64_t) * (size_t)(ds->n_files + 1));
+    file_key *k = musae_xmalloc(sizeof *k * (size_t)(ds->n_files + 1));
+    int64_t n = 0;
+    for (int64_t i = 0; i < ds->n_files; i++) {
+        dup[i] = -1;
+        if (musae_clip_source_of(ds->files[i].path, &plan[i].src) == 0) k[n++] = (file_key){plan[i].src.file, i};
+        else plan[i].src.file = NULL; /* unreadable: the audio reader says why */
+    }
+    qsort(k, (size_t)n, sizeof *k, cmp_file_key);
+    for (int64_t j = 1; j < n; j++)
+        if (!strcmp(k[j].file, k[j - 1].file)) dup[k[j].i] = dup[k[j - 1].i] >= 0 ? dup[k[j - 1].i] : k[j - 1].i;
+    free(k);
+    return dup;
 }
 
 /* /capture/params of a store: what the clips were cut with, so a resume with other settings is refused
@@ -953,11 +989,32 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     musae_progress_init(&scan, "scan", "files", ds.n_files);
     scan.quiet |= ds.n_files <= 1000; /* a bar only where reading the headers takes a while */
     char name[8192];
+    int64_t *dup_of = same_files(&ds, c->plan), respelled = 0;
     for (int64_t fi = 0; fi < ds.n_files; fi++) {
         const capture_file *f = &ds.files[fi];
         file_plan *p = &c->plan[fi];
         p->samples = -1;
+        p->base = f->path;
         musae_progress_add(&scan, 1, NULL);
+        if (dup_of[fi] >= 0) {
+            skip_add(&c->skips, f->path, "the same file as %s (a symlink or another spelling of its path)",
+                     ds.files[dup_of[fi]].path);
+            continue;
+        }
+        /* a file the store has clips of, under whatever spelling: continue it under the name it has there */
+        musae_clip_source have;
+        const char *as;
+        if (p->src.file && musae_store_writer_source(c->w, p->src.file, &have, &as)) {
+            if (have.size != p->src.size || have.mtime_ns != p->src.mtime_ns) {
+                skip_add(&c->skips, f->path, "changed since it was captured as %s (size or modification time "
+                         "differ): its clips in %s are the old file's; capture the new one into another store", as,
+                         o->out);
+                continue;
+            }
+            if (strcmp(as, f->path) && respelled++ < 5)
+                LOG_INFO("capture: %s is already in %s as %s (the same file)", f->path, o->out, as);
+            p->base = as;
+        }
         if (o->captions && !f->caption) {
             skip_add(&c->skips, f->path, "no caption (line %d of the list has no tab and caption)", f->line);
             continue;
@@ -985,14 +1042,20 @@ int capture_run(const capture_opts *o, capture_report *rep) {
         for (int64_t k = 0; k < nc; k++) {
             const int64_t s0 = k * c->clip_samples, len = n - s0 < c->clip_samples ? n - s0 : c->clip_samples;
             covered += len;
-            capture_clip_name(f->path, s0, len, c->rate, name, sizeof name);
-            if (musae_store_writer_has_clip(c->w, name)) present++;
+            capture_clip_name(p->base, s0, len, c->rate, name, sizeof name);
+            if (p->src.file ? musae_store_writer_has_source_clip(c->w, p->src.file, name)
+                            : musae_store_writer_has_clip(c->w, name))
+                present++;
             else p->pending++;
         }
         if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
         planned += nc;
     }
     musae_progress_finish(&scan, NULL);
+    free(dup_of);
+    if (respelled)
+        LOG_INFO("capture: %lld file(s) already captured under another spelling of their path: their clips are not "
+                 "captured again", (long long)respelled);
     int64_t pending = planned - present;
     char lstr[512];
     layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
@@ -1080,6 +1143,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     q_free(&c->jobs);
     q_free(&c->coded);
     q_free(&c->results);
+    for (int64_t i = 0; i < ds.n_files; i++) free((char *)c->plan[i].src.file);
     free(c->plan);
     if (c->have_tc) musae_text_cond_free(&c->tc);
     encodec_free(&c->codec);

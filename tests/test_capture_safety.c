@@ -64,8 +64,8 @@ static int64_t clips_of(const char *rel) {
     return n;
 }
 
-/* Whether the first `n` clips of b (all of them when n < 0) are a's, name for name and row for row. */
-static int same_prefix(const char *a_rel, const char *b_rel, int64_t n) {
+/* Whether the first `n` clips of b (all of them when n < 0) are a's, row for row and (names) name for name. */
+static int same_clips(const char *a_rel, const char *b_rel, int64_t n, int names) {
     musae_store *a = open_store(a_rel), *b = open_store(b_rel);
     int ok = a && b;
     const musae_store_info *ia = ok ? musae_store_get_info(a) : NULL, *ib = ok ? musae_store_get_info(b) : NULL;
@@ -76,7 +76,7 @@ static int same_prefix(const char *a_rel, const char *b_rel, int64_t n) {
     ok = ok && n <= ia->n_clips && n <= ib->n_clips && ia->d_model == ib->d_model && ia->n_layers == ib->n_layers;
     for (int64_t c = 0; ok && c < n; c++) {
         char *pa = musae_store_clip_path(a, c), *pb = musae_store_clip_path(b, c);
-        ok = !strcmp(pa, pb) && ia->clip_frames[c] == ib->clip_frames[c];
+        ok = (!names || !strcmp(pa, pb)) && ia->clip_frames[c] == ib->clip_frames[c];
         if (!ok) fprintf(stderr, "clip %lld: %s vs %s\n", (long long)c, pa, pb);
         free(pa), free(pb);
     }
@@ -92,6 +92,7 @@ static int same_prefix(const char *a_rel, const char *b_rel, int64_t n) {
     musae_store_close(b);
     return ok;
 }
+static int same_prefix(const char *a_rel, const char *b_rel, int64_t n) { return same_clips(a_rel, b_rel, n, 1); }
 
 /* The lines of the last run's stderr that start with "musae: error", and whether any line is HDF5's or
  * OpenBLAS's own. */
@@ -200,6 +201,67 @@ static void test_lock(void) {
     CHECK(run("info st.h5") == 0, "readers ignore the lock");
 }
 
+/* ---- the same files under another spelling ------------------------------------------------------------------ */
+
+#define CAPTURE_SP "capture --model %s --layers 0 --clip-seconds 1 --audio"
+
+/* The clip names of a store, one per line. */
+static char *clip_names(const char *rel) {
+    musae_store *s = open_store(rel);
+    size_t len = 0, cap = 1;
+    char *out = musae_xcalloc(1, 1);
+    for (int64_t c = 0; s && c < musae_store_get_info(s)->n_clips; c++) {
+        char *p = musae_store_clip_path(s, c);
+        out = musae_xrealloc(out, cap += strlen(p) + 1);
+        len += (size_t)sprintf(out + len, "%s\n", p);
+        free(p);
+    }
+    musae_store_close(s);
+    return out;
+}
+
+static void test_spellings(void) {
+    sh("mkdir -p sp && ln -sfn sp link");
+    for (int i = 0; i < 3; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "sp/f%d.wav", i);
+        write_audio(p, 3.0, 40 + i);
+    }
+    CHECK(run(CAPTURE_SP " sp -o sp.h5", g_model) == 0 && clips_of("sp.h5") == 9, "9 clips of 3 files");
+    char *names = clip_names("sp.h5");
+    const char *again[3] = {"sp//", at("sp"), "link"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(run(CAPTURE_SP " %s -o sp.h5", g_model, again[i]) == 0, "capture %s into the same store", again[i]);
+        err_has("is already in sp.h5 as sp/f0.wav (the same file)");
+        err_has("9 already in sp.h5, 0 to capture");
+        char *now = clip_names("sp.h5");
+        CHECK(!strcmp(names, now), "%s adds nothing:\n%s", again[i], now);
+        free(now);
+    }
+    /* a run stopped early and continued under another spelling ends as one uninterrupted run; the clips of a
+     * file begun under one name keep it (f1), a file begun now gets the new one (f2) */
+    CHECK(run(CAPTURE_SP " sp --max-clips 4 -o part.h5", g_model) == 0, "a partial capture");
+    CHECK(run(CAPTURE_SP " %s -o part.h5", g_model, at("sp")) == 0, "continued through an absolute path");
+    err_has("4 already in part.h5, 5 to capture");
+    char *part = clip_names("part.h5"), want[4096];
+    snprintf(want, sizeof want, "sp/f1.wav#t=2,3\n%s#t=0,1\n", at("sp/f2.wav"));
+    CHECK(!strncmp(names, part, strlen(names) / 3 * 2) && strstr(part, want), "f0 and f1 under their first names, "
+          "f2 under the new one:\n%s", part);
+    free(part);
+    CHECK(same_clips("sp.h5", "part.h5", -1, 0), "the same clips and rows as the uninterrupted run");
+    /* one file twice in one folder (a symlink beside it) is captured once */
+    sh("mkdir -p mix && cp sp/f0.wav mix/a.wav && ln -sfn a.wav mix/b.wav && ln -sfn ../sp/f1.wav mix/c.wav");
+    CHECK(run(CAPTURE_SP " mix -o mix.h5", g_model) == 0, "a folder holding a file twice");
+    err_has("mix/b.wav: the same file as mix/a.wav");
+    CHECK(clips_of("mix.h5") == 6, "a.wav and c.wav, 6 clips (got %lld)", (long long)clips_of("mix.h5"));
+    /* a file changed since its capture is not mixed into the store */
+    sh("touch -d '2001-01-01 00:00:00' sp/f2.wav");
+    CHECK(run(CAPTURE_SP " sp -o sp.h5", g_model) == 0, "a changed file");
+    err_has("sp/f2.wav: changed since it was captured as sp/f2.wav");
+    CHECK(clips_of("sp.h5") == 9, "is skipped, the store unchanged");
+    free(names);
+}
+
 int main(void) {
     /* a private mount namespace: the tmpfs mounts are this process's (and its children's) alone, and vanish
      * with it whatever happens */
@@ -218,6 +280,7 @@ int main(void) {
     test_full_disk();
     test_empty_leftover();
     test_lock();
+    test_spellings();
     scratch_close();
     TEST_END();
 }

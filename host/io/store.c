@@ -4,6 +4,7 @@
 
 #include <hdf5.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -387,8 +388,10 @@ static void writer_note(const char *store, char *out, size_t cap) {
 
 /* ---- writer ----------------------------------------------------------------------------------------------- */
 
+/* A string → int64 map (open addressing, at most half full): clip names, clip keys, source files. */
 typedef struct {
     char **keys;
+    int64_t *vals;
     size_t cap, n;
 } str_set;
 
@@ -398,36 +401,51 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
-static void str_set_add(str_set *set, const char *s);
-static int str_set_has(const str_set *set, const char *s) {
-    if (!set->cap) return 0;
+/* The value of s, or -1 when absent. */
+static int64_t str_set_get(const str_set *set, const char *s) {
+    if (!set->cap) return -1;
     for (size_t i = fnv1a(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-        if (!set->keys[i]) return 0;
-        if (!strcmp(set->keys[i], s)) return 1;
+        if (!set->keys[i]) return -1;
+        if (!strcmp(set->keys[i], s)) return set->vals[i];
     }
 }
-static void str_set_add(str_set *set, const char *s) {
-    if (2 * (set->n + 1) > set->cap) { /* open addressing at most half full */
-        str_set big = {musae_xcalloc(set->cap ? 2 * set->cap : 1024, sizeof(char *)), set->cap ? 2 * set->cap : 1024, 0};
+static int str_set_has(const str_set *set, const char *s) { return str_set_get(set, s) >= 0; }
+/* Adds s with value v unless s is there already. */
+static void str_set_put(str_set *set, const char *s, int64_t v) {
+    if (str_set_has(set, s)) return;
+    if (2 * (set->n + 1) > set->cap) {
+        const size_t cap = set->cap ? 2 * set->cap : 1024;
+        str_set big = {musae_xcalloc(cap, sizeof(char *)), musae_xcalloc(cap, sizeof(int64_t)), cap, 0};
         for (size_t i = 0; i < set->cap; i++)
             if (set->keys[i]) {
                 size_t j = fnv1a(set->keys[i]) & (big.cap - 1);
                 while (big.keys[j]) j = (j + 1) & (big.cap - 1);
                 big.keys[j] = set->keys[i];
+                big.vals[j] = set->vals[i];
                 big.n++;
             }
         free(set->keys);
+        free(set->vals);
         *set = big;
     }
     size_t j = fnv1a(s) & (set->cap - 1);
     while (set->keys[j]) j = (j + 1) & (set->cap - 1);
     set->keys[j] = musae_xstrdup(s);
+    set->vals[j] = v;
     set->n++;
 }
+static void str_set_add(str_set *set, const char *s) { str_set_put(set, s, 0); }
 static void str_set_free(str_set *set) {
     for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
     free(set->keys);
+    free(set->vals);
 }
+
+/* A source file the store holds clips of: its identity when captured and the name its first clip got. */
+typedef struct {
+    int64_t size, mtime_ns;
+    char *name; /* the first clip's name up to its '#' */
+} source_rec;
 
 struct musae_store_writer {
     char *path;
@@ -441,7 +459,13 @@ struct musae_store_writer {
     int64_t fr_chunk, cl_chunk; /* rows per chunk of /frames/... and /clips/... */
     int fd;                   /* the file, for fallocate (HDF5 keeps its own descriptor) */
     int64_t reserved_from;    /* below this, every byte HDF5 may rewrite is already allocated on disk */
-    str_set paths;
+    str_set paths;            /* clip names */
+    hid_t cl_file, cl_fsize, cl_fmtime; /* the source file identity of each clip */
+    str_set keys;             /* "<source file>#<fragment>" of every clip that has a source file */
+    str_set files;            /* source file → index into srcs */
+    source_rec *srcs;
+    int64_t n_srcs, cap_srcs;
+    int64_t extra_reserve;    /* bytes the next commit writes beyond the usual (a migration) */
     void *conv;      /* one clip of one layer in the storage dtype */
     int32_t *ibuf;   /* frame indices of one clip */
     size_t conv_cap, ibuf_cap;
@@ -492,7 +516,8 @@ static void reserve(musae_store_writer *w) {
     int64_t fresh = RESERVE_MARGIN;
     fresh += w->spec.n_layers * new_chunk_bytes(w->c_rows, w->n_rows, w->spec.chunk_rows, w->spec.d_model * esz);
     fresh += new_chunk_bytes(w->c_rows, w->n_rows, w->fr_chunk, 2 * 4);
-    fresh += new_chunk_bytes(w->c_clips, w->n_clips, w->cl_chunk, 16 + 4 + 8); /* path (a heap id), frames, offset */
+    /* per clip: path and source file (heap ids), frames, offset, source size and mtime */
+    fresh += new_chunk_bytes(w->c_clips, w->n_clips, w->cl_chunk, 16 + 4 + 8 + 16 + 8 + 8) + w->extra_reserve;
     const int64_t end = (int64_t)eoa + fresh, from = w->reserved_from < end ? w->reserved_from : end;
     if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, from, end - from) == 0) return;
     if (errno != EOPNOTSUPP && errno != ENOSYS) {
@@ -515,6 +540,7 @@ static void commit(musae_store_writer *w) {
     H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL));
     w->c_rows = w->n_rows;
     w->c_clips = w->n_clips;
+    w->extra_reserve = 0;
     /* what lies more than a few MiB below the end was written by a flush; only the tail (aggregator blocks HDF5
      * hands out piecewise) may still hold unwritten holes */
     haddr_t eoa = 0;
@@ -550,6 +576,13 @@ static void writer_open_datasets(musae_store_writer *w) {
     H5_CHECK(w->cl_path = H5Dopen2(w->file, "/clips/path", H5P_DEFAULT));
     H5_CHECK(w->cl_nf = H5Dopen2(w->file, "/clips/n_frames", H5P_DEFAULT));
     H5_CHECK(w->cl_off = H5Dopen2(w->file, "/clips/offset", H5P_DEFAULT));
+    /* absent in stores written before clips had source identities: musae_store_append adds them */
+    w->cl_file = w->cl_fsize = w->cl_fmtime = -1;
+    if (H5Lexists(w->file, "/clips/file", H5P_DEFAULT) > 0) {
+        H5_CHECK(w->cl_file = H5Dopen2(w->file, "/clips/file", H5P_DEFAULT));
+        H5_CHECK(w->cl_fsize = H5Dopen2(w->file, "/clips/file_size", H5P_DEFAULT));
+        H5_CHECK(w->cl_fmtime = H5Dopen2(w->file, "/clips/file_mtime_ns", H5P_DEFAULT));
+    }
     w->fr_chunk = chunk_rows_of(w->fr_clip);
     w->cl_chunk = chunk_rows_of(w->cl_path);
 }
@@ -563,6 +596,138 @@ static void check_spec(const musae_store_spec *spec) {
     for (int i = 0; i < spec->n_layers; i++)
         for (int j = 0; j < i; j++)
             if (spec->layers[i] == spec->layers[j]) musae_fail("activation store: layer %d given twice", spec->layers[i]);
+}
+
+/* ---- source files: a clip is keyed by its file's canonical path and fragment, with the file's size and mtime */
+
+/* The fragment of a clip name ("#t=0,10"), "" when it has none. */
+static const char *fragment_of(const char *name) {
+    const char *h = strrchr(name, '#');
+    return h ? h : "";
+}
+
+static void clip_key(const char *file, const char *name, char **buf, size_t *cap) {
+    const size_t n = strlen(file) + strlen(fragment_of(name)) + 1;
+    if (n > *cap) *buf = musae_xrealloc(*buf, *cap = n);
+    snprintf(*buf, n, "%s%s", file, fragment_of(name));
+}
+
+/* Remembers that clip `name` came from source `file` (canonical; "" for none). */
+static void note_source(musae_store_writer *w, const char *file, int64_t size, int64_t mtime_ns, const char *name) {
+    if (!file[0]) return;
+    char *key = NULL;
+    size_t cap = 0;
+    clip_key(file, name, &key, &cap);
+    str_set_add(&w->keys, key);
+    free(key);
+    if (str_set_has(&w->files, file)) return;
+    if (w->n_srcs == w->cap_srcs) {
+        w->cap_srcs = w->cap_srcs ? 2 * w->cap_srcs : 64;
+        w->srcs = musae_xrealloc(w->srcs, (size_t)w->cap_srcs * sizeof *w->srcs);
+    }
+    const size_t base = strlen(name) - strlen(fragment_of(name));
+    w->srcs[w->n_srcs] = (source_rec){size, mtime_ns, musae_xstrdup(name)};
+    w->srcs[w->n_srcs].name[base] = 0;
+    str_set_put(&w->files, file, w->n_srcs++);
+}
+
+/* Reads rows [0, n) of a 1-D dataset in memory type mem. */
+static void read_1d(hid_t d, hid_t mem, int64_t n, void *out) {
+    if (n == 0) return;
+    hsize_t start[1] = {0}, cnt[1] = {(hsize_t)n};
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    H5_CHECK(H5Dread(d, mem, ms, fs, H5P_DEFAULT, out));
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
+/* The source identities a store holds (names: the clip names). */
+static void read_sources(musae_store_writer *w, char **names) {
+    const int64_t n = w->n_clips;
+    char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
+    read_1d(w->cl_file, w->vstr, n, files);
+    read_1d(w->cl_fsize, H5T_NATIVE_INT64, n, size);
+    read_1d(w->cl_fmtime, H5T_NATIVE_INT64, n, mtime);
+    for (int64_t i = 0; i < n; i++) note_source(w, files[i] ? files[i] : "", size[i], mtime[i], names[i]);
+    if (n > 0) {
+        hsize_t cnt[1] = {(hsize_t)n};
+        hid_t ms = H5Screate_simple(1, cnt, NULL);
+        H5Dvlen_reclaim(w->vstr, ms, H5P_DEFAULT, files);
+        H5Sclose(ms);
+    }
+    free(files);
+    free(size);
+    free(mtime);
+}
+
+/* A store written before clips had source identities: the identity of each clip's file is taken now, from
+ * its name up to '#' resolved against the current folder (where a capture is resumed from); names that do
+ * not resolve get none. */
+static void migrate_sources(musae_store_writer *w, char **names) {
+    const int64_t n = w->n_clips;
+    hsize_t dims[1] = {0}, c2[1] = {CLIPS_CHUNK};
+    hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
+    H5_CHECK(g);
+    H5_CHECK(w->cl_file = make_dataset(g, "file", w->vstr, 1, dims, c2));
+    H5_CHECK(w->cl_fsize = make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+    H5_CHECK(w->cl_fmtime = make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
+    H5Gclose(g);
+    char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
+    int64_t found = 0;
+    for (int64_t i = 0; i < n; i++) {
+        musae_clip_source s = {0};
+        char *base = musae_xstrdup(names[i]);
+        base[strlen(base) - strlen(fragment_of(base))] = 0;
+        files[i] = musae_clip_source_of(base, &s) == 0 ? (char *)s.file : musae_xstrdup("");
+        size[i] = files[i][0] ? s.size : -1;
+        mtime[i] = files[i][0] ? s.mtime_ns : 0;
+        found += files[i][0] != 0;
+        note_source(w, files[i], size[i], mtime[i], names[i]);
+        free(base);
+    }
+    append_rows(w->cl_file, w->vstr, 0, n, 0, files);
+    append_rows(w->cl_fsize, H5T_NATIVE_INT64, 0, n, 0, size);
+    append_rows(w->cl_fmtime, H5T_NATIVE_INT64, 0, n, 0, mtime);
+    w->extra_reserve = (n / CLIPS_CHUNK + 1) * CLIPS_CHUNK * 32 + n * 64; /* the chunks and the path strings */
+    for (int64_t i = 0; i < n; i++) free(files[i]);
+    free(files);
+    free(size);
+    free(mtime);
+    if (n > 0)
+        LOG_INFO("%s: recorded the source file (canonical path, size, mtime) of %lld of its %lld clips; the store "
+                 "predates /clips/file", w->path, (long long)found, (long long)n);
+}
+
+int musae_clip_source_of(const char *path, musae_clip_source *src) {
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(path, real) || stat(real, &sb) != 0) return -1;
+    src->file = musae_xstrdup(real);
+    src->size = (int64_t)sb.st_size;
+    src->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return 0;
+}
+
+int musae_store_writer_source(const musae_store_writer *w, const char *file, musae_clip_source *have, const char **name) {
+    const int64_t i = str_set_get(&w->files, file);
+    if (i < 0) return 0;
+    have->file = file;
+    have->size = w->srcs[i].size;
+    have->mtime_ns = w->srcs[i].mtime_ns;
+    *name = w->srcs[i].name;
+    return 1;
+}
+
+int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name) {
+    char *key = NULL;
+    size_t cap = 0;
+    clip_key(file, clip_name, &key, &cap);
+    const int r = str_set_has(&w->keys, key);
+    free(key);
+    return r;
 }
 
 /* An extra f32 dataset (e.g. "/truth/directions"), parent groups created; reaches the file at the next commit. */
@@ -667,6 +832,9 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     H5Dclose(make_dataset(g, "path", w->vstr, 1, dims, c2));
     H5Dclose(make_dataset(g, "n_frames", H5T_STD_I32LE, 1, dims, c2));
     H5Dclose(make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file", w->vstr, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
     H5Gclose(g);
     writer_open_datasets(w);
     if (spec->extra_name) write_f32(w, spec->extra_name, spec->extra_rank, spec->extra_shape, spec->extra_data);
@@ -698,14 +866,14 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     w->path = musae_xstrdup(path);
     w->spec = *spec;
     w->spec.chunk_rows = chunk;
+    char **names = musae_xcalloc((size_t)n_clips + 1, sizeof(char *));
     for (int64_t i = 0; i < n_clips; i++) {
-        char *p = musae_store_clip_path(r, i);
-        str_set_add(&w->paths, p);
-        free(p);
+        names[i] = musae_store_clip_path(r, i);
+        str_set_add(&w->paths, names[i]);
     }
     musae_store_close(r);
 
-    h5_lock(path);
+    writer_lock(w);
     hid_t fapl = writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
@@ -730,6 +898,14 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     H5_CHECK(H5Dset_extent(w->cl_path, ext));
     H5_CHECK(H5Dset_extent(w->cl_nf, ext));
     H5_CHECK(H5Dset_extent(w->cl_off, ext));
+    if (w->cl_file >= 0) {
+        H5_CHECK(H5Dset_extent(w->cl_file, ext));
+        H5_CHECK(H5Dset_extent(w->cl_fsize, ext));
+        H5_CHECK(H5Dset_extent(w->cl_fmtime, ext));
+        read_sources(w, names);
+    } else migrate_sources(w, names);
+    for (int64_t i = 0; i < n_clips; i++) free(names[i]);
+    free(names);
     int zero = 0;
     attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
     /* a store written by another tool may lack the committed counts: add them before the first commit */
@@ -741,7 +917,8 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     return w;
 }
 
-void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts) {
+static void add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                     const float *const *acts) {
     MUSAE_ASSERT(n_frames >= 0 && n_frames <= INT32_MAX, "clip '%s': %lld frames", clip_path, (long long)n_frames);
     MUSAE_ASSERT(w->n_clips < INT32_MAX, "more than 2^31 clips");
     const int d = w->spec.d_model;
@@ -792,15 +969,25 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
     append_rows(w->cl_path, w->vstr, w->n_clips, 1, 0, &clip_path);
     append_rows(w->cl_nf, H5T_NATIVE_INT32, w->n_clips, 1, 0, &nf);
     append_rows(w->cl_off, H5T_NATIVE_INT64, w->n_clips, 1, 0, &w->n_rows);
+    const char *file = src ? src->file : "";
+    const int64_t fsize = src ? src->size : -1, fmtime = src ? src->mtime_ns : 0;
+    append_rows(w->cl_file, w->vstr, w->n_clips, 1, 0, &file);
+    append_rows(w->cl_fsize, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fsize);
+    append_rows(w->cl_fmtime, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fmtime);
     w->n_rows += n_frames;
     w->n_clips++;
     commit(w);
     h5_unlock();
     str_set_add(&w->paths, clip_path);
+    note_source(w, file, fsize, fmtime, clip_path);
 }
 
-int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts,
-                             char *err, size_t errlen) {
+void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts) {
+    add_clip(w, clip_path, NULL, n_frames, acts);
+}
+
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                             const float *const *acts, char *err, size_t errlen) {
     if (w->failed) {
         snprintf(err, errlen, "%s: the writer failed before", w->path);
         return -1;
@@ -816,7 +1003,7 @@ int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, int64
         w->failed = 1; /* its HDF5 state is unknown: nothing more reaches the file */
         return -1;
     }
-    musae_store_add_clip(w, clip_path, n_frames, acts);
+    add_clip(w, clip_path, src, n_frames, acts);
     g_soft = NULL;
     return 0;
 }
@@ -846,6 +1033,9 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Dclose(w->cl_path);
     H5Dclose(w->cl_nf);
     H5Dclose(w->cl_off);
+    H5Dclose(w->cl_file);
+    H5Dclose(w->cl_fsize);
+    H5Dclose(w->cl_fmtime);
     H5Tclose(w->f16);
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
@@ -853,6 +1043,10 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     close(w->fd);
     musae_store_unlock(w->path);
     str_set_free(&w->paths);
+    str_set_free(&w->keys);
+    str_set_free(&w->files);
+    for (int64_t i = 0; i < w->n_srcs; i++) free(w->srcs[i].name);
+    free(w->srcs);
     free(w->conv);
     free(w->ibuf);
     free(w->path);

@@ -56,6 +56,19 @@ typedef struct {
 
 typedef struct musae_store_writer musae_store_writer;
 
+/* The file a clip was cut from, as /clips/file, /clips/file_size and /clips/file_mtime_ns record it: a clip is
+ * keyed by its file's canonical path (realpath) and its name's fragment ("#t=0,10"), so the same file under
+ * another spelling (a//b.wav, an absolute path, a symlink) is the same clip; size and mtime tell whether the
+ * file changed since. */
+typedef struct {
+    const char *file;    /* canonical path */
+    int64_t size;        /* bytes */
+    int64_t mtime_ns;    /* modification time, ns since the epoch */
+} musae_clip_source;
+
+/* The identity of the file at path now: 0 (src->file malloc'd) or -1 with errno. */
+int musae_clip_source_of(const char *path, musae_clip_source *src);
+
 /* The writer lock: "<store>.lock" beside the store, made with O_CREAT|O_EXCL and holding "PID HOST". A second
  * writer fails with "<store> is in use by PID <pid> on <host>"; a lock whose PID is dead on this host (a
  * killed writer) is taken over. Counted per process (create/append take it too, close releases it); removed
@@ -80,8 +93,8 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
 /* The same, for a pipeline thread: a failure (a full disk, an f16 overflow) returns -1 with the one-line reason
  * in err instead of exiting. The writer is then spent: the caller stops its pipeline and exits through
  * musae_fail without closing it, which leaves the file as of its last commit. */
-int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts,
-                             char *err, size_t errlen);
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                             const float *const *acts, char *err, size_t errlen);
 /* Writes an extra f32 dataset (e.g. "/truth/directions"), creating parent groups; committed at once. */
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data);
 int64_t musae_store_writer_rows(const musae_store_writer *w);
@@ -89,6 +102,11 @@ int64_t musae_store_writer_clips(const musae_store_writer *w);
 /* Whether a clip with this path is already stored (for resumable capture). */
 int musae_store_writer_has_clip(const musae_store_writer *w, const char *clip_path);
 int64_t musae_store_writer_nonfinite(const musae_store_writer *w);
+/* Whether the store holds clips of the (canonical) source file: 1 with the size and mtime it had then and the
+ * name its clips got, up to '#' (*name valid while the writer is), else 0. */
+int musae_store_writer_source(const musae_store_writer *w, const char *file, musae_clip_source *have, const char **name);
+/* Whether the clip of that source file with the fragment of clip_name ("...#t=0,10") is stored. */
+int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name);
 /* Commits, sets complete = `complete`, closes and frees. */
 void musae_store_close_writer(musae_store_writer *w, int complete);
 
