@@ -1406,6 +1406,53 @@ float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t 
     return out;
 }
 
+static uint64_t fnv1a_bytes(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+uint64_t musae_store_fingerprint(musae_store *s) {
+    const musae_store_info *in = &s->info;
+    uint64_t h = 1469598103934665603ull;
+    h = fnv1a_bytes(h, in->model, strlen(in->model) + 1);
+    h = fnv1a_bytes(h, &in->d_model, sizeof in->d_model);
+    h = fnv1a_bytes(h, in->layers, sizeof(int) * (size_t)in->n_layers);
+    h = fnv1a_bytes(h, &in->dtype, sizeof in->dtype);
+    h = fnv1a_bytes(h, &in->n_rows, sizeof in->n_rows);
+    h = fnv1a_bytes(h, &in->n_clips, sizeof in->n_clips);
+    h = fnv1a_bytes(h, in->clip_frames, sizeof(int32_t) * (size_t)in->n_clips);
+    h5_lock(in->path);
+    if (in->n_clips > 0) { /* the clip names, in one read */
+        char **names = musae_xcalloc((size_t)in->n_clips, sizeof(char *));
+        hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT), t = vlen_str_type();
+        H5_CHECK(d);
+        hsize_t start[1] = {0}, cnt[1] = {(hsize_t)in->n_clips};
+        hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
+        H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+        H5_CHECK(H5Dread(d, t, ms, fs, H5P_DEFAULT, names));
+        for (int64_t c = 0; c < in->n_clips; c++) h = fnv1a_bytes(h, names[c] ? names[c] : "", names[c] ? strlen(names[c]) + 1 : 1);
+        H5Dvlen_reclaim(t, ms, H5P_DEFAULT, names);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        H5Tclose(t);
+        H5Dclose(d);
+        free(names);
+    }
+    h5_unlock();
+    /* and a sample of the rows: the first and the last few of every layer */
+    const int64_t k = in->n_rows < 64 ? in->n_rows : 64, bytes = k * in->d_model * (int64_t)musae_dtype_size(in->dtype);
+    void *buf = musae_xmalloc((size_t)bytes + 1);
+    for (int l = 0; l < in->n_layers && k > 0; l++) {
+        read_raw(s, l, 0, k, buf);
+        h = fnv1a_bytes(h, buf, (size_t)bytes);
+        read_raw(s, l, in->n_rows - k, k, buf);
+        h = fnv1a_bytes(h, buf, (size_t)bytes);
+    }
+    free(buf);
+    return h;
+}
+
 void musae_store_close(musae_store *s) {
     if (!s) return;
     h5_lock(s->info.path);

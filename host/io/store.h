@@ -143,6 +143,10 @@ char *musae_store_clip_path(musae_store *s, int64_t i);
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t);
 /* An optional f32 dataset (e.g. "/truth/directions"): malloc'd data with rank/shape filled, or NULL. */
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape);
+/* A 64-bit fingerprint of what a store holds: model, shape, layers, dtype, the committed counts, the clip
+ * table (frames and names of every clip) and the first and last 64 rows of every layer. Another store, or
+ * this one with clips added, gets another (the trainer's resume check). */
+uint64_t musae_store_fingerprint(musae_store *s);
 void musae_store_close(musae_store *s);
 /* Whether the file starts with the HDF5 signature (for `musae info` dispatch). */
 int musae_store_is_hdf5(const char *path);
