@@ -642,42 +642,43 @@ static void read_1d(hid_t d, hid_t mem, int64_t n, void *out) {
     H5Sclose(fs);
 }
 
-/* The source identities a store holds (names: the clip names). */
-static void read_sources(musae_store_writer *w, char **names) {
-    const int64_t n = w->n_clips;
-    char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
-    int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
-    read_1d(w->cl_file, w->vstr, n, files);
-    read_1d(w->cl_fsize, H5T_NATIVE_INT64, n, size);
-    read_1d(w->cl_fmtime, H5T_NATIVE_INT64, n, mtime);
-    for (int64_t i = 0; i < n; i++) note_source(w, files[i] ? files[i] : "", size[i], mtime[i], names[i]);
-    if (n > 0) {
-        hsize_t cnt[1] = {(hsize_t)n};
-        hid_t ms = H5Screate_simple(1, cnt, NULL);
-        H5Dvlen_reclaim(w->vstr, ms, H5P_DEFAULT, files);
-        H5Sclose(ms);
-    }
-    free(files);
-    free(size);
-    free(mtime);
+/* Rows a 1-D dataset holds. */
+static int64_t extent_of(hid_t d) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    return (int64_t)dims[0];
 }
 
-/* A store written before clips had source identities: the identity of each clip's file is taken now, from
- * its name up to '#' resolved against the current folder (where a capture is resumed from); names that do
- * not resolve get none. */
-static void migrate_sources(musae_store_writer *w, char **names) {
+/* The source identities of the clips a store holds (names: their names). Clips without one (the store predates
+ * /clips/file, or an older musae appended to it) get it now: the file their name resolves to against the
+ * current folder (where a capture is resumed from), with its size and mtime as of now; names that do not
+ * resolve get none. Runs after the extents were cut back to the committed counts. */
+static void load_sources(musae_store_writer *w, char **names) {
     const int64_t n = w->n_clips;
     hsize_t dims[1] = {0}, c2[1] = {CLIPS_CHUNK};
-    hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
-    H5_CHECK(g);
-    H5_CHECK(w->cl_file = make_dataset(g, "file", w->vstr, 1, dims, c2));
-    H5_CHECK(w->cl_fsize = make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
-    H5_CHECK(w->cl_fmtime = make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
-    H5Gclose(g);
+    int64_t have = 0;
+    if (w->cl_file < 0) {
+        hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
+        H5_CHECK(g);
+        H5_CHECK(w->cl_file = make_dataset(g, "file", w->vstr, 1, dims, c2));
+        H5_CHECK(w->cl_fsize = make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+        H5_CHECK(w->cl_fmtime = make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
+        H5Gclose(g);
+    } else {
+        have = extent_of(w->cl_file);
+        have = extent_of(w->cl_fsize) < have ? extent_of(w->cl_fsize) : have;
+        have = extent_of(w->cl_fmtime) < have ? extent_of(w->cl_fmtime) : have;
+        have = have < n ? have : n;
+    }
     char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
     int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
+    read_1d(w->cl_file, w->vstr, have, files);
+    read_1d(w->cl_fsize, H5T_NATIVE_INT64, have, size);
+    read_1d(w->cl_fmtime, H5T_NATIVE_INT64, have, mtime);
     int64_t found = 0;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = have; i < n; i++) {
         musae_clip_source s = {0};
         char *base = musae_xstrdup(names[i]);
         base[strlen(base) - strlen(fragment_of(base))] = 0;
@@ -685,20 +686,27 @@ static void migrate_sources(musae_store_writer *w, char **names) {
         size[i] = files[i][0] ? s.size : -1;
         mtime[i] = files[i][0] ? s.mtime_ns : 0;
         found += files[i][0] != 0;
-        note_source(w, files[i], size[i], mtime[i], names[i]);
         free(base);
     }
-    append_rows(w->cl_file, w->vstr, 0, n, 0, files);
-    append_rows(w->cl_fsize, H5T_NATIVE_INT64, 0, n, 0, size);
-    append_rows(w->cl_fmtime, H5T_NATIVE_INT64, 0, n, 0, mtime);
-    w->extra_reserve = (n / CLIPS_CHUNK + 1) * CLIPS_CHUNK * 32 + n * 64; /* the chunks and the path strings */
-    for (int64_t i = 0; i < n; i++) free(files[i]);
+    for (int64_t i = 0; i < n; i++) note_source(w, files[i] ? files[i] : "", size[i], mtime[i], names[i]);
+    if (have < n) {
+        append_rows(w->cl_file, w->vstr, have, n - have, 0, files + have);
+        append_rows(w->cl_fsize, H5T_NATIVE_INT64, have, n - have, 0, size + have);
+        append_rows(w->cl_fmtime, H5T_NATIVE_INT64, have, n - have, 0, mtime + have);
+        w->extra_reserve = ((n - have) / CLIPS_CHUNK + 2) * CLIPS_CHUNK * 32 + (n - have) * 64; /* chunks, strings */
+        LOG_INFO("%s: recorded the source file (canonical path, size, mtime) of %lld of its %lld clips that had "
+                 "none", w->path, (long long)found, (long long)(n - have));
+    }
+    if (have > 0) {
+        hsize_t cnt[1] = {(hsize_t)have};
+        hid_t ms = H5Screate_simple(1, cnt, NULL);
+        H5Dvlen_reclaim(w->vstr, ms, H5P_DEFAULT, files);
+        H5Sclose(ms);
+    }
+    for (int64_t i = have; i < n; i++) free(files[i]);
     free(files);
     free(size);
     free(mtime);
-    if (n > 0)
-        LOG_INFO("%s: recorded the source file (canonical path, size, mtime) of %lld of its %lld clips; the store "
-                 "predates /clips/file", w->path, (long long)found, (long long)n);
 }
 
 int musae_clip_source_of(const char *path, musae_clip_source *src) {
@@ -898,12 +906,12 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     H5_CHECK(H5Dset_extent(w->cl_path, ext));
     H5_CHECK(H5Dset_extent(w->cl_nf, ext));
     H5_CHECK(H5Dset_extent(w->cl_off, ext));
-    if (w->cl_file >= 0) {
+    if (w->cl_file >= 0 && extent_of(w->cl_file) > n_clips) { /* a killed writer's tail */
         H5_CHECK(H5Dset_extent(w->cl_file, ext));
         H5_CHECK(H5Dset_extent(w->cl_fsize, ext));
         H5_CHECK(H5Dset_extent(w->cl_fmtime, ext));
-        read_sources(w, names);
-    } else migrate_sources(w, names);
+    }
+    load_sources(w, names);
     for (int64_t i = 0; i < n_clips; i++) free(names[i]);
     free(names);
     int zero = 0;
