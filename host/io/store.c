@@ -19,6 +19,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/store_int.h"
 
 /* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
  * "No space left on device"); HDF5's own error stack printing is off. */
@@ -251,139 +252,6 @@ static hid_t writer_fapl(void) {
     H5_CHECK(H5Pset_mdc_config(fapl, &cfg));
     H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18));
     return fapl;
-}
-
-/* ---- the writer lock -------------------------------------------------------------------------------------- */
-
-/* "<store>.lock", made with O_CREAT|O_EXCL (atomic on local and network file systems, unlike flock/fcntl locks
- * on some NFS and Lustre mounts, and independent of HDF5_USE_FILE_LOCKING), holding "PID HOST\n". A lock whose
- * PID is dead on this host is stale (a killed writer) and is taken over. This process's locks and a
- * half-made store are removed at exit, also on a musae_fail. */
-enum { MAX_HELD = 16 };
-typedef struct {
-    char lock[4200];
-    int refs;
-    pid_t pid; /* a forked child inherits the table but not the lock */
-} held_lock;
-static pthread_mutex_t g_lock_mu = PTHREAD_MUTEX_INITIALIZER;
-static held_lock g_held[MAX_HELD];
-static char g_creating[4200]; /* the temporary file of a store being created */
-static pid_t g_creating_pid;
-
-static void cleanup_at_exit(void) {
-    for (int i = 0; i < MAX_HELD; i++)
-        if (g_held[i].refs > 0 && g_held[i].pid == getpid()) unlink(g_held[i].lock);
-    if (g_creating[0] && g_creating_pid == getpid()) unlink(g_creating);
-}
-static void lock_name(const char *store, char *out, size_t cap) { snprintf(out, cap, "%s.lock", store); }
-
-/* The holder recorded in a lock file: 0, or -1 when it cannot be read or is (still) empty. */
-static int read_holder(const char *lock, long *pid, char *host, size_t cap) {
-    FILE *f = fopen(lock, "r");
-    if (!f) return -1;
-    char line[512] = "", h[256] = "";
-    int ok = fgets(line, sizeof line, f) && sscanf(line, "%ld %255s", pid, h) == 2 && *pid > 0;
-    fclose(f);
-    if (ok) snprintf(host, cap, "%s", h);
-    return ok ? 0 : -1;
-}
-
-static int process_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno == EPERM; }
-
-/* Takes over a stale lock: renamed aside first, so of two processes breaking it at once only one removes it,
- * and a fresh lock made meanwhile by a third is put back. */
-static void break_stale(const char *lock, long pid, const char *host) {
-    char aside[4300], h2[256];
-    long p2;
-    snprintf(aside, sizeof aside, "%s.stale.%ld", lock, (long)getpid());
-    if (rename(lock, aside) != 0) return;
-    if (read_holder(aside, &p2, h2, sizeof h2) == 0 && p2 == pid && !strcmp(h2, host)) {
-        LOG_WARN("%s: removed the stale lock of PID %ld on %s (that process is gone)", lock, pid, host);
-        unlink(aside);
-    } else {
-        if (link(aside, lock) != 0 && errno != EEXIST) rename(aside, lock);
-        unlink(aside);
-    }
-}
-
-int musae_store_lock(const char *store) {
-    char lock[4200], host[256] = "", self[256] = "";
-    lock_name(store, lock, sizeof lock);
-    gethostname(self, sizeof self - 1);
-    pthread_mutex_lock(&g_lock_mu);
-    for (int i = 0; i < MAX_HELD; i++)
-        if (g_held[i].refs > 0 && g_held[i].pid == getpid() && !strcmp(g_held[i].lock, lock)) {
-            g_held[i].refs++;
-            pthread_mutex_unlock(&g_lock_mu);
-            return 0;
-        }
-    static int registered = 0;
-    if (!registered) atexit(cleanup_at_exit), registered = 1;
-    for (int attempt = 0;; attempt++) {
-        int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (fd >= 0) {
-            char line[512];
-            int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), self[0] ? self : "unknown-host");
-            int ok = write(fd, line, (size_t)n) == n;
-            close(fd);
-            if (!ok) {
-                unlink(lock);
-                pthread_mutex_unlock(&g_lock_mu);
-                musae_fail("%s: cannot write its lock file %s: %s", store, lock, strerror(errno));
-            }
-            int slot = 0;
-            while (slot < MAX_HELD && g_held[slot].refs > 0 && g_held[slot].pid == getpid()) slot++;
-            MUSAE_ASSERT(slot < MAX_HELD, "more than %d stores open for writing", MAX_HELD);
-            snprintf(g_held[slot].lock, sizeof g_held[slot].lock, "%s", lock);
-            g_held[slot].refs = 1;
-            g_held[slot].pid = getpid();
-            pthread_mutex_unlock(&g_lock_mu);
-            return 0;
-        }
-        if (errno != EEXIST) {
-            const int e = errno;
-            pthread_mutex_unlock(&g_lock_mu);
-            musae_fail("%s: cannot create its lock file %s: %s", store, lock, strerror(e));
-        }
-        long pid = 0;
-        if (read_holder(lock, &pid, host, sizeof host) != 0) {
-            if (attempt < 50) { /* being written by its maker right now */
-                usleep(20000);
-                continue;
-            }
-            pthread_mutex_unlock(&g_lock_mu);
-            musae_fail("%s is in use: its lock file %s holds no PID and host (remove it if no musae writes the store)",
-                       store, lock);
-        }
-        if (!strcmp(host, self) && !process_alive(pid) && attempt < 50) {
-            break_stale(lock, pid, host);
-            continue;
-        }
-        pthread_mutex_unlock(&g_lock_mu);
-        musae_fail("%s is in use by PID %ld on %s (another musae writes it; if no such process runs there, remove %s)",
-                   store, pid, host, lock);
-    }
-}
-
-void musae_store_unlock(const char *store) {
-    char lock[4200];
-    lock_name(store, lock, sizeof lock);
-    pthread_mutex_lock(&g_lock_mu);
-    for (int i = 0; i < MAX_HELD; i++)
-        if (g_held[i].refs > 0 && g_held[i].pid == getpid() && !strcmp(g_held[i].lock, lock) && --g_held[i].refs == 0)
-            unlink(lock);
-    pthread_mutex_unlock(&g_lock_mu);
-}
-
-/* For a reader HDF5 refused: who writes the store, if a musae writer does ("" otherwise). */
-static void writer_note(const char *store, char *out, size_t cap) {
-    char lock[4200], host[256];
-    long pid;
-    lock_name(store, lock, sizeof lock);
-    out[0] = 0;
-    if (read_holder(lock, &pid, host, sizeof host) == 0)
-        snprintf(out, cap, "; it is in use by PID %ld on %s, which is writing it (HDF5 lets no reader in meanwhile)",
-                 pid, host);
 }
 
 /* ---- writer ----------------------------------------------------------------------------------------------- */
@@ -784,10 +652,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.creating", path);
     unlink(tmp); /* a killed creation's leftover: we hold the lock */
-    pthread_mutex_lock(&g_lock_mu);
-    snprintf(g_creating, sizeof g_creating, "%s", tmp);
-    g_creating_pid = getpid();
-    pthread_mutex_unlock(&g_lock_mu);
+    musae_store_remove_at_exit(tmp);
     musae_store_writer *w = musae_xcalloc(1, sizeof *w);
     w->path = musae_xstrdup(path);
     w->spec = *spec;
@@ -849,9 +714,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     commit(w);
     h5_unlock();
     publish(tmp, path, replace_empty);
-    pthread_mutex_lock(&g_lock_mu);
-    g_creating[0] = 0;
-    pthread_mutex_unlock(&g_lock_mu);
+    musae_store_remove_at_exit(NULL);
     return w;
 }
 
@@ -1111,17 +974,20 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) {
-        char note[512];
-        writer_note(path, note, sizeof note);
-        if (note[0]) FAIL("%s: HDF5 cannot read it yet%s", path, note);
+        char host[256];
+        long pid;
+        if (musae_store_lock_holder(path, &pid, host, sizeof host) == 0)
+            FAIL("%s: HDF5 cannot read it yet; it is in use by PID %ld on %s, which is writing it", path, pid, host);
         if (musae_store_is_hdf5(path)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
         FAIL("%s: not an HDF5 file", path);
     }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (s->file < 0) {
-        char note[512];
-        writer_note(path, note, sizeof note);
-        if (note[0]) FAIL("%s: HDF5 cannot open it%s", path, note);
+        char host[256];
+        long pid;
+        if (musae_store_lock_holder(path, &pid, host, sizeof host) == 0)
+            FAIL("%s: HDF5 cannot open it; it is in use by PID %ld on %s, which is writing it (HDF5 lets no reader "
+                 "in meanwhile)", path, pid, host);
         char why[400];
         h5_reason(why, sizeof why);
         FAIL("%s: HDF5 cannot open it (%s: truncated or corrupt file?)", path, why);
@@ -1290,8 +1156,7 @@ int musae_store_layer_index(const musae_store *s, int layer) {
     return -1;
 }
 
-/* Raw rows (storage dtype) of layer index li into out. */
-static void read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out) {
+void musae_store_read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out) {
     MUSAE_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld) outside [0, %lld)",
                  (long long)row0, (long long)(row0 + n), (long long)s->info.n_rows);
     if (n == 0) return;
@@ -1308,7 +1173,7 @@ static void read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out)
                    (long long)row0, (long long)(row0 + n), s->info.layers[li]);
 }
 
-static void raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out) {
+void musae_store_raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out) {
     if (dt == MUSAE_F32) {
         memcpy(out, raw, n * sizeof(float));
         return;
@@ -1322,12 +1187,12 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
     if (li < 0) musae_fail("%s: no layer %d (the store has %d layers)", s->info.path, layer, s->info.n_layers);
     size_t cnt = (size_t)n * (size_t)s->info.d_model;
     if (s->info.dtype == MUSAE_F32) {
-        read_raw(s, li, row0, n, out);
+        musae_store_read_raw(s, li, row0, n, out);
         return;
     }
     uint16_t *tmp = musae_xmalloc(cnt * 2 + 1);
-    read_raw(s, li, row0, n, tmp);
-    raw_to_f32(MUSAE_F16, tmp, cnt, out);
+    musae_store_read_raw(s, li, row0, n, tmp);
+    musae_store_raw_to_f32(MUSAE_F16, tmp, cnt, out);
     free(tmp);
 }
 
@@ -1452,9 +1317,9 @@ uint64_t musae_store_fingerprint(musae_store *s) {
     const int64_t k = in->n_rows < 64 ? in->n_rows : 64, bytes = k * in->d_model * (int64_t)musae_dtype_size(in->dtype);
     void *buf = musae_xmalloc((size_t)bytes + 1);
     for (int l = 0; l < in->n_layers && k > 0; l++) {
-        read_raw(s, l, 0, k, buf);
+        musae_store_read_raw(s, l, 0, k, buf);
         h = fnv1a_bytes(h, buf, (size_t)bytes);
-        read_raw(s, l, in->n_rows - k, k, buf);
+        musae_store_read_raw(s, l, in->n_rows - k, k, buf);
         h = fnv1a_bytes(h, buf, (size_t)bytes);
     }
     free(buf);
@@ -1472,308 +1337,4 @@ void musae_store_close(musae_store *s) {
     free(s->info.clip_offset);
     free(s->info.clip_frames);
     free(s);
-}
-
-/* ---- shuffled stream -------------------------------------------------------------------------------------- */
-
-/* Philox streams of the reader (the seed is the caller's): */
-#define STREAM_SPLIT 0x5350ull               /* clip c -> train/val, counter c */
-#define STREAM_BLOCKS (1ull << 56)            /* | epoch: the order of chunks in an epoch */
-#define STREAM_ROWS (2ull << 56)              /* | epoch << 24 | window: the order of rows in a window */
-
-typedef struct {
-    uint64_t seed, stream, ctr;
-    musae_u32x4 buf;
-    int left;
-} rng_words;
-
-static uint32_t rng_next(rng_words *r) {
-    if (!r->left) {
-        r->buf = musae_philox(r->seed, r->stream, r->ctr++);
-        r->left = 4;
-    }
-    return r->buf.v[4 - r->left--];
-}
-
-/* Fisher–Yates with j = floor(u32 * (i+1) / 2^32): the same permutation on every machine. */
-static void shuffle_i64(int64_t *a, int64_t n, uint64_t seed, uint64_t stream) {
-    rng_words r = {seed, stream, 0, {{0, 0, 0, 0}}, 0};
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(((uint64_t)rng_next(&r) * (uint64_t)(i + 1)) >> 32);
-        int64_t t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
-typedef struct {
-    void *raw[MUSAE_STORE_MAX_LAYERS]; /* [rows, H] storage dtype */
-    int64_t *order;                    /* [rows] row within raw, in delivery order */
-    int64_t rows, skipped, epoch, window, seq;
-    int state;                         /* 0 free, 1 ready, 2 end of stream */
-} window_slot;
-
-struct musae_stream {
-    musae_store *s;
-    musae_stream_opts o;
-    int li[MUSAE_STORE_MAX_LAYERS];    /* store layer index of each requested layer */
-    int64_t C, n_blocks, blocks_per_window, split_rows, n_nonempty;
-    int64_t *range_first;              /* [n_blocks + 1] into ranges */
-    int64_t (*ranges)[2];              /* split rows of each block as [row0, n) */
-    int64_t *nonempty;                 /* blocks with split rows, in store order */
-    int64_t windows_per_epoch;
-    void *blockbuf;                    /* one chunk of one layer */
-    window_slot slot[2];
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    /* consumer */
-    int64_t seq;                       /* window sequence number being consumed */
-    musae_stream_pos pos;
-};
-
-static int clip_in_val(uint64_t split_seed, int64_t c, double frac) {
-    return musae_u32_to_unit(musae_philox(split_seed, STREAM_SPLIT, (uint64_t)c).v[0]) < frac;
-}
-
-static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
-    if (dt == MUSAE_F16) {
-        const uint16_t *h = (const uint16_t *)raw + r * d;
-        for (int i = 0; i < d; i++)
-            if ((h[i] & 0x7c00u) == 0x7c00u) return 1;
-    } else {
-        const uint32_t *f = (const uint32_t *)raw + r * d;
-        for (int i = 0; i < d; i++)
-            if ((f[i] & 0x7f800000u) == 0x7f800000u) return 1;
-    }
-    return 0;
-}
-
-static int64_t clip_of_row(const musae_store_info *in, int64_t row) {
-    int64_t lo = 0, hi = in->n_clips - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi + 1) / 2;
-        if (in->clip_offset[mid] <= row) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
-
-/* Loads window `w` of epoch `e` into slot: the chunks, the non-finite filter, and the row order. */
-static void load_window(musae_stream *st, window_slot *sl, int64_t e, int64_t w) {
-    const musae_store_info *in = &st->s->info;
-    const int d = in->d_model;
-    const size_t esz = musae_dtype_size(in->dtype), rowb = (size_t)d * esz;
-    int64_t *blocks = musae_xmalloc(sizeof(int64_t) * (size_t)st->n_nonempty);
-    memcpy(blocks, st->nonempty, sizeof(int64_t) * (size_t)st->n_nonempty);
-    if (st->o.shuffle) shuffle_i64(blocks, st->n_nonempty, st->o.seed, STREAM_BLOCKS | (uint64_t)e);
-    int64_t b0 = w * st->blocks_per_window, b1 = b0 + st->blocks_per_window;
-    if (b1 > st->n_nonempty) b1 = st->n_nonempty;
-    int64_t rows = 0;
-    for (int64_t bi = b0; bi < b1; bi++) {
-        int64_t b = blocks[bi], r0 = b * st->C, nb = (r0 + st->C <= in->n_rows ? st->C : in->n_rows - r0);
-        for (int l = 0; l < st->o.n_layers; l++) {
-            read_raw(st->s, st->li[l], r0, nb, st->blockbuf);
-            int64_t at = rows;
-            for (int64_t k = st->range_first[b]; k < st->range_first[b + 1]; k++) {
-                memcpy((uint8_t *)sl->raw[l] + (size_t)at * rowb, (uint8_t *)st->blockbuf + (size_t)(st->ranges[k][0] - r0) * rowb,
-                       (size_t)st->ranges[k][1] * rowb);
-                at += st->ranges[k][1];
-            }
-        }
-        /* remember the store row of each window row only through the ranges: needed for error messages */
-        int64_t at = rows;
-        for (int64_t k = st->range_first[b]; k < st->range_first[b + 1]; k++)
-            for (int64_t r = 0; r < st->ranges[k][1]; r++) sl->order[at++] = st->ranges[k][0] + r;
-        rows = at;
-    }
-    free(blocks);
-    /* order[] holds store rows; turn it into window rows that pass the non-finite filter */
-    int64_t kept = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int bad = 0;
-        for (int l = 0; l < st->o.n_layers && !bad; l++) bad = row_nonfinite(in->dtype, sl->raw[l], r, d);
-        if (bad && !st->o.skip_nonfinite) {
-            int64_t row = sl->order[r], c = clip_of_row(in, row);
-            char *p = musae_store_clip_path(st->s, c);
-            musae_fail("%s: row %lld (clip %lld '%s', frame %lld) holds NaN/Inf; pass --skip-nonfinite to skip such "
-                       "rows (they are counted)",
-                       in->path, (long long)row, (long long)c, p, (long long)(row - in->clip_offset[c]));
-        }
-        if (!bad) sl->order[kept++] = r;
-    }
-    sl->skipped = rows - kept;
-    sl->rows = kept;
-    if (st->o.shuffle)
-        shuffle_i64(sl->order, kept, st->o.seed, STREAM_ROWS | ((uint64_t)e << 24) | (uint64_t)w);
-    sl->epoch = e;
-    sl->window = w;
-}
-
-static void *producer(void *arg) {
-    musae_stream *st = arg;
-    int64_t e = st->o.start.epoch, w = st->o.start.window;
-    for (int64_t seq = 0;; seq++) {
-        window_slot *sl = &st->slot[seq & 1];
-        pthread_mutex_lock(&st->mu);
-        while (sl->state != 0 && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
-        pthread_mutex_unlock(&st->mu);
-        if (st->stop) break;
-        int end = 0;
-        if (w >= st->windows_per_epoch) {
-            if (!st->o.loop) end = 1;
-            e++;
-            w = 0;
-        }
-        if (!end) load_window(st, sl, e, w);
-        sl->seq = seq;
-        pthread_mutex_lock(&st->mu);
-        sl->state = end ? 2 : 1;
-        pthread_cond_broadcast(&st->cv);
-        pthread_mutex_unlock(&st->mu);
-        if (end) break;
-        w++;
-    }
-    return NULL;
-}
-
-musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
-    const musae_store_info *in = &s->info;
-    musae_stream *st = musae_xcalloc(1, sizeof *st);
-    st->s = s;
-    st->o = *o;
-    MUSAE_ASSERT(o->n_layers >= 1 && o->n_layers <= MUSAE_STORE_MAX_LAYERS, "%d layers", o->n_layers);
-    for (int l = 0; l < o->n_layers; l++) {
-        st->li[l] = musae_store_layer_index(s, o->layers[l]);
-        if (st->li[l] < 0) {
-            char have[512] = "";
-            for (int i = 0; i < in->n_layers; i++)
-                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", i ? "," : "", in->layers[i]);
-            musae_fail("%s: no layer %d in the store (it holds layers %s)", in->path, o->layers[l], have);
-        }
-    }
-    /* which clips are in the split */
-    uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    int any_val = 0;
-    for (int64_t c = 0; c < in->n_clips; c++) any_val |= clip_in_val(o->split_seed, c, o->val_fraction);
-    for (int64_t c = 0; c < in->n_clips; c++) {
-        int val = clip_in_val(o->split_seed, c, o->val_fraction) ||
-                  (!any_val && o->val_fraction > 0 && in->n_clips >= 2 && c == in->n_clips - 1);
-        in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
-    }
-    /* per chunk, the row ranges of the split (clips are contiguous and in row order) */
-    st->C = in->chunk_rows;
-    st->n_blocks = (in->n_rows + st->C - 1) / st->C;
-    st->range_first = musae_xcalloc((size_t)st->n_blocks + 1, sizeof(int64_t));
-    size_t cap = (size_t)st->n_blocks + (size_t)in->n_clips + 1;
-    st->ranges = musae_xmalloc(cap * sizeof *st->ranges);
-    st->nonempty = musae_xmalloc(sizeof(int64_t) * ((size_t)st->n_blocks + 1));
-    int64_t nr = 0, c = 0;
-    for (int64_t b = 0; b < st->n_blocks; b++) {
-        int64_t r0 = b * st->C, r1 = r0 + st->C < in->n_rows ? r0 + st->C : in->n_rows, before = nr;
-        st->range_first[b] = nr;
-        while (c < in->n_clips && in->clip_offset[c + 1] <= r0) c++;
-        for (int64_t cc = c; cc < in->n_clips && in->clip_offset[cc] < r1; cc++) {
-            if (!in_split[cc]) continue;
-            int64_t a = in->clip_offset[cc] > r0 ? in->clip_offset[cc] : r0;
-            int64_t z = in->clip_offset[cc + 1] < r1 ? in->clip_offset[cc + 1] : r1;
-            if (z <= a) continue;
-            if (nr > before && st->ranges[nr - 1][0] + st->ranges[nr - 1][1] == a) st->ranges[nr - 1][1] += z - a;
-            else {
-                MUSAE_ASSERT((size_t)nr < cap, "range table overflow");
-                st->ranges[nr][0] = a;
-                st->ranges[nr][1] = z - a;
-                nr++;
-            }
-            st->split_rows += z - a;
-        }
-        if (nr > before) st->nonempty[st->n_nonempty++] = b;
-    }
-    st->range_first[st->n_blocks] = nr;
-    free(in_split);
-    if (st->split_rows == 0)
-        musae_fail("%s: the %s split is empty (%lld clips, val fraction %g)", in->path,
-                   o->split == MUSAE_SPLIT_VAL ? "validation" : "training", (long long)in->n_clips, o->val_fraction);
-    st->blocks_per_window = o->window_rows > st->C ? o->window_rows / st->C : 1;
-    st->windows_per_epoch = (st->n_nonempty + st->blocks_per_window - 1) / st->blocks_per_window;
-    const size_t rowb = (size_t)in->d_model * musae_dtype_size(in->dtype);
-    const size_t wrows = (size_t)(st->blocks_per_window * st->C);
-    st->blockbuf = musae_xmalloc((size_t)st->C * rowb);
-    for (int i = 0; i < 2; i++) {
-        for (int l = 0; l < o->n_layers; l++) st->slot[i].raw[l] = musae_xmalloc(wrows * rowb);
-        st->slot[i].order = musae_xmalloc(wrows * sizeof(int64_t));
-    }
-    st->pos = o->start;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    if (pthread_create(&st->thread, NULL, producer, st)) musae_fail("cannot start the prefetch thread");
-    return st;
-}
-
-int64_t musae_stream_next(musae_stream *st, int64_t n, float *const *out) {
-    const musae_store_info *in = &st->s->info;
-    const int d = in->d_model;
-    const size_t esz = musae_dtype_size(in->dtype);
-    int64_t got = 0;
-    while (got < n) {
-        window_slot *sl = &st->slot[st->seq & 1];
-        pthread_mutex_lock(&st->mu);
-        while (sl->state == 0) pthread_cond_wait(&st->cv, &st->mu);
-        pthread_mutex_unlock(&st->mu);
-        if (sl->state == 2) break;
-        st->pos.epoch = sl->epoch;
-        st->pos.window = sl->window;
-        int64_t take = sl->rows - st->pos.offset;
-        if (take > n - got) take = n - got;
-        for (int l = 0; l < st->o.n_layers; l++) {
-            float *dst = out[l] + (size_t)got * d;
-            const uint8_t *raw = sl->raw[l];
-            const int64_t *ord = sl->order + st->pos.offset;
-#pragma omp parallel for schedule(static) if (take * d > 65536)
-            for (int64_t r = 0; r < take; r++)
-                raw_to_f32(in->dtype, raw + (size_t)ord[r] * d * esz, (size_t)d, dst + (size_t)r * d);
-        }
-        got += take;
-        st->pos.offset += take;
-        st->pos.delivered += take;
-        if (st->pos.offset == sl->rows) { /* window done: hand the slot back to the producer */
-            st->pos.skipped += sl->skipped;
-            pthread_mutex_lock(&st->mu);
-            sl->state = 0;
-            pthread_cond_broadcast(&st->cv);
-            pthread_mutex_unlock(&st->mu);
-            st->seq++;
-            st->pos.offset = 0;
-            st->pos.window++;
-            if (st->pos.window >= st->windows_per_epoch) {
-                st->pos.window = 0;
-                st->pos.epoch++;
-            }
-        }
-    }
-    return got;
-}
-
-musae_stream_pos musae_stream_tell(const musae_stream *st) { return st->pos; }
-int64_t musae_stream_split_rows(const musae_stream *st) { return st->split_rows; }
-
-void musae_stream_close(musae_stream *st) {
-    if (!st) return;
-    pthread_mutex_lock(&st->mu);
-    st->stop = 1;
-    pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->thread, NULL);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    for (int i = 0; i < 2; i++) {
-        for (int l = 0; l < st->o.n_layers; l++) free(st->slot[i].raw[l]);
-        free(st->slot[i].order);
-    }
-    free(st->blockbuf);
-    free(st->range_first);
-    free(st->ranges);
-    free(st->nonempty);
-    free(st);
 }

@@ -73,7 +73,7 @@ int musae_clip_source_of(const char *path, musae_clip_source *src);
  * writer fails with "<store> is in use by PID <pid> on <host>"; a lock whose PID is dead on this host (a
  * killed writer) is taken over. Counted per process (create/append take it too, close releases it); removed
  * at exit, also on musae_fail. Readers neither take nor check it. */
-int musae_store_lock(const char *store);
+void musae_store_lock(const char *store);
 void musae_store_unlock(const char *store);
 
 /* Creates a new store (fails with a one-line reason if path exists; an empty file, left by a failed
