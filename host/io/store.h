@@ -7,6 +7,8 @@
  *   /clips/path        [n_clips] variable-length UTF-8 strings
  *   /clips/n_frames    [n_clips] int32
  *   /clips/offset      [n_clips] int64   first row of the clip
+ *   /clips/file        [n_clips] variable-length UTF-8: canonical path of the clip's source file ("" none)
+ *   /clips/file_size, /clips/file_mtime_ns  [n_clips] int64: that file's size and mtime when captured
  *   /truth/...         optional f32 datasets (synthetic stores: /truth/directions [G, H])
  *   root attrs: model (str), d_model (int32), frame_rate (f64), layers (int32[]), musae_version (str),
  *               complete (int32 0/1), n_rows (int64), n_clips (int64)
@@ -17,7 +19,9 @@
  * only at addresses the last flushed metadata does not reference, so a writer killed at any point except
  * inside the flush itself leaves the file exactly as of the last commit. The writer commits after every
  * clip. Readers trust n_rows / n_clips, never the dataset extents. A store opened for append is cut back to
- * its committed counts and continues.
+ * its committed counts and continues. Before each flush the writer reserves (fallocate) every block the flush
+ * can write, so a full disk fails before anything is written; HDF5's flush at exit is off, so a failed writer
+ * leaves the file as a kill does. One writer at a time: "<store>.lock" (musae_store_lock).
  *
  * Thread safety: the serial HDF5 library is not thread-safe, so every function here that touches HDF5
  * holds one process-wide lock; the prefetch thread and the caller may use the store concurrently. */
