@@ -331,6 +331,7 @@ struct musae_store_writer {
     hid_t cl_file, cl_fsize, cl_fmtime; /* the source file identity of each clip */
     str_set keys;             /* "<source file>#<fragment>" of every clip that has a source file */
     str_set files;            /* source file → index into srcs */
+    str_set anon;             /* names of the clips without a source file (matched by name, as before) */
     source_rec *srcs;
     int64_t n_srcs, cap_srcs;
     int64_t extra_reserve;    /* bytes the next commit writes beyond the usual (a migration) */
@@ -482,7 +483,10 @@ static void clip_key(const char *file, const char *name, char **buf, size_t *cap
 
 /* Remembers that clip `name` came from source `file` (canonical; "" for none). */
 static void note_source(musae_store_writer *w, const char *file, int64_t size, int64_t mtime_ns, const char *name) {
-    if (!file[0]) return;
+    if (!file[0]) {
+        str_set_add(&w->anon, name);
+        return;
+    }
     char *key = NULL;
     size_t cap = 0;
     clip_key(file, name, &key, &cap);
@@ -601,7 +605,7 @@ int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *
     char *key = NULL;
     size_t cap = 0;
     clip_key(file, clip_name, &key, &cap);
-    const int r = str_set_has(&w->keys, key);
+    const int r = str_set_has(&w->keys, key) || str_set_has(&w->anon, clip_name);
     free(key);
     return r;
 }
@@ -916,6 +920,7 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     str_set_free(&w->paths);
     str_set_free(&w->keys);
     str_set_free(&w->files);
+    str_set_free(&w->anon);
     for (int64_t i = 0; i < w->n_srcs; i++) free(w->srcs[i].name);
     free(w->srcs);
     free(w->conv);

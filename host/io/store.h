@@ -109,7 +109,8 @@ int64_t musae_store_writer_nonfinite(const musae_store_writer *w);
 /* Whether the store holds clips of the (canonical) source file: 1 with the size and mtime it had then and the
  * name its clips got, up to '#' (*name valid while the writer is), else 0. */
 int musae_store_writer_source(const musae_store_writer *w, const char *file, musae_clip_source *have, const char **name);
-/* Whether the clip of that source file with the fragment of clip_name ("...#t=0,10") is stored. */
+/* Whether the clip of that source file with the fragment of clip_name ("...#t=0,10") is stored, or a clip of
+ * that very name without a source file (one an older store holds whose name no longer resolves). */
 int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name);
 /* Commits, sets complete = `complete`, closes and frees. */
 void musae_store_close_writer(musae_store_writer *w, int complete);
