@@ -114,7 +114,9 @@ void musae_store_lock(const char *store) {
             musae_fail("%s is in use: its lock file %s holds no PID and host (remove it if no musae writes the store)",
                        store, lock);
         }
-        if (!strcmp(host, self) && !process_alive(pid) && attempt < 50) {
+        /* our own PID in a lock this process does not hold: a writer that had our PID before (containers
+         * often start every run as the same PID) */
+        if (!strcmp(host, self) && (pid == (long)getpid() || !process_alive(pid)) && attempt < 50) {
             break_stale(lock, pid, host);
             continue;
         }
