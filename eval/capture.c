@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +461,8 @@ typedef struct {
     int64_t samples;   /* at the codec's rate; -1 = skipped */
     int64_t n_clips;   /* planned */
     int64_t pending;   /* of those, not yet in the store */
+    musae_clip_source src; /* the file's identity (src.file malloc'd; NULL when it cannot be resolved) */
+    const char *base;  /* what its clips are named after: the path the store already knows it by, else its own */
 } file_plan;
 
 typedef struct {
@@ -507,6 +510,7 @@ typedef struct {
     int nb;                    /* clips */
     char **names;              /* [nb] */
     const char **captions;     /* [nb] into the dataset (NULL: unconditional) */
+    int64_t *files;            /* [nb] dataset index of each clip's file */
     int64_t F;                 /* frames of every clip in the batch */
     float **dst;               /* [n_layers] host [nb, F + 1, H] (position 0 unused) */
 } clip_batch;
@@ -524,6 +528,8 @@ typedef struct {
     int have_tc;
     musae_store_writer *w;
     pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
+    atomic_int failed;         /* the writer failed (fail_msg): the reader stops, the rest drains */
+    char fail_msg[1400];
     /* A GPU table is driven from one host thread at a time (kernels/cuda/ops_cuda.h: one stream, one scratch
      * buffer), so the EnCodec and LM threads take turns on it; their overlap is a CPU-table matter (the
      * encoder's serial LSTM leaves cores idle there). */
@@ -539,9 +545,10 @@ typedef struct {
     musae_progress pg;
 } capture_ctx;
 
-static int store_has(capture_ctx *c, const char *name) {
+/* Whether a clip of a file is stored: by the file's canonical path and the clip's fragment. */
+static int store_has(capture_ctx *c, const file_plan *p, const char *name) {
     pthread_mutex_lock(&c->store_mu);
-    int r = musae_store_writer_has_clip(c->w, name);
+    int r = p->src.file ? musae_store_writer_has_source_clip(c->w, p->src.file, name) : musae_store_writer_has_clip(c->w, name);
     pthread_mutex_unlock(&c->store_mu);
     return r;
 }
@@ -551,7 +558,7 @@ static void *reader_main(void *arg) {
     capture_ctx *c = arg;
     char err[1024], name[8192];
     int64_t handed = 0;
-    for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do; fi++) {
+    for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do && !atomic_load(&c->failed); fi++) {
         const file_plan *p = &c->plan[fi];
         if (p->samples < 0 || p->pending == 0) continue;
         const capture_file *f = &c->ds->files[fi];
@@ -564,10 +571,11 @@ static void *reader_main(void *arg) {
         }
         int64_t n_clips = 0, start, n = 0;
         const float *x;
-        while (handed < c->to_do && (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
+        while (handed < c->to_do && !atomic_load(&c->failed) &&
+               (n = capture_clips_next(cl, &x, &start, err, sizeof err)) > 0) {
             n_clips++;
-            capture_clip_name(f->path, start, n, c->rate, name, sizeof name);
-            if (store_has(c, name)) continue;
+            capture_clip_name(p->base, start, n, c->rate, name, sizeof name);
+            if (store_has(c, p, name)) continue;
             clip_job *j = musae_xcalloc(1, sizeof *j);
             j->file = fi;
             j->name = musae_xstrdup(name);
@@ -583,7 +591,7 @@ static void *reader_main(void *arg) {
         if (n < 0)
             skip_add(&c->skips, f->path, "read error after %.2f s (the clips before it are kept): %s",
                      (double)capture_clips_pos(cl) / c->rate, err);
-        else if (handed < c->to_do && n_clips != p->n_clips)
+        else if (handed < c->to_do && !atomic_load(&c->failed) && n_clips != p->n_clips)
             LOG_WARN("%s: gave %lld clip(s); its header announced %.2f s = %lld clip(s)", f->path, (long long)n_clips,
                      (double)p->samples / c->rate, (long long)p->n_clips);
         capture_clips_close(cl);
@@ -668,6 +676,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     out->F = F;
     out->names = musae_xcalloc((size_t)nb, sizeof(char *));
     out->captions = musae_xcalloc((size_t)nb, sizeof(char *));
+    out->files = musae_xcalloc((size_t)nb, sizeof(int64_t));
     out->dst = musae_xcalloc((size_t)nl, sizeof(float *));
     mg_hook hooks[MUSAE_STORE_MAX_LAYERS];
     for (int l = 0; l < nl; l++) {
@@ -681,6 +690,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     for (int b = 0; b < nb; b++) {
         out->names[b] = jobs[b]->name;
         out->captions[b] = c->o->captions ? jobs[b]->caption : NULL;
+        out->files[b] = jobs[b]->file;
         jobs[b]->name = NULL;
         free(jobs[b]);
     }
@@ -762,9 +772,23 @@ static void *writer_main(void *arg) {
             const float *acts[MUSAE_STORE_MAX_LAYERS];
             for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
             const double t0 = musae_now(), c0 = thread_cpu();
+            if (atomic_load(&c->failed)) { /* drain the pipeline: nothing more reaches the store */
+                free(b->names[i]);
+                continue;
+            }
             pthread_mutex_lock(&c->store_mu);
-            musae_store_add_clip_captioned(c->w, b->names[i], b->captions[i], b->F, acts);
+            const file_plan *p = &c->plan[b->files[i]];
+            /* the file's identity (none for a file that could not be stat'ed) and the clip's caption */
+            musae_clip_source src = p->src.file ? p->src : (musae_clip_source){"", -1, 0, NULL};
+            src.caption = b->captions[i];
+            const int rc = musae_store_try_add_clip(c->w, b->names[i], &src, b->F, acts, c->fail_msg,
+                                                    sizeof c->fail_msg);
             pthread_mutex_unlock(&c->store_mu);
+            if (rc) {
+                atomic_store(&c->failed, 1);
+                free(b->names[i]);
+                continue;
+            }
             c->t_write += musae_now() - t0;
             c->cpu_write += thread_cpu() - c0;
             c->written++;
@@ -779,6 +803,7 @@ static void *writer_main(void *arg) {
         free(b->dst);
         free(b->names);
         free(b->captions);
+        free(b->files);
         free(b);
     }
     return NULL;
@@ -801,6 +826,33 @@ static void layers_str(const int *l, int n, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
     for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? "," : "", l[i]);
+}
+
+/* Resolves every file's identity (plan[i].src) and finds the files that are another's under another spelling
+ * (a symlink, "a//b.wav"): dup[i] is the first of them in dataset order, else -1. */
+typedef struct {
+    const char *file;
+    int64_t i;
+} file_key;
+static int cmp_file_key(const void *a, const void *b) {
+    const file_key *x = a, *y = b;
+    const int c = strcmp(x->file, y->file);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+static int64_t *same_files(const capture_dataset *ds, file_plan *plan) {
+    int64_t *dup = musae_xmalloc(sizeof(int64_t) * (size_t)(ds->n_files + 1));
+    file_key *k = musae_xmalloc(sizeof *k * (size_t)(ds->n_files + 1));
+    int64_t n = 0;
+    for (int64_t i = 0; i < ds->n_files; i++) {
+        dup[i] = -1;
+        if (musae_clip_source_of(ds->files[i].path, &plan[i].src) == 0) k[n++] = (file_key){plan[i].src.file, i};
+        else plan[i].src.file = NULL; /* unreadable: the audio reader says why */
+    }
+    qsort(k, (size_t)n, sizeof *k, cmp_file_key);
+    for (int64_t j = 1; j < n; j++)
+        if (!strcmp(k[j].file, k[j - 1].file)) dup[k[j].i] = dup[k[j - 1].i] >= 0 ? dup[k[j - 1].i] : k[j - 1].i;
+    free(k);
+    return dup;
 }
 
 /* /capture/params of a store: what the clips were cut with, so a resume with other settings is refused
@@ -928,14 +980,22 @@ int capture_run(const capture_opts *o, capture_report *rep) {
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
     spec.captions = o->captions != 0; /* /clips/caption: what each clip was conditioned on */
+    /* the clip settings are in the store from its first moment, so a failed first commit leaves no store that
+     * a next run could not continue */
+    spec.extra_name = "/capture/params";
+    spec.extra_rank = 1;
+    spec.extra_shape = (const int64_t[]){P_N};
+    spec.extra_data = params;
+    /* the writer lock first: another writer's file is not ours to judge (HDF5 refuses to open it meanwhile) */
+    musae_store_lock(o->out);
     struct stat sb;
-    const int created = stat(o->out, &sb) != 0;
+    /* an empty file is what a failed creation of an older musae left: musae_store_create replaces it */
+    const int created = stat(o->out, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
     if (!created) {
         check_resumable(o->out, model_id, o, (int)c->H, params);
         c->w = musae_store_append(o->out, &spec);
     } else {
         c->w = musae_store_create(o->out, &spec);
-        musae_store_put_f32(c->w, "/capture/params", 1, (int64_t[]){P_N}, params);
     }
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
@@ -949,11 +1009,32 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     musae_progress_init(&scan, "scan", "files", ds.n_files);
     scan.quiet |= ds.n_files <= 1000; /* a bar only where reading the headers takes a while */
     char name[8192];
+    int64_t *dup_of = same_files(&ds, c->plan), respelled = 0;
     for (int64_t fi = 0; fi < ds.n_files; fi++) {
         const capture_file *f = &ds.files[fi];
         file_plan *p = &c->plan[fi];
         p->samples = -1;
+        p->base = f->path;
         musae_progress_add(&scan, 1, NULL);
+        if (dup_of[fi] >= 0) {
+            skip_add(&c->skips, f->path, "the same file as %s (a symlink or another spelling of its path)",
+                     ds.files[dup_of[fi]].path);
+            continue;
+        }
+        /* a file the store has clips of, under whatever spelling: continue it under the name it has there */
+        musae_clip_source have;
+        const char *as;
+        if (p->src.file && musae_store_writer_source(c->w, p->src.file, &have, &as)) {
+            if (have.size != p->src.size || have.mtime_ns != p->src.mtime_ns) {
+                skip_add(&c->skips, f->path, "changed since it was captured as %s (size or modification time "
+                         "differ): its clips in %s are the old file's; capture the new one into another store", as,
+                         o->out);
+                continue;
+            }
+            if (strcmp(as, f->path) && respelled++ < 5)
+                LOG_INFO("capture: %s is already in %s as %s (the same file)", f->path, o->out, as);
+            p->base = as;
+        }
         if (o->captions && !f->caption) {
             skip_add(&c->skips, f->path, "no caption (line %d of the list has no tab and caption)", f->line);
             continue;
@@ -981,14 +1062,20 @@ int capture_run(const capture_opts *o, capture_report *rep) {
         for (int64_t k = 0; k < nc; k++) {
             const int64_t s0 = k * c->clip_samples, len = n - s0 < c->clip_samples ? n - s0 : c->clip_samples;
             covered += len;
-            capture_clip_name(f->path, s0, len, c->rate, name, sizeof name);
-            if (musae_store_writer_has_clip(c->w, name)) present++;
+            capture_clip_name(p->base, s0, len, c->rate, name, sizeof name);
+            if (p->src.file ? musae_store_writer_has_source_clip(c->w, p->src.file, name)
+                            : musae_store_writer_has_clip(c->w, name))
+                present++;
             else p->pending++;
         }
         if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
         planned += nc;
     }
     musae_progress_finish(&scan, NULL);
+    free(dup_of);
+    if (respelled)
+        LOG_INFO("capture: %lld file(s) already captured under another spelling of their path: their clips are not "
+                 "captured again", (long long)respelled);
     int64_t pending = planned - present;
     char lstr[512];
     layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
@@ -1015,6 +1102,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     pthread_join(th_e, NULL);
     pthread_join(th_c, NULL);
     pthread_join(th_w, NULL);
+    /* every thread has stopped: the store stays as of its last commit (it is not closed: closing flushes) */
+    if (atomic_load(&c->failed)) musae_fail("%s", c->fail_msg);
     const double wall = musae_now() - t0;
     char extra[160];
     snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
@@ -1061,9 +1150,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     if (planned == 0) { /* every file was skipped: say so, and leave no empty store behind */
         if (created) unlink(o->out);
+        musae_store_unlock(o->out);
         musae_fail("--audio %s: nothing to capture, all %lld file(s) were skipped (reasons above)", o->audio,
                    (long long)ds.n_files);
     }
+    musae_store_unlock(o->out);
     for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
     free(c->skips.items);
     pthread_mutex_destroy(&c->skips.mu);
@@ -1072,6 +1163,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     q_free(&c->jobs);
     q_free(&c->coded);
     q_free(&c->results);
+    for (int64_t i = 0; i < ds.n_files; i++) free((char *)c->plan[i].src.file);
     free(c->plan);
     if (c->have_tc) musae_text_cond_free(&c->tc);
     encodec_free(&c->codec);

@@ -122,9 +122,14 @@ static void state_path(char *buf, size_t n, const grid_sae *g, int64_t step) {
     snprintf(buf, n, "%s/state/step%" PRId64 ".safetensors", g->dir, step);
 }
 
-/* Everything a resumed run must agree on. */
+/* The fingerprint of the store being trained on (musae_store_fingerprint), as 16 hex digits. */
+static char g_store_id[24];
+
+/* Everything a resumed run must agree on to continue bit-identically, under the names of the flags that set
+ * them (the first keys keep the names of the states written before the recipe was checked). */
 static cJSON *run_identity(const sae_train_opts *o, const musae_store_info *in) {
     cJSON *j = cJSON_CreateObject();
+    char s[32];
     cJSON_AddStringToObject(j, "acts", o->acts);
     cJSON_AddNumberToObject(j, "store_rows", (double)in->n_rows);
     cJSON_AddNumberToObject(j, "tokens", (double)o->tokens);
@@ -134,7 +139,69 @@ static cJSON *run_identity(const sae_train_opts *o, const musae_store_info *in) 
     cJSON_AddNumberToObject(j, "data_seed", (double)o->data_seed);
     cJSON_AddNumberToObject(j, "split_seed", (double)o->split_seed);
     cJSON_AddNumberToObject(j, "skip_nonfinite", o->skip_nonfinite);
+    cJSON_AddStringToObject(j, "store", g_store_id);
+    const sae_config *r = &o->recipe;
+    cJSON_AddNumberToObject(j, "lr", r->lr);
+    cJSON_AddNumberToObject(j, "warmup", (double)r->warmup_steps);
+    cJSON_AddNumberToObject(j, "decay", r->decay_frac);
+    cJSON_AddNumberToObject(j, "k-aux", r->k_aux);
+    cJSON_AddNumberToObject(j, "auxk-alpha", r->auxk_alpha);
+    cJSON_AddNumberToObject(j, "dead-tokens", (double)r->dead_tokens);
+    cJSON_AddNumberToObject(j, "b-dec", r->bdec_init);
+    cJSON_AddNumberToObject(j, "init-rows", (double)o->init_rows);
+    snprintf(s, sizeof s, "%" PRIu64, r->seed);
+    cJSON_AddStringToObject(j, "seed", s);
+    cJSON_AddNumberToObject(j, "log-every", (double)o->log_every);
     return j;
+}
+
+/* The flag of an identity field, for messages. */
+static const char *identity_flag(const char *key) {
+    static const char *map[][2] = {{"acts", "--acts"}, {"store_rows", "--acts (rows of the store)"},
+                                   {"shuffle_rows", "--shuffle-rows"}, {"val_fraction", "--val-fraction"},
+                                   {"data_seed", "--data-seed (which defaults to --seed)"}, {"split_seed", "--split-seed"},
+                                   {"skip_nonfinite", "--skip-nonfinite"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], key)) return map[i][1];
+    static char buf[64];
+    snprintf(buf, sizeof buf, "--%s", key);
+    return buf;
+}
+
+static void identity_value(const cJSON *v, char *out, size_t cap) {
+    if (cJSON_IsString(v)) snprintf(out, cap, "%s", v->valuestring);
+    else if (cJSON_IsNumber(v)) snprintf(out, cap, "%.9g", v->valuedouble);
+    else snprintf(out, cap, "?");
+}
+
+/* Refuses a resume whose settings differ from the run's, naming the first field that does. A field the state
+ * lacks (written by an older musae) cannot be checked and is said so. */
+static void check_identity(const char *out, const cJSON *want, const cJSON *have) {
+    if (!have) musae_fail("%s/state/run.json: no identity (not a musae training state?)", out);
+    const cJSON *w;
+    int unchecked = 0;
+    cJSON_ArrayForEach(w, want) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
+        if (!h) {
+            unchecked++;
+            continue;
+        }
+        if (cJSON_Compare(w, h, 1)) continue;
+        if (!strcmp(w->string, "store") || !strcmp(w->string, "store_rows"))
+            musae_fail("%s: the run being resumed was trained on another store (%s: fingerprint of its clips and rows "
+                       "%s, now %s): resume it on the store it began with, or train into another -o", out,
+                       cJSON_GetObjectItemCaseSensitive(want, "acts")->valuestring,
+                       cJSON_IsString(h) ? h->valuestring : "?", cJSON_IsString(w) ? w->valuestring : "?");
+        char a[600], b[600];
+        identity_value(h, a, sizeof a);
+        identity_value(w, b, sizeof b);
+        musae_fail("%s: the run being resumed had %s = %s, this run has %s: a resumed run continues bit-identically "
+                   "only with the same settings (give the same value, or train into another -o)", out,
+                   identity_flag(w->string), a, b);
+    }
+    if (unchecked)
+        LOG_WARN("%s: the state predates %d of the resume checks (store fingerprint, recipe): those settings are "
+                 "taken as given", out, unchecked);
 }
 
 /* Collective (every rank calls it): shards are gathered, and rank 0 writes. */
@@ -452,6 +519,7 @@ int sae_train_run(const sae_train_opts *o) {
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
     if (!store) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(store);
+    snprintf(g_store_id, sizeof g_store_id, "%016" PRIx64, musae_store_fingerprint(store));
     const int d = in->d_model;
     if (o->batch <= 0 || o->tokens <= 0) musae_fail("--batch and --tokens must be positive");
     for (int l = 0; l < o->n_layers; l++)
@@ -514,11 +582,7 @@ int sae_train_run(const sae_train_opts *o) {
         cJSON *j = cJSON_Parse(manifest);
         if (!j) musae_fail("%s: not valid JSON", path);
         cJSON *want = run_identity(o, in);
-        const cJSON *have = cJSON_GetObjectItemCaseSensitive(j, "identity");
-        if (!have || !cJSON_Compare(want, have, 1)) {
-            char *a = cJSON_PrintUnformatted(want), *b = have ? cJSON_PrintUnformatted(have) : musae_xstrdup("{}");
-            musae_fail("%s: the run being resumed had other data settings:\n  then: %s\n  now:  %s", o->out, b, a);
-        }
+        check_identity(o->out, want, cJSON_GetObjectItemCaseSensitive(j, "identity"));
         cJSON_Delete(want);
         const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "saes");
         if (cJSON_GetArraySize(names) != n) musae_fail("%s: the run being resumed trained %d SAEs, this one %d", o->out,

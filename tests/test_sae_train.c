@@ -51,9 +51,41 @@ static void test_resume(void) {
     CHECK(st == 130, "SIGTERM saves the state and exits 130 (got %d)", st);
     CHECK(run(RESUMABLE " --batch 128 -o B --resume") == 1,
           "resuming with other flags is refused");
-    err_has("B: the run being resumed had other data settings");
+    err_has("B: the run being resumed had --batch = 256, this run has 128");
     CHECK(run(RESUMABLE " -o B --resume") == 0, "resume after SIGTERM");
     CHECK(same_bytes("A/sae.safetensors", "B/sae.safetensors"), "stopped + resumed weights are bit-identical");
+}
+
+/* A resume refuses every change that breaks bit-identical continuation, naming the flag, and a store that is not
+ * the one the run began on even when it has the same size; unchanged, the same resume ends equal to run A. */
+static void test_resume_refusals(void) {
+    CHECK(run("synth_acts -o s_alt.h5 --d 32 --concepts 48 --k-true 3 --rows 12000 --clip-frames 100 --layers 0,1 "
+              "--seed 9") == 0, "another store of the same size");
+    const pid_t pid = start_and_wait_for(bin(), RESUMABLE " -o R", "R/state/run.json", 10);
+    kill(pid, SIGTERM);
+    CHECK(wait_exit(pid) == 130 && dir_has("R/state/run.json"), "a stopped run to resume");
+    const char *changes[][2] = {{"--lr 0.001", "had --lr = 0, this run has 0.001"},
+                                {"--warmup 20", "had --warmup = 10, this run has 20"},
+                                {"--decay 0.2", "had --decay = 0, this run has 0.2"},
+                                {"--auxk-alpha 0.5", "had --auxk-alpha = 0.03125, this run has 0.5"},
+                                {"--dead-tokens 5000", "had --dead-tokens = 3000, this run has 5000"},
+                                {"--k-aux 4", "had --k-aux = 8, this run has 4"},
+                                {"--seed 4", "had --data-seed (which defaults to --seed) = 3, this run has 4"},
+                                {"--log-every 7", "had --log-every = 50, this run has 7"}};
+    for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
+        CHECK(run(RESUMABLE " %s -o R --resume", changes[i][0]) == 1, "resume with %s is refused", changes[i][0]);
+        err_has(changes[i][1]);
+        err_has("continues bit-identically only with the same settings");
+    }
+    sh("mv s.h5 s_orig.h5 && cp s_alt.h5 s.h5");
+    CHECK(run(RESUMABLE " -o R --resume") == 1, "a resume on another store of the same size is refused");
+    err_has("R: the run being resumed was trained on another store (s.h5: fingerprint");
+    sh("mv s_orig.h5 s.h5");
+    CHECK(run(RESUMABLE " -o R --resume") == 0, "the unchanged resume");
+    CHECK(same_bytes("A/sae.safetensors", "R/sae.safetensors"), "ends bit-identical to the uninterrupted run");
+    char *j = slurp("R/musae.json");
+    CHECK(strstr(j, "\"warmup_steps\":\t10") && strstr(j, "\"dead_tokens\":\t3000"), "and records the run's recipe: %s", j);
+    free(j);
 }
 
 static void test_grid(void) {
@@ -128,6 +160,7 @@ int main(void) {
         sh("head -c 200000 s.h5 > cut.h5"))
         setup_failed("cannot make the synthetic stores");
     test_resume();
+    test_resume_refusals();
     test_grid();
     test_batch_topk();
     test_bad_input();

@@ -208,6 +208,76 @@ static void test_kill(void) {
     unlink(path);
 }
 
+/* The fingerprint a resumed training run checks: equal for the same contents, different for another store of
+ * the same size and for the same store with a clip more. */
+static uint64_t fingerprint_of(const char *path) {
+    char err[512];
+    musae_store *s = musae_store_open(path, err, sizeof err);
+    MUSAE_ASSERT(s, "%s", err);
+    const uint64_t h = musae_store_fingerprint(s);
+    musae_store_close(s);
+    return h;
+}
+
+static void test_fingerprint(void) {
+    char a[512], b[512];
+    path_in_tmp(a, sizeof a, "fp_a.h5");
+    path_in_tmp(b, sizeof b, "fp_b.h5");
+    musae_store_spec sp = spec_of(MUSAE_F16);
+    musae_store_writer *w = musae_store_create(a, &sp);
+    write_clips(w, 0, 6);
+    musae_store_close_writer(w, 1);
+    w = musae_store_create(b, &sp);
+    write_clips(w, 0, 6);
+    musae_store_close_writer(w, 1);
+    const uint64_t ha = fingerprint_of(a);
+    CHECK(ha == fingerprint_of(b) && ha == fingerprint_of(a), "the same contents, the same fingerprint");
+    unlink(b);
+    w = musae_store_create(b, &sp);
+    float *bufs[2] = {malloc(sizeof(float) * 128 * D), malloc(sizeof(float) * 128 * D)};
+    for (int64_t c = 0; c < 6; c++) { /* the same clip table, one value of the last clip changed */
+        make_clip(2, c, bufs);
+        if (c == 5) bufs[1][3] += 1;
+        char p[64];
+        snprintf(p, sizeof p, "clips/%05lld.wav", (long long)c);
+        musae_store_add_clip(w, p, frames_of(c), (const float *const *)bufs);
+    }
+    musae_store_close_writer(w, 1);
+    CHECK(fingerprint_of(b) != ha, "another store of the same size differs");
+    w = musae_store_append(a, &sp);
+    write_clips(w, 6, 7);
+    musae_store_close_writer(w, 1);
+    CHECK(fingerprint_of(a) != ha, "a clip more differs");
+    free(bufs[0]);
+    free(bufs[1]);
+    unlink(a);
+    unlink(b);
+}
+
+/* A failed clip through musae_store_try_add_clip returns its reason instead of exiting (a pipeline thread must
+ * not exit under its siblings); the store keeps its committed clips. */
+static void test_try_add(void) {
+    char path[512];
+    path_in_tmp(path, sizeof path, "try.h5");
+    musae_store_spec sp = spec_of(MUSAE_F16);
+    musae_store_writer *w = musae_store_create(path, &sp);
+    write_clips(w, 0, 3);
+    float *bufs[2] = {calloc(128 * D, sizeof(float)), calloc(128 * D, sizeof(float))};
+    bufs[0][7] = 1e6f; /* beyond f16 */
+    char err[1400] = "";
+    CHECK(musae_store_try_add_clip(w, "clips/big.wav", NULL, 10, (const float *const *)bufs, err, sizeof err) == -1,
+          "an f16 overflow fails the clip");
+    CHECK(strstr(err, "clip 'clips/big.wav', layer 3: 1 values beyond the float16 range") != NULL, "reason: %s", err);
+    CHECK(musae_store_try_add_clip(w, "clips/ok.wav", NULL, 10, (const float *const *)bufs, err, sizeof err) == -1 &&
+              strstr(err, "the writer failed before"), "and the writer is spent: %s", err);
+    free(bufs[0]);
+    free(bufs[1]);
+    int64_t clips = 0;
+    CHECK(verify_store(path, &clips) && clips == 3, "the store keeps its 3 committed clips");
+    musae_store_unlock(path); /* the spent writer is left unclosed, as capture leaves it */
+    unlink(path);
+}
+
 /* ---- stream ------------------------------------------------------------------------------------------------ */
 
 /* An f32 store whose row r holds r in column 0 (exact), for stream bookkeeping. */
@@ -403,6 +473,8 @@ int main(void) {
     test_round_trip(MUSAE_F32);
     test_overflow();
     test_kill();
+    test_fingerprint();
+    test_try_add();
     test_stream();
     test_nonfinite();
     test_bad_input();

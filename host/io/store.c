@@ -4,37 +4,104 @@
 
 #include <hdf5.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/store_int.h"
 
-/* Negative herr_t / hid_t: print HDF5's own error stack, then abort (an internal error, not bad input). */
+/* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
+ * "No space left on device"); HDF5's own error stack printing is off. */
+static const char *g_h5_path = "?";                /* the file of the call in progress, for messages */
+static const struct musae_store_writer *g_h5_writer; /* the writer of that call, NULL for readers */
+MUSAE_NORETURN static void h5_fail(const char *expr);
 #define H5_CHECK(expr)                                                                                     \
     do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) {                                                                  \
-            H5Eprint2(H5E_DEFAULT, stderr);                                                                \
-            musae_check_failed("HDF5", #expr, __func__, __FILE__, __LINE__, "HDF5 call failed");           \
-        }                                                                                                  \
+        if (MUSAE_UNLIKELY((expr) < 0)) h5_fail(#expr);                                                    \
     } while (0)
 
 /* Serial HDF5 is not thread-safe: one recursive lock around every call (the prefetch thread reads while the
- * caller may look up a clip path). */
+ * caller may look up a clip path). `path` names the file in any error of the calls under the lock. */
 static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static void h5_lock(void) {
-    static int quiet = 0;
+static _Thread_local int g_h5_depth; /* this thread's holds of g_h5_lock */
+static void h5_lock(const char *path) {
+    static int ready = 0;
     pthread_mutex_lock(&g_h5_lock);
-    if (!quiet) { /* our messages name the file and the field; HDF5's stack dumps would bury them */
+    g_h5_depth++;
+    if (!ready) {
+        /* No flush at exit: a writer that fails (or any musae_fail while a writer is open) must leave the file
+         * as of its last commit, exactly as a kill does, and not write half of its in-memory metadata into a
+         * full disk on the way out. Must precede every other HDF5 call. */
+        H5dont_atexit();
+        /* our messages name the file and the field; HDF5's stack dumps would bury them */
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        quiet = 1;
+        ready = 1;
     }
+    g_h5_path = path;
+    g_h5_writer = NULL;
 }
-static void h5_unlock(void) { pthread_mutex_unlock(&g_h5_lock); }
+static void h5_unlock(void) {
+    g_h5_depth--;
+    pthread_mutex_unlock(&g_h5_lock);
+}
+
+/* A writer's failure: musae_fail, or, inside musae_store_try_add_clip, the message handed back to its caller
+ * (a pipeline thread must not exit the process under its siblings' feet). */
+static _Thread_local jmp_buf *g_soft;
+static _Thread_local char *g_soft_err;
+static _Thread_local size_t g_soft_cap;
+MUSAE_NORETURN MUSAE_PRINTF(1, 2) static void store_fail(const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_soft) {
+        snprintf(g_soft_err, g_soft_cap, "%s", msg);
+        longjmp(*g_soft, 1);
+    }
+    musae_fail("%s", msg);
+}
+
+static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *out) {
+    if (n == 0 && e->desc) snprintf(out, 400, "%s", e->desc);
+    return 0;
+}
+
+/* The reason of the failed call: the system error the file driver saw ("No space left on device"), else the
+ * innermost HDF5 message. */
+static void h5_reason(char *out, size_t cap) {
+    char desc[400] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, desc);
+    const char *m = strstr(desc, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        const char *e = strchr(m, '\'');
+        snprintf(out, cap, "%.*s", (int)(e ? e - m : (ptrdiff_t)strlen(m)), m);
+    } else snprintf(out, cap, "%s", desc[0] ? desc : "unknown HDF5 error");
+}
+
+static int64_t writer_clips_committed(const struct musae_store_writer *w);
+
+MUSAE_NORETURN static void h5_fail(const char *expr) {
+    char why[400];
+    h5_reason(why, sizeof why);
+    if (g_h5_writer)
+        store_fail("%s: %s (HDF5: %s); the store keeps the %lld clip(s) committed before, continue it once the cause "
+                   "is fixed", g_h5_path, why, expr, (long long)writer_clips_committed(g_h5_writer));
+    store_fail("%s: %s (HDF5: %s)", g_h5_path, why, expr);
+}
 
 enum { ROOT_ATTR_MAX_STR = 256 };
 
@@ -189,8 +256,10 @@ static hid_t writer_fapl(void) {
 
 /* ---- writer ----------------------------------------------------------------------------------------------- */
 
+/* A string → int64 map (open addressing, at most half full): clip names, clip keys, source files. */
 typedef struct {
     char **keys;
+    int64_t *vals;
     size_t cap, n;
 } str_set;
 
@@ -200,36 +269,51 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
-static void str_set_add(str_set *set, const char *s);
-static int str_set_has(const str_set *set, const char *s) {
-    if (!set->cap) return 0;
+/* The value of s, or -1 when absent. */
+static int64_t str_set_get(const str_set *set, const char *s) {
+    if (!set->cap) return -1;
     for (size_t i = fnv1a(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-        if (!set->keys[i]) return 0;
-        if (!strcmp(set->keys[i], s)) return 1;
+        if (!set->keys[i]) return -1;
+        if (!strcmp(set->keys[i], s)) return set->vals[i];
     }
 }
-static void str_set_add(str_set *set, const char *s) {
-    if (2 * (set->n + 1) > set->cap) { /* open addressing at most half full */
-        str_set big = {musae_xcalloc(set->cap ? 2 * set->cap : 1024, sizeof(char *)), set->cap ? 2 * set->cap : 1024, 0};
+static int str_set_has(const str_set *set, const char *s) { return str_set_get(set, s) >= 0; }
+/* Adds s with value v unless s is there already. */
+static void str_set_put(str_set *set, const char *s, int64_t v) {
+    if (str_set_has(set, s)) return;
+    if (2 * (set->n + 1) > set->cap) {
+        const size_t cap = set->cap ? 2 * set->cap : 1024;
+        str_set big = {musae_xcalloc(cap, sizeof(char *)), musae_xcalloc(cap, sizeof(int64_t)), cap, 0};
         for (size_t i = 0; i < set->cap; i++)
             if (set->keys[i]) {
                 size_t j = fnv1a(set->keys[i]) & (big.cap - 1);
                 while (big.keys[j]) j = (j + 1) & (big.cap - 1);
                 big.keys[j] = set->keys[i];
+                big.vals[j] = set->vals[i];
                 big.n++;
             }
         free(set->keys);
+        free(set->vals);
         *set = big;
     }
     size_t j = fnv1a(s) & (set->cap - 1);
     while (set->keys[j]) j = (j + 1) & (set->cap - 1);
     set->keys[j] = musae_xstrdup(s);
+    set->vals[j] = v;
     set->n++;
 }
+static void str_set_add(str_set *set, const char *s) { str_set_put(set, s, 0); }
 static void str_set_free(str_set *set) {
     for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
     free(set->keys);
+    free(set->vals);
 }
+
+/* A source file the store holds clips of: its identity when captured and the name its first clip got. */
+typedef struct {
+    int64_t size, mtime_ns;
+    char *name; /* the first clip's name up to its '#' */
+} source_rec;
 
 struct musae_store_writer {
     char *path;
@@ -239,11 +323,29 @@ struct musae_store_writer {
     hid_t fr_clip, fr_t, cl_path, cl_nf, cl_off;
     hid_t cl_caption; /* /clips/caption, or -1: the store keeps no captions */
     int64_t n_rows, n_clips, nonfinite;
-    str_set paths;
+    int64_t c_rows, c_clips;  /* as of the last commit */
+    int failed;               /* a musae_store_try_add_clip failed */
+    int64_t fr_chunk, cl_chunk; /* rows per chunk of /frames/... and /clips/... */
+    int fd;                   /* the file, for fallocate (HDF5 keeps its own descriptor) */
+    int64_t reserved_from;    /* below this, every byte HDF5 may rewrite is already allocated on disk */
+    str_set paths;            /* clip names */
+    hid_t cl_file, cl_fsize, cl_fmtime; /* the source file identity of each clip */
+    str_set keys;             /* "<source file>#<fragment>" of every clip that has a source file */
+    str_set files;            /* source file → index into srcs */
+    str_set anon;             /* names of the clips without a source file (matched by name, as before) */
+    source_rec *srcs;
+    int64_t n_srcs, cap_srcs;
+    int64_t extra_reserve;    /* bytes the next commit writes beyond the usual (a migration) */
     void *conv;      /* one clip of one layer in the storage dtype */
     int32_t *ibuf;   /* frame indices of one clip */
     size_t conv_cap, ibuf_cap;
 };
+
+static int64_t writer_clips_committed(const musae_store_writer *w) { return w->c_clips; }
+static void writer_lock(musae_store_writer *w) {
+    h5_lock(w->path);
+    g_h5_writer = w;
+}
 
 static int64_t default_chunk_rows(int d, musae_dtype dt) {
     int64_t c = 1;
@@ -251,10 +353,78 @@ static int64_t default_chunk_rows(int d, musae_dtype dt) {
     return c;
 }
 
+/* Chunking of the per-row and per-clip datasets (rows per chunk). */
+enum { FRAMES_CHUNK = 16384, CLIPS_CHUNK = 1024 };
+/* Room for metadata HDF5 may allocate while flushing (B-tree nodes, heap collections; a few KiB in practice). */
+#define RESERVE_MARGIN ((int64_t)256 << 10)
+
+/* File bytes of the chunks of a dataset (C rows per chunk, `row` bytes per row) that hold rows since the last
+ * commit and were never written: HDF5 allocates them only when it flushes them. */
+static int64_t new_chunk_bytes(int64_t before, int64_t now, int64_t C, int64_t row) {
+    if (now <= before) return 0;
+    const int64_t first = (before + C - 1) / C, last = (now - 1) / C;
+    return last >= first ? (last - first + 1) * C * row : 0;
+}
+
+MUSAE_NORETURN static void writer_fail(const musae_store_writer *w, const char *why) {
+    store_fail("%s: %s; the store keeps the %lld clip(s) committed before, continue it once the cause is fixed",
+               w->path, why, (long long)w->c_clips);
+}
+
+/* Makes sure the disk holds every byte the next flush can write, before anything of it is written.
+ *
+ * H5Fflush writes the new chunks, then rewrites metadata in place and appends new metadata. On a full disk
+ * the in-place writes (which need no new blocks) succeed and the appends fail, leaving committed counts that
+ * point at clip table entries never written. So the blocks up to the end of the allocated space plus the
+ * chunks the flush will allocate plus a margin are reserved first (fallocate, file size unchanged); when that
+ * fails, nothing has been written and the file is still as of the last commit. Where the file system cannot
+ * fallocate, its free space is checked instead. */
+static void reserve(musae_store_writer *w) {
+    haddr_t eoa = 0;
+    H5_CHECK(H5Fget_eoa(w->file, &eoa));
+    const int64_t esz = (int64_t)musae_dtype_size(w->spec.dtype);
+    int64_t fresh = RESERVE_MARGIN;
+    fresh += w->spec.n_layers * new_chunk_bytes(w->c_rows, w->n_rows, w->spec.chunk_rows, w->spec.d_model * esz);
+    fresh += new_chunk_bytes(w->c_rows, w->n_rows, w->fr_chunk, 2 * 4);
+    /* per clip: path and source file (heap ids), frames, offset, source size and mtime */
+    fresh += new_chunk_bytes(w->c_clips, w->n_clips, w->cl_chunk, 16 + 4 + 8 + 16 + 8 + 8) + w->extra_reserve;
+    const int64_t end = (int64_t)eoa + fresh, from = w->reserved_from < end ? w->reserved_from : end;
+    if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, from, end - from) == 0) return;
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        char why[300];
+        snprintf(why, sizeof why, "%s (reserving %.1f MiB for the next commit)", strerror(errno), (double)fresh / (1 << 20));
+        writer_fail(w, why);
+    }
+    struct stat sb;
+    struct statvfs fs;
+    if (fstat(w->fd, &sb) == 0 && fstatvfs(w->fd, &fs) == 0) {
+        const int64_t have = (int64_t)sb.st_blocks * 512, avail = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
+        if (end - have > avail) writer_fail(w, strerror(ENOSPC));
+    }
+}
+
 static void commit(musae_store_writer *w) {
     attr_update(w->file, "n_rows", H5T_NATIVE_INT64, &w->n_rows);
     attr_update(w->file, "n_clips", H5T_NATIVE_INT64, &w->n_clips);
+    reserve(w);
     H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL));
+    w->c_rows = w->n_rows;
+    w->c_clips = w->n_clips;
+    w->extra_reserve = 0;
+    /* what lies more than a few MiB below the end was written by a flush; only the tail (aggregator blocks HDF5
+     * hands out piecewise) may still hold unwritten holes */
+    haddr_t eoa = 0;
+    H5_CHECK(H5Fget_eoa(w->file, &eoa));
+    w->reserved_from = (int64_t)eoa > ((int64_t)4 << 20) ? (int64_t)eoa - ((int64_t)4 << 20) : 0;
+}
+
+/* Rows per chunk of a 1-D dataset (1 when it is not chunked: then every write is allocated as it happens). */
+static int64_t chunk_rows_of(hid_t d) {
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t c[1] = {1};
+    if (dcpl < 0 || H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, 1, c) != 1) c[0] = 1;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return (int64_t)c[0];
 }
 
 static void writer_open_datasets(musae_store_writer *w) {
@@ -279,6 +449,15 @@ static void writer_open_datasets(musae_store_writer *w) {
     w->cl_caption = -1;
     if (H5Lexists(w->file, "/clips/caption", H5P_DEFAULT) > 0)
         H5_CHECK(w->cl_caption = H5Dopen2(w->file, "/clips/caption", H5P_DEFAULT));
+    /* absent in stores written before clips had source identities: musae_store_append adds them */
+    w->cl_file = w->cl_fsize = w->cl_fmtime = -1;
+    if (H5Lexists(w->file, "/clips/file", H5P_DEFAULT) > 0) {
+        H5_CHECK(w->cl_file = H5Dopen2(w->file, "/clips/file", H5P_DEFAULT));
+        H5_CHECK(w->cl_fsize = H5Dopen2(w->file, "/clips/file_size", H5P_DEFAULT));
+        H5_CHECK(w->cl_fmtime = H5Dopen2(w->file, "/clips/file_mtime_ns", H5P_DEFAULT));
+    }
+    w->fr_chunk = chunk_rows_of(w->fr_clip);
+    w->cl_chunk = chunk_rows_of(w->cl_path);
 }
 
 static void check_spec(const musae_store_spec *spec) {
@@ -292,22 +471,211 @@ static void check_spec(const musae_store_spec *spec) {
             if (spec->layers[i] == spec->layers[j]) musae_fail("activation store: layer %d given twice", spec->layers[i]);
 }
 
+/* ---- source files: a clip is keyed by its file's canonical path and fragment, with the file's size and mtime */
+
+/* The fragment of a clip name ("#t=0,10"), "" when it has none. */
+static const char *fragment_of(const char *name) {
+    const char *h = strrchr(name, '#');
+    return h ? h : "";
+}
+
+static void clip_key(const char *file, const char *name, char **buf, size_t *cap) {
+    const size_t n = strlen(file) + strlen(fragment_of(name)) + 1;
+    if (n > *cap) *buf = musae_xrealloc(*buf, *cap = n);
+    snprintf(*buf, n, "%s%s", file, fragment_of(name));
+}
+
+/* Remembers that clip `name` came from source `file` (canonical; "" for none). */
+static void note_source(musae_store_writer *w, const char *file, int64_t size, int64_t mtime_ns, const char *name) {
+    if (!file[0]) {
+        str_set_add(&w->anon, name);
+        return;
+    }
+    char *key = NULL;
+    size_t cap = 0;
+    clip_key(file, name, &key, &cap);
+    str_set_add(&w->keys, key);
+    free(key);
+    if (str_set_has(&w->files, file)) return;
+    if (w->n_srcs == w->cap_srcs) {
+        w->cap_srcs = w->cap_srcs ? 2 * w->cap_srcs : 64;
+        w->srcs = musae_xrealloc(w->srcs, (size_t)w->cap_srcs * sizeof *w->srcs);
+    }
+    const size_t base = strlen(name) - strlen(fragment_of(name));
+    w->srcs[w->n_srcs] = (source_rec){size, mtime_ns, musae_xstrdup(name)};
+    w->srcs[w->n_srcs].name[base] = 0;
+    str_set_put(&w->files, file, w->n_srcs++);
+}
+
+/* Reads rows [0, n) of a 1-D dataset in memory type mem. */
+static void read_1d(hid_t d, hid_t mem, int64_t n, void *out) {
+    if (n == 0) return;
+    hsize_t start[1] = {0}, cnt[1] = {(hsize_t)n};
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    H5_CHECK(H5Dread(d, mem, ms, fs, H5P_DEFAULT, out));
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
+/* Rows a 1-D dataset holds. */
+static int64_t extent_of(hid_t d) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    return (int64_t)dims[0];
+}
+
+/* The source identities of the clips a store holds (names: their names). Clips without one (the store predates
+ * /clips/file, or an older musae appended to it) get it now: the file their name resolves to against the
+ * current folder (where a capture is resumed from), with its size and mtime as of now; names that do not
+ * resolve get none. Runs after the extents were cut back to the committed counts. */
+static void load_sources(musae_store_writer *w, char **names) {
+    const int64_t n = w->n_clips;
+    hsize_t dims[1] = {0}, c2[1] = {CLIPS_CHUNK};
+    int64_t have = 0;
+    if (w->cl_file < 0) {
+        hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
+        H5_CHECK(g);
+        H5_CHECK(w->cl_file = make_dataset(g, "file", w->vstr, 1, dims, c2));
+        H5_CHECK(w->cl_fsize = make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+        H5_CHECK(w->cl_fmtime = make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
+        H5Gclose(g);
+    } else {
+        have = extent_of(w->cl_file);
+        have = extent_of(w->cl_fsize) < have ? extent_of(w->cl_fsize) : have;
+        have = extent_of(w->cl_fmtime) < have ? extent_of(w->cl_fmtime) : have;
+        have = have < n ? have : n;
+    }
+    char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
+    read_1d(w->cl_file, w->vstr, have, files);
+    read_1d(w->cl_fsize, H5T_NATIVE_INT64, have, size);
+    read_1d(w->cl_fmtime, H5T_NATIVE_INT64, have, mtime);
+    int64_t found = 0;
+    for (int64_t i = have; i < n; i++) {
+        musae_clip_source s = {0};
+        char *base = musae_xstrdup(names[i]);
+        base[strlen(base) - strlen(fragment_of(base))] = 0;
+        files[i] = musae_clip_source_of(base, &s) == 0 ? (char *)s.file : musae_xstrdup("");
+        size[i] = files[i][0] ? s.size : -1;
+        mtime[i] = files[i][0] ? s.mtime_ns : 0;
+        found += files[i][0] != 0;
+        free(base);
+    }
+    for (int64_t i = 0; i < n; i++) note_source(w, files[i] ? files[i] : "", size[i], mtime[i], names[i]);
+    if (have < n) {
+        append_rows(w->cl_file, w->vstr, have, n - have, 0, files + have);
+        append_rows(w->cl_fsize, H5T_NATIVE_INT64, have, n - have, 0, size + have);
+        append_rows(w->cl_fmtime, H5T_NATIVE_INT64, have, n - have, 0, mtime + have);
+        w->extra_reserve = ((n - have) / CLIPS_CHUNK + 2) * CLIPS_CHUNK * 32 + (n - have) * 64; /* chunks, strings */
+        LOG_INFO("%s: recorded the source file (canonical path, size, mtime) of %lld of its %lld clips that had "
+                 "none", w->path, (long long)found, (long long)(n - have));
+    }
+    if (have > 0) {
+        hsize_t cnt[1] = {(hsize_t)have};
+        hid_t ms = H5Screate_simple(1, cnt, NULL);
+        H5Dvlen_reclaim(w->vstr, ms, H5P_DEFAULT, files);
+        H5Sclose(ms);
+    }
+    for (int64_t i = have; i < n; i++) free(files[i]);
+    free(files);
+    free(size);
+    free(mtime);
+}
+
+int musae_clip_source_of(const char *path, musae_clip_source *src) {
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(path, real) || stat(real, &sb) != 0) return -1;
+    src->file = musae_xstrdup(real);
+    src->size = (int64_t)sb.st_size;
+    src->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return 0;
+}
+
+int musae_store_writer_source(const musae_store_writer *w, const char *file, musae_clip_source *have, const char **name) {
+    const int64_t i = str_set_get(&w->files, file);
+    if (i < 0) return 0;
+    have->file = file;
+    have->size = w->srcs[i].size;
+    have->mtime_ns = w->srcs[i].mtime_ns;
+    *name = w->srcs[i].name;
+    return 1;
+}
+
+int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name) {
+    char *key = NULL;
+    size_t cap = 0;
+    clip_key(file, clip_name, &key, &cap);
+    const int r = str_set_has(&w->keys, key) || str_set_has(&w->anon, clip_name);
+    free(key);
+    return r;
+}
+
+/* An extra f32 dataset (e.g. "/truth/directions"), parent groups created; reaches the file at the next commit. */
+static void write_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
+    MUSAE_ASSERT(rank >= 1 && rank <= 4 && name[0] == '/', "dataset '%s' rank %d", name, rank);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+    hsize_t dims[4];
+    for (int i = 0; i < rank; i++) dims[i] = (hsize_t)shape[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(w->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5_CHECK(d);
+    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+}
+
+/* Opens the writer's own descriptor of the file (for fallocate). */
+static void writer_open_fd(musae_store_writer *w, const char *file) {
+    w->fd = open(file, O_RDWR | O_CLOEXEC);
+    if (w->fd < 0) musae_fail("%s: cannot open for writing: %s", w->path, strerror(errno));
+}
+
+/* Renames the finished temporary file into place without replacing anything but an empty file. */
+static void publish(const char *tmp, const char *path, int replace_empty) {
+    if (replace_empty || link(tmp, path) != 0) {
+        if (!replace_empty && errno == EEXIST) musae_fail("%s: created by someone else meanwhile", path);
+        /* file systems without hard links: the lock keeps other musae writers out */
+        if (rename(tmp, path) != 0) musae_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    } else unlink(tmp);
+}
+
 musae_store_writer *musae_store_create(const char *path, const musae_store_spec *spec) {
     check_spec(spec);
+    musae_store_lock(path);
     struct stat sb;
-    if (stat(path, &sb) == 0) musae_fail("%s: already exists (continue it with append/resume, or remove it)", path);
-    h5_lock();
+    const int replace_empty = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0;
+    if (replace_empty) LOG_WARN("%s: an empty file, left by a failed creation: replacing it", path);
+    else if (stat(path, &sb) == 0) {
+        musae_store_unlock(path);
+        musae_fail("%s: already exists (continue it with append/resume, or remove it)", path);
+    }
+    /* built under a temporary name and renamed into place once its first commit is on disk: a failure on the
+     * way (a full disk) leaves nothing behind, and the store, once there, is always valid */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.creating", path);
+    unlink(tmp); /* a killed creation's leftover: we hold the lock */
+    musae_store_remove_at_exit(tmp);
     musae_store_writer *w = musae_xcalloc(1, sizeof *w);
     w->path = musae_xstrdup(path);
     w->spec = *spec;
     if (!w->spec.chunk_rows) w->spec.chunk_rows = default_chunk_rows(spec->d_model, spec->dtype);
+    writer_lock(w);
     hid_t fapl = writer_fapl();
-    w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    w->file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
+        char why[400];
+        h5_reason(why, sizeof why);
         h5_unlock();
-        musae_fail("%s: cannot create the activation store: %s", path, strerror(errno));
+        musae_fail("%s: cannot create the activation store: %s", path, errno ? strerror(errno) : why);
     }
+    writer_open_fd(w, tmp);
     w->f16 = f16_type();
     w->vstr = vlen_str_type();
     const int d = spec->d_model;
@@ -336,7 +704,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
         H5Dclose(ds);
         H5Gclose(g);
     }
-    hsize_t c1[1] = {16384}, c2[1] = {1024};
+    hsize_t c1[1] = {FRAMES_CHUNK}, c2[1] = {CLIPS_CHUNK};
     H5_CHECK(g = H5Gcreate2(w->file, "/frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     H5Dclose(make_dataset(g, "clip", H5T_STD_I32LE, 1, dims, c1));
     H5Dclose(make_dataset(g, "t", H5T_STD_I32LE, 1, dims, c1));
@@ -346,15 +714,22 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     H5Dclose(make_dataset(g, "n_frames", H5T_STD_I32LE, 1, dims, c2));
     H5Dclose(make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
     if (spec->captions) H5Dclose(make_dataset(g, "caption", w->vstr, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file", w->vstr, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+    H5Dclose(make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
     H5Gclose(g);
     writer_open_datasets(w);
+    if (spec->extra_name) write_f32(w, spec->extra_name, spec->extra_rank, spec->extra_shape, spec->extra_data);
     commit(w);
     h5_unlock();
+    publish(tmp, path, replace_empty);
+    musae_store_remove_at_exit(NULL);
     return w;
 }
 
 musae_store_writer *musae_store_append(const char *path, const musae_store_spec *spec) {
     check_spec(spec);
+    musae_store_lock(path);
     char err[512];
     musae_store *r = musae_store_open(path, err, sizeof err);
     if (!r) musae_fail("%s", err);
@@ -371,26 +746,29 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     w->path = musae_xstrdup(path);
     w->spec = *spec;
     w->spec.chunk_rows = chunk;
+    char **names = musae_xcalloc((size_t)n_clips + 1, sizeof(char *));
     for (int64_t i = 0; i < n_clips; i++) {
-        char *p = musae_store_clip_path(r, i);
-        str_set_add(&w->paths, p);
-        free(p);
+        names[i] = musae_store_clip_path(r, i);
+        str_set_add(&w->paths, names[i]);
     }
     musae_store_close(r);
 
-    h5_lock();
+    writer_lock(w);
     hid_t fapl = writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
+        char why[400];
+        h5_reason(why, sizeof why);
         h5_unlock();
-        musae_fail("%s: cannot open the activation store for writing", path);
+        musae_fail("%s: cannot open the activation store for writing: %s", path, access(path, W_OK) ? strerror(errno) : why);
     }
+    writer_open_fd(w, path);
     w->f16 = f16_type();
     w->vstr = vlen_str_type();
     writer_open_datasets(w);
-    w->n_rows = n_rows;
-    w->n_clips = n_clips;
+    w->n_rows = w->c_rows = n_rows;
+    w->n_clips = w->c_clips = n_clips;
     /* cut back whatever a killed writer left past the committed counts */
     hsize_t ext[2] = {(hsize_t)n_rows, (hsize_t)spec->d_model};
     for (int l = 0; l < spec->n_layers; l++) H5_CHECK(H5Dset_extent(w->acts[l], ext));
@@ -409,6 +787,14 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
         H5_CHECK(w->cl_caption = H5Dopen2(w->file, "/clips/caption", H5P_DEFAULT));
     }
     if (w->cl_caption >= 0) H5_CHECK(H5Dset_extent(w->cl_caption, ext));
+    if (w->cl_file >= 0 && extent_of(w->cl_file) > n_clips) { /* a killed writer's tail */
+        H5_CHECK(H5Dset_extent(w->cl_file, ext));
+        H5_CHECK(H5Dset_extent(w->cl_fsize, ext));
+        H5_CHECK(H5Dset_extent(w->cl_fmtime, ext));
+    }
+    load_sources(w, names);
+    for (int64_t i = 0; i < n_clips; i++) free(names[i]);
+    free(names);
     int zero = 0;
     attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
     /* a store written by another tool may lack the committed counts: add them before the first commit */
@@ -420,13 +806,8 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     return w;
 }
 
-void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts) {
-    musae_store_add_clip_captioned(w, clip_path, NULL, n_frames, acts);
-}
-
-void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path, const char *caption,
-                                    int64_t n_frames, const float *const *acts) {
-    MUSAE_ASSERT(!caption || w->cl_caption >= 0, "clip '%s': a caption for a store that keeps none", clip_path);
+static void add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                     const float *const *acts) {
     MUSAE_ASSERT(n_frames >= 0 && n_frames <= INT32_MAX, "clip '%s': %lld frames", clip_path, (long long)n_frames);
     MUSAE_ASSERT(w->n_clips < INT32_MAX, "more than 2^31 clips");
     const int d = w->spec.d_model;
@@ -449,7 +830,7 @@ void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path
             else if (w->spec.dtype == MUSAE_F16 && fabsf(x) > 65504.0f) overflow++;
         }
         if (overflow)
-            musae_fail("%s: clip '%s', layer %d: %" PRId64 " values beyond the float16 range (|x| > 65504); "
+            store_fail("%s: clip '%s', layer %d: %" PRId64 " values beyond the float16 range (|x| > 65504); "
                        "write a float32 store instead (--dtype f32)",
                        w->path, clip_path, w->spec.layers[l], overflow);
         if (nonfinite) {
@@ -458,7 +839,7 @@ void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path
             w->nonfinite += nonfinite;
         }
     }
-    h5_lock();
+    writer_lock(w);
     for (int l = 0; l < w->spec.n_layers; l++) {
         const void *buf = acts[l];
         if (w->spec.dtype == MUSAE_F16) {
@@ -477,31 +858,52 @@ void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path
     append_rows(w->cl_path, w->vstr, w->n_clips, 1, 0, &clip_path);
     append_rows(w->cl_nf, H5T_NATIVE_INT32, w->n_clips, 1, 0, &nf);
     append_rows(w->cl_off, H5T_NATIVE_INT64, w->n_clips, 1, 0, &w->n_rows);
+    const char *file = src ? src->file : "";
+    const int64_t fsize = src ? src->size : -1, fmtime = src ? src->mtime_ns : 0;
+    append_rows(w->cl_file, w->vstr, w->n_clips, 1, 0, &file);
+    append_rows(w->cl_fsize, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fsize);
+    append_rows(w->cl_fmtime, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fmtime);
     if (w->cl_caption >= 0) {
-        const char *c = caption ? caption : "";
-        append_rows(w->cl_caption, w->vstr, w->n_clips, 1, 0, &c);
+        const char *cap = src && src->caption ? src->caption : "";
+        append_rows(w->cl_caption, w->vstr, w->n_clips, 1, 0, &cap);
     }
     w->n_rows += n_frames;
     w->n_clips++;
     commit(w);
     h5_unlock();
     str_set_add(&w->paths, clip_path);
+    note_source(w, file, fsize, fmtime, clip_path);
+}
+
+void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts) {
+    add_clip(w, clip_path, NULL, n_frames, acts);
+}
+
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                             const float *const *acts, char *err, size_t errlen) {
+    if (w->failed) {
+        snprintf(err, errlen, "%s: the writer failed before", w->path);
+        return -1;
+    }
+    jmp_buf jb;
+    const int depth = g_h5_depth;
+    g_soft_err = err;
+    g_soft_cap = errlen;
+    g_soft = &jb;
+    if (setjmp(jb)) {
+        g_soft = NULL;
+        while (g_h5_depth > depth) h5_unlock();
+        w->failed = 1; /* its HDF5 state is unknown: nothing more reaches the file */
+        return -1;
+    }
+    add_clip(w, clip_path, src, n_frames, acts);
+    g_soft = NULL;
+    return 0;
 }
 
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
-    MUSAE_ASSERT(rank >= 1 && rank <= 4 && name[0] == '/', "dataset '%s' rank %d", name, rank);
-    h5_lock();
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
-    hsize_t dims[4];
-    for (int i = 0; i < rank; i++) dims[i] = (hsize_t)shape[i];
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(w->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5_CHECK(d);
-    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
+    writer_lock(w);
+    write_f32(w, name, rank, shape, data);
     commit(w);
     h5_unlock();
 }
@@ -514,7 +916,7 @@ int musae_store_writer_has_clip(const musae_store_writer *w, const char *clip_pa
 }
 
 void musae_store_close_writer(musae_store_writer *w, int complete) {
-    h5_lock();
+    writer_lock(w);
     int c = complete ? 1 : 0;
     attr_update(w->file, "complete", H5T_NATIVE_INT32, &c);
     commit(w);
@@ -525,11 +927,21 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Dclose(w->cl_nf);
     H5Dclose(w->cl_off);
     if (w->cl_caption >= 0) H5Dclose(w->cl_caption);
+    H5Dclose(w->cl_file);
+    H5Dclose(w->cl_fsize);
+    H5Dclose(w->cl_fmtime);
     H5Tclose(w->f16);
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
     h5_unlock();
+    close(w->fd);
+    musae_store_unlock(w->path);
     str_set_free(&w->paths);
+    str_set_free(&w->keys);
+    str_set_free(&w->files);
+    str_set_free(&w->anon);
+    for (int64_t i = 0; i < w->n_srcs; i++) free(w->srcs[i].name);
+    free(w->srcs);
     free(w->conv);
     free(w->ibuf);
     free(w->path);
@@ -576,7 +988,7 @@ static hid_t open_1d(hid_t file, const char *name, int64_t n, H5T_class_t cls, c
 }
 
 musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
-    h5_lock();
+    h5_lock(path);
     musae_store *s = musae_xcalloc(1, sizeof *s);
     musae_store_info *in = &s->info;
     hid_t d = -1;
@@ -586,11 +998,24 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) {
+        char host[256];
+        long pid;
+        if (musae_store_lock_holder(path, &pid, host, sizeof host) == 0)
+            FAIL("%s: HDF5 cannot read it yet; it is in use by PID %ld on %s, which is writing it", path, pid, host);
         if (musae_store_is_hdf5(path)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
         FAIL("%s: not an HDF5 file", path);
     }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (s->file < 0) FAIL("%s: HDF5 cannot open it (truncated or corrupt file?)", path);
+    if (s->file < 0) {
+        char host[256];
+        long pid;
+        if (musae_store_lock_holder(path, &pid, host, sizeof host) == 0)
+            FAIL("%s: HDF5 cannot open it; it is in use by PID %ld on %s, which is writing it (HDF5 lets no reader "
+                 "in meanwhile)", path, pid, host);
+        char why[400];
+        h5_reason(why, sizeof why);
+        FAIL("%s: HDF5 cannot open it (%s: truncated or corrupt file?)", path, why);
+    }
     if (attr_read_num(s->file, "d_model", H5T_NATIVE_INT, &in->d_model, 1) != 1 || in->d_model <= 0)
         FAIL("%s: root attribute d_model missing or invalid (not a musae activation store?)", path);
     in->n_layers = attr_read_num(s->file, "layers", H5T_NATIVE_INT, in->layers, MUSAE_STORE_MAX_LAYERS);
@@ -744,7 +1169,7 @@ void musae_store_describe(musae_store *s, FILE *out) {
         free(first);
     }
     fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
-    h5_lock();
+    h5_lock(in->path);
     H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
     h5_unlock();
 }
@@ -755,12 +1180,11 @@ int musae_store_layer_index(const musae_store *s, int layer) {
     return -1;
 }
 
-/* Raw rows (storage dtype) of layer index li into out. */
-static void read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out) {
+void musae_store_read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out) {
     MUSAE_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld) outside [0, %lld)",
                  (long long)row0, (long long)(row0 + n), (long long)s->info.n_rows);
     if (n == 0) return;
-    h5_lock();
+    h5_lock(s->info.path);
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)s->info.d_model};
     hid_t fs = H5Dget_space(s->acts[li]), ms = H5Screate_simple(2, cnt, NULL);
     H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
@@ -773,7 +1197,7 @@ static void read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out)
                    (long long)row0, (long long)(row0 + n), s->info.layers[li]);
 }
 
-static void raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out) {
+void musae_store_raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out) {
     if (dt == MUSAE_F32) {
         memcpy(out, raw, n * sizeof(float));
         return;
@@ -787,12 +1211,12 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
     if (li < 0) musae_fail("%s: no layer %d (the store has %d layers)", s->info.path, layer, s->info.n_layers);
     size_t cnt = (size_t)n * (size_t)s->info.d_model;
     if (s->info.dtype == MUSAE_F32) {
-        read_raw(s, li, row0, n, out);
+        musae_store_read_raw(s, li, row0, n, out);
         return;
     }
     uint16_t *tmp = musae_xmalloc(cnt * 2 + 1);
-    read_raw(s, li, row0, n, tmp);
-    raw_to_f32(MUSAE_F16, tmp, cnt, out);
+    musae_store_read_raw(s, li, row0, n, tmp);
+    musae_store_raw_to_f32(MUSAE_F16, tmp, cnt, out);
     free(tmp);
 }
 
@@ -800,7 +1224,7 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
  * NULL when the dataset is absent or shorter than i + 1. */
 static char *read_clip_str(musae_store *s, const char *name, int64_t i, const char *if_null) {
     MUSAE_ASSERT(i >= 0 && i < s->info.n_clips, "clip %lld of %lld", (long long)i, (long long)s->info.n_clips);
-    h5_lock();
+    h5_lock(s->info.path);
     if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) {
         h5_unlock();
         return NULL;
@@ -845,7 +1269,7 @@ char *musae_store_clip_caption(musae_store *s, int64_t i) { return read_clip_str
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t) {
     MUSAE_ASSERT(row0 >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld)", (long long)row0, (long long)(row0 + n));
     if (n == 0) return;
-    h5_lock();
+    h5_lock(s->info.path);
     const char *names[2] = {"/frames/clip", "/frames/t"};
     int32_t *outs[2] = {clip, t};
     for (int i = 0; i < 2; i++) {
@@ -867,7 +1291,7 @@ void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *c
 }
 
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape) {
-    h5_lock();
+    h5_lock(s->info.path);
     float *out = NULL;
     /* H5Lexists fails (rather than returning 0) when an intermediate group is missing */
     char prefix[256];
@@ -904,9 +1328,56 @@ float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t 
     return out;
 }
 
+static uint64_t fnv1a_bytes(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+uint64_t musae_store_fingerprint(musae_store *s) {
+    const musae_store_info *in = &s->info;
+    uint64_t h = 1469598103934665603ull;
+    h = fnv1a_bytes(h, in->model, strlen(in->model) + 1);
+    h = fnv1a_bytes(h, &in->d_model, sizeof in->d_model);
+    h = fnv1a_bytes(h, in->layers, sizeof(int) * (size_t)in->n_layers);
+    h = fnv1a_bytes(h, &in->dtype, sizeof in->dtype);
+    h = fnv1a_bytes(h, &in->n_rows, sizeof in->n_rows);
+    h = fnv1a_bytes(h, &in->n_clips, sizeof in->n_clips);
+    h = fnv1a_bytes(h, in->clip_frames, sizeof(int32_t) * (size_t)in->n_clips);
+    h5_lock(in->path);
+    if (in->n_clips > 0) { /* the clip names, in one read */
+        char **names = musae_xcalloc((size_t)in->n_clips, sizeof(char *));
+        hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT), t = vlen_str_type();
+        H5_CHECK(d);
+        hsize_t start[1] = {0}, cnt[1] = {(hsize_t)in->n_clips};
+        hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
+        H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+        H5_CHECK(H5Dread(d, t, ms, fs, H5P_DEFAULT, names));
+        for (int64_t c = 0; c < in->n_clips; c++) h = fnv1a_bytes(h, names[c] ? names[c] : "", names[c] ? strlen(names[c]) + 1 : 1);
+        H5Dvlen_reclaim(t, ms, H5P_DEFAULT, names);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        H5Tclose(t);
+        H5Dclose(d);
+        free(names);
+    }
+    h5_unlock();
+    /* and a sample of the rows: the first and the last few of every layer */
+    const int64_t k = in->n_rows < 64 ? in->n_rows : 64, bytes = k * in->d_model * (int64_t)musae_dtype_size(in->dtype);
+    void *buf = musae_xmalloc((size_t)bytes + 1);
+    for (int l = 0; l < in->n_layers && k > 0; l++) {
+        musae_store_read_raw(s, l, 0, k, buf);
+        h = fnv1a_bytes(h, buf, (size_t)bytes);
+        musae_store_read_raw(s, l, in->n_rows - k, k, buf);
+        h = fnv1a_bytes(h, buf, (size_t)bytes);
+    }
+    free(buf);
+    return h;
+}
+
 void musae_store_close(musae_store *s) {
     if (!s) return;
-    h5_lock();
+    h5_lock(s->info.path);
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++)
         if (s->acts[l] >= 0) H5Dclose(s->acts[l]);
     if (s->mem_type >= 0) H5Tclose(s->mem_type);
@@ -915,313 +1386,4 @@ void musae_store_close(musae_store *s) {
     free(s->info.clip_offset);
     free(s->info.clip_frames);
     free(s);
-}
-
-/* ---- shuffled stream -------------------------------------------------------------------------------------- */
-
-/* Philox streams of the reader (the seed is the caller's): */
-#define STREAM_SPLIT 0x5350ull               /* clip c -> train/val, counter c */
-#define STREAM_BLOCKS (1ull << 56)            /* | epoch: the order of chunks in an epoch */
-#define STREAM_ROWS (2ull << 56)              /* | epoch << 24 | window: the order of rows in a window */
-
-typedef struct {
-    uint64_t seed, stream, ctr;
-    musae_u32x4 buf;
-    int left;
-} rng_words;
-
-static uint32_t rng_next(rng_words *r) {
-    if (!r->left) {
-        r->buf = musae_philox(r->seed, r->stream, r->ctr++);
-        r->left = 4;
-    }
-    return r->buf.v[4 - r->left--];
-}
-
-/* Fisher–Yates with j = floor(u32 * (i+1) / 2^32): the same permutation on every machine. */
-static void shuffle_i64(int64_t *a, int64_t n, uint64_t seed, uint64_t stream) {
-    rng_words r = {seed, stream, 0, {{0, 0, 0, 0}}, 0};
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(((uint64_t)rng_next(&r) * (uint64_t)(i + 1)) >> 32);
-        int64_t t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
-typedef struct {
-    void *raw[MUSAE_STORE_MAX_LAYERS]; /* [rows, H] storage dtype */
-    int64_t *order;                    /* [rows] row within raw, in delivery order */
-    int64_t rows, skipped, epoch, window, seq;
-    int state;                         /* 0 free, 1 ready, 2 end of stream */
-} window_slot;
-
-struct musae_stream {
-    musae_store *s;
-    musae_stream_opts o;
-    int li[MUSAE_STORE_MAX_LAYERS];    /* store layer index of each requested layer */
-    int64_t C, n_blocks, blocks_per_window, split_rows, n_nonempty;
-    int64_t *range_first;              /* [n_blocks + 1] into ranges */
-    int64_t (*ranges)[2];              /* split rows of each block as [row0, n) */
-    int64_t *nonempty;                 /* blocks with split rows, in store order */
-    int64_t windows_per_epoch;
-    void *blockbuf;                    /* one chunk of one layer */
-    window_slot slot[2];
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    /* consumer */
-    int64_t seq;                       /* window sequence number being consumed */
-    musae_stream_pos pos;
-};
-
-static int clip_in_val(uint64_t split_seed, int64_t c, double frac) {
-    return musae_u32_to_unit(musae_philox(split_seed, STREAM_SPLIT, (uint64_t)c).v[0]) < frac;
-}
-
-int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t n_clips, int64_t c) {
-    if (clip_in_val(split_seed, c, val_fraction)) return 1;
-    if (val_fraction <= 0 || n_clips < 2 || c != n_clips - 1) return 0;
-    for (int64_t i = 0; i < n_clips; i++) /* none drawn: the last clip is held out */
-        if (clip_in_val(split_seed, i, val_fraction)) return 0;
-    return 1;
-}
-
-static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
-    if (dt == MUSAE_F16) {
-        const uint16_t *h = (const uint16_t *)raw + r * d;
-        for (int i = 0; i < d; i++)
-            if ((h[i] & 0x7c00u) == 0x7c00u) return 1;
-    } else {
-        const uint32_t *f = (const uint32_t *)raw + r * d;
-        for (int i = 0; i < d; i++)
-            if ((f[i] & 0x7f800000u) == 0x7f800000u) return 1;
-    }
-    return 0;
-}
-
-static int64_t clip_of_row(const musae_store_info *in, int64_t row) {
-    int64_t lo = 0, hi = in->n_clips - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi + 1) / 2;
-        if (in->clip_offset[mid] <= row) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
-
-/* Loads window `w` of epoch `e` into slot: the chunks, the non-finite filter, and the row order. */
-static void load_window(musae_stream *st, window_slot *sl, int64_t e, int64_t w) {
-    const musae_store_info *in = &st->s->info;
-    const int d = in->d_model;
-    const size_t esz = musae_dtype_size(in->dtype), rowb = (size_t)d * esz;
-    int64_t *blocks = musae_xmalloc(sizeof(int64_t) * (size_t)st->n_nonempty);
-    memcpy(blocks, st->nonempty, sizeof(int64_t) * (size_t)st->n_nonempty);
-    if (st->o.shuffle) shuffle_i64(blocks, st->n_nonempty, st->o.seed, STREAM_BLOCKS | (uint64_t)e);
-    int64_t b0 = w * st->blocks_per_window, b1 = b0 + st->blocks_per_window;
-    if (b1 > st->n_nonempty) b1 = st->n_nonempty;
-    int64_t rows = 0;
-    for (int64_t bi = b0; bi < b1; bi++) {
-        int64_t b = blocks[bi], r0 = b * st->C, nb = (r0 + st->C <= in->n_rows ? st->C : in->n_rows - r0);
-        for (int l = 0; l < st->o.n_layers; l++) {
-            read_raw(st->s, st->li[l], r0, nb, st->blockbuf);
-            int64_t at = rows;
-            for (int64_t k = st->range_first[b]; k < st->range_first[b + 1]; k++) {
-                memcpy((uint8_t *)sl->raw[l] + (size_t)at * rowb, (uint8_t *)st->blockbuf + (size_t)(st->ranges[k][0] - r0) * rowb,
-                       (size_t)st->ranges[k][1] * rowb);
-                at += st->ranges[k][1];
-            }
-        }
-        /* remember the store row of each window row only through the ranges: needed for error messages */
-        int64_t at = rows;
-        for (int64_t k = st->range_first[b]; k < st->range_first[b + 1]; k++)
-            for (int64_t r = 0; r < st->ranges[k][1]; r++) sl->order[at++] = st->ranges[k][0] + r;
-        rows = at;
-    }
-    free(blocks);
-    /* order[] holds store rows; turn it into window rows that pass the non-finite filter */
-    int64_t kept = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int bad = 0;
-        for (int l = 0; l < st->o.n_layers && !bad; l++) bad = row_nonfinite(in->dtype, sl->raw[l], r, d);
-        if (bad && !st->o.skip_nonfinite) {
-            int64_t row = sl->order[r], c = clip_of_row(in, row);
-            char *p = musae_store_clip_path(st->s, c);
-            musae_fail("%s: row %lld (clip %lld '%s', frame %lld) holds NaN/Inf; pass --skip-nonfinite to skip such "
-                       "rows (they are counted)",
-                       in->path, (long long)row, (long long)c, p, (long long)(row - in->clip_offset[c]));
-        }
-        if (!bad) sl->order[kept++] = r;
-    }
-    sl->skipped = rows - kept;
-    sl->rows = kept;
-    if (st->o.shuffle)
-        shuffle_i64(sl->order, kept, st->o.seed, STREAM_ROWS | ((uint64_t)e << 24) | (uint64_t)w);
-    sl->epoch = e;
-    sl->window = w;
-}
-
-static void *producer(void *arg) {
-    musae_stream *st = arg;
-    int64_t e = st->o.start.epoch, w = st->o.start.window;
-    for (int64_t seq = 0;; seq++) {
-        window_slot *sl = &st->slot[seq & 1];
-        pthread_mutex_lock(&st->mu);
-        while (sl->state != 0 && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
-        pthread_mutex_unlock(&st->mu);
-        if (st->stop) break;
-        int end = 0;
-        if (w >= st->windows_per_epoch) {
-            if (!st->o.loop) end = 1;
-            e++;
-            w = 0;
-        }
-        if (!end) load_window(st, sl, e, w);
-        sl->seq = seq;
-        pthread_mutex_lock(&st->mu);
-        sl->state = end ? 2 : 1;
-        pthread_cond_broadcast(&st->cv);
-        pthread_mutex_unlock(&st->mu);
-        if (end) break;
-        w++;
-    }
-    return NULL;
-}
-
-musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
-    const musae_store_info *in = &s->info;
-    musae_stream *st = musae_xcalloc(1, sizeof *st);
-    st->s = s;
-    st->o = *o;
-    MUSAE_ASSERT(o->n_layers >= 1 && o->n_layers <= MUSAE_STORE_MAX_LAYERS, "%d layers", o->n_layers);
-    for (int l = 0; l < o->n_layers; l++) {
-        st->li[l] = musae_store_layer_index(s, o->layers[l]);
-        if (st->li[l] < 0) {
-            char have[512] = "";
-            for (int i = 0; i < in->n_layers; i++)
-                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", i ? "," : "", in->layers[i]);
-            musae_fail("%s: no layer %d in the store (it holds layers %s)", in->path, o->layers[l], have);
-        }
-    }
-    /* which clips are in the split */
-    uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    for (int64_t c = 0; c < in->n_clips; c++) {
-        const int val = musae_store_clip_held_out(o->split_seed, o->val_fraction, in->n_clips, c);
-        in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
-    }
-    /* per chunk, the row ranges of the split (clips are contiguous and in row order) */
-    st->C = in->chunk_rows;
-    st->n_blocks = (in->n_rows + st->C - 1) / st->C;
-    st->range_first = musae_xcalloc((size_t)st->n_blocks + 1, sizeof(int64_t));
-    size_t cap = (size_t)st->n_blocks + (size_t)in->n_clips + 1;
-    st->ranges = musae_xmalloc(cap * sizeof *st->ranges);
-    st->nonempty = musae_xmalloc(sizeof(int64_t) * ((size_t)st->n_blocks + 1));
-    int64_t nr = 0, c = 0;
-    for (int64_t b = 0; b < st->n_blocks; b++) {
-        int64_t r0 = b * st->C, r1 = r0 + st->C < in->n_rows ? r0 + st->C : in->n_rows, before = nr;
-        st->range_first[b] = nr;
-        while (c < in->n_clips && in->clip_offset[c + 1] <= r0) c++;
-        for (int64_t cc = c; cc < in->n_clips && in->clip_offset[cc] < r1; cc++) {
-            if (!in_split[cc]) continue;
-            int64_t a = in->clip_offset[cc] > r0 ? in->clip_offset[cc] : r0;
-            int64_t z = in->clip_offset[cc + 1] < r1 ? in->clip_offset[cc + 1] : r1;
-            if (z <= a) continue;
-            if (nr > before && st->ranges[nr - 1][0] + st->ranges[nr - 1][1] == a) st->ranges[nr - 1][1] += z - a;
-            else {
-                MUSAE_ASSERT((size_t)nr < cap, "range table overflow");
-                st->ranges[nr][0] = a;
-                st->ranges[nr][1] = z - a;
-                nr++;
-            }
-            st->split_rows += z - a;
-        }
-        if (nr > before) st->nonempty[st->n_nonempty++] = b;
-    }
-    st->range_first[st->n_blocks] = nr;
-    free(in_split);
-    if (st->split_rows == 0)
-        musae_fail("%s: the %s split is empty (%lld clips, val fraction %g)", in->path,
-                   o->split == MUSAE_SPLIT_VAL ? "validation" : "training", (long long)in->n_clips, o->val_fraction);
-    st->blocks_per_window = o->window_rows > st->C ? o->window_rows / st->C : 1;
-    st->windows_per_epoch = (st->n_nonempty + st->blocks_per_window - 1) / st->blocks_per_window;
-    const size_t rowb = (size_t)in->d_model * musae_dtype_size(in->dtype);
-    const size_t wrows = (size_t)(st->blocks_per_window * st->C);
-    st->blockbuf = musae_xmalloc((size_t)st->C * rowb);
-    for (int i = 0; i < 2; i++) {
-        for (int l = 0; l < o->n_layers; l++) st->slot[i].raw[l] = musae_xmalloc(wrows * rowb);
-        st->slot[i].order = musae_xmalloc(wrows * sizeof(int64_t));
-    }
-    st->pos = o->start;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    if (pthread_create(&st->thread, NULL, producer, st)) musae_fail("cannot start the prefetch thread");
-    return st;
-}
-
-int64_t musae_stream_next(musae_stream *st, int64_t n, float *const *out) {
-    const musae_store_info *in = &st->s->info;
-    const int d = in->d_model;
-    const size_t esz = musae_dtype_size(in->dtype);
-    int64_t got = 0;
-    while (got < n) {
-        window_slot *sl = &st->slot[st->seq & 1];
-        pthread_mutex_lock(&st->mu);
-        while (sl->state == 0) pthread_cond_wait(&st->cv, &st->mu);
-        pthread_mutex_unlock(&st->mu);
-        if (sl->state == 2) break;
-        st->pos.epoch = sl->epoch;
-        st->pos.window = sl->window;
-        int64_t take = sl->rows - st->pos.offset;
-        if (take > n - got) take = n - got;
-        for (int l = 0; l < st->o.n_layers; l++) {
-            float *dst = out[l] + (size_t)got * d;
-            const uint8_t *raw = sl->raw[l];
-            const int64_t *ord = sl->order + st->pos.offset;
-#pragma omp parallel for schedule(static) if (take * d > 65536)
-            for (int64_t r = 0; r < take; r++)
-                raw_to_f32(in->dtype, raw + (size_t)ord[r] * d * esz, (size_t)d, dst + (size_t)r * d);
-        }
-        got += take;
-        st->pos.offset += take;
-        st->pos.delivered += take;
-        if (st->pos.offset == sl->rows) { /* window done: hand the slot back to the producer */
-            st->pos.skipped += sl->skipped;
-            pthread_mutex_lock(&st->mu);
-            sl->state = 0;
-            pthread_cond_broadcast(&st->cv);
-            pthread_mutex_unlock(&st->mu);
-            st->seq++;
-            st->pos.offset = 0;
-            st->pos.window++;
-            if (st->pos.window >= st->windows_per_epoch) {
-                st->pos.window = 0;
-                st->pos.epoch++;
-            }
-        }
-    }
-    return got;
-}
-
-musae_stream_pos musae_stream_tell(const musae_stream *st) { return st->pos; }
-int64_t musae_stream_split_rows(const musae_stream *st) { return st->split_rows; }
-
-void musae_stream_close(musae_stream *st) {
-    if (!st) return;
-    pthread_mutex_lock(&st->mu);
-    st->stop = 1;
-    pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->thread, NULL);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    for (int i = 0; i < 2; i++) {
-        for (int l = 0; l < st->o.n_layers; l++) free(st->slot[i].raw[l]);
-        free(st->slot[i].order);
-    }
-    free(st->blockbuf);
-    free(st->range_first);
-    free(st->ranges);
-    free(st->nonempty);
-    free(st);
 }

@@ -7,6 +7,8 @@
  *   /clips/path        [n_clips] variable-length UTF-8 strings
  *   /clips/n_frames    [n_clips] int32
  *   /clips/offset      [n_clips] int64   first row of the clip
+ *   /clips/file        [n_clips] variable-length UTF-8: canonical path of the clip's source file ("" none)
+ *   /clips/file_size, /clips/file_mtime_ns  [n_clips] int64: that file's size and mtime when captured
  *   /truth/...         optional f32 datasets (synthetic stores: /truth/directions [G, H])
  *   root attrs: model (str), d_model (int32), frame_rate (f64), layers (int32[]), musae_version (str),
  *               complete (int32 0/1), n_rows (int64), n_clips (int64)
@@ -17,7 +19,9 @@
  * only at addresses the last flushed metadata does not reference, so a writer killed at any point except
  * inside the flush itself leaves the file exactly as of the last commit. The writer commits after every
  * clip. Readers trust n_rows / n_clips, never the dataset extents. A store opened for append is cut back to
- * its committed counts and continues.
+ * its committed counts and continues. Before each flush the writer reserves (fallocate) every block the flush
+ * can write, so a full disk fails before anything is written; HDF5's flush at exit is off, so a failed writer
+ * leaves the file as a kill does. One writer at a time: "<store>.lock" (musae_store_lock).
  *
  * Thread safety: the serial HDF5 library is not thread-safe, so every function here that touches HDF5
  * holds one process-wide lock; the prefetch thread and the caller may use the store concurrently. */
@@ -47,23 +51,57 @@ typedef struct {
     int64_t chunk_rows;         /* C; 0 = rows per ~1 MiB chunk */
     const char *dtype_source;   /* what the activations were computed in ("f32"); attr on each acts dataset */
     int captions;               /* 1: keep each clip's text condition in /clips/caption (musae capture --captions) */
+    /* optional: one f32 dataset written with the empty store, so it is there from the store's first moment
+     * (musae capture's /capture/params) */
+    const char *extra_name;
+    int extra_rank;
+    const int64_t *extra_shape;
+    const float *extra_data;
 } musae_store_spec;
 
 typedef struct musae_store_writer musae_store_writer;
 
-/* Creates a new store (fails with a one-line reason if path exists). */
+/* The file a clip was cut from, as /clips/file, /clips/file_size and /clips/file_mtime_ns record it: a clip is
+ * keyed by its file's canonical path (realpath) and its name's fragment ("#t=0,10"), so the same file under
+ * another spelling (a//b.wav, an absolute path, a symlink) is the same clip; size and mtime tell whether the
+ * file changed since. */
+typedef struct {
+    const char *file;    /* canonical path */
+    int64_t size;        /* bytes */
+    int64_t mtime_ns;    /* modification time, ns since the epoch */
+    const char *caption; /* the clip's text condition for a store with spec.captions (NULL: ""); not part of the
+                          * file's identity */
+} musae_clip_source;
+
+/* The identity of the file at path now: 0 (src->file malloc'd) or -1 with errno. */
+int musae_clip_source_of(const char *path, musae_clip_source *src);
+
+/* The writer lock: "<store>.lock" beside the store, made with O_CREAT|O_EXCL and holding "PID HOST". A second
+ * writer fails with "<store> is in use by PID <pid> on <host>"; a lock whose PID is dead on this host (a
+ * killed writer) is taken over. Counted per process (create/append take it too, close releases it); removed
+ * at exit, also on musae_fail. Readers neither take nor check it. */
+void musae_store_lock(const char *store);
+void musae_store_unlock(const char *store);
+
+/* Creates a new store (fails with a one-line reason if path exists; an empty file, left by a failed
+ * creation of an older musae, is replaced). The store is built as "<path>.creating" and renamed into place
+ * after its first commit, so a failed creation leaves nothing at path. Takes the writer lock.
+ * Every failure of a writer (a full disk included) is a one-line musae_fail naming the file and the reason;
+ * the file then stays as of its last commit. */
 musae_store_writer *musae_store_create(const char *path, const musae_store_spec *spec);
 /* Opens an existing store to continue it; spec must match what it holds (model, d_model, layers, dtype), and
- * rows past the committed count (a killed writer's tail) are discarded. */
+ * rows past the committed count (a killed writer's tail) are discarded. Takes the writer lock. */
 musae_store_writer *musae_store_append(const char *path, const musae_store_spec *spec);
 /* Adds one clip: acts[l] is [n_frames, H] f32 for spec.layers[l]. f16 stores count values that overflow
  * f16 (|x| > 65504) and fail loudly, naming the clip and layer, before anything of the clip is committed.
  * Non-finite source values are counted and stored as they are (the trainer decides what to do with them).
  * The clip is committed (durable against a kill) when this returns. */
 void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t n_frames, const float *const *acts);
-/* The same with the clip's caption, for a store created or continued with spec.captions (NULL: ""). */
-void musae_store_add_clip_captioned(musae_store_writer *w, const char *clip_path, const char *caption,
-                                    int64_t n_frames, const float *const *acts);
+/* The same, for a pipeline thread: a failure (a full disk, an f16 overflow) returns -1 with the one-line reason
+ * in err instead of exiting. The writer is then spent: the caller stops its pipeline and exits through
+ * musae_fail without closing it, which leaves the file as of its last commit. */
+int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
+                             const float *const *acts, char *err, size_t errlen);
 /* Writes an extra f32 dataset (e.g. "/truth/directions"), creating parent groups; committed at once. */
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data);
 int64_t musae_store_writer_rows(const musae_store_writer *w);
@@ -71,6 +109,12 @@ int64_t musae_store_writer_clips(const musae_store_writer *w);
 /* Whether a clip with this path is already stored (for resumable capture). */
 int musae_store_writer_has_clip(const musae_store_writer *w, const char *clip_path);
 int64_t musae_store_writer_nonfinite(const musae_store_writer *w);
+/* Whether the store holds clips of the (canonical) source file: 1 with the size and mtime it had then and the
+ * name its clips got, up to '#' (*name valid while the writer is), else 0. */
+int musae_store_writer_source(const musae_store_writer *w, const char *file, musae_clip_source *have, const char **name);
+/* Whether the clip of that source file with the fragment of clip_name ("...#t=0,10") is stored, or a clip of
+ * that very name without a source file (one an older store holds whose name no longer resolves). */
+int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name);
 /* Commits, sets complete = `complete`, closes and frees. */
 void musae_store_close_writer(musae_store_writer *w, int complete);
 
@@ -109,6 +153,10 @@ char *musae_store_clip_caption(musae_store *s, int64_t i);
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t);
 /* An optional f32 dataset (e.g. "/truth/directions"): malloc'd data with rank/shape filled, or NULL. */
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape);
+/* A 64-bit fingerprint of what a store holds: model, shape, layers, dtype, the committed counts, the clip
+ * table (frames and names of every clip) and the first and last 64 rows of every layer. Another store, or
+ * this one with clips added, gets another (the trainer's resume check). */
+uint64_t musae_store_fingerprint(musae_store *s);
 void musae_store_close(musae_store *s);
 /* Whether the file starts with the HDF5 signature (for `musae info` dispatch). */
 int musae_store_is_hdf5(const char *path);
