@@ -46,6 +46,66 @@ void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *
     }
 }
 
+static void codes_reserve(sae_codes *c, int64_t cap) {
+    if (c->cap >= cap) return;
+    c->idx = musae_xrealloc(c->idx, sizeof(int32_t) * (size_t)(cap + 1));
+    c->val = musae_xrealloc(c->val, sizeof(float) * (size_t)(cap + 1));
+    c->cap = cap;
+}
+
+/* Descending by value, ties to the lower latent: the order sae_cpu_encode gives its rows. */
+static void sort_row(int32_t *idx, float *val, int64_t n) {
+    for (int64_t a = 1; a < n; a++) { /* rows above a threshold are short (about k): insertion sort */
+        const float v = val[a];
+        const int32_t i = idx[a];
+        int64_t b = a;
+        while (b > 0 && (val[b - 1] < v || (val[b - 1] == v && idx[b - 1] > i))) {
+            val[b] = val[b - 1];
+            idx[b] = idx[b - 1];
+            b--;
+        }
+        val[b] = v;
+        idx[b] = i;
+    }
+}
+
+void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre) {
+    const int64_t d = m->d, M = m->M;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < d; j++) xc[r * d + j] = x[r * d + j] - m->p.b_dec[j];
+    if (!m->batch_topk) {
+        codes_reserve(codes, n * m->k);
+        sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, m->k, NULL, 0, codes, NULL, NULL);
+        return;
+    }
+    MUSAE_ASSERT(pre, "batch-top-k needs the [n, M] pre-activation buffer");
+    MUSAE_ASSERT(m->threshold > 0, "batch-top-k SAE without an inference threshold");
+    sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, 0, NULL, 0, codes, NULL, pre);
+    const float thr = (float)m->threshold;
+    int64_t *cnt = codes->ptr;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        int64_t c = 0;
+        for (int64_t j = 0; j < M; j++) c += pre[r * M + j] > thr;
+        cnt[r + 1] = c;
+    }
+    cnt[0] = 0;
+    for (int64_t r = 0; r < n; r++) cnt[r + 1] += cnt[r];
+    codes_reserve(codes, cnt[n]);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        int64_t at = codes->ptr[r];
+        for (int64_t j = 0; j < M; j++)
+            if (pre[r * M + j] > thr) {
+                codes->idx[at] = (int32_t)j;
+                codes->val[at++] = pre[r * M + j];
+            }
+        sort_row(codes->idx + codes->ptr[r], codes->val + codes->ptr[r], at - codes->ptr[r]);
+    }
+    codes->n_rows = n;
+}
+
 void sae_eval_init(sae_eval_acc *a, int d, int M) {
     memset(a, 0, sizeof *a);
     a->d = d;

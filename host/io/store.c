@@ -1,8 +1,7 @@
 /* The HDF5 activation store: writer, validating reader, shuffled prefetching stream (store.h has the layout
- * and the crash-safety argument). This is the only file in musae that includes hdf5.h. */
+ * and the crash-safety argument). HDF5 is included only here and in host/io/h5.c. */
 #include "host/io/store.h"
 
-#include <hdf5.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,28 +12,12 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/h5_check.h"
 
-/* Negative herr_t / hid_t: print HDF5's own error stack, then abort (an internal error, not bad input). */
-#define H5_CHECK(expr)                                                                                     \
-    do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) {                                                                  \
-            H5Eprint2(H5E_DEFAULT, stderr);                                                                \
-            musae_check_failed("HDF5", #expr, __func__, __FILE__, __LINE__, "HDF5 call failed");           \
-        }                                                                                                  \
-    } while (0)
-
-/* Serial HDF5 is not thread-safe: one recursive lock around every call (the prefetch thread reads while the
- * caller may look up a clip path). */
-static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static void h5_lock(void) {
-    static int quiet = 0;
-    pthread_mutex_lock(&g_h5_lock);
-    if (!quiet) { /* our messages name the file and the field; HDF5's stack dumps would bury them */
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        quiet = 1;
-    }
-}
-static void h5_unlock(void) { pthread_mutex_unlock(&g_h5_lock); }
+/* Serial HDF5 is not thread-safe: every call holds the process-wide lock of host/io/h5.h (the prefetch thread
+ * reads while the caller may look up a clip path or write another HDF5 file). */
+#define h5_lock musae_h5_lock
+#define h5_unlock musae_h5_unlock
 
 enum { ROOT_ATTR_MAX_STR = 256 };
 
@@ -930,6 +913,18 @@ static int clip_in_val(uint64_t split_seed, int64_t c, double frac) {
     return musae_u32_to_unit(musae_philox(split_seed, STREAM_SPLIT, (uint64_t)c).v[0]) < frac;
 }
 
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask) {
+    const musae_store_info *in = &s->info;
+    int any_val = 0;
+    for (int64_t c = 0; c < in->n_clips; c++) any_val |= clip_in_val(split_seed, c, val_fraction);
+    for (int64_t c = 0; c < in->n_clips; c++) {
+        int val = clip_in_val(split_seed, c, val_fraction) ||
+                  (!any_val && val_fraction > 0 && in->n_clips >= 2 && c == in->n_clips - 1);
+        mask[c] = split == MUSAE_SPLIT_ALL || (split == MUSAE_SPLIT_VAL) == val;
+    }
+}
+
 static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
     if (dt == MUSAE_F16) {
         const uint16_t *h = (const uint16_t *)raw + r * d;
@@ -1046,15 +1041,8 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
             musae_fail("%s: no layer %d in the store (it holds layers %s)", in->path, o->layers[l], have);
         }
     }
-    /* which clips are in the split */
     uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    int any_val = 0;
-    for (int64_t c = 0; c < in->n_clips; c++) any_val |= clip_in_val(o->split_seed, c, o->val_fraction);
-    for (int64_t c = 0; c < in->n_clips; c++) {
-        int val = clip_in_val(o->split_seed, c, o->val_fraction) ||
-                  (!any_val && o->val_fraction > 0 && in->n_clips >= 2 && c == in->n_clips - 1);
-        in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
-    }
+    musae_store_split_mask(s, o->split, o->val_fraction, o->split_seed, in_split);
     /* per chunk, the row ranges of the split (clips are contiguous and in row order) */
     st->C = in->chunk_rows;
     st->n_blocks = (in->n_rows + st->C - 1) / st->C;

@@ -115,6 +115,10 @@ void musae_store_describe(musae_store *s, FILE *out);
  * below val_fraction (at least one clip when val_fraction > 0 and the store has two or more). */
 typedef enum { MUSAE_SPLIT_TRAIN = 0, MUSAE_SPLIT_VAL = 1, MUSAE_SPLIT_ALL = 2 } musae_split;
 
+/* Which clips a split holds, by the rule above: mask[c] = 1 for each clip c (of n_clips) in it. */
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask);
+
 /* Where a stream is: resuming at a position delivers exactly the rows an uninterrupted stream would. */
 typedef struct {
     int64_t epoch;      /* passes over the split so far */
