@@ -557,8 +557,6 @@ int analyze_run(const analyze_opts *o) {
     if (split_rows == 0)
         musae_fail("%s: the %s split holds no rows (%lld clips, val fraction %g)", o->acts,
                    o->split_all ? "all" : "validation", (long long)in->n_clips, vf);
-    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows", o->n_sae, layer, o->acts,
-             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows);
 
     float E[FINE_BINS + 1];
     for (int f = 0; f <= FINE_BINS; f++) E[f] = fine_edge(f);
@@ -578,6 +576,8 @@ int analyze_run(const analyze_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows", o->n_sae, layer, o->acts,
+             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows);
     musae_progress pr;
     musae_progress_init(&pr, "analyze", "rows", split_rows);
     int64_t c = 0, t = 0; /* the next row to read: frame t of store clip c */

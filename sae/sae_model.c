@@ -81,6 +81,7 @@ void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *c
     }
     MUSAE_ASSERT(pre, "batch-top-k needs the [n, M] pre-activation buffer");
     MUSAE_ASSERT(m->threshold > 0, "batch-top-k SAE without an inference threshold");
+    codes_reserve(codes, n); /* the encoder reads a (k = 0, empty) heap's slot */
     sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, 0, NULL, 0, codes, NULL, pre);
     const float thr = (float)m->threshold;
     int64_t *cnt = codes->ptr;

@@ -69,12 +69,31 @@ musae_h5 *musae_h5_create(const char *path, char *err, size_t errlen) {
     return h;
 }
 
-/* A link-creation property list that makes missing parent groups. */
-static hid_t lcpl_parents(void) {
-    hid_t l = H5Pcreate(H5P_LINK_CREATE);
-    H5_CHECK(l);
-    H5_CHECK(H5Pset_create_intermediate_group(l, 1));
-    return l;
+/* Creates the missing parent groups of name ("/a/b/c" makes /a and /a/b). No object records a modification
+ * time, so the same content gives the same bytes. */
+static void make_parents(hid_t file, const char *name) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) {
+            hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+            H5_CHECK(H5Pset_obj_track_times(gcpl, 0));
+            hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+            H5_CHECK(g);
+            H5Gclose(g);
+            H5Pclose(gcpl);
+        }
+        *p = '/';
+    }
+}
+
+static hid_t untimed_dcpl(void) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5_CHECK(dcpl);
+    H5_CHECK(H5Pset_obj_track_times(dcpl, 0));
+    return dcpl;
 }
 
 void musae_h5_write(musae_h5 *h, const char *name, musae_h5_type t, int rank, const int64_t *shape, const void *data) {
@@ -83,13 +102,14 @@ void musae_h5_write(musae_h5 *h, const char *name, musae_h5_type t, int rank, co
     hsize_t dims[3];
     hsize_t n = 1;
     for (int i = 0; i < rank; i++) n *= dims[i] = (hsize_t)shape[i];
-    hid_t sp = H5Screate_simple(rank, dims, NULL), lcpl = lcpl_parents();
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = untimed_dcpl();
     H5_CHECK(sp);
-    hid_t d = H5Dcreate2(h->file, name, file_type(t), sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    make_parents(h->file, name);
+    hid_t d = H5Dcreate2(h->file, name, file_type(t), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5_CHECK(d);
     if (n > 0) H5_CHECK(H5Dwrite(d, mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
     H5Dclose(d);
-    H5Pclose(lcpl);
+    H5Pclose(dcpl);
     H5Sclose(sp);
     musae_h5_unlock();
 }
@@ -97,12 +117,13 @@ void musae_h5_write(musae_h5 *h, const char *name, musae_h5_type t, int rank, co
 void musae_h5_write_strings(musae_h5 *h, const char *name, int64_t n, const char *const *s) {
     musae_h5_lock();
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL), st = vlen_str_type(), lcpl = lcpl_parents();
-    hid_t d = H5Dcreate2(h->file, name, st, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t sp = H5Screate_simple(1, dims, NULL), st = vlen_str_type(), dcpl = untimed_dcpl();
+    make_parents(h->file, name);
+    hid_t d = H5Dcreate2(h->file, name, st, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5_CHECK(d);
     if (n > 0) H5_CHECK(H5Dwrite(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
     H5Dclose(d);
-    H5Pclose(lcpl);
+    H5Pclose(dcpl);
     H5Tclose(st);
     H5Sclose(sp);
     musae_h5_unlock();
