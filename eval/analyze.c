@@ -3,11 +3,13 @@
 #include "eval/analyze.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eval/features_io.h"
 #include "host/core/check.h"
@@ -118,13 +120,19 @@ typedef struct {
     int32_t *c_peak;             /* [M] frame of c_max's first occurrence */
     int32_t *touched;            /* [M] latents active in the clip, in first-seen order */
     int64_t n_touched;
-    /* the per-clip table (CSR by output clip) */
+    /* the per-clip table (CSR by output clip): indptr in memory, the entries in an unlinked file beside the
+     * output, so memory does not grow with the store */
     int64_t *indptr, cap_clips;
-    int32_t *cf_feat;
-    float *cf_mean, *cf_max;
-    int64_t nnz, cap_nnz;
+    FILE *spill;
+    int64_t nnz;
     encoder enc;
 } acc;
+
+/* One entry of the per-clip table as spilled. */
+typedef struct {
+    int32_t feat;
+    float mean, max;
+} cf_rec;
 
 /* "a is worse than b" for the top-N: a smaller clip max, or the same max in a later clip. */
 static inline int top_worse(float am, int32_t ac, float bm, int32_t bc) { return am < bm || (am == bm && ac > bc); }
@@ -163,7 +171,7 @@ static void top_push(acc *a, int64_t i, float v, int32_t clip, int32_t frame) {
     }
 }
 
-static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows) {
+static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out) {
     memset(a, 0, sizeof *a);
     const size_t M = (size_t)m->M;
     a->m = m;
@@ -187,16 +195,18 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows) 
     a->touched = musae_xcalloc(M, sizeof(int32_t));
     a->cap_clips = 1024;
     a->indptr = musae_xcalloc((size_t)a->cap_clips + 1, sizeof(int64_t));
-    a->cap_nnz = 1 << 16;
-    a->cf_feat = musae_xmalloc(sizeof(int32_t) * (size_t)a->cap_nnz);
-    a->cf_mean = musae_xmalloc(sizeof(float) * (size_t)a->cap_nnz);
-    a->cf_max = musae_xmalloc(sizeof(float) * (size_t)a->cap_nnz);
+    char spill[4200];
+    snprintf(spill, sizeof spill, "%s.partial.cf", out);
+    a->spill = fopen(spill, "w+b");
+    if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
+    unlink(spill); /* anonymous from now on: gone with the process, however it ends */
     encoder_init(&a->enc, m, block_rows);
 }
 
 static void acc_free(acc *a) {
     void *p[] = {a->n_active, a->sum, a->max, a->fine, a->n_fired_clips, a->top_max, a->top_clip, a->top_frame,
-                 a->top_n, a->c_sum, a->c_max, a->c_peak, a->touched, a->indptr, a->cf_feat, a->cf_mean, a->cf_max};
+                 a->top_n, a->c_sum, a->c_max, a->c_peak, a->touched, a->indptr};
+    if (a->spill) fclose(a->spill);
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     encoder_free(&a->enc);
     memset(a, 0, sizeof *a);
@@ -215,17 +225,10 @@ static void acc_finish_clip(acc *a, int64_t frames) {
         a->cap_clips *= 2;
         a->indptr = musae_xrealloc(a->indptr, sizeof(int64_t) * (size_t)(a->cap_clips + 1));
     }
-    if (a->nnz + a->n_touched > a->cap_nnz) {
-        while (a->nnz + a->n_touched > a->cap_nnz) a->cap_nnz *= 2;
-        a->cf_feat = musae_xrealloc(a->cf_feat, sizeof(int32_t) * (size_t)a->cap_nnz);
-        a->cf_mean = musae_xrealloc(a->cf_mean, sizeof(float) * (size_t)a->cap_nnz);
-        a->cf_max = musae_xrealloc(a->cf_max, sizeof(float) * (size_t)a->cap_nnz);
-    }
     for (int64_t t = 0; t < a->n_touched; t++) {
         const int32_t i = a->touched[t];
-        a->cf_feat[a->nnz] = i;
-        a->cf_mean[a->nnz] = (float)(a->c_sum[i] / (double)frames);
-        a->cf_max[a->nnz] = a->c_max[i];
+        const cf_rec rec = {i, (float)(a->c_sum[i] / (double)frames), a->c_max[i]};
+        if (fwrite(&rec, sizeof rec, 1, a->spill) != 1) musae_fail("the per-clip table's spill file: write failed (disk full?)");
         a->nnz++;
         a->n_fired_clips[i]++;
         top_push(a, i, a->c_max[i], (int32_t)c, a->c_peak[i]);
@@ -365,19 +368,32 @@ static void neighbours(const sae_model *m, int32_t *nb, float *nc) {
     free(w);
 }
 
+/* features_cf_source over an accumulator's spill file. */
+static int spill_read(void *ctx, int64_t e0, int64_t n, int32_t *feature, float *mean, float *max, char *err,
+                      size_t errlen) {
+    acc *a = ctx;
+    cf_rec *buf = musae_xmalloc(sizeof(cf_rec) * (size_t)(n + 1));
+    int rc = fseek(a->spill, (long)(e0 * (int64_t)sizeof(cf_rec)), SEEK_SET) == 0 &&
+                     fread(buf, sizeof(cf_rec), (size_t)n, a->spill) == (size_t)n
+                 ? 0
+                 : -1;
+    for (int64_t e = 0; !rc && e < n; e++) feature[e] = buf[e].feat, mean[e] = buf[e].mean, max[e] = buf[e].max;
+    if (rc) snprintf(err, errlen, "the per-clip table's spill file: read failed");
+    free(buf);
+    return rc;
+}
+
 /* Everything the file holds for one SAE, from its accumulator and the shared clip bookkeeping. */
 static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_frames, uint64_t seed,
-                            const float *E) {
+                            int64_t budget, const float *E) {
     const int64_t M = a->M, N = a->N;
     f->M = M;
     f->N = N;
     f->C = C;
-    f->nnz = a->nnz;
+    f->nnz = 0; /* the table's entries stay in the spill file (written through a features_cf_source) */
     features_alloc(f);
+    f->nnz = a->nnz;
     memcpy(f->cf_indptr, a->indptr, sizeof(int64_t) * (size_t)(C + 1));
-    memcpy(f->cf_feature, a->cf_feat, sizeof(int32_t) * (size_t)a->nnz);
-    memcpy(f->cf_mean, a->cf_mean, sizeof(float) * (size_t)a->nnz);
-    memcpy(f->cf_max, a->cf_max, sizeof(float) * (size_t)a->nnz);
     /* output bins: w fine bins each, from the fine bin of the smallest active value */
     int64_t f_lo = 0, w = 1;
     if (a->vmax > 0) {
@@ -416,38 +432,52 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
             f->top_clip_frame[i * N + j] = in ? hf[j] : -1;
         }
     }
-    /* the table by latent: each latent's firing clips ascending with their maxima */
-    int64_t *fptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t));
-    for (int64_t e = 0; e < a->nnz; e++) fptr[a->cf_feat[e] + 1]++;
-    for (int64_t i = 0; i < M; i++) fptr[i + 1] += fptr[i];
-    int32_t *fclip = musae_xmalloc(sizeof(int32_t) * (size_t)(a->nnz + 1));
-    float *fmax = musae_xmalloc(sizeof(float) * (size_t)(a->nnz + 1));
-    int64_t *at = musae_xmalloc(sizeof(int64_t) * (size_t)(M + 1)), maxF = 0;
-    memcpy(at, fptr, sizeof(int64_t) * (size_t)M);
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t e = a->indptr[c]; e < a->indptr[c + 1]; e++) {
-            const int32_t i = a->cf_feat[e];
-            fclip[at[i]] = (int32_t)c;
-            fmax[at[i]++] = a->cf_max[e];
-        }
-    for (int64_t i = 0; i < M; i++) maxF = fptr[i + 1] - fptr[i] > maxF ? fptr[i + 1] - fptr[i] : maxF;
+    /* the table by latent, for ranges of latents whose entries fit the budget: each latent's firing clips
+     * ascending with their maxima, gathered by one sequential read of the spill per range */
+    int64_t *fptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t)), *at = musae_xmalloc(sizeof(int64_t) * (size_t)(M + 1));
+    for (int64_t i = 0; i < M; i++) fptr[i + 1] = fptr[i] + a->n_fired_clips[i];
+    MUSAE_ASSERT(fptr[M] == a->nnz, "table entries %lld, latent counts %lld", (long long)a->nnz, (long long)fptr[M]);
+    cf_rec *buf = musae_xmalloc(sizeof(cf_rec) * 65536);
+    for (int64_t i0 = 0; i0 < M;) {
+        int64_t i1 = i0 + 1;
+        while (i1 < M && fptr[i1 + 1] - fptr[i0] <= budget) i1++;
+        const int64_t base = fptr[i0], n_in = fptr[i1] - base;
+        int32_t *fclip = musae_xmalloc(sizeof(int32_t) * (size_t)(n_in + 1));
+        float *fmax = musae_xmalloc(sizeof(float) * (size_t)(n_in + 1));
+        memcpy(at, fptr, sizeof(int64_t) * (size_t)(M + 1));
+        if (fseek(a->spill, 0, SEEK_SET)) musae_fail("the per-clip table's spill file: seek failed");
+        for (int64_t c = 0, e = 0; c < C; c++)
+            for (; e < a->indptr[c + 1]; e++) {
+                if (e % 65536 == 0 && fread(buf, sizeof(cf_rec), (size_t)(a->nnz - e < 65536 ? a->nnz - e : 65536),
+                                            a->spill) == 0)
+                    musae_fail("the per-clip table's spill file: read failed");
+                const cf_rec *r = &buf[e % 65536];
+                if (r->feat < i0 || r->feat >= i1) continue;
+                fclip[at[r->feat] - base] = (int32_t)c;
+                fmax[at[r->feat]++ - base] = r->max;
+            }
+        int64_t maxF = 0;
+        for (int64_t i = i0; i < i1; i++) maxF = fptr[i + 1] - fptr[i] > maxF ? fptr[i + 1] - fptr[i] : maxF;
 #pragma omp parallel
-    {
-        int32_t *wc = musae_xmalloc(sizeof(int32_t) * (size_t)(maxF + 1));
-        float *wv = musae_xmalloc(sizeof(float) * (size_t)(maxF + 1));
+        {
+            int32_t *wc = musae_xmalloc(sizeof(int32_t) * (size_t)(maxF + 1));
+            float *wv = musae_xmalloc(sizeof(float) * (size_t)(maxF + 1));
 #pragma omp for schedule(dynamic, 64)
-        for (int64_t i = 0; i < M; i++) {
-            const int64_t F = fptr[i + 1] - fptr[i];
-            pick_quantiles(fclip + fptr[i], fmax + fptr[i], F, wc, wv,
-                           f->quantile_clip + i * FEATURES_DECILES * FEATURES_PER_DECILE);
-            pick_random(fclip + fptr[i], F, C, seed, i, f->random_clip + i * FEATURES_RANDOM);
+            for (int64_t i = i0; i < i1; i++) {
+                const int64_t F = fptr[i + 1] - fptr[i];
+                pick_quantiles(fclip + fptr[i] - base, fmax + fptr[i] - base, F, wc, wv,
+                               f->quantile_clip + i * FEATURES_DECILES * FEATURES_PER_DECILE);
+                pick_random(fclip + fptr[i] - base, F, C, seed, i, f->random_clip + i * FEATURES_RANDOM);
+            }
+            free(wc);
+            free(wv);
         }
-        free(wc);
-        free(wv);
+        free(fclip);
+        free(fmax);
+        i0 = i1;
     }
+    free(buf);
     free(fptr);
-    free(fclip);
-    free(fmax);
     free(at);
     neighbours(a->m, f->neighbors, f->neighbor_cos);
 }
@@ -516,6 +546,7 @@ void analyze_opts_defaults(analyze_opts *o) {
     o->min_rate = 0.01;
     o->max_rate = 0.25;
     o->block_rows = 4096;
+    o->regroup_entries = (int64_t)1 << 23;
 }
 
 int analyze_run(const analyze_opts *o) {
@@ -562,7 +593,7 @@ int analyze_run(const analyze_opts *o) {
     for (int f = 0; f <= FINE_BINS; f++) E[f] = fine_edge(f);
     const int64_t B = o->block_rows, d = in->d_model;
     acc *accs = musae_xcalloc((size_t)o->n_sae, sizeof(acc));
-    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B);
+    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i]);
     float *x = musae_xmalloc(sizeof(float) * (size_t)(B * d));
     int64_t *oclip = musae_xmalloc(sizeof(int64_t) * (size_t)B);
     int32_t *frame = musae_xmalloc(sizeof(int32_t) * (size_t)B);
@@ -647,7 +678,8 @@ int analyze_run(const analyze_opts *o) {
             memset(&f, 0, sizeof f);
             f.min_rate = o->min_rate;
             f.max_rate = o->max_rate;
-            acc_to_features(a, &f, C, n_frames, o->seed, E);
+            if (fflush(a->spill)) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+            acc_to_features(a, &f, C, n_frames, o->seed, o->regroup_entries, E);
             for (int64_t q = 0; q < C; q++) {
                 f.clip_path[q] = musae_xstrdup(paths[q]);
                 f.clip_frames[q] = in->clip_frames[clip_store[q]];
@@ -675,7 +707,8 @@ int analyze_run(const analyze_opts *o) {
             f.n_clips_empty = n_empty;
             int64_t dead = 0, kept = 0;
             for (int64_t q = 0; q < f.M; q++) dead += f.dead[q], kept += f.keep[q];
-            if (features_write(o->out[i], &f, err, sizeof err)) musae_fail("%s", err);
+            const features_cf_source cf = {spill_read, a};
+            if (features_write(o->out[i], &f, &cf, err, sizeof err)) musae_fail("%s", err);
             char list[256] = "";
             for (int64_t q = 0, shown = 0; q < f.M && shown < 8; q++)
                 if (f.dead[q]) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lld", shown++ ? "," : "",

@@ -63,7 +63,30 @@ static int fsync_path(const char *path) {
     return rc;
 }
 
-int features_write(const char *path, const musae_features *f, char *err, size_t errlen) {
+/* The per-clip table, streamed from cf in pieces of 1M entries. */
+static int write_cf_streamed(musae_h5 *h, const features_cf_source *cf, int64_t nnz, char *err, size_t errlen) {
+    const int64_t piece = 1 << 20, shape[1] = {nnz};
+    musae_h5_create_dataset(h, "/clip_feature/feature", MUSAE_H5_I32, 1, shape);
+    musae_h5_create_dataset(h, "/clip_feature/mean", MUSAE_H5_F32, 1, shape);
+    musae_h5_create_dataset(h, "/clip_feature/max", MUSAE_H5_F32, 1, shape);
+    int32_t *feat = musae_xmalloc(sizeof(int32_t) * (size_t)piece);
+    float *mean = musae_xmalloc(sizeof(float) * (size_t)piece), *mx = musae_xmalloc(sizeof(float) * (size_t)piece);
+    int rc = 0;
+    for (int64_t e0 = 0; e0 < nnz && !rc; e0 += piece) {
+        const int64_t n = nnz - e0 < piece ? nnz - e0 : piece;
+        rc = cf->read(cf->ctx, e0, n, feat, mean, mx, err, errlen);
+        if (rc) break;
+        musae_h5_write_rows(h, "/clip_feature/feature", MUSAE_H5_I32, e0, n, feat);
+        musae_h5_write_rows(h, "/clip_feature/mean", MUSAE_H5_F32, e0, n, mean);
+        musae_h5_write_rows(h, "/clip_feature/max", MUSAE_H5_F32, e0, n, mx);
+    }
+    free(feat);
+    free(mean);
+    free(mx);
+    return rc;
+}
+
+int features_write(const char *path, const musae_features *f, const features_cf_source *cf, char *err, size_t errlen) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.partial", path);
     musae_h5 *h = musae_h5_create(tmp, err, errlen);
@@ -95,9 +118,17 @@ int features_write(const char *path, const musae_features *f, char *err, size_t 
     musae_h5_write(h, "/features/neighbors", MUSAE_H5_I32, 2, sNb, f->neighbors);
     musae_h5_write(h, "/features/neighbor_cos", MUSAE_H5_F32, 2, sNb, f->neighbor_cos);
     musae_h5_write(h, "/clip_feature/indptr", MUSAE_H5_I64, 1, sC1, f->cf_indptr);
-    musae_h5_write(h, "/clip_feature/feature", MUSAE_H5_I32, 1, sZ, f->cf_feature);
-    musae_h5_write(h, "/clip_feature/mean", MUSAE_H5_F32, 1, sZ, f->cf_mean);
-    musae_h5_write(h, "/clip_feature/max", MUSAE_H5_F32, 1, sZ, f->cf_max);
+    if (cf) {
+        if (write_cf_streamed(h, cf, nnz, err, errlen)) {
+            musae_h5_close(h, NULL, 0);
+            unlink(tmp);
+            return -1;
+        }
+    } else {
+        musae_h5_write(h, "/clip_feature/feature", MUSAE_H5_I32, 1, sZ, f->cf_feature);
+        musae_h5_write(h, "/clip_feature/mean", MUSAE_H5_F32, 1, sZ, f->cf_mean);
+        musae_h5_write(h, "/clip_feature/max", MUSAE_H5_F32, 1, sZ, f->cf_max);
+    }
     musae_h5_write_strings(h, "/clips/path", C, (const char *const *)f->clip_path);
     musae_h5_write(h, "/clips/n_frames", MUSAE_H5_I32, 1, sC, f->clip_frames);
     musae_h5_write(h, "/clips/store_index", MUSAE_H5_I64, 1, sC, f->clip_store_index);

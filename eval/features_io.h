@@ -81,9 +81,17 @@ typedef struct {
 /* Allocates every array (zeroed) for the sizes in f->M, N, C, nnz. */
 void features_alloc(musae_features *f);
 void features_free(musae_features *f);
+/* Where the writer takes the per-clip table from when it is not in f->cf_* (musae analyze keeps it on disk):
+ * read(ctx, e0, n, ...) fills entries [e0, e0 + n) in order; 0, or -1 with the reason in err. */
+typedef struct {
+    int (*read)(void *ctx, int64_t e0, int64_t n, int32_t *feature, float *mean, float *max, char *err, size_t errlen);
+    void *ctx;
+} features_cf_source;
+
 /* Writes path atomically: path.partial, flushed, fsynced, renamed (a killed run leaves no file under path;
- * the next run overwrites the .partial). Sets complete = 1 in the file. 0, or -1 with the reason in err. */
-int features_write(const char *path, const musae_features *f, char *err, size_t errlen);
+ * the next run overwrites the .partial). Sets complete = 1 in the file. The per-clip table comes from cf when
+ * given (f->cf_feature/mean/max unused; f->cf_indptr still in f), else from f. 0, or -1 with the reason in err. */
+int features_write(const char *path, const musae_features *f, const features_cf_source *cf, char *err, size_t errlen);
 /* Reads and validates a whole file (every dataset's shape against M, N, C, nnz, the CSR's monotonicity and
  * ranges, complete == 1). 0, or -1 with a one-line reason naming the file and the dataset. */
 int features_read(const char *path, musae_features *f, char *err, size_t errlen);

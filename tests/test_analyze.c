@@ -431,6 +431,12 @@ static void test_recompute(void) {
               TOP) == 0,
           "analyze failed");
     CHECK(same_bytes("b_alone.h5", "grid/saeB.h5"), "one SAE alone differs from the same SAE in a two-SAE pass");
+    /* the table regrouped by latent a few entries at a time (many passes over the spill file): the same file */
+    CHECK(run("analyze --sae saeB --acts s.h5 -o b_small.h5 --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5 "
+              "--regroup 37 --block-rows 7",
+              TOP) == 0,
+          "analyze (--regroup 37) failed");
+    CHECK(same_bytes("b_alone.h5", "b_small.h5"), "--regroup 37 --block-rows 7 changed the file");
     /* default split: the clips the trainer held out, with the defaults */
     CHECK(run("analyze --sae saeA --acts s.h5 -o val.h5 --top %d", TOP) == 0, "analyze (val) failed");
     read_or_fail("val.h5", &f);

@@ -28,6 +28,8 @@ static void usage(FILE *f) {
             "  --max-rate R       keep: clip rate <= R (default 0.25)\n"
             "  --seed S           Philox seed of the random clips (default 0)\n"
             "  --block-rows B     rows encoded at once (default 4096)\n"
+            "  --regroup N        per-clip table entries regrouped by feature at once, 8 bytes each (default\n"
+            "                     8388608 = 64 MiB; the table itself stays on disk)\n"
             "  --device D         cpu (the only one built for analyze so far) or auto\n");
 }
 
@@ -60,7 +62,8 @@ int verb_analyze(int argc, char **argv) {
         {"split", required_argument, 0, 'p'},    {"top", required_argument, 0, 'n'},
         {"min-rate", required_argument, 0, 'l'}, {"max-rate", required_argument, 0, 'u'},
         {"seed", required_argument, 0, 'e'},     {"block-rows", required_argument, 0, 'b'},
-        {"device", required_argument, 0, 'd'},   {0, 0, 0, 0}};
+        {"device", required_argument, 0, 'd'},   {"regroup", required_argument, 0, 'g'},
+        {0, 0, 0, 0}};
     char reason[600];
     opterr = 0;
     optind = 1;
@@ -84,6 +87,7 @@ int verb_analyze(int argc, char **argv) {
         case 'e': o.seed = (uint64_t)cli_int("--seed", optarg, 0, INT64_MAX); break;
         case 'b': o.block_rows = cli_int("--block-rows", optarg, 1, 1 << 20); break;
         case 'd': device = optarg; break;
+        case 'g': o.regroup_entries = cli_int("--regroup", optarg, 1, INT64_MAX / 16); break;
         case ':':
             snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
             return bad_option(reason);

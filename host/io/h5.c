@@ -114,6 +114,43 @@ void musae_h5_write(musae_h5 *h, const char *name, musae_h5_type t, int rank, co
     musae_h5_unlock();
 }
 
+void musae_h5_create_dataset(musae_h5 *h, const char *name, musae_h5_type t, int rank, const int64_t *shape) {
+    MUSAE_ASSERT(h->writable && rank >= 1 && rank <= 3, "%s: rank %d", name, rank);
+    musae_h5_lock();
+    hsize_t dims[3];
+    for (int i = 0; i < rank; i++) dims[i] = (hsize_t)shape[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = untimed_dcpl();
+    H5_CHECK(sp);
+    make_parents(h->file, name);
+    hid_t d = H5Dcreate2(h->file, name, file_type(t), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5_CHECK(d);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    musae_h5_unlock();
+}
+
+void musae_h5_write_rows(musae_h5 *h, const char *name, musae_h5_type t, int64_t row0, int64_t n, const void *data) {
+    if (n == 0) return;
+    musae_h5_lock();
+    hid_t d = H5Dopen2(h->file, name, H5P_DEFAULT);
+    H5_CHECK(d);
+    hid_t fs = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(fs);
+    hsize_t dims[3], start[3] = {(hsize_t)row0, 0, 0}, cnt[3];
+    H5Sget_simple_extent_dims(fs, dims, NULL);
+    MUSAE_ASSERT((hsize_t)(row0 + n) <= dims[0], "%s: rows %lld..%lld past %llu", name, (long long)row0,
+                 (long long)(row0 + n), (unsigned long long)dims[0]);
+    for (int i = 0; i < rank; i++) cnt[i] = i == 0 ? (hsize_t)n : dims[i];
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    hid_t ms = H5Screate_simple(rank, cnt, NULL);
+    H5_CHECK(H5Dwrite(d, mem_type(t), ms, fs, H5P_DEFAULT, data));
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    musae_h5_unlock();
+}
+
 void musae_h5_write_strings(musae_h5 *h, const char *name, int64_t n, const char *const *s) {
     musae_h5_lock();
     hsize_t dims[1] = {(hsize_t)n};

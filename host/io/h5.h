@@ -34,6 +34,10 @@ typedef struct musae_h5 musae_h5;
 musae_h5 *musae_h5_create(const char *path, char *err, size_t errlen);
 /* A dataset of the given rank (1..3) and shape from data (C order, element type t). Zero-sized dims are fine. */
 void musae_h5_write(musae_h5 *h, const char *name, musae_h5_type t, int rank, const int64_t *shape, const void *data);
+/* A dataset created empty (shape as above), then filled by rows along dim 0 with musae_h5_write_rows: for data
+ * streamed from elsewhere that never sits in memory whole. */
+void musae_h5_create_dataset(musae_h5 *h, const char *name, musae_h5_type t, int rank, const int64_t *shape);
+void musae_h5_write_rows(musae_h5 *h, const char *name, musae_h5_type t, int64_t row0, int64_t n, const void *data);
 /* A 1-D dataset of n variable-length UTF-8 strings (h5py reads str). */
 void musae_h5_write_strings(musae_h5 *h, const char *name, int64_t n, const char *const *s);
 /* Attributes on object `obj` ("/" for the root, or a dataset written before). Strings are variable-length
