@@ -482,7 +482,8 @@ static void test_bad_input(void) {
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --bogus"), "unknown option", "see musae analyze --help");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --split test"), "bad split", "see musae analyze --help");
     refused(run("analyze --sae saeA --acts s.h5"), "no -o", "--sae, --acts and -o are required");
-    refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top", "--top");
+    refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
+            "--top: expected an integer in 1..10000, got '0' (see musae analyze --help)");
     refused(run("analyze --sae saeA --acts missing.h5 -o x.h5"), "missing store", "missing.h5");
     CHECK(!dir_has("x.h5") && !dir_has("x.h5.partial"), "a refused run left a file");
 }

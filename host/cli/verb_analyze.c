@@ -65,6 +65,7 @@ int verb_analyze(int argc, char **argv) {
         {"device", required_argument, 0, 'd'},   {"regroup", required_argument, 0, 'g'},
         {0, 0, 0, 0}};
     char reason[600];
+    int64_t v;
     opterr = 0;
     optind = 1;
     int ch;
@@ -81,13 +82,29 @@ int verb_analyze(int argc, char **argv) {
                 return bad_option(reason);
             }
             break;
-        case 'n': o.top = (int)cli_int("--top", optarg, 1, 10000); break;
-        case 'l': o.min_rate = cli_double("--min-rate", optarg, 0, 1); break;
-        case 'u': o.max_rate = cli_double("--max-rate", optarg, 0, 1); break;
-        case 'e': o.seed = (uint64_t)cli_int("--seed", optarg, 0, INT64_MAX); break;
-        case 'b': o.block_rows = cli_int("--block-rows", optarg, 1, 1 << 20); break;
+        case 'n':
+            if (cli_parse_int("--top", optarg, 1, 10000, &v, reason, sizeof reason)) return bad_option(reason);
+            o.top = (int)v;
+            break;
+        case 'l':
+            if (cli_parse_double("--min-rate", optarg, 0, 1, &o.min_rate, reason, sizeof reason)) return bad_option(reason);
+            break;
+        case 'u':
+            if (cli_parse_double("--max-rate", optarg, 0, 1, &o.max_rate, reason, sizeof reason)) return bad_option(reason);
+            break;
+        case 'e':
+            if (cli_parse_int("--seed", optarg, 0, INT64_MAX, &v, reason, sizeof reason)) return bad_option(reason);
+            o.seed = (uint64_t)v;
+            break;
+        case 'b':
+            if (cli_parse_int("--block-rows", optarg, 1, 1 << 20, &o.block_rows, reason, sizeof reason))
+                return bad_option(reason);
+            break;
         case 'd': device = optarg; break;
-        case 'g': o.regroup_entries = cli_int("--regroup", optarg, 1, INT64_MAX / 16); break;
+        case 'g':
+            if (cli_parse_int("--regroup", optarg, 1, INT64_MAX / 16, &o.regroup_entries, reason, sizeof reason))
+                return bad_option(reason);
+            break;
         case ':':
             snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
             return bad_option(reason);

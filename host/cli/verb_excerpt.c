@@ -49,9 +49,15 @@ int verb_excerpt(int argc, char **argv) {
     while ((ch = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
         switch (ch) {
         case 'f': features = optarg; break;
-        case 'i': feature = cli_int("--feature", optarg, 0, INT32_MAX); break;
-        case 'n': top = cli_int("--top", optarg, 1, 100000); break;
-        case 's': seconds = cli_double("--seconds", optarg, 0.02, 3600); break;
+        case 'i':
+            if (cli_parse_int("--feature", optarg, 0, INT32_MAX, &feature, reason, sizeof reason)) return bad_option(reason);
+            break;
+        case 'n':
+            if (cli_parse_int("--top", optarg, 1, 100000, &top, reason, sizeof reason)) return bad_option(reason);
+            break;
+        case 's':
+            if (cli_parse_double("--seconds", optarg, 0.02, 3600, &seconds, reason, sizeof reason)) return bad_option(reason);
+            break;
         case 'o': out = optarg; break;
         case ':':
             snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
