@@ -49,9 +49,9 @@ for rows in 100000 800000; do
   [ -d "$W/small256" ] || "$musae" train --acts "$W/r$rows.h5" --layer 0 --k 16 --expansion 8 --tokens 4096 \
     --batch 4096 --warmup 1 --eval-tokens 4096 -o "$W/small256" >/dev/null 2>&1
   read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all -o "$W/r$rows.features.h5")
-  read -r rss1 _ _ < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all --regroup 1048576 \
+  read -r rss1 _ _ < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all --regroup 262144 \
                          -o "$W/r$rows.features1.h5")
-  echo "store $rows rows ($(du -m "$W/r$rows.h5" | cut -f1) MiB): peak RSS $rss MiB ($rss1 MiB with --regroup 1048576), $wall s, $cpu CPU-s"
+  echo "store $rows rows ($(du -m "$W/r$rows.h5" | cut -f1) MiB): peak RSS $rss MiB ($rss1 MiB with --regroup 262144), $wall s, $cpu CPU-s"
 done
 
 echo "== 3. four SAEs of one layer in one pass (d $D, $((D * EXPANSION)) latents each)"

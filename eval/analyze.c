@@ -546,7 +546,7 @@ void analyze_opts_defaults(analyze_opts *o) {
     o->min_rate = 0.01;
     o->max_rate = 0.25;
     o->block_rows = 4096;
-    o->regroup_entries = (int64_t)1 << 23;
+    o->regroup_entries = (int64_t)1 << 21;
 }
 
 int analyze_run(const analyze_opts *o) {

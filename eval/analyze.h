@@ -33,7 +33,7 @@ typedef struct {
     uint64_t seed;                     /* random_clip draws (0) */
     int split_all;                     /* 0: the clips the trainer held out (musae.json data); 1: every clip */
     int64_t block_rows;                /* rows read and encoded at once (4096) */
-    int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^23 = 64 MiB) */
+    int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^21 = 16 MiB) */
 } analyze_opts;
 
 void analyze_opts_defaults(analyze_opts *o);

@@ -63,9 +63,9 @@ static int fsync_path(const char *path) {
     return rc;
 }
 
-/* The per-clip table, streamed from cf in pieces of 1M entries. */
+/* The per-clip table, streamed from cf in pieces of 64Ki entries (under 2 MiB at once). */
 static int write_cf_streamed(musae_h5 *h, const features_cf_source *cf, int64_t nnz, char *err, size_t errlen) {
-    const int64_t piece = 1 << 20, shape[1] = {nnz};
+    const int64_t piece = 1 << 16, shape[1] = {nnz};
     musae_h5_create_dataset(h, "/clip_feature/feature", MUSAE_H5_I32, 1, shape);
     musae_h5_create_dataset(h, "/clip_feature/mean", MUSAE_H5_F32, 1, shape);
     musae_h5_create_dataset(h, "/clip_feature/max", MUSAE_H5_F32, 1, shape);

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  --seed S           Philox seed of the random clips (default 0)\n"
             "  --block-rows B     rows encoded at once (default 4096)\n"
             "  --regroup N        per-clip table entries regrouped by feature at once, 8 bytes each (default\n"
-            "                     8388608 = 64 MiB; the table itself stays on disk)\n"
+            "                     2097152 = 16 MiB; the table itself stays on disk)\n"
             "  --device D         cpu (the only one built for analyze so far) or auto\n");
 }
 
