@@ -555,8 +555,13 @@ int analyze_run(const analyze_opts *o) {
     if (!s) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(s);
     sae_model *models = musae_xcalloc((size_t)o->n_sae, sizeof(sae_model));
+    char (*sha)[65] = musae_xcalloc((size_t)o->n_sae, 65);
     for (int i = 0; i < o->n_sae; i++) {
+        char st[4200];
+        snprintf(st, sizeof st, "%s/sae.safetensors", o->sae[i]);
         if (sae_load(o->sae[i], &models[i], err, sizeof err)) musae_fail("%s", err);
+        /* hashed as it is loaded, not after the pass: the file records the weights that were read */
+        if (musae_sha256_file(st, sha[i])) musae_fail("%s: cannot read: %s", st, strerror(errno));
         if (analyze_mismatch(&models[i], o->sae[i], s, err, sizeof err)) musae_fail("%s", err);
         if (i > 0 && models[i].layer != models[0].layer)
             musae_fail("%s reads layer %d but %s reads layer %d: one pass analyses SAEs of one layer", o->sae[i],
@@ -687,9 +692,7 @@ int analyze_run(const analyze_opts *o) {
             }
             const sae_model *m = &models[i];
             snprintf(f.sae, sizeof f.sae, "%s", o->sae[i]);
-            char st[4200];
-            snprintf(st, sizeof st, "%s/sae.safetensors", o->sae[i]);
-            if (musae_sha256_file(st, f.sae_sha256)) musae_fail("%s: cannot read: %s", st, strerror(errno));
+            snprintf(f.sae_sha256, sizeof f.sae_sha256, "%s", sha[i]);
             snprintf(f.acts, sizeof f.acts, "%s", o->acts);
             snprintf(f.model, sizeof f.model, "%s", in->model);
             snprintf(f.selection, sizeof f.selection, "%s", m->batch_topk ? "batch_topk" : "topk");
@@ -727,6 +730,7 @@ int analyze_run(const analyze_opts *o) {
     }
     free(accs);
     free(models);
+    free(sha);
     free(x);
     free(oclip);
     free(frame);

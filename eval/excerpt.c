@@ -14,10 +14,13 @@
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
 
-int excerpt_open(excerpt_ctx *x, const char *features_path, char *err, size_t errlen) {
+int excerpt_open(excerpt_ctx *x, const char *features_path, const char *sae_dir, const char *acts, char *err,
+                 size_t errlen) {
     memset(x, 0, sizeof *x);
     snprintf(x->features_path, sizeof x->features_path, "%s", features_path);
     if (features_read(features_path, &x->f, err, errlen)) return -1;
+    if (sae_dir) snprintf(x->f.sae, sizeof x->f.sae, "%s", sae_dir);
+    if (acts) snprintf(x->f.acts, sizeof x->f.acts, "%s", acts);
     char st[4200], sha[65];
     snprintf(st, sizeof st, "%s/sae.safetensors", x->f.sae);
     if (musae_sha256_file(st, sha)) {

@@ -32,9 +32,11 @@ typedef struct {
     char features_path[4096];
 } excerpt_ctx;
 
-/* Opens FEATURES.h5 and the SAE and store it names (refusing an SAE whose sae.safetensors no longer has the
- * recorded sha256). 0, or -1 with a one-line reason in err. */
-int excerpt_open(excerpt_ctx *x, const char *features_path, char *err, size_t errlen);
+/* Opens FEATURES.h5 and the SAE and store it names, or sae_dir / acts when not NULL (files moved since the
+ * analysis), refusing an SAE whose sae.safetensors no longer has the recorded sha256. 0, or -1 with a one-line
+ * reason in err. */
+int excerpt_open(excerpt_ctx *x, const char *features_path, const char *sae_dir, const char *acts, char *err,
+                 size_t errlen);
 void excerpt_close(excerpt_ctx *x);
 
 /* Splits "file#t=a,b" into file, a and b; 0, or -1 when the name carries no span. */

@@ -193,6 +193,21 @@ int main(void) {
         err_has("see musae excerpt --help");
         CHECK(run("excerpt --features s.h5 --feature 0 -o ex2") == 1, "a store was taken for a FEATURES file");
         err_has("not a FEATURES file");
+        /* moved SAE and store, named again */
+        CHECK(sh("mkdir -p moved && mv sae moved/sae && mv s.h5 moved/s.h5 && mv audio/b_moved.wav audio/b.wav") == 0,
+              "cannot move");
+        CHECK(run("excerpt --features f.h5 --feature %d --top 1 --seconds 0.5 -o ex3", latent) == 1,
+              "a moved SAE was not noticed");
+        err_has("sae/sae.safetensors");
+        CHECK(run("excerpt --features f.h5 --feature %d --top 3 --seconds 0.5 --sae moved/sae --acts moved/s.h5 "
+                  "-o ex_moved_sae",
+                  latent) == 0,
+              "excerpt with --sae/--acts failed");
+        CHECK(sh("test $(ls ex_moved_sae/*.json | wc -l) -eq 1") == 0, "ex_moved_sae should hold b.wav's excerpt only");
+        CHECK(sh("mv moved/sae sae && mv moved/s.h5 s.h5") == 0, "cannot move back");
+        CHECK(run("excerpt --features f.h5 --feature %d --top 1 --sae nowhere -o ex3", latent) == 1,
+              "a missing SAE was accepted");
+        err_has("nowhere/sae.safetensors");
         CHECK(sh("printf x >> sae/sae.safetensors") == 0, "cannot touch the SAE");
         CHECK(run("excerpt --features f.h5 --feature 0 -o ex2") == 1, "a changed SAE was accepted");
         err_has("has changed since the analysis");

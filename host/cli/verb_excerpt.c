@@ -21,7 +21,9 @@ static void usage(FILE *f) {
             "Clip names carry their source and span (file#t=a,b); a source that has moved or changed length\n"
             "is reported by name and skipped.\n\n"
             "  --top N        the first N top clips (default 10)\n"
-            "  --seconds S    excerpt length, centred on the peak and kept inside the clip (default 5)\n");
+            "  --seconds S    excerpt length, centred on the peak and kept inside the clip (default 5)\n"
+            "  --sae DIR      the SAE, if it moved since the analysis (its sha256 must still match)\n"
+            "  --acts FILE    the store, if it moved since the analysis\n");
 }
 
 static int bad_option(const char *reason) {
@@ -34,13 +36,15 @@ int verb_excerpt(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *features = NULL, *out = NULL;
+    const char *features = NULL, *out = NULL, *sae_dir = NULL, *acts = NULL;
     int64_t feature = -1, top = 10;
     double seconds = 5;
     static const struct option longopts[] = {{"features", required_argument, 0, 'f'},
                                              {"feature", required_argument, 0, 'i'},
                                              {"top", required_argument, 0, 'n'},
                                              {"seconds", required_argument, 0, 's'},
+                                             {"sae", required_argument, 0, 'S'},
+                                             {"acts", required_argument, 0, 'a'},
                                              {0, 0, 0, 0}};
     char reason[600];
     opterr = 0;
@@ -59,6 +63,8 @@ int verb_excerpt(int argc, char **argv) {
             if (cli_parse_double("--seconds", optarg, 0.02, 3600, &seconds, reason, sizeof reason)) return bad_option(reason);
             break;
         case 'o': out = optarg; break;
+        case 'S': sae_dir = optarg; break;
+        case 'a': acts = optarg; break;
         case ':':
             snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
             return bad_option(reason);
@@ -74,7 +80,7 @@ int verb_excerpt(int argc, char **argv) {
     if (!features || feature < 0 || !out) return bad_option("--features, --feature and -o are required");
     char err[1200];
     excerpt_ctx x;
-    if (excerpt_open(&x, features, err, sizeof err)) musae_fail("%s", err);
+    if (excerpt_open(&x, features, sae_dir, acts, err, sizeof err)) musae_fail("%s", err);
     if (feature >= x.f.M) musae_fail("--feature %lld: %s has %lld latents", (long long)feature, features, (long long)x.f.M);
     if (mkdir(out, 0755) != 0 && errno != EEXIST) musae_fail("%s: cannot create: %s", out, strerror(errno));
     const int64_t N = top < x.f.N ? top : x.f.N;
