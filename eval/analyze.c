@@ -269,30 +269,31 @@ static void acc_add(acc *a, const sae_codes *codes, int64_t n, const int64_t *oc
 
 /* ---- after the pass: per-feature selections ---------------------------------------------------------------- */
 
-/* The latent's firing clips (ascending) as (clip, max) pairs sorted by max ascending, ties by clip: decile q
- * holds positions [floor(q·F/10), floor((q+1)·F/10)); from a decile of n > 5 clips the ones at positions
- * floor((2j+1)·n/10), j = 0..4, are taken (evenly spread), from a smaller one all of them. */
-static void pick_quantiles(const int32_t *clips, const float *maxes, int64_t F, int32_t *work_c, float *work_v,
-                           int32_t *out) {
-    for (int64_t j = 0; j < F; j++) work_c[j] = clips[j], work_v[j] = maxes[j];
-    for (int64_t a = 1; a < F; a++) { /* insertion sort; clips arrive ascending, so ties keep clip order */
-        const float v = work_v[a];
-        const int32_t c = work_c[a];
-        int64_t b = a;
-        while (b > 0 && work_v[b - 1] > v) {
-            work_v[b] = work_v[b - 1];
-            work_c[b] = work_c[b - 1];
-            b--;
-        }
-        work_v[b] = v;
-        work_c[b] = c;
-    }
+typedef struct {
+    float v;
+    int32_t c;
+} clip_max;
+
+/* Ascending by max, ties by clip. */
+static int cmp_clip_max(const void *x, const void *y) {
+    const clip_max *a = x, *b = y;
+    if (a->v != b->v) return a->v < b->v ? -1 : 1;
+    return (a->c > b->c) - (a->c < b->c);
+}
+
+/* The latent's F firing clips as (max, clip) sorted by cmp_clip_max: decile q holds positions [floor(q·F/10),
+ * floor((q+1)·F/10)); from a decile of n > 5 clips the ones at positions floor((2j+1)·n/10), j = 0..4, are taken
+ * (evenly spread), from a smaller one all of them. work holds F entries. */
+
+static void pick_quantiles(const int32_t *clips, const float *maxes, int64_t F, clip_max *work, int32_t *out) {
+    for (int64_t j = 0; j < F; j++) work[j].v = maxes[j], work[j].c = clips[j];
+    qsort(work, (size_t)F, sizeof *work, cmp_clip_max);
     for (int q = 0; q < FEATURES_DECILES; q++) {
         const int64_t lo = q * F / FEATURES_DECILES, hi = (q + 1) * F / FEATURES_DECILES, n = hi - lo;
         int32_t *o = out + q * FEATURES_PER_DECILE;
         for (int j = 0; j < FEATURES_PER_DECILE; j++)
-            o[j] = n <= FEATURES_PER_DECILE ? (j < n ? work_c[lo + j] : -1)
-                                            : work_c[lo + (2 * j + 1) * n / (2 * FEATURES_PER_DECILE)];
+            o[j] = n <= FEATURES_PER_DECILE ? (j < n ? work[lo + j].c : -1)
+                                            : work[lo + (2 * j + 1) * n / (2 * FEATURES_PER_DECILE)].c;
     }
 }
 
@@ -460,17 +461,15 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
         for (int64_t i = i0; i < i1; i++) maxF = fptr[i + 1] - fptr[i] > maxF ? fptr[i + 1] - fptr[i] : maxF;
 #pragma omp parallel
         {
-            int32_t *wc = musae_xmalloc(sizeof(int32_t) * (size_t)(maxF + 1));
-            float *wv = musae_xmalloc(sizeof(float) * (size_t)(maxF + 1));
+            clip_max *work = musae_xmalloc(sizeof(clip_max) * (size_t)(maxF + 1));
 #pragma omp for schedule(dynamic, 64)
             for (int64_t i = i0; i < i1; i++) {
                 const int64_t F = fptr[i + 1] - fptr[i];
-                pick_quantiles(fclip + fptr[i] - base, fmax + fptr[i] - base, F, wc, wv,
+                pick_quantiles(fclip + fptr[i] - base, fmax + fptr[i] - base, F, work,
                                f->quantile_clip + i * FEATURES_DECILES * FEATURES_PER_DECILE);
                 pick_random(fclip + fptr[i] - base, F, C, seed, i, f->random_clip + i * FEATURES_RANDOM);
             }
-            free(wc);
-            free(wv);
+            free(work);
         }
         free(fclip);
         free(fmax);

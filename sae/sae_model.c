@@ -54,19 +54,23 @@ static void codes_reserve(sae_codes *c, int64_t cap) {
 }
 
 /* Descending by value, ties to the lower latent: the order sae_cpu_encode gives its rows. */
+typedef struct {
+    float v;
+    int32_t i;
+} code_entry;
+
+static int cmp_code_desc(const void *x, const void *y) {
+    const code_entry *a = x, *b = y;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
 static void sort_row(int32_t *idx, float *val, int64_t n) {
-    for (int64_t a = 1; a < n; a++) { /* rows above a threshold are short (about k): insertion sort */
-        const float v = val[a];
-        const int32_t i = idx[a];
-        int64_t b = a;
-        while (b > 0 && (val[b - 1] < v || (val[b - 1] == v && idx[b - 1] > i))) {
-            val[b] = val[b - 1];
-            idx[b] = idx[b - 1];
-            b--;
-        }
-        val[b] = v;
-        idx[b] = i;
-    }
+    code_entry *e = musae_xmalloc(sizeof(code_entry) * (size_t)(n + 1));
+    for (int64_t a = 0; a < n; a++) e[a].v = val[a], e[a].i = idx[a];
+    qsort(e, (size_t)n, sizeof *e, cmp_code_desc);
+    for (int64_t a = 0; a < n; a++) val[a] = e[a].v, idx[a] = e[a].i;
+    free(e);
 }
 
 void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre) {
