@@ -127,6 +127,13 @@ void sae_model_free(sae_model *m);
 void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc_scratch,
                       float *pre_scratch);
 
+/* Encodes raw rows x [n, d] as at inference, each row independently of the others (so a row's code does not
+ * depend on which rows share its batch): top-k per row, or for a batch-top-k SAE every pre-activation above
+ * the threshold recorded at training (dictionary_learning's inference rule). Rows of codes are sorted by value,
+ * descending, ties to the lower latent. codes->idx/val are grown with realloc as needed (codes->cap follows);
+ * ptr must hold n + 1. xc [n, d]; pre [n, M] for batch-top-k SAEs (may be NULL otherwise). */
+void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre);
+
 /* ---- evaluation ------------------------------------------------------------------------------------------- */
 typedef struct {
     int64_t n;                 /* rows */

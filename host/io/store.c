@@ -1,5 +1,5 @@
 /* The HDF5 activation store: writer, validating reader, shuffled prefetching stream (store.h has the layout
- * and the crash-safety argument). This is the only file in musae that includes hdf5.h. */
+ * and the crash-safety argument). HDF5 is included only here and in host/io/h5.c. */
 #include "host/io/store.h"
 
 #include <hdf5.h>
@@ -19,6 +19,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/h5.h"
 #include "host/io/store_int.h"
 
 /* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
@@ -31,29 +32,19 @@ MUSAE_NORETURN static void h5_fail(const char *expr);
         if (MUSAE_UNLIKELY((expr) < 0)) h5_fail(#expr);                                                    \
     } while (0)
 
-/* Serial HDF5 is not thread-safe: one recursive lock around every call (the prefetch thread reads while the
- * caller may look up a clip path). `path` names the file in any error of the calls under the lock. */
-static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static _Thread_local int g_h5_depth; /* this thread's holds of g_h5_lock */
+/* Serial HDF5 is not thread-safe: every call holds the process-wide recursive lock of host/io/h5.h (the prefetch
+ * thread reads while the caller may look up a clip path or write another HDF5 file). `path` names the file in
+ * any error of the calls under the lock. */
+static _Thread_local int g_h5_depth; /* this thread's holds of the lock */
 static void h5_lock(const char *path) {
-    static int ready = 0;
-    pthread_mutex_lock(&g_h5_lock);
+    musae_h5_lock();
     g_h5_depth++;
-    if (!ready) {
-        /* No flush at exit: a writer that fails (or any musae_fail while a writer is open) must leave the file
-         * as of its last commit, exactly as a kill does, and not write half of its in-memory metadata into a
-         * full disk on the way out. Must precede every other HDF5 call. */
-        H5dont_atexit();
-        /* our messages name the file and the field; HDF5's stack dumps would bury them */
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        ready = 1;
-    }
     g_h5_path = path;
     g_h5_writer = NULL;
 }
 static void h5_unlock(void) {
     g_h5_depth--;
-    pthread_mutex_unlock(&g_h5_lock);
+    musae_h5_unlock();
 }
 
 /* A writer's failure: musae_fail, or, inside musae_store_try_add_clip, the message handed back to its caller

@@ -172,6 +172,10 @@ typedef enum { MUSAE_SPLIT_TRAIN = 0, MUSAE_SPLIT_VAL = 1, MUSAE_SPLIT_ALL = 2 }
  * per clip; when no clip is drawn, the last one (of at least two) is, so a held-out split is never empty. */
 int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t n_clips, int64_t c);
 
+/* Which clips a split holds, by the rule above: mask[c] = 1 for each clip c (of n_clips) in it. */
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask);
+
 /* Where a stream is: resuming at a position delivers exactly the rows an uninterrupted stream would. */
 typedef struct {
     int64_t epoch;      /* passes over the split so far */

@@ -79,6 +79,15 @@ int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t 
     return 1;
 }
 
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask) {
+    const int64_t n = musae_store_get_info(s)->n_clips;
+    for (int64_t c = 0; c < n; c++) {
+        const int val = musae_store_clip_held_out(split_seed, val_fraction, n, c);
+        mask[c] = split == MUSAE_SPLIT_ALL || (split == MUSAE_SPLIT_VAL) == val;
+    }
+}
+
 static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
     if (dt == MUSAE_F16) {
         const uint16_t *h = (const uint16_t *)raw + r * d;
@@ -197,10 +206,7 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
     }
     /* which clips are in the split */
     uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    for (int64_t c = 0; c < in->n_clips; c++) {
-        const int val = musae_store_clip_held_out(o->split_seed, o->val_fraction, in->n_clips, c);
-        in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
-    }
+    musae_store_split_mask(s, o->split, o->val_fraction, o->split_seed, in_split);
     /* per chunk, the row ranges of the split (clips are contiguous and in row order) */
     st->C = in->chunk_rows;
     st->n_blocks = (in->n_rows + st->C - 1) / st->C;
