@@ -11,6 +11,10 @@
  * ≤ 1e-9. A GPU table gets the looser ggml tiers (1e-7 elementwise, 5e-4 matmul/attention, 2e-3
  * recurrences) and is compared with the CPU table op by op as well.
  *
+ * ISA part: the CPU table runs every case again at each lower x86-64 level of kernels/cpu/isa.h (MUSAE_ISA),
+ * and every output must have the same bits as at the CPU's own level: musae's vectorized kernels promise
+ * results that do not depend on the vector width (OpenBLAS's are unaffected by the switch).
+ *
  * GPU part: when musae_ops_cuda() gives a table (a CUDA build with a usable device), every case also runs
  * on it; otherwise the driver says why it skipped that part. */
 #include <float.h>
@@ -20,6 +24,7 @@
 #include "host/core/check.h"
 #include "host/core/dtype.h"
 #include "host/core/philox.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops.h"
 #include "test.h"
@@ -36,6 +41,21 @@ static const double k_tol_gpu[T_COUNT] = {1e-7, 1e-7, 5e-4, 5e-4, 2e-3};
 static const musae_ops *g_ops;
 static const double *g_tol;
 static uint64_t g_draw;
+
+/* Every output's bits, in case order, while a CPU run is recorded (the ISA part). */
+enum { MAX_OUTPUTS = 512 };
+typedef struct {
+    char what[96];
+    uint64_t hash;
+} output_bits;
+static output_bits *g_rec;
+static int g_n_rec;
+
+static uint64_t fnv1a(const void *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+    return h;
+}
 
 /* uniform in [-scale, scale) from Philox (seed 2024, stream 0, counter = draw / 4) */
 static void fill(float *x, int64_t n, float scale) {
@@ -86,6 +106,11 @@ static int fetch(float *host, float *dev, int64_t n) {
 
 /* NMSE of y against the double reference, non-finite mismatches included; records the verdict. */
 static void verdict(const char *what, const float *y, const double *ref, int64_t n, tier t, int guard_ok) {
+    if (g_rec) {
+        MUSAE_ASSERT(g_n_rec < MAX_OUTPUTS, "more than %d outputs", MAX_OUTPUTS);
+        snprintf(g_rec[g_n_rec].what, sizeof g_rec[0].what, "%s", what);
+        g_rec[g_n_rec++].hash = fnv1a(y, (size_t)n * sizeof(float));
+    }
     double num = 0, den = 0, mx = 0;
     int nonfinite = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -575,10 +600,38 @@ static void run_all(const musae_ops *ops, const double *tol) {
 
 /* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
  * and one shape. */
+/* The CPU table at each x86-64 level below the CPU's: the same outputs, bit for bit. */
+static void isa_variants(void) {
+    const musae_isa top = musae_isa_cpu();
+    output_bits *ref = musae_xcalloc(MAX_OUTPUTS, sizeof *ref), *got = musae_xcalloc(MAX_OUTPUTS, sizeof *got);
+    musae_isa_set(top);
+    g_rec = ref, g_n_rec = 0;
+    run_all(musae_ops_cpu(), k_tol_cpu);
+    const int n_ref = g_n_rec;
+    for (int isa = (int)top - 1; isa >= MUSAE_ISA_BASELINE; isa--) {
+        musae_isa_set((musae_isa)isa);
+        g_rec = got, g_n_rec = 0;
+        run_all(musae_ops_cpu(), k_tol_cpu);
+        int differ = 0, first = -1;
+        for (int i = 0; i < n_ref && i < g_n_rec; i++)
+            if (got[i].hash != ref[i].hash) differ++, first = first < 0 ? i : first;
+        CHECK(g_n_rec == n_ref && differ == 0, "%s variants vs %s: %d of %d outputs differ (first: %s)",
+              musae_isa_name((musae_isa)isa), musae_isa_name(top), differ, n_ref, first < 0 ? "-" : ref[first].what);
+        if (differ == 0)
+            printf("%s variants: %d outputs, the same bits as %s\n", musae_isa_name((musae_isa)isa), g_n_rec,
+                   musae_isa_name(top));
+    }
+    if (top == MUSAE_ISA_BASELINE) printf("ISA part: this CPU (or build) has only the baseline variants\n");
+    musae_isa_set(top);
+    g_rec = NULL;
+    free(ref), free(got);
+}
+
 int main(int argc, char **argv) {
     (void)argc, (void)argv;
     run_all(musae_ops_cpu(), k_tol_cpu);
     printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
+    isa_variants();
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {
         run_all(gpu, k_tol_gpu);

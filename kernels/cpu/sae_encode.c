@@ -76,8 +76,8 @@ static void heap_sort_desc(heap *h) {
 /* Bias + ReLU over one row of a tile, then the merge. Values are scanned 16 at a time against the heap's
  * current bar (its minimum once full, else 0): a block with nothing above the bar, the common case once the
  * heap is full, costs one vector compare, and no branch depends on an individual value. */
-SAE_VEC static void merge_row(float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h,
-                              heap *ha, const uint8_t *restrict dead) {
+ISA_BODY void merge_row_body(float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h, heap *ha,
+                             const uint8_t *restrict dead) {
     for (int64_t j = 0; j < nc; j++) {
         float z = t[j] + bias[j];
         t[j] = z > 0.0f ? z : 0.0f;
@@ -99,6 +99,10 @@ SAE_VEC static void merge_row(float *restrict t, const float *restrict bias, int
                 if (dead[j] && t[j] > (ha->n < ha->k ? 0.0f : ha->v[0])) heap_push(ha, t[j], (int32_t)(c0 + j));
     }
 }
+MUSAE_ISA_DISPATCH(merge_row,
+                   (float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h, heap *ha,
+                    const uint8_t *restrict dead),
+                   (t, bias, nc, c0, h, ha, dead))
 
 /* Rows were written at n*k with cnt[n] entries; pack them into CSR order (entries only move left). */
 static void compact(sae_codes *c, const int32_t *cnt, int64_t N, int k) {
