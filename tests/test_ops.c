@@ -11,14 +11,20 @@
  * ≤ 1e-9. A GPU table gets the looser ggml tiers (1e-7 elementwise, 5e-4 matmul/attention, 2e-3
  * recurrences) and is compared with the CPU table op by op as well.
  *
+ * BLAS threads: main starts OpenBLAS's pool at 4 threads, as in a process without OPENBLAS_NUM_THREADS=1; the
+ * CPU ops must leave it single-threaded, and two host threads calling them at once (capture runs EnCodec
+ * beside the decoder) must get the bits of a lone call.
+ *
  * ISA part: the CPU table runs every case again at each lower x86-64 level of kernels/cpu/isa.h (MUSAE_ISA),
  * and every output must have the same bits as at the CPU's own level: musae's vectorized kernels promise
  * results that do not depend on the vector width (OpenBLAS's are unaffected by the switch).
  *
  * GPU part: when musae_ops_cuda() gives a table (a CUDA build with a usable device), every case also runs
  * on it; otherwise the driver says why it skipped that part. */
+#include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
@@ -600,6 +606,40 @@ static void run_all(const musae_ops *ops, const double *tol) {
 
 /* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
  * and one shape. */
+/* ---- BLAS threads ------------------------------------------------------------------------------------------ */
+
+/* split into OpenMP column blocks, each an sgemm past OpenBLAS's own threading threshold */
+enum { CC_M = 128, CC_N = 256, CC_K = 128, CC_ITERS = 1000 };
+typedef struct {
+    const float *a, *b, *want;
+    int differ;
+} concurrent_job;
+
+static void *concurrent_gemms(void *arg) {
+    concurrent_job *j = arg;
+    float *c = musae_xmalloc(sizeof(float) * CC_M * CC_N);
+    for (int it = 0; it < CC_ITERS; it++) {
+        musae_ops_cpu()->gemm(0, 1, CC_M, CC_N, CC_K, 1.0f, j->a, CC_K, j->b, CC_K, 0.0f, c, CC_N);
+        j->differ += memcmp(c, j->want, sizeof(float) * CC_M * CC_N) != 0;
+    }
+    free(c);
+    return NULL;
+}
+
+static void blas_threads(void) {
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS has %d threads after the CPU ops ran (want 1: gemm.c)",
+          openblas_get_num_threads());
+    float *a = rnd(CC_M * CC_K, 1), *b = rnd(CC_N * CC_K, 1), *want = musae_xmalloc(sizeof(float) * CC_M * CC_N);
+    musae_ops_cpu()->gemm(0, 1, CC_M, CC_N, CC_K, 1.0f, a, CC_K, b, CC_K, 0.0f, want, CC_N);
+    concurrent_job jobs[2] = {{a, b, want, 0}, {a, b, want, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, concurrent_gemms, &jobs[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK(jobs[0].differ + jobs[1].differ == 0, "%d of %d gemms from two threads at once differ from a lone call",
+          jobs[0].differ + jobs[1].differ, 2 * CC_ITERS);
+    free(a), free(b), free(want);
+}
+
 /* The CPU table at each x86-64 level below the CPU's: the same outputs, bit for bit. */
 static void isa_variants(void) {
     const musae_isa top = musae_isa_cpu();
@@ -629,8 +669,10 @@ static void isa_variants(void) {
 
 int main(int argc, char **argv) {
     (void)argc, (void)argv;
+    openblas_set_num_threads(4);
     run_all(musae_ops_cpu(), k_tol_cpu);
     printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
+    blas_threads();
     isa_variants();
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {

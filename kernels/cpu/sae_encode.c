@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/sae_vec.h"
 #include "kernels/sae_ops.h"
 
@@ -127,9 +128,7 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
     MUSAE_ASSERT(!use_aux || (aux && aux->cap >= N * k_aux), "aux codes too small for N·k_aux");
     MUSAE_ASSERT(d <= INT32_MAX && M <= INT32_MAX, "d %lld, M %lld", (long long)d, (long long)M);
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)N * 2 + 8), *cnt_aux = cnt + N;
-    /* our OpenMP threads each run their own single-threaded sgemm */
-    const int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    cpu_blas_init(); /* our OpenMP threads each run their own single-threaded sgemm */
     const int nt = omp_get_max_threads();
     int64_t R = (N + nt - 1) / nt;
     if (R > ROWS_MAX) R = ROWS_MAX;
@@ -166,7 +165,6 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
         }
         free(tile);
     }
-    openblas_set_num_threads(blas_threads);
     compact(codes, cnt, N, k);
     if (aux) {
         if (use_aux) compact(aux, cnt_aux, N, k_aux);
