@@ -15,6 +15,9 @@
  * CPU ops must leave it single-threaded, and two host threads calling them at once (capture runs EnCodec
  * beside the decoder) must get the bits of a lone call.
  *
+ * Threads part: the CPU table runs every case again with 1 and 3 OpenMP threads, and every output must have
+ * the bits of the run with the default team: a result never depends on how the work was split.
+ *
  * ISA part: the CPU table runs every case again at each lower x86-64 level of kernels/cpu/isa.h (MUSAE_ISA),
  * and every output must have the same bits as at the CPU's own level: musae's vectorized kernels promise
  * results that do not depend on the vector width (OpenBLAS's are unaffected by the switch).
@@ -24,6 +27,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -559,7 +563,7 @@ static void run_all(const musae_ops *ops, const double *tol) {
     case_gemm(0, 1, 3, 130, 129, 0, -0.5f, 0.0f);
     case_gemm(1, 0, 65, 1, 33, 2, 2.0f, 1.0f);
     case_gemm(0, 0, 130, 70, 1, 0, 1.0f, 1.0f);
-    /* cpu_gemm's dispatch: skinny (m <= 8, NT) serial and threaded; threaded column and row blocks */
+    /* cpu_gemm's dispatch: skinny (m <= 8, NT) serial and threaded; tiles (with partial tiles) in every layout */
     case_gemm(0, 1, 8, 130, 77, 4, 1.5f, 0.5f);
     case_gemm(0, 1, 5, 1000, 300, 0, 1.0f, 0.0f);
     case_gemm(0, 1, 67, 300, 250, 2, 1.0f, 0.0f);
@@ -640,30 +644,54 @@ static void blas_threads(void) {
     free(a), free(b), free(want);
 }
 
+/* Runs every CPU case, recording into rec; returns the number of outputs. */
+static int record_cpu(output_bits *rec) {
+    g_rec = rec, g_n_rec = 0;
+    run_all(musae_ops_cpu(), k_tol_cpu);
+    g_rec = NULL;
+    return g_n_rec;
+}
+
+/* Whether got holds ref's bits; reports the first differing case under `what`. */
+static int same_outputs(const char *what, const output_bits *ref, int n_ref, const output_bits *got, int n_got) {
+    int differ = 0, first = -1;
+    for (int i = 0; i < n_ref && i < n_got; i++)
+        if (got[i].hash != ref[i].hash) differ++, first = first < 0 ? i : first;
+    CHECK(n_got == n_ref && differ == 0, "%s: %d of %d outputs differ (first: %s)", what, differ, n_ref,
+          first < 0 ? "-" : ref[first].what);
+    return n_got == n_ref && differ == 0;
+}
+
+/* The CPU table with 1 and 3 OpenMP threads: the same outputs, bit for bit, as with the default team. */
+static void thread_counts(void) {
+    output_bits *ref = musae_xcalloc(MAX_OUTPUTS, sizeof *ref), *got = musae_xcalloc(MAX_OUTPUTS, sizeof *got);
+    const int dflt = omp_get_max_threads(), n_ref = record_cpu(ref);
+    const int counts[] = {1, 3};
+    for (int i = 0; i < 2; i++) {
+        omp_set_num_threads(counts[i]);
+        char what[64];
+        snprintf(what, sizeof what, "%d OpenMP threads vs %d", counts[i], dflt);
+        if (same_outputs(what, ref, n_ref, got, record_cpu(got)))
+            printf("%s: %d outputs, the same bits\n", what, n_ref);
+    }
+    omp_set_num_threads(dflt);
+    free(ref), free(got);
+}
+
 /* The CPU table at each x86-64 level below the CPU's: the same outputs, bit for bit. */
 static void isa_variants(void) {
     const musae_isa top = musae_isa_cpu();
     output_bits *ref = musae_xcalloc(MAX_OUTPUTS, sizeof *ref), *got = musae_xcalloc(MAX_OUTPUTS, sizeof *got);
     musae_isa_set(top);
-    g_rec = ref, g_n_rec = 0;
-    run_all(musae_ops_cpu(), k_tol_cpu);
-    const int n_ref = g_n_rec;
+    const int n_ref = record_cpu(ref);
     for (int isa = (int)top - 1; isa >= MUSAE_ISA_BASELINE; isa--) {
         musae_isa_set((musae_isa)isa);
-        g_rec = got, g_n_rec = 0;
-        run_all(musae_ops_cpu(), k_tol_cpu);
-        int differ = 0, first = -1;
-        for (int i = 0; i < n_ref && i < g_n_rec; i++)
-            if (got[i].hash != ref[i].hash) differ++, first = first < 0 ? i : first;
-        CHECK(g_n_rec == n_ref && differ == 0, "%s variants vs %s: %d of %d outputs differ (first: %s)",
-              musae_isa_name((musae_isa)isa), musae_isa_name(top), differ, n_ref, first < 0 ? "-" : ref[first].what);
-        if (differ == 0)
-            printf("%s variants: %d outputs, the same bits as %s\n", musae_isa_name((musae_isa)isa), g_n_rec,
-                   musae_isa_name(top));
+        char what[64];
+        snprintf(what, sizeof what, "%s variants vs %s", musae_isa_name((musae_isa)isa), musae_isa_name(top));
+        if (same_outputs(what, ref, n_ref, got, record_cpu(got))) printf("%s: %d outputs, the same bits\n", what, n_ref);
     }
     if (top == MUSAE_ISA_BASELINE) printf("ISA part: this CPU (or build) has only the baseline variants\n");
     musae_isa_set(top);
-    g_rec = NULL;
     free(ref), free(got);
 }
 
@@ -673,6 +701,7 @@ int main(int argc, char **argv) {
     run_all(musae_ops_cpu(), k_tol_cpu);
     printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
     blas_threads();
+    thread_counts();
     isa_variants();
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {

@@ -2,6 +2,7 @@
  * against central finite differences of the forward ops. */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
@@ -264,9 +265,9 @@ static void test_adam(void) {
 /* ---- every x86-64 level gives the same bits (kernels/cpu/isa.h) ------------------------------------------ */
 
 /* One training step's kernels (encode with AuxK, decode, loss, backward, Adam, decoder Adam, normalization)
- * on sizes with vector tails; returns a hash of every output. */
-static uint64_t step_bits(void) {
-    enum { N = 45, D = 37, M = 1100, K = 9, KA = 6 };
+ * on N rows and sizes with vector tails; returns a hash of every output. */
+static uint64_t step_bits(int64_t N) {
+    enum { D = 37, M = 1100, K = 9, KA = 6 };
     float *x = malloc(sizeof(float) * N * D), *We = malloc(sizeof(float) * M * D), *Wd = malloc(sizeof(float) * M * D);
     float *be = malloc(sizeof(float) * M), *bd = malloc(sizeof(float) * D);
     fill(x, N * D, 30, 1.0f), fill(We, M * D, 31, 0.3f), fill(Wd, M * D, 32, 0.3f), fill(be, M, 33, 0.1f);
@@ -307,13 +308,30 @@ static uint64_t step_bits(void) {
     return hash;
 }
 
+/* The same step with 1, 2 and 3 OpenMP threads: the same bits (45 rows: one encoder row block; 301: two). */
+static void test_thread_counts(void) {
+    const int dflt = omp_get_max_threads();
+    const int64_t rows[] = {45, 301};
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(2);
+        const uint64_t want = step_bits(rows[r]);
+        const int counts[] = {1, 3};
+        for (int i = 0; i < 2; i++) {
+            omp_set_num_threads(counts[i]);
+            CHECK(step_bits(rows[r]) == want, "an SAE step of %lld rows with %d OpenMP threads differs from 2 threads' "
+                  "bits", (long long)rows[r], counts[i]);
+        }
+    }
+    omp_set_num_threads(dflt);
+}
+
 static void test_isa_variants(void) {
     const musae_isa top = musae_isa_cpu();
     musae_isa_set(top);
-    const uint64_t want = step_bits();
+    const uint64_t want = step_bits(301);
     for (int isa = (int)top - 1; isa >= MUSAE_ISA_BASELINE; isa--) {
         musae_isa_set((musae_isa)isa);
-        CHECK(step_bits() == want, "an SAE step with the %s variants differs from the %s variants' bits",
+        CHECK(step_bits(301) == want, "an SAE step with the %s variants differs from the %s variants' bits",
               musae_isa_name((musae_isa)isa), musae_isa_name(top));
     }
     musae_isa_set(top);
@@ -340,6 +358,7 @@ int main(void) {
     test_encode();
     test_gradients();
     test_adam();
+    test_thread_counts();
     test_isa_variants();
     TEST_END();
 }

@@ -1,8 +1,10 @@
 /* SAE encoder: GEMM + bias + ReLU + per-row top-k (and the dead-latent top-k_aux for AuxK), fused by tiles.
  *
- * Each thread owns a block of R rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
- * makes the [R, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
- * into that row's min-heap of the best k. Most values fall below the heap's minimum after the first tiles,
+ * Each thread takes blocks of ROWS rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
+ * makes the [ROWS, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
+ * into that row's min-heap of the best k. The blocks are fixed, not cut per thread: OpenBLAS rounds a row by
+ * its place in the sgemm, so blocks of N / threads rows made the pre-activations depend on OMP_NUM_THREADS
+ * (tests/test_sae_ops.c). Most values fall below the heap's minimum after the first tiles,
  * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it. */
 #include <cblas.h>
 #include <omp.h>
@@ -13,7 +15,7 @@
 #include "kernels/cpu/sae_vec.h"
 #include "kernels/sae_ops.h"
 
-enum { TILE_M = 512, ROWS_MAX = 256 };
+enum { TILE_M = 512, ROWS = 256 };
 
 /* "a is a worse selection than b": smaller value, or the same value at a higher latent (ties go low). */
 static inline int worse(float av, int32_t ai, float bv, int32_t bi) { return av < bv || (av == bv && ai > bi); }
@@ -129,11 +131,7 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
     MUSAE_ASSERT(d <= INT32_MAX && M <= INT32_MAX, "d %lld, M %lld", (long long)d, (long long)M);
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)N * 2 + 8), *cnt_aux = cnt + N;
     cpu_blas_init(); /* our OpenMP threads each run their own single-threaded sgemm */
-    const int nt = omp_get_max_threads();
-    int64_t R = (N + nt - 1) / nt;
-    if (R > ROWS_MAX) R = ROWS_MAX;
-    if (R < 1) R = 1;
-    const int64_t n_blocks = (N + R - 1) / R;
+    const int64_t R = ROWS, n_blocks = (N + R - 1) / R;
 #pragma omp parallel
     {
         float *tile = musae_xmalloc(sizeof(float) * (size_t)(R * TILE_M));
