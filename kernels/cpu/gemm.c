@@ -12,9 +12,12 @@
  * The tiles are chosen from the product's shape alone, never from the thread count: OpenBLAS rounds an
  * element by its place in the sgemm that computes it (Haswell/Zen kernels: rows and columns near a call's
  * edge), so tiles cut per thread made results depend on OMP_NUM_THREADS. A tile is the largest of 512, 256
- * or 128 on a side that still gives MIN_TILES tiles, enough for a 16-core machine; on 2 cores that costs
- * 5-15% of a capture-sized product's speed (504 x 1024 x 1024: 118-125 GFLOP/s per core with AVX-512
- * kernels where two half-width blocks gave 139; 87-90 where 95 with Haswell kernels).
+ * or 128 on a side that still gives MIN_TILES tiles, enough for a 16-core machine. Each tile packs its
+ * slices of both operands again, which a machine with few cores pays for: a capture-sized product (504 x
+ * 1024 x 1024, 16 tiles of 256 x 128) runs at 114-118 GFLOP/s per core with AVX-512 kernels where one sgemm
+ * gave 140 (87 against 95 with Haswell kernels), and capture_bench's decoder took 16% more CPU time on one
+ * thread (musicgen-small, 2 clips: 6.35 s against 5.5). With 16 threads the tiles are larger than the
+ * 504 x 64 column blocks that one block per thread gave (about 100 GFLOP/s per core).
  * Skinny products (C = A·Bᵀ with at most SKINNY_M rows: every decoding step) skip BLAS: they are bound by
  * reading B once, which cpu_gemm_nt_skinny does at memory speed, where sgemm first packs B (about 3x
  * slower at 2 rows). Each of their elements is one thread's fixed-order sum, whatever the thread count. */
