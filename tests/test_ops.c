@@ -612,7 +612,7 @@ static void run_all(const musae_ops *ops, const double *tol) {
  * and one shape. */
 /* ---- BLAS threads ------------------------------------------------------------------------------------------ */
 
-/* split into OpenMP column blocks, each an sgemm past OpenBLAS's own threading threshold */
+/* cut into tiles that the OpenMP threads share, each an sgemm past OpenBLAS's own threading threshold */
 enum { CC_M = 128, CC_N = 256, CC_K = 128, CC_ITERS = 1000 };
 typedef struct {
     const float *a, *b, *want;
