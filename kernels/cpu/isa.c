@@ -13,7 +13,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static const char *const NAMES[] = {"baseline", "avx2", "avx512"};
 
-const char *musae_isa_name(musae_isa isa) { return isa >= MUSAE_ISA_BASELINE && isa <= MUSAE_ISA_AVX512 ? NAMES[isa] : "?"; }
+const char *musae_isa_name(musae_isa isa) {
+    return isa >= MUSAE_ISA_BASELINE && isa <= MUSAE_ISA_AVX512 ? NAMES[isa] : "?";
+}
 
 musae_isa musae_isa_cpu(void) {
 #if MUSAE_ISA_VARIANTS

@@ -2,10 +2,10 @@
  *
  * Each thread takes blocks of ROWS rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
  * makes the [ROWS, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
- * into that row's min-heap of the best k. The blocks are fixed, not cut per thread: OpenBLAS rounds a row by
- * its place in the sgemm, so blocks of N / threads rows made the pre-activations depend on OMP_NUM_THREADS
- * (tests/test_sae_ops.c). Most values fall below the heap's minimum after the first tiles,
- * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it. */
+ * into that row's min-heap of the best k. Most values fall below the heap's minimum after the first tiles,
+ * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it.
+ * The blocks are fixed, not cut per thread: OpenBLAS rounds a row by its place in the sgemm, so blocks of
+ * N / threads rows made the pre-activations depend on OMP_NUM_THREADS (tests/test_sae_ops.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
