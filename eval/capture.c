@@ -734,10 +734,11 @@ static void *compute_main(void *arg) {
         }
         int nb = 0;
         jobs[nb++] = j;
-        /* A clip's rows must not depend on what else shares its forward (a resumed run cuts batches elsewhere),
-         * so a batch is consecutive whole clips without text. Tails run alone: a very short one can take the
-         * decoder's few-row GEMM path, whose summation order differs from the batched one; so do T5's states
-         * (8 tokens or fewer), which is why captioned clips run one per forward. */
+        /* A clip's rows must not depend on what else shares its forward (a resumed run cuts batches elsewhere).
+         * The decoder runs every product per item (mg_linear_items), so a clip in a batch of whole clips gets
+         * the bits it gets alone. A batch holds clips of one length, so tails run alone; captioned clips run
+         * one per forward because a batch pads the text states to its longest caption, which would change
+         * the cross-attention's products. */
         const int batchable = !c->o->captions && j->n == c->clip_samples;
         while (batchable && nb < bmax) {
             clip_job *nx = q_get(&c->coded, 1);

@@ -1,9 +1,9 @@
 /* SAE inference on raw activations, held-out metrics, and planted-concept recovery. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "host/core/check.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "sae/sae.h"
 
 void sae_model_from_trainer(sae_model *m, const sae_trainer *t, int layer, const char *model) {
@@ -199,8 +199,7 @@ double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G,
     int64_t hit = 0;
     for (int64_t g0 = 0; g0 < G; g0 += bg) {
         const int64_t ng = g0 + bg <= G ? bg : G - g0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ng, (int)M, (int)d, 1.0f, t + g0 * d, (int)d, w,
-                    (int)d, 0.0f, sim, (int)M);
+        cpu_gemm(0, 1, ng, M, d, 1.0f, t + g0 * d, d, w, d, 0.0f, sim, M);
         for (int64_t g = 0; g < ng; g++) {
             float best = -2.0f;
             for (int64_t i = 0; i < M; i++) best = sim[g * M + i] > best ? sim[g * M + i] : best;
