@@ -20,6 +20,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/progress.h"
+#include "host/core/utf8.h"
 #include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
@@ -780,19 +781,6 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* Valid UTF-8 (T5's tokenizer refuses anything else; the plan checks it so the pipeline never meets it). */
-static int utf8_ok(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && *p < 0xC2)) return 0;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xC0) != 0x80) return 0;
-    }
-    return 1;
-}
-
 static void layers_str(const int *l, int n, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
@@ -941,8 +929,10 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             skip_add(&c->skips, f->path, "no caption (line %d of the list has no tab and caption)", f->line);
             continue;
         }
-        if (o->captions && !utf8_ok(f->caption)) {
-            skip_add(&c->skips, f->path, "the caption on line %d is not valid UTF-8", f->line);
+        const int64_t bad_at = o->captions ? musae_utf8_invalid_at(f->caption, strlen(f->caption)) : -1;
+        if (bad_at >= 0) {
+            skip_add(&c->skips, f->path, "the caption on line %d is not valid UTF-8 (byte 0x%02x at offset %lld)",
+                     f->line, (unsigned char)f->caption[bad_at], (long long)bad_at);
             continue;
         }
         musae_audio_reader *r = musae_audio_open(f->path, c->rate, 0, 0, err, sizeof err);

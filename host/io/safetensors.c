@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "host/core/log.h"
+#include "host/io/path.h"
 
 /* Headers larger than this are refused before any allocation (the reference implementation uses 100 MB). */
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
@@ -88,9 +89,14 @@ static void meta_add(musae_st *st, const char *k, const char *v, int later_shard
 /* Parses and validates one file image; appends its tensors to st with file index `fi`. */
 static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *buf, size_t size, char *err,
                       size_t en) {
-    if (size < 8) return fail(err, en, "%s: truncated: file is %zu bytes, shorter than the 8-byte header length", fname, size);
+    /* a file that cannot start a safetensors image: say what it looks like (a WAV, a text file) rather than
+     * report a header length read from its first 8 bytes */
+    const char *kind = musae_file_kind(buf, size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+    for (int i = 7; i >= 0 && size >= 8; i--) hlen = (hlen << 8) | buf[i];
+    if (kind && (size < 10 || hlen > size - 8 || buf[8] != '{'))
+        return fail(err, en, "%s: not a safetensors file (it looks like %s)", fname, kind);
+    if (size < 8) return fail(err, en, "%s: truncated: file is %zu bytes, shorter than the 8-byte header length", fname, size);
     if (hlen > ST_MAX_HEADER)
         return fail(err, en, "%s: header length %llu exceeds the %llu-byte limit", fname, (unsigned long long)hlen,
                     (unsigned long long)ST_MAX_HEADER);
@@ -324,9 +330,10 @@ int musae_st_parse(musae_st *st, const char *name, const uint8_t *buf, size_t si
 }
 
 static int map_file(musae_st_file *f, const char *path, char *err, size_t en) {
+    /* a FIFO would block open() and mmap cannot take it: only regular files */
+    if (musae_path_regular(path, "a .safetensors file", err, en)) return -1;
     struct stat sb;
     if (stat(path, &sb) != 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return fail(err, en, "%s: is a directory, expected a .safetensors file", path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
     f->path = musae_xstrdup(path);
@@ -363,6 +370,7 @@ static char *read_small_file(const char *path, size_t *n) {
 }
 
 static int open_index(musae_st *st, const char *index_path, char *err, size_t en) {
+    if (musae_path_regular(index_path, "a safetensors index (.json)", err, en)) return -1;
     char *txt = read_small_file(index_path, NULL);
     if (!txt) return fail(err, en, "%s: cannot read: %s", index_path, strerror(errno));
     cJSON *root = cJSON_Parse(txt);

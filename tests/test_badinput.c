@@ -1,0 +1,124 @@
+/* Bad input through the musae binary (issue 13): each case must end in one line "musae: error: ..." that says
+ * what is wrong, and exit 1 (never an assertion, an HDF5 abort, a hang or a silent wrong result). Every run has
+ * a time limit, so a reader that blocks on a FIFO fails the test instead of hanging it. */
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/core/check.h"
+#include "host/io/audio.h"
+#include "host/io/safetensors.h"
+#include "test.h"
+
+#include "cli.h"
+
+/* A fixture path; valid until the 8th call after it. */
+static const char *fx(const char *rel) {
+    static char buf[8][1024];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", test_fixtures(), rel);
+    return buf[i];
+}
+
+/* run() with a time limit of 120 s: a hang exits 124 (timeout's status). */
+MUSAE_PRINTF(1, 2) static int run_limited(const char *fmt, ...) {
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return sh("MUSAE_LOG=info timeout 120 %s %s >out.txt 2>err.txt", bin(), args);
+}
+
+/* The last run exited 1 with one error line holding `needle`, and nothing from a check macro or HDF5. */
+static void refused(int rc, const char *what, const char *needle) {
+    CHECK(rc == 1, "%s: exit status %d, expected 1", what, rc);
+    char *e = slurp("err.txt");
+    int lines = 0;
+    for (const char *p = e; (p = strstr(p, "musae: error: ")); p++) lines++;
+    CHECK(lines == 1, "%s: %d error lines, expected 1:\n%s", what, lines, e);
+    CHECK(strstr(e, needle) != NULL, "%s: stderr lacks '%s':\n%s", what, needle, e);
+    CHECK(!strstr(e, "[musae]") && !strstr(e, "HDF5-DIAG"), "%s: a check failure or HDF5 trace:\n%s", what, e);
+    free(e);
+}
+#define REFUSED(needle, ...) refused(run_limited(__VA_ARGS__), #__VA_ARGS__, needle)
+
+static void write_wav(const char *rel, double seconds) {
+    const int rate = 32000;
+    const int64_t n = (int64_t)(seconds * rate);
+    float *x = musae_xmalloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(0.3 * sin(2 * M_PI * 220.0 * (double)i / rate));
+    char err[1024];
+    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
+    MUSAE_ASSERT(w, "%s", err);
+    MUSAE_ASSERT(musae_audio_write(w, x, n, err, sizeof err) == 0, "%s", err);
+    MUSAE_ASSERT(musae_audio_writer_close(w, NULL, err, sizeof err) == 0, "%s", err);
+    free(x);
+}
+
+static void write_codes(const char *rel, musae_dtype dt, const void *c, int64_t B, int64_t K, int64_t F) {
+    char err[1024];
+    musae_st_writer *w = musae_st_writer_new();
+    musae_st_writer_add(w, "codes", dt, 3, (int64_t[]){B, K, F}, c);
+    MUSAE_ASSERT(musae_st_writer_save(w, at(rel), err, sizeof err) == 0, "%s", err);
+    musae_st_writer_free(w);
+}
+
+/* ---- files that are not what a verb reads ----------------------------------------------------------------- */
+
+static void test_file_kinds(void) {
+    const char *m = fx("tiny-musicgen");
+    CHECK(sh("mkfifo pipe.safetensors") == 0, "mkfifo");
+    REFUSED("pipe.safetensors: is a FIFO (named pipe), not a regular file", "info pipe.safetensors");
+    REFUSED("pipe.safetensors: is a FIFO (named pipe), not a regular file", "decode --model %s pipe.safetensors -o x.wav", m);
+    REFUSED("pipe.safetensors: is a FIFO", "forward --model %s --codes pipe.safetensors -o x.safetensors", m);
+    write_wav("a.wav", 1.0);
+    REFUSED("a.wav: not a safetensors file (it looks like a WAV audio file)", "info a.wav");
+    CHECK(sh("printf 'hello, this is text\\n' > notes.txt") == 0, "text file");
+    REFUSED("notes.txt: not a safetensors file (it looks like a text file)", "info notes.txt");
+    REFUSED("a.wav: not a safetensors file (it looks like a WAV audio file)", "decode --model %s a.wav -o y.wav", m);
+}
+
+/* ---- outputs that would replace an input ---------------------------------------------------------------- */
+
+static void test_output_is_input(void) {
+    const char *m = fx("tiny-musicgen");
+    write_wav("in.wav", 0.5);
+    CHECK(sh("cp in.wav in.orig && ln -sf in.wav link.wav") == 0, "copies");
+    REFUSED("-o in.wav is the input file: refusing to overwrite it", "encode --model %s in.wav -o in.wav", m);
+    REFUSED("-o ./link.wav is the input file", "encode --model %s in.wav -o ./link.wav", m);
+    CHECK(same_bytes("in.wav", "in.orig"), "the input is untouched");
+    int64_t c[4 * 3] = {0};
+    write_codes("c.safetensors", MUSAE_I64, c, 1, 4, 3);
+    CHECK(sh("cp c.safetensors c.orig") == 0, "copy");
+    REFUSED("-o c.safetensors is the codes file being decoded", "decode --model %s c.safetensors -o c.safetensors", m);
+    CHECK(same_bytes("c.safetensors", "c.orig"), "the codes are untouched");
+}
+
+/* ---- one reader of the codes format ----------------------------------------------------------------------- */
+
+static void test_codes_rule(void) {
+    const char *m = fx("tiny-musicgen");
+    int32_t c32[4 * 3] = {0};
+    write_codes("c32.safetensors", MUSAE_I32, c32, 1, 4, 3);
+    REFUSED("c32.safetensors: tensor 'codes' has dtype I32, expected I64", "decode --model %s c32.safetensors -o x.wav", m);
+    REFUSED("c32.safetensors: tensor 'codes' has dtype I32, expected I64",
+            "forward --model %s --codes c32.safetensors -o x.safetensors", m);
+    int64_t c[4 * 3] = {0};
+    c[5] = 2048;
+    write_codes("range.safetensors", MUSAE_I64, c, 1, 4, 3);
+    REFUSED("range.safetensors: codes[0, 1, 2] = 2048 is outside 0..2047", "decode --model %s range.safetensors -o x.wav", m);
+    REFUSED("range.safetensors: codes[0, 1, 2] = 2048 is outside 0..2047",
+            "forward --model %s --codes range.safetensors -o x.safetensors", m);
+}
+
+int main(void) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    scratch_open("test_badinput");
+    test_file_kinds();
+    test_output_is_input();
+    test_codes_rule();
+    scratch_close();
+    TEST_END();
+}
