@@ -147,6 +147,10 @@ typedef struct {
     double recovered;          /* planted-concept stores: fraction of true directions found; -1 otherwise */
 } sae_eval_result;
 sae_eval_result sae_eval_finish(const sae_eval_acc *a);
+/* Adds tokens, fvu, mse, l0, cos, dead_frac (and recovered when known) to the JSON object o (a cJSON *): the
+ * one spelling of an evaluation, shared by musae.json, metrics.jsonl and `musae evaluate`. */
+struct cJSON;
+void sae_eval_to_json(struct cJSON *o, const sae_eval_result *e);
 /* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
 double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G, double thr);
 

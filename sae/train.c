@@ -14,6 +14,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/progress.h"
+#include "host/io/json.h"
 #include "host/io/safetensors.h"
 #include "sae/sae_dist.h"
 #include "sae/sae_gpu.h"
@@ -150,10 +151,18 @@ static void save_state(grid_sae *g, int n, const char *out, musae_stream_pos pos
             mkdirs(path);
             state_path(path, sizeof path, &g[i], step);
             /* the running metric sums too, so the resumed run logs the same lines */
-            char acc[512];
-            snprintf(acc, sizeof acc, "{\"acc\":[\"%a\",\"%a\",\"%a\",\"%a\",\"%a\"],\"acc_n\":%" PRId64 "}",
-                     g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac, g[i].acc_n);
+            cJSON *aj = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(aj, "acc");
+            const double sums[5] = {g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac};
+            for (int q = 0; q < 5; q++) { /* hex floats: the exact sums */
+                char hex[64];
+                snprintf(hex, sizeof hex, "%a", sums[q]);
+                cJSON_AddItemToArray(arr, cJSON_CreateString(hex));
+            }
+            cJSON_AddNumberToObject(aj, "acc_n", (double)g[i].acc_n);
+            char *acc = cJSON_PrintUnformatted(aj);
+            cJSON_Delete(aj);
             sae_state_save(path, full, acc);
+            free(acc);
         }
         sae_dist_full_free(&tmp);
     }
@@ -274,11 +283,26 @@ sae_eval_result sae_evaluate_store(const sae_model *m, musae_store *s, int layer
 
 static void log_metrics(FILE *f, const grid_sae *g, int64_t step, int64_t tokens, float lr, double tok_s) {
     const double n = (double)g->acc_n;
-    fprintf(f,
-            "{\"sae\":\"%s\",\"layer\":%d,\"k\":%d,\"expansion\":%d,\"step\":%" PRId64 ",\"tokens\":%" PRId64
-            ",\"loss\":%.6g,\"fvu\":%.6g,\"auxk\":%.6g,\"l0\":%.4g,\"dead_frac\":%.6g,\"lr\":%.6g,\"tokens_per_s\":%.1f}\n",
-            g->name, g->layer, g->k, g->exp, step, tokens, g->acc.loss / n, g->acc.fvu / n, g->acc.auxk / n,
-            g->acc.l0 / n, g->acc.dead_frac / n, lr, tok_s);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "sae", g->name);
+    cJSON_AddNumberToObject(j, "layer", g->layer);
+    cJSON_AddNumberToObject(j, "k", g->k);
+    cJSON_AddNumberToObject(j, "expansion", g->exp);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddNumberToObject(j, "tokens", (double)tokens);
+    /* %.6g-rounded, as the lines always were: a resumed run's lines equal an uninterrupted run's */
+    const struct {
+        const char *key;
+        double v;
+    } nums[] = {{"loss", g->acc.loss / n}, {"fvu", g->acc.fvu / n},       {"auxk", g->acc.auxk / n},
+                {"l0", g->acc.l0 / n},     {"dead_frac", g->acc.dead_frac / n}, {"lr", lr}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "%.6g", nums[i].v);
+        cJSON_AddNumberToObject(j, nums[i].key, strtod(b, NULL));
+    }
+    cJSON_AddNumberToObject(j, "tokens_per_s", round(tok_s * 10) / 10);
+    musae_json_print_line(f, j);
 }
 
 /* The run loop's bookkeeping, shared by the CPU and GPU loops: metric sums, progress, metric lines, states. */
@@ -644,11 +668,12 @@ int sae_train_run(const sae_train_opts *o) {
                 meta.eval = sae_eval_finish(&acc[i]);
                 fill_recovered(&meta.eval, &models[i], store);
                 sae_eval_free(&acc[i]);
-                fprintf(mf,
-                        "{\"sae\":\"%s\",\"eval\":{\"split\":\"val\",\"tokens\":%" PRId64
-                        ",\"fvu\":%.6g,\"mse\":%.6g,\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g,\"recovered\":%.6g}}\n",
-                        g[i].name, meta.eval.tokens, meta.eval.fvu, meta.eval.mse, meta.eval.l0, meta.eval.cos,
-                        meta.eval.dead_frac, meta.eval.recovered);
+                cJSON *ej = cJSON_CreateObject(), *ev = cJSON_CreateObject();
+                cJSON_AddStringToObject(ej, "sae", g[i].name);
+                cJSON_AddStringToObject(ev, "split", "val");
+                sae_eval_to_json(ev, &meta.eval);
+                cJSON_AddItemToObject(ej, "eval", ev);
+                musae_json_print_line(mf, ej);
                 LOG_INFO("%s: held-out FVU %.4f, L0 %.1f, never fired %.1f%%%s", g[i].name, meta.eval.fvu, meta.eval.l0,
                          100 * meta.eval.dead_frac, meta.eval.recovered >= 0 ? "" : "");
                 if (meta.eval.recovered >= 0)

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "host/core/check.h"
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
@@ -113,12 +115,61 @@ static void test_codes_rule(void) {
             "forward --model %s --codes range.safetensors -o x.safetensors", m);
 }
 
+/* ---- SAE checkpoints ---------------------------------------------------------------------------------------- */
+
+/* An SAE folder (cfg.json + sae.safetensors, sparsify's layout) of d 16, 32 latents, k 2; `poison` NaN/Inf goes
+ * into W_dec[3, 5] when nonzero. */
+static void write_sae(const char *dir, float poison) {
+    CHECK(sh("mkdir -p '%s' && printf '{\"d_in\": 16, \"num_latents\": 32, \"k\": 2}' > '%s/cfg.json'", dir, dir) == 0,
+          "cfg.json");
+    float We[32 * 16], be[32] = {0}, Wd[32 * 16], bd[16] = {0};
+    for (int i = 0; i < 32 * 16; i++) We[i] = Wd[i] = (float)((i * 37 % 17) - 8) / 32.0f;
+    if (poison != 0) Wd[3 * 16 + 5] = poison;
+    musae_st_writer *w = musae_st_writer_new();
+    musae_st_writer_add(w, "encoder.weight", MUSAE_F32, 2, (int64_t[]){32, 16}, We);
+    musae_st_writer_add(w, "encoder.bias", MUSAE_F32, 1, (int64_t[]){32}, be);
+    musae_st_writer_add(w, "W_dec", MUSAE_F32, 2, (int64_t[]){32, 16}, Wd);
+    musae_st_writer_add(w, "b_dec", MUSAE_F32, 1, (int64_t[]){16}, bd);
+    char p[2048], err[1024];
+    snprintf(p, sizeof p, "%s/sae.safetensors", dir);
+    CHECK(musae_st_writer_save(w, at(p), err, sizeof err) == 0, "%s", err);
+    musae_st_writer_free(w);
+}
+
+static void test_sae_files(void) {
+    CHECK(run("synth_acts -o s16.h5 --d 16 --concepts 8 --k-true 2 --rows 3000 --clip-frames 100") == 0,
+          "synth_acts (setup)");
+    write_sae("nan_sae", NAN);
+    REFUSED("nan_sae/sae.safetensors: tensor W_dec holds a non-finite value (nan at [3, 5])",
+            "evaluate --sae nan_sae --acts s16.h5 --layer 0");
+    REFUSED("tensor W_dec holds a non-finite value", "info nan_sae");
+    write_sae("inf_sae", INFINITY);
+    REFUSED("inf_sae/sae.safetensors: tensor W_dec holds a non-finite value (inf at [3, 5])",
+            "evaluate --sae inf_sae --acts s16.h5 --layer 0");
+    /* a folder with sae.safetensors but no cfg.json: say so, not "no model.safetensors" */
+    write_sae("nocfg", 0);
+    CHECK(sh("rm nocfg/cfg.json") == 0, "rm cfg.json");
+    REFUSED("nocfg: no cfg.json (an SAE checkpoint is sae.safetensors + cfg.json", "info nocfg");
+    /* evaluate's line is JSON whatever the path holds: quotes and backslashes escaped */
+    write_sae("we\"ird\\sae", 0);
+    CHECK(run("evaluate --sae 'we\"ird\\sae' --acts s16.h5 --layer 0 --split all") == 0, "evaluate a good SAE");
+    char *out = slurp("out.txt");
+    cJSON *j = cJSON_Parse(out);
+    CHECK(j != NULL, "evaluate printed invalid JSON: %s", out);
+    const cJSON *sae = cJSON_GetObjectItemCaseSensitive(j, "sae");
+    CHECK(cJSON_IsString(sae) && !strcmp(sae->valuestring, "we\"ird\\sae"), "the path round-trips: %s", out);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "fvu")), "fvu is a number: %s", out);
+    cJSON_Delete(j);
+    free(out);
+}
+
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_badinput");
     test_file_kinds();
     test_output_is_input();
     test_codes_rule();
+    test_sae_files();
     scratch_close();
     TEST_END();
 }

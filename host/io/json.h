@@ -1,0 +1,19 @@
+/* JSON output: every JSON line or file musae prints goes through cJSON, so strings (paths) are escaped and a
+ * NaN or Inf number prints as null (cJSON's rule), never as a bare nan that no parser takes. */
+#ifndef MUSAE_JSON_H
+#define MUSAE_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Prints j on one line (no spaces) followed by '\n', then deletes j. */
+void musae_json_print_line(FILE *f, cJSON *j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_JSON_H */
