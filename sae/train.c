@@ -82,6 +82,25 @@ static void mkdirs(const char *dir) {
             if (!c) break;
         }
     }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) musae_fail("%s: exists and is not a folder", dir);
+}
+
+/* The checks a run can make before it reads a row: a failure past this point would leave the stream's reader
+ * thread inside HDF5 while the process exits. */
+static void check_upfront(const sae_train_opts *o) {
+    struct stat sb;
+    if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        musae_fail("-o %s: exists and is not a folder (the output is a folder: sae.safetensors, cfg.json, "
+                   "metrics.jsonl, ...)", o->out);
+    /* the loss is normalized by the batch's variance about its mean (FVU), which a single row does not have */
+    if (o->batch < 2)
+        musae_fail("--batch %lld: a step needs at least 2 rows (the loss divides by the batch's variance about its "
+                   "mean, which one row lacks)", (long long)o->batch);
+    if (o->tokens % o->batch == 1)
+        musae_fail("--tokens %lld with --batch %lld leaves a last step of 1 row, which has no variance to normalize "
+                   "the loss by: use --tokens %lld or %lld", (long long)o->tokens, (long long)o->batch,
+                   (long long)(o->tokens - 1), (long long)(o->tokens + 1));
 }
 
 static char *slurp(const char *path) {
@@ -473,6 +492,7 @@ static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae
 
 int sae_train_run(const sae_train_opts *o) {
     char err[600], path[4400];
+    check_upfront(o);
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
     if (!store) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(store);

@@ -10,6 +10,7 @@
 #include "host/core/check.h"
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
+#include "host/io/store.h"
 #include "test.h"
 
 #include "cli.h"
@@ -163,6 +164,45 @@ static void test_sae_files(void) {
     free(out);
 }
 
+/* ---- musae train -------------------------------------------------------------------------------------------- */
+
+/* A store of d 8 whose rows are all the same vector: no batch of it has any variance. */
+static void write_constant_store(const char *rel) {
+    musae_store_spec spec = {.model = "constant", .d_model = 8, .frame_rate = 50, .n_layers = 1, .dtype = MUSAE_F32,
+                             .dtype_source = "f32"};
+    musae_store_writer *w = musae_store_create(at(rel), &spec);
+    float rows[100 * 8];
+    for (int i = 0; i < 100 * 8; i++) rows[i] = (float)(i % 8) * 0.25f;
+    const float *acts[1] = {rows};
+    for (int c = 0; c < 20; c++) {
+        char name[32];
+        snprintf(name, sizeof name, "clip%d", c);
+        musae_store_add_clip(w, name, 100, acts);
+    }
+    musae_store_close_writer(w, 1);
+}
+
+static void test_train(void) {
+#define TR "train --acts s16.h5 --layer 0 --k 2 --expansion 2 --eval-tokens 256 --init-rows 256 "
+    REFUSED("--batch 1: a step needs at least 2 rows", TR "--tokens 1000 --batch 1 -o B1");
+    REFUSED("--tokens 1001 with --batch 100 leaves a last step of 1 row", TR "--tokens 1001 --batch 100 -o B2");
+    CHECK(run(TR "--tokens 1000 --batch 2 -o B3") == 0, "--batch 2 trains");
+    /* -o a file: refused before anything streams (it was an HDF5 abort in the reader thread) */
+    CHECK(sh("echo keep > afile") == 0, "a file");
+    REFUSED("-o afile: exists and is not a folder", TR "--tokens 1000 --batch 100 -o afile");
+    char *kept = slurp("afile");
+    CHECK(!strcmp(kept, "keep\n"), "the file is untouched: '%s'", kept);
+    free(kept);
+    REFUSED("afile/x: cannot create: Not a directory", TR "--tokens 1000 --batch 100 -o afile/x");
+    /* a window larger than the store is the whole store (10^12 rows was an out-of-memory abort) */
+    CHECK(run(TR "--tokens 1000 --batch 100 --shuffle-rows 1000000000000 -o W") == 0, "--shuffle-rows 10^12 trains");
+    /* a store of identical rows: one line, exit 1, and no HDF5 abort from the reader thread */
+    write_constant_store("const.h5");
+    REFUSED("a batch of 100 rows has total variance 0 (every row the same)",
+            "train --acts const.h5 --layer 0 --k 2 --expansion 2 --tokens 1000 --batch 100 --init-rows 100 -o C");
+#undef TR
+}
+
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_badinput");
@@ -170,6 +210,7 @@ int main(void) {
     test_output_is_input();
     test_codes_rule();
     test_sae_files();
+    test_train();
     scratch_close();
     TEST_END();
 }
