@@ -78,9 +78,18 @@ static int walk(capture_dataset *ds, int64_t *cap, const char *dir, dir_id **see
     (*seen)[(*n_seen)++] = (dir_id){sb.st_dev, sb.st_ino};
     ds->n_dirs++;
     DIR *d = opendir(dir);
-    if (!d) {
+    if (!d && ds->n_dirs == 1) { /* the folder given */
         snprintf(err, errlen, "%s: cannot read the folder: %s", dir, strerror(errno));
         return -1;
+    }
+    if (!d) { /* a subfolder: skipped with the reason, as an unreadable file is */
+        ds->bad_dirs = musae_xrealloc(ds->bad_dirs, sizeof(char *) * (size_t)(ds->n_bad_dirs + 1));
+        ds->bad_dir_why = musae_xrealloc(ds->bad_dir_why, sizeof(char *) * (size_t)(ds->n_bad_dirs + 1));
+        char why[600];
+        snprintf(why, sizeof why, "cannot read the folder: %s", strerror(errno));
+        ds->bad_dirs[ds->n_bad_dirs] = musae_xstrdup(dir);
+        ds->bad_dir_why[ds->n_bad_dirs++] = musae_xstrdup(why);
+        return 0;
     }
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -235,6 +244,9 @@ void capture_dataset_free(capture_dataset *ds) {
         free(ds->files[i].caption);
     }
     free(ds->files);
+    for (int64_t i = 0; i < ds->n_bad_dirs; i++) free(ds->bad_dirs[i]), free(ds->bad_dir_why[i]);
+    free(ds->bad_dirs);
+    free(ds->bad_dir_why);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -798,7 +810,7 @@ static void check_resumable(const char *out, const char *model_id, const capture
     if (!s) musae_fail("%s (it exists, so this run would continue it)", err);
     const musae_store_info *in = musae_store_get_info(s);
     char have[512], want[512];
-    if (strcmp(in->model, model_id))
+    if (!musae_store_same_model(in->model, model_id))
         musae_fail("%s holds activations of model '%s'; this run uses '%s' (%s): refusing to mix models in one "
                    "store (write to a new file)", out, in->model, model_id, o->model_dir);
     layers_str(in->layers, in->n_layers, have, sizeof have);
@@ -911,6 +923,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
     pthread_mutex_init(&c->skips.mu, NULL);
+    for (int64_t i = 0; i < ds.n_bad_dirs; i++) skip_add(&c->skips, ds.bad_dirs[i], "%s", ds.bad_dir_why[i]);
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->dev_mu, NULL);
     c->plan = musae_xcalloc((size_t)ds.n_files, sizeof *c->plan);

@@ -12,6 +12,7 @@
 #include "host/io/config.h"
 #include "host/io/json.h"
 #include "host/io/safetensors.h"
+#include "host/io/store.h"
 #include "kernels/sae_ops.h"
 #include "model/delay.h"
 #include "model/encodec.h"
@@ -179,7 +180,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     if (o->layer >= 0 && sae.layer >= 0 && sae.layer != o->layer && !o->force)
         musae_fail("%s was trained on layer %d, not %d (--force to evaluate anyway)", o->sae_dir, sae.layer, o->layer);
     capture_model_id(o->model_dir, r->model_id, sizeof r->model_id);
-    if (sae.model[0] && strcmp(sae.model, r->model_id) && !o->force)
+    if (sae.model[0] && !musae_store_same_model(sae.model, r->model_id) && !o->force)
         musae_fail("%s was trained on activations of '%s'; --model %s is '%s' (--force to evaluate anyway)",
                    o->sae_dir, sae.model, o->model_dir, r->model_id);
     if (sae.batch_topk) LOG_INFO("%s selects with batch-top-k: each clip's rows form one batch here", o->sae_dir);

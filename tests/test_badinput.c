@@ -203,6 +203,79 @@ static void test_train(void) {
 #undef TR
 }
 
+/* ---- generate ------------------------------------------------------------------------------------------------ */
+
+static void test_generate(void) {
+    const char *m = fx("tiny-musicgen");
+    REFUSED("--frames and --seconds exclude each other", "generate --model %s --frames 10 --seconds 1 --codes-out x.safetensors", m);
+    /* a model folder whose generation_config.json holds guidance_scale -3 (the rest links to the fixture) */
+    CHECK(sh("mkdir -p gneg && ln -sf %s/* gneg/ && rm gneg/generation_config.json && "
+             "printf '{\"guidance_scale\": -3, \"max_length\": 1500, \"do_sample\": true}' > gneg/generation_config.json", m) == 0,
+          "gneg (setup)");
+    REFUSED("gneg/generation_config.json: guidance_scale: -3 is outside 0..1000",
+            "generate --model gneg --frames 2 --codes-out x.safetensors");
+    CHECK(sh("printf '{\"top_p\": 0}' > gneg/generation_config.json") == 0, "top_p 0");
+    REFUSED("gneg/generation_config.json: top_p: 0 is outside (0, 1]", "generate --model gneg --frames 2 --codes-out x.safetensors");
+}
+
+/* ---- capture ---------------------------------------------------------------------------------------------- */
+
+#define CAP "capture --layers 1 --clip-seconds 1 --dtype f32 "
+
+static int64_t store_clips(const char *rel) {
+    char err[1024];
+    musae_store *s = musae_store_open(at(rel), err, sizeof err);
+    if (!s) return -1;
+    const int64_t n = musae_store_get_info(s)->n_clips;
+    musae_store_close(s);
+    return n;
+}
+
+static void test_capture(void) {
+    const char *m = fx("tiny-musicgen");
+    CHECK(sh("mkdir -p d1 d2 && cp a.wav d1/a.wav && cp a.wav d2/b.wav") == 0, "audio (setup)");
+    CHECK(run(CAP "--model %s --audio d1 -o st.h5", m) == 0, "capture d1");
+    /* a copy of the model folder is the same model: its id differs only in the folder name */
+    CHECK(sh("cp -r %s copied_model", m) == 0, "copy the model (setup)");
+    CHECK(run(CAP "--model copied_model --audio d2 -o st.h5") == 0, "a copied model folder continues the store");
+    CHECK(store_clips("st.h5") == 2, "both files captured: %lld clips", (long long)store_clips("st.h5"));
+    /* ... and another model (other weights) still is refused */
+    CHECK(sh("cp -r %s changed_model && echo ' ' >> changed_model/config.json", m) == 0, "changed model (setup)");
+    REFUSED("refusing to mix models", CAP "--model changed_model --audio d2 -o st.h5");
+
+    /* a store that cannot be written: the system's reason, not just "cannot open for writing" */
+    CHECK(sh("mkdir -p d3 && cp a.wav d3/c.wav") == 0, "d3 (setup)");
+    const int root = getuid() == 0;
+    if (sh(root ? "chattr +i st.h5 2>/dev/null" : "chmod a-w st.h5") == 0) {
+        REFUSED(root ? "st.h5: cannot open the activation store for writing: Operation not permitted"
+                     : "st.h5: cannot open the activation store for writing: Permission denied",
+                CAP "--model %s --audio d3 -o st.h5", m);
+        sh(root ? "chattr -i st.h5" : "chmod u+w st.h5");
+    } else {
+        printf("not checked: a read-only store (root, and chattr +i is not supported here)\n");
+    }
+
+    /* an unreadable subfolder is skipped with the reason, as unreadable files are; the rest is captured. Root
+     * reads any folder, so as root the capture runs as nobody (setpriv) in a folder nobody may write. */
+    CHECK(sh("mkdir -p nb/walk/ok nb/walk/locked && cp a.wav nb/walk/ok/ && cp a.wav nb/walk/locked/ && "
+             "chmod 777 nb && chmod 000 nb/walk/locked") == 0, "nb (setup)");
+    const char *as = root ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+    const int rc = sh("MUSAE_LOG=info timeout 120 %s%s " CAP "--model %s --audio nb/walk -o nb/walk.h5 >out.txt 2>err.txt",
+                      as, bin(), m);
+    CHECK(rc == 0, "a dataset with an unreadable subfolder is captured (status %d)", rc);
+    err_has("nb/walk/locked: cannot read the folder: Permission denied");
+    CHECK(store_clips("nb/walk.h5") == 1, "the readable file is captured: %lld clips", (long long)store_clips("nb/walk.h5"));
+    sh("chmod 755 nb/walk/locked");
+
+    /* the caption validator is the tokenizer's: an overlong '/' (0xC0 0xAF) is refused, not only bad bytes */
+    FILE *f = fopen(at("caps.txt"), "w");
+    fprintf(f, "d1/a.wav\tcalm \xc0\xaf piano\nd2/b.wav\tfine caption\n");
+    fclose(f);
+    CHECK(run(CAP "--model %s --audio caps.txt --captions -o caps.h5", m) == 0, "capture --captions");
+    err_has("d1/a.wav: the caption on line 1 is not valid UTF-8 (byte 0xc0 at offset 5)");
+    CHECK(store_clips("caps.h5") == 1, "the file with a valid caption is captured");
+}
+
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_badinput");
@@ -211,6 +284,8 @@ int main(void) {
     test_codes_rule();
     test_sae_files();
     test_train();
+    test_generate();
+    test_capture();
     scratch_close();
     TEST_END();
 }

@@ -76,7 +76,7 @@ int verb_evaluate(int argc, char **argv) {
     if (musae_store_layer_index(s, layer) < 0) musae_fail("%s: no layer %d in the store", acts, layer);
     if (m.layer >= 0 && m.layer != layer && !force)
         musae_fail("%s was trained on layer %d, not %d (--force to evaluate anyway)", sae_dir, m.layer, layer);
-    if (m.model[0] && in->model[0] && strcmp(m.model, in->model) && !force)
+    if (m.model[0] && in->model[0] && !musae_store_same_model(m.model, in->model) && !force)
         musae_fail("%s was trained on activations of '%s', the store holds '%s' (--force to evaluate anyway)", sae_dir,
                    m.model, in->model);
     uint64_t split_seed = 0;

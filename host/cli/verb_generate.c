@@ -112,6 +112,7 @@ static void parse(int argc, char **argv, gen_args *a) {
             musae_fail("unknown option '%s'", f);
         }
     }
+    if (have_frames && a->seconds > 0) musae_fail("--frames and --seconds exclude each other: give one length");
     if (!a->model_dir || have_frames == (a->seconds > 0) || (!a->codes_out && !a->audio_out)) {
         usage(stderr);
         musae_fail("--model, -o and/or --codes-out, and one of --frames or --seconds are required");
