@@ -724,12 +724,12 @@ int musae_write_file_atomic(const char *path, const void *data, size_t n) {
     return 0;
 }
 
-int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t en) {
+uint8_t *musae_st_writer_image(const musae_st_writer *w, size_t *size) {
     cJSON *root = cJSON_CreateObject();
     if (cJSON_GetArraySize(w->meta) > 0) cJSON_AddItemToObject(root, "__metadata__", cJSON_Duplicate(w->meta, 1));
     size_t off = 0;
     for (int i = 0; i < w->n; i++) {
-        wtensor *t = &w->t[i];
+        const wtensor *t = &w->t[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "dtype", st_dtype_str(t->dt));
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
@@ -754,6 +754,13 @@ int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t
         if (w->t[i].nbytes) memcpy(buf + pos, w->t[i].data, w->t[i].nbytes);
         pos += w->t[i].nbytes;
     }
+    *size = total;
+    return buf;
+}
+
+int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t en) {
+    size_t total;
+    uint8_t *buf = musae_st_writer_image(w, &total);
     int rc = musae_write_file_atomic(path, buf, total);
     free(buf);
     if (rc) return fail(err, en, "%s: cannot write: %s", path, strerror(errno));
