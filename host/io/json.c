@@ -1,5 +1,6 @@
 #include "host/io/json.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "host/core/check.h"
@@ -10,4 +11,13 @@ void musae_json_print_line(FILE *f, cJSON *j) {
     fprintf(f, "%s\n", s);
     free(s);
     cJSON_Delete(j);
+}
+
+cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals) {
+    if (isfinite(v)) {
+        char b[64];
+        snprintf(b, sizeof b, "%.*f", decimals, v);
+        v = strtod(b, NULL);
+    }
+    return cJSON_AddNumberToObject(o, key, v);
 }

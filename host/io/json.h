@@ -13,6 +13,10 @@ extern "C" {
 /* Prints j on one line (no spaces) followed by '\n', then deletes j. */
 void musae_json_print_line(FILE *f, cJSON *j);
 
+/* Adds key: v rounded to `decimals` digits after the point (for figures people read, as printf's %.Nf did); NaN
+ * and Inf stay themselves and print as null. Returns the item. */
+cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals);
+
 #ifdef __cplusplus
 }
 #endif
