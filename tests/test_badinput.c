@@ -80,6 +80,14 @@ static void test_file_kinds(void) {
     REFUSED("a.wav: not a safetensors file (it looks like a WAV audio file)", "info a.wav");
     CHECK(sh("printf 'hello, this is text\\n' > notes.txt") == 0, "text file");
     REFUSED("notes.txt: not a safetensors file (it looks like a text file)", "info notes.txt");
+    CHECK(sh("printf 'hi\\n' > hi.txt && : > empty.safetensors") == 0, "short files");
+    REFUSED("hi.txt: not a safetensors file (it looks like a text file)", "info hi.txt"); /* was "truncated" */
+    REFUSED("empty.safetensors: is empty (0 bytes), not a safetensors file", "info empty.safetensors");
+    REFUSED("s16.h5: not a safetensors file (it looks like an HDF5 file)", "decode --model %s s16.h5 -o y.wav", m);
+    REFUSED("notes.txt: not an HDF5 file (it looks like a text file)",
+            "train --acts notes.txt --layer 0 --k 2 --expansion 2 -o T");
+    REFUSED("pipe.safetensors: is a FIFO (named pipe), not a regular file (expected an HDF5 activation store)",
+            "train --acts pipe.safetensors --layer 0 --k 2 --expansion 2 -o T");
     REFUSED("a.wav: not a safetensors file (it looks like a WAV audio file)", "decode --model %s a.wav -o y.wav", m);
 }
 
@@ -138,8 +146,6 @@ static void write_sae(const char *dir, float poison) {
 }
 
 static void test_sae_files(void) {
-    CHECK(run("synth_acts -o s16.h5 --d 16 --concepts 8 --k-true 2 --rows 3000 --clip-frames 100") == 0,
-          "synth_acts (setup)");
     write_sae("nan_sae", NAN);
     REFUSED("nan_sae/sae.safetensors: tensor W_dec holds a non-finite value (nan at [3, 5])",
             "evaluate --sae nan_sae --acts s16.h5 --layer 0");
@@ -279,6 +285,9 @@ static void test_capture(void) {
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_badinput");
+    /* a small planted store for evaluate and train (its failure fails the test: nothing below can run) */
+    CHECK(run("synth_acts -o s16.h5 --d 16 --concepts 8 --k-true 2 --rows 3000 --clip-frames 100") == 0,
+          "synth_acts (setup)");
     test_file_kinds();
     test_output_is_input();
     test_codes_rule();

@@ -91,6 +91,7 @@ static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *bu
                       size_t en) {
     /* a file that cannot start a safetensors image: say what it looks like (a WAV, a text file) rather than
      * report a header length read from its first 8 bytes */
+    if (size == 0) return fail(err, en, "%s: is empty (0 bytes), not a safetensors file", fname);
     const char *kind = musae_file_kind(buf, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0 && size >= 8; i--) hlen = (hlen << 8) | buf[i];
