@@ -625,11 +625,12 @@ int sae_train_run(const sae_train_opts *o) {
                  g[0].layer);
     }
 
-    so.start = start;
-    musae_stream *st = musae_stream_open(store, &so);
+    /* opened before the stream: a failure here must not exit under the stream's reader thread */
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
     FILE *mf = root ? fopen(path, o->resume ? "a" : "w") : NULL;
     if (root && !mf) musae_fail("%s: cannot write: %s", path, strerror(errno));
+    so.start = start;
+    musae_stream *st = musae_stream_open(store, &so);
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
