@@ -923,7 +923,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
     pthread_mutex_init(&c->skips.mu, NULL);
-    for (int64_t i = 0; i < ds.n_bad_dirs; i++) skip_add(&c->skips, ds.bad_dirs[i], "%s", ds.bad_dir_why[i]);
+    if (ds.n_bad_dirs) LOG_WARN("capture: %lld folder(s) could not be read, their files are skipped:", (long long)ds.n_bad_dirs);
+    for (int64_t i = 0; i < ds.n_bad_dirs; i++) LOG_WARN("  %s: %s", ds.bad_dirs[i], ds.bad_dir_why[i]);
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->dev_mu, NULL);
     c->plan = musae_xcalloc((size_t)ds.n_files, sizeof *c->plan);

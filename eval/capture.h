@@ -58,7 +58,7 @@ typedef struct {
     int64_t n_not_audio;   /* files under a folder skipped for their extension */
     int64_t n_dirs;        /* folders walked */
     char **bad_dirs;       /* subfolders that could not be read, skipped ... */
-    char **bad_dir_why;    /* ... for this reason (capture lists them with the skipped files) */
+    char **bad_dir_why;    /* ... for this reason (capture warns with both) */
     int64_t n_bad_dirs;
     int from_list;
     char source[4096];
