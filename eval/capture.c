@@ -222,6 +222,12 @@ int capture_dataset_load(const char *src, capture_dataset *ds, char *err, size_t
         int rc = walk(ds, &cap, src, &seen, &n_seen, err, errlen);
         free(seen);
         if (rc) return -1;
+        if (ds->n_files == 0 && ds->n_bad_dirs) {
+            snprintf(err, errlen, "%s: no audio files in the %lld folder(s) that could be read; %lld could not, e.g. "
+                     "%s: %s", src, (long long)(ds->n_dirs - ds->n_bad_dirs), (long long)ds->n_bad_dirs,
+                     ds->bad_dirs[0], ds->bad_dir_why[0]);
+            return -1;
+        }
         if (ds->n_files == 0) {
             snprintf(err, errlen, "%s: no audio files in %lld folder(s) (%lld other files; looked for .wav .flac .ogg "
                      ".opus .mp3 .aiff .au .caf .w64)", src, (long long)ds->n_dirs, (long long)ds->n_not_audio);

@@ -271,7 +271,14 @@ static void test_capture(void) {
     CHECK(rc == 0, "a dataset with an unreadable subfolder is captured (status %d)", rc);
     err_has("nb/walk/locked: cannot read the folder: Permission denied");
     CHECK(store_clips("nb/walk.h5") == 1, "the readable file is captured: %lld clips", (long long)store_clips("nb/walk.h5"));
-    sh("chmod 755 nb/walk/locked");
+    /* and when every audio file is in unreadable folders, the error says so */
+    CHECK(sh("mkdir -p nb/only/locked && cp a.wav nb/only/locked/ && chmod 000 nb/only/locked") == 0, "nb/only (setup)");
+    refused(sh("MUSAE_LOG=info timeout 120 %s%s " CAP "--model %s --audio nb/only -o nb/only.h5 >out.txt 2>err.txt", as,
+               bin(), m),
+            "capture of unreadable folders only",
+            "nb/only: no audio files in the 1 folder(s) that could be read; 1 could not, e.g. nb/only/locked: cannot "
+            "read the folder: Permission denied");
+    sh("chmod 755 nb/walk/locked nb/only/locked");
 
     /* the caption validator is the tokenizer's: an overlong '/' (0xC0 0xAF) is refused, not only bad bytes */
     FILE *f = fopen(at("caps.txt"), "w");
