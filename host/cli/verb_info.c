@@ -65,7 +65,7 @@ int verb_info(int argc, char **argv) {
         char p1[4096], p2[4096];
         snprintf(p1, sizeof p1, "%s/cfg.json", path);
         snprintf(p2, sizeof p2, "%s/sae.safetensors", path);
-        if (access(p1, R_OK) == 0 && access(p2, R_OK) == 0) {
+        if (access(p1, F_OK) == 0 || access(p2, F_OK) == 0) { /* either file: sae_load says which is missing */
             sae_describe(path, stdout);
             return 0;
         }

@@ -160,6 +160,11 @@ uint64_t musae_store_fingerprint(musae_store *s);
 void musae_store_close(musae_store *s);
 /* Whether the file starts with the HDF5 signature (for `musae info` dispatch). */
 int musae_store_is_hdf5(const char *path);
+/* Whether two model ids (the store's "model" attribute, an SAE's musae.json "model") name the same model. Ids
+ * written by capture are "<name>:<16 hex digits>", the name from the folder (for people) and the digits a hash of
+ * config.json and the weights: only the hashes are compared, so a copied or renamed model folder is the same
+ * model. Other ids (synth_acts' "synthetic") compare whole. */
+int musae_store_same_model(const char *a, const char *b);
 /* Prints a summary for `musae info`: attributes, layers, rows, clips, hours, chunking, extra datasets. */
 void musae_store_describe(musae_store *s, FILE *out);
 

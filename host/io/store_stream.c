@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
@@ -241,9 +242,19 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
         musae_fail("%s: the %s split is empty (%lld clips, val fraction %g)", in->path,
                    o->split == MUSAE_SPLIT_VAL ? "validation" : "training", (long long)in->n_clips, o->val_fraction);
     st->blocks_per_window = o->window_rows > st->C ? o->window_rows / st->C : 1;
+    /* a window larger than the split is the whole split: that bounds the buffers by the store, whatever was asked */
+    if (st->blocks_per_window > st->n_nonempty) st->blocks_per_window = st->n_nonempty;
     st->windows_per_epoch = (st->n_nonempty + st->blocks_per_window - 1) / st->blocks_per_window;
     const size_t rowb = (size_t)in->d_model * musae_dtype_size(in->dtype);
     const size_t wrows = (size_t)(st->blocks_per_window * st->C);
+    /* two windows (the one read, the one consumed) per layer, plus the row order: refuse what the machine cannot
+     * hold rather than let an allocation abort or the OOM killer end the run */
+    const double need = 2.0 * (double)wrows * ((double)rowb * o->n_layers + sizeof(int64_t));
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if (phys > 0 && need > 0.8 * phys)
+        musae_fail("%s: a shuffle window of %lld rows needs %.1f GiB (2 windows x %d layer(s) x %zu bytes a row), "
+                   "more than 80%% of this machine's %.1f GiB: lower --shuffle-rows", in->path, (long long)wrows,
+                   need / 1073741824.0, o->n_layers, rowb, phys / 1073741824.0);
     st->blockbuf = musae_xmalloc((size_t)st->C * rowb);
     for (int i = 0; i < 2; i++) {
         for (int l = 0; l < o->n_layers; l++) st->slot[i].raw[l] = musae_xmalloc(wrows * rowb);
