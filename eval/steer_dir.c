@@ -15,13 +15,13 @@
 void steer_opts_defaults(steer_opts *o) {
     memset(o, 0, sizeof *o);
     o->vector_alpha = 1.0;
-    o->beta = NAN;
+    o->beta = 1.0;
     o->alpha_max = 1.0;
     o->layer = -1;
 }
 
 int steer_opts_any(const steer_opts *o) {
-    return o->sae_dir || o->spec || o->vector || !isnan(o->beta) || o->branch || o->frames || o->layer >= 0;
+    return o->sae_dir || o->spec || o->vector || o->have_beta || o->branch || o->frames || o->layer >= 0;
 }
 
 static void check_alpha(const char *flag, double a, double alpha_max) {
@@ -153,9 +153,9 @@ void steer_plan_build(const steer_opts *o, const mg_model *m, const char *model_
     if (o->spec && !o->sae_dir) musae_fail("--steer needs --sae DIR (the SAE whose decoder rows are the directions)");
     if (o->vector && o->sae_dir) musae_fail("--steer-vector takes its direction from the file: --sae does not apply");
     if (!(o->alpha_max > 0) || !isfinite(o->alpha_max)) musae_fail("--alpha-max %g: expected a finite number > 0", o->alpha_max);
-    if (o->spec && isnan(o->beta))
+    if (o->spec && !o->have_beta)
         musae_fail("--steer needs --beta B (the feature's maximum activation, FEATURES.h5 /features/max_act)");
-    p->beta = isnan(o->beta) && o->vector ? 1.0 : o->beta;
+    p->beta = o->beta;
     if (!isfinite(p->beta) || p->beta <= 0) musae_fail("--beta %g: expected a finite number > 0", p->beta);
 
     if (!o->branch || !strcmp(o->branch, "cond")) p->branch = MG_BRANCH_COND;

@@ -31,7 +31,8 @@ typedef struct {
     const char *spec;         /* --steer "F:ALPHA[,F:ALPHA...]" */
     const char *vector;       /* --steer-vector FILE */
     double vector_alpha;      /* --steer-alpha (for --steer-vector; default 1) */
-    double beta;              /* --beta; NAN when not given */
+    double beta;              /* --beta (any number: refused here unless finite and > 0) */
+    int have_beta;
     double alpha_max;         /* |α| allowed up to this (default 1; --alpha-max) */
     const char *branch;       /* --steer-branch cond|uncond|both (NULL = cond) */
     const char *frames;       /* --steer-frames a:b (NULL = every position) */

@@ -159,7 +159,7 @@ static void parse(int argc, char **argv, gen_args *a) {
         case OPT_STEER_VECTOR: a->steer.vector = v; break;
         /* α and β ranges are checked by steer_plan_build, which names the refusal; here only "a number" */
         case OPT_STEER_ALPHA: a->steer.vector_alpha = any_number("--steer-alpha", v); break;
-        case OPT_BETA: a->steer.beta = any_number("--beta", v); break;
+        case OPT_BETA: a->steer.beta = any_number("--beta", v), a->steer.have_beta = 1; break;
         case OPT_ALPHA_MAX: a->steer.alpha_max = cli_double("--alpha-max", v, 1e-30, 1e30); break;
         case OPT_STEER_BRANCH: a->steer.branch = v; break;
         case OPT_STEER_FRAMES: a->steer.frames = v; break;
