@@ -10,3 +10,4 @@ endif()
 # run alone, on both loops (tests/test_steer.c).
 musae_add_test(test_steer_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_cli.c LABELS cpu)
 add_dependencies(test_steer_cli musae)
+musae_add_test(test_steer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer.c LABELS cpu)
