@@ -3,7 +3,8 @@
  *     adding the same vector after layer 0; tools/reference/golden_steer.py) for both CFG branches, the
  *     conditional one, a frame range and two features summed, on the host loop and the device loop (the CPU
  *     step table); --steer-vector with the golden's vector gives the same codes; every golden differs from the
- *     unsteered codes, so a steering that did nothing would fail;
+ *     unsteered codes, so a steering that did nothing would fail; the codes file's "steer" metadata states the
+ *     layer, terms, β, branch, frames and ‖v‖ (= ‖the golden's vector‖);
  *   - α = 0 gives codes bitwise equal to plain generate with the same seed (greedy with CFG, and sampled), on
  *     both loops;
  *   - refusals, each by exit status 1 and its message: a zero decoder row, a zero --steer-vector, a feature out
@@ -11,6 +12,7 @@
  *     it), --steer without --sae, frame ranges outside the generation, an SAE of another width, of a layer the
  *     model lacks, of another model, the unconditional branch without CFG, a malformed spec, a vector of the
  *     wrong shape. */
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
 
@@ -66,6 +68,39 @@ static int64_t diff_codes_files(const char *file, const char *a, const char *b) 
     return d;
 }
 
+/* The "steer" metadata of g_dir/s.st against the golden case: layer 0, branch, frames, β 6, ‖v‖ */
+static void check_meta(const char *name) {
+    char err[512], vname[64];
+    musae_st st, gs;
+    if (musae_st_open(&st, at("s.st"), err, sizeof err) || musae_st_open(&gs, g_golden, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    snprintf(vname, sizeof vname, "%s.vector", name);
+    float *v = musae_st_load(&gs, vname, MUSAE_F32, 1, (int64_t[]){32});
+    double n2 = 0;
+    for (int i = 0; i < 32; i++) n2 += (double)v[i] * v[i];
+    const char *s = musae_st_meta(&st, "steer");
+    cJSON *j = s ? cJSON_Parse(s) : NULL;
+    const cJSON *layer = cJSON_GetObjectItem(j, "layer"), *beta = cJSON_GetObjectItem(j, "beta");
+    const cJSON *norm = cJSON_GetObjectItem(j, "norm"), *branch = cJSON_GetObjectItem(j, "branch");
+    const cJSON *frames = cJSON_GetObjectItem(j, "frames"), *terms = cJSON_GetObjectItem(j, "terms");
+    const char *want_branch = !strcmp(name, "both") || !strcmp(name, "frames") ? "both" : "cond";
+    CHECK(j && cJSON_IsNumber(layer) && layer->valueint == 0 && cJSON_IsNumber(beta) && beta->valuedouble == 6.0 &&
+              cJSON_IsString(branch) && !strcmp(branch->valuestring, want_branch) &&
+              cJSON_GetArraySize(terms) == (!strcmp(name, "two") ? 2 : 1) &&
+              (!strcmp(name, "frames") ? cJSON_GetArraySize(frames) == 2 && cJSON_GetArrayItem(frames, 0)->valueint == 5 &&
+                                             cJSON_GetArrayItem(frames, 1)->valueint == 12
+                                       : cJSON_IsNull(frames)) &&
+              cJSON_IsNumber(norm) && fabs(norm->valuedouble - sqrt(n2)) <= 1e-6 * sqrt(n2),
+          "%s: steer metadata '%s' (want layer 0, beta 6, branch %s, norm %.9g)", name, s ? s : "(none)", want_branch,
+          sqrt(n2));
+    cJSON_Delete(j);
+    free(v);
+    musae_st_close(&st);
+    musae_st_close(&gs);
+}
+
 static int gen(const char *out, const char *loop, const char *extra) {
     const int rc = run("generate --model %s " TEXT " --loop %s --codes-out %s %s", g_model, loop, out, extra);
     if (rc) {
@@ -96,6 +131,7 @@ static void test_goldens(void) {
             if (gen("s.st", loop, extra)) continue;
             const int64_t d = diff_codes("s.st", g_golden, name);
             CHECK(d == 0, "%s (%s loop): %" PRId64 " of 160 codes differ from HF with the hook", cases[i].name, loop, d);
+            if (l == 0) check_meta(cases[i].name);
             printf("%-7s %-6s loop: %" PRId64 " codes differ from HF (the golden differs from unsteered in %" PRId64
                    ")\n", cases[i].name, loop, d, vs_plain);
         }
