@@ -53,10 +53,11 @@ typedef struct musae_step_ops {
      * t_max bounds *pos + 1 (the launch is sized for it). */
     void (*attention)(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p,
                       int64_t t_max, const int64_t *pos);
-    /* x[r, :] += alpha[r] · v for r < rows when p0 <= *pos < p1 (steering ADD): alpha[r]·v[i] is rounded
-     * before the add, as ops->add_rows. */
-    void (*add_rows_at)(float *x, const float *v, const float *alpha, int64_t rows, int64_t dim, int64_t p0,
-                        int64_t p1, const int64_t *pos);
+    /* x[r, :] += alpha[r] · v[r mod n_vec, :] for r < rows when p0 <= *pos < p1 (steering ADD; v [n_vec, dim]:
+     * one vector for every row, or one per batch item): alpha[r]·v[..][i] is rounded before the add, as
+     * ops->add_rows. */
+    void (*add_rows_at)(float *x, const float *v, int64_t n_vec, const float *alpha, int64_t rows, int64_t dim,
+                        int64_t p0, int64_t p1, const int64_t *pos);
     /* ring[((*pos) mod slots)·rows·dim + r·dim + i] = x[r·dim + i]: READ capture into a device ring. */
     void (*capture)(float *ring, const float *x, int64_t rows, int64_t dim, int64_t slots, const int64_t *pos);
     /* From logits [rows, K, V]: scores [B, K, V] (CFG applied; written only when scores != NULL), the tokens

@@ -30,7 +30,8 @@ static void init_hooks(mg_step *s, const mg_model *m, const mg_hook *hooks, int 
         sh->r0 = k->branch == MG_BRANCH_UNCOND ? nc : 0;
         sh->n_rows = (k->branch == MG_BRANCH_COND ? nc : s->rows) - sh->r0;
         if (k->kind == MG_HOOK_ADD) {
-            MUSAE_ASSERT(k->vec, "hook %d: ADD needs vec", i);
+            MUSAE_ASSERT(k->vec && (k->vec_n <= 1 || k->vec_n == nc), "hook %d: ADD needs vec, one or %lld of them "
+                         "(vec_n %lld)", i, (long long)nc, (long long)k->vec_n);
             float *a = musae_xmalloc((size_t)sh->n_rows * sizeof(float));
             for (int64_t r = 0; r < sh->n_rows; r++) /* the host loop's alpha, same fp32 product */
                 a[r] = k->scale * (k->item_scale ? k->item_scale[(sh->r0 + r) % nc] : 1.0f);
@@ -105,7 +106,9 @@ static void run_hooks(const mg_model *m, mg_step *s, int layer) {
         if (k->layer != layer) continue;
         float *x = s->st.x + sh->r0 * H;
         if (k->kind == MG_HOOK_ADD)
-            s->so->add_rows_at(x, k->vec, sh->alpha, sh->n_rows, H, k->pos_begin, k->pos_end, s->pos);
+            /* the branch's local row r is item r mod B for every branch (COND and UNCOND start at an item 0) */
+            s->so->add_rows_at(x, k->vec, k->vec_n > 1 ? k->vec_n : 1, sh->alpha, sh->n_rows, H, k->pos_begin,
+                               k->pos_end, s->pos);
         else
             s->so->capture(sh->ring, x, sh->n_rows, H, s->slots, s->pos);
     }

@@ -395,7 +395,7 @@ static void run_hooks(const mg_model *m, mg_state *s, int layer, int64_t t, int6
                 m->ops->upload(x, k->src + ((r - r0) * k->src_t + p0) * H, (size_t)((p1 - p0) * H) * sizeof(float));
             } else {
                 const float alpha = k->scale * (k->item_scale ? k->item_scale[r % nc] : 1.0f);
-                m->ops->add_rows(x, k->vec, alpha, p1 - p0, H);
+                m->ops->add_rows(x, k->vec + (k->vec_n > 1 ? (r % nc) * H : 0), alpha, p1 - p0, H);
             }
         }
     }
@@ -416,7 +416,9 @@ static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *
         else if (k->kind == MG_HOOK_SET)
             MUSAE_ASSERT(k->src && k->src_t >= 1, "hook %d: SET needs src and src_t", i);
         else
-            MUSAE_ASSERT(k->kind == MG_HOOK_ADD && k->vec, "hook %d: ADD needs vec", i);
+            MUSAE_ASSERT(k->kind == MG_HOOK_ADD && k->vec && (k->vec_n <= 1 || k->vec_n == s->o.n_cond),
+                         "hook %d: ADD needs vec, one or n_cond = %lld of them (vec_n %lld)", i,
+                         (long long)s->o.n_cond, (long long)k->vec_n);
     }
 }
 

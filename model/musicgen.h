@@ -108,8 +108,10 @@ typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg
  * computes, so a generation loop can register one hook for all its steps.
  *   READ: copies the rows into dst, host [rows of the branch, dst_t, H]: position p of the r-th row of the
  *         branch lands at dst[(r · dst_t + p) · H]; positions >= dst_t are not copied.
- *   ADD:  x[row, p, :] += alpha · vec, alpha = scale · (item_scale ? item_scale[item] : 1) where item is
- *         the row's batch item (row mod n_cond); vec is [H] on the model's device (ops->alloc + upload).
+ *   ADD:  x[row, p, :] += alpha · vec[item], alpha = scale · (item_scale ? item_scale[item] : 1) where item
+ *         is the row's batch item (row mod n_cond); vec is on the model's device (ops->alloc + upload),
+ *         [H] shared by every item (vec_n 0 or 1) or [n_cond, H] with item b's vector at vec + b·H
+ *         (vec_n = n_cond): different directions for different items run in one batch (steering controls).
  *   SET:  the mirror of READ: x[row, p, :] = src[(r · src_t + p) · H ...], src host [rows of the branch, src_t,
  *         H]; positions >= src_t are left alone (splicing an SAE reconstruction in: eval/spliced.h).
  * Hooks run in array order, so a READ after an ADD at the same layer sees the steered residual. */
@@ -121,6 +123,7 @@ typedef struct {
     float *dst;               /* READ */
     int64_t dst_t;
     const float *vec;         /* ADD */
+    int64_t vec_n;            /* ADD: vectors in vec, 0 or 1 (shared) or n_cond (one per item) */
     float scale;
     const float *item_scale;  /* host [n_cond] or NULL */
     const float *src;         /* SET */

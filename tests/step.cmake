@@ -5,3 +5,9 @@ musae_add_test(test_step SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_step.c LABELS 
 if(MUSAE_HAVE_CUDA)
   musae_add_test(test_step_gpu SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_step_gpu.cu LABELS gpu)
 endif()
+# Steering (issue 20): generate --steer against HF goldens with a forward hook, α = 0 against plain generate,
+# the refusals (tests/test_steer_cli.c, through the binary); per-item ADD vectors in one batch against each item
+# run alone, on both loops (tests/test_steer.c).
+musae_add_test(test_steer_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_cli.c LABELS cpu)
+add_dependencies(test_steer_cli musae)
+musae_add_test(test_steer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer.c LABELS cpu)

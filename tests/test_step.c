@@ -4,7 +4,8 @@
  *   - musae_exp_neg against libm exp;
  *   - mg_generate's device loop against its host loop on tests/fixtures/tiny-musicgen: codes, every step's
  *     scores and tokens (on_step), and READ captures must be identical (greedy and sampled with top-k and
- *     top-p, CFG 3, unconditional and text, batch 1 and 3, with a non-zero ADD hook), and a SET hook must
+ *     top-p, CFG 3, unconditional and text, batch 1 and 3, with a non-zero ADD hook, shared by the items or one
+ *     vector per item), and a SET hook must
  *     select the host loop. Exact equality is the claim: the step is mg_forward's t = 1 call op for op. */
 #include <math.h>
 #include <stdint.h>
@@ -162,7 +163,7 @@ static void on_step(void *ctx, int64_t step, const float *scores, const int64_t 
 
 typedef struct {
     int64_t B, frames;
-    int text, steer;
+    int text, steer; /* steer 2: one ADD vector per item (mg_hook.vec_n = B) */
     float guidance;
     mg_sampler s;
     const char *name;
@@ -184,10 +185,11 @@ static void run_case(const gen_case *c) {
     }
     const int cfg = c->text && c->guidance > 1.0f;
     const int64_t rows = cfg ? 2 * B : B;
-    float vh[256];
-    for (int64_t i = 0; i < H; i++) vh[i] = unif() - 0.5f;
-    float *vec = g_m.ops->alloc(sizeof(float) * (size_t)H);
-    g_m.ops->upload(vec, vh, sizeof(float) * (size_t)H);
+    const int64_t n_vec = c->steer == 2 ? B : 1;
+    float vh[4 * 256];
+    for (int64_t i = 0; i < n_vec * H; i++) vh[i] = unif() - 0.5f;
+    float *vec = g_m.ops->alloc(sizeof(float) * (size_t)(n_vec * H));
+    g_m.ops->upload(vec, vh, sizeof(float) * (size_t)(n_vec * H));
     float item_scale[4] = {1.0f, -0.5f, 2.0f, 0.25f};
     /* a steering ADD over positions [3, 9) of both branches, a READ after it at the same layer, and a READ
      * of the embeddings over every position */
@@ -197,7 +199,7 @@ static void run_case(const gen_case *c) {
     mg_hook hk[2][3];
     for (int l = 0; l < 2; l++) {
         hk[l][0] = (mg_hook){.kind = MG_HOOK_ADD, .layer = 0, .branch = MG_BRANCH_BOTH, .pos_begin = 3, .pos_end = 9,
-                             .vec = vec, .scale = 1.5f, .item_scale = item_scale};
+                             .vec = vec, .vec_n = n_vec, .scale = 1.5f, .item_scale = item_scale};
         hk[l][1] = (mg_hook){.kind = MG_HOOK_READ, .layer = 0, .branch = MG_BRANCH_BOTH, .pos_end = MG_POS_END,
                              .dst = cap[l][0], .dst_t = T};
         hk[l][2] = (mg_hook){.kind = MG_HOOK_READ, .layer = -1, .branch = MG_BRANCH_BOTH, .pos_begin = 1, .pos_end = 6,
@@ -263,10 +265,11 @@ static void test_generate(void) {
         {3, 20, 1, 0, 3.0f, greedy, "text CFG 3 greedy"},
         {1, 20, 1, 1, 3.0f, topk, "text CFG 3 top-k 250 + hooks"},
         {3, 20, 1, 1, 3.0f, topkp, "text CFG 3 top-k 50 top-p 0.9 + hooks"},
+        {3, 20, 1, 2, 3.0f, topkp, "text CFG 3 top-k 50 + per-item ADD"},
         {3, 16, 0, 0, 1.0f, topp, "uncond T 1.3 top-p 0.7"},
         {3, 16, 1, 0, 1.0f, topkp, "text no CFG top-k top-p"},
         {2, 2, 1, 0, 3.0f, topkp, "short case (no delay), CFG"},
-        {2, 70, 0, 1, 1.0f, topk, "70 frames: READ chunks of 64 + hooks"},
+        {2, 70, 0, 2, 1.0f, topk, "70 frames: READ chunks + per-item ADD"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
 

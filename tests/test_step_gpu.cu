@@ -125,15 +125,15 @@ static void case_attention(int64_t batch, int64_t heads, int64_t dh, int64_t t_m
     G->free(dq), G->free(dkv), G->free(out), G->free(ps);
 }
 
-static void case_add_rows(int64_t rows, int64_t dim, int64_t p0, int64_t p1, int64_t p) {
-    auto x = rnd(rows * dim, -2, 2), v = rnd(dim, -1, 1), al = rnd(rows, -3, 3);
+static void case_add_rows(int64_t rows, int64_t dim, int64_t n_vec, int64_t p0, int64_t p1, int64_t p) {
+    auto x = rnd(rows * dim, -2, 2), v = rnd(n_vec * dim, -1, 1), al = rnd(rows, -3, 3);
     float *dx = dput(x), *dv = dput(v), *da = dput(al);
     int64_t *ps = dpos(p);
-    CS->add_rows_at(x.data(), v.data(), al.data(), rows, dim, p0, p1, &p);
-    GS->add_rows_at(dx, dv, da, rows, dim, p0, p1, ps);
+    CS->add_rows_at(x.data(), v.data(), n_vec, al.data(), rows, dim, p0, p1, &p);
+    GS->add_rows_at(dx, dv, n_vec, da, rows, dim, p0, p1, ps);
     char cas[96];
-    snprintf(cas, sizeof cas, "rows%lld dim%lld [%lld, %lld) at %lld", (long long)rows, (long long)dim, (long long)p0,
-             (long long)p1, (long long)p);
+    snprintf(cas, sizeof cas, "rows%lld dim%lld vecs%lld [%lld, %lld) at %lld", (long long)rows, (long long)dim,
+             (long long)n_vec, (long long)p0, (long long)p1, (long long)p);
     report("add_rows_at", cas, dget(dx, x.size()) == x, "bitwise");
     G->free(dx), G->free(dv), G->free(da), G->free(ps);
 }
@@ -213,10 +213,12 @@ static void test_ops(void) {
         case_attention(6, 16, 64, g_quick ? 64 : 1503, p);
     }
     if (!g_quick) case_attention(1, 24, 64, 2048, 2047);
-    case_add_rows(3, 32, 3, 9, 2);
-    case_add_rows(3, 32, 3, 9, 3);
-    case_add_rows(6, 1024, 3, 9, 8);
-    case_add_rows(6, 1024, 3, 9, 9);
+    case_add_rows(3, 32, 1, 3, 9, 2);
+    case_add_rows(3, 32, 1, 3, 9, 3);
+    case_add_rows(6, 1024, 1, 3, 9, 8);
+    case_add_rows(6, 1024, 1, 3, 9, 9);
+    case_add_rows(6, 1024, 3, 3, 9, 5); /* per-item vectors: rows [cond items; uncond items] */
+    case_add_rows(4, 32, 4, 0, 1, 0);
     case_capture(6, 32, 4, 0);
     case_capture(3, 1024, 64, 130);
     for (int kind = 0; kind < 6; kind++) {

@@ -1,9 +1,10 @@
 /* musae generate — autoregressive MusicGen generation. The loop lives in model/generate.c; this verb only
- * gathers the conditioning (prompts through T5, model/text_cond.h, or precomputed text states), runs it
- * and writes the outputs (codes now; audio later). */
+ * gathers the conditioning (prompts through T5, model/text_cond.h, or precomputed text states) and the steering
+ * direction (eval/steer_dir.h, docs/STEER.md), runs it and writes the codes and the audio. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -13,6 +14,7 @@
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "eval/capture.h"
+#include "eval/steer_dir.h"
 #include "model/encodec.h"
 #include "model/generate.h"
 #include "model/lm_files.h"
@@ -34,6 +36,8 @@ typedef struct {
     double guidance;
     mg_sampler sampler;
     cli_device_flags dev;
+    steer_opts steer;
+    mg_gen_loop loop;
 } gen_args;
 
 static void usage(FILE *f) {
@@ -42,7 +46,10 @@ static void usage(FILE *f) {
             "                      [--float | --flac]\n"
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
             "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n"
-            "                      [--capture-layers L,L.. --acts ACTS.h5] [--device D] [--precision P]\n\n"
+            "                      [--capture-layers L,L.. --acts ACTS.h5] [--device D] [--precision P]\n"
+            "                      [--sae DIR --steer F:ALPHA[,F:ALPHA...] --beta B | --steer-vector FILE\n"
+            "                       --steer-layer L [--steer-alpha A] [--beta B]] [--steer-branch cond|uncond|both]\n"
+            "                      [--steer-frames A:B] [--alpha-max A] [--force] [--loop auto|host|device]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
             "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
             "  --model DIR          MusicGen folder (config.json + safetensors, single or sharded)\n"
@@ -72,8 +79,32 @@ static void usage(FILE *f) {
             "                       branch while generating, into a new activation store ACTS.h5: one clip per item\n"
             "                       (named OUT#item=b), the row of frame t being position t + 1 as in musae capture\n"
             CLI_DEVICE_USAGE "\n"
+            "Steering (docs/STEER.md): adds v to the residual stream after the SAE's layer at every step:\n"
+            "  --sae DIR            SAE checkpoint; its musae.json names the layer (and the model, checked)\n"
+            "  --steer F:ALPHA,..   v = sum of ALPHA x B x W_dec[F] (decoder rows, in the residual's units)\n"
+            "  --beta B             the features' scale: their maximum activation (FEATURES.h5 /features/max_act);\n"
+            "                       finite, > 0\n"
+            "  --steer-vector FILE  any direction instead: safetensors with tensor 'direction' f32 [d_model]; v =\n"
+            "                       A x B x direction (A = --steer-alpha, default 1; B = --beta, default 1)\n"
+            "  --steer-layer L      the layer after which v is added (--steer-vector; overrides musae.json with --force)\n"
+            "  --alpha-max A        allow |ALPHA| up to A (default 1, the paper's range)\n"
+            "  --steer-branch BR    CFG rows that get v: cond (default), uncond or both; without CFG the one branch\n"
+            "  --steer-frames A:B   only frames A..B-1 (positions A+1..B, where capture stores them); default: every\n"
+            "                       position from BOS on\n"
+            "  --force              steer with an SAE whose musae.json names another model or layer\n"
+            "  --loop L             auto (default), host or device: which generation loop runs (both give the\n"
+            "                       same codes; for checks)\n\n"
             "Frames map to decoder steps as HF max_new_tokens: N + 3 steps with the codebook delay pattern;\n"
             "N = 1 or 2 takes N steps without a delay (HF's short case).\n");
+}
+
+/* A number that may be NaN or infinite: steer_plan_build refuses those with the reason (a finite β > 0, |α| in
+ * range); only text that is no number at all is refused here. */
+static double any_number(const char *flag, const char *s) {
+    char *end = NULL;
+    const double v = strtod(s, &end);
+    if (!*s || *end) musae_fail("%s: expected a number, got '%s'", flag, s);
+    return v;
 }
 
 static void parse(int argc, char **argv, gen_args *a) {
@@ -81,10 +112,12 @@ static void parse(int argc, char **argv, gen_args *a) {
     a->batch = 1;
     a->prompts = musae_xcalloc((size_t)argc, sizeof *a->prompts);
     a->sampler = (mg_sampler){.greedy = 0, .temperature = 1.0f, .top_k = 250, .top_p = 1.0f, .seed = 0};
+    steer_opts_defaults(&a->steer);
     int have_frames = 0;
     enum { OPT_MODEL = CLI_OPT_FIRST, OPT_PROMPT, OPT_MAX_TEXT, OPT_SECONDS, OPT_CODES_OUT, OPT_TEXT_STATES, OPT_ACTS,
            OPT_CAPTURE, OPT_FRAMES, OPT_SEED, OPT_BATCH, OPT_GUIDANCE, OPT_TOP_K, OPT_TOP_P, OPT_TEMPERATURE,
-           OPT_GREEDY };
+           OPT_GREEDY, OPT_SAE, OPT_STEER, OPT_STEER_VECTOR, OPT_STEER_ALPHA, OPT_BETA, OPT_ALPHA_MAX,
+           OPT_STEER_BRANCH, OPT_STEER_FRAMES, OPT_STEER_LAYER, OPT_FORCE, OPT_LOOP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, OPT_MODEL},           {"prompt", required_argument, NULL, OPT_PROMPT},
         {"max-text-tokens", required_argument, NULL, OPT_MAX_TEXT}, {"seconds", required_argument, NULL, OPT_SECONDS},
@@ -94,7 +127,13 @@ static void parse(int argc, char **argv, gen_args *a) {
         {"seed", required_argument, NULL, OPT_SEED},             {"batch", required_argument, NULL, OPT_BATCH},
         {"guidance", required_argument, NULL, OPT_GUIDANCE},     {"top-k", required_argument, NULL, OPT_TOP_K},
         {"top-p", required_argument, NULL, OPT_TOP_P},           {"temperature", required_argument, NULL, OPT_TEMPERATURE},
-        {"greedy", no_argument, NULL, OPT_GREEDY},               CLI_AUDIO_OPTIONS, CLI_DEVICE_OPTIONS, {0}};
+        {"greedy", no_argument, NULL, OPT_GREEDY},               {"sae", required_argument, NULL, OPT_SAE},
+        {"steer", required_argument, NULL, OPT_STEER},           {"steer-vector", required_argument, NULL, OPT_STEER_VECTOR},
+        {"steer-alpha", required_argument, NULL, OPT_STEER_ALPHA}, {"beta", required_argument, NULL, OPT_BETA},
+        {"alpha-max", required_argument, NULL, OPT_ALPHA_MAX},   {"steer-branch", required_argument, NULL, OPT_STEER_BRANCH},
+        {"steer-frames", required_argument, NULL, OPT_STEER_FRAMES}, {"steer-layer", required_argument, NULL, OPT_STEER_LAYER},
+        {"force", no_argument, NULL, OPT_FORCE},                 {"loop", required_argument, NULL, OPT_LOOP},
+        CLI_AUDIO_OPTIONS, CLI_DEVICE_OPTIONS, {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
         const char *v = optarg;
         switch (c) {
@@ -115,6 +154,23 @@ static void parse(int argc, char **argv, gen_args *a) {
         case OPT_TOP_P: a->sampler.top_p = (float)cli_double("--top-p", v, 1e-6, 1.0); break;
         case OPT_TEMPERATURE: a->sampler.temperature = (float)cli_double("--temperature", v, 1e-6, 1e6); break;
         case OPT_GREEDY: a->sampler.greedy = 1; break;
+        case OPT_SAE: a->steer.sae_dir = v; break;
+        case OPT_STEER: a->steer.spec = v; break;
+        case OPT_STEER_VECTOR: a->steer.vector = v; break;
+        /* α and β ranges are checked by steer_plan_build, which names the refusal; here only "a number" */
+        case OPT_STEER_ALPHA: a->steer.vector_alpha = any_number("--steer-alpha", v); break;
+        case OPT_BETA: a->steer.beta = any_number("--beta", v), a->steer.have_beta = 1; break;
+        case OPT_ALPHA_MAX: a->steer.alpha_max = cli_double("--alpha-max", v, 1e-30, 1e30); break;
+        case OPT_STEER_BRANCH: a->steer.branch = v; break;
+        case OPT_STEER_FRAMES: a->steer.frames = v; break;
+        case OPT_STEER_LAYER: a->steer.layer = (int)cli_int("--steer-layer", v, 0, 100000); break;
+        case OPT_FORCE: a->steer.force = 1; break;
+        case OPT_LOOP:
+            if (!strcmp(v, "auto")) a->loop = MG_LOOP_AUTO;
+            else if (!strcmp(v, "host")) a->loop = MG_LOOP_HOST;
+            else if (!strcmp(v, "device")) a->loop = MG_LOOP_DEVICE;
+            else cli_usage_fail(argv[0], "--loop: expected auto, host or device, got '%s'", v);
+            break;
         case CLI_OPT_FLOAT: a->as_float = 1; break;
         case CLI_OPT_FLAC: a->as_flac = 1; break;
         case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&a->dev, c, v); break;
@@ -129,6 +185,8 @@ static void parse(int argc, char **argv, gen_args *a) {
     if (a->n_prompts && a->text_states) musae_fail("--prompt and --text-states are two sources of text: give one");
     if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
     if (!a->acts != !a->capture_layers) musae_fail("--capture-layers and --acts go together");
+    if (steer_opts_any(&a->steer) && !a->steer.spec && !a->steer.vector)
+        musae_fail("--sae, --beta, --steer-branch, --steer-frames and --steer-layer go with --steer or --steer-vector");
 }
 
 /* The conditioning of the B items: prompts through T5 (weights from the open st), precomputed text
@@ -147,8 +205,8 @@ static int64_t load_conditioning(const gen_args *a, const mg_model *m, musae_st 
     return ts->B;
 }
 
-static void write_outputs(const gen_args *a, const mg_gen_params *p, const int64_t *codes, int64_t B, int64_t K,
-                          int64_t F) {
+static void write_outputs(const gen_args *a, const mg_gen_params *p, const steer_plan *sp, const int64_t *codes,
+                          int64_t B, int64_t K, int64_t F) {
     char seed[32], guid[32], topk[32], topp[32], temp[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->sampler.seed);
     snprintf(guid, sizeof guid, "%g", (double)p->guidance);
@@ -157,7 +215,8 @@ static void write_outputs(const gen_args *a, const mg_gen_params *p, const int64
     snprintf(temp, sizeof temp, "%g", (double)a->sampler.temperature);
     const char *meta[] = {"model", a->model_dir, "seed", seed, "guidance", guid, "top_k", topk, "top_p", topp,
                           "temperature", temp, "greedy", a->sampler.greedy ? "1" : "0",
-                          "text_states", a->text_states ? a->text_states : "", "prompts", NULL};
+                          "text_states", a->text_states ? a->text_states : "",
+                          "steer", sp->json ? sp->json : "", "prompts", NULL};
     /* the prompts as a JSON array of strings, so the file says what it was conditioned on */
     cJSON *arr = cJSON_CreateStringArray(a->prompts, a->n_prompts);
     char *prompts = cJSON_PrintUnformatted(arr);
@@ -202,26 +261,42 @@ int verb_generate(int argc, char **argv) {
         .guidance = (float)(a.have_guidance ? a.guidance : cfg.guidance_scale),
         .sampler = a.sampler,
         .progress = 1,
+        .loop = a.loop,
     };
     if (!text.states && p.guidance > 1.0f)
         LOG_INFO("no text conditioning: guidance %g has nothing to guide and is not applied", (double)p.guidance);
     LOG_INFO("generating %lld frames for %lld item(s): %lld steps, %s", (long long)a.frames, (long long)B,
              (long long)p.steps, a.sampler.greedy ? "greedy" : "sampling");
 
-    capture_gen *cap = NULL;
-    const mg_hook *hooks = NULL;
+    /* steering first: a capture READ after it at the same layer sees the steered residual */
+    steer_plan sp = {0};
+    float *steer_vec = NULL;
+    mg_hook *hooks = NULL;
     int n_hooks = 0;
+    if (a.steer.spec || a.steer.vector) {
+        steer_plan_build(&a.steer, &m, a.model_dir, a.frames, text.states && p.guidance > 1.0f, &sp);
+        steer_vec = m.ops->alloc((size_t)m.H * sizeof(float));
+        m.ops->upload(steer_vec, sp.vec, (size_t)m.H * sizeof(float));
+        hooks = musae_xrealloc(hooks, sizeof(mg_hook));
+        hooks[n_hooks++] = steer_plan_hook(&sp, steer_vec);
+        LOG_INFO("steering: %s", sp.json);
+    }
+    capture_gen *cap = NULL;
     if (a.acts) {
         int layers[MUSAE_STORE_MAX_LAYERS];
         const int nl = cli_int_list("--capture-layers", a.capture_layers, layers, MUSAE_STORE_MAX_LAYERS, 0, 100000);
         cap = capture_gen_begin(a.acts, a.model_dir, &m, layers, nl, B, p.steps, MUSAE_F16);
-        hooks = capture_gen_hooks(cap, &n_hooks);
+        int n_cap = 0;
+        const mg_hook *ch = capture_gen_hooks(cap, &n_cap);
+        hooks = musae_xrealloc(hooks, sizeof(mg_hook) * (size_t)(n_hooks + n_cap));
+        memcpy(hooks + n_hooks, ch, sizeof(mg_hook) * (size_t)n_cap);
+        n_hooks += n_cap;
     }
     int64_t *codes = musae_xmalloc((size_t)(B * m.K * a.frames) * sizeof(int64_t));
     const int64_t F = mg_generate(&m, B, &text, &p, hooks, n_hooks, NULL, NULL, codes);
     if (cap) capture_gen_finish(cap, a.audio_out ? a.audio_out : a.codes_out, F);
     MUSAE_ASSERT(F == a.frames, "generated %lld frames, asked for %lld", (long long)F, (long long)a.frames);
-    if (a.codes_out) write_outputs(&a, &p, codes, B, m.K, F);
+    if (a.codes_out) write_outputs(&a, &p, &sp, codes, B, m.K, F);
     if (a.audio_out) {
         const musae_audio_format fmt = cli_audio_format(a.audio_out, a.as_float, a.as_flac);
         encodec codec;
@@ -231,6 +306,9 @@ int verb_generate(int argc, char **argv) {
     }
 
     free(codes);
+    free(hooks);
+    if (steer_vec) m.ops->free(steer_vec);
+    steer_plan_free(&sp);
     mg_text_states_free(&ts);
     mg_free(&m);
     free(a.prompts);

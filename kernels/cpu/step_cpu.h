@@ -11,8 +11,8 @@ void cpu_step_kv_append(float *cache, const float *src, int64_t rows, int64_t wi
                         const int64_t *pos);
 void cpu_step_attention(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p,
                         int64_t t_max, const int64_t *pos);
-void cpu_step_add_rows_at(float *x, const float *v, const float *alpha, int64_t rows, int64_t dim, int64_t p0,
-                          int64_t p1, const int64_t *pos);
+void cpu_step_add_rows_at(float *x, const float *v, int64_t n_vec, const float *alpha, int64_t rows, int64_t dim,
+                          int64_t p0, int64_t p1, const int64_t *pos);
 void cpu_step_capture(float *ring, const float *x, int64_t rows, int64_t dim, int64_t slots, const int64_t *pos);
 void cpu_step_sample(const float *logits, float *scores, int64_t *tok, int64_t *seq, int64_t *ids,
                      const musae_sample_params *p, const int64_t *pos);

@@ -44,9 +44,9 @@ static void cu_attention(float *out, const float *q, const float *k, const float
     }
     step_attention_cuda(out, q, k, v, p, t_max, pos, sms, g.ws, g.ws_bytes, st());
 }
-static void cu_add_rows_at(float *x, const float *v, const float *alpha, int64_t rows, int64_t dim, int64_t p0,
-                           int64_t p1, const int64_t *pos) {
-    step_add_rows_cuda(x, v, alpha, rows, dim, p0, p1, pos, st());
+static void cu_add_rows_at(float *x, const float *v, int64_t n_vec, const float *alpha, int64_t rows, int64_t dim,
+                           int64_t p0, int64_t p1, const int64_t *pos) {
+    step_add_rows_cuda(x, v, n_vec, alpha, rows, dim, p0, p1, pos, st());
 }
 static void cu_capture(float *ring, const float *x, int64_t rows, int64_t dim, int64_t slots, const int64_t *pos) {
     step_capture_cuda(ring, x, rows, dim, slots, pos, st());

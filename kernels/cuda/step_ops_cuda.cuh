@@ -19,8 +19,8 @@ size_t step_attention_workspace(const musae_attn_params *p, int64_t t_max, int s
 void step_attention_cuda(float *out, const float *q, const float *k, const float *v, const musae_attn_params *p,
                          int64_t t_max, const int64_t *pos, int sm_count, void *workspace, size_t workspace_bytes,
                          cudaStream_t stream);
-void step_add_rows_cuda(float *x, const float *v, const float *alpha, int64_t rows, int64_t dim, int64_t p0,
-                        int64_t p1, const int64_t *pos, cudaStream_t stream);
+void step_add_rows_cuda(float *x, const float *v, int64_t n_vec, const float *alpha, int64_t rows, int64_t dim,
+                        int64_t p0, int64_t p1, const int64_t *pos, cudaStream_t stream);
 void step_capture_cuda(float *ring, const float *x, int64_t rows, int64_t dim, int64_t slots, const int64_t *pos,
                        cudaStream_t stream);
 void step_sample_cuda(const float *logits, float *scores, int64_t *tok, int64_t *seq, int64_t *ids,

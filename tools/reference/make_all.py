@@ -35,6 +35,8 @@ STEPS = [
     ("lm_extra.py", ["golden/lm_extra_forward20.safetensors"]),
     ("encodec_extra.py", ["golden/encodec_extra_constant.safetensors", "golden/encodec_extra_shortcut.safetensors"]),
     ("sae_step.py", ["golden/sae_step.safetensors"]),
+    ("golden_steer.py", ["golden/steer_generate.safetensors", "sae/steer_tiny/cfg.json", "sae/steer_tiny/musae.json",
+                         "sae/steer_tiny/sae.safetensors"]),
     # needs the eai-sparsify wheel (see requirements.txt); run with the "fixture" mode
     ("sae_sparsify.py fixture", ["sae/"]),
 ]
