@@ -200,7 +200,9 @@ def main():
     with open(os.path.join(common.GOLDEN_DIR, "clap_tokens.json"), "w", encoding="utf-8") as f:
         f.write('{"max_length": %d, "pad_id": %d, "script": "tools/reference/make_clap.py", "cases": [\n'
                 % (MAXLEN, proc.tokenizer.pad_token_id))
-        rows = [json.dumps({"text": c["text"], "ids": c["ids"][: sum(c["mask"])]}, ensure_ascii=False)
+        # "utf8": the text's bytes in hex, for readers whose JSON strings stop at U+0000
+        rows = [json.dumps({"text": c["text"], "utf8": c["text"].encode("utf-8").hex(),
+                            "ids": c["ids"][: sum(c["mask"])]}, ensure_ascii=False)
                 for c in cases]
         f.write(",\n".join(rows) + "\n]}\n")
     assert all(c["ids"][sum(c["mask"]):] == [proc.tokenizer.pad_token_id] * (MAXLEN - sum(c["mask"])) for c in cases)

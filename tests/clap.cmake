@@ -1,0 +1,2 @@
+# CLAP: RoBERTa tokenizer (vs HF on 230 strings). Goldens: tools/reference/make_clap.py.
+musae_add_test(test_clap_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_tokenizer.c LABELS cpu)
