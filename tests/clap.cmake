@@ -1,2 +1,4 @@
 # CLAP: RoBERTa tokenizer (vs HF on 230 strings). Goldens: tools/reference/make_clap.py.
 musae_add_test(test_clap_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_tokenizer.c LABELS cpu)
+# Audio front end (vs HF ClapFeatureExtractor on the tiny config and the real 48 kHz config).
+musae_add_test(test_clap_fe SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_fe.c LABELS cpu)
