@@ -2,3 +2,5 @@
 musae_add_test(test_clap_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_tokenizer.c LABELS cpu)
 # Audio front end (vs HF ClapFeatureExtractor on the tiny config and the real 48 kHz config).
 musae_add_test(test_clap_fe SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_fe.c LABELS cpu)
+# Text and audio embeddings and logits (vs HF ClapModel on the tiny model), config refusals.
+musae_add_test(test_clap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap.c LABELS cpu)
