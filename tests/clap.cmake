@@ -4,3 +4,6 @@ musae_add_test(test_clap_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap
 musae_add_test(test_clap_fe SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_fe.c LABELS cpu)
 # Text and audio embeddings and logits (vs HF ClapModel on the tiny model), config refusals.
 musae_add_test(test_clap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap.c LABELS cpu)
+# musae clap end to end (vs the same goldens), order of rows, folders, resampling, refusals.
+musae_add_test(test_clap_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_cli.c LABELS cpu)
+add_dependencies(test_clap_cli musae)
