@@ -160,7 +160,9 @@ int verb_clap(int argc, char **argv) {
                 LOG_WARN("%s: %lld tokens, truncated to CLAP's %lld (as HF's processor does)", what, (long long)n_real,
                          (long long)L);
         }
+        const double t0 = musae_now();
         musae_clap_text_embed(&m, ids, mask, M, t_emb, NULL);
+        LOG_INFO("embedded %lld text(s) in %.3f s", (long long)M, musae_now() - t0);
         free(ids), free(mask);
     }
 
@@ -186,7 +188,7 @@ int verb_clap(int argc, char **argv) {
             musae_progress_add(&p, nb, NULL);
         }
         musae_progress_finish(&p, NULL);
-        LOG_INFO("embedded %lld clip(s) in %.2f s", (long long)N, musae_now() - t0);
+        LOG_INFO("embedded %lld clip(s) in %.3f s (reading, front end, encoder)", (long long)N, musae_now() - t0);
         free(feats);
     }
 
