@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/io/torch_zip.h"
 
 /* ---- config.json ------------------------------------------------------------------------------------------ */
 typedef struct {
@@ -306,10 +308,19 @@ int musae_clap_open(musae_clap *m, const char *dir, const musae_ops *ops, char *
                  (long long)musae_clap_tokenizer_pad_id(m->tok), (long long)c->text.pad_id);
         goto fail;
     }
+    /* model.safetensors (or a sharded index); else pytorch_model.bin (torch.save's zip, never executed) */
     musae_st st;
-    char path[PATH_MAX];
+    char path[PATH_MAX], bin[PATH_MAX];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (musae_st_open(&st, dir, err, errlen)) goto fail;
+    snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
+    char index[PATH_MAX];
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", dir);
+    if (access(path, F_OK) != 0 && access(index, F_OK) != 0 && access(bin, F_OK) == 0) {
+        snprintf(path, sizeof path, "%s", bin);
+        if (musae_torch_zip_open(&st, bin, err, errlen)) goto fail;
+    } else if (musae_st_open(&st, dir, err, errlen)) {
+        goto fail;
+    }
     musae_clap_text_load(&m->text, &st, &c->text, ops);
     musae_clap_htsat_load(&m->audio, &st, &c->audio, ops);
     proj_load(&m->text_proj, &st, "text_projection", c->text.hidden, c->proj_dim, ops);

@@ -115,7 +115,8 @@ typedef struct {
     float logit_scale_t, logit_scale_a; /* exp() of the stored log scales */
 } musae_clap;
 
-/* Opens the HF folder dir on ops' device: config, tokenizer, front end and weights, every tensor checked
+/* Opens the HF folder dir on ops' device: config, tokenizer, front end and weights (model.safetensors, a
+ * sharded index, or else pytorch_model.bin through host/io/torch_zip.h), every tensor checked
  * by name and shape and none left unused. 0, or -1 with a one-line reason in err (file and field); a bad
  * weight file is a musae_fail naming the tensor. */
 int musae_clap_open(musae_clap *m, const char *dir, const musae_ops *ops, char *err, size_t errlen);

@@ -7,3 +7,5 @@ musae_add_test(test_clap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap.c LABELS 
 # musae clap end to end (vs the same goldens), order of rows, folders, resampling, refusals.
 musae_add_test(test_clap_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_cli.c LABELS cpu)
 add_dependencies(test_clap_cli musae)
+# PyTorch zip checkpoints (pytorch_model.bin): same tensors as the safetensors copy, same embeddings, refusals.
+musae_add_test(test_torch_zip SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_torch_zip.c LABELS cpu)

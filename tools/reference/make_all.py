@@ -35,7 +35,7 @@ STEPS = [
     ("lm_extra.py", ["golden/lm_extra_forward20.safetensors"]),
     ("encodec_extra.py", ["golden/encodec_extra_constant.safetensors", "golden/encodec_extra_shortcut.safetensors"]),
     ("sae_step.py", ["golden/sae_step.safetensors"]),
-    ("make_clap.py", ["tiny-clap/", "golden/clap_tokens.json", "golden/clap_tiny.safetensors",
+    ("make_clap.py", ["tiny-clap/", "tiny-clap-bin/", "golden/clap_tokens.json", "golden/clap_tiny.safetensors",
                       "golden/clap_fe48k.safetensors"]),
     # needs the eai-sparsify wheel (see requirements.txt); run with the "fixture" mode
     ("sae_sparsify.py fixture", ["sae/"]),
@@ -90,7 +90,7 @@ def main():
     before = json.load(open(man_path)) if os.path.exists(man_path) else None
 
     # start clean: everything below is regenerated
-    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded", "sae", "tiny-clap"):
+    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded", "sae", "tiny-clap", "tiny-clap-bin"):
         shutil.rmtree(os.path.join(common.FIXTURES, d), ignore_errors=True)
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

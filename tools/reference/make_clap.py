@@ -34,6 +34,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 OUT = os.path.join(common.FIXTURES, "tiny-clap")
+BIN_DIR = os.path.join(common.FIXTURES, "tiny-clap-bin")
 MAXLEN = 77
 
 
@@ -138,6 +139,45 @@ def init_weights(model, seed=3):
             t.copy_(v.to(t.dtype))
 
 
+def save_torch_bin(state_dict, path):
+    """torch.save of the state_dict, as laion/clap-htsat-unfused ships it (pytorch_model.bin). torch writes a
+    random `.data/serialization_id`; it is overwritten with zeros (CRC32 fixed in both zip headers) so the
+    fixture is byte-identical from run to run. Everything else is torch's own bytes."""
+    import struct
+    import zipfile
+    import zlib
+
+    import torch
+
+    torch.save(state_dict, path)
+    data = bytearray(open(path, "rb").read())
+    with zipfile.ZipFile(path) as z:
+        infos = {i.filename: i for i in z.infolist()}
+    name = next(n for n in infos if n.endswith("/.data/serialization_id"))
+    info = infos[name]
+    lh = info.header_offset
+    nlen, xlen = struct.unpack("<HH", bytes(data[lh + 26:lh + 30]))
+    start = lh + 30 + nlen + xlen
+    new = b"0" * info.file_size
+    data[start:start + info.file_size] = new
+    crc = zlib.crc32(new) & 0xFFFFFFFF
+    struct.pack_into("<I", data, lh + 14, crc)
+    enc = name.encode()
+    cd = data.find(b"PK\x01\x02", 0)
+    while cd >= 0:
+        n = struct.unpack("<H", bytes(data[cd + 28:cd + 30]))[0]
+        if bytes(data[cd + 46:cd + 46 + n]) == enc:
+            struct.pack_into("<I", data, cd + 16, crc)
+            break
+        cd = data.find(b"PK\x01\x02", cd + 4)
+    with open(path, "wb") as f:
+        f.write(data)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # every CRC right
+    back = torch.load(path, weights_only=True)
+    assert back.keys() == state_dict.keys() and all(torch.equal(back[k], state_dict[k]) for k in back)
+
+
 def signal(n, sr, seed):
     import numpy as np
 
@@ -189,6 +229,9 @@ def main():
 
     # reload exactly as a user would, from the folder
     model = ClapModel.from_pretrained(OUT).eval()
+    # the same weights as torch.save's zip (clap-htsat-unfused ships only pytorch_model.bin)
+    os.makedirs(BIN_DIR, exist_ok=True)
+    save_torch_bin(model.state_dict(), os.path.join(BIN_DIR, "pytorch_model.bin"))
     proc = ClapProcessor.from_pretrained(OUT)
 
     # ---- tokenizer golden ----
