@@ -13,10 +13,12 @@ musae_require_pkg(BLAS    openblas      "OpenBLAS")
 musae_require_pkg(SNDFILE sndfile       "libsndfile")
 musae_require_pkg(SOXR    soxr          "libsoxr")
 musae_require_pkg(FFTW    fftw3f        "FFTW (single)")
+musae_require_pkg(FFTWD   fftw3         "FFTW (double: the CLAP front end, as HF's float64 numpy)")
 musae_require_pkg(AUBIO   aubio         "aubio")
 musae_require_pkg(EBUR    libebur128    "libebur128")
 musae_require_pkg(CURL    libcurl       "libcurl")
 musae_require_pkg(SPM     sentencepiece "sentencepiece")
+musae_require_pkg(ICU     icu-uc        "ICU (Unicode categories for the CLAP tokenizer)")
 
 # HDF5: Debian ships the serial library under hdf5-serial; the C API is all we use.
 set(HDF5_PREFER_PARALLEL OFF)

@@ -123,6 +123,10 @@ typedef struct musae_ops {
                          int64_t k, float beta);
     /* out[i] = bf16(x[i]), round to nearest even (musae_f32_to_bf16): weight conversion at load. */
     void (*f32_to_bf16)(uint16_t *out, const float *x, int64_t n);
+    /* out = tanh(x) elementwise (out may alias x): the BERT/RoBERTa pooler */
+    void (*tanh)(float *out, const float *x, int64_t n);
+    /* out[r,:] = x[r,:] / max(‖x[r,:]‖₂, 1e-12), F.normalize's rule (out may alias x): CLAP embeddings */
+    void (*l2_normalize)(float *out, const float *x, int64_t rows, int64_t dim);
 } musae_ops;
 
 /* The CPU reference table (always present). */

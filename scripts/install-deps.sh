@@ -13,6 +13,7 @@ pkgs=(
   libcurl4-openssl-dev         # LLM labeling endpoint
   libopenmpi-dev openmpi-bin   # distributed training (CPU path runs in CI)
   libsentencepiece-dev         # T5 tokenizer
+  libicu-dev                   # CLAP tokenizer (Unicode general categories)
   clang libclang-rt-14-dev     # libFuzzer targets and sanitizer runtimes
   sox                          # synthesized test clips
 )

@@ -1,4 +1,4 @@
-# libFuzzer targets for the two parsers that read untrusted files (safetensors headers, config.json).
+# libFuzzer targets for the parsers that read untrusted files (safetensors headers, config.json, torch.save zips).
 # Configure with clang and -DMUSAE_FUZZ=ON (scripts/fuzz.sh does). The parsers and what they stand on
 # (host/core, host/io/safetensors.c, host/io/config.c) are compiled again into musae_fuzz_lib with
 # -fsanitize=fuzzer-no-link,address,undefined (coverage for the fuzzer, ASan+UBSan for the bugs), so the
@@ -15,7 +15,8 @@ if(MUSAE_FUZZ)
            -Wno-unknown-warning-option)
   file(GLOB _fuzz_lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/host/core/*.c)
   add_library(musae_fuzz_lib STATIC ${_fuzz_lib_sources}
-              ${CMAKE_SOURCE_DIR}/host/io/safetensors.c ${CMAKE_SOURCE_DIR}/host/io/config.c)
+              ${CMAKE_SOURCE_DIR}/host/io/safetensors.c ${CMAKE_SOURCE_DIR}/host/io/config.c
+              ${CMAKE_SOURCE_DIR}/host/io/torch_zip.c)
   target_include_directories(musae_fuzz_lib PUBLIC ${CMAKE_SOURCE_DIR})
   target_compile_definitions(musae_fuzz_lib PUBLIC MUSAE_VERSION="${PROJECT_VERSION}" _GNU_SOURCE)
   target_compile_options(musae_fuzz_lib PRIVATE -fsanitize=fuzzer-no-link ${_san})
@@ -43,4 +44,7 @@ if(MUSAE_FUZZ)
     SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/safetensors/good ${CMAKE_CURRENT_SOURCE_DIR}/corpus/safetensors/bad)
   musae_fuzz_target(fuzz_config 8192 DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/config.dict
     SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/config)
+  # torch.save zips (pytorch_model.bin): the zip directory and the restricted pickle interpreter
+  musae_fuzz_target(fuzz_torch_zip 8192 DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/torch_zip.dict
+    SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/torch_zip)
 endif()

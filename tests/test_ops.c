@@ -230,10 +230,10 @@ static void case_norm(int rms, int64_t rows, int64_t dim, int alias, int bias) {
 
 /* ---- elementwise --------------------------------------------------------------------------------------------- */
 
-typedef enum { E_GELU, E_GELU_TANH, E_RELU, E_ELU, E_ADD, E_MUL } elem_op;
+typedef enum { E_GELU, E_GELU_TANH, E_RELU, E_ELU, E_TANH, E_ADD, E_MUL } elem_op;
 
 static void case_elem(elem_op op, int64_t n, int alias, int offset) {
-    static const char *names[] = {"gelu", "gelu_tanh", "relu", "elu", "add", "mul"};
+    static const char *names[] = {"gelu", "gelu_tanh", "relu", "elu", "tanh", "add", "mul"};
     float *a = rnd(n + 1, 6), *b = rnd(n + 1, 3);
     double *ref = dalloc(n);
     for (int64_t i = 0; i < n; i++) {
@@ -243,6 +243,7 @@ static void case_elem(elem_op op, int64_t n, int alias, int offset) {
         case E_GELU_TANH: ref[i] = 0.5 * x * (1 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); break;
         case E_RELU: ref[i] = (float)x > 0 ? x : 0; break;
         case E_ELU: ref[i] = x > 0 ? x : expm1(x); break;
+        case E_TANH: ref[i] = tanh(x); break;
         case E_ADD: ref[i] = a[offset + i] + b[offset + i]; break; /* one float rounding: exact tier */
         case E_MUL: ref[i] = a[offset + i] * b[offset + i]; break;
         }
@@ -257,6 +258,7 @@ static void case_elem(elem_op op, int64_t n, int alias, int offset) {
     case E_GELU_TANH: g_ops->gelu_tanh(o, x, n); break;
     case E_RELU: g_ops->relu(o, x, n); break;
     case E_ELU: g_ops->elu(o, x, n); break;
+    case E_TANH: g_ops->tanh(o, x, n); break;
     case E_ADD: g_ops->add(o, x, y, n); break;
     case E_MUL: g_ops->mul(o, x, y, n); break;
     }
@@ -307,6 +309,27 @@ static void case_add_rows(int64_t rows, int64_t dim, float alpha) {
     check_out(what, dx, ref, rows * dim, T_EXACT);
     g_ops->free(dv);
     free(x), free(v), free(ref);
+}
+
+/* Rows of widely different norms, one all-zero row (F.normalize's eps: stays zero, no NaN), odd widths. */
+static void case_l2_normalize(int64_t rows, int64_t dim, int alias) {
+    float *x = rnd(rows * dim, 3);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < dim; i++) x[r * dim + i] *= (float)ldexp(1.0, (int)(r % 7) * 5 - 15);
+    for (int64_t i = 0; i < dim; i++) x[(rows / 2) * dim + i] = 0.0f;
+    double *ref = dalloc(rows * dim);
+    for (int64_t r = 0; r < rows; r++) {
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++) ss += (double)x[r * dim + i] * x[r * dim + i];
+        for (int64_t i = 0; i < dim; i++) ref[r * dim + i] = x[r * dim + i] / fmax(sqrt(ss), 1e-12);
+    }
+    float *dx = dev_out(x, rows * dim), *out = alias ? dx : dev_out(NULL, rows * dim);
+    g_ops->l2_normalize(out, dx, rows, dim);
+    char what[128];
+    snprintf(what, sizeof what, "l2_normalize %lldx%lld%s", (long long)rows, (long long)dim, alias ? " in place" : "");
+    check_out(what, out, ref, rows * dim, T_REDUCE);
+    if (!alias) g_ops->free(dx);
+    free(x), free(ref);
 }
 
 /* ---- attention --------------------------------------------------------------------------------------------- */
@@ -585,6 +608,7 @@ static void run_all(const musae_ops *ops, const double *tol) {
     }
     case_embedding(2049, 37, 29, 0), case_embedding(2049, 37, 29, 1), case_embedding(5, 1, 3, 1);
     case_add_rows(5, 37, -0.3f), case_add_rows(1, 1024, 1.0f), case_add_rows(300, 300, 2.5f);
+    case_l2_normalize(9, 20, 0), case_l2_normalize(3, 1025, 1), case_l2_normalize(1, 1, 0);
     attn_case ac[] = {
         {.B = 2, .H = 3, .TQ = 5, .TK = 5, .D = 8, .causal = 1},
         {.B = 1, .H = 2, .TQ = 70, .TK = 70, .D = 16, .row_pad = 3, .causal = 1},           /* blocks of 64 + tail */

@@ -37,5 +37,7 @@ void cpu_add_layernorm(float *x, const float *res, float *out, const float *w, c
 void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *bias, int64_t m, int64_t n,
                       int64_t k, float beta);
 void cpu_f32_to_bf16(uint16_t *out, const float *x, int64_t n);
+void cpu_tanh(float *out, const float *x, int64_t n);
+void cpu_l2_normalize(float *out, const float *x, int64_t rows, int64_t dim);
 
 #endif /* MUSAE_CPU_OPS_H */

@@ -42,6 +42,8 @@ static const musae_ops k_cpu = {
     .add_layernorm = cpu_add_layernorm,
     .linear_bf16w = cpu_linear_bf16w,
     .f32_to_bf16 = cpu_f32_to_bf16,
+    .tanh = cpu_tanh,
+    .l2_normalize = cpu_l2_normalize,
 };
 
 const musae_ops *musae_ops_cpu(void) { return &k_cpu; }

@@ -21,6 +21,9 @@ struct relu_op {
 struct elu_op { // NaN fails `v <= 0` and passes through, as on the CPU and in torch
     __device__ float operator()(float v) const { return v <= 0.0f ? expm1f(v) : v; }
 };
+struct tanh_op {
+    __device__ float operator()(float x) const { return tanhf(x); }
+};
 struct add_op {
     __device__ float operator()(float a, float b) const { return a + b; }
 };
@@ -120,6 +123,7 @@ void gelu_tanh_cuda(float *out, const float *x, int64_t n, cudaStream_t s) {
 }
 void relu_cuda(float *out, const float *x, int64_t n, cudaStream_t s) { unary_launch<relu_op>(out, x, n, s, "relu"); }
 void elu_cuda(float *out, const float *x, int64_t n, cudaStream_t s) { unary_launch<elu_op>(out, x, n, s, "elu"); }
+void tanh_cuda(float *out, const float *x, int64_t n, cudaStream_t s) { unary_launch<tanh_op>(out, x, n, s, "tanh"); }
 void add_cuda(float *out, const float *a, const float *b, int64_t n, cudaStream_t s) {
     binary_launch<add_op>(out, a, b, n, s, "add");
 }

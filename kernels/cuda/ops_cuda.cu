@@ -9,7 +9,7 @@
 #include "kernels/cuda/convert.cuh"            // defines: f32_to_bf16_cuda
 #include "kernels/cuda/cuda_device.h"          // defines: musae_cuda_device_count
 #include "kernels/cuda/cuda_utils.cuh"
-#include "kernels/cuda/elementwise.cuh"        // defines: gelu/gelu_tanh/relu/elu/add/mul/add_rows_cuda
+#include "kernels/cuda/elementwise.cuh"        // defines: gelu/gelu_tanh/relu/elu/tanh/add/mul/add_rows_cuda
 #include "kernels/cuda/embedding.cuh"          // defines: embedding_cuda
 #include "kernels/cuda/layernorm.cuh"          // defines: layernorm_cuda, add_layernorm_cuda
 #include "kernels/cuda/linear_bf16w.cuh"       // defines: linear_bf16w_cuda
@@ -17,6 +17,7 @@
 #include "kernels/cuda/matmul.cuh"             // defines: gemm_cuda, linear_cuda
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/rmsnorm.cuh"            // defines: rmsnorm_cuda
+#include "kernels/cuda/l2_normalize.cuh"       // defines: l2_normalize_cuda
 
 static struct {
     int state; /* 0 not tried, 1 ready, -1 no device */
@@ -96,6 +97,10 @@ static void cu_gelu(float *out, const float *x, int64_t n) { gelu_cuda(out, x, n
 static void cu_gelu_tanh(float *out, const float *x, int64_t n) { gelu_tanh_cuda(out, x, n, g.stream); }
 static void cu_relu(float *out, const float *x, int64_t n) { relu_cuda(out, x, n, g.stream); }
 static void cu_elu(float *out, const float *x, int64_t n) { elu_cuda(out, x, n, g.stream); }
+static void cu_tanh(float *out, const float *x, int64_t n) { tanh_cuda(out, x, n, g.stream); }
+static void cu_l2_normalize(float *out, const float *x, int64_t rows, int64_t dim) {
+    l2_normalize_cuda(out, x, rows, dim, g.stream);
+}
 static void cu_add(float *out, const float *a, const float *b, int64_t n) { add_cuda(out, a, b, n, g.stream); }
 static void cu_mul(float *out, const float *a, const float *b, int64_t n) { mul_cuda(out, a, b, n, g.stream); }
 static void cu_embedding(float *out, const float *table, int64_t rows, int64_t dim, const int64_t *ids, int64_t n,
@@ -157,6 +162,8 @@ static const musae_ops k_cuda = {
     .add_layernorm = cu_add_layernorm,
     .linear_bf16w = cu_linear_bf16w,
     .f32_to_bf16 = cu_f32_to_bf16,
+    .tanh = cu_tanh,
+    .l2_normalize = cu_l2_normalize,
 };
 
 // ---- setup and knobs

@@ -37,6 +37,8 @@ STEPS = [
     ("sae_step.py", ["golden/sae_step.safetensors"]),
     ("golden_steer.py", ["golden/steer_generate.safetensors", "sae/steer_tiny/cfg.json", "sae/steer_tiny/musae.json",
                          "sae/steer_tiny/sae.safetensors"]),
+    ("make_clap.py", ["tiny-clap/", "tiny-clap-bin/", "golden/clap_tokens.json", "golden/clap_tiny.safetensors",
+                      "golden/clap_fe48k.safetensors"]),
     # needs the eai-sparsify wheel (see requirements.txt); run with the "fixture" mode
     ("sae_sparsify.py fixture", ["sae/"]),
 ]
@@ -90,7 +92,7 @@ def main():
     before = json.load(open(man_path)) if os.path.exists(man_path) else None
 
     # start clean: everything below is regenerated
-    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded", "sae"):
+    for d in ("golden", "encodec32k-hash", "tiny-musicgen", "tiny-musicgen-sharded", "sae", "tiny-clap", "tiny-clap-bin"):
         shutil.rmtree(os.path.join(common.FIXTURES, d), ignore_errors=True)
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
