@@ -6,6 +6,7 @@
 #include "eval/capture.h"
 #include "host/cli/cli.h"
 #include "host/core/check.h"
+#include "host/dist/dist.h"
 
 const char verb_capture_summary[] = "audio dataset -> EnCodec -> teacher-forced LM -> activation store (resumable)";
 
@@ -90,7 +91,12 @@ int verb_capture(int argc, char **argv) {
     const cli_device dev = cli_device_resolve(&dflags, 1);
     o.ops = dev.ops;
     o.prec = dev.prec;
+    /* mpirun / srun: the ranks split the clips, each writes a shard, rank 0 joins them (docs/CAPTURE.md) */
+    musae_dist dist;
+    musae_dist_init(&dist, &argc, &argv);
+    o.dist = &dist;
     capture_report r;
     capture_run(&o, &r);
+    musae_dist_finalize(&dist);
     return 0;
 }
