@@ -80,6 +80,10 @@ void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist 
     snprintf(sh->dir, sizeof sh->dir, "%s.shards", out);
     snprintf(sh->mine, sizeof sh->mine, "%s/p%d-r%03d.h5", sh->dir, d->world, d->rank);
     sh->ppid = getppid();
+    /* a rank's output goes through the launcher: once it is killed, a log line would end the rank by SIGPIPE
+     * wherever it stands (its shard lock left behind); ignored, the line is lost and the watch stops the rank at
+     * its next commit, through the ordinary exit that removes its locks */
+    signal(SIGPIPE, SIG_IGN);
     /* the ranks on this host, by pid, for the watch */
     typedef struct {
         char host[128];
