@@ -73,6 +73,39 @@ static void prepare(const capture_shards *sh) {
     free_list(v, n);
 }
 
+/* The host a shard's writer lock names ("PID HOST"), or "" when it has none. */
+static void lock_host(const char *shard, char *host, size_t cap) {
+    char lock[4400], line[512] = "";
+    snprintf(lock, sizeof lock, "%s.lock", shard);
+    host[0] = 0;
+    FILE *f = fopen(lock, "r");
+    if (!f) return;
+    if (fgets(line, sizeof line, f)) {
+        const char *sp = strchr(line, ' ');
+        if (sp) snprintf(host, cap, "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
+    }
+    fclose(f);
+}
+
+/* One rank per host judges the shard locks that name its host (only there can a PID be checked): a live writer
+ * is refused, a killed one's lock cleared. Then rank 0's prepare() meets only locks it can judge or of hosts
+ * outside this job. */
+static void clear_local_locks(const capture_shards *sh, const musae_dist *d) {
+    struct stat sb;
+    if (d->local_rank != 0 || stat(sh->dir, &sb) != 0) return;
+    char self[256] = "", host[256];
+    gethostname(self, sizeof self - 1);
+    char **v;
+    const int n = list_shards(sh->dir, &v);
+    for (int i = 0; i < n; i++) {
+        lock_host(v[i], host, sizeof host);
+        if (!host[0] || strcmp(host, self)) continue;
+        musae_store_lock(v[i]);
+        musae_store_unlock(v[i]);
+    }
+    free_list(v, n);
+}
+
 void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist *d) {
     memset(sh, 0, sizeof *sh);
     sh->dist = d;
@@ -97,6 +130,8 @@ void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist 
         if (r != d->rank && !strcmp(all[r].host, me.host)) sh->peers[r] = (pid_t)all[r].pid;
     free(all);
 
+    clear_local_locks(sh, d);
+    musae_dist_barrier(d);
     if (d->rank == 0) prepare(sh);
     musae_dist_barrier(d);
     /* every shard as it is now (nobody writes yet), read by every rank */
