@@ -37,6 +37,9 @@ static void usage(FILE *f) {
             "  --dtype f16|f32      stored precision (default f16)\n"
             "  --max-clips N        stop after N new clips (the store stays incomplete; run again to continue)\n"
             CLI_DEVICE_USAGE "\n"
+            "Under mpirun -np P or srun the ranks split the clips (balanced by duration), each writes its shard\n"
+            "ACTS.h5.shards/p<P>-r<rank>.h5 and rank 0 joins them into ACTS.h5, which every reader takes as one\n"
+            "store; a rank whose launcher or peer died stops at its next commit. Resume with any number of ranks.\n"
             "Killed at any moment, the store keeps every clip committed so far (one commit per clip); the same\n"
             "command continues it. Progress shows clips/s, frames/s and the ETA; the summary lists skipped files\n"
             "with the reason and how long each stage took.\n");
