@@ -1189,6 +1189,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     int64_t n_rows = musae_store_writer_rows(c->w), n_clips = musae_store_writer_clips(c->w);
     /* a shard is complete when its rank captured its whole range */
     musae_store_close_writer(c->w, c->sh ? c->written == c->to_do : complete);
+    if (c->sh && created && n_clips == 0 && planned > 0) unlink(c->store); /* a rank that had nothing to do */
     if (c->sh && planned > 0) {
         plan_index ix = plan_index_of(c);
         complete = capture_shards_finish(c->sh, c->written, present, planned, plan_pos, &ix);

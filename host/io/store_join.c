@@ -131,6 +131,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
 
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.joining", path);
+    musae_store_remove_at_exit(tmp); /* a join that fails (a full disk) leaves the previous one and nothing else */
     musae_store_h5_enter(path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110)); /* virtual datasets need 1.10 */
@@ -199,6 +200,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     musae_store_h5_leave();
     /* in place at once: a reader sees the previous join or this one, never half of one */
     if (rename(tmp, path) != 0) musae_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    musae_store_remove_at_exit(NULL);
     free(params);
     for (int i = 0; i < n_shards; i++) {
         musae_clip_ids_free(ids[i], in[i]->n_clips);
