@@ -149,7 +149,8 @@ static void test_equal(void) {
     CHECK(sh("test -s d1.txt && cmp d1.txt d2.txt") == 0, "h5dump prints the same rows, frames and clips");
     CHECK(run("info np2.h5") == 0, "musae info reads the joined store");
     char *o = slurp("out.txt");
-    CHECK(strstr(o, "clips      126") && strstr(o, "complete   yes"), "musae info: 126 clips, complete:\n%s", o);
+    CHECK(strstr(o, "clips      126") && strstr(o, "complete   yes") && strstr(o, "the joined view of 2 shard(s)"),
+          "musae info: 126 clips, complete, 2 shards:\n%s", o);
     free(o);
 }
 

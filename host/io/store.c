@@ -1208,6 +1208,10 @@ void musae_store_describe(musae_store *s, FILE *out) {
     }
     fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
     h5_lock(in->path);
+    int shards = 0;
+    if (attr_read_num(s->file, "shards", H5T_NATIVE_INT, &shards, 1) == 1)
+        fprintf(out, "sharded    the joined view of %d shard(s) in %s.shards/ (their size is not in the GiB above)\n",
+                shards, in->path);
     H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
     h5_unlock();
 }
