@@ -927,6 +927,18 @@ static void check_resumable(const char *out, const char *model_id, const capture
     musae_store_close(s);
 }
 
+/* check_resumable for each shard of a sharded store (capture_shards_begin). */
+typedef struct {
+    const char *model_id;
+    const capture_opts *o;
+    int d_model;
+    const float *params;
+} resume_check;
+static void check_shard(const char *shard, void *arg) {
+    const resume_check *r = arg;
+    check_resumable(shard, r->model_id, r->o, r->d_model, r->params);
+}
+
 /* The place in the plan of the clip `name` of the (canonical) source file `file`, or -1 (capture_plan_pos): the
  * file's first clip's place plus the clip's index, from the start its fragment "#t=START,END" names. */
 typedef struct {
@@ -1041,8 +1053,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     c->store = o->out;
     if (capture_sharded(o->out, o->dist)) {
         static const musae_dist one = {.world = 1, .local_world = 1, .launcher = "none"};
-        capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one);
-        for (int i = 0; i < sh.n_shards; i++) check_resumable(sh.paths[i], model_id, o, (int)c->H, params);
+        resume_check rc = {model_id, o, (int)c->H, params};
+        capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one, check_shard, &rc);
         c->sh = &sh;
         c->store = sh.mine;
     }

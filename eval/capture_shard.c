@@ -106,7 +106,8 @@ static void clear_local_locks(const capture_shards *sh, const musae_dist *d) {
     free_list(v, n);
 }
 
-void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist *d) {
+void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist *d,
+                          void (*check)(const char *shard, void *arg), void *arg) {
     memset(sh, 0, sizeof *sh);
     sh->dist = d;
     sh->out = out;
@@ -134,11 +135,13 @@ void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist 
     musae_dist_barrier(d);
     if (d->rank == 0) prepare(sh);
     musae_dist_barrier(d);
-    /* every shard as it is now (nobody writes yet), read by every rank */
+    /* every shard as it is now, read by every rank while nobody writes (HDF5's file locking would refuse a reader
+     * beside a writer) */
     sh->n_shards = list_shards(sh->dir, &sh->paths);
     sh->ids = musae_xcalloc((size_t)sh->n_shards + 1, sizeof *sh->ids);
     sh->n_ids = musae_xcalloc((size_t)sh->n_shards + 1, sizeof *sh->n_ids);
     for (int i = 0; i < sh->n_shards; i++) {
+        check(sh->paths[i], arg);
         char err[1200];
         musae_store *s = musae_store_open(sh->paths[i], err, sizeof err);
         if (!s) musae_fail("%s", err);

@@ -38,8 +38,10 @@ typedef struct {
 /* Whether a capture into `out` by this launch is sharded. */
 int capture_sharded(const char *out, const musae_dist *d);
 /* Rank 0 takes the job's lock on `out` and sets the shards aside that do not open (named, their clips redone);
- * then every rank learns the clips all shards hold. Collective. */
-void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist *d);
+ * then every rank checks each shard with check(path, arg) (the run's settings against the store's) and learns
+ * the clips all shards hold, before any rank opens its own shard for writing. Collective. */
+void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist *d,
+                          void (*check)(const char *shard, void *arg), void *arg);
 /* Counts every clip the shards held at the start as present in w (this rank's shard writer). */
 void capture_shards_note(const capture_shards *sh, musae_store_writer *w);
 /* Rank r's range [*lo, *hi) of the n pending clips of durations len (plan order). */

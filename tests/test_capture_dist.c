@@ -8,7 +8,8 @@
  *   - a shard that does not open is named, set aside and its clips captured again;
  *   - musae train on the joined store gives the bytes of training on the one-process store (one process and
  *     mpirun -np 2 --dist data), the same seed and global batch;
- *   - a joined store without its shards is refused naming the missing shard. */
+ *   - a joined store without its shards is refused naming the missing shard; a sharded store continued with
+ *     other settings, and a one-process store continued by several ranks, are refused (exit 1, the reason). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -154,6 +155,15 @@ static void test_equal(void) {
     free(o);
 }
 
+static void test_refusals(void) {
+    CHECK(run_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
+          "a sharded store continued with other layers is refused (exit 1)");
+    err_has("np2.h5.shards/p2-r000.h5 holds layers 0,1; this run asks for 0");
+    CHECK(run_np(2, CAPTURE " -o one.h5", g_model) == 1, "a one-process store is not continued by several ranks (exit 1)");
+    err_has("one.h5 is a one-process store (no one.h5.shards/): continue it without mpirun/srun");
+    CHECK(!dir_has("one.h5.shards") && same_store("one.h5", "np2.h5"), "and neither store was touched");
+}
+
 static void test_rank_killed(void) {
     char args[2048];
     snprintf(args, sizeof args, CAPTURE " -o k.h5", g_model);
@@ -297,6 +307,7 @@ int main(void) {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     test_equal();
     test_missing_shard();
+    test_refusals();
     test_train();
     test_batches_mix();
     test_rank_killed();
