@@ -27,6 +27,7 @@
 #include "host/core/philox.h"
 #include "host/io/audio.h"
 #include "host/io/config.h"
+#include "host/io/json.h"
 #include "host/io/safetensors.h"
 #include "model/encodec.h"
 #include "model/encodec_hash.h"
@@ -269,16 +270,31 @@ int main(int argc, char **argv) {
     const char *threads = getenv("OMP_NUM_THREADS");
     const double w = r.seconds;
     const double bytes = (double)r.frames_written * 1024 * o.n_layers * (dtype == MUSAE_F16 ? 2 : 4);
-    printf("{\"bench\":\"capture_cpu\",\"model\":\"%s\",\"threads\":\"%s\",\"clips\":%lld,\"frames\":%lld,"
-           "\"layers\":\"%s\",\"batch\":%d,\"loop_s\":%.3f,\"total_s\":%.3f,\"clips_per_s\":%.4f,\"frames_per_s\":%.2f,"
-           "\"audio_x_realtime\":%.3f,\"read_s\":%.3f,\"encodec_s\":%.3f,\"lm_s\":%.3f,\"write_s\":%.3f,"
-           "\"read_share\":%.4f,\"encodec_share\":%.4f,\"lm_share\":%.4f,\"write_share\":%.4f,\"write_mb_per_s\":%.1f,"
-           "\"cpu_s\":%.2f,\"frames_per_cpu_s\":%.2f,\"thread_cpu_s\":{\"read\":%.2f,\"encodec\":%.2f,\"lm\":%.2f,"
-           "\"write\":%.2f},\"peak_rss_mib\":%.0f}\n",
-           model, threads ? threads : "default", (long long)r.clips_written, (long long)r.frames_written, layers, batch,
-           w, total, r.clips_written / w, r.frames_written / w, r.frames_written / 50.0 / w, r.t_read, r.t_encode,
-           r.t_lm, r.t_write, r.t_read / w, r.t_encode / w, r.t_lm / w, r.t_write / w,
-           r.t_write > 0 ? bytes / r.t_write / 1e6 : 0.0, cpu, r.frames_written / cpu, r.cpu_read, r.cpu_encode, r.cpu_lm,
-           r.cpu_write, (double)ru.ru_maxrss / 1024.0);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "bench", "capture_cpu");
+    cJSON_AddStringToObject(j, "model", model);
+    cJSON_AddStringToObject(j, "threads", threads ? threads : "default");
+    cJSON_AddNumberToObject(j, "clips", (double)r.clips_written);
+    cJSON_AddNumberToObject(j, "frames", (double)r.frames_written);
+    cJSON_AddStringToObject(j, "layers", layers);
+    cJSON_AddNumberToObject(j, "batch", batch);
+    const struct {
+        const char *key;
+        double v;
+        int decimals;
+    } nums[] = {{"loop_s", w, 3}, {"total_s", total, 3}, {"clips_per_s", r.clips_written / w, 4},
+                {"frames_per_s", r.frames_written / w, 2}, {"audio_x_realtime", r.frames_written / 50.0 / w, 3},
+                {"read_s", r.t_read, 3}, {"encodec_s", r.t_encode, 3}, {"lm_s", r.t_lm, 3}, {"write_s", r.t_write, 3},
+                {"read_share", r.t_read / w, 4}, {"encodec_share", r.t_encode / w, 4}, {"lm_share", r.t_lm / w, 4},
+                {"write_share", r.t_write / w, 4}, {"write_mb_per_s", r.t_write > 0 ? bytes / r.t_write / 1e6 : 0.0, 1},
+                {"cpu_s", cpu, 2}, {"frames_per_cpu_s", r.frames_written / cpu, 2}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) musae_json_add_rounded(j, nums[i].key, nums[i].v, nums[i].decimals);
+    cJSON *tc = cJSON_AddObjectToObject(j, "thread_cpu_s");
+    musae_json_add_rounded(tc, "read", r.cpu_read, 2);
+    musae_json_add_rounded(tc, "encodec", r.cpu_encode, 2);
+    musae_json_add_rounded(tc, "lm", r.cpu_lm, 2);
+    musae_json_add_rounded(tc, "write", r.cpu_write, 2);
+    musae_json_add_rounded(j, "peak_rss_mib", (double)ru.ru_maxrss / 1024.0, 0);
+    musae_json_print_line(stdout, j);
     return 0;
 }

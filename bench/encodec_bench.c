@@ -26,6 +26,7 @@
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/io/audio.h"
+#include "host/io/json.h"
 #include "kernels/ops.h"
 #include "model/encodec.h"
 #include "model/encodec_hash.h"
@@ -251,14 +252,26 @@ int main(int argc, char **argv) {
                    ls[i]->minutes, ls[i]->enc_s, ls[i]->minutes * 60 / ls[i]->enc_s, ls[i]->enc_rss, ls[i]->dec_s,
                    ls[i]->minutes * 60 / ls[i]->dec_s, ls[i]->dec_rss);
     }
-    printf("{\"seconds\": %g, \"threads\": %d, \"load_s\": %.2f, \"musae_encode_s\": %.4f, \"musae_decode_s\": %.4f, "
-           "\"musae_encode_rtf\": %.2f, \"musae_decode_rtf\": %.2f, \"torch_encode_s\": %.4f, \"torch_decode_s\": %.4f, "
-           "\"encode_speedup\": %.3f, \"decode_speedup\": %.3f, \"codes_equal\": %lld, \"codes_total\": %lld, "
-           "\"long_minutes\": %g, \"long_encode_rss_mib\": %.0f, \"long_decode_rss_mib\": %.0f, "
-           "\"short_encode_rss_mib\": %.0f, \"short_decode_rss_mib\": %.0f}\n",
-           seconds, threads, load_s, mu.encode_s, mu.decode_s, seconds / mu.encode_s, seconds / mu.decode_s, to.encode_s,
-           to.decode_s, to.encode_s / mu.encode_s, to.decode_s / mu.decode_s, (long long)codes_equal, (long long)(4 * F),
-           long_minutes, L.enc_rss, L.dec_rss, L1.enc_rss, L1.dec_rss);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "seconds", seconds);
+    cJSON_AddNumberToObject(j, "threads", threads);
+    musae_json_add_rounded(j, "load_s", load_s, 2);
+    musae_json_add_rounded(j, "musae_encode_s", mu.encode_s, 4);
+    musae_json_add_rounded(j, "musae_decode_s", mu.decode_s, 4);
+    musae_json_add_rounded(j, "musae_encode_rtf", seconds / mu.encode_s, 2);
+    musae_json_add_rounded(j, "musae_decode_rtf", seconds / mu.decode_s, 2);
+    musae_json_add_rounded(j, "torch_encode_s", to.encode_s, 4);
+    musae_json_add_rounded(j, "torch_decode_s", to.decode_s, 4);
+    musae_json_add_rounded(j, "encode_speedup", to.encode_s / mu.encode_s, 3);
+    musae_json_add_rounded(j, "decode_speedup", to.decode_s / mu.decode_s, 3);
+    cJSON_AddNumberToObject(j, "codes_equal", (double)codes_equal);
+    cJSON_AddNumberToObject(j, "codes_total", (double)(4 * F));
+    cJSON_AddNumberToObject(j, "long_minutes", long_minutes);
+    musae_json_add_rounded(j, "long_encode_rss_mib", L.enc_rss, 0);
+    musae_json_add_rounded(j, "long_decode_rss_mib", L.dec_rss, 0);
+    musae_json_add_rounded(j, "short_encode_rss_mib", L1.enc_rss, 0);
+    musae_json_add_rounded(j, "short_decode_rss_mib", L1.dec_rss, 0);
+    musae_json_print_line(stdout, j);
     free(codes);
     if (!getenv("MUSAE_BENCH_KEEP")) {
         snprintf(path, sizeof path, "rm -rf %s", dir);

@@ -13,6 +13,7 @@
 #include "host/core/log.h"
 #include "host/core/omp_env.h"
 #include "host/core/philox.h"
+#include "host/io/json.h"
 #include "model/delay.h"
 #include "model/generate.h"
 #include "model/musicgen.h"
@@ -82,13 +83,19 @@ int main(int argc, char **argv) {
     }
 
     const double weights_mib = (double)m.n_params * 4.0 / (1 << 20);
-    char dec[32] = "null"; /* JSON has no inf */
-    if (steps > 0) snprintf(dec, sizeof dec, "%.3f", 1e3 * best_dec / (double)steps);
-    printf("{\"impl\": \"musae\", \"frames\": %lld, \"tf_s\": %.4f, \"tf_frames_per_s\": %.2f, \"decode_steps\": %lld, "
-           "\"decode_ms_per_step\": %s, \"load_s\": %.2f, \"peak_rss_mib\": %.0f, \"weights_mib\": %.0f, "
-           "\"rss_over_weights\": %.3f}\n",
-           (long long)F, best_tf, (double)F / best_tf, (long long)steps, dec, load_s, peak_rss_mib(), weights_mib,
-           peak_rss_mib() / weights_mib);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae");
+    cJSON_AddNumberToObject(j, "frames", (double)F);
+    musae_json_add_rounded(j, "tf_s", best_tf, 4);
+    musae_json_add_rounded(j, "tf_frames_per_s", (double)F / best_tf, 2);
+    cJSON_AddNumberToObject(j, "decode_steps", (double)steps);
+    /* no steps: null */
+    musae_json_add_rounded(j, "decode_ms_per_step", steps > 0 ? 1e3 * best_dec / (double)steps : NAN, 3);
+    musae_json_add_rounded(j, "load_s", load_s, 2);
+    musae_json_add_rounded(j, "peak_rss_mib", peak_rss_mib(), 0);
+    musae_json_add_rounded(j, "weights_mib", weights_mib, 0);
+    musae_json_add_rounded(j, "rss_over_weights", peak_rss_mib() / weights_mib, 3);
+    musae_json_print_line(stdout, j);
     free(out), free(codes), free(delayed), free(states), free(mask);
     mg_free(&m);
     return 0;

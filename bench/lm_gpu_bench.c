@@ -32,6 +32,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/json.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_device.h"
 #include "model/delay.h"
@@ -241,9 +242,6 @@ static void bench_decode(const bench_opts *o, const mg_model *m, int64_t B, mg_g
         MUSAE_ASSERT(F == plan.frames, "generate returned %lld frames, planned %lld", (long long)F, (long long)plan.frames);
     }
     CUDA_CHECK(cudaGetLastError());
-    char runs_json[512] = "";
-    for (int r = 0, n = 0; r < o->reps && n < (int)sizeof runs_json - 16; r++)
-        n += snprintf(runs_json + n, sizeof runs_json - (size_t)n, "%s%.1f", r ? ", " : "", 1e3 * runs[r]);
     const double t = median(runs, o->reps), step_s = t / (double)o->steps;
     for (int64_t i = 0; i < B * K * plan.frames; i++)
         MUSAE_ASSERT(codes[i] >= 0 && codes[i] < m->V, "code %lld out of range at %lld", (long long)codes[i], (long long)i);
@@ -257,18 +255,34 @@ static void bench_decode(const bench_opts *o, const mg_model *m, int64_t B, mg_g
     const double kv_alloc = KV_ELEM * (double)L * 2.0 * (double)H * ((double)rows * (double)o->steps + (double)B * (double)S);
     const double took = (double)(peak - before_load); /* weights as allocated + everything generate adds */
     const double audio_s = (double)plan.frames / 50.0;
-    printf("{\"impl\": \"musae\", \"model\": \"%s\", \"measure\": \"decode\", \"precision\": \"%s\", \"batch\": %lld, "
-           "\"loop\": \"%s\", \"loop_ran\": \"%s\", \"guidance\": %.2f, \"sampling\": \"%s\", \"steps\": %lld, \"frames\": %lld, \"ms_per_step\": %.4f, "
-           "\"total_s\": %.4f, \"runs_ms\": [%s], \"x_realtime\": %.3f, \"x_realtime_batch\": %.3f, "
-           "\"weight_bytes_per_step\": %.0f, \"kv_bytes_per_step\": %.0f, \"peak_bw_gbs\": %.1f, "
-           "\"roofline_weights\": %.4f, \"roofline_weights_kv\": %.4f, \"mem_peak_mib\": %.1f, "
-           "\"mem_weights_mib\": %.1f, \"mem_kv_mib\": %.1f, \"mem_over_weights_kv\": %.4f}\n",
-           o->label, m->prec == MUSAE_PREC_BF16 ? "bf16" : "fp32", (long long)B, loop_names[loop], loop_names[ran],
-           (double)o->guidance,
-           o->sample ? "top_k_250" : "greedy", (long long)o->steps, (long long)plan.frames, 1e3 * step_s, t, runs_json,
-           audio_s / t, audio_s * (double)B / t, w_bytes, kv_bytes, peak_bw / 1e9, w_bytes / step_s / peak_bw,
-           (w_bytes + kv_bytes) / step_s / peak_bw, mib(took), mib((double)m->arena_bytes), mib(kv_alloc),
-           took / ((double)m->arena_bytes + kv_alloc));
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae");
+    cJSON_AddStringToObject(j, "model", o->label);
+    cJSON_AddStringToObject(j, "measure", "decode");
+    cJSON_AddStringToObject(j, "precision", m->prec == MUSAE_PREC_BF16 ? "bf16" : "fp32");
+    cJSON_AddNumberToObject(j, "batch", (double)B);
+    cJSON_AddStringToObject(j, "loop", loop_names[loop]);
+    cJSON_AddStringToObject(j, "loop_ran", loop_names[ran]);
+    musae_json_add_rounded(j, "guidance", (double)o->guidance, 2);
+    cJSON_AddStringToObject(j, "sampling", o->sample ? "top_k_250" : "greedy");
+    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(j, "frames", (double)plan.frames);
+    musae_json_add_rounded(j, "ms_per_step", 1e3 * step_s, 4);
+    musae_json_add_rounded(j, "total_s", t, 4);
+    cJSON *runs_ms = cJSON_AddArrayToObject(j, "runs_ms");
+    for (int r = 0; r < o->reps; r++) cJSON_AddItemToArray(runs_ms, cJSON_CreateNumber(round(1e4 * runs[r]) / 10));
+    musae_json_add_rounded(j, "x_realtime", audio_s / t, 3);
+    musae_json_add_rounded(j, "x_realtime_batch", audio_s * (double)B / t, 3);
+    musae_json_add_rounded(j, "weight_bytes_per_step", w_bytes, 0);
+    musae_json_add_rounded(j, "kv_bytes_per_step", kv_bytes, 0);
+    musae_json_add_rounded(j, "peak_bw_gbs", peak_bw / 1e9, 1);
+    musae_json_add_rounded(j, "roofline_weights", w_bytes / step_s / peak_bw, 4);
+    musae_json_add_rounded(j, "roofline_weights_kv", (w_bytes + kv_bytes) / step_s / peak_bw, 4);
+    musae_json_add_rounded(j, "mem_peak_mib", mib(took), 1);
+    musae_json_add_rounded(j, "mem_weights_mib", mib((double)m->arena_bytes), 1);
+    musae_json_add_rounded(j, "mem_kv_mib", mib(kv_alloc), 1);
+    musae_json_add_rounded(j, "mem_over_weights_kv", took / ((double)m->arena_bytes + kv_alloc), 4);
+    musae_json_print_line(stdout, j);
     fflush(stdout);
     char what[48];
     snprintf(what, sizeof what, "decode B=%lld %s ms/step", (long long)B, loop_names[ran]);
@@ -315,11 +329,19 @@ static void bench_capture(const bench_opts *o, const mg_model *m) {
         for (int64_t j = 0; j < Bc * (F + 1) * H; j += 4099)
             MUSAE_ASSERT(isfinite(dst[i][j]), "captured layer %d holds a non-finite value", layers[i]);
     const double t = median(runs, o->reps);
-    printf("{\"impl\": \"musae\", \"model\": \"%s\", \"measure\": \"capture\", \"precision\": \"%s\", \"batch\": %lld, "
-           "\"frames\": %lld, \"positions\": %lld, \"layers\": [%d, %d, %d, %d], \"ms_per_batch\": %.3f, "
-           "\"frames_per_s\": %.1f}\n",
-           o->label, m->prec == MUSAE_PREC_BF16 ? "bf16" : "fp32", (long long)Bc, (long long)F, (long long)T, layers[0],
-           layers[1], layers[2], layers[3], 1e3 * t, (double)(Bc * F) / t);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae");
+    cJSON_AddStringToObject(j, "model", o->label);
+    cJSON_AddStringToObject(j, "measure", "capture");
+    cJSON_AddStringToObject(j, "precision", m->prec == MUSAE_PREC_BF16 ? "bf16" : "fp32");
+    cJSON_AddNumberToObject(j, "batch", (double)Bc);
+    cJSON_AddNumberToObject(j, "frames", (double)F);
+    cJSON_AddNumberToObject(j, "positions", (double)T);
+    cJSON *lj = cJSON_AddArrayToObject(j, "layers");
+    for (int i = 0; i < N_CAPTURE_LAYERS; i++) cJSON_AddItemToArray(lj, cJSON_CreateNumber(layers[i]));
+    musae_json_add_rounded(j, "ms_per_batch", 1e3 * t, 3);
+    musae_json_add_rounded(j, "frames_per_s", (double)(Bc * F) / t, 1);
+    musae_json_print_line(stdout, j);
     fflush(stdout);
     table_add("capture ms/batch", 1e3 * t, "ms");
     table_add("capture frames/s", (double)(Bc * F) / t, "frames/s");
@@ -343,11 +365,21 @@ int main(int argc, char **argv) {
     CUDA_CHECK(cudaDriverGetVersion(&driver));
     CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
     const double peak_bw = peak_bandwidth(dev, &clock_khz, &bus_bits);
-    printf("{\"impl\": \"musae\", \"measure\": \"device\", \"gpu\": \"%s\", \"sm\": %d, \"cc\": \"%d.%d\", "
-           "\"mem_total_mib\": %.0f, \"mem_clock_mhz\": %.0f, \"bus_bits\": %d, \"peak_bw_gbs\": %.1f, "
-           "\"cuda_driver\": %d, \"cuda_runtime\": %d}\n",
-           prop.name, prop.multiProcessorCount, prop.major, prop.minor, mib((double)prop.totalGlobalMem),
-           clock_khz / 1e3, bus_bits, peak_bw / 1e9, driver, runtime);
+    cJSON *dj = cJSON_CreateObject();
+    cJSON_AddStringToObject(dj, "impl", "musae");
+    cJSON_AddStringToObject(dj, "measure", "device");
+    cJSON_AddStringToObject(dj, "gpu", prop.name);
+    cJSON_AddNumberToObject(dj, "sm", prop.multiProcessorCount);
+    char cc[16];
+    snprintf(cc, sizeof cc, "%d.%d", prop.major, prop.minor);
+    cJSON_AddStringToObject(dj, "cc", cc);
+    musae_json_add_rounded(dj, "mem_total_mib", mib((double)prop.totalGlobalMem), 0);
+    musae_json_add_rounded(dj, "mem_clock_mhz", clock_khz / 1e3, 0);
+    cJSON_AddNumberToObject(dj, "bus_bits", bus_bits);
+    musae_json_add_rounded(dj, "peak_bw_gbs", peak_bw / 1e9, 1);
+    cJSON_AddNumberToObject(dj, "cuda_driver", driver);
+    cJSON_AddNumberToObject(dj, "cuda_runtime", runtime);
+    musae_json_print_line(stdout, dj);
 
     const size_t before = gpu_used(); /* context, cuBLASLt workspace */
     double t0 = musae_now();
@@ -356,12 +388,21 @@ int main(int argc, char **argv) {
     ops->sync();
     const double load_s = musae_now() - t0;
     const size_t after = gpu_used();
-    printf("{\"impl\": \"musae\", \"model\": \"%s\", \"measure\": \"load\", \"precision\": \"%s\", \"layers\": %lld, "
-           "\"hidden\": %lld, \"heads\": %lld, \"ffn\": %lld, \"params\": %lld, \"load_s\": %.2f, "
-           "\"weights_mib\": %.1f, \"mem_load_mib\": %.1f, \"mem_base_mib\": %.1f}\n",
-           o.label, m.prec == MUSAE_PREC_BF16 ? "bf16" : "fp32", (long long)m.n_layers, (long long)m.H,
-           (long long)m.n_heads, (long long)m.ffn, (long long)m.n_params, load_s, mib((double)m.arena_bytes),
-           mib((double)(after - before)), mib((double)before));
+    cJSON *lj = cJSON_CreateObject();
+    cJSON_AddStringToObject(lj, "impl", "musae");
+    cJSON_AddStringToObject(lj, "model", o.label);
+    cJSON_AddStringToObject(lj, "measure", "load");
+    cJSON_AddStringToObject(lj, "precision", m.prec == MUSAE_PREC_BF16 ? "bf16" : "fp32");
+    cJSON_AddNumberToObject(lj, "layers", (double)m.n_layers);
+    cJSON_AddNumberToObject(lj, "hidden", (double)m.H);
+    cJSON_AddNumberToObject(lj, "heads", (double)m.n_heads);
+    cJSON_AddNumberToObject(lj, "ffn", (double)m.ffn);
+    cJSON_AddNumberToObject(lj, "params", (double)m.n_params);
+    musae_json_add_rounded(lj, "load_s", load_s, 2);
+    musae_json_add_rounded(lj, "weights_mib", mib((double)m.arena_bytes), 1);
+    musae_json_add_rounded(lj, "mem_load_mib", mib((double)(after - before)), 1);
+    musae_json_add_rounded(lj, "mem_base_mib", mib((double)before), 1);
+    musae_json_print_line(stdout, lj);
     fflush(stdout);
 
     if (o.decode)

@@ -12,6 +12,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/json.h"
 #include "sae/sae.h"
 
 static double arg(int argc, char **argv, const char *name, double dflt) {
@@ -57,12 +58,24 @@ int main(int argc, char **argv) {
         sae_trainer_step(&t, x, B, &st);
     }
     double el = musae_now() - t0, cpu = (double)clock() / CLOCKS_PER_SEC - c0;
-    printf("{\"impl\":\"musae\",\"d\":%d,\"latents\":%d,\"k\":%d,\"batch\":%lld,\"threads\":%d,\"steps\":%d,"
-           "\"dead_frac\":%g,\"tokens_per_s\":%.1f,\"tokens_per_cpu_s\":%.1f,\"s_per_step\":%.4f,\"encode\":%.4f,\"decode_loss\":%.4f,"
-           "\"backward\":%.4f,\"adam\":%.4f,\"fvu\":%.4f}\n",
-           d, M, k, (long long)B, omp_get_max_threads(), steps, dead_frac, (double)(B * steps) / el,
-           (double)(B * steps) / cpu, el / steps,
-           t.seconds[0] / steps, t.seconds[1] / steps, t.seconds[2] / steps, t.seconds[3] / steps, st.fvu);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae");
+    cJSON_AddNumberToObject(j, "d", d);
+    cJSON_AddNumberToObject(j, "latents", M);
+    cJSON_AddNumberToObject(j, "k", k);
+    cJSON_AddNumberToObject(j, "batch", (double)B);
+    cJSON_AddNumberToObject(j, "threads", omp_get_max_threads());
+    cJSON_AddNumberToObject(j, "steps", steps);
+    cJSON_AddNumberToObject(j, "dead_frac", dead_frac);
+    musae_json_add_rounded(j, "tokens_per_s", (double)(B * steps) / el, 1);
+    musae_json_add_rounded(j, "tokens_per_cpu_s", (double)(B * steps) / cpu, 1);
+    musae_json_add_rounded(j, "s_per_step", el / steps, 4);
+    musae_json_add_rounded(j, "encode", t.seconds[0] / steps, 4);
+    musae_json_add_rounded(j, "decode_loss", t.seconds[1] / steps, 4);
+    musae_json_add_rounded(j, "backward", t.seconds[2] / steps, 4);
+    musae_json_add_rounded(j, "adam", t.seconds[3] / steps, 4);
+    musae_json_add_rounded(j, "fvu", st.fvu, 4);
+    musae_json_print_line(stdout, j);
     free(x);
     sae_trainer_free(&t);
     return 0;

@@ -32,6 +32,7 @@
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/io/store.h"
+#include "host/io/json.h"
 #include "sae/sae.h"
 #include "sae/sae_gpu.h"
 
@@ -231,13 +232,29 @@ static void run(const workload &w, int64_t N, int steps, int warmup, int auxk, m
                gemm_mono_ms, flop / (gemm_mono_ms * 1e9), 100 * gemm_mono_ms / enc_ms);
     printf("\n  memory: %.2f GiB allocated (%.2f GiB by cudaMemGetInfo), %.0f bytes per latent; L0 %.2f, fvu %.4f, auxk %.4g\n",
            g_bytes / 1073741824.0, used / 1073741824.0, (double)used / (double)M, (double)nnz / (double)N, hfvu, haux);
-    printf("{\"impl\": \"musae-cuda\", \"workload\": \"%s\", \"d\": %lld, \"latents\": %lld, \"k\": %d, \"batch\": %lld, "
-           "\"prec\": \"%s\", \"auxk\": %d, \"step_ms\": %.4f, \"tokens_per_s\": %.1f, \"encode_ms\": %.4f, "
-           "\"gemm_tiles_ms\": %.4f, \"gemm_mono_ms\": %.4f, \"bytes_per_latent\": %.1f, \"mem_bytes\": %zu, \"fvu\": %.6f",
-           w.name, (long long)d, (long long)M, k, (long long)N, b16 ? "bf16" : "f32", auxk, step_ms, tps, enc_ms,
-           gemm_tiles_ms, gemm_mono_ms, (double)used / (double)M, used, hfvu);
-    for (int i = 0; i < ST_N; i++) printf(", \"%s_ms\": %.4f", st_name[i], median(st[i]));
-    printf("}\n");
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae-cuda");
+    cJSON_AddStringToObject(j, "workload", w.name);
+    cJSON_AddNumberToObject(j, "d", (double)d);
+    cJSON_AddNumberToObject(j, "latents", (double)M);
+    cJSON_AddNumberToObject(j, "k", k);
+    cJSON_AddNumberToObject(j, "batch", (double)N);
+    cJSON_AddStringToObject(j, "prec", b16 ? "bf16" : "f32");
+    cJSON_AddNumberToObject(j, "auxk", auxk);
+    musae_json_add_rounded(j, "step_ms", step_ms, 4);
+    musae_json_add_rounded(j, "tokens_per_s", tps, 1);
+    musae_json_add_rounded(j, "encode_ms", enc_ms, 4);
+    musae_json_add_rounded(j, "gemm_tiles_ms", gemm_tiles_ms, 4);
+    musae_json_add_rounded(j, "gemm_mono_ms", gemm_mono_ms, 4);
+    musae_json_add_rounded(j, "bytes_per_latent", (double)used / (double)M, 1);
+    cJSON_AddNumberToObject(j, "mem_bytes", used);
+    musae_json_add_rounded(j, "fvu", hfvu, 6);
+    for (int i = 0; i < ST_N; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_ms", st_name[i]);
+        musae_json_add_rounded(j, key, median(st[i]), 4);
+    }
+    musae_json_print_line(stdout, j);
     fflush(stdout);
 
     for (int i = 0; i <= ST_N; i++) CUDA_CHECK(cudaEventDestroy(ev[i]));
@@ -361,11 +378,22 @@ static void run_trainer(const workload &w, int64_t N, int steps, int warmup, mus
            "%.3f s in musae_stream_next; host blocked %.3f s\n",
            fst.gpu_wait_s, (long long)fst.batches, fst.read_s, fst.host_wait_s);
     printf("  trainer device memory %.2f GiB; last FVU %.4f\n", dev_bytes / 1073741824.0, fvu_last);
-    printf("{\"impl\": \"musae-cuda-trainer\", \"workload\": \"%s\", \"d\": %lld, \"latents\": %lld, \"k\": %d, "
-           "\"batch\": %lld, \"prec\": \"%s\", \"steps\": %d, \"mem_tokens_per_s\": %.1f, \"stream_tokens_per_s\": %.1f, "
-           "\"stream_ratio\": %.4f, \"gpu_wait_s\": %.4f, \"read_s\": %.4f, \"store_rows\": %lld}\n",
-           w.name, (long long)d, (long long)M, w.k, (long long)N, prec == MUSAE_BF16 ? "bf16" : "f32", steps, rate[0],
-           rate[1], ratio, fst.gpu_wait_s, fst.read_s, (long long)store_rows);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "impl", "musae-cuda-trainer");
+    cJSON_AddStringToObject(j, "workload", w.name);
+    cJSON_AddNumberToObject(j, "d", (double)d);
+    cJSON_AddNumberToObject(j, "latents", (double)M);
+    cJSON_AddNumberToObject(j, "k", w.k);
+    cJSON_AddNumberToObject(j, "batch", (double)N);
+    cJSON_AddStringToObject(j, "prec", prec == MUSAE_BF16 ? "bf16" : "f32");
+    cJSON_AddNumberToObject(j, "steps", steps);
+    musae_json_add_rounded(j, "mem_tokens_per_s", rate[0], 1);
+    musae_json_add_rounded(j, "stream_tokens_per_s", rate[1], 1);
+    musae_json_add_rounded(j, "stream_ratio", ratio, 4);
+    musae_json_add_rounded(j, "gpu_wait_s", fst.gpu_wait_s, 4);
+    musae_json_add_rounded(j, "read_s", fst.read_s, 4);
+    cJSON_AddNumberToObject(j, "store_rows", (double)store_rows);
+    musae_json_print_line(stdout, j);
     fflush(stdout);
 }
 

@@ -21,6 +21,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/progress.h"
+#include "host/core/utf8.h"
 #include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
@@ -79,9 +80,18 @@ static int walk(capture_dataset *ds, int64_t *cap, const char *dir, dir_id **see
     (*seen)[(*n_seen)++] = (dir_id){sb.st_dev, sb.st_ino};
     ds->n_dirs++;
     DIR *d = opendir(dir);
-    if (!d) {
+    if (!d && ds->n_dirs == 1) { /* the folder given */
         snprintf(err, errlen, "%s: cannot read the folder: %s", dir, strerror(errno));
         return -1;
+    }
+    if (!d) { /* a subfolder: skipped with the reason, as an unreadable file is */
+        ds->bad_dirs = musae_xrealloc(ds->bad_dirs, sizeof(char *) * (size_t)(ds->n_bad_dirs + 1));
+        ds->bad_dir_why = musae_xrealloc(ds->bad_dir_why, sizeof(char *) * (size_t)(ds->n_bad_dirs + 1));
+        char why[600];
+        snprintf(why, sizeof why, "cannot read the folder: %s", strerror(errno));
+        ds->bad_dirs[ds->n_bad_dirs] = musae_xstrdup(dir);
+        ds->bad_dir_why[ds->n_bad_dirs++] = musae_xstrdup(why);
+        return 0;
     }
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -214,6 +224,12 @@ int capture_dataset_load(const char *src, capture_dataset *ds, char *err, size_t
         int rc = walk(ds, &cap, src, &seen, &n_seen, err, errlen);
         free(seen);
         if (rc) return -1;
+        if (ds->n_files == 0 && ds->n_bad_dirs) {
+            snprintf(err, errlen, "%s: no audio files in the %lld folder(s) that could be read; %lld could not, e.g. "
+                     "%s: %s", src, (long long)(ds->n_dirs - ds->n_bad_dirs), (long long)ds->n_bad_dirs,
+                     ds->bad_dirs[0], ds->bad_dir_why[0]);
+            return -1;
+        }
         if (ds->n_files == 0) {
             snprintf(err, errlen, "%s: no audio files in %lld folder(s) (%lld other files; looked for .wav .flac .ogg "
                      ".opus .mp3 .aiff .au .caf .w64)", src, (long long)ds->n_dirs, (long long)ds->n_not_audio);
@@ -236,6 +252,9 @@ void capture_dataset_free(capture_dataset *ds) {
         free(ds->files[i].caption);
     }
     free(ds->files);
+    for (int64_t i = 0; i < ds->n_bad_dirs; i++) free(ds->bad_dirs[i]), free(ds->bad_dir_why[i]);
+    free(ds->bad_dirs);
+    free(ds->bad_dir_why);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -744,10 +763,11 @@ static void *compute_main(void *arg) {
         }
         int nb = 0;
         jobs[nb++] = j;
-        /* A clip's rows must not depend on what else shares its forward (a resumed run cuts batches elsewhere),
-         * so a batch is consecutive whole clips without text. Tails run alone: a very short one can take the
-         * decoder's few-row GEMM path, whose summation order differs from the batched one; so do T5's states
-         * (8 tokens or fewer), which is why captioned clips run one per forward. */
+        /* A clip's rows must not depend on what else shares its forward (a resumed run cuts batches elsewhere).
+         * The decoder runs every product per item (mg_linear_items), so a clip in a batch of whole clips gets
+         * the bits it gets alone. A batch holds clips of one length, so tails run alone; captioned clips run
+         * one per forward because a batch pads the text states to its longest caption, which would change
+         * the cross-attention's products. */
         const int batchable = !c->o->captions && j->n == c->clip_samples;
         while (batchable && nb < bmax) {
             clip_job *nx = q_get(&c->coded, 1);
@@ -826,19 +846,6 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* Valid UTF-8 (T5's tokenizer refuses anything else; the plan checks it so the pipeline never meets it). */
-static int utf8_ok(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && *p < 0xC2)) return 0;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xC0) != 0x80) return 0;
-    }
-    return 1;
-}
-
 static void layers_str(const int *l, int n, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
@@ -895,7 +902,7 @@ static void check_resumable(const char *out, const char *model_id, const capture
     if (!s) musae_fail("%s (it exists, so this run would continue it)", err);
     const musae_store_info *in = musae_store_get_info(s);
     char have[512], want[512];
-    if (strcmp(in->model, model_id))
+    if (!musae_store_same_model(in->model, model_id))
         musae_fail("%s holds activations of model '%s'; this run uses '%s' (%s): refusing to mix models in one "
                    "store (write to a new file)", out, in->model, model_id, o->model_dir);
     layers_str(in->layers, in->n_layers, have, sizeof have);
@@ -1073,6 +1080,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
     pthread_mutex_init(&c->skips.mu, NULL);
+    if (ds.n_bad_dirs) LOG_WARN("capture: %lld folder(s) could not be read, their files are skipped:", (long long)ds.n_bad_dirs);
+    for (int64_t i = 0; i < ds.n_bad_dirs; i++) LOG_WARN("  %s: %s", ds.bad_dirs[i], ds.bad_dir_why[i]);
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->dev_mu, NULL);
     c->plan = musae_xcalloc((size_t)ds.n_files, sizeof *c->plan);
@@ -1113,8 +1122,10 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             skip_add(&c->skips, f->path, "no caption (line %d of the list has no tab and caption)", f->line);
             continue;
         }
-        if (o->captions && !utf8_ok(f->caption)) {
-            skip_add(&c->skips, f->path, "the caption on line %d is not valid UTF-8", f->line);
+        const int64_t bad_at = o->captions ? musae_utf8_invalid_at(f->caption, strlen(f->caption)) : -1;
+        if (bad_at >= 0) {
+            skip_add(&c->skips, f->path, "the caption on line %d is not valid UTF-8 (byte 0x%02x at offset %lld)",
+                     f->line, (unsigned char)f->caption[bad_at], (long long)bad_at);
             continue;
         }
         musae_audio_reader *r = musae_audio_open(f->path, c->rate, 0, 0, err, sizeof err);

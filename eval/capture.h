@@ -58,6 +58,9 @@ typedef struct {
     int64_t n_files;
     int64_t n_not_audio;   /* files under a folder skipped for their extension */
     int64_t n_dirs;        /* folders walked */
+    char **bad_dirs;       /* subfolders that could not be read, skipped ... */
+    char **bad_dir_why;    /* ... for this reason (capture warns with both) */
+    int64_t n_bad_dirs;
     int from_list;
     char source[4096];
 } capture_dataset;
@@ -66,7 +69,8 @@ typedef struct {
  * aiff, aifc, au, snd, caf, w64, rf64; any case). */
 int capture_is_audio_name(const char *name);
 /* Loads a folder, a list file or a single audio file. 0, or -1 with a one-line reason in err (missing, no
- * audio files under a folder, an empty list, an unreadable list). Duplicate paths in a list are an error
+ * audio files under a folder, an unreadable top folder, an empty list, an unreadable list). A subfolder that
+ * cannot be read is skipped and recorded in bad_dirs, as unreadable files are skipped. Duplicate paths in a list are an error
  * (the second would be taken as already captured). */
 int capture_dataset_load(const char *src, capture_dataset *ds, char *err, size_t errlen);
 void capture_dataset_free(capture_dataset *ds);
@@ -95,7 +99,8 @@ void capture_clips_close(capture_clips *c);
 /* The name a store and an SAE record for a model folder: "<name>:<16 hex digits>". name is ORG/NAME for a
  * Hugging Face cache path (models--ORG--NAME/...), else the folder's base name; the digits are an FNV-1a
  * fingerprint of config.json and, per tensor, its name, dtype, shape and first and last 64 bytes, so two
- * folders holding different weights get different identities at the cost of a few pages read. */
+ * folders holding different weights get different identities at the cost of a few pages read. Identities are
+ * compared by the digits only (musae_store_same_model), so a copied or renamed folder is the same model. */
 void capture_model_id(const char *dir, char *out, size_t cap);
 
 /* What a capture store's clips were cut with (/capture/params): clip and shortest-tail length in samples at

@@ -10,7 +10,9 @@
 #include "host/core/log.h"
 #include "host/core/progress.h"
 #include "host/io/config.h"
+#include "host/io/json.h"
 #include "host/io/safetensors.h"
+#include "host/io/store.h"
 #include "kernels/sae_ops.h"
 #include "model/delay.h"
 #include "model/encodec.h"
@@ -362,7 +364,7 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     if (o->layer >= 0 && sae.layer >= 0 && sae.layer != o->layer && !o->force)
         musae_fail("%s was trained on layer %d, not %d (--force to evaluate anyway)", o->sae_dir, sae.layer, o->layer);
     capture_model_id(o->model_dir, r->model_id, sizeof r->model_id);
-    if (sae.model[0] && strcmp(sae.model, r->model_id) && !o->force)
+    if (sae.model[0] && !musae_store_same_model(sae.model, r->model_id) && !o->force)
         musae_fail("%s was trained on activations of '%s'; --model %s is '%s' (--force to evaluate anyway)",
                    o->sae_dir, sae.model, o->model_dir, r->model_id);
     if (sae.batch_topk) LOG_INFO("%s selects with batch-top-k: each clip's rows form one batch here", o->sae_dir);
@@ -438,36 +440,32 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     sae_model_free(&sae);
 }
 
-static void num(FILE *f, const char *key, double v) {
-    if (isfinite(v)) fprintf(f, ",\"%s\":%.8g", key, v);
-    else fprintf(f, ",\"%s\":null", key);
-}
-
+/* One JSON line; undefined numbers (loss recovered when zeroing does not hurt) print as null. */
 void spliced_print_json(FILE *f, const spliced_opts *o, const spliced_result *r) {
-    fprintf(f, "{\"sae\":\"%s\",\"model\":\"%s\",\"%s\":\"%s\",%s\"layer\":%d,\"clips\":%lld,\"frames\":%lld,"
-            "\"predictions\":%lld", o->sae_dir, r->model_id, o->audio ? "audio" : o->codes ? "codes" : "acts",
-            o->audio ? o->audio : o->codes ? o->codes : r->acts, r->acts[0] ? "\"split\":\"val\"," : "", r->layer,
-            (long long)r->clips,
-            (long long)r->frames, (long long)r->predictions);
-    num(f, "ce_clean", r->ce_clean);
-    num(f, "ce_sae", r->ce_sae);
-    num(f, "ce_zero", r->ce_zero);
-    num(f, "ce_increase", r->ce_increase);
-    num(f, "loss_recovered", r->loss_recovered);
-    num(f, "kl_sae", r->kl_sae);
-    num(f, "kl_zero", r->kl_zero);
-    num(f, "kl_score", r->kl_score);
-    num(f, "fvu", r->rec.fvu);
-    num(f, "mse", r->rec.mse);
-    num(f, "l0", r->rec.l0);
-    num(f, "cos", r->rec.cos);
-    num(f, "dead_frac", r->rec.dead_frac);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "sae", o->sae_dir);
+    cJSON_AddStringToObject(j, "model", r->model_id);
+    cJSON_AddStringToObject(j, o->audio ? "audio" : o->codes ? "codes" : "acts",
+                            o->audio ? o->audio : o->codes ? o->codes : r->acts);
+    if (r->acts[0]) cJSON_AddStringToObject(j, "split", "val"); /* the held-out clips of the SAE's store */
+    cJSON_AddNumberToObject(j, "layer", r->layer);
+    cJSON_AddNumberToObject(j, "clips", (double)r->clips);
+    cJSON_AddNumberToObject(j, "frames", (double)r->frames);
+    cJSON_AddNumberToObject(j, "predictions", (double)r->predictions);
+    const struct {
+        const char *key;
+        double v;
+    } nums[] = {{"ce_clean", r->ce_clean},     {"ce_sae", r->ce_sae},   {"ce_zero", r->ce_zero},
+                {"ce_increase", r->ce_increase}, {"loss_recovered", r->loss_recovered},
+                {"kl_sae", r->kl_sae},         {"kl_zero", r->kl_zero}, {"kl_score", r->kl_score},
+                {"fvu", r->rec.fvu},           {"mse", r->rec.mse},     {"l0", r->rec.l0},
+                {"cos", r->rec.cos},           {"dead_frac", r->rec.dead_frac}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) cJSON_AddNumberToObject(j, nums[i].key, nums[i].v);
     static const char *const names[3] = {"clean", "sae", "zero"};
-    fprintf(f, ",\"ce_by_codebook\":{");
+    cJSON *by = cJSON_AddObjectToObject(j, "ce_by_codebook");
     for (int i = 0; i < 3; i++) {
-        fprintf(f, "%s\"%s\":[", i ? "," : "", names[i]);
-        for (int k = 0; k < r->K; k++) fprintf(f, "%s%.8g", k ? "," : "", r->ce_k[i][k]);
-        fprintf(f, "]");
+        cJSON *a = cJSON_AddArrayToObject(by, names[i]);
+        for (int k = 0; k < r->K; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(r->ce_k[i][k]));
     }
-    fprintf(f, "}}\n");
+    musae_json_print_line(f, j);
 }

@@ -157,13 +157,6 @@ int encodec_decode_to_file(const encodec *m, const int64_t *codes, int64_t frame
 int encodec_decode_to_files(const encodec *m, const int64_t *codes, int64_t batch, int64_t frames, const char *path,
                             musae_audio_format fmt, int chunk_frames, char *err, size_t errlen);
 
-/* Checks codes from a file before decoding: rank 3 [B, n_q, F] with B >= 1, F >= 1, the codec's n_q, integer
- * dtype, every value in [0, codebook_size). 0, or -1 with a message naming `file`, the field and the first
- * bad position in err. On success *codes is a malloc'd int64 copy. Needs only the config, so a bad file is
- * rejected before the weights load. */
-int encodec_codes_check(const musae_encodec_config *cfg, musae_st *st, const char *file, int64_t **codes,
-                        int64_t *batch, int64_t *frames, char *err, size_t errlen);
-
 #ifdef __cplusplus
 }
 #endif

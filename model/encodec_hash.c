@@ -54,45 +54,20 @@ uint8_t *encodec_hash_image(const musae_encodec_config *cfg, int legacy_names, s
     int n = encodec_params(cfg, NULL, 0);
     encodec_param *ps = musae_xmalloc((size_t)n * sizeof *ps);
     encodec_params(cfg, ps, n);
-    /* header: {"name": {"dtype": "F32", "shape": [..], "data_offsets": [a, b]}, ...}, padded with spaces to a
-     * multiple of 8 so the data section is aligned (names are plain ASCII: no escaping) */
-    size_t cap = (size_t)n * 192 + 64, len = 0, data = 0;
-    char *hdr = musae_xmalloc(cap);
-    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    musae_st_writer *w = musae_st_writer_new();
     for (int i = 0; i < n; i++) {
+        int64_t numel = 1;
+        for (int r = 0; r < ps[i].rank; r++) numel *= ps[i].shape[r];
+        float *dst = musae_xmalloc((size_t)numel * sizeof(float));
+        /* the values are defined on the transformers-5 name, whatever the stored spelling */
+        encodec_hash_fill(ps[i].name, ps[i].rank, ps[i].shape, dst);
         char *at = strstr(ps[i].name, "parametrizations.weight.original");
         if (legacy_names && at) snprintf(at, sizeof ps[i].name - (size_t)(at - ps[i].name), "%s", at[32] == '0' ? "weight_g" : "weight_v");
-        int64_t numel = 1;
-        for (int r = 0; r < ps[i].rank; r++) numel *= ps[i].shape[r];
-        len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", i ? "," : "", ps[i].name);
-        for (int r = 0; r < ps[i].rank; r++) len += (size_t)snprintf(hdr + len, cap - len, "%s%lld", r ? "," : "", (long long)ps[i].shape[r]);
-        len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", data, data + (size_t)numel * 4);
-        data += (size_t)numel * 4;
-    }
-    len += (size_t)snprintf(hdr + len, cap - len, "}");
-    MUSAE_ASSERT(len + 8 < cap, "encodec_hash_image: header overflow");
-    size_t hlen = (len + 7) / 8 * 8;
-    *size = 8 + hlen + data;
-    uint8_t *img = musae_xmalloc(*size);
-    for (int b = 0; b < 8; b++) img[b] = (uint8_t)((uint64_t)hlen >> (8 * b)); /* u64 little-endian */
-    memcpy(img + 8, hdr, len);
-    memset(img + 8 + len, ' ', hlen - len);
-    size_t off = 8 + hlen;
-    for (int i = 0; i < n; i++) {
-        int64_t numel = 1;
-        for (int r = 0; r < ps[i].rank; r++) numel *= ps[i].shape[r];
-        /* the hash is defined on the transformers-5 name, whatever the stored spelling */
-        char name[96];
-        snprintf(name, sizeof name, "%s", ps[i].name);
-        char *g = strstr(name, ".weight_g"), *v = strstr(name, ".weight_v");
-        if (g || v) snprintf(g ? g : v, sizeof name - (size_t)((g ? g : v) - name), ".parametrizations.weight.original%c", g ? '0' : '1');
-        float *dst = musae_xmalloc((size_t)numel * sizeof(float));
-        encodec_hash_fill(name, ps[i].rank, ps[i].shape, dst);
-        memcpy(img + off, dst, (size_t)numel * sizeof(float));
+        musae_st_writer_add(w, ps[i].name, MUSAE_F32, ps[i].rank, ps[i].shape, dst);
         free(dst);
-        off += (size_t)numel * 4;
     }
-    free(hdr);
+    uint8_t *img = musae_st_writer_image(w, size);
+    musae_st_writer_free(w);
     free(ps);
     return img;
 }

@@ -19,28 +19,50 @@ static musae_st_tensor *need(musae_st *st, const char *path, const char *name, c
     return t;
 }
 
-int64_t *mg_read_codes(const char *path, int64_t K, int64_t V, int64_t *B, int64_t *F) {
-    char err[1024];
+int mg_codes_read(const char *path, int64_t K, int64_t V, int64_t **codes, int64_t *B, int64_t *F, char *err,
+                  size_t errlen) {
+    *codes = NULL;
     musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) musae_fail("%s", err);
-    musae_st_tensor *t = need(&st, path, "codes", "I64", 3);
-    if (t->shape[1] != K)
-        musae_fail("%s: tensor 'codes' has %lld codebooks (shape [B, K, F]), the model has %lld", path,
-                   (long long)t->shape[1], (long long)K);
-    if (t->shape[0] < 1 || t->shape[2] < 1)
-        musae_fail("%s: tensor 'codes' is empty ([%lld, %lld, %lld])", path, (long long)t->shape[0],
-                   (long long)t->shape[1], (long long)t->shape[2]);
-    *B = t->shape[0];
-    *F = t->shape[2];
-    int64_t *c = musae_xmalloc((size_t)musae_st_numel(t) * sizeof(int64_t));
-    musae_st_read(&st, t, c, MUSAE_I64);
-    for (int64_t i = 0; i < musae_st_numel(t); i++)
-        if (c[i] < 0 || c[i] >= V) {
-            const int64_t f = i % *F, k = i / *F % K, b = i / (*F * K);
-            musae_fail("%s: codes[%lld, %lld, %lld] = %lld is outside 0..%lld", path, (long long)b, (long long)k,
-                       (long long)f, (long long)c[i], (long long)V - 1);
-        }
+    if (musae_st_open(&st, path, err, errlen)) return -1;
+    const musae_st_tensor *t = musae_st_find(&st, "codes");
+    char shape[128] = "";
+    if (t) musae_shape_str(t->rank, t->shape, shape, sizeof shape);
+    if (!t)
+        snprintf(err, errlen, "%s: no tensor 'codes' (expected int64 [B, %lld, F])", path, (long long)K);
+    else if (strcmp(t->dtype, "I64"))
+        snprintf(err, errlen, "%s: tensor 'codes' has dtype %s, expected I64", path, t->dtype);
+    else if (t->rank != 3)
+        snprintf(err, errlen, "%s: tensor 'codes' has shape %s, expected [B, %lld, F]", path, shape, (long long)K);
+    else if (t->shape[1] != K)
+        snprintf(err, errlen, "%s: tensor 'codes' has %lld codebooks, the model has %lld (shape %s is [B, K, F])",
+                 path, (long long)t->shape[1], (long long)K, shape);
+    else if (t->shape[0] < 1 || t->shape[2] < 1)
+        snprintf(err, errlen, "%s: tensor 'codes' is empty (shape %s)", path, shape);
+    else {
+        const int64_t n = musae_st_numel(t);
+        int64_t *c = musae_xmalloc((size_t)n * sizeof(int64_t));
+        musae_st_read(&st, t, c, MUSAE_I64);
+        *B = t->shape[0];
+        *F = t->shape[2];
+        for (int64_t i = 0; i < n && !*codes; i++)
+            if (c[i] < 0 || c[i] >= V) {
+                snprintf(err, errlen, "%s: codes[%lld, %lld, %lld] = %lld is outside 0..%lld", path,
+                         (long long)(i / (*F * K)), (long long)(i / *F % K), (long long)(i % *F), (long long)c[i],
+                         (long long)V - 1);
+                free(c);
+                musae_st_close(&st);
+                return -1;
+            }
+        *codes = c;
+    }
     musae_st_close(&st);
+    return *codes ? 0 : -1;
+}
+
+int64_t *mg_read_codes(const char *path, int64_t K, int64_t V, int64_t *B, int64_t *F) {
+    char err[1400];
+    int64_t *c;
+    if (mg_codes_read(path, K, V, &c, B, F, err, sizeof err)) musae_fail("%s", err);
     return c;
 }
 

@@ -6,13 +6,19 @@
 #ifndef MUSAE_LM_FILES_H
 #define MUSAE_LM_FILES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Returns malloc'd codes [B, K, F] after checking dtype, rank, K and the value range. */
+/* The one reader of the codes format, used by every verb (decode, forward, evaluate): reads `codes` into a
+ * malloc'd int64 [B, K, F] after checking dtype (I64 only: the format is int64, and musae writes nothing else),
+ * rank, K, non-emptiness and the value range. 0, or -1 with the reason (file, tensor, first bad index) in err. */
+int mg_codes_read(const char *path, int64_t K, int64_t V, int64_t **codes, int64_t *B, int64_t *F, char *err,
+                  size_t errlen);
+/* mg_codes_read, with a failure a musae_fail. */
 int64_t *mg_read_codes(const char *path, int64_t K, int64_t V, int64_t *B, int64_t *F);
 /* Writes codes [B, K, F] atomically; meta holds n_meta key/value string pairs for __metadata__. */
 void mg_write_codes(const char *path, const int64_t *codes, int64_t B, int64_t K, int64_t F, const char *const *meta,

@@ -147,7 +147,7 @@ static void layer_step(const mg_model *m, mg_step *s, int64_t l) {
         mg_linear(m, st->x, st->attn, w->ca_o, n, H, H, 1.0f);
     }
 
-    mg_ffn(m, st, w, rows);
+    mg_ffn(m, st, w, rows, 1);
 }
 
 void mg_step_run(const mg_model *m, mg_step *s) {

@@ -79,6 +79,15 @@ void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t ro
         m->ops->linear(y, x, w.f, NULL, rows, n, k, beta);
 }
 
+void mg_linear_items(const mg_model *m, float *y, const float *x, mg_mat w, int64_t items, int64_t t, int64_t n,
+                     int64_t k, float beta) {
+    if (t == 1 || items == 1) {
+        mg_linear(m, y, x, w, items * t, n, k, beta);
+        return;
+    }
+    for (int64_t b = 0; b < items; b++) mg_linear(m, y + b * t * n, x + b * t * k, w, t, n, k, beta);
+}
+
 /* The mmapped source pages of a tensor are dropped from the process once copied, so peak memory is the
  * f32 weights plus one tensor, not weights plus the touched file (the page cache keeps the data; a
  * MAP_PRIVATE read-only mapping simply faults it back in if read again). */
@@ -354,7 +363,8 @@ void mg_state_set_text(mg_state *s, const mg_model *m, const float *states, cons
     s->s_text = S;
     if (s->o.incremental)
         for (int64_t l = 0; l < m->n_layers; l++)
-            mg_linear(m, s->text_kv + l * n * S * 2 * H, s->text_states, m->layers[l].ca_kv, n * S, 2 * H, H, 0.0f);
+            mg_linear_items(m, s->text_kv + l * n * S * 2 * H, s->text_states, m->layers[l].ca_kv, n, S, 2 * H, H,
+                            0.0f);
 }
 
 void mg_state_clear_text(mg_state *s) {
@@ -411,32 +421,24 @@ static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *
 }
 
 /* Self-attention K/V of the t new positions into the cache rows (b, pos0 .. pos0 + t - 1), straight from
- * the GEMM: the row stride ldc reaches every batch row at once when the rows are evenly spaced. bf16
- * weights have no strided-output GEMM, so one decoding step of several rows goes through kv_tmp (one
- * weight pass, then a copy per row); an item's t > 1 positions are contiguous cache rows and need none. */
+ * the GEMM. A decoding step (t = 1) is one product whose row stride ldc reaches every item's cache row; bf16
+ * weights have no strided-output GEMM, so its rows go through kv_tmp (one weight pass, then a copy per row).
+ * With t > 1 each item is its own product (mg_linear_items says why) into its contiguous cache rows. */
 static void self_kv_write(const mg_model *m, const mg_state *s, const mg_layer *w, float *kv, int64_t t, int64_t pos0) {
     const int64_t H = m->H, H2 = 2 * H, B = s->o.batch, TM = s->o.t_max;
     const musae_ops *ops = m->ops;
-    if (w->sa_kv.b) {
-        if (B == 1 || t == TM) {
-            mg_linear(m, kv + pos0 * H2, s->h, w->sa_kv, B * t, H2, H, 0.0f);
-        } else if (t == 1) {
+    if (t == 1 && B > 1) {
+        if (w->sa_kv.b) {
             mg_linear(m, s->kv_tmp, s->h, w->sa_kv, B, H2, H, 0.0f);
             for (int64_t b = 0; b < B; b++)
                 ops->copy(kv + (b * TM + pos0) * H2, s->kv_tmp + b * H2, (size_t)H2 * sizeof(float));
         } else {
-            for (int64_t b = 0; b < B; b++)
-                mg_linear(m, kv + (b * TM + pos0) * H2, s->h + b * t * H, w->sa_kv, t, H2, H, 0.0f);
+            ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, TM * H2);
         }
         return;
     }
-    if (t == 1)
-        ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, TM * H2);
-    else if (B == 1 || t == TM)
-        ops->gemm(0, 1, B * t, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, H2);
-    else
-        for (int64_t b = 0; b < B; b++)
-            ops->gemm(0, 1, t, H2, H, 1.0f, s->h + b * t * H, H, w->sa_kv.f, H, 0.0f, kv + (b * TM + pos0) * H2, H2);
+    for (int64_t b = 0; b < B; b++)
+        mg_linear(m, kv + (b * TM + pos0) * H2, s->h + b * t * H, w->sa_kv, t, H2, H, 0.0f);
 }
 
 static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, int64_t pos0) {
@@ -447,7 +449,7 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
 
     /* self-attention (causal; keys are every cached position up to the query's own) */
     ops->layernorm(s->h, s->x, w->sa_ln_w, w->sa_ln_b, rows, H, MG_LN_EPS);
-    mg_linear(m, s->q, s->h, w->sa_q, rows, H, H, 0.0f);
+    mg_linear_items(m, s->q, s->h, w->sa_q, B, t, H, H, 0.0f);
     float *kv = s->self_kv + (s->o.incremental ? l : 0) * B * TM * H2;
     self_kv_write(m, s, w, kv, t, pos0);
     musae_attn_params sp = {
@@ -456,7 +458,7 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
         .scale = scale, .causal = 1, .q_pos0 = pos0,
     };
     ops->attention(s->attn, s->q, kv, kv + H, &sp);
-    mg_linear(m, s->x, s->attn, w->sa_o, rows, H, H, 1.0f);
+    mg_linear_items(m, s->x, s->attn, w->sa_o, B, t, H, H, 1.0f);
 
     /* cross-attention: only the rows with text; the unconditional rows would add exactly zero */
     if (s->n_text > 0) {
@@ -465,27 +467,27 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
         if (s->o.incremental)
             tkv += l * n * S * H2;
         else
-            mg_linear(m, tkv, s->text_states, w->ca_kv, n * S, H2, H, 0.0f);
+            mg_linear_items(m, tkv, s->text_states, w->ca_kv, n, S, H2, H, 0.0f);
         ops->layernorm(s->h, s->x, w->ca_ln_w, w->ca_ln_b, trows, H, MG_LN_EPS);
-        mg_linear(m, s->q, s->h, w->ca_q, trows, H, H, 0.0f);
+        mg_linear_items(m, s->q, s->h, w->ca_q, n, t, H, H, 0.0f);
         musae_attn_params cp = {
             .batch = n, .heads = m->n_heads, .tq = t, .tk = S, .dh = m->d_head,
             .q_sb = t * H, .q_st = H, .k_sb = S * H2, .k_st = H2, .v_sb = S * H2, .v_st = H2, .o_sb = t * H, .o_st = H,
             .scale = scale, .key_mask = s->text_mask,
         };
         ops->attention(s->attn, s->q, tkv, tkv + H, &cp);
-        mg_linear(m, s->x, s->attn, w->ca_o, trows, H, H, 1.0f);
+        mg_linear_items(m, s->x, s->attn, w->ca_o, n, t, H, H, 1.0f);
     }
 
-    mg_ffn(m, s, w, rows);
+    mg_ffn(m, s, w, B, t);
 }
 
-void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t rows) {
-    const int64_t H = m->H;
+void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t items, int64_t t) {
+    const int64_t H = m->H, rows = items * t;
     m->ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
-    mg_linear(m, s->ff, s->h, w->fc1, rows, m->ffn, H, 0.0f);
+    mg_linear_items(m, s->ff, s->h, w->fc1, items, t, m->ffn, H, 0.0f);
     m->ops->gelu(s->ff, s->ff, rows * m->ffn);
-    mg_linear(m, s->x, s->ff, w->fc2, rows, H, m->ffn, 1.0f);
+    mg_linear_items(m, s->x, s->ff, w->fc2, items, t, H, m->ffn, 1.0f);
 }
 
 void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
@@ -528,7 +530,7 @@ void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, c
     }
     if (want_logits) {
         ops->layernorm(s->h, s->x, m->ln_w, m->ln_b, rows, H, MG_LN_EPS);
-        mg_linear(m, s->logits, s->h, m->heads, rows, K * m->V, H, 0.0f);
+        mg_linear_items(m, s->logits, s->h, m->heads, B, t, K * m->V, H, 0.0f);
     }
     if (s->o.incremental) s->len += t;
 }

@@ -84,6 +84,13 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
 void mg_load(mg_model *m, const char *dir, const musae_ops *ops, musae_precision prec);
 /* y[rows, n] = x[rows, k] · Wᵀ + beta·y, through ops->linear (w.f) or ops->linear_bf16w (w.b). */
 void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta);
+/* mg_linear over `items` items of t rows each (x and y item after item). With t > 1 every item is a product of
+ * its own, so an item's rows never depend on what else is in the batch: a GEMM's rounding depends on its row
+ * count and on a row's place among them (OpenBLAS's Haswell/Zen kernels, cuBLAS's heuristics), and capture
+ * promises rows independent of --batch (docs/CAPTURE.md, determinism). A decoding step's rows (t = 1) go in
+ * one product. */
+void mg_linear_items(const mg_model *m, float *y, const float *x, mg_mat w, int64_t items, int64_t t, int64_t n,
+                     int64_t k, float beta);
 void mg_free(mg_model *m);
 /* The sinusoidal table exactly as HF computes it in fp32: half = H/2, freq_i = exp(i · -(ln 10000 /
  * (half - 1))), row p = [cos(p · freq), sin(p · freq)]. out is host [n, H]. */
@@ -171,9 +178,10 @@ void mg_state_clear_text(mg_state *s);
  * stops after the deepest hooked layer. */
 void mg_forward(const mg_model *m, mg_state *s, const int64_t *ids, int64_t t, const mg_hook *hooks, int n_hooks,
                 int want_logits);
-/* A layer's feed-forward sublayer on the first `rows` rows of s->x: x += fc2(gelu(fc1(LN(x)))). mg_forward and
- * the device step (model/mg_step.c) both run it, so the two stay the same ops. */
-void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t rows);
+/* A layer's feed-forward sublayer on the first items·t rows of s->x: x += fc2(gelu(fc1(LN(x)))), the products
+ * per item as mg_linear_items. mg_forward and the device step (model/mg_step.c, t = 1) both run it, so the
+ * two stay the same ops. */
+void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t items, int64_t t);
 /* Copies s->logits of the last call (t positions) to host out [batch, K, t, V] (the forward-dump layout). */
 void mg_logits_bktv(const mg_model *m, const mg_state *s, int64_t t, float *out);
 

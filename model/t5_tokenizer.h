@@ -65,10 +65,6 @@ int musae_t5_tokenize_batch(const musae_t5_tokenizer *t, int n, const char *cons
                             musae_t5_tokens *out, char *err, size_t errlen);
 void musae_t5_tokens_free(musae_t5_tokens *b);
 
-/* Offset of the first byte that breaks strict UTF-8 (overlong forms, surrogates, > U+10FFFF and cut
- * sequences are all invalid), or -1 when text[0..len) is valid. */
-int64_t musae_utf8_invalid_at(const char *text, size_t len);
-
 #ifdef __cplusplus
 }
 #endif

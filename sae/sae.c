@@ -212,6 +212,11 @@ void sae_trainer_update(sae_trainer *t) {
     sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, Ml, d, &h);
 }
 
+void sae_fail_constant_batch(int64_t n, double tv) {
+    musae_fail("a batch of %lld rows has total variance %g (every row the same): the loss (FVU) is undefined; the "
+               "store's rows are constant, or --batch is too small", (long long)n, tv);
+}
+
 void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats *out) {
     if (t->dist_mode != SAE_DIST_NONE) {
         sae_dist_step(t, x_raw, n, out);
@@ -252,6 +257,7 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
     sae_cpu_decode(&t->codes, t->p.W_dec, t->p.b_dec, d, t->xhat);
     if (use_aux) sae_cpu_decode(&t->aux, t->p.W_dec, NULL, d, t->ehat);
     const double tv = sae_cpu_total_variance(t->x, n, d);
+    if (!(tv > 0)) sae_fail_constant_batch(n, tv);
     double aux_raw = 0;
     const double fvu = sae_cpu_loss_grad(t->x, t->xhat, use_aux ? t->ehat : NULL, n, d, tv,
                                          (float)(c->auxk_alpha * aux_scale), t->g_xhat, t->g_ehat, &aux_raw);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "host/core/check.h"
 #include "host/dist/dist.h"
 #include "host/io/store.h"
 #include "kernels/sae_ops.h"
@@ -101,6 +102,10 @@ void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n);
 /* One step on raw rows x [n, d] (n <= batch): forward, loss, sparse backward, Adam, decoder constraint.
  * Distributed trainers (dist_mode != 0) take the whole global batch on every rank (sae/sae_dist.h). */
 void sae_trainer_step(sae_trainer *t, const float *x, int64_t n, sae_step_stats *out);
+/* The user-facing end of a step whose n rows have no variance (all equal, or one row): the loss (FVU) divides by
+ * it, so the step is undefined. musae train refuses the batch sizes that cause it up front; this is the store
+ * whose rows are all the same. */
+MUSAE_NORETURN void sae_fail_constant_batch(int64_t n, double tv);
 
 /* Weiszfeld's geometric median of rows x [n, d] into out [d] (starting from the mean; at most max_iter
  * iterations, stops when the step is below tol·‖median‖). */
@@ -127,6 +132,13 @@ void sae_model_free(sae_model *m);
 void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc_scratch,
                       float *pre_scratch);
 
+/* Encodes raw rows x [n, d] as at inference, each row independently of the others (so a row's code does not
+ * depend on which rows share its batch): top-k per row, or for a batch-top-k SAE every pre-activation above
+ * the threshold recorded at training (dictionary_learning's inference rule). Rows of codes are sorted by value,
+ * descending, ties to the lower latent. codes->idx/val are grown with realloc as needed (codes->cap follows);
+ * ptr must hold n + 1. xc [n, d]; pre [n, M] for batch-top-k SAEs (may be NULL otherwise). */
+void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre);
+
 /* ---- evaluation ------------------------------------------------------------------------------------------- */
 typedef struct {
     int64_t n;                 /* rows */
@@ -148,6 +160,10 @@ typedef struct {
     double recovered;          /* planted-concept stores: fraction of true directions found; -1 otherwise */
 } sae_eval_result;
 sae_eval_result sae_eval_finish(const sae_eval_acc *a);
+/* Adds tokens, fvu, mse, l0, cos, dead_frac (and recovered when known) to the JSON object o (a cJSON *): the
+ * one spelling of an evaluation, shared by musae.json, metrics.jsonl and `musae evaluate`. */
+struct cJSON;
+void sae_eval_to_json(struct cJSON *o, const sae_eval_result *e);
 /* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
 double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G, double thr);
 

@@ -6,8 +6,10 @@
 #include <inttypes.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
+#include "host/io/path.h"
 #include "host/io/safetensors.h"
 #include "sae/sae.h"
 
@@ -32,7 +34,7 @@ static void write_json(const char *path, cJSON *j) {
     free(s);
 }
 
-static void add_eval(cJSON *o, const sae_eval_result *e) {
+void sae_eval_to_json(cJSON *o, const sae_eval_result *e) {
     cJSON_AddNumberToObject(o, "tokens", (double)e->tokens);
     cJSON_AddNumberToObject(o, "fvu", e->fvu);
     cJSON_AddNumberToObject(o, "mse", e->mse);
@@ -118,7 +120,7 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
         cJSON_AddStringToObject(dset, "split_seed", s);
         snprintf(s, sizeof s, "%" PRIu64, meta->data_seed);
         cJSON_AddStringToObject(dset, "data_seed", s);
-        if (meta->has_eval) add_eval(cJSON_AddObjectToObject(j, "final_metrics"), &meta->eval);
+        if (meta->has_eval) sae_eval_to_json(cJSON_AddObjectToObject(j, "final_metrics"), &meta->eval);
     }
     snprintf(path, sizeof path, "%s/musae.json", dir);
     write_json(path, j);
@@ -126,6 +128,7 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
 }
 
 static cJSON *read_json(const char *path, char *err, size_t errlen) {
+    if (musae_path_regular(path, "a JSON file", err, errlen)) return NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -171,6 +174,17 @@ static int load_tensor(musae_st *st, const char *file, const char *name, int ran
         return -1;
     }
     musae_st_read(st, t, dst, MUSAE_F32);
+    /* as the model loader does: a NaN or Inf weight would turn every metric into NaN, never an error */
+    const int64_t n = rank == 2 ? a * b : a;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i])) {
+            if (rank == 2)
+                snprintf(err, errlen, "%s: tensor %s holds a non-finite value (%g at [%lld, %lld])", file, name,
+                         (double)dst[i], (long long)(i / b), (long long)(i % b));
+            else snprintf(err, errlen, "%s: tensor %s holds a non-finite value (%g at [%lld])", file, name, (double)dst[i],
+                          (long long)i);
+            return -1;
+        }
     return 0;
 }
 
@@ -178,6 +192,11 @@ int sae_load(const char *dir, sae_model *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     char path[4200];
     snprintf(path, sizeof path, "%s/cfg.json", dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(err, errlen, "%s: no cfg.json (an SAE checkpoint is sae.safetensors + cfg.json, sparsify's layout)",
+                 dir);
+        return -1;
+    }
     cJSON *cfg = read_json(path, err, errlen);
     if (!cfg) return -1;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "activation");

@@ -295,6 +295,7 @@ void sae_dist_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats
     }
     /* 5 loss */
     const double tv = latent ? sae_cpu_total_variance(t->x, n, d) : global_total_variance(t, t->x, nl, n);
+    if (!(tv > 0)) sae_fail_constant_batch(n, tv); /* every rank sees the same tv: all fail alike */
     double loss[2];
     loss[0] = sae_cpu_loss_grad(t->x, t->xhat, use_aux ? t->ehat : NULL, nl, d, tv, (float)(c->auxk_alpha * aux_scale),
                                 t->g_xhat, t->g_ehat, &loss[1]);

@@ -1,9 +1,9 @@
 /* SAE inference on raw activations, held-out metrics, and planted-concept recovery. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "host/core/check.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "sae/sae.h"
 
 void sae_model_from_trainer(sae_model *m, const sae_trainer *t, int layer, const char *model) {
@@ -44,6 +44,71 @@ void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *
     } else {
         sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, m->M, m->k, NULL, 0, codes, NULL, NULL);
     }
+}
+
+static void codes_reserve(sae_codes *c, int64_t cap) {
+    if (c->cap >= cap) return;
+    c->idx = musae_xrealloc(c->idx, sizeof(int32_t) * (size_t)(cap + 1));
+    c->val = musae_xrealloc(c->val, sizeof(float) * (size_t)(cap + 1));
+    c->cap = cap;
+}
+
+/* Descending by value, ties to the lower latent: the order sae_cpu_encode gives its rows. */
+typedef struct {
+    float v;
+    int32_t i;
+} code_entry;
+
+static int cmp_code_desc(const void *x, const void *y) {
+    const code_entry *a = x, *b = y;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+static void sort_row(int32_t *idx, float *val, int64_t n) {
+    code_entry *e = musae_xmalloc(sizeof(code_entry) * (size_t)(n + 1));
+    for (int64_t a = 0; a < n; a++) e[a].v = val[a], e[a].i = idx[a];
+    qsort(e, (size_t)n, sizeof *e, cmp_code_desc);
+    for (int64_t a = 0; a < n; a++) val[a] = e[a].v, idx[a] = e[a].i;
+    free(e);
+}
+
+void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre) {
+    const int64_t d = m->d, M = m->M;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < d; j++) xc[r * d + j] = x[r * d + j] - m->p.b_dec[j];
+    if (!m->batch_topk) {
+        codes_reserve(codes, n * m->k);
+        sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, m->k, NULL, 0, codes, NULL, NULL);
+        return;
+    }
+    MUSAE_ASSERT(pre, "batch-top-k needs the [n, M] pre-activation buffer");
+    MUSAE_ASSERT(m->threshold > 0, "batch-top-k SAE without an inference threshold");
+    codes_reserve(codes, n); /* the encoder reads a (k = 0, empty) heap's slot */
+    sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, 0, NULL, 0, codes, NULL, pre);
+    const float thr = (float)m->threshold;
+    int64_t *cnt = codes->ptr;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        int64_t c = 0;
+        for (int64_t j = 0; j < M; j++) c += pre[r * M + j] > thr;
+        cnt[r + 1] = c;
+    }
+    cnt[0] = 0;
+    for (int64_t r = 0; r < n; r++) cnt[r + 1] += cnt[r];
+    codes_reserve(codes, cnt[n]);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        int64_t at = codes->ptr[r];
+        for (int64_t j = 0; j < M; j++)
+            if (pre[r * M + j] > thr) {
+                codes->idx[at] = (int32_t)j;
+                codes->val[at++] = pre[r * M + j];
+            }
+        sort_row(codes->idx + codes->ptr[r], codes->val + codes->ptr[r], at - codes->ptr[r]);
+    }
+    codes->n_rows = n;
 }
 
 void sae_eval_init(sae_eval_acc *a, int d, int M) {
@@ -134,8 +199,7 @@ double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G,
     int64_t hit = 0;
     for (int64_t g0 = 0; g0 < G; g0 += bg) {
         const int64_t ng = g0 + bg <= G ? bg : G - g0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ng, (int)M, (int)d, 1.0f, t + g0 * d, (int)d, w,
-                    (int)d, 0.0f, sim, (int)M);
+        cpu_gemm(0, 1, ng, M, d, 1.0f, t + g0 * d, d, w, d, 0.0f, sim, M);
         for (int64_t g = 0; g < ng; g++) {
             float best = -2.0f;
             for (int64_t i = 0; i < M; i++) best = sim[g * M + i] > best ? sim[g * M + i] : best;

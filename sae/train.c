@@ -14,6 +14,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/progress.h"
+#include "host/io/json.h"
 #include "host/io/safetensors.h"
 #include "sae/sae_dist.h"
 #include "sae/sae_gpu.h"
@@ -81,6 +82,25 @@ static void mkdirs(const char *dir) {
             if (!c) break;
         }
     }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) musae_fail("%s: exists and is not a folder", dir);
+}
+
+/* The checks a run can make before it reads a row: a failure past this point would leave the stream's reader
+ * thread inside HDF5 while the process exits. */
+static void check_upfront(const sae_train_opts *o) {
+    struct stat sb;
+    if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        musae_fail("-o %s: exists and is not a folder (the output is a folder: sae.safetensors, cfg.json, "
+                   "metrics.jsonl, ...)", o->out);
+    /* the loss is normalized by the batch's variance about its mean (FVU), which a single row does not have */
+    if (o->batch < 2)
+        musae_fail("--batch %lld: a step needs at least 2 rows (the loss divides by the batch's variance about its "
+                   "mean, which one row lacks)", (long long)o->batch);
+    if (o->tokens % o->batch == 1)
+        musae_fail("--tokens %lld with --batch %lld leaves a last step of 1 row, which has no variance to normalize "
+                   "the loss by: use --tokens %lld or %lld", (long long)o->tokens, (long long)o->batch,
+                   (long long)(o->tokens - 1), (long long)(o->tokens + 1));
 }
 
 static char *slurp(const char *path) {
@@ -217,10 +237,18 @@ static void save_state(grid_sae *g, int n, const char *out, musae_stream_pos pos
             mkdirs(path);
             state_path(path, sizeof path, &g[i], step);
             /* the running metric sums too, so the resumed run logs the same lines */
-            char acc[512];
-            snprintf(acc, sizeof acc, "{\"acc\":[\"%a\",\"%a\",\"%a\",\"%a\",\"%a\"],\"acc_n\":%" PRId64 "}",
-                     g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac, g[i].acc_n);
+            cJSON *aj = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(aj, "acc");
+            const double sums[5] = {g[i].acc.loss, g[i].acc.fvu, g[i].acc.auxk, g[i].acc.l0, g[i].acc.dead_frac};
+            for (int q = 0; q < 5; q++) { /* hex floats: the exact sums */
+                char hex[64];
+                snprintf(hex, sizeof hex, "%a", sums[q]);
+                cJSON_AddItemToArray(arr, cJSON_CreateString(hex));
+            }
+            cJSON_AddNumberToObject(aj, "acc_n", (double)g[i].acc_n);
+            char *acc = cJSON_PrintUnformatted(aj);
+            cJSON_Delete(aj);
             sae_state_save(path, full, acc);
+            free(acc);
         }
         sae_dist_full_free(&tmp);
     }
@@ -341,11 +369,26 @@ sae_eval_result sae_evaluate_store(const sae_model *m, musae_store *s, int layer
 
 static void log_metrics(FILE *f, const grid_sae *g, int64_t step, int64_t tokens, float lr, double tok_s) {
     const double n = (double)g->acc_n;
-    fprintf(f,
-            "{\"sae\":\"%s\",\"layer\":%d,\"k\":%d,\"expansion\":%d,\"step\":%" PRId64 ",\"tokens\":%" PRId64
-            ",\"loss\":%.6g,\"fvu\":%.6g,\"auxk\":%.6g,\"l0\":%.4g,\"dead_frac\":%.6g,\"lr\":%.6g,\"tokens_per_s\":%.1f}\n",
-            g->name, g->layer, g->k, g->exp, step, tokens, g->acc.loss / n, g->acc.fvu / n, g->acc.auxk / n,
-            g->acc.l0 / n, g->acc.dead_frac / n, lr, tok_s);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "sae", g->name);
+    cJSON_AddNumberToObject(j, "layer", g->layer);
+    cJSON_AddNumberToObject(j, "k", g->k);
+    cJSON_AddNumberToObject(j, "expansion", g->exp);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddNumberToObject(j, "tokens", (double)tokens);
+    /* %.6g-rounded, as the lines always were: a resumed run's lines equal an uninterrupted run's */
+    const struct {
+        const char *key;
+        double v;
+    } nums[] = {{"loss", g->acc.loss / n}, {"fvu", g->acc.fvu / n},       {"auxk", g->acc.auxk / n},
+                {"l0", g->acc.l0 / n},     {"dead_frac", g->acc.dead_frac / n}, {"lr", lr}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "%.6g", nums[i].v);
+        cJSON_AddNumberToObject(j, nums[i].key, strtod(b, NULL));
+    }
+    cJSON_AddNumberToObject(j, "tokens_per_s", round(tok_s * 10) / 10);
+    musae_json_print_line(f, j);
 }
 
 /* The run loop's bookkeeping, shared by the CPU and GPU loops: metric sums, progress, metric lines, states. */
@@ -516,6 +559,7 @@ static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae
 
 int sae_train_run(const sae_train_opts *o) {
     char err[600], path[4400];
+    check_upfront(o);
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
     if (!store) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(store);
@@ -645,11 +689,12 @@ int sae_train_run(const sae_train_opts *o) {
                  g[0].layer);
     }
 
-    so.start = start;
-    musae_stream *st = musae_stream_open(store, &so);
+    /* opened before the stream: a failure here must not exit under the stream's reader thread */
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
     FILE *mf = root ? fopen(path, o->resume ? "a" : "w") : NULL;
     if (root && !mf) musae_fail("%s: cannot write: %s", path, strerror(errno));
+    so.start = start;
+    musae_stream *st = musae_stream_open(store, &so);
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -708,11 +753,12 @@ int sae_train_run(const sae_train_opts *o) {
                 meta.eval = sae_eval_finish(&acc[i]);
                 fill_recovered(&meta.eval, &models[i], store);
                 sae_eval_free(&acc[i]);
-                fprintf(mf,
-                        "{\"sae\":\"%s\",\"eval\":{\"split\":\"val\",\"tokens\":%" PRId64
-                        ",\"fvu\":%.6g,\"mse\":%.6g,\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g,\"recovered\":%.6g}}\n",
-                        g[i].name, meta.eval.tokens, meta.eval.fvu, meta.eval.mse, meta.eval.l0, meta.eval.cos,
-                        meta.eval.dead_frac, meta.eval.recovered);
+                cJSON *ej = cJSON_CreateObject(), *ev = cJSON_CreateObject();
+                cJSON_AddStringToObject(ej, "sae", g[i].name);
+                cJSON_AddStringToObject(ev, "split", "val");
+                sae_eval_to_json(ev, &meta.eval);
+                cJSON_AddItemToObject(ej, "eval", ev);
+                musae_json_print_line(mf, ej);
                 LOG_INFO("%s: held-out FVU %.4f, L0 %.1f, never fired %.1f%%%s", g[i].name, meta.eval.fvu, meta.eval.l0,
                          100 * meta.eval.dead_frac, meta.eval.recovered >= 0 ? "" : "");
                 if (meta.eval.recovered >= 0)

@@ -43,7 +43,7 @@ echo "== built $musae in $build_s s (cmake --install build/release --prefix ~/.l
 export OMP_WAIT_POLICY=PASSIVE
 t_start=$(date +%s)
 mkdir -p "$OUT"
-rm -rf "$OUT/acts.h5" "$OUT/sae" "$OUT/gen_acts.h5" "$OUT"/generated*.wav
+rm -rf "$OUT/acts.h5" "$OUT/sae" "$OUT/gen_acts.h5" "$OUT"/generated*.wav "$OUT/features.h5" "$OUT/excerpts"
 
 echo "== musae info $MODEL"
 "$musae" info "$MODEL" > "$OUT/info.txt"
@@ -83,6 +83,14 @@ echo "== musae train: top-k SAE on layer $LAYER"
 echo "== musae evaluate on the store's held-out clips"
 "$musae" evaluate --sae "$OUT/sae" --acts "$OUT/acts.h5" --layer "$LAYER" | tee "$OUT/eval_store.json"
 
+echo "== musae analyze: every feature's statistics over all clips (the demo store is too small for a held-out split)"
+"$musae" analyze --sae "$OUT/sae" --acts "$OUT/acts.h5" --split all -o "$OUT/features.h5"
+"$musae" info "$OUT/features.h5" > "$OUT/features_info.txt"
+head -n 12 "$OUT/features_info.txt"
+F=$(awk '/top kept features/ { t = 1; next } t && $1 ~ /^[0-9]+$/ { print $1; exit }' "$OUT/features_info.txt")
+echo "== musae excerpt: feature ${F:-0}'s top clips as OGG with activation traces"
+"$musae" excerpt --features "$OUT/features.h5" --feature "${F:-0}" --top 3 --seconds 0.5 -o "$OUT/excerpts"
+
 echo "== musae evaluate spliced into the model, on the store's held-out clips (cut from their audio files)"
 "$musae" evaluate --sae "$OUT/sae" --model "$MODEL" > "$OUT/eval_spliced_audio.json"
 cat "$OUT/eval_spliced_audio.json"
@@ -104,6 +112,8 @@ echo "  $OUT/acts.h5                     activation store (layers $LAYERS; musae
 echo "  $OUT/descriptors.h5              music descriptors of each clip and 1 s window (musae describe)"
 echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
+echo "  $OUT/features.h5                 musae analyze's per-feature statistics ($OUT/features_info.txt)"
+echo "  $OUT/excerpts/                   OGG excerpts of one feature's top clips + activation traces (JSON)"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"

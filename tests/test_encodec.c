@@ -12,6 +12,7 @@
 #include "kernels/ops.h"
 #include "model/encodec.h"
 #include "st_test.h"
+#include "model/lm_files.h"
 #include "test.h"
 
 static musae_st g_gold;
@@ -309,10 +310,8 @@ static void write_codes(const char *path, musae_dtype dt, int rank, const int64_
 
 static void expect_codes_error(const encodec *m, const char *path, const char *needle) {
     char err[512];
-    musae_st st;
-    CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
     int64_t *codes, b, f;
-    int rc = encodec_codes_check(&m->cfg, &st, path, &codes, &b, &f, err, sizeof err);
+    int rc = mg_codes_read(path, m->cfg.num_quantizers, m->cfg.codebook_size, &codes, &b, &f, err, sizeof err);
     CHECK(rc == -1, "bad codes accepted (%s)", needle);
     if (rc == -1) {
         CHECK_STR_CONTAINS(err, needle);
@@ -320,7 +319,6 @@ static void expect_codes_error(const encodec *m, const char *path, const char *n
     } else {
         free(codes);
     }
-    musae_st_close(&st);
 }
 
 static void test_codes_check(const encodec *m) {
@@ -331,17 +329,15 @@ static void test_codes_check(const encodec *m) {
     const int64_t s3[3] = {2, 4, 3};
     write_codes(path, MUSAE_I64, 3, s3, c);
     char err[512];
-    musae_st st;
-    CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
     int64_t *codes = NULL, b, f;
-    CHECK(encodec_codes_check(&m->cfg, &st, path, &codes, &b, &f, err, sizeof err) == 0 && b == 2 && f == 3,
+    CHECK(mg_codes_read(path, m->cfg.num_quantizers, m->cfg.codebook_size, &codes, &b, &f, err, sizeof err) == 0 &&
+              b == 2 && f == 3,
           "good codes rejected: %s", err);
     free(codes);
-    musae_st_close(&st);
 
     c[17] = 2048;
     write_codes(path, MUSAE_I64, 3, s3, c);
-    expect_codes_error(m, path, "codes[1, 1, 2] = 2048 is outside [0, 2048)");
+    expect_codes_error(m, path, "codes[1, 1, 2] = 2048 is outside 0..2047");
     c[17] = -1;
     write_codes(path, MUSAE_I64, 3, s3, c);
     expect_codes_error(m, path, "= -1 is outside");
@@ -351,10 +347,14 @@ static void test_codes_check(const encodec *m) {
     expect_codes_error(m, path, "has 3 codebooks, the model has 4");
     const int64_t s2[2] = {4, 6};
     write_codes(path, MUSAE_I64, 2, s2, c);
-    expect_codes_error(m, path, "expected [batch, 4, frames]");
+    expect_codes_error(m, path, "expected [B, 4, F]");
     float fc[24] = {0};
     write_codes(path, MUSAE_F32, 3, s3, fc);
     expect_codes_error(m, path, "dtype F32");
+    /* one rule for every verb (decode, forward, evaluate): the format is int64, int32 is refused */
+    int32_t ic[24] = {0};
+    write_codes(path, MUSAE_I32, 3, s3, ic);
+    expect_codes_error(m, path, "tensor 'codes' has dtype I32, expected I64");
     musae_st_writer *w = musae_st_writer_new();
     musae_st_writer_add(w, "tokens", MUSAE_I64, 3, s3, c);
     CHECK(musae_st_writer_save(w, path, err, sizeof err) == 0, "%s", err);

@@ -9,11 +9,14 @@
  *   hooks: a zero ADD is a bitwise no-op; an ADD changes hidden.<L> by exactly alpha·v at the hooked rows
  *   and positions only; the steered logits equal a plain-loop reference run from the steered residual;
  *   READ honours branch, positions and dst_t; layer -1 is the embedding sum
- *   sampling: deterministic from the seed, top-k 1 == greedy, frequencies follow the warped softmax. */
+ *   sampling: deterministic from the seed, top-k 1 == greedy, frequencies follow the warped softmax
+ *   an item's logits in a batch of 3 == its forward alone, bitwise (with and without text): capture's rows do
+ *   not depend on --batch on any CPU (run under OPENBLAS_CORETYPE=Haswell by scripts/test.sh). */
 #include <math.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
+#include "host/core/philox.h"
 #include "host/io/safetensors.h"
 #include "model/delay.h"
 #include "model/generate.h"
@@ -596,8 +599,48 @@ static void test_sampling(void) {
     CHECK(u1 >= 0 && u1 < 1 && u1 != u2 && u1 != u3 && u1 == mg_sample_uniform(1, 0, 0, 4, 0), "uniforms by (item, codebook)");
 }
 
+/* Logits [B, K, T, V] of a teacher-forced forward of B items (ids [B, K, T]), with text states [B, S, H] when
+ * given (every position unmasked). */
+static float *forward_logits(const int64_t *ids, int64_t B, int64_t T, const float *text, int64_t S) {
+    mg_state st;
+    mg_state_opts o = {.batch = B, .n_cond = B, .t_max = T, .t_call = T, .incremental = 0, .logits = 1};
+    mg_state_init(&st, &g_m, &o);
+    float *mask = musae_xmalloc(sizeof(float) * (size_t)(B * S + 1));
+    for (int64_t i = 0; i < B * S; i++) mask[i] = 1.0f;
+    if (text) mg_state_set_text(&st, &g_m, text, mask, S);
+    mg_forward(&g_m, &st, ids, T, NULL, 0, 1);
+    float *out = musae_xmalloc(sizeof(float) * (size_t)(B * g_m.K * T * g_m.V));
+    mg_logits_bktv(&g_m, &st, T, out);
+    mg_state_free(&st, &g_m);
+    free(mask);
+    return out;
+}
+
+static void test_batch_items(void) {
+    /* 54 positions (a 1 s clip): not a multiple of any BLAS kernel's row block, so a batched product would
+     * round an item's last rows differently from the item's own product on some CPUs */
+    const int64_t B = 3, K = g_m.K, T = 54, V = g_m.V, H = g_m.H, S = 9, per = K * T * V;
+    int64_t *ids = musae_xmalloc(sizeof(int64_t) * (size_t)(B * K * T));
+    float *text = musae_xmalloc(sizeof(float) * (size_t)(B * S * H));
+    for (int64_t i = 0; i < B * K * T; i++) ids[i] = (int64_t)(musae_philox(11, 0, (uint64_t)i).v[0] % (uint32_t)V);
+    for (int64_t i = 0; i < B * S * H; i++) text[i] = 2.0f * musae_u32_to_unit(musae_philox(12, 0, (uint64_t)i).v[0]) - 1.0f;
+    for (int with_text = 0; with_text < 2; with_text++) {
+        float *all = forward_logits(ids, B, T, with_text ? text : NULL, S);
+        for (int64_t b = 0; b < B; b++) {
+            float *one = forward_logits(ids + b * K * T, 1, T, with_text ? text + b * S * H : NULL, S);
+            CHECK(bits_equal(all + b * per, one, per), "item %lld of a batch of %lld%s: logits differ from its forward "
+                  "alone (max abs %.3g)", (long long)b, (long long)B, with_text ? ", with text" : "",
+                  max_abs(all + b * per, one, per));
+            free(one);
+        }
+        free(all);
+    }
+    free(ids), free(text);
+}
+
 int main(void) {
     mg_load(&g_m, fixture("tiny-musicgen"), musae_ops_cpu(), MUSAE_PREC_FP32);
+    test_batch_items();
     test_delay();
     test_load();
     test_forward_golden("golden/lm_forward_uncond.safetensors", 0);

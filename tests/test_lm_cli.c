@@ -151,6 +151,16 @@ static void test_forward_verb(void) {
     char *o = slurp("out.txt");
     CHECK_STR_CONTAINS(o, "--text-states");
     free(o);
+
+    /* MUSAE_ISA (kernels/cpu/isa.h): the baseline variants write the same bytes; an unknown level is refused */
+    CHECK(sh("MUSAE_ISA=baseline %s forward --model %s --codes %s --text-states %s -o isa.safetensors 2>err.txt",
+             bin(), fx("tiny-musicgen"), text, text) == 0 &&
+              same_bytes("dump_text.safetensors", "isa.safetensors"),
+          "MUSAE_ISA=baseline forward writes the same bytes");
+    const int rc = sh("MUSAE_ISA=avx3 %s forward --model %s --codes %s -o x.safetensors 2>err.txt", bin(),
+                      fx("tiny-musicgen"), text);
+    CHECK(rc == 1, "MUSAE_ISA=avx3: exit %d (want 1)", rc);
+    err_has("MUSAE_ISA=avx3: unknown; use avx512, avx2 or baseline");
 }
 
 static void test_generate_verb(void) {

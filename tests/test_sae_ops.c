@@ -2,10 +2,12 @@
  * against central finite differences of the forward ops. */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/sae_ops.h"
 #include "test.h"
 
@@ -260,6 +262,81 @@ static void test_adam(void) {
           p[0], p[1], p[2]);
 }
 
+/* ---- every x86-64 level gives the same bits (kernels/cpu/isa.h) ------------------------------------------ */
+
+/* One training step's kernels (encode with AuxK, decode, loss, backward, Adam, decoder Adam, normalization)
+ * on N rows and sizes with vector tails; returns a hash of every output. */
+static uint64_t step_bits(int64_t N) {
+    enum { D = 37, M = 1100, K = 9, KA = 6 };
+    float *x = malloc(sizeof(float) * N * D), *We = malloc(sizeof(float) * M * D), *Wd = malloc(sizeof(float) * M * D);
+    float *be = malloc(sizeof(float) * M), *bd = malloc(sizeof(float) * D);
+    fill(x, N * D, 30, 1.0f), fill(We, M * D, 31, 0.3f), fill(Wd, M * D, 32, 0.3f), fill(be, M, 33, 0.1f);
+    fill(bd, D, 34, 0.1f);
+    uint8_t dead[M];
+    for (int i = 0; i < M; i++) dead[i] = i % 4 == 0;
+    sae_codes c = codes_new(N, N * K), a = codes_new(N, N * KA);
+    float *xhat = malloc(sizeof(float) * N * D), *ehat = malloc(sizeof(float) * N * D);
+    float *gx = malloc(sizeof(float) * N * D), *ge = malloc(sizeof(float) * N * D);
+    float *dWe = calloc(M * D, sizeof(float)), *dWd = calloc(M * D, sizeof(float)), *dbe = calloc(M, sizeof(float));
+    float *dbd = calloc(D, sizeof(float)), *m1 = calloc(M * D, sizeof(float)), *v1 = calloc(M * D, sizeof(float));
+    float *m2 = calloc(M * D, sizeof(float)), *v2 = calloc(M * D, sizeof(float));
+    sae_cpu_normalize_rows(Wd, M, D);
+    sae_cpu_encode(x, We, be, N, D, M, K, dead, KA, &c, &a, NULL);
+    sae_cpu_decode(&c, Wd, bd, D, xhat);
+    sae_cpu_decode(&a, Wd, NULL, D, ehat);
+    double aux = 0;
+    const double loss = sae_cpu_loss_grad(x, xhat, ehat, N, D, sae_cpu_total_variance(x, N, D), 0.25f, gx, ge, &aux);
+    void *scratch = malloc(sae_cpu_backward_scratch_bytes(N, c.ptr[N] + a.ptr[N], M));
+    sae_cpu_backward(&c, &a, gx, ge, x, We, Wd, D, M, dWe, dbe, dWd, dbd, scratch);
+    sae_adam_hparams h = {1e-3f, 0.9f, 0.999f, 1e-8f, 1};
+    sae_cpu_adam(We, dWe, m1, v1, M * D, &h);
+    sae_cpu_adam_decoder(Wd, dWd, m2, v2, M, D, &h);
+    uint64_t hash = 1469598103934665603ull;
+    const struct {
+        const void *p;
+        size_t n;
+    } outs[] = {{c.idx, 4 * (size_t)c.ptr[N]}, {c.val, 4 * (size_t)c.ptr[N]}, {a.idx, 4 * (size_t)a.ptr[N]},
+                {a.val, 4 * (size_t)a.ptr[N]}, {xhat, 4 * N * D}, {ehat, 4 * N * D}, {gx, 4 * N * D},
+                {ge, 4 * N * D}, {&loss, 8}, {&aux, 8}, {dWe, 4 * M * D}, {dbe, 4 * M}, {dWd, 4 * M * D},
+                {dbd, 4 * D}, {We, 4 * M * D}, {Wd, 4 * M * D}};
+    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+        for (size_t i = 0; i < outs[o].n; i++) hash = (hash ^ ((const unsigned char *)outs[o].p)[i]) * 1099511628211ull;
+    float *bufs[] = {x, We, Wd, be, bd, xhat, ehat, gx, ge, dWe, dWd, dbe, dbd, m1, v1, m2, v2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(scratch);
+    codes_del(&c), codes_del(&a);
+    return hash;
+}
+
+/* The same step with 1, 2 and 3 OpenMP threads: the same bits (45 rows: one encoder row block; 301: two). */
+static void test_thread_counts(void) {
+    const int dflt = omp_get_max_threads();
+    const int64_t rows[] = {45, 301};
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(2);
+        const uint64_t want = step_bits(rows[r]);
+        const int counts[] = {1, 3};
+        for (int i = 0; i < 2; i++) {
+            omp_set_num_threads(counts[i]);
+            CHECK(step_bits(rows[r]) == want, "an SAE step of %lld rows with %d OpenMP threads differs from 2 threads' "
+                  "bits", (long long)rows[r], counts[i]);
+        }
+    }
+    omp_set_num_threads(dflt);
+}
+
+static void test_isa_variants(void) {
+    const musae_isa top = musae_isa_cpu();
+    musae_isa_set(top);
+    const uint64_t want = step_bits(301);
+    for (int isa = (int)top - 1; isa >= MUSAE_ISA_BASELINE; isa--) {
+        musae_isa_set((musae_isa)isa);
+        CHECK(step_bits(301) == want, "an SAE step with the %s variants differs from the %s variants' bits",
+              musae_isa_name((musae_isa)isa), musae_isa_name(top));
+    }
+    musae_isa_set(top);
+}
+
 #include "sae/sae.h"
 
 static void test_schedule(void) {
@@ -281,5 +358,7 @@ int main(void) {
     test_encode();
     test_gradients();
     test_adam();
+    test_thread_counts();
+    test_isa_variants();
     TEST_END();
 }

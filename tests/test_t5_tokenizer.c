@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "host/io/safetensors.h"
+#include "host/core/utf8.h"
 #include "model/t5_tokenizer.h"
 #include "test.h"
 

@@ -11,21 +11,41 @@
 #include "host/core/log.h"
 #include "kernels/cuda/cuda_device.h"
 
-int64_t cli_int(const char *flag, const char *s, int64_t lo, int64_t hi) {
+int cli_parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out, char *why, size_t n) {
     char *end = NULL;
     errno = 0;
     long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || v < lo || v > hi)
-        musae_fail("%s: expected an integer in %lld..%lld, got '%s'", flag, (long long)lo, (long long)hi, s ? s : "");
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        snprintf(why, n, "%s: expected an integer in %lld..%lld, got '%s'", flag, (long long)lo, (long long)hi, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *why, size_t n) {
+    char *end = NULL;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !(v >= lo && v <= hi)) {
+        snprintf(why, n, "%s: expected a number in %g..%g, got '%s'", flag, lo, hi, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int64_t cli_int(const char *flag, const char *s, int64_t lo, int64_t hi) {
+    char why[512];
+    int64_t v;
+    if (cli_parse_int(flag, s, lo, hi, &v, why, sizeof why)) musae_fail("%s", why);
     return v;
 }
 
 double cli_double(const char *flag, const char *s, double lo, double hi) {
-    char *end = NULL;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || errno || !(v >= lo && v <= hi))
-        musae_fail("%s: expected a number in %g..%g, got '%s'", flag, lo, hi, s ? s : "");
+    char why[512];
+    double v;
+    if (cli_parse_double(flag, s, lo, hi, &v, why, sizeof why)) musae_fail("%s", why);
     return v;
 }
 

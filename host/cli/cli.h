@@ -6,6 +6,7 @@
 #define MUSAE_CLI_H
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
@@ -23,6 +24,10 @@
  * flag ("--frames: expected an integer in 1..2047, got 'x'"). */
 int64_t cli_int(const char *flag, const char *s, int64_t lo, int64_t hi);
 double cli_double(const char *flag, const char *s, double lo, double hi);
+/* The same without failing: 0 and *out, or -1 with that one-line reason in why (for verbs that add their own
+ * hint, e.g. "see musae analyze --help"). */
+int cli_parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out, char *why, size_t n);
+int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out, char *why, size_t n);
 /* "2,6,12" -> {2,6,12}; returns the count (at most max). */
 int cli_int_list(const char *flag, const char *s, int *out, int max, int lo, int hi);
 /* True when argv holds -h or --help. */

@@ -6,6 +6,7 @@
 #include "host/cli/cli.h"
 #include "host/core/log.h"
 #include "host/core/omp_env.h"
+#include "kernels/cpu/isa.h"
 
 typedef struct {
     const char *name;
@@ -26,7 +27,8 @@ static void usage(FILE *f) {
             "usage: musae <verb> [options]   (musae <verb> --help for each verb's options)\n\nverbs:\n",
             MUSAE_VERSION);
     for (int i = 0; i < k_n_verbs; i++) fprintf(f, "  %-10s %s\n", k_verbs[i].name, k_verbs[i].summary);
-    fprintf(f, "\nenvironment: MUSAE_LOG=error|warn|info|debug, MUSAE_PROGRESS_INTERVAL=seconds (non-TTY progress)\n");
+    fprintf(f, "\nenvironment: MUSAE_LOG=error|warn|info|debug, MUSAE_PROGRESS_INTERVAL=seconds (non-TTY progress),\n"
+               "  MUSAE_ISA=avx512|avx2|baseline (run musae's CPU kernels at a lower x86-64 level than the CPU's)\n");
 }
 
 int main(int argc, char **argv) {
@@ -54,6 +56,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "musae: error: unknown option '%s'; see musae --help\n", argv[optind - 1]);
         return 1;
     }
+    musae_isa_get(); /* a bad MUSAE_ISA is refused before any work */
     if (optind == argc) {
         usage(stderr);
         return 2;

@@ -8,9 +8,10 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/io/audio.h"
-#include "host/io/safetensors.h"
+#include "host/io/path.h"
 #include "kernels/ops.h"
 #include "model/encodec.h"
+#include "model/lm_files.h"
 
 const char verb_decode_summary[] = "EnCodec codes (safetensors) -> audio (wav 16-bit / float, flac)";
 
@@ -60,11 +61,9 @@ int verb_decode(int argc, char **argv) {
     musae_encodec_config cfg;
     if (musae_encodec_config_load(&cfg, model, err, sizeof err)) musae_fail("%s", err);
     if (encodec_config_supported(&cfg, err, sizeof err)) musae_fail("%s/config.json: %s", model, err);
-    musae_st st;
-    if (musae_st_open(&st, in, err, sizeof err)) musae_fail("%s", err);
-    int64_t *codes, B, F;
-    if (encodec_codes_check(&cfg, &st, in, &codes, &B, &F, err, sizeof err)) musae_fail("%s", err);
-    musae_st_close(&st);
+    if (musae_path_same_file(in, out)) musae_fail("-o %s is the codes file being decoded: refusing to overwrite it", out);
+    int64_t B, F;
+    int64_t *codes = mg_read_codes(in, cfg.num_quantizers, cfg.codebook_size, &B, &F);
 
     encodec m;
     encodec_load(&m, model, cli_device_resolve(&dflags, 0).ops);

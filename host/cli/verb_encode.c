@@ -9,9 +9,10 @@
 #include "host/core/log.h"
 #include "host/core/progress.h"
 #include "host/io/audio.h"
-#include "host/io/safetensors.h"
+#include "host/io/path.h"
 #include "kernels/ops.h"
 #include "model/encodec.h"
+#include "model/lm_files.h"
 
 const char verb_encode_summary[] = "audio file (wav, flac, ogg, mp3) -> EnCodec codes (safetensors)";
 
@@ -58,6 +59,7 @@ int verb_encode(int argc, char **argv) {
     if (optind < argc) in = argv[optind++];
     if (optind < argc) cli_usage_fail(argv[0], "one input file, got '%s' and '%s'", in, argv[optind]);
     if (!model || !in || !out) cli_usage_fail(argv[0], "--model, an input file and -o are required");
+    if (musae_path_same_file(in, out)) musae_fail("-o %s is the input file: refusing to overwrite it", out);
     char err[1024];
     musae_encodec_config cfg;
     if (musae_encodec_config_load(&cfg, model, err, sizeof err)) musae_fail("%s", err);
@@ -97,20 +99,13 @@ int verb_encode(int argc, char **argv) {
     musae_progress_finish(&p, NULL);
     double secs = musae_now() - t0, audio_s = (double)n_samples / cfg.sampling_rate;
 
-    musae_st_writer *w = musae_st_writer_new();
-    const int64_t shape[3] = {1, m.n_q, F};
-    musae_st_writer_add(w, "codes", MUSAE_I64, 3, shape, encodec_encoder_codes(e));
-    char val[64];
-    musae_st_writer_meta(w, "source", in);
-    snprintf(val, sizeof val, "%d", cfg.sampling_rate);
-    musae_st_writer_meta(w, "sample_rate", val);
-    snprintf(val, sizeof val, "%lld", (long long)n_samples);
-    musae_st_writer_meta(w, "samples", val);
-    snprintf(val, sizeof val, "%.6f", (double)info.start_frame / info.sample_rate);
-    musae_st_writer_meta(w, "start_s", val);
-    musae_st_writer_meta(w, "musae_version", MUSAE_VERSION);
-    if (musae_st_writer_save(w, out, err, sizeof err)) musae_fail("%s", err);
-    musae_st_writer_free(w);
+    char rate[32], samples[32], start_s[32];
+    snprintf(rate, sizeof rate, "%d", cfg.sampling_rate);
+    snprintf(samples, sizeof samples, "%lld", (long long)n_samples);
+    snprintf(start_s, sizeof start_s, "%.6f", (double)info.start_frame / info.sample_rate);
+    const char *meta[] = {"source", in, "sample_rate", rate, "samples", samples, "start_s", start_s,
+                          "musae_version", MUSAE_VERSION};
+    mg_write_codes(out, encodec_encoder_codes(e), 1, m.n_q, F, meta, (int)(sizeof meta / sizeof meta[0] / 2));
     LOG_INFO("wrote %s: codes [1, %d, %lld] (%.2f s of audio) in %.2f s, %.1fx real time", out, m.n_q, (long long)F,
              audio_s, secs, audio_s / secs);
     encodec_encoder_free(e);

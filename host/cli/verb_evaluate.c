@@ -7,6 +7,7 @@
 #include "host/cli/evaluate_model.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/io/json.h"
 #include "sae/train.h"
 
 const char verb_evaluate_summary[] = "evaluate an SAE on a store (FVU, L0) or spliced into the model (--model: CE, loss recovered)";
@@ -78,7 +79,7 @@ int verb_evaluate(int argc, char **argv) {
     if (musae_store_layer_index(s, layer) < 0) musae_fail("%s: no layer %d in the store", acts, layer);
     if (m.layer >= 0 && m.layer != layer && !force)
         musae_fail("%s was trained on layer %d, not %d (--force to evaluate anyway)", sae_dir, m.layer, layer);
-    if (m.model[0] && in->model[0] && strcmp(m.model, in->model) && !force)
+    if (m.model[0] && in->model[0] && !musae_store_same_model(m.model, in->model) && !force)
         musae_fail("%s was trained on activations of '%s', the store holds '%s' (--force to evaluate anyway)", sae_dir,
                    m.model, in->model);
     uint64_t split_seed = 0;
@@ -87,12 +88,13 @@ int verb_evaluate(int argc, char **argv) {
         split_seed = m.split_seed;
     }
     sae_eval_result r = sae_evaluate_store(&m, s, layer, split, vf, split_seed, tokens, batch, skip);
-    printf("{\"sae\":\"%s\",\"acts\":\"%s\",\"layer\":%d,\"split\":\"%s\",\"tokens\":%lld,\"fvu\":%.6g,\"mse\":%.6g,"
-           "\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g",
-           sae_dir, acts, layer, split == MUSAE_SPLIT_VAL ? "val" : split == MUSAE_SPLIT_TRAIN ? "train" : "all",
-           (long long)r.tokens, r.fvu, r.mse, r.l0, r.cos, r.dead_frac);
-    if (r.recovered >= 0) printf(",\"recovered\":%.6g", r.recovered);
-    printf("}\n");
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "sae", sae_dir);
+    cJSON_AddStringToObject(j, "acts", acts);
+    cJSON_AddNumberToObject(j, "layer", layer);
+    cJSON_AddStringToObject(j, "split", split == MUSAE_SPLIT_VAL ? "val" : split == MUSAE_SPLIT_TRAIN ? "train" : "all");
+    sae_eval_to_json(j, &r);
+    musae_json_print_line(stdout, j);
     musae_store_close(s);
     sae_model_free(&m);
     return 0;

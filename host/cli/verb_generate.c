@@ -121,6 +121,7 @@ static void parse(int argc, char **argv, gen_args *a) {
         }
     }
     if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
+    if (have_frames && a->seconds > 0) cli_usage_fail(argv[0], "--frames and --seconds exclude each other: give one length");
     if (!a->model_dir || have_frames == (a->seconds > 0) || (!a->codes_out && !a->audio_out))
         cli_usage_fail(argv[0], "--model, -o and/or --codes-out, and one of --frames or --seconds are required");
     if ((a->as_float || a->as_flac) && !a->audio_out) cli_usage_fail(argv[0], "--float and --flac apply to -o");

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "eval/features_io.h"
 #include "host/cli/cli.h"
 #include "host/core/log.h"
 #include "host/io/config.h"
@@ -46,6 +47,13 @@ int verb_info(int argc, char **argv) {
     struct stat sb;
     if (stat(path, &sb) != 0) musae_fail("%s: cannot open: %s", path, strerror(errno));
     char err[512];
+    if (S_ISREG(sb.st_mode) && features_is_file(path)) { /* musae analyze's output */
+        musae_features f;
+        if (features_read(path, &f, err, sizeof err)) musae_fail("%s", err);
+        features_describe(&f, path, stdout);
+        features_free(&f);
+        return 0;
+    }
     if (S_ISREG(sb.st_mode) && musae_store_is_hdf5(path)) { /* activation store */
         musae_store *s = musae_store_open(path, err, sizeof err);
         if (!s) musae_fail("%s", err);
@@ -57,7 +65,7 @@ int verb_info(int argc, char **argv) {
         char p1[4096], p2[4096];
         snprintf(p1, sizeof p1, "%s/cfg.json", path);
         snprintf(p2, sizeof p2, "%s/sae.safetensors", path);
-        if (access(p1, R_OK) == 0 && access(p2, R_OK) == 0) {
+        if (access(p1, F_OK) == 0 || access(p2, F_OK) == 0) { /* either file: sae_load says which is missing */
             sae_describe(path, stdout);
             return 0;
         }

@@ -1,7 +1,12 @@
 /* musae synth_acts — a store of synthetic activations with planted ground truth, for testing SAE training:
  * G random unit directions in d dimensions; each row is a non-negative combination of k_true distinct
  * directions drawn with power-law frequencies (p_g ∝ (g+1)^-a), coefficients uniform in [0.5, 1.5), plus
- * Gaussian noise of norm ~`noise`. The directions are stored in /truth/directions [G, d] (f32). */
+ * Gaussian noise of norm ~`noise`. The directions are stored in /truth/directions [G, d] (f32).
+ * With --clip-concepts P the first P directions are clip-level instead: direction g < P is present in a whole
+ * clip (every row of it, coefficient uniform in [0.5, 1.5) per row) with probability r_g, log-spaced over
+ * --clip-rates LO,HI, and the k_true frame-level directions are drawn from the other G - P. The fraction of
+ * clips each one was actually planted in goes to /truth/clip_rates [P] (f32): what `musae analyze` should
+ * report as the clip rate of a feature that recovered it. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +22,7 @@ const char verb_synth_acts_summary[] = "write a store of synthetic activations w
 
 #define STREAM_DIRS 0x7D1Eull
 #define STREAM_ROWS 0x7A05ull /* | layer << 32 */
+#define STREAM_CLIPS 0xC11Bull /* clip-level presence: counter clip·P + g */
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -31,6 +37,8 @@ static void usage(FILE *f) {
             "  --noise S          noise norm per row (default 0.05)\n"
             "  --dtype f16|f32    (default f16)\n"
             "  --nan-rows N       plant N rows holding a NaN (for testing bad input; default 0)\n"
+            "  --clip-concepts P  the first P directions are present in whole clips (default 0)\n"
+            "  --clip-rates LO,HI their clip rates, log-spaced from LO to HI (default 0.02,0.2)\n"
             "  --model NAME       the store's model attribute (default \"synthetic\")\n"
             "  --seed S           (default 0)\n");
 }
@@ -47,7 +55,8 @@ int verb_synth_acts(int argc, char **argv) {
         return 0;
     }
     const char *out = NULL;
-    int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0;
+    int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0, P = 0;
+    double rate_lo = 0.02, rate_hi = 0.2;
     int64_t rows = 300000;
     double a = 0.5, noise = 0.05;
     uint64_t seed = 0;
@@ -58,13 +67,15 @@ int verb_synth_acts(int argc, char **argv) {
     spec.dtype_source = "f32";
     spec.n_layers = 1;
     enum { OPT_D = CLI_OPT_FIRST, OPT_CONCEPTS, OPT_K_TRUE, OPT_ROWS, OPT_CLIP, OPT_LAYERS, OPT_FREQ, OPT_NOISE,
-           OPT_NAN_ROWS, OPT_SEED, OPT_MODEL, OPT_DTYPE };
+           OPT_NAN_ROWS, OPT_CLIP_CONCEPTS, OPT_CLIP_RATES, OPT_SEED, OPT_MODEL, OPT_DTYPE };
     static const struct option opts[] = {
         {"d", required_argument, NULL, OPT_D},                   {"concepts", required_argument, NULL, OPT_CONCEPTS},
         {"k-true", required_argument, NULL, OPT_K_TRUE},         {"rows", required_argument, NULL, OPT_ROWS},
         {"clip-frames", required_argument, NULL, OPT_CLIP},      {"layers", required_argument, NULL, OPT_LAYERS},
         {"freq-exponent", required_argument, NULL, OPT_FREQ},    {"noise", required_argument, NULL, OPT_NOISE},
         {"nan-rows", required_argument, NULL, OPT_NAN_ROWS},     {"seed", required_argument, NULL, OPT_SEED},
+        {"clip-concepts", required_argument, NULL, OPT_CLIP_CONCEPTS},
+        {"clip-rates", required_argument, NULL, OPT_CLIP_RATES},
         {"model", required_argument, NULL, OPT_MODEL},           {"dtype", required_argument, NULL, OPT_DTYPE},
         {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
@@ -80,6 +91,15 @@ int verb_synth_acts(int argc, char **argv) {
         case OPT_FREQ: a = cli_double("--freq-exponent", v, 0, 10); break;
         case OPT_NOISE: noise = cli_double("--noise", v, 0, 1e6); break;
         case OPT_NAN_ROWS: nan_rows = (int)cli_int("--nan-rows", v, 0, INT32_MAX); break;
+        case OPT_CLIP_CONCEPTS: P = (int)cli_int("--clip-concepts", v, 0, 1024); break;
+        case OPT_CLIP_RATES: {
+            char *comma = strchr(v, ',');
+            if (!comma) musae_fail("--clip-rates: expected LO,HI, got '%s'", v);
+            *comma = 0;
+            rate_lo = cli_double("--clip-rates", v, 1e-6, 1);
+            rate_hi = cli_double("--clip-rates", comma + 1, rate_lo, 1);
+            break;
+        }
         case OPT_SEED: seed = (uint64_t)cli_int("--seed", v, 0, INT64_MAX); break;
         case OPT_MODEL: spec.model = v; break;
         case OPT_DTYPE:
@@ -91,7 +111,7 @@ int verb_synth_acts(int argc, char **argv) {
     }
     if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
     if (!out) cli_usage_fail(argv[0], "-o is required");
-    if (kt > G) musae_fail("--k-true %d exceeds --concepts %d", kt, G);
+    if (kt > G - P) musae_fail("--k-true %d exceeds the %d frame-level directions (--concepts minus --clip-concepts)", kt, G - P);
     spec.d_model = d;
 
     float *dirs = musae_xmalloc(sizeof(float) * (size_t)G * (size_t)d);
@@ -106,18 +126,33 @@ int verb_synth_acts(int argc, char **argv) {
     }
     double *cdf = musae_xmalloc(sizeof(double) * (size_t)G);
     double acc = 0;
-    for (int g = 0; g < G; g++) cdf[g] = acc += pow((double)(g + 1), -a);
+    for (int g = 0; g < G; g++) cdf[g] = acc += g < P ? 0.0 : pow((double)(g + 1 - P), -a);
     for (int g = 0; g < G; g++) cdf[g] /= acc;
+    const int64_t n_clips = (rows + clip - 1) / clip;
+    double *rate = musae_xcalloc((size_t)P + 1, sizeof(double));
+    float *realised = musae_xcalloc((size_t)P + 1, sizeof(float));
+    uint8_t *present = musae_xcalloc((size_t)P + 1, 1);
+    for (int g = 0; g < P; g++) rate[g] = P > 1 ? rate_lo * pow(rate_hi / rate_lo, (double)g / (P - 1)) : rate_lo;
 
     musae_store_writer *w = musae_store_create(out, &spec);
     int64_t shape[2] = {G, d};
     musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
+    for (int64_t c = 0; c < n_clips; c++)
+        for (int g = 0; g < P; g++)
+            realised[g] += musae_u32_to_unit(musae_philox(seed, STREAM_CLIPS, (uint64_t)(c * P + g)).v[0]) < rate[g];
+    for (int g = 0; g < P; g++) realised[g] /= (float)n_clips;
+    if (P > 0) {
+        int64_t shape_p[1] = {P};
+        musae_store_put_f32(w, "/truth/clip_rates", 1, shape_p, realised);
+    }
     float *buf[MUSAE_STORE_MAX_LAYERS];
     for (int l = 0; l < spec.n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)clip * (size_t)d);
     musae_progress pr;
     musae_progress_init(&pr, "synth_acts", "rows", rows);
     for (int64_t r0 = 0, c = 0; r0 < rows; r0 += clip, c++) {
         const int64_t nr = r0 + clip <= rows ? clip : rows - r0;
+        for (int g = 0; g < P; g++)
+            present[g] = musae_u32_to_unit(musae_philox(seed, STREAM_CLIPS, (uint64_t)(c * P + g)).v[0]) < rate[g];
         for (int l = 0; l < spec.n_layers; l++) {
             const uint64_t stream = STREAM_ROWS | ((uint64_t)spec.layers[l] << 32);
 #pragma omp parallel for schedule(static)
@@ -145,6 +180,11 @@ int verb_synth_acts(int argc, char **argv) {
                     float coef = 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
                     for (int j = 0; j < d; j++) x[j] += coef * dirs[(size_t)picked[q] * d + j];
                 }
+                for (int g = 0; g < P; g++) {
+                    if (!present[g]) continue;
+                    float coef = 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 3072 + (uint64_t)g).v[0]);
+                    for (int j = 0; j < d; j++) x[j] += coef * dirs[(size_t)g * d + j];
+                }
                 for (int i = 0; i < nan_rows; i++) /* evenly spread */
                     if ((int64_t)((i + 0.5) * (double)rows / nan_rows) == (int64_t)row) x[0] = NAN;
             }
@@ -160,5 +200,8 @@ int verb_synth_acts(int argc, char **argv) {
     for (int l = 0; l < spec.n_layers; l++) free(buf[l]);
     free(dirs);
     free(cdf);
+    free(rate);
+    free(realised);
+    free(present);
     return 0;
 }

@@ -6,9 +6,9 @@
  * One generator, many checkers (aesthetics.md §6.11):
  *   MUSAE_ASSERT(cond, fmt, ...)   shapes, dtypes, alignment; always on (unlike assert under NDEBUG)
  *   ERRNO_CHECK(expr)              expr < 0 (or NULL for pointer calls through ERRNO_CHECK_PTR) → strerror
- *   H5_CHECK(expr)                 negative herr_t / hid_t (host/io/store.c only: the HDF5 owner)
- *   CUDA_CHECK / CUBLAS_CHECK / NCCL_CHECK / MPI_CHECK live next to the code that may include their headers
- *   (kernels/cuda/cuda_common.cuh, host/dist/), built on musae_check_failed below. */
+ *   H5_CHECK(expr)                 negative herr_t / hid_t (host/io/h5_check.h and store.c: host/io owns HDF5)
+ *   CUDA_CHECK (host/core/cuda_check.h), CUBLAS_CHECK / NCCL_CHECK / MPI_CHECK live next to the code that may
+ *   include their headers (kernels/cuda/cuda_common.cuh, host/dist/), built on musae_check_failed below. */
 #ifndef MUSAE_CHECK_H
 #define MUSAE_CHECK_H
 

@@ -3,7 +3,7 @@
 
 #include "host/core/log.h"
 #include "host/dist/nccl.h"
-#include "kernels/cuda/cuda_common.cuh"
+#include "host/core/cuda_check.h"
 
 #define NCCL_CHECK(expr)                                                                                   \
     do {                                                                                                   \

@@ -328,7 +328,13 @@ musae_audio_writer *musae_audio_writer_open(const char *path, int rate, int chan
     case MUSAE_AUDIO_PCM16: si.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16; break;
     case MUSAE_AUDIO_FLOAT: si.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT; break;
     case MUSAE_AUDIO_FLAC: si.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16; break;
+    case MUSAE_AUDIO_VORBIS: si.format = SF_FORMAT_OGG | SF_FORMAT_VORBIS; break;
     default: MUSAE_ASSERT(0, "unknown audio format %d", (int)fmt);
+    }
+    if (!sf_format_check(&si)) {
+        fail(err, errlen, "%s: this libsndfile cannot write that format (OGG Vorbis needs libsndfile built with "
+                          "libvorbis)", path);
+        return NULL;
     }
     musae_audio_writer *w = musae_xcalloc(1, sizeof *w);
     w->path = musae_xstrdup(path);

@@ -9,7 +9,7 @@
  * Every failure is one line naming the file: missing, a directory, empty, not audio, truncated (fewer frames
  * than the header promises), a non-finite sample (with its time and channel), a start past the end.
  *
- * Writing: WAV 16-bit PCM (default), WAV 32-bit float, or FLAC 16-bit, through a temporary file renamed into
+ * Writing: WAV 16-bit PCM (default), WAV 32-bit float, FLAC 16-bit or OGG Vorbis, through a temporary file renamed into
  * place on success, so a failed run never leaves a half-written file under the requested name. Integer
  * formats cannot hold |x| > 1: such samples are clipped to full scale and counted; the caller reports the
  * count and the peak (clipping is never silent). */
@@ -61,7 +61,8 @@ void musae_resampler_free(musae_resampler *rs);
 int64_t musae_resampled_length(int64_t n_in, double in_rate, double out_rate);
 
 /* ---- writing -------------------------------------------------------------------------------------------- */
-typedef enum { MUSAE_AUDIO_PCM16 = 0, MUSAE_AUDIO_FLOAT = 1, MUSAE_AUDIO_FLAC = 2 } musae_audio_format;
+/* VORBIS: OGG Vorbis at libsndfile's default quality (lossy; listenable excerpts), samples clipped like PCM. */
+typedef enum { MUSAE_AUDIO_PCM16 = 0, MUSAE_AUDIO_FLOAT = 1, MUSAE_AUDIO_FLAC = 2, MUSAE_AUDIO_VORBIS = 3 } musae_audio_format;
 
 typedef struct {
     int64_t frames;

@@ -326,6 +326,15 @@ int musae_config_load(musae_model_config *cfg, const char *dir, char *err, int e
     cfg->temperature = get_num(&c, g, "temperature", cfg->temperature);
     cfg->top_p = get_num(&c, g, "top_p", cfg->top_p);
     cJSON_Delete(g);
+    /* the ranges --guidance, --top-k, --top-p and --temperature take: a value outside them is a broken file, not
+     * a setting to use silently (HF would turn a guidance of -3 into no guidance without a word) */
+    if (!(cfg->guidance_scale >= 0 && cfg->guidance_scale <= 1000))
+        cfail(&c, "guidance_scale", "%g is outside 0..1000 (1 or less turns guidance off)", cfg->guidance_scale);
+    else if (cfg->max_length < 1) cfail(&c, "max_length", "must be positive, got %d", cfg->max_length);
+    else if (cfg->top_k < 0) cfail(&c, "top_k", "must be 0 (off) or positive, got %d", cfg->top_k);
+    else if (!(cfg->temperature > 0) || !isfinite(cfg->temperature))
+        cfail(&c, "temperature", "must be a positive number, got %g", cfg->temperature);
+    else if (!(cfg->top_p > 0 && cfg->top_p <= 1)) cfail(&c, "top_p", "%g is outside (0, 1]", cfg->top_p);
     return c.failed ? -1 : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "host/core/log.h"
+#include "host/io/path.h"
 
 /* Headers larger than this are refused before any allocation (the reference implementation uses 100 MB). */
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
@@ -88,9 +89,15 @@ static void meta_add(musae_st *st, const char *k, const char *v, int later_shard
 /* Parses and validates one file image; appends its tensors to st with file index `fi`. */
 static int parse_file(musae_st *st, int fi, const char *fname, const uint8_t *buf, size_t size, char *err,
                       size_t en) {
-    if (size < 8) return fail(err, en, "%s: truncated: file is %zu bytes, shorter than the 8-byte header length", fname, size);
+    /* a file that cannot start a safetensors image: say what it looks like (a WAV, a text file) rather than
+     * report a header length read from its first 8 bytes */
+    if (size == 0) return fail(err, en, "%s: is empty (0 bytes), not a safetensors file", fname);
+    const char *kind = musae_file_kind(buf, size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+    for (int i = 7; i >= 0 && size >= 8; i--) hlen = (hlen << 8) | buf[i];
+    if (kind && (size < 10 || hlen > size - 8 || buf[8] != '{'))
+        return fail(err, en, "%s: not a safetensors file (it looks like %s)", fname, kind);
+    if (size < 8) return fail(err, en, "%s: truncated: file is %zu bytes, shorter than the 8-byte header length", fname, size);
     if (hlen > ST_MAX_HEADER)
         return fail(err, en, "%s: header length %llu exceeds the %llu-byte limit", fname, (unsigned long long)hlen,
                     (unsigned long long)ST_MAX_HEADER);
@@ -324,9 +331,10 @@ int musae_st_parse(musae_st *st, const char *name, const uint8_t *buf, size_t si
 }
 
 static int map_file(musae_st_file *f, const char *path, char *err, size_t en) {
+    /* a FIFO would block open() and mmap cannot take it: only regular files */
+    if (musae_path_regular(path, "a .safetensors file", err, en)) return -1;
     struct stat sb;
     if (stat(path, &sb) != 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return fail(err, en, "%s: is a directory, expected a .safetensors file", path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return fail(err, en, "%s: cannot open: %s", path, strerror(errno));
     f->path = musae_xstrdup(path);
@@ -363,6 +371,7 @@ static char *read_small_file(const char *path, size_t *n) {
 }
 
 static int open_index(musae_st *st, const char *index_path, char *err, size_t en) {
+    if (musae_path_regular(index_path, "a safetensors index (.json)", err, en)) return -1;
     char *txt = read_small_file(index_path, NULL);
     if (!txt) return fail(err, en, "%s: cannot read: %s", index_path, strerror(errno));
     cJSON *root = cJSON_Parse(txt);
@@ -716,12 +725,12 @@ int musae_write_file_atomic(const char *path, const void *data, size_t n) {
     return 0;
 }
 
-int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t en) {
+uint8_t *musae_st_writer_image(const musae_st_writer *w, size_t *size) {
     cJSON *root = cJSON_CreateObject();
     if (cJSON_GetArraySize(w->meta) > 0) cJSON_AddItemToObject(root, "__metadata__", cJSON_Duplicate(w->meta, 1));
     size_t off = 0;
     for (int i = 0; i < w->n; i++) {
-        wtensor *t = &w->t[i];
+        const wtensor *t = &w->t[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "dtype", st_dtype_str(t->dt));
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
@@ -746,6 +755,13 @@ int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t
         if (w->t[i].nbytes) memcpy(buf + pos, w->t[i].data, w->t[i].nbytes);
         pos += w->t[i].nbytes;
     }
+    *size = total;
+    return buf;
+}
+
+int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t en) {
+    size_t total;
+    uint8_t *buf = musae_st_writer_image(w, &total);
     int rc = musae_write_file_atomic(path, buf, total);
     free(buf);
     if (rc) return fail(err, en, "%s: cannot write: %s", path, strerror(errno));

@@ -86,6 +86,8 @@ void musae_st_writer_add(musae_st_writer *w, const char *name, musae_dtype dt, i
 void musae_st_writer_meta(musae_st_writer *w, const char *key, const char *value);
 /* Returns 0, or -1 with the reason in err. */
 int musae_st_writer_save(musae_st_writer *w, const char *path, char *err, size_t errlen);
+/* The file's bytes in memory (malloc'd, *size of them): what musae_st_writer_save writes. */
+uint8_t *musae_st_writer_image(const musae_st_writer *w, size_t *size);
 void musae_st_writer_free(musae_st_writer *w);
 
 /* Writes data to path atomically: path.tmp.<pid>, fsync, rename, fsync of the folder. 0 or -1 (errno set). */

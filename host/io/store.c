@@ -1,7 +1,9 @@
 /* The HDF5 activation store: writer, validating reader, shuffled prefetching stream (store.h has the layout
- * and the crash-safety argument). This is the only file in musae that includes hdf5.h. */
+ * and the crash-safety argument). HDF5 is included only here, in host/io/h5.c and in
+ * store_join.c (the joined view of a sharded store). */
 #include "host/io/store.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -19,7 +21,9 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
+#include "host/io/h5.h"
 #include "host/io/store_int.h"
+#include "host/io/path.h"
 
 /* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
  * "No space left on device"); HDF5's own error stack printing is off. */
@@ -31,29 +35,19 @@ MUSAE_NORETURN static void h5_fail(const char *expr);
         if (MUSAE_UNLIKELY((expr) < 0)) h5_fail(#expr);                                                    \
     } while (0)
 
-/* Serial HDF5 is not thread-safe: one recursive lock around every call (the prefetch thread reads while the
- * caller may look up a clip path). `path` names the file in any error of the calls under the lock. */
-static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static _Thread_local int g_h5_depth; /* this thread's holds of g_h5_lock */
+/* Serial HDF5 is not thread-safe: every call holds the process-wide recursive lock of host/io/h5.h (the prefetch
+ * thread reads while the caller may look up a clip path or write another HDF5 file). `path` names the file in
+ * any error of the calls under the lock. */
+static _Thread_local int g_h5_depth; /* this thread's holds of the lock */
 static void h5_lock(const char *path) {
-    static int ready = 0;
-    pthread_mutex_lock(&g_h5_lock);
+    musae_h5_lock();
     g_h5_depth++;
-    if (!ready) {
-        /* No flush at exit: a writer that fails (or any musae_fail while a writer is open) must leave the file
-         * as of its last commit, exactly as a kill does, and not write half of its in-memory metadata into a
-         * full disk on the way out. Must precede every other HDF5 call. */
-        H5dont_atexit();
-        /* our messages name the file and the field; HDF5's stack dumps would bury them */
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        ready = 1;
-    }
     g_h5_path = path;
     g_h5_writer = NULL;
 }
 static void h5_unlock(void) {
     g_h5_depth--;
-    pthread_mutex_unlock(&g_h5_lock);
+    musae_h5_unlock();
 }
 
 /* A writer's failure: musae_fail, or, inside musae_store_try_add_clip, the message handed back to its caller
@@ -748,7 +742,7 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     if (in->d_model != spec->d_model) musae_fail("%s: holds d_model %d, this run writes %d", path, in->d_model, spec->d_model);
     if (in->dtype != spec->dtype)
         musae_fail("%s: holds %s rows, this run writes %s", path, musae_dtype_name(in->dtype), musae_dtype_name(spec->dtype));
-    if (spec->model && strcmp(in->model, spec->model))
+    if (spec->model && !musae_store_same_model(in->model, spec->model))
         musae_fail("%s: holds activations of model '%s', this run uses '%s'", path, in->model, spec->model);
     if (in->n_layers != spec->n_layers || memcmp(in->layers, spec->layers, sizeof(int) * (size_t)spec->n_layers))
         musae_fail("%s: holds a different set of layers than this run writes", path);
@@ -764,6 +758,11 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     }
     musae_store_close(r);
 
+    /* HDF5 does not say why it cannot open a file for writing: ask the system first (read-only file system,
+     * permissions, an immutable file) */
+    const int fd = open(path, O_RDWR);
+    if (fd < 0) musae_fail("%s: cannot open the activation store for writing: %s", path, strerror(errno));
+    close(fd);
     writer_lock(w);
     hid_t fapl = writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
@@ -1025,12 +1024,20 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     s->mem_type = -1;
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++) s->acts[l] = -1;
     if (access(path, R_OK) != 0) FAIL("%s: cannot open: %s", path, strerror(errno));
+    char why[700];
+    if (musae_path_regular(path, "an HDF5 activation store", why, sizeof why)) FAIL("%s", why);
     if (H5Fis_hdf5(path) <= 0) {
         char host[256];
         long pid;
         if (musae_store_lock_holder(path, &pid, host, sizeof host) == 0)
             FAIL("%s: HDF5 cannot read it yet; it is in use by PID %ld on %s, which is writing it", path, pid, host);
         if (musae_store_is_hdf5(path)) FAIL("%s: HDF5 cannot read it (truncated or corrupt file?)", path);
+        uint8_t head[256];
+        FILE *f = fopen(path, "rb");
+        const size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+        if (f) fclose(f);
+        const char *kind = musae_file_kind(head, n);
+        if (kind) FAIL("%s: not an HDF5 file (it looks like %s)", path, kind);
         FAIL("%s: not an HDF5 file", path);
     }
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -1157,6 +1164,20 @@ fail:
 #undef FAIL
 
 const musae_store_info *musae_store_get_info(const musae_store *s) { return &s->info; }
+
+/* The hash part of a "<name>:<16 hex digits>" model id, or NULL. */
+static const char *model_hash(const char *id) {
+    const char *c = strrchr(id, ':');
+    if (!c || strlen(c + 1) != 16) return NULL;
+    for (const char *p = c + 1; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return NULL;
+    return c + 1;
+}
+
+int musae_store_same_model(const char *a, const char *b) {
+    const char *ha = model_hash(a), *hb = model_hash(b);
+    return ha && hb ? !strcmp(ha, hb) : !strcmp(a, b);
+}
 
 int musae_store_is_hdf5(const char *path) {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};

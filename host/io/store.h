@@ -174,6 +174,11 @@ uint64_t musae_store_fingerprint(musae_store *s);
 void musae_store_close(musae_store *s);
 /* Whether the file starts with the HDF5 signature (for `musae info` dispatch). */
 int musae_store_is_hdf5(const char *path);
+/* Whether two model ids (the store's "model" attribute, an SAE's musae.json "model") name the same model. Ids
+ * written by capture are "<name>:<16 hex digits>", the name from the folder (for people) and the digits a hash of
+ * config.json and the weights: only the hashes are compared, so a copied or renamed model folder is the same
+ * model. Other ids (synth_acts' "synthetic") compare whole. */
+int musae_store_same_model(const char *a, const char *b);
 /* Prints a summary for `musae info`: attributes, layers, rows, clips, hours, chunking, extra datasets. */
 void musae_store_describe(musae_store *s, FILE *out);
 
@@ -200,6 +205,10 @@ typedef enum { MUSAE_SPLIT_TRAIN = 0, MUSAE_SPLIT_VAL = 1, MUSAE_SPLIT_ALL = 2 }
 /* Whether clip c of n_clips is held out (the validation split) for this split seed and fraction: a Philox draw
  * per clip; when no clip is drawn, the last one (of at least two) is, so a held-out split is never empty. */
 int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t n_clips, int64_t c);
+
+/* Which clips a split holds, by the rule above: mask[c] = 1 for each clip c (of n_clips) in it. */
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask);
 
 /* Where a stream is: resuming at a position delivers exactly the rows an uninterrupted stream would. */
 typedef struct {

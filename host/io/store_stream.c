@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
@@ -77,6 +78,15 @@ int musae_store_clip_held_out(uint64_t split_seed, double val_fraction, int64_t 
     for (int64_t i = 0; i < n_clips; i++) /* none drawn: the last clip is held out */
         if (clip_in_val(split_seed, i, val_fraction)) return 0;
     return 1;
+}
+
+void musae_store_split_mask(const musae_store *s, musae_split split, double val_fraction, uint64_t split_seed,
+                            uint8_t *mask) {
+    const int64_t n = musae_store_get_info(s)->n_clips;
+    for (int64_t c = 0; c < n; c++) {
+        const int val = musae_store_clip_held_out(split_seed, val_fraction, n, c);
+        mask[c] = split == MUSAE_SPLIT_ALL || (split == MUSAE_SPLIT_VAL) == val;
+    }
 }
 
 static int row_nonfinite(musae_dtype dt, const void *raw, int64_t r, int d) {
@@ -197,10 +207,7 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
     }
     /* which clips are in the split */
     uint8_t *in_split = musae_xcalloc((size_t)in->n_clips + 1, 1);
-    for (int64_t c = 0; c < in->n_clips; c++) {
-        const int val = musae_store_clip_held_out(o->split_seed, o->val_fraction, in->n_clips, c);
-        in_split[c] = o->split == MUSAE_SPLIT_ALL || (o->split == MUSAE_SPLIT_VAL) == val;
-    }
+    musae_store_split_mask(s, o->split, o->val_fraction, o->split_seed, in_split);
     /* per chunk, the row ranges of the split (clips are contiguous and in row order) */
     st->C = in->chunk_rows;
     st->n_blocks = (in->n_rows + st->C - 1) / st->C;
@@ -235,9 +242,19 @@ musae_stream *musae_stream_open(musae_store *s, const musae_stream_opts *o) {
         musae_fail("%s: the %s split is empty (%lld clips, val fraction %g)", in->path,
                    o->split == MUSAE_SPLIT_VAL ? "validation" : "training", (long long)in->n_clips, o->val_fraction);
     st->blocks_per_window = o->window_rows > st->C ? o->window_rows / st->C : 1;
+    /* a window larger than the split is the whole split: that bounds the buffers by the store, whatever was asked */
+    if (st->blocks_per_window > st->n_nonempty) st->blocks_per_window = st->n_nonempty;
     st->windows_per_epoch = (st->n_nonempty + st->blocks_per_window - 1) / st->blocks_per_window;
     const size_t rowb = (size_t)in->d_model * musae_dtype_size(in->dtype);
     const size_t wrows = (size_t)(st->blocks_per_window * st->C);
+    /* two windows (the one read, the one consumed) per layer, plus the row order: refuse what the machine cannot
+     * hold rather than let an allocation abort or the OOM killer end the run */
+    const double need = 2.0 * (double)wrows * ((double)rowb * o->n_layers + sizeof(int64_t));
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if (phys > 0 && need > 0.8 * phys)
+        musae_fail("%s: a shuffle window of %lld rows needs %.1f GiB (2 windows x %d layer(s) x %zu bytes a row), "
+                   "more than 80%% of this machine's %.1f GiB: lower --shuffle-rows", in->path, (long long)wrows,
+                   need / 1073741824.0, o->n_layers, rowb, phys / 1073741824.0);
     st->blockbuf = musae_xmalloc((size_t)st->C * rowb);
     for (int i = 0; i < 2; i++) {
         for (int l = 0; l < o->n_layers; l++) st->slot[i].raw[l] = musae_xmalloc(wrows * rowb);

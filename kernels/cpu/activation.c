@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/vec_math.h"
 
 /* gelu(x) = x/2 · (1 + erf(z)), z = x/√2, vectorized: a libm erff call per element was a twentieth of a
@@ -28,8 +29,7 @@ VM_INLINE f32x16 gelu16(f32x16 x) {
     return V16(0.5f) * x * v_select(z < V16(0.0f), erfc, V16(2.0f) - erfc); /* NaN stays NaN */
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void gelu_range(float *out, const float *x,
-                                                                                   int64_t n) {
+ISA_BODY void gelu_range_body(float *out, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) v_store(out + i, gelu16(v_load(x + i)));
     if (i < n) {
@@ -39,6 +39,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gelu_ra
         memcpy(out + i, t, (size_t)(n - i) * sizeof(float));
     }
 }
+MUSAE_ISA_DISPATCH(gelu_range, (float *out, const float *x, int64_t n), (out, x, n))
 
 void cpu_gelu(float *out, const float *x, int64_t n) {
     enum { CHUNK = 16384 };

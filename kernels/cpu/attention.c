@@ -73,8 +73,7 @@ void cpu_attention(float *out, const float *q, const float *k, const float *v, c
     if (n_tasks == 0) return;
     /* threads only pay off past a few hundred thousand multiply-adds; below that a team costs more */
     const int parallel = B * H * TQ * TK * D > (1 << 18) && n_tasks > 1;
-    const int blas_threads = openblas_get_num_threads();
-    if (parallel) openblas_set_num_threads(1);
+    cpu_blas_init();
 #pragma omp parallel if (parallel)
     {
         float *s = musae_xmalloc((size_t)(QB * TK) * sizeof(float));
@@ -106,5 +105,4 @@ void cpu_attention(float *out, const float *q, const float *k, const float *v, c
         }
         free(s);
     }
-    if (parallel) openblas_set_num_threads(blas_threads);
 }

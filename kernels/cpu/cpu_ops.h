@@ -5,6 +5,9 @@
 
 #include "kernels/ops.h"
 
+/* Makes OpenBLAS single-threaded for the process, once (kernels/cpu/gemm.c says why); every CPU op calls it
+ * before its first BLAS call. */
+void cpu_blas_init(void);
 void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 /* the m <= 8 path of cpu_gemm(0, 1, ...) (kernels/cpu/gemm_skinny.c) */

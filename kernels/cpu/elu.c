@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/vec_math.h"
 
 VM_INLINE f32x16 elu16(f32x16 v) {
@@ -13,8 +14,7 @@ VM_INLINE f32x16 elu16(f32x16 v) {
     return v_select(v <= V16(0.0f), m, v); /* NaN compares false: stays NaN, as in torch */
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void cpu_elu(float *out, const float *x, int64_t n) {
-    MUSAE_ASSERT(n >= 0, "elu: n = %lld", (long long)n);
+ISA_BODY void elu_range_body(float *out, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) v_store(out + i, elu16(v_load(x + i)));
     if (i < n) {
@@ -23,4 +23,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void cpu_elu(float 
         v_store(t, elu16(v_load(t)));
         memcpy(out + i, t, (size_t)(n - i) * sizeof(float));
     }
+}
+MUSAE_ISA_DISPATCH(elu_range, (float *out, const float *x, int64_t n), (out, x, n))
+
+void cpu_elu(float *out, const float *x, int64_t n) {
+    MUSAE_ASSERT(n >= 0, "elu: n = %lld", (long long)n);
+    elu_range(out, x, n);
 }

@@ -2,24 +2,45 @@
  *
  * One thread pool. OpenBLAS's own pthreads and OpenMP's team would share the cores, each spinning while the
  * other works (measured on 2 cores: a quarter of a musicgen-small forward lost to sched_yield and libgomp
- * spin-waits). So OpenBLAS runs single-threaded inside our calls, and a large product is split over the
- * OpenMP threads into column (or row) blocks, one sgemm each.
+ * spin-waits). So OpenBLAS runs single-threaded, and a large product is cut into tiles, one sgemm each, that
+ * the OpenMP threads share.
+ * OpenBLAS is made single-threaded once for the process (cpu_blas_init), never switched back and forth
+ * around a call: its thread count is one global, and with two host threads in BLAS at once (capture runs
+ * EnCodec beside the decoder) one thread's restore let the other's sgemm run threaded, whose partition
+ * rounds differently on some CPUs (Haswell/Zen kernels): a capture that differed in the last bits about
+ * once in 25 runs. It also keeps results independent of the machine's core count and OPENBLAS_NUM_THREADS.
+ * The tiles are chosen from the product's shape alone, never from the thread count: OpenBLAS rounds an
+ * element by its place in the sgemm that computes it (Haswell/Zen kernels: rows and columns near a call's
+ * edge), so tiles cut per thread made results depend on OMP_NUM_THREADS. A tile is the largest of 512, 256
+ * or 128 on a side that still gives MIN_TILES tiles, enough for a 16-core machine. Each tile packs its
+ * slices of both operands again, which a machine with few cores pays for: a capture-sized product (504 x
+ * 1024 x 1024, 16 tiles of 256 x 128) runs at 114-118 GFLOP/s per core with AVX-512 kernels where one sgemm
+ * gave 140 (87 against 95 with Haswell kernels), and capture_bench's decoder took 16% more CPU time on one
+ * thread (musicgen-small, 2 clips: 6.35 s against 5.5). With 16 threads the tiles are larger than the
+ * 504 x 64 column blocks that one block per thread gave (about 100 GFLOP/s per core).
  * Skinny products (C = A·Bᵀ with at most SKINNY_M rows: every decoding step) skip BLAS: they are bound by
  * reading B once, which cpu_gemm_nt_skinny does at memory speed, where sgemm first packs B (about 3x
- * slower at 2 rows). */
+ * slower at 2 rows). Each of their elements is one thread's fixed-order sum, whatever the thread count. */
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 
 #include "kernels/cpu/cpu_ops.h"
 
-enum { SKINNY_M = 8, BLOCK_ALIGN = 16 };
+enum { SKINNY_M = 8, TILE_MAX = 512, TILE_MIN = 128, MIN_TILES = 16 };
 #define PARALLEL_FLOPS 4.0e6 /* below this a team costs more than it saves */
+
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+void cpu_blas_init(void) { pthread_once(&g_blas_once, blas_single_thread); }
 
 static void sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
                 alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -30,28 +51,25 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
         cpu_gemm_nt_skinny(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    const int by_cols = n >= (int64_t)nt * 4 * BLOCK_ALIGN, by_rows = !by_cols && m >= (int64_t)nt * 4 * BLOCK_ALIGN;
-    const int blas_threads = openblas_get_num_threads();
-    if (blas_threads != 1) openblas_set_num_threads(1);
-    if (nt == 1 || (double)m * (double)n * (double)k < PARALLEL_FLOPS || (!by_cols && !by_rows)) {
+    cpu_blas_init();
+    if ((double)m * (double)n * (double)k < PARALLEL_FLOPS) {
         sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    } else {
-        const int64_t len = by_cols ? n : m, per = ((len + nt - 1) / nt + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
-#pragma omp parallel num_threads(nt)
-        {
-            const int64_t s0 = per * omp_get_thread_num(), s1 = s0 + per < len ? s0 + per : len;
-            if (s0 < s1) {
-                if (by_cols) /* columns j of op(B) are rows of B when it is transposed */
-                    sgemm(trans_a, trans_b, m, s1 - s0, k, alpha, a, lda, b + (trans_b ? s0 * ldb : s0), ldb, beta,
-                          c + s0, ldc);
-                else
-                    sgemm(trans_a, trans_b, s1 - s0, n, k, alpha, a + (trans_a ? s0 : s0 * lda), lda, b, ldb, beta,
-                          c + s0 * ldc, ldc);
-            }
-        }
+        return;
     }
-    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+    int64_t tr = TILE_MAX, tc = TILE_MAX; /* halve the wider side (columns on a tie) until there are enough */
+    while (cdiv(m, tr) * cdiv(n, tc) < MIN_TILES && (tr > TILE_MIN || tc > TILE_MIN)) {
+        if (tc >= tr && tc > TILE_MIN) tc /= 2;
+        else tr /= 2;
+    }
+    const int64_t tiles_n = cdiv(n, tc), tiles = cdiv(m, tr) * tiles_n;
+#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t i0 = t / tiles_n * tr, j0 = t % tiles_n * tc;
+        const int64_t mi = m - i0 < tr ? m - i0 : tr, nj = n - j0 < tc ? n - j0 : tc;
+        /* rows i of op(A) are columns of A when it is transposed, and likewise for op(B) */
+        sgemm(trans_a, trans_b, mi, nj, k, alpha, a + (trans_a ? i0 : i0 * lda), lda, b + (trans_b ? j0 * ldb : j0),
+              ldb, beta, c + i0 * ldc + j0, ldc);
+    }
 }
 
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,

@@ -1,33 +1,39 @@
 /* C[m, n] = alpha · A[m, k] · B[n, k]ᵀ + beta · C for a few rows m: a decoding step's nn.Linear, where B is
  * the weight. The cost is reading B once from memory, so each thread streams its block of B rows, and each
  * row, once in L1, meets every row of A. Compiled for AVX-512, AVX2 and baseline x86-64, picked at run time
- * (the build itself targets baseline x86-64). beta == 0 never reads C (BLAS semantics). */
+ * (kernels/cpu/isa.h), every variant with the same bits. beta == 0 never reads C (BLAS semantics). */
 #include <omp.h>
 
 #include "kernels/cpu/cpu_ops.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/vec_math.h"
 
 enum { ROWS_PER_TASK = 16 };
 
-CLONES static void rows_block(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a, int64_t lda,
+ISA_BODY void rows_block_body(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a, int64_t lda,
                               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     for (int64_t j = j0; j < j1; j++) {
         const float *bj = b + j * ldb;
         for (int64_t i = 0; i < m; i++) {
             const float *ai = a + i * lda;
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int64_t p = 0; p < k; p++) s += ai[p] * bj[p];
+            /* 16 partial sums folded in a fixed order: the same bits from every variant (a vectorizer's own
+             * reduction would add in the vector width's order) */
+            f32x16 acc = V16(0.0f);
+            int64_t p = 0;
+            for (; p + 16 <= k; p += 16) acc += v_load(ai + p) * v_load(bj + p);
+            for (int l = 0; p + l < k; l++) acc[l] += ai[p + l] * bj[p + l];
+            for (int w = 8; w > 0; w /= 2)
+                for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+            const float s = acc[0];
             float *cij = c + i * ldc + j;
             *cij = beta == 0.0f ? alpha * s : alpha * s + beta * *cij;
         }
     }
 }
+MUSAE_ISA_DISPATCH(rows_block,
+                   (int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc),
+                   (m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc))
 
 void cpu_gemm_nt_skinny(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                         int64_t ldb, float beta, float *c, int64_t ldc) {

@@ -9,12 +9,11 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/vec_math.h"
 
 /* g[r] += W[r, :] · h for the rows r in [r0, r1) of one gate block; four rows share each load of h. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void gate_rows(const float *w, const float *h,
-                                                                                  float *g, int64_t r0, int64_t r1,
-                                                                                  int64_t H) {
+ISA_BODY void gate_rows_body(const float *w, const float *h, float *g, int64_t r0, int64_t r1, int64_t H) {
     const int64_t Hv = H / 16 * 16;
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
@@ -42,11 +41,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gate_ro
         g[r] += s;
     }
 }
+MUSAE_ISA_DISPATCH(gate_rows, (const float *w, const float *h, float *g, int64_t r0, int64_t r1, int64_t H),
+                   (w, h, g, r0, r1, H))
 
 /* The cell update of hidden units [j0, j1): c = σ(f)·c + σ(i)·tanh(g), out = σ(o)·tanh(c). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void cell_update(const float *g, float *c,
-                                                                                    float *out, int64_t j0,
-                                                                                    int64_t j1, int64_t H) {
+ISA_BODY void cell_update_body(const float *g, float *c, float *out, int64_t j0, int64_t j1, int64_t H) {
     for (int64_t j = j0; j < j1; j += 16) {
         int64_t n = j1 - j < 16 ? j1 - j : 16;
         float gi[16] = {0}, gf[16] = {0}, gg[16] = {0}, go[16] = {0}, cc[16] = {0}, oo[16];
@@ -62,6 +61,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void cell_up
         memcpy(out + j, oo, (size_t)n * sizeof(float));
     }
 }
+MUSAE_ISA_DISPATCH(cell_update, (const float *g, float *c, float *out, int64_t j0, int64_t j1, int64_t H),
+                   (g, c, out, j0, j1, H))
 
 void cpu_lstm(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
               const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work) {

@@ -22,8 +22,8 @@ static adam_consts consts(const sae_adam_hparams *h) {
     return c;
 }
 
-SAE_VEC static void adam_span(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                              int64_t n, adam_consts c) {
+ISA_BODY void adam_span_body(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                             int64_t n, adam_consts c) {
     for (int64_t i = 0; i < n; i++) {
         m[i] += c.b1c * (g[i] - m[i]);
         v[i] = c.beta2 * v[i] + c.b2c * g[i] * g[i];
@@ -31,6 +31,10 @@ SAE_VEC static void adam_span(float *restrict p, const float *restrict g, float 
         p[i] -= c.step_size * (m[i] / denom);
     }
 }
+MUSAE_ISA_DISPATCH(adam_span,
+                   (float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n,
+                    adam_consts c),
+                   (p, g, m, v, n, c))
 
 void sae_cpu_adam(float *p, const float *g, float *m, float *v, int64_t n, const sae_adam_hparams *h) {
     const adam_consts c = consts(h);
@@ -40,15 +44,19 @@ void sae_cpu_adam(float *p, const float *g, float *m, float *v, int64_t n, const
         adam_span(p + i0, g + i0, m + i0, v + i0, i0 + span <= n ? span : n - i0, c);
 }
 
-SAE_VEC static void decoder_row(float *restrict w, float *restrict g, float *restrict m, float *restrict v, int64_t d,
-                                adam_consts c) {
+ISA_BODY void decoder_row_body(float *restrict w, float *restrict g, float *restrict m, float *restrict v, int64_t d,
+                               adam_consts c) {
     const float par = sae_dot_body(g, w, d);
     for (int64_t j = 0; j < d; j++) g[j] -= par * w[j];
-    adam_span(w, g, m, v, d, c);
+    adam_span_body(w, g, m, v, d, c);
     const float norm = sqrtf(sae_dot_body(w, w, d));
     if (norm > 0.0f)
         for (int64_t j = 0; j < d; j++) w[j] /= norm;
 }
+MUSAE_ISA_DISPATCH(decoder_row,
+                   (float *restrict w, float *restrict g, float *restrict m, float *restrict v, int64_t d,
+                    adam_consts c),
+                   (w, g, m, v, d, c))
 
 void sae_cpu_adam_decoder(float *W_dec, float *g, float *m, float *v, int64_t M, int64_t d, const sae_adam_hparams *h) {
     const adam_consts c = consts(h);
@@ -56,11 +64,12 @@ void sae_cpu_adam_decoder(float *W_dec, float *g, float *m, float *v, int64_t M,
     for (int64_t i = 0; i < M; i++) decoder_row(W_dec + i * d, g + i * d, m + i * d, v + i * d, d, c);
 }
 
-SAE_VEC static void normalize_row(float *restrict w, int64_t d) {
+ISA_BODY void normalize_row_body(float *restrict w, int64_t d) {
     const float norm = sqrtf(sae_dot_body(w, w, d));
     if (norm > 0.0f)
         for (int64_t j = 0; j < d; j++) w[j] /= norm;
 }
+MUSAE_ISA_DISPATCH(normalize_row, (float *restrict w, int64_t d), (w, d))
 
 void sae_cpu_normalize_rows(float *W, int64_t M, int64_t d) {
 #pragma omp parallel for schedule(static) if (M * d > 65536)

@@ -24,10 +24,10 @@ size_t sae_cpu_backward_scratch_bytes(int64_t N, int64_t nnz, int64_t M) {
 }
 
 /* Adds entries [e0, e1) of one latent to its gradient rows and *db, in entry order. */
-SAE_VEC static void latent_accumulate(const entry *ents, int64_t e0, int64_t e1, int64_t N, const float *restrict w,
-                                      const float *restrict g_xhat, const float *restrict g_ehat,
-                                      const float *restrict xc, int64_t d, float *restrict dwd, float *restrict dwe,
-                                      float *db) {
+ISA_BODY void latent_accumulate_body(const entry *ents, int64_t e0, int64_t e1, int64_t N, const float *restrict w,
+                                     const float *restrict g_xhat, const float *restrict g_ehat,
+                                     const float *restrict xc, int64_t d, float *restrict dwd, float *restrict dwe,
+                                     float *db) {
     float dbe = *db;
     for (int64_t e = e0; e < e1; e++) {
         const int64_t r = ents[e].row, n = r < N ? r : r - N;
@@ -42,6 +42,11 @@ SAE_VEC static void latent_accumulate(const entry *ents, int64_t e0, int64_t e1,
     }
     *db = dbe;
 }
+MUSAE_ISA_DISPATCH(latent_accumulate,
+                   (const entry *ents, int64_t e0, int64_t e1, int64_t N, const float *restrict w,
+                    const float *restrict g_xhat, const float *restrict g_ehat, const float *restrict xc, int64_t d,
+                    float *restrict dwd, float *restrict dwe, float *db),
+                   (ents, e0, e1, N, w, g_xhat, g_ehat, xc, d, dwd, dwe, db))
 
 void sae_cpu_backward(const sae_codes *codes, const sae_codes *aux, const float *g_xhat, const float *g_ehat,
                       const float *xc, const float *W_enc, const float *W_dec, int64_t d, int64_t M, float *dW_enc,

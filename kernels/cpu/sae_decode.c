@@ -5,8 +5,8 @@
 #include "kernels/cpu/sae_vec.h"
 #include "kernels/sae_ops.h"
 
-SAE_VEC static void decode_row(float *restrict out, const int32_t *idx, const float *val, int64_t cnt,
-                               const float *restrict W_dec, const float *restrict b_dec, int64_t d) {
+ISA_BODY void decode_row_body(float *restrict out, const int32_t *idx, const float *val, int64_t cnt,
+                              const float *restrict W_dec, const float *restrict b_dec, int64_t d) {
     if (b_dec) memcpy(out, b_dec, sizeof(float) * (size_t)d);
     else memset(out, 0, sizeof(float) * (size_t)d);
     for (int64_t e = 0; e < cnt; e++) {
@@ -14,6 +14,10 @@ SAE_VEC static void decode_row(float *restrict out, const int32_t *idx, const fl
         for (int64_t i = 0; i < d; i++) out[i] += a * w[i];
     }
 }
+MUSAE_ISA_DISPATCH(decode_row,
+                   (float *restrict out, const int32_t *idx, const float *val, int64_t cnt, const float *restrict W_dec,
+                    const float *restrict b_dec, int64_t d),
+                   (out, idx, val, cnt, W_dec, b_dec, d))
 
 void sae_cpu_decode(const sae_codes *codes, const float *W_dec, const float *b_dec, int64_t d, float *out) {
     const int64_t N = codes->n_rows;

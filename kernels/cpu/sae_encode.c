@@ -1,18 +1,21 @@
 /* SAE encoder: GEMM + bias + ReLU + per-row top-k (and the dead-latent top-k_aux for AuxK), fused by tiles.
  *
- * Each thread owns a block of R rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
- * makes the [R, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
+ * Each thread takes blocks of ROWS rows and walks the latents in tiles of TILE_M: one single-threaded sgemm
+ * makes the [ROWS, TILE_M] pre-activation tile (it stays in L2), and every row's candidates are merged at once
  * into that row's min-heap of the best k. Most values fall below the heap's minimum after the first tiles,
- * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it. */
+ * so the merge is a compare per value. The [N, M] matrix is never written unless the caller asks for it.
+ * The blocks are fixed, not cut per thread: OpenBLAS rounds a row by its place in the sgemm, so blocks of
+ * N / threads rows made the pre-activations depend on OMP_NUM_THREADS (tests/test_sae_ops.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "host/core/check.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/sae_vec.h"
 #include "kernels/sae_ops.h"
 
-enum { TILE_M = 512, ROWS_MAX = 256 };
+enum { TILE_M = 512, ROWS = 256 };
 
 /* "a is a worse selection than b": smaller value, or the same value at a higher latent (ties go low). */
 static inline int worse(float av, int32_t ai, float bv, int32_t bi) { return av < bv || (av == bv && ai > bi); }
@@ -76,8 +79,8 @@ static void heap_sort_desc(heap *h) {
 /* Bias + ReLU over one row of a tile, then the merge. Values are scanned 16 at a time against the heap's
  * current bar (its minimum once full, else 0): a block with nothing above the bar, the common case once the
  * heap is full, costs one vector compare, and no branch depends on an individual value. */
-SAE_VEC static void merge_row(float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h,
-                              heap *ha, const uint8_t *restrict dead) {
+ISA_BODY void merge_row_body(float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h, heap *ha,
+                             const uint8_t *restrict dead) {
     for (int64_t j = 0; j < nc; j++) {
         float z = t[j] + bias[j];
         t[j] = z > 0.0f ? z : 0.0f;
@@ -99,6 +102,10 @@ SAE_VEC static void merge_row(float *restrict t, const float *restrict bias, int
                 if (dead[j] && t[j] > (ha->n < ha->k ? 0.0f : ha->v[0])) heap_push(ha, t[j], (int32_t)(c0 + j));
     }
 }
+MUSAE_ISA_DISPATCH(merge_row,
+                   (float *restrict t, const float *restrict bias, int64_t nc, int64_t c0, heap *h, heap *ha,
+                    const uint8_t *restrict dead),
+                   (t, bias, nc, c0, h, ha, dead))
 
 /* Rows were written at n*k with cnt[n] entries; pack them into CSR order (entries only move left). */
 static void compact(sae_codes *c, const int32_t *cnt, int64_t N, int k) {
@@ -123,14 +130,8 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
     MUSAE_ASSERT(!use_aux || (aux && aux->cap >= N * k_aux), "aux codes too small for N·k_aux");
     MUSAE_ASSERT(d <= INT32_MAX && M <= INT32_MAX, "d %lld, M %lld", (long long)d, (long long)M);
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)N * 2 + 8), *cnt_aux = cnt + N;
-    /* our OpenMP threads each run their own single-threaded sgemm */
-    const int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    const int nt = omp_get_max_threads();
-    int64_t R = (N + nt - 1) / nt;
-    if (R > ROWS_MAX) R = ROWS_MAX;
-    if (R < 1) R = 1;
-    const int64_t n_blocks = (N + R - 1) / R;
+    cpu_blas_init(); /* our OpenMP threads each run their own single-threaded sgemm */
+    const int64_t R = ROWS, n_blocks = (N + R - 1) / R;
 #pragma omp parallel
     {
         float *tile = musae_xmalloc(sizeof(float) * (size_t)(R * TILE_M));
@@ -162,7 +163,6 @@ void sae_cpu_encode(const float *xc, const float *W_enc, const float *b_enc, int
         }
         free(tile);
     }
-    openblas_set_num_threads(blas_threads);
     compact(codes, cnt, N, k);
     if (aux) {
         if (use_aux) compact(aux, cnt_aux, N, k_aux);

@@ -28,9 +28,9 @@ double sae_cpu_total_variance(const float *x, int64_t N, int64_t d) {
     return tv;
 }
 
-SAE_VEC static void loss_row(const float *restrict x, const float *restrict xhat, const float *restrict ehat,
-                             int64_t d, float gscale, float ascale, float *restrict g_xhat, float *restrict g_ehat,
-                             double *l2, double *aux) {
+ISA_BODY void loss_row_body(const float *restrict x, const float *restrict xhat, const float *restrict ehat, int64_t d,
+                            float gscale, float ascale, float *restrict g_xhat, float *restrict g_ehat, double *l2,
+                            double *aux) {
     double s = 0, a = 0;
     for (int64_t i = 0; i < d; i++) {
         float e = x[i] - xhat[i];
@@ -45,6 +45,11 @@ SAE_VEC static void loss_row(const float *restrict x, const float *restrict xhat
     *l2 = s;
     *aux = a;
 }
+MUSAE_ISA_DISPATCH(loss_row,
+                   (const float *restrict x, const float *restrict xhat, const float *restrict ehat, int64_t d,
+                    float gscale, float ascale, float *restrict g_xhat, float *restrict g_ehat, double *l2,
+                    double *aux),
+                   (x, xhat, ehat, d, gscale, ascale, g_xhat, g_ehat, l2, aux))
 
 double sae_cpu_loss_grad(const float *x, const float *xhat, const float *ehat, int64_t N, int64_t d, double tv,
                          float aux_coef, float *g_xhat, float *g_ehat, double *aux_out) {

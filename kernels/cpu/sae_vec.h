@@ -1,22 +1,18 @@
 /* Vector helpers of the SAE CPU kernels. The build targets baseline x86-64 (no -march), so the hot loops are
- * compiled for AVX-512, AVX2 and baseline with GCC function multiversioning and picked at load time.
- * Reductions use 16 fixed partial sums combined in a fixed order, so every clone returns the same bits
+ * compiled for AVX-512, AVX2 and baseline and picked at run time (kernels/cpu/isa.h, MUSAE_ISA).
+ * Reductions use 16 fixed partial sums combined in a fixed order, so every variant returns the same bits
  * (ISO C mode keeps the compiler from contracting a*b+c into FMA). */
 #ifndef MUSAE_SAE_VEC_H
 #define MUSAE_SAE_VEC_H
 
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SAE_VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SAE_VEC
-#endif
+#include "kernels/cpu/isa.h"
 
 enum { SAE_LANES = 16 };
 
 /* Σ a[i]·b[i] with 16 partial sums. */
-static inline float sae_dot_body(const float *restrict a, const float *restrict b, int64_t n) {
+ISA_BODY float sae_dot_body(const float *restrict a, const float *restrict b, int64_t n) {
     float acc[SAE_LANES] = {0};
     int64_t i = 0;
     for (; i + SAE_LANES <= n; i += SAE_LANES)

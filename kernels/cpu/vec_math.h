@@ -1,6 +1,6 @@
 /* Branch-free float32 exp for the elementwise loops of the CPU kernels (ELU, LSTM gates), written with GCC
  * vector extensions so it compiles to SIMD code on any x86-64 baseline and to wider registers in the
- * target_clones variants, with the same results everywhere: ISO C mode does not contract a·b + c into FMAs.
+ * variants of kernels/cpu/isa.h, with the same results everywhere: ISO C mode does not contract a·b + c into FMAs.
  * exp: range reduction x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial, 2^n from the exponent bits;
  * within 2 float ulps on [-87, 88] (tests/test_encodec_ops.c). Callers clamp to that range. */
 #ifndef MUSAE_VEC_MATH_H
@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-/* Every helper is always inlined: called out of line (at -O0) from a target_clones variant, a 64-byte
+/* Every helper is always inlined: called out of line (at -O0) from an AVX-512 variant (isa.h), a 64-byte
  * vector would cross between the AVX-512 and the baseline calling conventions (GCC's -Wpsabi note) and
  * arrive as garbage. Inlined, no ABI is crossed, so the note is noise. */
 #pragma GCC diagnostic ignored "-Wpsabi"

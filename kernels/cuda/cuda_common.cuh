@@ -7,14 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "host/core/check.h"
-
-#define CUDA_CHECK(expr)                                                                                   \
-    do {                                                                                                   \
-        cudaError_t err_ = (expr);                                                                         \
-        MUSAE_CHECK_GEN("CUDA", #expr, err_ != cudaSuccess, cudaGetErrorString(err_));                     \
-    } while (0)
-
-#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#include "host/core/cuda_check.h" // defines: CUDA_CHECK, CUDA_LAUNCH_CHECK
 
 #define CUBLAS_CHECK(expr)                                                                                 \
     do {                                                                                                   \

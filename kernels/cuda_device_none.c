@@ -1,4 +1,5 @@
-/* The CPU-only build's answer to GPU discovery (kernels/cuda/cuda_device.cu replaces it when CUDA is on). */
+/* The CPU-only build's answer to GPU discovery (kernels/cuda/cuda_device.cu replaces it when CUDA is on). It lives
+ * in kernels/, beside the other *_cuda_none.c stand-ins, because host/core must not include kernels/. */
 #ifndef MUSAE_CUDA
 #include <stdio.h>
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# CPU benchmark of `musae analyze` (issue 15), each figure beside its peer from the same run:
+#   1. rows/s of musae analyze against the same statistics in PyTorch (bench/analyze_torch.py: encode, top-k,
+#      per-clip reductions, top-N) on the same store, SAE and thread count;
+#   2. peak RSS of musae analyze on a store and on one 8x larger;
+#   3. four SAEs of one layer in one pass against one SAE (and against four separate runs).
+#   bench/run_analyze_cpu.sh [BUILD_DIR]    (default build; THREADS, D, EXPANSION, K, ROWS override the shapes)
+set -euo pipefail
+BUILD=${1:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+THREADS=${THREADS:-$(nproc)}
+D=${D:-512}
+EXPANSION=${EXPANSION:-16}
+K=${K:-32}
+ROWS=${ROWS:-20000}
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+musae="$BUILD/musae"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+
+# peak RSS (MiB), wall seconds and CPU seconds of a command (CPU seconds are steadier on a shared machine)
+measure() { python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.time()
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{r.ru_maxrss / 1024:.0f} {time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")
+PY
+}
+
+echo "== 1. throughput: d $D, $((D * EXPANSION)) latents, k $K, $ROWS rows, $THREADS threads ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+"$musae" synth_acts -o "$W/s.h5" --d "$D" --concepts 2048 --k-true 16 --rows "$ROWS" --clip-frames 250 2>/dev/null
+"$musae" train --acts "$W/s.h5" --layer 0 --k "$K" --expansion "$EXPANSION" --tokens 4096 --batch 4096 --warmup 1 \
+  --eval-tokens 4096 -o "$W/sae" >/dev/null 2>&1
+read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f.h5")
+t=$(python3 "$HERE/analyze_torch.py" --acts "$W/s.h5" --sae "$W/sae" --layer 0 --threads "$THREADS" | tail -1)
+python3 - "$ROWS" "$wall" "$cpu" "$rss" "$t" <<'PY'
+import json, sys
+rows, wall, cpu, rss, t = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
+m, mc = rows / wall, rows / cpu
+print(f"musae analyze {m:.0f} rows/s, {mc:.0f} rows per CPU-s (whole command, file written; peak RSS {rss:.0f} MiB) | "
+      f"PyTorch {t['rows_per_s']:.0f} rows/s, {t['rows_per_cpu_s']:.0f} per CPU-s (peak RSS {t['peak_rss_mib']:.0f} MiB) | "
+      f"{m / t['rows_per_s']:.2f}x wall, {mc / t['rows_per_cpu_s']:.2f}x CPU")
+PY
+
+echo "== 2. peak RSS against store size (d 256, 2048 latents, k 16)"
+for rows in 100000 800000; do
+  "$musae" synth_acts -o "$W/r$rows.h5" --d 256 --concepts 1024 --k-true 8 --rows "$rows" --clip-frames 250 2>/dev/null
+  [ -d "$W/small256" ] || "$musae" train --acts "$W/r$rows.h5" --layer 0 --k 16 --expansion 8 --tokens 4096 \
+    --batch 4096 --warmup 1 --eval-tokens 4096 -o "$W/small256" >/dev/null 2>&1
+  read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all -o "$W/r$rows.features.h5")
+  read -r rss1 _ _ < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all --regroup 262144 \
+                         -o "$W/r$rows.features1.h5")
+  echo "store $rows rows ($(du -m "$W/r$rows.h5" | cut -f1) MiB): peak RSS $rss MiB ($rss1 MiB with --regroup 262144), $wall s, $cpu CPU-s"
+done
+
+echo "== 3. four SAEs of one layer in one pass (d $D, $((D * EXPANSION)) latents each)"
+"$musae" train --acts "$W/s.h5" --layer 0 --k 8,16,24,32 --expansion "$EXPANSION" --tokens 4096 --batch 4096 \
+  --warmup 1 --eval-tokens 4096 -o "$W/grid" >/dev/null 2>&1
+dirs=$(ls -d "$W"/grid/layer0_k* | paste -sd,)
+first=$(ls -d "$W"/grid/layer0_k* | head -1)
+read -r _ one onec < <(measure "$musae" analyze --sae "$first" --acts "$W/s.h5" --split all -o "$W/one.h5")
+read -r _ four fourc < <(measure "$musae" analyze --sae "$dirs" --acts "$W/s.h5" --split all -o "$W/four")
+python3 -c "import sys; one, four, oc, fc = map(float, sys.argv[1:]); print(f'one SAE {one:.2f} s ({oc:.2f} CPU-s), four in one pass {four:.2f} s ({fc:.2f} CPU-s) = {four / one:.2f}x one wall, {fc / oc:.2f}x CPU')" "$one" "$four" "$onec" "$fourc"

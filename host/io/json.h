@@ -1,0 +1,23 @@
+/* JSON output: every JSON line or file musae prints goes through cJSON, so strings (paths) are escaped and a
+ * NaN or Inf number prints as null (cJSON's rule), never as a bare nan that no parser takes. */
+#ifndef MUSAE_JSON_H
+#define MUSAE_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Prints j on one line (no spaces) followed by '\n', then deletes j. */
+void musae_json_print_line(FILE *f, cJSON *j);
+
+/* Adds key: v rounded to `decimals` digits after the point (for figures people read, as printf's %.Nf did); NaN
+ * and Inf stay themselves and print as null. Returns the item. */
+cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSAE_JSON_H */

@@ -1,0 +1,52 @@
+/* Which x86-64 level musae's own vectorized CPU kernels run at, and the dispatch that picks their variant.
+ *
+ * The build targets baseline x86-64 (no -march), so each hot loop is compiled three times, for x86-64-v4
+ * (AVX-512), x86-64-v3 (AVX2, FMA) and the baseline, and the variant is chosen at run time: the best the CPU
+ * has, or a lower one named by the environment variable MUSAE_ISA (avx512, avx2 or baseline). The switch
+ * exists so an AVX-512 machine can run the code an AVX2-only one runs (scripts/test.sh runs the CPU tests
+ * with MUSAE_ISA=avx2 and OPENBLAS_CORETYPE=Haswell); asking for more than the CPU has is refused.
+ *
+ * Every variant returns the same bits as the others: the kernels use fixed partial sums (not the vector
+ * width's), and ISO C mode keeps the compiler from contracting a·b + c into an FMA (docs/CAPTURE.md,
+ * determinism). OpenBLAS picks its own kernels (OPENBLAS_CORETYPE), which do differ between CPUs.
+ *
+ * Use: write the loop as `ISA_BODY void name_body(params) {...}`, then `MUSAE_ISA_DISPATCH(name, (params),
+ * (args))` defines the static void function `name` that calls the chosen variant. Replaces GCC's
+ * target_clones, whose ifunc choice cannot be overridden. */
+#ifndef MUSAE_ISA_H
+#define MUSAE_ISA_H
+
+typedef enum { MUSAE_ISA_BASELINE = 0, MUSAE_ISA_AVX2 = 1, MUSAE_ISA_AVX512 = 2 } musae_isa;
+
+/* The level in use: the CPU's best, or MUSAE_ISA's (read once; an unknown name or a level the CPU lacks is a
+ * one-line error, exit 1). */
+musae_isa musae_isa_get(void);
+/* The best level the CPU supports (and this build has variants for). */
+musae_isa musae_isa_cpu(void);
+const char *musae_isa_name(musae_isa isa);
+/* Switches the level in-process (at most the CPU's), for tests that compare the variants; not while a kernel
+ * runs on another thread. */
+void musae_isa_set(musae_isa isa);
+
+/* A body is always inlined into each variant, so it is compiled for that variant's target. */
+#define ISA_BODY static inline __attribute__((always_inline))
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MUSAE_ISA_VARIANTS 1
+#define MUSAE_ISA_DISPATCH(name, params, args)                                                                \
+    __attribute__((target("arch=x86-64-v4"))) static void name##_avx512 params { name##_body args; }         \
+    __attribute__((target("arch=x86-64-v3"))) static void name##_avx2 params { name##_body args; }           \
+    static void name params {                                                                                 \
+        switch (musae_isa_get()) {                                                                            \
+        case MUSAE_ISA_AVX512: name##_avx512 args; break;                                                     \
+        case MUSAE_ISA_AVX2: name##_avx2 args; break;                                                         \
+        default: name##_body args;                                                                            \
+        }                                                                                                     \
+    }
+#else
+#define MUSAE_ISA_VARIANTS 0
+#define MUSAE_ISA_DISPATCH(name, params, args) \
+    static void name params { name##_body args; }
+#endif
+
+#endif /* MUSAE_ISA_H */
