@@ -7,7 +7,7 @@
  *     watch (its locks removed), before its range is done; one process (no launcher) then completes the store;
  *   - a shard that does not open is named, set aside and its clips captured again;
  *   - musae train on the joined store gives the bytes of training on the one-process store (one process and
- *     mpirun -np 2 --dist data), the same seed and global batch;
+ *     mpirun -np 2 --dist data), the same seed and global batch; musae analyze the same statistics;
  *   - a joined store without its shards is refused naming the missing shard; a sharded store continued with
  *     other settings, and a one-process store continued by several ranks, are refused (exit 1, the reason). */
 #ifndef _GNU_SOURCE
@@ -229,6 +229,12 @@ static void test_train(void) {
     CHECK(run(TRAIN " --acts one.h5 -o s1") == 0, "train on the one-process store");
     CHECK(run(TRAIN " --acts np2.h5 -o s2") == 0, "train on the joined store");
     CHECK(same_bytes("s1/sae.safetensors", "s2/sae.safetensors"), "the same weights, bitwise");
+    /* musae analyze (one process) reads the joined store as the one-process store: the same FEATURES.h5 but for
+     * the name of the store it records */
+    CHECK(run("analyze --sae s1 --acts one.h5 -o f1.h5") == 0 && run("analyze --sae s1 --acts np2.h5 -o f2.h5") == 0,
+          "musae analyze on both stores");
+    CHECK(sh("h5dump f1.h5 | grep -v 'one.h5\\|^HDF5 ' > f1.txt && h5dump f2.h5 | grep -v 'np2.h5\\|^HDF5 ' > f2.txt && "
+             "test $(wc -l < f1.txt) -gt 100 && cmp f1.txt f2.txt") == 0, "musae analyze: the same statistics");
     CHECK(run_np(2, TRAIN " --acts one.h5 -o m1") == 0, "mpirun -np 2 train on the one-process store");
     CHECK(run_np(2, TRAIN " --acts np3.h5 -o m3") == 0, "mpirun -np 2 train on a 3-shard store");
     CHECK(same_bytes("m1/sae.safetensors", "m3/sae.safetensors"), "data-parallel: the same weights, bitwise");
