@@ -22,15 +22,16 @@ int capture_sharded(const char *out, const musae_dist *d) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* The shard files in dir ("*.h5"), sorted by name; their count. */
-static int list_shards(const char *dir, char ***out) {
+/* The files in dir whose names end in `suffix` ("*.h5": the shards), sorted by name; their count. */
+static int list_files(const char *dir, const char *suffix, char ***out) {
     DIR *dp = opendir(dir);
     if (!dp) musae_fail("%s: cannot read the shard folder: %s", dir, strerror(errno));
     char **v = NULL;
     int n = 0;
+    const size_t sl = strlen(suffix);
     for (struct dirent *e; (e = readdir(dp));) {
         const size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' || l < 4 || strcmp(e->d_name + l - 3, ".h5")) continue;
+        if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, suffix)) continue;
         v = musae_xrealloc(v, sizeof(char *) * (size_t)(n + 1));
         v[n] = musae_xmalloc(strlen(dir) + l + 2);
         sprintf(v[n++], "%s/%s", dir, e->d_name);
@@ -40,6 +41,7 @@ static int list_shards(const char *dir, char ***out) {
     *out = v;
     return n;
 }
+static int list_shards(const char *dir, char ***out) { return list_files(dir, ".h5", out); }
 
 static void free_list(char **v, int n) {
     for (int i = 0; i < n; i++) free(v[i]);
@@ -58,7 +60,18 @@ static void prepare(const capture_shards *sh) {
                    "file", sh->out, sh->dir);
     if (mkdir(sh->dir, 0777) != 0 && errno != EEXIST) musae_fail("%s: cannot create: %s", sh->dir, strerror(errno));
     char **v;
-    const int n = list_shards(sh->dir, &v);
+    /* a shard whose rank was killed before its first commit is still "<shard>.creating": nothing in it counts */
+    int n = list_files(sh->dir, ".h5.creating", &v);
+    for (int i = 0; i < n; i++) {
+        v[i][strlen(v[i]) - strlen(".creating")] = 0;
+        musae_store_lock(v[i]);
+        char tmp[4400];
+        snprintf(tmp, sizeof tmp, "%s.creating", v[i]);
+        unlink(tmp);
+        musae_store_unlock(v[i]);
+    }
+    free_list(v, n);
+    n = list_shards(sh->dir, &v);
     for (int i = 0; i < n; i++) {
         musae_store_lock(v[i]);
         char err[1200], bad[4300];

@@ -23,6 +23,7 @@
 #include "host/core/check.h"
 #include "host/core/philox.h"
 #include "host/io/audio.h"
+#include "eval/capture_shard.h"
 #include "host/io/store.h"
 #include "test.h"
 
@@ -155,6 +156,30 @@ static void test_equal(void) {
     free(o);
 }
 
+/* The split: contiguous ranges of about equal duration, covering every pending clip once. */
+static void test_split(void) {
+    const int64_t len[7] = {10, 10, 10, 10, 10, 10, 4}; /* six whole clips and a tail */
+    int64_t lo[4], hi[4];
+    for (int P = 1; P <= 4; P++) {
+        int64_t at = 0;
+        for (int r = 0; r < P; r++) {
+            const musae_dist d = {.rank = r, .world = P, .local_world = 1, .launcher = "test"};
+            capture_shards_split(&d, len, 7, &lo[r], &hi[r]);
+            CHECK(lo[r] == at && hi[r] >= lo[r], "P %d rank %d: [%lld, %lld) follows %lld", P, r, (long long)lo[r],
+                  (long long)hi[r], (long long)at);
+            at = hi[r];
+        }
+        CHECK(at == 7, "P %d: every clip once", P);
+    }
+    const musae_dist d0 = {.rank = 0, .world = 2}, d1 = {.rank = 1, .world = 2};
+    capture_shards_split(&d0, len, 7, &lo[0], &hi[0]);
+    capture_shards_split(&d1, len, 7, &lo[1], &hi[1]);
+    CHECK(hi[0] == 4 && lo[1] == 4, "P 2 of 64 units: rank 0 takes 40 (clips 0..3), rank 1 24 (got %lld)",
+          (long long)hi[0]);
+    capture_shards_split(&d0, len, 0, &lo[0], &hi[0]);
+    CHECK(lo[0] == 0 && hi[0] == 0, "nothing pending: empty ranges");
+}
+
 static void test_refusals(void) {
     CHECK(run_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
           "a sharded store continued with other layers is refused (exit 1)");
@@ -209,10 +234,12 @@ static void test_launcher_killed(void) {
 
 static void test_corrupt_shard(void) {
     CHECK(sh("cp -r np2.h5.shards c.h5.shards && truncate -s 3000 c.h5.shards/p2-r001.h5") == 0, "a truncated shard");
+    CHECK(sh("echo partial > c.h5.shards/p5-r004.h5.creating") == 0, "a shard killed before its first commit");
     CHECK(run_np(2, CAPTURE " -o c.h5", g_model) == 0, "a capture beside a corrupt shard");
     err_has("shard c.h5.shards/p2-r001.h5 does not open");
     err_has("set aside as c.h5.shards/p2-r001.h5.corrupt; its clips are captured again");
     CHECK(same_store("one.h5", "c.h5"), "its clips redone: the one-process store");
+    CHECK(!dir_has("c.h5.shards/p5-r004.h5.creating"), "the unfinished creation is removed");
 }
 
 static void test_missing_shard(void) {
@@ -311,6 +338,7 @@ int main(void) {
     if (run(CAPTURE " -o one.h5", g_model) != 0) setup_failed("the one-process capture");
     /* ranks outliving a killed mpirun become this process's children, so the test can wait for them */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    test_split();
     test_equal();
     test_missing_shard();
     test_refusals();
