@@ -25,6 +25,7 @@
 #include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "eval/capture_shard.h"
 #include "model/delay.h"
 #include "model/encodec.h"
 #include "model/text_cond.h"
@@ -482,6 +483,8 @@ typedef struct {
     int64_t pending;   /* of those, not yet in the store */
     musae_clip_source src; /* the file's identity (src.file malloc'd; NULL when it cannot be resolved) */
     const char *base;  /* what its clips are named after: the path the store already knows it by, else its own */
+    int64_t ord0;      /* the place of its first pending clip among all pending clips (the split across ranks) */
+    int64_t clip0;     /* the place of its first clip in the plan (the order of a sharded store's join) */
 } file_plan;
 
 typedef struct {
@@ -557,6 +560,9 @@ typedef struct {
     queue jobs, coded, results;
     skip_list skips;
     int64_t to_do;             /* clips the reader will hand over */
+    int64_t lo, hi;            /* this rank's pending clips [lo, hi), by their place among all pending ones */
+    capture_shards *sh;        /* a sharded capture's shards and watch, else NULL */
+    const char *store;         /* the file this process writes: -o, or its shard */
     /* stage timings and counters (each written by one thread) */
     double t_read, t_encode, t_text, t_lm, t_write;
     double cpu_read, cpu_encode, cpu_lm, cpu_write; /* CPU seconds of each stage's own thread */
@@ -579,8 +585,10 @@ static void *reader_main(void *arg) {
     int64_t handed = 0;
     for (int64_t fi = 0; fi < c->ds->n_files && handed < c->to_do && !atomic_load(&c->failed); fi++) {
         const file_plan *p = &c->plan[fi];
-        if (p->samples < 0 || p->pending == 0) continue;
+        if (p->samples < 0 || p->pending == 0 || p->ord0 + p->pending <= c->lo) continue;
+        if (p->ord0 >= c->hi) break; /* the rest is other ranks' */
         const capture_file *f = &c->ds->files[fi];
+        int64_t ord = p->ord0;
         double t0 = musae_now();
         capture_clips *cl = capture_clips_open(f->path, c->rate, c->clip_samples, c->min_samples, err, sizeof err);
         if (!cl) {
@@ -595,6 +603,8 @@ static void *reader_main(void *arg) {
             n_clips++;
             capture_clip_name(p->base, start, n, c->rate, name, sizeof name);
             if (store_has(c, p, name)) continue;
+            if (ord++ < c->lo) continue; /* an earlier rank's */
+            if (ord > c->hi) break;
             clip_job *j = musae_xcalloc(1, sizeof *j);
             j->file = fi;
             j->name = musae_xstrdup(name);
@@ -610,7 +620,7 @@ static void *reader_main(void *arg) {
         if (n < 0)
             skip_add(&c->skips, f->path, "read error after %.2f s (the clips before it are kept): %s",
                      (double)capture_clips_pos(cl) / c->rate, err);
-        else if (handed < c->to_do && !atomic_load(&c->failed) && n_clips != p->n_clips)
+        else if (handed < c->to_do && !atomic_load(&c->failed) && n_clips != p->n_clips && ord <= c->hi)
             LOG_WARN("%s: gave %lld clip(s); its header announced %.2f s = %lld clip(s)", f->path, (long long)n_clips,
                      (double)p->samples / c->rate, (long long)p->n_clips);
         capture_clips_close(cl);
@@ -796,6 +806,13 @@ static void *writer_main(void *arg) {
                 free(b->names[i]);
                 continue;
             }
+            /* a rank whose launcher or peer died writes nothing more (a resumed run may be capturing this clip) */
+            if (c->sh && capture_shard_alive(c->sh)) {
+                snprintf(c->fail_msg, sizeof c->fail_msg, "%s", c->sh->why);
+                atomic_store(&c->failed, 1);
+                free(b->names[i]);
+                continue;
+            }
             pthread_mutex_lock(&c->store_mu);
             const file_plan *p = &c->plan[b->files[i]];
             /* the file's identity (none for a file that could not be stat'ed) and the clip's caption */
@@ -917,6 +934,51 @@ static void check_resumable(const char *out, const char *model_id, const capture
     musae_store_close(s);
 }
 
+/* check_resumable for each shard of a sharded store (capture_shards_begin). */
+typedef struct {
+    const char *model_id;
+    const capture_opts *o;
+    int d_model;
+    const float *params;
+} resume_check;
+static void check_shard(const char *shard, void *arg) {
+    const resume_check *r = arg;
+    check_resumable(shard, r->model_id, r->o, r->d_model, r->params);
+}
+
+/* The place in the plan of the clip `name` of the (canonical) source file `file`, or -1 (capture_plan_pos): the
+ * file's first clip's place plus the clip's index, from the start its fragment "#t=START,END" names. */
+typedef struct {
+    const capture_ctx *c;
+    file_key *by_file; /* planned files by canonical path */
+    int64_t n;
+} plan_index;
+static int64_t plan_pos(void *ctx, const char *file, const char *name) {
+    const plan_index *ix = ctx;
+    const capture_ctx *c = ix->c;
+    const char *frag = strrchr(name, '#');
+    if (!file[0] || !frag || strncmp(frag, "#t=", 3)) return -1;
+    const int64_t start = llround(strtod(frag + 3, NULL) * c->rate), k = start / c->clip_samples;
+    const file_key want = {file, -1};
+    int64_t a = 0, b = ix->n; /* the first entry >= file */
+    while (a < b) {
+        const int64_t m = (a + b) / 2;
+        if (strcmp(ix->by_file[m].file, want.file) < 0) a = m + 1;
+        else b = m;
+    }
+    if (a == ix->n || strcmp(ix->by_file[a].file, file) || start % c->clip_samples) return -1;
+    const file_plan *p = &c->plan[ix->by_file[a].i];
+    return k < p->n_clips ? p->clip0 + k : -1;
+}
+
+static plan_index plan_index_of(const capture_ctx *c) {
+    plan_index ix = {c, musae_xmalloc(sizeof(file_key) * (size_t)(c->ds->n_files + 1)), 0};
+    for (int64_t fi = 0; fi < c->ds->n_files; fi++)
+        if (c->plan[fi].samples >= 0 && c->plan[fi].src.file) ix.by_file[ix.n++] = (file_key){c->plan[fi].src.file, fi};
+    qsort(ix.by_file, (size_t)ix.n, sizeof *ix.by_file, cmp_file_key);
+    return ix;
+}
+
 int capture_run(const capture_opts *o, capture_report *rep) {
     char err[1024];
     capture_ctx *c = musae_xcalloc(1, sizeof *c);
@@ -993,17 +1055,28 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     spec.extra_rank = 1;
     spec.extra_shape = (const int64_t[]){P_N};
     spec.extra_data = params;
+    /* several ranks (or a store that is sharded already): this process writes its own shard */
+    capture_shards sh;
+    c->store = o->out;
+    if (capture_sharded(o->out, o->dist)) {
+        static const musae_dist one = {.world = 1, .local_world = 1, .launcher = "none"};
+        resume_check rc = {model_id, o, (int)c->H, params};
+        capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one, check_shard, &rc);
+        c->sh = &sh;
+        c->store = sh.mine;
+    }
     /* the writer lock first: another writer's file is not ours to judge (HDF5 refuses to open it meanwhile) */
-    musae_store_lock(o->out);
+    musae_store_lock(c->store);
     struct stat sb;
     /* an empty file is what a failed creation of an older musae left: musae_store_create replaces it */
-    const int created = stat(o->out, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
+    const int created = stat(c->store, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
     if (!created) {
-        check_resumable(o->out, model_id, o, (int)c->H, params);
-        c->w = musae_store_append(o->out, &spec);
+        if (!c->sh) check_resumable(c->store, model_id, o, (int)c->H, params);
+        c->w = musae_store_append(c->store, &spec);
     } else {
-        c->w = musae_store_create(o->out, &spec);
+        c->w = musae_store_create(c->store, &spec);
     }
+    if (c->sh) capture_shards_note(c->sh, c->w); /* a clip in any shard is present */
 
     /* plan: every file's length from its header, what is already in the store, what is skipped */
     pthread_mutex_init(&c->skips.mu, NULL);
@@ -1019,6 +1092,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     scan.quiet |= ds.n_files <= 1000; /* a bar only where reading the headers takes a while */
     char name[8192];
     int64_t *dup_of = same_files(&ds, c->plan), respelled = 0;
+    int64_t *plen = NULL, n_pend = 0, cap_pend = 0; /* the duration of each pending clip, in plan order */
     for (int64_t fi = 0; fi < ds.n_files; fi++) {
         const capture_file *f = &ds.files[fi];
         file_plan *p = &c->plan[fi];
@@ -1069,6 +1143,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
         }
         p->samples = n;
         p->n_clips = nc;
+        p->clip0 = planned;
+        p->ord0 = n_pend;
         int64_t covered = 0;
         for (int64_t k = 0; k < nc; k++) {
             const int64_t s0 = k * c->clip_samples, len = n - s0 < c->clip_samples ? n - s0 : c->clip_samples;
@@ -1077,7 +1153,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             if (p->src.file ? musae_store_writer_has_source_clip(c->w, p->src.file, name)
                             : musae_store_writer_has_clip(c->w, name))
                 present++;
-            else p->pending++;
+            else {
+                p->pending++;
+                if (n_pend == cap_pend) plen = musae_xrealloc(plen, sizeof(int64_t) * (size_t)(cap_pend = 2 * cap_pend + 64));
+                plen[n_pend++] = len;
+            }
         }
         if (covered < n) tails++, tail_s += (double)(n - covered) / c->rate;
         planned += nc;
@@ -1091,6 +1171,13 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     char lstr[512];
     layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
     c->to_do = o->max_clips > 0 && o->max_clips < pending ? o->max_clips : pending;
+    c->lo = 0, c->hi = c->to_do;
+    if (c->sh) {
+        capture_shards_split(c->sh->dist, plen, c->to_do, &c->lo, &c->hi);
+        LOG_INFO("capture: rank %d of %d captures pending clips [%lld, %lld) of %lld into %s", c->sh->dist->rank,
+                 c->sh->dist->world, (long long)c->lo, (long long)c->hi, (long long)c->to_do, c->store);
+    }
+    free(plen);
     LOG_INFO("capture: %lld file(s) (%lld skipped), %lld clip(s) of %g s planned: %lld already in %s, %lld to "
              "capture%s; layers %s, %s, %s", (long long)ds.n_files, (long long)c->skips.n, (long long)planned,
              o->clip_seconds, (long long)present, o->out, (long long)c->to_do,
@@ -1103,6 +1190,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     q_init(&c->jobs, 2);
     q_init(&c->coded, 2 * o->batch + 1);
     q_init(&c->results, 2);
+    c->to_do = c->hi - c->lo;
     musae_progress_init(&c->pg, "capture", "clips", c->to_do);
     const double t0 = musae_now();
     pthread_t th_r, th_e, th_c, th_w;
@@ -1120,15 +1208,29 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
     if (c->to_do > 0) musae_progress_finish(&c->pg, extra);
 
-    const int complete = present + c->written == planned;
-    const int64_t n_rows = musae_store_writer_rows(c->w), n_clips = musae_store_writer_clips(c->w);
-    musae_store_close_writer(c->w, complete);
+    int complete = present + c->written == planned;
+    int64_t n_rows = musae_store_writer_rows(c->w), n_clips = musae_store_writer_clips(c->w);
+    /* a shard is complete when its rank captured its whole range */
+    musae_store_close_writer(c->w, c->sh ? c->written == c->to_do : complete);
+    if (c->sh && created && n_clips == 0 && planned > 0) unlink(c->store); /* a rank that had nothing to do */
+    if (c->sh && planned > 0) {
+        plan_index ix = plan_index_of(c);
+        complete = capture_shards_finish(c->sh, c->written, present, planned, plan_pos, &ix);
+        free(ix.by_file);
+        if (c->sh->dist->rank == 0) {
+            musae_store *js = musae_store_open(o->out, err, sizeof err);
+            if (!js) musae_fail("%s", err);
+            n_rows = musae_store_get_info(js)->n_rows, n_clips = musae_store_get_info(js)->n_clips;
+            musae_store_close(js);
+        }
+    }
 
     /* summary */
     const double audio_h = (double)c->frames / cfg.audio.frame_rate / 3600.0;
     LOG_INFO("capture: wrote %lld clip(s), %lld frames (%.3f h of audio) in %.2f s: %.2f clips/s, %.0f frames/s; "
              "%s now holds %lld clips, %lld rows%s", (long long)c->written, (long long)c->frames, audio_h, wall,
-             wall > 0 ? c->written / wall : 0.0, wall > 0 ? c->frames / wall : 0.0, o->out, (long long)n_clips,
+             wall > 0 ? c->written / wall : 0.0, wall > 0 ? c->frames / wall : 0.0,
+             c->sh && c->sh->dist->rank != 0 ? c->store : o->out, (long long)n_clips,
              (long long)n_rows, complete ? "" : " (incomplete: run the same command again to continue)");
     if (c->written > 0)
         LOG_INFO("capture: stage time (each stage on its own thread): read+resample %.2f s, EnCodec %.2f s, T5 %.2f s, "
@@ -1160,12 +1262,14 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     }
 
     if (planned == 0) { /* every file was skipped: say so, and leave no empty store behind */
-        if (created) unlink(o->out);
-        musae_store_unlock(o->out);
+        if (created) unlink(c->store);
+        musae_store_unlock(c->store);
+        if (c->sh) musae_store_unlock(o->out);
         musae_fail("--audio %s: nothing to capture, all %lld file(s) were skipped (reasons above)", o->audio,
                    (long long)ds.n_files);
     }
-    musae_store_unlock(o->out);
+    musae_store_unlock(c->store);
+    if (c->sh) capture_shards_free(c->sh);
     for (int64_t i = 0; i < c->skips.n; i++) free(c->skips.items[i].path), free(c->skips.items[i].reason);
     free(c->skips.items);
     pthread_mutex_destroy(&c->skips.mu);

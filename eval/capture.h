@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "host/core/dtype.h"
+#include "host/dist/dist.h"
 #include "host/io/store.h"
 #include "kernels/ops.h"
 #include "model/musicgen.h"
@@ -126,6 +127,8 @@ typedef struct {
     int threads;           /* 1: no reader/writer threads (everything on the calling thread) */
     const musae_ops *ops;  /* the table EnCodec, T5 and the LM run on (default the CPU) */
     musae_precision prec;  /* of the LM weights (default fp32) */
+    const musae_dist *dist; /* the ranks of an mpirun/srun launch (NULL: one process); several, or an existing
+                              * "<out>.shards/", make the store sharded (eval/capture_shard.h) */
 } capture_opts;
 
 void capture_opts_defaults(capture_opts *o);

@@ -6,6 +6,7 @@
 #include "eval/capture.h"
 #include "host/cli/cli.h"
 #include "host/core/check.h"
+#include "host/dist/dist.h"
 
 const char verb_capture_summary[] = "audio dataset -> EnCodec -> teacher-forced LM -> activation store (resumable)";
 
@@ -36,6 +37,9 @@ static void usage(FILE *f) {
             "  --dtype f16|f32      stored precision (default f16)\n"
             "  --max-clips N        stop after N new clips (the store stays incomplete; run again to continue)\n"
             CLI_DEVICE_USAGE "\n"
+            "Under mpirun -np P or srun the ranks split the clips (balanced by duration), each writes its shard\n"
+            "ACTS.h5.shards/p<P>-r<rank>.h5 and rank 0 joins them into ACTS.h5, which every reader takes as one\n"
+            "store; a rank whose launcher or peer died stops at its next commit. Resume with any number of ranks.\n"
             "Killed at any moment, the store keeps every clip committed so far (one commit per clip); the same\n"
             "command continues it. Progress shows clips/s, frames/s and the ETA; the summary lists skipped files\n"
             "with the reason and how long each stage took.\n");
@@ -90,7 +94,12 @@ int verb_capture(int argc, char **argv) {
     const cli_device dev = cli_device_resolve(&dflags, 1);
     o.ops = dev.ops;
     o.prec = dev.prec;
+    /* mpirun / srun: the ranks split the clips, each writes a shard, rank 0 joins them (docs/CAPTURE.md) */
+    musae_dist dist;
+    musae_dist_init(&dist, &argc, &argv);
+    o.dist = &dist;
     capture_report r;
     capture_run(&o, &r);
+    musae_dist_finalize(&dist);
     return 0;
 }

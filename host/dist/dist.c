@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -170,5 +171,24 @@ void musae_dist_barrier(const musae_dist *d) {
     if (ACTIVE(d)) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 #else
     (void)d;
+#endif
+}
+
+int musae_dist_barrier_while(const musae_dist *d, int (*ok)(void *), void *arg) {
+    int rc = ok(arg);
+    if (rc) return rc;
+#ifdef MUSAE_MPI
+    if (!ACTIVE(d)) return 0;
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+    for (int done = 0;;) {
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) return 0;
+        if ((rc = ok(arg))) return rc; /* the request is abandoned: the caller exits */
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+#else
+    (void)d;
+    return 0;
 #endif
 }

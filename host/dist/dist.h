@@ -42,6 +42,10 @@ void musae_dist_gatherv(const musae_dist *d, const void *send, size_t n, void *r
 /* bytes from root to everyone */
 void musae_dist_broadcast(const musae_dist *d, void *buf, size_t bytes, int root);
 void musae_dist_barrier(const musae_dist *d);
+/* A barrier that keeps calling ok(arg) while it waits (about every 20 ms) and gives up as soon as that returns
+ * nonzero, returning it; 0 once every rank arrived. A rank whose launcher died must not wait forever for peers
+ * that will never come (OpenMPI's ranks outlive a SIGKILLed mpirun). */
+int musae_dist_barrier_while(const musae_dist *d, int (*ok)(void *), void *arg);
 
 #ifdef __cplusplus
 }

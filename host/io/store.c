@@ -1,5 +1,6 @@
 /* The HDF5 activation store: writer, validating reader, shuffled prefetching stream (store.h has the layout
- * and the crash-safety argument). HDF5 is included only here and in host/io/h5.c. */
+ * and the crash-safety argument). HDF5 is included only here, in host/io/h5.c and in
+ * store_join.c (the joined view of a sharded store). */
 #include "host/io/store.h"
 
 #include <fcntl.h>
@@ -96,6 +97,10 @@ MUSAE_NORETURN static void h5_fail(const char *expr) {
     store_fail("%s: %s (HDF5: %s)", g_h5_path, why, expr);
 }
 
+void musae_store_h5_enter(const char *path) { h5_lock(path); }
+void musae_store_h5_leave(void) { h5_unlock(); }
+void musae_store_h5_failed(const char *expr) { h5_fail(expr); }
+
 enum { ROOT_ATTR_MAX_STR = 256 };
 
 /* ---- small HDF5 helpers ----------------------------------------------------------------------------------- */
@@ -110,6 +115,8 @@ static hid_t f16_type(void) {
     H5_CHECK(H5Tset_ebias(t, 15));
     return t;
 }
+
+int64_t musae_store_h5_f16_type(void) { return f16_type(); }
 
 static int is_f16_type(hid_t t) {
     size_t spos, epos, esize, mpos, msize;
@@ -607,6 +614,11 @@ int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *
     return r;
 }
 
+void musae_store_writer_note_clip(musae_store_writer *w, const musae_clip_id *id) {
+    str_set_add(&w->paths, id->name);
+    note_source(w, id->file ? id->file : "", id->size, id->mtime_ns, id->name);
+}
+
 /* An extra f32 dataset (e.g. "/truth/directions"), parent groups created; reaches the file at the next commit. */
 static void write_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
     MUSAE_ASSERT(rank >= 1 && rank <= 4 && name[0] == '/', "dataset '%s' rank %d", name, rank);
@@ -985,6 +997,23 @@ static hid_t open_1d(hid_t file, const char *name, int64_t n, H5T_class_t cls, c
     return d;
 }
 
+/* The first source file of a virtual dataset that cannot be read, into out ("" when all can): a relative name is
+ * relative to the virtual file's folder, as HDF5 resolves it. */
+static void virtual_sources_missing(const char *path, hid_t dcpl, char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = 0;
+    if (H5Pget_virtual_count(dcpl, &n) < 0) return;
+    const char *slash = strrchr(path, '/');
+    const int dlen = slash ? (int)(slash - path + 1) : 0;
+    char name[4096], full[8300];
+    for (size_t i = 0; i < n && !out[0]; i++) {
+        if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) < 0) continue;
+        if (!strcmp(name, ".")) continue;
+        snprintf(full, sizeof full, "%.*s%s", name[0] == '/' ? 0 : dlen, path, name);
+        if (access(full, R_OK) != 0) snprintf(out, cap, "%s (%s)", full, strerror(errno));
+    }
+}
+
 musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     h5_lock(path);
     musae_store *s = musae_xcalloc(1, sizeof *s);
@@ -1045,6 +1074,9 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
         hsize_t dims[3] = {0, 0, 0}, chunk[2] = {0, 0};
         int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
         int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) == 2;
+        const int virt = H5Pget_layout(dcpl) == H5D_VIRTUAL;
+        char missing[4200] = "";
+        if (virt) virtual_sources_missing(path, dcpl, missing, sizeof missing);
         musae_dtype dt = is_f16_type(t) ? MUSAE_F16
                          : (H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4) ? MUSAE_F32
                                                                                    : MUSAE_DTYPE_COUNT;
@@ -1055,13 +1087,20 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
             FAIL("%s: %s must be [N, %d] (d_model), got rank %d [%lld, %lld]", path, name, in->d_model, rank,
                  (long long)dims[0], (long long)dims[1]);
         if (dt == MUSAE_DTYPE_COUNT) FAIL("%s: %s must be float16 or float32", path, name);
+        if (missing[0])
+            FAIL("%s: %s maps rows of %s, which cannot be read (a sharded store needs its shards beside it: "
+                 "docs/STORE.md)", path, name, missing);
         if (l == 0) in->dtype = dt;
         else if (dt != in->dtype) FAIL("%s: %s is %s but layer %d is %s", path, name, musae_dtype_name(dt),
                                        in->layers[0], musae_dtype_name(in->dtype));
         if (chunked && (int64_t)chunk[1] != in->d_model)
             FAIL("%s: %s must be chunked along rows (chunk [C, %d]), got [%lld, %lld]", path, name, in->d_model,
                  (long long)chunk[0], (long long)chunk[1]);
-        if (l == 0) in->chunk_rows = chunked ? (int64_t)chunk[0] : default_chunk_rows(in->d_model, dt);
+        /* a joined (virtual) store has no chunks of its own: it names its shards' */
+        int64_t vchunk = 0;
+        if (l == 0 && virt && attr_read_num(s->file, "chunk_rows", H5T_NATIVE_INT64, &vchunk, 1) == 1 && vchunk > 0)
+            in->chunk_rows = vchunk;
+        else if (l == 0) in->chunk_rows = chunked ? (int64_t)chunk[0] : default_chunk_rows(in->d_model, dt);
         if (extent < 0 || (int64_t)dims[0] < extent) extent = (int64_t)dims[0];
     }
     s->extent = extent;
@@ -1190,6 +1229,10 @@ void musae_store_describe(musae_store *s, FILE *out) {
     }
     fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
     h5_lock(in->path);
+    int shards = 0;
+    if (attr_read_num(s->file, "shards", H5T_NATIVE_INT, &shards, 1) == 1)
+        fprintf(out, "sharded    the joined view of %d shard(s) in %s.shards/ (their size is not in the GiB above)\n",
+                shards, in->path);
     H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
     h5_unlock();
 }
@@ -1285,6 +1328,64 @@ char *musae_store_clip_path(musae_store *s, int64_t i) {
 }
 
 char *musae_store_clip_caption(musae_store *s, int64_t i) { return read_clip_str(s, "/clips/caption", i, ""); }
+
+/* n strings of a 1-D vlen-string dataset into malloc'd copies (NULL entries stay NULL: the dataset is absent or
+ * shorter; HDF5's NULL becomes ""). */
+static void read_strs(musae_store *s, const char *name, int64_t n, char **out) {
+    if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return;
+    hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
+    H5_CHECK(d);
+    if (extent_of(d) < n) {
+        H5Dclose(d);
+        return;
+    }
+    char **v = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    hid_t t = vlen_str_type();
+    read_1d(d, t, n, v);
+    for (int64_t i = 0; i < n; i++) out[i] = musae_xstrdup(v[i] ? v[i] : "");
+    if (n > 0) {
+        hsize_t cnt[1] = {(hsize_t)n};
+        hid_t ms = H5Screate_simple(1, cnt, NULL);
+        H5Dvlen_reclaim(t, ms, H5P_DEFAULT, v);
+        H5Sclose(ms);
+    }
+    free(v);
+    H5Tclose(t);
+    H5Dclose(d);
+}
+
+static void read_i64s(musae_store *s, const char *name, int64_t n, int64_t *out) {
+    if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return;
+    hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
+    H5_CHECK(d);
+    if (extent_of(d) >= n) read_1d(d, H5T_NATIVE_INT64, n, out);
+    H5Dclose(d);
+}
+
+musae_clip_id *musae_store_clip_ids(musae_store *s) {
+    const int64_t n = s->info.n_clips;
+    musae_clip_id *ids = musae_xcalloc((size_t)n + 1, sizeof *ids);
+    char **names = musae_xcalloc((size_t)n + 1, sizeof(char *)), **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    char **caps = musae_xcalloc((size_t)n + 1, sizeof(char *));
+    int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
+    h5_lock(s->info.path);
+    read_strs(s, "/clips/path", n, names);
+    read_strs(s, "/clips/file", n, files);
+    read_strs(s, "/clips/caption", n, caps);
+    read_i64s(s, "/clips/file_size", n, size);
+    read_i64s(s, "/clips/file_mtime_ns", n, mtime);
+    h5_unlock();
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = (musae_clip_id){names[i] ? names[i] : musae_xstrdup("?"), files[i] ? files[i] : musae_xstrdup(""),
+                                 files[i] ? size[i] : -1, files[i] ? mtime[i] : 0, caps[i]};
+    free(names), free(files), free(caps), free(size), free(mtime);
+    return ids;
+}
+
+void musae_clip_ids_free(musae_clip_id *ids, int64_t n) {
+    for (int64_t i = 0; ids && i < n; i++) free(ids[i].name), free(ids[i].file), free(ids[i].caption);
+    free(ids);
+}
 
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t) {
     MUSAE_ASSERT(row0 >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld)", (long long)row0, (long long)(row0 + n));

@@ -115,6 +115,17 @@ int musae_store_writer_source(const musae_store_writer *w, const char *file, mus
 /* Whether the clip of that source file with the fragment of clip_name ("...#t=0,10") is stored, or a clip of
  * that very name without a source file (one an older store holds whose name no longer resolves). */
 int musae_store_writer_has_source_clip(const musae_store_writer *w, const char *file, const char *clip_name);
+/* The identity of a clip another file of the same store holds (a shard beside this one: docs/STORE.md, sharded
+ * stores), from musae_store_clip_ids. */
+typedef struct {
+    char *name;     /* /clips/path */
+    char *file;     /* /clips/file ("" none) */
+    int64_t size, mtime_ns;
+    char *caption;  /* /clips/caption, NULL when the store keeps none */
+} musae_clip_id;
+/* Counts that clip as present (has_clip, has_source_clip, source) without writing anything: a sharded capture
+ * skips the clips that any shard holds. */
+void musae_store_writer_note_clip(musae_store_writer *w, const musae_clip_id *id);
 /* Commits, sets complete = `complete`, closes and frees. */
 void musae_store_close_writer(musae_store_writer *w, int complete);
 
@@ -149,6 +160,9 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
 char *musae_store_clip_path(musae_store *s, int64_t i);
 /* Caption of clip i (malloc'd; "" for a clip captured without one), or NULL when the store keeps none. */
 char *musae_store_clip_caption(musae_store *s, int64_t i);
+/* Name, source file and caption of every committed clip ([n_clips], malloc'd; musae_clip_ids_free). */
+musae_clip_id *musae_store_clip_ids(musae_store *s);
+void musae_clip_ids_free(musae_clip_id *ids, int64_t n);
 /* Reads /frames/clip and /frames/t for rows [row0, row0+n). */
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t);
 /* An optional f32 dataset (e.g. "/truth/directions"): malloc'd data with rank/shape filled, or NULL. */
@@ -167,6 +181,21 @@ int musae_store_is_hdf5(const char *path);
 int musae_store_same_model(const char *a, const char *b);
 /* Prints a summary for `musae info`: attributes, layers, rows, clips, hours, chunking, extra datasets. */
 void musae_store_describe(musae_store *s, FILE *out);
+
+/* ---- sharded stores ---------------------------------------------------------------------------------------- */
+
+/* Clips [clip0, clip0 + n_clips) of shard `shard`. */
+typedef struct {
+    int shard;
+    int64_t clip0, n_clips;
+} musae_store_segment;
+/* Writes `path` as the joined view of a sharded store (docs/STORE.md): one file that reads as one store with
+ * the usual layout, whose clips are the segments' in order. /layers/<L>/acts and /frames/t are HDF5 virtual
+ * datasets over the shards (files under path's folder, named relative to it, so the whole moves together);
+ * /frames/clip and /clips/... are real copies with global indices; root attrs as a store's plus chunk_rows (the
+ * shards') and shards (their count). Built as "<path>.joining" and renamed into place. */
+void musae_store_join(const char *path, const char *const *shards, int n_shards, const musae_store_segment *segs,
+                      int n_segs, int complete);
 
 /* ---- shuffled stream -------------------------------------------------------------------------------------- */
 

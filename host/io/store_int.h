@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/core/check.h"
 #include "host/io/store.h"
 
 #ifdef __cplusplus
@@ -24,6 +25,13 @@ void musae_store_remove_at_exit(const char *path);
 void musae_store_read_raw(musae_store *s, int li, int64_t row0, int64_t n, void *out);
 /* n values of a storage dtype (f16 or f32) as f32. */
 void musae_store_raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out);
+
+/* For the other files that speak HDF5 (store_join.c): store.c's process-wide HDF5 lock (`path` names the file in
+ * the messages of the calls under it), its one-line failure, and the float16 type h5py reads as numpy float16. */
+void musae_store_h5_enter(const char *path);
+void musae_store_h5_leave(void);
+MUSAE_NORETURN void musae_store_h5_failed(const char *expr);
+int64_t musae_store_h5_f16_type(void);
 
 #ifdef __cplusplus
 }
