@@ -172,10 +172,17 @@ static void add_num(cJSON *o, const char *k, double v) {
 /* A significant test points the label's way: a continuous one either way, a categorical one only when enriched. */
 static int usable(const dsp_test *t, double q) { return t->q <= q && (t->kind == 0 || t->strength > 0); }
 
+/* Strongest first; equal strengths (several descriptors separating perfectly: a faster click track also has more
+ * onsets and zero crossings) go to continuous before categorical, then to the descriptor listed first in
+ * k_continuous (rhythm, loudness, tonality, timbre: the more musical word), top before weighted. Not to the
+ * smaller p: between perfect separations p only says which descriptor has more tied values. */
 static int cmp_strength(const void *x, const void *y) {
     const dsp_test *a = *(dsp_test *const *)x, *b = *(dsp_test *const *)y;
     if (a->strength != b->strength) return a->strength < b->strength ? 1 : -1;
-    return a->p > b->p ? 1 : a->p < b->p ? -1 : 0;
+    if (a->kind != b->kind) return a->kind - b->kind;
+    if (a->desc != b->desc) return a->desc - b->desc;
+    if (a->weighted != b->weighted) return a->weighted - b->weighted;
+    return a->value - b->value;
 }
 
 static void term_words(const dsp_test *t, int detailed, char *out, size_t n) {
