@@ -3,11 +3,13 @@
  *
  * Made here: 24 clips of 8 s cut from one WAV of click tracks, even clips at 160 BPM and odd ones at 80 BPM, each
  * with its own click level (so loudness overlaps between the two groups) and its own phase; a store whose clips
- * carry those names (capture_clip_name) and whose rows hold direction e0 exactly in the fast clips and e1 in the
- * clips i % 4 < 2 (half fast, half slow: the control); an SAE whose latents 0 and 1 read e0 and e1. Then musae
+ * carry those names (capture_clip_name) and whose rows hold direction e0 exactly in the fast clips, e1 in the
+ * clips i % 4 < 2 (half fast, half slow: the control) and e2 in all but two clips; an SAE whose latent i reads
+ * e_i. Then musae
  * analyze, musae describe --acts, musae label: latent 0 is labelled "fast tempo" (the tempo test's evidence:
  * AUROC 1 over 12 top clips against 12 random ones, medians near 160 and 80), latent 1 is not labelled by tempo.
- * Then the file's contract (one line per kept feature, in order, parseable, numbers finite), another labeler's
+ * Then the file's contract (one line per kept feature, in order, parseable, numbers finite), latent 2 kept under
+ * --max-rate 0.95 with only 2 random clips gets an explicit "too few clips" no_signal line, another labeler's
  * lines kept across reruns, and refusals (exit 1 + message). About 15 s on 2 cores (describe dominates). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -25,7 +27,7 @@
 #include "host/io/store.h"
 
 #define SR DESCRIBE_RATE
-enum { N_CLIPS = 24, CLIP_S = 8, D = 8, M = 4, K = 2, ROWS = 4, LAYER = 0 };
+enum { N_CLIPS = 24, CLIP_S = 8, D = 8, M = 4, K = 3, ROWS = 4, LAYER = 0 };
 
 static int is_fast(int c) { return c % 2 == 0; }
 static int is_control(int c) { return c % 4 < 2; }
@@ -63,6 +65,7 @@ static void make_store(void) {
         for (int r = 0; r < ROWS; r++) {
             if (is_fast(c)) rows[r * D + 0] = 2.0f + 0.1f * (float)((c + r) % 5);
             if (is_control(c)) rows[r * D + 1] = 1.5f + 0.1f * (float)(r % 3);
+            if (c >= 2) rows[r * D + 2] = 0.5f; /* latent 2: 22 of 24 clips, too common to keep by default */
         }
         capture_clip_name("clicks.wav", (int64_t)c * CLIP_S * SR, (int64_t)CLIP_S * SR, SR, name, sizeof name);
         const float *a[1] = {rows};
@@ -186,6 +189,25 @@ static void test_planted(void) {
     free_lines(l, n);
 }
 
+/* a kept feature with 2 non-firing clips: not dropped, an explicit no_signal line */
+static void test_too_few(void) {
+    if (run("analyze --sae sae --acts s.h5 -o features2.h5 --split all --max-rate 0.95") != 0) setup_failed("musae analyze");
+    CHECK(run("label --labeler dsp --features features2.h5 --descriptors desc.h5 -o labels2.jsonl") == 0, "label:\n%s",
+          slurp("err.txt"));
+    int n;
+    cJSON **l = read_lines("labels2.jsonl", &n);
+    const cJSON *common = line_of(l, n, 2);
+    CHECK(n == 3 && common, "%d lines; want 3 with one for latent 2", n);
+    if (common) {
+        CHECK(!strcmp(item(common, "status")->valuestring, "no_signal") && item(common, "score")->valuedouble == 0 &&
+                  cJSON_GetArraySize(item(common, "evidence")) == 0,
+              "latent 2: status %s score %g", item(common, "status")->valuestring, item(common, "score")->valuedouble);
+        CHECK(!strcmp(item(common, "label")->valuestring, "no descriptor differs (too few clips to compare: 20 top, 2 random)"),
+              "latent 2: label '%s'", item(common, "label")->valuestring);
+    }
+    free_lines(l, n);
+}
+
 /* another labeler's lines survive, the dsp lines are replaced (not doubled) */
 static void test_merge(void) {
     CHECK(sh("printf '%%s\\n' '{\"feature\": 3, \"labeler\": \"llm\", \"label\": \"clicks\", \"score\": 0.5}' > "
@@ -253,6 +275,7 @@ int main(void) {
     make_store();
     make_sae();
     test_planted();
+    test_too_few();
     test_merge();
     test_refusals();
     scratch_close();
