@@ -88,6 +88,9 @@ echo "== musae analyze: every feature's statistics over all clips (the demo stor
 "$musae" info "$OUT/features.h5" > "$OUT/features_info.txt"
 head -n 12 "$OUT/features_info.txt"
 F=$(awk '/top kept features/ { t = 1; next } t && $1 ~ /^[0-9]+$/ { print $1; exit }' "$OUT/features_info.txt")
+echo "== musae label --labeler dsp: each kept feature's descriptors against its random non-firing clips"
+"$musae" label --labeler dsp --features "$OUT/features.h5" --descriptors "$OUT/descriptors.h5" -o "$OUT/labels.jsonl"
+head -n 3 "$OUT/labels.jsonl" | cut -c 1-200
 echo "== musae excerpt: feature ${F:-0}'s top clips as OGG with activation traces"
 "$musae" excerpt --features "$OUT/features.h5" --feature "${F:-0}" --top 3 --seconds 0.5 -o "$OUT/excerpts"
 
@@ -113,6 +116,7 @@ echo "  $OUT/descriptors.h5              music descriptors of each clip and 1 s 
 echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.json, musae.json, metrics.jsonl)"
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
 echo "  $OUT/features.h5                 musae analyze's per-feature statistics ($OUT/features_info.txt)"
+echo "  $OUT/labels.jsonl               a dsp label per kept feature (docs/LABELS.md)"
 echo "  $OUT/excerpts/                   OGG excerpts of one feature's top clips + activation traces (JSON)"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
