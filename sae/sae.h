@@ -144,9 +144,14 @@ void sae_eval_batch(sae_eval_acc *a, const sae_model *m, const float *x, int64_t
 typedef struct {
     int64_t tokens;
     double fvu, mse, l0, cos, dead_frac;
-    double recovered;          /* planted-concept stores: fraction of true directions found; -1 otherwise */
+    double recovered;          /* planted-concept stores: fraction of true directions found; NaN otherwise */
 } sae_eval_result;
 sae_eval_result sae_eval_finish(const sae_eval_acc *a);
+/* The result as a JSON object (tokens, fvu, mse, l0, cos, dead_frac, and recovered when measured): the one
+ * writer of musae.json's final_metrics, metrics.jsonl's eval lines and `musae evaluate`'s line. An undefined
+ * number (an FVU of constant rows) is null; nothing is written as a -1 placeholder. */
+struct cJSON;
+struct cJSON *sae_eval_json(const sae_eval_result *e);
 /* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
 double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G, double thr);
 
@@ -154,6 +159,14 @@ double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G,
 void sae_describe(const char *dir, FILE *out);
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
+/* What a run warned about, kept for musae.json's "warnings" (sae_warn in sae/train.h logs and adds). */
+#define SAE_MAX_WARNINGS 4
+#define SAE_WARNING_LEN 400
+typedef struct {
+    int n;
+    char text[SAE_MAX_WARNINGS][SAE_WARNING_LEN];
+} sae_warnings;
+
 typedef struct {
     int layer;
     char model[256];
@@ -164,6 +177,12 @@ typedef struct {
     sae_eval_result eval;
     const char *device;     /* where the training steps ran: "cpu" or "cuda" (NULL: not recorded) */
     const char *precision;  /* the trainer's arithmetic: "f32" or "bf16" (NULL: not recorded) */
+    int64_t train_rows;     /* rows of the training split (0: not recorded) */
+    double epochs;          /* tokens seen / train_rows */
+    const char *tokens_rule, *warmup_rule; /* how the run length and warmup were chosen ("--tokens", ...) */
+    double dead_frac;       /* latents dead at the end (< 0: not recorded), measured as dead_measured says */
+    const char *dead_measured;
+    sae_warnings warnings;
 } sae_meta;
 
 /* Writes sae.safetensors, cfg.json and musae.json into dir (created), each atomically. */

@@ -25,7 +25,8 @@ void sae_train_opts_defaults(sae_train_opts *o) {
     memset(o, 0, sizeof *o);
     sae_config_defaults(&o->recipe, 0, 0, 0);
     o->recipe.k_aux = -1;
-    o->tokens = 100000000;
+    o->recipe.warmup_steps = -1; /* sae_default_warmup */
+    o->tokens = 0;               /* SAE_DEFAULT_EPOCHS passes */
     o->batch = 4096;
     o->val_fraction = 0.05;
     o->shuffle_rows = 131072;
@@ -447,17 +448,35 @@ static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae
 }
 #endif
 
-int sae_train_run(const sae_train_opts *o) {
+int sae_train_run(const sae_train_opts *given) {
     char err[600], path[4400];
+    sae_train_opts resolved = *given; /* the run length and warmup get filled in from the store */
+    const sae_train_opts *o = &resolved;
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
     if (!store) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(store);
     const int d = in->d_model;
-    if (o->batch <= 0 || o->tokens <= 0) musae_fail("--batch and --tokens must be positive");
+    if (o->batch <= 0 || o->tokens < 0) musae_fail("--batch and --tokens must be positive");
     for (int l = 0; l < o->n_layers; l++)
         if (musae_store_layer_index(store, o->layers[l]) < 0)
             musae_fail("%s: no layer %d in the store (see musae info %s)", o->acts, o->layers[l], o->acts);
     if (!in->complete) LOG_WARN("%s: the store is not marked complete (a capture still running or killed?)", o->acts);
+
+    /* the training stream: its first rows initialize (a fresh run), its split size sets the default length */
+    musae_stream_opts so = {0};
+    so.split = MUSAE_SPLIT_TRAIN;
+    so.val_fraction = o->val_fraction;
+    so.split_seed = o->split_seed;
+    so.seed = o->data_seed;
+    so.shuffle = 1;
+    so.window_rows = o->shuffle_rows;
+    so.loop = 1;
+    so.n_layers = o->n_layers;
+    memcpy(so.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    so.skip_nonfinite = o->skip_nonfinite;
+    musae_stream *init_st = musae_stream_open(store, &so);
+    sae_train_plan plan;
+    sae_train_plan_resolve(&resolved, musae_stream_split_rows(init_st), &plan);
 
     /* the grid */
     const int n = o->n_layers * o->n_exp * o->n_k;
@@ -476,7 +495,7 @@ int sae_train_run(const sae_train_opts *o) {
         LOG_INFO("%s over %d ranks (%s): global batch %lld", mode == SAE_DIST_DATA ? "data-parallel" : "latent-sharded",
                  world, o->dist->launcher, (long long)o->batch);
     grid_sae *g = musae_xcalloc((size_t)n, sizeof *g);
-    const int64_t total_steps = (o->tokens + o->batch - 1) / o->batch;
+    const int64_t total_steps = plan.total_steps;
     int gi = 0;
     for (int l = 0; l < o->n_layers; l++)
         for (int e = 0; e < o->n_exp; e++)
@@ -555,31 +574,19 @@ int sae_train_run(const sae_train_opts *o) {
     }
     free(manifest);
 
-    musae_stream_opts so = {0};
-    so.split = MUSAE_SPLIT_TRAIN;
-    so.val_fraction = o->val_fraction;
-    so.split_seed = o->split_seed;
-    so.seed = o->data_seed;
-    so.shuffle = 1;
-    so.window_rows = o->shuffle_rows;
-    so.loop = 1;
-    so.n_layers = o->n_layers;
-    memcpy(so.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
-    so.skip_nonfinite = o->skip_nonfinite;
     float *buf[MUSAE_STORE_MAX_LAYERS];
     const int64_t brows = o->batch > o->init_rows ? o->batch : o->init_rows;
     for (int l = 0; l < o->n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)(brows * d));
 
-    if (!o->resume) { /* init from the first rows of the same stream: the scale, b_dec */
-        musae_stream *st = musae_stream_open(store, &so);
+    if (!o->resume) { /* init from the first rows of the stream: the scale, b_dec */
         int64_t rows = o->init_rows;
-        if (rows > musae_stream_split_rows(st)) rows = musae_stream_split_rows(st);
-        rows = musae_stream_next(st, rows, buf);
-        musae_stream_close(st);
+        if (rows > musae_stream_split_rows(init_st)) rows = musae_stream_split_rows(init_st);
+        rows = musae_stream_next(init_st, rows, buf);
         for (int i = 0; i < n; i++) sae_trainer_init_weights(&g[i].t, buf[g[i].li], rows);
         LOG_INFO("initialized %d SAE(s) from %" PRId64 " rows: input scale %.4g (layer %d)", n, rows, g[0].t.scale,
                  g[0].layer);
     }
+    musae_stream_close(init_st);
 
     so.start = start;
     musae_stream *st = musae_stream_open(store, &so);
@@ -620,9 +627,12 @@ int sae_train_run(const sae_train_opts *o) {
         sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
         sae_eval_acc *acc = musae_xcalloc((size_t)n, sizeof *acc);
         int *li = musae_xcalloc((size_t)n, sizeof(int));
+        double *train_dead = musae_xcalloc((size_t)n, sizeof(double));
         for (int i = 0; i < n; i++) {
             sae_trainer tmp;
-            sae_model_from_trainer(&models[i], sae_dist_full(&g[i].t, &tmp), g[i].layer, in->model);
+            const sae_trainer *full = sae_dist_full(&g[i].t, &tmp);
+            sae_model_from_trainer(&models[i], full, g[i].layer, in->model);
+            train_dead[i] = sae_trainer_dead_fraction(full);
             sae_dist_full_free(&tmp);
             li[i] = g[i].li;
         }
@@ -639,28 +649,43 @@ int sae_train_run(const sae_train_opts *o) {
             meta.data_seed = o->data_seed;
             meta.device = o->device == MUSAE_DEVICE_CUDA ? "cuda" : "cpu";
             meta.precision = musae_dtype_name(o->precision);
+            meta.train_rows = plan.train_rows;
+            meta.epochs = (double)g[i].t.tokens / (double)plan.train_rows;
+            meta.tokens_rule = plan.tokens_rule;
+            meta.warmup_rule = plan.warmup_rule;
+            meta.warnings = plan.warnings;
+            char measured[128];
+            snprintf(measured, sizeof measured, "not fired in the last %" PRId64 " training tokens",
+                     sae_dead_window(&g[i].t));
+            meta.dead_frac = train_dead[i];
+            meta.dead_measured = measured;
             if (o->val_fraction > 0 && o->eval_tokens != 0) {
                 meta.has_eval = 1;
                 meta.eval = sae_eval_finish(&acc[i]);
                 fill_recovered(&meta.eval, &models[i], store);
                 sae_eval_free(&acc[i]);
-                fprintf(mf,
-                        "{\"sae\":\"%s\",\"eval\":{\"split\":\"val\",\"tokens\":%" PRId64
-                        ",\"fvu\":%.6g,\"mse\":%.6g,\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g,\"recovered\":%.6g}}\n",
-                        g[i].name, meta.eval.tokens, meta.eval.fvu, meta.eval.mse, meta.eval.l0, meta.eval.cos,
-                        meta.eval.dead_frac, meta.eval.recovered);
-                LOG_INFO("%s: held-out FVU %.4f, L0 %.1f, never fired %.1f%%%s", g[i].name, meta.eval.fvu, meta.eval.l0,
-                         100 * meta.eval.dead_frac, meta.eval.recovered >= 0 ? "" : "");
+                cJSON *line = cJSON_CreateObject(), *ev = sae_eval_json(&meta.eval);
+                cJSON_AddStringToObject(line, "sae", g[i].name);
+                cJSON_AddItemToObject(line, "eval", ev);
+                cJSON_AddStringToObject(ev, "split", "val");
+                char *text = cJSON_PrintUnformatted(line);
+                fprintf(mf, "%s\n", text);
+                free(text);
+                cJSON_Delete(line);
+                LOG_INFO("%s: held-out FVU %.4f, L0 %.1f, never fired %.1f%%", g[i].name, meta.eval.fvu, meta.eval.l0,
+                         100 * meta.eval.dead_frac);
                 if (meta.eval.recovered >= 0)
                     LOG_INFO("%s: recovered %.1f%% of the planted directions (cos > 0.9)", g[i].name,
                              100 * meta.eval.recovered);
             }
+            sae_check_dead(&meta.warnings, g[i].name, meta.dead_frac, meta.dead_measured);
             sae_save(g[i].dir, &models[i], &g[i].t, &meta);
             sae_model_free(&models[i]);
         }
         free(models);
         free(acc);
         free(li);
+        free(train_dead);
         if (!o->keep_state) remove_state(g, n, o->out, last_saved);
         else save_state(g, n, o->out, end_pos, o, in, last_saved);
         LOG_INFO("wrote %d SAE(s) to %s", n, o->out);

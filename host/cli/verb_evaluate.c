@@ -1,5 +1,6 @@
 /* musae evaluate — FVU, L0, cosine and dead fraction of an SAE checkpoint on a store's held-out split (and,
  * for planted-concept stores, the fraction of true directions recovered). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,12 +85,20 @@ int verb_evaluate(int argc, char **argv) {
         split_seed = m.split_seed;
     }
     sae_eval_result r = sae_evaluate_store(&m, s, layer, split, vf, split_seed, tokens, batch, skip);
-    printf("{\"sae\":\"%s\",\"acts\":\"%s\",\"layer\":%d,\"split\":\"%s\",\"tokens\":%lld,\"fvu\":%.6g,\"mse\":%.6g,"
-           "\"l0\":%.4g,\"cos\":%.6g,\"dead_frac\":%.6g",
-           sae_dir, acts, layer, split == MUSAE_SPLIT_VAL ? "val" : split == MUSAE_SPLIT_TRAIN ? "train" : "all",
-           (long long)r.tokens, r.fvu, r.mse, r.l0, r.cos, r.dead_frac);
-    if (r.recovered >= 0) printf(",\"recovered\":%.6g", r.recovered);
-    printf("}\n");
+    cJSON *j = cJSON_CreateObject(), *e = sae_eval_json(&r);
+    cJSON_AddStringToObject(j, "sae", sae_dir);
+    cJSON_AddStringToObject(j, "acts", acts);
+    cJSON_AddNumberToObject(j, "layer", layer);
+    cJSON_AddStringToObject(j, "split", split == MUSAE_SPLIT_VAL ? "val" : split == MUSAE_SPLIT_TRAIN ? "train" : "all");
+    while (e->child) { /* the metrics after the header */
+        cJSON *f = cJSON_DetachItemViaPointer(e, e->child);
+        cJSON_AddItemToObject(j, f->string, f);
+    }
+    cJSON_Delete(e);
+    char *text = cJSON_PrintUnformatted(j);
+    printf("%s\n", text);
+    free(text);
+    cJSON_Delete(j);
     musae_store_close(s);
     sae_model_free(&m);
     return 0;

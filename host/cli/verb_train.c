@@ -19,7 +19,9 @@ static void usage(FILE *f) {
             "One SAE is written to DIR; a grid to DIR/layer<L>_k<K>_x<E>/ (sparsify layout: sae.safetensors,\n"
             "cfg.json, plus musae.json). Metrics go to DIR/metrics.jsonl.\n\n"
             "data:\n"
-            "  --tokens N          training tokens (default 100000000)\n"
+            "  --tokens N          training tokens (default: --epochs passes over the training split)\n"
+            "  --epochs F          passes over the training split when --tokens is not given (default 10;\n"
+            "                      more than 10 is warned about: repeated data generalizes worse)\n"
             "  --batch B           tokens per step (default 4096)\n"
             "  --val-fraction F    clips held out for evaluation (default 0.05)\n"
             "  --split-seed S      which clips are held out (default 0)\n"
@@ -29,7 +31,7 @@ static void usage(FILE *f) {
             "recipe:\n"
             "  --batch-topk        select the top B·k of each batch instead of k per row\n"
             "  --lr X              Adam lr (default 2e-4/sqrt(M/16384))\n"
-            "  --warmup N          linear warmup steps (default 1000)\n"
+            "  --warmup N          linear warmup steps (default min(1000, 5%% of the steps))\n"
             "  --decay F           linear decay to 0 over the last fraction F of the steps (default 0)\n"
             "  --k-aux N           AuxK latents per row (default d/2)\n"
             "  --auxk-alpha X      AuxK weight (default 1/32; 0 disables)\n"
@@ -129,6 +131,7 @@ int verb_train(int argc, char **argv) {
         else if (!strcmp(a, "--k")) { NEED(); o.n_k = cli_int_list(a, v, o.ks, SAE_GRID_MAX, 1, 1 << 20); }
         else if (!strcmp(a, "--expansion")) { NEED(); o.n_exp = cli_int_list(a, v, o.exps, SAE_GRID_MAX, 1, 1024); }
         else if (!strcmp(a, "--tokens")) { NEED(); o.tokens = cli_int(a, v, 1, INT64_MAX / 2); }
+        else if (!strcmp(a, "--epochs")) { NEED(); o.epochs = cli_double(a, v, 1e-6, 1e9); }
         else if (!strcmp(a, "--batch")) { NEED(); o.batch = cli_int(a, v, 1, 1 << 20); }
         else if (!strcmp(a, "--val-fraction")) { NEED(); o.val_fraction = cli_double(a, v, 0, 0.9); }
         else if (!strcmp(a, "--split-seed")) { NEED(); o.split_seed = (uint64_t)cli_int(a, v, 0, INT64_MAX); }
