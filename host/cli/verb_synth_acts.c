@@ -1,7 +1,12 @@
 /* musae synth_acts — a store of synthetic activations with planted ground truth, for testing SAE training:
  * G random unit directions in d dimensions; each row is a non-negative combination of k_true distinct
  * directions drawn with power-law frequencies (p_g ∝ (g+1)^-a), coefficients uniform in [0.5, 1.5), plus
- * Gaussian noise of norm ~`noise`. The directions are stored in /truth/directions [G, d] (f32). */
+ * Gaussian noise of norm ~`noise`. The directions are stored in /truth/directions [G, d] (f32).
+ * Options that make it look more like real activations (all off by default, which keeps the rows above bit for
+ * bit): correlated pairs (a drawn direction 2i or 2i+1 brings its partner with probability --pair-prob),
+ * log-normal coefficients (exp(σ·N(0,1) − σ²/2), mean 1), anisotropic noise (the standard deviation of
+ * dimension j ∝ (j+1)^-A, the same total norm) and a mean offset (one random vector of norm --mean-offset added
+ * to every row, as the large mean of a residual stream). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +34,11 @@ static void usage(FILE *f) {
             "  --layers L,..      layers to write, each with its own rows (default 0)\n"
             "  --freq-exponent A  power law of direction frequencies (default 0.5)\n"
             "  --noise S          noise norm per row (default 0.05)\n"
+            "  --pair-prob P      a drawn direction 2i/2i+1 brings its partner with probability P (default 0)\n"
+            "  --lognormal S      coefficients exp(S·N(0,1) - S²/2) instead of uniform [0.5, 1.5) (default off)\n"
+            "  --noise-aniso A    noise std of dimension j ∝ (j+1)^-A, same total norm (default 0: isotropic)\n"
+            "  --mean-offset M    add one random vector of norm M to every row (default 0)\n"
+            "  --no-truth         do not store /truth/directions (a store that looks like a capture)\n"
             "  --dtype f16|f32    (default f16)\n"
             "  --nan-rows N       plant N rows holding a NaN (for testing bad input; default 0)\n"
             "  --model NAME       the store's model attribute (default \"synthetic\")\n"
@@ -49,7 +59,8 @@ int verb_synth_acts(int argc, char **argv) {
     const char *out = NULL;
     int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0;
     int64_t rows = 300000;
-    double a = 0.5, noise = 0.05;
+    double a = 0.5, noise = 0.05, pair_prob = 0, lognormal = 0, aniso = 0, offset = 0;
+    int truth = 1;
     uint64_t seed = 0;
     musae_store_spec spec = {0};
     spec.model = "synthetic";
@@ -59,6 +70,10 @@ int verb_synth_acts(int argc, char **argv) {
     spec.n_layers = 1;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--no-truth")) {
+            truth = 0;
+            continue;
+        }
         if (!v) musae_fail("%s needs a value", k);
         if (!strcmp(k, "-o")) out = v;
         else if (!strcmp(k, "--d")) d = (int)cli_int(k, v, 1, 1 << 16);
@@ -69,6 +84,10 @@ int verb_synth_acts(int argc, char **argv) {
         else if (!strcmp(k, "--layers")) spec.n_layers = cli_int_list(k, v, spec.layers, MUSAE_STORE_MAX_LAYERS, 0, 1000);
         else if (!strcmp(k, "--freq-exponent")) a = cli_double(k, v, 0, 10);
         else if (!strcmp(k, "--noise")) noise = cli_double(k, v, 0, 1e6);
+        else if (!strcmp(k, "--pair-prob")) pair_prob = cli_double(k, v, 0, 1);
+        else if (!strcmp(k, "--lognormal")) lognormal = cli_double(k, v, 0, 10);
+        else if (!strcmp(k, "--noise-aniso")) aniso = cli_double(k, v, 0, 10);
+        else if (!strcmp(k, "--mean-offset")) offset = cli_double(k, v, 0, 1e6);
         else if (!strcmp(k, "--nan-rows")) nan_rows = (int)cli_int(k, v, 0, INT32_MAX);
         else if (!strcmp(k, "--seed")) seed = (uint64_t)cli_int(k, v, 0, INT64_MAX);
         else if (!strcmp(k, "--model")) spec.model = v;
@@ -96,6 +115,20 @@ int verb_synth_acts(int argc, char **argv) {
         }
         for (int j = 0; j < d; j++) dirs[(size_t)g * d + j] = (float)(dirs[(size_t)g * d + j] / sqrt(nn));
     }
+    /* noise std per dimension, and the mean offset (drawn after the directions in their stream) */
+    double *sigma = musae_xmalloc(sizeof(double) * (size_t)d), *mu = musae_xcalloc((size_t)d, sizeof(double));
+    double wsum = 0;
+    for (int j = 0; j < d; j++) wsum += pow((double)(j + 1), -2 * aniso);
+    for (int j = 0; j < d; j++)
+        sigma[j] = aniso == 0 ? noise / sqrt((double)d) : noise * pow((double)(j + 1), -aniso) / sqrt(wsum);
+    if (offset > 0) {
+        double nn = 0;
+        for (int j = 0; j < d; j++) {
+            mu[j] = gauss(seed, STREAM_DIRS, (uint64_t)G * (uint64_t)d + (uint64_t)j);
+            nn += mu[j] * mu[j];
+        }
+        for (int j = 0; j < d; j++) mu[j] *= offset / sqrt(nn);
+    }
     double *cdf = musae_xmalloc(sizeof(double) * (size_t)G);
     double acc = 0;
     for (int g = 0; g < G; g++) cdf[g] = acc += pow((double)(g + 1), -a);
@@ -103,7 +136,7 @@ int verb_synth_acts(int argc, char **argv) {
 
     musae_store_writer *w = musae_store_create(out, &spec);
     int64_t shape[2] = {G, d};
-    musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
+    if (truth) musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
     float *buf[MUSAE_STORE_MAX_LAYERS];
     for (int l = 0; l < spec.n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)clip * (size_t)d);
     musae_progress pr;
@@ -129,12 +162,21 @@ int verb_synth_acts(int argc, char **argv) {
                     }
                     int dup = 0;
                     for (int q = 0; q < n; q++) dup |= picked[q] == lo;
-                    if (!dup) picked[n++] = lo;
+                    if (dup) continue;
+                    picked[n++] = lo;
+                    const int partner = lo ^ 1;
+                    if (pair_prob > 0 && n < kt && partner < G &&
+                        musae_u32_to_unit(musae_philox(seed, stream, base + 3072 + (uint64_t)n).v[0]) < pair_prob) {
+                        for (int q = 0; q < n; q++) dup |= picked[q] == partner;
+                        if (!dup) picked[n++] = partner;
+                    }
                 }
                 for (int j = 0; j < d; j++)
-                    x[j] = (float)(noise / sqrt((double)d) * gauss(seed, stream, base + 2048 + (uint64_t)j));
+                    x[j] = (float)(mu[j] + sigma[j] * gauss(seed, stream, base + 2048 + (uint64_t)j));
                 for (int q = 0; q < kt; q++) {
-                    float coef = 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
+                    float coef = lognormal > 0 ? (float)exp(lognormal * gauss(seed, stream, base + 1024 + (uint64_t)q) -
+                                                            0.5 * lognormal * lognormal)
+                                               : 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
                     for (int j = 0; j < d; j++) x[j] += coef * dirs[(size_t)picked[q] * d + j];
                 }
                 for (int i = 0; i < nan_rows; i++) /* evenly spread */
@@ -152,5 +194,7 @@ int verb_synth_acts(int argc, char **argv) {
     for (int l = 0; l < spec.n_layers; l++) free(buf[l]);
     free(dirs);
     free(cdf);
+    free(sigma);
+    free(mu);
     return 0;
 }
