@@ -9,7 +9,7 @@
  *         its #132 fix).
  * Recipe: W_dec rows unit norm, W_enc = W_dec at init (W_enc is [M, d], so this is "W_enc = W_decᵀ" in the
  * column convention), b_enc = 0, b_dec = geometric median (or mean) of a sample; Adam(β 0.9/0.999, eps
- * 6.25e-10), lr 2e-4/√(M/16384), linear warmup, optional linear decay to 0; the gradient parallel to each
+ * 6.25e-10), lr 4e-4/√(M/16384) (the encoder bias at benc_lr_mult times it), linear warmup, optional linear decay to 0; the gradient parallel to each
  * decoder row is removed before the step and the rows are renormalized after it.
  *
  * A checkpoint folder (ARCHITECTURE.md, contract) holds sae.safetensors + cfg.json in sparsify's layout,
@@ -37,7 +37,8 @@ typedef struct {
     int k_aux;              /* AuxK latents per row; default d/2 */
     float auxk_alpha;       /* 1/32; 0 disables AuxK */
     int64_t dead_tokens;    /* a latent is dead after this many tokens without firing (10M) */
-    float lr;               /* 0: 2e-4 / sqrt(M / 16384) */
+    float lr;               /* 0: 4e-4 / sqrt(M / 16384) */
+    float benc_lr_mult;     /* the encoder bias steps with lr·benc_lr_mult (1 here; musae train's default 2) */
     int64_t warmup_steps;   /* linear warmup: lr·min(1, (t+1)/warmup) at step t (0-based) */
     int64_t total_steps;    /* for the decay schedule */
     double decay_frac;      /* > 0: linear decay to 0 over the last decay_frac of total_steps */

@@ -99,6 +99,7 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
         cJSON_AddNumberToObject(r, "auxk_alpha", c->auxk_alpha);
         cJSON_AddNumberToObject(r, "dead_tokens", (double)c->dead_tokens);
         cJSON_AddNumberToObject(r, "lr", sae_lr_at(c, c->warmup_steps));
+        cJSON_AddNumberToObject(r, "benc_lr_mult", c->benc_lr_mult);
         cJSON_AddNumberToObject(r, "warmup_steps", (double)c->warmup_steps);
         if (meta && meta->warmup_rule) cJSON_AddStringToObject(r, "warmup_rule", meta->warmup_rule);
         cJSON_AddNumberToObject(r, "decay_frac", c->decay_frac);

@@ -26,6 +26,7 @@ void sae_train_opts_defaults(sae_train_opts *o) {
     sae_config_defaults(&o->recipe, 0, 0, 0);
     o->recipe.k_aux = -1;
     o->recipe.warmup_steps = -1; /* sae_default_warmup */
+    o->recipe.benc_lr_mult = SAE_DEFAULT_BENC_LR_MULT;
     o->tokens = 0;               /* SAE_DEFAULT_EPOCHS passes */
     o->batch = 4096;
     o->val_fraction = 0.05;

@@ -30,6 +30,9 @@ extern "C" {
 #define SAE_WARMUP_MAX 1000
 #define SAE_WARMUP_PERCENT 5
 #define SAE_WARN_DEAD 0.5
+/* The encoder bias's lr is this times the lr: input scaling (E‖s·x‖² = d) slows the biases' Adam steps by s against
+ * training on raw rows (docs/SAE.md "Why musae trails a plain reference, and the fix"). */
+#define SAE_DEFAULT_BENC_LR_MULT 2.0f
 
 typedef struct {
     const char *acts, *out;

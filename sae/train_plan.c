@@ -71,7 +71,7 @@ void sae_check_dead(sae_warnings *w, const char *name, double dead_frac, const c
     if (!(dead_frac > SAE_WARN_DEAD)) return;
     sae_warn(w,
              "%s: %.1f%% of the latents are dead at the end (%s): the SAE is not usable as it is; a too high "
-             "--lr is the usual cause (the default is 2e-4/sqrt(M/16384))",
+             "--lr is the usual cause (the default is 4e-4/sqrt(M/16384))",
              name, 100 * dead_frac, measured);
 }
 

@@ -1,11 +1,13 @@
 /* Acceptance (issue 14): `musae train` with its DEFAULT recipe (no --tokens, --warmup, --lr, --batch, ...) on a
  * planted-concept store made to look like real activations: 256 directions in d = 64, 4 per row with power-law
  * frequencies, half of each drawn direction's partner co-occurring (correlated pairs), log-normal coefficients,
- * anisotropic noise and a mean offset twice the norm of the signal. The SAE (M = 512, k = 8) must recover >= 90% of
- * the directions (best decoder row cosine > 0.9) and reach a held-out FVU < 0.09.
+ * anisotropic noise and a mean offset twice the norm of the signal. The SAE (M = 512, k = 8) must recover >= 96% of
+ * the directions (best decoder row cosine > 0.9) and reach a held-out FVU < 0.072 (it gets 98.4%, 0.0686).
  * The old defaults fail these bars: 1000 warmup steps on this store's 686-step run (10 passes) recover 9.4% at FVU
- * 0.200 (and 100M tokens would be 356 passes over the data). About 15 s of CPU in Release on 2 cores; labelled slow.
- * Under a sanitizer the same pipeline runs on a tenth of the rows without the quality bars. */
+ * 0.200 (and 100M tokens would be 356 passes over the data); the old lr 2e-4/sqrt(M/16384) with an even encoder
+ * bias lr, at the new warmup: 94.5%, 0.0731; without warmup (the plain PyTorch peer's settings): 94.9%, 0.0703.
+ * The peer itself (tools/reference/sae_plain.py): 94.1%, 0.0699. About 15 s of CPU in Release on 2 cores; labelled
+ * slow. Under a sanitizer the same pipeline runs on a tenth of the rows without the quality bars. */
 #include "cli.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -39,8 +41,8 @@ int main(void) {
     CHECK(warmup == (steps / 20 < 1000 ? (double)(long)(steps / 20) : 1000), "warmup min(1000, 5%% of %g steps): %g",
           steps, warmup);
     if (!SANITIZED) {
-        CHECK(rec >= 0.90, "recovered %.3f of the planted directions, need >= 0.90", rec);
-        CHECK(fvu < 0.09, "held-out FVU %.4f, need < 0.09", fvu);
+        CHECK(rec >= 0.96, "recovered %.3f of the planted directions, need >= 0.96", rec);
+        CHECK(fvu < 0.072, "held-out FVU %.4f, need < 0.072", fvu);
     }
     free(out);
     scratch_close();

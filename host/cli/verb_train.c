@@ -30,7 +30,8 @@ static void usage(FILE *f) {
             "  --eval-tokens N     held-out tokens to evaluate at the end (default 1048576; 0 = none)\n"
             "recipe:\n"
             "  --batch-topk        select the top B·k of each batch instead of k per row\n"
-            "  --lr X              Adam lr (default 2e-4/sqrt(M/16384))\n"
+            "  --lr X              Adam lr (default 4e-4/sqrt(M/16384))\n"
+            "  --benc-lr-mult X    the encoder bias's lr is X times --lr (default 2)\n"
             "  --warmup N          linear warmup steps (default min(1000, 5%% of the steps))\n"
             "  --decay F           linear decay to 0 over the last fraction F of the steps (default 0)\n"
             "  --k-aux N           AuxK latents per row (default d/2)\n"
@@ -140,6 +141,7 @@ int verb_train(int argc, char **argv) {
         else if (!strcmp(a, "--eval-tokens")) { NEED(); o.eval_tokens = cli_int(a, v, 0, INT64_MAX / 2); }
         else if (!strcmp(a, "--batch-topk")) o.recipe.batch_topk = 1;
         else if (!strcmp(a, "--lr")) { NEED(); o.recipe.lr = (float)cli_double(a, v, 1e-12, 10); }
+        else if (!strcmp(a, "--benc-lr-mult")) { NEED(); o.recipe.benc_lr_mult = (float)cli_double(a, v, 0, 1000); }
         else if (!strcmp(a, "--warmup")) { NEED(); o.recipe.warmup_steps = cli_int(a, v, 0, INT64_MAX / 2); }
         else if (!strcmp(a, "--decay")) { NEED(); o.recipe.decay_frac = cli_double(a, v, 0, 1); }
         else if (!strcmp(a, "--k-aux")) { NEED(); o.recipe.k_aux = (int)cli_int(a, v, 0, 1 << 20); }
