@@ -4,9 +4,10 @@
 #   bench/run_sae_quality.sh [BUILD_DIR]        (default build; needs torch and h5py)
 # The store (STORE_FLAGS) defaults to the one of tests/test_sae_defaults.c: correlated pairs, log-normal
 # coefficients, anisotropic noise and a mean offset. MUSAE_FLAGS (default: none, the default recipe) and PEER_FLAGS
-# (default: none: raw inputs, b_dec = mean, no warmup, the recipe's lr and batch) are added to each trainer's line;
-# SAE sets the shape both get (default "--k 8 --expansion 8"). Example, the issue-14 comparison at equal settings:
-#   MUSAE_FLAGS="--warmup 0" PEER_FLAGS="--scale --b-dec median" bench/run_sae_quality.sh build/cpu
+# (default: none: raw inputs, b_dec = mean, no warmup, sparsify's lr 2e-4/sqrt(M/16384), batch 4096) are added
+# to each trainer's line; SAE sets the shape both get (default "--k 8 --expansion 8"). Example, musae's old recipe
+# at the peer's settings (M 512: lr 1.131e-3), the comparison of issue 14:
+#   MUSAE_FLAGS="--warmup 0 --benc-lr-mult 1 --lr 1.131e-3" bench/run_sae_quality.sh build/cpu
 set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +33,8 @@ import json, sys
 m, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 steps, secs = int(sys.argv[3]), float(sys.argv[4])
 assert steps == p["steps"], f"musae ran {steps} steps, the peer {p['steps']}"
+ratio = lambda a, b: f"{a / b:.3f}" if b > 0 else "n/a (the peer's is 0)"
 print(f"{steps} steps | musae: recovered {100 * m['recovered']:.1f}%, held-out FVU {m['fvu']:.4f} ({secs:.1f} s) | "
       f"peer: recovered {100 * p['recovered']:.1f}%, held-out FVU {p['fvu']:.4f} ({p['seconds']:.1f} s) | "
-      f"ratio musae/peer: recovered {m['recovered'] / p['recovered']:.3f}, FVU {m['fvu'] / p['fvu']:.3f} (< 1 is better)")
+      f"ratio musae/peer: recovered {ratio(m['recovered'], p['recovered'])}, FVU {ratio(m['fvu'], p['fvu'])} (< 1 is better)")
 PY
