@@ -22,11 +22,13 @@ extern "C" {
 
 #define SAE_GRID_MAX 16
 /* Defaults chosen from the run (docs/SAE.md "Run length and schedule"): without --tokens, SAE_DEFAULT_EPOCHS
- * passes over the training split; a run repeating its data more than SAE_WARN_EPOCHS times is warned about;
+ * passes over the training split; a run repeating its data more than SAE_WARN_EPOCHS times, or a default length
+ * of fewer than SAE_WARN_FEW_STEPS steps, is warned about;
  * without --warmup, min(SAE_WARMUP_MAX, SAE_WARMUP_PERCENT % of the steps); more than SAE_WARN_DEAD of the
  * latents dead at the end is warned about. */
 #define SAE_DEFAULT_EPOCHS 10
 #define SAE_WARN_EPOCHS 10
+#define SAE_WARN_FEW_STEPS 100 /* a default run length shorter than this is warned about */
 #define SAE_WARMUP_MAX 1000
 #define SAE_WARMUP_PERCENT 5
 #define SAE_WARN_DEAD 0.5
@@ -66,7 +68,7 @@ typedef struct {
 /* min(SAE_WARMUP_MAX, SAE_WARMUP_PERCENT % of total_steps). */
 int64_t sae_default_warmup(int64_t total_steps);
 /* Fills in o->tokens (0: from o->epochs) and o->recipe.warmup_steps (< 0: sae_default_warmup), logs the
- * choices and warns about repeated data and a warmup as long as the run. */
+ * choices and warns about repeated data, a default run too short to train and a warmup as long as the run. */
 void sae_train_plan_resolve(sae_train_opts *o, int64_t train_rows, sae_train_plan *p);
 /* LOG_WARN the line and keep it in w (up to SAE_MAX_WARNINGS). */
 void sae_warn(sae_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -52,6 +52,11 @@ void sae_train_plan_resolve(sae_train_opts *o, int64_t train_rows, sae_train_pla
                  "more than %d times fits those rows and generalizes worse (held-out FVU well above the training "
                  "FVU); capture more data, or lower --tokens",
                  p->epochs, train_rows, SAE_WARN_EPOCHS);
+    if (!given && p->total_steps < SAE_WARN_FEW_STEPS)
+        sae_warn(&p->warnings,
+                 "%g passes over this store are only %" PRId64 " steps of %" PRId64 " tokens: too few to train an "
+                 "SAE (%d or more); capture more data, or lower --batch",
+                 p->epochs, p->total_steps, o->batch, SAE_WARN_FEW_STEPS);
     if (o->recipe.warmup_steps < 0) {
         o->recipe.warmup_steps = sae_default_warmup(p->total_steps);
         snprintf(p->warmup_rule, sizeof p->warmup_rule, "min(%d, %d%% of %" PRId64 " steps)", SAE_WARMUP_MAX,

@@ -167,6 +167,10 @@ static void test_defaults(void) {
     free(e);
     jsonl_clean("D/metrics.jsonl");
 
+    /* small.h5 (2000 rows) at the default batch of 4096: 10 passes are a handful of steps */
+    CHECK(run("train --acts small.h5 --layer 0 --k 4 --expansion 2 -o F") == 0, "a default run on a tiny store");
+    err_has("steps of 4096 tokens: too few to train an SAE");
+    CHECK(ckpt_number("F", "steps") < 10, "a handful of steps (%g)", ckpt_number("F", "steps"));
     CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --batch 256 --epochs 2.5 --warmup 5 -o E2") == 0, "--epochs");
     CHECK(ckpt_number("E2", "tokens_seen") == 28000 && json_at_num("E2/musae.json", "recipe", "warmup_steps") == 5,
           "--epochs 2.5: 28000 tokens; --warmup 5 kept");
