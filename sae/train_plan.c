@@ -48,7 +48,7 @@ void sae_train_plan_resolve(sae_train_opts *o, int64_t train_rows, sae_train_pla
              given ? "--tokens" : o->epochs > 0 ? "--epochs" : "default");
     if (p->epochs > SAE_WARN_EPOCHS)
         sae_warn(&p->warnings,
-                 "the run passes %.0f times over its %" PRId64 " training rows: an SAE trained on data repeated "
+                 "the run passes %.3g times over its %" PRId64 " training rows: an SAE trained on data repeated "
                  "more than %d times fits those rows and generalizes worse (held-out FVU well above the training "
                  "FVU); capture more data, or lower --tokens",
                  p->epochs, train_rows, SAE_WARN_EPOCHS);
