@@ -690,6 +690,8 @@ int sae_train_run(const sae_train_opts *given) {
         if (!o->keep_state) remove_state(g, n, o->out, last_saved);
         else save_state(g, n, o->out, end_pos, o, in, last_saved);
         LOG_INFO("wrote %d SAE(s) to %s", n, o->out);
+        for (int w = 0; w < plan.warnings.n; w++) /* said before a long progress bar: said again where it is seen */
+            LOG_WARN("(again) %s", plan.warnings.text[w]);
     }
     if (mf) fclose(mf);
     for (int l = 0; l < o->n_layers; l++) free(buf[l]);
