@@ -440,6 +440,19 @@ void spliced_evaluate(const spliced_opts *o, spliced_result *r) {
     sae_model_free(&sae);
 }
 
+void spliced_summary(char *buf, size_t n, const spliced_result *r) {
+    char lr[96], fvu[64];
+    if (isfinite(r->loss_recovered)) snprintf(lr, sizeof lr, "%.4f", r->loss_recovered);
+    else snprintf(lr, sizeof lr, "undefined (zero-ablation does not raise the CE)");
+    if (isfinite(r->rec.fvu)) snprintf(fvu, sizeof fvu, "%.4f", r->rec.fvu);
+    else snprintf(fvu, sizeof fvu, "undefined (the spliced rows do not vary)");
+    snprintf(buf, n,
+             "layer %d, %lld clips, %lld frames: CE clean %.5f, spliced %.5f (%+.5f), zero-ablated %.5f nats; loss "
+             "recovered: %s; FVU %s, L0 %.1f",
+             r->layer, (long long)r->clips, (long long)r->frames, r->ce_clean, r->ce_sae, r->ce_increase, r->ce_zero, lr,
+             fvu, r->rec.l0);
+}
+
 /* One JSON line; undefined numbers (loss recovered when zeroing does not hurt) print as null. */
 void spliced_print_json(FILE *f, const spliced_opts *o, const spliced_result *r) {
     cJSON *j = cJSON_CreateObject();

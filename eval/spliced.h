@@ -72,6 +72,8 @@ typedef struct {
 void spliced_evaluate(const spliced_opts *o, spliced_result *r);
 /* One JSON line. */
 void spliced_print_json(FILE *f, const spliced_opts *o, const spliced_result *r);
+/* The one-line summary for the log, in words where the JSON has null ("loss recovered: undefined (why)"). */
+void spliced_summary(char *buf, size_t n, const spliced_result *r);
 
 #ifdef __cplusplus
 }

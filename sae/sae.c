@@ -22,6 +22,7 @@ void sae_config_defaults(sae_config *c, int d, int M, int k) {
     c->auxk_alpha = 1.0f / 32.0f;
     c->dead_tokens = 10000000;
     c->warmup_steps = 1000;
+    c->benc_lr_mult = 1.0f;
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
     c->eps = 6.25e-10f;
@@ -29,7 +30,7 @@ void sae_config_defaults(sae_config *c, int d, int M, int k) {
 }
 
 float sae_lr_at(const sae_config *c, int64_t step) {
-    double lr = c->lr > 0 ? c->lr : 2e-4 / sqrt((double)c->M / 16384.0);
+    double lr = c->lr > 0 ? c->lr : 4e-4 / sqrt((double)c->M / 16384.0);
     if (c->warmup_steps > 0 && step + 1 < c->warmup_steps) lr *= (double)(step + 1) / (double)c->warmup_steps;
     if (c->decay_frac > 0 && c->total_steps > 0) {
         double start = (1.0 - c->decay_frac) * (double)c->total_steps;
@@ -207,7 +208,9 @@ void sae_trainer_update(sae_trainer *t) {
     const int64_t d = c->d, Ml = t->Ml;
     const sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
     sae_cpu_adam(t->p.W_enc, t->g.W_enc, t->m.W_enc, t->v.W_enc, Ml * d, &h);
-    sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, Ml, &h);
+    sae_adam_hparams hb = h;
+    hb.lr = h.lr * c->benc_lr_mult;
+    sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, Ml, &hb);
     sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
     sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, Ml, d, &h);
 }

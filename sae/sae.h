@@ -9,7 +9,7 @@
  *         its #132 fix).
  * Recipe: W_dec rows unit norm, W_enc = W_dec at init (W_enc is [M, d], so this is "W_enc = W_decᵀ" in the
  * column convention), b_enc = 0, b_dec = geometric median (or mean) of a sample; Adam(β 0.9/0.999, eps
- * 6.25e-10), lr 2e-4/√(M/16384), linear warmup, optional linear decay to 0; the gradient parallel to each
+ * 6.25e-10), lr 4e-4/√(M/16384) (the encoder bias at benc_lr_mult times it), linear warmup, optional linear decay to 0; the gradient parallel to each
  * decoder row is removed before the step and the rows are renormalized after it.
  *
  * A checkpoint folder (ARCHITECTURE.md, contract) holds sae.safetensors + cfg.json in sparsify's layout,
@@ -38,7 +38,8 @@ typedef struct {
     int k_aux;              /* AuxK latents per row; default d/2 */
     float auxk_alpha;       /* 1/32; 0 disables AuxK */
     int64_t dead_tokens;    /* a latent is dead after this many tokens without firing (10M) */
-    float lr;               /* 0: 2e-4 / sqrt(M / 16384) */
+    float lr;               /* 0: 4e-4 / sqrt(M / 16384) */
+    float benc_lr_mult;     /* the encoder bias steps with lr·benc_lr_mult (1 here; musae train's default 2) */
     int64_t warmup_steps;   /* linear warmup: lr·min(1, (t+1)/warmup) at step t (0-based) */
     int64_t total_steps;    /* for the decay schedule */
     double decay_frac;      /* > 0: linear decay to 0 over the last decay_frac of total_steps */
@@ -157,11 +158,12 @@ void sae_eval_batch(sae_eval_acc *a, const sae_model *m, const float *x, int64_t
 typedef struct {
     int64_t tokens;
     double fvu, mse, l0, cos, dead_frac;
-    double recovered;          /* planted-concept stores: fraction of true directions found; -1 otherwise */
+    double recovered;          /* planted-concept stores: fraction of true directions found; NaN otherwise */
 } sae_eval_result;
 sae_eval_result sae_eval_finish(const sae_eval_acc *a);
-/* Adds tokens, fvu, mse, l0, cos, dead_frac (and recovered when known) to the JSON object o (a cJSON *): the
- * one spelling of an evaluation, shared by musae.json, metrics.jsonl and `musae evaluate`. */
+/* Adds tokens, fvu, mse, l0, cos, dead_frac (and recovered when measured) to the JSON object o (a cJSON *): the
+ * one writer of musae.json's final_metrics, metrics.jsonl's eval lines and `musae evaluate`'s line. An undefined
+ * number (an FVU of constant rows) is null; nothing is written as a -1 placeholder. */
 struct cJSON;
 void sae_eval_to_json(struct cJSON *o, const sae_eval_result *e);
 /* Fraction of truth directions [G, d] whose best cosine with a decoder row exceeds thr. */
@@ -171,6 +173,14 @@ double sae_recovered_fraction(const sae_model *m, const float *truth, int64_t G,
 void sae_describe(const char *dir, FILE *out);
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
+/* What a run warned about, kept for musae.json's "warnings" (sae_warn in sae/train.h logs and adds). */
+#define SAE_MAX_WARNINGS 4
+#define SAE_WARNING_LEN 400
+typedef struct {
+    int n;
+    char text[SAE_MAX_WARNINGS][SAE_WARNING_LEN];
+} sae_warnings;
+
 typedef struct {
     int layer;
     char model[256];
@@ -181,6 +191,12 @@ typedef struct {
     sae_eval_result eval;
     const char *device;     /* where the training steps ran: "cpu" or "cuda" (NULL: not recorded) */
     const char *precision;  /* the trainer's arithmetic: "f32" or "bf16" (NULL: not recorded) */
+    int64_t train_rows;     /* rows of the training split (0: not recorded) */
+    double epochs;          /* tokens seen / train_rows */
+    const char *tokens_rule, *warmup_rule; /* how the run length and warmup were chosen ("--tokens", ...) */
+    double dead_frac;       /* latents dead at the end (< 0: not recorded), measured as dead_measured says */
+    const char *dead_measured;
+    sae_warnings warnings;
 } sae_meta;
 
 /* Writes sae.safetensors, cfg.json and musae.json into dir (created), each atomically. */

@@ -99,7 +99,9 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
         cJSON_AddNumberToObject(r, "auxk_alpha", c->auxk_alpha);
         cJSON_AddNumberToObject(r, "dead_tokens", (double)c->dead_tokens);
         cJSON_AddNumberToObject(r, "lr", sae_lr_at(c, c->warmup_steps));
+        cJSON_AddNumberToObject(r, "benc_lr_mult", c->benc_lr_mult);
         cJSON_AddNumberToObject(r, "warmup_steps", (double)c->warmup_steps);
+        if (meta && meta->warmup_rule) cJSON_AddStringToObject(r, "warmup_rule", meta->warmup_rule);
         cJSON_AddNumberToObject(r, "decay_frac", c->decay_frac);
         cJSON_AddNumberToObject(r, "beta1", c->beta1);
         cJSON_AddNumberToObject(r, "beta2", c->beta2);
@@ -120,6 +122,18 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
         cJSON_AddStringToObject(dset, "split_seed", s);
         snprintf(s, sizeof s, "%" PRIu64, meta->data_seed);
         cJSON_AddStringToObject(dset, "data_seed", s);
+        if (meta->train_rows > 0) {
+            cJSON_AddNumberToObject(dset, "train_rows", (double)meta->train_rows);
+            cJSON_AddNumberToObject(dset, "epochs", meta->epochs);
+        }
+        if (meta->tokens_rule) cJSON_AddStringToObject(dset, "tokens_rule", meta->tokens_rule);
+        if (meta->dead_measured) {
+            cJSON *dl = cJSON_AddObjectToObject(j, "dead_latents");
+            cJSON_AddNumberToObject(dl, "fraction", meta->dead_frac);
+            cJSON_AddStringToObject(dl, "measured", meta->dead_measured);
+        }
+        cJSON *warn = cJSON_AddArrayToObject(j, "warnings");
+        for (int i = 0; i < meta->warnings.n; i++) cJSON_AddItemToArray(warn, cJSON_CreateString(meta->warnings.text[i]));
         if (meta->has_eval) sae_eval_to_json(cJSON_AddObjectToObject(j, "final_metrics"), &meta->eval);
     }
     snprintf(path, sizeof path, "%s/musae.json", dir);

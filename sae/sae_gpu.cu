@@ -425,7 +425,9 @@ void sae_gpu_trainer_step(sae_gpu_trainer *g, const float *x_raw, int64_t n) {
 
     const sae_adam_hparams h = {sae_lr_at(c, g->step), c->beta1, c->beta2, c->eps, g->step + 1};
     sae_cuda_adam(We, gWe, W_enc(g->m, Md), W_enc(g->v, Md), Md, &h, b16 ? g->We16 : NULL, s);
-    sae_cuda_adam(be, gbe, b_enc(g->m, Md), b_enc(g->v, Md), M, &h, NULL, s);
+    sae_adam_hparams hb = h;
+    hb.lr = h.lr * c->benc_lr_mult;
+    sae_cuda_adam(be, gbe, b_enc(g->m, Md), b_enc(g->v, Md), M, &hb, NULL, s);
     sae_cuda_adam(bd, gbd, b_dec(g->m, Md, M), b_dec(g->v, Md, M), d, &h, NULL, s);
     sae_cuda_adam_decoder(Wd, gWd, W_dec(g->m, Md, M), W_dec(g->v, Md, M), M, d, &h, b16 ? g->Wd16 : NULL, s);
 

@@ -173,7 +173,7 @@ void sae_eval_batch(sae_eval_acc *a, const sae_model *m, const float *x, int64_t
 
 sae_eval_result sae_eval_finish(const sae_eval_acc *a) {
     sae_eval_result r = {0};
-    r.recovered = -1;
+    r.recovered = NAN;
     r.tokens = a->n;
     if (a->n == 0) return r;
     double var = 0;

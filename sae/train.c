@@ -26,7 +26,9 @@ void sae_train_opts_defaults(sae_train_opts *o) {
     memset(o, 0, sizeof *o);
     sae_config_defaults(&o->recipe, 0, 0, 0);
     o->recipe.k_aux = -1;
-    o->tokens = 100000000;
+    o->recipe.warmup_steps = -1; /* sae_default_warmup */
+    o->recipe.benc_lr_mult = SAE_DEFAULT_BENC_LR_MULT;
+    o->tokens = 0;               /* SAE_DEFAULT_EPOCHS passes */
     o->batch = 4096;
     o->val_fraction = 0.05;
     o->shuffle_rows = 131072;
@@ -97,7 +99,7 @@ static void check_upfront(const sae_train_opts *o) {
     if (o->batch < 2)
         musae_fail("--batch %lld: a step needs at least 2 rows (the loss divides by the batch's variance about its "
                    "mean, which one row lacks)", (long long)o->batch);
-    if (o->tokens % o->batch == 1)
+    if (o->tokens > 0 && o->tokens % o->batch == 1) /* a length from --epochs is rounded in sae_train_plan_resolve */
         musae_fail("--tokens %lld with --batch %lld leaves a last step of 1 row, which has no variance to normalize "
                    "the loss by: use --tokens %lld or %lld", (long long)o->tokens, (long long)o->batch,
                    (long long)(o->tokens - 1), (long long)(o->tokens + 1));
@@ -557,19 +559,37 @@ static int train_gpu(run_log *r, musae_stream *st, musae_stream_pos start, musae
 }
 #endif
 
-int sae_train_run(const sae_train_opts *o) {
+int sae_train_run(const sae_train_opts *given) {
     char err[600], path[4400];
+    sae_train_opts resolved = *given; /* the run length and warmup get filled in from the store */
+    const sae_train_opts *o = &resolved;
     check_upfront(o);
     musae_store *store = musae_store_open(o->acts, err, sizeof err);
     if (!store) musae_fail("%s", err);
     const musae_store_info *in = musae_store_get_info(store);
     snprintf(g_store_id, sizeof g_store_id, "%016" PRIx64, musae_store_fingerprint(store));
     const int d = in->d_model;
-    if (o->batch <= 0 || o->tokens <= 0) musae_fail("--batch and --tokens must be positive");
+    if (o->batch <= 0 || o->tokens < 0) musae_fail("--batch and --tokens must be positive");
     for (int l = 0; l < o->n_layers; l++)
         if (musae_store_layer_index(store, o->layers[l]) < 0)
             musae_fail("%s: no layer %d in the store (see musae info %s)", o->acts, o->layers[l], o->acts);
     if (!in->complete) LOG_WARN("%s: the store is not marked complete (a capture still running or killed?)", o->acts);
+
+    /* the training stream: its first rows initialize (a fresh run), its split size sets the default length */
+    musae_stream_opts so = {0};
+    so.split = MUSAE_SPLIT_TRAIN;
+    so.val_fraction = o->val_fraction;
+    so.split_seed = o->split_seed;
+    so.seed = o->data_seed;
+    so.shuffle = 1;
+    so.window_rows = o->shuffle_rows;
+    so.loop = 1;
+    so.n_layers = o->n_layers;
+    memcpy(so.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
+    so.skip_nonfinite = o->skip_nonfinite;
+    musae_stream *init_st = musae_stream_open(store, &so);
+    sae_train_plan plan;
+    sae_train_plan_resolve(&resolved, musae_stream_split_rows(init_st), &plan);
 
     /* the grid */
     const int n = o->n_layers * o->n_exp * o->n_k;
@@ -588,7 +608,7 @@ int sae_train_run(const sae_train_opts *o) {
         LOG_INFO("%s over %d ranks (%s): global batch %lld", mode == SAE_DIST_DATA ? "data-parallel" : "latent-sharded",
                  world, o->dist->launcher, (long long)o->batch);
     grid_sae *g = musae_xcalloc((size_t)n, sizeof *g);
-    const int64_t total_steps = (o->tokens + o->batch - 1) / o->batch;
+    const int64_t total_steps = plan.total_steps;
     int gi = 0;
     for (int l = 0; l < o->n_layers; l++)
         for (int e = 0; e < o->n_exp; e++)
@@ -663,31 +683,19 @@ int sae_train_run(const sae_train_opts *o) {
     }
     free(manifest);
 
-    musae_stream_opts so = {0};
-    so.split = MUSAE_SPLIT_TRAIN;
-    so.val_fraction = o->val_fraction;
-    so.split_seed = o->split_seed;
-    so.seed = o->data_seed;
-    so.shuffle = 1;
-    so.window_rows = o->shuffle_rows;
-    so.loop = 1;
-    so.n_layers = o->n_layers;
-    memcpy(so.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
-    so.skip_nonfinite = o->skip_nonfinite;
     float *buf[MUSAE_STORE_MAX_LAYERS];
     const int64_t brows = o->batch > o->init_rows ? o->batch : o->init_rows;
     for (int l = 0; l < o->n_layers; l++) buf[l] = musae_xmalloc(sizeof(float) * (size_t)(brows * d));
 
-    if (!o->resume) { /* init from the first rows of the same stream: the scale, b_dec */
-        musae_stream *st = musae_stream_open(store, &so);
+    if (!o->resume) { /* init from the first rows of the stream: the scale, b_dec */
         int64_t rows = o->init_rows;
-        if (rows > musae_stream_split_rows(st)) rows = musae_stream_split_rows(st);
-        rows = musae_stream_next(st, rows, buf);
-        musae_stream_close(st);
+        if (rows > musae_stream_split_rows(init_st)) rows = musae_stream_split_rows(init_st);
+        rows = musae_stream_next(init_st, rows, buf);
         for (int i = 0; i < n; i++) sae_trainer_init_weights(&g[i].t, buf[g[i].li], rows);
         LOG_INFO("initialized %d SAE(s) from %" PRId64 " rows: input scale %.4g (layer %d)", n, rows, g[0].t.scale,
                  g[0].layer);
     }
+    musae_stream_close(init_st);
 
     /* opened before the stream: a failure here must not exit under the stream's reader thread */
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
@@ -729,9 +737,12 @@ int sae_train_run(const sae_train_opts *o) {
         sae_model *models = musae_xcalloc((size_t)n, sizeof *models);
         sae_eval_acc *acc = musae_xcalloc((size_t)n, sizeof *acc);
         int *li = musae_xcalloc((size_t)n, sizeof(int));
+        double *train_dead = musae_xcalloc((size_t)n, sizeof(double));
         for (int i = 0; i < n; i++) {
             sae_trainer tmp;
-            sae_model_from_trainer(&models[i], sae_dist_full(&g[i].t, &tmp), g[i].layer, in->model);
+            const sae_trainer *full = sae_dist_full(&g[i].t, &tmp);
+            sae_model_from_trainer(&models[i], full, g[i].layer, in->model);
+            train_dead[i] = sae_trainer_dead_fraction(full);
             sae_dist_full_free(&tmp);
             li[i] = g[i].li;
         }
@@ -748,6 +759,16 @@ int sae_train_run(const sae_train_opts *o) {
             meta.data_seed = o->data_seed;
             meta.device = o->device == MUSAE_DEVICE_CUDA ? "cuda" : "cpu";
             meta.precision = musae_dtype_name(o->precision);
+            meta.train_rows = plan.train_rows;
+            meta.epochs = (double)g[i].t.tokens / (double)plan.train_rows;
+            meta.tokens_rule = plan.tokens_rule;
+            meta.warmup_rule = plan.warmup_rule;
+            meta.warnings = plan.warnings;
+            char measured[128];
+            snprintf(measured, sizeof measured, "not fired in the last %" PRId64 " training tokens",
+                     sae_dead_window(&g[i].t));
+            meta.dead_frac = train_dead[i];
+            meta.dead_measured = measured;
             if (o->val_fraction > 0 && o->eval_tokens != 0) {
                 meta.has_eval = 1;
                 meta.eval = sae_eval_finish(&acc[i]);
@@ -765,15 +786,19 @@ int sae_train_run(const sae_train_opts *o) {
                     LOG_INFO("%s: recovered %.1f%% of the planted directions (cos > 0.9)", g[i].name,
                              100 * meta.eval.recovered);
             }
+            sae_check_dead(&meta.warnings, g[i].name, meta.dead_frac, meta.dead_measured);
             sae_save(g[i].dir, &models[i], &g[i].t, &meta);
             sae_model_free(&models[i]);
         }
         free(models);
         free(acc);
         free(li);
+        free(train_dead);
         if (!o->keep_state) remove_state(g, n, o->out, last_saved);
         else save_state(g, n, o->out, end_pos, o, in, last_saved);
         LOG_INFO("wrote %d SAE(s) to %s", n, o->out);
+        for (int w = 0; w < plan.warnings.n; w++) /* said before a long progress bar: said again where it is seen */
+            LOG_WARN("(again) %s", plan.warnings.text[w]);
     }
     if (mf) fclose(mf);
     for (int l = 0; l < o->n_layers; l++) free(buf[l]);

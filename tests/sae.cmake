@@ -4,9 +4,12 @@ musae_add_test(test_sae_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_ops.c L
 musae_add_test(test_store SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_store.c LABELS cpu)
 musae_add_test(test_sae_train SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_train.c LABELS cpu)
 musae_add_test(test_sae_planted SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_planted.c LABELS slow TIMEOUT 900)
+# issue 14: the default recipe (no --tokens, --warmup, --lr) on a planted store with pairs, log-normal
+# coefficients, anisotropic noise and a mean offset (about 15 s)
+musae_add_test(test_sae_defaults SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_defaults.c LABELS slow TIMEOUT 600)
 musae_add_test(test_sae_golden SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sae_golden.c LABELS cpu)
 # ctest -j runs these beside other tests on 2 cores: idle OpenMP threads must sleep, not spin
-foreach(t test_sae_ops test_store test_sae_train test_sae_planted test_sae_golden)
+foreach(t test_sae_ops test_store test_sae_train test_sae_planted test_sae_defaults test_sae_golden)
   set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 endforeach()
 # musae train --device/--precision (issue cuda-sae): without a GPU (hidden), CPU and auto bitwise as no flag,

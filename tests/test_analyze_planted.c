@@ -1,7 +1,8 @@
 /* The acceptance test of issue 15: on a `musae synth_acts` store whose first 8 directions are planted in whole
  * clips at known rates (--clip-concepts; /truth/clip_rates holds the fraction of clips each is in), an SAE trained
- * by `musae train` recovers them, and every latent whose decoder row has cosine > 0.9 with a planted clip-level
- * direction shows that direction's clip rate within 0.01 in FEATURES.h5 (and passes the 1-25% keep filter). */
+ * by `musae train` recovers them, and the latent that recovered each (decoder cosine > 0.9 with it; of several, the
+ * one firing on the most frames) shows that direction's clip rate within 0.01 in FEATURES.h5 (and passes the 1-25%
+ * keep filter). */
 #include "cli.h"
 #include "eval/features_io.h"
 #include "host/io/store.h"
@@ -35,7 +36,10 @@ int main(void) {
         float *rates = musae_store_get_f32(s, "/truth/clip_rates", &rank, sr);
         CHECK(dirs && rates && sr[0] == P && sd[1] == m.d, "the store lacks its truth datasets");
         for (int g = 0; dirs && rates && g < P; g++) {
-            int found = 0;
+            /* the latent that recovered direction g: of those whose decoder row has cosine > 0.9 with it, the one
+             * that fires on the most frames (a trained SAE may keep a near-dead duplicate aligned with a concept
+             * it lost to a sibling: it carries no clip rate, and reading one off it would test nothing) */
+            int best = -1, aligned = 0;
             for (int i = 0; i < m.M; i++) {
                 double ab = 0, aa = 0, bb = 0;
                 for (int j = 0; j < m.d; j++) {
@@ -43,13 +47,16 @@ int main(void) {
                     ab += a * b, aa += a * a, bb += b * b;
                 }
                 if (ab / sqrt(aa * bb) <= 0.9) continue;
-                found++;
-                CHECK(fabs(f.clip_rate[i] - rates[g]) <= 0.01 && f.keep[i],
-                      "direction %d (planted in %.4f of the clips): latent %d has clip rate %.4f, keep %d", g, rates[g],
-                      i, f.clip_rate[i], f.keep[i]);
-                printf("direction %d: planted %.4f, latent %d clip rate %.4f\n", g, rates[g], i, f.clip_rate[i]);
+                aligned++;
+                if (best < 0 || f.n_active_frames[i] > f.n_active_frames[best]) best = i;
             }
-            CHECK(found > 0, "planted direction %d was not recovered (no decoder row with cosine > 0.9)", g);
+            CHECK(best >= 0, "planted direction %d was not recovered (no decoder row with cosine > 0.9)", g);
+            if (best < 0) continue;
+            CHECK(fabs(f.clip_rate[best] - rates[g]) <= 0.01 && f.keep[best],
+                  "direction %d (planted in %.4f of the clips): latent %d has clip rate %.4f, keep %d", g, rates[g],
+                  best, f.clip_rate[best], f.keep[best]);
+            printf("direction %d: planted %.4f, latent %d clip rate %.4f (%d aligned latent(s))\n", g, rates[g], best,
+                   f.clip_rate[best], aligned);
         }
         free(dirs);
         free(rates);

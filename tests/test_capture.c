@@ -452,6 +452,7 @@ static void test_spliced(void) {
         const double lr = json_num(o, "loss_recovered"), ce0 = json_num(o, "ce_clean"), cez = json_num(o, "ce_zero");
         CHECK(cez > ce0 + 0.5, "layer %d: zero-ablation hurts (CE %g vs clean %g)", layer, cez, ce0);
         CHECK(fabs(lr - 1.0) < 1e-4, "layer %d: identity SAE recovers 100%% (got %.8g)", layer, lr);
+        err_has("loss recovered: 1.0000;");
         CHECK(fabs(json_num(o, "ce_increase")) < 1e-5 && json_num(o, "kl_sae") < 1e-6, "layer %d: no CE increase, no KL",
               layer);
         CHECK(json_num(o, "fvu") < 1e-12 && json_num(o, "l0") <= 32 && json_num(o, "l0") > 25, "layer %d: FVU 0, L0 <= d",
@@ -475,6 +476,13 @@ static void test_spliced(void) {
     CHECK(json_num(o, "clips") == 6 && json_num(o, "fvu") < 1e-12 && fabs(json_num(o, "ce_increase")) < 1e-5 &&
           (json_num(o, "ce_zero") > json_num(o, "ce_clean") ? fabs(lr - 1.0) < 1e-4 : isnan(lr)),
           "audio clips: identity changes nothing: %s", o);
+    /* the log says in words what the JSON writes as null */
+    if (isnan(lr)) {
+        CHECK(strstr(o, "\"loss_recovered\":null") != NULL, "undefined loss recovered is null in the JSON: %s", o);
+        err_has("loss recovered: undefined (zero-ablation does not raise the CE)");
+    } else {
+        err_has("loss recovered: 1.0000");
+    }
     free(o);
     CHECK(run("evaluate --sae sae_id --model %s --codes g.safetensors", g_model) == 1, "a sparsify SAE needs --layer");
     err_has("give --layer");

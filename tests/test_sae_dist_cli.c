@@ -22,6 +22,7 @@
 
 #include "host/core/check.h"
 #include "sae/sae.h"
+#include "sae/train.h"
 #include "test.h"
 
 #ifndef MUSAE_MPIEXEC
@@ -61,6 +62,7 @@ static void compare_ckpt(const char *a, const char *b, int steps) {
         const int64_t d = ma.d, M = ma.M, len[4] = {M * d, M, M * d, d};
         const float *x[4] = {ma.p.W_enc, ma.p.b_enc, ma.p.W_dec, ma.p.b_dec}, *y[4] = {mb.p.W_enc, mb.p.b_enc, mb.p.W_dec, mb.p.b_dec};
         const double unscale[4] = {1.0, 1.0 / s, 1.0, 1.0 / s}; /* the biases were saved divided by s */
+        const double lr_of[4] = {LR, LR * SAE_DEFAULT_BENC_LR_MULT, LR, LR}; /* the encoder bias steps faster */
         const char *tn[4] = {"encoder.weight", "encoder.bias", "W_dec", "b_dec"};
         printf("%s vs %s:", b, a);
         for (int q = 0; q < 4; q++) {
@@ -69,7 +71,7 @@ static void compare_ckpt(const char *a, const char *b, int steps) {
                 wmax = fmax(wmax, fabs(x[q][i]));
                 dw = fmax(dw, fabs((double)x[q][i] - (double)y[q][i]));
             }
-            const double tol = steps * (LR * BATCH * u * unscale[q] + 2 * u * wmax);
+            const double tol = steps * (lr_of[q] * BATCH * u * unscale[q] + 2 * u * wmax);
             printf(" %s %.2g (%.0f%% of %.2g)", tn[q], dw, 100 * dw / tol, tol);
             CHECK(dw <= tol, "%s: %s differs by %g from %s > %g", b, tn[q], dw, a, tol);
         }
@@ -153,7 +155,10 @@ static void test_modes(void) {
 }
 
 static void test_grid_and_batch_topk(void) {
-    const char *g = TRAIN " --tokens 10240 --layer 0,1 --k 4,8 --expansion 2,4";
+    /* --benc-lr-mult 1: with the default 2 (issue 14), layer0_k8_x2 meets a near-tie selection within 40 steps and
+     * the two runs part by about lr per step (see the top); the grid checks the sharded grid's bookkeeping, and the
+     * default multiplier is held to the rule by A, D and L above */
+    const char *g = TRAIN " --tokens 10240 --layer 0,1 --k 4,8 --expansion 2,4 --benc-lr-mult 1";
     CHECK(run("%s -o G1", g) == 0, "grid, one process");
     CHECK(run_mpi("%s --dist latent -o GL", g) == 0, "grid, latent-sharded");
     const int layers[2] = {0, 1}, ks[2] = {4, 8}, exps[2] = {2, 4};

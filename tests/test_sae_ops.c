@@ -342,7 +342,8 @@ static void test_isa_variants(void) {
 static void test_schedule(void) {
     sae_config c;
     sae_config_defaults(&c, 64, 65536, 32);
-    CHECK(fabsf(sae_lr_at(&c, 5000) - 1e-4f) < 1e-9f, "default lr 2e-4/sqrt(M/16384) = 1e-4 at M = 65536");
+    CHECK(fabsf(sae_lr_at(&c, 5000) - 2e-4f) < 1e-9f, "default lr 4e-4/sqrt(M/16384) = 2e-4 at M = 65536");
+    c.lr = 1e-4f;
     c.warmup_steps = 10;
     CHECK(fabsf(sae_lr_at(&c, 0) - 1e-5f) < 1e-10f && fabsf(sae_lr_at(&c, 9) - 1e-4f) < 1e-10f,
           "linear warmup: step 0 gets lr/10, step 9 the full lr");

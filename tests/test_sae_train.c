@@ -6,6 +6,8 @@
 
 #include <math.h>
 
+#include <cjson/cJSON.h>
+
 #include "host/core/check.h"
 #include "test.h"
 
@@ -150,6 +152,102 @@ static void test_bad_input(void) {
     free(out);
 }
 
+/* The object at a path of keys in g_dir/file (a JSON document), or NULL; *root must be freed. */
+static const cJSON *json_at(const char *file, cJSON **root, const char *k1, const char *k2) {
+    char *t = slurp(file);
+    *root = cJSON_Parse(t);
+    free(t);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(*root, k1);
+    return k2 ? cJSON_GetObjectItemCaseSensitive(o, k2) : o;
+}
+
+static double json_at_num(const char *file, const char *k1, const char *k2) {
+    cJSON *root;
+    const cJSON *v = json_at(file, &root, k1, k2);
+    const double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(root);
+    return x;
+}
+
+/* Every line of g_dir/file parses as JSON and none holds a -1 placeholder; returns the lines. */
+static int jsonl_clean(const char *file) {
+    char *t = slurp(file);
+    int lines = 0, ok = 1;
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        cJSON *j = cJSON_Parse(line);
+        ok &= j != NULL && strstr(line, ":-1,") == NULL && strstr(line, ":-1}") == NULL;
+        cJSON_Delete(j);
+    }
+    free(t);
+    CHECK(ok && lines > 0, "%s: every line is JSON without -1 placeholders", file);
+    return lines;
+}
+
+/* Issue 14: the run length and warmup come from the run; repeated data, a warmup as long as the run and a
+ * majority of dead latents are warned about (stderr and musae.json "warnings"); no -1 placeholders. */
+static void test_defaults(void) {
+    /* s.h5: 120 clips of 100 rows, 112 of them in the training split (11200 rows) */
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --batch 256 --seed 3 -o D") == 0, "default run length");
+    err_has("10 passes over the 11200 training rows (default)");
+    const double steps = ckpt_number("D", "steps"), warm = json_at_num("D/musae.json", "recipe", "warmup_steps");
+    CHECK(ckpt_number("D", "tokens_seen") == 112000 && steps == 438, "10 passes: 112000 tokens, 438 steps (%g)", steps);
+    CHECK(warm == 21, "warmup min(1000, 5%% of 438 steps) = 21 (got %g)", warm);
+    CHECK(json_at_num("D/musae.json", "data", "epochs") == 10 && json_at_num("D/musae.json", "data", "train_rows") == 11200,
+          "musae.json data.epochs 10, train_rows 11200");
+    cJSON *root;
+    const cJSON *w = json_at("D/musae.json", &root, "warnings", NULL);
+    CHECK(cJSON_IsArray(w) && cJSON_GetArraySize(w) == 0, "a default run has no warnings");
+    cJSON_Delete(root);
+    char *e = slurp("err.txt");
+    CHECK(!strstr(e, "warn"), "a default run warns about nothing:\n%s", e);
+    free(e);
+    jsonl_clean("D/metrics.jsonl");
+
+    /* small.h5 (2000 rows) at the default batch of 4096: 10 passes are a handful of steps */
+    CHECK(run("train --acts small.h5 --layer 0 --k 4 --expansion 2 -o F") == 0, "a default run on a tiny store");
+    err_has("steps of 4096 tokens: too few to train an SAE");
+    CHECK(ckpt_number("F", "steps") < 10, "a handful of steps (%g)", ckpt_number("F", "steps"));
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --batch 256 --epochs 2.5 --warmup 5 -o E2") == 0, "--epochs");
+    CHECK(ckpt_number("E2", "tokens_seen") == 28000 && json_at_num("E2/musae.json", "recipe", "warmup_steps") == 5,
+          "--epochs 2.5: 28000 tokens; --warmup 5 kept");
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --tokens 1000 --epochs 2 -o X") == 1,
+          "--tokens and --epochs together are refused");
+    err_has("--tokens and --epochs");
+
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --batch 256 --tokens 200000 --warmup 1000 -o R") == 0,
+          "a long run on a small store");
+    err_has("passes 17.9 times over its 11200 training rows");
+    err_has("--warmup 1000 is not shorter than the run's 782 steps");
+    w = json_at("R/musae.json", &root, "warnings", NULL);
+    CHECK(cJSON_GetArraySize(w) == 2 && strstr(cJSON_GetArrayItem(w, 0)->valuestring, "passes 17.9 times"),
+          "musae.json keeps both warnings");
+    cJSON_Delete(root);
+
+    CHECK(run("train --acts s.h5 --layer 0 --k 8 --expansion 4 --batch 256 --lr 10 -o L") == 0, "--lr 10 finishes");
+    err_has("of the latents are dead at the end");
+    const double dead = json_at_num("L/musae.json", "dead_latents", "fraction");
+    CHECK(dead > 0.5, "--lr 10 kills most latents (%g), recorded in musae.json dead_latents", dead);
+    w = json_at("L/musae.json", &root, "warnings", NULL);
+    CHECK(cJSON_GetArraySize(w) == 1 && strstr(cJSON_GetArrayItem(w, 0)->valuestring, "dead at the end"),
+          "musae.json warnings name the dead latents");
+    cJSON_Delete(root);
+
+    /* a store without planted directions: no recovered field anywhere (not -1) */
+    CHECK(run("train --acts plain.h5 --layer 0 --k 8 --expansion 4 --batch 256 --tokens 20000 -o N") == 0, "no truth");
+    CHECK(jsonl_clean("N/metrics.jsonl") >= 2, "metrics lines and the eval line");
+    char *m = slurp("N/metrics.jsonl"), *j = slurp("N/musae.json");
+    CHECK(strstr(m, "\"eval\":") && !strstr(m, "recovered") && !strstr(j, "recovered"),
+          "no recovered field without planted directions");
+    free(m), free(j);
+    CHECK(run("evaluate --sae N --acts plain.h5 --layer 0") == 0, "evaluate");
+    m = slurp("out.txt");
+    cJSON *ev = cJSON_Parse(m);
+    CHECK(ev && !strstr(m, "recovered") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(ev, "fvu")),
+          "evaluate prints JSON without recovered: %s", m);
+    cJSON_Delete(ev);
+    free(m);
+}
+
 int main(void) {
     /* ctest runs tests side by side on 2 cores: idle OpenMP threads must yield, not spin */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
@@ -159,6 +257,7 @@ int main(void) {
         run("synth_acts -o small.h5 --d 16 --concepts 8 --k-true 2 --rows 2000") ||
         run("synth_acts -o nan.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --nan-rows 3") ||
         run("synth_acts -o other.h5 --d 32 --concepts 8 --k-true 2 --rows 4000 --model other/model") ||
+        run("synth_acts -o plain.h5 --d 32 --concepts 48 --k-true 3 --rows 6000 --no-truth") ||
         sh("head -c 200000 s.h5 > cut.h5"))
         setup_failed("cannot make the synthetic stores");
     test_resume();
@@ -166,6 +265,7 @@ int main(void) {
     test_grid();
     test_batch_topk();
     test_bad_input();
+    test_defaults();
     scratch_close();
     TEST_END();
 }

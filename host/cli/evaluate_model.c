@@ -71,9 +71,9 @@ int evaluate_model_main(int argc, char **argv) {
     o.prec = dev.prec;
     spliced_result r;
     spliced_evaluate(&o, &r);
-    LOG_INFO("layer %d, %lld clips, %lld frames: CE clean %.5f, spliced %.5f (+%.5f), zero-ablated %.5f nats; loss "
-             "recovered %.4f; FVU %.4f, L0 %.1f", r.layer, (long long)r.clips, (long long)r.frames, r.ce_clean,
-             r.ce_sae, r.ce_increase, r.ce_zero, r.loss_recovered, r.rec.fvu, r.rec.l0);
+    char line[512];
+    spliced_summary(line, sizeof line, &r);
+    LOG_INFO("%s", line);
     spliced_print_json(stdout, &o, &r);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* musae evaluate — FVU, L0, cosine and dead fraction of an SAE checkpoint on a store's held-out split (and,
  * for planted-concept stores, the fraction of true directions recovered). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -6,7 +6,12 @@
  * clip (every row of it, coefficient uniform in [0.5, 1.5) per row) with probability r_g, log-spaced over
  * --clip-rates LO,HI, and the k_true frame-level directions are drawn from the other G - P. The fraction of
  * clips each one was actually planted in goes to /truth/clip_rates [P] (f32): what `musae analyze` should
- * report as the clip rate of a feature that recovered it. */
+ * report as the clip rate of a feature that recovered it.
+ * Options that make it look more like real activations (all off by default, which keeps the rows above bit for
+ * bit): correlated pairs (a drawn direction 2i or 2i+1 brings its partner with probability --pair-prob),
+ * log-normal coefficients (exp(σ·N(0,1) − σ²/2), mean 1), anisotropic noise (the standard deviation of
+ * dimension j ∝ (j+1)^-A, the same total norm) and a mean offset (one random vector of norm --mean-offset added
+ * to every row, as the large mean of a residual stream). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +40,11 @@ static void usage(FILE *f) {
             "  --layers L,..      layers to write, each with its own rows (default 0)\n"
             "  --freq-exponent A  power law of direction frequencies (default 0.5)\n"
             "  --noise S          noise norm per row (default 0.05)\n"
+            "  --pair-prob P      a drawn direction 2i/2i+1 brings its partner with probability P (default 0)\n"
+            "  --lognormal S      coefficients exp(S·N(0,1) - S²/2) instead of uniform [0.5, 1.5) (default off)\n"
+            "  --noise-aniso A    noise std of dimension j ∝ (j+1)^-A, same total norm (default 0: isotropic)\n"
+            "  --mean-offset M    add one random vector of norm M to every row (default 0)\n"
+            "  --no-truth         do not store /truth/directions (a store that looks like a capture)\n"
             "  --dtype f16|f32    (default f16)\n"
             "  --nan-rows N       plant N rows holding a NaN (for testing bad input; default 0)\n"
             "  --clip-concepts P  the first P directions are present in whole clips (default 0)\n"
@@ -58,7 +68,8 @@ int verb_synth_acts(int argc, char **argv) {
     int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0, P = 0;
     double rate_lo = 0.02, rate_hi = 0.2;
     int64_t rows = 300000;
-    double a = 0.5, noise = 0.05;
+    double a = 0.5, noise = 0.05, pair_prob = 0, lognormal = 0, aniso = 0, offset = 0;
+    int truth = 1;
     uint64_t seed = 0;
     musae_store_spec spec = {0};
     spec.model = "synthetic";
@@ -67,7 +78,8 @@ int verb_synth_acts(int argc, char **argv) {
     spec.dtype_source = "f32";
     spec.n_layers = 1;
     enum { OPT_D = CLI_OPT_FIRST, OPT_CONCEPTS, OPT_K_TRUE, OPT_ROWS, OPT_CLIP, OPT_LAYERS, OPT_FREQ, OPT_NOISE,
-           OPT_NAN_ROWS, OPT_CLIP_CONCEPTS, OPT_CLIP_RATES, OPT_SEED, OPT_MODEL, OPT_DTYPE };
+           OPT_NAN_ROWS, OPT_CLIP_CONCEPTS, OPT_CLIP_RATES, OPT_SEED, OPT_MODEL, OPT_DTYPE, OPT_PAIR_PROB, OPT_LOGNORMAL,
+           OPT_NOISE_ANISO, OPT_MEAN_OFFSET, OPT_NO_TRUTH };
     static const struct option opts[] = {
         {"d", required_argument, NULL, OPT_D},                   {"concepts", required_argument, NULL, OPT_CONCEPTS},
         {"k-true", required_argument, NULL, OPT_K_TRUE},         {"rows", required_argument, NULL, OPT_ROWS},
@@ -76,6 +88,9 @@ int verb_synth_acts(int argc, char **argv) {
         {"nan-rows", required_argument, NULL, OPT_NAN_ROWS},     {"seed", required_argument, NULL, OPT_SEED},
         {"clip-concepts", required_argument, NULL, OPT_CLIP_CONCEPTS},
         {"clip-rates", required_argument, NULL, OPT_CLIP_RATES},
+        {"pair-prob", required_argument, NULL, OPT_PAIR_PROB},   {"lognormal", required_argument, NULL, OPT_LOGNORMAL},
+        {"noise-aniso", required_argument, NULL, OPT_NOISE_ANISO}, {"mean-offset", required_argument, NULL, OPT_MEAN_OFFSET},
+        {"no-truth", no_argument, NULL, OPT_NO_TRUTH},
         {"model", required_argument, NULL, OPT_MODEL},           {"dtype", required_argument, NULL, OPT_DTYPE},
         {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
@@ -91,6 +106,11 @@ int verb_synth_acts(int argc, char **argv) {
         case OPT_FREQ: a = cli_double("--freq-exponent", v, 0, 10); break;
         case OPT_NOISE: noise = cli_double("--noise", v, 0, 1e6); break;
         case OPT_NAN_ROWS: nan_rows = (int)cli_int("--nan-rows", v, 0, INT32_MAX); break;
+        case OPT_PAIR_PROB: pair_prob = cli_double("--pair-prob", v, 0, 1); break;
+        case OPT_LOGNORMAL: lognormal = cli_double("--lognormal", v, 0, 10); break;
+        case OPT_NOISE_ANISO: aniso = cli_double("--noise-aniso", v, 0, 10); break;
+        case OPT_MEAN_OFFSET: offset = cli_double("--mean-offset", v, 0, 1e6); break;
+        case OPT_NO_TRUTH: truth = 0; break;
         case OPT_CLIP_CONCEPTS: P = (int)cli_int("--clip-concepts", v, 0, 1024); break;
         case OPT_CLIP_RATES: {
             char *comma = strchr(v, ',');
@@ -124,6 +144,20 @@ int verb_synth_acts(int argc, char **argv) {
         }
         for (int j = 0; j < d; j++) dirs[(size_t)g * d + j] = (float)(dirs[(size_t)g * d + j] / sqrt(nn));
     }
+    /* noise std per dimension, and the mean offset (drawn after the directions in their stream) */
+    double *sigma = musae_xmalloc(sizeof(double) * (size_t)d), *mu = musae_xcalloc((size_t)d, sizeof(double));
+    double wsum = 0;
+    for (int j = 0; j < d; j++) wsum += pow((double)(j + 1), -2 * aniso);
+    for (int j = 0; j < d; j++)
+        sigma[j] = aniso == 0 ? noise / sqrt((double)d) : noise * pow((double)(j + 1), -aniso) / sqrt(wsum);
+    if (offset > 0) {
+        double nn = 0;
+        for (int j = 0; j < d; j++) {
+            mu[j] = gauss(seed, STREAM_DIRS, (uint64_t)G * (uint64_t)d + (uint64_t)j);
+            nn += mu[j] * mu[j];
+        }
+        for (int j = 0; j < d; j++) mu[j] *= offset / sqrt(nn);
+    }
     double *cdf = musae_xmalloc(sizeof(double) * (size_t)G);
     double acc = 0;
     for (int g = 0; g < G; g++) cdf[g] = acc += g < P ? 0.0 : pow((double)(g + 1 - P), -a);
@@ -136,7 +170,7 @@ int verb_synth_acts(int argc, char **argv) {
 
     musae_store_writer *w = musae_store_create(out, &spec);
     int64_t shape[2] = {G, d};
-    musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
+    if (truth) musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
     for (int64_t c = 0; c < n_clips; c++)
         for (int g = 0; g < P; g++)
             realised[g] += musae_u32_to_unit(musae_philox(seed, STREAM_CLIPS, (uint64_t)(c * P + g)).v[0]) < rate[g];
@@ -172,12 +206,21 @@ int verb_synth_acts(int argc, char **argv) {
                     }
                     int dup = 0;
                     for (int q = 0; q < n; q++) dup |= picked[q] == lo;
-                    if (!dup) picked[n++] = lo;
+                    if (dup) continue;
+                    picked[n++] = lo;
+                    const int partner = lo ^ 1;
+                    if (pair_prob > 0 && n < kt && partner < G &&
+                        musae_u32_to_unit(musae_philox(seed, stream, base + 3072 + (uint64_t)n).v[0]) < pair_prob) {
+                        for (int q = 0; q < n; q++) dup |= picked[q] == partner;
+                        if (!dup) picked[n++] = partner;
+                    }
                 }
                 for (int j = 0; j < d; j++)
-                    x[j] = (float)(noise / sqrt((double)d) * gauss(seed, stream, base + 2048 + (uint64_t)j));
+                    x[j] = (float)(mu[j] + sigma[j] * gauss(seed, stream, base + 2048 + (uint64_t)j));
                 for (int q = 0; q < kt; q++) {
-                    float coef = 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
+                    float coef = lognormal > 0 ? (float)exp(lognormal * gauss(seed, stream, base + 1024 + (uint64_t)q) -
+                                                            0.5 * lognormal * lognormal)
+                                               : 0.5f + musae_u32_to_unit(musae_philox(seed, stream, base + 1024 + (uint64_t)q).v[0]);
                     for (int j = 0; j < d; j++) x[j] += coef * dirs[(size_t)picked[q] * d + j];
                 }
                 for (int g = 0; g < P; g++) {
@@ -203,5 +246,7 @@ int verb_synth_acts(int argc, char **argv) {
     free(rate);
     free(realised);
     free(present);
+    free(sigma);
+    free(mu);
     return 0;
 }

@@ -19,7 +19,9 @@ static void usage(FILE *f) {
             "One SAE is written to DIR; a grid to DIR/layer<L>_k<K>_x<E>/ (sparsify layout: sae.safetensors,\n"
             "cfg.json, plus musae.json). Metrics go to DIR/metrics.jsonl.\n\n"
             "data:\n"
-            "  --tokens N          training tokens (default 100000000)\n"
+            "  --tokens N          training tokens (default: --epochs passes over the training split)\n"
+            "  --epochs F          passes over the training split when --tokens is not given (default 10;\n"
+            "                      more than 10 is warned about: repeated data generalizes worse)\n"
             "  --batch B           tokens per step (default 4096)\n"
             "  --val-fraction F    clips held out for evaluation (default 0.05)\n"
             "  --split-seed S      which clips are held out (default 0)\n"
@@ -28,8 +30,9 @@ static void usage(FILE *f) {
             "  --eval-tokens N     held-out tokens to evaluate at the end (default 1048576; 0 = none)\n"
             "recipe:\n"
             "  --batch-topk        select the top B·k of each batch instead of k per row\n"
-            "  --lr X              Adam lr (default 2e-4/sqrt(M/16384))\n"
-            "  --warmup N          linear warmup steps (default 1000)\n"
+            "  --lr X              Adam lr (default 4e-4/sqrt(M/16384))\n"
+            "  --benc-lr-mult X    the encoder bias's lr is X times --lr (default 2)\n"
+            "  --warmup N          linear warmup steps (default min(1000, 5%% of the steps))\n"
             "  --decay F           linear decay to 0 over the last fraction F of the steps (default 0)\n"
             "  --k-aux N           AuxK latents per row (default d/2)\n"
             "  --auxk-alpha X      AuxK weight (default 1/32; 0 disables)\n"
@@ -118,7 +121,7 @@ int verb_train(int argc, char **argv) {
     enum { OPT_ACTS = CLI_OPT_FIRST, OPT_LAYER, OPT_K, OPT_EXPANSION, OPT_TOKENS, OPT_BATCH, OPT_VF, OPT_SPLIT_SEED,
            OPT_SHUFFLE, OPT_SKIP, OPT_EVAL_TOKENS, OPT_BATCH_TOPK, OPT_LR, OPT_WARMUP, OPT_DECAY, OPT_K_AUX,
            OPT_AUXK_ALPHA, OPT_DEAD, OPT_B_DEC, OPT_INIT_ROWS, OPT_SEED, OPT_DATA_SEED, OPT_SAVE_EVERY, OPT_LOG_EVERY,
-           OPT_RESUME, OPT_KEEP_STATE, OPT_DIST };
+           OPT_RESUME, OPT_KEEP_STATE, OPT_DIST, OPT_EPOCHS, OPT_BENC_LR_MULT };
     static const struct option opts[] = {
         {"acts", required_argument, NULL, OPT_ACTS},             {"out", required_argument, NULL, 'o'},
         {"layer", required_argument, NULL, OPT_LAYER},           {"layers", required_argument, NULL, OPT_LAYER},
@@ -134,7 +137,8 @@ int verb_train(int argc, char **argv) {
         {"seed", required_argument, NULL, OPT_SEED},             {"data-seed", required_argument, NULL, OPT_DATA_SEED},
         {"save-every", required_argument, NULL, OPT_SAVE_EVERY}, {"log-every", required_argument, NULL, OPT_LOG_EVERY},
         {"resume", no_argument, NULL, OPT_RESUME},               {"keep-state", no_argument, NULL, OPT_KEEP_STATE},
-        {"dist", required_argument, NULL, OPT_DIST},             CLI_DEVICE_OPTIONS, {0}};
+        {"dist", required_argument, NULL, OPT_DIST},             {"epochs", required_argument, NULL, OPT_EPOCHS},
+        {"benc-lr-mult", required_argument, NULL, OPT_BENC_LR_MULT}, CLI_DEVICE_OPTIONS, {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
         const char *v = optarg;
         switch (c) {
@@ -144,6 +148,7 @@ int verb_train(int argc, char **argv) {
         case OPT_K: o.n_k = cli_int_list("--k", v, o.ks, SAE_GRID_MAX, 1, 1 << 20); break;
         case OPT_EXPANSION: o.n_exp = cli_int_list("--expansion", v, o.exps, SAE_GRID_MAX, 1, 1024); break;
         case OPT_TOKENS: o.tokens = cli_int("--tokens", v, 1, INT64_MAX / 2); break;
+        case OPT_EPOCHS: o.epochs = cli_double("--epochs", v, 1e-6, 1e9); break;
         case OPT_BATCH: o.batch = cli_int("--batch", v, 1, 1 << 20); break;
         case OPT_VF: o.val_fraction = cli_double("--val-fraction", v, 0, 0.9); break;
         case OPT_SPLIT_SEED: o.split_seed = (uint64_t)cli_int("--split-seed", v, 0, INT64_MAX); break;
@@ -152,6 +157,7 @@ int verb_train(int argc, char **argv) {
         case OPT_EVAL_TOKENS: o.eval_tokens = cli_int("--eval-tokens", v, 0, INT64_MAX / 2); break;
         case OPT_BATCH_TOPK: o.recipe.batch_topk = 1; break;
         case OPT_LR: o.recipe.lr = (float)cli_double("--lr", v, 1e-12, 10); break;
+        case OPT_BENC_LR_MULT: o.recipe.benc_lr_mult = (float)cli_double("--benc-lr-mult", v, 0, 1000); break;
         case OPT_WARMUP: o.recipe.warmup_steps = cli_int("--warmup", v, 0, INT64_MAX / 2); break;
         case OPT_DECAY: o.recipe.decay_frac = cli_double("--decay", v, 0, 1); break;
         case OPT_K_AUX: o.recipe.k_aux = (int)cli_int("--k-aux", v, 0, 1 << 20); break;
