@@ -916,9 +916,11 @@ static void check_resumable(const char *out, const char *model_id, const capture
                    musae_dtype_name(o->dtype), in->dtype == MUSAE_F32 ? "f32" : "f16");
     int rank;
     int64_t shape[4];
-    float *p = musae_store_get_f32(s, "/capture/params", &rank, shape);
-    if (!p || rank != 1 || shape[0] != P_N)
-        musae_fail("%s was not written by musae capture (no /capture/params): refusing to continue it", out);
+    float *got = musae_store_get_f32(s, "/capture/params", &rank, shape), p[P_N];
+    const int ok = got && rank == 1 && shape[0] == P_N;
+    if (ok) memcpy(p, got, sizeof p);
+    free(got); /* before any refusal: an exit through musae_fail must leave nothing allocated behind (LSan) */
+    if (!ok) musae_fail("%s was not written by musae capture (no /capture/params): refusing to continue it", out);
     if (p[P_RATE] != params[P_RATE] || p[P_CLIP_SAMPLES] != params[P_CLIP_SAMPLES])
         musae_fail("%s was cut into %g s clips; this run asks for %g s (give --clip-seconds %g)", out,
                    (double)p[P_CLIP_SAMPLES] / p[P_RATE], (double)params[P_CLIP_SAMPLES] / params[P_RATE],
@@ -930,7 +932,6 @@ static void check_resumable(const char *out, const char *model_id, const capture
     if (p[P_CAPTIONS] != params[P_CAPTIONS])
         musae_fail("%s was captured %s; this run is %s", out, p[P_CAPTIONS] ? "with --captions" : "unconditionally",
                    params[P_CAPTIONS] ? "text-conditioned (--captions)" : "unconditional");
-    free(p);
     musae_store_close(s);
 }
 
