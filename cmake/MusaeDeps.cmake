@@ -17,6 +17,7 @@ musae_require_pkg(AUBIO   aubio         "aubio")
 musae_require_pkg(EBUR    libebur128    "libebur128")
 musae_require_pkg(CURL    libcurl       "libcurl")
 musae_require_pkg(SPM     sentencepiece "sentencepiece")
+musae_require_pkg(ZLIB    zlib          "zlib")   # the dashboard's PNG encoder
 
 # HDF5: Debian ships the serial library under hdf5-serial; the C API is all we use.
 set(HDF5_PREFER_PARALLEL OFF)
