@@ -189,7 +189,7 @@ static int write_summary(dash_ctx *c, char *err, size_t errlen) {
                   "</td></tr><tr><th>frames analysed</th><td>%lld</td></tr>",
               f->min_rate, f->max_rate, (long long)f->C, (long long)f->n_frames);
     db_put(&b, "</table>\n<h2>Frame density of the live latents (log10)</h2>\n");
-    bars_svg(&b, dens, NB, -7, 0, "%.0f");
+    bars_svg(&b, dens, NB, -7, 0, "%.2g");
     db_put(&b, "<h2>Clip rate of the live latents</h2>\n");
     bars_svg(&b, rate, NB, 0, 1, "%.1f");
     db_put(&b, "<h2>Labels per labeler</h2>\n<table><tr><th>labeler</th><th>ok</th><th>no_signal</th><th>failed</th>"

@@ -167,7 +167,7 @@ static void hist_svg(dash_buf *b, const musae_features *f, int64_t i) {
     const int64_t *h = f->hist + i * FEATURES_HIST_BINS;
     int64_t hmax = 0;
     for (int k = 0; k < FEATURES_HIST_BINS; k++) hmax = h[k] > hmax ? h[k] : hmax;
-    db_put(b, "<svg class=\"hist\" width=\"660\" height=\"150\" viewBox=\"0 0 660 150\">");
+    db_put(b, "<svg class=\"hist\" width=\"700\" height=\"150\" viewBox=\"0 0 700 150\">");
     for (int k = 0; k < FEATURES_HIST_BINS && hmax > 0; k++) {
         const double hh = 120.0 * log1p((double)h[k]) / log1p((double)hmax);
         db_printf(b, "<rect x=\"%d\" y=\"%.1f\" width=\"9\" height=\"%.1f\"><title>[%.4g, %.4g): %lld</title></rect>",
