@@ -167,6 +167,36 @@ static void check_srcs(const char *site, const char *page, int *n_audio) {
     }
 }
 
+/* musae report on the bundled tiny model: every step runs, the site is written; the same command again skips
+ * train, analyze and describe and cuts no excerpt; a missing option is refused. */
+static void check_report(void) {
+    mkdir(at("rep_audio"), 0755);
+    write_wav(at("rep_audio/tone a.wav"), 3, 330);
+    write_wav(at("rep_audio/tone b.wav"), 3, 660);
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd,
+             "report --model %s/tiny-musicgen --audio rep_audio --layer 1 --clip-seconds 1 --k 4 --expansion 2 "
+             "--tokens 4000 --split all --max-rate 0.9 --seconds 0.5 -o rep",
+             test_fixtures());
+    CHECK(run("%s", cmd) == 0, "report failed");
+    char *log = slurp("err.txt");
+    CHECK(strstr(log, "report: analyze\n") && strstr(log, "report: describe\n"), "report's first run: %s", log);
+    free(log);
+    CHECK(access(at("rep/site/index.html"), R_OK) == 0 && access(at("rep/site/features/f0.html"), R_OK) == 0 &&
+              access(at("rep/descriptors.h5"), R_OK) == 0,
+          "report wrote no site or descriptors");
+    CHECK(run("%s", cmd) == 0, "report (again) failed");
+    log = slurp("err.txt");
+    CHECK(strstr(log, "train: skipped") && strstr(log, "analyze: skipped") && strstr(log, "describe: skipped") &&
+              strstr(log, "; 0 excerpts cut,"),
+          "the second report redid work: %s", log);
+    free(log);
+    CHECK(run("report --audio rep_audio --layer 1 -o rep2") == 1, "report without --model accepted");
+    log = slurp("err.txt");
+    CHECK_STR_CONTAINS(log, "--model, --audio, --layer and -o are required; see musae report --help");
+    free(log);
+}
+
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_dashboard");
@@ -307,6 +337,7 @@ int main(void) {
     CHECK(run("dashboard --features s.h5 -o y") == 1, "a store was taken for a FEATURES file");
     CHECK(run("dashboard --features f.h5 -o y --frobnicate") == 1, "an unknown option was accepted");
     features_free(&f);
+    check_report();
     scratch_close();
     TEST_END();
 }
