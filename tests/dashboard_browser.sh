@@ -13,6 +13,15 @@ root=$(dirname "$here")
 musae=${MUSAE_BIN:?MUSAE_BIN must name the musae binary}
 out=${1:-${MUSAE_TEST_TMP:-/tmp}/dashboard_browser}
 fail() { echo "dashboard_browser: FAIL: $*" >&2; exit 1; }
+# a path as a file:// URL path: every byte outside [A-Za-z0-9/._~-] percent-encoded
+urlencode() {
+  local LC_ALL=C s=$1 out="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case "$c" in [A-Za-z0-9/._~-]) out+="$c" ;; *) out+=$(printf '%%%02X' "'$c") ;; esac
+  done
+  printf '%s' "$out"
+}
 command -v chromium >/dev/null || fail "chromium is not installed (scripts/install-deps.sh installs Debian's chromium)"
 command -v sox >/dev/null || fail "sox is not installed (scripts/install-deps.sh)"
 rm -rf "$out" && mkdir -p "$out"
@@ -26,7 +35,7 @@ if grep -rlE "https?://|//cdn|@import|url\(" --include='*.html' --include='*.js'
   fail "a page names a network resource (above)"
 fi
 cp "$here/dashboard/harness.html" "$site/_harness.html"
-url="file://$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$site")"
+url="file://$(urlencode "$site")"
 chrome=(chromium --headless --disable-gpu --no-sandbox --no-first-run --disable-extensions --user-data-dir="$out/profile"
         --allow-file-access-from-files)
 # virtual time runs the harness's timers without waiting; the budget only bounds a harness that never finishes

@@ -27,24 +27,24 @@ M=$(awk '$1 == "latents" { sub(",", "", $2); print $2; exit }' features_info.txt
 [ -n "$F" ] && [ -n "$M" ] || { echo "make_site.sh: no kept feature in $w/features_info.txt" >&2; exit 1; }
 echo "$F" > feature.txt
 # labels: every feature gets a dsp label; F's is hostile markup; an llm labeler with quotes and a failure
-python3 - "$F" "$M" <<'PY'
-import json, sys
-F, M = int(sys.argv[1]), int(sys.argv[2])
-with open("LABELS.jsonl", "w", encoding="utf-8") as o:
-    for i in range(M):
-        lab = "<script>document.title='pwned'</script>" if i == F else f"tone {i} & \"bright\" <b>"
-        o.write(json.dumps({"feature": i, "labeler": "dsp", "label": lab, "score": 0.5 + (i % 7) / 20, "status": "ok",
-                            "evidence": [{"descriptor": "spectral_centroid_hz", "kind": "continuous", "auroc": 0.8,
-                                          "median_top": 1200.0, "median_random": 700.0, "note": "<i>x</i>"}]}) + "\n")
-    for i in range(0, M, 3):
-        if i == 3:
-            o.write(json.dumps({"feature": i, "labeler": "llm", "label": None, "score": None, "status": "failed",
-                                "error": "HTTP 500 <html>", "evidence": []}) + "\n")
-        else:
-            o.write(json.dumps({"feature": i, "labeler": "llm", "label": f"plucked strings ‘{i}’ it's", "score": (i % 10) / 10,
-                                "status": "ok", "evidence": [{"description": "a plucked <u>string</u>", "concepts": ["pluck"]}],
-                                "scores": {"clap_alignment": 0.31}}) + "\n")
-PY
+awk -v F="$F" -v M="$M" 'BEGIN {
+  for (i = 0; i < M; i++) {
+    lab = (i == F) ? "<script>document.title='"'"'pwned'"'"'</script>" : sprintf("tone %d & \\\"bright\\\" <b>", i)
+    printf "{\"feature\": %d, \"labeler\": \"dsp\", \"label\": \"%s\", \"score\": %.2f, \"status\": \"ok\", ", i, lab, 0.5 + (i % 7) / 20
+    printf "\"evidence\": [{\"descriptor\": \"spectral_centroid_hz\", \"kind\": \"continuous\", \"auroc\": 0.8, "
+    printf "\"median_top\": 1200.0, \"median_random\": 700.0, \"note\": \"<i>x</i>\"}]}\n"
+  }
+  for (i = 0; i < M; i += 3) {
+    if (i == 3) {
+      printf "{\"feature\": 3, \"labeler\": \"llm\", \"label\": null, \"score\": null, \"status\": \"failed\", "
+      printf "\"error\": \"HTTP 500 <html>\", \"evidence\": []}\n"
+    } else {
+      printf "{\"feature\": %d, \"labeler\": \"llm\", \"label\": \"plucked strings ‘%d’ it'"'"'s\", \"score\": %.1f, ", i, i, (i % 10) / 10
+      printf "\"status\": \"ok\", \"evidence\": [{\"description\": \"a plucked <u>string</u>\", \"concepts\": [\"pluck\"]}], "
+      printf "\"scores\": {\"clap_alignment\": 0.31}}\n"
+    }
+  }
+}' > LABELS.jsonl
 # steering: baseline / steered / random for F, the random one missing
 sox -n -r 32000 -c 1 "steer/base line.wav" synth 1 sine 440 vol 0.3
 sox -n -r 32000 -c 1 "steer/steered é.wav" synth 1 sine 660 vol 0.3
