@@ -41,8 +41,9 @@ typedef struct {
     int64_t n_act;
 } clip_view;
 
-/* The trace JSON of an excerpt, if it is the one for (feature, clip). */
-static int read_trace(clip_view *v, const char *path, int feature, int64_t clip) {
+/* The trace JSON of an excerpt, if it is the one for (feature, clip) of this FEATURES file (same path as given,
+ * same clip name): an excerpt left in SITE by another analysis is cut again, not shown. */
+static int read_trace(const dash_ctx *c, clip_view *v, const char *path, int feature, int64_t clip) {
     char *s = slurp(path);
     cJSON *j = s ? cJSON_Parse(s) : NULL;
     free(s);
@@ -53,6 +54,9 @@ static int read_trace(clip_view *v, const char *path, int feature, int64_t clip)
     int ok = cJSON_IsNumber(fe) && fe->valuedouble == feature && cJSON_IsNumber(cl) && cl->valuedouble == (double)clip &&
              cJSON_IsArray(a) && cJSON_IsNumber(e0) && cJSON_IsNumber(e1) && cJSON_IsNumber(c0) && cJSON_IsNumber(fr) &&
              e1->valuedouble > e0->valuedouble && fr->valuedouble > 0;
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(j, "features"), *cn = cJSON_GetObjectItemCaseSensitive(j, "clip_name");
+    ok = ok && cJSON_IsString(fs) && !strcmp(fs->valuestring, c->o->features) && cJSON_IsString(cn) &&
+         !strcmp(cn->valuestring, c->x.f.clip_path[clip]);
     if (ok) {
         v->ex0 = e0->valuedouble, v->ex1 = e1->valuedouble, v->clip0 = c0->valuedouble, v->fr = fr->valuedouble;
         v->n_act = cJSON_GetArraySize(a);
@@ -78,8 +82,9 @@ static int make_clip(dash_ctx *c, int feature, int64_t clip, int32_t peak_frame,
     snprintf(ogg, sizeof ogg, "%s/%s.ogg", dir, v->stem);
     snprintf(js, sizeof js, "%s/%s.json", dir, v->stem);
     snprintf(png, sizeof png, "%s/%s.png", dir, v->stem);
-    int reused = exists(ogg) && read_trace(v, js, feature, clip);
+    int reused = exists(ogg) && read_trace(c, v, js, feature, clip);
     if (!reused) {
+        remove(png); /* a spectrogram left by another excerpt under this name */
         excerpt_result res;
         /* thread-safe: the store's reads hold the HDF5 lock, the encoder and the audio writer are per call */
         const int rc = excerpt_write(&c->x, feature, clip, peak_frame, c->o->seconds, dir, v->stem, &res, v->why, sizeof v->why);
@@ -92,7 +97,7 @@ static int make_clip(dash_ctx *c, int feature, int64_t clip, int32_t peak_frame,
             c->n_gaps++;
             return 0;
         }
-        if (!read_trace(v, js, feature, clip)) {
+        if (!read_trace(c, v, js, feature, clip)) {
             snprintf(err, errlen, "%s: the trace just written cannot be read back", js);
             return -1;
         }
