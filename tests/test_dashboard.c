@@ -318,6 +318,12 @@ int main(void) {
     log = slurp("err.txt");
     CHECK(strstr(log, "; 0 excerpts cut,") != NULL, "the rerun cut excerpts again: %s", log);
     free(log);
+    /* the same site over another FEATURES file: nothing of the old analysis is reused */
+    CHECK(sh("cp f.h5 f2.h5") == 0, "cp failed");
+    CHECK(run("dashboard --features f2.h5 --top 4 --per-decile 1 --seconds 0.5 -o \"%s\"", site) == 0, "run on f2 failed");
+    log = slurp("err.txt");
+    CHECK(strstr(log, "; 0 excerpts cut,") == NULL, "another FEATURES file reused the old excerpts: %s", log);
+    free(log);
     /* refusals: exit 1 and one line naming the file and the field */
     CHECK(run("dashboard -o x") == 1, "missing --features accepted");
     log = slurp("err.txt");
