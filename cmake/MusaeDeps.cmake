@@ -19,6 +19,7 @@ musae_require_pkg(EBUR    libebur128    "libebur128")
 musae_require_pkg(CURL    libcurl       "libcurl")
 musae_require_pkg(SPM     sentencepiece "sentencepiece")
 musae_require_pkg(ICU     icu-uc        "ICU (Unicode categories for the CLAP tokenizer)")
+musae_require_pkg(ZLIB    zlib          "zlib")   # the dashboard's PNG encoder
 
 # HDF5: Debian ships the serial library under hdf5-serial; the C API is all we use.
 set(HDF5_PREFER_PARALLEL OFF)

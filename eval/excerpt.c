@@ -14,6 +14,8 @@
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
 
+static void build_spans(excerpt_ctx *x);
+
 int excerpt_open(excerpt_ctx *x, const char *features_path, const char *sae_dir, const char *acts, char *err,
                  size_t errlen) {
     memset(x, 0, sizeof *x);
@@ -39,6 +41,7 @@ int excerpt_open(excerpt_ctx *x, const char *features_path, const char *sae_dir,
         sae_model_free(&x->m);
         goto fail;
     }
+    build_spans(x);
     return 0;
 fail:
     features_free(&x->f);
@@ -46,6 +49,8 @@ fail:
 }
 
 void excerpt_close(excerpt_ctx *x) {
+    for (int64_t i = 0; i < x->n_spans; i++) free(x->spans[i].file);
+    free(x->spans);
     features_free(&x->f);
     sae_model_free(&x->m);
     if (x->s) musae_store_close(x->s);
@@ -78,21 +83,43 @@ static void resolve_source(const char *file, const char *acts, char *out, size_t
     out[0] = 0;
 }
 
-/* The span the store's clips of `file` imply: the end of the last one and the longest span. */
-static void store_span(musae_store *s, const char *file, double *last_end, double *longest) {
-    const musae_store_info *in = musae_store_get_info(s);
-    *last_end = 0;
-    *longest = 0;
+static int cmp_span(const void *a, const void *b) {
+    return strcmp(((const excerpt_span *)a)->file, ((const excerpt_span *)b)->file);
+}
+
+/* The spans of every source file named by the store's clips, sorted by file (one pass over /clips/path). */
+static void build_spans(excerpt_ctx *x) {
+    const musae_store_info *in = musae_store_get_info(x->s);
+    x->spans = musae_xcalloc((size_t)in->n_clips + 1, sizeof *x->spans);
     char f[4200];
     double a, b;
+    int64_t n = 0;
     for (int64_t c = 0; c < in->n_clips; c++) {
-        char *name = musae_store_clip_path(s, c);
-        if (!excerpt_parse_clip_name(name, f, sizeof f, &a, &b) && !strcmp(f, file)) {
-            *last_end = fmax(*last_end, b);
-            *longest = fmax(*longest, b - a);
-        }
+        char *name = musae_store_clip_path(x->s, c);
+        if (!excerpt_parse_clip_name(name, f, sizeof f, &a, &b))
+            x->spans[n++] = (excerpt_span){.file = musae_xstrdup(f), .last_end = b, .longest = b - a};
         free(name);
     }
+    qsort(x->spans, (size_t)n, sizeof *x->spans, cmp_span);
+    int64_t m = 0; /* merge the clips of one file */
+    for (int64_t i = 0; i < n; i++) {
+        if (m > 0 && !strcmp(x->spans[m - 1].file, x->spans[i].file)) {
+            x->spans[m - 1].last_end = fmax(x->spans[m - 1].last_end, x->spans[i].last_end);
+            x->spans[m - 1].longest = fmax(x->spans[m - 1].longest, x->spans[i].longest);
+            free(x->spans[i].file);
+        } else {
+            x->spans[m++] = x->spans[i];
+        }
+    }
+    x->n_spans = m;
+}
+
+/* The span the store's clips of `file` imply: the end of the last one and the longest span (0, 0: none). */
+static void store_span(const excerpt_ctx *x, const char *file, double *last_end, double *longest) {
+    const excerpt_span key = {.file = (char *)file};
+    const excerpt_span *s = bsearch(&key, x->spans, (size_t)x->n_spans, sizeof *x->spans, cmp_span);
+    *last_end = s ? s->last_end : 0;
+    *longest = s ? s->longest : 0;
 }
 
 static int write_json(const char *path, cJSON *j, char *err, size_t errlen) {
@@ -129,7 +156,7 @@ int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame,
     const double length = (double)musae_audio_reader_info(r)->out_samples / EXCERPT_RATE;
     musae_audio_close(r);
     double last_end, longest;
-    store_span(x->s, file, &last_end, &longest);
+    store_span(x, file, &last_end, &longest);
     const double tol = 1e-3; /* names carry microseconds; resampling rounds to a sample */
     if (length < last_end - tol || length >= last_end + longest + tol) {
         snprintf(err, errlen,

@@ -25,11 +25,20 @@ extern "C" {
 enum { EXCERPT_RATE = 32000 };
 
 /* Everything an excerpt needs, opened once for many: the FEATURES file, its SAE and its store. */
+/* Per source file, what the store's clips of it imply (the check that a source is still the captured file). */
+typedef struct {
+    char *file;        /* as named in the clip names */
+    double last_end;   /* end of the store's last clip of the file */
+    double longest;    /* the longest clip of the file */
+} excerpt_span;
+
 typedef struct {
     musae_features f;
     sae_model m;
     musae_store *s;
     char features_path[4096];
+    excerpt_span *spans; /* [n_spans] sorted by file: every store clip's name read once at open, not per excerpt */
+    int64_t n_spans;
 } excerpt_ctx;
 
 /* Opens FEATURES.h5 and the SAE and store it names, or sae_dir / acts when not NULL (files moved since the

@@ -43,7 +43,7 @@ echo "== built $musae in $build_s s (cmake --install build/release --prefix ~/.l
 export OMP_WAIT_POLICY=PASSIVE
 t_start=$(date +%s)
 mkdir -p "$OUT"
-rm -rf "$OUT/acts.h5" "$OUT/sae" "$OUT/gen_acts.h5" "$OUT"/generated*.wav "$OUT/features.h5" "$OUT/excerpts"
+rm -rf "$OUT/acts.h5" "$OUT/sae" "$OUT/gen_acts.h5" "$OUT"/generated*.wav "$OUT/features.h5" "$OUT/excerpts" "$OUT/site"
 
 echo "== musae info $MODEL"
 "$musae" info "$MODEL" > "$OUT/info.txt"
@@ -108,6 +108,9 @@ echo "== musae evaluate spliced into the model, on the generated codes"
   > "$OUT/eval_spliced_generated.json"
 cat "$OUT/eval_spliced_generated.json"
 
+echo "== musae dashboard: a static site of every feature (open $OUT/site/index.html in a browser, no server)"
+"$musae" dashboard --features "$OUT/features.h5" --top 3 --seconds 0.5 -o "$OUT/site"
+
 echo
 echo "Outputs in $OUT/:"
 echo "  $OUT/audio/                      the synthesized dataset (one unreadable and one too-short file on purpose)"
@@ -118,6 +121,7 @@ echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
 echo "  $OUT/features.h5                 musae analyze's per-feature statistics ($OUT/features_info.txt)"
 echo "  $OUT/labels.jsonl               a dsp label per kept feature (docs/LABELS.md)"
 echo "  $OUT/excerpts/                   OGG excerpts of one feature's top clips + activation traces (JSON)"
+echo "  $OUT/site/index.html             the feature dashboard (static: index, feature pages with audio, summary)"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"

@@ -16,6 +16,8 @@ pkgs=(
   libicu-dev                   # CLAP tokenizer (Unicode general categories)
   clang libclang-rt-14-dev     # libFuzzer targets and sanitizer runtimes
   sox                          # synthesized test clips
+  zlib1g-dev                   # the dashboard's PNG encoder
+  chromium                     # the dashboard's headless browser test (tests/dashboard_browser.sh)
 )
 
 missing=()

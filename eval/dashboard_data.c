@@ -1,0 +1,214 @@
+/* The dashboard's inputs besides FEATURES.h5: LABELS.jsonl (docs/LABELS.md) and a steering folder's steer.jsonl
+ * (docs/DASHBOARD.md). Lines are kept whole as cJSON objects: the pages show every key a labeler wrote, so a
+ * labeler that adds evidence keys needs no change here. dashboard.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/dashboard.h"
+#include "host/core/check.h"
+
+/* Calls fn on every non-blank line of path as a parsed JSON object; stops at the first refusal. */
+typedef int (*line_fn)(void *ctx, cJSON *obj, const char *path, int64_t line, char *err, size_t errlen);
+
+static int each_line(const char *path, line_fn fn, void *ctx, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    char *s = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int64_t line = 0;
+    int rc = 0;
+    while (!rc && (got = getline(&s, &cap, f)) >= 0) {
+        line++;
+        const char *p = s;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        if (!*p) continue;
+        cJSON *o = cJSON_Parse(s);
+        if (!o || !cJSON_IsObject(o)) {
+            snprintf(err, errlen, "%s:%lld: not a JSON object", path, (long long)line);
+            cJSON_Delete(o);
+            rc = -1;
+            break;
+        }
+        rc = fn(ctx, o, path, line, err, errlen);
+    }
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(s);
+    fclose(f);
+    return rc;
+}
+
+/* An integer-valued number in [0, M), or -1. */
+static int64_t feature_of(const cJSON *o, int64_t M) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "feature");
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 || v->valuedouble >= (double)M)
+        return -1;
+    return (int64_t)v->valuedouble;
+}
+
+typedef struct {
+    dash_labels *L;
+    int64_t M, cap;
+} label_ctx;
+
+static int add_label(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
+    label_ctx *c = vctx;
+    dash_labels *L = c->L;
+    const int64_t f = feature_of(o, c->M);
+    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "labeler");
+    const char *why = f < 0 ? "feature: not an integer latent index of this FEATURES file"
+                      : !cJSON_IsString(lab) || !lab->valuestring[0] ? "labeler: not a non-empty string"
+                                                                      : NULL;
+    if (why) {
+        snprintf(err, errlen, "%s:%lld: %s", path, (long long)line, why);
+        cJSON_Delete(o);
+        return -1;
+    }
+    int k = 0;
+    while (k < L->n_labelers && strcmp(L->labelers[k], lab->valuestring)) k++;
+    if (k == L->n_labelers) {
+        if (k == DASH_MAX_LABELERS) {
+            snprintf(err, errlen, "%s:%lld: more than %d labelers", path, (long long)line, DASH_MAX_LABELERS);
+            cJSON_Delete(o);
+            return -1;
+        }
+        L->labelers[L->n_labelers++] = musae_xstrdup(lab->valuestring);
+    }
+    if (L->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 1024;
+        L->v = musae_xrealloc(L->v, sizeof *L->v * (size_t)c->cap);
+    }
+    L->v[L->n++] = (dash_label){.feature = (int32_t)f, .labeler = k, .line = o};
+    return 0;
+}
+
+/* Stable sort by feature (insertion order kept within a feature): a counting sort over M. */
+static void sort_by_feature(dash_label *v, int64_t n, int64_t M) {
+    int64_t *start = musae_xcalloc((size_t)M + 1, sizeof *start);
+    for (int64_t i = 0; i < n; i++) start[v[i].feature + 1]++;
+    for (int64_t f = 0; f < M; f++) start[f + 1] += start[f];
+    dash_label *out = musae_xmalloc(sizeof *out * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) out[start[v[i].feature]++] = v[i];
+    memcpy(v, out, sizeof *out * (size_t)n);
+    free(out);
+    free(start);
+}
+
+int dash_labels_read(dash_labels *L, const char *const *files, int n_files, int64_t M, char *err, size_t errlen) {
+    memset(L, 0, sizeof *L);
+    label_ctx c = {.L = L, .M = M};
+    for (int i = 0; i < n_files; i++)
+        if (each_line(files[i], add_label, &c, err, errlen)) {
+            dash_labels_free(L);
+            return -1;
+        }
+    sort_by_feature(L->v, L->n, M);
+    return 0;
+}
+
+void dash_labels_free(dash_labels *L) {
+    for (int64_t i = 0; i < L->n; i++) cJSON_Delete(L->v[i].line);
+    for (int k = 0; k < L->n_labelers; k++) free(L->labelers[k]);
+    free(L->v);
+    memset(L, 0, sizeof *L);
+}
+
+void dash_labels_range(const dash_labels *L, int32_t f, int64_t *i0, int64_t *i1) {
+    int64_t lo = 0, hi = L->n;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (L->v[mid].feature < f) lo = mid + 1;
+        else hi = mid;
+    }
+    *i0 = lo;
+    while (hi < L->n && L->v[hi].feature == f) hi++;
+    *i1 = hi;
+}
+
+/* ---- steer.jsonl ----------------------------------------------------------------------------------------- */
+typedef struct {
+    dash_steers *S;
+    const char *dir;
+    int64_t M, cap;
+} steer_ctx;
+
+static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
+    steer_ctx *c = vctx;
+    const int64_t f = feature_of(o, c->M);
+    const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(o, "alpha"), *kind = cJSON_GetObjectItemCaseSensitive(o, "kind"),
+                *wav = cJSON_GetObjectItemCaseSensitive(o, "wav"), *meas = cJSON_GetObjectItemCaseSensitive(o, "measures");
+    const char *why = NULL;
+    if (f < 0) why = "feature: not an integer latent index of this FEATURES file";
+    else if (!cJSON_IsNumber(alpha) || !isfinite(alpha->valuedouble)) why = "alpha: not a finite number";
+    else if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "baseline") && strcmp(kind->valuestring, "steered") &&
+                                       strcmp(kind->valuestring, "random")))
+        why = "kind: not one of baseline, steered, random";
+    else if (!cJSON_IsString(wav) || !wav->valuestring[0]) why = "wav: not a non-empty string";
+    else if (!cJSON_IsObject(meas)) why = "measures: not an object";
+    if (why) {
+        snprintf(err, errlen, "%s:%lld: %s", path, (long long)line, why);
+        cJSON_Delete(o);
+        return -1;
+    }
+    dash_steers *S = c->S;
+    if (S->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        S->v = musae_xrealloc(S->v, sizeof *S->v * (size_t)c->cap);
+    }
+    dash_steer *s = &S->v[S->n++];
+    memset(s, 0, sizeof *s);
+    s->feature = (int32_t)f;
+    s->seq = S->n - 1;
+    s->alpha = alpha->valuedouble;
+    snprintf(s->kind, sizeof s->kind, "%s", kind->valuestring);
+    s->wav = wav->valuestring;
+    const size_t n = strlen(c->dir) + strlen(wav->valuestring) + 2;
+    s->src = musae_xmalloc(n);
+    if (wav->valuestring[0] == '/') snprintf(s->src, n, "%s", wav->valuestring);
+    else snprintf(s->src, n, "%s/%s", c->dir, wav->valuestring);
+    s->measures = meas;
+    s->line = o;
+    return 0;
+}
+
+static int kind_rank(const char *k) { return !strcmp(k, "baseline") ? 0 : !strcmp(k, "steered") ? 1 : 2; }
+
+static int cmp_steer(const void *a, const void *b) {
+    const dash_steer *x = a, *y = b;
+    if (x->feature != y->feature) return x->feature < y->feature ? -1 : 1;
+    if (x->alpha != y->alpha) return x->alpha < y->alpha ? -1 : 1;
+    const int kx = kind_rank(x->kind), ky = kind_rank(y->kind);
+    if (kx != ky) return kx < ky ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int dash_steer_read(dash_steers *S, const char *dir, int64_t M, char *err, size_t errlen) {
+    memset(S, 0, sizeof *S);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/steer.jsonl", dir);
+    steer_ctx c = {.S = S, .dir = dir, .M = M};
+    if (each_line(path, add_steer, &c, err, errlen)) {
+        dash_steer_free(S);
+        return -1;
+    }
+    qsort(S->v, (size_t)S->n, sizeof *S->v, cmp_steer);
+    return 0;
+}
+
+void dash_steer_free(dash_steers *S) {
+    for (int64_t i = 0; i < S->n; i++) {
+        free(S->v[i].src);
+        cJSON_Delete(S->v[i].line);
+    }
+    free(S->v);
+    memset(S, 0, sizeof *S);
+}
