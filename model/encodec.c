@@ -292,15 +292,24 @@ static float *load_weight_norm(musae_st *st, const char *prefix, int a, int b, i
     float *g = load_tensor(st, gn, 3, gs);
     float *v = load_tensor(st, vn, 3, vs);
     const int64_t row = (int64_t)b * k;
+    /* rows are independent, so the threads share them out; the checks run after, in row order, so the
+     * refusal names the first bad row whatever the thread count */
+    double *ss = musae_xmalloc((size_t)a * sizeof(double));
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)a * row >= (1 << 18))
     for (int i = 0; i < a; i++) {
-        double ss = 0;
-        for (int64_t j = 0; j < row; j++) ss += (double)v[i * row + j] * v[i * row + j];
-        if (!(ss > 0) || !isfinite(ss) || !isfinite(g[i]))
-            musae_fail("%s: '%s' row %d has norm %g (g %g): the weight is undefined", st->path, vn, i, sqrt(ss),
-                       (double)g[i]);
-        double scale = g[i] / sqrt(ss);
-        for (int64_t j = 0; j < row; j++) v[i * row + j] = (float)(v[i * row + j] * scale);
+        double sum = 0;
+        for (int64_t j = 0; j < row; j++) sum += (double)v[i * row + j] * v[i * row + j];
+        ss[i] = sum;
+        if (sum > 0 && isfinite(sum) && isfinite(g[i])) {
+            const double scale = g[i] / sqrt(sum);
+            for (int64_t j = 0; j < row; j++) v[i * row + j] = (float)(v[i * row + j] * scale);
+        }
     }
+    for (int i = 0; i < a; i++)
+        if (!(ss[i] > 0) || !isfinite(ss[i]) || !isfinite(g[i]))
+            musae_fail("%s: '%s' row %d has norm %g (g %g): the weight is undefined", st->path, vn, i, sqrt(ss[i]),
+                       (double)g[i]);
+    free(ss);
     free(g);
     return v;
 }
@@ -315,6 +324,7 @@ static float *load_bias(musae_st *st, const char *prefix, int n) {
 static void load_conv(const musae_ops *ops, musae_st *st, const char *prefix, encodec_conv *c) {
     float *w = load_weight_norm(st, prefix, c->c_out, c->c_in, c->k); /* [c_out, c_in, k] */
     float *t = musae_xmalloc((size_t)c->c_out * c->c_in * c->k * sizeof(float));
+#pragma omp parallel for if ((int64_t)c->c_out * c->c_in * c->k >= (1 << 18))
     for (int o = 0; o < c->c_out; o++)
         for (int i = 0; i < c->c_in; i++)
             for (int j = 0; j < c->k; j++)
@@ -328,6 +338,7 @@ static void load_convt(const musae_ops *ops, musae_st *st, const char *prefix, e
     float *w = load_weight_norm(st, prefix, c->c_in, c->c_out, c->k); /* [c_in, c_out, k] */
     const int s = c->stride, J = c->k / s;
     float *t = musae_xmalloc((size_t)c->c_out * c->c_in * c->k * sizeof(float));
+#pragma omp parallel for collapse(2) if ((int64_t)c->c_out * c->c_in * c->k >= (1 << 18))
     for (int r = 0; r < s; r++)
         for (int o = 0; o < c->c_out; o++)
             for (int mm = 0; mm < J; mm++)
@@ -367,6 +378,7 @@ void encodec_load_st(encodec *m, const musae_encodec_config *cfg, musae_st *st, 
     const int64_t S = m->codebook_size, D = m->dim;
     m->codebooks_host = musae_xmalloc((size_t)(m->n_q * S * D) * sizeof(float));
     m->codebook_sq = musae_xmalloc((size_t)(m->n_q * S) * sizeof(float));
+    musae_st_prefetch(st, prefix);
     for (int i = 0; i < ng; i++) {
         char p[200];
         snprintf(p, sizeof p, "%s%s", prefix, g[i].prefix);
