@@ -4,6 +4,7 @@
 #include "model/encodec.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -965,6 +966,15 @@ int64_t *encodec_encode(const encodec *m, const float *x, int64_t n, int64_t *fr
 
 /* ---- decoder ---------------------------------------------------------------------------------------------- */
 
+/* Every output row the back stack can compute from its input so far, to the sink. */
+static void drain_back(stream *back, float *y, float *yh, encodec_sink sink, void *ctx) {
+    int64_t k;
+    while ((k = stream_pull(back, y)) > 0) {
+        back->m->ops->download(yh, y, (size_t)k * sizeof(float));
+        sink(ctx, yh, k);
+    }
+}
+
 void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int chunk_frames, encodec_sink sink,
                     void *ctx) {
     const musae_ops *ops = m->ops;
@@ -984,6 +994,12 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     float *x = ops->alloc((size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
     float *y = ops->alloc((size_t)(chunk * m->hop) * sizeof(float));
     float *yh = musae_xmalloc((size_t)(chunk * m->hop) * sizeof(float));
+    /* On the CPU table the back stack's drain of the rows pushed last runs on one thread while the LSTM
+     * recurrence of the next rows (one thread by design, see kernels/cpu/lstm.c) runs on another: one hand-off
+     * per chunk, so a busy machine costs no per-step barrier. The stream sees the same pushes and pulls in
+     * the same order as without the overlap, so the windows, and the samples, are the same. */
+    const int overlap = ops->device == MUSAE_DEVICE_CPU && omp_get_max_threads() >= 2;
+    int pending = 0; /* back holds rows pushed but not yet drained */
     for (int64_t f0 = 0; f0 < frames || !stream_done(&back);) {
         if (f0 < frames) {
             /* RVQ decode: the sum of each codebook's vectors (HF EncodecResidualVectorQuantizer.decode) */
@@ -997,12 +1013,27 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
             if (f0 == frames) stream_end(&front);
         }
         int64_t k;
-        while ((k = stream_pull(&front, x)) > 0) stream_push(&back, lstm_run(&lstm, ops, x, k), k, 0);
-        if (stream_done(&front) && back.total < 0) stream_end(&back);
-        while ((k = stream_pull(&back, y)) > 0) {
-            ops->download(yh, y, (size_t)k * sizeof(float));
-            sink(ctx, yh, k);
+        while ((k = stream_pull(&front, x)) > 0) {
+            const float *ly = NULL;
+            if (pending) {
+#pragma omp parallel sections num_threads(2)
+                {
+#pragma omp section
+                    ly = lstm_run(&lstm, ops, x, k);
+#pragma omp section
+                    drain_back(&back, y, yh, sink, ctx);
+                }
+                pending = 0;
+            } else {
+                ly = lstm_run(&lstm, ops, x, k);
+            }
+            stream_push(&back, ly, k, 0);
         }
+        if (pending) drain_back(&back, y, yh, sink, ctx); /* nothing came out of the front this time */
+        pending = 0;
+        if (stream_done(&front) && back.total < 0) stream_end(&back);
+        if (overlap && !stream_done(&front)) pending = 1;
+        else drain_back(&back, y, yh, sink, ctx);
     }
     stream_free(&front);
     stream_free(&back);
