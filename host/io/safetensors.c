@@ -544,7 +544,8 @@ static int is_float(musae_dtype d) { return d == MUSAE_F32 || d == MUSAE_F16 || 
  * exponent fields plus one exponent step carries into the sign bit exactly when one field is all ones,
  * so the scan vectorizes and only a block that holds such a value is searched element by element. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static int64_t first_nonfinite(const float *x, size_t n) {
-    const uint32_t *b = (const uint32_t *)x;
+    typedef uint32_t __attribute__((may_alias)) bits32; /* the floats' bits, without breaking aliasing rules */
+    const bits32 *b = (const bits32 *)x;
     uint32_t acc = 0;
     for (size_t i = 0; i < n; i++) acc |= (b[i] & 0x7f800000u) + 0x00800000u;
     if (!(acc & 0x80000000u)) return -1;
