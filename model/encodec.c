@@ -4,6 +4,7 @@
 #include "model/encodec.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,15 +293,24 @@ static float *load_weight_norm(musae_st *st, const char *prefix, int a, int b, i
     float *g = load_tensor(st, gn, 3, gs);
     float *v = load_tensor(st, vn, 3, vs);
     const int64_t row = (int64_t)b * k;
+    /* rows are independent, so the threads share them out; the checks run after, in row order, so the
+     * refusal names the first bad row whatever the thread count */
+    double *ss = musae_xmalloc((size_t)a * sizeof(double));
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)a * row >= (1 << 18))
     for (int i = 0; i < a; i++) {
-        double ss = 0;
-        for (int64_t j = 0; j < row; j++) ss += (double)v[i * row + j] * v[i * row + j];
-        if (!(ss > 0) || !isfinite(ss) || !isfinite(g[i]))
-            musae_fail("%s: '%s' row %d has norm %g (g %g): the weight is undefined", st->path, vn, i, sqrt(ss),
-                       (double)g[i]);
-        double scale = g[i] / sqrt(ss);
-        for (int64_t j = 0; j < row; j++) v[i * row + j] = (float)(v[i * row + j] * scale);
+        double sum = 0;
+        for (int64_t j = 0; j < row; j++) sum += (double)v[i * row + j] * v[i * row + j];
+        ss[i] = sum;
+        if (sum > 0 && isfinite(sum) && isfinite(g[i])) {
+            const double scale = g[i] / sqrt(sum);
+            for (int64_t j = 0; j < row; j++) v[i * row + j] = (float)(v[i * row + j] * scale);
+        }
     }
+    for (int i = 0; i < a; i++)
+        if (!(ss[i] > 0) || !isfinite(ss[i]) || !isfinite(g[i]))
+            musae_fail("%s: '%s' row %d has norm %g (g %g): the weight is undefined", st->path, vn, i, sqrt(ss[i]),
+                       (double)g[i]);
+    free(ss);
     free(g);
     return v;
 }
@@ -315,6 +325,7 @@ static float *load_bias(musae_st *st, const char *prefix, int n) {
 static void load_conv(const musae_ops *ops, musae_st *st, const char *prefix, encodec_conv *c) {
     float *w = load_weight_norm(st, prefix, c->c_out, c->c_in, c->k); /* [c_out, c_in, k] */
     float *t = musae_xmalloc((size_t)c->c_out * c->c_in * c->k * sizeof(float));
+#pragma omp parallel for if ((int64_t)c->c_out * c->c_in * c->k >= (1 << 18))
     for (int o = 0; o < c->c_out; o++)
         for (int i = 0; i < c->c_in; i++)
             for (int j = 0; j < c->k; j++)
@@ -328,6 +339,7 @@ static void load_convt(const musae_ops *ops, musae_st *st, const char *prefix, e
     float *w = load_weight_norm(st, prefix, c->c_in, c->c_out, c->k); /* [c_in, c_out, k] */
     const int s = c->stride, J = c->k / s;
     float *t = musae_xmalloc((size_t)c->c_out * c->c_in * c->k * sizeof(float));
+#pragma omp parallel for collapse(2) if ((int64_t)c->c_out * c->c_in * c->k >= (1 << 18))
     for (int r = 0; r < s; r++)
         for (int o = 0; o < c->c_out; o++)
             for (int mm = 0; mm < J; mm++)
@@ -367,6 +379,7 @@ void encodec_load_st(encodec *m, const musae_encodec_config *cfg, musae_st *st, 
     const int64_t S = m->codebook_size, D = m->dim;
     m->codebooks_host = musae_xmalloc((size_t)(m->n_q * S * D) * sizeof(float));
     m->codebook_sq = musae_xmalloc((size_t)(m->n_q * S) * sizeof(float));
+    musae_st_prefetch(st, prefix);
     for (int i = 0; i < ng; i++) {
         char p[200];
         snprintf(p, sizeof p, "%s%s", prefix, g[i].prefix);
@@ -953,6 +966,15 @@ int64_t *encodec_encode(const encodec *m, const float *x, int64_t n, int64_t *fr
 
 /* ---- decoder ---------------------------------------------------------------------------------------------- */
 
+/* Every output row the back stack can compute from its input so far, to the sink. */
+static void drain_back(stream *back, float *y, float *yh, encodec_sink sink, void *ctx) {
+    int64_t k;
+    while ((k = stream_pull(back, y)) > 0) {
+        back->m->ops->download(yh, y, (size_t)k * sizeof(float));
+        sink(ctx, yh, k);
+    }
+}
+
 void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int chunk_frames, encodec_sink sink,
                     void *ctx) {
     const musae_ops *ops = m->ops;
@@ -972,6 +994,12 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     float *x = ops->alloc((size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
     float *y = ops->alloc((size_t)(chunk * m->hop) * sizeof(float));
     float *yh = musae_xmalloc((size_t)(chunk * m->hop) * sizeof(float));
+    /* On the CPU table the back stack's drain of the rows pushed last runs on one thread while the LSTM
+     * recurrence of the next rows (one thread by design, see kernels/cpu/lstm.c) runs on another: one hand-off
+     * per chunk, so a busy machine costs no per-step barrier. The stream sees the same pushes and pulls in
+     * the same order as without the overlap, so the windows, and the samples, are the same. */
+    const int overlap = ops->device == MUSAE_DEVICE_CPU && omp_get_max_threads() >= 2;
+    int pending = 0; /* back holds rows pushed but not yet drained */
     for (int64_t f0 = 0; f0 < frames || !stream_done(&back);) {
         if (f0 < frames) {
             /* RVQ decode: the sum of each codebook's vectors (HF EncodecResidualVectorQuantizer.decode) */
@@ -985,12 +1013,27 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
             if (f0 == frames) stream_end(&front);
         }
         int64_t k;
-        while ((k = stream_pull(&front, x)) > 0) stream_push(&back, lstm_run(&lstm, ops, x, k), k, 0);
-        if (stream_done(&front) && back.total < 0) stream_end(&back);
-        while ((k = stream_pull(&back, y)) > 0) {
-            ops->download(yh, y, (size_t)k * sizeof(float));
-            sink(ctx, yh, k);
+        while ((k = stream_pull(&front, x)) > 0) {
+            const float *ly = NULL;
+            if (pending) {
+#pragma omp parallel sections num_threads(2)
+                {
+#pragma omp section
+                    ly = lstm_run(&lstm, ops, x, k);
+#pragma omp section
+                    drain_back(&back, y, yh, sink, ctx);
+                }
+                pending = 0;
+            } else {
+                ly = lstm_run(&lstm, ops, x, k);
+            }
+            stream_push(&back, ly, k, 0);
         }
+        if (pending) drain_back(&back, y, yh, sink, ctx); /* nothing came out of the front this time */
+        pending = 0;
+        if (stream_done(&front) && back.total < 0) stream_end(&back);
+        if (overlap && !stream_done(&front)) pending = 1;
+        else drain_back(&back, y, yh, sink, ctx);
     }
     stream_free(&front);
     stream_free(&back);

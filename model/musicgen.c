@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
@@ -31,11 +33,15 @@ void mg_sinusoids(float *out, int64_t n, int64_t H) {
 }
 
 /* Hands out 64-byte aligned pieces of the weight arena; with base == NULL it only counts (sizing pass). */
+typedef struct loader loader;
 typedef struct {
     char *base;
     size_t off;
     musae_precision prec; /* of the mg_mat weights */
+    loader *ld;           /* resolves matrices used in place (in_place), or NULL */
 } carver;
+
+static float *in_place(loader *ld, const char *name, int64_t n);
 
 static void *carve_bytes(carver *c, size_t bytes) {
     void *p = c->base ? c->base + c->off : NULL;
@@ -45,8 +51,10 @@ static void *carve_bytes(carver *c, size_t bytes) {
 
 static float *carve(carver *c, int64_t n) { return carve_bytes(c, (size_t)n * sizeof(float)); }
 
-static mg_mat carve_mat(carver *c, int64_t n) {
+/* A matrix the arena holds, or, with a name the loader can map (see in_place), none of the arena. */
+static mg_mat carve_mat(carver *c, int64_t n, const char *name) {
     mg_mat w = {NULL, NULL};
+    if (name && c->ld && (w.f = in_place(c->ld, name, n))) return w;
     if (c->prec == MUSAE_PREC_BF16)
         w.b = carve_bytes(c, (size_t)n * sizeof(uint16_t));
     else
@@ -58,17 +66,26 @@ static void carve_all(mg_model *m, carver *c) {
     const int64_t H = m->H, F = m->ffn;
     m->embed = carve(c, m->K * (m->V + 1) * H);
     m->pos = carve(c, m->max_pos * H);
+    char n[5][160];
     for (int64_t l = 0; l < m->n_layers; l++) {
         mg_layer *w = &m->layers[l];
+        const char *sub[5] = {"self_attn.q_proj", "self_attn.out_proj", "encoder_attn.q_proj", "encoder_attn.out_proj",
+                              "fc1"};
+        for (int i = 0; i < 5; i++)
+            snprintf(n[i], sizeof n[i], "decoder.model.decoder.layers.%lld.%s.weight", (long long)l, sub[i]);
         w->sa_ln_w = carve(c, H), w->sa_ln_b = carve(c, H);
-        w->sa_q = carve_mat(c, H * H), w->sa_kv = carve_mat(c, 2 * H * H), w->sa_o = carve_mat(c, H * H);
+        w->sa_q = carve_mat(c, H * H, n[0]), w->sa_kv = carve_mat(c, 2 * H * H, NULL);
+        w->sa_o = carve_mat(c, H * H, n[1]);
         w->ca_ln_w = carve(c, H), w->ca_ln_b = carve(c, H);
-        w->ca_q = carve_mat(c, H * H), w->ca_kv = carve_mat(c, 2 * H * H), w->ca_o = carve_mat(c, H * H);
+        w->ca_q = carve_mat(c, H * H, n[2]), w->ca_kv = carve_mat(c, 2 * H * H, NULL);
+        w->ca_o = carve_mat(c, H * H, n[3]);
         w->ff_ln_w = carve(c, H), w->ff_ln_b = carve(c, H);
-        w->fc1 = carve_mat(c, F * H), w->fc2 = carve_mat(c, H * F);
+        w->fc1 = carve_mat(c, F * H, n[4]);
+        snprintf(n[4], sizeof n[4], "decoder.model.decoder.layers.%lld.fc2.weight", (long long)l);
+        w->fc2 = carve_mat(c, H * F, n[4]);
     }
     m->ln_w = carve(c, H), m->ln_b = carve(c, H);
-    m->heads = carve_mat(c, m->K * m->V * H);
+    m->heads = carve_mat(c, m->K * m->V * H, NULL);
 }
 
 void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta) {
@@ -97,17 +114,18 @@ static void release_source(const musae_st_tensor *t) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-typedef struct {
+struct loader {
     musae_st *st;
-    const musae_ops *ops;
-    float *staging;    /* host, the largest tensor */
-    uint16_t *staging_b; /* host, the largest matrix in bf16 (bf16 models) */
+    mg_model *m;
+    int host;            /* the table's memory is host memory (CPU): tensors are read straight into the arena */
+    float *staging;      /* host, the largest tensor (a bf16 matrix's f32 values; every tensor off the host) */
+    uint16_t *staging_b; /* host, the largest matrix in bf16 (bf16 models off the host) */
     int64_t n_params;
-} loader;
+    const musae_ops *ops;
+};
 
-/* Finds `name`, checks shape and dtype, converts to f32 into ld->staging, refuses non-finite values;
- * returns the element count. */
-static int64_t read_tensor(loader *ld, const char *name, int rank, const int64_t *shape) {
+/* Finds `name` and checks its shape and dtype (a float type). */
+static musae_st_tensor *find_tensor(loader *ld, const char *name, int rank, const int64_t *shape) {
     musae_st_tensor *t = musae_st_find(ld->st, name);
     if (!t) musae_fail("%s: tensor '%s' is missing (the MusicGen decoder needs it)", ld->st->path, name);
     const char *file = musae_st_file_of(ld->st, t);
@@ -121,32 +139,105 @@ static int64_t read_tensor(loader *ld, const char *name, int rank, const int64_t
     }
     if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16") && strcmp(t->dtype, "F64"))
         musae_fail("%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16)", file, name, t->dtype);
-    const int64_t n = musae_st_numel(t);
-    musae_st_read(ld->st, t, ld->staging, MUSAE_F32);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(ld->staging[i]))
-            musae_fail("%s: tensor '%s' holds a non-finite value (%g at flat index %lld)", file, name,
-                       (double)ld->staging[i], (long long)i);
+    return t;
+}
+
+static void refuse_nonfinite(loader *ld, const musae_st_tensor *t, const float *x, int64_t bad) {
+    if (bad >= 0)
+        musae_fail("%s: tensor '%s' holds a non-finite value (%g at flat index %lld)", musae_st_file_of(ld->st, t),
+                   t->name, (double)x[bad], (long long)bad);
+}
+
+/* Finds `name`, checks shape and dtype, converts to f32 into dst (host memory) with the OpenMP threads
+ * (musae_st_read_checked), refuses non-finite values; returns the element count. */
+static int64_t read_tensor(loader *ld, const char *name, int rank, const int64_t *shape, float *dst) {
+    musae_st_tensor *t = find_tensor(ld, name, rank, shape);
+    refuse_nonfinite(ld, t, dst, musae_st_read_checked(ld->st, t, dst, MUSAE_F32));
     release_source(t);
-    ld->n_params += n;
-    return n;
+    ld->n_params += musae_st_numel(t);
+    return musae_st_numel(t);
+}
+
+/* The model's own mapping of checkpoint file fi (made on first use; NULL where it cannot be made). The
+ * header bytes must equal those the checkpoint was parsed from, so offsets hold even if the path now
+ * names another file. Private and writable, like any host buffer: a write (tests round weights in place)
+ * copies that page for the process and never reaches the file. */
+static const uint8_t *model_map(loader *ld, int fi) {
+    mg_model *m = ld->m;
+    const musae_st_file *f = &ld->st->files[fi];
+    if (!m->maps) {
+        m->n_maps = ld->st->n_files;
+        m->maps = musae_xcalloc((size_t)m->n_maps, sizeof(void *));
+        m->map_bytes = musae_xcalloc((size_t)m->n_maps, sizeof(size_t));
+    }
+    if (m->maps[fi] == MAP_FAILED) return NULL;
+    if (m->maps[fi]) return m->maps[fi];
+    void *p = MAP_FAILED;
+    const int fd = open(f->path, O_RDONLY);
+    if (fd >= 0) {
+        struct stat sb;
+        if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == f->size) p = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        close(fd);
+    }
+    if (p != MAP_FAILED && memcmp(p, f->map, f->data_off)) {
+        munmap(p, f->size);
+        p = MAP_FAILED;
+    }
+    if (p == MAP_FAILED) LOG_DEBUG("%s: cannot map it again; its weights are copied", f->path);
+    else m->map_bytes[fi] = f->size;
+    m->maps[fi] = p;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* The CPU table in fp32 uses a matrix stored as F32 where it lies: a pointer into the model's mapping of
+ * its file. NULL where that cannot be (another table or precision, a checkpoint parsed from memory, another
+ * dtype or element count, a misaligned offset, no mapping): it is then copied, and the copying path names
+ * any problem. Both carving passes get the same answer. */
+static float *in_place(loader *ld, const char *name, int64_t n) {
+    if (!ld->host || ld->m->prec != MUSAE_PREC_FP32) return NULL;
+    musae_st_tensor *t = musae_st_find(ld->st, name);
+    if (!t || strcmp(t->dtype, "F32") || musae_st_numel(t) != n || !ld->st->files[t->file].map) return NULL;
+    const size_t off = (size_t)(t->data - ld->st->files[t->file].map);
+    if (off % sizeof(float)) return NULL;
+    const uint8_t *base = model_map(ld, t->file);
+    return base ? (float *)(base + off) : NULL;
+}
+
+static int is_mapped(const mg_model *m, const void *p) {
+    for (int i = 0; i < m->n_maps; i++)
+        if (m->maps[i] != MAP_FAILED && m->maps[i] && (const char *)p >= (const char *)m->maps[i] &&
+            (const char *)p < (const char *)m->maps[i] + m->map_bytes[i])
+            return 1;
+    return 0;
 }
 
 static void load_tensor(loader *ld, const char *name, float *dst, int rank, const int64_t *shape) {
-    const int64_t n = read_tensor(ld, name, rank, shape);
+    if (ld->host) {
+        read_tensor(ld, name, rank, shape, dst);
+        return;
+    }
+    const int64_t n = read_tensor(ld, name, rank, shape, ld->staging);
     ld->ops->upload(dst, ld->staging, (size_t)n * sizeof(float));
 }
 
 /* A matrix into w at element offset off (k_proj and v_proj share one [2H, H] matrix). bf16 is rounded on
  * the host so the device never holds the fp32 copy: device memory is the bf16 arena alone. */
 static void load_mat(loader *ld, const char *name, mg_mat w, int64_t off, const int64_t *shape) {
-    const int64_t n = read_tensor(ld, name, 2, shape);
-    if (w.b) {
-        for (int64_t i = 0; i < n; i++) ld->staging_b[i] = musae_f32_to_bf16(ld->staging[i]);
-        ld->ops->upload(w.b + off, ld->staging_b, (size_t)n * sizeof(uint16_t));
-    } else {
-        ld->ops->upload(w.f + off, ld->staging, (size_t)n * sizeof(float));
+    if (w.f && is_mapped(ld->m, w.f)) { /* used in place: checked where it lies, its pages mapped now */
+        musae_st_tensor *t = find_tensor(ld, name, 2, shape);
+        refuse_nonfinite(ld, t, w.f, musae_f32_first_nonfinite(w.f, (size_t)musae_st_numel(t)));
+        ld->n_params += musae_st_numel(t);
+        return;
     }
+    if (!w.b) {
+        load_tensor(ld, name, w.f + off, 2, shape);
+        return;
+    }
+    const int64_t n = read_tensor(ld, name, 2, shape, ld->staging);
+    uint16_t *b = ld->host ? w.b + off : ld->staging_b;
+#pragma omp parallel for schedule(static) if (n >= (1 << 20))
+    for (int64_t i = 0; i < n; i++) b[i] = musae_f32_to_bf16(ld->staging[i]);
+    if (!ld->host) ld->ops->upload(w.b + off, ld->staging_b, (size_t)n * sizeof(uint16_t));
 }
 
 /* HF 5.x keeps embed_positions.weights as a non-persistent buffer (not saved) and ignores the key in
@@ -207,11 +298,13 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     m->d_head = m->H / m->n_heads;
     m->layers = musae_xcalloc((size_t)m->n_layers, sizeof(mg_layer));
 
-    carver sizing = {NULL, 0, prec};
+    const int host = ops->device == MUSAE_DEVICE_CPU;
+    loader ld = {.st = st, .m = m, .host = host, .ops = ops};
+    carver sizing = {NULL, 0, prec, &ld};
     carve_all(m, &sizing);
     m->arena_bytes = sizing.off;
     m->arena = ops->alloc(m->arena_bytes);
-    carver c = {m->arena, 0, prec};
+    carver c = {m->arena, 0, prec, &ld};
     carve_all(m, &c);
 
     const int64_t H = m->H, F = m->ffn, V = m->V;
@@ -221,8 +314,9 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     if (H * H > largest) largest = H * H;
     int64_t largest_mat = F * H > V * H ? F * H : V * H;
     if (2 * H * H > largest_mat) largest_mat = 2 * H * H;
-    loader ld = {st, ops, musae_xmalloc((size_t)largest * sizeof(float)),
-                 prec == MUSAE_PREC_BF16 ? musae_xmalloc((size_t)largest_mat * sizeof(uint16_t)) : NULL, 0};
+    if (!host || prec == MUSAE_PREC_BF16) ld.staging = musae_xmalloc((size_t)largest * sizeof(float));
+    if (!host && prec == MUSAE_PREC_BF16) ld.staging_b = musae_xmalloc((size_t)largest_mat * sizeof(uint16_t));
+    musae_st_prefetch(st, "decoder.");
 
     char name[256];
     for (int64_t k = 0; k < m->K; k++) {
@@ -267,9 +361,10 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     load_tensor(&ld, "decoder.model.decoder.layer_norm.weight", m->ln_w, 1, vec);
     load_tensor(&ld, "decoder.model.decoder.layer_norm.bias", m->ln_b, 1, vec);
 
-    mg_sinusoids(ld.staging, m->max_pos, H);
-    check_stored_positions(&ld, m, ld.staging);
-    ops->upload(m->pos, ld.staging, (size_t)(m->max_pos * H) * sizeof(float));
+    float *pos = host ? m->pos : ld.staging;
+    mg_sinusoids(pos, m->max_pos, H);
+    check_stored_positions(&ld, m, pos);
+    if (!host) ops->upload(m->pos, pos, (size_t)(m->max_pos * H) * sizeof(float));
     free(ld.staging);
     free(ld.staging_b);
     m->n_params = ld.n_params;
@@ -293,6 +388,10 @@ void mg_load(mg_model *m, const char *dir, const musae_ops *ops, musae_precision
 
 void mg_free(mg_model *m) {
     if (m->arena) m->ops->free(m->arena);
+    for (int i = 0; i < m->n_maps; i++)
+        if (m->maps[i] && m->maps[i] != MAP_FAILED) munmap(m->maps[i], m->map_bytes[i]);
+    free(m->maps);
+    free(m->map_bytes);
     free(m->layers);
     memset(m, 0, sizeof *m);
 }

@@ -67,8 +67,15 @@ typedef struct {
     mg_layer *layers; /* [n_layers] (host array of device pointers) */
     float *ln_w, *ln_b; /* [H] final layer_norm */
     mg_mat heads;     /* [K·V, H] lm_heads.{k} stacked: one GEMM gives logits [rows, K, V] */
-    void *arena;      /* the one device allocation every weight above points into */
+    void *arena;      /* the one device allocation the weights above point into, but for the mapped ones */
     size_t arena_bytes;
+    /* CPU table, fp32: the matrices stored as F32 that need no stacking (q, out of both attentions, fc1,
+     * fc2) are used where they lie in the checkpoint, through the model's own private mappings of its
+     * files (page-cache pages: no copy, no fresh memory to fault in and zero; a write copies the page and
+     * stays in the process). n_maps mappings. Like any mmap, the file must not be truncated meanwhile. */
+    void **maps;
+    size_t *map_bytes;
+    int n_maps;
     int64_t n_params; /* loaded parameters (the table of positions excluded) */
 } mg_model;
 

@@ -58,6 +58,7 @@ void musae_t5_load(musae_t5 *m, musae_st *st, const char *prefix, const musae_t5
     if (!t5_act(ops, cfg->dense_act_fn))
         musae_fail("%s: T5 activation \"%s\" is not supported (relu, gelu, gelu_new)", st->path, cfg->dense_act_fn);
     char name[512];
+    musae_st_prefetch(st, prefix);
 
     /* The embedding is tied: HF stores shared.weight, older exports may hold only encoder.embed_tokens. */
     snprintf(name, sizeof name, "%sshared.weight", prefix);

@@ -92,6 +92,23 @@ static void test_load(void) {
     mg_load(&sh, fixture("tiny-musicgen-sharded"), musae_ops_cpu(), MUSAE_PREC_FP32);
     CHECK(sh.arena_bytes == g_m.arena_bytes && !memcmp(sh.arena, g_m.arena, g_m.arena_bytes),
           "sharded checkpoint loads the same weights");
+    /* the matrices the CPU table uses in place (mg_model.maps) are outside the arena: compare them too */
+    CHECK(g_m.n_maps >= 1 && sh.n_maps >= 2, "fp32 CPU load maps its files (%d, sharded %d)", g_m.n_maps, sh.n_maps);
+    for (int64_t l = 0; l < g_m.n_layers; l++) {
+        const mg_layer *a = &g_m.layers[l], *b = &sh.layers[l];
+        const int64_t H = g_m.H, F = g_m.ffn;
+        const struct {
+            const float *x, *y;
+            int64_t n;
+        } mats[] = {{a->sa_q.f, b->sa_q.f, H * H},   {a->sa_o.f, b->sa_o.f, H * H}, {a->ca_q.f, b->ca_q.f, H * H},
+                    {a->ca_o.f, b->ca_o.f, H * H},   {a->fc1.f, b->fc1.f, F * H},   {a->fc2.f, b->fc2.f, H * F}};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            const int outside = (const char *)mats[i].x < (const char *)g_m.arena ||
+                                (const char *)mats[i].x >= (const char *)g_m.arena + g_m.arena_bytes;
+            CHECK(outside && !memcmp(mats[i].x, mats[i].y, (size_t)mats[i].n * sizeof(float)),
+                  "layer %lld matrix %zu: used in place (outside the arena) and equal in the sharded load", (long long)l, i);
+        }
+    }
     mg_free(&sh);
 
     float *tab = malloc(sizeof(float) * 2048 * 32);

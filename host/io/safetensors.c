@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -539,39 +540,136 @@ static musae_dtype st_to_musae(const char *d) {
     return MUSAE_DTYPE_COUNT;
 }
 
-void musae_st_read(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt) {
-    size_t n = (size_t)musae_st_numel(t);
-    if (!strcmp(t->dtype, "F64")) {
-        MUSAE_ASSERT(dt == MUSAE_F32 || dt == MUSAE_F16 || dt == MUSAE_BF16, "F64 tensor '%s' read as %s", t->name,
-                     musae_dtype_name(dt));
-        float *tmp = dt == MUSAE_F32 ? dst : musae_xmalloc(n * 4);
-        for (size_t i = 0; i < n; i++) {
-            double v;
-            memcpy(&v, t->data + 8 * i, 8);
-            tmp[i] = (float)v;
-        }
-        if (tmp != dst) {
-            musae_convert(dst, dt, tmp, MUSAE_F32, n);
-            free(tmp);
-        }
-        return;
-    }
-    musae_dtype src = st_to_musae(t->dtype);
-    if (src == MUSAE_DTYPE_COUNT)
-        musae_fail("%s: tensor '%s': dtype %s cannot be loaded", musae_st_file_of(st, t), t->name, t->dtype);
-    /* float -> int would truncate silently, and NaN or out-of-range values are undefined behaviour in C */
-    if ((src == MUSAE_F32 || src == MUSAE_F16 || src == MUSAE_BF16) && (dt == MUSAE_I32 || dt == MUSAE_I64))
-        musae_fail("%s: tensor '%s' holds %s values; reading them as %s is not supported", musae_st_file_of(st, t),
-                   t->name, t->dtype, musae_dtype_name(dt));
-    if (src == dt) {
-        memcpy(dst, t->data, t->nbytes);
+/* Large reads are split into blocks shared out over the OpenMP threads (dynamic: on a busy machine a thread
+ * that is descheduled does not hold the others up); each block is converted and checked while it is in
+ * cache. Below ST_PARALLEL_BYTES a team costs more than it saves. */
+#define ST_PARALLEL_BYTES ((size_t)1 << 21)
+#define ST_BLOCK_ELEMS ((size_t)1 << 18) /* 1 MiB of f32 */
+#define ST_CHUNK_ELEMS ((size_t)4096)    /* the aligned staging of a converting read, on the stack */
+
+static int is_float(musae_dtype d) { return d == MUSAE_F32 || d == MUSAE_F16 || d == MUSAE_BF16; }
+
+/* The first index in x[0, n) whose exponent bits are all ones (±inf or NaN), or -1. The OR of the
+ * exponent fields plus one exponent step carries into the sign bit exactly when one field is all ones,
+ * so the scan vectorizes and only a block that holds such a value is searched element by element. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static int64_t first_nonfinite(const float *x, size_t n) {
+    typedef uint32_t __attribute__((may_alias)) bits32; /* the floats' bits, without breaking aliasing rules */
+    const bits32 *b = (const bits32 *)x;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= (b[i] & 0x7f800000u) + 0x00800000u;
+    if (!(acc & 0x80000000u)) return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((b[i] & 0x7f800000u) == 0x7f800000u) return (int64_t)i;
+    return -1;
+}
+
+/* Elements [i0, i1) of t into dst (as musae_st_read). src is the dtype of t (F64 is MUSAE_DTYPE_COUNT). */
+static void read_block(const musae_st_tensor *t, musae_dtype src, int f64, void *dst, musae_dtype dt, size_t i0,
+                       size_t i1) {
+    const size_t ds = musae_dtype_size(dt);
+    if (!f64 && src == dt) {
+        memcpy((uint8_t *)dst + i0 * ds, t->data + i0 * ds, (i1 - i0) * ds);
         return;
     }
     /* the mmapped bytes may be unaligned for the source type: convert from an aligned copy */
-    void *tmp = musae_xmalloc(t->nbytes);
-    memcpy(tmp, t->data, t->nbytes);
-    musae_convert(dst, dt, tmp, src, n);
-    free(tmp);
+    double tmp[ST_CHUNK_ELEMS];
+    float f[ST_CHUNK_ELEMS];
+    for (size_t c0 = i0; c0 < i1; c0 += ST_CHUNK_ELEMS) {
+        const size_t n = i1 - c0 < ST_CHUNK_ELEMS ? i1 - c0 : ST_CHUNK_ELEMS;
+        if (f64) {
+            memcpy(tmp, t->data + 8 * c0, n * 8);
+            for (size_t i = 0; i < n; i++) f[i] = (float)tmp[i];
+            musae_convert((uint8_t *)dst + c0 * ds, dt, f, MUSAE_F32, n);
+        } else {
+            const size_t ss = musae_dtype_size(src);
+            memcpy(tmp, t->data + ss * c0, n * ss);
+            musae_convert((uint8_t *)dst + c0 * ds, dt, tmp, src, n);
+        }
+    }
+}
+
+int64_t musae_st_read_checked(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt) {
+    const size_t n = (size_t)musae_st_numel(t);
+    const int f64 = !strcmp(t->dtype, "F64");
+    musae_dtype src = f64 ? MUSAE_DTYPE_COUNT : st_to_musae(t->dtype);
+    if (f64) {
+        MUSAE_ASSERT(is_float(dt), "F64 tensor '%s' read as %s", t->name, musae_dtype_name(dt));
+    } else {
+        if (src == MUSAE_DTYPE_COUNT)
+            musae_fail("%s: tensor '%s': dtype %s cannot be loaded", musae_st_file_of(st, t), t->name, t->dtype);
+        /* float -> int would truncate silently, and NaN or out-of-range values are undefined behaviour in C */
+        if (is_float(src) && (dt == MUSAE_I32 || dt == MUSAE_I64))
+            musae_fail("%s: tensor '%s' holds %s values; reading them as %s is not supported", musae_st_file_of(st, t),
+                       t->name, t->dtype, musae_dtype_name(dt));
+    }
+    const int check = dt == MUSAE_F32;
+    /* integer conversions stay on one thread: a value that does not fit aborts naming its flat index */
+    if (!f64 && src != dt && !(is_float(src) && is_float(dt))) {
+        void *tmp = musae_xmalloc(t->nbytes ? t->nbytes : 1);
+        memcpy(tmp, t->data, t->nbytes);
+        musae_convert(dst, dt, tmp, src, n);
+        free(tmp);
+        return -1;
+    }
+    const int mapped = st->files[t->file].map != NULL;
+    const size_t es = f64 ? 8 : musae_dtype_size(src), pg = (size_t)sysconf(_SC_PAGESIZE);
+    const int64_t n_blocks = (int64_t)((n + ST_BLOCK_ELEMS - 1) / ST_BLOCK_ELEMS);
+    int64_t first = INT64_MAX;
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : first) if (t->nbytes >= ST_PARALLEL_BYTES)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const size_t i0 = (size_t)b * ST_BLOCK_ELEMS, i1 = i0 + ST_BLOCK_ELEMS < n ? i0 + ST_BLOCK_ELEMS : n;
+#ifdef MADV_POPULATE_READ
+        /* map the block's file pages in one call rather than one fault per 64 KiB (Linux >= 5.14; an older
+         * kernel says EINVAL and the copy faults them in as before) */
+        if (mapped) {
+            const uintptr_t a = (uintptr_t)(t->data + i0 * es) & ~(uintptr_t)(pg - 1);
+            const uintptr_t e = (uintptr_t)(t->data + i1 * es);
+            if (e > a) (void)madvise((void *)a, e - a, MADV_POPULATE_READ);
+        }
+#else
+        (void)mapped, (void)es, (void)pg;
+#endif
+        read_block(t, src, f64, dst, dt, i0, i1);
+        if (check) {
+            const int64_t k = first_nonfinite((const float *)dst + i0, i1 - i0);
+            if (k >= 0 && (int64_t)i0 + k < first) first = (int64_t)i0 + k;
+        }
+    }
+    return first == INT64_MAX ? -1 : first;
+}
+
+int64_t musae_f32_first_nonfinite(const float *x, size_t n) {
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    const int64_t n_blocks = (int64_t)((n + ST_BLOCK_ELEMS - 1) / ST_BLOCK_ELEMS);
+    int64_t first = INT64_MAX;
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : first) if (n * sizeof(float) >= ST_PARALLEL_BYTES)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const size_t i0 = (size_t)b * ST_BLOCK_ELEMS, i1 = i0 + ST_BLOCK_ELEMS < n ? i0 + ST_BLOCK_ELEMS : n;
+#ifdef MADV_POPULATE_READ
+        const uintptr_t a = (uintptr_t)(x + i0) & ~(uintptr_t)(pg - 1), e = (uintptr_t)(x + i1);
+        (void)madvise((void *)a, e - a, MADV_POPULATE_READ); /* EINVAL on anonymous memory is fine */
+#else
+        (void)pg;
+#endif
+        const int64_t k = first_nonfinite(x + i0, i1 - i0);
+        if (k >= 0 && (int64_t)i0 + k < first) first = (int64_t)i0 + k;
+    }
+    return first == INT64_MAX ? -1 : first;
+}
+
+void musae_st_read(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt) {
+    (void)musae_st_read_checked(st, t, dst, dt);
+}
+
+void musae_st_prefetch(const musae_st *st, const char *prefix) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const size_t L = strlen(prefix);
+    for (int i = 0; i < st->n_tensors; i++) {
+        const musae_st_tensor *t = &st->tensors[i];
+        if (!st->files[t->file].map || !t->nbytes || strncmp(t->name, prefix, L)) continue;
+        const uintptr_t a = (uintptr_t)t->data & ~(pg - 1), e = (uintptr_t)t->data + t->nbytes;
+        (void)madvise((void *)a, e - a, MADV_WILLNEED);
+    }
 }
 
 void *musae_st_load_any(musae_st *st, const char *name, musae_dtype dt, int *rank, int64_t *shape) {

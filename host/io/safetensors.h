@@ -64,8 +64,19 @@ musae_st_tensor *musae_st_find(musae_st *st, const char *name);
 int musae_st_dtype_known(const char *dtype);
 size_t musae_st_dtype_size(const char *dtype); /* 0 if unknown */
 /* Copies the tensor into dst as `dt`, converting (floats via f32, ints exactly). Aborts on an impossible
- * conversion. */
+ * conversion. Tensors of 2 MiB and more are read by the OpenMP threads in 1 MiB blocks, each block's file
+ * pages mapped in one call (MADV_POPULATE_READ); the bytes written do not depend on the thread count. */
 void musae_st_read(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt);
+/* musae_st_read that also returns the first flat index of a non-finite value in dst when dt is F32 (checked
+ * block by block while the block is in cache), or -1 (always -1 for other dt). */
+int64_t musae_st_read_checked(const musae_st *st, const musae_st_tensor *t, void *dst, musae_dtype dt);
+/* The first index of a non-finite value in x[0, n), or -1: the check musae_st_read_checked makes, for a
+ * tensor used where it lies in a mapping (its pages are mapped as it goes, by the OpenMP threads). */
+int64_t musae_f32_first_nonfinite(const float *x, size_t n);
+/* Starts reading the file pages of every tensor whose name begins with prefix into the page cache
+ * (MADV_WILLNEED), so a loader walking them in its own order finds them there, or at least finds the disk
+ * busy with them, on a cold cache. */
+void musae_st_prefetch(const musae_st *st, const char *prefix);
 /* Finds `name`, checks its shape (got/expected in the message, musae_fail on mismatch or absence) and
  * returns a malloc'd copy converted to dt. */
 void *musae_st_load(musae_st *st, const char *name, musae_dtype dt, int rank, const int64_t *shape);
