@@ -15,3 +15,4 @@ musae_add_test(test_steer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer.c LABEL
 # norms, paired seeds, α = 0 = plain generate, a stopped and continued run, refusals (tests/test_steer_run.c).
 musae_add_test(test_steer_run SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_run.c LABELS cpu)
 add_dependencies(test_steer_run musae)
+musae_add_test(test_steer_stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_stats.c LABELS cpu)
