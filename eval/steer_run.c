@@ -439,6 +439,54 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
 
 /* ---- the run --------------------------------------------------------------------------------------------- */
 
+/* STEER/study.json: what decides the clips (model, SAE, features, α, prompts, seeds, length, sampler, branch, random
+ * seed). Written by the first run; a later run in the folder must match it, so a continued study is the same study. */
+static void check_study(const run *r, const char *dir) {
+    const steer_run_opts *o = r->o;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", o->model_dir);
+    cJSON_AddStringToObject(j, "sae", o->sae_dir);
+    cJSON_AddStringToObject(j, "sae_sha256", r->sha);
+    cJSON_AddNumberToObject(j, "layer", r->layer);
+    cJSON *fa = cJSON_AddArrayToObject(j, "features");
+    for (int i = 0; i < r->nf; i++) cJSON_AddItemToArray(fa, cJSON_CreateNumber((double)r->feat[i]));
+    cJSON *aa = cJSON_AddArrayToObject(j, "alpha");
+    for (int i = 0; i < o->n_alpha; i++) cJSON_AddItemToArray(aa, cJSON_CreateNumber(o->alpha[i]));
+    cJSON_AddItemToObject(j, "prompts", cJSON_CreateStringArray(o->prompts, o->n_prompts));
+    cJSON_AddNumberToObject(j, "seed_base", (double)o->seed0);
+    cJSON_AddNumberToObject(j, "seeds", (double)o->seeds);
+    cJSON_AddNumberToObject(j, "frames", (double)r->F);
+    cJSON_AddNumberToObject(j, "guidance", r->guidance);
+    cJSON_AddNumberToObject(j, "temperature", o->sampler.temperature);
+    cJSON_AddNumberToObject(j, "top_k", o->sampler.top_k);
+    cJSON_AddNumberToObject(j, "top_p", o->sampler.top_p);
+    cJSON_AddStringToObject(j, "branch", r->branch == MG_BRANCH_COND ? "cond" : r->branch == MG_BRANCH_UNCOND ? "uncond"
+                                                                                                             : "both");
+    cJSON_AddNumberToObject(j, "random_seed", (double)o->random_seed);
+    cJSON_AddBoolToObject(j, "audio", r->have_codec);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/study.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        const ssize_t n = getline(&line, &cap, f);
+        fclose(f);
+        if (n <= 0 || strncmp(line, s, strlen(s)) || line[strlen(s)] != '\n')
+            musae_fail("-o %s holds another study (study.json differs: model, SAE, features, α, prompts, seeds, length, "
+                       "sampler, branch or --random-seed): use a new folder", dir);
+        free(line);
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.partial", path);
+        FILE *w = fopen(tmp, "wb");
+        if (!w || fprintf(w, "%s\n", s) < 0 || fflush(w) || fsync(fileno(w)) || fclose(w) || rename(tmp, path))
+            musae_fail("%s: cannot be written: %s", path, strerror(errno));
+    }
+    cJSON_free(s);
+}
+
 static void make_dir(const char *path) {
     if (mkdir(path, 0777) && errno != EEXIST) musae_fail("-o %s: cannot be created: %s", path, strerror(errno));
     struct stat sb;
@@ -504,6 +552,7 @@ int steer_run(const steer_run_opts *o) {
     char path[4200];
     snprintf(path, sizeof path, "%s/clips", o->out_dir);
     make_dir(path);
+    check_study(&r, o->out_dir);
     int64_t n_clips = 0, n_done = 0;
     clip *cl = make_clips(&r, &n_clips);
     snprintf(path, sizeof path, "%s/steer.jsonl", o->out_dir);

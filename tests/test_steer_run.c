@@ -222,6 +222,12 @@ static void check_study(const char *dir) {
         } else {
             CHECK(jnum(x, "norm") == 0, "%s: a nonzero vector", js(x, "id"));
         }
+        /* the passthrough replaces the layer's output by the tiny SAE's (poor) reconstruction: the codes move */
+        if (!strcmp(k, "passthrough")) CHECK(jnum(x, "code_diff") > 0, "%s: the passthrough changed no code", js(x, "id"));
+        const cJSON *de = cJSON_GetObjectItem(x, "desc");
+        CHECK(cJSON_IsObject(de) && cJSON_IsNumber(cJSON_GetObjectItem(de, "rms_db")), "%s: no descriptors", js(x, "id"));
+        snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "audio"));
+        CHECK(*js(x, "audio") && dir_has(rel), "%s: no WAV", js(x, "id"));
         snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "codes"));
         int64_t n1 = 0, n2 = 0;
         int64_t *c = codes_of(at(rel), &n1);
@@ -354,6 +360,18 @@ int main(void) {
     err_has("dropping an incomplete line");
     CHECK(same_bytes("S1/steer.jsonl", "S2/steer.jsonl"), "the continued steer.jsonl differs");
     CHECK(same_bytes("S1/summary.json", "S2/summary.json"), "the continued summary.json differs");
+
+    /* --kept-top: the kept features with the largest max_act (1 + f/4: 15, then 14); another study in the folder */
+    CHECK(run(STUDY "--kept-top 2 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 0, "--kept-top");
+    char *kl = slurp("K/steer.jsonl");
+    CHECK(strstr(kl, "\"id\":\"p0_s0_f15_a0_steered\"") && strstr(kl, "\"id\":\"p0_s0_f14_a0_other\"") &&
+              !strstr(kl, "_f13_"),
+          "--kept-top 2 did not study features 15 and 14");
+    free(kl);
+    CHECK(run(STUDY "--feature 2,5 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 1, "another study in K accepted");
+    err_has("holds another study");
+    CHECK(run(STUDY "--kept-top 2 --alpha 0.5 --no-audio -o K", g_model, g_sae, F) == 1, "another α in K accepted");
+    err_has("holds another study");
 
     /* refusals */
     const struct {

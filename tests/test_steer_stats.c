@@ -5,8 +5,8 @@
  *     the same ranks just below the limit (the approximation's known accuracy at n ~ 400);
  *   - Benjamini–Hochberg equals R's p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2), "BH") = 0.025 0.05 0.05 0.025 0.2, and a
  *     NaN p-value is left out;
- *   - Wilson's interval equals the score formula evaluated in Python (z = 1.959964): (0.107791, 0.603222) for 3 of 10, and is
- *     [0, 0.277533] for 0 of 10;
+ *   - Wilson's interval equals the score formula evaluated in Python (z = 1.959964): (0.107791, 0.603222) for 3 of
+ *     10, and [0, 0.277533] for 0 of 10;
  *   - the bootstrap CI of a constant is that constant, and of 0/1 data lies inside [0, 1] around the mean. */
 #include <math.h>
 #include <stdlib.h>
