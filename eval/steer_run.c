@@ -47,9 +47,9 @@ typedef struct {
     clip_kind kind;
     int prompt;
     int64_t seed;
-    int fi;       /* index into the study's features (-1: baseline, passthrough) */
-    int ai;       /* index into the α list (-1: α = 0) */
-    int other;    /* K_OTHER: index of the other feature */
+    int fi;    /* index into the study's features (-1: baseline, passthrough) */
+    int ai;    /* index into the α list (-1: α = 0) */
+    int other; /* K_OTHER: index of the other feature */
     char id[96];
 } clip;
 
@@ -59,12 +59,12 @@ typedef struct {
     sae_model sae;
     int layer;
     int64_t F, H, K;
-    int64_t *feat;          /* [nf] the study's features */
+    int64_t *feat; /* [nf] the study's features */
     int nf;
-    double *beta;           /* [nf] */
-    float *rand_dir;        /* [nf, H] Gaussian, scaled to ‖W_dec[f]‖ */
-    int *other;             /* [nf] the index of each feature's other-feature control, -1 when none */
-    mg_text_states ts;      /* [n_prompts, S, H], all prompts encoded together so every item sees the same rows */
+    double *beta;      /* [nf] */
+    float *rand_dir;   /* [nf, H] Gaussian, scaled to ‖W_dec[f]‖ */
+    int *other;        /* [nf] the index of each feature's other-feature control, -1 when none */
+    mg_text_states ts; /* [n_prompts, S, H], all prompts encoded together so every item sees the same rows */
     mg_branch branch;
     float guidance;
     int cfg;
@@ -92,7 +92,8 @@ static void pick_features(run *r, const musae_features *fs) {
         if (n == 0) musae_fail("--kept-top: %s keeps no feature with a positive max_act", o->features);
         qsort_r(idx, (size_t)n, sizeof *idx, by_max_act_desc, fs->max_act);
         r->nf = (int)(n < o->kept_top ? n : o->kept_top);
-        if (n < o->kept_top) LOG_WARN("--kept-top %d: %s keeps only %lld features", o->kept_top, o->features, (long long)n);
+        if (n < o->kept_top)
+            LOG_WARN("--kept-top %d: %s keeps only %lld features", o->kept_top, o->features, (long long)n);
         r->feat = musae_xmalloc((size_t)r->nf * sizeof(int64_t));
         memcpy(r->feat, idx, (size_t)r->nf * sizeof(int64_t));
         free(idx);
@@ -111,8 +112,8 @@ static void pick_features(run *r, const musae_features *fs) {
         double n2 = 0;
         for (int64_t j = 0; j < r->H; j++) n2 += (double)r->sae.p.W_dec[f * r->H + j] * r->sae.p.W_dec[f * r->H + j];
         if (!(n2 > 0) || !isfinite(n2))
-            musae_fail("--feature %lld of %s has a %s decoder row: no direction to steer along", (long long)f, o->sae_dir,
-                       n2 == 0 ? "zero" : "non-finite");
+            musae_fail("--feature %lld of %s has a %s decoder row: no direction to steer along", (long long)f,
+                       o->sae_dir, n2 == 0 ? "zero" : "non-finite");
         r->beta[i] = steer_features_beta(o->features, fs, f);
     }
 }
@@ -187,7 +188,11 @@ static clip *make_clips(const run *r, int64_t *n_out) {
                 for (int ai = 0; ai < o->n_alpha; ai++)
                     for (int k = K_STEERED; k <= K_OTHER; k++) {
                         if (k == K_OTHER && r->other[fi] < 0) continue;
-                        c[n] = (clip){.kind = (clip_kind)k, .prompt = p, .seed = seed, .fi = fi, .ai = ai,
+                        c[n] = (clip){.kind = (clip_kind)k,
+                                      .prompt = p,
+                                      .seed = seed,
+                                      .fi = fi,
+                                      .ai = ai,
                                       .other = k == K_OTHER ? r->other[fi] : -1};
                         snprintf(c[n].id, sizeof c[n].id, "p%d_s%lld_f%lld_a%d_%s", p, (long long)seed,
                                  (long long)r->feat[fi], ai, k_kind_name[k]);
@@ -230,8 +235,8 @@ static char **read_done(const char *path, int64_t *n) {
     free(line);
     fclose(f);
     if (dropped) {
-        LOG_WARN("%s: dropping an incomplete line after %zu complete ones (the run was stopped while writing it)",
-                 path, len);
+        LOG_WARN("%s: dropping an incomplete line after %zu complete ones (the run was stopped while writing it)", path,
+                 len);
         if (truncate(path, (off_t)good)) musae_fail("%s: cannot be truncated: %s", path, strerror(errno));
     }
     *n = (int64_t)len;
@@ -276,7 +281,8 @@ static void remeasure(const run *r, const clip *cl, int64_t nb, const int64_t *c
     mg_state_init(&st, m, &so);
     const int64_t S = r->ts.S;
     if (r->ts.states) {
-        float *s = musae_xmalloc((size_t)(nb * S * H) * sizeof(float)), *mk = musae_xmalloc((size_t)(nb * S) * sizeof(float));
+        float *s = musae_xmalloc((size_t)(nb * S * H) * sizeof(float)),
+              *mk = musae_xmalloc((size_t)(nb * S) * sizeof(float));
         for (int64_t b = 0; b < nb; b++) {
             memcpy(s + b * S * H, r->ts.states + cl[b].prompt * S * H, (size_t)(S * H) * sizeof(float));
             memcpy(mk + b * S, r->ts.mask + cl[b].prompt * S, (size_t)S * sizeof(float));
@@ -284,8 +290,13 @@ static void remeasure(const run *r, const clip *cl, int64_t nb, const int64_t *c
         mg_state_set_text(&st, m, s, mk, S);
         free(s), free(mk);
     }
-    mg_hook rd = {.kind = MG_HOOK_READ, .layer = r->layer, .branch = MG_BRANCH_COND, .pos_begin = 1,
-                  .pos_end = F + 1, .dst = x, .dst_t = F + 1};
+    mg_hook rd = {.kind = MG_HOOK_READ,
+                  .layer = r->layer,
+                  .branch = MG_BRANCH_COND,
+                  .pos_begin = 1,
+                  .pos_end = F + 1,
+                  .dst = x,
+                  .dst_t = F + 1};
     mg_forward(m, &st, del, T, &rd, 1, 0);
     mg_state_free(&st, m);
     sae_codes sc = {.ptr = musae_xmalloc((size_t)(F + 1) * sizeof(int64_t))};
@@ -314,8 +325,9 @@ static void add_number_or_null(cJSON *o, const char *k, double v) {
 static int64_t *read_codes_file(const run *r, const char *path) {
     int64_t B = 0, F = 0;
     int64_t *c = mg_read_codes(path, r->K, r->m.V, &B, &F);
-    if (B != 1 || F != r->F) musae_fail("%s: codes [%lld, %lld, %lld]; this study has [1, %lld, %lld] (another run?)",
-                                        path, (long long)B, (long long)r->K, (long long)F, (long long)r->K, (long long)r->F);
+    if (B != 1 || F != r->F)
+        musae_fail("%s: codes [%lld, %lld, %lld]; this study has [1, %lld, %lld] (another run?)", path, (long long)B,
+                   (long long)r->K, (long long)F, (long long)r->K, (long long)r->F);
     return c;
 }
 
@@ -336,15 +348,26 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
     m->ops->upload(vec_dev, vec, (size_t)(nb * H) * sizeof(float));
     pass_ctx pc = {.r = r, .pass = pass};
     mg_hook hooks[2] = {
-        {.kind = MG_HOOK_ADD, .layer = r->layer, .branch = r->branch, .pos_begin = 0, .pos_end = MG_POS_END,
-         .vec = vec_dev, .vec_n = nb, .scale = 1.0f},
+        {.kind = MG_HOOK_ADD,
+         .layer = r->layer,
+         .branch = r->branch,
+         .pos_begin = 0,
+         .pos_end = MG_POS_END,
+         .vec = vec_dev,
+         .vec_n = nb,
+         .scale = 1.0f},
         /* the passthrough: every frame's row (positions from 1: the SAE never saw BOS) of the passthrough items */
-        {.kind = MG_HOOK_MAP, .layer = r->layer, .branch = r->branch, .pos_begin = 1, .pos_end = MG_POS_END,
-         .map = pass_map, .map_ctx = &pc},
+        {.kind = MG_HOOK_MAP,
+         .layer = r->layer,
+         .branch = r->branch,
+         .pos_begin = 1,
+         .pos_end = MG_POS_END,
+         .map = pass_map,
+         .map_ctx = &pc},
     };
     /* the seed is per batch: a batch holds clips of one seed (make_batches) */
-    mg_gen_params gp = {.steps = mg_delay_plan_frames(K, F).steps, .guidance = r->guidance, .sampler = o->sampler,
-                        .progress = 0};
+    mg_gen_params gp = {
+        .steps = mg_delay_plan_frames(K, F).steps, .guidance = r->guidance, .sampler = o->sampler, .progress = 0};
     gp.sampler.seed = (uint64_t)cl[0].seed;
     gp.sampler.same_draws = 1;
     mg_text text = {0};
@@ -409,9 +432,10 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
             snprintf(rel, sizeof rel, "clips/%s.wav", c->id);
             snprintf(path, sizeof path, "%s/%s", o->out_dir, rel);
             char err[1024];
-            musae_audio_writer *w = musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16,
-                                                            err, sizeof err);
-            if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
+            musae_audio_writer *w =
+                musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
+            if (!w || musae_audio_write(w, wav, ns, err, sizeof err) ||
+                musae_audio_writer_close(w, NULL, err, sizeof err))
                 musae_fail("%s", err);
             cJSON_AddStringToObject(j, "audio", rel);
             musae_desc d, *win = musae_xmalloc((size_t)(describe_n_windows(ns, r->codec.cfg.sampling_rate) + 1) *
@@ -460,8 +484,10 @@ static void check_study(const run *r, const char *dir) {
     cJSON_AddNumberToObject(j, "temperature", o->sampler.temperature);
     cJSON_AddNumberToObject(j, "top_k", o->sampler.top_k);
     cJSON_AddNumberToObject(j, "top_p", o->sampler.top_p);
-    cJSON_AddStringToObject(j, "branch", r->branch == MG_BRANCH_COND ? "cond" : r->branch == MG_BRANCH_UNCOND ? "uncond"
-                                                                                                             : "both");
+    cJSON_AddStringToObject(j, "branch",
+                            r->branch == MG_BRANCH_COND     ? "cond"
+                            : r->branch == MG_BRANCH_UNCOND ? "uncond"
+                                                            : "both");
     cJSON_AddNumberToObject(j, "random_seed", (double)o->random_seed);
     cJSON_AddBoolToObject(j, "audio", r->have_codec);
     char *s = cJSON_PrintUnformatted(j);
@@ -475,8 +501,10 @@ static void check_study(const run *r, const char *dir) {
         const ssize_t n = getline(&line, &cap, f);
         fclose(f);
         if (n <= 0 || strncmp(line, s, strlen(s)) || line[strlen(s)] != '\n')
-            musae_fail("-o %s holds another study (study.json differs: model, SAE, features, α, prompts, seeds, length, "
-                       "sampler, branch or --random-seed): use a new folder", dir);
+            musae_fail(
+                "-o %s holds another study (study.json differs: model, SAE, features, α, prompts, seeds, length, "
+                "sampler, branch or --random-seed): use a new folder",
+                dir);
         free(line);
     } else {
         snprintf(tmp, sizeof tmp, "%s.partial", path);
@@ -497,7 +525,8 @@ static void validate(const steer_run_opts *o) {
     if (!o->n_alpha) musae_fail("--alpha: give at least one α");
     for (int i = 0; i < o->n_alpha; i++) {
         const double a = o->alpha[i];
-        if (!isfinite(a) || a <= 0) musae_fail("--alpha %g: expected a finite α > 0 (the baseline is α = 0 already)", a);
+        if (!isfinite(a) || a <= 0)
+            musae_fail("--alpha %g: expected a finite α > 0 (the baseline is α = 0 already)", a);
         if (a > o->alpha_max)
             musae_fail("--alpha %g exceeds the allowed %g (--alpha-max A allows up to A)", a, o->alpha_max);
     }
@@ -560,8 +589,10 @@ int steer_run(const steer_run_opts *o) {
     /* the clips are generated in list order and written in it, so the complete lines are a prefix of the list */
     for (int64_t i = 0; i < n_done; i++)
         if (i >= n_clips || strcmp(done[i], cl[i].id))
-            musae_fail("%s: line %lld is clip '%s'; this study's clip %lld is '%s' (another study in this folder? use a "
-                       "new -o)", path, (long long)i + 1, done[i], (long long)i + 1, i < n_clips ? cl[i].id : "none");
+            musae_fail(
+                "%s: line %lld is clip '%s'; this study's clip %lld is '%s' (another study in this folder? use a "
+                "new -o)",
+                path, (long long)i + 1, done[i], (long long)i + 1, i < n_clips ? cl[i].id : "none");
     for (int64_t i = 0; i < n_done; i++) free(done[i]);
     free(done);
     LOG_INFO("steer: %d features x %d alphas x %d prompts x %lld seeds: %lld clips (%lld done), layer %d, %lld frames",

@@ -124,7 +124,8 @@ void steer_bootstrap_mean(const double *d, int64_t n, int64_t n_boot, double lev
         bm[b] = t / (double)n;
     }
     qsort(bm, (size_t)n_boot, sizeof *bm, by_double);
-    int64_t a = (int64_t)floor((1 - level) / 2 * (double)n_boot), z = (int64_t)ceil((1 + level) / 2 * (double)n_boot) - 1;
+    int64_t a = (int64_t)floor((1 - level) / 2 * (double)n_boot),
+            z = (int64_t)ceil((1 + level) / 2 * (double)n_boot) - 1;
     if (z >= n_boot) z = n_boot - 1;
     if (a < 0) a = 0;
     *lo = bm[a];

@@ -11,10 +11,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    int64_t n;        /* pairs with a nonzero difference (Wilcoxon's zero rule drops the others) */
-    double w_plus;    /* sum of the ranks of |d| (ties get their average rank) over the positive d */
-    double p;         /* one-sided P(W+ >= w_plus) when every sign is equally likely (H0: no gain); 1 when n = 0 */
-    double r_rb;      /* matched-pairs rank-biserial correlation (W+ − W−) / (W+ + W−), 0 when n = 0 */
+    int64_t n;     /* pairs with a nonzero difference (Wilcoxon's zero rule drops the others) */
+    double w_plus; /* sum of the ranks of |d| (ties get their average rank) over the positive d */
+    double p;      /* one-sided P(W+ >= w_plus) when every sign is equally likely (H0: no gain); 1 when n = 0 */
+    double r_rb;   /* matched-pairs rank-biserial correlation (W+ − W−) / (W+ + W−), 0 when n = 0 */
 } steer_wilcoxon;
 
 /* The signed-rank test of the paired differences d[0..n) (gain > 0 the alternative). The p-value is the exact
@@ -30,8 +30,8 @@ void steer_bh(const double *p, int64_t m, double *q);
 
 /* The mean of d[0..n) and its percentile bootstrap interval (level, e.g. 0.95) from n_boot resamples of the
  * pairs; resample b draws index i as floor(u·n) with u = musae_u32_to_unit(word i % 4 of musae_philox(seed,
- * stream, b·ceil(n/4) + i/4)). The interval is [the floor((1−level)/2·n_boot)-th, the ceil((1+level)/2·n_boot)−1-th]
- * of the sorted resample means (0-based). */
+ * stream, b·ceil(n/4) + i/4)). The interval is [the floor((1−level)/2·n_boot)-th,
+ * the ceil((1+level)/2·n_boot)−1-th] of the sorted resample means (0-based). */
 void steer_bootstrap_mean(const double *d, int64_t n, int64_t n_boot, double level, uint64_t seed, uint64_t stream,
                           double *mean, double *lo, double *hi);
 

@@ -14,9 +14,10 @@
 #include "host/core/log.h"
 #include "host/io/descriptors_io.h"
 
-enum { N_DESC = 0
+enum {
+    N_DESC = 0
 #define X(n, u) +1
-       MUSAE_DESC_F32_FIELDS(X)
+    MUSAE_DESC_F32_FIELDS(X)
 #undef X
 };
 static const char *const k_desc[] = {
@@ -26,9 +27,9 @@ static const char *const k_desc[] = {
 };
 
 typedef struct {
-    int kind;            /* 0 baseline, 1 passthrough, 2 steered, 3 random, 4 other */
-    int fi;              /* index of the feature in the study (-1) */
-    int ai;              /* index of α (-1) */
+    int kind; /* 0 baseline, 1 passthrough, 2 steered, 3 random, 4 other */
+    int fi;   /* index of the feature in the study (-1) */
+    int ai;   /* index of α (-1) */
     int64_t prompt, seed;
     double act_target, code_diff;
     double *act;         /* [nf] */
@@ -133,7 +134,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             if (r[e].kind == 0 && r[e].has_desc && isfinite(r[e].desc[i])) s += r[e].desc[i], c++;
         const double mu = c ? s / (double)c : NAN;
         for (int64_t e = 0; e < n; e++)
-            if (r[e].kind == 0 && r[e].has_desc && isfinite(r[e].desc[i])) s2 += (r[e].desc[i] - mu) * (r[e].desc[i] - mu);
+            if (r[e].kind == 0 && r[e].has_desc && isfinite(r[e].desc[i]))
+                s2 += (r[e].desc[i] - mu) * (r[e].desc[i] - mu);
         sd[i] = c ? sqrt(s2 / (double)c) : NAN;
     }
 
@@ -153,10 +155,13 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
     cJSON *per_alpha = cJSON_AddArrayToObject(out, "per_alpha");
     cJSON *curve = cJSON_AddArrayToObject(out, "curve");
 
-    double *d_base = musae_xmalloc((size_t)(n + 1) * sizeof(double)), *d_rand = musae_xmalloc((size_t)(n + 1) * sizeof(double));
+    double *d_base = musae_xmalloc((size_t)(n + 1) * sizeof(double)),
+           *d_rand = musae_xmalloc((size_t)(n + 1) * sizeof(double));
     double *d_other = musae_xmalloc((size_t)(n + 1) * sizeof(double));
-    double *p_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)), *p_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
-    double *q_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)), *q_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
+    double *p_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)),
+           *p_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
+    double *q_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)),
+           *q_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
     for (int ai = 0; ai < o->n_alpha; ai++) {
         cJSON *pa = cJSON_CreateObject();
         cJSON_AddItemToArray(per_alpha, pa);
@@ -176,8 +181,10 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
                         if (r[g].kind == 3) rd = &r[g];
                         if (r[g].kind == 4) ot = &r[g];
                     }
-                if (!b || !rd) musae_fail("%s: clip of feature %lld, prompt %lld, seed %lld lacks its baseline or random "
-                                          "control", path, (long long)feat[fi], (long long)x->prompt, (long long)x->seed);
+                if (!b || !rd)
+                    musae_fail("%s: clip of feature %lld, prompt %lld, seed %lld lacks its baseline or random "
+                               "control",
+                               path, (long long)feat[fi], (long long)x->prompt, (long long)x->seed);
                 d_base[m] = x->act_target - b->act[fi];
                 d_rand[m] = x->act_target - rd->act_target;
                 m++;

@@ -145,7 +145,8 @@ static void boot(const double *d, int n, int64_t nb, uint64_t seed, uint64_t str
     for (int64_t b = 0; b < nb; b++) {
         double t = 0;
         for (int i = 0; i < n; i++) {
-            const uint32_t w = musae_philox(seed, stream, (uint64_t)b * (uint64_t)((n + 3) / 4) + (uint64_t)i / 4).v[i % 4];
+            const uint32_t w =
+                musae_philox(seed, stream, (uint64_t)b * (uint64_t)((n + 3) / 4) + (uint64_t)i / 4).v[i % 4];
             int j = (int)((double)((w >> 8) * (1.0f / 16777216.0f)) * n);
             t += d[j < n ? j : n - 1];
         }
@@ -223,9 +224,11 @@ static void check_study(const char *dir) {
             CHECK(jnum(x, "norm") == 0, "%s: a nonzero vector", js(x, "id"));
         }
         /* the passthrough replaces the layer's output by the tiny SAE's (poor) reconstruction: the codes move */
-        if (!strcmp(k, "passthrough")) CHECK(jnum(x, "code_diff") > 0, "%s: the passthrough changed no code", js(x, "id"));
+        if (!strcmp(k, "passthrough"))
+            CHECK(jnum(x, "code_diff") > 0, "%s: the passthrough changed no code", js(x, "id"));
         const cJSON *de = cJSON_GetObjectItem(x, "desc");
-        CHECK(cJSON_IsObject(de) && cJSON_IsNumber(cJSON_GetObjectItem(de, "rms_db")), "%s: no descriptors", js(x, "id"));
+        CHECK(cJSON_IsObject(de) && cJSON_IsNumber(cJSON_GetObjectItem(de, "rms_db")), "%s: no descriptors",
+              js(x, "id"));
         snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "audio"));
         CHECK(*js(x, "audio") && dir_has(rel), "%s: no WAV", js(x, "id"));
         snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "codes"));
@@ -263,10 +266,11 @@ static void check_study(const char *dir) {
                     if (!(x && r && b && o)) continue;
                     CHECK(jnum(o, "other_feature") == k_feat[(fi + 1) % 3], "the other control of %d is feature %g",
                           k_feat[fi], jnum(o, "other_feature"));
-                    CHECK(jnum(r, "norm") == jnum(x, "norm") || fabs(jnum(r, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"),
+                    CHECK(jnum(r, "norm") == jnum(x, "norm") ||
+                              fabs(jnum(r, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"),
                           "random ‖v‖ %.9g vs steered %.9g", jnum(r, "norm"), jnum(x, "norm"));
-                    CHECK(fabs(jnum(o, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"), "other ‖v‖ %.9g vs steered %.9g",
-                          jnum(o, "norm"), jnum(x, "norm"));
+                    CHECK(fabs(jnum(o, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"),
+                          "other ‖v‖ %.9g vs steered %.9g", jnum(o, "norm"), jnum(x, "norm"));
                     const double t = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "act"), fi)->valuedouble;
                     CHECK(jnum(x, "act_target") == t, "act_target is not act[%d]", fi);
                     db[m] = t - cJSON_GetArrayItem(cJSON_GetObjectItem(b, "act"), fi)->valuedouble;
@@ -285,7 +289,8 @@ static void check_study(const char *dir) {
             double s = 0;
             for (int i = 0; i < m; i++) s += db[i];
             mb[fi] = s / m;
-            CHECK(near(jnum(vb, "gain_mean"), mb[fi]), "gain_mean %.12g, recomputed %.12g", jnum(vb, "gain_mean"), mb[fi]);
+            CHECK(near(jnum(vb, "gain_mean"), mb[fi]), "gain_mean %.12g, recomputed %.12g", jnum(vb, "gain_mean"),
+                  mb[fi]);
             double lo, hi;
             const uint64_t stream = ((uint64_t)ai << 40) | ((uint64_t)k_feat[fi] << 2);
             boot(db, m, 200, 7, stream, &lo, &hi);
@@ -301,15 +306,16 @@ static void check_study(const char *dir) {
         int k = 0;
         for (int fi = 0; fi < 3; fi++) {
             const cJSON *fj = cJSON_GetArrayItem(fl, fi);
-            CHECK(near(jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]), "q vs baseline %.12g, recomputed %.12g",
-                  jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]);
+            CHECK(near(jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]),
+                  "q vs baseline %.12g, recomputed %.12g", jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]);
             CHECK(near(jnum(cJSON_GetObjectItem(fj, "vs_random"), "q"), qr[fi]), "q vs random");
             const int st = qb[fi] <= 0.05 && qr[fi] <= 0.05;
             CHECK(cJSON_IsTrue(cJSON_GetObjectItem(fj, "steerable")) == st, "steerable flag of feature %d", k_feat[fi]);
             k += st;
         }
         const double z = 1.959963984540054, ph = k / 3.0;
-        const double c = (ph + z * z / 6) / (1 + z * z / 3), h = z * sqrt(ph * (1 - ph) / 3 + z * z / 36) / (1 + z * z / 3);
+        const double c = (ph + z * z / 6) / (1 + z * z / 3),
+                     h = z * sqrt(ph * (1 - ph) / 3 + z * z / 36) / (1 + z * z / 3);
         const cJSON *ci = cJSON_GetObjectItem(e, "steerable_ci95_wilson");
         CHECK(jnum(e, "n_steerable") == k, "n_steerable %g, recomputed %d", jnum(e, "n_steerable"), k);
         CHECK(near(cJSON_GetArrayItem(ci, 0)->valuedouble, fmax(0, c - h)) &&
@@ -317,7 +323,8 @@ static void check_study(const char *dir) {
               "Wilson CI");
     }
     const cJSON *curve = cJSON_GetObjectItem(sum, "curve");
-    CHECK(cJSON_GetArraySize(curve) == 7, "the curve has %d points (passthrough + 3 kinds x 2 α)", cJSON_GetArraySize(curve));
+    CHECK(cJSON_GetArraySize(curve) == 7, "the curve has %d points (passthrough + 3 kinds x 2 α)",
+          cJSON_GetArraySize(curve));
     printf("features whose re-measured activation rises over the baseline (tiny random model, noise): %d of %d\n",
            rising, total);
     cJSON_Delete(sum);
@@ -325,8 +332,9 @@ static void check_study(const char *dir) {
     free(l);
 }
 
-#define STUDY "steer --model %s --sae %s --features %s --prompts prompts.txt --seeds 3 --seconds 0.2 --batch 9 " \
-              "--n-boot 200 --random-seed 7 "
+#define STUDY                                                                                                          \
+    "steer --model %s --sae %s --features %s --prompts prompts.txt --seeds 3 --seconds 0.2 --batch 9 "                 \
+    "--n-boot 200 --random-seed 7 "
 
 int main(void) {
     scratch_open("steer_run");
@@ -345,7 +353,9 @@ int main(void) {
     check_study("S1");
     /* α = 0: the baseline of prompt 0, seed 1 is plain generate's item 0 with seed 1 */
     CHECK(run("generate --model %s --prompt '80s pop track with bassy drums' --prompt 'calm piano' --seconds 0.2 "
-              "--seed 1 --codes-out plain.st", g_model) == 0, "plain generate");
+              "--seed 1 --codes-out plain.st",
+              g_model) == 0,
+          "plain generate");
     int64_t n1 = 0, n2 = 0;
     int64_t *a = codes_of(at("plain.st"), &n1), *b = codes_of(at("S1/clips/p0_s1_baseline.st"), &n2);
     int64_t d = a && b && n1 == 2 * n2 ? 0 : -1;
@@ -389,7 +399,8 @@ int main(void) {
     }
     CHECK(run(STUDY "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fnan.h5")) == 1, "NaN β accepted");
     err_has("max_act[3] = nan is no usable β");
-    CHECK(run(STUDY "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fother.h5")) == 1, "other SAE accepted");
+    CHECK(run(STUDY "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fother.h5")) == 1,
+          "other SAE accepted");
     err_has("was computed with another SAE");
     scratch_close();
     TEST_END();

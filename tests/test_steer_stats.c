@@ -3,8 +3,8 @@
  *     the rank-biserial correlation equals (W+ − W−)/(W+ + W−); no nonzero difference gives p = 1;
  *   - past STEER_WILCOXON_EXACT pairs the normal approximation is within 2e-3 of the exact tail that the DP gives for
  *     the same ranks just below the limit (the approximation's known accuracy at n ~ 400);
- *   - Benjamini–Hochberg equals R's p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2), "BH") = 0.025 0.05 0.05 0.025 0.2, and a
- *     NaN p-value is left out;
+ *   - Benjamini–Hochberg equals R's p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2), "BH") = 0.025 0.05 0.05 0.025 0.2,
+ *     and a NaN p-value is left out;
  *   - Wilson's interval equals the score formula evaluated in Python (z = 1.959964): (0.107791, 0.603222) for 3 of
  *     10, and [0, 0.277533] for 0 of 10;
  *   - the bootstrap CI of a constant is that constant, and of 0/1 data lies inside [0, 1] around the mean. */
