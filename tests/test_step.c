@@ -5,7 +5,7 @@
  *   - mg_generate's device loop against its host loop on tests/fixtures/tiny-musicgen: codes, every step's
  *     scores and tokens (on_step), and READ captures must be identical (greedy and sampled with top-k and
  *     top-p, CFG 3, unconditional and text, batch 1 and 3, with a non-zero ADD hook, shared by the items or one
- *     vector per item), and a SET hook must
+ *     vector per item; sampled also with same_draws, every item on Philox stream 0), and a SET hook must
  *     select the host loop. Exact equality is the claim: the step is mg_forward's t = 1 call op for op. */
 #include <math.h>
 #include <stdint.h>
@@ -259,6 +259,7 @@ static void test_generate(void) {
     const mg_sampler topk = {0, 1.0f, 250, 1.0f, 5, 0};
     const mg_sampler topkp = {0, 0.8f, 50, 0.9f, 123, 0};
     const mg_sampler topp = {0, 1.3f, 0, 0.7f, 99, 0};
+    const mg_sampler same = {0, 1.0f, 250, 1.0f, 5, 1}; /* every item draws from stream 0 (musae steer's pairs) */
     const gen_case cases[] = {
         {1, 12, 0, 0, 1.0f, greedy, "uncond greedy"},
         {3, 12, 0, 1, 1.0f, greedy, "uncond greedy + ADD/READ hooks"},
@@ -266,6 +267,7 @@ static void test_generate(void) {
         {1, 20, 1, 1, 3.0f, topk, "text CFG 3 top-k 250 + hooks"},
         {3, 20, 1, 1, 3.0f, topkp, "text CFG 3 top-k 50 top-p 0.9 + hooks"},
         {3, 20, 1, 2, 3.0f, topkp, "text CFG 3 top-k 50 + per-item ADD"},
+        {3, 20, 1, 2, 3.0f, same, "text CFG 3 top-k 250 same_draws + per-item ADD"},
         {3, 16, 0, 0, 1.0f, topp, "uncond T 1.3 top-p 0.7"},
         {3, 16, 1, 0, 1.0f, topkp, "text no CFG top-k top-p"},
         {2, 2, 1, 0, 3.0f, topkp, "short case (no delay), CFG"},
