@@ -171,7 +171,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
         double mean_b[STEER_RUN_MAX];
         /* the tests, then BH across the features of this α */
         for (int fi = 0; fi < nf; fi++) {
-            int64_t m = 0, mo = 0;
+            int64_t m = 0, mo = 0, dn[N_DESC] = {0};
+            double ds[N_DESC] = {0};
             for (int64_t e = 0; e < n; e++) {
                 const rec *x = &r[e];
                 if (x->kind != 2 || x->fi != fi || x->ai != ai) continue;
@@ -186,6 +187,9 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
                                "control",
                                path, (long long)feat[fi], (long long)x->prompt, (long long)x->seed);
                 d_base[m] = x->act_target - b->act[fi];
+                if (x->has_desc && b->has_desc)
+                    for (int i = 0; i < N_DESC; i++)
+                        if (isfinite(x->desc[i]) && isfinite(b->desc[i])) ds[i] += x->desc[i] - b->desc[i], dn[i]++;
                 d_rand[m] = x->act_target - rd->act_target;
                 m++;
                 if (ot) d_other[mo++] = x->act_target - ot->act_target;
@@ -201,6 +205,9 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             double mean, lo, hi;
             steer_bootstrap_mean(d_base, m, o->n_boot, 0.95, o->random_seed, stream, &mean, &lo, &hi);
             mean_b[fi] = mean;
+            /* what the steering does to the music: each descriptor's mean change from the twin baseline */
+            cJSON *dd = cJSON_AddObjectToObject(fj, "desc_delta_mean");
+            for (int i = 0; i < N_DESC; i++) add_num(dd, k_desc[i], dn[i] ? ds[i] / (double)dn[i] : NAN);
             cJSON *vb = cJSON_AddObjectToObject(fj, "vs_baseline");
             add_num(vb, "gain_mean", mean);
             cJSON_AddItemToObject(vb, "gain_ci95", ci_pair(lo, hi));

@@ -253,7 +253,7 @@ static void check_study(const char *dir) {
         const cJSON *fl = cJSON_GetObjectItem(e, "features");
         double pb[3], pr[3], qb[3], qr[3], mb[3];
         for (int fi = 0; fi < 3; fi++) {
-            double db[6], dr[6];
+            double db[6], dr[6], rms = 0;
             int m = 0;
             for (int s = 0; s < 3; s++)
                 for (int p = 0; p < 2; p++) {
@@ -274,6 +274,7 @@ static void check_study(const char *dir) {
                     const double t = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "act"), fi)->valuedouble;
                     CHECK(jnum(x, "act_target") == t, "act_target is not act[%d]", fi);
                     db[m] = t - cJSON_GetArrayItem(cJSON_GetObjectItem(b, "act"), fi)->valuedouble;
+                    rms += jnum(cJSON_GetObjectItem(x, "desc"), "rms_db") - jnum(cJSON_GetObjectItem(b, "desc"), "rms_db");
                     dr[m] = t - jnum(r, "act_target");
                     m++;
                 }
@@ -298,6 +299,8 @@ static void check_study(const char *dir) {
             CHECK(near(cJSON_GetArrayItem(ci, 0)->valuedouble, lo) && near(cJSON_GetArrayItem(ci, 1)->valuedouble, hi),
                   "bootstrap CI [%g, %g], recomputed [%g, %g]", cJSON_GetArrayItem(ci, 0)->valuedouble,
                   cJSON_GetArrayItem(ci, 1)->valuedouble, lo, hi);
+            const double rd = jnum(cJSON_GetObjectItem(fj, "desc_delta_mean"), "rms_db");
+            CHECK(near(rd, rms / m), "desc_delta_mean.rms_db %.12g, recomputed %.12g", rd, rms / m);
             rising += mb[fi] > 0;
             total++;
         }
