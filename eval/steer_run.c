@@ -302,10 +302,8 @@ static void remeasure(const run *r, const clip *cl, int64_t nb, const int64_t *c
     sae_codes sc = {.ptr = musae_xmalloc((size_t)(F + 1) * sizeof(int64_t))};
     float *xc = musae_xmalloc((size_t)(F * H) * sizeof(float));
     float *pre = r->sae.batch_topk ? musae_xmalloc((size_t)(F * r->sae.M) * sizeof(float)) : NULL;
-    float *dense = musae_xmalloc((size_t)r->sae.M * sizeof(float));
     for (int64_t b = 0; b < nb; b++) {
         sae_model_infer(&r->sae, x + (b * (F + 1) + 1) * H, F, &sc, xc, pre);
-        memset(dense, 0, (size_t)r->sae.M * sizeof(float));
         double *a = act + b * r->nf;
         for (int i = 0; i < r->nf; i++) a[i] = 0;
         for (int64_t t = 0; t < F; t++)
@@ -314,7 +312,7 @@ static void remeasure(const run *r, const clip *cl, int64_t nb, const int64_t *c
                     if (sc.idx[e] == r->feat[i]) a[i] += sc.val[e];
         for (int i = 0; i < r->nf; i++) a[i] /= (double)F;
     }
-    free(dense), free(pre), free(xc), free(sc.ptr), free(sc.idx), free(sc.val), free(x), free(del);
+    free(pre), free(xc), free(sc.ptr), free(sc.idx), free(sc.val), free(x), free(del);
 }
 
 static void add_number_or_null(cJSON *o, const char *k, double v) {
@@ -554,7 +552,12 @@ int steer_run(const steer_run_opts *o) {
     steer_opts so;
     steer_opts_defaults(&so);
     so.sae_dir = o->sae_dir;
-    so.spec = "0:0";
+    /* a zero-α term on the first latent with a usable decoder row: only the checks matter here */
+    int64_t usable = 0;
+    while (usable < r.sae.M - 1 && !(row_norm(r.sae.p.W_dec + usable * r.sae.d, r.sae.d) > 0)) usable++;
+    char spec[64];
+    snprintf(spec, sizeof spec, "%lld:0", (long long)usable);
+    so.spec = spec;
     so.beta = 1, so.have_beta = 1;
     so.branch = o->branch;
     r.guidance = (float)(isnan(o->guidance) ? cfg.guidance_scale : o->guidance);
