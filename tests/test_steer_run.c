@@ -7,7 +7,8 @@
  *     its definition, the bootstrap resampling, Wilson's interval, means); each clip's code_diff equals the count
  *     recomputed from the codes files; the random and the other-feature controls have the steered vector's norm
  *     (α·β); every feature's clips of a (prompt, seed) share the seed of their baseline; the baseline's codes equal
- *     plain generate with the same seed (α = 0); a run stopped after 2 batches, with a torn last line, continued by
+ *     plain generate with the same seed (α = 0), and its re-measured activations equal the ones computed here from
+ *     the residual generate --capture-layers recorded for that clip (f16, so within 5e-3); a run stopped after 2 batches, with a torn last line, continued by
  *     the same command gives the same steer.jsonl and summary.json;
  *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top.
  * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
@@ -20,6 +21,7 @@
 #include "host/core/philox.h"
 #include "host/core/sha256.h"
 #include "host/io/safetensors.h"
+#include "host/io/store.h"
 
 enum { M = 16 };
 static char g_model[1024], g_sae[1024];
@@ -335,6 +337,51 @@ static void check_study(const char *dir) {
     free(l);
 }
 
+/* The baseline's re-measured activations by another route: the residual that generate --capture-layers recorded
+ * while generating the same clip (f16, incremental, in the CFG batch) through this file's own SAE encoder (sparsify's
+ * rule on the folded weights: top-4 of ReLU(W_enc (x − b_dec) + b_enc)), averaged over the frames. */
+static void check_act_by_capture(const char *store, const cJSON *baseline) {
+    char err[512], path[2048];
+    musae_store *s = musae_store_open(at(store), err, sizeof err);
+    CHECK(s != NULL, "%s", err);
+    if (!s) return;
+    const musae_store_info *in = musae_store_get_info(s);
+    const int64_t F = in->clip_frames[0], d = 32;
+    float *x = malloc(sizeof(float) * (size_t)(F * d));
+    musae_store_read_rows(s, 0, in->clip_offset[0], F, x);
+    musae_store_close(s);
+    snprintf(path, sizeof path, "%s/sae.safetensors", g_sae);
+    musae_st st;
+    CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
+    float *W = musae_st_load(&st, "encoder.weight", MUSAE_F32, 2, (int64_t[]){M, 32});
+    float *be = musae_st_load(&st, "encoder.bias", MUSAE_F32, 1, (int64_t[]){M});
+    float *bd = musae_st_load(&st, "b_dec", MUSAE_F32, 1, (int64_t[]){32});
+    musae_st_close(&st);
+    double act[3] = {0, 0, 0};
+    for (int64_t t = 0; t < F; t++) {
+        double pre[M];
+        for (int m = 0; m < M; m++) {
+            double a = be[m];
+            for (int j = 0; j < d; j++) a += (double)W[m * d + j] * (x[t * d + j] - bd[j]);
+            pre[m] = a > 0 ? a : 0;
+        }
+        for (int i = 0; i < 3; i++) {
+            int above = 0; /* latents ranked before k_feat[i]: greater, or equal and lower */
+            for (int m = 0; m < M; m++)
+                above += pre[m] > pre[k_feat[i]] || (pre[m] == pre[k_feat[i]] && m < k_feat[i]);
+            if (above < 4) act[i] += pre[k_feat[i]];
+        }
+    }
+    const cJSON *a = cJSON_GetObjectItem(baseline, "act");
+    for (int i = 0; i < 3; i++) {
+        const double got = cJSON_GetArrayItem(a, i)->valuedouble, want = act[i] / (double)F;
+        printf("baseline act of feature %d: steer %.6f, from generate's capture %.6f\n", k_feat[i], got, want);
+        CHECK(fabs(got - want) <= 5e-3 * (1 + fabs(want)), "feature %d: re-measured %.6f, from the capture %.6f",
+              k_feat[i], got, want);
+    }
+    free(x), free(W), free(be), free(bd);
+}
+
 #define STUDY                                                                                                          \
     "steer --model %s --sae %s --features %s --prompts prompts.txt --seeds 3 --seconds 0.2 --batch 9 "                 \
     "--n-boot 200 --random-seed 7 "
@@ -356,7 +403,7 @@ int main(void) {
     check_study("S1");
     /* α = 0: the baseline of prompt 0, seed 1 is plain generate's item 0 with seed 1 */
     CHECK(run("generate --model %s --prompt '80s pop track with bassy drums' --prompt 'calm piano' --seconds 0.2 "
-              "--seed 1 --codes-out plain.st",
+              "--seed 1 --codes-out plain.st --capture-layers 0 --acts plain_acts.h5",
               g_model) == 0,
           "plain generate");
     int64_t n1 = 0, n2 = 0;
@@ -365,6 +412,15 @@ int main(void) {
     for (int64_t i = 0; d >= 0 && i < n2; i++) d += a[i] != b[i];
     CHECK(d == 0, "the α = 0 clip differs from plain generate (%" PRId64 ")", d);
     free(a), free(b);
+    {
+        int nl = 0;
+        cJSON **l = read_lines("S1/steer.jsonl", &nl);
+        const cJSON *base = find(l, nl, "baseline", -1, 0, 0, 1);
+        CHECK(base != NULL, "no baseline p0_s1");
+        if (base) check_act_by_capture("plain_acts.h5", base);
+        for (int i = 0; i < nl; i++) cJSON_Delete(l[i]);
+        free(l);
+    }
     /* stopped after 2 batches, a torn line, continued */
     CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S2 --max-batches 2", g_model, g_sae, F) == 2, "stop after 2");
     CHECK(!dir_has("S2/summary.json"), "a stopped run wrote summary.json");
