@@ -330,6 +330,30 @@ static void check_study(const char *dir) {
     const cJSON *curve = cJSON_GetObjectItem(sum, "curve");
     CHECK(cJSON_GetArraySize(curve) == 7, "the curve has %d points (passthrough + 3 kinds x 2 α)",
           cJSON_GetArraySize(curve));
+    /* each point's mean gain and code_diff recomputed over its clips */
+    for (int i = 0; i < cJSON_GetArraySize(curve); i++) {
+        const cJSON *pt = cJSON_GetArrayItem(curve, i);
+        const char *kind = js(pt, "kind");
+        const int pass = !strcmp(kind, "passthrough");
+        double g = 0, cd = 0;
+        int c = 0;
+        for (int e = 0; e < n; e++) {
+            const cJSON *x = l[e];
+            if (strcmp(js(x, "kind"), kind) || jnum(x, "alpha") != jnum(pt, "alpha")) continue;
+            const cJSON *b = find(l, n, "baseline", -1, 0, (int)jnum(x, "prompt"), (int)jnum(x, "seed"));
+            int fi = 0;
+            while (fi < 2 && k_feat[fi] != jnum(x, "feature")) fi++;
+            if (!pass) g += jnum(x, "act_target") - cJSON_GetArrayItem(cJSON_GetObjectItem(b, "act"), fi)->valuedouble;
+            cd += jnum(x, "code_diff");
+            c++;
+        }
+        CHECK(c == jnum(pt, "clips") && near(jnum(pt, "code_diff_mean"), cd / c),
+              "curve %s α %g: code_diff_mean %.12g, recomputed %.12g over %d clips", kind, jnum(pt, "alpha"),
+              jnum(pt, "code_diff_mean"), cd / c, c);
+        if (!pass)
+            CHECK(near(jnum(pt, "gain_mean"), g / c), "curve %s α %g: gain_mean %.12g, recomputed %.12g", kind,
+                  jnum(pt, "alpha"), jnum(pt, "gain_mean"), g / c);
+    }
     printf("features whose re-measured activation rises over the baseline (tiny random model, noise): %d of %d\n",
            rising, total);
     cJSON_Delete(sum);
