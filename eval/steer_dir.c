@@ -9,6 +9,7 @@
 
 #include "eval/capture.h"
 #include "host/core/check.h"
+#include "host/core/sha256.h"
 #include "host/io/safetensors.h"
 #include "sae/sae.h"
 
@@ -21,7 +22,7 @@ void steer_opts_defaults(steer_opts *o) {
 }
 
 int steer_opts_any(const steer_opts *o) {
-    return o->sae_dir || o->spec || o->vector || o->have_beta || o->branch || o->frames || o->layer >= 0;
+    return o->sae_dir || o->spec || o->vector || o->have_beta || o->features || o->branch || o->frames || o->layer >= 0;
 }
 
 static void check_alpha(const char *flag, double a, double alpha_max) {
@@ -123,9 +124,11 @@ static void add_json(const steer_opts *o, steer_plan *p) {
         cJSON *t = cJSON_CreateObject();
         if (!o->vector) cJSON_AddNumberToObject(t, "feature", (double)p->feature[i]);
         cJSON_AddNumberToObject(t, "alpha", p->alpha[i]);
+        if (o->features) cJSON_AddNumberToObject(t, "beta", p->term_beta[i]);
         cJSON_AddItemToArray(terms, t);
     }
-    cJSON_AddNumberToObject(j, "beta", p->beta);
+    if (o->features) cJSON_AddStringToObject(j, "features", o->features);
+    else cJSON_AddNumberToObject(j, "beta", p->beta);
     cJSON_AddStringToObject(j, "branch", p->branch == MG_BRANCH_COND ? "cond" : p->branch == MG_BRANCH_UNCOND ? "uncond"
                                                                                                              : "both");
     if (p->frame_begin >= 0) {
@@ -138,6 +141,29 @@ static void add_json(const steer_opts *o, steer_plan *p) {
     cJSON_AddNumberToObject(j, "norm", p->norm);
     p->json = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
+}
+
+void steer_features_open(const char *flag, const char *features_path, const char *sae_dir, int64_t num_latents,
+                         musae_features *f) {
+    char err[1024], st[4200], sha[65];
+    if (features_read(features_path, f, err, sizeof err)) musae_fail("%s: %s", flag, err);
+    snprintf(st, sizeof st, "%s/sae.safetensors", sae_dir);
+    if (musae_sha256_file(st, sha)) musae_fail("%s %s: cannot read %s to check it is the analysed SAE", flag,
+                                               features_path, st);
+    if (strcmp(sha, f->sae_sha256))
+        musae_fail("%s %s was computed with another SAE: it records sae.safetensors sha256 %.16s..., %s has %.16s...",
+                   flag, features_path, f->sae_sha256, st, sha);
+    if (f->M != num_latents)
+        musae_fail("%s %s describes %lld latents; %s has %lld", flag, features_path, (long long)f->M, sae_dir,
+                   (long long)num_latents);
+}
+
+double steer_features_beta(const char *features_path, const musae_features *fs, int64_t f) {
+    const double b = fs->max_act[f];
+    if (!isfinite(b) || b <= 0)
+        musae_fail("%s: /features/max_act[%lld] = %g is no usable β (finite, > 0 needed; a dead feature never fired)",
+                   features_path, (long long)f, b);
+    return b;
 }
 
 void steer_plan_build(const steer_opts *o, const mg_model *m, const char *model_dir, int64_t frames, int cfg,
@@ -153,10 +179,14 @@ void steer_plan_build(const steer_opts *o, const mg_model *m, const char *model_
     if (o->spec && !o->sae_dir) musae_fail("--steer needs --sae DIR (the SAE whose decoder rows are the directions)");
     if (o->vector && o->sae_dir) musae_fail("--steer-vector takes its direction from the file: --sae does not apply");
     if (!(o->alpha_max > 0) || !isfinite(o->alpha_max)) musae_fail("--alpha-max %g: expected a finite number > 0", o->alpha_max);
-    if (o->spec && !o->have_beta)
-        musae_fail("--steer needs --beta B (the feature's maximum activation, FEATURES.h5 /features/max_act)");
+    if (o->spec && !o->have_beta && !o->features)
+        musae_fail("--steer needs --beta B or --features FEATURES.h5 (the feature's maximum activation, "
+                   "/features/max_act)");
+    if (o->features && o->have_beta) musae_fail("--beta and --features are two sources of β: give one");
+    if (o->features && !o->spec) musae_fail("--features gives the β of SAE features: it goes with --steer");
     p->beta = o->beta;
-    if (!isfinite(p->beta) || p->beta <= 0) musae_fail("--beta %g: expected a finite number > 0", p->beta);
+    if (!o->features && (!isfinite(p->beta) || p->beta <= 0))
+        musae_fail("--beta %g: expected a finite number > 0", p->beta);
 
     if (!o->branch || !strcmp(o->branch, "cond")) p->branch = MG_BRANCH_COND;
     else if (!strcmp(o->branch, "uncond")) p->branch = MG_BRANCH_UNCOND;
@@ -193,6 +223,8 @@ void steer_plan_build(const steer_opts *o, const mg_model *m, const char *model_
         sae_model sae;
         if (sae_load(o->sae_dir, &sae, err, sizeof err)) musae_fail("--sae: %s", err);
         p->layer = check_sae(o, &sae, m, model_dir);
+        musae_features fs;
+        if (o->features) steer_features_open("--features", o->features, o->sae_dir, sae.M, &fs);
         for (int i = 0; i < p->n_terms; i++) {
             const int64_t f = p->feature[i];
             if (f < 0 || f >= sae.M)
@@ -204,9 +236,12 @@ void steer_plan_build(const steer_opts *o, const mg_model *m, const char *model_
             if (!(n2 > 0) || !isfinite(n2))
                 musae_fail("--steer: feature %lld of %s has a %s decoder row: no direction to steer along", (long long)f,
                            o->sae_dir, n2 == 0 ? "zero" : "non-finite");
-            const float s = (float)p->alpha[i] * (float)p->beta; /* fl(α·β), then each product rounded */
+            p->term_beta[i] = o->features ? steer_features_beta(o->features, &fs, f) : p->beta;
+            if (i == 0) p->beta = p->term_beta[0];
+            const float s = (float)p->alpha[i] * (float)p->term_beta[i]; /* fl(α·β), then each product rounded */
             for (int64_t j = 0; j < H; j++) p->vec[j] = i == 0 ? s * d[j] : p->vec[j] + s * d[j];
         }
+        if (o->features) features_free(&fs);
         sae_model_free(&sae);
     }
     double n2 = 0;

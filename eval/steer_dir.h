@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "eval/features_io.h"
 #include "model/musicgen.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,7 @@ typedef struct {
     double vector_alpha;      /* --steer-alpha (for --steer-vector; default 1) */
     double beta;              /* --beta (any number: refused here unless finite and > 0) */
     int have_beta;
+    const char *features;     /* --features FEATURES.h5: each feature's β = /features/max_act[f] (with --steer) */
     double alpha_max;         /* |α| allowed up to this (default 1; --alpha-max) */
     const char *branch;       /* --steer-branch cond|uncond|both (NULL = cond) */
     const char *frames;       /* --steer-frames a:b (NULL = every position) */
@@ -55,9 +57,19 @@ typedef struct {
     int n_terms;
     int64_t feature[STEER_MAX_TERMS];
     double alpha[STEER_MAX_TERMS];
-    double beta;
+    double beta;                   /* --beta, or the first term's β from --features */
+    double term_beta[STEER_MAX_TERMS]; /* each term's β */
     char *json;                    /* what was done, as one JSON object (the codes file's "steer" metadata) */
 } steer_plan;
+
+/* Reads FEATURES.h5 (eval/features_io.h) for the SAE folder sae_dir, refusing a file of another SAE: the sha256 of
+ * sae_dir/sae.safetensors must be the one the file records, and its latent count the SAE's. `flag` names the option
+ * in the messages. A failure is a musae_fail naming both files. */
+void steer_features_open(const char *flag, const char *features_path, const char *sae_dir, int64_t num_latents,
+                         musae_features *f);
+/* β of feature f from FEATURES.h5: /features/max_act[f], refused (naming the file and the feature) unless finite
+ * and > 0 (a dead feature has max_act 0: nothing to scale by). */
+double steer_features_beta(const char *features_path, const musae_features *fs, int64_t f);
 
 /* Validates the options against the model (folder model_dir, loaded m) and a generation of `frames` frames, with
  * or without CFG, and builds the direction. Any refusal is a musae_fail naming the flag. */

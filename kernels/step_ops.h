@@ -32,6 +32,7 @@ typedef struct {
     int top_k;            /* 0 = off */
     float top_p;          /* (0, 1], 1 = off */
     uint64_t seed;
+    int same_draws;       /* every item draws from Philox stream 0, not stream b (model/sampling.h) */
     int delayed;          /* the delay plan (model/delay.h) */
     int64_t max_length;   /* sequence positions L = steps + 1 */
 } musae_sample_params;

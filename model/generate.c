@@ -43,7 +43,7 @@ mg_gen_loop mg_gen_loop_for(const mg_model *m, const mg_gen_params *p, const mg_
         l = MG_LOOP_HOST;
     } else if (!mg_step_supports(hooks, n_hooks)) {
         MUSAE_ASSERT(l == MG_LOOP_AUTO, "the device loop was asked for, but it runs ADD and READ hooks only");
-        w = "a SET hook needs the host loop";
+        w = "a SET or MAP hook needs the host loop";
         l = MG_LOOP_HOST;
     } else if (l == MG_LOOP_AUTO) {
         l = MG_LOOP_GRAPH;
@@ -95,7 +95,7 @@ static void host_loop(const mg_model *m, int64_t B, const mg_text *text, const m
         if (cfg) mg_cfg_combine(scores, lg, lg + B * K * V, p->guidance, B * K * V);
 #pragma omp parallel for schedule(static) if (!p->sampler.greedy && B * K > 1)
         for (int64_t bk = 0; bk < B * K; bk++) {
-            const float u = p->sampler.greedy ? 0.0f : mg_sample_uniform(p->sampler.seed, bk / K, bk % K, K, s);
+            const float u = p->sampler.greedy ? 0.0f : mg_sample_uniform(p->sampler.seed, p->sampler.same_draws ? 0 : bk / K, bk % K, K, s);
             tok[bk] = mg_sample_row(scores + bk * V, V, &p->sampler, u, work + wbytes * (size_t)omp_get_thread_num());
         }
         for (int64_t b = 0; b < B; b++)

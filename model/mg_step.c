@@ -71,6 +71,7 @@ void mg_step_init(mg_step *s, const mg_model *m, const musae_step_ops *so, int64
     s->sp = (musae_sample_params){
         .B = B, .K = K, .V = V, .rows = s->rows, .cfg = cfg, .guidance = guidance, .greedy = sampler->greedy,
         .temperature = sampler->temperature, .top_k = sampler->top_k, .top_p = sampler->top_p, .seed = sampler->seed,
+        .same_draws = sampler->same_draws,
         .delayed = plan->delayed, .max_length = L,
     };
     MUSAE_ASSERT(V <= MUSAE_SAMPLE_VMAX, "vocabulary of %lld codes; the step sampler takes at most %d", (long long)V,

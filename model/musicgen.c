@@ -492,6 +492,13 @@ static void run_hooks(const mg_model *m, mg_state *s, int layer, int64_t t, int6
                 m->ops->download(k->dst + ((r - r0) * k->dst_t + p0) * H, x, (size_t)((p1 - p0) * H) * sizeof(float));
             } else if (k->kind == MG_HOOK_SET) {
                 m->ops->upload(x, k->src + ((r - r0) * k->src_t + p0) * H, (size_t)((p1 - p0) * H) * sizeof(float));
+            } else if (k->kind == MG_HOOK_MAP) {
+                const size_t bytes = (size_t)((p1 - p0) * H) * sizeof(float);
+                float *buf = musae_xmalloc(bytes);
+                m->ops->download(buf, x, bytes);
+                k->map(k->map_ctx, r % nc, p0, buf, p1 - p0, H);
+                m->ops->upload(x, buf, bytes);
+                free(buf);
             } else {
                 const float alpha = k->scale * (k->item_scale ? k->item_scale[r % nc] : 1.0f);
                 m->ops->add_rows(x, k->vec + (k->vec_n > 1 ? (r % nc) * H : 0), alpha, p1 - p0, H);
@@ -514,6 +521,8 @@ static void validate_hooks(const mg_model *m, const mg_state *s, const mg_hook *
             MUSAE_ASSERT(k->dst && k->dst_t >= 1, "hook %d: READ needs dst and dst_t", i);
         else if (k->kind == MG_HOOK_SET)
             MUSAE_ASSERT(k->src && k->src_t >= 1, "hook %d: SET needs src and src_t", i);
+        else if (k->kind == MG_HOOK_MAP)
+            MUSAE_ASSERT(k->map, "hook %d: MAP needs map", i);
         else
             MUSAE_ASSERT(k->kind == MG_HOOK_ADD && k->vec && (k->vec_n <= 1 || k->vec_n == s->o.n_cond),
                          "hook %d: ADD needs vec, one or n_cond = %lld of them (vec_n %lld)", i,

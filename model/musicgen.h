@@ -105,7 +105,7 @@ void mg_sinusoids(float *out, int64_t n, int64_t H);
 
 /* ---- hooks --------------------------------------------------------------------------------------------- */
 
-typedef enum { MG_HOOK_READ = 0, MG_HOOK_ADD = 1, MG_HOOK_SET = 2 } mg_hook_kind;
+typedef enum { MG_HOOK_READ = 0, MG_HOOK_ADD = 1, MG_HOOK_SET = 2, MG_HOOK_MAP = 3 } mg_hook_kind;
 typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg_branch;
 #define MG_POS_END INT64_MAX
 
@@ -121,6 +121,9 @@ typedef enum { MG_BRANCH_COND = 1, MG_BRANCH_UNCOND = 2, MG_BRANCH_BOTH = 3 } mg
  *         (vec_n = n_cond): different directions for different items run in one batch (steering controls).
  *   SET:  the mirror of READ: x[row, p, :] = src[(r · src_t + p) · H ...], src host [rows of the branch, src_t,
  *         H]; positions >= src_t are left alone (splicing an SAE reconstruction in: eval/spliced.h).
+ *   MAP:  x[row, p0..p1) = map(item, p0, x[row, p0..p1)) on the host: the rows are downloaded, map rewrites them in
+ *         place (for example an SAE's reconstruction of each row, per item: steering's passthrough control), and
+ *         they are uploaded. The host loop only (the device loop has no host round trip).
  * Hooks run in array order, so a READ after an ADD at the same layer sees the steered residual. */
 typedef struct {
     mg_hook_kind kind;
@@ -135,6 +138,8 @@ typedef struct {
     const float *item_scale;  /* host [n_cond] or NULL */
     const float *src;         /* SET */
     int64_t src_t;
+    void (*map)(void *ctx, int64_t item, int64_t pos0, float *x, int64_t n_pos, int64_t H); /* MAP */
+    void *map_ctx;
 } mg_hook;
 
 /* ---- state: K/V caches and activations of one batch ------------------------------------------------------ */

@@ -6,7 +6,7 @@
  *              <= 1 - p, always keeping the most likely), then one categorical draw.
  *
  * Randomness (reproducible by the CUDA sampler): the draw for batch item b, codebook k at generation step
- * s is the uniform u = musae_u32_to_unit(word k % 4 of musae_philox(seed, stream = b,
+ * s is the uniform u = musae_u32_to_unit(word k % 4 of musae_philox(seed, stream = b (0 with same_draws),
  * counter = s · ceil(K/4) + k / 4)) in [0, 1). The candidates (after top-k and top-p) are ordered by
  * score, descending, ties by index ascending; their probabilities p_i = exp(s_i - s_max) / Σ are computed
  * in double (exp = musae_exp_neg of kernels/sample_rule.h, which the GPU computes to the same bits); the token is the first candidate whose cumulative probability exceeds u · Σ p (the last one
@@ -27,6 +27,8 @@ typedef struct {
     int top_k;         /* 0 = off */
     float top_p;       /* (0, 1]; 1 = off */
     uint64_t seed;
+    int same_draws;    /* every item draws from stream 0 (as item 0, i.e. as a batch of one with this seed), not
+                          stream b: items of one batch that differ only in a steering vector get paired draws */
 } mg_sampler;
 
 /* out = uncond + (cond - uncond) · g, elementwise over n (out may alias either input). */

@@ -11,3 +11,8 @@ endif()
 musae_add_test(test_steer_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_cli.c LABELS cpu)
 add_dependencies(test_steer_cli musae)
 musae_add_test(test_steer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer.c LABELS cpu)
+# The steering experiment (musae steer) and generate --features: statistics recomputed from steer.jsonl, controls'
+# norms, paired seeds, α = 0 = plain generate, a stopped and continued run, refusals (tests/test_steer_run.c).
+musae_add_test(test_steer_run SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_run.c LABELS cpu)
+add_dependencies(test_steer_run musae)
+musae_add_test(test_steer_stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_steer_stats.c LABELS cpu)

@@ -587,18 +587,18 @@ static void test_sampling(void) {
     memset(cases, 0, sizeof cases);
     double z = 0;
     for (int i = 0; i < N; i++) z += exp(sc[i]);
-    cases[0].s = (mg_sampler){0, 1.0f, 0, 1.0f, 0};
+    cases[0].s = (mg_sampler){0, 1.0f, 0, 1.0f, 0, 0};
     for (int i = 0; i < N; i++) cases[0].want[i] = exp(sc[i]) / z;
     /* top-k 3: the two 2.0 and the 1.0 */
-    cases[1].s = (mg_sampler){0, 1.0f, 3, 1.0f, 0};
+    cases[1].s = (mg_sampler){0, 1.0f, 3, 1.0f, 0, 0};
     z = 2 * exp(2.0) + exp(1.0);
     cases[1].want[0] = cases[1].want[3] = exp(2.0) / z, cases[1].want[1] = exp(1.0) / z;
     /* top-k 2 with a tie at the threshold keeps both 2.0 entries only */
-    cases[2].s = (mg_sampler){0, 1.0f, 2, 1.0f, 0};
+    cases[2].s = (mg_sampler){0, 1.0f, 2, 1.0f, 0, 0};
     cases[2].want[0] = cases[2].want[3] = 0.5;
     /* temperature 2 and top-p 0.5: probs ∝ exp(s/2); sorted 0, 3 (0.27 of the mass each), then 1: the
      * mass before index 3 (0.27) < 0.5 keeps it, before index 1 (0.54) >= 0.5 stops */
-    cases[3].s = (mg_sampler){0, 2.0f, 0, 0.5f, 0};
+    cases[3].s = (mg_sampler){0, 2.0f, 0, 0.5f, 0, 0};
     cases[3].want[0] = cases[3].want[3] = 0.5;
     for (int c2 = 0; c2 < 4; c2++) {
         int count[N] = {0};

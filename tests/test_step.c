@@ -5,7 +5,7 @@
  *   - mg_generate's device loop against its host loop on tests/fixtures/tiny-musicgen: codes, every step's
  *     scores and tokens (on_step), and READ captures must be identical (greedy and sampled with top-k and
  *     top-p, CFG 3, unconditional and text, batch 1 and 3, with a non-zero ADD hook, shared by the items or one
- *     vector per item), and a SET hook must
+ *     vector per item; sampled also with same_draws, every item on Philox stream 0), and a SET hook must
  *     select the host loop. Exact equality is the claim: the step is mg_forward's t = 1 call op for op. */
 #include <math.h>
 #include <stdint.h>
@@ -69,7 +69,7 @@ static void test_sample_rows(void) {
                             for (int d = 0; d < 4; d++) {
                                 /* u at the ends of [0, 1) and random */
                                 const float u = d == 0 ? 0.0f : d == 1 ? 0.99999994f : unif();
-                                mg_sampler ms = {0, temps[c], top_ks[a], top_ps[b], 0};
+                                mg_sampler ms = {0, temps[c], top_ks[a], top_ps[b], 0, 0};
                                 musae_sample_params sp = {.V = V, .temperature = temps[c], .top_k = top_ks[a],
                                                           .top_p = top_ps[b]};
                                 const int64_t want = mg_sample_row(s, V, &ms, u, work);
@@ -99,7 +99,7 @@ static void test_sample_op(void) {
     const int64_t L = plan.max_length, rows = 2 * B;
     musae_sample_params p = {.B = B, .K = K, .V = V, .rows = rows, .cfg = 1, .guidance = 3.0f, .temperature = 0.9f,
                              .top_k = 20, .top_p = 0.8f, .seed = 11, .delayed = plan.delayed, .max_length = L};
-    mg_sampler ms = {0, 0.9f, 20, 0.8f, 11};
+    mg_sampler ms = {0, 0.9f, 20, 0.8f, 11, 0};
     float *lg = malloc(sizeof(float) * (size_t)(rows * K * V)), *sc = malloc(sizeof(float) * (size_t)(B * K * V));
     float *want_sc = malloc(sizeof(float) * (size_t)(B * K * V));
     int64_t *tok = malloc(sizeof(int64_t) * (size_t)(B * K)), *seq = malloc(sizeof(int64_t) * (size_t)(B * K * L));
@@ -256,9 +256,10 @@ static void run_case(const gen_case *c) {
 
 static void test_generate(void) {
     const mg_sampler greedy = {.greedy = 1};
-    const mg_sampler topk = {0, 1.0f, 250, 1.0f, 5};
-    const mg_sampler topkp = {0, 0.8f, 50, 0.9f, 123};
-    const mg_sampler topp = {0, 1.3f, 0, 0.7f, 99};
+    const mg_sampler topk = {0, 1.0f, 250, 1.0f, 5, 0};
+    const mg_sampler topkp = {0, 0.8f, 50, 0.9f, 123, 0};
+    const mg_sampler topp = {0, 1.3f, 0, 0.7f, 99, 0};
+    const mg_sampler same = {0, 1.0f, 250, 1.0f, 5, 1}; /* every item draws from stream 0 (musae steer's pairs) */
     const gen_case cases[] = {
         {1, 12, 0, 0, 1.0f, greedy, "uncond greedy"},
         {3, 12, 0, 1, 1.0f, greedy, "uncond greedy + ADD/READ hooks"},
@@ -266,6 +267,7 @@ static void test_generate(void) {
         {1, 20, 1, 1, 3.0f, topk, "text CFG 3 top-k 250 + hooks"},
         {3, 20, 1, 1, 3.0f, topkp, "text CFG 3 top-k 50 top-p 0.9 + hooks"},
         {3, 20, 1, 2, 3.0f, topkp, "text CFG 3 top-k 50 + per-item ADD"},
+        {3, 20, 1, 2, 3.0f, same, "text CFG 3 top-k 250 same_draws + per-item ADD"},
         {3, 16, 0, 0, 1.0f, topp, "uncond T 1.3 top-p 0.7"},
         {3, 16, 1, 0, 1.0f, topkp, "text no CFG top-k top-p"},
         {2, 2, 1, 0, 3.0f, topkp, "short case (no delay), CFG"},

@@ -258,11 +258,12 @@ static void test_generate(void) {
         mg_sampler s;
         const char *name;
     } cases[] = {
-        {2, 10, 1, 3.0f, {1, 1.0f, 0, 1.0f, 0}, "text CFG 3 greedy + hooks"},
-        {3, 12, 1, 3.0f, {0, 1.0f, 250, 1.0f, 5}, "text CFG 3 top-k 250 + hooks"},
-        {1, 12, 0, 1.0f, {0, 0.8f, 50, 0.9f, 9}, "uncond top-k 50 top-p 0.9 + hooks"},
+        {2, 10, 1, 3.0f, {1, 1.0f, 0, 1.0f, 0, 0}, "text CFG 3 greedy + hooks"},
+        {3, 12, 1, 3.0f, {0, 1.0f, 250, 1.0f, 5, 0}, "text CFG 3 top-k 250 + hooks"},
+        {1, 12, 0, 1.0f, {0, 0.8f, 50, 0.9f, 9, 0}, "uncond top-k 50 top-p 0.9 + hooks"},
+        {3, 12, 1, 3.0f, {0, 1.0f, 250, 1.0f, 5, 1}, "text CFG 3 top-k 250 same_draws + hooks"},
     };
-    const int n_cases = g_quick ? 1 : 3;
+    const int n_cases = g_quick ? 1 : 4;
     for (int c = 0; c < n_cases; c++) {
         const int64_t B = cases[c].B;
         const mg_delay_plan plan = mg_delay_plan_frames(K, cases[c].frames);

@@ -47,8 +47,9 @@ static void usage(FILE *f) {
             "                      [--prompt TEXT ... | --text-states FILE] [--batch B] [--guidance G]\n"
             "                      [--top-k K] [--top-p P] [--temperature T] [--greedy]\n"
             "                      [--capture-layers L,L.. --acts ACTS.h5] [--device D] [--precision P]\n"
-            "                      [--sae DIR --steer F:ALPHA[,F:ALPHA...] --beta B | --steer-vector FILE\n"
-            "                       --steer-layer L [--steer-alpha A] [--beta B]] [--steer-branch cond|uncond|both]\n"
+            "                      [--sae DIR --steer F:ALPHA[,F:ALPHA...] (--beta B | --features FEATURES.h5) |\n"
+            "                       --steer-vector FILE"
+            " --steer-layer L [--steer-alpha A] [--beta B]] [--steer-branch cond|uncond|both]\n"
             "                      [--steer-frames A:B] [--alpha-max A] [--force] [--loop auto|host|device]\n\n"
             "Generates N frames (50 per second) of K codebooks with the MusicGen decoder and writes them as\n"
             "codes int64 [B, K, N] (safetensors, tensor 'codes').\n\n"
@@ -84,6 +85,8 @@ static void usage(FILE *f) {
             "  --steer F:ALPHA,..   v = sum of ALPHA x B x W_dec[F] (decoder rows, in the residual's units)\n"
             "  --beta B             the features' scale: their maximum activation (FEATURES.h5 /features/max_act);\n"
             "                       finite, > 0\n"
+            "  --features F.h5      or each feature's own β from musae analyze's FEATURES.h5 (/features/max_act) of\n"
+            "                       this SAE (its recorded sae.safetensors sha256 must match)\n"
             "  --steer-vector FILE  any direction instead: safetensors with tensor 'direction' f32 [d_model]; v =\n"
             "                       A x B x direction (A = --steer-alpha, default 1; B = --beta, default 1)\n"
             "  --steer-layer L      the layer after which v is added (--steer-vector; overrides musae.json with --force)\n"
@@ -117,7 +120,7 @@ static void parse(int argc, char **argv, gen_args *a) {
     enum { OPT_MODEL = CLI_OPT_FIRST, OPT_PROMPT, OPT_MAX_TEXT, OPT_SECONDS, OPT_CODES_OUT, OPT_TEXT_STATES, OPT_ACTS,
            OPT_CAPTURE, OPT_FRAMES, OPT_SEED, OPT_BATCH, OPT_GUIDANCE, OPT_TOP_K, OPT_TOP_P, OPT_TEMPERATURE,
            OPT_GREEDY, OPT_SAE, OPT_STEER, OPT_STEER_VECTOR, OPT_STEER_ALPHA, OPT_BETA, OPT_ALPHA_MAX,
-           OPT_STEER_BRANCH, OPT_STEER_FRAMES, OPT_STEER_LAYER, OPT_FORCE, OPT_LOOP };
+           OPT_STEER_BRANCH, OPT_STEER_FRAMES, OPT_STEER_LAYER, OPT_FORCE, OPT_LOOP, OPT_FEATURES };
     static const struct option opts[] = {
         {"model", required_argument, NULL, OPT_MODEL},           {"prompt", required_argument, NULL, OPT_PROMPT},
         {"max-text-tokens", required_argument, NULL, OPT_MAX_TEXT}, {"seconds", required_argument, NULL, OPT_SECONDS},
@@ -133,6 +136,7 @@ static void parse(int argc, char **argv, gen_args *a) {
         {"alpha-max", required_argument, NULL, OPT_ALPHA_MAX},   {"steer-branch", required_argument, NULL, OPT_STEER_BRANCH},
         {"steer-frames", required_argument, NULL, OPT_STEER_FRAMES}, {"steer-layer", required_argument, NULL, OPT_STEER_LAYER},
         {"force", no_argument, NULL, OPT_FORCE},                 {"loop", required_argument, NULL, OPT_LOOP},
+        {"features", required_argument, NULL, OPT_FEATURES},
         CLI_AUDIO_OPTIONS, CLI_DEVICE_OPTIONS, {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
         const char *v = optarg;
@@ -165,6 +169,7 @@ static void parse(int argc, char **argv, gen_args *a) {
         case OPT_STEER_FRAMES: a->steer.frames = v; break;
         case OPT_STEER_LAYER: a->steer.layer = (int)cli_int("--steer-layer", v, 0, 100000); break;
         case OPT_FORCE: a->steer.force = 1; break;
+        case OPT_FEATURES: a->steer.features = v; break;
         case OPT_LOOP:
             if (!strcmp(v, "auto")) a->loop = MG_LOOP_AUTO;
             else if (!strcmp(v, "host")) a->loop = MG_LOOP_HOST;
@@ -186,7 +191,8 @@ static void parse(int argc, char **argv, gen_args *a) {
     if (a->max_text_tokens && !a->n_prompts) musae_fail("--max-text-tokens applies to --prompt only");
     if (!a->acts != !a->capture_layers) musae_fail("--capture-layers and --acts go together");
     if (steer_opts_any(&a->steer) && !a->steer.spec && !a->steer.vector)
-        musae_fail("--sae, --beta, --steer-branch, --steer-frames and --steer-layer go with --steer or --steer-vector");
+        musae_fail("--sae, --beta, --features, --steer-branch, --steer-frames and --steer-layer go with --steer or "
+                   "--steer-vector");
 }
 
 /* The conditioning of the B items: prompts through T5 (weights from the open st), precomputed text

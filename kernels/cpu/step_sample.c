@@ -73,7 +73,7 @@ void cpu_step_sample(const float *logits, float *scores, int64_t *tok, int64_t *
                 for (int64_t i = 0; i < V; i++) s[i] = c[i];
             float u = 0.0f;
             if (!p->greedy) {
-                const musae_u32x4 w = musae_philox(p->seed, (uint64_t)b, (uint64_t)(step * per_step + k / 4));
+                const musae_u32x4 w = musae_philox(p->seed, p->same_draws ? 0u : (uint64_t)b, (uint64_t)(step * per_step + k / 4));
                 u = musae_u32_to_unit(w.v[k % 4]);
             }
             const int64_t t = cpu_step_sample_row(s, V, p, u, keys, prob);

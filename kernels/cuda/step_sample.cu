@@ -125,7 +125,7 @@ static __global__ void __launch_bounds__(SAMPLE_THREADS)
             double mass = 0;
             for (int j = 0; j < mm; j++) mass += prob[j];
             const int64_t per_step = (p.K + 3) / 4;
-            const musae_u32x4 w = musae_philox(p.seed, (uint64_t)b, (uint64_t)(step * per_step + k / 4));
+            const musae_u32x4 w = musae_philox(p.seed, p.same_draws ? 0u : (uint64_t)b, (uint64_t)(step * per_step + k / 4));
             const double target = (double)musae_u32_to_unit(w.v[k % 4]) * mass;
             double acc = 0;
             int pick = mm - 1;

@@ -1,0 +1,294 @@
+/* musae steer: summary.json from steer.jsonl alone (docs/STEER.md "Statistics"), so a continued run and a test
+ * recompute it from the same lines. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/steer_run.h"
+#include "eval/steer_stats.h"
+#include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/io/descriptors_io.h"
+
+enum {
+    N_DESC = 0
+#define X(n, u) +1
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+};
+static const char *const k_desc[] = {
+#define X(n, u) #n,
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+};
+
+typedef struct {
+    int kind; /* 0 baseline, 1 passthrough, 2 steered, 3 random, 4 other */
+    int fi;   /* index of the feature in the study (-1) */
+    int ai;   /* index of α (-1) */
+    int64_t prompt, seed;
+    double act_target, code_diff;
+    double *act;         /* [nf] */
+    double desc[N_DESC]; /* NaN where null / absent */
+    int has_desc;
+} rec;
+
+static const char *const k_kinds[] = {"baseline", "passthrough", "steered", "random", "other"};
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* z-scored descriptor distance of a clip to its baseline: sqrt(mean over usable fields of ((x − b)/σ)²), σ the
+ * population standard deviation of the field over the baseline clips; usable: σ finite and > 0, x and b finite. */
+static double desc_dist(const rec *x, const rec *b, const double *sd) {
+    if (!x->has_desc || !b->has_desc) return NAN;
+    double s = 0;
+    int n = 0;
+    for (int i = 0; i < N_DESC; i++)
+        if (isfinite(sd[i]) && sd[i] > 0 && isfinite(x->desc[i]) && isfinite(b->desc[i])) {
+            const double z = (x->desc[i] - b->desc[i]) / sd[i];
+            s += z * z;
+            n++;
+        }
+    return n ? sqrt(s / n) : NAN;
+}
+
+static const rec *find_base(const rec *r, int64_t n, int64_t prompt, int64_t seed) {
+    for (int64_t e = 0; e < n; e++)
+        if (r[e].kind == 0 && r[e].prompt == prompt && r[e].seed == seed) return &r[e];
+    return NULL;
+}
+
+static cJSON *ci_pair(double lo, double hi) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(lo));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(hi));
+    return a;
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/steer.jsonl", o->out_dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) musae_fail("%s: cannot be read: %s", path, strerror(errno));
+    rec *r = NULL;
+    int64_t n = 0;
+    int64_t feat[STEER_RUN_MAX];
+    int nf = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) musae_fail("%s: line %lld is not JSON", path, (long long)n + 1);
+        r = musae_xrealloc(r, (size_t)(n + 1) * sizeof *r);
+        rec *x = &r[n++];
+        memset(x, 0, sizeof *x);
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind");
+        x->kind = -1;
+        for (int i = 0; i < 5; i++)
+            if (cJSON_IsString(k) && !strcmp(k->valuestring, k_kinds[i])) x->kind = i;
+        if (x->kind < 0) musae_fail("%s: line %lld has no known kind", path, (long long)n);
+        x->fi = x->ai = -1;
+        const double fv = num(j, "feature");
+        if (!isnan(fv)) {
+            for (int i = 0; i < nf; i++)
+                if (feat[i] == (int64_t)fv) x->fi = i;
+            if (x->fi < 0) feat[x->fi = nf++] = (int64_t)fv;
+            const double a = num(j, "alpha");
+            for (int i = 0; i < o->n_alpha; i++)
+                if (o->alpha[i] == a) x->ai = i;
+        }
+        x->prompt = (int64_t)num(j, "prompt");
+        x->seed = (int64_t)num(j, "seed");
+        x->act_target = num(j, "act_target");
+        x->code_diff = num(j, "code_diff");
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "act");
+        const int na = cJSON_GetArraySize(act);
+        x->act = musae_xmalloc((size_t)(na > 0 ? na : 1) * sizeof(double));
+        for (int i = 0; i < na; i++) x->act[i] = cJSON_GetArrayItem(act, i)->valuedouble;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "desc");
+        x->has_desc = cJSON_IsObject(d);
+        for (int i = 0; i < N_DESC; i++) x->desc[i] = x->has_desc ? num(d, k_desc[i]) : NAN;
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+
+    /* the baselines: σ of every descriptor over them, and the baseline of each (prompt, seed) */
+    double sd[N_DESC];
+    for (int i = 0; i < N_DESC; i++) {
+        double s = 0, s2 = 0;
+        int64_t c = 0;
+        for (int64_t e = 0; e < n; e++)
+            if (r[e].kind == 0 && r[e].has_desc && isfinite(r[e].desc[i])) s += r[e].desc[i], c++;
+        const double mu = c ? s / (double)c : NAN;
+        for (int64_t e = 0; e < n; e++)
+            if (r[e].kind == 0 && r[e].has_desc && isfinite(r[e].desc[i]))
+                s2 += (r[e].desc[i] - mu) * (r[e].desc[i] - mu);
+        sd[i] = c ? sqrt(s2 / (double)c) : NAN;
+    }
+
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "format", "musae-steer-summary");
+    cJSON_AddStringToObject(out, "model", o->model_dir);
+    cJSON_AddStringToObject(out, "sae", o->sae_dir);
+    cJSON_AddStringToObject(out, "sae_sha256", sae_sha256);
+    cJSON_AddStringToObject(out, "features_file", o->features);
+    cJSON_AddNumberToObject(out, "layer", layer);
+    cJSON_AddNumberToObject(out, "fdr", o->fdr);
+    cJSON_AddNumberToObject(out, "n_boot", (double)o->n_boot);
+    cJSON_AddNumberToObject(out, "bootstrap_seed", (double)o->random_seed);
+    cJSON_AddNumberToObject(out, "clips", (double)n);
+    cJSON_AddNullToObject(out, "clap");
+    cJSON_AddStringToObject(out, "clap_note", "CLAP alignment and CLAP-space distortion are not wired yet");
+    cJSON *per_alpha = cJSON_AddArrayToObject(out, "per_alpha");
+    cJSON *curve = cJSON_AddArrayToObject(out, "curve");
+
+    double *d_base = musae_xmalloc((size_t)(n + 1) * sizeof(double)),
+           *d_rand = musae_xmalloc((size_t)(n + 1) * sizeof(double));
+    double *d_other = musae_xmalloc((size_t)(n + 1) * sizeof(double));
+    double *p_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)),
+           *p_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
+    double *q_base = musae_xmalloc((size_t)(nf + 1) * sizeof(double)),
+           *q_rand = musae_xmalloc((size_t)(nf + 1) * sizeof(double));
+    for (int ai = 0; ai < o->n_alpha; ai++) {
+        cJSON *pa = cJSON_CreateObject();
+        cJSON_AddItemToArray(per_alpha, pa);
+        cJSON_AddNumberToObject(pa, "alpha", o->alpha[ai]);
+        cJSON *fl = cJSON_AddArrayToObject(pa, "features");
+        steer_wilcoxon wb[STEER_RUN_MAX], wr[STEER_RUN_MAX];
+        double mean_b[STEER_RUN_MAX];
+        /* the tests, then BH across the features of this α */
+        for (int fi = 0; fi < nf; fi++) {
+            int64_t m = 0, mo = 0, dn[N_DESC] = {0};
+            double ds[N_DESC] = {0};
+            for (int64_t e = 0; e < n; e++) {
+                const rec *x = &r[e];
+                if (x->kind != 2 || x->fi != fi || x->ai != ai) continue;
+                const rec *b = find_base(r, n, x->prompt, x->seed), *rd = NULL, *ot = NULL;
+                for (int64_t g = 0; g < n; g++)
+                    if (r[g].fi == fi && r[g].ai == ai && r[g].prompt == x->prompt && r[g].seed == x->seed) {
+                        if (r[g].kind == 3) rd = &r[g];
+                        if (r[g].kind == 4) ot = &r[g];
+                    }
+                if (!b || !rd)
+                    musae_fail("%s: clip of feature %lld, prompt %lld, seed %lld lacks its baseline or random "
+                               "control",
+                               path, (long long)feat[fi], (long long)x->prompt, (long long)x->seed);
+                d_base[m] = x->act_target - b->act[fi];
+                if (x->has_desc && b->has_desc)
+                    for (int i = 0; i < N_DESC; i++)
+                        if (isfinite(x->desc[i]) && isfinite(b->desc[i])) ds[i] += x->desc[i] - b->desc[i], dn[i]++;
+                d_rand[m] = x->act_target - rd->act_target;
+                m++;
+                if (ot) d_other[mo++] = x->act_target - ot->act_target;
+            }
+            wb[fi] = steer_wilcoxon_test(d_base, m);
+            wr[fi] = steer_wilcoxon_test(d_rand, m);
+            p_base[fi] = wb[fi].p, p_rand[fi] = wr[fi].p;
+            cJSON *fj = cJSON_CreateObject();
+            cJSON_AddItemToArray(fl, fj);
+            cJSON_AddNumberToObject(fj, "feature", (double)feat[fi]);
+            cJSON_AddNumberToObject(fj, "n_pairs", (double)m);
+            const uint64_t stream = ((uint64_t)ai << 40) | ((uint64_t)feat[fi] << 2);
+            double mean, lo, hi;
+            steer_bootstrap_mean(d_base, m, o->n_boot, 0.95, o->random_seed, stream, &mean, &lo, &hi);
+            mean_b[fi] = mean;
+            /* what the steering does to the music: each descriptor's mean change from the twin baseline */
+            cJSON *dd = cJSON_AddObjectToObject(fj, "desc_delta_mean");
+            for (int i = 0; i < N_DESC; i++) add_num(dd, k_desc[i], dn[i] ? ds[i] / (double)dn[i] : NAN);
+            cJSON *vb = cJSON_AddObjectToObject(fj, "vs_baseline");
+            add_num(vb, "gain_mean", mean);
+            cJSON_AddItemToObject(vb, "gain_ci95", ci_pair(lo, hi));
+            cJSON_AddNumberToObject(vb, "n_nonzero", (double)wb[fi].n);
+            cJSON_AddNumberToObject(vb, "w_plus", wb[fi].w_plus);
+            cJSON_AddNumberToObject(vb, "rank_biserial", wb[fi].r_rb);
+            cJSON_AddNumberToObject(vb, "p", wb[fi].p);
+            steer_bootstrap_mean(d_rand, m, o->n_boot, 0.95, o->random_seed, stream | 1, &mean, &lo, &hi);
+            cJSON *vr = cJSON_AddObjectToObject(fj, "vs_random");
+            add_num(vr, "gain_mean", mean);
+            cJSON_AddItemToObject(vr, "gain_ci95", ci_pair(lo, hi));
+            cJSON_AddNumberToObject(vr, "n_nonzero", (double)wr[fi].n);
+            cJSON_AddNumberToObject(vr, "w_plus", wr[fi].w_plus);
+            cJSON_AddNumberToObject(vr, "rank_biserial", wr[fi].r_rb);
+            cJSON_AddNumberToObject(vr, "p", wr[fi].p);
+            if (mo) {
+                steer_bootstrap_mean(d_other, mo, o->n_boot, 0.95, o->random_seed, stream | 2, &mean, &lo, &hi);
+                cJSON *vo = cJSON_AddObjectToObject(fj, "vs_other");
+                add_num(vo, "gain_mean", mean);
+                cJSON_AddItemToObject(vo, "gain_ci95", ci_pair(lo, hi));
+            }
+        }
+        steer_bh(p_base, nf, q_base);
+        steer_bh(p_rand, nf, q_rand);
+        int64_t k = 0, rising = 0;
+        for (int fi = 0; fi < nf; fi++) {
+            cJSON *fj = cJSON_GetArrayItem(fl, fi);
+            add_num(cJSON_GetObjectItem(fj, "vs_baseline"), "q", q_base[fi]);
+            add_num(cJSON_GetObjectItem(fj, "vs_random"), "q", q_rand[fi]);
+            const int st = q_base[fi] <= o->fdr && q_rand[fi] <= o->fdr;
+            cJSON_AddBoolToObject(fj, "steerable", st);
+            k += st;
+            rising += mean_b[fi] > 0;
+        }
+        double lo, hi;
+        steer_wilson(k, nf, 1.959963984540054, &lo, &hi);
+        cJSON_AddNumberToObject(pa, "n_features", nf);
+        cJSON_AddNumberToObject(pa, "n_steerable", (double)k);
+        add_num(pa, "steerable_fraction", nf ? (double)k / nf : NAN);
+        cJSON_AddItemToObject(pa, "steerable_ci95_wilson", ci_pair(lo, hi));
+        add_num(pa, "rising_fraction", nf ? (double)rising / nf : NAN);
+    }
+    /* gain vs distortion over α, per kind; the passthrough is one point (α = 0) */
+    for (int kind = 1; kind <= 4; kind++)
+        for (int ai = kind == 1 ? -1 : 0; ai < (kind == 1 ? 0 : o->n_alpha); ai++) {
+            double g = 0, cd = 0, dd = 0;
+            int64_t c = 0, cdd = 0;
+            for (int64_t e = 0; e < n; e++) {
+                const rec *x = &r[e];
+                if (x->kind != kind || x->ai != ai) continue;
+                const rec *b = find_base(r, n, x->prompt, x->seed);
+                if (!b) continue;
+                if (kind != 1) g += x->act_target - b->act[x->fi];
+                cd += x->code_diff;
+                const double dist = desc_dist(x, b, sd);
+                if (isfinite(dist)) dd += dist, cdd++;
+                c++;
+            }
+            if (!c) continue;
+            cJSON *pt = cJSON_CreateObject();
+            cJSON_AddItemToArray(curve, pt);
+            cJSON_AddStringToObject(pt, "kind", k_kinds[kind]);
+            cJSON_AddNumberToObject(pt, "alpha", ai >= 0 ? o->alpha[ai] : 0.0);
+            cJSON_AddNumberToObject(pt, "clips", (double)c);
+            if (kind != 1) cJSON_AddNumberToObject(pt, "gain_mean", g / (double)c);
+            else cJSON_AddNullToObject(pt, "gain_mean");
+            cJSON_AddNumberToObject(pt, "code_diff_mean", cd / (double)c);
+            add_num(pt, "desc_dist_mean", cdd ? dd / (double)cdd : NAN);
+        }
+    free(d_base), free(d_rand), free(d_other), free(p_base), free(p_rand), free(q_base), free(q_rand);
+    for (int64_t e = 0; e < n; e++) free(r[e].act);
+    free(r);
+
+    char tmp[4300], fin[4200];
+    snprintf(fin, sizeof fin, "%s/summary.json", o->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.partial", fin);
+    char *s = cJSON_Print(out);
+    FILE *w = fopen(tmp, "wb");
+    if (!w || fprintf(w, "%s\n", s) < 0 || fflush(w) || fsync(fileno(w)) || fclose(w) || rename(tmp, fin))
+        musae_fail("%s: cannot be written: %s", fin, strerror(errno));
+    cJSON_free(s);
+    cJSON_Delete(out);
+    LOG_INFO("wrote %s", fin);
+}

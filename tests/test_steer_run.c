@@ -1,0 +1,490 @@
+/* musae steer and generate --features through the binary (docs/STEER.md), on tests/fixtures/tiny-musicgen with the
+ * SAE tests/fixtures/sae/steer_tiny and a FEATURES.h5 written here through the one writer (eval/features_io.h):
+ *   - generate --features takes β = /features/max_act[f]: its codes equal --beta with that number; a NaN β, an SAE
+ *     whose sha256 is not the recorded one, --features with --beta are refused (exit 1 + message);
+ *   - a study of 3 features × 2 α × 2 prompts × 3 seeds (120 clips): summary.json's statistics equal the ones
+ *     computed here from steer.jsonl with this file's own code (Wilcoxon by enumerating every sign vector, BH by
+ *     its definition, the bootstrap resampling, Wilson's interval, means); each clip's code_diff equals the count
+ *     recomputed from the codes files; the random and the other-feature controls have the steered vector's norm
+ *     (α·β); every feature's clips of a (prompt, seed) share the seed of their baseline; the baseline's codes equal
+ *     plain generate with the same seed (α = 0), and its re-measured activations equal the ones computed here from
+ *     the residual generate --capture-layers recorded for that clip (f16, so within 5e-3); a run stopped after 2 batches, with a torn last line, continued by
+ *     the same command gives the same steer.jsonl and summary.json;
+ *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top.
+ * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+
+#include "cli.h"
+#include "eval/features_io.h"
+#include "host/core/philox.h"
+#include "host/core/sha256.h"
+#include "host/io/safetensors.h"
+#include "host/io/store.h"
+
+enum { M = 16 };
+static char g_model[1024], g_sae[1024];
+static const int k_feat[3] = {2, 5, 9};
+static const double k_alpha[2] = {0.5, 1.0};
+
+static double max_act_of(int f) { return 1.0 + 0.25 * f; }
+
+/* FEATURES.h5 for the SAE at sae_dir (its sha256 recorded); feature nan_f (>= 0) gets max_act NaN */
+static void write_features(const char *path, const char *sae_dir, int nan_f) {
+    musae_features f;
+    memset(&f, 0, sizeof f);
+    f.M = M, f.N = 1, f.C = 1, f.nnz = 0;
+    features_alloc(&f);
+    char st[2048], err[512];
+    snprintf(st, sizeof st, "%s/sae.safetensors", sae_dir);
+    CHECK(musae_sha256_file(st, f.sae_sha256) == 0, "sha256 of %s", st);
+    for (int i = 0; i < M; i++) {
+        f.max_act[i] = i == nan_f ? NAN : (float)max_act_of(i);
+        f.mean_act[i] = 0.5f;
+        f.keep[i] = 1;
+        f.clip_rate[i] = 0.5;
+        f.n_active_frames[i] = 1;
+        f.top_clip[i] = 0;
+        for (int j = 0; j < 10 * 5; j++) f.quantile_clip[i * 50 + j] = -1;
+        for (int j = 0; j < 20; j++) f.random_clip[i * 20 + j] = -1;
+        for (int j = 0; j < 8; j++) f.neighbors[i * 8 + j] = -1;
+    }
+    for (int b = 0; b <= FEATURES_HIST_BINS; b++) f.hist_edges[b] = (float)(b + 1);
+    f.clip_path[0] = strdup("x.wav#t=0,1");
+    f.clip_frames[0] = 50;
+    snprintf(f.sae, sizeof f.sae, "%s", sae_dir);
+    snprintf(f.model, sizeof f.model, "tiny");
+    snprintf(f.selection, sizeof f.selection, "topk");
+    snprintf(f.split, sizeof f.split, "all");
+    f.d_model = 32, f.k = 4, f.frame_rate = 50, f.n_frames = 50, f.max_rate = 1;
+    CHECK(features_write(path, &f, NULL, err, sizeof err) == 0, "features_write: %s", err);
+    features_free(&f);
+}
+
+static int64_t *codes_of(const char *path, int64_t *n) {
+    char err[512];
+    musae_st st;
+    if (musae_st_open(&st, path, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return NULL;
+    }
+    int rank;
+    int64_t shape[8];
+    int64_t *c = musae_st_load_any(&st, "codes", MUSAE_I64, &rank, shape);
+    CHECK(c && rank == 3, "%s: no codes", path);
+    *n = c ? shape[0] * shape[1] * shape[2] : 0;
+    musae_st_close(&st);
+    return c;
+}
+
+static void check_generate_features(void) {
+    const char *g = "generate --model %s --prompt 'calm piano' --frames 12 --greedy --guidance 3 --sae %s "
+                    "--steer 3:0.5 %s --codes-out %s";
+    char fl[2048];
+    snprintf(fl, sizeof fl, "--features %s", at("F.h5"));
+    CHECK(run(g, g_model, g_sae, fl, "gf.st") == 0, "generate --features");
+    snprintf(fl, sizeof fl, "--beta %.9g", (double)(float)max_act_of(3));
+    CHECK(run(g, g_model, g_sae, fl, "gb.st") == 0, "generate --beta");
+    int64_t n1 = 0, n2 = 0;
+    int64_t *a = codes_of(at("gf.st"), &n1), *b = codes_of(at("gb.st"), &n2);
+    int64_t d = a && b && n1 == n2 ? 0 : -1;
+    for (int64_t i = 0; d >= 0 && i < n1; i++) d += a[i] != b[i];
+    CHECK(d == 0, "--features gives other codes than --beta max_act[3] (%" PRId64 " differ)", d);
+    free(a), free(b);
+    snprintf(fl, sizeof fl, "--features %s", at("Fnan.h5"));
+    CHECK(run(g, g_model, g_sae, fl, "x.st") == 1, "NaN β accepted");
+    err_has("max_act[3] = nan is no usable β");
+    snprintf(fl, sizeof fl, "--features %s", at("Fother.h5"));
+    CHECK(run(g, g_model, g_sae, fl, "x.st") == 1, "another SAE's FEATURES.h5 accepted");
+    err_has("Fother.h5 was computed with another SAE");
+    err_has("steer_tiny/sae.safetensors has");
+    snprintf(fl, sizeof fl, "--features %s --beta 2", at("F.h5"));
+    CHECK(run(g, g_model, g_sae, fl, "x.st") == 1, "--features with --beta accepted");
+    err_has("two sources of β");
+}
+
+/* ---- the independent statistics ---------------------------------------------------------------------- */
+
+/* one-sided exact Wilcoxon p by enumerating the 2^m sign vectors of the nonzero |d| with average ranks */
+static double wilcoxon_p(const double *d, int n) {
+    double a[64], rk[64];
+    int m = 0, pos[64];
+    for (int i = 0; i < n; i++)
+        if (d[i] != 0) pos[m] = d[i] > 0, a[m++] = fabs(d[i]);
+    if (!m) return 1.0;
+    for (int i = 0; i < m; i++) {
+        int less = 0, eq = 0;
+        for (int j = 0; j < m; j++) less += a[j] < a[i], eq += a[j] == a[i];
+        rk[i] = less + (eq + 1) / 2.0;
+    }
+    double w = 0;
+    for (int i = 0; i < m; i++) w += pos[i] ? rk[i] : 0;
+    int64_t ge = 0;
+    for (int64_t s = 0; s < ((int64_t)1 << m); s++) {
+        double t = 0;
+        for (int i = 0; i < m; i++) t += (s >> i & 1) ? rk[i] : 0;
+        ge += t >= w - 1e-9;
+    }
+    return (double)ge / (double)((int64_t)1 << m);
+}
+
+static void bh(const double *p, int m, double *q) {
+    for (int i = 0; i < m; i++) {
+        q[i] = 1.0;
+        for (int j = 0; j < m; j++) {
+            if (p[j] < p[i]) continue;
+            int rank = 0; /* p[j]'s 1-based place in ascending order, ties by index */
+            for (int k = 0; k < m; k++) rank += p[k] < p[j] || (p[k] == p[j] && k <= j);
+            const double v = p[j] * m / rank;
+            if (v < q[i]) q[i] = v;
+        }
+    }
+}
+
+static void boot(const double *d, int n, int64_t nb, uint64_t seed, uint64_t stream, double *lo, double *hi) {
+    double *bm = malloc(sizeof(double) * (size_t)nb);
+    for (int64_t b = 0; b < nb; b++) {
+        double t = 0;
+        for (int i = 0; i < n; i++) {
+            const uint32_t w =
+                musae_philox(seed, stream, (uint64_t)b * (uint64_t)((n + 3) / 4) + (uint64_t)i / 4).v[i % 4];
+            int j = (int)((double)((w >> 8) * (1.0f / 16777216.0f)) * n);
+            t += d[j < n ? j : n - 1];
+        }
+        bm[b] = t / n;
+    }
+    for (int64_t i = 1; i < nb; i++) /* insertion sort: a different sort than the library's */
+        for (int64_t j = i; j > 0 && bm[j - 1] > bm[j]; j--) {
+            const double x = bm[j];
+            bm[j] = bm[j - 1], bm[j - 1] = x;
+        }
+    *lo = bm[(int64_t)floor(0.025 * nb)];
+    *hi = bm[(int64_t)ceil(0.975 * nb) - 1];
+    free(bm);
+}
+
+static int near(double a, double b) { return fabs(a - b) <= 1e-9 * (1 + fabs(b)); }
+
+/* lines of steer.jsonl */
+static cJSON **read_lines(const char *rel, int *n) {
+    char *s = slurp(rel);
+    cJSON **l = NULL;
+    *n = 0;
+    for (char *p = s, *e; *p; p = e + 1) {
+        e = strchr(p, '\n');
+        if (!e) break;
+        *e = 0;
+        l = realloc(l, sizeof *l * (size_t)(*n + 1));
+        l[(*n)++] = cJSON_Parse(p);
+    }
+    free(s);
+    return l;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+static const char *js(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static const cJSON *find(cJSON **l, int n, const char *kind, int f, double a, int p, int s) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(js(l[i], "kind"), kind) && jnum(l[i], "prompt") == p && jnum(l[i], "seed") == s &&
+            (f < 0 || (jnum(l[i], "feature") == f && jnum(l[i], "alpha") == a)))
+            return l[i];
+    return NULL;
+}
+
+static void check_study(const char *dir) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/steer.jsonl", dir);
+    int n = 0;
+    cJSON **l = read_lines(rel, &n);
+    CHECK(n == 120, "%d lines in steer.jsonl, expected 2 prompts x 3 seeds x (2 + 3 features x 2 alphas x 3)", n);
+    snprintf(rel, sizeof rel, "%s/summary.json", dir);
+    char *ss = slurp(rel);
+    cJSON *sum = cJSON_Parse(ss);
+    free(ss);
+    CHECK(sum != NULL, "summary.json is not JSON");
+    /* per clip: norms, paired seeds, code_diff recomputed from the codes files */
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = l[i];
+        const char *k = js(x, "kind");
+        const int p = (int)jnum(x, "prompt"), s = (int)jnum(x, "seed");
+        const cJSON *b = find(l, n, "baseline", -1, 0, p, s);
+        CHECK(b != NULL, "clip %s has no baseline of its prompt and seed", js(x, "id"));
+        if (!b) continue;
+        if (strcmp(k, "baseline") && strcmp(k, "passthrough")) {
+            const double want = (double)(float)(jnum(x, "alpha") * (float)max_act_of((int)jnum(x, "feature")));
+            CHECK(fabs(jnum(x, "norm") - want) <= 1e-5 * want, "%s: ‖v‖ %.9g, α·β·‖d‖ = %.9g", js(x, "id"),
+                  jnum(x, "norm"), want);
+        } else {
+            CHECK(jnum(x, "norm") == 0, "%s: a nonzero vector", js(x, "id"));
+        }
+        /* the passthrough replaces the layer's output by the tiny SAE's (poor) reconstruction: the codes move */
+        if (!strcmp(k, "passthrough"))
+            CHECK(jnum(x, "code_diff") > 0, "%s: the passthrough changed no code", js(x, "id"));
+        const cJSON *de = cJSON_GetObjectItem(x, "desc");
+        CHECK(cJSON_IsObject(de) && cJSON_IsNumber(cJSON_GetObjectItem(de, "rms_db")), "%s: no descriptors",
+              js(x, "id"));
+        snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "audio"));
+        CHECK(*js(x, "audio") && dir_has(rel), "%s: no WAV", js(x, "id"));
+        snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "codes"));
+        int64_t n1 = 0, n2 = 0;
+        int64_t *c = codes_of(at(rel), &n1);
+        snprintf(rel, sizeof rel, "%s/%s", dir, js(b, "codes"));
+        int64_t *cb = codes_of(at(rel), &n2);
+        if (c && cb && n1 == n2) {
+            int64_t d = 0;
+            for (int64_t j = 0; j < n1; j++) d += c[j] != cb[j];
+            CHECK(near(jnum(x, "code_diff"), (double)d / (double)n1), "%s: code_diff %g, recomputed %g", js(x, "id"),
+                  jnum(x, "code_diff"), (double)d / (double)n1);
+        }
+        free(c), free(cb);
+    }
+    /* the statistics */
+    const cJSON *pa = cJSON_GetObjectItem(sum, "per_alpha");
+    CHECK(cJSON_GetArraySize(pa) == 2, "per_alpha has %d entries", cJSON_GetArraySize(pa));
+    int rising = 0, total = 0;
+    for (int ai = 0; ai < 2 && cJSON_GetArraySize(pa) == 2; ai++) {
+        const cJSON *e = cJSON_GetArrayItem(pa, ai);
+        const cJSON *fl = cJSON_GetObjectItem(e, "features");
+        double pb[3], pr[3], qb[3], qr[3], mb[3];
+        for (int fi = 0; fi < 3; fi++) {
+            double db[6], dr[6], rms = 0;
+            int m = 0;
+            for (int s = 0; s < 3; s++)
+                for (int p = 0; p < 2; p++) {
+                    const cJSON *x = find(l, n, "steered", k_feat[fi], k_alpha[ai], p, s);
+                    const cJSON *r = find(l, n, "random", k_feat[fi], k_alpha[ai], p, s);
+                    const cJSON *b = find(l, n, "baseline", -1, 0, p, s);
+                    const cJSON *o = find(l, n, "other", k_feat[fi], k_alpha[ai], p, s);
+                    CHECK(x && r && b && o, "feature %d α %g prompt %d seed %d: a clip is missing", k_feat[fi],
+                          k_alpha[ai], p, s);
+                    if (!(x && r && b && o)) continue;
+                    CHECK(jnum(o, "other_feature") == k_feat[(fi + 1) % 3], "the other control of %d is feature %g",
+                          k_feat[fi], jnum(o, "other_feature"));
+                    CHECK(jnum(r, "norm") == jnum(x, "norm") ||
+                              fabs(jnum(r, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"),
+                          "random ‖v‖ %.9g vs steered %.9g", jnum(r, "norm"), jnum(x, "norm"));
+                    CHECK(fabs(jnum(o, "norm") - jnum(x, "norm")) <= 1e-6 * jnum(x, "norm"),
+                          "other ‖v‖ %.9g vs steered %.9g", jnum(o, "norm"), jnum(x, "norm"));
+                    const double t = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "act"), fi)->valuedouble;
+                    CHECK(jnum(x, "act_target") == t, "act_target is not act[%d]", fi);
+                    db[m] = t - cJSON_GetArrayItem(cJSON_GetObjectItem(b, "act"), fi)->valuedouble;
+                    rms += jnum(cJSON_GetObjectItem(x, "desc"), "rms_db") - jnum(cJSON_GetObjectItem(b, "desc"), "rms_db");
+                    dr[m] = t - jnum(r, "act_target");
+                    m++;
+                }
+            const cJSON *fj = cJSON_GetArrayItem(fl, fi);
+            const cJSON *vb = cJSON_GetObjectItem(fj, "vs_baseline"), *vr = cJSON_GetObjectItem(fj, "vs_random");
+            CHECK(jnum(fj, "feature") == k_feat[fi] && jnum(fj, "n_pairs") == m, "feature entry %d", fi);
+            pb[fi] = wilcoxon_p(db, m);
+            pr[fi] = wilcoxon_p(dr, m);
+            CHECK(near(jnum(vb, "p"), pb[fi]), "α %g feature %d: p vs baseline %.12g, recomputed %.12g", k_alpha[ai],
+                  k_feat[fi], jnum(vb, "p"), pb[fi]);
+            CHECK(near(jnum(vr, "p"), pr[fi]), "α %g feature %d: p vs random %.12g, recomputed %.12g", k_alpha[ai],
+                  k_feat[fi], jnum(vr, "p"), pr[fi]);
+            double s = 0;
+            for (int i = 0; i < m; i++) s += db[i];
+            mb[fi] = s / m;
+            CHECK(near(jnum(vb, "gain_mean"), mb[fi]), "gain_mean %.12g, recomputed %.12g", jnum(vb, "gain_mean"),
+                  mb[fi]);
+            double lo, hi;
+            const uint64_t stream = ((uint64_t)ai << 40) | ((uint64_t)k_feat[fi] << 2);
+            boot(db, m, 200, 7, stream, &lo, &hi);
+            const cJSON *ci = cJSON_GetObjectItem(vb, "gain_ci95");
+            CHECK(near(cJSON_GetArrayItem(ci, 0)->valuedouble, lo) && near(cJSON_GetArrayItem(ci, 1)->valuedouble, hi),
+                  "bootstrap CI [%g, %g], recomputed [%g, %g]", cJSON_GetArrayItem(ci, 0)->valuedouble,
+                  cJSON_GetArrayItem(ci, 1)->valuedouble, lo, hi);
+            const double rd = jnum(cJSON_GetObjectItem(fj, "desc_delta_mean"), "rms_db");
+            CHECK(near(rd, rms / m), "desc_delta_mean.rms_db %.12g, recomputed %.12g", rd, rms / m);
+            rising += mb[fi] > 0;
+            total++;
+        }
+        bh(pb, 3, qb);
+        bh(pr, 3, qr);
+        int k = 0;
+        for (int fi = 0; fi < 3; fi++) {
+            const cJSON *fj = cJSON_GetArrayItem(fl, fi);
+            CHECK(near(jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]),
+                  "q vs baseline %.12g, recomputed %.12g", jnum(cJSON_GetObjectItem(fj, "vs_baseline"), "q"), qb[fi]);
+            CHECK(near(jnum(cJSON_GetObjectItem(fj, "vs_random"), "q"), qr[fi]), "q vs random");
+            const int st = qb[fi] <= 0.05 && qr[fi] <= 0.05;
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItem(fj, "steerable")) == st, "steerable flag of feature %d", k_feat[fi]);
+            k += st;
+        }
+        const double z = 1.959963984540054, ph = k / 3.0;
+        const double c = (ph + z * z / 6) / (1 + z * z / 3),
+                     h = z * sqrt(ph * (1 - ph) / 3 + z * z / 36) / (1 + z * z / 3);
+        const cJSON *ci = cJSON_GetObjectItem(e, "steerable_ci95_wilson");
+        CHECK(jnum(e, "n_steerable") == k, "n_steerable %g, recomputed %d", jnum(e, "n_steerable"), k);
+        CHECK(near(cJSON_GetArrayItem(ci, 0)->valuedouble, fmax(0, c - h)) &&
+                  near(cJSON_GetArrayItem(ci, 1)->valuedouble, fmin(1, c + h)),
+              "Wilson CI");
+    }
+    const cJSON *curve = cJSON_GetObjectItem(sum, "curve");
+    CHECK(cJSON_GetArraySize(curve) == 7, "the curve has %d points (passthrough + 3 kinds x 2 α)",
+          cJSON_GetArraySize(curve));
+    /* each point's mean gain and code_diff recomputed over its clips */
+    for (int i = 0; i < cJSON_GetArraySize(curve); i++) {
+        const cJSON *pt = cJSON_GetArrayItem(curve, i);
+        const char *kind = js(pt, "kind");
+        const int pass = !strcmp(kind, "passthrough");
+        double g = 0, cd = 0;
+        int c = 0;
+        for (int e = 0; e < n; e++) {
+            const cJSON *x = l[e];
+            if (strcmp(js(x, "kind"), kind) || jnum(x, "alpha") != jnum(pt, "alpha")) continue;
+            const cJSON *b = find(l, n, "baseline", -1, 0, (int)jnum(x, "prompt"), (int)jnum(x, "seed"));
+            int fi = 0;
+            while (fi < 2 && k_feat[fi] != jnum(x, "feature")) fi++;
+            if (!pass) g += jnum(x, "act_target") - cJSON_GetArrayItem(cJSON_GetObjectItem(b, "act"), fi)->valuedouble;
+            cd += jnum(x, "code_diff");
+            c++;
+        }
+        CHECK(c == jnum(pt, "clips") && near(jnum(pt, "code_diff_mean"), cd / c),
+              "curve %s α %g: code_diff_mean %.12g, recomputed %.12g over %d clips", kind, jnum(pt, "alpha"),
+              jnum(pt, "code_diff_mean"), cd / c, c);
+        if (!pass)
+            CHECK(near(jnum(pt, "gain_mean"), g / c), "curve %s α %g: gain_mean %.12g, recomputed %.12g", kind,
+                  jnum(pt, "alpha"), jnum(pt, "gain_mean"), g / c);
+    }
+    printf("features whose re-measured activation rises over the baseline (tiny random model, noise): %d of %d\n",
+           rising, total);
+    cJSON_Delete(sum);
+    for (int i = 0; i < n; i++) cJSON_Delete(l[i]);
+    free(l);
+}
+
+/* The baseline's re-measured activations by another route: the residual that generate --capture-layers recorded
+ * while generating the same clip (f16, incremental, in the CFG batch) through this file's own SAE encoder (sparsify's
+ * rule on the folded weights: top-4 of ReLU(W_enc (x − b_dec) + b_enc)), averaged over the frames. */
+static void check_act_by_capture(const char *store, const cJSON *baseline) {
+    char err[512], path[2048];
+    musae_store *s = musae_store_open(at(store), err, sizeof err);
+    CHECK(s != NULL, "%s", err);
+    if (!s) return;
+    const musae_store_info *in = musae_store_get_info(s);
+    const int64_t F = in->clip_frames[0], d = 32;
+    float *x = malloc(sizeof(float) * (size_t)(F * d));
+    musae_store_read_rows(s, 0, in->clip_offset[0], F, x);
+    musae_store_close(s);
+    snprintf(path, sizeof path, "%s/sae.safetensors", g_sae);
+    musae_st st;
+    CHECK(musae_st_open(&st, path, err, sizeof err) == 0, "%s", err);
+    float *W = musae_st_load(&st, "encoder.weight", MUSAE_F32, 2, (int64_t[]){M, 32});
+    float *be = musae_st_load(&st, "encoder.bias", MUSAE_F32, 1, (int64_t[]){M});
+    float *bd = musae_st_load(&st, "b_dec", MUSAE_F32, 1, (int64_t[]){32});
+    musae_st_close(&st);
+    double act[3] = {0, 0, 0};
+    for (int64_t t = 0; t < F; t++) {
+        double pre[M];
+        for (int m = 0; m < M; m++) {
+            double a = be[m];
+            for (int j = 0; j < d; j++) a += (double)W[m * d + j] * (x[t * d + j] - bd[j]);
+            pre[m] = a > 0 ? a : 0;
+        }
+        for (int i = 0; i < 3; i++) {
+            int above = 0; /* latents ranked before k_feat[i]: greater, or equal and lower */
+            for (int m = 0; m < M; m++)
+                above += pre[m] > pre[k_feat[i]] || (pre[m] == pre[k_feat[i]] && m < k_feat[i]);
+            if (above < 4) act[i] += pre[k_feat[i]];
+        }
+    }
+    const cJSON *a = cJSON_GetObjectItem(baseline, "act");
+    for (int i = 0; i < 3; i++) {
+        const double got = cJSON_GetArrayItem(a, i)->valuedouble, want = act[i] / (double)F;
+        printf("baseline act of feature %d: steer %.6f, from generate's capture %.6f\n", k_feat[i], got, want);
+        CHECK(fabs(got - want) <= 5e-3 * (1 + fabs(want)), "feature %d: re-measured %.6f, from the capture %.6f",
+              k_feat[i], got, want);
+    }
+    free(x), free(W), free(be), free(bd);
+}
+
+#define STUDY                                                                                                          \
+    "steer --model %s --sae %s --features %s --prompts prompts.txt --seeds 3 --seconds 0.2 --batch 9 "                 \
+    "--n-boot 200 --random-seed 7 "
+
+int main(void) {
+    scratch_open("steer_run");
+    snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
+    snprintf(g_sae, sizeof g_sae, "%s/sae/steer_tiny", test_fixtures());
+    write_features(at("F.h5"), g_sae, -1);
+    write_features(at("Fnan.h5"), g_sae, 3);
+    CHECK(sh("mkdir -p other && cp %s/* other/ && printf 'x' >> other/sae.safetensors", g_sae) == 0, "copy the SAE");
+    write_features(at("Fother.h5"), at("other"), -1);
+    check_generate_features();
+
+    CHECK(sh("printf '80s pop track with bassy drums\\ncalm piano\\n' > prompts.txt") == 0, "prompts");
+    char F[2048];
+    snprintf(F, sizeof F, "%s", at("F.h5"));
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S1", g_model, g_sae, F) == 0, "musae steer");
+    check_study("S1");
+    /* α = 0: the baseline of prompt 0, seed 1 is plain generate's item 0 with seed 1 */
+    CHECK(run("generate --model %s --prompt '80s pop track with bassy drums' --prompt 'calm piano' --seconds 0.2 "
+              "--seed 1 --codes-out plain.st --capture-layers 0 --acts plain_acts.h5",
+              g_model) == 0,
+          "plain generate");
+    int64_t n1 = 0, n2 = 0;
+    int64_t *a = codes_of(at("plain.st"), &n1), *b = codes_of(at("S1/clips/p0_s1_baseline.st"), &n2);
+    int64_t d = a && b && n1 == 2 * n2 ? 0 : -1;
+    for (int64_t i = 0; d >= 0 && i < n2; i++) d += a[i] != b[i];
+    CHECK(d == 0, "the α = 0 clip differs from plain generate (%" PRId64 ")", d);
+    free(a), free(b);
+    {
+        int nl = 0;
+        cJSON **l = read_lines("S1/steer.jsonl", &nl);
+        const cJSON *base = find(l, nl, "baseline", -1, 0, 0, 1);
+        CHECK(base != NULL, "no baseline p0_s1");
+        if (base) check_act_by_capture("plain_acts.h5", base);
+        for (int i = 0; i < nl; i++) cJSON_Delete(l[i]);
+        free(l);
+    }
+    /* stopped after 2 batches, a torn line, continued */
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S2 --max-batches 2", g_model, g_sae, F) == 2, "stop after 2");
+    CHECK(!dir_has("S2/summary.json"), "a stopped run wrote summary.json");
+    CHECK(sh("printf '{\"id\":\"p0_s1_bas' >> S2/steer.jsonl") == 0, "tear the last line");
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S2", g_model, g_sae, F) == 0, "continue");
+    err_has("dropping an incomplete line");
+    CHECK(same_bytes("S1/steer.jsonl", "S2/steer.jsonl"), "the continued steer.jsonl differs");
+    CHECK(same_bytes("S1/summary.json", "S2/summary.json"), "the continued summary.json differs");
+
+    /* --kept-top: the kept features with the largest max_act (1 + f/4: 15, then 14); another study in the folder */
+    CHECK(run(STUDY "--kept-top 2 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 0, "--kept-top");
+    char *kl = slurp("K/steer.jsonl");
+    CHECK(strstr(kl, "\"id\":\"p0_s0_f15_a0_steered\"") && strstr(kl, "\"id\":\"p0_s0_f14_a0_other\"") &&
+              !strstr(kl, "_f13_"),
+          "--kept-top 2 did not study features 15 and 14");
+    free(kl);
+    CHECK(run(STUDY "--feature 2,5 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 1, "another study in K accepted");
+    err_has("holds another study");
+    CHECK(run(STUDY "--kept-top 2 --alpha 0.5 --no-audio -o K", g_model, g_sae, F) == 1, "another α in K accepted");
+    err_has("holds another study");
+
+    /* refusals */
+    const struct {
+        const char *flags, *msg;
+    } bad[] = {
+        {"--feature 2 --alpha 1.5", "--alpha 1.5 exceeds the allowed 1"},
+        {"--feature 2 --alpha 0", "expected a finite α > 0"},
+        {"--feature 16 --alpha 1", "--feature 16 is out of range"},
+        {"--feature 2 --kept-top 2 --alpha 1", "give one of --feature"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const int rc = run(STUDY "%s --no-audio -o R", g_model, g_sae, F, bad[i].flags);
+        CHECK(rc == 1 || rc == 2, "'%s' accepted (exit %d)", bad[i].flags, rc);
+        err_has(bad[i].msg);
+    }
+    CHECK(run(STUDY "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fnan.h5")) == 1, "NaN β accepted");
+    err_has("max_act[3] = nan is no usable β");
+    CHECK(run(STUDY "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fother.h5")) == 1,
+          "other SAE accepted");
+    err_has("was computed with another SAE");
+    scratch_close();
+    TEST_END();
+}
