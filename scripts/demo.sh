@@ -91,6 +91,20 @@ F=$(awk '/top kept features/ { t = 1; next } t && $1 ~ /^[0-9]+$/ { print $1; ex
 echo "== musae excerpt: feature ${F:-0}'s top clips as OGG with activation traces"
 "$musae" excerpt --features "$OUT/features.h5" --feature "${F:-0}" --top 3 --seconds 0.5 -o "$OUT/excerpts"
 
+echo "== musae label --labeler llm and musae score against the scripted test server (tests/llm_server.py on"
+echo "   127.0.0.1; its labels are canned: docs/LLM_LABEL.md runs it against vLLM or llama-server)"
+rm -f "$OUT/labels.jsonl" "$OUT/llm_server.txt"
+python3 tests/llm_server.py --seconds 120 > "$OUT/llm_server.txt" &
+llm_server=$!
+for _ in $(seq 100); do [ -s "$OUT/llm_server.txt" ] && break; sleep 0.1; done
+llm_url="http://127.0.0.1:$(head -n 1 "$OUT/llm_server.txt")/v1"
+"$musae" label --labeler llm --endpoint "$llm_url" --llm-model test-audio-lm --features "$OUT/features.h5" \
+  --max-features 3 --seconds 0.5 --no-cache -o "$OUT/labels.jsonl"
+"$musae" score --endpoint "$llm_url" --llm-model test-audio-lm --labels "$OUT/labels.jsonl" --features "$OUT/features.h5" \
+  --negatives 10 --no-cache
+kill "$llm_server" 2>/dev/null || true
+head -c 400 "$OUT/labels.jsonl"; echo
+
 echo "== musae evaluate spliced into the model, on the store's held-out clips (cut from their audio files)"
 "$musae" evaluate --sae "$OUT/sae" --model "$MODEL" > "$OUT/eval_spliced_audio.json"
 cat "$OUT/eval_spliced_audio.json"
@@ -114,6 +128,7 @@ echo "  $OUT/sae/                        SAE checkpoint (sae.safetensors, cfg.js
 echo "  $OUT/eval_store.json             held-out FVU / L0 on the store"
 echo "  $OUT/features.h5                 musae analyze's per-feature statistics ($OUT/features_info.txt)"
 echo "  $OUT/excerpts/                   OGG excerpts of one feature's top clips + activation traces (JSON)"
+echo "  $OUT/labels.jsonl                LLM labels + detection scores of 3 features (from the scripted test server)"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"

@@ -140,7 +140,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.bad(f"input_audio: {rate} Hz, {ch} channels, {width} bytes; expected {s.audio_rate} mono 16-bit")
             x = struct.unpack(f"<{n}h", pcm)
             seg = round(s.clip_seconds * rate)
-            if not one_audio:
+            if s.clip_seconds <= 0:  # standalone use on real clips: any duration, one clip per part
+                clips.append(clip_of(x, rate))
+            elif not one_audio:
                 if abs(n - seg) > 1:
                     return self.bad(f"input_audio: {n} samples, expected {seg} ({s.clip_seconds} s)")
                 clips.append(clip_of(x, rate))
@@ -278,13 +280,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    # A standalone server for trying `musae label --labeler llm` by hand (docs/LLM_LABEL.md): prints its port.
+    # A standalone server for trying `musae label --labeler llm` by hand and in scripts/demo.sh (docs/LLM_LABEL.md):
+    # prints its port, serves for --seconds, then prints the count of requests and the checks that failed.
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="test-audio-lm")
     ap.add_argument("--key", default="")
     ap.add_argument("--audio-rate", type=int, default=16000)
-    ap.add_argument("--clip-seconds", type=float, required=True)
+    ap.add_argument("--clip-seconds", type=float, default=0, help="check each part lasts this long (0: any)")
     ap.add_argument("--seconds", type=float, default=300)
     a = ap.parse_args()
     srv = Server(a.model, a.key, a.audio_rate, a.clip_seconds, max_seconds=a.seconds)
