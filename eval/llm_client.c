@@ -103,6 +103,13 @@ static int take_response(llm_call *c, const char *body) {
     return 0;
 }
 
+/* A server could echo the request's headers in an error body: the key never reaches an error text. */
+static void scrub(char *text, const char *key) {
+    if (!key || !key[0]) return;
+    const size_t n = strlen(key);
+    for (char *p; (p = strstr(text, key));) memset(p, '*', n);
+}
+
 static void count(llm_stats *st, const llm_call *c) {
     if (!c->ok) {
         st->failed++;
@@ -209,6 +216,7 @@ int llm_client_run(const llm_client_opts *o, llm_call *calls, int n, llm_stats *
                     if (*p == '\n' || *p == '\r') *p = ' ';
                 retry = code == 429 || code >= 500;
             }
+            scrub(c->error, o->api_key);
             if (retry && c->attempts <= o->retries) {
                 double wait = o->backoff_s * pow(2.0, c->attempts - 1);
                 if (wait > 60) wait = 60;

@@ -310,15 +310,9 @@ static cJSON *make_line(const llm_label_opts *o, const musae_features *F, const 
     return l;
 }
 
-static int in_list(const char *list, int f) {
-    char buf[64];
-    for (const char *p = list; *p;) {
-        const char *c = strchr(p, ',');
-        const size_t n = c ? (size_t)(c - p) : strlen(p);
-        snprintf(buf, sizeof buf, "%.*s", (int)(n < 63 ? n : 63), p);
-        if (atoi(buf) == f) return 1;
-        p += n + (c ? 1 : 0);
-    }
+static int in_list(const int *v, int n, int f) {
+    for (int i = 0; i < n; i++)
+        if (v[i] == f) return 1;
     return 0;
 }
 
@@ -335,7 +329,7 @@ int llm_label_run(const llm_label_opts *o) {
     int *feats = musae_xmalloc(sizeof(int) * (size_t)(F->M > 0 ? F->M : 1));
     int nf = 0;
     for (int64_t f = 0; f < F->M; f++)
-        if (F->keep[f] && !F->dead[f] && (!o->only || in_list(o->only, (int)f)) &&
+        if (F->keep[f] && !F->dead[f] && (!o->n_only || in_list(o->only, o->n_only, (int)f)) &&
             (!o->max_features || nf < o->max_features))
             feats[nf++] = (int)f;
     const int want = o->exemplars < F->N ? o->exemplars : (int)F->N;
@@ -495,7 +489,7 @@ int llm_label_main(int argc, char **argv) {
         case OPT_ONE_AUDIO: o.one_audio = 1; break;
         case OPT_PROMPT: o.prompt_file = optarg; break;
         case OPT_NO_SCHEMA: o.no_schema = 1; break;
-        case OPT_ONLY: o.only = optarg; break;
+        case OPT_ONLY: o.n_only = cli_int_list("--only", optarg, o.only, LLM_LABEL_MAX_ONLY, 0, INT32_MAX); break;
         case OPT_MAX:
             if (cli_parse_int("--max-features", optarg, 1, INT32_MAX, &v, why, sizeof why)) cli_usage_fail(argv[0], "%s", why);
             o.max_features = (int)v;

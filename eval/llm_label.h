@@ -18,9 +18,11 @@
 extern "C" {
 #endif
 
+enum { LLM_LABEL_MAX_ONLY = 4096 };
 typedef struct {
     llm_common c;
-    const char *features, *out, *prompt_file, *only;
+    const char *features, *out, *prompt_file;
+    int only[LLM_LABEL_MAX_ONLY], n_only; /* --only: these features (n_only 0: every kept one) */
     int exemplars, one_audio, no_schema, max_features;
 } llm_label_opts;
 

@@ -223,6 +223,7 @@ def main():
     check(not srv.errors, f"server checks (one audio): {srv.errors[:3]}")
     ones = [e for e in srv.log[before:] if e["kind"] == "label"]
     check(len(ones) >= 2 and all(e["one_audio"] for e in ones), "one recording per request")
+    check([l["feature"] for l in lines("one.jsonl")] == kept[:2], "--only labels only the features named")
     for l in lines("one.jsonl"):
         shown = sorted(clip_no(n) for n in l["evidence"][0]["exemplars"])
         check(any(e["clips"] == shown for e in ones), f"feature {l['feature']}: the recording holds its exemplars")
@@ -259,6 +260,8 @@ def main():
     p = run(["label", "--labeler", "llm", "--endpoint", "http://127.0.0.1:9/v1", "--llm-model", MODEL, "--api-key-env",
              "MUSAE_NO_SUCH_VAR", "--features", "f.h5", "-o", "x.jsonl"], check_rc=False)
     check(p.returncode == 1 and "MUSAE_NO_SUCH_VAR is not set" in p.stderr, "an unset key variable refused")
+    p = run(label_args(9, "x.jsonl", ["--only", "3,x"]), check_rc=False)
+    check(p.returncode == 1 and "--only" in p.stderr, "a malformed --only refused")
     p = run(["score", "--clap", "--labels", "labels.jsonl", "--features", "f.h5"], check_rc=False)
     check(p.returncode == 1 and "--clap: not built yet" in p.stderr, "score --clap refused")
     p = run(["label", "--labeler", "llm", "--help"])
