@@ -7,7 +7,6 @@
 
 #include "eval/labels_io.h"
 #include "eval/llm_label.h"
-#include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
@@ -16,7 +15,7 @@
 
 #define STREAM_EXEMPLARS 0x11AB5ull /* Philox stream of the exemplar shuffle, counter feature·64 + i */
 
-enum { MAX_EXEMPLARS = 64 };
+enum { MAX_EXEMPLARS = LLM_LABEL_MAX_EXEMPLARS };
 
 /* music-sae's instructions (wave2_anchors.md §4.3), asking for docs/LABELS.md's fields. {n} is the number of
  * excerpts and {how} how they are given. */
@@ -317,9 +316,8 @@ static int in_list(const int *v, int n, int f) {
 }
 
 int llm_label_run(const llm_label_opts *o) {
-    char err[1024], cache[4200];
-    llm_client_opts co;
-    llm_common_client(&o->c, "label", o->out, cache, sizeof cache, &co);
+    char err[1024];
+    const llm_client_opts co = o->client;
     char *tpl = o->prompt_file ? read_text(o->prompt_file) : strdup(k_prompt);
     cJSON *lines = labels_read(o->out, 1, err, sizeof err);
     if (!lines) musae_fail("%s", err);
@@ -436,72 +434,4 @@ int llm_label_run(const llm_label_opts *o) {
     excerpt_close(&x);
     curl_global_cleanup();
     return rc ? 1 : 0;
-}
-
-static void label_usage(FILE *f) {
-    fprintf(f, "usage: musae label --labeler llm --endpoint URL --llm-model NAME --features FEATURES.h5 -o LABELS.jsonl "
-               "[options]\n\n"
-               "Labels every kept feature by asking an audio LLM about its top clips (docs/LLM_LABEL.md). The lines\n"
-               "of labeler \"llm\" in LABELS.jsonl are replaced, the others kept (docs/LABELS.md).\n\n"
-               "  --features F         FEATURES.h5 from musae analyze (required)\n"
-               "  -o, --out L          LABELS.jsonl to write (required)\n"
-               "  --exemplars N        top clips per feature, 80 %% shown, 20 %% held out for scoring (default 10)\n"
-               "  --one-audio          send the shown excerpts as one recording (0.5 s of silence between them)\n"
-               "  --prompt-file P      the instructions, instead of the built-in ones ({n}: the number of excerpts,\n"
-               "                       {how}: how they are given)\n"
-               "  --no-schema          do not send response_format (for servers that refuse JSON schemas)\n"
-               "  --only I,J,..        only these features\n"
-               "  --max-features N     only the first N kept features\n" LLM_COMMON_USAGE);
-}
-
-int llm_label_main(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        label_usage(stdout);
-        return 0;
-    }
-    llm_label_opts o = {0};
-    llm_common_defaults(&o.c);
-    o.exemplars = 10;
-    enum { OPT_FEATURES = LLM_OPT_LAST, OPT_EXEMPLARS, OPT_ONE_AUDIO, OPT_PROMPT, OPT_NO_SCHEMA, OPT_ONLY, OPT_MAX,
-           OPT_LABELER };
-    static const struct option opts[] = {LLM_COMMON_OPTIONS,
-                                         {"features", required_argument, NULL, OPT_FEATURES},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"exemplars", required_argument, NULL, OPT_EXEMPLARS},
-                                         {"one-audio", no_argument, NULL, OPT_ONE_AUDIO},
-                                         {"prompt-file", required_argument, NULL, OPT_PROMPT},
-                                         {"no-schema", no_argument, NULL, OPT_NO_SCHEMA},
-                                         {"only", required_argument, NULL, OPT_ONLY},
-                                         {"max-features", required_argument, NULL, OPT_MAX},
-                                         {"labeler", required_argument, NULL, OPT_LABELER},
-                                         {0}};
-    char why[256];
-    int64_t v;
-    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
-        if (llm_common_opt(&o.c, argv[0], c, optarg)) continue;
-        switch (c) {
-        case 'o': o.out = optarg; break;
-        case OPT_FEATURES: o.features = optarg; break;
-        case OPT_EXEMPLARS:
-            if (cli_parse_int("--exemplars", optarg, 2, MAX_EXEMPLARS, &v, why, sizeof why)) cli_usage_fail(argv[0], "%s", why);
-            o.exemplars = (int)v;
-            break;
-        case OPT_ONE_AUDIO: o.one_audio = 1; break;
-        case OPT_PROMPT: o.prompt_file = optarg; break;
-        case OPT_NO_SCHEMA: o.no_schema = 1; break;
-        case OPT_ONLY: o.n_only = cli_int_list("--only", optarg, o.only, LLM_LABEL_MAX_ONLY, 0, INT32_MAX); break;
-        case OPT_MAX:
-            if (cli_parse_int("--max-features", optarg, 1, INT32_MAX, &v, why, sizeof why)) cli_usage_fail(argv[0], "%s", why);
-            o.max_features = (int)v;
-            break;
-        case OPT_LABELER:
-            if (strcmp(optarg, "llm")) cli_usage_fail(argv[0], "--labeler: this parser takes only llm, got '%s'", optarg);
-            break;
-        default: cli_usage_fail(argv[0], "unexpected option");
-        }
-    }
-    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
-    if (!o.features) cli_usage_fail(argv[0], "--features is required");
-    if (!o.out) cli_usage_fail(argv[0], "-o is required");
-    return llm_label_run(&o);
 }

@@ -18,19 +18,31 @@
 extern "C" {
 #endif
 
-enum { LLM_LABEL_MAX_ONLY = 4096 };
+enum { LLM_LABEL_MAX_ONLY = 4096, LLM_LABEL_MAX_EXEMPLARS = 64 };
 typedef struct {
     llm_common c;
+    llm_client_opts client; /* resolved from c */
+    char cache[4200];       /* client.cache_dir points here */
     const char *features, *out, *prompt_file;
     int only[LLM_LABEL_MAX_ONLY], n_only; /* --only: these features (n_only 0: every kept one) */
     int exemplars, one_audio, no_schema, max_features;
 } llm_label_opts;
 
+typedef struct {
+    llm_common c;
+    llm_client_opts client;
+    char cache[4200];
+    const char *labels, *features, *out, *labeler; /* out NULL: rewrite labels; labeler NULL: every labeler */
+    int batch, n_pos, n_neg, no_logprobs;          /* excerpts per request, decile samples, non-firing clips */
+} llm_score_opts;
+
 /* Runs the labeler; the exit code (0 when every feature was asked, even if some failed; 1 on an error). */
 int llm_label_run(const llm_label_opts *o);
-/* `musae label --labeler llm ...`: argv[0] is the verb; the options are parsed here (--help included). */
+/* Runs the detection scorer; the exit code likewise. */
+int llm_score_run(const llm_score_opts *o);
+/* `musae label --labeler llm ...` and `musae score ...` (host/cli/llm_cli.c): argv[0] is the verb; the options
+ * are parsed there (--help included). */
 int llm_label_main(int argc, char **argv);
-/* `musae score ...` (host/cli/verb_score.c). */
 int llm_score_main(int argc, char **argv);
 
 /* The answer checks, exposed for tests. A label answer: the JSON object, optionally inside one ``` fence, with a

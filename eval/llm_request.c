@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "eval/llm_request.h"
-#include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/io/audio.h"
 
@@ -17,74 +16,6 @@ void llm_common_defaults(llm_common *c) {
     c->backoff_s = 2;
     c->audio_rate = 16000;
     c->seconds = 10;
-}
-
-int llm_common_opt(llm_common *c, const char *verb, int opt, const char *v) {
-    char why[256];
-    int64_t i;
-    double d;
-    switch (opt) {
-    case LLM_OPT_ENDPOINT: c->endpoint = v; return 1;
-    case LLM_OPT_MODEL: c->model = v; return 1;
-    case LLM_OPT_KEY_ENV: c->key_env = v; return 1;
-    case LLM_OPT_CACHE: c->cache = v; return 1;
-    case LLM_OPT_NO_CACHE: c->no_cache = 1; return 1;
-    case LLM_OPT_SAE: c->sae = v; return 1;
-    case LLM_OPT_ACTS: c->acts = v; return 1;
-    case LLM_OPT_PARALLEL:
-        if (cli_parse_int("--parallel", v, 1, 256, &i, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->parallel = (int)i;
-        return 1;
-    case LLM_OPT_RETRIES:
-        if (cli_parse_int("--retries", v, 0, 100, &i, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->retries = (int)i;
-        return 1;
-    case LLM_OPT_AUDIO_RATE:
-        if (cli_parse_int("--audio-rate", v, 8000, 48000, &i, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->audio_rate = (int)i;
-        return 1;
-    case LLM_OPT_SEED:
-        if (cli_parse_int("--seed", v, 0, INT64_MAX, &i, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->seed = (uint64_t)i;
-        return 1;
-    case LLM_OPT_TIMEOUT:
-        if (cli_parse_double("--timeout", v, 0.1, 86400, &d, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->timeout_s = d;
-        return 1;
-    case LLM_OPT_BACKOFF:
-        if (cli_parse_double("--backoff", v, 0, 60, &d, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->backoff_s = d;
-        return 1;
-    case LLM_OPT_SECONDS:
-        if (cli_parse_double("--seconds", v, 0.1, 600, &d, why, sizeof why)) cli_usage_fail(verb, "%s", why);
-        c->seconds = d;
-        return 1;
-    default: return 0;
-    }
-}
-
-void llm_common_client(const llm_common *c, const char *verb, const char *out, char *cache_buf, size_t cache_cap,
-                       llm_client_opts *o) {
-    if (!c->endpoint) cli_usage_fail(verb, "--endpoint is required");
-    if (!c->model) cli_usage_fail(verb, "--llm-model is required");
-    memset(o, 0, sizeof *o);
-    llm_client_url(c->endpoint, o->url, sizeof o->url);
-    if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
-        cli_usage_fail(verb, "--endpoint: expected an http:// or https:// URL, got '%s'", c->endpoint);
-    if (c->key_env) {
-        const char *k = getenv(c->key_env);
-        if (!k || !k[0]) musae_fail("--api-key-env: environment variable %s is not set or empty", c->key_env);
-        o->api_key = k;
-    }
-    o->parallel = c->parallel;
-    o->timeout_s = c->timeout_s;
-    o->retries = c->retries;
-    o->backoff_s = c->backoff_s;
-    if (!c->no_cache) {
-        if (c->cache) snprintf(cache_buf, cache_cap, "%s", c->cache);
-        else snprintf(cache_buf, cache_cap, "%s.llmcache", out);
-        o->cache_dir = cache_buf;
-    }
 }
 
 char *llm_base64(const uint8_t *p, size_t n) {

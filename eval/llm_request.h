@@ -54,13 +54,9 @@ enum { LLM_OPT_ENDPOINT = 300, LLM_OPT_MODEL, LLM_OPT_KEY_ENV, LLM_OPT_PARALLEL,
     "  --sae DIR, --acts S  the SAE and the store, when moved since musae analyze\n"
 
 void llm_common_defaults(llm_common *c);
-/* Takes one of LLM_COMMON_OPTIONS (1), or 0 when opt is not one of them; a bad value is a usage failure. */
-int llm_common_opt(llm_common *c, const char *verb, int opt, const char *value);
-/* Checks the required ones and fills the client options; the cache defaults to <out>.llmcache. The key is read
- * from the environment here (a named but unset or empty variable is refused). */
-void llm_common_client(const llm_common *c, const char *verb, const char *out, char *cache_buf, size_t cache_cap,
-                       llm_client_opts *o);
-
+/* host/cli/llm_cli.c parses LLM_COMMON_OPTIONS into an llm_common (a bad value is a usage failure), checks the
+ * required ones and resolves the client options: the cache defaults to <out>.llmcache, and the key is read from
+ * the environment there (a named but unset or empty variable is refused). */
 /* Standard base64 of n bytes (malloc'd, NUL-terminated). */
 char *llm_base64(const uint8_t *p, size_t n);
 /* Mono samples -> a 16-bit PCM WAV file in memory (malloc'd, *len bytes); samples beyond full scale clip. */

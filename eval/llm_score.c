@@ -14,7 +14,6 @@
 
 #include "eval/labels_io.h"
 #include "eval/llm_label.h"
-#include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
@@ -266,75 +265,12 @@ static cJSON *score_feature(const llm_common *c, const score_opts *so, const llm
     return d;
 }
 
-static void score_usage(FILE *f) {
-    fprintf(f, "usage: musae score --labels L.jsonl --features FEATURES.h5 --endpoint URL --llm-model NAME [options]\n\n"
-               "Detection scoring of labels by an audio LLM, delphi's protocol (docs/LLM_LABEL.md): per labelled feature,\n"
-               "its decile clips (50, less the exemplars its labeler was shown) and clips where it never fires (50),\n"
-               "shuffled, 5 per request with the label; the model answers a list of 0/1. Balanced accuracy, precision,\n"
-               "recall, F1 and, from the log-probs when the server returns them, AUROC go into each line's\n"
-               "scores.detection (docs/LABELS.md).\n\n"
-               "  --labels L           LABELS.jsonl (required); rewritten atomically unless -o is given\n"
-               "  --features F         FEATURES.h5 the labels were made from (required)\n"
-               "  -o, --out O          write the scored lines here instead\n"
-               "  --labeler NAME       score only this labeler's lines (default: every line with status ok)\n"
-               "  --batch B            excerpts per request (default 5)\n"
-               "  --positives N        decile samples at most (default 50)\n"
-               "  --negatives N        non-firing clips at most (default 50)\n"
-               "  --no-logprobs        do not ask for log-probs (AUROC is then null)\n"
-               "  --clap               CLAP scores (not built yet)\n" LLM_COMMON_USAGE);
-}
-
-int llm_score_main(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        score_usage(stdout);
-        return 0;
-    }
-    llm_common c;
-    llm_common_defaults(&c);
-    score_opts so = {5, 50, 50, 0};
-    const char *labels = NULL, *features = NULL, *out = NULL, *only = NULL;
-    enum { OPT_LABELS = LLM_OPT_LAST, OPT_FEATURES, OPT_LABELER, OPT_BATCH, OPT_POS, OPT_NEG, OPT_NO_LP, OPT_CLAP };
-    static const struct option opts[] = {LLM_COMMON_OPTIONS,
-                                         {"labels", required_argument, NULL, OPT_LABELS},
-                                         {"features", required_argument, NULL, OPT_FEATURES},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"labeler", required_argument, NULL, OPT_LABELER},
-                                         {"batch", required_argument, NULL, OPT_BATCH},
-                                         {"positives", required_argument, NULL, OPT_POS},
-                                         {"negatives", required_argument, NULL, OPT_NEG},
-                                         {"no-logprobs", no_argument, NULL, OPT_NO_LP},
-                                         {"clap", no_argument, NULL, OPT_CLAP},
-                                         {0}};
-    char why[256];
-    int64_t v;
-    for (int o; (o = cli_getopt(argc, argv, "o:", opts)) != -1;) {
-        if (llm_common_opt(&c, argv[0], o, optarg)) continue;
-        switch (o) {
-        case 'o': out = optarg; break;
-        case OPT_LABELS: labels = optarg; break;
-        case OPT_FEATURES: features = optarg; break;
-        case OPT_LABELER: only = optarg; break;
-        case OPT_NO_LP: so.no_logprobs = 1; break;
-        case OPT_CLAP: musae_fail("--clap: not built yet (CLAP scoring is its own issue); score with an LLM endpoint");
-        case OPT_BATCH:
-        case OPT_POS:
-        case OPT_NEG: {
-            const char *flag = o == OPT_BATCH ? "--batch" : o == OPT_POS ? "--positives" : "--negatives";
-            if (cli_parse_int(flag, optarg, o == OPT_BATCH ? 1 : 0, o == OPT_BATCH ? 64 : 50, &v, why, sizeof why))
-                cli_usage_fail(argv[0], "%s", why);
-            *(o == OPT_BATCH ? &so.batch : o == OPT_POS ? &so.n_pos : &so.n_neg) = (int)v;
-            break;
-        }
-        default: cli_usage_fail(argv[0], "unexpected option");
-        }
-    }
-    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
-    if (!labels) cli_usage_fail(argv[0], "--labels is required");
-    if (!features) cli_usage_fail(argv[0], "--features is required");
-    if (!out) out = labels;
-    char err[1024], cache[4200];
-    llm_client_opts co;
-    llm_common_client(&c, argv[0], out, cache, sizeof cache, &co);
+int llm_score_run(const llm_score_opts *o) {
+    const llm_common c = o->c;
+    const score_opts so = {o->batch, o->n_pos, o->n_neg, o->no_logprobs};
+    const char *labels = o->labels, *features = o->features, *only = o->labeler, *out = o->out ? o->out : o->labels;
+    const llm_client_opts co = o->client;
+    char err[1024];
     cJSON *lines = labels_read(labels, 0, err, sizeof err);
     if (!lines) musae_fail("%s", err);
     excerpt_ctx x;

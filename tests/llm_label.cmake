@@ -7,3 +7,5 @@ if(Python3_Interpreter_FOUND)
                  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/test_llm_label.py)
   set_property(TEST test_llm_label APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 endif()
+# The parsers, base64, WAV, cache and LABELS.jsonl pieces without a server.
+musae_add_test(test_llm_parse SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_llm_parse.c LABELS cpu)
