@@ -132,9 +132,8 @@ int llm_client_run(const llm_client_opts *o, llm_call *calls, int n, llm_stats *
         llm_cache_key(o->url, calls[i].body, keys[i]);
         char *hit = o->cache_dir ? llm_cache_get(o->cache_dir, keys[i]) : NULL;
         if (hit && take_response(&calls[i], hit) == 0) {
-            calls[i].cached = 1;
+            calls[i].cached = 1; /* its tokens and cost were spent by an earlier run: not counted in st */
             st->cached++;
-            count(st, &calls[i]);
             state[i] = 2;
         } else {
             calls[i].error[0] = 0;

@@ -40,6 +40,8 @@ typedef struct {
     char error[512];         /* when !ok: one line (HTTP status and the start of the body, or curl's reason) */
 } llm_call;
 
+/* A run's totals: requests sent (attempts), answered from the cache, retried, failed; tokens and cost as the
+ * server reported them for the answers received in this run (not for cached ones). */
 typedef struct {
     int64_t sent, cached, retries, failed;
     int64_t prompt_tokens, completion_tokens;

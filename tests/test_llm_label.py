@@ -134,6 +134,9 @@ def main():
                 check("HTTP" not in err, f"feature {f}: a reset is reported as a connection failure: {err}")
     # retries: 429 1, hang 1, reset_then_good 1, 500 2, reset 2
     check("7 retries" in p.stderr, "7 retries counted: " + p.stderr.strip().splitlines()[-1])
+    tok = re.search(r"tokens (\d+) prompt \+ (\d+) completion", p.stderr)
+    want = [sum(l["evidence"][0]["tokens"][k] or 0 for l in got) for k in ("prompt", "completion")]
+    check(tok and [int(tok.group(1)), int(tok.group(2))] == want, f"run tokens {tok and tok.group(0)} == {want}")
     # (libcurl itself re-sends a request once when a reused connection turns out dead, so the server may count
     # a reset request twice: the count reported is what musae sent, at most what the server received)
     sent = int(re.search(r"(\d+) requests sent", p.stderr).group(1))
@@ -145,6 +148,7 @@ def main():
     again = srv.received[before:]
     check(not set(again) & srv.answered, "the re-run asked nothing the server had answered")
     check(len(set(again)) == 2, f"the re-run asked again only the 500 and reset features ({len(set(again))} bodies)")
+    check("tokens 0 prompt + 0 completion" in p2.stderr, "a re-run counts no tokens for cached answers")
     ok1 = [l for l in got if l["status"] == "ok"]
     ok2 = [l for l in lines("labels.jsonl") if l["status"] == "ok"]
     check(ok1 == ok2, "the re-run writes the same labels")
