@@ -360,6 +360,7 @@ int llm_label_run(const llm_label_opts *o) {
         if (llm_client_run(&co, calls, nq, &st, err, sizeof err)) musae_fail("%s", err);
         /* the answers; malformed ones asked again once */
         int nr = 0;
+        int *ridx = musae_xmalloc(sizeof(int) * (size_t)(nq > 0 ? nq : 1)); /* the job of each retry */
         char why[256];
         for (int q = 0; q < nq; q++) {
             job *j = &jobs[idx[q]];
@@ -373,12 +374,9 @@ int llm_label_run(const llm_label_opts *o) {
             }
             LOG_INFO("feature %d: %s; asking again", j->feature, why);
             j->body[1] = retry_body(j, j->call[0].content, why);
-            calls[nr].body = j->body[1];
-            nr++;
+            calls[nr].body = j->body[1]; /* nr <= q: calls[q] was taken above */
+            ridx[nr++] = idx[q];
         }
-        int *ridx = musae_xmalloc(sizeof(int) * (size_t)(nr > 0 ? nr : 1));
-        for (int r = 0, q = 0; q < nq; q++)
-            if (jobs[idx[q]].body[1]) ridx[r++] = idx[q];
         if (nr && llm_client_run(&co, calls, nr, &st, err, sizeof err)) musae_fail("%s", err);
         for (int r = 0; r < nr; r++) {
             jobs[ridx[r]].call[1] = calls[r];
