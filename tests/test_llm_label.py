@@ -7,6 +7,7 @@ a re-run sends nothing the server already answered (the cache); a run killed mid
 LABELS.jsonl as an uninterrupted one; --one-audio; the detection metrics of `musae score` equal the ones computed
 here from the server's scripted answers and the FEATURES.h5 truth (read with h5dump); refusals exit 1 with a
 message. A failed setup fails the test. """
+import hashlib
 import json
 import math
 import os
@@ -231,6 +232,14 @@ def main():
     for l in lines("one.jsonl"):
         shown = sorted(clip_no(n) for n in l["evidence"][0]["exemplars"])
         check(any(e["clips"] == shown for e in ones), f"feature {l['feature']}: the recording holds its exemplars")
+    # ---- --prompt-file: the instructions sent are the file's
+    prompt = "Name the shared sound of these excerpts as JSON with label, confidence, description, concepts."
+    with open(os.path.join(TMP, "prompt.txt"), "w") as fh:
+        fh.write(prompt)
+    run(label_args(srv.port, "prompt.jsonl", ["--prompt-file", "prompt.txt", "--only", str(kept[0]), "--no-cache"]))
+    pl = lines("prompt.jsonl")
+    check(len(pl) == 1 and pl[0]["evidence"][0]["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest(),
+          "--prompt-file's text is the prompt sent")
     srv.close()
 
     # ---- 5. killed and resumed == uninterrupted -----------------------------------------------------------
