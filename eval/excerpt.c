@@ -133,12 +133,15 @@ static int write_json(const char *path, cJSON *j, char *err, size_t errlen) {
     return rc ? -1 : 0;
 }
 
-int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame, double seconds, const char *out_dir,
-                  const char *stem, excerpt_result *res, char *err, size_t errlen) {
+int excerpt_audio(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame, double seconds, float **audio,
+                  int64_t *n_samples, float **trace_out, excerpt_result *res, char *err, size_t errlen) {
     const musae_features *f = &x->f;
     MUSAE_ASSERT(feature >= 0 && feature < f->M && clip >= 0 && clip < f->C, "latent %d, clip %lld", feature,
                  (long long)clip);
     memset(res, 0, sizeof *res);
+    *audio = NULL;
+    *n_samples = 0;
+    if (trace_out) *trace_out = NULL;
     const char *name = f->clip_path[clip];
     char file[4200];
     double a, b;
@@ -177,12 +180,33 @@ int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame,
     if (s1 - s0 >= b - a) s0 = a, s1 = b;
     else if (s0 < a) s1 += a - s0, s0 = a;
     else if (s1 > b) s0 -= s1 - b, s1 = b;
-    int64_t ns = 0;
-    float *audio = musae_audio_load(res->source, EXCERPT_RATE, s0, s1 - s0, &ns, err, errlen);
-    int rc = audio ? 0 : -1;
+    *audio = musae_audio_load(res->source, EXCERPT_RATE, s0, s1 - s0, n_samples, err, errlen);
+    res->start = s0;
+    res->end = s1;
+    res->peak_frame = peak_frame;
+    res->peak = peak_frame < n ? trace[peak_frame] : 0;
+    if (trace_out && *audio) *trace_out = trace;
+    else free(trace);
+    return *audio ? 0 : -1;
+}
+
+int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame, double seconds, const char *out_dir,
+                  const char *stem, excerpt_result *res, char *err, size_t errlen) {
+    const musae_features *f = &x->f;
+    float *audio, *trace;
+    int64_t ns;
+    int rc = excerpt_audio(x, feature, clip, peak_frame, seconds, &audio, &ns, &trace, res, err, errlen);
+    if (rc) return rc;
+    const char *name = f->clip_path[clip];
+    char file[4200];
+    double a, b;
+    excerpt_parse_clip_name(name, file, sizeof file, &a, &b);
+    const int64_t n = f->clip_frames[clip];
+    const double fr = f->frame_rate, s0 = res->start, s1 = res->end;
+    peak_frame = res->peak_frame;
     snprintf(res->audio, sizeof res->audio, "%s/%s.ogg", out_dir, stem);
     snprintf(res->trace, sizeof res->trace, "%s/%s.json", out_dir, stem);
-    if (!rc) {
+    {
         musae_audio_writer *w = musae_audio_writer_open(res->audio, EXCERPT_RATE, 1, MUSAE_AUDIO_VORBIS, err, errlen);
         rc = w ? 0 : -1;
         if (w && musae_audio_write(w, audio, ns, err, errlen)) {
@@ -211,10 +235,6 @@ int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame,
         rc = write_json(res->trace, j, err, errlen);
         cJSON_Delete(j);
     }
-    res->start = s0;
-    res->end = s1;
-    res->peak_frame = peak_frame;
-    res->peak = peak_frame < n ? trace[peak_frame] : 0;
     free(audio);
     free(trace);
     return rc;

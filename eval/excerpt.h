@@ -65,6 +65,13 @@ typedef struct {
 int excerpt_write(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame, double seconds, const char *out_dir,
                   const char *stem, excerpt_result *res, char *err, size_t errlen);
 
+/* The excerpt's samples without writing them (the labelers send them to a model): mono at EXCERPT_RATE into
+ * *audio (malloc'd, *n_samples long), the window and peak in res (res->audio and res->trace stay empty), and, when
+ * trace_out is not NULL, the clip's per-frame activation (malloc'd, f.clip_frames[clip] long). 0; 1 skipped, with
+ * the reason (naming the file) in err; -1 failed (err). Nothing is left allocated unless it returns 0. */
+int excerpt_audio(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame, double seconds, float **audio,
+                  int64_t *n_samples, float **trace_out, excerpt_result *res, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

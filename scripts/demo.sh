@@ -94,6 +94,24 @@ head -n 3 "$OUT/labels.jsonl" | cut -c 1-200
 echo "== musae excerpt: feature ${F:-0}'s top clips as OGG with activation traces"
 "$musae" excerpt --features "$OUT/features.h5" --feature "${F:-0}" --top 3 --seconds 0.5 -o "$OUT/excerpts"
 
+if command -v python3 >/dev/null 2>&1; then
+  echo "== musae label --labeler llm and musae score against the scripted test server (tests/llm_server.py on"
+  echo "   127.0.0.1; its labels are canned: docs/LLM_LABEL.md runs it against vLLM or llama-server)"
+  rm -f "$OUT/labels_llm.jsonl" "$OUT/llm_server.txt"
+  python3 tests/llm_server.py --seconds 120 > "$OUT/llm_server.txt" &
+  llm_server=$!
+  for _ in $(seq 100); do [ -s "$OUT/llm_server.txt" ] && break; sleep 0.1; done
+  llm_url="http://127.0.0.1:$(head -n 1 "$OUT/llm_server.txt")/v1"
+  "$musae" label --labeler llm --endpoint "$llm_url" --llm-model test-audio-lm --features "$OUT/features.h5" \
+    --max-features 3 --seconds 0.5 --no-cache -o "$OUT/labels_llm.jsonl"
+  "$musae" score --endpoint "$llm_url" --llm-model test-audio-lm --labels "$OUT/labels_llm.jsonl" \
+    --features "$OUT/features.h5" --negatives 10 --no-cache
+  kill "$llm_server" 2>/dev/null || true
+  head -c 400 "$OUT/labels_llm.jsonl"; echo
+else
+  echo "== musae label --labeler llm: skipped (the demo's stand-in LLM server, tests/llm_server.py, needs python3)"
+fi
+
 echo "== musae evaluate spliced into the model, on the store's held-out clips (cut from their audio files)"
 "$musae" evaluate --sae "$OUT/sae" --model "$MODEL" > "$OUT/eval_spliced_audio.json"
 cat "$OUT/eval_spliced_audio.json"
@@ -109,7 +127,9 @@ echo "== musae evaluate spliced into the model, on the generated codes"
 cat "$OUT/eval_spliced_generated.json"
 
 echo "== musae dashboard: a static site of every feature (open $OUT/site/index.html in a browser, no server)"
-"$musae" dashboard --features "$OUT/features.h5" --top 3 --seconds 0.5 -o "$OUT/site"
+labels=(--labels "$OUT/labels.jsonl")
+[ -s "$OUT/labels_llm.jsonl" ] && labels+=(--labels "$OUT/labels_llm.jsonl")
+"$musae" dashboard --features "$OUT/features.h5" "${labels[@]}" --top 3 --seconds 0.5 -o "$OUT/site"
 
 echo
 echo "Outputs in $OUT/:"
@@ -122,6 +142,7 @@ echo "  $OUT/features.h5                 musae analyze's per-feature statistics 
 echo "  $OUT/labels.jsonl               a dsp label per kept feature (docs/LABELS.md)"
 echo "  $OUT/excerpts/                   OGG excerpts of one feature's top clips + activation traces (JSON)"
 echo "  $OUT/site/index.html             the feature dashboard (static: index, feature pages with audio, summary)"
+echo "  $OUT/labels_llm.jsonl            LLM labels + detection scores of 3 features (from the scripted test server)"
 echo "  $OUT/eval_spliced_audio.json     spliced, on the held-out clips: CE clean / SAE / zero-ablated, loss recovered, KL, FVU, L0"
 echo "  $OUT/eval_spliced_generated.json the same on the generated codes"
 echo "  $OUT/generated_*.wav, $OUT/generated.safetensors, $OUT/gen_acts.h5 (generation-time activations)"

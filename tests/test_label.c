@@ -233,8 +233,10 @@ static void test_refusals(void) {
     free(o);
     CHECK(run("label --features features.h5 --descriptors desc.h5 -o x.jsonl") == 1, "no --labeler: exit code");
     err_has("--labeler dsp|llm|clap is required; see musae label --help");
-    CHECK(run("label --labeler llm --features features.h5 -o x.jsonl") == 1, "llm: exit code");
-    err_has("--labeler llm is not built yet");
+    CHECK(run("label --labeler llm --features features.h5 -o x.jsonl") == 1, "llm without its options: exit code");
+    err_has("--endpoint is required");
+    CHECK(run("label --labeler bogus --features features.h5 -o x.jsonl") == 1, "an unknown labeler: exit code");
+    err_has("--labeler: expected dsp, llm or clap, got 'bogus'");
     CHECK(run("label --labeler clap --features features.h5 -o x.jsonl") == 1, "clap: exit code");
     err_has("--labeler clap is not built yet");
     CHECK(run("label --labeler gpt --features features.h5 --descriptors desc.h5 -o x.jsonl") == 1, "bad labeler: exit code");

@@ -1,13 +1,14 @@
 /* musae label — a label for every kept feature, from one labeler (docs/LABELS.md): dsp (eval/label_dsp.h) now;
- * llm and clap when they are built. */
+ * llm (eval/llm_label.h: an audio LLM over an OpenAI-compatible API, its own options); clap when it is built. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "eval/label_dsp.h"
+#include "eval/llm_label.h"
 #include "host/cli/cli.h"
 
-const char verb_label_summary[] = "a label per kept feature from descriptors (dsp) into LABELS.jsonl";
+const char verb_label_summary[] = "a label per kept feature into LABELS.jsonl: descriptors (dsp) or an audio LLM (llm)";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -21,7 +22,7 @@ static void usage(FILE *f) {
             "strongest significant descriptors (\"fast tempo (median 160 BPM vs 80, AUROC 1.00), percussive\");\n"
             "a feature with none gets \"no descriptor differs\" (status no_signal, score 0).\n"
             "The clips of the two files are matched by name; every clip of FEATURES.h5 must be in DESCRIPTORS.h5.\n\n"
-            "  --labeler L          dsp (llm and clap are not built yet)\n"
+            "  --labeler L          dsp, or llm (options: musae label --labeler llm --help); clap is not built yet\n"
             "  --features F         FEATURES.h5 from musae analyze\n"
             "  --descriptors D      DESCRIPTORS.h5 from musae describe --acts\n"
             "  -o LABELS.jsonl      written atomically; another labeler's lines already in it are kept, this\n"
@@ -38,19 +39,19 @@ int verb_label(int argc, char **argv) {
         {"q", required_argument, NULL, OPT_Q}, {"max-terms", required_argument, NULL, OPT_TERMS},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    /* the labeler is looked up before the options are parsed: each labeler takes its own */
+    /* the labeler is looked up before the options are parsed: each labeler takes its own (and its own --help) */
     const char *labeler = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--labeler") && i + 1 < argc) labeler = argv[i + 1];
         else if (!strncmp(argv[i], "--labeler=", 10)) labeler = argv[i] + 10;
     }
-    if (labeler && (!strcmp(labeler, "llm") || !strcmp(labeler, "clap"))) {
-        fprintf(stderr, "musae: error: label: --labeler %s is not built yet (only dsp is); see musae label --help\n",
-                labeler);
+    if (labeler && !strcmp(labeler, "llm")) return llm_label_main(argc, argv);
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    if (labeler && !strcmp(labeler, "clap")) {
+        fprintf(stderr, "musae: error: label: --labeler clap is not built yet (dsp and llm are); see musae label --help\n");
         return 1;
     }
 

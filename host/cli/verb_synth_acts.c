@@ -11,16 +11,23 @@
  * bit): correlated pairs (a drawn direction 2i or 2i+1 brings its partner with probability --pair-prob),
  * log-normal coefficients (exp(σ·N(0,1) − σ²/2), mean 1), anisotropic noise (the standard deviation of
  * dimension j ∝ (j+1)^-A, the same total norm) and a mean offset (one random vector of norm --mean-offset added
- * to every row, as the large mean of a residual stream). */
+ * to every row, as the large mean of a residual stream).
+ * With --audio DIR each clip also gets a source file, DIR/clipNNNNNN.wav (32 kHz 16-bit, a sine at
+ * 100 + 10·(c mod 700) Hz, so a listener, or a test, can tell clip c by its pitch), lasting the clip's rows at
+ * 50 frames/s, and the clip is named "DIR/clipNNNNNN.wav#t=0,<seconds>" like a captured one: excerpts and the
+ * labelers (docs/LLM_LABEL.md) then have audio to play. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/core/progress.h"
+#include "host/io/audio.h"
 #include "host/io/store.h"
 
 const char verb_synth_acts_summary[] = "write a store of synthetic activations with planted sparse directions";
@@ -50,6 +57,7 @@ static void usage(FILE *f) {
             "  --clip-concepts P  the first P directions are present in whole clips (default 0)\n"
             "  --clip-rates LO,HI their clip rates, log-spaced from LO to HI (default 0.02,0.2)\n"
             "  --model NAME       the store's model attribute (default \"synthetic\")\n"
+            "  --audio DIR        write a tone per clip to DIR/clipNNNNNN.wav and name the clips after them\n"
             "  --seed S           (default 0)\n");
 }
 
@@ -59,12 +67,24 @@ static double gauss(uint64_t seed, uint64_t stream, uint64_t ctr) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* The clip's source audio for --audio: a sine at hz, 32 kHz 16-bit WAV. */
+static void write_tone(const char *path, double hz, double seconds) {
+    char err[512];
+    const int64_t n = (int64_t)llround(seconds * 32000);
+    float *x = musae_xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(0.5 * sin(6.283185307179586 * hz * (double)i / 32000));
+    musae_audio_writer *w = musae_audio_writer_open(path, 32000, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
+    if (!w || musae_audio_write(w, x, n, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
+        musae_fail("%s", err);
+    free(x);
+}
+
 int verb_synth_acts(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const char *out = NULL;
+    const char *out = NULL, *audio_dir = NULL;
     int d = 256, G = 1024, kt = 8, clip = 256, nan_rows = 0, P = 0;
     double rate_lo = 0.02, rate_hi = 0.2;
     int64_t rows = 300000;
@@ -79,7 +99,7 @@ int verb_synth_acts(int argc, char **argv) {
     spec.n_layers = 1;
     enum { OPT_D = CLI_OPT_FIRST, OPT_CONCEPTS, OPT_K_TRUE, OPT_ROWS, OPT_CLIP, OPT_LAYERS, OPT_FREQ, OPT_NOISE,
            OPT_NAN_ROWS, OPT_CLIP_CONCEPTS, OPT_CLIP_RATES, OPT_SEED, OPT_MODEL, OPT_DTYPE, OPT_PAIR_PROB, OPT_LOGNORMAL,
-           OPT_NOISE_ANISO, OPT_MEAN_OFFSET, OPT_NO_TRUTH };
+           OPT_NOISE_ANISO, OPT_MEAN_OFFSET, OPT_NO_TRUTH, OPT_AUDIO };
     static const struct option opts[] = {
         {"d", required_argument, NULL, OPT_D},                   {"concepts", required_argument, NULL, OPT_CONCEPTS},
         {"k-true", required_argument, NULL, OPT_K_TRUE},         {"rows", required_argument, NULL, OPT_ROWS},
@@ -92,7 +112,7 @@ int verb_synth_acts(int argc, char **argv) {
         {"noise-aniso", required_argument, NULL, OPT_NOISE_ANISO}, {"mean-offset", required_argument, NULL, OPT_MEAN_OFFSET},
         {"no-truth", no_argument, NULL, OPT_NO_TRUTH},
         {"model", required_argument, NULL, OPT_MODEL},           {"dtype", required_argument, NULL, OPT_DTYPE},
-        {0}};
+        {"audio", required_argument, NULL, OPT_AUDIO},           {0}};
     for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
         const char *v = optarg;
         switch (c) {
@@ -122,6 +142,7 @@ int verb_synth_acts(int argc, char **argv) {
         }
         case OPT_SEED: seed = (uint64_t)cli_int("--seed", v, 0, INT64_MAX); break;
         case OPT_MODEL: spec.model = v; break;
+        case OPT_AUDIO: audio_dir = v; break;
         case OPT_DTYPE:
             if (!strcmp(v, "f16")) spec.dtype = MUSAE_F16;
             else if (!strcmp(v, "f32")) spec.dtype = MUSAE_F32;
@@ -168,6 +189,7 @@ int verb_synth_acts(int argc, char **argv) {
     uint8_t *present = musae_xcalloc((size_t)P + 1, 1);
     for (int g = 0; g < P; g++) rate[g] = P > 1 ? rate_lo * pow(rate_hi / rate_lo, (double)g / (P - 1)) : rate_lo;
 
+    if (audio_dir && mkdir(audio_dir, 0755) && errno != EEXIST) musae_fail("%s: %s", audio_dir, strerror(errno));
     musae_store_writer *w = musae_store_create(out, &spec);
     int64_t shape[2] = {G, d};
     if (truth) musae_store_put_f32(w, "/truth/directions", 2, shape, dirs);
@@ -232,8 +254,13 @@ int verb_synth_acts(int argc, char **argv) {
                     if ((int64_t)((i + 0.5) * (double)rows / nan_rows) == (int64_t)row) x[0] = NAN;
             }
         }
-        char path[64];
-        snprintf(path, sizeof path, "synthetic/clip%06lld", (long long)c);
+        char path[4200];
+        if (audio_dir) {
+            snprintf(path, sizeof path, "%s/clip%06lld.wav", audio_dir, (long long)c);
+            write_tone(path, 100.0 + 10.0 * (double)(c % 700), nr / spec.frame_rate);
+            const size_t used = strlen(path);
+            snprintf(path + used, sizeof path - used, "#t=0,%.6f", nr / spec.frame_rate);
+        } else snprintf(path, sizeof path, "synthetic/clip%06lld", (long long)c);
         musae_store_add_clip(w, path, nr, (const float *const *)buf);
         musae_progress_add(&pr, nr, NULL);
     }
