@@ -1,0 +1,98 @@
+/* LABELS.jsonl reader and writer (eval/labels_io.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/labels_io.h"
+
+cJSON *labels_read(const char *path, int missing_ok, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT && missing_ok) return cJSON_CreateArray();
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    cJSON *lines = cJSON_CreateArray();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long no = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        no++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *feat = cJSON_GetObjectItemCaseSensitive(j, "feature");
+        const char *why = !cJSON_IsObject(j)                                           ? "not a JSON object"
+                          : !cJSON_IsNumber(feat) || feat->valuedouble != floor(feat->valuedouble) ||
+                                    feat->valuedouble < 0                              ? "no integer \"feature\""
+                          : !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "labeler")) ? "no string \"labeler\""
+                                                                                       : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: line %ld: %s", path, no, why);
+            cJSON_Delete(j);
+            cJSON_Delete(lines);
+            free(line);
+            fclose(f);
+            return NULL;
+        }
+        cJSON_AddItemToArray(lines, j);
+    }
+    const int bad = ferror(f);
+    free(line);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: read error", path);
+        cJSON_Delete(lines);
+        return NULL;
+    }
+    return lines;
+}
+
+int labels_write(const char *path, const cJSON *lines, char *err, size_t errlen) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.partial", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int bad = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, lines) {
+        char *s = cJSON_PrintUnformatted(l);
+        bad |= !s || fputs(s, f) < 0 || fputc('\n', f) < 0;
+        free(s);
+    }
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    const int e = errno;
+    if (fclose(f) || bad || rename(tmp, path)) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(bad ? e : errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int by_feature(const void *a, const void *b) {
+    const double fa = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, "feature")->valuedouble;
+    const double fb = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, "feature")->valuedouble;
+    return (fa > fb) - (fa < fb);
+}
+
+void labels_replace(cJSON *lines, const char *labeler, cJSON *mine) {
+    for (int i = cJSON_GetArraySize(lines) - 1; i >= 0; i--) {
+        const cJSON *lb = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(lines, i), "labeler");
+        if (cJSON_IsString(lb) && !strcmp(lb->valuestring, labeler)) cJSON_DeleteItemFromArray(lines, i);
+    }
+    const int n = cJSON_GetArraySize(mine);
+    cJSON **v = malloc(sizeof *v * (size_t)(n > 0 ? n : 1));
+    for (int i = n - 1; i >= 0; i--) v[i] = cJSON_DetachItemFromArray(mine, i);
+    qsort(v, (size_t)n, sizeof *v, by_feature);
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(lines, v[i]);
+    free(v);
+    cJSON_Delete(mine);
+}
