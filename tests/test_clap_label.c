@@ -5,7 +5,8 @@
  * Independent recomputation: each clip's samples are also written to their own WAV, `musae clap` embeds those and
  * the prompts, and plain loops here recompute every tag's sim_top / sim_random / contrast, the ranking, the label,
  * and the scores (alignment, contrast, AUROC over decile vs random clips) from those embeddings. The cache: a rerun
- * embeds nothing and writes the same file; a source whose mtime changed is embedded again. Built-in vocabulary sizes
+ * embeds nothing and writes the same file; a source whose mtime changed is embedded again; another model's or a
+ * broken cache is replaced; a missing source stops the run. Built-in vocabulary sizes
  * (87 / 40 / 56). Refusals, each exit 1 with its message: missing CLAP folder, a store not the analysed one, an empty
  * vocabulary, labels of another SAE. */
 #include <cjson/cJSON.h>
@@ -407,6 +408,26 @@ int main(void) {
     CHECK(call(clap_score_main, "score", "--features f.h5 --labels labels.jsonl") == 1, "score without --clap");
     err_has("see musae score --help");
     CHECK(access(at("x.jsonl"), F_OK) != 0, "a refused run left x.jsonl");
+
+    /* the cache: one file beside FEATURES.h5; another model's cache, or a broken one, is replaced, not used */
+    CHECK(sh("test $(ls f.h5.clap-*.safetensors | wc -l) -eq 1 && cp f.h5.clap-*.safetensors c.safetensors && "
+             "cp -r %s clap2 && printf ' ' >> clap2/config.json", tiny) == 0,
+          "no default cache file beside f.h5, or cannot copy the model");
+    CHECK(call(clap_label_main, "label", "--labeler clap --clap clap2 --features f.h5 --vocab tags.txt --cache c.safetensors "
+                                         "-o y.jsonl") == 0, "label with another model's cache failed");
+    err_has("c.safetensors: embeddings of another CLAP model; replaced");
+    err_has("clap: 12 clip(s): 0 from the cache, 12 embedded");
+    CHECK(sh("head -c 100 f.h5 > c.safetensors") == 0, "cannot break the cache");
+    snprintf(args, sizeof args, "--clap %s --features f.h5 --vocab tags.txt --cache c.safetensors -o y.jsonl", tiny);
+    CHECK(call(clap_label_main, "label", args) == 0, "label with a broken cache failed");
+    err_has("c.safetensors: unreadable cache, replaced");
+    err_has("clap: 12 clip(s): 0 from the cache, 12 embedded");
+    /* a source that went away stops the run, naming the clip */
+    CHECK(sh("mv audio/s5.wav s5.wav") == 0, "mv");
+    snprintf(args, sizeof args, "--clap %s --features f.h5 --vocab tags.txt -o y.jsonl", tiny);
+    CHECK(call(clap_label_main, "label", args) == 1, "a missing source was not noticed");
+    err_has("audio/s5.wav: source of clip 'audio/s5.wav#t=");
+    CHECK(sh("mv s5.wav audio/s5.wav") == 0, "mv back");
 
     /* the built-in vocabulary end to end */
     snprintf(args, sizeof args, "--labeler clap --clap %s --features f.h5 --vocab mtg-jamendo-instrument -o inst.jsonl", tiny);
