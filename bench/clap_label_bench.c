@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "eval/clap_label.h"
+#include "host/cli/clap_main.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/io/audio.h"
@@ -84,11 +84,12 @@ int main(int argc, char **argv) {
     snprintf(p, sizeof p, "%s/sae/sae.safetensors", dir);
     if (musae_st_writer_save(sw, p, err, sizeof err)) musae_fail("%s", err);
     musae_st_writer_free(sw);
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && echo '{\"activation\": \"topk\", \"num_latents\": %d, \"k\": 2, \"d_in\": %d}' > sae/cfg.json && "
-             "echo '{\"layer\": 3, \"model\": \"bench/model\", \"selection\": \"topk\"}' > sae/musae.json && "
-             "%s analyze --sae sae --acts s.h5 --split all --top 20 --max-rate 0.5 -o f.h5 2>analyze.log",
-             dir, M, D, MUSAE_BIN);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s' && echo '{\"activation\": \"topk\", \"num_latents\": %d, \"k\": 2, \"d_in\": %d}' > sae/cfg.json && "
+        "echo '{\"layer\": 3, \"model\": \"bench/model\", \"selection\": \"topk\"}' > sae/musae.json && "
+        "%s analyze --sae sae --acts s.h5 --split all --top 20 --max-rate 0.5 -o f.h5 2>analyze.log",
+        dir, M, D, MUSAE_BIN);
     if (system(cmd)) musae_fail("musae analyze failed: see %s/analyze.log", dir);
     if (chdir(dir)) musae_fail("cannot enter %s", dir);
     musae_log_set_level(MUSAE_LOG_INFO);

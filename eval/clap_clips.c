@@ -26,8 +26,9 @@ static const double k_save_every_s = 30.0;
 int clap_judge_open(clap_judge *j, const char *dir, const musae_ops *ops, char *err, size_t errlen) {
     memset(j, 0, sizeof *j);
     struct stat sb;
-    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) {
-        snprintf(err, errlen, "--clap %s: %s", dir, stat(dir, &sb) ? strerror(errno) : "not a folder (the HF CLAP folder)");
+    const int missing = stat(dir, &sb) != 0;
+    if (missing || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "--clap %s: %s", dir, missing ? strerror(errno) : "not a folder (the HF CLAP folder)");
         return -1;
     }
     /* the identity hashes what decides the numbers: the config and the weights, whichever file holds them */
@@ -79,7 +80,8 @@ int clap_judge_texts(clap_judge *j, const char *const *texts, int64_t n, const c
             int64_t n_real;
             rc = musae_clap_tokenize(j->m.tok, texts[b0 + i], strlen(texts[b0 + i]), name, ids + i * L, mask + i * L,
                                      &n_real, err, errlen);
-            if (!rc && n_real > L) LOG_WARN("%s: %lld tokens, truncated to CLAP's %lld", name, (long long)n_real, (long long)L);
+            if (!rc && n_real > L)
+                LOG_WARN("%s: %lld tokens, truncated to CLAP's %lld", name, (long long)n_real, (long long)L);
         }
         if (!rc) musae_clap_text_embed(&j->m, ids, mask, nb, embeds + b0 * D, NULL);
     }
@@ -351,10 +353,11 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
         free(feats), free(emb);
     }
     if (!rc) {
-        LOG_INFO("clap: %lld clip(s): %lld from the cache, %lld embedded in %.2f s (%.2f clips/s)", (long long)st->n_clips,
-                 (long long)st->n_cached, (long long)st->n_embedded, st->seconds,
+        LOG_INFO("clap: %lld clip(s): %lld from the cache, %lld embedded in %.2f s (%.2f clips/s)",
+                 (long long)st->n_clips, (long long)st->n_cached, (long long)st->n_embedded, st->seconds,
                  st->seconds > 0 ? (double)st->n_embedded / st->seconds : 0.0);
-        for (int64_t i = 0; i < n; i++) memcpy(embeds + i * D, c.embeds + slot[rows[i]] * D, (size_t)D * sizeof *embeds);
+        for (int64_t i = 0; i < n; i++)
+            memcpy(embeds + i * D, c.embeds + slot[rows[i]] * D, (size_t)D * sizeof *embeds);
     }
     for (int64_t i = 0; i < n_todo; i++) free(todo_key[i]);
     for (int64_t i = 0; i < c.n; i++) free(c.keys[i]);

@@ -11,35 +11,8 @@
 #include "eval/clap_vocab.h"
 #include "eval/features_io.h"
 #include "eval/labels_io.h"
-#include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
-
-static const char k_default_template[] = "This is a sound of {tag}.";
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: musae label --labeler clap --clap DIR --features FEATURES.h5 --vocab FILE|mtg-jamendo\n"
-            "                   -o LABELS.jsonl [options]\n\n"
-            "Labels every kept feature of FEATURES.h5 (musae analyze) with the tags of a vocabulary that CLAP finds\n"
-            "most similar to the feature's top clips, relative to its random clips where it never fires: per tag,\n"
-            "the mean cosine of the tag prompt's text embedding to the top clips' audio embeddings minus the same\n"
-            "over the random clips (docs/CLAP.md). Each clip is cut from its source by its store name\n"
-            "(file#t=a,b), embedded once and cached.\n\n"
-            "  --clap DIR          the HF CLAP folder (laion/larger_clap_music, ...; see musae clap --help)\n"
-            "  --features F        FEATURES.h5 from musae analyze\n"
-            "  --vocab V           mtg-jamendo (its 87 genre, 40 instrument and 56 mood/theme tags), one list of\n"
-            "                      it (mtg-jamendo-genre, mtg-jamendo-instrument, mtg-jamendo-moodtheme), or a\n"
-            "                      UTF-8 file of tags, one per line ('#' lines and empty lines skipped)\n"
-            "  -o LABELS.jsonl     written atomically; other labelers' lines in it are kept, clap's replaced\n"
-            "  --template T        the text embedded for a tag, {tag} replaced (default \"%s\",\n"
-            "                      LAION-CLAP's zero-shot prompt)\n"
-            "  --tags N            tags kept as evidence per feature, best first (default 5)\n"
-            "  --cache FILE        clip embedding cache (default FEATURES.h5.clap-<model hash>.safetensors)\n"
-            "  --acts STORE        the store, when it moved since the analysis (default: the one FEATURES.h5 names)\n"
-            "  --batch N           clips per forward pass (default 8)\n" CLI_DEVICE_ONLY_USAGE,
-            k_default_template);
-}
 
 /* template with every "{tag}" replaced by tag (malloc'd) */
 static char *fill(const char *tpl, const char *key, const char *val) {
@@ -80,58 +53,29 @@ static int64_t valid_rows(const int32_t *v, int64_t n, int64_t *out) {
     return k;
 }
 
-int clap_label_main(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *labeler = NULL, *clap = NULL, *features = NULL, *vocab_spec = NULL, *out = NULL, *cache_arg = NULL,
-               *acts_arg = NULL, *tpl = k_default_template;
-    int n_tags = 5, batch = 8;
-    cli_device_flags dflags = {0};
-    enum { OPT_LABELER = CLI_OPT_FIRST, OPT_CLAP, OPT_FEATURES, OPT_VOCAB, OPT_TEMPLATE, OPT_TAGS, OPT_CACHE, OPT_ACTS,
-           OPT_BATCH };
-    static const struct option opts[] = {
-        {"labeler", required_argument, NULL, OPT_LABELER}, {"clap", required_argument, NULL, OPT_CLAP},
-        {"features", required_argument, NULL, OPT_FEATURES}, {"vocab", required_argument, NULL, OPT_VOCAB},
-        {"output", required_argument, NULL, 'o'},           {"template", required_argument, NULL, OPT_TEMPLATE},
-        {"tags", required_argument, NULL, OPT_TAGS},         {"cache", required_argument, NULL, OPT_CACHE},
-        {"acts", required_argument, NULL, OPT_ACTS},         {"batch", required_argument, NULL, OPT_BATCH},
-        CLI_DEVICE_OPTIONS,                                  {0}};
-    optind = 1;
-    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
-        switch (c) {
-        case OPT_LABELER: labeler = optarg; break;
-        case OPT_CLAP: clap = optarg; break;
-        case OPT_FEATURES: features = optarg; break;
-        case OPT_VOCAB: vocab_spec = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_TEMPLATE: tpl = optarg; break;
-        case OPT_TAGS: n_tags = (int)cli_int("--tags", optarg, 1, 1000); break;
-        case OPT_CACHE: cache_arg = optarg; break;
-        case OPT_ACTS: acts_arg = optarg; break;
-        case OPT_BATCH: batch = (int)cli_int("--batch", optarg, 1, 4096); break;
-        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
-        }
-    }
-    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
-    if (labeler && strcmp(labeler, "clap")) cli_usage_fail(argv[0], "--labeler: this is the clap labeler, got '%s'", labeler);
-    if (!clap || !features || !vocab_spec || !out) cli_usage_fail(argv[0], "--clap, --features, --vocab and -o are required");
-    if (!strstr(tpl, "{tag}")) cli_usage_fail(argv[0], "--template '%s' has no {tag}", tpl);
+void clap_label_opts_defaults(clap_label_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->tpl = CLAP_LABEL_TEMPLATE;
+    o->n_tags = 5;
+    o->batch = 8;
+}
 
+int clap_label_run(const clap_label_opts *o) {
+    const char *features = o->features, *vocab_spec = o->vocab, *out = o->out, *tpl = o->tpl;
+    const int n_tags = o->n_tags, batch = o->batch;
+    MUSAE_ASSERT(o->clap && features && vocab_spec && out && tpl && n_tags > 0 && batch > 0 && o->ops, "options");
     char err[4600];
     clap_vocab v;
     if (clap_vocab_load(vocab_spec, &v, err, sizeof err)) musae_fail("%s", err);
     musae_features f;
     if (features_read(features, &f, err, sizeof err)) musae_fail("%s", err);
-    const char *acts = acts_arg ? acts_arg : f.acts;
+    const char *acts = o->acts ? o->acts : f.acts;
     if (clap_clips_check_store(&f, features, acts, err, sizeof err)) musae_fail("%s", err);
     /* an existing output that is not LABELS.jsonl stops the run before the work */
     cJSON *lines = labels_read(out, 1, err, sizeof err);
     if (!lines) musae_fail("%s (not replacing it)", err);
     clap_judge j;
-    const cli_device dev = cli_device_resolve(&dflags, 0);
-    if (clap_judge_open(&j, clap, dev.ops, err, sizeof err)) musae_fail("%s", err);
+    if (clap_judge_open(&j, o->clap, o->ops, err, sizeof err)) musae_fail("%s", err);
     const int64_t D = j.m.cfg.proj_dim, T = v.n;
 
     /* the tags' prompts */
@@ -156,7 +100,7 @@ int clap_label_main(int argc, char **argv) {
         }
     }
     char cache[4600];
-    if (cache_arg) snprintf(cache, sizeof cache, "%s", cache_arg);
+    if (o->cache) snprintf(cache, sizeof cache, "%s", o->cache);
     else clap_clips_default_cache(&j, features, cache, sizeof cache);
     LOG_INFO("%s: %lld kept feature(s), %lld tag(s) from %s, %lld clip(s) to embed with %s", features,
              (long long)n_kept, (long long)T, vocab_spec, (long long)n_need, j.identity);

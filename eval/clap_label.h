@@ -10,14 +10,29 @@
 #ifndef MUSAE_CLAP_LABEL_H
 #define MUSAE_CLAP_LABEL_H
 
+#include "kernels/ops.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* `musae label --labeler clap ...` with argv[0] = "label"; parses its own options (--help prints them and returns
- * 0). Refusals (bad options, a missing CLAP folder, FEATURES.h5 not matching its store, an empty vocabulary, a
- * missing clip source) end with musae_fail: one line, exit 1. Returns 0. */
-int clap_label_main(int argc, char **argv);
+#define CLAP_LABEL_TEMPLATE "This is a sound of {tag}."
+
+typedef struct {
+    const char *clap, *features, *vocab, *out; /* required */
+    const char *tpl;                           /* prompt, "{tag}" replaced (CLAP_LABEL_TEMPLATE) */
+    const char *cache;                         /* NULL: clap_clips_default_cache */
+    const char *acts;                          /* NULL: the store FEATURES.h5 names */
+    int n_tags;                                /* evidence tags per feature (5) */
+    int batch;                                 /* clips per forward pass (8) */
+    const musae_ops *ops;                      /* the device the model runs on */
+} clap_label_opts;
+
+void clap_label_opts_defaults(clap_label_opts *o);
+/* Labels and writes o->out atomically, keeping other labelers' lines and replacing clap's. Refusals (a missing
+ * CLAP folder, FEATURES.h5 not matching its store, an empty vocabulary, a missing clip source, an output that is
+ * not LABELS.jsonl) end with musae_fail: one line, exit 1. Returns 0. The command line is host/cli/clap_main.h's. */
+int clap_label_run(const clap_label_opts *o);
 
 #ifdef __cplusplus
 }

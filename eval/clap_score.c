@@ -10,28 +10,8 @@
 #include "eval/clap_clips.h"
 #include "eval/features_io.h"
 #include "eval/labels_io.h"
-#include "host/cli/cli.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: musae score --clap DIR --features FEATURES.h5 --labels LABELS.jsonl [-o OUT.jsonl] [options]\n\n"
-            "Scores every label (status ok) of LABELS.jsonl, from any labeler, with CLAP as the judge: the cosine\n"
-            "of the label's text embedding to the feature's top clips (clap_alignment), the same minus over its\n"
-            "random non-firing clips (clap_contrast), and the AUROC of that cosine separating the feature's decile\n"
-            "samples from its non-firing clips (clap_detection_auroc). Adds them to each line's scores object\n"
-            "(docs/LABELS.md); other keys are kept. Clip embeddings are cached as musae label --labeler clap's.\n\n"
-            "  --clap DIR          the HF CLAP folder (see musae clap --help)\n"
-            "  --features F        FEATURES.h5 the labels were made from\n"
-            "  --labels L          LABELS.jsonl\n"
-            "  -o OUT              where to write (default: L, replaced atomically)\n"
-            "  --labeler NAME      score only that labeler's lines (default: all)\n"
-            "  --template T        the text embedded for a label, {label} replaced (default \"{label}\")\n"
-            "  --cache FILE        clip embedding cache (default FEATURES.h5.clap-<model hash>.safetensors)\n"
-            "  --acts STORE        the store, when it moved since the analysis\n"
-            "  --batch N           clips per forward pass (default 8)\n" CLI_DEVICE_ONLY_USAGE);
-}
 
 static void put_num(cJSON *o, const char *k, double v) {
     cJSON_DeleteItemFromObjectCaseSensitive(o, k);
@@ -63,43 +43,17 @@ static char *fill(const char *tpl, const char *label) {
     return s;
 }
 
-int clap_score_main(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *clap = NULL, *features = NULL, *labels = NULL, *out = NULL, *only = NULL, *cache_arg = NULL,
-               *acts_arg = NULL, *tpl = "{label}";
-    int batch = 8;
-    cli_device_flags dflags = {0};
-    enum { OPT_CLAP = CLI_OPT_FIRST, OPT_FEATURES, OPT_LABELS, OPT_LABELER, OPT_TEMPLATE, OPT_CACHE, OPT_ACTS, OPT_BATCH };
-    static const struct option opts[] = {
-        {"clap", required_argument, NULL, OPT_CLAP},         {"features", required_argument, NULL, OPT_FEATURES},
-        {"labels", required_argument, NULL, OPT_LABELS},     {"output", required_argument, NULL, 'o'},
-        {"labeler", required_argument, NULL, OPT_LABELER},   {"template", required_argument, NULL, OPT_TEMPLATE},
-        {"cache", required_argument, NULL, OPT_CACHE},       {"acts", required_argument, NULL, OPT_ACTS},
-        {"batch", required_argument, NULL, OPT_BATCH},       CLI_DEVICE_OPTIONS,
-        {0}};
-    optind = 1;
-    for (int c; (c = cli_getopt(argc, argv, "o:", opts)) != -1;) {
-        switch (c) {
-        case OPT_CLAP: clap = optarg; break;
-        case OPT_FEATURES: features = optarg; break;
-        case OPT_LABELS: labels = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_LABELER: only = optarg; break;
-        case OPT_TEMPLATE: tpl = optarg; break;
-        case OPT_CACHE: cache_arg = optarg; break;
-        case OPT_ACTS: acts_arg = optarg; break;
-        case OPT_BATCH: batch = (int)cli_int("--batch", optarg, 1, 4096); break;
-        case CLI_OPT_DEVICE: case CLI_OPT_PRECISION: cli_device_opt(&dflags, c, optarg); break;
-        }
-    }
-    if (optind < argc) cli_usage_fail(argv[0], "unexpected argument '%s'", argv[optind]);
-    if (!clap || !features || !labels) cli_usage_fail(argv[0], "--clap, --features and --labels are required");
-    if (!strstr(tpl, "{label}")) cli_usage_fail(argv[0], "--template '%s' has no {label}", tpl);
-    if (!out) out = labels;
+void clap_score_opts_defaults(clap_score_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->tpl = "{label}";
+    o->batch = 8;
+}
 
+int clap_score_run(const clap_score_opts *o) {
+    const char *features = o->features, *labels = o->labels, *out = o->out ? o->out : o->labels, *only = o->only;
+    const char *tpl = o->tpl;
+    const int batch = o->batch;
+    MUSAE_ASSERT(o->clap && features && labels && tpl && batch > 0 && o->ops, "options");
     char err[4600];
     cJSON *lines = labels_read(labels, 0, err, sizeof err);
     if (!lines) musae_fail("%s", err);
@@ -123,11 +77,10 @@ int clap_score_main(int argc, char **argv) {
                        src_sae->valuestring, features, sae);
         n_lines++;
     }
-    const char *acts = acts_arg ? acts_arg : f.acts;
+    const char *acts = o->acts ? o->acts : f.acts;
     if (clap_clips_check_store(&f, features, acts, err, sizeof err)) musae_fail("%s", err);
     clap_judge j;
-    const cli_device dev = cli_device_resolve(&dflags, 0);
-    if (clap_judge_open(&j, clap, dev.ops, err, sizeof err)) musae_fail("%s", err);
+    if (clap_judge_open(&j, o->clap, o->ops, err, sizeof err)) musae_fail("%s", err);
     const int64_t D = j.m.cfg.proj_dim;
 
     /* the labels' texts and the clips they are scored on: top, decile and random clips of their features */
@@ -154,7 +107,7 @@ int clap_score_main(int argc, char **argv) {
     snprintf(what, sizeof what, "%s labels", labels);
     if (clap_judge_texts(&j, (const char *const *)texts, n_lines, what, temb, err, sizeof err)) musae_fail("%s", err);
     char cache[4600];
-    if (cache_arg) snprintf(cache, sizeof cache, "%s", cache_arg);
+    if (o->cache) snprintf(cache, sizeof cache, "%s", o->cache);
     else clap_clips_default_cache(&j, features, cache, sizeof cache);
     LOG_INFO("%s: scoring %lld label(s) with %s on %lld clip(s)", labels, (long long)n_lines, j.identity,
              (long long)n_need);
@@ -162,7 +115,8 @@ int clap_score_main(int argc, char **argv) {
     clap_clip_stats st;
     if (clap_clips_embed(&j, &f, acts, need, n_need, cache, batch, aemb, &st, err, sizeof err)) musae_fail("%s", err);
 
-    int64_t top[FEATURES_DECILES * FEATURES_PER_DECILE], *top_rows = musae_xmalloc((size_t)(f.N + 1) * sizeof *top_rows);
+    int64_t top[FEATURES_DECILES * FEATURES_PER_DECILE],
+        *top_rows = musae_xmalloc((size_t)(f.N + 1) * sizeof *top_rows);
     int64_t rnd[FEATURES_RANDOM];
     double pos[FEATURES_DECILES * FEATURES_PER_DECILE], neg[FEATURES_RANDOM];
     k = 0;

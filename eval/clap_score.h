@@ -10,16 +10,28 @@
 #ifndef MUSAE_CLAP_SCORE_H
 #define MUSAE_CLAP_SCORE_H
 
+#include "kernels/ops.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* `musae score --clap DIR --features F --labels L.jsonl [-o OUT.jsonl]` with argv[0] = "score"; parses its own
- * options (--help prints them and returns 0). Adds the keys above, their clip counts and scorer.clap to each
- * scored line's `scores` object (keeping every other key) and writes OUT (default: L itself) atomically.
- * Refusals (bad options, a missing CLAP folder or labels file, a line of another SAE or out of FEATURES.h5's
- * range, FEATURES.h5 not matching its store) end with musae_fail: one line, exit 1. Returns 0. */
-int clap_score_main(int argc, char **argv);
+typedef struct {
+    const char *clap, *features, *labels; /* required */
+    const char *out;                      /* NULL: labels itself */
+    const char *only;                     /* NULL: every labeler's lines; else that labeler's */
+    const char *tpl;                      /* the text embedded, "{label}" replaced ("{label}") */
+    const char *cache, *acts;             /* NULL: the defaults, as clap_label_opts */
+    int batch;                            /* clips per forward pass (8) */
+    const musae_ops *ops;
+} clap_score_opts;
+
+void clap_score_opts_defaults(clap_score_opts *o);
+/* Adds the keys above, their clip counts and scorer.clap to each scored line's `scores` object (keeping every
+ * other key) and writes out atomically. Refusals (a missing CLAP folder or labels file, a line of another SAE or
+ * out of FEATURES.h5's range, FEATURES.h5 not matching its store) end with musae_fail: one line, exit 1. Returns
+ * 0. The command line is host/cli/clap_main.h's. */
+int clap_score_run(const clap_score_opts *o);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,8 @@ int clap_vocab_load(const char *spec, clap_vocab *v, char *err, size_t errlen) {
     }
     if (!rc && ferror(f)) snprintf(err, errlen, "--vocab %s: read error", spec), rc = -1;
     if (!rc && v->n == 0)
-        snprintf(err, errlen, "--vocab %s: no tags (one per line; empty lines and '#' lines are skipped)", spec), rc = -1;
+        snprintf(err, errlen, "--vocab %s: no tags (one per line; empty lines and '#' lines are skipped)", spec),
+            rc = -1;
     free(line);
     fclose(f);
     if (rc) clap_vocab_free(v);

@@ -1,5 +1,6 @@
 /* The CLAP labeler and CLAP scores (eval/clap_label.h, eval/clap_score.h), driven through their entry functions
- * (the verbs `label --labeler clap` and `score --clap` dispatch to them) on a store whose 12 clips are cut from 6
+ * clap_label_main / clap_score_main (host/cli/clap_main.h: the verbs `label --labeler clap` and `score --clap`
+ * dispatch to them) on a store whose 12 clips are cut from 6
  * WAV sources (16 kHz, the tiny CLAP's rate), an SAE whose latent i < 4 fires exactly in the clips c with c % 4 == i,
  * musae analyze, the tiny random-weight CLAP (tests/fixtures/tiny-clap) and a custom vocabulary file.
  * Independent recomputation: each clip's samples are also written to their own WAV, `musae clap` embeds those and
@@ -15,10 +16,9 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "eval/clap_label.h"
-#include "eval/clap_score.h"
 #include "eval/clap_vocab.h"
 #include "eval/features_io.h"
+#include "host/cli/clap_main.h"
 #include "host/core/log.h"
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
@@ -40,7 +40,8 @@ static void write_wav(const char *path, int s, int64_t i0, int64_t n) {
     float *x = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) x[i] = sample(s, i0 + i);
     musae_audio_writer *w = musae_audio_writer_open(path, RATE, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-    CHECK(w && musae_audio_write(w, x, n, err, sizeof err) == 0 && musae_audio_writer_close(w, NULL, err, sizeof err) == 0,
+    CHECK(w && musae_audio_write(w, x, n, err, sizeof err) == 0 &&
+              musae_audio_writer_close(w, NULL, err, sizeof err) == 0,
           "%s", err);
     free(x);
 }
@@ -144,7 +145,8 @@ static cJSON *read_lines(const char *rel) {
 
 static const cJSON *line_of(const cJSON *lines, const char *labeler, int feature) {
     const cJSON *l;
-    cJSON_ArrayForEach(l, lines) if (!strcmp(get(l, "labeler")->valuestring, labeler) && num(l, "feature") == feature) return l;
+    cJSON_ArrayForEach(l, lines) if (!strcmp(get(l, "labeler")->valuestring, labeler) &&
+                                     num(l, "feature") == feature) return l;
     return NULL;
 }
 
@@ -239,7 +241,8 @@ static void check_scores(const musae_features *f, const cJSON *ln, int ti, const
     if (!cJSON_IsObject(sc)) return;
     int top[64], q[50], rnd[FEATURES_RANDOM];
     const int nt = valid(f->top_clip + m * f->N, (int)f->N, top);
-    const int nq = valid(f->quantile_clip + m * 50, 50, q), nr = valid(f->random_clip + m * FEATURES_RANDOM, FEATURES_RANDOM, rnd);
+    const int nq = valid(f->quantile_clip + m * 50, 50, q),
+              nr = valid(f->random_clip + m * FEATURES_RANDOM, FEATURES_RANDOM, rnd);
     const double align = mean_sim(f, g_text[ti], top, nt), contrast = align - mean_sim(f, g_text[ti], rnd, nr);
     double wins = 0;
     for (int i = 0; i < nq; i++)
@@ -262,7 +265,8 @@ static void check_scores(const musae_features *f, const cJSON *ln, int ti, const
 
 static void check_builtin(void) {
     static const size_t want[CLAP_VOCAB_MTG_LISTS] = {87, 40, 56};
-    static const char *names[CLAP_VOCAB_MTG_LISTS] = {"mtg-jamendo-genre", "mtg-jamendo-instrument", "mtg-jamendo-moodtheme"};
+    static const char *names[CLAP_VOCAB_MTG_LISTS] = {"mtg-jamendo-genre", "mtg-jamendo-instrument",
+                                                      "mtg-jamendo-moodtheme"};
     for (int l = 0; l < CLAP_VOCAB_MTG_LISTS; l++)
         CHECK(clap_vocab_mtg_jamendo[l].n == want[l] && !strcmp(clap_vocab_mtg_jamendo[l].name, names[l]),
               "built-in list %d: %s with %zu tags, want %s with %zu", l, clap_vocab_mtg_jamendo[l].name,
@@ -286,7 +290,8 @@ static void check_builtin(void) {
 static void load_embeddings(void) {
     char cmd[4096] = "clap --model " MUSAE_FIXTURES "/tiny-clap -o emb.safetensors --audio";
     for (int c = 0; c < CLIPS; c++) snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " clips/c%02d.wav", c);
-    for (int t = 0; t < T; t++) snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " --text 'This is a sound of %s.'", k_tags[t]);
+    for (int t = 0; t < T; t++)
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " --text 'This is a sound of %s.'", k_tags[t]);
     for (int t = 0; t < T; t++) snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " --text '%s'", k_tags[t]);
     if (run("%s", cmd)) setup_failed("musae clap on the clip files");
     musae_st st;
@@ -318,7 +323,8 @@ int main(void) {
     char args[2048];
 
     /* label, then the same again: the second run embeds nothing and writes the same file */
-    snprintf(args, sizeof args, "--labeler clap --clap %s --features f.h5 --vocab tags.txt --tags 4 -o labels.jsonl", tiny);
+    snprintf(args, sizeof args, "--labeler clap --clap %s --features f.h5 --vocab tags.txt --tags 4 -o labels.jsonl",
+             tiny);
     CHECK(call(clap_label_main, "label", args) == 0, "label --labeler clap failed");
     err_has("clap: 12 clip(s): 0 from the cache, 12 embedded");
     cJSON *lines = read_lines("labels.jsonl");
@@ -401,7 +407,8 @@ int main(void) {
     snprintf(args, sizeof args, "--labeler dsp --clap %s --features f.h5 --vocab tags.txt -o x.jsonl", tiny);
     CHECK(call(clap_label_main, "label", args) == 1, "--labeler dsp was taken by the clap labeler");
     err_has("see musae label --help");
-    CHECK(sh("sed 's/\"sae\":\"[^\"]*\"/\"sae\":\"elsewhere:0123456789abcdef\"/' labels.jsonl > alien.jsonl") == 0, "sed");
+    CHECK(sh("sed 's/\"sae\":\"[^\"]*\"/\"sae\":\"elsewhere:0123456789abcdef\"/' labels.jsonl > alien.jsonl") == 0,
+          "sed");
     snprintf(args, sizeof args, "--clap %s --features f.h5 --labels alien.jsonl", tiny);
     CHECK(call(clap_score_main, "score", args) == 1, "labels of another SAE were scored");
     err_has("alien.jsonl: line 1: labels of SAE elsewhere:0123456789abcdef");
@@ -413,8 +420,10 @@ int main(void) {
     CHECK(sh("test $(ls f.h5.clap-*.safetensors | wc -l) -eq 1 && cp f.h5.clap-*.safetensors c.safetensors && "
              "cp -r %s clap2 && printf ' ' >> clap2/config.json", tiny) == 0,
           "no default cache file beside f.h5, or cannot copy the model");
-    CHECK(call(clap_label_main, "label", "--labeler clap --clap clap2 --features f.h5 --vocab tags.txt --cache c.safetensors "
-                                         "-o y.jsonl") == 0, "label with another model's cache failed");
+    CHECK(call(clap_label_main, "label",
+               "--labeler clap --clap clap2 --features f.h5 --vocab tags.txt --cache c.safetensors "
+               "-o y.jsonl") == 0,
+          "label with another model's cache failed");
     err_has("c.safetensors: embeddings of another CLAP model; replaced");
     err_has("clap: 12 clip(s): 0 from the cache, 12 embedded");
     CHECK(sh("head -c 100 f.h5 > c.safetensors") == 0, "cannot break the cache");
@@ -430,7 +439,8 @@ int main(void) {
     CHECK(sh("mv s5.wav audio/s5.wav") == 0, "mv back");
 
     /* the built-in vocabulary end to end */
-    snprintf(args, sizeof args, "--labeler clap --clap %s --features f.h5 --vocab mtg-jamendo-instrument -o inst.jsonl", tiny);
+    snprintf(args, sizeof args, "--labeler clap --clap %s --features f.h5 --vocab mtg-jamendo-instrument -o inst.jsonl",
+             tiny);
     CHECK(call(clap_label_main, "label", args) == 0, "label with mtg-jamendo-instrument failed");
     cJSON *inst = read_lines("inst.jsonl");
     const cJSON *e0 = cJSON_GetArrayItem(get(cJSON_GetArrayItem(inst, 0), "evidence"), 0);
