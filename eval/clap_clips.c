@@ -232,7 +232,7 @@ static void resolve_source(const char *file, const char *acts, char *out, size_t
 }
 
 typedef struct {
-    char src[4200];
+    char *src; /* malloc'd */
     double a, b;
 } clip_where;
 
@@ -245,12 +245,14 @@ static char *clip_key(const musae_features *f, const char *acts, int64_t c, clip
                  "have no audio to embed)", (long long)c, name);
         return NULL;
     }
-    resolve_source(file, acts, w->src, sizeof w->src);
+    char src[4200];
+    resolve_source(file, acts, src, sizeof src);
     struct stat sb;
-    if (!w->src[0] || stat(w->src, &sb)) {
+    if (!src[0] || stat(src, &sb)) {
         snprintf(err, errlen, "%s: source of clip '%s' is missing (moved? looked beside %s too)", file, name, acts);
         return NULL;
     }
+    w->src = musae_xstrdup(src);
     const long long mt = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
     const size_t n = strlen(name) + 64;
     char *key = musae_xmalloc(n);
@@ -292,7 +294,7 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
         if (hit) {
             slot[r] = hit->row;
             st->n_cached++;
-            free(key);
+            free(key), free(w.src);
         } else {
             slot[r] = -2 - n_todo; /* filled when embedded */
             where[n_todo] = w;
@@ -359,7 +361,7 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
         for (int64_t i = 0; i < n; i++)
             memcpy(embeds + i * D, c.embeds + slot[rows[i]] * D, (size_t)D * sizeof *embeds);
     }
-    for (int64_t i = 0; i < n_todo; i++) free(todo_key[i]);
+    for (int64_t i = 0; i < n_todo; i++) free(todo_key[i]), free(where[i].src);
     for (int64_t i = 0; i < c.n; i++) free(c.keys[i]);
     free(c.keys), free(c.embeds), free(sorted), free(slot), free(todo), free(todo_key), free(where);
     return rc;
