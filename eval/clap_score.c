@@ -115,9 +115,9 @@ int clap_score_run(const clap_score_opts *o) {
     clap_clip_stats st;
     if (clap_clips_embed(&j, &f, acts, need, n_need, cache, batch, aemb, &st, err, sizeof err)) musae_fail("%s", err);
 
-    int64_t top[FEATURES_DECILES * FEATURES_PER_DECILE],
-        *top_rows = musae_xmalloc((size_t)(f.N + 1) * sizeof *top_rows);
-    int64_t rnd[FEATURES_RANDOM];
+    /* rows of aemb: the exemplars (top clips), the decile samples (positives), the random clips (negatives) */
+    int64_t *top_rows = musae_xmalloc((size_t)(f.N + 1) * sizeof *top_rows);
+    int64_t dec[FEATURES_DECILES * FEATURES_PER_DECILE], rnd[FEATURES_RANDOM];
     double pos[FEATURES_DECILES * FEATURES_PER_DECILE], neg[FEATURES_RANDOM];
     k = 0;
     cJSON *ll;
@@ -130,11 +130,11 @@ int clap_score_run(const clap_score_opts *o) {
             if (f.top_clip[m * f.N + i] >= 0) top_rows[nt++] = row_of[f.top_clip[m * f.N + i]];
         for (int64_t i = 0; i < FEATURES_DECILES * FEATURES_PER_DECILE; i++) {
             const int32_t c = f.quantile_clip[m * FEATURES_DECILES * FEATURES_PER_DECILE + i];
-            if (c >= 0) top[nq++] = row_of[c];
+            if (c >= 0) dec[nq++] = row_of[c];
         }
         for (int64_t i = 0; i < FEATURES_RANDOM; i++)
             if (f.random_clip[m * FEATURES_RANDOM + i] >= 0) rnd[nr++] = row_of[f.random_clip[m * FEATURES_RANDOM + i]];
-        for (int64_t i = 0; i < nq; i++) pos[i] = clap_mean_sim(t, aemb, top + i, 1, D);
+        for (int64_t i = 0; i < nq; i++) pos[i] = clap_mean_sim(t, aemb, dec + i, 1, D);
         for (int64_t i = 0; i < nr; i++) neg[i] = clap_mean_sim(t, aemb, rnd + i, 1, D);
         const double align = clap_mean_sim(t, aemb, top_rows, nt, D);
         const double contrast = align - clap_mean_sim(t, aemb, rnd, nr, D);
