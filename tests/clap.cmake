@@ -9,3 +9,11 @@ musae_add_test(test_clap_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_cli.c
 add_dependencies(test_clap_cli musae)
 # PyTorch zip checkpoints (pytorch_model.bin): same tensors as the safetensors copy, same embeddings, refusals.
 musae_add_test(test_torch_zip SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_torch_zip.c LABELS cpu)
+# The CLAP labeler and CLAP scores through their entry functions (host/cli/clap_main.h): a store
+# cut from WAV sources, analyze, the tiny CLAP; every tag score, label and score recomputed from `musae clap`'s
+# embeddings of the same clips; the cache; the built-in MTG-Jamendo lists; refusals.
+musae_add_test(test_clap_label SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_clap_label.c ${CMAKE_SOURCE_DIR}/host/cli/cli.c
+               ${CMAKE_SOURCE_DIR}/host/cli/clap_main.c
+               LABELS cpu)
+add_dependencies(test_clap_label musae)
+set_property(TEST test_clap_label APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

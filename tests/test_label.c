@@ -237,8 +237,8 @@ static void test_refusals(void) {
     err_has("--endpoint is required");
     CHECK(run("label --labeler bogus --features features.h5 -o x.jsonl") == 1, "an unknown labeler: exit code");
     err_has("--labeler: expected dsp, llm or clap, got 'bogus'");
-    CHECK(run("label --labeler clap --features features.h5 -o x.jsonl") == 1, "clap: exit code");
-    err_has("--labeler clap is not built yet");
+    CHECK(run("label --labeler clap --features features.h5 -o x.jsonl") == 1, "clap without its options: exit code");
+    err_has("--clap");
     CHECK(run("label --labeler gpt --features features.h5 --descriptors desc.h5 -o x.jsonl") == 1, "bad labeler: exit code");
     err_has("--labeler: expected dsp, llm or clap, got 'gpt'");
     CHECK(run("label --labeler dsp --features features.h5 --descriptors desc.h5") == 1, "no -o: exit code");

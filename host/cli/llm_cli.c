@@ -160,7 +160,7 @@ static void score_usage(FILE *f) {
                "  --positives N        decile samples at most (default 50)\n"
                "  --negatives N        non-firing clips at most (default 50)\n"
                "  --no-logprobs        do not ask for log-probs (AUROC is then null)\n"
-               "  --clap               CLAP scores (not built yet)\n" LLM_COMMON_USAGE);
+               "  --clap DIR           CLAP scores instead (its options: musae score --clap DIR --help; docs/CLAP.md)\n" LLM_COMMON_USAGE);
 }
 
 int llm_score_main(int argc, char **argv) {
@@ -171,7 +171,7 @@ int llm_score_main(int argc, char **argv) {
     llm_score_opts s = {0};
     llm_common_defaults(&s.c);
     s.batch = 5, s.n_pos = 50, s.n_neg = 50;
-    enum { OPT_LABELS = LLM_OPT_LAST, OPT_FEATURES, OPT_LABELER, OPT_BATCH, OPT_POS, OPT_NEG, OPT_NO_LP, OPT_CLAP };
+    enum { OPT_LABELS = LLM_OPT_LAST, OPT_FEATURES, OPT_LABELER, OPT_BATCH, OPT_POS, OPT_NEG, OPT_NO_LP };
     static const struct option opts[] = {LLM_COMMON_OPTIONS,
                                          {"labels", required_argument, NULL, OPT_LABELS},
                                          {"features", required_argument, NULL, OPT_FEATURES},
@@ -181,7 +181,6 @@ int llm_score_main(int argc, char **argv) {
                                          {"positives", required_argument, NULL, OPT_POS},
                                          {"negatives", required_argument, NULL, OPT_NEG},
                                          {"no-logprobs", no_argument, NULL, OPT_NO_LP},
-                                         {"clap", no_argument, NULL, OPT_CLAP},
                                          {0}};
     char why[256];
     int64_t v;
@@ -193,7 +192,6 @@ int llm_score_main(int argc, char **argv) {
         case OPT_FEATURES: s.features = optarg; break;
         case OPT_LABELER: s.labeler = optarg; break;
         case OPT_NO_LP: s.no_logprobs = 1; break;
-        case OPT_CLAP: musae_fail("--clap: not built yet (CLAP scoring is its own issue); score with an LLM endpoint");
         case OPT_BATCH:
         case OPT_POS:
         case OPT_NEG: {

@@ -1,14 +1,16 @@
 /* musae label — a label for every kept feature, from one labeler (docs/LABELS.md): dsp (eval/label_dsp.h) now;
- * llm (eval/llm_label.h: an audio LLM over an OpenAI-compatible API, its own options); clap when it is built. */
+ * llm (eval/llm_label.h: an audio LLM over an OpenAI-compatible API) and clap (host/cli/clap_main.h: zero-shot
+ * tags), each with its own options. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "eval/label_dsp.h"
 #include "eval/llm_label.h"
+#include "host/cli/clap_main.h"
 #include "host/cli/cli.h"
 
-const char verb_label_summary[] = "a label per kept feature into LABELS.jsonl: descriptors (dsp) or an audio LLM (llm)";
+const char verb_label_summary[] = "a label per kept feature into LABELS.jsonl: descriptors (dsp), an audio LLM (llm) or CLAP tags (clap)";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -22,7 +24,7 @@ static void usage(FILE *f) {
             "strongest significant descriptors (\"fast tempo (median 160 BPM vs 80, AUROC 1.00), percussive\");\n"
             "a feature with none gets \"no descriptor differs\" (status no_signal, score 0).\n"
             "The clips of the two files are matched by name; every clip of FEATURES.h5 must be in DESCRIPTORS.h5.\n\n"
-            "  --labeler L          dsp, or llm (options: musae label --labeler llm --help); clap is not built yet\n"
+            "  --labeler L          dsp, llm or clap (their options: musae label --labeler llm|clap --help)\n"
             "  --features F         FEATURES.h5 from musae analyze\n"
             "  --descriptors D      DESCRIPTORS.h5 from musae describe --acts\n"
             "  -o LABELS.jsonl      written atomically; another labeler's lines already in it are kept, this\n"
@@ -46,13 +48,10 @@ int verb_label(int argc, char **argv) {
         else if (!strncmp(argv[i], "--labeler=", 10)) labeler = argv[i] + 10;
     }
     if (labeler && !strcmp(labeler, "llm")) return llm_label_main(argc, argv);
+    if (labeler && !strcmp(labeler, "clap")) return clap_label_main(argc, argv);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
-    }
-    if (labeler && !strcmp(labeler, "clap")) {
-        fprintf(stderr, "musae: error: label: --labeler clap is not built yet (dsp and llm are); see musae label --help\n");
-        return 1;
     }
 
     label_dsp_opts o;
