@@ -925,6 +925,8 @@ int musae_store_writer_has_clip(const musae_store_writer *w, const char *clip_pa
     return str_set_has(&w->paths, clip_path);
 }
 
+static void writer_release(musae_store_writer *w);
+
 void musae_store_close_writer(musae_store_writer *w, int complete) {
     writer_lock(w);
     int c = complete ? 1 : 0;
@@ -944,6 +946,15 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
     h5_unlock();
+    writer_release(w);
+}
+
+void musae_store_discard_writer(musae_store_writer *w) {
+    if (w) writer_release(w); /* its HDF5 ids stay open: nothing more may reach the file, not even a close */
+}
+
+/* What a writer holds outside HDF5: the descriptor, the lock file, the memory. */
+static void writer_release(musae_store_writer *w) {
     close(w->fd);
     musae_store_unlock(w->path);
     str_set_free(&w->paths);

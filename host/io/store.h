@@ -102,6 +102,9 @@ void musae_store_add_clip(musae_store_writer *w, const char *clip_path, int64_t 
  * musae_fail without closing it, which leaves the file as of its last commit. */
 int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const musae_clip_source *src, int64_t n_frames,
                              const float *const *acts, char *err, size_t errlen);
+/* Frees a spent writer (one whose musae_store_try_add_clip failed) without another HDF5 call, and removes its lock
+ * file: for a caller that goes on living (a test); capture exits instead. */
+void musae_store_discard_writer(musae_store_writer *w);
 /* Writes an extra f32 dataset (e.g. "/truth/directions"), creating parent groups; committed at once. */
 void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, const int64_t *shape, const float *data);
 int64_t musae_store_writer_rows(const musae_store_writer *w);
