@@ -1,4 +1,5 @@
-/* musae report — the first pipeline a new user runs: capture -> train -> analyze -> describe -> dashboard into one
+/* musae report — the first pipeline a new user runs: capture -> train -> analyze -> describe -> label (dsp) ->
+ * dashboard into one
  * folder, each step a run of this same binary, each skipped when its output is already complete, so an
  * interrupted report resumes where it stopped (docs/DASHBOARD.md). */
 #include <cjson/cJSON.h>
@@ -15,20 +16,22 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 
-const char verb_report_summary[] = "capture, train, analyze, describe and the dashboard in one resumable command";
+const char verb_report_summary[] = "capture, train, analyze, describe, dsp labels and the dashboard in one resumable command";
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: musae report --model DIR --audio SRC --layer L -o OUT [options]\n\n"
             "Runs, into OUT/: musae capture (OUT/acts.h5), musae train (OUT/sae), musae analyze\n"
-            "(OUT/features.h5), musae describe (OUT/descriptors.h5) and musae dashboard (OUT/site), with the\n"
+            "(OUT/features.h5), musae describe (OUT/descriptors.h5), musae label --labeler dsp (OUT/labels.jsonl)\n"
+            "and musae dashboard (OUT/site), with the\n"
             "defaults below. A step whose output is complete is skipped (capture continues its store; train\n"
             "resumes its saved state), so the same command after an interruption carries on.\n"
-            "Labelling (musae label) is not built yet: give its LABELS.jsonl files with --labels.\n\n"
+            "The llm and clap labelers need an endpoint or a CLAP folder: run them with musae label and give their\n"
+            "LABELS.jsonl files with --labels.\n\n"
             "  --clip-seconds S  clip length for capture (default 10)\n"
             "  --k K             SAE top-k (default 32)\n"
             "  --expansion E     latents = E x d_model (default 8)\n"
-            "  --tokens N        training tokens (default 2000000)\n"
+            "  --tokens N        training tokens (default: musae train's, a number of passes over the store)\n"
             "  --split val|all   clips analyse runs on (default val: the trainer's held-out clips)\n"
             "  --max-rate R      analyze's keep filter upper clip rate (default 0.25)\n"
             "  --labels FILE     a LABELS.jsonl for the dashboard (repeatable)\n"
@@ -88,7 +91,7 @@ int verb_report(int argc, char **argv) {
         {"max-rate", required_argument, 0, OPT_MAXRATE}, {"labels", required_argument, 0, OPT_LABELS},
         {"seconds", required_argument, 0, OPT_SECONDS}, {0, 0, 0, 0}};
     const char *model = NULL, *audio = NULL, *out = NULL, *layer = NULL, *clip = "10", *k = "32", *exp = "8",
-               *tokens = "2000000", *split = "val", *max_rate = "0.25", *seconds = "5";
+               *tokens = NULL, *split = "val", *max_rate = "0.25", *seconds = "5";
     const char *labels[16];
     int n_labels = 0, ch;
     while ((ch = cli_getopt(argc, argv, "o:", opts)) != -1) {
@@ -116,12 +119,13 @@ int verb_report(int argc, char **argv) {
     if (optind < argc) cli_usage_fail("report", "unexpected argument '%s'", argv[optind]);
     if (!model || !audio || !layer || !out) cli_usage_fail("report", "--model, --audio, --layer and -o are required");
     if (mkdir(out, 0755) != 0 && errno != EEXIST) musae_fail("%s: cannot create: %s", out, strerror(errno));
-    char acts[4200], sae[4200], feats[4200], desc[4200], site[4200];
+    char acts[4200], sae[4200], feats[4200], desc[4200], site[4200], dsp[4200];
     snprintf(acts, sizeof acts, "%s/acts.h5", out);
     snprintf(sae, sizeof sae, "%s/sae", out);
     snprintf(feats, sizeof feats, "%s/features.h5", out);
     snprintf(desc, sizeof desc, "%s/descriptors.h5", out);
     snprintf(site, sizeof site, "%s/site", out);
+    snprintf(dsp, sizeof dsp, "%s/labels.jsonl", out);
     /* capture continues a store and skips the clips it already holds: run it every time */
     char *cap[] = {"musae", "capture", "--model", (char *)model, "--audio", (char *)audio, "--layers", (char *)layer,
                    "--clip-seconds", (char *)clip, "-o", acts, NULL};
@@ -132,8 +136,12 @@ int verb_report(int argc, char **argv) {
         LOG_INFO("report: train: skipped (%s/musae.json records a finished run)", sae);
     } else {
         const int resume = access(state, F_OK) == 0;
-        char *tr[] = {"musae", "train", "--acts", acts, "--layer", (char *)layer, "--k", (char *)k, "--expansion",
-                      (char *)exp, "--tokens", (char *)tokens, "-o", sae, resume ? "--resume" : NULL, NULL};
+        char *tr[16] = {"musae", "train", "--acts", acts, "--layer", (char *)layer, "--k", (char *)k, "--expansion",
+                        (char *)exp, "-o", sae};
+        int nt = 12;
+        if (tokens) tr[nt++] = "--tokens", tr[nt++] = (char *)tokens;
+        if (resume) tr[nt++] = "--resume";
+        tr[nt] = NULL;
         must(resume ? "train (resuming)" : "train", tr);
     }
     if (features_is_file(feats)) {
@@ -149,9 +157,14 @@ int verb_report(int argc, char **argv) {
         char *de[] = {"musae", "describe", "--acts", acts, "-o", desc, NULL};
         must("describe", de);
     }
-    LOG_INFO("report: label: musae label is not built yet; pass its LABELS.jsonl files with --labels");
-    char *da[64] = {"musae", "dashboard", "--features", feats, "--seconds", (char *)seconds, "-o", site};
-    int n = 8;
+    if (access(dsp, R_OK) == 0) {
+        LOG_INFO("report: label dsp: skipped (%s exists; it is written atomically)", dsp);
+    } else {
+        char *la[] = {"musae", "label", "--labeler", "dsp", "--features", feats, "--descriptors", desc, "-o", dsp, NULL};
+        must("label dsp", la);
+    }
+    char *da[64] = {"musae", "dashboard", "--features", feats, "--seconds", (char *)seconds, "--labels", dsp, "-o", site};
+    int n = 10;
     for (int i = 0; i < n_labels; i++) da[n++] = "--labels", da[n++] = (char *)labels[i];
     da[n] = NULL;
     must("dashboard (excerpts already in the site are reused)", da);
