@@ -93,10 +93,11 @@ static int add_label(void *vctx, cJSON *o, const char *path, int64_t line, char 
 
 /* Stable sort by feature (insertion order kept within a feature): a counting sort over M. */
 static void sort_by_feature(dash_label *v, int64_t n, int64_t M) {
+    if (n == 0) return; /* no labels: v may be NULL, and memcpy(NULL, ..., 0) is undefined */
     int64_t *start = musae_xcalloc((size_t)M + 1, sizeof *start);
     for (int64_t i = 0; i < n; i++) start[v[i].feature + 1]++;
     for (int64_t f = 0; f < M; f++) start[f + 1] += start[f];
-    dash_label *out = musae_xmalloc(sizeof *out * (size_t)(n ? n : 1));
+    dash_label *out = musae_xmalloc(sizeof *out * (size_t)n);
     for (int64_t i = 0; i < n; i++) out[start[v[i].feature]++] = v[i];
     memcpy(v, out, sizeof *out * (size_t)n);
     free(out);
