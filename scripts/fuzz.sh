@@ -14,5 +14,5 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPIL
       -DMUSAE_CUDA=OFF -DMUSAE_FUZZ=ON -DMUSAE_FUZZ_SECONDS="$secs" >"$dir/configure.log" 2>&1 \
   || { cat "$dir/configure.log"; exit 1; }
 grep -E "^-- musae: fuzzing" "$dir/configure.log" || true
-cmake --build "$dir" --target fuzz_safetensors fuzz_config
+cmake --build "$dir" --target fuzz_safetensors fuzz_config fuzz_torch_zip
 ctest --test-dir "$dir" -L fuzz --output-on-failure

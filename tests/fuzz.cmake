@@ -1,6 +1,6 @@
 # libFuzzer targets for the parsers that read untrusted files (safetensors headers, config.json, torch.save zips).
 # Configure with clang and -DMUSAE_FUZZ=ON (scripts/fuzz.sh does). The parsers and what they stand on
-# (host/core, host/io/safetensors.c, host/io/config.c) are compiled again into musae_fuzz_lib with
+# (host/core, host/io/safetensors.c, config.c, torch_zip.c, path.c) are compiled again into musae_fuzz_lib with
 # -fsanitize=fuzzer-no-link,address,undefined (coverage for the fuzzer, ASan+UBSan for the bugs), so the
 # fuzz build neither instruments nor depends on the rest of the tree; the fuzz executables add the
 # libFuzzer main. Each target is a ctest labelled `fuzz` that runs for MUSAE_FUZZ_SECONDS on a copy of its
@@ -16,7 +16,7 @@ if(MUSAE_FUZZ)
   file(GLOB _fuzz_lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/host/core/*.c)
   add_library(musae_fuzz_lib STATIC ${_fuzz_lib_sources}
               ${CMAKE_SOURCE_DIR}/host/io/safetensors.c ${CMAKE_SOURCE_DIR}/host/io/config.c
-              ${CMAKE_SOURCE_DIR}/host/io/torch_zip.c)
+              ${CMAKE_SOURCE_DIR}/host/io/torch_zip.c ${CMAKE_SOURCE_DIR}/host/io/path.c)
   target_include_directories(musae_fuzz_lib PUBLIC ${CMAKE_SOURCE_DIR})
   target_compile_definitions(musae_fuzz_lib PUBLIC MUSAE_VERSION="${PROJECT_VERSION}" _GNU_SOURCE)
   target_compile_options(musae_fuzz_lib PRIVATE -fsanitize=fuzzer-no-link ${_san})
