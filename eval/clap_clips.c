@@ -274,8 +274,8 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
     /* each distinct clip once: its cache row, or a place in the work list */
     int64_t *slot = musae_xmalloc((size_t)(f->C + 1) * sizeof *slot); /* cache row of clip c, -1 not yet known */
     for (int64_t i = 0; i < f->C; i++) slot[i] = -1;
-    int64_t *todo = musae_xmalloc((size_t)(n + 1) * sizeof *todo), n_todo = 0;
-    char **todo_key = musae_xmalloc((size_t)(n + 1) * sizeof *todo_key);
+    int64_t *pending = musae_xmalloc((size_t)(n + 1) * sizeof *pending), n_pending = 0;
+    char **pending_key = musae_xmalloc((size_t)(n + 1) * sizeof *pending_key);
     clip_where *where = musae_xmalloc((size_t)(n + 1) * sizeof *where);
     int rc = 0;
     for (int64_t i = 0; i < n && !rc; i++) {
@@ -296,25 +296,25 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
             st->n_cached++;
             free(key), free(w.src);
         } else {
-            slot[r] = -2 - n_todo; /* filled when embedded */
-            where[n_todo] = w;
-            todo_key[n_todo] = key;
-            todo[n_todo++] = r;
+            slot[r] = -2 - n_pending; /* filled when embedded */
+            where[n_pending] = w;
+            pending_key[n_pending] = key;
+            pending[n_pending++] = r;
         }
     }
 
     /* the rest, in batches; the cache is saved every k_save_every_s and at the end */
-    if (!rc && n_todo) {
+    if (!rc && n_pending) {
         const double max_s = (double)j->m.fe.max_samples / j->m.fe.sampling_rate;
         float *feats = musae_xmalloc((size_t)((int64_t)batch * F) * sizeof *feats);
         float *emb = musae_xmalloc((size_t)((int64_t)batch * D) * sizeof *emb);
         musae_progress p;
-        musae_progress_init(&p, "clap", "clips", n_todo);
+        musae_progress_init(&p, "clap", "clips", n_pending);
         const double t0 = musae_now();
         double last_save = t0;
         int64_t done = 0;
-        for (int64_t b0 = 0; b0 < n_todo && !rc; b0 += batch) {
-            const int64_t nb = n_todo - b0 < batch ? n_todo - b0 : batch;
+        for (int64_t b0 = 0; b0 < n_pending && !rc; b0 += batch) {
+            const int64_t nb = n_pending - b0 < batch ? n_pending - b0 : batch;
             for (int64_t i = 0; i < nb && !rc; i++) {
                 const clip_where *w = &where[b0 + i];
                 /* the resampler's tail stays past the kept samples, as musae clap reads a file */
@@ -322,7 +322,7 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
                 int64_t ns = 0;
                 float *x = musae_audio_load(w->src, j->m.fe.sampling_rate, w->a, dur, &ns, err, errlen);
                 if (x && ns == 0) snprintf(err, errlen, "%s: no samples at %g s (clip '%s')", w->src, w->a,
-                                           f->clip_path[todo[b0 + i]]);
+                                           f->clip_path[pending[b0 + i]]);
                 if (!x || ns == 0) rc = -1;
                 else musae_clap_fe_features(&j->m.fe, x, ns, feats + i * F);
                 free(x);
@@ -330,13 +330,13 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
             if (rc) break;
             musae_clap_audio_embed(&j->m, feats, nb, emb, NULL);
             for (int64_t i = 0; i < nb; i++) {
-                slot[todo[b0 + i]] = c.n;
-                cache_push(&c, todo_key[b0 + i], emb + i * D);
-                todo_key[b0 + i] = NULL;
+                slot[pending[b0 + i]] = c.n;
+                cache_push(&c, pending_key[b0 + i], emb + i * D);
+                pending_key[b0 + i] = NULL;
             }
             done += nb;
             musae_progress_add(&p, nb, NULL);
-            if (musae_now() - last_save > k_save_every_s && b0 + nb < n_todo) {
+            if (musae_now() - last_save > k_save_every_s && b0 + nb < n_pending) {
                 if (cache_save(&c, cache, j, err, errlen)) rc = -1;
                 last_save = musae_now();
             }
@@ -361,8 +361,8 @@ int clap_clips_embed(clap_judge *j, const musae_features *f, const char *acts, c
         for (int64_t i = 0; i < n; i++)
             memcpy(embeds + i * D, c.embeds + slot[rows[i]] * D, (size_t)D * sizeof *embeds);
     }
-    for (int64_t i = 0; i < n_todo; i++) free(todo_key[i]), free(where[i].src);
+    for (int64_t i = 0; i < n_pending; i++) free(pending_key[i]), free(where[i].src);
     for (int64_t i = 0; i < c.n; i++) free(c.keys[i]);
-    free(c.keys), free(c.embeds), free(sorted), free(slot), free(todo), free(todo_key), free(where);
+    free(c.keys), free(c.embeds), free(sorted), free(slot), free(pending), free(pending_key), free(where);
     return rc;
 }

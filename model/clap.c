@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "host/core/check.h"
+#include "host/io/json.h"
 #include "host/core/log.h"
 #include "host/io/torch_zip.h"
 
@@ -196,20 +197,8 @@ int musae_clap_read_config(musae_clap_config *c, const char *dir, char *err, siz
     memset(c, 0, sizeof *c);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    const long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *txt = musae_xmalloc((size_t)(size > 0 ? size : 0) + 1);
-    const size_t got = fread(txt, 1, (size_t)(size > 0 ? size : 0), f);
-    fclose(f);
-    txt[got] = 0;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root;
+    if (musae_json_read_file(path, &root, err, errlen)) return -1;
     cfg_ctx x = {.path = path, .section = "", .err = err, .errlen = errlen};
     int rc = -1;
     if (!cJSON_IsObject(root)) {

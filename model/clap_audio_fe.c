@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/io/json.h"
 
 /* librosa / HF "slaney" mel scale: linear below 1 kHz, logarithmic above */
 static double hz_to_mel(double f) {
@@ -63,20 +64,8 @@ int musae_clap_fe_open(musae_clap_fe *fe, const char *dir, char *err, size_t err
     memset(fe, 0, sizeof *fe);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    const long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *txt = musae_xmalloc((size_t)(size > 0 ? size : 0) + 1);
-    const size_t got = fread(txt, 1, (size_t)(size > 0 ? size : 0), f);
-    fclose(f);
-    txt[got] = 0;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root;
+    if (musae_json_read_file(path, &root, err, errlen)) return -1;
     int rc = -1;
     double sr, n_fft, hop, n_mels, fmin_, fmax_, secs;
     if (!cJSON_IsObject(root)) {

@@ -17,6 +17,10 @@ void musae_json_print_line(FILE *f, cJSON *j);
  * and Inf stay themselves and print as null. Returns the item. */
 cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals);
 
+/* Reads and parses the JSON file at path: -1 with "<path>: cannot read: <reason>" in err when it cannot be read;
+ * else 0 with *root = the parsed document, or NULL when the text is not JSON (the caller names what it expected). */
+int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
