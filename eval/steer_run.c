@@ -355,6 +355,18 @@ static int64_t *read_codes_file(const run *r, const char *path) {
     return c;
 }
 
+/* describe's descriptors of a decoded clip, in MUSAE_DESC_F32_FIELDS order */
+static void describe_wav(const run *r, const float *wav, int64_t ns, double *out) {
+    musae_desc d, *win =
+                      musae_xmalloc((size_t)(describe_n_windows(ns, r->codec.cfg.sampling_rate) + 1) * sizeof(musae_desc));
+    describe_clip(wav, ns, r->codec.cfg.sampling_rate, &d, win);
+    int k = 0;
+#define X(n, u) out[k++] = (double)d.n;
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+    free(win);
+}
+
 static int64_t pair_index(const run *r, const clip *c) {
     return (c->seed - (int64_t)r->o->seed0) * r->o->n_prompts + c->prompt;
 }
@@ -366,11 +378,16 @@ static int64_t pair_index(const run *r, const clip *c) {
 static void add_clap(run *r, const clip *c, const float *e, cJSON *j) {
     const steer_clap *sc = &r->clap;
     const int64_t D = sc->D, bi = pair_index(r, c);
-    if (!r->base_emb_ok[bi]) { /* its baseline came from a stopped run: embed its WAV again (the same numbers) */
-        char path[4200];
-        snprintf(path, sizeof path, "%s/clips/p%d_s%lld_baseline.wav", r->o->out_dir, c->prompt, (long long)c->seed);
-        const char *p[1] = {path};
-        steer_clap_embed_wavs(&r->clap, p, 1, r->base_emb + bi * D);
+    if (!r->base_emb_ok[bi]) { /* its baseline came from a stopped run: the embedding it saved */
+        char path[4200], err[1024];
+        snprintf(path, sizeof path, "%s/clips/p%d_s%lld_baseline.clap.safetensors", r->o->out_dir, c->prompt,
+                 (long long)c->seed);
+        musae_st st;
+        if (musae_st_open(&st, path, err, sizeof err)) musae_fail("%s", err);
+        float *e0 = musae_st_load(&st, "embed", MUSAE_F32, 1, (int64_t[]){D});
+        memcpy(r->base_emb + bi * D, e0, (size_t)D * sizeof(float));
+        free(e0);
+        musae_st_close(&st);
         r->base_emb_ok[bi] = 1;
     }
     cJSON *cj = cJSON_AddObjectToObject(j, "clap");
@@ -470,28 +487,30 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
         if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
             musae_fail("%s", err);
         wav_path[b] = strdup(path);
-        musae_desc d, *win =
-                          musae_xmalloc((size_t)(describe_n_windows(ns, r->codec.cfg.sampling_rate) + 1) * sizeof(musae_desc));
-        describe_clip(wav, ns, r->codec.cfg.sampling_rate, &d, win);
-        int k = 0;
-#define X(n, u) desc[b * N_DESC + k++] = (double)d.n;
-        MUSAE_DESC_F32_FIELDS(X)
-#undef X
+        describe_wav(r, wav, ns, desc + b * N_DESC);
         if (c->kind == K_BASELINE) {
             memcpy(r->base_desc + pair_index(r, c) * N_DESC, desc + b * N_DESC, N_DESC * sizeof(double));
             r->base_desc_ok[pair_index(r, c)] = 1;
         }
-        free(win);
         free(wav);
     }
     const int64_t D = r->have_clap ? r->clap.D : 0;
     float *emb = musae_xmalloc((size_t)(nb * D + 1) * sizeof(float));
     if (r->have_clap) {
         steer_clap_embed_wavs(&r->clap, (const char *const *)wav_path, nb, emb);
+        /* a baseline's embedding is kept beside its clip, so a continued run compares its twins with the same numbers
+         * whatever batch the CLAP pass would put it in */
         for (int64_t b = 0; b < nb; b++)
             if (cl[b].kind == K_BASELINE) {
                 memcpy(r->base_emb + pair_index(r, &cl[b]) * D, emb + b * D, (size_t)D * sizeof(float));
                 r->base_emb_ok[pair_index(r, &cl[b])] = 1;
+                snprintf(path, sizeof path, "%s/clips/%s.clap.safetensors", o->out_dir, cl[b].id);
+                musae_st_writer *w = musae_st_writer_new();
+                musae_st_writer_add(w, "embed", MUSAE_F32, 1, (int64_t[]){D}, emb + b * D);
+                musae_st_writer_meta(w, "clap", r->clap.j.identity);
+                char err[1024];
+                if (musae_st_writer_save(w, path, err, sizeof err)) musae_fail("%s", err);
+                musae_st_writer_free(w);
             }
     }
 
@@ -531,8 +550,15 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
             cJSON_AddStringToObject(j, "audio", rel);
             cJSON *dj = cJSON_AddObjectToObject(j, "desc");
             for (int k = 0; k < N_DESC; k++) add_number_or_null(dj, k_desc[k], desc[b * N_DESC + k]);
-            /* the change from the twin baseline, descriptor by descriptor (null where either is not finite) */
-            if (!r->base_desc_ok[bi]) musae_fail("%s: the baseline of clip %s has no descriptors", bpath, c->id);
+            /* the change from the twin baseline, descriptor by descriptor (null where either is not finite); a baseline
+             * of a stopped run is decoded again from its codes (the same samples, so the same numbers) */
+            if (!r->base_desc_ok[bi]) {
+                int64_t *bc = read_codes_file(r, bpath);
+                float *bw = encodec_decode_all(&r->codec, bc, F);
+                describe_wav(r, bw, F * r->codec.hop, r->base_desc + bi * N_DESC);
+                r->base_desc_ok[bi] = 1;
+                free(bw), free(bc);
+            }
             cJSON *dd = cJSON_AddObjectToObject(j, "desc_delta");
             for (int k = 0; k < N_DESC; k++)
                 add_number_or_null(dd, k_desc[k], desc[b * N_DESC + k] - r->base_desc[bi * N_DESC + k]);
@@ -718,16 +744,6 @@ int steer_run(const steer_run_opts *o) {
                 "%s: line %lld is clip '%s'; this study's clip %lld is '%s' (another study in this folder? use a "
                 "new -o)",
                 path, (long long)i + 1, id, (long long)i + 1, i < n_clips ? cl[i].id : "none");
-        /* a baseline written by the stopped run: its descriptors, for its twins' desc_delta */
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(done[i], "desc");
-        if (cl[i].kind == K_BASELINE && cJSON_IsObject(d)) {
-            const int64_t bi = pair_index(&r, &cl[i]);
-            for (int k = 0; k < N_DESC; k++) {
-                const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, k_desc[k]);
-                r.base_desc[bi * N_DESC + k] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-            }
-            r.base_desc_ok[bi] = 1;
-        }
     }
     for (int64_t i = 0; i < n_done; i++) cJSON_Delete(done[i]);
     free(done);
