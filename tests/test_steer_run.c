@@ -724,6 +724,19 @@ int main(void) {
     CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S1", g_model, g_sae, F, g_clap) == 0, "musae steer");
     check_study("S1");
     check_clap("S1");
+    /* the dashboard's steering section over this folder: per α, 2 (prompt, seed) rows of 4 players side by side */
+    CHECK(run("dashboard --features %s --steer S1 --no-audio -o site", F) == 0, "musae dashboard --steer");
+    {
+        char *page = slurp("site/features/f2.html");
+        int rows = 0, players = 0;
+        for (const char *q = page; (q = strstr(q, "<div class=\"steer\">")); q++) rows++;
+        for (const char *q = page; (q = strstr(q, "src=\"../steer/s")); q++) players++;
+        CHECK(rows == 4 && players == 16, "feature 2's page: %d steering rows, %d players (expected 4 and 16)", rows,
+              players);
+        CHECK(strstr(page, "<td>CLAP label</td>") && strstr(page, "<td>CLAP distance</td>"),
+              "the steering cards show no CLAP measures");
+        free(page);
+    }
     /* α = 0: the baseline of prompt 0, seed 1 is plain generate's item 0 with seed 1 */
     CHECK(run("generate --model %s --prompt '80s pop track with bassy drums' --prompt 'calm piano' --seconds 0.2 "
               "--seed 1 --codes-out plain.st --capture-layers 0 --acts plain_acts.h5",
