@@ -2,19 +2,25 @@
  * SAE tests/fixtures/sae/steer_tiny and a FEATURES.h5 written here through the one writer (eval/features_io.h):
  *   - generate --features takes β = /features/max_act[f]: its codes equal --beta with that number; a NaN β, an SAE
  *     whose sha256 is not the recorded one, --features with --beta are refused (exit 1 + message);
- *   - a study of 3 features × 2 α × 2 prompts × 3 seeds (120 clips): summary.json's statistics equal the ones
- *     computed here from steer.jsonl with this file's own code (Wilcoxon by enumerating every sign vector, BH by
- *     its definition, the bootstrap resampling, Wilson's interval, means); each clip's code_diff equals the count
- *     recomputed from the codes files; the random and the other-feature controls have the steered vector's norm
- *     (α·β); every feature's clips of a (prompt, seed) share the seed of their baseline; the baseline's codes equal
- *     plain generate with the same seed (α = 0), and its re-measured activations equal the ones computed here from
- *     the residual generate --capture-layers recorded for that clip (f16, so within 5e-3); a run stopped after 2 batches, with a torn last line, continued by
- *     the same command gives the same steer.jsonl and summary.json;
- *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top.
+ *   - a study of 3 features × 2 α × 2 prompts × 3 seeds with 3 random draws and CLAP (tests/fixtures/tiny-clap,
+ *     labels from a LABELS.jsonl written here, exemplars cut from two tones of a store written here): 192 clips.
+ *     summary.json's statistics (activation and CLAP gains) equal the ones computed here from steer.jsonl with this
+ *     file's own code (Wilcoxon by enumerating every sign vector, BH by its definition, the bootstrap resampling,
+ *     Wilson's interval, means); each clip's CLAP measures equal the ones recomputed from `musae clap` embeddings of
+ *     its WAV, the sources and the label texts; each desc_delta is desc minus the baseline's; each clip's code_diff
+ *     equals the count recomputed from the codes files; every random draw and the other-feature control have the
+ *     steered vector's norm (α·β); every clip was generated with the seed of its (prompt, seed) baseline; the
+ *     baseline's codes equal plain generate with the same seed (α = 0), and its re-measured activations equal the
+ *     ones computed here from the residual generate --capture-layers recorded for that clip (f16, so within 5e-3);
+ *     a run stopped after 2 batches with a torn last line, and a run killed by SIGKILL in its 4th batch, continued by
+ *     the same command give the same steer.jsonl and summary.json; musae dashboard --steer shows the folder;
+ *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top, --clap
+ *     without audio, --labels without --clap, --random-draws 0.
  * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 
 #include "cli.h"
 #include "eval/features_io.h"
@@ -297,6 +303,15 @@ static void check_study(const char *dir) {
         snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "audio"));
         CHECK(*js(x, "audio") && dir_has(rel), "%s: no WAV", js(x, "id"));
         snprintf(rel, sizeof rel, "%s/%s", dir, js(x, "codes"));
+        { /* the pair's shared seed is the one the codes were generated with */
+            char err[512];
+            musae_st cs;
+            CHECK(musae_st_open(&cs, at(rel), err, sizeof err) == 0, "%s", err);
+            const char *sd = musae_st_meta(&cs, "seed");
+            CHECK(sd && atof(sd) == jnum(b, "seed"), "%s: generated with seed %s, its baseline's is %g", js(x, "id"),
+                  sd ? sd : "none", jnum(b, "seed"));
+            musae_st_close(&cs);
+        }
         int64_t n1 = 0, n2 = 0;
         int64_t *c = codes_of(at(rel), &n1);
         snprintf(rel, sizeof rel, "%s/%s", dir, js(b, "codes"));
@@ -766,6 +781,22 @@ int main(void) {
     err_has("dropping an incomplete line");
     CHECK(same_bytes("S1/steer.jsonl", "S2/steer.jsonl"), "the continued steer.jsonl differs");
     CHECK(same_bytes("S1/summary.json", "S2/summary.json"), "the continued summary.json differs");
+    /* killed (SIGKILL) in its 4th batch (after p1_s0's baseline was embedded, before the batch's lines), then continued */
+    {
+        char args[4096];
+        snprintf(args, sizeof args, STUDY "--feature 2,5,9 --alpha 0.5,1 -o S3", g_model, g_sae, F, g_clap);
+        const pid_t pid = start_and_wait_for(bin(), args, "S3/clips/p1_s0_baseline.clap.safetensors", 300);
+        kill(pid, SIGKILL);
+        wait_exit(pid);
+        char *part = slurp("S3/steer.jsonl");
+        int nl = 0;
+        for (const char *q = part; *q; q++) nl += *q == '\n';
+        printf("killed with %d of 192 lines written\n", nl);
+        free(part);
+        CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S3", g_model, g_sae, F, g_clap) == 0, "continue after a kill");
+        CHECK(same_bytes("S1/steer.jsonl", "S3/steer.jsonl"), "steer.jsonl continued after SIGKILL differs");
+        CHECK(same_bytes("S1/summary.json", "S3/summary.json"), "summary.json continued after SIGKILL differs");
+    }
 
     /* --kept-top: the kept features with the largest max_act (1 + f/4: 15, then 14); another study in the folder */
     CHECK(run(STUDY0 "--kept-top 2 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 0, "--kept-top");
