@@ -90,24 +90,34 @@ void dash_labels_free(dash_labels *L);
 void dash_labels_range(const dash_labels *L, int32_t f, int64_t *i0, int64_t *i1);
 
 typedef struct {
-    int32_t feature;
+    int32_t feature;   /* the steered feature; -1 for the baseline and the passthrough (they serve every feature) */
+    int32_t fi;        /* its index in the study's features (the `act` and `clap` arrays), -1 when feature is */
     double alpha;
-    char kind[16];     /* baseline | steered | random */
-    const char *wav;   /* as written in the file */
-    char *src;         /* resolved: absolute, or relative to the steer folder */
-    const cJSON *measures; /* an object of numbers (owned by line) */
+    char kind[16];     /* baseline | passthrough | steered | random | other */
+    int64_t prompt, seed;
+    int draw;          /* random: which draw; else -1 */
+    const char *wav;   /* `audio` as written, NULL when the study has no audio */
+    char *src;         /* resolved: absolute, or relative to the steer folder (NULL without audio) */
     cJSON *line;
     int64_t seq;       /* line order in the file */
 } dash_steer;
 
 typedef struct {
-    dash_steer *v;     /* [n] sorted by feature, alpha, kind, file order */
+    dash_steer *v;     /* [n] sorted by feature (baselines first), alpha, file order */
     int64_t n;
+    int64_t *feat;     /* [nf] the study's features (DIR/study.json `features`) */
+    int nf;
 } dash_steers;
 
-/* Reads DIR/steer.jsonl (docs/DASHBOARD.md): each line needs `feature` (0..M-1), `alpha` (number), `kind`
- * (baseline|steered|random), `wav` (string) and `measures` (object). 0, or -1 with file:line and the field. */
+/* Reads a `musae steer` folder (docs/STEER.md): DIR/study.json's `features` and DIR/steer.jsonl, whose lines need
+ * `kind` (baseline|passthrough|steered|random|other), `alpha` (number), `prompt` and `seed` (integers), `feature`
+ * (a studied latent of 0..M-1 for steered, random and other) and `audio` (string or null). 0, or -1 with file:line
+ * and the field. */
 int dash_steer_read(dash_steers *S, const char *dir, int64_t M, char *err, size_t errlen);
+/* The line of kind `kind` (draw 0 for random) for (feature, alpha, prompt, seed), or NULL; baselines ignore
+ * feature and alpha. */
+const dash_steer *dash_steer_find(const dash_steers *S, const char *kind, int32_t feature, double alpha,
+                                  int64_t prompt, int64_t seed);
 void dash_steer_free(dash_steers *S);
 
 #ifdef __cplusplus

@@ -25,7 +25,7 @@ const char dash_css[] =
     ".label{background:#fff;border:1px solid #ddd;border-radius:4px;padding:8px;margin:8px 0}\n"
     ".label .text{font-size:16px;font-weight:600}.ev{font-size:12px}.ev td{padding:1px 6px}\n"
     "svg.hist rect{fill:#4a78c2}svg.hist text{font-size:10px;fill:#444}\n"
-    ".steer{display:grid;grid-template-columns:repeat(3,1fr);gap:10px}\n"
+    ".steer{display:grid;grid-template-columns:repeat(4,1fr);gap:10px}\n"
     ".muted{color:#777;font-size:12px}\n";
 
 /* The index: rows from data/index.js (window.MUSAE_INDEX), filtered, sorted and paged; cells set through

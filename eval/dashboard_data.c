@@ -135,32 +135,42 @@ void dash_labels_range(const dash_labels *L, int32_t f, int64_t *i0, int64_t *i1
     *i1 = hi;
 }
 
-/* ---- steer.jsonl ----------------------------------------------------------------------------------------- */
+/* ---- a musae steer folder: study.json and steer.jsonl ---------------------------------------------------- */
 typedef struct {
     dash_steers *S;
     const char *dir;
     int64_t M, cap;
 } steer_ctx;
 
+static const char *const k_steer_kinds[] = {"baseline", "passthrough", "steered", "random", "other"};
+
+static int is_int(const cJSON *v) { return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble); }
+
 static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
     steer_ctx *c = vctx;
-    const int64_t f = feature_of(o, c->M);
+    dash_steers *S = c->S;
     const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(o, "alpha"), *kind = cJSON_GetObjectItemCaseSensitive(o, "kind"),
-                *wav = cJSON_GetObjectItemCaseSensitive(o, "wav"), *meas = cJSON_GetObjectItemCaseSensitive(o, "measures");
+                *audio = cJSON_GetObjectItemCaseSensitive(o, "audio"), *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
+                *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    int k = -1;
+    for (int i = 0; i < 5 && cJSON_IsString(kind); i++)
+        if (!strcmp(kind->valuestring, k_steer_kinds[i])) k = i;
+    const int64_t f = k >= 2 ? feature_of(o, c->M) : -1;
+    int fi = -1;
+    for (int i = 0; i < S->nf && f >= 0; i++)
+        if (S->feat[i] == f) fi = i;
     const char *why = NULL;
-    if (f < 0) why = "feature: not an integer latent index of this FEATURES file";
+    if (k < 0) why = "kind: not one of baseline, passthrough, steered, random, other";
+    else if (k >= 2 && fi < 0) why = "feature: not a studied latent (study.json features) of this FEATURES file";
     else if (!cJSON_IsNumber(alpha) || !isfinite(alpha->valuedouble)) why = "alpha: not a finite number";
-    else if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "baseline") && strcmp(kind->valuestring, "steered") &&
-                                       strcmp(kind->valuestring, "random")))
-        why = "kind: not one of baseline, steered, random";
-    else if (!cJSON_IsString(wav) || !wav->valuestring[0]) why = "wav: not a non-empty string";
-    else if (!cJSON_IsObject(meas)) why = "measures: not an object";
+    else if (!is_int(prompt) || !is_int(seed)) why = "prompt, seed: not integers";
+    else if (!cJSON_IsNull(audio) && (!cJSON_IsString(audio) || !audio->valuestring[0]))
+        why = "audio: neither a non-empty string nor null";
     if (why) {
         snprintf(err, errlen, "%s:%lld: %s", path, (long long)line, why);
         cJSON_Delete(o);
         return -1;
     }
-    dash_steers *S = c->S;
     if (S->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 256;
         S->v = musae_xrealloc(S->v, sizeof *S->v * (size_t)c->cap);
@@ -168,28 +178,61 @@ static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char 
     dash_steer *s = &S->v[S->n++];
     memset(s, 0, sizeof *s);
     s->feature = (int32_t)f;
+    s->fi = fi;
     s->seq = S->n - 1;
     s->alpha = alpha->valuedouble;
+    s->prompt = (int64_t)prompt->valuedouble;
+    s->seed = (int64_t)seed->valuedouble;
+    const cJSON *draw = cJSON_GetObjectItemCaseSensitive(o, "draw");
+    s->draw = k == 3 ? (is_int(draw) ? (int)draw->valuedouble : 0) : -1;
     snprintf(s->kind, sizeof s->kind, "%s", kind->valuestring);
-    s->wav = wav->valuestring;
-    const size_t n = strlen(c->dir) + strlen(wav->valuestring) + 2;
-    s->src = musae_xmalloc(n);
-    if (wav->valuestring[0] == '/') snprintf(s->src, n, "%s", wav->valuestring);
-    else snprintf(s->src, n, "%s/%s", c->dir, wav->valuestring);
-    s->measures = meas;
+    if (cJSON_IsString(audio)) {
+        s->wav = audio->valuestring;
+        const size_t n = strlen(c->dir) + strlen(s->wav) + 2;
+        s->src = musae_xmalloc(n);
+        if (s->wav[0] == '/') snprintf(s->src, n, "%s", s->wav);
+        else snprintf(s->src, n, "%s/%s", c->dir, s->wav);
+    }
     s->line = o;
     return 0;
 }
-
-static int kind_rank(const char *k) { return !strcmp(k, "baseline") ? 0 : !strcmp(k, "steered") ? 1 : 2; }
 
 static int cmp_steer(const void *a, const void *b) {
     const dash_steer *x = a, *y = b;
     if (x->feature != y->feature) return x->feature < y->feature ? -1 : 1;
     if (x->alpha != y->alpha) return x->alpha < y->alpha ? -1 : 1;
-    const int kx = kind_rank(x->kind), ky = kind_rank(y->kind);
-    if (kx != ky) return kx < ky ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* DIR/study.json's `features`: which latent each index of a line's `act` and `clap` arrays is */
+static int read_study(dash_steers *S, const char *dir, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/study.json", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s (not a musae steer folder?)", path, strerror(errno));
+        return -1;
+    }
+    char *s = NULL;
+    size_t cap = 0;
+    const ssize_t got = getline(&s, &cap, f);
+    fclose(f);
+    cJSON *j = got > 0 ? cJSON_Parse(s) : NULL;
+    free(s);
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(j, "features");
+    int ok = cJSON_IsArray(fa) && cJSON_GetArraySize(fa) > 0;
+    if (ok) {
+        S->nf = cJSON_GetArraySize(fa);
+        S->feat = musae_xmalloc((size_t)S->nf * sizeof(int64_t));
+        for (int i = 0; i < S->nf && ok; i++) {
+            const cJSON *v = cJSON_GetArrayItem(fa, i);
+            ok = is_int(v);
+            S->feat[i] = ok ? (int64_t)v->valuedouble : -1;
+        }
+    }
+    cJSON_Delete(j);
+    if (!ok) snprintf(err, errlen, "%s: features: not a non-empty array of latent indices", path);
+    return ok ? 0 : -1;
 }
 
 int dash_steer_read(dash_steers *S, const char *dir, int64_t M, char *err, size_t errlen) {
@@ -197,12 +240,24 @@ int dash_steer_read(dash_steers *S, const char *dir, int64_t M, char *err, size_
     char path[4200];
     snprintf(path, sizeof path, "%s/steer.jsonl", dir);
     steer_ctx c = {.S = S, .dir = dir, .M = M};
-    if (each_line(path, add_steer, &c, err, errlen)) {
+    if (read_study(S, dir, err, errlen) || each_line(path, add_steer, &c, err, errlen)) {
         dash_steer_free(S);
         return -1;
     }
     qsort(S->v, (size_t)S->n, sizeof *S->v, cmp_steer);
     return 0;
+}
+
+const dash_steer *dash_steer_find(const dash_steers *S, const char *kind, int32_t feature, double alpha,
+                                  int64_t prompt, int64_t seed) {
+    const int base = !strcmp(kind, "baseline");
+    for (int64_t i = 0; i < S->n; i++) {
+        const dash_steer *s = &S->v[i];
+        if (!strcmp(s->kind, kind) && s->prompt == prompt && s->seed == seed && s->draw <= 0 &&
+            (base || (s->feature == feature && s->alpha == alpha)))
+            return s;
+    }
+    return NULL;
 }
 
 void dash_steer_free(dash_steers *S) {
@@ -211,5 +266,6 @@ void dash_steer_free(dash_steers *S) {
         cJSON_Delete(S->v[i].line);
     }
     free(S->v);
+    free(S->feat);
     memset(S, 0, sizeof *S);
 }

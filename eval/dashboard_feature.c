@@ -256,52 +256,98 @@ static int copy_file(const char *from, const char *to) {
     return rc;
 }
 
-static void steer_player(dash_buf *b, dash_ctx *c, int64_t k, const dash_steer *base) {
-    const dash_steer *s = &c->S.v[k];
-    const char *slash = strrchr(s->wav, '/');
-    const char *name = slash ? slash + 1 : s->wav;
-    char rel[600], dst[4800];
-    snprintf(rel, sizeof rel, "s%lld_%s", (long long)s->seq, name);
-    snprintf(dst, sizeof dst, "%s/steer/%s", c->o->out, rel);
-    db_printf(b, "<div class=\"clip\"><div class=\"cliphead\"><b>%s</b> · alpha %.4g · ", s->kind, s->alpha);
-    db_html(b, s->wav);
-    db_put(b, "</div>");
-    if (c->steer_copy[k] || (exists(s->src) && copy_file(s->src, dst) == 0)) {
-        c->steer_copy[k] = 1;
-        db_put(b, "<audio controls preload=\"metadata\" src=\"../steer/");
-        db_url(b, rel);
-        db_put(b, "\"></audio>");
-    } else {
-        db_put(b, "<div class=\"gap\">no audio: ");
-        db_html(b, s->src);
-        db_put(b, " is missing</div>");
-    }
-    db_put(b, "<table class=\"ev\">");
-    for (const cJSON *m = s->measures->child; m; m = m->next) {
-        db_put(b, "<tr><td>");
-        db_html(b, m->string);
-        db_put(b, "</td><td>");
-        json_text(b, m);
-        const cJSON *bm = base && base != s ? cJSON_GetObjectItemCaseSensitive(base->measures, m->string) : NULL;
-        if (cJSON_IsNumber(m) && cJSON_IsNumber(bm)) db_printf(b, " (Δ %+.4g)", m->valuedouble - bm->valuedouble);
-        db_put(b, "</td></tr>");
-    }
-    db_put(b, "</table></div>\n");
+/* a number of a steer.jsonl line: key of the line, or of its `clap` object (sub = 1), index i of an array (i >= 0) */
+static double steer_num(const dash_steer *s, const char *key, int sub, int i) {
+    const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(s->line, "clap") : s->line;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (i >= 0) v = cJSON_GetArrayItem(v, i);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static void steer_section(dash_buf *b, dash_ctx *c, int64_t i) {
-    int64_t k0 = 0;
-    while (k0 < c->S.n && c->S.v[k0].feature < i) k0++;
-    int64_t k1 = k0;
-    while (k1 < c->S.n && c->S.v[k1].feature == i) k1++;
-    if (k0 == k1) return;
-    const dash_steer *base = NULL;
-    for (int64_t k = k0; k < k1 && !base; k++)
-        if (!strcmp(c->S.v[k].kind, "baseline")) base = &c->S.v[k];
-    db_put(b, "<h2>Steering</h2>\n<p class=\"muted\">baseline, steered and random-direction generations; Δ = the measure "
-              "minus the baseline's</p>\n<div class=\"steer\">\n");
-    for (int64_t k = k0; k < k1; k++) steer_player(b, c, k, base);
+/* the measures of feature fi a card shows: its activation, the CLAP alignments (with the baseline's delta), the codes
+ * changed and the CLAP distance to the baseline */
+static void steer_measures(dash_buf *b, const dash_steer *s, const dash_steer *base, int fi) {
+    static const struct {
+        const char *name, *key;
+        int sub, per_feature, delta;
+    } m[] = {{"activation", "act", 0, 1, 1},
+             {"CLAP label", "label", 1, 1, 1},
+             {"CLAP exemplars", "exemplars", 1, 1, 1},
+             {"codes changed", "code_diff", 0, 0, 0},
+             {"CLAP distance", "dist", 1, 0, 0}};
+    db_put(b, "<table class=\"ev\">");
+    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
+        const double v = steer_num(s, m[k].key, m[k].sub, m[k].per_feature ? fi : -1);
+        if (!isfinite(v)) continue;
+        db_printf(b, "<tr><td>%s</td><td>%.4g", m[k].name, v);
+        const double bv = base && base != s ? steer_num(base, m[k].key, m[k].sub, fi) : NAN;
+        if (m[k].delta && isfinite(bv)) db_printf(b, " (Δ %+.4g)", v - bv);
+        db_put(b, "</td></tr>");
+    }
+    db_put(b, "</table>");
+}
+
+static void steer_player(dash_buf *b, dash_ctx *c, const dash_steer *s, const dash_steer *base, int fi) {
+    const int64_t k = s - c->S.v;
+    db_printf(b, "<div class=\"clip\"><div class=\"cliphead\"><b>%s</b>", s->kind);
+    if (s->draw >= 0) db_printf(b, " (draw %d)", s->draw);
+    db_printf(b, " · alpha %.4g · ", s->alpha);
+    db_html(b, s->wav ? s->wav : "no audio");
+    db_put(b, "</div>");
+    if (s->wav) {
+        const char *slash = strrchr(s->wav, '/');
+        const char *name = slash ? slash + 1 : s->wav;
+        char rel[600], dst[4800];
+        snprintf(rel, sizeof rel, "s%lld_%s", (long long)s->seq, name);
+        snprintf(dst, sizeof dst, "%s/steer/%s", c->o->out, rel);
+        if (c->steer_copy[k] || (exists(s->src) && copy_file(s->src, dst) == 0)) {
+            c->steer_copy[k] = 1;
+            db_put(b, "<audio controls preload=\"metadata\" src=\"../steer/");
+            db_url(b, rel);
+            db_put(b, "\"></audio>");
+        } else {
+            db_put(b, "<div class=\"gap\">no audio: ");
+            db_html(b, s->src);
+            db_put(b, " is missing</div>");
+        }
+    }
+    steer_measures(b, s, base, fi);
     db_put(b, "</div>\n");
+}
+
+/* Per α, the first DASH_STEER_PAIRS (prompt, seed) pairs of the feature's steered clips, each a row of players side by
+ * side: the baseline, the steered clip, the first random draw and the other feature's direction. */
+#define DASH_STEER_PAIRS 2
+static void steer_section(dash_buf *b, dash_ctx *c, int64_t i) {
+    const dash_steers *S = &c->S;
+    int64_t k0 = 0;
+    while (k0 < S->n && S->v[k0].feature < i) k0++;
+    int64_t k1 = k0;
+    while (k1 < S->n && S->v[k1].feature == i) k1++;
+    if (k0 == k1) return;
+    const int fi = S->v[k0].fi;
+    db_put(b, "<h2>Steering</h2>\n<p class=\"muted\">each row one prompt and seed (the same sampling draws): the "
+              "baseline, the steered clip, a random direction and another feature's direction of the same norm; Δ = "
+              "the value minus the baseline's. All clips and the statistics are in the study's steer.jsonl and "
+              "summary.json</p>\n");
+    for (int64_t k = k0; k < k1;) {
+        const double alpha = S->v[k].alpha;
+        int shown = 0;
+        db_printf(b, "<h3>alpha %.4g</h3>\n", alpha);
+        for (; k < k1 && S->v[k].alpha == alpha; k++) {
+            const dash_steer *st = &S->v[k];
+            if (strcmp(st->kind, "steered") || shown == DASH_STEER_PAIRS) continue;
+            shown++;
+            const dash_steer *row[4] = {dash_steer_find(S, "baseline", -1, 0, st->prompt, st->seed), st,
+                                        dash_steer_find(S, "random", st->feature, alpha, st->prompt, st->seed),
+                                        dash_steer_find(S, "other", st->feature, alpha, st->prompt, st->seed)};
+            db_printf(b, "<p class=\"muted\">prompt %lld, seed %lld</p>\n<div class=\"steer\">\n",
+                      (long long)st->prompt, (long long)st->seed);
+            for (int q = 0; q < 4; q++)
+                if (row[q]) steer_player(b, c, row[q], row[0], fi);
+            db_put(b, "</div>\n");
+        }
+    }
 }
 
 /* ---- the page -------------------------------------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 
 #include "eval/describe.h"
 #include "eval/features_io.h"
+#include "eval/steer_clap.h"
 #include "eval/steer_dir.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -19,6 +20,7 @@
 #include "host/core/sha256.h"
 #include "host/io/audio.h"
 #include "host/io/config.h"
+#include "host/io/descriptors_io.h"
 #include "host/io/safetensors.h"
 #include "model/delay.h"
 #include "model/encodec.h"
@@ -38,7 +40,20 @@ void steer_run_opts_defaults(steer_run_opts *o) {
     o->audio = 1;
     o->n_boot = 2000;
     o->fdr = 0.05;
+    o->random_draws = STEER_RANDOM_DRAWS;
 }
+
+enum {
+    N_DESC = 0
+#define X(n, u) +1
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+};
+static const char *const k_desc[] = {
+#define X(n, u) #n,
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+};
 
 typedef enum { K_BASELINE = 0, K_PASSTHROUGH, K_STEERED, K_RANDOM, K_OTHER } clip_kind;
 static const char *const k_kind_name[] = {"baseline", "passthrough", "steered", "random", "other"};
@@ -50,6 +65,7 @@ typedef struct {
     int fi;    /* index into the study's features (-1: baseline, passthrough) */
     int ai;    /* index into the α list (-1: α = 0) */
     int other; /* K_OTHER: index of the other feature */
+    int draw;  /* K_RANDOM: which of the feature's random directions */
     char id[96];
 } clip;
 
@@ -62,7 +78,8 @@ typedef struct {
     int64_t *feat; /* [nf] the study's features */
     int nf;
     double *beta;      /* [nf] */
-    float *rand_dir;   /* [nf, H] Gaussian, scaled to ‖W_dec[f]‖ */
+    int64_t R;         /* random directions per feature */
+    float *rand_dir;   /* [nf, R, H] Gaussian, scaled to ‖W_dec[f]‖ */
     int *other;        /* [nf] the index of each feature's other-feature control, -1 when none */
     mg_text_states ts; /* [n_prompts, S, H], all prompts encoded together so every item sees the same rows */
     mg_branch branch;
@@ -71,6 +88,13 @@ typedef struct {
     int have_codec;
     encodec codec;
     char sha[65];
+    int have_clap;
+    steer_clap clap;
+    /* per (seed, prompt) pair, index (seed − seed0)·n_prompts + prompt: what each clip is compared with */
+    double *base_desc;   /* [pairs, N_DESC] the baseline's descriptors */
+    uint8_t *base_desc_ok;
+    float *base_emb;     /* [pairs, D] the baseline's CLAP embedding */
+    uint8_t *base_emb_ok;
 } run;
 
 /* ---- the study's features, directions ------------------------------------------------------------------ */
@@ -124,18 +148,18 @@ static double row_norm(const float *x, int64_t H) {
     return sqrt(n2);
 }
 
-/* The random control of feature i: H standard normals by Box–Muller from Philox(random_seed, stream = the
- * feature's latent index, counter j/2), scaled to ‖W_dec[f]‖; the other-feature control: the next feature of the
- * study (cyclic), scaled to ‖W_dec[f]‖. */
+/* The random controls of feature i: draw q (0 .. R−1) is H standard normals by Box–Muller from
+ * Philox(random_seed, stream = q·2⁴⁰ + the feature's latent index, counter j/2), scaled to ‖W_dec[f]‖; the
+ * other-feature control: the next feature of the study (cyclic), scaled to ‖W_dec[f]‖. */
 static void make_controls(run *r) {
     const int64_t H = r->H;
-    r->rand_dir = musae_xmalloc((size_t)(r->nf * H) * sizeof(float));
+    r->rand_dir = musae_xmalloc((size_t)(r->nf * r->R * H) * sizeof(float));
     r->other = musae_xmalloc((size_t)r->nf * sizeof(int));
-    for (int i = 0; i < r->nf; i++) {
-        const int64_t f = r->feat[i];
+    for (int i = 0; i < r->nf * r->R; i++) {
+        const int64_t f = r->feat[i / r->R], q = i % r->R;
         float *u = r->rand_dir + i * H;
         for (int64_t j = 0; j < H; j += 2) {
-            const musae_u32x4 w = musae_philox(r->o->random_seed, (uint64_t)f, (uint64_t)j / 2);
+            const musae_u32x4 w = musae_philox(r->o->random_seed, ((uint64_t)q << 40) | (uint64_t)f, (uint64_t)j / 2);
             const double u1 = ((double)(w.v[0] >> 8) + 1.0) / 16777217.0, u2 = (double)(w.v[1] >> 8) / 16777216.0;
             const double rad = sqrt(-2.0 * log(u1));
             u[j] = (float)(rad * cos(2 * M_PI * u2));
@@ -143,8 +167,8 @@ static void make_controls(run *r) {
         }
         const double s = row_norm(r->sae.p.W_dec + f * H, H) / row_norm(u, H);
         for (int64_t j = 0; j < H; j++) u[j] = (float)(u[j] * s);
-        r->other[i] = r->nf > 1 ? (i + 1) % r->nf : -1;
     }
+    for (int i = 0; i < r->nf; i++) r->other[i] = r->nf > 1 ? (i + 1) % r->nf : -1;
     if (r->nf == 1) LOG_WARN("one feature: the other-feature control needs two, so it is left out");
 }
 
@@ -159,7 +183,7 @@ static double clip_vector(const run *r, const clip *c, float *v) {
     if (c->kind == K_STEERED)
         for (int64_t j = 0; j < H; j++) v[j] = s * d[j];
     else if (c->kind == K_RANDOM)
-        for (int64_t j = 0; j < H; j++) v[j] = s * r->rand_dir[c->fi * H + j];
+        for (int64_t j = 0; j < H; j++) v[j] = s * r->rand_dir[(c->fi * r->R + c->draw) * H + j];
     else {
         const float *g = r->sae.p.W_dec + r->feat[c->other] * H;
         const float t = (float)(row_norm(d, H) / row_norm(g, H));
@@ -172,7 +196,7 @@ static double clip_vector(const run *r, const clip *c, float *v) {
 
 static clip *make_clips(const run *r, int64_t *n_out) {
     const steer_run_opts *o = r->o;
-    const int64_t per = 2 + (int64_t)r->nf * o->n_alpha * (r->nf > 1 ? 3 : 2);
+    const int64_t per = 2 + (int64_t)r->nf * o->n_alpha * (r->R + (r->nf > 1 ? 2 : 1));
     clip *c = musae_xcalloc((size_t)(per * o->n_prompts * o->seeds), sizeof(clip));
     int64_t n = 0;
     /* seed-major, so one batch (one seed: its Philox stream) can hold the clips of every prompt */
@@ -186,18 +210,21 @@ static clip *make_clips(const run *r, int64_t *n_out) {
             }
             for (int fi = 0; fi < r->nf; fi++)
                 for (int ai = 0; ai < o->n_alpha; ai++)
-                    for (int k = K_STEERED; k <= K_OTHER; k++) {
-                        if (k == K_OTHER && r->other[fi] < 0) continue;
-                        c[n] = (clip){.kind = (clip_kind)k,
-                                      .prompt = p,
-                                      .seed = seed,
-                                      .fi = fi,
-                                      .ai = ai,
-                                      .other = k == K_OTHER ? r->other[fi] : -1};
-                        snprintf(c[n].id, sizeof c[n].id, "p%d_s%lld_f%lld_a%d_%s", p, (long long)seed,
-                                 (long long)r->feat[fi], ai, k_kind_name[k]);
-                        n++;
-                    }
+                    for (int k = K_STEERED; k <= K_OTHER; k++)
+                        for (int q = 0; q < (k == K_RANDOM ? r->R : 1); q++) {
+                            if (k == K_OTHER && r->other[fi] < 0) continue;
+                            c[n] = (clip){.kind = (clip_kind)k,
+                                          .prompt = p,
+                                          .seed = seed,
+                                          .fi = fi,
+                                          .ai = ai,
+                                          .other = k == K_OTHER ? r->other[fi] : -1,
+                                          .draw = q};
+                            int w = snprintf(c[n].id, sizeof c[n].id, "p%d_s%lld_f%lld_a%d_%s", p, (long long)seed,
+                                             (long long)r->feat[fi], ai, k_kind_name[k]);
+                            if (k == K_RANDOM) snprintf(c[n].id + w, sizeof c[n].id - (size_t)w, "%d", q);
+                            n++;
+                        }
         }
     *n_out = n;
     return c;
@@ -205,16 +232,16 @@ static clip *make_clips(const run *r, int64_t *n_out) {
 
 /* ---- resuming: the complete lines of steer.jsonl ------------------------------------------------------- */
 
-/* Keeps the complete lines of path (each a JSON object ending in a newline; the first incomplete one and all after
- * it are dropped, rewriting the file atomically) and returns their ids (malloc'd strings, *n of them). */
-static char **read_done(const char *path, int64_t *n) {
+/* Keeps the complete lines of path (each a JSON object with an id, ending in a newline; the first incomplete one and
+ * all after it are dropped, truncating the file) and returns them parsed (*n of them). */
+static cJSON **read_done(const char *path, int64_t *n) {
     *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno != ENOENT) musae_fail("%s: cannot be read: %s", path, strerror(errno));
         return NULL;
     }
-    char **ids = NULL;
+    cJSON **ids = NULL;
     size_t cap = 0, len = 0, good = 0;
     char *line = NULL;
     ssize_t got;
@@ -228,9 +255,8 @@ static char **read_done(const char *path, int64_t *n) {
             break;
         }
         ids = musae_xrealloc(ids, (len + 1) * sizeof *ids);
-        ids[len++] = strdup(id->valuestring);
+        ids[len++] = j;
         good += (size_t)got;
-        cJSON_Delete(j);
     }
     free(line);
     fclose(f);
@@ -329,6 +355,56 @@ static int64_t *read_codes_file(const run *r, const char *path) {
     return c;
 }
 
+/* describe's descriptors of a decoded clip, in MUSAE_DESC_F32_FIELDS order */
+static void describe_wav(const run *r, const float *wav, int64_t ns, double *out) {
+    musae_desc d, *win =
+                      musae_xmalloc((size_t)(describe_n_windows(ns, r->codec.cfg.sampling_rate) + 1) * sizeof(musae_desc));
+    describe_clip(wav, ns, r->codec.cfg.sampling_rate, &d, win);
+    int k = 0;
+#define X(n, u) out[k++] = (double)d.n;
+    MUSAE_DESC_F32_FIELDS(X)
+#undef X
+    free(win);
+}
+
+static int64_t pair_index(const run *r, const clip *c) {
+    return (c->seed - (int64_t)r->o->seed0) * r->o->n_prompts + c->prompt;
+}
+
+/* The clip's CLAP measures (docs/STEER.md "CLAP measures"), e its unit audio embedding: `label` [nf] the cosine with
+ * each studied feature's label text (null without a label), `exemplars` [nf] the cosine with each feature's exemplar
+ * centroid (null without exemplars), `label_target` and `exemplars_target` those of the clip's own feature, `dist`
+ * 1 − the cosine with the twin baseline. */
+static void add_clap(run *r, const clip *c, const float *e, cJSON *j) {
+    const steer_clap *sc = &r->clap;
+    const int64_t D = sc->D, bi = pair_index(r, c);
+    if (!r->base_emb_ok[bi]) { /* its baseline came from a stopped run: the embedding it saved */
+        char path[4200], err[1024];
+        snprintf(path, sizeof path, "%s/clips/p%d_s%lld_baseline.clap.safetensors", r->o->out_dir, c->prompt,
+                 (long long)c->seed);
+        musae_st st;
+        if (musae_st_open(&st, path, err, sizeof err)) musae_fail("%s", err);
+        float *e0 = musae_st_load(&st, "embed", MUSAE_F32, 1, (int64_t[]){D});
+        memcpy(r->base_emb + bi * D, e0, (size_t)D * sizeof(float));
+        free(e0);
+        musae_st_close(&st);
+        r->base_emb_ok[bi] = 1;
+    }
+    cJSON *cj = cJSON_AddObjectToObject(j, "clap");
+    cJSON *la = cJSON_AddArrayToObject(cj, "label"), *ea = cJSON_AddArrayToObject(cj, "exemplars");
+    double lt = NAN, et = NAN;
+    for (int i = 0; i < r->nf; i++) {
+        const double l = sc->label[i] ? steer_clap_dot(e, sc->label_emb + i * D, D) : NAN;
+        const double x = sc->n_ex[i] ? steer_clap_dot(e, sc->centroid + i * D, D) : NAN;
+        cJSON_AddItemToArray(la, isfinite(l) ? cJSON_CreateNumber(l) : cJSON_CreateNull());
+        cJSON_AddItemToArray(ea, isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull());
+        if (i == c->fi) lt = l, et = x;
+    }
+    add_number_or_null(cj, "label_target", lt);
+    add_number_or_null(cj, "exemplars_target", et);
+    add_number_or_null(cj, "dist", 1.0 - steer_clap_dot(e, r->base_emb + bi * D, D));
+}
+
 static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
     const steer_run_opts *o = r->o;
     const mg_model *m = &r->m;
@@ -388,7 +464,11 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
     double *act = musae_xmalloc((size_t)(nb * r->nf) * sizeof(double));
     remeasure(r, cl, nb, codes, act);
 
+    /* first the files of every clip (codes, WAV, descriptors), then the CLAP embeddings of the batch's WAVs in one
+     * pass, then the lines */
     char path[4200], rel[256], seed_s[32];
+    double *desc = musae_xmalloc((size_t)(nb * N_DESC) * sizeof(double));
+    char **wav_path = musae_xcalloc((size_t)nb, sizeof(char *));
     for (int64_t b = 0; b < nb; b++) {
         const clip *c = &cl[b];
         const int64_t *cb = codes + b * K * F;
@@ -397,19 +477,60 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
         snprintf(seed_s, sizeof seed_s, "%lld", (long long)c->seed);
         const char *meta[] = {"model", o->model_dir, "sae", o->sae_dir, "kind", k_kind_name[c->kind], "seed", seed_s};
         mg_write_codes(path, cb, 1, K, F, meta, 4);
+        if (!r->have_codec) continue;
+        float *wav = encodec_decode_all(&r->codec, cb, F);
+        const int64_t ns = F * r->codec.hop;
+        snprintf(path, sizeof path, "%s/clips/%s.wav", o->out_dir, c->id);
+        char err[1024];
+        musae_audio_writer *w =
+            musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
+        if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
+            musae_fail("%s", err);
+        wav_path[b] = strdup(path);
+        describe_wav(r, wav, ns, desc + b * N_DESC);
+        if (c->kind == K_BASELINE) {
+            memcpy(r->base_desc + pair_index(r, c) * N_DESC, desc + b * N_DESC, N_DESC * sizeof(double));
+            r->base_desc_ok[pair_index(r, c)] = 1;
+        }
+        free(wav);
+    }
+    const int64_t D = r->have_clap ? r->clap.D : 0;
+    float *emb = musae_xmalloc((size_t)(nb * D + 1) * sizeof(float));
+    if (r->have_clap) {
+        steer_clap_embed_wavs(&r->clap, (const char *const *)wav_path, nb, emb);
+        /* a baseline's embedding is kept beside its clip, so a continued run compares its twins with the same numbers
+         * whatever batch the CLAP pass would put it in */
+        for (int64_t b = 0; b < nb; b++)
+            if (cl[b].kind == K_BASELINE) {
+                memcpy(r->base_emb + pair_index(r, &cl[b]) * D, emb + b * D, (size_t)D * sizeof(float));
+                r->base_emb_ok[pair_index(r, &cl[b])] = 1;
+                snprintf(path, sizeof path, "%s/clips/%s.clap.safetensors", o->out_dir, cl[b].id);
+                musae_st_writer *w = musae_st_writer_new();
+                musae_st_writer_add(w, "embed", MUSAE_F32, 1, (int64_t[]){D}, emb + b * D);
+                musae_st_writer_meta(w, "clap", r->clap.j.identity);
+                char err[1024];
+                if (musae_st_writer_save(w, path, err, sizeof err)) musae_fail("%s", err);
+                musae_st_writer_free(w);
+            }
+    }
 
+    for (int64_t b = 0; b < nb; b++) {
+        const clip *c = &cl[b];
+        const int64_t *cb = codes + b * K * F, bi = pair_index(r, c);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "id", c->id);
         cJSON_AddStringToObject(j, "kind", k_kind_name[c->kind]);
         if (c->fi >= 0) cJSON_AddNumberToObject(j, "feature", (double)r->feat[c->fi]);
         else cJSON_AddNullToObject(j, "feature");
         if (c->kind == K_OTHER) cJSON_AddNumberToObject(j, "other_feature", (double)r->feat[c->other]);
+        if (c->kind == K_RANDOM) cJSON_AddNumberToObject(j, "draw", c->draw);
         cJSON_AddNumberToObject(j, "alpha", c->ai >= 0 ? o->alpha[c->ai] : 0.0);
         if (c->fi >= 0) cJSON_AddNumberToObject(j, "beta", r->beta[c->fi]);
         else cJSON_AddNullToObject(j, "beta");
         cJSON_AddNumberToObject(j, "prompt", c->prompt);
         cJSON_AddNumberToObject(j, "seed", (double)c->seed);
         cJSON_AddNumberToObject(j, "norm", norm[b]);
+        snprintf(rel, sizeof rel, "clips/%s.st", c->id);
         cJSON_AddStringToObject(j, "codes", rel);
         /* the target's activation and every studied feature's */
         if (c->fi >= 0) cJSON_AddNumberToObject(j, "act_target", act[b * r->nf + c->fi]);
@@ -425,36 +546,36 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
         free(base);
         cJSON_AddNumberToObject(j, "code_diff", (double)diff / (double)(K * F));
         if (r->have_codec) {
-            float *wav = encodec_decode_all(&r->codec, cb, F);
-            const int64_t ns = F * r->codec.hop;
             snprintf(rel, sizeof rel, "clips/%s.wav", c->id);
-            snprintf(path, sizeof path, "%s/%s", o->out_dir, rel);
-            char err[1024];
-            musae_audio_writer *w =
-                musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-            if (!w || musae_audio_write(w, wav, ns, err, sizeof err) ||
-                musae_audio_writer_close(w, NULL, err, sizeof err))
-                musae_fail("%s", err);
             cJSON_AddStringToObject(j, "audio", rel);
-            musae_desc d, *win = musae_xmalloc((size_t)(describe_n_windows(ns, r->codec.cfg.sampling_rate) + 1) *
-                                               sizeof(musae_desc));
-            describe_clip(wav, ns, r->codec.cfg.sampling_rate, &d, win);
             cJSON *dj = cJSON_AddObjectToObject(j, "desc");
-#define X(n, u) add_number_or_null(dj, #n, (double)d.n);
-            MUSAE_DESC_F32_FIELDS(X)
-#undef X
-            free(win);
-            free(wav);
+            for (int k = 0; k < N_DESC; k++) add_number_or_null(dj, k_desc[k], desc[b * N_DESC + k]);
+            /* the change from the twin baseline, descriptor by descriptor (null where either is not finite); a baseline
+             * of a stopped run is decoded again from its codes (the same samples, so the same numbers) */
+            if (!r->base_desc_ok[bi]) {
+                int64_t *bc = read_codes_file(r, bpath);
+                float *bw = encodec_decode_all(&r->codec, bc, F);
+                describe_wav(r, bw, F * r->codec.hop, r->base_desc + bi * N_DESC);
+                r->base_desc_ok[bi] = 1;
+                free(bw), free(bc);
+            }
+            cJSON *dd = cJSON_AddObjectToObject(j, "desc_delta");
+            for (int k = 0; k < N_DESC; k++)
+                add_number_or_null(dd, k_desc[k], desc[b * N_DESC + k] - r->base_desc[bi * N_DESC + k]);
         } else {
             cJSON_AddNullToObject(j, "audio");
             cJSON_AddNullToObject(j, "desc");
+            cJSON_AddNullToObject(j, "desc_delta");
         }
-        cJSON_AddNullToObject(j, "clap"); /* CLAP alignment is not wired yet (docs/STEER.md) */
+        if (r->have_clap) add_clap(r, c, emb + b * D, j);
+        else cJSON_AddNullToObject(j, "clap");
         char *s = cJSON_PrintUnformatted(j);
         if (fprintf(jl, "%s\n", s) < 0) musae_fail("steer.jsonl: write failed: %s", strerror(errno));
         cJSON_free(s);
         cJSON_Delete(j);
     }
+    for (int64_t b = 0; b < nb; b++) free(wav_path[b]);
+    free(wav_path), free(desc), free(emb);
     if (fflush(jl) || fsync(fileno(jl))) musae_fail("%s/steer.jsonl: write failed: %s", o->out_dir, strerror(errno));
     free(act), free(codes), free(states), free(mask), free(pass), free(norm), free(vec);
 }
@@ -487,7 +608,18 @@ static void check_study(const run *r, const char *dir) {
                             : r->branch == MG_BRANCH_UNCOND ? "uncond"
                                                             : "both");
     cJSON_AddNumberToObject(j, "random_seed", (double)o->random_seed);
+    cJSON_AddNumberToObject(j, "random_draws", (double)r->R);
     cJSON_AddBoolToObject(j, "audio", r->have_codec);
+    if (r->have_clap) {
+        cJSON_AddStringToObject(j, "clap", r->clap.j.identity);
+        if (o->labels) cJSON_AddStringToObject(j, "labels", o->labels);
+        else cJSON_AddNullToObject(j, "labels");
+        cJSON *la = cJSON_AddArrayToObject(j, "label");
+        for (int i = 0; i < r->nf; i++)
+            cJSON_AddItemToArray(la, r->clap.label[i] ? cJSON_CreateString(r->clap.label[i]) : cJSON_CreateNull());
+    } else {
+        cJSON_AddNullToObject(j, "clap");
+    }
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     char path[4200], tmp[4300];
@@ -501,7 +633,7 @@ static void check_study(const run *r, const char *dir) {
         if (n <= 0 || strncmp(line, s, strlen(s)) || line[strlen(s)] != '\n')
             musae_fail(
                 "-o %s holds another study (study.json differs: model, SAE, features, α, prompts, seeds, length, "
-                "sampler, branch or --random-seed): use a new folder",
+                "sampler, branch, --random-seed, --random-draws or CLAP and labels): use a new folder",
                 dir);
         free(line);
     } else {
@@ -529,6 +661,10 @@ static void validate(const steer_run_opts *o) {
             musae_fail("--alpha %g exceeds the allowed %g (--alpha-max A allows up to A)", a, o->alpha_max);
     }
     if (!o->n_prompts) musae_fail("--prompt or --prompts: the study needs at least one prompt");
+    if (o->random_draws < 1) musae_fail("--random-draws %lld: expected at least 1", (long long)o->random_draws);
+    if (o->clap && !o->audio) musae_fail("--clap: the CLAP measures need the clips' audio; drop --no-audio");
+    if (o->labels && !o->clap) musae_fail("--labels %s: the label alignment is a CLAP measure; give --clap DIR", o->labels);
+    if (o->labeler && !o->labels) musae_fail("--labeler %s: give --labels LABELS.jsonl", o->labeler);
 }
 
 int steer_run(const steer_run_opts *o) {
@@ -572,12 +708,23 @@ int steer_run(const steer_run_opts *o) {
     steer_features_open("--features", o->features, o->sae_dir, r.sae.M, &fs);
     snprintf(r.sha, sizeof r.sha, "%s", fs.sae_sha256);
     pick_features(&r, &fs);
-    features_free(&fs);
+    r.R = o->random_draws;
     make_controls(&r);
+    r.have_codec = o->audio;
+    if (o->clap && !r.have_codec) musae_fail("--clap: the CLAP measures need the clips' audio");
+    if (o->clap) {
+        steer_clap_open(&r.clap, o->clap, o->labels, o->labeler, o->features, &fs, r.feat, r.nf, r.m.ops);
+        r.have_clap = 1;
+    }
+    features_free(&fs);
+    const int64_t pairs = o->seeds * o->n_prompts;
+    r.base_desc = musae_xmalloc((size_t)(pairs * N_DESC) * sizeof(double));
+    r.base_desc_ok = musae_xcalloc((size_t)pairs, 1);
+    r.base_emb = musae_xmalloc((size_t)(pairs * (r.have_clap ? r.clap.D : 0) + 1) * sizeof(float));
+    r.base_emb_ok = musae_xcalloc((size_t)pairs, 1);
 
     musae_text_cond_run(o->model_dir, &st, &cfg, r.m.ops, o->n_prompts, o->prompts, 0, &r.ts);
     musae_st_close(&st);
-    r.have_codec = o->audio;
     if (r.have_codec) encodec_load(&r.codec, o->model_dir, r.m.ops);
 
     make_dir(o->out_dir);
@@ -588,15 +735,17 @@ int steer_run(const steer_run_opts *o) {
     int64_t n_clips = 0, n_done = 0;
     clip *cl = make_clips(&r, &n_clips);
     snprintf(path, sizeof path, "%s/steer.jsonl", o->out_dir);
-    char **done = read_done(path, &n_done);
+    cJSON **done = read_done(path, &n_done);
     /* the clips are generated in list order and written in it, so the complete lines are a prefix of the list */
-    for (int64_t i = 0; i < n_done; i++)
-        if (i >= n_clips || strcmp(done[i], cl[i].id))
+    for (int64_t i = 0; i < n_done; i++) {
+        const char *id = cJSON_GetObjectItemCaseSensitive(done[i], "id")->valuestring;
+        if (i >= n_clips || strcmp(id, cl[i].id))
             musae_fail(
                 "%s: line %lld is clip '%s'; this study's clip %lld is '%s' (another study in this folder? use a "
                 "new -o)",
-                path, (long long)i + 1, done[i], (long long)i + 1, i < n_clips ? cl[i].id : "none");
-    for (int64_t i = 0; i < n_done; i++) free(done[i]);
+                path, (long long)i + 1, id, (long long)i + 1, i < n_clips ? cl[i].id : "none");
+    }
+    for (int64_t i = 0; i < n_done; i++) cJSON_Delete(done[i]);
     free(done);
     LOG_INFO("steer: %d features x %d alphas x %d prompts x %lld seeds: %lld clips (%lld done), layer %d, %lld frames",
              r.nf, o->n_alpha, o->n_prompts, (long long)o->seeds, (long long)n_clips, (long long)n_done, r.layer,
@@ -625,6 +774,8 @@ int steer_run(const steer_run_opts *o) {
     free(cl);
     if (r.have_codec) encodec_free(&r.codec);
     mg_text_states_free(&r.ts);
+    if (r.have_clap) steer_clap_close(&r.clap);
+    free(r.base_desc), free(r.base_desc_ok), free(r.base_emb), free(r.base_emb_ok);
     free(r.feat), free(r.beta), free(r.rand_dir), free(r.other);
     sae_model_free(&r.sae);
     mg_free(&r.m);

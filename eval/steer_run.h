@@ -27,6 +27,10 @@ extern "C" {
 #endif
 
 #define STEER_RUN_MAX 1024 /* features, α values or prompts of one study */
+/* random directions per feature by default: the statistics compare the steered clip with the mean of the draws of
+ * its (prompt, seed), so the control's own variance is divided by R; 3 costs 2 clips more per (feature, α, prompt,
+ * seed) than 1 and takes the random control's spread down by √3 (docs/STEER.md "Random draws") */
+#define STEER_RANDOM_DRAWS 3
 
 typedef struct {
     const char *model_dir, *sae_dir, *features, *out_dir;
@@ -50,6 +54,10 @@ typedef struct {
     double fdr;                      /* Benjamini–Hochberg level (0.05) */
     uint64_t random_seed;            /* the random directions' and the bootstrap's Philox seed (0) */
     int64_t max_batches;             /* stop after this many batches (0: all), to be continued later */
+    int64_t random_draws;            /* random directions per feature (STEER_RANDOM_DRAWS) */
+    const char *clap;                /* CLAP folder: CLAP measures per clip (NULL: none) */
+    const char *labels;              /* LABELS.jsonl: the features' label texts for the CLAP label alignment */
+    const char *labeler;             /* take the labels of this labeler only (NULL: the first usable line) */
     const musae_ops *ops;
     musae_precision prec;
 } steer_run_opts;

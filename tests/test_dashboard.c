@@ -240,9 +240,15 @@ int main(void) {
     fprintf(lf, "{\"feature\": 1, \"labeler\": \"llm\", \"label\": null, \"score\": null, \"status\": \"failed\", "
                 "\"error\": \"HTTP 500 <b>\", \"evidence\": []}\n");
     fclose(lf);
-    CHECK(sh("mkdir -p 'st dir' && cp audio/plain.wav 'st dir/base é.wav' && printf '%%s\\n' "
-             "'{\"feature\": %d, \"alpha\": 0, \"kind\": \"baseline\", \"wav\": \"base é.wav\", \"measures\": {\"clap\": 0.1}}' "
-             "'{\"feature\": %d, \"alpha\": 1, \"kind\": \"steered\", \"wav\": \"nothere.wav\", \"measures\": {\"clap\": 0.35}}' "
+    /* a musae steer folder (docs/STEER.md): study.json's features, a baseline and a steered clip of one prompt and seed */
+    CHECK(sh("mkdir -p 'st dir' && cp audio/plain.wav 'st dir/base é.wav' && printf '{\"features\":[%d]}\\n' > "
+             "'st dir/study.json' && printf '%%s\\n' "
+             "'{\"id\": \"b\", \"kind\": \"baseline\", \"feature\": null, \"alpha\": 0, \"prompt\": 0, \"seed\": 4, "
+             "\"audio\": \"base é.wav\", \"act\": [0.1], \"code_diff\": 0, \"clap\": {\"label\": [0.2], \"exemplars\": "
+             "[null], \"dist\": 0}}' "
+             "'{\"id\": \"s\", \"kind\": \"steered\", \"feature\": %d, \"alpha\": 1, \"prompt\": 0, \"seed\": 4, "
+             "\"audio\": \"nothere.wav\", \"act\": [0.35], \"code_diff\": 0.5, \"clap\": {\"label\": [0.5], "
+             "\"exemplars\": [null], \"dist\": 0.125}}' "
              "> 'st dir/steer.jsonl'",
              hostile_f, hostile_f) == 0,
           "cannot write the steer folder");
@@ -300,7 +306,10 @@ int main(void) {
     /* steering: the baseline copied under its own (URL-encoded) name, the missing one a gap, the delta shown */
     CHECK_STR_CONTAINS(page, "src=\"../steer/s0_base%20%C3%A9.wav\"");
     CHECK_STR_CONTAINS(page, "st dir/nothere.wav is missing");
-    CHECK_STR_CONTAINS(page, "0.35 (Δ +0.25)");
+    CHECK_STR_CONTAINS(page, "<td>activation</td><td>0.35 (Δ +0.25)");
+    CHECK_STR_CONTAINS(page, "<td>CLAP label</td><td>0.5 (Δ +0.3)");
+    CHECK_STR_CONTAINS(page, "<td>CLAP distance</td><td>0.125</td>");
+    CHECK_STR_CONTAINS(page, "prompt 0, seed 4");
     free(page);
     snprintf(rel, sizeof rel, "%s/steer/s0_base é.wav", site);
     CHECK(access(at(rel), R_OK) == 0, "the steering audio was not copied");
@@ -334,11 +343,16 @@ int main(void) {
     log = slurp("err.txt");
     CHECK_STR_CONTAINS(log, "bad.jsonl:2: feature: not an integer latent index");
     free(log);
-    CHECK(sh("mkdir -p badst && echo '{\"feature\": 0, \"alpha\": 1, \"kind\": \"sideways\", \"wav\": \"a.wav\", "
-             "\"measures\": {}}' > badst/steer.jsonl") == 0, "setup");
+    CHECK(sh("mkdir -p badst && echo '{\"feature\": 0, \"alpha\": 1, \"kind\": \"sideways\", \"prompt\": 0, "
+             "\"seed\": 0, \"audio\": \"a.wav\"}' > badst/steer.jsonl") == 0, "setup");
+    CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a steer folder without study.json was accepted");
+    log = slurp("err.txt");
+    CHECK_STR_CONTAINS(log, "badst/study.json: cannot read");
+    free(log);
+    CHECK(sh("echo '{\"features\": [0]}' > badst/study.json") == 0, "setup");
     CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a bad steer kind was accepted");
     log = slurp("err.txt");
-    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: kind: not one of baseline, steered, random");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: kind: not one of baseline, passthrough, steered, random, other");
     free(log);
     CHECK(run("dashboard --features s.h5 -o y") == 1, "a store was taken for a FEATURES file");
     CHECK(run("dashboard --features f.h5 -o y --frobnicate") == 1, "an unknown option was accepted");

@@ -20,15 +20,18 @@ static void usage(FILE *f) {
         "                   --alpha A,... (--prompt TEXT ... | --prompts FILE) --seeds S --seconds D -o STEER/\n"
         "                   [--seed-base S0] [--guidance G] [--top-k K] [--top-p P] [--temperature T]\n"
         "                   [--steer-branch cond|uncond|both] [--alpha-max A] [--batch B] [--no-audio]\n"
-        "                   [--n-boot N] [--fdr Q] [--random-seed R] [--max-batches N] [--device D] [--precision P]\n\n"
+        "                   [--n-boot N] [--fdr Q] [--random-seed R] [--random-draws R] [--max-batches N]\n"
+        "                   [--clap DIR [--labels LABELS.jsonl [--labeler NAME]]] [--device D] [--precision P]\n\n"
         "For every feature, α, prompt and seed: the steered clip (v = α·β·W_dec[f], β = FEATURES.h5 max_act[f],\n"
-        "added after the SAE's layer), a random direction of the same norm, another studied feature's direction\n"
+        "added after the SAE's layer), R random directions of the same norm, another studied feature's direction\n"
         "of the same norm, and once per prompt and seed the baseline (α = 0) and the SAE passthrough (the layer's\n"
         "output replaced by its reconstruction). Clips of one seed share their sampling draws (paired) and run as\n"
         "items of CFG batches. Per clip: the studied features' activations re-measured from the codes (teacher-\n"
-        "forced through the model and the SAE), codes changed vs the baseline, the WAV and its descriptors.\n"
+        "forced through the model and the SAE), codes changed vs the baseline, the WAV, its descriptors and their\n"
+        "change from the baseline, and with --clap the CLAP alignment with each feature's label and exemplars and\n"
+        "the CLAP distance to the baseline.\n"
         "Writes STEER/clips/, STEER/steer.jsonl (one line per clip) and STEER/summary.json (Wilcoxon signed-rank\n"
-        "tests vs the baseline and vs the random control, Benjamini–Hochberg, bootstrap CIs, the steerable\n"
+        "tests vs the baseline and vs the mean of the random draws, Benjamini–Hochberg, bootstrap CIs, the steerable\n"
         "fraction with a Wilson CI, gain vs distortion over α). Running the same command again continues a\n"
         "stopped run.\n\n"
         "  --model DIR          MusicGen folder\n"
@@ -50,6 +53,12 @@ static void usage(FILE *f) {
         "  --no-audio           no WAVs and no descriptors\n"
         "  --n-boot N           bootstrap resamples (default 2000); --fdr Q  BH level (default 0.05)\n"
         "  --random-seed R      Philox seed of the random directions and the bootstrap (default 0)\n"
+        "  --random-draws R     random directions per feature; the steered clip is compared with their mean\n"
+        "                       over the same prompt and seed (default 3)\n"
+        "  --clap DIR           CLAP folder: per clip the CLAP cosine with the feature's label text and with its\n"
+        "                       exemplars' centroid, and 1 - cosine with the baseline (distortion)\n"
+        "  --labels FILE        LABELS.jsonl holding the features' labels (with --clap)\n"
+        "  --labeler NAME       use that labeler's lines (default: the first usable line of each feature)\n"
         "  --max-batches N      stop after N batches (exit 2; the same command continues)\n" CLI_DEVICE_USAGE);
 }
 
@@ -118,7 +127,11 @@ int verb_steer(int argc, char **argv) {
         OPT_N_BOOT,
         OPT_FDR,
         OPT_RANDOM_SEED,
-        OPT_MAX_BATCHES
+        OPT_MAX_BATCHES,
+        OPT_RANDOM_DRAWS,
+        OPT_CLAP,
+        OPT_LABELS,
+        OPT_LABELER
     };
     static const struct option opts[] = {{"model", required_argument, NULL, OPT_MODEL},
                                          {"sae", required_argument, NULL, OPT_SAE},
@@ -143,6 +156,10 @@ int verb_steer(int argc, char **argv) {
                                          {"fdr", required_argument, NULL, OPT_FDR},
                                          {"random-seed", required_argument, NULL, OPT_RANDOM_SEED},
                                          {"max-batches", required_argument, NULL, OPT_MAX_BATCHES},
+                                         {"random-draws", required_argument, NULL, OPT_RANDOM_DRAWS},
+                                         {"clap", required_argument, NULL, OPT_CLAP},
+                                         {"labels", required_argument, NULL, OPT_LABELS},
+                                         {"labeler", required_argument, NULL, OPT_LABELER},
                                          {"output", required_argument, NULL, 'o'},
                                          CLI_DEVICE_OPTIONS,
                                          {0}};
@@ -176,6 +193,10 @@ int verb_steer(int argc, char **argv) {
         case OPT_FDR: o.fdr = cli_double("--fdr", v, 1e-12, 1.0); break;
         case OPT_RANDOM_SEED: o.random_seed = (uint64_t)cli_int("--random-seed", v, 0, INT64_MAX); break;
         case OPT_MAX_BATCHES: o.max_batches = cli_int("--max-batches", v, 1, INT64_MAX); break;
+        case OPT_RANDOM_DRAWS: o.random_draws = cli_int("--random-draws", v, 1, 1000); break;
+        case OPT_CLAP: o.clap = v; break;
+        case OPT_LABELS: o.labels = v; break;
+        case OPT_LABELER: o.labeler = v; break;
         case 'o': o.out_dir = v; break;
         case CLI_OPT_DEVICE:
         case CLI_OPT_PRECISION: cli_device_opt(&dev, c, v); break;

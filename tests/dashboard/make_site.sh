@@ -45,13 +45,15 @@ awk -v F="$F" -v M="$M" 'BEGIN {
     }
   }
 }' > LABELS.jsonl
-# steering: baseline / steered / random for F, the random one missing
+# steering, a musae steer folder (docs/STEER.md) written by hand: baseline / steered / random for F of one prompt and
+# seed, the random one missing
 sox -n -r 32000 -c 1 "steer/base line.wav" synth 1 sine 440 vol 0.3
 sox -n -r 32000 -c 1 "steer/steered é.wav" synth 1 sine 660 vol 0.3
+printf '{"features":[%d]}\n' "$F" > steer/study.json
 printf '%s\n' \
-  "{\"feature\": $F, \"alpha\": 0, \"kind\": \"baseline\", \"wav\": \"base line.wav\", \"measures\": {\"clap\": 0.10, \"fad\": 0}}" \
-  "{\"feature\": $F, \"alpha\": 0.5, \"kind\": \"steered\", \"wav\": \"steered é.wav\", \"measures\": {\"clap\": 0.25, \"fad\": 1.5}}" \
-  "{\"feature\": $F, \"alpha\": 0.5, \"kind\": \"random\", \"wav\": \"gone.wav\", \"measures\": {\"clap\": 0.11, \"fad\": 1.2}}" \
+  "{\"kind\": \"baseline\", \"feature\": null, \"alpha\": 0, \"prompt\": 0, \"seed\": 0, \"audio\": \"base line.wav\", \"act\": [0.1], \"code_diff\": 0, \"clap\": {\"label\": [0.1], \"exemplars\": [0.2], \"dist\": 0}}" \
+  "{\"kind\": \"steered\", \"feature\": $F, \"alpha\": 0.5, \"prompt\": 0, \"seed\": 0, \"audio\": \"steered é.wav\", \"act\": [0.4], \"code_diff\": 0.5, \"clap\": {\"label\": [0.25], \"exemplars\": [0.3], \"dist\": 0.2}}" \
+  "{\"kind\": \"random\", \"draw\": 0, \"feature\": $F, \"alpha\": 0.5, \"prompt\": 0, \"seed\": 0, \"audio\": \"gone.wav\", \"act\": [0.1], \"code_diff\": 0.4, \"clap\": {\"label\": [0.11], \"exemplars\": [0.2], \"dist\": 0.1}}" \
   > steer/steer.jsonl
 rm audio/drums/kick.wav   # a moved source: its clips must show a marked gap
 "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer --seconds 0.8 -o "site dir" 2>dashboard.log
