@@ -300,8 +300,15 @@ static void steer_player(dash_buf *b, dash_ctx *c, const dash_steer *s, const da
         char rel[600], dst[4800];
         snprintf(rel, sizeof rel, "s%lld_%s", (long long)s->seq, name);
         snprintf(dst, sizeof dst, "%s/steer/%s", c->o->out, rel);
-        if (c->steer_copy[k] || (exists(s->src) && copy_file(s->src, dst) == 0)) {
-            c->steer_copy[k] = 1;
+        /* pages are written in parallel and features share their baselines: one copy at a time, or two threads
+         * saving the same file through the same temporary name lose one of the players */
+        int have;
+#pragma omp critical(dash_steer_copy)
+        {
+            have = c->steer_copy[k] || (exists(s->src) && copy_file(s->src, dst) == 0);
+            if (have) c->steer_copy[k] = 1;
+        }
+        if (have) {
             db_put(b, "<audio controls preload=\"metadata\" src=\"../steer/");
             db_url(b, rel);
             db_put(b, "\"></audio>");
