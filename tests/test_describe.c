@@ -6,6 +6,7 @@
  * the analytic value of a 997 Hz sine (BS.1770 K-weighting is 0 dB there by design, up to ±0.05 dB); the
  * centroid of a sine within 2 % (the Hann main lobe is symmetric around the tone; the 2 % covers the
  * leakage tail toward Nyquist); f0 within 1 % (YIN's parabolic interpolation). */
+#include <ebur128.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -563,12 +564,52 @@ static void test_hpss_reference(void) {
     }
 }
 
+/* ---- true peak against libebur128 --------------------------------------------------------------------------- */
+
+/* dsp_loudness computes libebur128's true peak itself (its filter, block by block, skipping blocks that cannot
+ * raise the peak): every window's and the clip's true_peak_dbtp must equal what libebur128's own true-peak mode
+ * reports, fed the same windows. The clip: a loud 8 kHz (fs/4) sine at 45° phase (inter-sample peaks 3 dB above
+ * the samples) in the first second, noise bursts of falling level after (blocks both computed and skipped). */
+static void test_true_peak_reference(void) {
+    int64_t n, nn;
+    float *x = sine(8000, 0.5, 4.4, &n), *z = noise(0.9, 4.4, &nn);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = i < SR ? 0.5f * (float)sin(2 * M_PI * 8000.0 * i / SR + M_PI / 4) : 0.0f;
+        if (i >= SR && (i / 3000) % 2) x[i] = z[i] / (float)(1 + i / 9000);
+    }
+    musae_desc d = describe(x, n);
+    ebur128_state *st = ebur128_init(1, SR, EBUR128_MODE_TRUE_PEAK);
+    CHECK(st != NULL, "libebur128 state");
+    const int64_t W = describe_n_windows(n, SR);
+    int same = 1;
+    for (int64_t w = 0; w < W && st; w++) {
+        const int64_t a = w * SR, b = w == W - 1 ? n : (w + 1) * SR;
+        double tp = 0;
+        ebur128_add_frames_float(st, x + a, (size_t)(b - a));
+        ebur128_prev_true_peak(st, 0, &tp);
+        const float want = tp > 0 ? (float)(10.0 * log10(tp * tp)) : -120.0f;
+        if (g_win[w].true_peak_dbtp != want) same = 0;
+        CHECK(g_win[w].true_peak_dbtp == want, "window %lld: true peak %.9g dBTP, libebur128 %.9g", (long long)w,
+              g_win[w].true_peak_dbtp, want);
+    }
+    double tp = 0;
+    if (st) ebur128_true_peak(st, 0, &tp), ebur128_destroy(&st);
+    const float want = (float)(10.0 * log10(tp * tp));
+    CHECK(d.true_peak_dbtp == want, "clip: true peak %.9g dBTP, libebur128 %.9g", d.true_peak_dbtp, want);
+    /* samples of the sine at ±0.5·sin(45°) = -9.03 dBFS; its true peak 0.5 = -6.02 dBTP */
+    CHECK(d.true_peak_dbtp > -9.03f + 2.9f, "the fs/4 sine's inter-sample peaks: %.3f dBTP", d.true_peak_dbtp);
+    printf("true peak: clip %.6f dBTP (libebur128 %.6f), %lld windows %s\n", d.true_peak_dbtp, want, (long long)W,
+           same ? "equal" : "DIFFER");
+    free(x), free(z);
+}
+
 int main(void) {
     test_tempo();
     test_key_and_chords();
     test_loudness_and_spectrum();
     test_windows();
     test_hpss_reference();
+    test_true_peak_reference();
     scratch_open("describe");
     test_cli();
     test_bad_input();
