@@ -9,10 +9,11 @@
  *
  * The medians are exact and branch-free: DSP_HPSS_LANES sequences at once (neighbouring bins for the time
  * medians, neighbouring frames for the frequency medians) in plain loops over lanes the compiler turns into
- * vector min/max. Inside a sequence, outputs i and i+1 share the 2h values x[i-h+1 .. i+h]; a sorting network
- * (Batcher's odd-even merge sort, cut to the ranks h-1 and h) orders those two, and each median of 2h+1 is
- * the outgoing/incoming value clamped between them. The h outputs at each end (partial kernels) are sorted
- * one by one. */
+ * vector min/max. Inside a sequence, the DSP_HPSS_GROUP outputs i .. i+G-1 share the 2h+2-G values
+ * x[i+G-1-h .. i+h] (the core); a sorting network (Batcher's odd-even merge sort, cut to the core's ranks
+ * h+1-G .. h) orders what the medians need, and each median of 2h+1 is the (h+1)-th smallest of the sorted core A
+ * and that output's G-1 other values B (sorted): min over j = 0 .. G-1 of max(A[h-j], B[j-1]) (B[-1] = -inf).
+ * The h outputs at each end (partial kernels) grow one value at a time from the ends inwards. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@
 #define DSP_HPSS_F 31
 #define DSP_HPSS_MAX_HZ 8000.0
 #define DSP_HPSS_LANES 8
-#define NET_MAX 32   /* the shared part of a kernel (DSP_HPSS_F - 1) rounded up to a power of two */
+#define DSP_HPSS_GROUP 4 /* outputs sharing one network; the fewest comparators per output for both kernels */
+#define NET_MAX 32   /* the core of the frequency kernel (DSP_HPSS_F + 1 - DSP_HPSS_GROUP) rounded up to a power of two */
 #define NET_CMP 256  /* comparators of Batcher's network on NET_MAX wires: 191 */
 
 /* A compare-exchange of wires i < j: the minimum goes to i (when lo), the maximum to j (when hi). */
@@ -38,11 +40,11 @@ typedef struct {
 } net;
 
 /* Batcher's odd-even merge sort on `size` wires (padded to a power of two with +inf, so comparators that reach
- * past size are dropped), keeping only what reaches wires r and r + 1 of the sorted order. */
-static void net_build(net *nt, int size, int r) {
+ * past size are dropped), keeping only what reaches wires r0 .. r1 of the sorted order. */
+static void net_build(net *nt, int size, int r0, int r1) {
     int p2 = 1;
     while (p2 < size) p2 <<= 1;
-    MUSAE_ASSERT(p2 <= NET_MAX && r >= 0 && r + 1 < size, "HPSS network: %d wires, ranks %d-%d", size, r, r + 1);
+    MUSAE_ASSERT(p2 <= NET_MAX && r0 >= 0 && r0 <= r1 && r1 < size, "HPSS network: %d wires, ranks %d-%d", size, r0, r1);
     net_cmp all[NET_CMP];
     int n = 0;
     for (int p = 1; p < p2; p <<= 1)
@@ -55,7 +57,7 @@ static void net_build(net *nt, int size, int r) {
                     }
     /* backwards: a comparator matters when a wire it writes is still needed */
     uint8_t need[NET_MAX] = {0};
-    need[r] = need[r + 1] = 1;
+    for (int r = r0; r <= r1; r++) need[r] = 1;
     nt->n = 0;
     for (int q = n - 1; q >= 0; q--) {
         net_cmp c = all[q];
@@ -120,13 +122,13 @@ static inline void cmp_max(const float *lo, float *hi) {
 #endif
 
 /* For each lane l < DSP_HPSS_LANES: out[i·os + l·ols] = median of x[j·xs + l] over j in (i-h .. i+h) ∩ [0, n).
- * nt orders ranks h-1 and h of 2h wires. */
+ * nt orders ranks h+1-G .. h of 2h+2-G wires (G = DSP_HPSS_GROUP). */
 static void median_lanes(const float *x, int64_t xs, int64_t n, int h, const net *nt, float *out, int64_t os,
                          int64_t ols) {
     enum { L = DSP_HPSS_LANES };
     float v[NET_MAX][L], tmp[2 * NET_MAX];
-    const int pairs = n >= 2 * h + 2;
-    if (!pairs) { /* a sequence too short for an interior pair: every kernel sorted on its own */
+    enum { G = DSP_HPSS_GROUP };
+    if (n < 2 * h + G) { /* a sequence too short for an interior group: every kernel sorted on its own */
         for (int64_t i = 0; i < n; i++) {
             const int64_t a = i - h < 0 ? 0 : i - h, b = i + h + 1 > n ? n : i + h + 1;
             for (int l = 0; l < L; l++) {
@@ -151,22 +153,33 @@ static void median_lanes(const float *x, int64_t xs, int64_t n, int h, const net
             out[i * os + l * ols] = sorted_median(tmp, m);
         }
     }
-    /* interior pairs (i, i+1); an odd count ends with the pair (n-h-2, n-h-1), repeating one output */
-    for (int64_t i0 = h; i0 < n - h; i0 += 2) {
-        const int64_t i = i0 + 1 < n - h ? i0 : n - h - 2;
-        for (int w = 0; w < 2 * h; w++)
-            for (int l = 0; l < L; l++) v[w][l] = x[(i - h + 1 + w) * xs + l];
+    /* interior groups of G outputs; the last one ends at n-h-1, repeating outputs of the one before */
+    const int K = 2 * h + 2 - G;
+    float e[G - 1][L], r[L], t[L];
+    for (int64_t i0 = h; i0 < n - h; i0 += G) {
+        const int64_t i = i0 + G <= n - h ? i0 : n - h - G;
+        for (int w = 0; w < K; w++) memcpy(v[w], x + (i + G - 1 - h + w) * xs, sizeof v[w]);
         for (int q = 0; q < nt->n; q++) {
             const net_cmp c = nt->c[q];
             if (c.lo && c.hi) cmp_both(v[c.i], v[c.j]);
             else if (c.lo) cmp_min(v[c.i], v[c.j]);
             else cmp_max(v[c.i], v[c.j]);
         }
-        const float *a = x + (i - h) * xs, *b = x + (i + h + 1) * xs, *s0 = v[h - 1], *s1 = v[h];
-        for (int l = 0; l < L; l++) { /* the median of 2h+1 = the extra value clamped to [s0, s1] */
-            const float ca = a[l] < s1[l] ? a[l] : s1[l], cb = b[l] < s1[l] ? b[l] : s1[l];
-            out[i * os + l * ols] = ca > s0[l] ? ca : s0[l];
-            out[(i + 1) * os + l * ols] = cb > s0[l] ? cb : s0[l];
+        for (int g = 0; g < G; g++) {
+            /* output i+g: its kernel's values outside the core, x[i+g-h .. i+G-2-h] and x[i+h+1 .. i+g+h], sorted */
+            for (int j = 0; j < G - 1; j++) {
+                const int64_t at = j < G - 1 - g ? i + g - h + j : i + h + 1 + (j - (G - 1 - g));
+                memcpy(e[j], x + at * xs, sizeof e[j]);
+            }
+            for (int p = 0; p < G - 1; p++)
+                for (int j = 0; j + 1 < G - 1 - p; j++) cmp_both(e[j], e[j + 1]);
+            memcpy(r, v[h], sizeof r);
+            for (int j = 1; j < G; j++) {
+                memcpy(t, v[h - j], sizeof t);
+                cmp_max(e[j - 1], t);
+                cmp_min(r, t);
+            }
+            for (int l = 0; l < L; l++) out[(i + g) * os + l * ols] = r[l];
         }
     }
 }
@@ -177,8 +190,9 @@ void dsp_hpss(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     int64_t B = (int64_t)(DSP_HPSS_MAX_HZ * DSP_NFFT / c->rate) + 1;
     if (B > DSP_BINS) B = DSP_BINS;
     net nt_t, nt_f;
-    net_build(&nt_t, DSP_HPSS_T - 1, DSP_HPSS_T / 2 - 1);
-    net_build(&nt_f, DSP_HPSS_F - 1, DSP_HPSS_F / 2 - 1);
+    enum { G = DSP_HPSS_GROUP, HT = DSP_HPSS_T / 2, HF = DSP_HPSS_F / 2 };
+    net_build(&nt_t, 2 * HT + 2 - G, HT + 1 - G, HT);
+    net_build(&nt_f, 2 * HF + 2 - G, HF + 1 - G, HF);
     /* lanes read past a sequence set shorter than L: pad both layouts to whole lane groups (zeros, never output) */
     const int64_t Bp = (B + L - 1) / L * L, Fp = (F + L - 1) / L * L;
     float *M = musae_xcalloc((size_t)(F * Bp), sizeof(float));  /* [F, Bp] the band of the magnitude */
@@ -190,9 +204,9 @@ void dsp_hpss(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
         for (int64_t k = 0; k < B; k++) S[k * Fp + f] = c->mag[f * DSP_BINS + k];
     }
     for (int64_t k0 = 0; k0 < Bp; k0 += L) /* along time: lanes are bins */
-        median_lanes(M + k0, Bp, F, DSP_HPSS_T / 2, &nt_t, H + k0, Bp, 1);
+        median_lanes(M + k0, Bp, F, HT, &nt_t, H + k0, Bp, 1);
     for (int64_t f0 = 0; f0 < Fp; f0 += L) /* along frequency: lanes are frames */
-        median_lanes(S + f0, Fp, B, DSP_HPSS_F / 2, &nt_f, P + f0 * Bp, 1, Bp);
+        median_lanes(S + f0, Fp, B, HF, &nt_f, P + f0 * Bp, 1, Bp);
     double ep_all = 0, eh_all = 0;
     double *ep = musae_xcalloc((size_t)c->n_windows, sizeof(double)), *eh = musae_xcalloc((size_t)c->n_windows, sizeof(double));
     for (int64_t f = 0; f < F; f++) {
