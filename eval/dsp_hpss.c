@@ -193,27 +193,29 @@ void dsp_hpss(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     enum { G = DSP_HPSS_GROUP, HT = DSP_HPSS_T / 2, HF = DSP_HPSS_F / 2 };
     net_build(&nt_t, 2 * HT + 2 - G, HT + 1 - G, HT);
     net_build(&nt_f, 2 * HF + 2 - G, HF + 1 - G, HF);
-    /* lanes read past a sequence set shorter than L: pad both layouts to whole lane groups (zeros, never output) */
-    const int64_t Bp = (B + L - 1) / L * L, Fp = (F + L - 1) / L * L;
-    float *M = musae_xcalloc((size_t)(F * Bp), sizeof(float));  /* [F, Bp] the band of the magnitude */
-    float *S = musae_xcalloc((size_t)(Fp * B), sizeof(float));  /* [B, Fp] the same, transposed */
-    float *H = musae_xmalloc((size_t)(F * Bp) * sizeof(float)); /* [F, Bp] */
-    float *P = musae_xmalloc((size_t)(Fp * Bp) * sizeof(float)); /* [Fp, Bp] */
-    for (int64_t f = 0; f < F; f++) {
-        memcpy(M + f * Bp, c->mag + f * DSP_BINS, (size_t)B * sizeof(float));
+    /* along time the lanes are bins of the spectrogram itself, the last group ending at bin B-1 (overlapping the
+     * one before: the same values written twice); along frequency they are frames of the transposed band, padded
+     * to whole groups (zeros, never read back) so that a clip of fewer than L frames still fills them */
+    MUSAE_ASSERT(B >= L, "HPSS: %lld bins below %g Hz at %d Hz, fewer than %d", (long long)B, DSP_HPSS_MAX_HZ, c->rate, L);
+    const int64_t Fp = (F + L - 1) / L * L;
+    float *S = musae_xcalloc((size_t)(Fp * B), sizeof(float));  /* [B, Fp] the band, transposed */
+    float *H = musae_xmalloc((size_t)(F * B) * sizeof(float));  /* [F, B] */
+    float *P = musae_xmalloc((size_t)(Fp * B) * sizeof(float)); /* [Fp, B] */
+    for (int64_t f = 0; f < F; f++)
         for (int64_t k = 0; k < B; k++) S[k * Fp + f] = c->mag[f * DSP_BINS + k];
+    for (int64_t k0 = 0; k0 < B; k0 += L) {
+        const int64_t k = k0 + L <= B ? k0 : B - L;
+        median_lanes(c->mag + k, DSP_BINS, F, HT, &nt_t, H + k, B, 1);
     }
-    for (int64_t k0 = 0; k0 < Bp; k0 += L) /* along time: lanes are bins */
-        median_lanes(M + k0, Bp, F, HT, &nt_t, H + k0, Bp, 1);
-    for (int64_t f0 = 0; f0 < Fp; f0 += L) /* along frequency: lanes are frames */
-        median_lanes(S + f0, Fp, B, HF, &nt_f, P + f0 * Bp, 1, Bp);
+    for (int64_t f0 = 0; f0 < Fp; f0 += L)
+        median_lanes(S + f0, Fp, B, HF, &nt_f, P + f0 * B, 1, B);
     double ep_all = 0, eh_all = 0;
     double *ep = musae_xcalloc((size_t)c->n_windows, sizeof(double)), *eh = musae_xcalloc((size_t)c->n_windows, sizeof(double));
     for (int64_t f = 0; f < F; f++) {
         double p_sum = 0, h_sum = 0;
         for (int64_t k = 0; k < B; k++) {
-            const double p2 = (double)P[f * Bp + k] * P[f * Bp + k], h2 = (double)H[f * Bp + k] * H[f * Bp + k];
-            const double e = (double)M[f * Bp + k] * M[f * Bp + k];
+            const double p2 = (double)P[f * B + k] * P[f * B + k], h2 = (double)H[f * B + k] * H[f * B + k];
+            const double e = (double)c->mag[f * DSP_BINS + k] * c->mag[f * DSP_BINS + k];
             if (p2 + h2 > 0) p_sum += e * p2 / (p2 + h2), h_sum += e * h2 / (p2 + h2);
         }
         ep_all += p_sum, eh_all += h_sum;
@@ -222,5 +224,5 @@ void dsp_hpss(const dsp_clip *c, musae_desc *clip, musae_desc *win) {
     clip->percussive_ratio = ep_all + eh_all > 0 ? (float)(ep_all / (ep_all + eh_all)) : 0.0f;
     for (int64_t w = 0; w < c->n_windows; w++)
         win[w].percussive_ratio = ep[w] + eh[w] > 0 ? (float)(ep[w] / (ep[w] + eh[w])) : 0.0f;
-    free(ep), free(eh), free(H), free(P), free(S), free(M);
+    free(ep), free(eh), free(H), free(P), free(S);
 }

@@ -526,11 +526,12 @@ static float ref_median(const float *v, int64_t stride, int64_t n, int64_t i, in
 
 /* dsp_hpss's medians are a sorting network over lanes of sequences; docs/DESCRIBE.md defines the ratio by plain
  * medians of 17 frames and 31 bins (partial at the edges) up to 8 kHz. Same floats, same summation order: the
- * ratios must be equal, not close. Lengths: 3.3 s (frames not a multiple of the 8 lanes) and 0.3 s (10 frames:
- * no kernel of 17 frames fits, every time median is a partial one); the signal has exact ties (silent stretches). */
+ * ratios must be equal, not close. Lengths: 3.3 s (frames not a multiple of the 8 lanes), 0.3 s (10 frames: no
+ * kernel of 17 frames fits, every time median is a partial one) and 0.15 s (5 frames: fewer than the 8 lanes);
+ * the signal has exact ties (silent stretches). */
 static void test_hpss_reference(void) {
-    const double secs[2] = {3.3, 0.3};
-    for (int t = 0; t < 2; t++) {
+    const double secs[3] = {3.3, 0.3, 0.15};
+    for (int t = 0; t < 3; t++) {
         int64_t n, nn;
         float *x = click_track(137, secs[t], &n), *z = noise(0.05, secs[t], &nn);
         for (int64_t i = 0; i < n; i++) x[i] += (i / 4000) % 3 ? z[i] + 0.3f * (float)sin(2 * M_PI * 440.0 * i / SR) : 0.0f;
@@ -551,12 +552,12 @@ static void test_hpss_reference(void) {
             ep_all += p_sum, eh_all += h_sum, ep[c.frame_window[f]] += p_sum, eh[c.frame_window[f]] += h_sum;
         }
         const float want = (float)(ep_all / (ep_all + eh_all));
-        CHECK(clip.percussive_ratio == want, "%.1f s: percussive_ratio %.9g, the plain medians give %.9g", secs[t],
+        CHECK(clip.percussive_ratio == want, "%.2f s: percussive_ratio %.9g, the plain medians give %.9g", secs[t],
               clip.percussive_ratio, want);
         for (int64_t k = 0; k < c.n_windows; k++)
-            CHECK(g_win[k].percussive_ratio == (float)(ep[k] / (ep[k] + eh[k])), "%.1f s window %lld: %.9g, plain %.9g",
+            CHECK(g_win[k].percussive_ratio == (float)(ep[k] / (ep[k] + eh[k])), "%.2f s window %lld: %.9g, plain %.9g",
                   secs[t], (long long)k, g_win[k].percussive_ratio, ep[k] / (ep[k] + eh[k]));
-        printf("hpss: %.1f s clip, %lld frames: percussive_ratio %.9g, plain medians %.9g\n", secs[t], (long long)F,
+        printf("hpss: %.2f s clip, %lld frames: percussive_ratio %.9g, plain medians %.9g\n", secs[t], (long long)F,
                clip.percussive_ratio, want);
         dsp_clip_free(&c);
         dsp_work_free(w);
