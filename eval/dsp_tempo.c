@@ -2,7 +2,8 @@
  * buffer DSP_AUBIO_BUF; tempo hop DSP_TEMPO_HOP = 8 ms at 32 kHz, onset hop DSP_ONSET_HOP = 16 ms; the last hop
  * is zero-padded).
  *
- * Beats are read from aubio_tempo_get_last changing, not from the do() output: aubio signals a beat through
+ * Beats are read from aubio's last-beat time changing (aubio_tempo_get_last; last_beat below), not from the
+ * do() output: aubio signals a beat through
  * the output's fractional position, which is 0 for a beat falling exactly on a hop, and it blanks beats that
  * fall in a silent hop (the gaps of a click track) while still tracking them.
  *
