@@ -3,9 +3,9 @@
  * is zero-padded).
  *
  * Beats are read from aubio's last-beat time changing (aubio_tempo_get_last; last_beat below), not from the
- * do() output: aubio signals a beat through
- * the output's fractional position, which is 0 for a beat falling exactly on a hop, and it blanks beats that
- * fall in a silent hop (the gaps of a click track) while still tracking them.
+ * do() output: aubio signals a beat through the output's fractional position, which is 0 for a beat falling
+ * exactly on a hop, and it blanks beats that fall in a silent hop (the gaps of a click track) while still
+ * tracking them.
  *
  * Clip tempo: aubio places beats on whole hops, so one interval is quantised to 8 ms (2 % at 150 BPM); the
  * intervals alternate between the two hops around the true period, and their mean is not quantised. So the
