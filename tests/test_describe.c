@@ -6,6 +6,7 @@
  * the analytic value of a 997 Hz sine (BS.1770 K-weighting is 0 dB there by design, up to ±0.05 dB); the
  * centroid of a sine within 2 % (the Hann main lobe is symmetric around the tone; the 2 % covers the
  * leakage tail toward Nyquist); f0 within 1 % (YIN's parabolic interpolation). */
+#include <ebur128.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "eval/capture.h"
 #include "eval/describe.h"
+#include "eval/dsp.h"
 #include "host/core/check.h"
 #include "host/io/audio.h"
 #include "host/io/descriptors_io.h"
@@ -505,11 +507,110 @@ static void test_acts(void) {
     CHECK(!dir_has("g.h5"), "a failed run left g.h5");
 }
 
+/* ---- HPSS against the definition ---------------------------------------------------------------------------- */
+
+static int cmp_f(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* median of v[(i-h .. i+h) ∩ [0, n)] for v[j·stride], by sorting the kernel (the middle, or the mean of the two) */
+static float ref_median(const float *v, int64_t stride, int64_t n, int64_t i, int h) {
+    float w[64];
+    const int64_t a = i - h < 0 ? 0 : i - h, b = i + h + 1 > n ? n : i + h + 1;
+    for (int64_t j = a; j < b; j++) w[j - a] = v[j * stride];
+    const int64_t m = b - a;
+    qsort(w, (size_t)m, sizeof *w, cmp_f);
+    return m % 2 ? w[m / 2] : 0.5f * (w[m / 2 - 1] + w[m / 2]);
+}
+
+/* dsp_hpss's medians are a sorting network over lanes of sequences; docs/DESCRIBE.md defines the ratio by plain
+ * medians of 17 frames and 31 bins (partial at the edges) up to 8 kHz. Same floats, same summation order: the
+ * ratios must be equal, not close. Lengths: 3.3 s (frames not a multiple of the 8 lanes), 0.3 s (10 frames: no
+ * kernel of 17 frames fits, every time median is a partial one) and 0.15 s (5 frames: fewer than the 8 lanes);
+ * the signal has exact ties (silent stretches). */
+static void test_hpss_reference(void) {
+    const double secs[3] = {3.3, 0.3, 0.15};
+    for (int t = 0; t < 3; t++) {
+        int64_t n, nn;
+        float *x = click_track(137, secs[t], &n), *z = noise(0.05, secs[t], &nn);
+        for (int64_t i = 0; i < n; i++) x[i] += (i / 4000) % 3 ? z[i] + 0.3f * (float)sin(2 * M_PI * 440.0 * i / SR) : 0.0f;
+        dsp_work *w = dsp_work_new();
+        dsp_clip c = {.x = x, .n = n, .rate = SR};
+        dsp_stft(w, &c);
+        musae_desc clip;
+        dsp_hpss(&c, &clip, g_win);
+        const int64_t F = c.n_frames, B = (int64_t)(8000.0 * DSP_NFFT / SR) + 1;
+        double ep_all = 0, eh_all = 0, ep[8] = {0}, eh[8] = {0};
+        for (int64_t f = 0; f < F; f++) {
+            double p_sum = 0, h_sum = 0;
+            for (int64_t k = 0; k < B; k++) {
+                const float H = ref_median(c.mag + k, DSP_BINS, F, f, 8), P = ref_median(c.mag + f * DSP_BINS, 1, B, k, 15);
+                const double p2 = (double)P * P, h2 = (double)H * H, e = (double)c.mag[f * DSP_BINS + k] * c.mag[f * DSP_BINS + k];
+                if (p2 + h2 > 0) p_sum += e * p2 / (p2 + h2), h_sum += e * h2 / (p2 + h2);
+            }
+            ep_all += p_sum, eh_all += h_sum, ep[c.frame_window[f]] += p_sum, eh[c.frame_window[f]] += h_sum;
+        }
+        const float want = (float)(ep_all / (ep_all + eh_all));
+        CHECK(clip.percussive_ratio == want, "%.2f s: percussive_ratio %.9g, the plain medians give %.9g", secs[t],
+              clip.percussive_ratio, want);
+        for (int64_t k = 0; k < c.n_windows; k++)
+            CHECK(g_win[k].percussive_ratio == (float)(ep[k] / (ep[k] + eh[k])), "%.2f s window %lld: %.9g, plain %.9g",
+                  secs[t], (long long)k, g_win[k].percussive_ratio, ep[k] / (ep[k] + eh[k]));
+        printf("hpss: %.2f s clip, %lld frames: percussive_ratio %.9g, plain medians %.9g\n", secs[t], (long long)F,
+               clip.percussive_ratio, want);
+        dsp_clip_free(&c);
+        dsp_work_free(w);
+        free(x), free(z);
+    }
+}
+
+/* ---- true peak against libebur128 --------------------------------------------------------------------------- */
+
+/* dsp_loudness computes libebur128's true peak itself (its filter, block by block, skipping blocks that cannot
+ * raise the peak): every window's and the clip's true_peak_dbtp must equal what libebur128's own true-peak mode
+ * reports, fed the same windows. The clip: a loud 8 kHz (fs/4) sine at 45° phase (inter-sample peaks 3 dB above
+ * the samples) in the first second, noise bursts of falling level after (blocks both computed and skipped). */
+static void test_true_peak_reference(void) {
+    int64_t n, nn;
+    float *x = sine(8000, 0.5, 4.4, &n), *z = noise(0.9, 4.4, &nn);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = i < SR ? 0.5f * (float)sin(2 * M_PI * 8000.0 * i / SR + M_PI / 4) : 0.0f;
+        if (i >= SR && (i / 3000) % 2) x[i] = z[i] / (float)(1 + i / 9000);
+    }
+    musae_desc d = describe(x, n);
+    ebur128_state *st = ebur128_init(1, SR, EBUR128_MODE_TRUE_PEAK);
+    CHECK(st != NULL, "libebur128 state");
+    const int64_t W = describe_n_windows(n, SR);
+    int same = 1;
+    for (int64_t w = 0; w < W && st; w++) {
+        const int64_t a = w * SR, b = w == W - 1 ? n : (w + 1) * SR;
+        double tp = 0;
+        ebur128_add_frames_float(st, x + a, (size_t)(b - a));
+        ebur128_prev_true_peak(st, 0, &tp);
+        const float want = tp > 0 ? (float)(10.0 * log10(tp * tp)) : -120.0f;
+        if (g_win[w].true_peak_dbtp != want) same = 0;
+        CHECK(g_win[w].true_peak_dbtp == want, "window %lld: true peak %.9g dBTP, libebur128 %.9g", (long long)w,
+              g_win[w].true_peak_dbtp, want);
+    }
+    double tp = 0;
+    if (st) ebur128_true_peak(st, 0, &tp), ebur128_destroy(&st);
+    const float want = (float)(10.0 * log10(tp * tp));
+    CHECK(d.true_peak_dbtp == want, "clip: true peak %.9g dBTP, libebur128 %.9g", d.true_peak_dbtp, want);
+    /* samples of the sine at ±0.5·sin(45°) = -9.03 dBFS; its true peak 0.5 = -6.02 dBTP */
+    CHECK(d.true_peak_dbtp > -9.03f + 2.9f, "the fs/4 sine's inter-sample peaks: %.3f dBTP", d.true_peak_dbtp);
+    printf("true peak: clip %.6f dBTP (libebur128 %.6f), %lld windows %s\n", d.true_peak_dbtp, want, (long long)W,
+           same ? "equal" : "DIFFER");
+    free(x), free(z);
+}
+
 int main(void) {
     test_tempo();
     test_key_and_chords();
     test_loudness_and_spectrum();
     test_windows();
+    test_hpss_reference();
+    test_true_peak_reference();
     scratch_open("describe");
     test_cli();
     test_bad_input();
