@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "host/dist/dist.h"
 #include "host/io/store.h"
 #include "sae/sae.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     int split_all;                     /* 0: the clips the trainer held out (musae.json data); 1: every clip */
     int64_t block_rows;                /* rows read and encoded at once (4096) */
     int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^21 = 16 MiB) */
+    const musae_dist *dist;            /* mpirun/srun: the ranks share the clips, rank 0 writes (NULL: one process) */
 } analyze_opts;
 
 void analyze_opts_defaults(analyze_opts *o);
