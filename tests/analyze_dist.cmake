@@ -7,3 +7,5 @@ if(MUSAE_HAVE_MPI AND MPIEXEC_EXECUTABLE)
   set_property(TEST test_analyze_dist APPEND PROPERTY ENVIRONMENT
     "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl_vader_single_copy_mechanism=none;OMP_NUM_THREADS=1;OMP_WAIT_POLICY=PASSIVE;ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
 endif()
+# The exact sum behind /features/mean_act: order- and split-independent, correctly rounded (tests/test_exact_sum.c).
+musae_add_test(test_exact_sum SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_exact_sum.c LABELS cpu)
