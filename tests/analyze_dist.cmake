@@ -9,3 +9,5 @@ if(MUSAE_HAVE_MPI AND MPIEXEC_EXECUTABLE)
 endif()
 # The exact sum behind /features/mean_act: order- and split-independent, correctly rounded (tests/test_exact_sum.c).
 musae_add_test(test_exact_sum SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_exact_sum.c LABELS cpu)
+# One GPU per local rank under mpirun/srun: the mapping from the launcher's environment (tests/test_dist_gpu.c).
+musae_add_test(test_dist_gpu SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_dist_gpu.c LABELS cpu)

@@ -14,3 +14,13 @@ int musae_cuda_device_count(char *why, int n) {
     if (count == 0 && why) snprintf(why, (size_t)n, "the driver reports no device");
     return count;
 }
+
+int musae_cuda_select(int device, char *why, int n) {
+    cudaError_t e = cudaSetDevice(device);
+    if (e != cudaSuccess) {
+        if (why) snprintf(why, (size_t)n, "cudaSetDevice(%d): %s", device, cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
+    }
+    return 0;
+}
