@@ -505,7 +505,7 @@ static void acc_merge(acc *a, const musae_dist *d, const int64_t *counts, int64_
     for (int64_t i = 0; i < M; i++) exact_sum_norm(a->sum + (size_t)i * EXACT_SUM_LIMBS); /* limbs < 2^32 */
     analyze_sum_u64(d, a->sum, M * EXACT_SUM_LIMBS);
     /* the top-N candidates, by slices of latents */
-    const int64_t S = (((int64_t)1 << 22) / N) > 0 ? ((int64_t)1 << 22) / N : 1;
+    const int64_t S = (((int64_t)1 << 18) / N) > 0 ? ((int64_t)1 << 18) / N : 1; /* latents per slice: P·3 MiB on rank 0 */
     int64_t *cnt = musae_xmalloc(sizeof(int64_t) * (size_t)d->world);
     for (int64_t i0 = 0; i0 < M; i0 += S) {
         const int64_t ns = M - i0 < S ? M - i0 : S;
