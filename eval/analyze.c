@@ -490,9 +490,9 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
 /* ---- several processes: the ranks' statistics into rank 0 ---------------------------------------------------- */
 
 /* Folds every rank's accumulator (its clips closed) into rank 0's, which then holds what one process would have
- * accumulated: sums of counts and of the exact sums, maxima and minima, the union of the top-N candidates (clip
- * indices shifted by clip_off[r], the clips of the ranks before r), the per-clip table appended in rank order
- * (= clip order). counts[r]: rank r's clips. Collective. */
+ * accumulated: sums of counts and of the exact sums, maxima and minima, the union of the top-N candidates (rank
+ * r's clip indices shifted by counts[P + r], the clips of the ranks before it), the per-clip table appended in
+ * rank order (= clip order). counts[r]: rank r's clips; C: all of them. Collective. */
 static void acc_merge(acc *a, const musae_dist *d, const int64_t *counts, int64_t C) {
     if (d->world < 2) return;
     const int64_t M = a->M, N = a->N;
