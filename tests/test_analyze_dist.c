@@ -5,6 +5,9 @@
  *     reader (bitwise, with memcmp) and byte for byte; the same for the default split and block size;
  *   - a rank SIGKILLed mid-run leaves no output (nor its .partial) and the same command then succeeds, giving the
  *     one-process file;
+ *   - mpirun SIGKILLed mid-run (OpenMPI's ranks outlive it): both ranks stop with a failure status and write
+ *     nothing (OpenMPI's runtime ends them once it misses its daemon, exit 195 here; failing that, the watch at the
+ *     barrier before the merge exits 1);
  *   - ranks started with different arguments (--device cpu against --device auto, through mpirun's MPMD syntax)
  *     are refused with exit 1 and a message naming the argument. */
 #ifndef _GNU_SOURCE
@@ -12,6 +15,7 @@
 #endif
 #include <signal.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -222,22 +226,38 @@ static void test_equal(void) {
     same_features("val1.h5", "val3.h5");
 }
 
+/* Starts `mpirun -np 2 musae <args>` in the background and waits until both ranks logged their PID and the pass
+ * began; returns mpirun's pid, the ranks' in r[2] (0 when not seen within 2 minutes). */
+static pid_t start_pass(const char *args, pid_t r[2]) {
+    sh("rm -f kill_err.txt"); /* an earlier run's PIDs must not count as this one's */
+    const pid_t job = start_and_wait_for(mpi_np(2), args, "big.h5", 1);
+    int begun = 0;
+    r[0] = r[1] = 0;
+    for (int i = 0; i < 600000 && !(r[0] && r[1] && begun); i++) {
+        char *e = slurp("kill_err.txt");
+        for (int k = 0; k < 2; k++) {
+            char key[64];
+            snprintf(key, sizeof key, "analyze: rank %d of 2, PID ", k);
+            const char *p = strstr(e, key);
+            if (p) r[k] = (pid_t)atol(p + strlen(key));
+        }
+        begun = strstr(e, "analyze: 1 SAE(s)") != NULL;
+        free(e);
+        usleep(200);
+    }
+    CHECK(r[0] > 0 && r[1] > 0 && begun, "the ranks' PIDs (%d, %d) and the pass's start were logged", (int)r[0],
+          (int)r[1]);
+    return job;
+}
+
 /* A rank SIGKILLed during the pass: mpirun fails, no file; the same command then writes the one-process file. */
 static void test_rank_killed(void) {
     make_store(at("big.h5"), 2400, 64, 5);
     write_sae(at("wide"), 4096, 64, 16, 9, 0);
     const char *args = "analyze --sae wide --acts big.h5 --split all -o killed.h5 --block-rows 256";
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "big.h5", 1);
-    pid_t r1 = 0;
-    int begun = 0;
-    for (int i = 0; i < 600000 && !(r1 && begun); i++) { /* up to 2 min for both ranks to start the pass */
-        char *e = slurp("kill_err.txt"), *p = strstr(e, "analyze: rank 1 of 2, PID ");
-        if (p) r1 = (pid_t)atol(p + strlen("analyze: rank 1 of 2, PID "));
-        begun = strstr(e, "analyze: 1 SAE(s)") != NULL;
-        free(e);
-        usleep(200);
-    }
-    CHECK(r1 > 0 && begun, "rank 1's PID (%d) and the pass's start were logged", (int)r1);
+    pid_t r[2];
+    const pid_t job = start_pass(args, r);
+    const pid_t r1 = r[1];
     CHECK(r1 > 0 && kill(r1, SIGKILL) == 0, "SIGKILL to rank 1 (PID %d)", (int)r1);
     const int rc = wait_exit(job);
     CHECK(rc != 0, "mpirun exits %d after a rank was killed", rc);
@@ -245,6 +265,23 @@ static void test_rank_killed(void) {
     CHECK(run_np(2, "%s", args) == 0, "the same command after the kill failed");
     CHECK(run("analyze --sae wide --acts big.h5 --split all -o one_big.h5 --block-rows 256") == 0, "one process");
     same_features("one_big.h5", "killed.h5");
+}
+
+/* mpirun killed: its ranks become ours (a subreaper); each must stop with a failure status, writing nothing. */
+static void test_launcher_killed(void) {
+    const char *args = "analyze --sae wide --acts big.h5 --split all -o orphan.h5 --block-rows 256";
+    pid_t r[2];
+    const pid_t job = start_pass(args, r);
+    CHECK(kill(job, SIGKILL) == 0, "SIGKILL to mpirun");
+    wait_exit(job);
+    for (int i = 0; i < 2; i++) {
+        int st = 0;
+        const pid_t w = r[i] > 0 ? waitpid(r[i], &st, 0) : -1;
+        CHECK(w == r[i] && exit_status(st) != 0, "rank %d stops with a failure status (waitpid %d, status %d)", i,
+              (int)w, exit_status(st));
+        printf("mpirun killed: rank %d ended with status %d\n", i, exit_status(st));
+    }
+    CHECK(!dir_has("orphan.h5") && !dir_has("orphan.h5.partial"), "orphaned ranks wrote orphan.h5 or its .partial");
 }
 
 /* Ranks given different arguments (mpirun's MPMD syntax) are refused: exit 1, the argument named. */
@@ -272,6 +309,7 @@ static void test_refusals(void) {
 
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 1); /* ranks orphaned by a killed mpirun become ours, to be waited for */
     scratch_open("test_analyze_dist");
     make_store(at("s.h5"), N_CLIPS, D, 1);
     write_sae(at("saeA"), M, D, K, 11, 0);
@@ -279,6 +317,7 @@ int main(void) {
     test_equal();
     test_refusals();
     test_rank_killed();
+    test_launcher_killed();
     scratch_close();
     TEST_END();
 }
