@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/analyze_merge.h"
+#include "eval/exact_sum.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -106,7 +108,7 @@ typedef struct {
     const sae_model *m;
     int64_t M, N;
     int64_t *n_active;           /* [M] */
-    double *sum;                 /* [M] sum of active values */
+    uint64_t *sum;               /* [M, EXACT_SUM_LIMBS] exact sum of active values (any order, any split) */
     float *max;                  /* [M] */
     uint32_t *fine;              /* [M, FINE_BINS] */
     int64_t *n_fired_clips;      /* [M] */
@@ -171,14 +173,14 @@ static void top_push(acc *a, int64_t i, float v, int32_t clip, int32_t frame) {
     }
 }
 
-static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out) {
+static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out, int rank) {
     memset(a, 0, sizeof *a);
     const size_t M = (size_t)m->M;
     a->m = m;
     a->M = m->M;
     a->N = N;
     a->n_active = musae_xcalloc(M, sizeof(int64_t));
-    a->sum = musae_xcalloc(M, sizeof(double));
+    a->sum = musae_xcalloc(M * EXACT_SUM_LIMBS, sizeof(uint64_t));
     a->max = musae_xcalloc(M, sizeof(float));
     a->fine = musae_xcalloc(M * FINE_BINS, sizeof(uint32_t));
     a->n_fired_clips = musae_xcalloc(M, sizeof(int64_t));
@@ -196,7 +198,7 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->cap_clips = 1024;
     a->indptr = musae_xcalloc((size_t)a->cap_clips + 1, sizeof(int64_t));
     char spill[4200];
-    snprintf(spill, sizeof spill, "%s.partial.cf", out);
+    snprintf(spill, sizeof spill, "%s.partial.cf%d", out, rank); /* one per rank: ranks may share the folder */
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
@@ -244,6 +246,7 @@ static void acc_finish_clip(acc *a, int64_t frames) {
 static void acc_add(acc *a, const sae_codes *codes, int64_t n, const int64_t *oclip, const int32_t *frame,
                     const int64_t *clip_frames, const float *E) {
     for (int64_t r = 0; r < n; r++) {
+        if (oclip[r] < 0) continue; /* a neighbour rank's row, encoded only to cut the blocks as one process does */
         if (oclip[r] != a->cur) {
             if (a->cur >= 0) acc_finish_clip(a, clip_frames[a->cur]);
             a->cur = oclip[r];
@@ -251,8 +254,9 @@ static void acc_add(acc *a, const sae_codes *codes, int64_t n, const int64_t *oc
         for (int64_t e = codes->ptr[r]; e < codes->ptr[r + 1]; e++) {
             const int32_t i = codes->idx[e];
             const float v = codes->val[e];
-            a->n_active[i]++;
-            a->sum[i] += v;
+            uint64_t *sum = a->sum + (size_t)i * EXACT_SUM_LIMBS;
+            exact_sum_add(sum, v);
+            if ((++a->n_active[i] & (EXACT_SUM_NORM_EVERY - 1)) == 0) exact_sum_norm(sum);
             if (v > a->max[i]) a->max[i] = v;
             a->fine[(size_t)i * FINE_BINS + fine_bin(v, E)]++;
             if (v < a->vmin) a->vmin = v;
@@ -408,7 +412,9 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
         f->frame_density[i] = n_frames > 0 ? (double)a->n_active[i] / (double)n_frames : 0.0;
         f->clip_rate[i] = C > 0 ? (double)a->n_fired_clips[i] / (double)C : 0.0;
         f->max_act[i] = a->max[i];
-        f->mean_act[i] = a->n_active[i] > 0 ? (float)(a->sum[i] / (double)a->n_active[i]) : 0.0f;
+        f->mean_act[i] = a->n_active[i] > 0
+                             ? (float)(exact_sum_to_double(a->sum + (size_t)i * EXACT_SUM_LIMBS) / (double)a->n_active[i])
+                             : 0.0f;
         f->dead[i] = a->n_active[i] == 0;
         f->keep[i] = !f->dead[i] && f->clip_rate[i] >= f->min_rate && f->clip_rate[i] <= f->max_rate;
         for (int64_t fb = 0; fb < FINE_BINS; fb++) {
@@ -479,6 +485,61 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
     free(fptr);
     free(at);
     neighbours(a->m, f->neighbors, f->neighbor_cos);
+}
+
+/* ---- several processes: the ranks' statistics into rank 0 ---------------------------------------------------- */
+
+/* Folds every rank's accumulator (its clips closed) into rank 0's, which then holds what one process would have
+ * accumulated: sums of counts and of the exact sums, maxima and minima, the union of the top-N candidates (rank
+ * r's clip indices shifted by counts[P + r], the clips of the ranks before it), the per-clip table appended in
+ * rank order (= clip order). counts[r]: rank r's clips; C: all of them. Collective. */
+static void acc_merge(acc *a, const musae_dist *d, const int64_t *counts, int64_t C) {
+    if (d->world < 2) return;
+    const int64_t M = a->M, N = a->N;
+    musae_dist_allreduce_i64(d, a->n_active, (size_t)M, MUSAE_DIST_SUM);
+    musae_dist_allreduce_i64(d, a->n_fired_clips, (size_t)M, MUSAE_DIST_SUM);
+    musae_dist_allreduce_f32(d, a->max, (size_t)M, MUSAE_DIST_MAX);
+    musae_dist_allreduce_f32(d, &a->vmin, 1, MUSAE_DIST_MIN);
+    musae_dist_allreduce_f32(d, &a->vmax, 1, MUSAE_DIST_MAX);
+    analyze_sum_u32(d, a->fine, M * FINE_BINS);
+    for (int64_t i = 0; i < M; i++) exact_sum_norm(a->sum + (size_t)i * EXACT_SUM_LIMBS); /* limbs < 2^32 */
+    analyze_sum_u64(d, a->sum, M * EXACT_SUM_LIMBS);
+    /* the top-N candidates, by slices of latents */
+    const int64_t S = (((int64_t)1 << 18) / N) > 0 ? ((int64_t)1 << 18) / N : 1; /* latents per slice: P·3 MiB on rank 0 */
+    int64_t *cnt = musae_xmalloc(sizeof(int64_t) * (size_t)d->world);
+    for (int64_t i0 = 0; i0 < M; i0 += S) {
+        const int64_t ns = M - i0 < S ? M - i0 : S;
+        float *gv = analyze_gather(d, a->top_max + i0 * N, ns * N, sizeof(float), cnt);
+        int32_t *gc = analyze_gather(d, a->top_clip + i0 * N, ns * N, sizeof(int32_t), cnt);
+        int32_t *gf = analyze_gather(d, a->top_frame + i0 * N, ns * N, sizeof(int32_t), cnt);
+        int32_t *gn = analyze_gather(d, a->top_n + i0, ns, sizeof(int32_t), cnt);
+        for (int r = 1; d->rank == 0 && r < d->world; r++)
+            for (int64_t i = 0; i < ns; i++)
+                for (int32_t j = 0; j < gn[r * ns + i]; j++) {
+                    const int64_t e = (r * ns + i) * N + j;
+                    top_push(a, i0 + i, gv[e], (int32_t)(gc[e] + counts[d->world + r]), gf[e]);
+                }
+        free(gv), free(gc), free(gf), free(gn);
+    }
+    /* the per-clip table: rank r's rows after those of the ranks before it */
+    const int64_t mine = a->indptr[counts[d->rank]];
+    int64_t *rows = analyze_gather(d, a->indptr + 1, counts[d->rank], sizeof(int64_t), cnt);
+    int64_t *nnz = musae_xmalloc(sizeof(int64_t) * (size_t)d->world);
+    musae_dist_allgather(d, &mine, nnz, 1, sizeof mine);
+    analyze_append_files(d, a->spill, mine, sizeof(cf_rec));
+    if (d->rank == 0) {
+        a->indptr = musae_xrealloc(a->indptr, sizeof(int64_t) * (size_t)(C + 1));
+        a->cap_clips = C;
+        a->indptr[0] = 0;
+        for (int64_t r = 0, at = 0, before = 0; r < d->world; r++) {
+            for (int64_t c = 0; c < cnt[r]; c++, at++) a->indptr[at + 1] = rows[at] + before;
+            before += nnz[r];
+        }
+        a->nnz = a->indptr[C];
+    }
+    free(rows);
+    free(nnz);
+    free(cnt);
 }
 
 /* ---- checks ----------------------------------------------------------------------------------------------- */
@@ -592,12 +653,26 @@ int analyze_run(const analyze_opts *o) {
     if (split_rows == 0)
         musae_fail("%s: the %s split holds no rows (%lld clips, val fraction %g)", o->acts,
                    o->split_all ? "all" : "validation", (long long)in->n_clips, vf);
+    /* the split's clips in store order, and this rank's share of them (all of them for one process) */
+    int64_t *sclip = musae_xmalloc(sizeof(int64_t) * (size_t)split_clips), *sframes = musae_xmalloc(sizeof(int64_t) * (size_t)split_clips);
+    for (int64_t c = 0, q = 0; c < in->n_clips; c++)
+        if (mask[c]) sclip[q] = c, sframes[q++] = in->clip_frames[c];
+    const musae_dist one = {.world = 1, .local_world = 1, .launcher = "none"}, *dist = o->dist ? o->dist : &one;
+    char fact[160];
+    snprintf(fact, sizeof fact, "%s: %lld clips, %lld rows of %d, fingerprint %016llx", o->acts, (long long)in->n_clips,
+             (long long)in->n_rows, in->d_model, (unsigned long long)musae_store_fingerprint(s));
+    analyze_same_fact(dist, "the store", fact);
+    for (int i = 0; i < o->n_sae; i++) analyze_same_fact(dist, o->sae[i], sha[i]);
+    analyze_share share;
+    analyze_share_of(dist, sframes, split_clips, o->block_rows, &share);
+    analyze_watch watch;
+    analyze_watch_begin(&watch, dist);
 
     float E[FINE_BINS + 1];
     for (int f = 0; f <= FINE_BINS; f++) E[f] = fine_edge(f);
     const int64_t B = o->block_rows, d = in->d_model;
     acc *accs = musae_xcalloc((size_t)o->n_sae, sizeof(acc));
-    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i]);
+    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i], dist->rank);
     float *x = musae_xmalloc(sizeof(float) * (size_t)(B * d));
     int64_t *oclip = musae_xmalloc(sizeof(int64_t) * (size_t)B);
     int32_t *frame = musae_xmalloc(sizeof(int32_t) * (size_t)B);
@@ -611,30 +686,33 @@ int analyze_run(const analyze_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows", o->n_sae, layer, o->acts,
-             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows);
+    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows%s", o->n_sae, layer, o->acts,
+             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows,
+             dist->world > 1 ? " (shared by the ranks, balanced by frames)" : "");
     musae_progress pr;
-    musae_progress_init(&pr, "analyze", "rows", split_rows);
-    int64_t c = 0, t = 0; /* the next row to read: frame t of store clip c */
-    while (!g_stop) {
-        while (c < in->n_clips && (!mask[c] || t >= in->clip_frames[c])) c++, t = 0;
-        if (c >= in->n_clips) break;
-        /* fill a block with whole or partial clips, then drop non-finite rows */
+    musae_progress_init(&pr, "analyze", "rows", share.row1 - share.row0);
+    /* The next row to read: frame t of split clip q, row pos of the split. Blocks are B rows of the split, cut
+     * where one process cuts them (analyze_merge.h), then emptied of their non-finite rows. */
+    int64_t q = 0, t = share.row0, pos = share.row0;
+    while (q < split_clips && t >= sframes[q]) t -= sframes[q++];
+    while (!g_stop && pos < share.row1) {
+        const int64_t want = share.row1 - pos < B ? share.row1 - pos : B;
         int64_t n = 0, read = 0;
-        while (n < B && c < in->n_clips) {
-            if (!mask[c] || t >= in->clip_frames[c]) {
-                c++, t = 0;
+        while (read < want) {
+            if (t >= sframes[q]) {
+                q++, t = 0;
                 continue;
             }
-            const int64_t take = in->clip_frames[c] - t < B - n ? in->clip_frames[c] - t : B - n;
+            const int64_t c = sclip[q], take = sframes[q] - t < want - read ? sframes[q] - t : want - read;
+            const int own = q >= share.clip_lo && q < share.clip_hi;
             musae_store_read_rows(s, layer, in->clip_offset[c] + t, take, x + n * d);
             const int64_t base = n;
             for (int64_t r = 0; r < take; r++) {
                 if (!row_finite(x + (base + r) * d, d)) {
-                    n_nonfinite++;
+                    n_nonfinite += own;
                     continue;
                 }
-                if (c != last_store) { /* a new output clip */
+                if (own && c != last_store) { /* a new output clip */
                     if (C == cap_c) {
                         cap_c *= 2;
                         clip_rows = musae_xrealloc(clip_rows, sizeof(int64_t) * (size_t)cap_c);
@@ -644,22 +722,27 @@ int analyze_run(const analyze_opts *o) {
                     clip_store[C++] = c;
                     last_store = c;
                 }
-                clip_rows[C - 1]++;
+                if (own) clip_rows[C - 1]++, n_frames++;
                 if (base + r != n) memmove(x + n * d, x + (base + r) * d, sizeof(float) * (size_t)d);
-                oclip[n] = C - 1;
+                oclip[n] = own ? C - 1 : -1;
                 frame[n] = (int32_t)(t + r);
                 n++;
             }
             read += take;
             t += take;
         }
-        n_frames += n;
+        pos += read;
         for (int i = 0; i < o->n_sae; i++) encoder_run(&accs[i].enc, x, n);
 #pragma omp parallel for schedule(static, 1) if (o->n_sae > 1)
         for (int i = 0; i < o->n_sae; i++) acc_add(&accs[i], &accs[i].enc.codes, n, oclip, frame, clip_rows, E);
         musae_progress_add(&pr, read, NULL);
     }
     musae_progress_finish(&pr, NULL);
+    /* every rank here (or the job stops, named), then whether any was stopped by a signal */
+    analyze_watch_barrier(&watch);
+    int64_t stopped = g_stop;
+    musae_dist_allreduce_i64(dist, &stopped, 1, MUSAE_DIST_MAX);
+    if (stopped && !g_stop) g_stop = (sig_atomic_t)stopped;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     int rc = 0;
@@ -668,16 +751,31 @@ int analyze_run(const analyze_opts *o) {
                  (int)g_stop);
         rc = 130;
     } else {
+        for (int i = 0; i < o->n_sae; i++)
+            if (accs[i].cur >= 0) acc_finish_clip(&accs[i], clip_rows[accs[i].cur]), accs[i].cur = -1;
+        /* several ranks: rank 0 gathers the clips (rank order is store order) and every statistic; counts[r] is
+         * rank r's clips, counts[P + r] the clips of the ranks before it */
+        const int P = dist->world;
+        int64_t *counts = musae_xcalloc(2 * (size_t)P, sizeof(int64_t));
+        int64_t *gathered = analyze_gather(dist, clip_store, C, sizeof(int64_t), counts);
+        for (int r = 1; r < P; r++) counts[P + r] = counts[P + r - 1] + counts[r - 1];
+        C = counts[2 * P - 1] + counts[P - 1];
+        free(clip_store);
+        clip_store = gathered;
+        for (int i = 0; i < o->n_sae; i++) acc_merge(&accs[i], dist, counts, C);
+        musae_dist_allreduce_i64(dist, &n_frames, 1, MUSAE_DIST_SUM);
+        musae_dist_allreduce_i64(dist, &n_nonfinite, 1, MUSAE_DIST_SUM);
+        free(counts);
         for (int64_t q = 0; q < in->n_clips; q++) n_empty += mask[q] && in->clip_frames[q] > 0;
         n_empty -= C;
-        if (n_nonfinite) LOG_WARN("analyze: %lld rows held NaN/Inf and were skipped", (long long)n_nonfinite);
-        if (n_empty) LOG_WARN("analyze: %lld clips had no finite row and are left out", (long long)n_empty);
         if (C == 0) musae_fail("%s: no finite row in the %s split", o->acts, o->split_all ? "all" : "validation");
+        const int writer = dist->rank == 0; /* the other ranks are done */
+        if (writer && n_nonfinite) LOG_WARN("analyze: %lld rows held NaN/Inf and were skipped", (long long)n_nonfinite);
+        if (writer && n_empty) LOG_WARN("analyze: %lld clips had no finite row and are left out", (long long)n_empty);
         char **paths = musae_xmalloc(sizeof(char *) * (size_t)C);
-        for (int64_t q = 0; q < C; q++) paths[q] = musae_store_clip_path(s, clip_store[q]);
-        for (int i = 0; i < o->n_sae; i++) {
+        for (int64_t q = 0; writer && q < C; q++) paths[q] = musae_store_clip_path(s, clip_store[q]);
+        for (int i = 0; writer && i < o->n_sae; i++) {
             acc *a = &accs[i];
-            if (a->cur >= 0) acc_finish_clip(a, clip_rows[a->cur]);
             musae_features f;
             memset(&f, 0, sizeof f);
             f.min_rate = o->min_rate;
@@ -720,7 +818,7 @@ int analyze_run(const analyze_opts *o) {
                      o->out[i]);
             features_free(&f);
         }
-        for (int64_t q = 0; q < C; q++) free(paths[q]);
+        for (int64_t q = 0; writer && q < C; q++) free(paths[q]);
         free(paths);
     }
     for (int i = 0; i < o->n_sae; i++) {
@@ -735,7 +833,10 @@ int analyze_run(const analyze_opts *o) {
     free(frame);
     free(clip_rows);
     free(clip_store);
+    free(sclip);
+    free(sframes);
     free(mask);
+    analyze_watch_free(&watch);
     musae_store_close(s);
     return rc;
 }

@@ -6,14 +6,16 @@
  * Rows are visited in store order (clips are contiguous), so a clip's statistics are complete when its last
  * row has been seen. Memory is per feature (counters, a 256-bin fine histogram, the top-N heap) plus the
  * per-clip sparse table, never per row. Rows holding NaN/Inf are counted and skipped; a clip's time-mean is
- * over its finite rows; a clip without one is left out (counted). Every statistic is accumulated in row order
- * by one thread, so the output does not depend on the thread count beyond the encoder's GEMM (which OpenBLAS
- * computes in a fixed order for a fixed thread count). */
+ * over its finite rows; a clip without one is left out (counted). Every statistic is exact in any order (the
+ * one float sum, mean_act's, through eval/exact_sum.h), so the output does not depend on the thread count, nor on
+ * how many ranks share the clips under mpirun/srun (eval/analyze_merge.h: rank 0 merges and writes), beyond the
+ * encoder's codes, which are computed on the same fixed blocks of the split's rows either way. */
 #ifndef MUSAE_ANALYZE_H
 #define MUSAE_ANALYZE_H
 
 #include <stdint.h>
 
+#include "host/dist/dist.h"
 #include "host/io/store.h"
 #include "sae/sae.h"
 
@@ -34,6 +36,7 @@ typedef struct {
     int split_all;                     /* 0: the clips the trainer held out (musae.json data); 1: every clip */
     int64_t block_rows;                /* rows read and encoded at once (4096) */
     int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^21 = 16 MiB) */
+    const musae_dist *dist;            /* mpirun/srun: the ranks share the clips, rank 0 writes (NULL: one process) */
 } analyze_opts;
 
 void analyze_opts_defaults(analyze_opts *o);

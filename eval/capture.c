@@ -26,6 +26,7 @@
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "eval/capture_shard.h"
+#include "kernels/cuda/cuda_device.h"
 #include "model/delay.h"
 #include "model/encodec.h"
 #include "model/text_cond.h"
@@ -726,10 +727,19 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
     q_put(&c->results, out);
 }
 
+/* A pipeline thread that drives the GPU works on this rank's device (chosen by local rank under mpirun/srun,
+ * host/dist/dist_gpu.h): CUDA's current device belongs to each host thread, and a new one starts on device 0. */
+static void bind_device(const capture_ctx *c) {
+    char why[256];
+    if (c->dev_shared && musae_cuda_bind_thread(why, sizeof why))
+        musae_fail("capture: a pipeline thread cannot use the selected GPU: %s", why);
+}
+
 /* EnCodec, one clip at a time, on its own thread: the encoder's LSTM recurrence is serial, so the LM of the
  * previous clip uses the cores it leaves idle. */
 static void *encoder_main(void *arg) {
     capture_ctx *c = arg;
+    bind_device(c);
     for (;;) {
         clip_job *j = q_get(&c->jobs, 0);
         if (!j->end) {
@@ -750,6 +760,7 @@ static void *encoder_main(void *arg) {
 
 static void *compute_main(void *arg) {
     capture_ctx *c = arg;
+    bind_device(c);
     const int bmax = c->o->batch;
     clip_job **jobs = musae_xcalloc((size_t)bmax, sizeof *jobs);
     mg_state st;

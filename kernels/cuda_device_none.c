@@ -9,4 +9,14 @@ int musae_cuda_device_count(char *why, int n) {
     if (why) snprintf(why, (size_t)n, "musae was built without CUDA (configure with -DMUSAE_CUDA=ON)");
     return 0;
 }
+
+int musae_cuda_select(int device, char *why, int n) {
+    if (why) snprintf(why, (size_t)n, "device %d: musae was built without CUDA", device);
+    return -1;
+}
+
+int musae_cuda_bind_thread(char *why, int n) {
+    if (why) snprintf(why, (size_t)n, "musae was built without CUDA");
+    return -1;
+}
 #endif

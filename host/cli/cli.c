@@ -9,6 +9,7 @@
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/dist/dist_gpu.h"
 #include "kernels/cuda/cuda_device.h"
 
 int cli_parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out, char *why, size_t n) {
@@ -128,11 +129,20 @@ cli_device cli_device_resolve(const cli_device_flags *f, int has_lm) {
     char why[512] = "";
     if (strcmp(dev, "cpu")) {
         const int n = musae_cuda_device_count(why, sizeof why);
+        /* one GPU per local rank under mpirun/srun, chosen before the first CUDA work creates anything */
+        char how[128] = "";
+        const int index = musae_dist_gpu(f->dist && f->dist->world > 1 ? f->dist->local_rank : -1, n, how, sizeof how);
+        if (n > 0 && musae_cuda_select(index, why, sizeof why))
+            musae_fail("--device: cannot use CUDA device %d (%s): %s", index, how, why);
         const musae_ops *cuda = n > 0 ? musae_ops_cuda() : NULL;
         if (cuda) {
             d.ops = cuda;
-            LOG_INFO("device: cuda (%s; %d device(s) visible, using the current one)",
-                     f->device ? "--device cuda" : "auto: a GPU is usable", n);
+            if (strncmp(how, "no launcher", 11) && musae_log_get_level() >= MUSAE_LOG_INFO) { /* every rank, once */
+                if (musae_world() > 1) fprintf(stderr, "[rank %d] ", musae_rank());
+                fprintf(stderr, "musae: device: cuda %d of %d visible (%s)\n", index, n, how);
+            }
+            LOG_INFO("device: cuda (%s; %d device(s) visible, using device %d)",
+                     f->device ? "--device cuda" : "auto: a GPU is usable", n, index);
         } else if (!strcmp(dev, "cuda")) {
             musae_fail("--device cuda: no usable CUDA device (%s)", why[0] ? why : "the CUDA table did not start");
         } else {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "host/core/check.h"
+#include "host/dist/dist.h"
 #include "host/io/audio.h"
 
 #include "kernels/ops.h"
@@ -63,6 +64,8 @@ musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac);
 typedef struct {
     const char *device;    /* NULL = auto */
     const char *precision; /* NULL = by device */
+    const musae_dist *dist; /* when MPI is up: its node-local rank picks the GPU if the launcher's variables do not
+                               (host/dist/dist_gpu.h); NULL: the launcher's variables only */
 } cli_device_flags;
 typedef struct {
     const musae_ops *ops;

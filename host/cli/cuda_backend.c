@@ -84,6 +84,24 @@ int musae_cuda_device_count(char *why, int n) {
     return f(why, n);
 }
 
+int musae_cuda_select(int device, char *why, int n) {
+    if (!backend()) {
+        if (why) snprintf(why, (size_t)n, "%s", g_why);
+        return -1;
+    }
+    FORWARD(musae_cuda_select);
+    return f(device, why, n);
+}
+
+int musae_cuda_bind_thread(char *why, int n) {
+    if (!backend()) {
+        if (why) snprintf(why, (size_t)n, "%s", g_why);
+        return -1;
+    }
+    FORWARD(musae_cuda_bind_thread);
+    return f(why, n);
+}
+
 const musae_ops *musae_ops_cuda(void) {
     if (!backend()) return NULL;
     FORWARD(musae_ops_cuda);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "eval/analyze.h"
+#include "eval/analyze_merge.h"
 #include "host/cli/cli.h"
 #include "host/core/check.h"
 
@@ -30,7 +31,10 @@ static void usage(FILE *f) {
             "  --block-rows B     rows encoded at once (default 4096)\n"
             "  --regroup N        per-clip table entries regrouped by feature at once, 8 bytes each (default\n"
             "                     2097152 = 16 MiB; the table itself stays on disk)\n"
-            "  --device D         cpu (the only one built for analyze so far) or auto\n");
+            "  --device D         cpu (the only one built for analyze so far) or auto\n\n"
+            "Under mpirun -np P or srun the ranks take disjoint clips (balanced by frames) and rank 0 writes the\n"
+            "merged statistics: the same file, bit for bit, as one process writes. Every rank must be given the\n"
+            "same arguments and read the same store and SAEs.\n");
 }
 
 static int bad_option(const char *reason) {
@@ -53,8 +57,14 @@ int verb_analyze(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    /* mpirun / srun: the ranks share the clips and rank 0 writes the merged statistics (docs/ANALYZE.md); every
+     * rank must have been given the same arguments, compared before getopt_long reorders them */
+    musae_dist dist;
+    musae_dist_init(&dist, &argc, &argv);
+    analyze_same_command(&dist, argc, argv);
     analyze_opts o;
     analyze_opts_defaults(&o);
+    o.dist = &dist;
     const char *out = NULL, *device = NULL;
     char *sae_list = NULL;
     static const struct option longopts[] = {
@@ -149,5 +159,6 @@ int verb_analyze(int argc, char **argv) {
     for (int i = 0; i < o.n_sae; i++) o.out[i] = outs[i];
     int rc = analyze_run(&o);
     free(list);
+    musae_dist_finalize(&dist);
     return rc;
 }

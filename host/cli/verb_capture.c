@@ -91,13 +91,15 @@ int verb_capture(int argc, char **argv) {
     qsort(o.layers, (size_t)o.n_layers, sizeof(int), cmp_int); /* one order, so "6,2" resumes "2,6" */
     for (int i = 1; i < o.n_layers; i++)
         if (o.layers[i] == o.layers[i - 1]) musae_fail("--layers: layer %d given twice", o.layers[i]);
-    const cli_device dev = cli_device_resolve(&dflags, 1);
-    o.ops = dev.ops;
-    o.prec = dev.prec;
-    /* mpirun / srun: the ranks split the clips, each writes a shard, rank 0 joins them (docs/CAPTURE.md) */
+    /* mpirun / srun: the ranks split the clips, each writes a shard, rank 0 joins them (docs/CAPTURE.md); MPI
+     * first, so that each rank takes the GPU of its local rank (host/dist/dist_gpu.h) */
     musae_dist dist;
     musae_dist_init(&dist, &argc, &argv);
     o.dist = &dist;
+    dflags.dist = &dist;
+    const cli_device dev = cli_device_resolve(&dflags, 1);
+    o.ops = dev.ops;
+    o.prec = dev.prec;
     capture_report r;
     capture_run(&o, &r);
     musae_dist_finalize(&dist);

@@ -82,7 +82,7 @@ static void resolve_device(const cli_device_flags *f, sae_train_opts *o, const m
         if (asked_bf16) musae_fail("--precision bf16: the CPU trainer is f32 only (bf16 is the GPU trainer's mode)");
         LOG_INFO("device: cpu (--device cpu)");
     } else if (dist->world == 1) {
-        const cli_device_flags df = {f->device, NULL};
+        const cli_device_flags df = {f->device, NULL, NULL};
         o->device = cli_device_resolve(&df, 0).ops->device;
     } else {
         char why[512] = "";
@@ -117,7 +117,7 @@ int verb_train(int argc, char **argv) {
     sae_train_opts o;
     sae_train_opts_defaults(&o);
     int have_data_seed = 0;
-    cli_device_flags dflags = {NULL, NULL};
+    cli_device_flags dflags = {NULL, NULL, NULL};
     enum { OPT_ACTS = CLI_OPT_FIRST, OPT_LAYER, OPT_K, OPT_EXPANSION, OPT_TOKENS, OPT_BATCH, OPT_VF, OPT_SPLIT_SEED,
            OPT_SHUFFLE, OPT_SKIP, OPT_EVAL_TOKENS, OPT_BATCH_TOPK, OPT_LR, OPT_WARMUP, OPT_DECAY, OPT_K_AUX,
            OPT_AUXK_ALPHA, OPT_DEAD, OPT_B_DEC, OPT_INIT_ROWS, OPT_SEED, OPT_DATA_SEED, OPT_SAVE_EVERY, OPT_LOG_EVERY,
