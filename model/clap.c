@@ -246,6 +246,25 @@ float *musae_clap_load_dev(const musae_ops *ops, musae_st *st, const char *name,
     return musae_clap_to_dev(ops, musae_clap_load_host(st, name, d1 ? 2 : 1, shape), d1 ? d0 * d1 : d0);
 }
 
+void musae_clap_load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t C, float **w, float **b) {
+    float *hw = musae_xmalloc((size_t)(3 * C * C) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * C) * sizeof *hb);
+    static const char *parts[3] = {"query", "key", "value"};
+    for (int i = 0; i < 3; i++) {
+        char name[256];
+        const int64_t ws[2] = {C, C}, bs[1] = {C};
+        snprintf(name, sizeof name, "%s.%s.weight", p, parts[i]);
+        float *t = musae_clap_load_host(st, name, 2, ws);
+        memcpy(hw + i * C * C, t, (size_t)(C * C) * sizeof *t);
+        free(t);
+        snprintf(name, sizeof name, "%s.%s.bias", p, parts[i]);
+        t = musae_clap_load_host(st, name, 1, bs);
+        memcpy(hb + i * C, t, (size_t)C * sizeof *t);
+        free(t);
+    }
+    *w = musae_clap_to_dev(ops, hw, 3 * C * C);
+    *b = musae_clap_to_dev(ops, hb, 3 * C);
+}
+
 static void proj_load(musae_clap_proj *p, musae_st *st, const char *prefix, int64_t in, int64_t P,
                       const musae_ops *ops) {
     char name[256];

@@ -54,25 +54,6 @@ static float *block_bias(musae_st *st, const char *p, int heads, int ws, int g, 
     return bias;
 }
 
-static void load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t C, float **w, float **b) {
-    float *hw = musae_xmalloc((size_t)(3 * C * C) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * C) * sizeof *hb);
-    static const char *parts[3] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++) {
-        char name[256];
-        const int64_t ws[2] = {C, C}, bs[1] = {C};
-        snprintf(name, sizeof name, "%s.attention.self.%s.weight", p, parts[i]);
-        float *t = musae_clap_load_host(st, name, 2, ws);
-        memcpy(hw + i * C * C, t, (size_t)(C * C) * sizeof *t);
-        free(t);
-        snprintf(name, sizeof name, "%s.attention.self.%s.bias", p, parts[i]);
-        t = musae_clap_load_host(st, name, 1, bs);
-        memcpy(hb + i * C, t, (size_t)C * sizeof *t);
-        free(t);
-    }
-    *w = musae_clap_to_dev(ops, hw, 3 * C * C);
-    *b = musae_clap_to_dev(ops, hb, 3 * C);
-}
-
 void musae_clap_htsat_load(musae_clap_htsat *a, musae_st *st, const musae_clap_audio_config *c, const musae_ops *ops) {
     memset(a, 0, sizeof *a);
     const char *E = "audio_model.audio_encoder";
@@ -123,7 +104,8 @@ void musae_clap_htsat_load(musae_clap_htsat *a, musae_st *st, const musae_clap_a
     } while (0)
             SB(ln1_w, "layernorm_before.weight", C, 0);
             SB(ln1_b, "layernorm_before.bias", C, 0);
-            load_qkv(ops, st, p, C, &b->qkv_w, &b->qkv_b);
+            snprintf(name, sizeof name, "%s.attention.self", p);
+            musae_clap_load_qkv(ops, st, name, C, &b->qkv_w, &b->qkv_b);
             SB(o_w, "attention.output.dense.weight", C, C);
             SB(o_b, "attention.output.dense.bias", C, 0);
             SB(ln2_w, "layernorm_after.weight", C, 0);

@@ -7,26 +7,6 @@
 #include "host/core/check.h"
 #include "model/clap.h"
 
-/* query, key and value [H, H] (+ [H] biases) stacked into one [3H, H] matrix: one GEMM per layer */
-static void load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t H, float **w, float **b) {
-    float *hw = musae_xmalloc((size_t)(3 * H * H) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * H) * sizeof *hb);
-    static const char *parts[3] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++) {
-        char name[256];
-        const int64_t ws[2] = {H, H}, bs[1] = {H};
-        snprintf(name, sizeof name, "%s.%s.weight", p, parts[i]);
-        float *t = musae_clap_load_host(st, name, 2, ws);
-        memcpy(hw + i * H * H, t, (size_t)(H * H) * sizeof *t);
-        free(t);
-        snprintf(name, sizeof name, "%s.%s.bias", p, parts[i]);
-        t = musae_clap_load_host(st, name, 1, bs);
-        memcpy(hb + i * H, t, (size_t)H * sizeof *t);
-        free(t);
-    }
-    *w = musae_clap_to_dev(ops, hw, 3 * H * H);
-    *b = musae_clap_to_dev(ops, hb, 3 * H);
-}
-
 /* HF registers these as persistent buffers; they carry no information beyond the config, but a file whose
  * buffers disagree with it was not written for this config. */
 static void check_index_buffer(musae_st *st, const char *name, int64_t n, int arange) {
@@ -64,7 +44,7 @@ void musae_clap_text_load(musae_clap_text *t, musae_st *st, const musae_clap_tex
         L->field = musae_clap_load_dev(ops, st, name, d0, d1);                                             \
     } while (0)
         snprintf(name, sizeof name, "%s.attention.self", p);
-        load_qkv(ops, st, name, H, &L->qkv_w, &L->qkv_b);
+        musae_clap_load_qkv(ops, st, name, H, &L->qkv_w, &L->qkv_b);
         TL(o_w, "attention.output.dense.weight", H, H);
         TL(o_b, "attention.output.dense.bias", H, 0);
         TL(ln1_w, "attention.output.LayerNorm.weight", H, 0);
