@@ -265,7 +265,7 @@ static void test_refusals(void) {
     /* an existing output that is not LABELS.jsonl is not overwritten */
     CHECK(sh("echo 'not json' > bad.jsonl") == 0, "setup");
     CHECK(run("label --labeler dsp --features features.h5 --descriptors desc.h5 -o bad.jsonl") == 1, "bad existing file");
-    err_has("bad.jsonl: line 1 is not a LABELS.jsonl line");
+    err_has("bad.jsonl: line 1: not a JSON object (not replacing it)");
     o = slurp("bad.jsonl");
     CHECK(!strcmp(o, "not json\n"), "bad.jsonl was changed: '%s'", o);
     free(o);
