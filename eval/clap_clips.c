@@ -128,14 +128,6 @@ double clap_mean_sim(const float *t, const float *audio, const int64_t *rows, in
     return s / (double)n;
 }
 
-double clap_auroc(const double *pos, int64_t n_pos, const double *neg, int64_t n_neg) {
-    if (n_pos == 0 || n_neg == 0) return NAN;
-    double wins = 0;
-    for (int64_t i = 0; i < n_pos; i++)
-        for (int64_t k = 0; k < n_neg; k++) wins += pos[i] > neg[k] ? 1.0 : pos[i] == neg[k] ? 0.5 : 0.0;
-    return wins / ((double)n_pos * (double)n_neg);
-}
-
 /* ---- the cache ---------------------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include "eval/clap_clips.h"
 #include "eval/features_io.h"
 #include "eval/labels_io.h"
+#include "eval/stats.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 
@@ -141,7 +142,7 @@ int clap_score_run(const clap_score_opts *o) {
         cJSON *sc = object_at(ll, "scores");
         put_num(sc, "clap_alignment", align);
         put_num(sc, "clap_contrast", contrast);
-        put_num(sc, "clap_detection_auroc", clap_auroc(pos, nq, neg, nr));
+        put_num(sc, "clap_detection_auroc", stats_auroc(pos, nq, neg, nr));
         put_num(sc, "clap_n_exemplars", (double)nt);
         put_num(sc, "clap_n_positive", (double)nq);
         put_num(sc, "clap_n_negative", (double)nr);
