@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "host/core/check.h"
+#include "host/io/path.h"
 #include "test.h"
 
 static char g_dir[1024];
@@ -99,15 +100,8 @@ static inline void scratch_close(void) {
 
 /* The whole of g_dir/rel as a string ("" when it cannot be read); free() it. */
 static inline char *slurp(const char *rel) {
-    FILE *f = fopen(at(rel), "rb");
-    if (!f) return musae_xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
+    char *s = musae_read_file(at(rel), NULL, NULL, 0);
+    return s ? s : musae_xstrdup("");
 }
 
 /* A setup step that is itself musae (synth_acts making the stores, ...) failed: the test FAILS (exit 1) with the
