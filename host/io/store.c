@@ -138,6 +138,9 @@ static void attr_write(hid_t obj, const char *name, hid_t type, int n, const voi
     H5Aclose(a);
     H5Sclose(sp);
 }
+void musae_store_h5_attr_write(int64_t obj, const char *name, int64_t type, int n, const void *data) {
+    attr_write((hid_t)obj, name, (hid_t)type, n, data);
+}
 
 /* Overwrites an existing fixed-size attribute in place (same type and size: the object header does not
  * grow, so no metadata moves between commits). */
