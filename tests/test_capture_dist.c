@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #endif
 #include <math.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -90,29 +89,11 @@ static int wait_for(const char *rel) {
 
 #define CAPTURE "capture --model %s --audio aud --layers 0,1 --clip-seconds 1 --dtype f32"
 
-static const char *mpi_np(int np) {
-    static char p[1200];
-    snprintf(p, sizeof p, "%s -np %d --oversubscribe %s", MUSAE_MPIEXEC, np, bin());
-    return p;
-}
-
-/* "mpirun -np <np> musae <args>" in g_dir, as run_mpi does. */
-MUSAE_PRINTF(2, 3) static int run_np(int np, const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s %s >out.txt 2>err.txt",
-             g_dir, mpi_np(np), args);
-    return exit_status(system(cmd));
-}
-
 static void test_equal(void) {
     for (int np = 2; np <= 3; np++) {
         char out[32];
         snprintf(out, sizeof out, "np%d.h5", np);
-        CHECK(run_np(np, CAPTURE " -o %s", g_model, out) == 0, "mpirun -np %d capture", np);
+        CHECK(run_mpi_np(np, CAPTURE " -o %s", g_model, out) == 0, "mpirun -np %d capture", np);
         err_has("joins");
         CHECK(same_store("one.h5", out), "-np %d: the joined store equals the one-process store clip by clip", np);
         char shard[64];
@@ -157,10 +138,10 @@ static void test_split(void) {
 }
 
 static void test_refusals(void) {
-    CHECK(run_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
+    CHECK(run_mpi_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
           "a sharded store continued with other layers is refused (exit 1)");
     err_has("np2.h5.shards/p2-r000.h5 holds layers 0,1; this run asks for 0");
-    CHECK(run_np(2, CAPTURE " -o one.h5", g_model) == 1, "a one-process store is not continued by several ranks (exit 1)");
+    CHECK(run_mpi_np(2, CAPTURE " -o one.h5", g_model) == 1, "a one-process store is not continued by several ranks (exit 1)");
     err_has("one.h5 is a one-process store (no one.h5.shards/): continue it without mpirun/srun");
     CHECK(!dir_has("one.h5.shards") && same_store("one.h5", "np2.h5"), "and neither store was touched");
 }
@@ -168,13 +149,13 @@ static void test_refusals(void) {
 static void test_rank_killed(void) {
     char args[2048];
     snprintf(args, sizeof args, CAPTURE " -o k.h5", g_model);
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "k.h5.shards/p2-r001.h5", 120);
+    const pid_t job = start_and_wait_for(mpi_prefix(), args, "k.h5.shards/p2-r001.h5", 120);
     CHECK(wait_for("k.h5.shards/p2-r001.h5"), "rank 1 committed its first clip");
     const pid_t r1 = lock_pid("k.h5.shards/p2-r001.h5.lock");
     CHECK(r1 > 0 && kill(r1, SIGKILL) == 0, "SIGKILL to rank 1 (PID %d)", (int)r1);
     CHECK(wait_exit(job) != 0, "mpirun fails when a rank is killed");
     CHECK(!dir_has("k.h5"), "killed mid-run: no joined store yet");
-    CHECK(run_np(3, CAPTURE " -o k.h5", g_model) == 0, "the same command with -np 3 continues it");
+    CHECK(run_mpi_np(3, CAPTURE " -o k.h5", g_model) == 0, "the same command with -np 3 continues it");
     err_has("removed the stale lock of PID");
     CHECK(dir_has("k.h5.shards/p3-r002.h5"), "-np 3 wrote shards of its own beside the -np 2 ones");
     CHECK(same_store("one.h5", "k.h5"), "killed, resumed with -np 3: the one-process store");
@@ -184,7 +165,7 @@ static void test_rank_killed(void) {
 static void test_launcher_killed(void) {
     char args[2048];
     snprintf(args, sizeof args, CAPTURE " -o o.h5", g_model);
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "o.h5.shards/p2-r001.h5", 120);
+    const pid_t job = start_and_wait_for(mpi_prefix(), args, "o.h5.shards/p2-r001.h5", 120);
     CHECK(wait_for("o.h5.shards/p2-r001.h5") && wait_for("o.h5.shards/p2-r000.h5"), "both ranks committed a clip");
     const pid_t r[2] = {lock_pid("o.h5.shards/p2-r000.h5.lock"), lock_pid("o.h5.shards/p2-r001.h5.lock")};
     CHECK(r[0] > 0 && r[1] > 0, "the ranks' PIDs from their shard locks");
@@ -211,7 +192,7 @@ static void test_launcher_killed(void) {
 static void test_corrupt_shard(void) {
     CHECK(sh("cp -r np2.h5.shards c.h5.shards && truncate -s 3000 c.h5.shards/p2-r001.h5") == 0, "a truncated shard");
     CHECK(sh("echo partial > c.h5.shards/p5-r004.h5.creating") == 0, "a shard killed before its first commit");
-    CHECK(run_np(2, CAPTURE " -o c.h5", g_model) == 0, "a capture beside a corrupt shard");
+    CHECK(run_mpi_np(2, CAPTURE " -o c.h5", g_model) == 0, "a capture beside a corrupt shard");
     err_has("shard c.h5.shards/p2-r001.h5 does not open");
     err_has("set aside as c.h5.shards/p2-r001.h5.corrupt; its clips are captured again");
     CHECK(same_store("one.h5", "c.h5"), "its clips redone: the one-process store");
@@ -238,8 +219,8 @@ static void test_train(void) {
           "musae analyze on both stores");
     CHECK(sh("h5dump f1.h5 | grep -v 'one.h5\\|^HDF5 ' > f1.txt && h5dump f2.h5 | grep -v 'np2.h5\\|^HDF5 ' > f2.txt && "
              "test $(wc -l < f1.txt) -gt 100 && cmp f1.txt f2.txt") == 0, "musae analyze: the same statistics");
-    CHECK(run_np(2, TRAIN " --acts one.h5 -o m1") == 0, "mpirun -np 2 train on the one-process store");
-    CHECK(run_np(2, TRAIN " --acts np3.h5 -o m3") == 0, "mpirun -np 2 train on a 3-shard store");
+    CHECK(run_mpi_np(2, TRAIN " --acts one.h5 -o m1") == 0, "mpirun -np 2 train on the one-process store");
+    CHECK(run_mpi_np(2, TRAIN " --acts np3.h5 -o m3") == 0, "mpirun -np 2 train on a 3-shard store");
     CHECK(same_bytes("m1/sae.safetensors", "m3/sae.safetensors"), "data-parallel: the same weights, bitwise");
 }
 
@@ -303,7 +284,7 @@ static void test_batches_mix(void) {
 
 int main(void) {
     scratch_open("capture_dist");
-    if (run_np(2, "--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
+    if (run_mpi_np(2, "--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
     snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
     sh("mkdir -p aud");
     for (int i = 0; i < 6; i++) {
