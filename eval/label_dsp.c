@@ -164,11 +164,6 @@ static void feature_run(const musae_desc *const *top, int nt, const musae_desc *
 
 /* ---- words and JSON ------------------------------------------------------------------------------------------- */
 
-static void add_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
-
 /* A significant test points the label's way: a continuous one either way, a categorical one only when enriched. */
 static int usable(const dsp_test *t, double q) { return t->q <= q && (t->kind == 0 || t->strength > 0); }
 
@@ -215,25 +210,25 @@ static cJSON *evidence_item(const dsp_test *t) {
         cJSON_AddStringToObject(e, "unit", cd->unit);
         cJSON_AddStringToObject(e, "direction", t->mw.auroc >= 0.5 ? "higher" : "lower");
         cJSON_AddStringToObject(e, "weighting", t->weighted ? "activation" : "top");
-        add_num(e, "auroc", t->mw.auroc);
-        add_num(e, "cliffs_delta", t->mw.cliffs);
-        add_num(e, "median_top", t->median_top);
-        add_num(e, "median_random", t->median_random);
-        add_num(e, "median_shift", t->median_top - t->median_random);
+        labels_put_num(e, "auroc", t->mw.auroc);
+        labels_put_num(e, "cliffs_delta", t->mw.cliffs);
+        labels_put_num(e, "median_top", t->median_top);
+        labels_put_num(e, "median_random", t->median_random);
+        labels_put_num(e, "median_shift", t->median_top - t->median_random);
     } else {
         char v[64];
         value_words(t->desc, t->value, v, sizeof v);
         cJSON_AddStringToObject(e, "descriptor", k_cat_name[t->desc]);
         cJSON_AddStringToObject(e, "kind", "categorical");
         cJSON_AddStringToObject(e, "value", v);
-        add_num(e, "share_top", t->share_top);
-        add_num(e, "share_random", t->share_random);
-        add_num(e, "odds_ratio", t->odds_ratio);
+        labels_put_num(e, "share_top", t->share_top);
+        labels_put_num(e, "share_random", t->share_random);
+        labels_put_num(e, "odds_ratio", t->odds_ratio);
     }
     cJSON_AddNumberToObject(e, "n_top", t->n_top);
     cJSON_AddNumberToObject(e, "n_random", t->n_random);
-    add_num(e, "p", t->p);
-    add_num(e, "q", t->q);
+    labels_put_num(e, "p", t->p);
+    labels_put_num(e, "q", t->q);
     return e;
 }
 
@@ -275,7 +270,7 @@ static cJSON *feature_line(int feature, const feature_tests *ft, const label_dsp
             if (sig[i]->kind == 0) score = fmax(sig[i]->mw.auroc, 1 - sig[i]->mw.auroc);
         if (isnan(score)) score = sig[0]->share_top;
         cJSON_AddStringToObject(j, "label", label);
-        add_num(j, "score", score);
+        labels_put_num(j, "score", score);
         cJSON_AddStringToObject(j, "status", "ok");
     }
     cJSON *ev = cJSON_AddArrayToObject(j, "evidence");

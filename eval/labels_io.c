@@ -96,3 +96,9 @@ void labels_replace(cJSON *lines, const char *labeler, cJSON *mine) {
     free(v);
     cJSON_Delete(mine);
 }
+
+void labels_put_num(cJSON *o, const char *key, double v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}

@@ -18,6 +18,9 @@ cJSON *labels_read(const char *path, int missing_ok, char *err, size_t errlen);
 int labels_write(const char *path, const cJSON *lines, char *err, size_t errlen);
 /* Drops labeler's lines from lines and appends `mine` (an array, consumed) sorted by feature. */
 void labels_replace(cJSON *lines, const char *labeler, cJSON *mine);
+/* Sets o[key] to v, or to null where v is not finite (numbers in the file are finite); an existing key is
+ * replaced. How every labeler and scorer writes a figure. */
+void labels_put_num(cJSON *o, const char *key, double v);
 
 #ifdef __cplusplus
 }

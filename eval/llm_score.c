@@ -120,11 +120,6 @@ typedef struct {
     int batch, n_pos, n_neg, no_logprobs;
 } score_opts;
 
-static void put_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
-
 /* Scores one line; returns the detection object. */
 static cJSON *score_feature(const llm_common *c, const score_opts *so, const llm_client_opts *co, excerpt_ctx *x,
                             int f, const cJSON *line, llm_stats *st) {
@@ -254,11 +249,11 @@ static cJSON *score_feature(const llm_common *c, const score_opts *so, const llm
     }
     free(s);
     cJSON *d = cJSON_CreateObject();
-    put_num(d, "balanced_accuracy", isfinite(recall) && isfinite(tnr) ? (recall + tnr) / 2 : NAN);
-    put_num(d, "precision", precision);
-    put_num(d, "recall", recall);
-    put_num(d, "f1", f1);
-    put_num(d, "auroc", auroc);
+    labels_put_num(d, "balanced_accuracy", isfinite(recall) && isfinite(tnr) ? (recall + tnr) / 2 : NAN);
+    labels_put_num(d, "precision", precision);
+    labels_put_num(d, "recall", recall);
+    labels_put_num(d, "f1", f1);
+    labels_put_num(d, "auroc", auroc);
     cJSON_AddNumberToObject(d, "n_positive", npos);
     cJSON_AddNumberToObject(d, "n_negative", nneg);
     cJSON_AddNumberToObject(d, "n_batches", nb);
