@@ -214,11 +214,8 @@ done:
 static int load_added(musae_clap_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *probe = fopen(path, "rb");
-    if (!probe) return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno)), -1);
-    fclose(probe);
     char *txt = musae_read_file(path, NULL, err, errlen);
-    if (!txt) return -1;
+    if (!txt) return errno == ENOENT ? 0 : -1;
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     int rc = -1;
