@@ -28,6 +28,7 @@
 #include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/json.h"
+#include "host/io/path.h"
 #include "host/io/safetensors.h"
 #include "model/encodec.h"
 #include "model/encodec_hash.h"
@@ -37,14 +38,9 @@
 #endif
 
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) musae_fail("%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
+    char err[4200];
+    char *s = musae_read_file(path, NULL, err, sizeof err);
+    if (!s) musae_fail("%s", err);
     return s;
 }
 

@@ -128,14 +128,6 @@ double clap_mean_sim(const float *t, const float *audio, const int64_t *rows, in
     return s / (double)n;
 }
 
-double clap_auroc(const double *pos, int64_t n_pos, const double *neg, int64_t n_neg) {
-    if (n_pos == 0 || n_neg == 0) return NAN;
-    double wins = 0;
-    for (int64_t i = 0; i < n_pos; i++)
-        for (int64_t k = 0; k < n_neg; k++) wins += pos[i] > neg[k] ? 1.0 : pos[i] == neg[k] ? 0.5 : 0.0;
-    return wins / ((double)n_pos * (double)n_neg);
-}
-
 /* ---- the cache ---------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -217,20 +209,6 @@ static int cache_save(const cache_t *c, const char *path, const clap_judge *j, c
     return rc;
 }
 
-/* The clip's source as named, else relative to the store's folder (as musae excerpt resolves it); "" if neither. */
-static void resolve_source(const char *file, const char *acts, char *out, size_t cap) {
-    if (access(file, R_OK) == 0) {
-        snprintf(out, cap, "%s", file);
-        return;
-    }
-    const char *slash = strrchr(acts, '/');
-    if (file[0] != '/' && slash) {
-        snprintf(out, cap, "%.*s/%s", (int)(slash - acts), acts, file);
-        if (access(out, R_OK) == 0) return;
-    }
-    out[0] = 0;
-}
-
 typedef struct {
     char *src; /* malloc'd */
     double a, b;
@@ -246,7 +224,7 @@ static char *clip_key(const musae_features *f, const char *acts, int64_t c, clip
         return NULL;
     }
     char src[4200];
-    resolve_source(file, acts, src, sizeof src);
+    excerpt_resolve_source(file, acts, src, sizeof src);
     struct stat sb;
     if (!src[0] || stat(src, &sb)) {
         snprintf(err, errlen, "%s: source of clip '%s' is missing (moved? looked beside %s too)", file, name, acts);

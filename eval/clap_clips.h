@@ -62,8 +62,6 @@ void clap_clips_default_cache(const clap_judge *j, const char *features_path, ch
 
 /* mean_i <t, a_rows[i]> over the n clips (rows index into audio [., D]); NaN when n is 0 */
 double clap_mean_sim(const float *t, const float *audio, const int64_t *rows, int64_t n, int64_t D);
-/* AUROC of scores: P(pos > neg) + ½ P(pos = neg) over all pairs (Mann-Whitney); NaN when either side is empty */
-double clap_auroc(const double *pos, int64_t n_pos, const double *neg, int64_t n_neg);
 
 #ifdef __cplusplus
 }

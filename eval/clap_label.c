@@ -29,11 +29,6 @@ static char *fill(const char *tpl, const char *key, const char *val) {
     return out;
 }
 
-static void put_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
-
 typedef struct {
     double top, random, contrast;
     int64_t tag;
@@ -146,9 +141,9 @@ int clap_label_run(const clap_label_opts *o) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "tag", v.tag[ts[i].tag]);
             cJSON_AddStringToObject(e, "vocab", v.vocab[ts[i].tag]);
-            put_num(e, "sim_top", ts[i].top);
-            put_num(e, "sim_random", ts[i].random);
-            put_num(e, "contrast", ts[i].contrast);
+            labels_put_num(e, "sim_top", ts[i].top);
+            labels_put_num(e, "sim_random", ts[i].random);
+            labels_put_num(e, "contrast", ts[i].contrast);
             cJSON_AddNumberToObject(e, "n_top", (double)nt);
             cJSON_AddNumberToObject(e, "n_random", (double)nr);
             cJSON_AddItemToArray(ev, e);

@@ -10,14 +10,9 @@
 #include "eval/clap_clips.h"
 #include "eval/features_io.h"
 #include "eval/labels_io.h"
+#include "eval/stats.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
-
-static void put_num(cJSON *o, const char *k, double v) {
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
 
 /* the object o[k], made (replacing a non-object) when missing */
 static cJSON *object_at(cJSON *o, const char *k) {
@@ -139,12 +134,12 @@ int clap_score_run(const clap_score_opts *o) {
         const double align = clap_mean_sim(t, aemb, top_rows, nt, D);
         const double contrast = align - clap_mean_sim(t, aemb, rnd, nr, D);
         cJSON *sc = object_at(ll, "scores");
-        put_num(sc, "clap_alignment", align);
-        put_num(sc, "clap_contrast", contrast);
-        put_num(sc, "clap_detection_auroc", clap_auroc(pos, nq, neg, nr));
-        put_num(sc, "clap_n_exemplars", (double)nt);
-        put_num(sc, "clap_n_positive", (double)nq);
-        put_num(sc, "clap_n_negative", (double)nr);
+        labels_put_num(sc, "clap_alignment", align);
+        labels_put_num(sc, "clap_contrast", contrast);
+        labels_put_num(sc, "clap_detection_auroc", stats_auroc(pos, nq, neg, nr));
+        labels_put_num(sc, "clap_n_exemplars", (double)nt);
+        labels_put_num(sc, "clap_n_positive", (double)nq);
+        labels_put_num(sc, "clap_n_negative", (double)nr);
         cJSON *who = object_at(sc, "scorer");
         cJSON_DeleteItemFromObjectCaseSensitive(who, "clap");
         cJSON_AddStringToObject(who, "clap", j.identity);

@@ -1,6 +1,6 @@
-/* The dashboard's inputs besides FEATURES.h5: LABELS.jsonl (docs/LABELS.md) and a steering folder's steer.jsonl
- * (docs/DASHBOARD.md). Lines are kept whole as cJSON objects: the pages show every key a labeler wrote, so a
- * labeler that adds evidence keys needs no change here. dashboard.h. */
+/* The dashboard's inputs besides FEATURES.h5: LABELS.jsonl (docs/LABELS.md; read through eval/labels_io, its one
+ * reader) and a steering folder's steer.jsonl (docs/DASHBOARD.md). Lines are kept whole as cJSON objects: the
+ * pages show every key a labeler wrote, so a labeler that adds evidence keys needs no change here. dashboard.h. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/dashboard.h"
+#include "eval/labels_io.h"
 #include "host/core/check.h"
 
 /* Calls fn on every non-blank line of path as a parsed JSON object; stops at the first refusal. */
@@ -58,10 +59,14 @@ static int64_t feature_of(const cJSON *o, int64_t M) {
 typedef struct {
     dash_labels *L;
     int64_t M, cap;
+    const char *path;
 } label_ctx;
 
-static int add_label(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
+/* A line that labels_each read (an object with an integer feature and a string labeler), checked against this
+ * FEATURES file and kept. */
+static int add_label(void *vctx, cJSON *o, long line, char *err, size_t errlen) {
     label_ctx *c = vctx;
+    const char *path = c->path;
     dash_labels *L = c->L;
     const int64_t f = feature_of(o, c->M);
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "labeler");
@@ -107,11 +112,13 @@ static void sort_by_feature(dash_label *v, int64_t n, int64_t M) {
 int dash_labels_read(dash_labels *L, const char *const *files, int n_files, int64_t M, char *err, size_t errlen) {
     memset(L, 0, sizeof *L);
     label_ctx c = {.L = L, .M = M};
-    for (int i = 0; i < n_files; i++)
-        if (each_line(files[i], add_label, &c, err, errlen)) {
+    for (int i = 0; i < n_files; i++) {
+        c.path = files[i];
+        if (labels_each(files[i], 0, add_label, &c, err, errlen)) {
             dash_labels_free(L);
             return -1;
         }
+    }
     sort_by_feature(L->v, L->n, M);
     return 0;
 }

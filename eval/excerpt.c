@@ -69,8 +69,7 @@ int excerpt_parse_clip_name(const char *name, char *file, size_t cap, double *a,
     return 0;
 }
 
-/* The source as named, else relative to the store's folder; "" when neither exists. */
-static void resolve_source(const char *file, const char *acts, char *out, size_t cap) {
+void excerpt_resolve_source(const char *file, const char *acts, char *out, size_t cap) {
     if (access(file, R_OK) == 0) {
         snprintf(out, cap, "%s", file);
         return;
@@ -149,7 +148,7 @@ int excerpt_audio(excerpt_ctx *x, int feature, int64_t clip, int32_t peak_frame,
         snprintf(err, errlen, "clip '%s' names no source span (#t=a,b): skipped", name);
         return 1;
     }
-    resolve_source(file, f->acts, res->source, sizeof res->source);
+    excerpt_resolve_source(file, f->acts, res->source, sizeof res->source);
     if (!res->source[0]) {
         snprintf(err, errlen, "%s: source of clip '%s' is missing (moved?): skipped", file, name);
         return 1;

@@ -50,6 +50,9 @@ void excerpt_close(excerpt_ctx *x);
 
 /* Splits "file#t=a,b" into file, a and b; 0, or -1 when the name carries no span. */
 int excerpt_parse_clip_name(const char *name, char *file, size_t cap, double *a, double *b);
+/* A clip's source file as named, else relative to the folder of the store `acts`; "" when neither is readable.
+ * How musae excerpt, the dashboard and the CLAP judge find a clip's audio. */
+void excerpt_resolve_source(const char *file, const char *acts, char *out, size_t cap);
 
 typedef struct {
     char audio[4200], trace[4200]; /* the files written */

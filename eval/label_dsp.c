@@ -2,7 +2,6 @@
 #include "eval/label_dsp.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 
 #include "eval/features_io.h"
+#include "eval/labels_io.h"
 #include "eval/stats.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -164,11 +164,6 @@ static void feature_run(const musae_desc *const *top, int nt, const musae_desc *
 
 /* ---- words and JSON ------------------------------------------------------------------------------------------- */
 
-static void add_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
-
 /* A significant test points the label's way: a continuous one either way, a categorical one only when enriched. */
 static int usable(const dsp_test *t, double q) { return t->q <= q && (t->kind == 0 || t->strength > 0); }
 
@@ -215,25 +210,25 @@ static cJSON *evidence_item(const dsp_test *t) {
         cJSON_AddStringToObject(e, "unit", cd->unit);
         cJSON_AddStringToObject(e, "direction", t->mw.auroc >= 0.5 ? "higher" : "lower");
         cJSON_AddStringToObject(e, "weighting", t->weighted ? "activation" : "top");
-        add_num(e, "auroc", t->mw.auroc);
-        add_num(e, "cliffs_delta", t->mw.cliffs);
-        add_num(e, "median_top", t->median_top);
-        add_num(e, "median_random", t->median_random);
-        add_num(e, "median_shift", t->median_top - t->median_random);
+        labels_put_num(e, "auroc", t->mw.auroc);
+        labels_put_num(e, "cliffs_delta", t->mw.cliffs);
+        labels_put_num(e, "median_top", t->median_top);
+        labels_put_num(e, "median_random", t->median_random);
+        labels_put_num(e, "median_shift", t->median_top - t->median_random);
     } else {
         char v[64];
         value_words(t->desc, t->value, v, sizeof v);
         cJSON_AddStringToObject(e, "descriptor", k_cat_name[t->desc]);
         cJSON_AddStringToObject(e, "kind", "categorical");
         cJSON_AddStringToObject(e, "value", v);
-        add_num(e, "share_top", t->share_top);
-        add_num(e, "share_random", t->share_random);
-        add_num(e, "odds_ratio", t->odds_ratio);
+        labels_put_num(e, "share_top", t->share_top);
+        labels_put_num(e, "share_random", t->share_random);
+        labels_put_num(e, "odds_ratio", t->odds_ratio);
     }
     cJSON_AddNumberToObject(e, "n_top", t->n_top);
     cJSON_AddNumberToObject(e, "n_random", t->n_random);
-    add_num(e, "p", t->p);
-    add_num(e, "q", t->q);
+    labels_put_num(e, "p", t->p);
+    labels_put_num(e, "q", t->q);
     return e;
 }
 
@@ -275,7 +270,7 @@ static cJSON *feature_line(int feature, const feature_tests *ft, const label_dsp
             if (sig[i]->kind == 0) score = fmax(sig[i]->mw.auroc, 1 - sig[i]->mw.auroc);
         if (isnan(score)) score = sig[0]->share_top;
         cJSON_AddStringToObject(j, "label", label);
-        add_num(j, "score", score);
+        labels_put_num(j, "score", score);
         cJSON_AddStringToObject(j, "status", "ok");
     }
     cJSON *ev = cJSON_AddArrayToObject(j, "evidence");
@@ -294,41 +289,6 @@ typedef struct {
 } named;
 static int cmp_named(const void *x, const void *y) { return strcmp(((const named *)x)->path, ((const named *)y)->path); }
 
-/* The other labelers' lines of an existing output, verbatim (a malformed line or one without a labeler is
- * refused: replacing the file would lose it). */
-static char *kept_lines(const char *path, size_t *len) {
-    *len = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT) return NULL;
-        musae_fail("%s: cannot read the existing labels: %s", path, strerror(errno));
-    }
-    char *out = NULL, *line = NULL;
-    size_t cap = 0, n = 0;
-    ssize_t got;
-    long lineno = 0;
-    while ((got = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (got == 1 && line[0] == '\n') continue;
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *lab = j ? cJSON_GetObjectItemCaseSensitive(j, "labeler") : NULL;
-        if (!cJSON_IsString(lab))
-            musae_fail("%s: line %ld is not a LABELS.jsonl line with a \"labeler\" (docs/LABELS.md); not replacing it",
-                       path, lineno);
-        if (strcmp(lab->valuestring, "dsp")) {
-            out = musae_xrealloc(out, n + (size_t)got + 2);
-            memcpy(out + n, line, (size_t)got);
-            n += (size_t)got;
-            if (out[n - 1] != '\n') out[n++] = '\n';
-        }
-        cJSON_Delete(j);
-    }
-    free(line);
-    fclose(f);
-    *len = n;
-    return out;
-}
-
 void label_dsp_opts_defaults(label_dsp_opts *o) {
     memset(o, 0, sizeof *o);
     o->q = 0.05;
@@ -342,8 +302,9 @@ int label_dsp_run(const label_dsp_opts *o) {
     musae_descriptors d;
     if (features_read(o->features, &f, err, sizeof err)) musae_fail("%s", err);
     if (musae_descriptors_read(o->descriptors, &d, err, sizeof err)) musae_fail("%s", err);
-    size_t old_len;
-    char *old = kept_lines(o->out, &old_len);
+    /* an existing output that is not LABELS.jsonl stops the run before the work */
+    cJSON *lines = labels_read(o->out, 1, err, sizeof err);
+    if (!lines) musae_fail("%s (not replacing it)", err);
 
     /* FEATURES.h5 clip -> DESCRIPTORS.h5 row, by name */
     named *byname = musae_xmalloc(sizeof(named) * (size_t)(d.n_clips + 1));
@@ -419,32 +380,22 @@ int label_dsp_run(const label_dsp_opts *o) {
     snprintf(sae, sizeof sae, "%s:%.16s", f.sae, f.sae_sha256);
     cJSON_AddStringToObject(source, "sae", sae);
     cJSON_AddStringToObject(source, "descriptors", o->descriptors);
-    size_t len = old_len, cap = old_len + 4096;
-    char *buf = musae_xmalloc(cap);
-    if (old_len) memcpy(buf, old, old_len);
+    cJSON *mine = cJSON_CreateArray();
     int64_t n_labelled = 0;
     for (int64_t i = 0; i < n_kept; i++) {
         cJSON *j = feature_line(kept[i], &ft[i], o, source);
         n_labelled += !strcmp(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, "ok");
-        char *s = cJSON_PrintUnformatted(j);
-        const size_t n = strlen(s);
-        if (len + n + 2 > cap) {
-            cap = 2 * (len + n + 2);
-            buf = musae_xrealloc(buf, cap);
-        }
-        memcpy(buf + len, s, n);
-        len += n;
-        buf[len++] = '\n';
-        free(s);
-        cJSON_Delete(j);
+        cJSON_AddItemToArray(mine, j);
     }
-    if (musae_write_file_atomic(o->out, buf, len)) musae_fail("%s: cannot write: %s", o->out, strerror(errno));
+    labels_replace(lines, "dsp", mine);
+    if (labels_write(o->out, lines, err, sizeof err)) musae_fail("%s", err);
     LOG_INFO("label dsp: %lld kept features, %lld labelled, %lld without a significant descriptor; %zu tests, "
              "BH q <= %g; %s in %.1f s",
              (long long)n_kept, (long long)n_labelled, (long long)(n_kept - n_labelled), n_tests, o->q, o->out,
              musae_now() - t0);
     cJSON_Delete(source);
-    free(buf), free(old), free(p), free(q);
+    cJSON_Delete(lines);
+    free(p), free(q);
     for (int64_t i = 0; i < n_kept; i++) free(ft[i].t);
     free(ft), free(kept), free(fire), free(fire_w), free(start), free(row);
     musae_descriptors_free(&d);

@@ -8,22 +8,23 @@
 
 #include "eval/labels_io.h"
 
-cJSON *labels_read(const char *path, int missing_ok, char *err, size_t errlen) {
+int labels_each(const char *path, int missing_ok, labels_line_fn fn, void *ctx, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        if (errno == ENOENT && missing_ok) return cJSON_CreateArray();
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
+        if (errno == ENOENT && missing_ok) return 0;
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
     }
-    cJSON *lines = cJSON_CreateArray();
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     long no = 0;
-    while ((n = getline(&line, &cap, f)) >= 0) {
+    int rc = 0;
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
         no++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (n == 0) continue;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = 0;
+        if (strspn(line, " \t") == (size_t)n) continue; /* a blank line */
         cJSON *j = cJSON_Parse(line);
         const cJSON *feat = cJSON_GetObjectItemCaseSensitive(j, "feature");
         const char *why = !cJSON_IsObject(j)                                           ? "not a JSON object"
@@ -34,18 +35,28 @@ cJSON *labels_read(const char *path, int missing_ok, char *err, size_t errlen) {
         if (why) {
             snprintf(err, errlen, "%s: line %ld: %s", path, no, why);
             cJSON_Delete(j);
-            cJSON_Delete(lines);
-            free(line);
-            fclose(f);
-            return NULL;
+            rc = -1;
+        } else {
+            rc = fn(ctx, j, no, err, errlen);
         }
-        cJSON_AddItemToArray(lines, j);
     }
-    const int bad = ferror(f);
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
     free(line);
     fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
+    return rc;
+}
+
+static int append_line(void *lines, cJSON *line, long line_no, char *err, size_t errlen) {
+    cJSON_AddItemToArray(lines, line);
+    return 0;
+}
+
+cJSON *labels_read(const char *path, int missing_ok, char *err, size_t errlen) {
+    cJSON *lines = cJSON_CreateArray();
+    if (labels_each(path, missing_ok, append_line, lines, err, errlen)) {
         cJSON_Delete(lines);
         return NULL;
     }
@@ -95,4 +106,10 @@ void labels_replace(cJSON *lines, const char *labeler, cJSON *mine) {
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(lines, v[i]);
     free(v);
     cJSON_Delete(mine);
+}
+
+void labels_put_num(cJSON *o, const char *key, double v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
 }

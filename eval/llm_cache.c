@@ -9,6 +9,7 @@
 
 #include "eval/llm_client.h"
 #include "host/core/sha256.h"
+#include "host/io/path.h"
 
 void llm_cache_key(const char *url, const char *body, char hex[65]) {
     musae_sha256 s;
@@ -21,18 +22,9 @@ void llm_cache_key(const char *url, const char *body, char hex[65]) {
 char *llm_cache_get(const char *dir, const char *key) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.json", dir, key);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        const long n = ftell(f);
-        if (n > 0 && fseek(f, 0, SEEK_SET) == 0) {
-            buf = malloc((size_t)n + 1);
-            if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = 0;
-            else free(buf), buf = NULL;
-        }
-    }
-    fclose(f);
+    size_t n = 0;
+    char *buf = musae_read_file(path, &n, NULL, 0);
+    if (buf && n == 0) free(buf), buf = NULL; /* an empty entry is no entry */
     return buf;
 }
 

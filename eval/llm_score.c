@@ -14,6 +14,7 @@
 
 #include "eval/labels_io.h"
 #include "eval/llm_label.h"
+#include "eval/stats.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
@@ -118,11 +119,6 @@ static int named_in(const cJSON *names, const char *name) {
 typedef struct {
     int batch, n_pos, n_neg, no_logprobs;
 } score_opts;
-
-static void put_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
 
 /* Scores one line; returns the detection object. */
 static cJSON *score_feature(const llm_common *c, const score_opts *so, const llm_client_opts *co, excerpt_ctx *x,
@@ -242,21 +238,22 @@ static cJSON *score_feature(const llm_common *c, const score_opts *so, const llm
     const double precision = tp + fp > 0 ? tp / (tp + fp) : NAN;
     const double f1 = isfinite(precision) && isfinite(recall) ? (precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0) : NAN;
     double auroc = NAN;
-    if (all_probs && npos && nneg && !so->no_logprobs) {
-        double wins = 0;
+    if (all_probs && !so->no_logprobs) { /* the answered examples' P(yes), positives against negatives */
+        double *pos = musae_xmalloc(sizeof(double) * (size_t)(npos + 1));
+        double *neg = musae_xmalloc(sizeof(double) * (size_t)(nneg + 1));
+        int np = 0, nn = 0;
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                if (s[i].answer >= 0 && s[j].answer >= 0 && s[i].positive && !s[j].positive)
-                    wins += s[i].prob > s[j].prob ? 1 : s[i].prob == s[j].prob ? 0.5 : 0;
-        auroc = wins / ((double)npos * nneg);
+            if (s[i].answer >= 0) *(s[i].positive ? &pos[np++] : &neg[nn++]) = s[i].prob;
+        auroc = stats_auroc(pos, npos, neg, nneg);
+        free(pos), free(neg);
     }
     free(s);
     cJSON *d = cJSON_CreateObject();
-    put_num(d, "balanced_accuracy", isfinite(recall) && isfinite(tnr) ? (recall + tnr) / 2 : NAN);
-    put_num(d, "precision", precision);
-    put_num(d, "recall", recall);
-    put_num(d, "f1", f1);
-    put_num(d, "auroc", auroc);
+    labels_put_num(d, "balanced_accuracy", isfinite(recall) && isfinite(tnr) ? (recall + tnr) / 2 : NAN);
+    labels_put_num(d, "precision", precision);
+    labels_put_num(d, "recall", recall);
+    labels_put_num(d, "f1", f1);
+    labels_put_num(d, "auroc", auroc);
     cJSON_AddNumberToObject(d, "n_positive", npos);
     cJSON_AddNumberToObject(d, "n_negative", nneg);
     cJSON_AddNumberToObject(d, "n_batches", nb);

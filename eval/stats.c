@@ -82,28 +82,37 @@ stats_mwu stats_mann_whitney(const double *a, int na, const double *b, int nb) {
     return r;
 }
 
-stats_mwu stats_weighted_auroc(const double *a, const double *w, int na, const double *b, int nb) {
-    MUSAE_ASSERT(na >= 1 && nb >= 1, "weighted_auroc: empty sample (%d, %d)", na, nb);
-    double *s = musae_xmalloc(sizeof(double) * (size_t)nb);
+/* #{s_j < x} + #{s_j = x}/2 over the nb sorted values s (two binary searches): x's wins against s. */
+static double wins_against(const double *s, int64_t nb, double x) {
+    int64_t lo = 0, hi = nb;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (s[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    const int64_t below = lo;
+    hi = nb;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (s[mid] <= x) lo = mid + 1;
+        else hi = mid;
+    }
+    return (double)below + 0.5 * (double)(lo - below);
+}
+
+static double *sorted_copy(const double *b, int64_t nb) {
+    double *s = musae_xmalloc(sizeof(double) * (size_t)(nb + 1));
     memcpy(s, b, sizeof(double) * (size_t)nb);
     qsort(s, (size_t)nb, sizeof(double), cmp_double);
+    return s;
+}
+
+stats_mwu stats_weighted_auroc(const double *a, const double *w, int na, const double *b, int nb) {
+    MUSAE_ASSERT(na >= 1 && nb >= 1, "weighted_auroc: empty sample (%d, %d)", na, nb);
+    double *s = sorted_copy(b, nb);
     double sw = 0, sw2 = 0, acc = 0;
     for (int i = 0; i < na; i++) {
-        /* below: #{b < a_i}; upto: #{b <= a_i} (binary searches in the sorted b) */
-        int lo = 0, hi = nb;
-        while (lo < hi) {
-            const int mid = (lo + hi) / 2;
-            if (s[mid] < a[i]) lo = mid + 1;
-            else hi = mid;
-        }
-        const int below = lo;
-        hi = nb;
-        while (lo < hi) {
-            const int mid = (lo + hi) / 2;
-            if (s[mid] <= a[i]) lo = mid + 1;
-            else hi = mid;
-        }
-        acc += w[i] * (below + 0.5 * (lo - below));
+        acc += w[i] * wins_against(s, nb, a[i]);
         sw += w[i], sw2 += w[i] * w[i];
     }
     free(s);
@@ -115,6 +124,18 @@ stats_mwu stats_weighted_auroc(const double *a, const double *w, int na, const d
     const double sd = sqrt((n_eff + nb + 1) / (12.0 * n_eff * nb));
     r.p = two_sided_normal(fabs(r.auroc - 0.5) / sd);
     return r;
+}
+
+double stats_auroc(const double *a, int64_t na, const double *b, int64_t nb) {
+    if (na == 0 || nb == 0) return NAN;
+    for (int64_t i = 0; i < na; i++)
+        if (isnan(a[i])) return NAN;
+    for (int64_t j = 0; j < nb; j++)
+        if (isnan(b[j])) return NAN;
+    double *s = sorted_copy(b, nb), wins = 0;
+    for (int64_t i = 0; i < na; i++) wins += wins_against(s, nb, a[i]);
+    free(s);
+    return wins / ((double)na * (double)nb);
 }
 
 /* log of the hypergeometric probability of k successes in a draw of n from N holding K successes */

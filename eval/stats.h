@@ -1,6 +1,7 @@
-/* Two-sample statistics for the dsp labeler (eval/label_dsp.c): rank effect sizes with the Mann–Whitney U test,
- * Fisher's exact test on 2x2 tables, Benjamini–Hochberg q-values. Plain double-precision C, no state; every
- * function is checked in tests/test_stats.c against values computed independently (scipy 1.17.1, or by hand).
+/* Two-sample statistics for the dsp labeler (eval/label_dsp.c) and the scorers (eval/llm_score.c,
+ * eval/clap_score.c): rank effect sizes with the Mann–Whitney U test, Fisher's exact test on 2x2 tables,
+ * Benjamini–Hochberg q-values. Plain double-precision C, no state; every function is checked in
+ * tests/test_stats.c against values computed independently (scipy 1.17.1, or by hand).
  *
  * Conventions follow scipy.stats so the two agree: AUROC = P(a > b) + P(a = b) / 2 over all pairs; Cliff's
  * delta = P(a > b) - P(a < b) = 2 AUROC - 1; p-values are two-sided. */
@@ -8,6 +9,7 @@
 #define MUSAE_STATS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +34,11 @@ stats_mwu stats_mann_whitney(const double *a, int na, const double *b, int nb);
  * (n_eff + nb + 1) / (12 n_eff nb) (no tie or continuity correction: it is an approximation either way).
  * u holds auroc * n_eff * nb. Equal weights give the unweighted AUROC. */
 stats_mwu stats_weighted_auroc(const double *a, const double *w, int na, const double *b, int nb);
+
+/* The AUROC alone, for the scorers (eval/llm_score.c, eval/clap_score.c): P(a > b) + P(a = b)/2 over all pairs,
+ * the Mann–Whitney U / (na nb), in O((na + nb) log nb) and exact (the win count is a sum of halves); NaN when
+ * either sample is empty or holds a NaN. */
+double stats_auroc(const double *a, int64_t na, const double *b, int64_t nb);
 
 /* Fisher's exact test of the 2x2 table [[a, b], [c, d]]: the two-sided p (the sum of the hypergeometric
  * probabilities of every table with the same margins no more likely than the observed one, with R's

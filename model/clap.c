@@ -246,13 +246,38 @@ float *musae_clap_load_dev(const musae_ops *ops, musae_st *st, const char *name,
     return musae_clap_to_dev(ops, musae_clap_load_host(st, name, d1 ? 2 : 1, shape), d1 ? d0 * d1 : d0);
 }
 
+float *musae_clap_load_sub(const musae_ops *ops, musae_st *st, const char *prefix, const char *suffix, int64_t d0,
+                          int64_t d1) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    return musae_clap_load_dev(ops, st, name, d0, d1);
+}
+
+void musae_clap_load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t C, float **w, float **b) {
+    float *hw = musae_xmalloc((size_t)(3 * C * C) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * C) * sizeof *hb);
+    static const char *parts[3] = {"query", "key", "value"};
+    for (int i = 0; i < 3; i++) {
+        char name[256];
+        const int64_t ws[2] = {C, C}, bs[1] = {C};
+        snprintf(name, sizeof name, "%s.attention.self.%s.weight", p, parts[i]);
+        float *t = musae_clap_load_host(st, name, 2, ws);
+        memcpy(hw + i * C * C, t, (size_t)(C * C) * sizeof *t);
+        free(t);
+        snprintf(name, sizeof name, "%s.attention.self.%s.bias", p, parts[i]);
+        t = musae_clap_load_host(st, name, 1, bs);
+        memcpy(hb + i * C, t, (size_t)C * sizeof *t);
+        free(t);
+    }
+    *w = musae_clap_to_dev(ops, hw, 3 * C * C);
+    *b = musae_clap_to_dev(ops, hb, 3 * C);
+}
+
 static void proj_load(musae_clap_proj *p, musae_st *st, const char *prefix, int64_t in, int64_t P,
                       const musae_ops *ops) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.linear1.weight", prefix), p->w1 = musae_clap_load_dev(ops, st, name, P, in);
-    snprintf(name, sizeof name, "%s.linear1.bias", prefix), p->b1 = musae_clap_load_dev(ops, st, name, P, 0);
-    snprintf(name, sizeof name, "%s.linear2.weight", prefix), p->w2 = musae_clap_load_dev(ops, st, name, P, P);
-    snprintf(name, sizeof name, "%s.linear2.bias", prefix), p->b2 = musae_clap_load_dev(ops, st, name, P, 0);
+    p->w1 = musae_clap_load_sub(ops, st, prefix, "linear1.weight", P, in);
+    p->b1 = musae_clap_load_sub(ops, st, prefix, "linear1.bias", P, 0);
+    p->w2 = musae_clap_load_sub(ops, st, prefix, "linear2.weight", P, P);
+    p->b2 = musae_clap_load_sub(ops, st, prefix, "linear2.bias", P, 0);
 }
 
 static void proj_free(musae_clap_proj *p, const musae_ops *ops) {

@@ -138,6 +138,12 @@ int musae_clap_read_config(musae_clap_config *c, const char *dir, char *err, siz
 float *musae_clap_load_host(musae_st *st, const char *name, int rank, const int64_t *shape);
 float *musae_clap_load_dev(const musae_ops *ops, musae_st *st, const char *name, int64_t d0, int64_t d1);
 float *musae_clap_to_dev(const musae_ops *ops, float *host, int64_t n);
+/* musae_clap_load_dev of tensor "<prefix>.<suffix>": a layer's weights by their names within the layer */
+float *musae_clap_load_sub(const musae_ops *ops, musae_st *st, const char *prefix, const char *suffix, int64_t d0,
+                          int64_t d1);
+/* a layer's <p>.attention.self.{query,key,value} weights [C, C] and biases [C] stacked into one [3C, C] matrix
+ * and [3C] bias: one GEMM per layer (the text encoder's and HTSAT's attention both name them so) */
+void musae_clap_load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t C, float **w, float **b);
 void musae_clap_text_load(musae_clap_text *t, musae_st *st, const musae_clap_text_config *c, const musae_ops *ops);
 void musae_clap_text_free(musae_clap_text *t, const musae_clap_text_config *c, const musae_ops *ops);
 /* pooled [B, hidden] on ops' device */

@@ -54,25 +54,6 @@ static float *block_bias(musae_st *st, const char *p, int heads, int ws, int g, 
     return bias;
 }
 
-static void load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t C, float **w, float **b) {
-    float *hw = musae_xmalloc((size_t)(3 * C * C) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * C) * sizeof *hb);
-    static const char *parts[3] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++) {
-        char name[256];
-        const int64_t ws[2] = {C, C}, bs[1] = {C};
-        snprintf(name, sizeof name, "%s.attention.self.%s.weight", p, parts[i]);
-        float *t = musae_clap_load_host(st, name, 2, ws);
-        memcpy(hw + i * C * C, t, (size_t)(C * C) * sizeof *t);
-        free(t);
-        snprintf(name, sizeof name, "%s.attention.self.%s.bias", p, parts[i]);
-        t = musae_clap_load_host(st, name, 1, bs);
-        memcpy(hb + i * C, t, (size_t)C * sizeof *t);
-        free(t);
-    }
-    *w = musae_clap_to_dev(ops, hw, 3 * C * C);
-    *b = musae_clap_to_dev(ops, hb, 3 * C);
-}
-
 void musae_clap_htsat_load(musae_clap_htsat *a, musae_st *st, const musae_clap_audio_config *c, const musae_ops *ops) {
     memset(a, 0, sizeof *a);
     const char *E = "audio_model.audio_encoder";
@@ -99,9 +80,9 @@ void musae_clap_htsat_load(musae_clap_htsat *a, musae_st *st, const musae_clap_a
     const int64_t pshape[4] = {Ed, 1, P, P};
     snprintf(name, sizeof name, "%s.patch_embed.proj.weight", E);
     a->patch_w = musae_clap_to_dev(ops, musae_clap_load_host(st, name, 4, pshape), Ed * P * P);
-    snprintf(name, sizeof name, "%s.patch_embed.proj.bias", E), a->patch_b = musae_clap_load_dev(ops, st, name, Ed, 0);
-    snprintf(name, sizeof name, "%s.patch_embed.norm.weight", E), a->patch_ln_w = musae_clap_load_dev(ops, st, name, Ed, 0);
-    snprintf(name, sizeof name, "%s.patch_embed.norm.bias", E), a->patch_ln_b = musae_clap_load_dev(ops, st, name, Ed, 0);
+    a->patch_b = musae_clap_load_sub(ops, st, E, "patch_embed.proj.bias", Ed, 0);
+    a->patch_ln_w = musae_clap_load_sub(ops, st, E, "patch_embed.norm.weight", Ed, 0);
+    a->patch_ln_b = musae_clap_load_sub(ops, st, E, "patch_embed.norm.bias", Ed, 0);
 
     a->stages = musae_xcalloc((size_t)c->n_stages, sizeof *a->stages);
     int g = c->spec_size / c->patch;
@@ -116,39 +97,32 @@ void musae_clap_htsat_load(musae_clap_htsat *a, musae_st *st, const musae_clap_a
             snprintf(p, sizeof p, "%s.layers.%d.blocks.%d", E, s, j);
             /* odd blocks shift by half a window, except where the grid is one window (HF sets it to 0) */
             b->shift = (j % 2 && g > c->window) ? c->window / 2 : 0;
-#define SB(field, suffix, d0, d1)                                                                          \
-    do {                                                                                                   \
-        snprintf(name, sizeof name, "%s.%s", p, suffix);                                                   \
-        b->field = musae_clap_load_dev(ops, st, name, d0, d1);                                             \
-    } while (0)
-            SB(ln1_w, "layernorm_before.weight", C, 0);
-            SB(ln1_b, "layernorm_before.bias", C, 0);
-            load_qkv(ops, st, p, C, &b->qkv_w, &b->qkv_b);
-            SB(o_w, "attention.output.dense.weight", C, C);
-            SB(o_b, "attention.output.dense.bias", C, 0);
-            SB(ln2_w, "layernorm_after.weight", C, 0);
-            SB(ln2_b, "layernorm_after.bias", C, 0);
-            SB(fc1_w, "intermediate.dense.weight", Mh, C);
-            SB(fc1_b, "intermediate.dense.bias", Mh, 0);
-            SB(fc2_w, "output.dense.weight", C, Mh);
-            SB(fc2_b, "output.dense.bias", C, 0);
-#undef SB
+            b->ln1_w = musae_clap_load_sub(ops, st, p, "layernorm_before.weight", C, 0);
+            b->ln1_b = musae_clap_load_sub(ops, st, p, "layernorm_before.bias", C, 0);
+            musae_clap_load_qkv(ops, st, p, C, &b->qkv_w, &b->qkv_b);
+            b->o_w = musae_clap_load_sub(ops, st, p, "attention.output.dense.weight", C, C);
+            b->o_b = musae_clap_load_sub(ops, st, p, "attention.output.dense.bias", C, 0);
+            b->ln2_w = musae_clap_load_sub(ops, st, p, "layernorm_after.weight", C, 0);
+            b->ln2_b = musae_clap_load_sub(ops, st, p, "layernorm_after.bias", C, 0);
+            b->fc1_w = musae_clap_load_sub(ops, st, p, "intermediate.dense.weight", Mh, C);
+            b->fc1_b = musae_clap_load_sub(ops, st, p, "intermediate.dense.bias", Mh, 0);
+            b->fc2_w = musae_clap_load_sub(ops, st, p, "output.dense.weight", C, Mh);
+            b->fc2_b = musae_clap_load_sub(ops, st, p, "output.dense.bias", C, 0);
             float *bias = block_bias(st, p, S->heads, c->window, g, b->shift, &b->n_types);
             const int64_t T = (int64_t)c->window * c->window;
             b->bias = musae_clap_to_dev(ops, bias, b->n_types * S->heads * T * T);
         }
         if (s + 1 < c->n_stages) {
-            snprintf(name, sizeof name, "%s.layers.%d.downsample.norm.weight", E, s);
-            S->merge_ln_w = musae_clap_load_dev(ops, st, name, 4 * C, 0);
-            snprintf(name, sizeof name, "%s.layers.%d.downsample.norm.bias", E, s);
-            S->merge_ln_b = musae_clap_load_dev(ops, st, name, 4 * C, 0);
-            snprintf(name, sizeof name, "%s.layers.%d.downsample.reduction.weight", E, s);
-            S->merge_w = musae_clap_load_dev(ops, st, name, 2 * C, 4 * C);
+            char p[160];
+            snprintf(p, sizeof p, "%s.layers.%d.downsample", E, s);
+            S->merge_ln_w = musae_clap_load_sub(ops, st, p, "norm.weight", 4 * C, 0);
+            S->merge_ln_b = musae_clap_load_sub(ops, st, p, "norm.bias", 4 * C, 0);
+            S->merge_w = musae_clap_load_sub(ops, st, p, "reduction.weight", 2 * C, 4 * C);
             g /= 2;
         }
     }
-    snprintf(name, sizeof name, "%s.norm.weight", E), a->norm_w = musae_clap_load_dev(ops, st, name, c->hidden, 0);
-    snprintf(name, sizeof name, "%s.norm.bias", E), a->norm_b = musae_clap_load_dev(ops, st, name, c->hidden, 0);
+    a->norm_w = musae_clap_load_sub(ops, st, E, "norm.weight", c->hidden, 0);
+    a->norm_b = musae_clap_load_sub(ops, st, E, "norm.bias", c->hidden, 0);
 }
 
 void musae_clap_htsat_free(musae_clap_htsat *a, const musae_clap_audio_config *c, const musae_ops *ops) {

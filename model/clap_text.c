@@ -7,26 +7,6 @@
 #include "host/core/check.h"
 #include "model/clap.h"
 
-/* query, key and value [H, H] (+ [H] biases) stacked into one [3H, H] matrix: one GEMM per layer */
-static void load_qkv(const musae_ops *ops, musae_st *st, const char *p, int64_t H, float **w, float **b) {
-    float *hw = musae_xmalloc((size_t)(3 * H * H) * sizeof *hw), *hb = musae_xmalloc((size_t)(3 * H) * sizeof *hb);
-    static const char *parts[3] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++) {
-        char name[256];
-        const int64_t ws[2] = {H, H}, bs[1] = {H};
-        snprintf(name, sizeof name, "%s.%s.weight", p, parts[i]);
-        float *t = musae_clap_load_host(st, name, 2, ws);
-        memcpy(hw + i * H * H, t, (size_t)(H * H) * sizeof *t);
-        free(t);
-        snprintf(name, sizeof name, "%s.%s.bias", p, parts[i]);
-        t = musae_clap_load_host(st, name, 1, bs);
-        memcpy(hb + i * H, t, (size_t)H * sizeof *t);
-        free(t);
-    }
-    *w = musae_clap_to_dev(ops, hw, 3 * H * H);
-    *b = musae_clap_to_dev(ops, hb, 3 * H);
-}
-
 /* HF registers these as persistent buffers; they carry no information beyond the config, but a file whose
  * buffers disagree with it was not written for this config. */
 static void check_index_buffer(musae_st *st, const char *name, int64_t n, int arange) {
@@ -56,26 +36,19 @@ void musae_clap_text_load(musae_clap_text *t, musae_st *st, const musae_clap_tex
     t->layers = musae_xcalloc((size_t)c->layers, sizeof *t->layers);
     for (int64_t l = 0; l < c->layers; l++) {
         musae_clap_text_layer *L = &t->layers[l];
-        char p[128], name[256];
+        char p[128];
         snprintf(p, sizeof p, "text_model.encoder.layer.%lld", (long long)l);
-#define TL(field, suffix, d0, d1)                                                                          \
-    do {                                                                                                   \
-        snprintf(name, sizeof name, "%s.%s", p, suffix);                                                   \
-        L->field = musae_clap_load_dev(ops, st, name, d0, d1);                                             \
-    } while (0)
-        snprintf(name, sizeof name, "%s.attention.self", p);
-        load_qkv(ops, st, name, H, &L->qkv_w, &L->qkv_b);
-        TL(o_w, "attention.output.dense.weight", H, H);
-        TL(o_b, "attention.output.dense.bias", H, 0);
-        TL(ln1_w, "attention.output.LayerNorm.weight", H, 0);
-        TL(ln1_b, "attention.output.LayerNorm.bias", H, 0);
-        TL(fc1_w, "intermediate.dense.weight", F, H);
-        TL(fc1_b, "intermediate.dense.bias", F, 0);
-        TL(fc2_w, "output.dense.weight", H, F);
-        TL(fc2_b, "output.dense.bias", H, 0);
-        TL(ln2_w, "output.LayerNorm.weight", H, 0);
-        TL(ln2_b, "output.LayerNorm.bias", H, 0);
-#undef TL
+        musae_clap_load_qkv(ops, st, p, H, &L->qkv_w, &L->qkv_b);
+        L->o_w = musae_clap_load_sub(ops, st, p, "attention.output.dense.weight", H, H);
+        L->o_b = musae_clap_load_sub(ops, st, p, "attention.output.dense.bias", H, 0);
+        L->ln1_w = musae_clap_load_sub(ops, st, p, "attention.output.LayerNorm.weight", H, 0);
+        L->ln1_b = musae_clap_load_sub(ops, st, p, "attention.output.LayerNorm.bias", H, 0);
+        L->fc1_w = musae_clap_load_sub(ops, st, p, "intermediate.dense.weight", F, H);
+        L->fc1_b = musae_clap_load_sub(ops, st, p, "intermediate.dense.bias", F, 0);
+        L->fc2_w = musae_clap_load_sub(ops, st, p, "output.dense.weight", H, F);
+        L->fc2_b = musae_clap_load_sub(ops, st, p, "output.dense.bias", H, 0);
+        L->ln2_w = musae_clap_load_sub(ops, st, p, "output.LayerNorm.weight", H, 0);
+        L->ln2_b = musae_clap_load_sub(ops, st, p, "output.LayerNorm.bias", H, 0);
     }
     t->pool_w = musae_clap_load_dev(ops, st, "text_model.pooler.dense.weight", H, H);
     t->pool_b = musae_clap_load_dev(ops, st, "text_model.pooler.dense.bias", H, 0);

@@ -10,6 +10,7 @@
 
 #include "host/core/check.h"
 #include "host/core/utf8.h"
+#include "host/io/path.h"
 
 /* ---- a string → int map (open addressing, FNV-1a); keys are copied into one growing arena -------------- */
 typedef struct {
@@ -123,27 +124,10 @@ static void build_byte_map(musae_clap_tokenizer *t) {
     }
 }
 
-static char *slurp(const char *path, size_t *n, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    const long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *txt = musae_xmalloc((size_t)(size > 0 ? size : 0) + 1);
-    const size_t got = fread(txt, 1, (size_t)(size > 0 ? size : 0), f);
-    fclose(f);
-    txt[got] = 0;
-    if (n) *n = got;
-    return txt;
-}
-
 static int load_vocab(musae_clap_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/vocab.json", dir);
-    char *txt = slurp(path, NULL, err, errlen);
+    char *txt = musae_read_file(path, NULL, err, errlen);
     if (!txt) return -1;
     cJSON *root = cJSON_Parse(txt);
     free(txt);
@@ -184,7 +168,7 @@ static int load_merges(musae_clap_tokenizer *t, const char *dir, char *err, size
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/merges.txt", dir);
     size_t n;
-    char *txt = slurp(path, &n, err, errlen);
+    char *txt = musae_read_file(path, &n, err, errlen);
     if (!txt) return -1;
     strmap_init(&t->merges, n / 8 + 16);
     int rc = -1, rank = 0, line_no = 0;
@@ -230,11 +214,8 @@ done:
 static int load_added(musae_clap_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *probe = fopen(path, "rb");
-    if (!probe) return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno)), -1);
-    fclose(probe);
-    char *txt = slurp(path, NULL, err, errlen);
-    if (!txt) return -1;
+    char *txt = musae_read_file(path, NULL, err, errlen);
+    if (!txt) return errno == ENOENT ? 0 : -1;
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     int rc = -1;

@@ -11,24 +11,14 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/utf8.h"
+#include "host/io/path.h"
 
 /* tokenizer_config.json: model_max_length and extra_ids. Absent file = HF defaults (no limit, 100). */
 static int read_tokenizer_config(musae_t5_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *txt = musae_xmalloc((size_t)(size > 0 ? size : 0) + 1);
-    size_t got = fread(txt, 1, (size_t)(size > 0 ? size : 0), f);
-    fclose(f);
-    txt[got] = 0;
+    char *txt = musae_read_file(path, NULL, err, errlen);
+    if (!txt) return errno == ENOENT ? 0 : -1;
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     int rc = 0;

@@ -220,6 +220,27 @@ void sae_fail_constant_batch(int64_t n, double tv) {
                "store's rows are constant, or --batch is too small", (long long)n, tv);
 }
 
+void sae_step_load_rows(sae_trainer *t, const float *x_raw, int64_t r0, int64_t n) {
+    const int64_t d = t->cfg.d;
+    const float s = t->scale, *b_dec = t->p.b_dec;
+#pragma omp parallel for schedule(static) if (n * d > 65536)
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < d; j++) {
+            float v = x_raw[(r0 + r) * d + j] * s;
+            t->x[r * d + j] = v;
+            t->xc[r * d + j] = v - b_dec[j];
+        }
+}
+
+int64_t sae_step_mark_dead(sae_trainer *t, int64_t m) {
+    int64_t n_dead = 0;
+    for (int64_t i = 0; i < m; i++) {
+        t->dead[i] = t->since_fired[i] > t->cfg.dead_tokens;
+        n_dead += t->dead[i];
+    }
+    return n_dead;
+}
+
 void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats *out) {
     if (t->dist_mode != SAE_DIST_NONE) {
         sae_dist_step(t, x_raw, n, out);
@@ -228,20 +249,9 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
     const sae_config *c = &t->cfg;
     const int64_t d = c->d, M = c->M;
     MUSAE_ASSERT(n > 0 && n <= t->batch, "batch of %lld rows (capacity %lld)", (long long)n, (long long)t->batch);
-    const float s = t->scale, *b_dec = t->p.b_dec;
-#pragma omp parallel for schedule(static) if (n * d > 65536)
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t j = 0; j < d; j++) {
-            float v = x_raw[r * d + j] * s;
-            t->x[r * d + j] = v;
-            t->xc[r * d + j] = v - b_dec[j];
-        }
+    sae_step_load_rows(t, x_raw, 0, n);
     /* dead latents, from the counters before this batch (as sparsify) */
-    int64_t n_dead = 0;
-    for (int64_t i = 0; i < M; i++) {
-        t->dead[i] = t->since_fired[i] > c->dead_tokens;
-        n_dead += t->dead[i];
-    }
+    const int64_t n_dead = sae_step_mark_dead(t, M);
     const int use_aux = c->auxk_alpha > 0 && c->k_aux > 0 && n_dead > 0;
     const int k_aux = use_aux ? (int)(n_dead < c->k_aux ? n_dead : c->k_aux) : 0;
     const double aux_scale = use_aux ? fmin((double)n_dead / c->k_aux, 1.0) : 0.0;

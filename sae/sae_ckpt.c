@@ -143,18 +143,8 @@ void sae_save(const char *dir, const sae_model *m, const sae_trainer *t, const s
 
 static cJSON *read_json(const char *path, char *err, size_t errlen) {
     if (musae_path_regular(path, "a JSON file", err, errlen)) return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    fclose(f);
-    s[got] = 0;
+    char *s = musae_read_file(path, NULL, err, errlen);
+    if (!s) return NULL;
     cJSON *j = cJSON_Parse(s);
     free(s);
     if (!j) snprintf(err, errlen, "%s: not valid JSON", path);

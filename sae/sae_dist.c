@@ -248,19 +248,8 @@ void sae_dist_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats
     int64_t r0 = 0, r1 = n;
     if (!latent) sae_dist_slice(n, R, D->world, &r0, &r1);
     const int64_t nl = r1 - r0;
-    const float s = t->scale, *b_dec = t->p.b_dec;
-#pragma omp parallel for schedule(static) if (nl * d > 65536)
-    for (int64_t r = 0; r < nl; r++)
-        for (int64_t j = 0; j < d; j++) {
-            float v = x_raw[(r0 + r) * d + j] * s;
-            t->x[r * d + j] = v;
-            t->xc[r * d + j] = v - b_dec[j];
-        }
-    int64_t n_dead = 0;
-    for (int64_t i = 0; i < Ml; i++) {
-        t->dead[i] = t->since_fired[i] > c->dead_tokens;
-        n_dead += t->dead[i];
-    }
+    sae_step_load_rows(t, x_raw, r0, nl);
+    int64_t n_dead = sae_step_mark_dead(t, Ml);
     if (latent) musae_dist_allreduce_i64(D, &n_dead, 1, MUSAE_DIST_SUM);
     const int use_aux = c->auxk_alpha > 0 && c->k_aux > 0 && n_dead > 0;
     const int k_aux = use_aux ? (int)(n_dead < c->k_aux ? n_dead : c->k_aux) : 0;
@@ -287,7 +276,7 @@ void sae_dist_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats
     double t1 = musae_now();
 
     /* 4 decode: latent shards hold partial sums; b_dec is added once */
-    sae_cpu_decode(&t->codes, t->p.W_dec, latent && R != 0 ? NULL : b_dec, d, t->xhat);
+    sae_cpu_decode(&t->codes, t->p.W_dec, latent && R != 0 ? NULL : t->p.b_dec, d, t->xhat);
     if (latent) musae_dist_allreduce_f32(D, t->xhat, (size_t)(n * d), MUSAE_DIST_SUM);
     if (use_aux) {
         sae_cpu_decode(&t->aux, t->p.W_dec, NULL, d, t->ehat);

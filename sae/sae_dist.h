@@ -49,6 +49,11 @@ void sae_dist_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch,
 /* One step on the whole global batch x [n, d] (every rank passes the same rows). sae_trainer_step calls it. */
 void sae_dist_step(sae_trainer *t, const float *x, int64_t n, sae_step_stats *out);
 void sae_dist_bufs_free(struct sae_dist_bufs *b);
+/* Pieces of the step shared by sae_trainer_step (sae.c) and sae_dist_step: rows [r0, r0 + n) of the raw batch
+ * scaled into t->x and centred on b_dec into t->xc; the latents [0, m) held here marked in t->dead when they have
+ * not fired for more than dead_tokens, and their count. */
+void sae_step_load_rows(sae_trainer *t, const float *x_raw, int64_t r0, int64_t n);
+int64_t sae_step_mark_dead(sae_trainer *t, int64_t m);
 
 /* The trainer in the ordinary (unsharded) layout on rank 0, for checkpoints and resume states. Collective:
  * every rank calls it at the same point. Returns t itself when it is not sharded, else fills tmp (weights,

@@ -15,6 +15,7 @@
 #include "host/core/log.h"
 #include "host/core/progress.h"
 #include "host/io/json.h"
+#include "host/io/path.h"
 #include "host/io/safetensors.h"
 #include "sae/sae_dist.h"
 #include "sae/sae_gpu.h"
@@ -103,19 +104,6 @@ static void check_upfront(const sae_train_opts *o) {
         musae_fail("--tokens %lld with --batch %lld leaves a last step of 1 row, which has no variance to normalize "
                    "the loss by: use --tokens %lld or %lld", (long long)o->tokens, (long long)o->batch,
                    (long long)(o->tokens - 1), (long long)(o->tokens + 1));
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
 }
 
 static double jnum(const cJSON *o, const char *key) {
@@ -297,7 +285,7 @@ static void remove_state(grid_sae *g, int n, const char *out, int64_t step) {
 
 /* Keeps the metric lines of steps <= step (a killed run may have logged past its last state). */
 static void truncate_metrics(const char *path, int64_t step) {
-    char *s = slurp(path);
+    char *s = musae_read_file(path, NULL, NULL, 0);
     if (!s) return;
     size_t cap = strlen(s) + 1, at = 0;
     char *out = musae_xmalloc(cap);
@@ -642,7 +630,7 @@ int sae_train_run(const sae_train_opts *given) {
 
     musae_stream_pos start = {0};
     snprintf(path, sizeof path, "%s/state/run.json", o->out);
-    char *manifest = slurp(path);
+    char *manifest = musae_read_file(path, NULL, NULL, 0);
     if (manifest && !o->resume)
         musae_fail("%s holds an unfinished run (state/run.json); pass --resume to continue it, or use another -o",
                    o->out);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "host/core/check.h"
+#include "host/io/path.h"
 #include "test.h"
 
 static char g_dir[1024];
@@ -48,25 +49,28 @@ MUSAE_PRINTF(1, 2) static inline int sh(const char *fmt, ...) {
 }
 
 #ifdef MUSAE_MPIEXEC
-/* "mpirun -np 2 --oversubscribe musae": two ranks, even on CI's two cores. */
-static inline const char *mpi_prefix(void) {
+/* "mpirun -np <np> --oversubscribe musae": np ranks, even on CI's two cores. */
+static inline const char *mpi_prefix_np(int np) {
     static char p[1100];
-    snprintf(p, sizeof p, "%s -np 2 --oversubscribe %s", MUSAE_MPIEXEC, bin());
+    snprintf(p, sizeof p, "%s -np %d --oversubscribe %s", MUSAE_MPIEXEC, np, bin());
     return p;
 }
+static inline const char *mpi_prefix(void) { return mpi_prefix_np(2); }
 
-/* Runs "mpirun -np 2 musae <args>" in g_dir as run() does; returns mpirun's exit status. OpenMPI's dlclose'd
+/* Runs "mpirun -np <np> musae <args>" in g_dir as run() does; returns mpirun's exit status. OpenMPI's dlclose'd
  * plugins defeat LeakSanitizer in launched runs only, so leak checks are off for the ranks. */
-MUSAE_PRINTF(1, 2) static inline int run_mpi(const char *fmt, ...) {
+MUSAE_PRINTF(2, 3) static inline int run_mpi_np(int np, const char *fmt, ...) {
     char args[4096], cmd[8192];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s %s >out.txt 2>err.txt",
-             g_dir, mpi_prefix(), args);
+             g_dir, mpi_prefix_np(np), args);
     return exit_status(system(cmd));
 }
+/* run_mpi_np with 2 ranks. */
+#define run_mpi(...) run_mpi_np(2, __VA_ARGS__)
 #endif
 
 /* g_dir/rel; valid until the 8th call after it. */
@@ -99,15 +103,8 @@ static inline void scratch_close(void) {
 
 /* The whole of g_dir/rel as a string ("" when it cannot be read); free() it. */
 static inline char *slurp(const char *rel) {
-    FILE *f = fopen(at(rel), "rb");
-    if (!f) return musae_xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = musae_xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
+    char *s = musae_read_file(at(rel), NULL, NULL, 0);
+    return s ? s : musae_xstrdup("");
 }
 
 /* A setup step that is itself musae (synth_acts making the stores, ...) failed: the test FAILS (exit 1) with the

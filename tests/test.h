@@ -41,6 +41,20 @@ static int g_test_pass = 0, g_test_fail = 0;
         return g_test_fail ? 1 : 0;                                                                        \
     } while (0)
 
+/* 1 in an AddressSanitizer build (gcc defines __SANITIZE_ADDRESS__, clang has __has_feature): the slow quality
+ * tests then run a smaller pipeline without their bars, the sanitizer checking memory and the Release build
+ * convergence. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TEST_SANITIZED
+#define TEST_SANITIZED 0
+#endif
+
 /* Path helpers: fixtures and a per-test scratch folder under the build tree. */
 static inline const char *test_fixtures(void) {
     const char *e = getenv("MUSAE_FIXTURES");

@@ -14,6 +14,7 @@
 #include "test.h"
 
 #include "cli.h"
+#include "fixture_io.h"
 
 /* A fixture path; valid until the 8th call after it. */
 static const char *fx(const char *rel) {
@@ -52,11 +53,7 @@ static void write_wav(const char *rel, double seconds) {
     const int64_t n = (int64_t)(seconds * rate);
     float *x = musae_xmalloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) x[i] = (float)(0.3 * sin(2 * M_PI * 220.0 * (double)i / rate));
-    char err[1024];
-    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-    MUSAE_ASSERT(w, "%s", err);
-    MUSAE_ASSERT(musae_audio_write(w, x, n, err, sizeof err) == 0, "%s", err);
-    MUSAE_ASSERT(musae_audio_writer_close(w, NULL, err, sizeof err) == 0, "%s", err);
+    fx_write_wav(at(rel), x, n, rate, 1, MUSAE_AUDIO_PCM16);
     free(x);
 }
 
@@ -174,9 +171,7 @@ static void test_sae_files(void) {
 
 /* A store of d 8 whose rows are all the same vector: no batch of it has any variance. */
 static void write_constant_store(const char *rel) {
-    musae_store_spec spec = {.model = "constant", .d_model = 8, .frame_rate = 50, .n_layers = 1, .dtype = MUSAE_F32,
-                             .dtype_source = "f32"};
-    musae_store_writer *w = musae_store_create(at(rel), &spec);
+    musae_store_writer *w = fx_store_create(at(rel), "constant", 8, 0);
     float rows[100 * 8];
     for (int i = 0; i < 100 * 8; i++) rows[i] = (float)(i % 8) * 0.25f;
     const float *acts[1] = {rows};

@@ -29,35 +29,10 @@
 #include "model/text_cond.h"
 #include "test.h"
 
+#include "capture_test.h"
 #include "cli.h"
 
 static char g_model[1024];
-
-/* A deterministic test signal: a few partials and Philox noise, per channel. */
-static void write_audio(const char *rel, int rate, int channels, double seconds, int seed) {
-    const int64_t n = (int64_t)llround(seconds * rate);
-    float *x = musae_xmalloc(sizeof(float) * (size_t)(n * channels));
-    for (int64_t i = 0; i < n; i++)
-        for (int c = 0; c < channels; c++) {
-            const double t = (double)i / rate;
-            const double u = musae_u32_to_unit(musae_philox((uint64_t)seed, (uint64_t)c, (uint64_t)i).v[0]) - 0.5;
-            x[i * channels + c] = (float)(0.3 * sin(2 * M_PI * (110.0 * (seed + 1) + 40 * c) * t) +
-                                          0.2 * sin(2 * M_PI * 523.0 * t + seed) + 0.1 * u);
-        }
-    char err[1024];
-    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, channels, MUSAE_AUDIO_FLOAT, err, sizeof err);
-    MUSAE_ASSERT(w, "%s", err);
-    MUSAE_ASSERT(musae_audio_write(w, x, n, err, sizeof err) == 0, "%s", err);
-    MUSAE_ASSERT(musae_audio_writer_close(w, NULL, err, sizeof err) == 0, "%s", err);
-    free(x);
-}
-
-static musae_store *open_store(const char *rel) {
-    char err[1024];
-    musae_store *s = musae_store_open(at(rel), err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    return s;
-}
 
 /* "...#t=1,2" → start and end in seconds. */
 static void clip_span(const char *name, double *a, double *b) {

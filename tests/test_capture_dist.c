@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #endif
 #include <math.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -27,34 +26,10 @@
 #include "host/io/store.h"
 #include "test.h"
 
+#include "capture_test.h"
 #include "cli.h"
 
 static char g_model[1024];
-
-/* A few partials and Philox noise: different files give different rows (as tests/test_capture_safety.c). */
-static void write_audio(const char *rel, double seconds, int seed) {
-    const int rate = 32000;
-    const int64_t n = (int64_t)llround(seconds * rate);
-    float *x = musae_xmalloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        const double t = (double)i / rate;
-        const double u = musae_u32_to_unit(musae_philox((uint64_t)seed, 0, (uint64_t)i).v[0]) - 0.5;
-        x[i] = (float)(0.3 * sin(2 * M_PI * 110.0 * (seed + 1) * t) + 0.2 * sin(2 * M_PI * 523.0 * t + seed) + 0.1 * u);
-    }
-    char err[1024];
-    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, 1, MUSAE_AUDIO_FLOAT, err, sizeof err);
-    MUSAE_ASSERT(w, "%s", err);
-    MUSAE_ASSERT(musae_audio_write(w, x, n, err, sizeof err) == 0, "%s", err);
-    MUSAE_ASSERT(musae_audio_writer_close(w, NULL, err, sizeof err) == 0, "%s", err);
-    free(x);
-}
-
-static musae_store *open_store(const char *rel) {
-    char err[1024];
-    musae_store *s = musae_store_open(at(rel), err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    return s;
-}
 
 /* Whether store b equals a clip by clip: names, source files, frames, every row of every layer (bitwise), frame
  * indices; and the attributes a reader sees. */
@@ -114,29 +89,11 @@ static int wait_for(const char *rel) {
 
 #define CAPTURE "capture --model %s --audio aud --layers 0,1 --clip-seconds 1 --dtype f32"
 
-static const char *mpi_np(int np) {
-    static char p[1200];
-    snprintf(p, sizeof p, "%s -np %d --oversubscribe %s", MUSAE_MPIEXEC, np, bin());
-    return p;
-}
-
-/* "mpirun -np <np> musae <args>" in g_dir, as run_mpi does. */
-MUSAE_PRINTF(2, 3) static int run_np(int np, const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s %s >out.txt 2>err.txt",
-             g_dir, mpi_np(np), args);
-    return exit_status(system(cmd));
-}
-
 static void test_equal(void) {
     for (int np = 2; np <= 3; np++) {
         char out[32];
         snprintf(out, sizeof out, "np%d.h5", np);
-        CHECK(run_np(np, CAPTURE " -o %s", g_model, out) == 0, "mpirun -np %d capture", np);
+        CHECK(run_mpi_np(np, CAPTURE " -o %s", g_model, out) == 0, "mpirun -np %d capture", np);
         err_has("joins");
         CHECK(same_store("one.h5", out), "-np %d: the joined store equals the one-process store clip by clip", np);
         char shard[64];
@@ -181,10 +138,10 @@ static void test_split(void) {
 }
 
 static void test_refusals(void) {
-    CHECK(run_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
+    CHECK(run_mpi_np(2, "capture --model %s --audio aud --layers 0 --clip-seconds 1 --dtype f32 -o np2.h5", g_model) == 1,
           "a sharded store continued with other layers is refused (exit 1)");
     err_has("np2.h5.shards/p2-r000.h5 holds layers 0,1; this run asks for 0");
-    CHECK(run_np(2, CAPTURE " -o one.h5", g_model) == 1, "a one-process store is not continued by several ranks (exit 1)");
+    CHECK(run_mpi_np(2, CAPTURE " -o one.h5", g_model) == 1, "a one-process store is not continued by several ranks (exit 1)");
     err_has("one.h5 is a one-process store (no one.h5.shards/): continue it without mpirun/srun");
     CHECK(!dir_has("one.h5.shards") && same_store("one.h5", "np2.h5"), "and neither store was touched");
 }
@@ -192,13 +149,13 @@ static void test_refusals(void) {
 static void test_rank_killed(void) {
     char args[2048];
     snprintf(args, sizeof args, CAPTURE " -o k.h5", g_model);
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "k.h5.shards/p2-r001.h5", 120);
+    const pid_t job = start_and_wait_for(mpi_prefix(), args, "k.h5.shards/p2-r001.h5", 120);
     CHECK(wait_for("k.h5.shards/p2-r001.h5"), "rank 1 committed its first clip");
     const pid_t r1 = lock_pid("k.h5.shards/p2-r001.h5.lock");
     CHECK(r1 > 0 && kill(r1, SIGKILL) == 0, "SIGKILL to rank 1 (PID %d)", (int)r1);
     CHECK(wait_exit(job) != 0, "mpirun fails when a rank is killed");
     CHECK(!dir_has("k.h5"), "killed mid-run: no joined store yet");
-    CHECK(run_np(3, CAPTURE " -o k.h5", g_model) == 0, "the same command with -np 3 continues it");
+    CHECK(run_mpi_np(3, CAPTURE " -o k.h5", g_model) == 0, "the same command with -np 3 continues it");
     err_has("removed the stale lock of PID");
     CHECK(dir_has("k.h5.shards/p3-r002.h5"), "-np 3 wrote shards of its own beside the -np 2 ones");
     CHECK(same_store("one.h5", "k.h5"), "killed, resumed with -np 3: the one-process store");
@@ -208,7 +165,7 @@ static void test_rank_killed(void) {
 static void test_launcher_killed(void) {
     char args[2048];
     snprintf(args, sizeof args, CAPTURE " -o o.h5", g_model);
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "o.h5.shards/p2-r001.h5", 120);
+    const pid_t job = start_and_wait_for(mpi_prefix(), args, "o.h5.shards/p2-r001.h5", 120);
     CHECK(wait_for("o.h5.shards/p2-r001.h5") && wait_for("o.h5.shards/p2-r000.h5"), "both ranks committed a clip");
     const pid_t r[2] = {lock_pid("o.h5.shards/p2-r000.h5.lock"), lock_pid("o.h5.shards/p2-r001.h5.lock")};
     CHECK(r[0] > 0 && r[1] > 0, "the ranks' PIDs from their shard locks");
@@ -235,7 +192,7 @@ static void test_launcher_killed(void) {
 static void test_corrupt_shard(void) {
     CHECK(sh("cp -r np2.h5.shards c.h5.shards && truncate -s 3000 c.h5.shards/p2-r001.h5") == 0, "a truncated shard");
     CHECK(sh("echo partial > c.h5.shards/p5-r004.h5.creating") == 0, "a shard killed before its first commit");
-    CHECK(run_np(2, CAPTURE " -o c.h5", g_model) == 0, "a capture beside a corrupt shard");
+    CHECK(run_mpi_np(2, CAPTURE " -o c.h5", g_model) == 0, "a capture beside a corrupt shard");
     err_has("shard c.h5.shards/p2-r001.h5 does not open");
     err_has("set aside as c.h5.shards/p2-r001.h5.corrupt; its clips are captured again");
     CHECK(same_store("one.h5", "c.h5"), "its clips redone: the one-process store");
@@ -262,8 +219,8 @@ static void test_train(void) {
           "musae analyze on both stores");
     CHECK(sh("h5dump f1.h5 | grep -v 'one.h5\\|^HDF5 ' > f1.txt && h5dump f2.h5 | grep -v 'np2.h5\\|^HDF5 ' > f2.txt && "
              "test $(wc -l < f1.txt) -gt 100 && cmp f1.txt f2.txt") == 0, "musae analyze: the same statistics");
-    CHECK(run_np(2, TRAIN " --acts one.h5 -o m1") == 0, "mpirun -np 2 train on the one-process store");
-    CHECK(run_np(2, TRAIN " --acts np3.h5 -o m3") == 0, "mpirun -np 2 train on a 3-shard store");
+    CHECK(run_mpi_np(2, TRAIN " --acts one.h5 -o m1") == 0, "mpirun -np 2 train on the one-process store");
+    CHECK(run_mpi_np(2, TRAIN " --acts np3.h5 -o m3") == 0, "mpirun -np 2 train on a 3-shard store");
     CHECK(same_bytes("m1/sae.safetensors", "m3/sae.safetensors"), "data-parallel: the same weights, bitwise");
 }
 
@@ -327,13 +284,13 @@ static void test_batches_mix(void) {
 
 int main(void) {
     scratch_open("capture_dist");
-    if (run_np(2, "--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
+    if (run_mpi_np(2, "--version") != 0) TEST_SKIP("%s cannot start 2 ranks here", MUSAE_MPIEXEC);
     snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
     sh("mkdir -p aud");
     for (int i = 0; i < 6; i++) {
         char p[64];
         snprintf(p, sizeof p, "aud/f%d.wav", i);
-        write_audio(p, 20.0 + 0.5 * i, 40 + i); /* 20 clips each, and a tail that is dropped */
+        write_audio(p, 32000, 1, 20.0 + 0.5 * i, 40 + i); /* 20 clips each, and a tail that is dropped */
     }
     if (run(CAPTURE " -o one.h5", g_model) != 0) setup_failed("the one-process capture");
     /* ranks outliving a killed mpirun become this process's children, so the test can wait for them */

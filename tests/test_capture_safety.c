@@ -27,34 +27,10 @@
 #include "host/io/store.h"
 #include "test.h"
 
+#include "capture_test.h"
 #include "cli.h"
 
 static char g_model[1024];
-
-/* A few partials and Philox noise: different files give different rows. */
-static void write_audio(const char *rel, double seconds, int seed) {
-    const int rate = 32000;
-    const int64_t n = (int64_t)llround(seconds * rate);
-    float *x = musae_xmalloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        const double t = (double)i / rate;
-        const double u = musae_u32_to_unit(musae_philox((uint64_t)seed, 0, (uint64_t)i).v[0]) - 0.5;
-        x[i] = (float)(0.3 * sin(2 * M_PI * 110.0 * (seed + 1) * t) + 0.2 * sin(2 * M_PI * 523.0 * t + seed) + 0.1 * u);
-    }
-    char err[1024];
-    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, 1, MUSAE_AUDIO_FLOAT, err, sizeof err);
-    MUSAE_ASSERT(w, "%s", err);
-    MUSAE_ASSERT(musae_audio_write(w, x, n, err, sizeof err) == 0, "%s", err);
-    MUSAE_ASSERT(musae_audio_writer_close(w, NULL, err, sizeof err) == 0, "%s", err);
-    free(x);
-}
-
-static musae_store *open_store(const char *rel) {
-    char err[1024];
-    musae_store *s = musae_store_open(at(rel), err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    return s;
-}
 
 /* Clips of a store (-1 when it does not open). */
 static int64_t clips_of(const char *rel) {
@@ -228,7 +204,7 @@ static void test_spellings(void) {
     for (int i = 0; i < 3; i++) {
         char p[64];
         snprintf(p, sizeof p, "sp/f%d.wav", i);
-        write_audio(p, 3.0, 40 + i);
+        write_audio(p, 32000, 1, 3.0, 40 + i);
     }
     CHECK(run(CAPTURE_SP " sp -o sp.h5", g_model) == 0 && clips_of("sp.h5") == 9, "9 clips of 3 files");
     char *names = clip_names("sp.h5");
@@ -278,7 +254,7 @@ int main(void) {
     for (int i = 0; i < 9; i++) {
         char p[64];
         snprintf(p, sizeof p, "aud/f%d.wav", i);
-        write_audio(p, 40.0, 20 + i);
+        write_audio(p, 32000, 1, 40.0, 20 + i);
     }
     test_full_disk();
     test_empty_leftover();

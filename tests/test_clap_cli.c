@@ -11,17 +11,13 @@
 #include "host/io/safetensors.h"
 #include "test.h"
 #include "cli.h"
+#include "fixture_io.h"
 
 static musae_st g_gold;
 static char g_model[1024];
 
 static void write_wav(const char *rel, const float *x, int64_t n, int rate) {
-    char err[512] = "";
-    musae_audio_writer *w = musae_audio_writer_open(at(rel), rate, 1, MUSAE_AUDIO_FLOAT, err, sizeof err);
-    if (!w || musae_audio_write(w, x, n, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err)) {
-        fprintf(stderr, "FAIL: setup: writing %s: %s\n", rel, err);
-        exit(1);
-    }
+    fx_write_wav(at(rel), x, n, rate, 1, MUSAE_AUDIO_FLOAT);
 }
 
 static float *gold(const char *name, int64_t *n) {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fixture_io.h"
 #include "eval/clap_vocab.h"
 #include "eval/features_io.h"
 #include "host/cli/clap_main.h"
@@ -36,26 +37,14 @@ static float sample(int s, int64_t i) {
 }
 
 static void write_wav(const char *path, int s, int64_t i0, int64_t n) {
-    char err[256];
     float *x = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) x[i] = sample(s, i0 + i);
-    musae_audio_writer *w = musae_audio_writer_open(path, RATE, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-    CHECK(w && musae_audio_write(w, x, n, err, sizeof err) == 0 &&
-              musae_audio_writer_close(w, NULL, err, sizeof err) == 0,
-          "%s", err);
+    fx_write_wav(path, x, n, RATE, 1, MUSAE_AUDIO_PCM16);
     free(x);
 }
 
 static void make_store(const char *path, const char *prefix) {
-    musae_store_spec sp = {0};
-    sp.model = "test/model";
-    sp.d_model = D;
-    sp.frame_rate = 50;
-    sp.n_layers = 1;
-    sp.layers[0] = LAYER;
-    sp.dtype = MUSAE_F32;
-    sp.dtype_source = "f32";
-    musae_store_writer *w = musae_store_create(path, &sp);
+    musae_store_writer *w = fx_store_create(path, "test/model", D, LAYER);
     float x[FRAMES * D];
     for (int c = 0; c < CLIPS; c++) {
         for (int r = 0; r < FRAMES; r++)
@@ -90,22 +79,10 @@ static void make_fixture(void) {
         if (i < 4) W_enc[i * D + i] = 1;
         for (int j = 0; j < D; j++) W_dec[i * D + j] = (float)((i * 5 + j * 3) % 7) - 3.0f;
     }
-    char err[256];
-    mkdir(at("sae"), 0755);
-    musae_st_writer *sw = musae_st_writer_new();
-    int64_t s_md[2] = {M, D}, s_m[1] = {M}, s_d[1] = {D};
-    musae_st_writer_add(sw, "encoder.weight", MUSAE_F32, 2, s_md, W_enc);
-    musae_st_writer_add(sw, "encoder.bias", MUSAE_F32, 1, s_m, b_enc);
-    musae_st_writer_add(sw, "W_dec", MUSAE_F32, 2, s_md, W_dec);
-    musae_st_writer_add(sw, "b_dec", MUSAE_F32, 1, s_d, b_dec);
-    CHECK(musae_st_writer_save(sw, at("sae/sae.safetensors"), err, sizeof err) == 0, "%s", err);
-    musae_st_writer_free(sw);
-    CHECK(sh("echo '{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}' > sae/cfg.json && "
-             "echo '{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"topk\"}' > sae/musae.json && "
-             "printf '# a test vocabulary\\nrock\\npiano\\n\\nbirdsong\\n  deep bass  \\nrock\\n' > tags.txt && "
-             "printf '# nothing\\n\\n' > empty.txt",
-             M, K, D, LAYER) == 0,
-          "cannot write the SAE's JSON or the vocabularies");
+    fx_write_sae(at("sae"), M, D, K, LAYER, W_enc, b_enc, W_dec, b_dec, "\"selection\": \"topk\"");
+    CHECK(sh("printf '# a test vocabulary\\nrock\\npiano\\n\\nbirdsong\\n  deep bass  \\nrock\\n' > tags.txt && "
+             "printf '# nothing\\n\\n' > empty.txt") == 0,
+          "cannot write the vocabularies");
 }
 
 /* Runs fn("<verb> <args>") in a child in g_dir (stdout to out.txt, stderr to err.txt, log level info), as the

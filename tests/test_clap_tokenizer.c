@@ -5,21 +5,9 @@
 #include <cjson/cJSON.h>
 #include <unistd.h>
 
+#include "host/io/path.h"
 #include "model/clap_tokenizer.h"
 #include "test.h"
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 static void write_text(const char *path, const char *txt) {
     FILE *f = fopen(path, "wb");
@@ -30,7 +18,7 @@ static void write_text(const char *path, const char *txt) {
 static void test_golden(const musae_clap_tokenizer *t) {
     char path[1024];
     snprintf(path, sizeof path, "%s/golden/clap_tokens.json", test_fixtures());
-    char *txt = slurp(path);
+    char *txt = musae_read_file(path, NULL, NULL, 0);
     CHECK(txt != NULL, "missing fixture %s (tools/reference/make_clap.py)", path);
     if (!txt) return;
     cJSON *root = cJSON_Parse(txt);

@@ -1,10 +1,15 @@
 /* config.json reader: valid configs with defaults and derived values, and bad configs, each rejected with its
  * own message naming the file and the field. Configs are built as a base text plus a JSON merge patch
- * (RFC 7386: objects merge, null deletes), so every case states only what it changes. */
+ * (RFC 7386: objects merge, null deletes), so every case states only what it changes. Also musae_read_file, the
+ * whole-file reader config.json goes through. */
 #include <cjson/cJSON.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include "host/io/config.h"
+#include "host/io/path.h"
 #include "test.h"
 
 #ifndef MUSAE_CORPUS
@@ -308,7 +313,40 @@ static void test_load(void) {
     }
 }
 
+/* musae_read_file (host/io/path.h), through which config.json and musae's other whole JSON and text files are
+ * read: every byte and the length (a NUL inside too), an empty file, and a missing file and a folder refused with
+ * errno and "PATH: cannot read: <reason>". */
+static void test_read_file(void) {
+    char dir[4096], path[4200], want[4400], err[4400] = "";
+    snprintf(dir, sizeof dir, "%s/read_file_%d", test_tmp(), (int)getpid());
+    CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST, "mkdir %s", dir);
+    snprintf(path, sizeof path, "%s/a.bin", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite("ab\0cd", 1, 5, f) == 5 && fclose(f) == 0, "write %s", path);
+    size_t n = 99;
+    char *s = musae_read_file(path, &n, err, sizeof err);
+    CHECK(s && n == 5 && !memcmp(s, "ab\0cd", 6), "a.bin: %zu bytes", n);
+    free(s);
+    write_file(path, "");
+    s = musae_read_file(path, &n, err, sizeof err);
+    CHECK(s && n == 0 && s[0] == 0, "an empty file is an empty string");
+    free(s);
+    unlink(path);
+    errno = 0;
+    CHECK(musae_read_file(path, &n, err, sizeof err) == NULL && errno == ENOENT, "a missing file");
+    snprintf(want, sizeof want, "%s: cannot read: %s", path, strerror(ENOENT));
+    CHECK(!strcmp(err, want), "'%s', want '%s'", err, want);
+    errno = 0;
+    CHECK(musae_read_file(path, NULL, NULL, 0) == NULL && errno == ENOENT, "a missing file, no message wanted");
+    errno = 0;
+    CHECK(musae_read_file(dir, &n, err, sizeof err) == NULL && errno != 0, "a folder is read as a file");
+    snprintf(want, sizeof want, "%s: cannot read: ", dir);
+    CHECK(!strncmp(err, want, strlen(want)), "'%s'", err);
+    rmdir(dir);
+}
+
 int main(void) {
+    test_read_file();
     test_valid();
     test_bad();
     test_load();

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "fixture_io.h"
 #include "eval/dashboard_int.h"
 #include "eval/features_io.h"
 #include "host/core/philox.h"
@@ -28,15 +29,10 @@ static int small_int(uint64_t seed, uint64_t i, int lo, int hi) {
 }
 
 static void write_wav(const char *path, double seconds, double hz) {
-    char err[256];
     const int64_t n = (int64_t)(seconds * RATE);
     float *x = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) x[i] = (float)(0.4 * sin(6.283185307179586 * hz * (double)i / RATE));
-    musae_audio_writer *w = musae_audio_writer_open(path, RATE, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-    if (!w || musae_audio_write(w, x, n, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err)) {
-        fprintf(stderr, "FAIL: setup: %s: %s\n", path, err);
-        exit(1);
-    }
+    fx_write_wav(path, x, n, RATE, 1, MUSAE_AUDIO_PCM16);
     free(x);
 }
 
@@ -46,15 +42,7 @@ static void make_fixture(void) {
     write_wav(at("audio/é b'c.wav"), 4, 330);
     write_wav(at("audio/plain.wav"), 2, 440);
     write_wav(at("audio/gone.wav"), 2, 550);
-    musae_store_spec sp = {0};
-    sp.model = "test/model";
-    sp.d_model = D;
-    sp.frame_rate = 50;
-    sp.n_layers = 1;
-    sp.layers[0] = LAYER;
-    sp.dtype = MUSAE_F32;
-    sp.dtype_source = "f32";
-    musae_store_writer *w = musae_store_create(at("s.h5"), &sp);
+    musae_store_writer *w = fx_store_create(at("s.h5"), "test/model", D, LAYER);
     float *x = malloc(sizeof(float) * FRAMES * D);
     for (int c = 0; c < 4; c++) {
         for (int i = 0; i < FRAMES * D; i++) x[i] = (float)small_int(2, (uint64_t)(c * 100000 + i), -3, 3);
@@ -68,24 +56,8 @@ static void make_fixture(void) {
     for (int i = 0; i < M; i++) b_enc[i] = (float)small_int(11, 10000 + (uint64_t)i, -3, 1);
     for (int j = 0; j < D; j++) b_dec[j] = (float)small_int(11, 20000 + (uint64_t)j, -1, 1);
     for (int i = 0; i < M * D; i++) W_dec[i] = (float)small_int(13, (uint64_t)i, -5, 5) + 0.25f;
-    mkdir(at("sae"), 0755);
-    char err[256];
-    musae_st_writer *sw = musae_st_writer_new();
-    int64_t s_md[2] = {M, D}, s_m[1] = {M}, s_d[1] = {D};
-    musae_st_writer_add(sw, "encoder.weight", MUSAE_F32, 2, s_md, W_enc);
-    musae_st_writer_add(sw, "encoder.bias", MUSAE_F32, 1, s_m, b_enc);
-    musae_st_writer_add(sw, "W_dec", MUSAE_F32, 2, s_md, W_dec);
-    musae_st_writer_add(sw, "b_dec", MUSAE_F32, 1, s_d, b_dec);
-    if (musae_st_writer_save(sw, at("sae/sae.safetensors"), err, sizeof err)) {
-        fprintf(stderr, "FAIL: setup: %s\n", err);
-        exit(1);
-    }
-    musae_st_writer_free(sw);
-    if (sh("echo '{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}' > sae/cfg.json && "
-           "echo '{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"topk\", \"final_metrics\": {\"fvu\": 0.125}}'"
-           " > sae/musae.json",
-           M, K, D, LAYER))
-        setup_failed("the SAE's JSON");
+    fx_write_sae(at("sae"), M, D, K, LAYER, W_enc, b_enc, W_dec, b_dec,
+                 "\"selection\": \"topk\", \"final_metrics\": {\"fvu\": 0.125}");
     if (run("analyze --sae sae --acts s.h5 --split all --top 4 -o f.h5")) setup_failed("musae analyze");
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fixture_io.h"
 #include "eval/features_io.h"
 #include "host/core/philox.h"
 #include "host/io/audio.h"
@@ -26,7 +27,6 @@ static float W_enc[M * D], b_enc[M], W_dec[M * D], b_dec[D];
 
 /* A chirp (rising pitch, so each window sounds different) or a plain tone, 16-bit WAV. */
 static void write_wav(const char *path, double seconds, int chirp) {
-    char err[256];
     const int64_t n = (int64_t)(seconds * RATE);
     float *x = malloc(sizeof(float) * (size_t)n);
     double ph = 0;
@@ -35,9 +35,7 @@ static void write_wav(const char *path, double seconds, int chirp) {
         ph += 6.283185307179586 * hz / RATE;
         x[i] = (float)(0.5 * sin(ph));
     }
-    musae_audio_writer *w = musae_audio_writer_open(path, RATE, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
-    CHECK(w && musae_audio_write(w, x, n, err, sizeof err) == 0 && musae_audio_writer_close(w, NULL, err, sizeof err) == 0,
-          "%s", err);
+    fx_write_wav(path, x, n, RATE, 1, MUSAE_AUDIO_PCM16);
     free(x);
 }
 
@@ -45,15 +43,7 @@ static void make_fixture(void) {
     mkdir(at("audio"), 0755);
     write_wav(at("audio/a.wav"), 4, 1);
     write_wav(at("audio/b.wav"), 2, 0);
-    musae_store_spec sp = {0};
-    sp.model = "test/model";
-    sp.d_model = D;
-    sp.frame_rate = 50;
-    sp.n_layers = 1;
-    sp.layers[0] = LAYER;
-    sp.dtype = MUSAE_F32;
-    sp.dtype_source = "f32";
-    musae_store_writer *w = musae_store_create(at("s.h5"), &sp);
+    musae_store_writer *w = fx_store_create(at("s.h5"), "test/model", D, LAYER);
     float *x = malloc(sizeof(float) * FRAMES * D);
     for (int c = 0; c < 3; c++) {
         for (int i = 0; i < FRAMES * D; i++) x[i] = (float)small_int(2, (uint64_t)(c * 100000 + i), -3, 3);
@@ -66,20 +56,7 @@ static void make_fixture(void) {
     for (int i = 0; i < M; i++) b_enc[i] = (float)small_int(11, 10000 + (uint64_t)i, -3, 1);
     for (int j = 0; j < D; j++) b_dec[j] = (float)small_int(11, 20000 + (uint64_t)j, -1, 1);
     for (int i = 0; i < M * D; i++) W_dec[i] = (float)small_int(13, (uint64_t)i, -5, 5) + 0.25f;
-    mkdir(at("sae"), 0755);
-    char err[256];
-    musae_st_writer *sw = musae_st_writer_new();
-    int64_t s_md[2] = {M, D}, s_m[1] = {M}, s_d[1] = {D};
-    musae_st_writer_add(sw, "encoder.weight", MUSAE_F32, 2, s_md, W_enc);
-    musae_st_writer_add(sw, "encoder.bias", MUSAE_F32, 1, s_m, b_enc);
-    musae_st_writer_add(sw, "W_dec", MUSAE_F32, 2, s_md, W_dec);
-    musae_st_writer_add(sw, "b_dec", MUSAE_F32, 1, s_d, b_dec);
-    CHECK(musae_st_writer_save(sw, at("sae/sae.safetensors"), err, sizeof err) == 0, "%s", err);
-    musae_st_writer_free(sw);
-    CHECK(sh("echo '{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}' > sae/cfg.json && "
-             "echo '{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"topk\"}' > sae/musae.json",
-             M, K, D, LAYER) == 0,
-          "cannot write the SAE's JSON");
+    fx_write_sae(at("sae"), M, D, K, LAYER, W_enc, b_enc, W_dec, b_dec, "\"selection\": \"topk\"");
 }
 
 /* The latent's activation on each frame of store clip c, with plain loops (top-k, ties to the lower latent). */

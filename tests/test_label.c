@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fixture_io.h"
 #include "eval/capture.h"
 #include "eval/describe.h"
 #include "host/io/audio.h"
@@ -47,17 +48,12 @@ static void make_audio(void) {
     const int64_t per = (int64_t)CLIP_S * SR, n = per * N_CLIPS;
     float *x = musae_xcalloc((size_t)n, sizeof(float));
     for (int c = 0; c < N_CLIPS; c++) clicks(x + c * per, per, is_fast(c) ? 160 : 80, 0.037 * (c % 7), level(c));
-    char err[512];
-    musae_audio_writer *w = musae_audio_writer_open(at("clicks.wav"), SR, 1, MUSAE_AUDIO_FLOAT, err, sizeof err);
-    if (!w || musae_audio_write(w, x, n, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
-        musae_fail("test setup: clicks.wav: %s", err);
+    fx_write_wav(at("clicks.wav"), x, n, SR, 1, MUSAE_AUDIO_FLOAT);
     free(x);
 }
 
 static void make_store(void) {
-    musae_store_spec spec = {.model = "test/model", .d_model = D, .frame_rate = 50, .n_layers = 1, .layers = {LAYER},
-                             .dtype = MUSAE_F32, .dtype_source = "f32"};
-    musae_store_writer *w = musae_store_create(at("s.h5"), &spec);
+    musae_store_writer *w = fx_store_create(at("s.h5"), "test/model", D, LAYER);
     char name[512];
     float rows[ROWS * D];
     for (int c = 0; c < N_CLIPS; c++) {
@@ -76,24 +72,9 @@ static void make_store(void) {
 
 /* A checkpoint folder as musae train writes it: latent i reads and writes basis direction e_i. */
 static void make_sae(void) {
-    mkdir(at("sae"), 0755);
     float W[M * D] = {0}, b_enc[M] = {0}, b_dec[D] = {0};
     for (int i = 0; i < M; i++) W[i * D + i] = 1;
-    char err[256];
-    musae_st_writer *w = musae_st_writer_new();
-    int64_t s_md[2] = {M, D}, s_m[1] = {M}, s_d[1] = {D};
-    musae_st_writer_add(w, "encoder.weight", MUSAE_F32, 2, s_md, W);
-    musae_st_writer_add(w, "encoder.bias", MUSAE_F32, 1, s_m, b_enc);
-    musae_st_writer_add(w, "W_dec", MUSAE_F32, 2, s_md, W);
-    musae_st_writer_add(w, "b_dec", MUSAE_F32, 1, s_d, b_dec);
-    if (musae_st_writer_save(w, at("sae/sae.safetensors"), err, sizeof err)) musae_fail("test setup: %s", err);
-    musae_st_writer_free(w);
-    FILE *f = fopen(at("sae/cfg.json"), "w");
-    fprintf(f, "{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}\n", M, K, D);
-    fclose(f);
-    f = fopen(at("sae/musae.json"), "w");
-    fprintf(f, "{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"topk\", \"threshold\": 0}\n", LAYER);
-    fclose(f);
+    fx_write_sae(at("sae"), M, D, K, LAYER, W, b_enc, W, b_dec, "\"selection\": \"topk\", \"threshold\": 0");
 }
 
 /* The lines of a LABELS.jsonl, parsed (NULL-terminated); exits the test when one does not parse. */
@@ -250,9 +231,7 @@ static void test_refusals(void) {
     CHECK(run("label --labeler dsp --features nothere.h5 --descriptors desc.h5 -o x.jsonl") == 1, "missing features");
     err_has("nothere.h5");
     /* descriptors of other clips (a store of one 4 s clip of the same audio): both files named */
-    musae_store_spec spec = {.model = "test/model", .d_model = D, .frame_rate = 50, .n_layers = 1, .layers = {LAYER},
-                             .dtype = MUSAE_F32, .dtype_source = "f32"};
-    musae_store_writer *w = musae_store_create(at("one.h5"), &spec);
+    musae_store_writer *w = fx_store_create(at("one.h5"), "test/model", D, LAYER);
     float rows[D] = {0};
     const float *a[1] = {rows};
     musae_store_add_clip(w, "clicks.wav#t=0,4", 1, a);
@@ -265,7 +244,7 @@ static void test_refusals(void) {
     /* an existing output that is not LABELS.jsonl is not overwritten */
     CHECK(sh("echo 'not json' > bad.jsonl") == 0, "setup");
     CHECK(run("label --labeler dsp --features features.h5 --descriptors desc.h5 -o bad.jsonl") == 1, "bad existing file");
-    err_has("bad.jsonl: line 1 is not a LABELS.jsonl line");
+    err_has("bad.jsonl: line 1: not a JSON object (not replacing it)");
     o = slurp("bad.jsonl");
     CHECK(!strcmp(o, "not json\n"), "bad.jsonl was changed: '%s'", o);
     free(o);

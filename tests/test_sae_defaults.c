@@ -10,21 +10,10 @@
  * slow. Under a sanitizer the same pipeline runs on a tenth of the rows without the quality bars. */
 #include "cli.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_sae_defaults");
-    const long rows = SANITIZED ? 30000 : 300000;
+    const long rows = TEST_SANITIZED ? 30000 : 300000;
     CHECK(run("synth_acts -o p.h5 --d 64 --concepts 256 --k-true 4 --rows %ld --pair-prob 0.5 --lognormal 0.5 "
               "--noise 0.1 --noise-aniso 1 --mean-offset 4 --seed 1",
               rows) == 0,
@@ -36,11 +25,11 @@ int main(void) {
     const double rec = json_number(out, "recovered"), fvu = json_number(out, "fvu"), l0 = json_number(out, "l0");
     const double steps = ckpt_number("sae", "steps"), warmup = ckpt_number("sae", "warmup_steps");
     printf("default recipe on planted concepts: recovered %.1f%%, held-out FVU %.4f, L0 %.1f (%g steps, warmup %g%s)\n",
-           100 * rec, fvu, l0, steps, warmup, SANITIZED ? "; sanitizer build: no quality bars" : "");
+           100 * rec, fvu, l0, steps, warmup, TEST_SANITIZED ? "; sanitizer build: no quality bars" : "");
     CHECK(rec >= 0 && fvu >= 0 && l0 > 0 && l0 <= 8, "evaluate output: %s", out);
     CHECK(warmup == (steps / 20 < 1000 ? (double)(long)(steps / 20) : 1000), "warmup min(1000, 5%% of %g steps): %g",
           steps, warmup);
-    if (!SANITIZED) {
+    if (!TEST_SANITIZED) {
         CHECK(rec >= 0.96, "recovered %.3f of the planted directions, need >= 0.96", rec);
         CHECK(fvu < 0.072, "held-out FVU %.4f, need < 0.072", fvu);
     }

@@ -5,29 +5,11 @@
  * checks memory, convergence is checked by the Release build. */
 #include "cli.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-static double field(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    return p ? atof(p + strlen(pat)) : NAN;
-}
-
 int main(void) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     scratch_open("test_sae_planted");
-    const long tokens = SANITIZED ? 200000 : 3000000;
-    CHECK(run("synth_acts -o p.h5 --d 256 --concepts 1024 --k-true 8 --rows %ld --seed 1", SANITIZED ? 30000L : 300000L) == 0,
+    const long tokens = TEST_SANITIZED ? 200000 : 3000000;
+    CHECK(run("synth_acts -o p.h5 --d 256 --concepts 1024 --k-true 8 --rows %ld --seed 1", TEST_SANITIZED ? 30000L : 300000L) == 0,
           "synth_acts");
     CHECK(run("train --acts p.h5 --layer 0 --k 16 --expansion 8 --tokens %ld --batch 2048 --warmup 100 "
               "--dead-tokens 200000 --seed 1 -o sae",
@@ -35,11 +17,11 @@ int main(void) {
           "train");
     CHECK(run("evaluate --sae sae --acts p.h5 --layer 0") == 0, "evaluate");
     char *out = slurp("out.txt");
-    const double rec = field(out, "recovered"), fvu = field(out, "fvu"), l0 = field(out, "l0");
+    const double rec = json_number(out, "recovered"), fvu = json_number(out, "fvu"), l0 = json_number(out, "l0");
     printf("planted concepts: recovered %.1f%%, held-out FVU %.4f, L0 %.1f (%ld tokens%s)\n", 100 * rec, fvu, l0, tokens,
-           SANITIZED ? ", sanitizer build: no quality bars" : "");
+           TEST_SANITIZED ? ", sanitizer build: no quality bars" : "");
     CHECK(rec >= 0 && fvu >= 0 && l0 > 0 && l0 <= 16, "evaluate output: %s", out);
-    if (!SANITIZED) {
+    if (!TEST_SANITIZED) {
         CHECK(rec >= 0.95, "recovered %.3f of the planted directions, need >= 0.95", rec);
         CHECK(fvu < 0.1, "held-out FVU %.4f, need < 0.1", fvu);
     }

@@ -14,6 +14,7 @@
 
 #include "host/core/dtype.h"
 #include "host/core/tensor.h"
+#include "host/io/path.h"
 #include "host/io/safetensors.h"
 #include "test.h"
 
@@ -24,20 +25,6 @@
 static char g_err[1024];
 
 /* ---- helpers ------------------------------------------------------------------------------------------- */
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    size_t got = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    b[got] = 0;
-    if (n) *n = got;
-    return b;
-}
 
 static void write_text(const char *path, const char *txt) {
     FILE *f = fopen(path, "wb");
@@ -103,7 +90,7 @@ static void expect_death(void (*fn)(void *), void *arg, const char *needle, cons
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    char *txt = slurp(path, NULL);
+    char *txt = musae_read_file(path, NULL, NULL, 0);
     CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "%s: expected a failure", what);
     CHECK(txt && strstr(txt, needle), "%s: stderr '%s' lacks '%s'", what, txt ? txt : "(none)", needle);
     free(txt);
@@ -118,7 +105,7 @@ typedef struct {
 } bad_case;
 
 static int load_expected(bad_case *cases, int max) {
-    char *txt = slurp(MUSAE_CORPUS "/safetensors/expected.tsv", NULL);
+    char *txt = musae_read_file(MUSAE_CORPUS "/safetensors/expected.tsv", NULL, NULL, 0);
     CHECK(txt != NULL, "cannot read %s", MUSAE_CORPUS "/safetensors/expected.tsv");
     if (!txt) return 0;
     int n = 0;
@@ -175,7 +162,7 @@ static void test_bad_corpus(void) {
                       g_err, cases[j].file);
         /* the in-memory parser (the fuzz target's entry) says the same */
         size_t sz = 0;
-        char *buf = slurp(path, &sz);
+        char *buf = musae_read_file(path, &sz, NULL, 0);
         char err2[1024] = "";
         rc = musae_st_parse(&st, cases[i].file, (const uint8_t *)buf, sz, err2, sizeof err2);
         CHECK(rc != 0 && strstr(err2, cases[i].msg), "%s: musae_st_parse gave rc %d '%s'", cases[i].file, rc, err2);
@@ -452,9 +439,9 @@ static void test_writer(void) {
     CHECK(musae_st_writer_save(w, path, g_err, sizeof g_err) == 0, "save: %s", g_err);
     /* saving again over the existing file (the atomic rename path) gives the same bytes */
     size_t n1 = 0, n2 = 0;
-    char *first = slurp(path, &n1);
+    char *first = musae_read_file(path, &n1, NULL, 0);
     CHECK(musae_st_writer_save(w, path, g_err, sizeof g_err) == 0, "second save: %s", g_err);
-    char *second = slurp(path, &n2);
+    char *second = musae_read_file(path, &n2, NULL, 0);
     CHECK(first && second && n1 == n2 && !memcmp(first, second, n1), "re-save is byte-identical");
     free(first), free(second);
     CHECK(count_tmp_files(dir, "roundtrip") == 0, "a temp file was left behind");
@@ -700,7 +687,7 @@ static void test_fixture_model(void) {
     /* as many as the index's weight_map, each listed with its shape */
     char idx[4200];
     snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", two);
-    char *txt = slurp(idx, NULL);
+    char *txt = musae_read_file(idx, NULL, NULL, 0);
     cJSON *root = txt ? cJSON_Parse(txt) : NULL;
     cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     CHECK(cJSON_IsObject(wm), "%s has a weight_map", idx);

@@ -67,6 +67,26 @@ static void test_weighted(void) {
     CHECK(rel_close(h.p, 0.5637028616507731, 1e-9), "hand case: p %.17g", h.p);
 }
 
+/* stats_auroc: scipy's U / (na nb) on the ties case, both ways round; the plain count over all pairs on samples
+ * with many ties (equal to the bit: both are exact sums of halves); NaN for an empty sample or a NaN value. */
+static void test_auroc(void) {
+    const double ta[] = {1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 10}, tb[] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    CHECK(stats_auroc(ta, 11, tb, 12) == 34.5 / 132, "ties: %.17g", stats_auroc(ta, 11, tb, 12));
+    CHECK(stats_auroc(tb, 12, ta, 11) == (132 - 34.5) / 132, "ties, reversed: %.17g", stats_auroc(tb, 12, ta, 11));
+    enum { NA = 37, NB = 53 };
+    double a[NA], b[NB];
+    for (int i = 0; i < NA; i++) a[i] = (double)((i * 7919) % 13) * 0.25;
+    for (int j = 0; j < NB; j++) b[j] = (double)((j * 104729) % 11) * 0.25 - 0.5;
+    double wins = 0;
+    for (int i = 0; i < NA; i++)
+        for (int j = 0; j < NB; j++) wins += a[i] > b[j] ? 1.0 : a[i] == b[j] ? 0.5 : 0.0;
+    CHECK(stats_auroc(a, NA, b, NB) == wins / ((double)NA * NB), "pair count: %.17g, want %.17g",
+          stats_auroc(a, NA, b, NB), wins / ((double)NA * NB));
+    CHECK(isnan(stats_auroc(a, 0, b, NB)) && isnan(stats_auroc(a, NA, b, 0)), "an empty sample is not NaN");
+    b[5] = NAN;
+    CHECK(isnan(stats_auroc(a, NA, b, NB)) && isnan(stats_auroc(b, NB, a, NA)), "a NaN value is not NaN");
+}
+
 static void test_fisher(void) {
     static const struct {
         long t[4];
@@ -113,6 +133,7 @@ static void test_medians(void) {
 int main(void) {
     test_mann_whitney();
     test_weighted();
+    test_auroc();
     test_fisher();
     test_bh();
     test_medians();

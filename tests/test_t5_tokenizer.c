@@ -7,6 +7,7 @@
 
 #include "host/io/safetensors.h"
 #include "host/core/utf8.h"
+#include "host/io/path.h"
 #include "model/t5_tokenizer.h"
 #include "test.h"
 
@@ -15,15 +16,8 @@
 /* The "text" strings of t5_prompts.json, decoded with their JSON escapes. cJSON cannot be used: one prompt
  * holds U+0000, which a NUL-terminated valuestring would cut. */
 static int read_prompts(const char *path, char **texts, size_t *lens) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
-    buf[n] = 0;
-    fclose(f);
+    char *buf = musae_read_file(path, NULL, NULL, 0);
+    if (!buf) return -1;
     int count = 0;
     const char *key = "\"text\": \"";
     for (const char *p = strstr(buf, key); p && count < MAX_PROMPTS; p = strstr(p, key)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/io/path.h"
 
 typedef struct {
     const char *file;
@@ -279,37 +280,16 @@ int musae_config_parse(musae_model_config *cfg, const char *name, const char *js
     return c.failed ? -1 : 0;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (64 << 20)) {
-        fclose(f);
-        errno = EFBIG;
-        return NULL;
-    }
-    char *b = musae_xmalloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    b[got] = 0;
-    return b;
-}
-
 int musae_config_load(musae_model_config *cfg, const char *dir, char *err, int errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *txt = slurp(path);
-    if (!txt) {
-        snprintf(err, (size_t)errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
+    char *txt = musae_read_file(path, NULL, err, (size_t)errlen);
+    if (!txt) return -1;
     int rc = musae_config_parse(cfg, path, txt, err, errlen);
     free(txt);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    txt = slurp(path);
+    txt = musae_read_file(path, NULL, NULL, 0);
     if (!txt) return 0;
     cJSON *g = cJSON_Parse(txt);
     free(txt);
@@ -368,11 +348,8 @@ int musae_encodec_config_parse(musae_encodec_config *a, const char *name, const 
 int musae_encodec_config_load(musae_encodec_config *a, const char *dir, char *err, int errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *txt = slurp(path);
-    if (!txt) {
-        snprintf(err, (size_t)errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
+    char *txt = musae_read_file(path, NULL, err, (size_t)errlen);
+    if (!txt) return -1;
     int rc = musae_encodec_config_parse(a, path, txt, err, errlen);
     free(txt);
     return rc;

@@ -11,27 +11,12 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/io/h5_check.h"
+#include "host/io/h5_int.h"
 #include "host/io/safetensors.h"
 
-/* Negative herr_t / hid_t on a file we are building: an internal error, not bad input. */
-#define H5_CHECK(expr)                                                                                     \
-    do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) {                                                                  \
-            H5Eprint2(H5E_DEFAULT, stderr);                                                                \
-            musae_check_failed("HDF5", #expr, __func__, __FILE__, __LINE__, "HDF5 call failed");           \
-        }                                                                                                  \
-    } while (0)
-
-static hid_t vlen_str(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5_CHECK(t);
-    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
-    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    return t;
-}
-
 static void attr_str(hid_t obj, const char *name, const char *s) {
-    hid_t t = vlen_str(), sp = H5Screate(H5S_SCALAR);
+    hid_t t = musae_h5_vlen_str_type(), sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK(a);
     H5_CHECK(H5Awrite(a, t, &s));
@@ -113,7 +98,7 @@ int musae_descriptors_write(const char *path, const musae_descriptors *d, char *
     attr_num(file, "n_windows", H5T_STD_I64LE, H5T_NATIVE_INT64, &d->n_windows);
 
     group(file, "/clips"), group(file, "/clip"), group(file, "/window");
-    hid_t vs = vlen_str();
+    hid_t vs = musae_h5_vlen_str_type();
     put(file, "/clips/path", vs, vs, d->n_clips, 0, d->path, NULL);
     H5Tclose(vs);
     put(file, "/clips/duration_s", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, d->n_clips, 0, d->duration_s, "s");
@@ -226,7 +211,7 @@ static int root_attr(hid_t file, const char *name, hid_t mem_type, void *out, si
     hid_t a = H5Aopen(file, name, H5P_DEFAULT), t = H5Aget_type(a);
     int rc = -1;
     if (mem_type < 0 && H5Tget_class(t) == H5T_STRING) {
-        hid_t vs = vlen_str();
+        hid_t vs = musae_h5_vlen_str_type();
         char *s = NULL;
         if (H5Tis_variable_str(t) > 0 && H5Aread(a, vs, &s) >= 0 && s) {
             snprintf(out, cap, "%s", s);
@@ -276,7 +261,7 @@ int musae_descriptors_read(const char *path, musae_descriptors *d, char *err, si
         d->window = musae_xcalloc((size_t)(W ? W : 1), sizeof(musae_desc));
         d->window_clip = musae_xcalloc((size_t)(W ? W : 1), sizeof(int32_t));
         d->window_start_s = musae_xcalloc((size_t)(W ? W : 1), sizeof(float));
-        hid_t vs = vlen_str();
+        hid_t vs = musae_h5_vlen_str_type();
         char **tmp = musae_xcalloc((size_t)(C ? C : 1), sizeof(char *));
         get(&c, file, "/clips/path", H5T_STRING, vs, C, 0, tmp);
         if (!c.failed) {

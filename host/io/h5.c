@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "host/io/h5_check.h"
+#include "host/io/h5_int.h"
 
 static pthread_mutex_t g_h5_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
@@ -47,7 +48,7 @@ static hid_t mem_type(musae_h5_type t) {
 }
 static int is_float(musae_h5_type t) { return t == MUSAE_H5_F32 || t == MUSAE_H5_F64; }
 
-static hid_t vlen_str_type(void) {
+hid_t musae_h5_vlen_str_type(void) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5_CHECK(t);
     H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
@@ -160,7 +161,7 @@ void musae_h5_write_rows(musae_h5 *h, const char *name, musae_h5_type t, int64_t
 void musae_h5_write_strings(musae_h5 *h, const char *name, int64_t n, const char *const *s) {
     musae_h5_lock();
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL), st = vlen_str_type(), dcpl = untimed_dcpl();
+    hid_t sp = H5Screate_simple(1, dims, NULL), st = musae_h5_vlen_str_type(), dcpl = untimed_dcpl();
     make_parents(h->file, name);
     hid_t d = H5Dcreate2(h->file, name, st, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5_CHECK(d);
@@ -188,7 +189,7 @@ static void attr_put(musae_h5 *h, const char *obj, const char *key, hid_t ftype,
 }
 
 void musae_h5_attr_str(musae_h5 *h, const char *obj, const char *key, const char *value) {
-    hid_t t = vlen_str_type();
+    hid_t t = musae_h5_vlen_str_type();
     attr_put(h, obj, key, t, t, &value);
     H5Tclose(t);
 }
@@ -369,7 +370,7 @@ char **musae_h5_read_strings(musae_h5 *h, const char *name, int64_t n, char *err
     char **out = NULL;
     if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
         char **raw = musae_xcalloc((size_t)n + 1, sizeof(char *));
-        hid_t mt = vlen_str_type();
+        hid_t mt = musae_h5_vlen_str_type();
         if (n == 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0) {
             out = musae_xcalloc((size_t)n + 1, sizeof(char *));
             for (int64_t i = 0; i < n; i++) {
@@ -396,32 +397,38 @@ static hid_t attr_open(musae_h5 *h, const char *obj, const char *key, char *err,
     return a;
 }
 
+int musae_h5_read_attr_str(hid_t a, char *out, size_t cap) {
+    hid_t ft = H5Aget_type(a);
+    int rc = -1;
+    if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        char *s = NULL;
+        hid_t mt = musae_h5_vlen_str_type();
+        if (H5Aread(a, mt, &s) >= 0 && s) {
+            snprintf(out, cap, "%s", s);
+            H5free_memory(s);
+            rc = 0;
+        }
+        H5Tclose(mt);
+    } else if (H5Tget_class(ft) == H5T_STRING) {
+        size_t sz = H5Tget_size(ft);
+        char *buf = musae_xcalloc(1, sz + 1);
+        if (H5Aread(a, ft, buf) >= 0) {
+            snprintf(out, cap, "%s", buf);
+            rc = 0;
+        }
+        free(buf);
+    }
+    H5Tclose(ft);
+    return rc;
+}
+
 int musae_h5_get_str(musae_h5 *h, const char *obj, const char *key, char *out, size_t cap, char *err, size_t errlen) {
     musae_h5_lock();
     hid_t a = attr_open(h, obj, key, err, errlen);
     int rc = -1;
     if (a >= 0) {
-        hid_t ft = H5Aget_type(a);
-        if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-            char *s = NULL;
-            hid_t mt = vlen_str_type();
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(out, cap, "%s", s);
-                H5free_memory(s);
-                rc = 0;
-            }
-            H5Tclose(mt);
-        } else if (H5Tget_class(ft) == H5T_STRING) {
-            size_t sz = H5Tget_size(ft);
-            char *buf = musae_xcalloc(1, sz + 1);
-            if (H5Aread(a, ft, buf) >= 0) {
-                snprintf(out, cap, "%s", buf);
-                rc = 0;
-            }
-            free(buf);
-        }
+        rc = musae_h5_read_attr_str(a, out, cap);
         if (rc) snprintf(err, errlen, "%s: attribute '%s' of %s is not a string", h->path, key, obj);
-        H5Tclose(ft);
         H5Aclose(a);
     }
     musae_h5_unlock();

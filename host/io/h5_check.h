@@ -1,5 +1,6 @@
-/* H5_CHECK for the files of host/io that own HDF5 (store.c, h5.c); includes hdf5.h, so nothing outside host/io
- * includes this header. */
+/* H5_CHECK (abort on an internal HDF5 error) for the files of host/io that own HDF5 and build what they write
+ * (h5.c, descriptors_io.c; store.c turns failures into messages naming the file instead); includes hdf5.h, so
+ * nothing outside host/io includes this header. */
 #ifndef MUSAE_H5_CHECK_H
 #define MUSAE_H5_CHECK_H
 

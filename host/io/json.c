@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/io/path.h"
 
 void musae_json_print_line(FILE *f, cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
@@ -26,18 +27,8 @@ cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals)
 
 int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errlen) {
     *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    const long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *txt = musae_xmalloc((size_t)(size > 0 ? size : 0) + 1);
-    const size_t got = fread(txt, 1, (size_t)(size > 0 ? size : 0), f);
-    fclose(f);
-    txt[got] = 0;
+    char *txt = musae_read_file(path, NULL, err, errlen);
+    if (!txt) return -1;
     *root = cJSON_Parse(txt);
     free(txt);
     return 0;

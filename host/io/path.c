@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "host/core/check.h"
 
 static const char *mode_name(mode_t m) {
     if (S_ISFIFO(m)) return "a FIFO (named pipe)";
@@ -55,4 +58,29 @@ const char *musae_file_kind(const uint8_t *h, size_t n) {
     const size_t k = n < 256 ? n : 256;
     if (texty(h, k)) return h[0] == '{' || h[0] == '[' ? "a JSON or text file" : "a text file";
     return NULL;
+}
+
+char *musae_read_file(const char *path, size_t *n, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    int e = f ? 0 : errno;
+    const long size = e ? -1 : fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (!e) e = size < 0 ? errno : size > MUSAE_READ_FILE_MAX ? EFBIG : fseek(f, 0, SEEK_SET) != 0 ? errno : 0;
+    char *txt = NULL;
+    size_t got = 0;
+    if (!e) {
+        txt = musae_xmalloc((size_t)size + 1);
+        errno = 0;
+        got = fread(txt, 1, (size_t)size, f);
+        if (ferror(f)) e = errno ? errno : EIO;
+    }
+    if (f) fclose(f);
+    if (e) {
+        free(txt);
+        if (err) snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+        errno = e;
+        return NULL;
+    }
+    txt[got] = 0;
+    if (n) *n = got;
+    return txt;
 }

@@ -22,6 +22,7 @@
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/io/h5.h"
+#include "host/io/h5_int.h"
 #include "host/io/store_int.h"
 #include "host/io/path.h"
 
@@ -126,14 +127,6 @@ static int is_f16_type(hid_t t) {
            H5Tget_order(t) == H5T_ORDER_LE;
 }
 
-static hid_t vlen_str_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5_CHECK(t);
-    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
-    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    return t;
-}
-
 /* n < 0 writes a scalar; n >= 1 a 1-D array of n (even of one element: `layers` is always a list). */
 static void attr_write(hid_t obj, const char *name, hid_t type, int n, const void *data) {
     hsize_t dims[1] = {(hsize_t)n};
@@ -144,6 +137,9 @@ static void attr_write(hid_t obj, const char *name, hid_t type, int n, const voi
     H5_CHECK(H5Awrite(a, type, data));
     H5Aclose(a);
     H5Sclose(sp);
+}
+void musae_store_h5_attr_write(int64_t obj, const char *name, int64_t type, int n, const void *data) {
+    attr_write((hid_t)obj, name, (hid_t)type, n, data);
 }
 
 /* Overwrites an existing fixed-size attribute in place (same type and size: the object header does not
@@ -157,7 +153,7 @@ static void attr_update(hid_t obj, const char *name, hid_t type, const void *dat
 
 /* Variable-length UTF-8, so h5py reads a str (not bytes). */
 static void attr_write_str(hid_t obj, const char *name, const char *s) {
-    hid_t t = vlen_str_type();
+    hid_t t = musae_h5_vlen_str_type();
     attr_write(obj, name, t, -1, &s);
     H5Tclose(t);
 }
@@ -182,29 +178,7 @@ static int attr_read_num(hid_t obj, const char *name, hid_t mem, void *out, int 
 static int attr_read_str(hid_t obj, const char *name, char *out, size_t cap) {
     if (H5Aexists(obj, name) <= 0) return -1;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            char *s = NULL;
-            hid_t mt = vlen_str_type();
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(out, cap, "%s", s);
-                H5free_memory(s);
-                rc = 0;
-            }
-            H5Tclose(mt);
-        } else {
-            size_t sz = H5Tget_size(ft);
-            char *buf = musae_xcalloc(1, sz + 1);
-            if (H5Aread(a, ft, buf) >= 0) {
-                snprintf(out, cap, "%s", buf);
-                rc = 0;
-            }
-            free(buf);
-        }
-    }
-    H5Tclose(ft);
+    const int rc = musae_h5_read_attr_str(a, out, cap);
     H5Aclose(a);
     return rc;
 }
@@ -682,7 +656,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     }
     writer_open_fd(w, tmp);
     w->f16 = f16_type();
-    w->vstr = vlen_str_type();
+    w->vstr = musae_h5_vlen_str_type();
     const int d = spec->d_model;
     attr_write_str(w->file, "model", spec->model ? spec->model : "");
     attr_write(w->file, "d_model", H5T_NATIVE_INT32, -1, &d);
@@ -775,7 +749,7 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     }
     writer_open_fd(w, path);
     w->f16 = f16_type();
-    w->vstr = vlen_str_type();
+    w->vstr = musae_h5_vlen_str_type();
     writer_open_datasets(w);
     w->n_rows = w->c_rows = n_rows;
     w->n_clips = w->c_clips = n_clips;
@@ -1317,7 +1291,7 @@ static char *read_clip_str(musae_store *s, const char *name, int64_t i, const ch
         h5_unlock();
         return NULL;
     }
-    hid_t t = vlen_str_type();
+    hid_t t = musae_h5_vlen_str_type();
     hsize_t start[1] = {(hsize_t)i}, cnt[1] = {1};
     hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
     H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
@@ -1351,7 +1325,7 @@ static void read_strs(musae_store *s, const char *name, int64_t n, char **out) {
         return;
     }
     char **v = musae_xcalloc((size_t)n + 1, sizeof(char *));
-    hid_t t = vlen_str_type();
+    hid_t t = musae_h5_vlen_str_type();
     read_1d(d, t, n, v);
     for (int64_t i = 0; i < n; i++) out[i] = musae_xstrdup(v[i] ? v[i] : "");
     if (n > 0) {
@@ -1479,7 +1453,7 @@ uint64_t musae_store_fingerprint(musae_store *s) {
     h5_lock(in->path);
     if (in->n_clips > 0) { /* the clip names, in one read */
         char **names = musae_xcalloc((size_t)in->n_clips, sizeof(char *));
-        hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT), t = vlen_str_type();
+        hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT), t = musae_h5_vlen_str_type();
         H5_CHECK(d);
         hsize_t start[1] = {0}, cnt[1] = {(hsize_t)in->n_clips};
         hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);

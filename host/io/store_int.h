@@ -27,11 +27,14 @@ void musae_store_read_raw(musae_store *s, int li, int64_t row0, int64_t n, void 
 void musae_store_raw_to_f32(musae_dtype dt, const void *raw, size_t n, float *out);
 
 /* For the other files that speak HDF5 (store_join.c): store.c's process-wide HDF5 lock (`path` names the file in
- * the messages of the calls under it), its one-line failure, and the float16 type h5py reads as numpy float16. */
+ * the messages of the calls under it), its one-line failure, the float16 type h5py reads as numpy float16, and
+ * its attribute writer (hid_t obj and type as int64_t: n < 0 a scalar, else a 1-D array of n; an attribute of
+ * that name is replaced). */
 void musae_store_h5_enter(const char *path);
 void musae_store_h5_leave(void);
 MUSAE_NORETURN void musae_store_h5_failed(const char *expr);
 int64_t musae_store_h5_f16_type(void);
+void musae_store_h5_attr_write(int64_t obj, const char *name, int64_t type, int n, const void *data);
 
 #ifdef __cplusplus
 }

@@ -17,21 +17,11 @@
         if (MUSAE_UNLIKELY((expr) < 0)) musae_store_h5_failed(#expr);                                      \
     } while (0)
 
-static void attr(hid_t obj, const char *name, hid_t type, int n, const void *data) {
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5_CHECK(a);
-    H5_CHECK(H5Awrite(a, type, data));
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 static void attr_str(hid_t obj, const char *name, const char *s) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5_CHECK(H5Tset_size(t, strlen(s) + 1));
     H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    attr(obj, name, t, -1, s);
+    musae_store_h5_attr_write(obj, name, t, -1, s);
     H5Tclose(t);
 }
 
@@ -141,15 +131,15 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     const musae_store_info *a = in[0];
     const int32_t d32 = a->d_model, cpl = complete ? 1 : 0, nsh = n_shards;
     attr_str(f, "model", a->model);
-    attr(f, "d_model", H5T_NATIVE_INT32, -1, &d32);
-    attr(f, "frame_rate", H5T_NATIVE_DOUBLE, -1, &a->frame_rate);
-    attr(f, "layers", H5T_NATIVE_INT, a->n_layers, a->layers);
+    musae_store_h5_attr_write(f, "d_model", H5T_NATIVE_INT32, -1, &d32);
+    musae_store_h5_attr_write(f, "frame_rate", H5T_NATIVE_DOUBLE, -1, &a->frame_rate);
+    musae_store_h5_attr_write(f, "layers", H5T_NATIVE_INT, a->n_layers, a->layers);
     attr_str(f, "musae_version", MUSAE_VERSION);
-    attr(f, "complete", H5T_NATIVE_INT32, -1, &cpl);
-    attr(f, "n_rows", H5T_NATIVE_INT64, -1, &rows);
-    attr(f, "n_clips", H5T_NATIVE_INT64, -1, &clips);
-    attr(f, "chunk_rows", H5T_NATIVE_INT64, -1, &a->chunk_rows); /* the stream's window unit, as the shards' */
-    attr(f, "shards", H5T_NATIVE_INT32, -1, &nsh);
+    musae_store_h5_attr_write(f, "complete", H5T_NATIVE_INT32, -1, &cpl);
+    musae_store_h5_attr_write(f, "n_rows", H5T_NATIVE_INT64, -1, &rows);
+    musae_store_h5_attr_write(f, "n_clips", H5T_NATIVE_INT64, -1, &clips);
+    musae_store_h5_attr_write(f, "chunk_rows", H5T_NATIVE_INT64, -1, &a->chunk_rows); /* the stream's window unit, as the shards' */
+    musae_store_h5_attr_write(f, "shards", H5T_NATIVE_INT32, -1, &nsh);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
     const char *groups[] = {"/layers", "/frames", "/clips"};

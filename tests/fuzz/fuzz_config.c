@@ -1,15 +1,7 @@
 /* libFuzzer target: arbitrary bytes as a config.json text (NUL-terminated copy) through musae_config_parse.
  * An accepted config must have the invariants the model code relies on. Built only with -DMUSAE_FUZZ=ON. */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_harness.h"
 #include "host/io/config.h"
-
-#define REQUIRE(c) \
-    do {           \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *txt = malloc(size + 1);
@@ -20,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = musae_config_parse(&c, "fuzz.json", txt, err, sizeof err);
     free(txt);
     if (rc != 0) {
-        REQUIRE(memchr(err, 0, sizeof err) != NULL && !strncmp(err, "fuzz.json: ", 11));
+        fuzz_named_error(err, sizeof err, "fuzz.json");
         return 0;
     }
     const musae_decoder_config *d = &c.decoder;
