@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/analyze_neighbours.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -331,44 +332,6 @@ static void pick_random(const int32_t *fired, int64_t F, int64_t C, uint64_t see
     }
 }
 
-/* The FEATURES_NEIGHBORS latents with the largest decoder cosine to each latent (itself excluded), by cosine
- * descending, ties to the lower latent; blocks of rows against all of W_dec through one GEMM each. */
-static void neighbours(const sae_model *m, int32_t *nb, float *nc) {
-    const int64_t M = m->M, d = m->d, B = 256, K = FEATURES_NEIGHBORS;
-    float *w = musae_xmalloc(sizeof(float) * (size_t)(M * d));
-    memcpy(w, m->p.W_dec, sizeof(float) * (size_t)(M * d));
-    sae_cpu_normalize_rows(w, M, d);
-    float *sim = musae_xmalloc(sizeof(float) * (size_t)(B * M));
-    for (int64_t r0 = 0; r0 < M; r0 += B) {
-        const int64_t nr = r0 + B <= M ? B : M - r0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)M, (int)d, 1.0f, w + r0 * d, (int)d, w,
-                    (int)d, 0.0f, sim, (int)M);
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < nr; r++) {
-            const int64_t i = r0 + r;
-            int32_t *bi = nb + i * K;
-            float *bv = nc + i * K;
-            int n = 0;
-            for (int64_t j = 0; j < M; j++) {
-                if (j == i) continue;
-                const float v = sim[r * M + j];
-                if (n == K && !(v > bv[K - 1])) continue; /* j ascending: an equal cosine keeps the lower latent */
-                int at = n < K ? n++ : K - 1;
-                while (at > 0 && bv[at - 1] < v) {
-                    bv[at] = bv[at - 1];
-                    bi[at] = bi[at - 1];
-                    at--;
-                }
-                bv[at] = v;
-                bi[at] = (int32_t)j;
-            }
-            for (int q = n; q < K; q++) bi[q] = -1, bv[q] = 0;
-        }
-    }
-    free(sim);
-    free(w);
-}
-
 /* features_cf_source over an accumulator's spill file. */
 static int spill_read(void *ctx, int64_t e0, int64_t n, int32_t *feature, float *mean, float *max, char *err,
                       size_t errlen) {
@@ -478,7 +441,7 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
     free(buf);
     free(fptr);
     free(at);
-    neighbours(a->m, f->neighbors, f->neighbor_cos);
+    analyze_neighbours(a->m->p.W_dec, M, a->m->d, FEATURES_NEIGHBORS, f->neighbors, f->neighbor_cos);
 }
 
 /* ---- checks ----------------------------------------------------------------------------------------------- */
