@@ -18,6 +18,9 @@
 #include "host/core/philox.h"
 #include "host/core/progress.h"
 #include "host/core/sha256.h"
+#ifdef MUSAE_CUDA
+#include "sae/sae_gpu_infer.h"
+#endif
 
 /* The fine histogram: quarter-octave bins, fine bin f holding [E(f), E(f+1)) with E(f) = 2^((f - 128) / 4) as
  * f32, so 256 bins span 2^-32 .. 2^32; values outside count in the end bins. After the pass the 64 output bins
@@ -44,9 +47,10 @@ typedef struct {
     sae_codes codes;
     float *xc, *pre;
     int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
+    void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
 } encoder;
 
-static void encoder_init(encoder *e, const sae_model *m, int64_t rows) {
+static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
     memset(e, 0, sizeof *e);
     e->m = m;
     /* a batch-top-k encode holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at once */
@@ -58,9 +62,30 @@ static void encoder_init(encoder *e, const sae_model *m, int64_t rows) {
     }
     e->xc = musae_xmalloc(sizeof(float) * (size_t)(rows * m->d + 1));
     e->codes.ptr = musae_xcalloc((size_t)rows + 1, sizeof(int64_t));
+#ifdef MUSAE_CUDA
+    if (on_gpu) e->gpu = sae_gpu_encoder_init(m, e->pre_rows);
+#else
+    MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
+#endif
+}
+
+/* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
+ * A batch-top-k SAE's threshold is applied on the host either way (sae_model_threshold_codes). */
+static void encode_call(encoder *e, const float *x, int64_t n, sae_codes *c) {
+#ifdef MUSAE_CUDA
+    if (e->gpu) {
+        sae_gpu_encoder_run(e->gpu, x, n, c, e->pre);
+        if (e->m->batch_topk) sae_model_threshold_codes(e->m, e->pre, n, c);
+        return;
+    }
+#endif
+    sae_model_infer(e->m, x, n, c, e->xc, e->pre);
 }
 
 static void encoder_free(encoder *e) {
+#ifdef MUSAE_CUDA
+    sae_gpu_encoder_free(e->gpu);
+#endif
     free(e->codes.ptr);
     free(e->codes.idx);
     free(e->codes.val);
@@ -74,7 +99,7 @@ static void encoder_free(encoder *e) {
 static void encoder_run(encoder *e, const float *x, int64_t n) {
     const sae_model *m = e->m;
     if (!m->batch_topk) {
-        sae_model_infer(m, x, n, &e->codes, e->xc, NULL);
+        encode_call(e, x, n, &e->codes);
         return;
     }
     sae_codes piece = {0};
@@ -83,7 +108,7 @@ static void encoder_run(encoder *e, const float *x, int64_t n) {
     e->codes.ptr[0] = 0;
     for (int64_t r0 = 0; r0 < n; r0 += e->pre_rows) {
         const int64_t nr = r0 + e->pre_rows <= n ? e->pre_rows : n - r0;
-        sae_model_infer(m, x + r0 * m->d, nr, &piece, e->xc, e->pre);
+        encode_call(e, x + r0 * m->d, nr, &piece);
         const int64_t add = piece.ptr[nr];
         if (total + add > e->codes.cap) {
             e->codes.cap = (total + add) * 2;
@@ -172,7 +197,7 @@ static void top_push(acc *a, int64_t i, float v, int32_t clip, int32_t frame) {
     }
 }
 
-static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out) {
+static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out, int on_gpu) {
     memset(a, 0, sizeof *a);
     const size_t M = (size_t)m->M;
     a->m = m;
@@ -201,7 +226,7 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
-    encoder_init(&a->enc, m, block_rows);
+    encoder_init(&a->enc, m, block_rows, on_gpu);
 }
 
 static void acc_free(acc *a) {
@@ -481,7 +506,7 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
     float *x = musae_xmalloc(sizeof(float) * (size_t)(n * d + 1)), *trace = musae_xmalloc(sizeof(float) * (size_t)(n + 1));
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x);
     encoder e;
-    encoder_init(&e, m, n > 0 ? n : 1);
+    encoder_init(&e, m, n > 0 ? n : 1, 0);
     int64_t nf = 0;
     for (int64_t r = 0; r < n; r++) /* finite rows packed to the front, as the pass encodes them */
         if (row_finite(x + r * d, d)) memmove(x + nf++ * d, x + r * d, sizeof(float) * (size_t)d);
@@ -560,7 +585,7 @@ int analyze_run(const analyze_opts *o) {
     for (int f = 0; f <= FINE_BINS; f++) E[f] = fine_edge(f);
     const int64_t B = o->block_rows, d = in->d_model;
     acc *accs = musae_xcalloc((size_t)o->n_sae, sizeof(acc));
-    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i]);
+    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i], o->device_cuda);
     float *x = musae_xmalloc(sizeof(float) * (size_t)(B * d));
     int64_t *oclip = musae_xmalloc(sizeof(int64_t) * (size_t)B);
     int32_t *frame = musae_xmalloc(sizeof(int32_t) * (size_t)B);
@@ -574,8 +599,9 @@ int analyze_run(const analyze_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows", o->n_sae, layer, o->acts,
-             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows);
+    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows, encoded on the %s", o->n_sae,
+             layer, o->acts, o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows,
+             o->device_cuda ? "GPU" : "CPU");
     musae_progress pr;
     musae_progress_init(&pr, "analyze", "rows", split_rows);
     int64_t c = 0, t = 0; /* the next row to read: frame t of store clip c */

@@ -34,6 +34,7 @@ typedef struct {
     int split_all;                     /* 0: the clips the trainer held out (musae.json data); 1: every clip */
     int64_t block_rows;                /* rows read and encoded at once (4096) */
     int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^21 = 16 MiB) */
+    int device_cuda;                   /* 1: the row blocks are encoded on the GPU (CUDA builds; sae/sae_gpu_infer.h) */
 } analyze_opts;
 
 void analyze_opts_defaults(analyze_opts *o);
