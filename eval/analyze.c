@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/analyze_encode.h"
 #include "eval/analyze_neighbours.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
@@ -48,6 +49,7 @@ typedef struct {
     float *xc, *pre;
     int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
     void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
+    analyze_amx *amx;            /* the AMX screen + f32 rescore (top-k SAEs on AMX CPUs), else NULL: sgemm */
 } encoder;
 
 static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
@@ -67,6 +69,7 @@ static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gp
 #else
     MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
 #endif
+    if (!on_gpu) e->amx = analyze_amx_init(m);
 }
 
 /* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
@@ -79,10 +82,20 @@ static void encode_call(encoder *e, const float *x, int64_t n, sae_codes *c) {
         return;
     }
 #endif
+    if (e->amx) {
+        const int64_t d = e->m->d;
+        const float *b_dec = e->m->p.b_dec;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t j = 0; j < d; j++) e->xc[r * d + j] = x[r * d + j] - b_dec[j];
+        analyze_amx_encode(e->amx, e->xc, n, c);
+        return;
+    }
     sae_model_infer(e->m, x, n, c, e->xc, e->pre);
 }
 
 static void encoder_free(encoder *e) {
+    analyze_amx_free(e->amx);
 #ifdef MUSAE_CUDA
     sae_gpu_encoder_free(e->gpu);
 #endif
