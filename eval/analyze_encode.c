@@ -29,7 +29,7 @@
 #include <unistd.h>
 #endif
 
-enum { CHUNK = 32, ROW_TILE = 16, PAIR_K = 32 };
+enum { ROW_TILE = 16, PAIR_K = 32 };
 
 struct analyze_amx {
     int64_t d, M, dp, Mp;  /* dp, Mp: d and M rounded up to 32 */
@@ -82,14 +82,16 @@ AMX_TARGET static void amx_configure(void) { _tile_loadconfig(&TILE_CONFIG); }
 AMX_TARGET static void amx_release(void) { _tile_release(); }
 
 /* out [R, Mp] (fp32, row stride Mp) = A [R, dp] (bf16) · W_encᵀ + b (bias_p: b padded with −inf, so padding
- * never ranks), R a multiple of 32; and while each 32 × 32 block is in L1: cmax [R, Mp/32], the maximum of every
- * 32-latent chunk of every row, and nan [R] |= a NaN in the row. */
+ * never ranks), R a multiple of 32; and while each 32 × 32 block is in L1, the row's chunk maxima: cmax [R, 16·G]
+ * (−inf on entry), where chunk (g, lane) holds the latents 16·v + lane of the row's 16-wide vectors v ≡ g
+ * (mod G). (Prefetching the next block's weights from L3 made no measurable difference.) */
 AMX_TARGET static void amx_screen(const analyze_amx *a, const uint16_t *A, int64_t R, const float *bias_p, float *out,
-                                  float *cmax, uint8_t *nan) {
-    const int64_t dp = a->dp, Mp = a->Mp, kc_n = dp / PAIR_K, blk = (dp / 2) * 32, nch = Mp / CHUNK;
-    for (int64_t l2 = 0; l2 < Mp / 32; l2++) {
+                                  float *cmax, int64_t G) {
+    const int64_t dp = a->dp, Mp = a->Mp, kc_n = dp / PAIR_K, blk = (dp / 2) * 32, n2 = Mp / 32;
+    for (int64_t l2 = 0; l2 < n2; l2++) {
         const uint16_t *B0 = a->Wp + (2 * l2) * blk, *B1 = B0 + blk;
         const __m512 b0 = _mm512_loadu_ps(bias_p + l2 * 32), b1 = _mm512_loadu_ps(bias_p + l2 * 32 + 16);
+        const int64_t g0 = (2 * l2) % G, g1 = (2 * l2 + 1) % G;
         for (int64_t r0 = 0; r0 < R; r0 += 32) {
             const uint16_t *A0 = A + r0 * dp, *A1 = A0 + 16 * dp;
             _tile_zero(0);
@@ -112,12 +114,12 @@ AMX_TARGET static void amx_screen(const analyze_amx *a, const uint16_t *A, int64
             _tile_stored(2, o + 16 * Mp, (int)(Mp * 4));
             _tile_stored(3, o + 16 * Mp + 16, (int)(Mp * 4));
             for (int64_t r = 0; r < 32; r++) {
-                float *row = o + r * Mp;
+                float *row = o + r * Mp, *cm = cmax + (r0 + r) * 16 * G;
                 const __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(row), b0), v1 = _mm512_add_ps(_mm512_loadu_ps(row + 16), b1);
                 _mm512_storeu_ps(row, v0);
                 _mm512_storeu_ps(row + 16, v1);
-                cmax[(r0 + r) * nch + l2] = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
-                nan[r0 + r] |= (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) != 0;
+                _mm512_storeu_ps(cm + 16 * g0, _mm512_max_ps(_mm512_loadu_ps(cm + 16 * g0), v0));
+                _mm512_storeu_ps(cm + 16 * g1, _mm512_max_ps(_mm512_loadu_ps(cm + 16 * g1), v1));
             }
         }
     }
@@ -205,6 +207,10 @@ analyze_amx *analyze_amx_init(const sae_model *m) {
             e += ((double)w - musae_bf16_to_f32(wb)) * ((double)w - musae_bf16_to_f32(wb));
             a->Wp[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = wb;
         }
+        if (!isfinite(s) || !isfinite(m->p.b_enc[i])) { /* the bound needs finite weights: sgemm then */
+            analyze_amx_free(a);
+            return NULL;
+        }
         wmax = sqrt(s) > wmax ? sqrt(s) : wmax;
         emax = sqrt(e) > emax ? sqrt(e) : emax;
         bmax = fabs(m->p.b_enc[i]) > bmax ? fabs(m->p.b_enc[i]) : bmax;
@@ -239,11 +245,11 @@ static int cmp_cand(const void *x, const void *y) {
     return better(p->v, p->i, q->v, q->i) ? -1 : better(q->v, q->i, p->v, p->i) ? 1 : 0;
 }
 
-/* One row: s [M] its screen (bias added), cmax [Mp/32] its chunk maxima (reordered here), nan: a NaN in s;
- * xc [d]. Writes at most k entries to idx/val, returns the count. ci/cv/work: M entries each. */
-AMX_TARGET static int row_select(const analyze_amx *a, const float *s, float *cmax, int nan, const float *xc,
+/* One row: s [M] its screen (bias added), cmax [n_ch] its chunk maxima (n_ch >= k; reordered here); xc [d].
+ * Writes at most k entries to idx/val, returns the count. ci/cv/work: M entries each. */
+AMX_TARGET static int row_select(const analyze_amx *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
                                  int32_t *ci, float *cv, float *work, cand *best, int32_t *idx, float *val) {
-    const int64_t d = a->d, M = a->M, k = a->k, n_ch = a->Mp / CHUNK;
+    const int64_t d = a->d, M = a->M, k = a->k;
     /* |a_i − p_i| <= |W̃_i·x̃ − W_i·xc| + the sums' rounding + the bias additions' rounding, where
      * W̃_i·x̃ − W_i·xc = (W̃_i − W_i)·x̃ + W_i·(x̃ − xc), so by Cauchy–Schwarz with the rounding errors as they
      * are (not their worst case): emax·‖x̃‖ + wmax·‖x̃ − xc‖; Σ_j |W_ij xc_j| <= wmax·‖xc‖ =: S */
@@ -257,8 +263,9 @@ AMX_TARGET static int row_select(const analyze_amx *a, const float *s, float *cm
     nx = sqrt(nx) * (1 + 1e-9), nxb = sqrt(nxb) * (1 + 1e-9), ex = sqrt(ex) * (1 + 1e-9);
     const double S = a->wmax * nx, Sb = (a->wmax + a->emax) * nxb; /* >= Σ|W_ij xc_j|, Σ|W̃_ij x̃_j| */
     const double B = a->emax * nxb + a->wmax * ex + a->c * (S > Sb ? S : Sb) + ldexp(1, -22) * (a->bmax + 2 * Sb) + 1e-30;
-    /* a bound too large to use, or a NaN (which quickselect cannot order): every latent is rescored */
-    const int finite = isfinite(B) && B < 1e30 && !nan;
+    /* a bound too large to use: every latent is rescored. (W and b are finite (analyze_amx_init) and so is xc
+     * (analyze skips rows that are not), so a NaN or infinite screen value needs S >= ~1e38, caught here.) */
+    const int finite = isfinite(B) && B < 1e30;
     /* stage 1: θ1 = the k-th largest chunk maximum (<= the k-th largest screen value: k latents reach it) */
     const double theta1 = finite && n_ch >= k ? kth_largest(cmax, n_ch, k) : -INFINITY;
     const float lo1 = finite ? round_down(theta1 - 2 * B > -B ? theta1 - 2 * B : -B) : -INFINITY;
@@ -297,14 +304,18 @@ void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_co
     }
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
     const int64_t n_blocks = (n + R - 1) / R;
+    /* chunk groups: 16·G chunk maxima per row, at least 2k (so the k-th largest is a close bound), at most one
+     * vector per group */
+    int64_t G = 2 * ((k + 15) / 16);
+    G = G > Mp / 16 ? Mp / 16 : G;
+    G = G < (k + 15) / 16 ? (k + 15) / 16 : G;
     float *bias_p = musae_xmalloc(sizeof(float) * (size_t)Mp);
     for (int64_t i = 0; i < Mp; i++) bias_p[i] = i < M ? a->b[i] : -INFINITY;
 #pragma omp parallel
     {
         amx_configure();
         uint16_t *A = musae_xcalloc((size_t)(R * dp), sizeof(uint16_t));
-        float *s = musae_xmalloc(sizeof(float) * (size_t)(R * Mp)), *cmax = musae_xmalloc(sizeof(float) * (size_t)(R * Mp / CHUNK));
-        uint8_t *nan = musae_xmalloc((size_t)R);
+        float *s = musae_xmalloc(sizeof(float) * (size_t)(R * Mp)), *cmax = musae_xmalloc(sizeof(float) * (size_t)(R * 16 * G));
         int32_t *ci = musae_xmalloc(sizeof(int32_t) * (size_t)(M + 16));
         float *cv = musae_xmalloc(sizeof(float) * (size_t)(M + 16)), *work = musae_xmalloc(sizeof(float) * (size_t)(M + 16));
         cand *best = musae_xmalloc(sizeof(cand) * (size_t)(M + 1));
@@ -313,16 +324,15 @@ void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_co
             const int64_t r0 = blk * R, nr = r0 + R <= n ? R : n - r0;
             for (int64_t r = 0; r < R; r++) /* rows past n stay zero: their screen is computed and ignored */
                 for (int64_t j = 0; j < d; j++) A[r * dp + j] = r < nr ? musae_f32_to_bf16(xc[(r0 + r) * d + j]) : 0;
-            memset(nan, 0, (size_t)R); /* R >= 32 */
-            amx_screen(a, A, R, bias_p, s, cmax, nan);
+            for (int64_t q = 0; q < R * 16 * G; q++) cmax[q] = -INFINITY;
+            amx_screen(a, A, R, bias_p, s, cmax, G);
             for (int64_t r = 0; r < nr; r++)
-                cnt[r0 + r] = row_select(a, s + r * Mp, cmax + r * (Mp / CHUNK), nan[r], xc + (r0 + r) * d, ci, cv,
+                cnt[r0 + r] = row_select(a, s + r * Mp, cmax + r * 16 * G, 16 * G, xc + (r0 + r) * d, ci, cv,
                                          work, best, codes->idx + (r0 + r) * k, codes->val + (r0 + r) * k);
         }
         free(A);
         free(s);
         free(cmax);
-        free(nan);
         free(ci);
         free(cv);
         free(work);
