@@ -33,8 +33,9 @@ enum { ROW_TILE = 16, PAIR_K = 32 };
 
 struct analyze_amx {
     int64_t d, M, dp, Mp;  /* dp, Mp: d and M rounded up to 32 */
-    int k;
-    const float *W, *b;    /* the model's f32 W_enc [M, d] and b_enc [M] (the rescore) */
+    int k, relu;           /* relu: only values > 0 are selected (the encoder); 0: any value (neighbours) */
+    const float *W, *b;    /* f32 W [M, d] and b [M] (the rescore): the caller's */
+    float *zeros;          /* b when none was given */
     uint16_t *Wp;          /* [Mp/16][dp/2][16][2] bf16 */
     double wmax, emax;     /* max_i ‖W_i‖₂ and max_i ‖W_i − bf16(W_i)‖₂, rounded up */
     double bmax;           /* max_i |b_i| */
@@ -183,37 +184,38 @@ static float kth_largest(float *v, int64_t n, int64_t k) {
     return v[want];
 }
 
-analyze_amx *analyze_amx_init(const sae_model *m) {
+analyze_amx *analyze_amx_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu) {
 #ifdef ANALYZE_AMX
-    if (m->batch_topk || m->k <= 0 || !amx_usable()) return NULL;
+    if (k <= 0 || M <= 0 || d <= 0 || M > INT32_MAX || !amx_usable()) return NULL;
     analyze_amx *a = musae_xcalloc(1, sizeof *a);
-    const int64_t d = m->d, M = m->M;
     a->d = d;
     a->M = M;
     a->dp = (d + 31) / 32 * 32;
     a->Mp = (M + 31) / 32 * 32;
-    a->k = m->k;
-    a->W = m->p.W_enc;
-    a->b = m->p.b_enc;
+    a->k = k < M ? k : (int)M;
+    a->relu = relu;
+    a->W = W;
+    if (!bias) bias = a->zeros = musae_xcalloc((size_t)M, sizeof(float));
+    a->b = bias;
     const int64_t half = a->dp / 2;
     a->Wp = musae_xcalloc((size_t)(a->Mp * a->dp), sizeof(uint16_t));
     double wmax = 0, emax = 0, bmax = 0;
     for (int64_t i = 0; i < M; i++) {
         double s = 0, e = 0;
         for (int64_t j = 0; j < d; j++) {
-            const float w = m->p.W_enc[i * d + j];
+            const float w = W[i * d + j];
             const uint16_t wb = musae_f32_to_bf16(w);
             s += (double)w * w;
             e += ((double)w - musae_bf16_to_f32(wb)) * ((double)w - musae_bf16_to_f32(wb));
             a->Wp[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = wb;
         }
-        if (!isfinite(s) || !isfinite(m->p.b_enc[i])) { /* the bound needs finite weights: sgemm then */
+        if (!isfinite(s) || !isfinite(bias[i])) { /* the bound needs finite weights: sgemm then */
             analyze_amx_free(a);
             return NULL;
         }
         wmax = sqrt(s) > wmax ? sqrt(s) : wmax;
         emax = sqrt(e) > emax ? sqrt(e) : emax;
-        bmax = fabs(m->p.b_enc[i]) > bmax ? fabs(m->p.b_enc[i]) : bmax;
+        bmax = fabs(bias[i]) > bmax ? fabs(bias[i]) : bmax;
     }
     a->wmax = wmax * (1 + 1e-9);
     a->emax = emax * (1 + 1e-9);
@@ -223,14 +225,20 @@ analyze_amx *analyze_amx_init(const sae_model *m) {
     a->c = 2.0 * (double)(d + 2) * ldexp(1, -24) * (1 + ldexp(1, -7));
     return a;
 #else
-    (void)m;
+    (void)W, (void)bias, (void)M, (void)d, (void)k, (void)relu;
     return NULL;
 #endif
+}
+
+analyze_amx *analyze_amx_init(const sae_model *m) {
+    if (m->batch_topk) return NULL;
+    return analyze_amx_init_rows(m->p.W_enc, m->p.b_enc, m->M, m->d, m->k, 1);
 }
 
 void analyze_amx_free(analyze_amx *a) {
     if (!a) return;
     free(a->Wp);
+    free(a->zeros);
     free(a);
 }
 
@@ -268,21 +276,22 @@ AMX_TARGET static int row_select(const analyze_amx *a, const float *s, float *cm
     const int finite = isfinite(B) && B < 1e30;
     /* stage 1: θ1 = the k-th largest chunk maximum (<= the k-th largest screen value: k latents reach it) */
     const double theta1 = finite && n_ch >= k ? kth_largest(cmax, n_ch, k) : -INFINITY;
-    const float lo1 = finite ? round_down(theta1 - 2 * B > -B ? theta1 - 2 * B : -B) : -INFINITY;
+    const double floor_ = a->relu ? -B : -INFINITY; /* relu: p_i <= 0 is never selected, nor a_i < −B */
+    const float lo1 = finite ? round_down(theta1 - 2 * B > floor_ ? theta1 - 2 * B : floor_) : -INFINITY;
     const int64_t n1 = gather_candidates(s, M, lo1, ci, cv);
     /* stage 2: θ2 = the k-th largest screen value itself (every value >= θ1 is among the candidates) */
     float lo2 = lo1;
     if (finite && n1 >= k) {
         memcpy(work, cv, sizeof(float) * (size_t)n1);
         const double theta2 = kth_largest(work, n1, k);
-        lo2 = round_down(theta2 - 2 * B > -B ? theta2 - 2 * B : -B);
+        lo2 = round_down(theta2 - 2 * B > floor_ ? theta2 - 2 * B : floor_);
     }
     int64_t n = 0;
     for (int64_t q = 0; q < n1; q++)
         if (!(cv[q] < lo2)) {
             const int32_t i = ci[q];
             const float p = dot_f32(a->W + (int64_t)i * d, xc, d) + a->b[i];
-            if (p > 0) best[n].v = p, best[n++].i = i;
+            if (p > 0 || !a->relu) best[n].v = p, best[n++].i = i;
         }
     qsort(best, (size_t)n, sizeof *best, cmp_cand);
     const int out = (int)(n < k ? n : k);

@@ -31,6 +31,10 @@ typedef struct analyze_amx analyze_amx; /* an SAE's encoder packed for AMX */
 /* The packed encoder of top-k SAE m, or NULL where this path does not apply: a batch-top-k SAE, a CPU
  * without AMX-BF16, the kernel refusing the AMX state, or MUSAE_ISA below avx512 (kernels/cpu/isa.h). */
 analyze_amx *analyze_amx_init(const sae_model *m);
+/* The same screen and rescore for any rows W [M, d] (finite) and bias (NULL: zeros), both kept by the caller
+ * while the encoder lives: the top k (at most M) of W·x + bias per row x, value descending, ties to the lower
+ * index; relu 1: only values > 0 (the encoder), 0: any value (decoder neighbours). NULL where AMX is absent. */
+analyze_amx *analyze_amx_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu);
 void analyze_amx_free(analyze_amx *a);
 /* Codes of centred rows xc [n, d] (xc = x − b_dec): codes->ptr holds n + 1; idx/val grown with realloc (cap
  * follows). Rows sorted by value descending, ties to the lower latent. */

@@ -4,7 +4,8 @@
  * transposed, to the rows of J. Every cosine is computed once, by one single-threaded sgemm whose tile shape
  * depends only on M, and selection is by a total order (cosine descending, latent ascending), so the result
  * does not depend on the thread count or on which thread took which tile: threads keep private lists for every
- * row, merged at the end. */
+ * row, merged at the end. CPUs with AMX take the encoder's bf16 screen and f32 rescore instead
+ * (eval/analyze_encode.h: the top K + 1 of every unit row against all of them, itself dropped). */
 #include "eval/analyze_neighbours.h"
 
 #include <cblas.h>
@@ -12,6 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "eval/analyze_encode.h"
 #include "host/core/check.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/sae_ops.h"
@@ -96,6 +98,26 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     float *w = musae_xmalloc(sizeof(float) * (size_t)(M * d));
     memcpy(w, W_dec, sizeof(float) * (size_t)(M * d));
     sae_cpu_normalize_rows(w, M, d);
+    /* on AMX CPUs: the encoder's bf16 screen + f32 rescore (eval/analyze_encode.h) with the unit rows as both
+     * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1) */
+    analyze_amx *amx = analyze_amx_init_rows(w, NULL, M, d, K + 1, 0);
+    if (amx) {
+        sae_codes c = {0};
+        c.ptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t));
+        analyze_amx_encode(amx, w, M, &c);
+        for (int64_t r = 0; r < M; r++) {
+            int q = 0;
+            for (int64_t e = c.ptr[r]; e < c.ptr[r + 1] && q < K; e++)
+                if (c.idx[e] != r) nb[r * K + q] = c.idx[e], cos[r * K + q++] = c.val[e];
+            for (; q < K; q++) nb[r * K + q] = -1, cos[r * K + q] = 0.0f;
+        }
+        free(c.ptr);
+        free(c.idx);
+        free(c.val);
+        analyze_amx_free(amx);
+        free(w);
+        return;
+    }
     cpu_blas_init(); /* each of our threads runs its own single-threaded sgemm */
     const int64_t nb_blk = (M + TILE - 1) / TILE, n_pairs = nb_blk * (nb_blk + 1) / 2;
     const int T = omp_get_max_threads();
