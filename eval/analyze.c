@@ -2,7 +2,6 @@
  * eval/features_io.h, its definitions docs/ANALYZE.md). */
 #include "eval/analyze.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
