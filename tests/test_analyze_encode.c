@@ -3,7 +3,7 @@
  * value the f32 pre-activation within 1e-5 relative. Shapes: 4096 latents, k 32 with random weights, padded
  * shapes, and an adversarial SAE whose latents share one direction up to perturbations below bf16's resolution,
  * so the bf16 screen cannot order them and every row's selection rests on the error bound (with the bound set to
- * 0 all three cases fail).
+ * 0 all of these fail); and the same without the ReLU (values of any sign, no bias: the decoder neighbours' use).
  * Skips (77) where the CPU has no AMX (the sgemm path, tested by test_analyze, runs there). */
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static double gauss(uint64_t seed, uint64_t i) {
 }
 
 /* Checks codes of rows x [n, d] against double pre-activations; returns the number of bad rows. */
-static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_codes *c, const char *label) {
+static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_codes *c, int relu, const char *label) {
     const int64_t d = m->d, M = m->M, k = m->k;
     double *p = malloc(sizeof(double) * (size_t)M);
     uint8_t *sel = calloc((size_t)M, 1);
@@ -40,20 +40,20 @@ static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_c
         }
         const double tol = 1e-5 * scale; /* fp32 summation noise of the largest |W_i·xc| + |b_i| */
         int64_t pos = 0;
-        for (int64_t i = 0; i < M; i++) pos += p[i] > tol;
+        for (int64_t i = 0; i < M; i++) pos += !relu || p[i] > tol;
         const int64_t got = c->ptr[r + 1] - c->ptr[r];
         int ok = got <= k && (got == k || got >= pos);
         double min_sel = INFINITY;
         for (int64_t e = c->ptr[r]; e < c->ptr[r + 1]; e++) {
             const int32_t i = c->idx[e];
-            ok &= i >= 0 && i < M && !sel[i] && c->val[e] > 0 && fabs(c->val[e] - p[i]) <= tol;
+            ok &= i >= 0 && i < M && !sel[i] && (c->val[e] > 0 || !relu) && fabs(c->val[e] - p[i]) <= tol;
             if (e > c->ptr[r]) ok &= c->val[e] <= c->val[e - 1];
             if (i < 0 || i >= M) continue;
             sel[i] = 1;
             min_sel = p[i] < min_sel ? p[i] : min_sel;
         }
         for (int64_t i = 0; i < M; i++) /* nothing left out ranks above what was selected (beyond the noise) */
-            if (!sel[i] && p[i] > tol && got == k) ok &= p[i] <= min_sel + 2 * tol;
+            if (!sel[i] && (p[i] > tol || !relu) && got == k) ok &= p[i] <= min_sel + 2 * tol;
         for (int64_t e = c->ptr[r]; e < c->ptr[r + 1]; e++)
             if (c->idx[e] >= 0 && c->idx[e] < M) sel[c->idx[e]] = 0;
         if (!ok && bad++ < 3) printf("%s: row %lld: %lld codes, not the top %lld\n", label, (long long)r, (long long)got, (long long)k);
@@ -63,7 +63,7 @@ static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_c
     return bad;
 }
 
-static void run_case(const char *label, int d, int M, int k, int adversarial) {
+static void run_case(const char *label, int d, int M, int k, int adversarial, int relu) {
     sae_model m;
     memset(&m, 0, sizeof m);
     m.d = d, m.M = M, m.k = k, m.layer = 0;
@@ -81,7 +81,9 @@ static void run_case(const char *label, int d, int M, int k, int adversarial) {
         }
         for (int64_t j = 0; j < d; j++) m.p.W_enc[i * d + j] = (float)(m.p.W_enc[i * d + j] / sqrt(nrm));
     }
-    analyze_amx *a = analyze_amx_init(&m);
+    /* relu 0: any value ranks (the decoder neighbours' use), and the bias is left out */
+    analyze_amx *a = relu ? analyze_amx_init(&m) : analyze_amx_init_rows(m.p.W_enc, NULL, M, d, k, 0);
+    if (!relu) memset(m.p.b_enc, 0, sizeof(float) * (size_t)M);
     if (!a) {
         sae_model_free(&m);
         TEST_SKIP("this CPU has no AMX-BF16 (or MUSAE_ISA is below avx512): analyze encodes with sgemm here");
@@ -99,7 +101,7 @@ static void run_case(const char *label, int d, int M, int k, int adversarial) {
     c.ptr = calloc((size_t)n + 1, sizeof(int64_t));
     analyze_amx_encode(a, xc, n, &c);
     CHECK(c.n_rows == n && c.ptr[0] == 0, "%s: %lld rows", label, (long long)c.n_rows);
-    const int bad = check_rows(&m, x, n, &c, label);
+    const int bad = check_rows(&m, x, n, &c, relu, label);
     CHECK(bad == 0, "%s: %d of %lld rows are not their top %d", label, bad, (long long)n, k);
     /* a row's codes do not depend on the rows beside it: row 7 alone gives the same entries */
     sae_codes one = {0};
@@ -117,8 +119,10 @@ static void run_case(const char *label, int d, int M, int k, int adversarial) {
 }
 
 int main(void) {
-    run_case("random d 128, M 4096, k 32", 128, 4096, 32, 0);
-    run_case("random d 72, M 200, k 5 (padded shapes)", 72, 200, 5, 0);
-    run_case("adversarial d 256, M 1024, k 16", 256, 1024, 16, 1);
+    run_case("random d 128, M 4096, k 32", 128, 4096, 32, 0, 1);
+    run_case("random d 72, M 200, k 5 (padded shapes)", 72, 200, 5, 0, 1);
+    run_case("adversarial d 256, M 1024, k 16", 256, 1024, 16, 1, 1);
+    run_case("any sign (neighbours), d 96, M 1000, k 9", 96, 1000, 9, 0, 0);
+    run_case("any sign, adversarial d 256, M 1024, k 9", 256, 1024, 9, 1, 0);
     TEST_END();
 }
