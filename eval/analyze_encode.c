@@ -3,9 +3,9 @@
  * Layout. W_enc is packed once into AMX's B operand: latents in blocks of 16, and per block the d inputs in
  * pairs, [M/16][d/2][16][2] bf16 (zero-padded to d % 32 == 0 and M % 32 == 0). A block of R rows of xc is
  * converted to bf16 [R][d] (the A operand), and one pass computes its [R, M] screen in fp32 with 2×2 tiles
- * (32 rows × 32 latents per accumulator set). Then per row: the bias, the maxima of 32-latent chunks (the k-th
- * largest chunk maximum is a lower bound θ of the k-th largest value: k distinct latents reach it), the
- * candidates, the f32 rescore, and the exact top-k among the candidates.
+ * (32 rows × 32 latents per accumulator set), adding the bias and keeping 16·G chunk maxima per row while each
+ * block is in L1 (the k-th largest chunk maximum is a lower bound θ of the k-th largest value: k distinct latents
+ * reach it). Then per row: the candidates, the f32 rescore, and the exact top-k among the candidates.
  *
  * The AMX code is compiled for its target by function attributes only (the build stays baseline x86-64) and
  * runs only where the CPU has AMX-BF16 and the kernel grants the tile state (arch_prctl). */
