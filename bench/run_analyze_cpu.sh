@@ -4,6 +4,8 @@
 #      per-clip reductions, top-N) on the same store, SAE and thread count;
 #   2. peak RSS of musae analyze on a store and on one 8x larger;
 #   3. four SAEs of one layer in one pass against one SAE (and against four separate runs).
+# On CPUs with AMX (Sapphire Rapids and later) the top-k encoder is the bf16 screen + f32 rescore of
+# eval/analyze_encode.h; section 1 also prints the sgemm encoder (MUSAE_ISA=avx2) from the same run.
 #   bench/run_analyze_cpu.sh [BUILD_DIR]    (default build; THREADS, D, EXPANSION, K, ROWS override the shapes)
 set -euo pipefail
 BUILD=${1:-build}
@@ -34,13 +36,18 @@ echo "== 1. throughput: d $D, $((D * EXPANSION)) latents, k $K, $ROWS rows, $THR
   --eval-tokens 4096 -o "$W/sae" >/dev/null 2>&1
 read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f.h5")
 t=$(python3 "$HERE/analyze_torch.py" --acts "$W/s.h5" --sae "$W/sae" --layer 0 --threads "$THREADS" | tail -1)
-python3 - "$ROWS" "$wall" "$cpu" "$rss" "$t" <<'PY'
+# the sgemm encoder, as on CPUs without AMX (MUSAE_ISA=avx2 turns the AMX bf16 screen off; eval/analyze_encode.h)
+read -r _ wall_s cpu_s < <(MUSAE_ISA=avx2 measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f_sgemm.h5")
+python3 - "$ROWS" "$wall" "$cpu" "$rss" "$t" "$wall_s" "$cpu_s" <<'PY'
 import json, sys
 rows, wall, cpu, rss, t = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
+wall_s, cpu_s = float(sys.argv[6]), float(sys.argv[7])
 m, mc = rows / wall, rows / cpu
 print(f"musae analyze {m:.0f} rows/s, {mc:.0f} rows per CPU-s (whole command, file written; peak RSS {rss:.0f} MiB) | "
       f"PyTorch {t['rows_per_s']:.0f} rows/s, {t['rows_per_cpu_s']:.0f} per CPU-s (peak RSS {t['peak_rss_mib']:.0f} MiB) | "
       f"{m / t['rows_per_s']:.2f}x wall, {mc / t['rows_per_cpu_s']:.2f}x CPU")
+print(f"  sgemm encoder (MUSAE_ISA=avx2, no AMX): {rows / wall_s:.0f} rows/s, {rows / cpu_s:.0f} per CPU-s = "
+      f"{rows / wall_s / t['rows_per_s']:.2f}x wall, {rows / cpu_s / t['rows_per_cpu_s']:.2f}x CPU of PyTorch")
 PY
 
 echo "== 2. peak RSS against store size (d 256, 2048 latents, k 16)"

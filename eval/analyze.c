@@ -2,7 +2,6 @@
  * eval/features_io.h, its definitions docs/ANALYZE.md). */
 #include "eval/analyze.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,12 +12,17 @@
 
 #include "eval/analyze_merge.h"
 #include "eval/exact_sum.h"
+#include "eval/analyze_encode.h"
+#include "eval/analyze_neighbours.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/core/progress.h"
 #include "host/core/sha256.h"
+#ifdef MUSAE_CUDA
+#include "sae/sae_gpu_infer.h"
+#endif
 
 /* The fine histogram: quarter-octave bins, fine bin f holding [E(f), E(f+1)) with E(f) = 2^((f - 128) / 4) as
  * f32, so 256 bins span 2^-32 .. 2^32; values outside count in the end bins. After the pass the 64 output bins
@@ -45,9 +49,11 @@ typedef struct {
     sae_codes codes;
     float *xc, *pre;
     int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
+    void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
+    analyze_amx *amx;            /* the AMX screen + f32 rescore (top-k SAEs on AMX CPUs), else NULL: sgemm */
 } encoder;
 
-static void encoder_init(encoder *e, const sae_model *m, int64_t rows) {
+static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
     memset(e, 0, sizeof *e);
     e->m = m;
     /* a batch-top-k encode holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at once */
@@ -59,9 +65,41 @@ static void encoder_init(encoder *e, const sae_model *m, int64_t rows) {
     }
     e->xc = musae_xmalloc(sizeof(float) * (size_t)(rows * m->d + 1));
     e->codes.ptr = musae_xcalloc((size_t)rows + 1, sizeof(int64_t));
+#ifdef MUSAE_CUDA
+    if (on_gpu) e->gpu = sae_gpu_encoder_init(m, e->pre_rows);
+#else
+    MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
+#endif
+    if (!on_gpu) e->amx = analyze_amx_init(m);
+}
+
+/* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
+ * A batch-top-k SAE's threshold is applied on the host either way (sae_model_threshold_codes). */
+static void encode_call(encoder *e, const float *x, int64_t n, sae_codes *c) {
+#ifdef MUSAE_CUDA
+    if (e->gpu) {
+        sae_gpu_encoder_run(e->gpu, x, n, c, e->pre);
+        if (e->m->batch_topk) sae_model_threshold_codes(e->m, e->pre, n, c);
+        return;
+    }
+#endif
+    if (e->amx) {
+        const int64_t d = e->m->d;
+        const float *b_dec = e->m->p.b_dec;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t j = 0; j < d; j++) e->xc[r * d + j] = x[r * d + j] - b_dec[j];
+        analyze_amx_encode(e->amx, e->xc, n, c);
+        return;
+    }
+    sae_model_infer(e->m, x, n, c, e->xc, e->pre);
 }
 
 static void encoder_free(encoder *e) {
+    analyze_amx_free(e->amx);
+#ifdef MUSAE_CUDA
+    sae_gpu_encoder_free(e->gpu);
+#endif
     free(e->codes.ptr);
     free(e->codes.idx);
     free(e->codes.val);
@@ -75,7 +113,7 @@ static void encoder_free(encoder *e) {
 static void encoder_run(encoder *e, const float *x, int64_t n) {
     const sae_model *m = e->m;
     if (!m->batch_topk) {
-        sae_model_infer(m, x, n, &e->codes, e->xc, NULL);
+        encode_call(e, x, n, &e->codes);
         return;
     }
     sae_codes piece = {0};
@@ -84,7 +122,7 @@ static void encoder_run(encoder *e, const float *x, int64_t n) {
     e->codes.ptr[0] = 0;
     for (int64_t r0 = 0; r0 < n; r0 += e->pre_rows) {
         const int64_t nr = r0 + e->pre_rows <= n ? e->pre_rows : n - r0;
-        sae_model_infer(m, x + r0 * m->d, nr, &piece, e->xc, e->pre);
+        encode_call(e, x + r0 * m->d, nr, &piece);
         const int64_t add = piece.ptr[nr];
         if (total + add > e->codes.cap) {
             e->codes.cap = (total + add) * 2;
@@ -173,7 +211,8 @@ static void top_push(acc *a, int64_t i, float v, int32_t clip, int32_t frame) {
     }
 }
 
-static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out, int rank) {
+static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, const char *out, int rank,
+                     int on_gpu) {
     memset(a, 0, sizeof *a);
     const size_t M = (size_t)m->M;
     a->m = m;
@@ -202,7 +241,7 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
-    encoder_init(&a->enc, m, block_rows);
+    encoder_init(&a->enc, m, block_rows, on_gpu);
 }
 
 static void acc_free(acc *a) {
@@ -335,44 +374,6 @@ static void pick_random(const int32_t *fired, int64_t F, int64_t C, uint64_t see
     }
 }
 
-/* The FEATURES_NEIGHBORS latents with the largest decoder cosine to each latent (itself excluded), by cosine
- * descending, ties to the lower latent; blocks of rows against all of W_dec through one GEMM each. */
-static void neighbours(const sae_model *m, int32_t *nb, float *nc) {
-    const int64_t M = m->M, d = m->d, B = 256, K = FEATURES_NEIGHBORS;
-    float *w = musae_xmalloc(sizeof(float) * (size_t)(M * d));
-    memcpy(w, m->p.W_dec, sizeof(float) * (size_t)(M * d));
-    sae_cpu_normalize_rows(w, M, d);
-    float *sim = musae_xmalloc(sizeof(float) * (size_t)(B * M));
-    for (int64_t r0 = 0; r0 < M; r0 += B) {
-        const int64_t nr = r0 + B <= M ? B : M - r0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)M, (int)d, 1.0f, w + r0 * d, (int)d, w,
-                    (int)d, 0.0f, sim, (int)M);
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < nr; r++) {
-            const int64_t i = r0 + r;
-            int32_t *bi = nb + i * K;
-            float *bv = nc + i * K;
-            int n = 0;
-            for (int64_t j = 0; j < M; j++) {
-                if (j == i) continue;
-                const float v = sim[r * M + j];
-                if (n == K && !(v > bv[K - 1])) continue; /* j ascending: an equal cosine keeps the lower latent */
-                int at = n < K ? n++ : K - 1;
-                while (at > 0 && bv[at - 1] < v) {
-                    bv[at] = bv[at - 1];
-                    bi[at] = bi[at - 1];
-                    at--;
-                }
-                bv[at] = v;
-                bi[at] = (int32_t)j;
-            }
-            for (int q = n; q < K; q++) bi[q] = -1, bv[q] = 0;
-        }
-    }
-    free(sim);
-    free(w);
-}
-
 /* features_cf_source over an accumulator's spill file. */
 static int spill_read(void *ctx, int64_t e0, int64_t n, int32_t *feature, float *mean, float *max, char *err,
                       size_t errlen) {
@@ -484,7 +485,7 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
     free(buf);
     free(fptr);
     free(at);
-    neighbours(a->m, f->neighbors, f->neighbor_cos);
+    analyze_neighbours(a->m->p.W_dec, M, a->m->d, FEATURES_NEIGHBORS, f->neighbors, f->neighbor_cos);
 }
 
 /* ---- several processes: the ranks' statistics into rank 0 ---------------------------------------------------- */
@@ -579,7 +580,7 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
     float *x = musae_xmalloc(sizeof(float) * (size_t)(n * d + 1)), *trace = musae_xmalloc(sizeof(float) * (size_t)(n + 1));
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x);
     encoder e;
-    encoder_init(&e, m, n > 0 ? n : 1);
+    encoder_init(&e, m, n > 0 ? n : 1, 0);
     int64_t nf = 0;
     for (int64_t r = 0; r < n; r++) /* finite rows packed to the front, as the pass encodes them */
         if (row_finite(x + r * d, d)) memmove(x + nf++ * d, x + r * d, sizeof(float) * (size_t)d);
@@ -672,7 +673,8 @@ int analyze_run(const analyze_opts *o) {
     for (int f = 0; f <= FINE_BINS; f++) E[f] = fine_edge(f);
     const int64_t B = o->block_rows, d = in->d_model;
     acc *accs = musae_xcalloc((size_t)o->n_sae, sizeof(acc));
-    for (int i = 0; i < o->n_sae; i++) acc_init(&accs[i], &models[i], o->top, B, o->out[i], dist->rank);
+    for (int i = 0; i < o->n_sae; i++)
+        acc_init(&accs[i], &models[i], o->top, B, o->out[i], dist->rank, o->device_cuda);
     float *x = musae_xmalloc(sizeof(float) * (size_t)(B * d));
     int64_t *oclip = musae_xmalloc(sizeof(int64_t) * (size_t)B);
     int32_t *frame = musae_xmalloc(sizeof(int32_t) * (size_t)B);
@@ -686,9 +688,9 @@ int analyze_run(const analyze_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows%s", o->n_sae, layer, o->acts,
-             o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows,
-             dist->world > 1 ? " (shared by the ranks, balanced by frames)" : "");
+    LOG_INFO("analyze: %d SAE(s) of layer %d on %s, %s split: %lld clips, %lld rows%s, encoded on the %s", o->n_sae,
+             layer, o->acts, o->split_all ? "all" : "val", (long long)split_clips, (long long)split_rows,
+             dist->world > 1 ? " (shared by the ranks, balanced by frames)" : "", o->device_cuda ? "GPU" : "CPU");
     musae_progress pr;
     musae_progress_init(&pr, "analyze", "rows", share.row1 - share.row0);
     /* The next row to read: frame t of split clip q, row pos of the split. Blocks are B rows of the split, cut

@@ -1,7 +1,8 @@
 /* `musae analyze`: one streaming pass over a store's rows of one layer, every row encoded by one or more SAEs of
- * that layer as at inference (sae_model_infer: top-k per row, or batch-top-k's recorded threshold), the
- * statistics of every feature and every clip accumulated, and one FEATURES.h5 per SAE (eval/features_io.h,
- * docs/ANALYZE.md).
+ * that layer as at inference (sae_model_infer: top-k per row, or batch-top-k's recorded threshold; on AMX CPUs a
+ * top-k SAE's rows go through the bf16 screen and f32 rescore of eval/analyze_encode.h, the same selection; with
+ * device_cuda through sae/sae_gpu_infer.h), the statistics of every feature and every clip accumulated, and one
+ * FEATURES.h5 per SAE (eval/features_io.h, docs/ANALYZE.md).
  *
  * Rows are visited in store order (clips are contiguous), so a clip's statistics are complete when its last
  * row has been seen. Memory is per feature (counters, a 256-bin fine histogram, the top-N heap) plus the
@@ -37,6 +38,7 @@ typedef struct {
     int64_t block_rows;                /* rows read and encoded at once (4096) */
     int64_t regroup_entries;           /* per-clip table entries regrouped by latent at once (2^21 = 16 MiB) */
     const musae_dist *dist;            /* mpirun/srun: the ranks share the clips, rank 0 writes (NULL: one process) */
+    int device_cuda;                   /* 1: the row blocks are encoded on the GPU (CUDA builds; sae/sae_gpu_infer.h) */
 } analyze_opts;
 
 void analyze_opts_defaults(analyze_opts *o);

@@ -139,6 +139,9 @@ void sae_model_encode(const sae_model *m, const float *x, int64_t n, sae_codes *
  * descending, ties to the lower latent. codes->idx/val are grown with realloc as needed (codes->cap follows);
  * ptr must hold n + 1. xc [n, d]; pre [n, M] for batch-top-k SAEs (may be NULL otherwise). */
 void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *codes, float *xc, float *pre);
+/* A batch-top-k SAE's inference rule on its pre-activations pre [n, M] (ReLU(W_enc xc + b_enc), from the CPU
+ * or the GPU encoder): every value above m->threshold, rows sorted as sae_model_infer's. ptr must hold n + 1. */
+void sae_model_threshold_codes(const sae_model *m, const float *pre, int64_t n, sae_codes *codes);
 
 /* ---- evaluation ------------------------------------------------------------------------------------------- */
 typedef struct {

@@ -87,6 +87,12 @@ void sae_model_infer(const sae_model *m, const float *x, int64_t n, sae_codes *c
     MUSAE_ASSERT(m->threshold > 0, "batch-top-k SAE without an inference threshold");
     codes_reserve(codes, n); /* the encoder reads a (k = 0, empty) heap's slot */
     sae_cpu_encode(xc, m->p.W_enc, m->p.b_enc, n, d, M, 0, NULL, 0, codes, NULL, pre);
+    sae_model_threshold_codes(m, pre, n, codes);
+}
+
+void sae_model_threshold_codes(const sae_model *m, const float *pre, int64_t n, sae_codes *codes) {
+    const int64_t M = m->M;
+    MUSAE_ASSERT(m->threshold > 0, "batch-top-k SAE without an inference threshold");
     const float thr = (float)m->threshold;
     int64_t *cnt = codes->ptr;
 #pragma omp parallel for schedule(static)

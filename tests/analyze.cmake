@@ -1,6 +1,12 @@
 # musae analyze / excerpt (issue 15): FEATURES.h5 recomputed with plain loops, refusals, kill and rerun.
 musae_add_test(test_analyze SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze.c LABELS cpu)
 set_property(TEST test_analyze APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# The same recomputation with the rows encoded on the GPU (musae analyze --device cuda); skips (77, with the
+# reason) without a usable GPU, as in every CPU-only build.
+musae_add_test(test_analyze_gpu COMMAND test_analyze ARGS --device cuda LABELS gpu)
+set_property(TEST test_analyze_gpu APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# The AMX bf16-screen encoder against double loops (random, padded and adversarial shapes); skips without AMX.
+musae_add_test(test_analyze_encode SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_encode.c LABELS cpu)
 # The planted-clip-rate acceptance run (synth_acts --clip-concepts -> train -> analyze): about 25 s on 2 cores.
 musae_add_test(test_analyze_planted SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_planted.c LABELS cpu TIMEOUT 600)
 set_property(TEST test_analyze_planted APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

@@ -15,6 +15,7 @@
 #include "host/core/philox.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
+#include "kernels/cuda/cuda_device.h"
 
 enum { D = 8, M = 24, K = 3, N_CLIPS = 130, LAYER = 3, TOP = 4 };
 static const double BT_THRESHOLD = 4.5;
@@ -379,6 +380,11 @@ static void read_or_fail(const char *rel, musae_features *f) {
     if (rc) memset(f, 0, sizeof *f);
 }
 
+/* "" or " --device cuda": test_analyze_gpu (tests/analyze.cmake) runs the recomputation with the rows encoded on
+ * the GPU, against the same plain loops (the fixture's pre-activations are small integers, exact in any
+ * summation order, so the GPU's cuBLAS must give the CPU's selection exactly). */
+static const char *g_dev = "";
+
 static void test_recompute(void) {
     weights A, B;
     make_weights(&A, 11, 0);
@@ -404,8 +410,8 @@ static void test_recompute(void) {
     CHECK(widest > 50, "the widest latent fires in %d clips", widest);
 
     /* two SAEs in one pass over every clip */
-    CHECK(run("analyze --sae saeA,saeB --acts s.h5 -o grid --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5",
-              TOP) == 0,
+    CHECK(run("analyze --sae saeA,saeB --acts s.h5 -o grid --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5%s",
+              TOP, g_dev) == 0,
           "analyze (grid) failed");
     musae_features f;
     read_or_fail("grid/saeA.h5", &f);
@@ -427,18 +433,18 @@ static void test_recompute(void) {
     }
     features_free(&f);
     /* the same SAE alone: the same bytes as in the grid */
-    CHECK(run("analyze --sae saeB --acts s.h5 -o b_alone.h5 --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5",
-              TOP) == 0,
+    CHECK(run("analyze --sae saeB --acts s.h5 -o b_alone.h5 --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5%s",
+              TOP, g_dev) == 0,
           "analyze failed");
     CHECK(same_bytes("b_alone.h5", "grid/saeB.h5"), "one SAE alone differs from the same SAE in a two-SAE pass");
     /* the table regrouped by latent a few entries at a time (many passes over the spill file): the same file */
     CHECK(run("analyze --sae saeB --acts s.h5 -o b_small.h5 --split all --top %d --min-rate 0.1 --max-rate 0.5 --seed 5 "
-              "--regroup 37 --block-rows 7",
-              TOP) == 0,
+              "--regroup 37 --block-rows 7%s",
+              TOP, g_dev) == 0,
           "analyze (--regroup 37) failed");
     CHECK(same_bytes("b_alone.h5", "b_small.h5"), "--regroup 37 --block-rows 7 changed the file");
     /* default split: the clips the trainer held out, with the defaults */
-    CHECK(run("analyze --sae saeA --acts s.h5 -o val.h5 --top %d", TOP) == 0, "analyze (val) failed");
+    CHECK(run("analyze --sae saeA --acts s.h5 -o val.h5 --top %d%s", TOP, g_dev) == 0, "analyze (val) failed");
     read_or_fail("val.h5", &f);
     if (f.M) {
         CHECK(eV.C > 0 && eV.C < eA.C, "the val split should be a strict subset (%lld of %lld)", (long long)eV.C,
@@ -480,6 +486,17 @@ static void test_bad_input(void) {
             "saeA was trained on activations of 'test/model', other.h5 holds 'other/model'");
     refused(run("analyze --sae nosplit --acts s.h5 -o x.h5"), "no split", "records no training split");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --bogus"), "unknown option", "see musae analyze --help");
+    refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --device tpu"), "bad --device", "expected cpu, cuda or auto");
+    char why[512] = "";
+#ifdef MUSAE_CUDA
+    if (musae_cuda_device_count(why, sizeof why) == 0)
+        refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --device cuda"), "--device cuda without a GPU",
+                "--device cuda: no usable CUDA device");
+#else
+    (void)why;
+    refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --device cuda"), "--device cuda in a CPU-only build",
+            "--device cuda: musae was built without CUDA");
+#endif
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --split test"), "bad split", "see musae analyze --help");
     refused(run("analyze --sae saeA --acts s.h5"), "no -o", "--sae, --acts and -o are required");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
@@ -547,9 +564,16 @@ static void test_kill(void) {
     CHECK(!dir_has("killed.h5.partial"), "the finished run left its .partial");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    scratch_open("test_analyze");
+    const int gpu = argc == 3 && !strcmp(argv[1], "--device") && !strcmp(argv[2], "cuda");
+    CHECK(argc == 1 || gpu, "usage: test_analyze [--device cuda]");
+    if (gpu) {
+        char why[512] = "";
+        if (musae_cuda_device_count(why, sizeof why) == 0) TEST_SKIP("no usable CUDA device (%s): GPU verification pending", why);
+        g_dev = " --device cuda";
+    }
+    scratch_open(gpu ? "test_analyze_gpu" : "test_analyze");
     weights A, B;
     make_weights(&A, 11, 0);
     make_weights(&B, 12, 1);
@@ -561,8 +585,10 @@ int main(void) {
     write_sae(at("saeB"), &B, 1);
     write_sae(at("nosplit"), &A, 0);
     test_recompute();
-    test_bad_input();
-    test_kill();
+    if (!gpu) { /* refusals and kills do not depend on the device */
+        test_bad_input();
+        test_kill();
+    }
     scratch_close();
     TEST_END();
 }

@@ -21,6 +21,7 @@
 #include "kernels/ops.h"
 #include "kernels/step_ops.h"
 #include "sae/sae_gpu.h"
+#include "sae/sae_gpu_infer.h"
 #ifdef MUSAE_NCCL
 #include "host/dist/nccl.h"
 #endif
@@ -167,6 +168,21 @@ sae_gpu_feed_stats sae_gpu_feed_get_stats(sae_gpu_feed *fd) {
 void sae_gpu_feed_close(sae_gpu_feed *fd) {
     FORWARD(sae_gpu_feed_close);
     f(fd);
+}
+
+/* ---- the GPU inference encoder (eval/analyze.c: musae analyze --device cuda) ----------------------------- */
+sae_gpu_encoder *sae_gpu_encoder_init(const sae_model *m, int64_t rows) {
+    FORWARD(sae_gpu_encoder_init);
+    return f(m, rows);
+}
+void sae_gpu_encoder_run(sae_gpu_encoder *e, const float *x, int64_t n, sae_codes *codes, float *pre) {
+    FORWARD(sae_gpu_encoder_run);
+    f(e, x, n, codes, pre);
+}
+void sae_gpu_encoder_free(sae_gpu_encoder *e) {
+    if (!e) return; /* nothing to free: no reason to load the module */
+    FORWARD(sae_gpu_encoder_free);
+    f(e);
 }
 
 #ifdef MUSAE_NCCL

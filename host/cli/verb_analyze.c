@@ -10,6 +10,9 @@
 #include "eval/analyze_merge.h"
 #include "host/cli/cli.h"
 #include "host/core/check.h"
+#include "host/core/log.h"
+#include "host/dist/dist_gpu.h"
+#include "kernels/cuda/cuda_device.h"
 
 const char verb_analyze_summary[] = "per-feature statistics, top/quantile/random clips and the keep filter (FEATURES.h5)";
 
@@ -31,7 +34,9 @@ static void usage(FILE *f) {
             "  --block-rows B     rows encoded at once (default 4096)\n"
             "  --regroup N        per-clip table entries regrouped by feature at once, 8 bytes each (default\n"
             "                     2097152 = 16 MiB; the table itself stays on disk)\n"
-            "  --device D         cpu (the only one built for analyze so far) or auto\n\n"
+            "  --device D         cpu (default; also what auto picks), or cuda: the row blocks are encoded on the\n"
+            "                     GPU (CUDA builds), the statistics stay on the CPU; the same output within\n"
+            "                     docs/ANALYZE.md's rules\n\n"
             "Under mpirun -np P or srun the ranks take disjoint clips (balanced by frames) and rank 0 writes the\n"
             "merged statistics: the same file, bit for bit, as one process writes. Every rank must be given the\n"
             "same arguments and read the same store and SAEs.\n");
@@ -129,9 +134,24 @@ int verb_analyze(int argc, char **argv) {
     }
     if (!sae_list || !o.acts || !out) return bad_option("--sae, --acts and -o are required");
     if (o.min_rate > o.max_rate) return bad_option("--min-rate is above --max-rate");
-    if (device && strcmp(device, "cpu") && strcmp(device, "auto")) {
-        snprintf(reason, sizeof reason, "--device %s: analyze runs on the CPU only so far (cpu or auto)", device);
+    if (device && strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda")) {
+        snprintf(reason, sizeof reason, "--device: expected cpu, cuda or auto, got '%s'", device);
         return bad_option(reason);
+    }
+    if (device && !strcmp(device, "cuda")) {
+#ifdef MUSAE_CUDA
+        char why[512] = "", how[128] = "";
+        const int n = musae_cuda_device_count(why, sizeof why);
+        if (n <= 0) musae_fail("analyze: --device cuda: no usable CUDA device (%s)", why);
+        /* one GPU per local rank under mpirun/srun, chosen before the encoder creates anything on it */
+        const int index = musae_dist_gpu(dist.world > 1 ? dist.local_rank : -1, n, how, sizeof how);
+        if (musae_cuda_select(index, why, sizeof why))
+            musae_fail("analyze: --device cuda: cannot use CUDA device %d (%s): %s", index, how, why);
+        LOG_INFO("analyze: encoding on CUDA device %d of %d (%s)", index, n, how);
+        o.device_cuda = 1;
+#else
+        musae_fail("analyze: --device cuda: musae was built without CUDA (configure with -DMUSAE_CUDA=ON)");
+#endif
     }
     char *list = musae_xstrdup(sae_list), *save = NULL;
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
