@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -769,48 +770,76 @@ static int64_t stream_pull(stream *st, float *out) {
 
 /* ---- LSTM with residual (EncodecLSTM: y = lstm(x) + x, zero initial state) -------------------------------- */
 
+/* The recurrence is serial in time and bound by reading W_hh (16 MB for the 32 kHz codec) once per step, so
+ * splitting one step's product over threads needs a barrier per step, which collapses whenever the machine
+ * has fewer free cores than threads (kernels/cpu/lstm.c). The layers are a wavefront instead: on the CPU
+ * table each layer runs in blocks of LSTM_BLOCK steps (its input GEMM and its recurrence, one ops->lstm call
+ * per block), and layer l's block b needs only layer l - 1's block b. With two threads, layer 0 runs on one
+ * and layer 1 follows a block behind on the other: one hand-off per block (an atomic counter), and the
+ * follower only waits when it catches up. The blocks are the same whatever the thread count (one thread
+ * runs them in the same (block, layer) order), so the bits are too. Other tables run whole chunks. */
+enum { LSTM_BLOCK = 20 };
+
 typedef struct {
     const encodec_lstm *l;
-    float *h[ENCODEC_MAX_LSTM], *c[ENCODEC_MAX_LSTM]; /* device [dim] state per layer */
-    float *a, *b, *work;                              /* device [chunk, dim] ×2, [chunk, 4·dim] */
-    int64_t chunk;
+    float *h[ENCODEC_MAX_LSTM], *c[ENCODEC_MAX_LSTM];    /* device [dim] state per layer */
+    float *out[ENCODEC_MAX_LSTM], *work[ENCODEC_MAX_LSTM]; /* device [chunk, dim], [block, 4·dim] per layer */
+    int64_t chunk, block;                                 /* block: steps per ops->lstm call */
 } lstm_state;
 
 static void lstm_init(lstm_state *s, const musae_ops *ops, const encodec_lstm *l, int64_t chunk) {
     memset(s, 0, sizeof *s);
     s->l = l;
     s->chunk = chunk;
+    s->block = ops->device == MUSAE_DEVICE_CPU ? min64(LSTM_BLOCK, chunk) : chunk;
     float *zero = musae_xcalloc((size_t)l->dim, sizeof(float));
     for (int i = 0; i < l->n_layers; i++) {
         s->h[i] = ops->alloc((size_t)l->dim * sizeof(float));
         s->c[i] = ops->alloc((size_t)l->dim * sizeof(float));
         ops->upload(s->h[i], zero, (size_t)l->dim * sizeof(float));
         ops->upload(s->c[i], zero, (size_t)l->dim * sizeof(float));
+        s->out[i] = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
+        s->work[i] = ops->alloc((size_t)(s->block * 4 * l->dim) * sizeof(float));
     }
     free(zero);
-    s->a = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
-    s->b = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
-    s->work = ops->alloc((size_t)(chunk * 4 * l->dim) * sizeof(float));
 }
 
 static void lstm_free(lstm_state *s, const musae_ops *ops) {
-    for (int i = 0; i < s->l->n_layers; i++) ops->free(s->h[i]), ops->free(s->c[i]);
-    ops->free(s->a);
-    ops->free(s->b);
-    ops->free(s->work);
+    for (int i = 0; i < s->l->n_layers; i++) {
+        ops->free(s->h[i]), ops->free(s->c[i]);
+        ops->free(s->out[i]), ops->free(s->work[i]);
+    }
+}
+
+/* Layer i over steps [t0, t1) of x. */
+static void lstm_block(lstm_state *s, const musae_ops *ops, const float *x, int i, int64_t t0, int64_t t1) {
+    const encodec_lstm *l = s->l;
+    const float *in = (i ? s->out[i - 1] : x) + t0 * l->dim;
+    ops->lstm(s->out[i] + t0 * l->dim, in, t1 - t0, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i],
+              s->h[i], s->c[i], s->work[i]);
 }
 
 /* x [t, dim] (device) → the block's output, valid until the next call. */
 static const float *lstm_run(lstm_state *s, const musae_ops *ops, const float *x, int64_t t) {
     MUSAE_ASSERT(t <= s->chunk, "lstm: %lld rows > chunk %lld", (long long)t, (long long)s->chunk);
     const encodec_lstm *l = s->l;
-    const float *in = x;
-    float *o = NULL;
-    for (int i = 0; i < l->n_layers; i++) {
-        o = i & 1 ? s->b : s->a;
-        ops->lstm(o, in, t, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i], s->h[i], s->c[i], s->work);
-        in = o;
+    const int L = l->n_layers;
+    const int64_t nb = (t + s->block - 1) / s->block;
+    int done[ENCODEC_MAX_LSTM] = {0}; /* blocks finished per layer */
+    /* thread j runs the layers i ≡ j (mod team size), blocks in order; a team of one runs them all */
+#pragma omp parallel num_threads(2) if (L > 1 && nb > 1 && ops->device == MUSAE_DEVICE_CPU)
+    {
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        for (int64_t b = 0; b < nb; b++)
+            for (int i = me; i < L; i += nt) {
+                if (i > 0)
+                    for (int spin = 0; __atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b; spin++)
+                        if (spin >= 64) sched_yield(); /* the other thread is a block's work away at most */
+                lstm_block(s, ops, x, i, b * s->block, min64(t, (b + 1) * s->block));
+                __atomic_store_n(&done[i], (int)b + 1, __ATOMIC_RELEASE);
+            }
     }
+    float *o = s->out[L - 1];
     ops->add(o, o, x, t * l->dim);
     return o;
 }
