@@ -15,6 +15,7 @@
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "model/encodec_pool.h"
 
 #define DEFAULT_CHUNK_FRAMES 200
 
@@ -374,6 +375,7 @@ void encodec_load_st(encodec *m, const musae_encodec_config *cfg, musae_st *st, 
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->ops = ops;
+    m->pool = encodec_pool_new(ops);
     build_arch(m);
     group g[MAX_GROUPS];
     int ng = arch_groups(m, g);
@@ -456,6 +458,7 @@ void encodec_free(encodec *m) {
     if (m->codebooks) m->ops->free(m->codebooks);
     free(m->codebooks_host);
     free(m->codebook_sq);
+    encodec_pool_free(m->pool);
     memset(m, 0, sizeof *m);
 }
 
@@ -546,18 +549,17 @@ static int64_t stack_peak(const encodec_stack *s, int64_t L) {
     return peak;
 }
 
-static void scratch_reserve(const musae_ops *ops, scratch *w, int64_t cap) {
+static void scratch_reserve(encodec_pool *pool, scratch *w, int64_t cap) {
     if (cap <= w->cap) return;
     for (int i = 0; i < 3; i++) {
-        if (w->buf[i]) ops->free(w->buf[i]);
-        w->buf[i] = ops->alloc((size_t)cap * sizeof(float));
+        encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
+        w->buf[i] = encodec_pool_get(pool, (size_t)cap * sizeof(float));
     }
     w->cap = cap;
 }
 
-static void scratch_free(const musae_ops *ops, scratch *w) {
-    for (int i = 0; i < 3; i++)
-        if (w->buf[i]) ops->free(w->buf[i]);
+static void scratch_free(encodec_pool *pool, scratch *w) {
+    for (int i = 0; i < 3; i++) encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
     memset(w, 0, sizeof *w);
 }
 
@@ -602,7 +604,7 @@ static int free_buf(int a, int b) { return a != 0 && b != 0 ? 0 : a != 1 && b !=
 static const float *stack_run(const encodec *m, const encodec_stack *s, const float *x, int64_t L, scratch *w,
                               int64_t *n_out) {
     const musae_ops *ops = m->ops;
-    scratch_reserve(ops, w, stack_peak(s, L));
+    scratch_reserve(m->pool, w, stack_peak(s, L));
     const float *cur = x;
     int own = -1; /* which scratch buffer cur is, -1 for the caller's input */
     int64_t C = s->c_in;
@@ -682,8 +684,8 @@ static void stream_init(stream *st, const encodec *m, const encodec_stack *s, in
 }
 
 static void stream_free(stream *st) {
-    if (st->in) st->m->ops->free(st->in);
-    scratch_free(st->m->ops, &st->w);
+    encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * st->s->c_in) * sizeof(float));
+    scratch_free(st->m->pool, &st->w);
 }
 
 /* Appends n rows (host or device memory). */
@@ -693,9 +695,9 @@ static void stream_push(stream *st, const float *x, int64_t n, int from_host) {
     MUSAE_ASSERT(st->total < 0, "encodec: push after the end of the input");
     if (st->in_n + n > st->in_cap) {
         int64_t cap = max64(2 * st->in_cap, st->in_n + n);
-        float *in = ops->alloc((size_t)(cap * C) * sizeof(float));
+        float *in = encodec_pool_get(st->m->pool, (size_t)(cap * C) * sizeof(float));
         if (st->in_n) ops->copy(in, st->in, (size_t)(st->in_n * C) * sizeof(float));
-        if (st->in) ops->free(st->in);
+        encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * C) * sizeof(float));
         st->in = in;
         st->in_cap = cap;
     }
@@ -787,27 +789,31 @@ typedef struct {
     int64_t chunk, block;                                 /* block: steps per ops->lstm call */
 } lstm_state;
 
-static void lstm_init(lstm_state *s, const musae_ops *ops, const encodec_lstm *l, int64_t chunk) {
+static void lstm_init(lstm_state *s, const encodec *m, const encodec_lstm *l, int64_t chunk) {
+    const musae_ops *ops = m->ops;
     memset(s, 0, sizeof *s);
     s->l = l;
     s->chunk = chunk;
     s->block = ops->device == MUSAE_DEVICE_CPU ? min64(LSTM_BLOCK, chunk) : chunk;
     float *zero = musae_xcalloc((size_t)l->dim, sizeof(float));
     for (int i = 0; i < l->n_layers; i++) {
-        s->h[i] = ops->alloc((size_t)l->dim * sizeof(float));
-        s->c[i] = ops->alloc((size_t)l->dim * sizeof(float));
+        s->h[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
+        s->c[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
         ops->upload(s->h[i], zero, (size_t)l->dim * sizeof(float));
         ops->upload(s->c[i], zero, (size_t)l->dim * sizeof(float));
-        s->out[i] = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
-        s->work[i] = ops->alloc((size_t)(s->block * 4 * l->dim) * sizeof(float));
+        s->out[i] = encodec_pool_get(m->pool, (size_t)(chunk * l->dim) * sizeof(float));
+        s->work[i] = encodec_pool_get(m->pool, (size_t)(s->block * 4 * l->dim) * sizeof(float));
     }
     free(zero);
 }
 
-static void lstm_free(lstm_state *s, const musae_ops *ops) {
+static void lstm_free(lstm_state *s, const encodec *m) {
+    const int64_t d = s->l->dim;
     for (int i = 0; i < s->l->n_layers; i++) {
-        ops->free(s->h[i]), ops->free(s->c[i]);
-        ops->free(s->out[i]), ops->free(s->work[i]);
+        encodec_pool_put(m->pool, s->h[i], (size_t)d * sizeof(float));
+        encodec_pool_put(m->pool, s->c[i], (size_t)d * sizeof(float));
+        encodec_pool_put(m->pool, s->out[i], (size_t)(s->chunk * d) * sizeof(float));
+        encodec_pool_put(m->pool, s->work[i], (size_t)(s->block * 4 * d) * sizeof(float));
     }
 }
 
@@ -861,18 +867,17 @@ struct encodec_encoder {
 };
 
 encodec_encoder *encodec_encoder_new(const encodec *m, int chunk_frames, int keep_embeddings) {
-    const musae_ops *ops = m->ops;
     encodec_encoder *e = musae_xcalloc(1, sizeof *e);
     e->m = m;
     e->chunk = chunk_frames > 0 ? chunk_frames : DEFAULT_CHUNK_FRAMES;
     e->keep = keep_embeddings;
     stream_init(&e->front, m, &m->enc_front, e->chunk);
     stream_init(&e->back, m, &m->enc_back, e->chunk);
-    lstm_init(&e->lstm, ops, &m->enc_lstm, e->chunk);
-    e->frames = ops->alloc((size_t)(e->chunk * m->enc_lstm.dim) * sizeof(float));
-    e->emb = ops->alloc((size_t)(e->chunk * m->dim) * sizeof(float));
-    e->resid = ops->alloc((size_t)(e->chunk * m->dim) * sizeof(float));
-    e->dist_dev = ops->alloc((size_t)(e->chunk * m->codebook_size) * sizeof(float));
+    lstm_init(&e->lstm, m, &m->enc_lstm, e->chunk);
+    e->frames = encodec_pool_get(m->pool, (size_t)(e->chunk * m->enc_lstm.dim) * sizeof(float));
+    e->emb = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
+    e->resid = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
+    e->dist_dev = encodec_pool_get(m->pool, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
     e->resid_h = musae_xmalloc((size_t)(e->chunk * m->dim) * sizeof(float));
     e->dist_h = musae_xmalloc((size_t)(e->chunk * m->codebook_size) * sizeof(float));
     return e;
@@ -967,14 +972,14 @@ const float *encodec_encoder_embeddings(const encodec_encoder *e) { return e->em
 
 void encodec_encoder_free(encodec_encoder *e) {
     if (!e) return;
-    const musae_ops *ops = e->m->ops;
     stream_free(&e->front);
     stream_free(&e->back);
-    lstm_free(&e->lstm, ops);
-    ops->free(e->frames);
-    ops->free(e->emb);
-    ops->free(e->resid);
-    ops->free(e->dist_dev);
+    lstm_free(&e->lstm, e->m);
+    const encodec *m = e->m;
+    encodec_pool_put(m->pool, e->frames, (size_t)(e->chunk * m->enc_lstm.dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->emb, (size_t)(e->chunk * m->dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->resid, (size_t)(e->chunk * m->dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->dist_dev, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
     free(e->resid_h);
     free(e->dist_h);
     free(e->codes);
@@ -1017,11 +1022,11 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     stream_init(&front, m, &m->dec_front, chunk);
     stream_init(&back, m, &m->dec_back, chunk * m->hop);
     lstm_state lstm;
-    lstm_init(&lstm, ops, &m->dec_lstm, chunk);
-    float *emb = ops->alloc((size_t)(chunk * D) * sizeof(float));
-    int64_t *ids = ops->alloc((size_t)chunk * sizeof(int64_t));
-    float *x = ops->alloc((size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
-    float *y = ops->alloc((size_t)(chunk * m->hop) * sizeof(float));
+    lstm_init(&lstm, m, &m->dec_lstm, chunk);
+    float *emb = encodec_pool_get(m->pool, (size_t)(chunk * D) * sizeof(float));
+    int64_t *ids = encodec_pool_get(m->pool, (size_t)chunk * sizeof(int64_t));
+    float *x = encodec_pool_get(m->pool, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
+    float *y = encodec_pool_get(m->pool, (size_t)(chunk * m->hop) * sizeof(float));
     float *yh = musae_xmalloc((size_t)(chunk * m->hop) * sizeof(float));
     /* On the CPU table the back stack's drain of the rows pushed last runs on one thread while the LSTM
      * recurrence of the next rows (one thread by design, see kernels/cpu/lstm.c) runs on another: one hand-off
@@ -1066,11 +1071,11 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     }
     stream_free(&front);
     stream_free(&back);
-    lstm_free(&lstm, ops);
-    ops->free(emb);
-    ops->free(ids);
-    ops->free(x);
-    ops->free(y);
+    lstm_free(&lstm, m);
+    encodec_pool_put(m->pool, emb, (size_t)(chunk * D) * sizeof(float));
+    encodec_pool_put(m->pool, ids, (size_t)chunk * sizeof(int64_t));
+    encodec_pool_put(m->pool, x, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
+    encodec_pool_put(m->pool, y, (size_t)(chunk * m->hop) * sizeof(float));
     free(yh);
 }
 
