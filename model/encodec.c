@@ -5,7 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -777,8 +777,8 @@ static int64_t stream_pull(stream *st, float *out) {
  * has fewer free cores than threads (kernels/cpu/lstm.c). The layers are a wavefront instead: on the CPU
  * table each layer runs in blocks of LSTM_BLOCK steps (its input GEMM and its recurrence, one ops->lstm call
  * per block), and layer l's block b needs only layer l - 1's block b. With two threads, layer 0 runs on one
- * and layer 1 follows a block behind on the other: one hand-off per block (an atomic counter), and the
- * follower only waits when it catches up. The blocks are the same whatever the thread count (one thread
+ * and layer 1 follows a block behind on the other: one hand-off per block (a counter and a condition
+ * variable), and only the follower ever waits, asleep. The blocks are the same whatever the thread count (one thread
  * runs them in the same (block, layer) order), so the bits are too. Other tables run whole chunks. */
 enum { LSTM_BLOCK = 20 };
 
@@ -831,20 +831,35 @@ static const float *lstm_run(lstm_state *s, const musae_ops *ops, const float *x
     const encodec_lstm *l = s->l;
     const int L = l->n_layers;
     const int64_t nb = (t + s->block - 1) / s->block;
-    int done[ENCODEC_MAX_LSTM] = {0}; /* blocks finished per layer */
+    /* blocks finished per layer; a follower that finds its block not ready sleeps on `ready` (spinning
+     * would take the core from the very thread it waits for when the machine is busy) */
+    int done[ENCODEC_MAX_LSTM] = {0};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
     /* thread j runs the layers i ≡ j (mod team size), blocks in order; a team of one runs them all */
 #pragma omp parallel num_threads(2) if (L > 1 && nb > 1 && ops->device == MUSAE_DEVICE_CPU)
     {
         const int nt = omp_get_num_threads(), me = omp_get_thread_num();
         for (int64_t b = 0; b < nb; b++)
             for (int i = me; i < L; i += nt) {
-                if (i > 0)
-                    for (int spin = 0; __atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b; spin++)
-                        if (spin >= 64) sched_yield(); /* the other thread is a block's work away at most */
+                if (i > 0 && __atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) {
+                    pthread_mutex_lock(&mu);
+                    while (__atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) pthread_cond_wait(&ready, &mu);
+                    pthread_mutex_unlock(&mu);
+                }
                 lstm_block(s, ops, x, i, b * s->block, min64(t, (b + 1) * s->block));
-                __atomic_store_n(&done[i], (int)b + 1, __ATOMIC_RELEASE);
+                if (nt > 1) {
+                    pthread_mutex_lock(&mu); /* under the lock: a follower between its check and its wait */
+                    __atomic_store_n(&done[i], (int)b + 1, __ATOMIC_RELEASE);
+                    pthread_cond_broadcast(&ready);
+                    pthread_mutex_unlock(&mu);
+                } else {
+                    done[i] = (int)b + 1;
+                }
             }
     }
+    pthread_cond_destroy(&ready);
+    pthread_mutex_destroy(&mu);
     float *o = s->out[L - 1];
     ops->add(o, o, x, t * l->dim);
     return o;
