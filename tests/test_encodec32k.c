@@ -86,10 +86,10 @@ static void collect(void *ctx, const float *s, int64_t n) {
     c->n += n;
 }
 
-/* Encode and decode x in windows of `chunk` frames (several, so the decoder's overlap and the LSTM's
- * hand-offs between windows run) with 1, 2 and 3 threads: every bit the same. */
+/* Encode and decode x in windows of `chunk` frames (two for the 2 s clip, so the decoder's overlap runs, and
+ * the first has blocks enough for the LSTM's wavefront) with 1, 2 and 3 threads: every bit the same. */
 static void test_threads(const encodec *m, const float *x, int64_t n) {
-    const int dflt = omp_get_max_threads(), counts[3] = {1, 2, 3}, chunk = 40;
+    const int dflt = omp_get_max_threads(), counts[3] = {1, 2, 3}, chunk = 90;
     int64_t *codes0 = NULL, F = 0;
     float *emb0 = NULL, *y0 = NULL;
     for (int i = 0; i < 3; i++) {
