@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "model/encodec_pool.h"
 
 #define DEFAULT_CHUNK_FRAMES 200
 
@@ -373,6 +375,7 @@ void encodec_load_st(encodec *m, const musae_encodec_config *cfg, musae_st *st, 
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->ops = ops;
+    m->pool = encodec_pool_new(ops);
     build_arch(m);
     group g[MAX_GROUPS];
     int ng = arch_groups(m, g);
@@ -455,6 +458,7 @@ void encodec_free(encodec *m) {
     if (m->codebooks) m->ops->free(m->codebooks);
     free(m->codebooks_host);
     free(m->codebook_sq);
+    encodec_pool_free(m->pool);
     memset(m, 0, sizeof *m);
 }
 
@@ -545,18 +549,17 @@ static int64_t stack_peak(const encodec_stack *s, int64_t L) {
     return peak;
 }
 
-static void scratch_reserve(const musae_ops *ops, scratch *w, int64_t cap) {
+static void scratch_reserve(encodec_pool *pool, scratch *w, int64_t cap) {
     if (cap <= w->cap) return;
     for (int i = 0; i < 3; i++) {
-        if (w->buf[i]) ops->free(w->buf[i]);
-        w->buf[i] = ops->alloc((size_t)cap * sizeof(float));
+        encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
+        w->buf[i] = encodec_pool_get(pool, (size_t)cap * sizeof(float));
     }
     w->cap = cap;
 }
 
-static void scratch_free(const musae_ops *ops, scratch *w) {
-    for (int i = 0; i < 3; i++)
-        if (w->buf[i]) ops->free(w->buf[i]);
+static void scratch_free(encodec_pool *pool, scratch *w) {
+    for (int i = 0; i < 3; i++) encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
     memset(w, 0, sizeof *w);
 }
 
@@ -601,7 +604,7 @@ static int free_buf(int a, int b) { return a != 0 && b != 0 ? 0 : a != 1 && b !=
 static const float *stack_run(const encodec *m, const encodec_stack *s, const float *x, int64_t L, scratch *w,
                               int64_t *n_out) {
     const musae_ops *ops = m->ops;
-    scratch_reserve(ops, w, stack_peak(s, L));
+    scratch_reserve(m->pool, w, stack_peak(s, L));
     const float *cur = x;
     int own = -1; /* which scratch buffer cur is, -1 for the caller's input */
     int64_t C = s->c_in;
@@ -681,8 +684,8 @@ static void stream_init(stream *st, const encodec *m, const encodec_stack *s, in
 }
 
 static void stream_free(stream *st) {
-    if (st->in) st->m->ops->free(st->in);
-    scratch_free(st->m->ops, &st->w);
+    encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * st->s->c_in) * sizeof(float));
+    scratch_free(st->m->pool, &st->w);
 }
 
 /* Appends n rows (host or device memory). */
@@ -692,9 +695,9 @@ static void stream_push(stream *st, const float *x, int64_t n, int from_host) {
     MUSAE_ASSERT(st->total < 0, "encodec: push after the end of the input");
     if (st->in_n + n > st->in_cap) {
         int64_t cap = max64(2 * st->in_cap, st->in_n + n);
-        float *in = ops->alloc((size_t)(cap * C) * sizeof(float));
+        float *in = encodec_pool_get(st->m->pool, (size_t)(cap * C) * sizeof(float));
         if (st->in_n) ops->copy(in, st->in, (size_t)(st->in_n * C) * sizeof(float));
-        if (st->in) ops->free(st->in);
+        encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * C) * sizeof(float));
         st->in = in;
         st->in_cap = cap;
     }
@@ -769,48 +772,97 @@ static int64_t stream_pull(stream *st, float *out) {
 
 /* ---- LSTM with residual (EncodecLSTM: y = lstm(x) + x, zero initial state) -------------------------------- */
 
+/* The recurrence is serial in time and bound by reading W_hh (16 MB for the 32 kHz codec) once per step, so
+ * splitting one step's product over threads needs a barrier per step, which collapses whenever the machine
+ * has fewer free cores than threads (kernels/cpu/lstm.c). The layers are a wavefront instead: on the CPU
+ * table each layer runs in blocks of LSTM_BLOCK steps (its input GEMM and its recurrence, one ops->lstm call
+ * per block), and layer l's block b needs only layer l - 1's block b. With two threads, layer 0 runs on one
+ * and layer 1 follows a block behind on the other: one hand-off per block (a counter and a condition
+ * variable), and only the follower ever waits, asleep. The blocks are the same whatever the thread count (one thread
+ * runs them in the same (block, layer) order), so the bits are too. Other tables run whole chunks. */
+/* A block's input GEMM packs all of W_ih again: 40 rows cost 1.6x the per-row time of 200 (20 rows 2.1x),
+ * while the follower's lag, one block, grows with the size; 20-40 give the same wall time, 40 less CPU. */
+enum { LSTM_BLOCK = 40 };
+
 typedef struct {
     const encodec_lstm *l;
-    float *h[ENCODEC_MAX_LSTM], *c[ENCODEC_MAX_LSTM]; /* device [dim] state per layer */
-    float *a, *b, *work;                              /* device [chunk, dim] ×2, [chunk, 4·dim] */
-    int64_t chunk;
+    float *h[ENCODEC_MAX_LSTM], *c[ENCODEC_MAX_LSTM];    /* device [dim] state per layer */
+    float *out[ENCODEC_MAX_LSTM], *work[ENCODEC_MAX_LSTM]; /* device [chunk, dim], [block, 4·dim] per layer */
+    int64_t chunk, block;                                 /* block: steps per ops->lstm call */
 } lstm_state;
 
-static void lstm_init(lstm_state *s, const musae_ops *ops, const encodec_lstm *l, int64_t chunk) {
+static void lstm_init(lstm_state *s, const encodec *m, const encodec_lstm *l, int64_t chunk) {
+    const musae_ops *ops = m->ops;
     memset(s, 0, sizeof *s);
     s->l = l;
     s->chunk = chunk;
+    s->block = ops->device == MUSAE_DEVICE_CPU ? min64(LSTM_BLOCK, chunk) : chunk;
     float *zero = musae_xcalloc((size_t)l->dim, sizeof(float));
     for (int i = 0; i < l->n_layers; i++) {
-        s->h[i] = ops->alloc((size_t)l->dim * sizeof(float));
-        s->c[i] = ops->alloc((size_t)l->dim * sizeof(float));
+        s->h[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
+        s->c[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
         ops->upload(s->h[i], zero, (size_t)l->dim * sizeof(float));
         ops->upload(s->c[i], zero, (size_t)l->dim * sizeof(float));
+        s->out[i] = encodec_pool_get(m->pool, (size_t)(chunk * l->dim) * sizeof(float));
+        s->work[i] = encodec_pool_get(m->pool, (size_t)(s->block * 4 * l->dim) * sizeof(float));
     }
     free(zero);
-    s->a = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
-    s->b = ops->alloc((size_t)(chunk * l->dim) * sizeof(float));
-    s->work = ops->alloc((size_t)(chunk * 4 * l->dim) * sizeof(float));
 }
 
-static void lstm_free(lstm_state *s, const musae_ops *ops) {
-    for (int i = 0; i < s->l->n_layers; i++) ops->free(s->h[i]), ops->free(s->c[i]);
-    ops->free(s->a);
-    ops->free(s->b);
-    ops->free(s->work);
+static void lstm_free(lstm_state *s, const encodec *m) {
+    const int64_t d = s->l->dim;
+    for (int i = 0; i < s->l->n_layers; i++) {
+        encodec_pool_put(m->pool, s->h[i], (size_t)d * sizeof(float));
+        encodec_pool_put(m->pool, s->c[i], (size_t)d * sizeof(float));
+        encodec_pool_put(m->pool, s->out[i], (size_t)(s->chunk * d) * sizeof(float));
+        encodec_pool_put(m->pool, s->work[i], (size_t)(s->block * 4 * d) * sizeof(float));
+    }
+}
+
+/* Layer i over steps [t0, t1) of x. */
+static void lstm_block(lstm_state *s, const musae_ops *ops, const float *x, int i, int64_t t0, int64_t t1) {
+    const encodec_lstm *l = s->l;
+    const float *in = (i ? s->out[i - 1] : x) + t0 * l->dim;
+    ops->lstm(s->out[i] + t0 * l->dim, in, t1 - t0, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i],
+              s->h[i], s->c[i], s->work[i]);
 }
 
 /* x [t, dim] (device) → the block's output, valid until the next call. */
 static const float *lstm_run(lstm_state *s, const musae_ops *ops, const float *x, int64_t t) {
     MUSAE_ASSERT(t <= s->chunk, "lstm: %lld rows > chunk %lld", (long long)t, (long long)s->chunk);
     const encodec_lstm *l = s->l;
-    const float *in = x;
-    float *o = NULL;
-    for (int i = 0; i < l->n_layers; i++) {
-        o = i & 1 ? s->b : s->a;
-        ops->lstm(o, in, t, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i], s->h[i], s->c[i], s->work);
-        in = o;
+    const int L = l->n_layers;
+    const int64_t nb = (t + s->block - 1) / s->block;
+    /* blocks finished per layer; a follower that finds its block not ready sleeps on `ready` (spinning
+     * would take the core from the very thread it waits for when the machine is busy) */
+    int done[ENCODEC_MAX_LSTM] = {0};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
+    /* thread j runs the layers i ≡ j (mod team size), blocks in order; a team of one runs them all */
+#pragma omp parallel num_threads(2) if (L > 1 && nb > 1 && ops->device == MUSAE_DEVICE_CPU)
+    {
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        for (int64_t b = 0; b < nb; b++)
+            for (int i = me; i < L; i += nt) {
+                if (i > 0 && __atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) {
+                    pthread_mutex_lock(&mu);
+                    while (__atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) pthread_cond_wait(&ready, &mu);
+                    pthread_mutex_unlock(&mu);
+                }
+                lstm_block(s, ops, x, i, b * s->block, min64(t, (b + 1) * s->block));
+                if (nt > 1) {
+                    pthread_mutex_lock(&mu); /* under the lock: a follower between its check and its wait */
+                    __atomic_store_n(&done[i], (int)b + 1, __ATOMIC_RELEASE);
+                    pthread_cond_broadcast(&ready);
+                    pthread_mutex_unlock(&mu);
+                } else {
+                    done[i] = (int)b + 1;
+                }
+            }
     }
+    pthread_cond_destroy(&ready);
+    pthread_mutex_destroy(&mu);
+    float *o = s->out[L - 1];
     ops->add(o, o, x, t * l->dim);
     return o;
 }
@@ -822,7 +874,8 @@ struct encodec_encoder {
     stream front, back;
     lstm_state lstm;
     int64_t chunk;
-    float *frames, *emb;       /* device [chunk, lstm dim], [chunk, dim] */
+    float *frames, *emb;       /* device [2·chunk, lstm dim], [chunk, dim] */
+    int64_t pending;           /* rows of frames waiting for the LSTM */
     float *resid, *dist_dev;   /* device [chunk, dim], [chunk, codebook_size] */
     float *resid_h, *dist_h;   /* host copies */
     int64_t *codes;            /* host [frames, n_q] while encoding, [n_q, frames] after finish */
@@ -832,18 +885,17 @@ struct encodec_encoder {
 };
 
 encodec_encoder *encodec_encoder_new(const encodec *m, int chunk_frames, int keep_embeddings) {
-    const musae_ops *ops = m->ops;
     encodec_encoder *e = musae_xcalloc(1, sizeof *e);
     e->m = m;
     e->chunk = chunk_frames > 0 ? chunk_frames : DEFAULT_CHUNK_FRAMES;
     e->keep = keep_embeddings;
     stream_init(&e->front, m, &m->enc_front, e->chunk);
     stream_init(&e->back, m, &m->enc_back, e->chunk);
-    lstm_init(&e->lstm, ops, &m->enc_lstm, e->chunk);
-    e->frames = ops->alloc((size_t)(e->chunk * m->enc_lstm.dim) * sizeof(float));
-    e->emb = ops->alloc((size_t)(e->chunk * m->dim) * sizeof(float));
-    e->resid = ops->alloc((size_t)(e->chunk * m->dim) * sizeof(float));
-    e->dist_dev = ops->alloc((size_t)(e->chunk * m->codebook_size) * sizeof(float));
+    lstm_init(&e->lstm, m, &m->enc_lstm, 2 * e->chunk);
+    e->frames = encodec_pool_get(m->pool, (size_t)(2 * e->chunk * m->enc_lstm.dim) * sizeof(float));
+    e->emb = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
+    e->resid = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
+    e->dist_dev = encodec_pool_get(m->pool, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
     e->resid_h = musae_xmalloc((size_t)(e->chunk * m->dim) * sizeof(float));
     e->dist_h = musae_xmalloc((size_t)(e->chunk * m->codebook_size) * sizeof(float));
     return e;
@@ -884,14 +936,25 @@ static void rvq_encode(encodec_encoder *e, int64_t n) {
     e->n_frames += n;
 }
 
+/* The front's windows are collected until a chunk's worth is waiting (or the input ended) and the LSTM runs
+ * over all of them at once: each LSTM call ends with the wavefront's follower alone for a block, so fewer,
+ * longer calls leave the second thread idle less (10 s: two calls instead of three). */
 static void encoder_drain(encodec_encoder *e) {
     const musae_ops *ops = e->m->ops;
+    const int64_t dim = e->m->enc_lstm.dim;
     for (;;) {
-        int64_t k = stream_pull(&e->front, e->frames);
-        if (k > 0) {
-            const float *y = lstm_run(&e->lstm, ops, e->frames, k);
-            stream_push(&e->back, y, k, 0);
-        } else if (stream_done(&e->front) && e->back.total < 0) {
+        int64_t k = 0, ran = 0;
+        if (e->pending < e->chunk) { /* room for a window of up to chunk rows */
+            k = stream_pull(&e->front, e->frames + e->pending * dim);
+            e->pending += k;
+        }
+        const int front_done = stream_done(&e->front);
+        if (e->pending >= e->chunk || (front_done && e->pending > 0)) {
+            const float *y = lstm_run(&e->lstm, ops, e->frames, e->pending);
+            stream_push(&e->back, y, e->pending, 0);
+            e->pending = 0;
+            ran = 1;
+        } else if (front_done && e->back.total < 0) {
             stream_end(&e->back);
         }
         int64_t j, any = 0;
@@ -899,7 +962,7 @@ static void encoder_drain(encodec_encoder *e) {
             rvq_encode(e, j);
             any = 1;
         }
-        if (k == 0 && !any) break;
+        if (k == 0 && !ran && !any) break;
     }
 }
 
@@ -938,14 +1001,14 @@ const float *encodec_encoder_embeddings(const encodec_encoder *e) { return e->em
 
 void encodec_encoder_free(encodec_encoder *e) {
     if (!e) return;
-    const musae_ops *ops = e->m->ops;
     stream_free(&e->front);
     stream_free(&e->back);
-    lstm_free(&e->lstm, ops);
-    ops->free(e->frames);
-    ops->free(e->emb);
-    ops->free(e->resid);
-    ops->free(e->dist_dev);
+    lstm_free(&e->lstm, e->m);
+    const encodec *m = e->m;
+    encodec_pool_put(m->pool, e->frames, (size_t)(2 * e->chunk * m->enc_lstm.dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->emb, (size_t)(e->chunk * m->dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->resid, (size_t)(e->chunk * m->dim) * sizeof(float));
+    encodec_pool_put(m->pool, e->dist_dev, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
     free(e->resid_h);
     free(e->dist_h);
     free(e->codes);
@@ -988,11 +1051,11 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     stream_init(&front, m, &m->dec_front, chunk);
     stream_init(&back, m, &m->dec_back, chunk * m->hop);
     lstm_state lstm;
-    lstm_init(&lstm, ops, &m->dec_lstm, chunk);
-    float *emb = ops->alloc((size_t)(chunk * D) * sizeof(float));
-    int64_t *ids = ops->alloc((size_t)chunk * sizeof(int64_t));
-    float *x = ops->alloc((size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
-    float *y = ops->alloc((size_t)(chunk * m->hop) * sizeof(float));
+    lstm_init(&lstm, m, &m->dec_lstm, chunk);
+    float *emb = encodec_pool_get(m->pool, (size_t)(chunk * D) * sizeof(float));
+    int64_t *ids = encodec_pool_get(m->pool, (size_t)chunk * sizeof(int64_t));
+    float *x = encodec_pool_get(m->pool, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
+    float *y = encodec_pool_get(m->pool, (size_t)(chunk * m->hop) * sizeof(float));
     float *yh = musae_xmalloc((size_t)(chunk * m->hop) * sizeof(float));
     /* On the CPU table the back stack's drain of the rows pushed last runs on one thread while the LSTM
      * recurrence of the next rows (one thread by design, see kernels/cpu/lstm.c) runs on another: one hand-off
@@ -1037,11 +1100,11 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
     }
     stream_free(&front);
     stream_free(&back);
-    lstm_free(&lstm, ops);
-    ops->free(emb);
-    ops->free(ids);
-    ops->free(x);
-    ops->free(y);
+    lstm_free(&lstm, m);
+    encodec_pool_put(m->pool, emb, (size_t)(chunk * D) * sizeof(float));
+    encodec_pool_put(m->pool, ids, (size_t)chunk * sizeof(int64_t));
+    encodec_pool_put(m->pool, x, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
+    encodec_pool_put(m->pool, y, (size_t)(chunk * m->hop) * sizeof(float));
     free(yh);
 }
 

@@ -91,6 +91,7 @@ typedef struct {
     float *codebooks;                 /* [n_q, codebook_size, dim] on the device */
     float *codebooks_host;            /* the same on the host (RVQ residual updates) */
     float *codebook_sq;               /* [n_q, codebook_size] ‖E‖² (host) */
+    struct encodec_pool *pool;        /* work buffers kept between encoders and decodes (model/encodec_pool.h) */
 } encodec;
 
 /* Loads the codec from a model folder: a MusicGen composite (config.json "audio_encoder", tensors under

@@ -1,8 +1,11 @@
 /* The real-size EnCodec 32 kHz (facebook/encodec_32khz config) with hash-defined weights
  * (tools/reference/README.md): the C generator reproduces every tensor HF was run with (checked against
  * tests/fixtures/encodec32k-hash/tensors.json), and on HF's 2 s clip the codes are identical, the
- * embeddings and the decoded audio within tolerance, 640·F samples. */
+ * embeddings and the decoded audio within tolerance, 640·F samples; and the codes, embeddings and audio are
+ * bitwise the same with 1, 2 and 3 OpenMP threads (the LSTM's layer wavefront, the decoder's overlap and the
+ * GEMM tiles split work by shape, never by thread count). */
 #include <cjson/cJSON.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +75,57 @@ static void test_generator(const musae_encodec_config *cfg, const char *json_pat
     cJSON_Delete(root);
 }
 
+typedef struct {
+    float *out;
+    int64_t n;
+} collect_ctx;
+
+static void collect(void *ctx, const float *s, int64_t n) {
+    collect_ctx *c = ctx;
+    memcpy(c->out + c->n, s, (size_t)n * sizeof(float));
+    c->n += n;
+}
+
+/* Encode and decode x in windows of `chunk` frames (two for the 2 s clip, so the decoder's overlap runs, and
+ * the first has blocks enough for the LSTM's wavefront) with 1, 2 and 3 threads: every bit the same. */
+static void test_threads(const encodec *m, const float *x, int64_t n) {
+    const int dflt = omp_get_max_threads(), counts[3] = {1, 2, 3}, chunk = 90;
+    int64_t *codes0 = NULL, F = 0;
+    float *emb0 = NULL, *y0 = NULL;
+    for (int i = 0; i < 3; i++) {
+        omp_set_num_threads(counts[i]);
+        encodec_encoder *e = encodec_encoder_new(m, chunk, 1);
+        encodec_encoder_push(e, x, n);
+        encodec_encoder_finish(e);
+        const int64_t f = encodec_encoder_frames(e);
+        collect_ctx c = {.out = musae_xmalloc((size_t)(f * m->hop) * sizeof(float))};
+        encodec_decode(m, encodec_encoder_codes(e), f, chunk, collect, &c);
+        CHECK(c.n == f * m->hop, "%d threads: %lld samples for %lld frames", counts[i], (long long)c.n, (long long)f);
+        if (i == 0) {
+            F = f;
+            codes0 = musae_xmalloc((size_t)(F * m->n_q) * sizeof(int64_t));
+            emb0 = musae_xmalloc((size_t)(F * m->dim) * sizeof(float));
+            memcpy(codes0, encodec_encoder_codes(e), (size_t)(F * m->n_q) * sizeof(int64_t));
+            memcpy(emb0, encodec_encoder_embeddings(e), (size_t)(F * m->dim) * sizeof(float));
+            y0 = c.out;
+        } else {
+            CHECK(f == F, "%d threads: %lld frames vs %lld", counts[i], (long long)f, (long long)F);
+            int same = f == F && !memcmp(codes0, encodec_encoder_codes(e), (size_t)(F * m->n_q) * sizeof(int64_t)) &&
+                       !memcmp(emb0, encodec_encoder_embeddings(e), (size_t)(F * m->dim) * sizeof(float));
+            CHECK(same, "%d threads: codes or embeddings differ in their bits from 1 thread", counts[i]);
+            int same_y = f == F && !memcmp(y0, c.out, (size_t)(F * m->hop) * sizeof(float));
+            CHECK(same_y, "%d threads: decoded audio differs in its bits from 1 thread (max|d| %.3g)", counts[i],
+                  f == F ? test_max_abs_diff(y0, c.out, (size_t)(F * m->hop)) : -1.0);
+            printf("%d threads vs 1, windows of %d frames: codes and embeddings %s, audio %s\n", counts[i], chunk,
+                   same ? "bitwise equal" : "DIFFER", same_y ? "bitwise equal" : "DIFFERS");
+            free(c.out);
+        }
+        encodec_encoder_free(e);
+    }
+    omp_set_num_threads(dflt);
+    free(codes0), free(emb0), free(y0);
+}
+
 int main(void) {
     musae_log_set_level(MUSAE_LOG_WARN);
     char cfg_dir[512], gold[512], err[512], path[600];
@@ -135,6 +189,7 @@ int main(void) {
            (long long)N, bad ? "NO" : "yes", de, dd, (long long)(640 * F), t_enc, t_dec);
     free(y);
     encodec_encoder_free(e);
+    test_threads(&m, x, N);
     free(x), free(gc), free(ge), free(gd);
     musae_st_close(&g);
     encodec_free(&m);
