@@ -74,7 +74,12 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
 
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                 float beta) {
-    cpu_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+    /* many rows: our FMA kernels (no per-tile packing, thread-independent bits); few rows, a CPU without FMA,
+     * or a beta BLAS must scale: cpu_gemm */
+    if (m > SKINNY_M && (beta == 0.0f || beta == 1.0f) && cpu_gemm_nt_fma_ok())
+        cpu_gemm_nt_fma(m, n, k, x, k, w, k, beta, y, n);
+    else
+        cpu_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
     if (bias) {
 #pragma omp parallel for if (m * n > 65536)
         for (int64_t i = 0; i < m; i++)
