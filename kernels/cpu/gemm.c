@@ -18,6 +18,8 @@
  * gave 140 (87 against 95 with Haswell kernels), and capture_bench's decoder took 16% more CPU time on one
  * thread (musicgen-small, 2 clips: 6.35 s against 5.5). With 16 threads the tiles are larger than the
  * 504 x 64 column blocks that one block per thread gave (about 100 GFLOP/s per core).
+ * cpu_linear over more than SKINNY_M rows (prefill, capture) does not come here: it runs gemm_nt_fma.c's own
+ * FMA kernels, whose bits do not depend on any cut, so they pack each weight panel once per product.
  * Skinny products (C = A·Bᵀ with at most SKINNY_M rows: every decoding step) skip BLAS: they are bound by
  * reading B once, which cpu_gemm_nt_skinny does at memory speed, where sgemm first packs B (about 3x
  * slower at 2 rows). Each of their elements is one thread's fixed-order sum, whatever the thread count. */
