@@ -79,7 +79,7 @@ void cpu_linear(float *y, const float *x, const float *w, const float *bias, int
     /* many rows: our FMA kernels (no per-tile packing, thread-independent bits); few rows, a CPU without FMA,
      * or a beta BLAS must scale: cpu_gemm */
     if (m > SKINNY_M && (beta == 0.0f || beta == 1.0f) && cpu_gemm_nt_fma_ok())
-        cpu_gemm_nt_fma(m, n, k, x, k, w, k, beta, y, n);
+        cpu_gemm_nt_fma(m, n, k, x, k, w, k, beta, y, n, 0);
     else
         cpu_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
     if (bias) {
@@ -87,4 +87,13 @@ void cpu_linear(float *y, const float *x, const float *w, const float *bias, int
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++) y[i * n + j] += bias[j];
     }
+}
+
+void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_t n, int64_t k) {
+    if (m > SKINNY_M && cpu_gemm_nt_fma_ok()) { /* the activation while each tile is in cache: one pass less */
+        cpu_gemm_nt_fma(m, n, k, x, k, w, k, 0.0f, y, n, 1);
+        return;
+    }
+    cpu_linear(y, x, w, NULL, m, n, k, 0.0f);
+    cpu_gelu(y, y, m * n);
 }

@@ -150,7 +150,7 @@ typedef void (*kernel_fn)(int64_t kc, const float *ap, const float *bp, float *c
  * Full tiles write C in place; a tile at the right or bottom edge goes through a local tile, with the same
  * operations for its elements as everywhere else. */
 static void panel_rows(kernel_fn kern, int mr, int pw, const float *pk, const float *pa, int64_t m, int64_t k,
-                       float beta, float *c, int64_t ldc, int64_t j0, int64_t nj) {
+                       float beta, float *c, int64_t ldc, int64_t j0, int64_t nj, int gelu) {
     float tile[MR_512 * PW_512] __attribute__((aligned(64)));
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = p0 + KC < k ? KC : k - p0;
@@ -161,12 +161,14 @@ static void panel_rows(kernel_fn kern, int mr, int pw, const float *pk, const fl
             float *ct = c + i0 * ldc + j0;
             if (mi == mr && nj == pw) {
                 kern(kc, ap, pk + p0 * pw, ct, ldc, first);
-                continue;
+            } else {
+                memset(tile, 0, sizeof tile);
+                for (int64_t r = 0; r < mi; r++) memcpy(tile + r * pw, ct + r * ldc, sizeof(float) * (size_t)nj);
+                kern(kc, ap, pk + p0 * pw, tile, pw, first);
+                for (int64_t r = 0; r < mi; r++) memcpy(ct + r * ldc, tile + r * pw, sizeof(float) * (size_t)nj);
             }
-            memset(tile, 0, sizeof tile);
-            for (int64_t r = 0; r < mi; r++) memcpy(tile + r * pw, ct + r * ldc, sizeof(float) * (size_t)nj);
-            kern(kc, ap, pk + p0 * pw, tile, pw, first);
-            for (int64_t r = 0; r < mi; r++) memcpy(ct + r * ldc, tile + r * pw, sizeof(float) * (size_t)nj);
+            if (gelu && p0 + kc == k) /* the tile is final and still in L1 */
+                for (int64_t r = 0; r < mi; r++) cpu_gelu_range(ct + r * ldc, ct + r * ldc, nj);
         }
     }
 }
@@ -189,14 +191,16 @@ static _Thread_local int64_t g_panel_cap, g_rows_cap;
 int cpu_gemm_nt_fma_ok(void) { return musae_isa_cpu() >= MUSAE_ISA_AVX2; }
 
 void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                     float beta, float *c, int64_t ldc) {
+                     float beta, float *c, int64_t ldc, int gelu) {
     MUSAE_ASSERT(cpu_gemm_nt_fma_ok(), "cpu_gemm_nt_fma needs a CPU with AVX2 + FMA (this one: %s)",
                  musae_isa_name(musae_isa_cpu()));
     MUSAE_ASSERT(beta == 0.0f || beta == 1.0f, "cpu_gemm_nt_fma: beta %g (0 or 1 only)", (double)beta);
     if (m == 0 || n == 0) return;
     if (k == 0) {
-        if (beta == 0.0f)
-            for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < m; i++) {
+            if (beta == 0.0f) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+            if (gelu) cpu_gelu_range(c + i * ldc, c + i * ldc, n);
+        }
         return;
     }
     const musae_isa isa = musae_isa_get();
@@ -221,7 +225,7 @@ void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
             for (int64_t t = 0; t < panels; t++) {
                 const int64_t j0 = t * pw, nj = n - j0 < pw ? n - j0 : pw;
                 pack_t(pk, pw, b + j0 * ldb, ldb, nj, k);
-                panel_rows(kern, mr, pw, pk, pa, mc, k, beta, ci, ldc, j0, nj);
+                panel_rows(kern, mr, pw, pk, pa, mc, k, beta, ci, ldc, j0, nj, gelu);
             }
         }
     }
