@@ -21,9 +21,11 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/core/check.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/isa.h"
 
@@ -174,9 +176,31 @@ static void panel_rows(kernel_fn kern, int mr, int pw, const float *pk, const fl
 }
 
 /* A thread's scratch, kept for the thread's life: a fresh one per product came from mmap and its pages were
- * zeroed by the kernel on every call (10% of a prefill). Never freed: one panel per OpenMP worker (k × PW
- * floats, 512 KiB for k = 4096), and the packed rows of a chunk per calling thread (MC × k floats). */
-static float *scratch(float **buf, int64_t *cap, int64_t floats) {
+ * zeroed by the kernel on every call (10% of a prefill). One panel per OpenMP worker (k × PW floats, 512 KiB
+ * for k = 4096) and the packed rows of a chunk per calling thread (MC × k floats), freed when the thread ends
+ * (a pthread key's destructor: capture's decoder thread ends before the process, and LSan would see them). */
+typedef struct {
+    float *panel, *rows;
+    int64_t panel_cap, rows_cap;
+} scratch_set;
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static void scratch_free(void *p) {
+    scratch_set *s = p;
+    free(s->panel), free(s->rows), free(s);
+}
+static void key_make(void) { MUSAE_ASSERT(!pthread_key_create(&g_key, scratch_free), "gemm_nt_fma: pthread_key_create"); }
+
+static float *scratch(int rows, int64_t floats) {
+    pthread_once(&g_key_once, key_make);
+    scratch_set *s = pthread_getspecific(g_key);
+    if (!s) {
+        s = musae_xcalloc(1, sizeof *s);
+        MUSAE_ASSERT(!pthread_setspecific(g_key, s), "gemm_nt_fma: pthread_setspecific");
+    }
+    float **buf = rows ? &s->rows : &s->panel;
+    int64_t *cap = rows ? &s->rows_cap : &s->panel_cap;
     if (floats > *cap) {
         free(*buf);
         *buf = aligned_alloc(64, sizeof(float) * (size_t)floats);
@@ -185,8 +209,6 @@ static float *scratch(float **buf, int64_t *cap, int64_t floats) {
     }
     return *buf;
 }
-static _Thread_local float *g_panel, *g_rows;
-static _Thread_local int64_t g_panel_cap, g_rows_cap;
 
 int cpu_gemm_nt_fma_ok(void) { return musae_isa_cpu() >= MUSAE_ISA_AVX2; }
 
@@ -211,7 +233,7 @@ void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
     /* rows in chunks of MC (a multiple of both MR): each chunk packs every panel once more */
     for (int64_t i0 = 0; i0 < m; i0 += MC) {
         const int64_t mc = m - i0 < MC ? m - i0 : MC, groups = (mc + mr - 1) / mr;
-        float *pa = scratch(&g_rows, &g_rows_cap, groups * mr * k);
+        float *pa = scratch(1, groups * mr * k);
         const float *ai = a + i0 * lda;
         float *ci = c + i0 * ldc;
         const int team = (double)mc * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
@@ -220,7 +242,7 @@ void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
 #pragma omp for schedule(static)
             for (int64_t g = 0; g < groups; g++)
                 pack_t(pa + g * mr * k, mr, ai + g * mr * lda, lda, mc - g * mr < mr ? mc - g * mr : mr, k);
-            float *pk = scratch(&g_panel, &g_panel_cap, k * pw);
+            float *pk = scratch(0, k * pw);
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < panels; t++) {
                 const int64_t j0 = t * pw, nj = n - j0 < pw ? n - j0 : pw;
