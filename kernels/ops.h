@@ -81,6 +81,9 @@ typedef struct musae_ops {
     /* nn.Linear: y[M,N] = x[M,K] · w[N,K]ᵀ + bias[N] (bias may be NULL); beta=1 accumulates into y. */
     void (*linear)(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                    float beta);
+    /* y[M,N] = gelu(x[M,K] · w[N,K]ᵀ) (exact erf GELU): nn.Linear without bias and the activation after it, with
+     * the bits of linear then gelu. NULL where a backend has no fused form (the caller runs the two ops). */
+    void (*linear_gelu)(float *y, const float *x, const float *w, int64_t m, int64_t n, int64_t k);
     /* out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * w + b  (biased variance; out may alias x) */
     void (*layernorm)(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
     /* out[r,:] = x[r,:] / sqrt(mean(x²) + eps) * w   (T5; out may alias x) */

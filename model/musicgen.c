@@ -595,8 +595,14 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
 void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t items, int64_t t) {
     const int64_t H = m->H, rows = items * t;
     m->ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
-    mg_linear_items(m, s->ff, s->h, w->fc1, items, t, m->ffn, H, 0.0f);
-    m->ops->gelu(s->ff, s->ff, rows * m->ffn);
+    if (w->fc1.f && m->ops->linear_gelu) { /* fused where the backend has it: the same bits, one pass less */
+        const int64_t per = t == 1 || items == 1 ? items : 1, n_calls = items / per;
+        for (int64_t b = 0; b < n_calls; b++)
+            m->ops->linear_gelu(s->ff + b * per * t * m->ffn, s->h + b * per * t * H, w->fc1.f, per * t, m->ffn, H);
+    } else {
+        mg_linear_items(m, s->ff, s->h, w->fc1, items, t, m->ffn, H, 0.0f);
+        m->ops->gelu(s->ff, s->ff, rows * m->ffn);
+    }
     mg_linear_items(m, s->x, s->ff, w->fc2, items, t, H, m->ffn, 1.0f);
 }
 

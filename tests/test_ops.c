@@ -34,6 +34,7 @@
 #include "host/core/check.h"
 #include "host/core/dtype.h"
 #include "host/core/philox.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops.h"
@@ -194,6 +195,64 @@ static void case_linear(int64_t m, int64_t n, int64_t k, int bias, float beta) {
     check_out(what, dy, ref, m * n, T_REDUCE);
     g_ops->free(dx), g_ops->free(dw), g_ops->free(db);
     free(x), free(w), free(bv), free(y), free(ref);
+}
+
+/* cpu_gemm_nt_fma (cpu_linear's many-row path) against its definition, gemm_nt_fma_ref, bit for bit, at every
+ * ISA level: edge rows and columns of every kernel width, k past one block (KC 512) and not a multiple of 8,
+ * rows past one chunk (MC 768), leading dimensions above the minimum, beta 0 and 1. */
+static void gemm_nt_fma_bits(void) {
+    if (!cpu_gemm_nt_fma_ok()) {
+        printf("gemm_nt_fma part skipped: this CPU has no FMA (cpu_linear uses OpenBLAS)\n");
+        return;
+    }
+    const int64_t shapes[][5] = {{13, 45, 7, 0, 0}, {67, 97, 600, 3, 1}, {800, 33, 70, 1, 0}, {9, 1031, 1100, 0, 1},
+                                 {24, 64, 8, 2, 0}};
+    const musae_isa top = musae_isa_cpu();
+    for (int isa = (int)top; isa >= MUSAE_ISA_BASELINE; isa--) {
+        musae_isa_set((musae_isa)isa);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ld = k + shapes[s][3], ldc = n + shapes[s][3];
+            const float beta = (float)shapes[s][4];
+            float *a = rnd(m * ld, 1), *b = rnd(n * ld, 1), *c = rnd(m * ldc, 1), *want = musae_xmalloc(sizeof(float) * (size_t)(m * ldc));
+            memcpy(want, c, sizeof(float) * (size_t)(m * ldc));
+            gemm_nt_fma_ref(m, n, k, a, ld, b, ld, beta, want, ldc);
+            cpu_gemm_nt_fma(m, n, k, a, ld, b, ld, beta, c, ldc, 0);
+            CHECK(!memcmp(c, want, sizeof(float) * (size_t)(m * ldc)), "gemm_nt_fma %lldx%lldx%lld ld+%lld beta %g (%s): "
+                  "bits differ from gemm_nt_fma_ref", (long long)m, (long long)n, (long long)k, (long long)shapes[s][3],
+                  (double)beta, musae_isa_name((musae_isa)isa));
+            /* with the GELU epilogue: the bits of the product, then cpu_gelu over each row */
+            for (int64_t i = 0; i < m; i++) cpu_gelu_range(want + i * ldc, want + i * ldc, n);
+            cpu_gemm_nt_fma(m, n, k, a, ld, b, ld, 0.0f, c, ldc, 1);
+            if (beta == 0.0f)
+                CHECK(!memcmp(c, want, sizeof(float) * (size_t)(m * ldc)), "gemm_nt_fma + gelu %lldx%lldx%lld (%s): bits "
+                      "differ from gemm_nt_fma_ref then gelu", (long long)m, (long long)n, (long long)k,
+                      musae_isa_name((musae_isa)isa));
+            free(a), free(b), free(c), free(want);
+        }
+        printf("gemm_nt_fma (%s): %zu shapes, the bits of gemm_nt_fma_ref\n", musae_isa_name((musae_isa)isa),
+               sizeof shapes / sizeof shapes[0]);
+    }
+    musae_isa_set(top);
+}
+
+/* y = gelu(x·wᵀ) against double loops; where the table has no fused form, nothing to check */
+static void case_linear_gelu(int64_t m, int64_t n, int64_t k) {
+    if (!g_ops->linear_gelu) return;
+    float *x = rnd(m * k, 1), *w = rnd(n * k, 0.5f), *y = rnd(m * n, 1);
+    double *ref = dalloc(m * n);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+            ref[i * n + j] = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
+        }
+    float *dx = dev_in(x, (size_t)(m * k) * 4), *dw = dev_in(w, (size_t)(n * k) * 4), *dy = dev_out(y, m * n);
+    g_ops->linear_gelu(dy, dx, dw, m, n, k);
+    char what[128];
+    snprintf(what, sizeof what, "linear_gelu %lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
+    check_out(what, dy, ref, m * n, T_REDUCE);
+    g_ops->free(dx), g_ops->free(dw);
+    free(x), free(w), free(y), free(ref);
 }
 
 /* ---- norms ----------------------------------------------------------------------------------------------------- */
@@ -599,6 +658,8 @@ static void run_all(const musae_ops *ops, const double *tol) {
         case_linear(ms[i], 33, 160, (i + 1) % 2, 1.0f);
     }
     case_linear(2, 1031, 257, 0, 1.0f);
+    case_linear(300, 70, 600, 1, 1.0f), case_linear(13, 1031, 33, 0, 0.0f); /* the FMA kernels' blocks and edges */
+    case_linear_gelu(3, 97, 45), case_linear_gelu(67, 130, 600); /* unfused (<= 8 rows) and fused */
     case_norm(0, 7, 33, 0, 1), case_norm(0, 5, 1024, 1, 1), case_norm(0, 3, 17, 0, 0);
     case_norm(1, 7, 33, 0, 0), case_norm(1, 4, 768, 1, 0);
     for (elem_op op = E_GELU; op <= E_MUL; op++) {
@@ -727,6 +788,7 @@ int main(int argc, char **argv) {
     blas_threads();
     thread_counts();
     isa_variants();
+    gemm_nt_fma_bits();
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {
         run_all(gpu, k_tol_gpu);

@@ -41,6 +41,8 @@ ISA_BODY void gelu_range_body(float *out, const float *x, int64_t n) {
 }
 MUSAE_ISA_DISPATCH(gelu_range, (float *out, const float *x, int64_t n), (out, x, n))
 
+void cpu_gelu_range(float *out, const float *x, int64_t n) { gelu_range(out, x, n); }
+
 void cpu_gelu(float *out, const float *x, int64_t n) {
     enum { CHUNK = 16384 };
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;

@@ -13,11 +13,24 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
 /* the m <= 8 path of cpu_gemm(0, 1, ...) (kernels/cpu/gemm_skinny.c) */
 void cpu_gemm_nt_skinny(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                         int64_t ldb, float beta, float *c, int64_t ldc);
+/* C[m,n] = A[m,k]·B[n,k]ᵀ (beta 0) or C + A·Bᵀ (beta 1) with musae's FMA kernels (kernels/cpu/gemm_nt_fma.c):
+ * each element's bits depend only on its rows of A and B, the same under AVX2 and AVX-512. Needs
+ * cpu_gemm_nt_fma_ok() (AVX2 + FMA in use); gemm_nt_fma_ref is the same sequence in plain loops. */
+int cpu_gemm_nt_fma_ok(void);
+void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc, int gelu); /* gelu: then C = gelu(C), tile by tile */
+void gemm_nt_fma_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc);
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                 float beta);
 void cpu_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
 void cpu_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
 void cpu_gelu(float *out, const float *x, int64_t n);
+/* gelu over n values on the calling thread (cpu_gelu's body, no team): an element's bits do not depend on n or
+ * its place, so a GEMM can apply it to a tile while the tile is in cache */
+void cpu_gelu_range(float *out, const float *x, int64_t n);
+/* ops->linear_gelu: cpu_linear then cpu_gelu, fused in gemm_nt_fma's epilogue past 8 rows (same bits) */
+void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_t n, int64_t k);
 void cpu_gelu_tanh(float *out, const float *x, int64_t n);
 void cpu_relu(float *out, const float *x, int64_t n);
 void cpu_add(float *out, const float *a, const float *b, int64_t n);

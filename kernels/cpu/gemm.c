@@ -18,6 +18,8 @@
  * gave 140 (87 against 95 with Haswell kernels), and capture_bench's decoder took 16% more CPU time on one
  * thread (musicgen-small, 2 clips: 6.35 s against 5.5). With 16 threads the tiles are larger than the
  * 504 x 64 column blocks that one block per thread gave (about 100 GFLOP/s per core).
+ * cpu_linear over more than SKINNY_M rows (prefill, capture) does not come here: it runs gemm_nt_fma.c's own
+ * FMA kernels, whose bits do not depend on any cut, so they pack each weight panel once per product.
  * Skinny products (C = A·Bᵀ with at most SKINNY_M rows: every decoding step) skip BLAS: they are bound by
  * reading B once, which cpu_gemm_nt_skinny does at memory speed, where sgemm first packs B (about 3x
  * slower at 2 rows). Each of their elements is one thread's fixed-order sum, whatever the thread count. */
@@ -74,10 +76,24 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
 
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                 float beta) {
-    cpu_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+    /* many rows: our FMA kernels (no per-tile packing, thread-independent bits); few rows, a CPU without FMA,
+     * or a beta BLAS must scale: cpu_gemm */
+    if (m > SKINNY_M && (beta == 0.0f || beta == 1.0f) && cpu_gemm_nt_fma_ok())
+        cpu_gemm_nt_fma(m, n, k, x, k, w, k, beta, y, n, 0);
+    else
+        cpu_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
     if (bias) {
 #pragma omp parallel for if (m * n > 65536)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++) y[i * n + j] += bias[j];
     }
+}
+
+void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_t n, int64_t k) {
+    if (m > SKINNY_M && cpu_gemm_nt_fma_ok()) { /* the activation while each tile is in cache: one pass less */
+        cpu_gemm_nt_fma(m, n, k, x, k, w, k, 0.0f, y, n, 1);
+        return;
+    }
+    cpu_linear(y, x, w, NULL, m, n, k, 0.0f);
+    cpu_gelu(y, y, m * n);
 }

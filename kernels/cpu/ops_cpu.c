@@ -33,6 +33,7 @@ static const musae_ops k_cpu = {
     .sync = cpu_sync,
     .gemm = cpu_gemm,
     .linear = cpu_linear,
+    .linear_gelu = cpu_linear_gelu,
     .layernorm = cpu_layernorm,
     .rmsnorm = cpu_rmsnorm,
     .gelu = cpu_gelu,
