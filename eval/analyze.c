@@ -10,19 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/analyze_encoder.h"
 #include "eval/analyze_merge.h"
-#include "eval/exact_sum.h"
-#include "eval/analyze_encode.h"
 #include "eval/analyze_neighbours.h"
+#include "eval/exact_sum.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/core/progress.h"
 #include "host/core/sha256.h"
-#ifdef MUSAE_CUDA
-#include "sae/sae_gpu_infer.h"
-#endif
 
 /* The fine histogram: quarter-octave bins, fine bin f holding [E(f), E(f+1)) with E(f) = 2^((f - 128) / 4) as
  * f32, so 256 bins span 2^-32 .. 2^32; values outside count in the end bins. After the pass the 64 output bins
@@ -39,105 +36,6 @@ static int fine_bin(float v, const float *E) {
     while (f > 0 && v < E[f]) f--; /* log2f may round across an edge: the f32 edges decide */
     while (f < FINE_BINS - 1 && v >= E[f + 1]) f++;
     return f;
-}
-
-/* ---- encoding --------------------------------------------------------------------------------------------- */
-
-/* Codes of up to `rows` rows at once, with the buffers they need. */
-typedef struct {
-    const sae_model *m;
-    sae_codes codes;
-    float *xc, *pre;
-    int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
-    void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
-    analyze_amx *amx;            /* the AMX screen + f32 rescore (top-k SAEs on AMX CPUs), else NULL: sgemm */
-} encoder;
-
-static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
-    memset(e, 0, sizeof *e);
-    e->m = m;
-    /* a batch-top-k encode holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at once */
-    e->pre_rows = rows;
-    if (m->batch_topk) {
-        int64_t r = ((int64_t)1 << 24) / m->M;
-        e->pre_rows = r < 1 ? 1 : r < rows ? r : rows;
-        e->pre = musae_xmalloc(sizeof(float) * (size_t)(e->pre_rows * m->M));
-    }
-    e->xc = musae_xmalloc(sizeof(float) * (size_t)(rows * m->d + 1));
-    e->codes.ptr = musae_xcalloc((size_t)rows + 1, sizeof(int64_t));
-#ifdef MUSAE_CUDA
-    if (on_gpu) e->gpu = sae_gpu_encoder_init(m, e->pre_rows);
-#else
-    MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
-#endif
-    if (!on_gpu) e->amx = analyze_amx_init(m);
-}
-
-/* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
- * A batch-top-k SAE's threshold is applied on the host either way (sae_model_threshold_codes). */
-static void encode_call(encoder *e, const float *x, int64_t n, sae_codes *c) {
-#ifdef MUSAE_CUDA
-    if (e->gpu) {
-        sae_gpu_encoder_run(e->gpu, x, n, c, e->pre);
-        if (e->m->batch_topk) sae_model_threshold_codes(e->m, e->pre, n, c);
-        return;
-    }
-#endif
-    if (e->amx) {
-        const int64_t d = e->m->d;
-        const float *b_dec = e->m->p.b_dec;
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t j = 0; j < d; j++) e->xc[r * d + j] = x[r * d + j] - b_dec[j];
-        analyze_amx_encode(e->amx, e->xc, n, c);
-        return;
-    }
-    sae_model_infer(e->m, x, n, c, e->xc, e->pre);
-}
-
-static void encoder_free(encoder *e) {
-    analyze_amx_free(e->amx);
-#ifdef MUSAE_CUDA
-    sae_gpu_encoder_free(e->gpu);
-#endif
-    free(e->codes.ptr);
-    free(e->codes.idx);
-    free(e->codes.val);
-    free(e->xc);
-    free(e->pre);
-    memset(e, 0, sizeof *e);
-}
-
-/* Encodes n rows of x into e->codes (in pieces of e->pre_rows for batch-top-k, whose threshold rule makes
- * pieces independent). */
-static void encoder_run(encoder *e, const float *x, int64_t n) {
-    const sae_model *m = e->m;
-    if (!m->batch_topk) {
-        encode_call(e, x, n, &e->codes);
-        return;
-    }
-    sae_codes piece = {0};
-    piece.ptr = musae_xcalloc((size_t)e->pre_rows + 1, sizeof(int64_t));
-    int64_t total = 0;
-    e->codes.ptr[0] = 0;
-    for (int64_t r0 = 0; r0 < n; r0 += e->pre_rows) {
-        const int64_t nr = r0 + e->pre_rows <= n ? e->pre_rows : n - r0;
-        encode_call(e, x + r0 * m->d, nr, &piece);
-        const int64_t add = piece.ptr[nr];
-        if (total + add > e->codes.cap) {
-            e->codes.cap = (total + add) * 2;
-            e->codes.idx = musae_xrealloc(e->codes.idx, sizeof(int32_t) * (size_t)e->codes.cap);
-            e->codes.val = musae_xrealloc(e->codes.val, sizeof(float) * (size_t)e->codes.cap);
-        }
-        memcpy(e->codes.idx + total, piece.idx, sizeof(int32_t) * (size_t)add);
-        memcpy(e->codes.val + total, piece.val, sizeof(float) * (size_t)add);
-        for (int64_t r = 0; r < nr; r++) e->codes.ptr[r0 + r + 1] = total + piece.ptr[r + 1];
-        total += add;
-    }
-    e->codes.n_rows = n;
-    free(piece.ptr);
-    free(piece.idx);
-    free(piece.val);
 }
 
 /* ---- per-SAE accumulator ---------------------------------------------------------------------------------- */
@@ -165,7 +63,7 @@ typedef struct {
     int64_t *indptr, cap_clips;
     FILE *spill;
     int64_t nnz;
-    encoder enc;
+    analyze_encoder enc;
 } acc;
 
 /* One entry of the per-clip table as spilled. */
@@ -241,7 +139,7 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
-    encoder_init(&a->enc, m, block_rows, on_gpu);
+    analyze_encoder_init(&a->enc, m, block_rows, on_gpu);
 }
 
 static void acc_free(acc *a) {
@@ -249,7 +147,7 @@ static void acc_free(acc *a) {
                  a->top_n, a->c_sum, a->c_max, a->c_peak, a->touched, a->indptr};
     if (a->spill) fclose(a->spill);
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
-    encoder_free(&a->enc);
+    analyze_encoder_free(&a->enc);
     memset(a, 0, sizeof *a);
 }
 
@@ -579,12 +477,12 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
     const int64_t n = in->clip_frames[clip], d = m->d;
     float *x = musae_xmalloc(sizeof(float) * (size_t)(n * d + 1)), *trace = musae_xmalloc(sizeof(float) * (size_t)(n + 1));
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x);
-    encoder e;
-    encoder_init(&e, m, n > 0 ? n : 1, 0);
+    analyze_encoder e;
+    analyze_encoder_init(&e, m, n > 0 ? n : 1, 0);
     int64_t nf = 0;
     for (int64_t r = 0; r < n; r++) /* finite rows packed to the front, as the pass encodes them */
         if (row_finite(x + r * d, d)) memmove(x + nf++ * d, x + r * d, sizeof(float) * (size_t)d);
-    encoder_run(&e, x, nf);
+    analyze_encoder_run(&e, x, nf);
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x); /* again, to know which rows were finite */
     for (int64_t r = 0, q = 0; r < n; r++) {
         if (!row_finite(x + r * d, d)) {
@@ -596,7 +494,7 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
             if (e.codes.idx[k] == feature) trace[r] = e.codes.val[k];
         q++;
     }
-    encoder_free(&e);
+    analyze_encoder_free(&e);
     free(x);
     return trace;
 }
@@ -734,7 +632,7 @@ int analyze_run(const analyze_opts *o) {
             t += take;
         }
         pos += read;
-        for (int i = 0; i < o->n_sae; i++) encoder_run(&accs[i].enc, x, n);
+        for (int i = 0; i < o->n_sae; i++) analyze_encoder_run(&accs[i].enc, x, n);
 #pragma omp parallel for schedule(static, 1) if (o->n_sae > 1)
         for (int i = 0; i < o->n_sae; i++) acc_add(&accs[i], &accs[i].enc.codes, n, oclip, frame, clip_rows, E);
         musae_progress_add(&pr, read, NULL);
