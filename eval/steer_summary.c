@@ -32,7 +32,8 @@ typedef struct {
     int ai;   /* index of α (-1) */
     int64_t prompt, seed;
     double act_target, code_diff;
-    double *act;         /* [nf] */
+    int na;              /* entries of act (and of the CLAP arrays) */
+    double *act;         /* [na], na >= the study's features (checked) */
     double desc[N_DESC]; /* NaN where null / absent */
     int has_desc;
     int draw;            /* random: which draw */
@@ -186,7 +187,12 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
         if (!isnan(fv)) {
             for (int i = 0; i < nf; i++)
                 if (feat[i] == (int64_t)fv) x->fi = i;
-            if (x->fi < 0) feat[x->fi = nf++] = (int64_t)fv;
+            if (x->fi < 0) {
+                if (nf == STEER_RUN_MAX)
+                    musae_fail("%s: line %lld: feature: more than %d distinct features", path, (long long)n,
+                               STEER_RUN_MAX);
+                feat[x->fi = nf++] = (int64_t)fv;
+            }
             const double a = num(j, "alpha");
             for (int i = 0; i < o->n_alpha; i++)
                 if (o->alpha[i] == a) x->ai = i;
@@ -198,6 +204,7 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
         x->code_diff = num(j, "code_diff");
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "act");
         const int na = cJSON_GetArraySize(act);
+        x->na = na;
         x->act = musae_xmalloc((size_t)(na > 0 ? na : 1) * sizeof(double));
         for (int i = 0; i < na; i++) x->act[i] = cJSON_GetArrayItem(act, i)->valuedouble;
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "desc");
@@ -219,6 +226,11 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
     }
     free(line);
     fclose(f);
+    /* every line's per-feature arrays (act, clap label/exemplars) are indexed by the study's features */
+    for (int64_t e = 0; e < n; e++)
+        if (r[e].na < nf)
+            musae_fail("%s: line %lld: act: %d entries, but the file names %d studied features", path,
+                       (long long)e + 1, r[e].na, nf);
 
     /* the baselines: σ of every descriptor over them, and the baseline of each (prompt, seed) */
     double sd[N_DESC];
