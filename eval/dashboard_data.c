@@ -151,9 +151,9 @@ typedef struct {
 
 static const char *const k_steer_kinds[] = {"baseline", "passthrough", "steered", "random", "other"};
 
-/* an integer that a double holds exactly (|v| <= 2^53), so converting it to int64_t is defined */
+/* an integer below 2^63 in magnitude, so converting it to int64_t is defined */
 static int is_int(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= 9007199254740992.0;
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9223372036854775808.0;
 }
 
 static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {

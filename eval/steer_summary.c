@@ -36,7 +36,6 @@ typedef struct {
     double *act;         /* [na], na >= the study's features (checked) */
     double desc[N_DESC]; /* NaN where null / absent */
     int has_desc;
-    int draw;            /* random: which draw */
     int has_clap;
     double *clap_label;  /* [nf] NaN where null */
     double *clap_ex;     /* [nf] */
@@ -57,6 +56,14 @@ static const char *const k_kinds[] = {"baseline", "passthrough", "steered", "ran
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* o[k] as a non-negative integer below 2^63 (so the conversion is defined); refuses anything else. */
+static int64_t count_field(const cJSON *o, const char *k, const char *path, int64_t line) {
+    const double v = num(o, k);
+    if (!(v >= 0 && v < 9223372036854775808.0 && v == floor(v)))
+        musae_fail("%s: line %lld: %s: not a non-negative integer", path, (long long)line, k);
+    return (int64_t)v;
 }
 
 /* z-scored descriptor distance of a clip to its baseline: sqrt(mean over usable fields of ((x − b)/σ)²), σ the
@@ -183,7 +190,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             if (cJSON_IsString(k) && !strcmp(k->valuestring, k_kinds[i])) x->kind = i;
         if (x->kind < 0) musae_fail("%s: line %lld has no known kind", path, (long long)n);
         x->fi = x->ai = -1;
-        const double fv = num(j, "feature");
+        const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "feature");
+        const double fv = cJSON_IsNumber(fj) ? (double)count_field(j, "feature", path, n) : NAN;
         if (!isnan(fv)) {
             for (int i = 0; i < nf; i++)
                 if (feat[i] == (int64_t)fv) x->fi = i;
@@ -197,9 +205,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             for (int i = 0; i < o->n_alpha; i++)
                 if (o->alpha[i] == a) x->ai = i;
         }
-        x->prompt = (int64_t)num(j, "prompt");
-        x->seed = (int64_t)num(j, "seed");
-        x->draw = x->kind == 3 ? (int)num(j, "draw") : -1;
+        x->prompt = count_field(j, "prompt", path, n);
+        x->seed = count_field(j, "seed", path, n);
         x->act_target = num(j, "act_target");
         x->code_diff = num(j, "code_diff");
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "act");

@@ -16,7 +16,8 @@
  *     the same command give the same steer.jsonl and summary.json; musae dashboard --steer shows the folder;
  *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top, --clap
  *     without audio, --labels without --clap, --random-draws 0 (each exit 1 + its message), and a finished study
- *     whose steer.jsonl line lost its act entries (the summary names the file, line and field).
+ *     whose steer.jsonl line lost its act entries or holds a seed out of range (the summary names the file, line
+ *     and field).
  * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -805,6 +806,11 @@ int main(void) {
     CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S4", g_model, g_sae, F, g_clap) == 1,
           "a steer.jsonl line without its act entries accepted");
     err_has("S4/steer.jsonl: line 1: act: 0 entries, but the file names 3 studied features");
+    CHECK(sh("rm -rf S4 && cp -r S1 S4 && sed -i '1s/\"seed\":0/\"seed\":-1e300/' S4/steer.jsonl") == 0,
+          "a copy of S1 with line 1's seed out of range");
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S4", g_model, g_sae, F, g_clap) == 1,
+          "a steer.jsonl line with seed -1e300 accepted");
+    err_has("S4/steer.jsonl: line 1: seed: not a non-negative integer");
 
     /* --kept-top: the kept features with the largest max_act (1 + f/4: 15, then 14); another study in the folder */
     CHECK(run(STUDY0 "--kept-top 2 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 0, "--kept-top");
