@@ -62,6 +62,7 @@ typedef struct {
      * output, so memory does not grow with the store */
     int64_t *indptr, cap_clips;
     FILE *spill;
+    char spill_name[4200];       /* its name before the unlink, for messages */
     int64_t nnz;
     analyze_encoder enc;
 } acc;
@@ -134,8 +135,8 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->touched = musae_xcalloc(M, sizeof(int32_t));
     a->cap_clips = 1024;
     a->indptr = musae_xcalloc((size_t)a->cap_clips + 1, sizeof(int64_t));
-    char spill[4200];
-    snprintf(spill, sizeof spill, "%s.partial.cf%d", out, rank); /* one per rank: ranks may share the folder */
+    char *spill = a->spill_name;
+    snprintf(spill, sizeof a->spill_name, "%s.partial.cf%d", out, rank); /* one per rank: ranks may share the folder */
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
@@ -167,7 +168,8 @@ static void acc_finish_clip(acc *a, int64_t frames) {
     for (int64_t t = 0; t < a->n_touched; t++) {
         const int32_t i = a->touched[t];
         const cf_rec rec = {i, (float)(a->c_sum[i] / (double)frames), a->c_max[i]};
-        if (fwrite(&rec, sizeof rec, 1, a->spill) != 1) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+        if (fwrite(&rec, sizeof rec, 1, a->spill) != 1)
+            musae_fail("%s (the per-clip table, unlinked): write failed: %s", a->spill_name, strerror(errno));
         a->nnz++;
         a->n_fired_clips[i]++;
         top_push(a, i, a->c_max[i], (int32_t)c, a->c_peak[i]);
@@ -282,7 +284,7 @@ static int spill_read(void *ctx, int64_t e0, int64_t n, int32_t *feature, float 
                  ? 0
                  : -1;
     for (int64_t e = 0; !rc && e < n; e++) feature[e] = buf[e].feat, mean[e] = buf[e].mean, max[e] = buf[e].max;
-    if (rc) snprintf(err, errlen, "the per-clip table's spill file: read failed");
+    if (rc) snprintf(err, errlen, "%s (the per-clip table, unlinked): read failed", a->spill_name);
     free(buf);
     return rc;
 }
@@ -351,12 +353,13 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
         int32_t *fclip = musae_xmalloc(sizeof(int32_t) * (size_t)(n_in + 1));
         float *fmax = musae_xmalloc(sizeof(float) * (size_t)(n_in + 1));
         memcpy(at, fptr, sizeof(int64_t) * (size_t)(M + 1));
-        if (fseek(a->spill, 0, SEEK_SET)) musae_fail("the per-clip table's spill file: seek failed");
+        if (fseek(a->spill, 0, SEEK_SET))
+            musae_fail("%s (the per-clip table, unlinked): seek failed: %s", a->spill_name, strerror(errno));
         for (int64_t c = 0, e = 0; c < C; c++)
             for (; e < a->indptr[c + 1]; e++) {
-                if (e % 65536 == 0 && fread(buf, sizeof(cf_rec), (size_t)(a->nnz - e < 65536 ? a->nnz - e : 65536),
-                                            a->spill) == 0)
-                    musae_fail("the per-clip table's spill file: read failed");
+                const size_t want = (size_t)(a->nnz - e < 65536 ? a->nnz - e : 65536); /* a short read is an error */
+                if (e % 65536 == 0 && fread(buf, sizeof(cf_rec), want, a->spill) != want)
+                    musae_fail("%s (the per-clip table, unlinked): read failed", a->spill_name);
                 const cf_rec *r = &buf[e % 65536];
                 if (r->feat < i0 || r->feat >= i1) continue;
                 fclip[at[r->feat] - base] = (int32_t)c;
@@ -425,7 +428,7 @@ static void acc_merge(acc *a, const musae_dist *d, const int64_t *counts, int64_
     int64_t *rows = analyze_gather(d, a->indptr + 1, counts[d->rank], sizeof(int64_t), cnt);
     int64_t *nnz = musae_xmalloc(sizeof(int64_t) * (size_t)d->world);
     musae_dist_allgather(d, &mine, nnz, 1, sizeof mine);
-    analyze_append_files(d, a->spill, mine, sizeof(cf_rec));
+    analyze_append_files(d, a->spill, a->spill_name, mine, sizeof(cf_rec));
     if (d->rank == 0) {
         a->indptr = musae_xrealloc(a->indptr, sizeof(int64_t) * (size_t)(C + 1));
         a->cap_clips = C;
@@ -680,7 +683,8 @@ int analyze_run(const analyze_opts *o) {
             memset(&f, 0, sizeof f);
             f.min_rate = o->min_rate;
             f.max_rate = o->max_rate;
-            if (fflush(a->spill)) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+            if (fflush(a->spill))
+                musae_fail("%s (the per-clip table, unlinked): write failed: %s", a->spill_name, strerror(errno));
             acc_to_features(a, &f, C, n_frames, o->seed, o->regroup_entries, E);
             for (int64_t q = 0; q < C; q++) {
                 f.clip_path[q] = musae_xstrdup(paths[q]);
