@@ -486,7 +486,7 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
             musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
         if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
             musae_fail("%s", err);
-        wav_path[b] = strdup(path);
+        wav_path[b] = musae_xstrdup(path);
         describe_wav(r, wav, ns, desc + b * N_DESC);
         if (c->kind == K_BASELINE) {
             memcpy(r->base_desc + pair_index(r, c) * N_DESC, desc + b * N_DESC, N_DESC * sizeof(double));

@@ -15,9 +15,9 @@
  *     a run stopped after 2 batches with a torn last line, and a run killed by SIGKILL in its 4th batch, continued by
  *     the same command give the same steer.jsonl and summary.json; musae dashboard --steer shows the folder;
  *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top, --clap
- *     without audio, --labels without --clap, --random-draws 0 (each exit 1 + its message), and a finished study
- *     whose steer.jsonl line lost its act entries or holds a seed out of range (the summary names the file, line
- *     and field).
+ *     without audio, --labels without --clap, --random-draws 0, a --labeler with no line in the labels file (each
+ *     exit 1 + its message), and a finished study whose steer.jsonl line lost its act entries or holds a seed out
+ *     of range (the summary names the file, line and field).
  * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -841,6 +841,9 @@ int main(void) {
         CHECK(rc == 1, "'%s': exit %d, want 1", bad[i].flags, rc);
         err_has(bad[i].msg);
     }
+    CHECK(run(STUDY "--feature 2 --alpha 1 --labeler nobody -o R", g_model, g_sae, F, g_clap) == 1,
+          "a --labeler without a line in L.jsonl accepted");
+    err_has("--labeler nobody: L.jsonl has no line of that labeler");
     CHECK(run(STUDY0 "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fnan.h5")) == 1, "NaN β accepted");
     err_has("max_act[3] = nan is no usable β");
     CHECK(run(STUDY0 "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fother.h5")) == 1,
