@@ -710,8 +710,7 @@ int steer_run(const steer_run_opts *o) {
     pick_features(&r, &fs);
     r.R = o->random_draws;
     make_controls(&r);
-    r.have_codec = o->audio;
-    if (o->clap && !r.have_codec) musae_fail("--clap: the CLAP measures need the clips' audio");
+    r.have_codec = o->audio; /* validate() refused --clap without audio */
     if (o->clap) {
         steer_clap_open(&r.clap, o->clap, o->labels, o->labeler, o->features, &fs, r.feat, r.nf, r.m.ops);
         r.have_clap = 1;
