@@ -10,19 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/analyze_encoder.h"
 #include "eval/analyze_merge.h"
-#include "eval/exact_sum.h"
-#include "eval/analyze_encode.h"
 #include "eval/analyze_neighbours.h"
+#include "eval/exact_sum.h"
 #include "eval/features_io.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/philox.h"
 #include "host/core/progress.h"
 #include "host/core/sha256.h"
-#ifdef MUSAE_CUDA
-#include "sae/sae_gpu_infer.h"
-#endif
 
 /* The fine histogram: quarter-octave bins, fine bin f holding [E(f), E(f+1)) with E(f) = 2^((f - 128) / 4) as
  * f32, so 256 bins span 2^-32 .. 2^32; values outside count in the end bins. After the pass the 64 output bins
@@ -39,105 +36,6 @@ static int fine_bin(float v, const float *E) {
     while (f > 0 && v < E[f]) f--; /* log2f may round across an edge: the f32 edges decide */
     while (f < FINE_BINS - 1 && v >= E[f + 1]) f++;
     return f;
-}
-
-/* ---- encoding --------------------------------------------------------------------------------------------- */
-
-/* Codes of up to `rows` rows at once, with the buffers they need. */
-typedef struct {
-    const sae_model *m;
-    sae_codes codes;
-    float *xc, *pre;
-    int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
-    void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
-    analyze_amx *amx;            /* the AMX screen + f32 rescore (top-k SAEs on AMX CPUs), else NULL: sgemm */
-} encoder;
-
-static void encoder_init(encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
-    memset(e, 0, sizeof *e);
-    e->m = m;
-    /* a batch-top-k encode holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at once */
-    e->pre_rows = rows;
-    if (m->batch_topk) {
-        int64_t r = ((int64_t)1 << 24) / m->M;
-        e->pre_rows = r < 1 ? 1 : r < rows ? r : rows;
-        e->pre = musae_xmalloc(sizeof(float) * (size_t)(e->pre_rows * m->M));
-    }
-    e->xc = musae_xmalloc(sizeof(float) * (size_t)(rows * m->d + 1));
-    e->codes.ptr = musae_xcalloc((size_t)rows + 1, sizeof(int64_t));
-#ifdef MUSAE_CUDA
-    if (on_gpu) e->gpu = sae_gpu_encoder_init(m, e->pre_rows);
-#else
-    MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
-#endif
-    if (!on_gpu) e->amx = analyze_amx_init(m);
-}
-
-/* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
- * A batch-top-k SAE's threshold is applied on the host either way (sae_model_threshold_codes). */
-static void encode_call(encoder *e, const float *x, int64_t n, sae_codes *c) {
-#ifdef MUSAE_CUDA
-    if (e->gpu) {
-        sae_gpu_encoder_run(e->gpu, x, n, c, e->pre);
-        if (e->m->batch_topk) sae_model_threshold_codes(e->m, e->pre, n, c);
-        return;
-    }
-#endif
-    if (e->amx) {
-        const int64_t d = e->m->d;
-        const float *b_dec = e->m->p.b_dec;
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t j = 0; j < d; j++) e->xc[r * d + j] = x[r * d + j] - b_dec[j];
-        analyze_amx_encode(e->amx, e->xc, n, c);
-        return;
-    }
-    sae_model_infer(e->m, x, n, c, e->xc, e->pre);
-}
-
-static void encoder_free(encoder *e) {
-    analyze_amx_free(e->amx);
-#ifdef MUSAE_CUDA
-    sae_gpu_encoder_free(e->gpu);
-#endif
-    free(e->codes.ptr);
-    free(e->codes.idx);
-    free(e->codes.val);
-    free(e->xc);
-    free(e->pre);
-    memset(e, 0, sizeof *e);
-}
-
-/* Encodes n rows of x into e->codes (in pieces of e->pre_rows for batch-top-k, whose threshold rule makes
- * pieces independent). */
-static void encoder_run(encoder *e, const float *x, int64_t n) {
-    const sae_model *m = e->m;
-    if (!m->batch_topk) {
-        encode_call(e, x, n, &e->codes);
-        return;
-    }
-    sae_codes piece = {0};
-    piece.ptr = musae_xcalloc((size_t)e->pre_rows + 1, sizeof(int64_t));
-    int64_t total = 0;
-    e->codes.ptr[0] = 0;
-    for (int64_t r0 = 0; r0 < n; r0 += e->pre_rows) {
-        const int64_t nr = r0 + e->pre_rows <= n ? e->pre_rows : n - r0;
-        encode_call(e, x + r0 * m->d, nr, &piece);
-        const int64_t add = piece.ptr[nr];
-        if (total + add > e->codes.cap) {
-            e->codes.cap = (total + add) * 2;
-            e->codes.idx = musae_xrealloc(e->codes.idx, sizeof(int32_t) * (size_t)e->codes.cap);
-            e->codes.val = musae_xrealloc(e->codes.val, sizeof(float) * (size_t)e->codes.cap);
-        }
-        memcpy(e->codes.idx + total, piece.idx, sizeof(int32_t) * (size_t)add);
-        memcpy(e->codes.val + total, piece.val, sizeof(float) * (size_t)add);
-        for (int64_t r = 0; r < nr; r++) e->codes.ptr[r0 + r + 1] = total + piece.ptr[r + 1];
-        total += add;
-    }
-    e->codes.n_rows = n;
-    free(piece.ptr);
-    free(piece.idx);
-    free(piece.val);
 }
 
 /* ---- per-SAE accumulator ---------------------------------------------------------------------------------- */
@@ -164,8 +62,9 @@ typedef struct {
      * output, so memory does not grow with the store */
     int64_t *indptr, cap_clips;
     FILE *spill;
+    char spill_name[4200];       /* its name before the unlink, for messages */
     int64_t nnz;
-    encoder enc;
+    analyze_encoder enc;
 } acc;
 
 /* One entry of the per-clip table as spilled. */
@@ -236,12 +135,12 @@ static void acc_init(acc *a, const sae_model *m, int64_t N, int64_t block_rows, 
     a->touched = musae_xcalloc(M, sizeof(int32_t));
     a->cap_clips = 1024;
     a->indptr = musae_xcalloc((size_t)a->cap_clips + 1, sizeof(int64_t));
-    char spill[4200];
-    snprintf(spill, sizeof spill, "%s.partial.cf%d", out, rank); /* one per rank: ranks may share the folder */
+    char *spill = a->spill_name;
+    snprintf(spill, sizeof a->spill_name, "%s.partial.cf%d", out, rank); /* one per rank: ranks may share the folder */
     a->spill = fopen(spill, "w+b");
     if (!a->spill) musae_fail("%s: cannot create: %s", spill, strerror(errno));
     unlink(spill); /* anonymous from now on: gone with the process, however it ends */
-    encoder_init(&a->enc, m, block_rows, on_gpu);
+    analyze_encoder_init(&a->enc, m, block_rows, on_gpu);
 }
 
 static void acc_free(acc *a) {
@@ -249,7 +148,7 @@ static void acc_free(acc *a) {
                  a->top_n, a->c_sum, a->c_max, a->c_peak, a->touched, a->indptr};
     if (a->spill) fclose(a->spill);
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
-    encoder_free(&a->enc);
+    analyze_encoder_free(&a->enc);
     memset(a, 0, sizeof *a);
 }
 
@@ -269,7 +168,8 @@ static void acc_finish_clip(acc *a, int64_t frames) {
     for (int64_t t = 0; t < a->n_touched; t++) {
         const int32_t i = a->touched[t];
         const cf_rec rec = {i, (float)(a->c_sum[i] / (double)frames), a->c_max[i]};
-        if (fwrite(&rec, sizeof rec, 1, a->spill) != 1) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+        if (fwrite(&rec, sizeof rec, 1, a->spill) != 1)
+            musae_fail("%s (the per-clip table, unlinked): write failed: %s", a->spill_name, strerror(errno));
         a->nnz++;
         a->n_fired_clips[i]++;
         top_push(a, i, a->c_max[i], (int32_t)c, a->c_peak[i]);
@@ -384,7 +284,7 @@ static int spill_read(void *ctx, int64_t e0, int64_t n, int32_t *feature, float 
                  ? 0
                  : -1;
     for (int64_t e = 0; !rc && e < n; e++) feature[e] = buf[e].feat, mean[e] = buf[e].mean, max[e] = buf[e].max;
-    if (rc) snprintf(err, errlen, "the per-clip table's spill file: read failed");
+    if (rc) snprintf(err, errlen, "%s (the per-clip table, unlinked): read failed", a->spill_name);
     free(buf);
     return rc;
 }
@@ -453,12 +353,13 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
         int32_t *fclip = musae_xmalloc(sizeof(int32_t) * (size_t)(n_in + 1));
         float *fmax = musae_xmalloc(sizeof(float) * (size_t)(n_in + 1));
         memcpy(at, fptr, sizeof(int64_t) * (size_t)(M + 1));
-        if (fseek(a->spill, 0, SEEK_SET)) musae_fail("the per-clip table's spill file: seek failed");
+        if (fseek(a->spill, 0, SEEK_SET))
+            musae_fail("%s (the per-clip table, unlinked): seek failed: %s", a->spill_name, strerror(errno));
         for (int64_t c = 0, e = 0; c < C; c++)
             for (; e < a->indptr[c + 1]; e++) {
-                if (e % 65536 == 0 && fread(buf, sizeof(cf_rec), (size_t)(a->nnz - e < 65536 ? a->nnz - e : 65536),
-                                            a->spill) == 0)
-                    musae_fail("the per-clip table's spill file: read failed");
+                const size_t want = (size_t)(a->nnz - e < 65536 ? a->nnz - e : 65536); /* a short read is an error */
+                if (e % 65536 == 0 && fread(buf, sizeof(cf_rec), want, a->spill) != want)
+                    musae_fail("%s (the per-clip table, unlinked): read failed", a->spill_name);
                 const cf_rec *r = &buf[e % 65536];
                 if (r->feat < i0 || r->feat >= i1) continue;
                 fclip[at[r->feat] - base] = (int32_t)c;
@@ -527,7 +428,7 @@ static void acc_merge(acc *a, const musae_dist *d, const int64_t *counts, int64_
     int64_t *rows = analyze_gather(d, a->indptr + 1, counts[d->rank], sizeof(int64_t), cnt);
     int64_t *nnz = musae_xmalloc(sizeof(int64_t) * (size_t)d->world);
     musae_dist_allgather(d, &mine, nnz, 1, sizeof mine);
-    analyze_append_files(d, a->spill, mine, sizeof(cf_rec));
+    analyze_append_files(d, a->spill, a->spill_name, mine, sizeof(cf_rec));
     if (d->rank == 0) {
         a->indptr = musae_xrealloc(a->indptr, sizeof(int64_t) * (size_t)(C + 1));
         a->cap_clips = C;
@@ -579,12 +480,12 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
     const int64_t n = in->clip_frames[clip], d = m->d;
     float *x = musae_xmalloc(sizeof(float) * (size_t)(n * d + 1)), *trace = musae_xmalloc(sizeof(float) * (size_t)(n + 1));
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x);
-    encoder e;
-    encoder_init(&e, m, n > 0 ? n : 1, 0);
+    analyze_encoder e;
+    analyze_encoder_init(&e, m, n > 0 ? n : 1, 0);
     int64_t nf = 0;
     for (int64_t r = 0; r < n; r++) /* finite rows packed to the front, as the pass encodes them */
         if (row_finite(x + r * d, d)) memmove(x + nf++ * d, x + r * d, sizeof(float) * (size_t)d);
-    encoder_run(&e, x, nf);
+    analyze_encoder_run(&e, x, nf);
     musae_store_read_rows(s, m->layer, in->clip_offset[clip], n, x); /* again, to know which rows were finite */
     for (int64_t r = 0, q = 0; r < n; r++) {
         if (!row_finite(x + r * d, d)) {
@@ -596,7 +497,7 @@ float *analyze_clip_trace(const sae_model *m, musae_store *s, int64_t clip, int 
             if (e.codes.idx[k] == feature) trace[r] = e.codes.val[k];
         q++;
     }
-    encoder_free(&e);
+    analyze_encoder_free(&e);
     free(x);
     return trace;
 }
@@ -734,7 +635,7 @@ int analyze_run(const analyze_opts *o) {
             t += take;
         }
         pos += read;
-        for (int i = 0; i < o->n_sae; i++) encoder_run(&accs[i].enc, x, n);
+        for (int i = 0; i < o->n_sae; i++) analyze_encoder_run(&accs[i].enc, x, n);
 #pragma omp parallel for schedule(static, 1) if (o->n_sae > 1)
         for (int i = 0; i < o->n_sae; i++) acc_add(&accs[i], &accs[i].enc.codes, n, oclip, frame, clip_rows, E);
         musae_progress_add(&pr, read, NULL);
@@ -782,7 +683,8 @@ int analyze_run(const analyze_opts *o) {
             memset(&f, 0, sizeof f);
             f.min_rate = o->min_rate;
             f.max_rate = o->max_rate;
-            if (fflush(a->spill)) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+            if (fflush(a->spill))
+                musae_fail("%s (the per-clip table, unlinked): write failed: %s", a->spill_name, strerror(errno));
             acc_to_features(a, &f, C, n_frames, o->seed, o->regroup_entries, E);
             for (int64_t q = 0; q < C; q++) {
                 f.clip_path[q] = musae_xstrdup(paths[q]);

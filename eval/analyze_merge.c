@@ -173,7 +173,7 @@ void *analyze_gather(const musae_dist *d, const void *send, int64_t n, size_t el
     return recv;
 }
 
-void analyze_append_files(const musae_dist *d, FILE *mine, int64_t n, size_t elem) {
+void analyze_append_files(const musae_dist *d, FILE *mine, const char *name, int64_t n, size_t elem) {
     if (d->world < 2) return;
     const int P = d->world;
     int64_t *counts = musae_xmalloc(sizeof(int64_t) * (size_t)P), rounds = 0;
@@ -182,7 +182,7 @@ void analyze_append_files(const musae_dist *d, FILE *mine, int64_t n, size_t ele
     for (int r = 1; r < P; r++) rounds = (counts[r] + S - 1) / S > rounds ? (counts[r] + S - 1) / S : rounds;
     size_t *cnt = musae_xmalloc(sizeof(size_t) * (size_t)P);
     char *buf = musae_xmalloc(elem * (size_t)S + 1), *recv = d->rank == 0 ? musae_xmalloc(elem * (size_t)S * (size_t)P + 1) : NULL;
-    if (fflush(mine)) musae_fail("the per-clip table's spill file: write failed (disk full?)");
+    if (fflush(mine)) musae_fail("%s (the per-clip table, unlinked): write failed: %s", name, strerror(errno));
     for (int64_t k = 0; k < rounds; k++) {
         for (int r = 0; r < P; r++) {
             const int64_t left = r == 0 ? 0 : counts[r] - k * S; /* rank 0's records are in place already */
@@ -190,20 +190,20 @@ void analyze_append_files(const musae_dist *d, FILE *mine, int64_t n, size_t ele
         }
         const size_t m = cnt[d->rank];
         if (m && (fseek(mine, (long)(k * S * (int64_t)elem), SEEK_SET) || fread(buf, elem, m, mine) != m))
-            musae_fail("the per-clip table's spill file: read failed");
+            musae_fail("%s (the per-clip table, unlinked): read failed", name);
         musae_dist_gatherv(d, buf, m, recv, cnt, elem, 0);
         if (d->rank != 0) continue;
         int64_t base = counts[0], at = 0; /* rank r's records go after those of ranks < r */
         for (int r = 1; r < P; r++) {
             if (cnt[r] && (fseek(mine, (long)((base + k * S) * (int64_t)elem), SEEK_SET) ||
                            fwrite(recv + at * elem, elem, cnt[r], mine) != cnt[r]))
-                musae_fail("the per-clip table's spill file: write failed (disk full?)");
+                musae_fail("%s (the per-clip table, unlinked): write failed: %s", name, strerror(errno));
             at += (int64_t)cnt[r];
             base += counts[r];
         }
     }
     if (d->rank == 0 && (fflush(mine) || fseek(mine, 0, SEEK_END)))
-        musae_fail("the per-clip table's spill file: write failed (disk full?)");
+        musae_fail("%s (the per-clip table, unlinked): write failed: %s", name, strerror(errno));
     free(counts);
     free(cnt);
     free(buf);

@@ -57,8 +57,9 @@ void analyze_sum_u64(const musae_dist *d, uint64_t *v, int64_t n); /* each value
  * other ranks); counts[world] receives each rank's n (on every rank). */
 void *analyze_gather(const musae_dist *d, const void *send, int64_t n, size_t elem, int64_t *counts);
 /* Appends every other rank's `n` records of `elem` bytes from its file `mine` (read from offset 0) to rank 0's
- * file `mine` at offset n0 (rank 0's own records), in rank order, in slices of bounded memory. */
-void analyze_append_files(const musae_dist *d, FILE *mine, int64_t n, size_t elem);
+ * file `mine` at offset n0 (rank 0's own records), in rank order, in slices of bounded memory. name: the file's
+ * name, for messages. */
+void analyze_append_files(const musae_dist *d, FILE *mine, const char *name, int64_t n, size_t elem);
 
 #ifdef __cplusplus
 }

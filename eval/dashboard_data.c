@@ -151,14 +151,17 @@ typedef struct {
 
 static const char *const k_steer_kinds[] = {"baseline", "passthrough", "steered", "random", "other"};
 
-static int is_int(const cJSON *v) { return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble); }
+/* an integer below 2^63 in magnitude, so converting it to int64_t is defined */
+static int is_int(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9223372036854775808.0;
+}
 
 static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
     steer_ctx *c = vctx;
     dash_steers *S = c->S;
     const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(o, "alpha"), *kind = cJSON_GetObjectItemCaseSensitive(o, "kind"),
                 *audio = cJSON_GetObjectItemCaseSensitive(o, "audio"), *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
-                *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+                *seed = cJSON_GetObjectItemCaseSensitive(o, "seed"), *draw = cJSON_GetObjectItemCaseSensitive(o, "draw");
     int k = -1;
     for (int i = 0; i < 5 && cJSON_IsString(kind); i++)
         if (!strcmp(kind->valuestring, k_steer_kinds[i])) k = i;
@@ -171,6 +174,8 @@ static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char 
     else if (k >= 2 && fi < 0) why = "feature: not a studied latent (study.json features) of this FEATURES file";
     else if (!cJSON_IsNumber(alpha) || !isfinite(alpha->valuedouble)) why = "alpha: not a finite number";
     else if (!is_int(prompt) || !is_int(seed)) why = "prompt, seed: not integers";
+    else if (k == 3 && draw && (!is_int(draw) || draw->valuedouble < 0 || draw->valuedouble > INT32_MAX))
+        why = "draw: not a non-negative integer";
     else if (!cJSON_IsNull(audio) && (!cJSON_IsString(audio) || !audio->valuestring[0]))
         why = "audio: neither a non-empty string nor null";
     if (why) {
@@ -190,8 +195,7 @@ static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char 
     s->alpha = alpha->valuedouble;
     s->prompt = (int64_t)prompt->valuedouble;
     s->seed = (int64_t)seed->valuedouble;
-    const cJSON *draw = cJSON_GetObjectItemCaseSensitive(o, "draw");
-    s->draw = k == 3 ? (is_int(draw) ? (int)draw->valuedouble : 0) : -1;
+    s->draw = k == 3 ? (draw ? (int)draw->valuedouble : 0) : -1; /* a line without `draw`: the single draw 0 */
     snprintf(s->kind, sizeof s->kind, "%s", kind->valuestring);
     if (cJSON_IsString(audio)) {
         s->wav = audio->valuestring;

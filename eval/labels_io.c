@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "eval/labels_io.h"
+#include "host/core/check.h"
 
 int labels_each(const char *path, int missing_ok, labels_line_fn fn, void *ctx, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -100,7 +101,7 @@ void labels_replace(cJSON *lines, const char *labeler, cJSON *mine) {
         if (cJSON_IsString(lb) && !strcmp(lb->valuestring, labeler)) cJSON_DeleteItemFromArray(lines, i);
     }
     const int n = cJSON_GetArraySize(mine);
-    cJSON **v = malloc(sizeof *v * (size_t)(n > 0 ? n : 1));
+    cJSON **v = musae_xmalloc(sizeof *v * (size_t)(n > 0 ? n : 1));
     for (int i = n - 1; i >= 0; i--) v[i] = cJSON_DetachItemFromArray(mine, i);
     qsort(v, (size_t)n, sizeof *v, by_feature);
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(lines, v[i]);

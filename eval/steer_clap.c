@@ -26,21 +26,25 @@ static void read_labels(steer_clap *c, const char *labels, const char *labeler, 
     cJSON *lines = labels_read(labels, 0, err, sizeof err);
     if (!lines) musae_fail("--labels: %s", err);
     const cJSON *l;
+    int by_labeler = 0; /* lines of --labeler in the file, whatever their status (labels_read checked `labeler`) */
     cJSON_ArrayForEach(l, lines) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(l, "status"),
                     *lb = cJSON_GetObjectItemCaseSensitive(l, "label"),
                     *who = cJSON_GetObjectItemCaseSensitive(l, "labeler");
+        if (labeler && strcmp(who->valuestring, labeler)) continue;
+        by_labeler++;
         if (!cJSON_IsString(st) || strcmp(st->valuestring, "ok") || !cJSON_IsString(lb) || !lb->valuestring[0])
             continue;
-        if (labeler && strcmp(who->valuestring, labeler)) continue;
         const double f = cJSON_GetObjectItemCaseSensitive(l, "feature")->valuedouble;
         for (int i = 0; i < c->nf; i++)
             if ((double)feat[i] == f && !c->label[i]) {
-                c->label[i] = strdup(lb->valuestring);
-                c->labeler[i] = strdup(who->valuestring);
+                c->label[i] = musae_xstrdup(lb->valuestring);
+                c->labeler[i] = musae_xstrdup(who->valuestring);
             }
     }
     cJSON_Delete(lines);
+    /* a misspelt --labeler would otherwise leave every label null without a word */
+    if (labeler && !by_labeler) musae_fail("--labeler %s: %s has no line of that labeler", labeler, labels);
 }
 
 void steer_clap_open(steer_clap *c, const char *clap_dir, const char *labels, const char *labeler,

@@ -486,7 +486,7 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
             musae_audio_writer_open(path, r->codec.cfg.sampling_rate, 1, MUSAE_AUDIO_PCM16, err, sizeof err);
         if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
             musae_fail("%s", err);
-        wav_path[b] = strdup(path);
+        wav_path[b] = musae_xstrdup(path);
         describe_wav(r, wav, ns, desc + b * N_DESC);
         if (c->kind == K_BASELINE) {
             memcpy(r->base_desc + pair_index(r, c) * N_DESC, desc + b * N_DESC, N_DESC * sizeof(double));
@@ -710,8 +710,7 @@ int steer_run(const steer_run_opts *o) {
     pick_features(&r, &fs);
     r.R = o->random_draws;
     make_controls(&r);
-    r.have_codec = o->audio;
-    if (o->clap && !r.have_codec) musae_fail("--clap: the CLAP measures need the clips' audio");
+    r.have_codec = o->audio; /* validate() refused --clap without audio */
     if (o->clap) {
         steer_clap_open(&r.clap, o->clap, o->labels, o->labeler, o->features, &fs, r.feat, r.nf, r.m.ops);
         r.have_clap = 1;

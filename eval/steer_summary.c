@@ -32,10 +32,10 @@ typedef struct {
     int ai;   /* index of α (-1) */
     int64_t prompt, seed;
     double act_target, code_diff;
-    double *act;         /* [nf] */
+    int na;              /* entries of act (and of the CLAP arrays) */
+    double *act;         /* [na], na >= the study's features (checked) */
     double desc[N_DESC]; /* NaN where null / absent */
     int has_desc;
-    int draw;            /* random: which draw */
     int has_clap;
     double *clap_label;  /* [nf] NaN where null */
     double *clap_ex;     /* [nf] */
@@ -56,6 +56,14 @@ static const char *const k_kinds[] = {"baseline", "passthrough", "steered", "ran
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* o[k] as a non-negative integer below 2^63 (so the conversion is defined); refuses anything else. */
+static int64_t count_field(const cJSON *o, const char *k, const char *path, int64_t line) {
+    const double v = num(o, k);
+    if (!(v >= 0 && v < 9223372036854775808.0 && v == floor(v)))
+        musae_fail("%s: line %lld: %s: not a non-negative integer", path, (long long)line, k);
+    return (int64_t)v;
 }
 
 /* z-scored descriptor distance of a clip to its baseline: sqrt(mean over usable fields of ((x − b)/σ)²), σ the
@@ -182,22 +190,28 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             if (cJSON_IsString(k) && !strcmp(k->valuestring, k_kinds[i])) x->kind = i;
         if (x->kind < 0) musae_fail("%s: line %lld has no known kind", path, (long long)n);
         x->fi = x->ai = -1;
-        const double fv = num(j, "feature");
+        const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "feature");
+        const double fv = cJSON_IsNumber(fj) ? (double)count_field(j, "feature", path, n) : NAN;
         if (!isnan(fv)) {
             for (int i = 0; i < nf; i++)
                 if (feat[i] == (int64_t)fv) x->fi = i;
-            if (x->fi < 0) feat[x->fi = nf++] = (int64_t)fv;
+            if (x->fi < 0) {
+                if (nf == STEER_RUN_MAX)
+                    musae_fail("%s: line %lld: feature: more than %d distinct features", path, (long long)n,
+                               STEER_RUN_MAX);
+                feat[x->fi = nf++] = (int64_t)fv;
+            }
             const double a = num(j, "alpha");
             for (int i = 0; i < o->n_alpha; i++)
                 if (o->alpha[i] == a) x->ai = i;
         }
-        x->prompt = (int64_t)num(j, "prompt");
-        x->seed = (int64_t)num(j, "seed");
-        x->draw = x->kind == 3 ? (int)num(j, "draw") : -1;
+        x->prompt = count_field(j, "prompt", path, n);
+        x->seed = count_field(j, "seed", path, n);
         x->act_target = num(j, "act_target");
         x->code_diff = num(j, "code_diff");
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "act");
         const int na = cJSON_GetArraySize(act);
+        x->na = na;
         x->act = musae_xmalloc((size_t)(na > 0 ? na : 1) * sizeof(double));
         for (int i = 0; i < na; i++) x->act[i] = cJSON_GetArrayItem(act, i)->valuedouble;
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "desc");
@@ -219,6 +233,11 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
     }
     free(line);
     fclose(f);
+    /* every line's per-feature arrays (act, clap label/exemplars) are indexed by the study's features */
+    for (int64_t e = 0; e < n; e++)
+        if (r[e].na < nf)
+            musae_fail("%s: line %lld: act: %d entries, but the file names %d studied features", path,
+                       (long long)e + 1, r[e].na, nf);
 
     /* the baselines: σ of every descriptor over them, and the baseline of each (prompt, seed) */
     double sd[N_DESC];

@@ -1,6 +1,10 @@
 # musae analyze / excerpt (issue 15): FEATURES.h5 recomputed with plain loops, refusals, kill and rerun.
 musae_add_test(test_analyze SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze.c LABELS cpu)
 set_property(TEST test_analyze APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# The same recomputation with MUSAE_ISA=baseline: on AMX CPUs test_analyze takes the AMX encoder and neighbour
+# paths, so this one runs the sgemm encoder and the half-matrix neighbours there (elsewhere it repeats test_analyze).
+musae_add_test(test_analyze_sgemm COMMAND test_analyze LABELS cpu)
+set_property(TEST test_analyze_sgemm APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=baseline")
 # The same recomputation with the rows encoded on the GPU (musae analyze --device cuda); skips (77, with the
 # reason) without a usable GPU, as in every CPU-only build.
 musae_add_test(test_analyze_gpu COMMAND test_analyze ARGS --device cuda LABELS gpu)

@@ -502,6 +502,11 @@ static void test_bad_input(void) {
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
             "--top: expected an integer in 1..10000, got '0' (see musae analyze --help)");
     refused(run("analyze --sae saeA --acts missing.h5 -o x.h5"), "missing store", "missing.h5");
+    refused(run("analyze --sae saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA,saeA "
+                "--acts s.h5 -o x.h5"),
+            "17 SAEs", "--sae: at most 16 SAEs in one pass (see musae analyze --help)");
+    refused(run("analyze --sae , --acts s.h5 -o x.h5"), "an empty --sae list",
+            "--sae names no folder (see musae analyze --help)");
     CHECK(!dir_has("x.h5") && !dir_has("x.h5.partial"), "a refused run left a file");
 }
 

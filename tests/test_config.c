@@ -314,8 +314,8 @@ static void test_load(void) {
 }
 
 /* musae_read_file (host/io/path.h), through which config.json and musae's other whole JSON and text files are
- * read: every byte and the length (a NUL inside too), an empty file, and a missing file and a folder refused with
- * errno and "PATH: cannot read: <reason>". */
+ * read: every byte and the length (a NUL inside too), an empty file, and a missing file, a file over
+ * MUSAE_READ_FILE_MAX and a folder refused with errno and "PATH: cannot read: <reason>". */
 static void test_read_file(void) {
     char dir[4096], path[4200], want[4400], err[4400] = "";
     snprintf(dir, sizeof dir, "%s/read_file_%d", test_tmp(), (int)getpid());
@@ -338,6 +338,14 @@ static void test_read_file(void) {
     CHECK(!strcmp(err, want), "'%s', want '%s'", err, want);
     errno = 0;
     CHECK(musae_read_file(path, NULL, NULL, 0) == NULL && errno == ENOENT, "a missing file, no message wanted");
+    /* one byte over MUSAE_READ_FILE_MAX (sparse: no disk used) is refused before any allocation */
+    f = fopen(path, "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)MUSAE_READ_FILE_MAX + 1) == 0 && fclose(f) == 0, "a sparse %s", path);
+    errno = 0;
+    CHECK(musae_read_file(path, &n, err, sizeof err) == NULL && errno == EFBIG, "a file over the limit");
+    snprintf(want, sizeof want, "%s: cannot read: %s", path, strerror(EFBIG));
+    CHECK(!strcmp(err, want), "'%s', want '%s'", err, want);
+    unlink(path);
     errno = 0;
     CHECK(musae_read_file(dir, &n, err, sizeof err) == NULL && errno != 0, "a folder is read as a file");
     snprintf(want, sizeof want, "%s: cannot read: ", dir);

@@ -326,6 +326,19 @@ int main(void) {
     log = slurp("err.txt");
     CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: kind: not one of baseline, passthrough, steered, random, other");
     free(log);
+    /* numbers a double holds but an integer does not: refused, not converted (undefined behaviour) */
+    CHECK(sh("echo '{\"kind\": \"baseline\", \"alpha\": 0, \"prompt\": 0, \"seed\": 1e300, \"audio\": null}' "
+             "> badst/steer.jsonl") == 0, "setup");
+    CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a seed of 1e300 was accepted");
+    log = slurp("err.txt");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: prompt, seed: not integers");
+    free(log);
+    CHECK(sh("echo '{\"kind\": \"random\", \"feature\": 0, \"alpha\": 1, \"prompt\": 0, \"seed\": 0, "
+             "\"draw\": 1e12, \"audio\": null}' > badst/steer.jsonl") == 0, "setup");
+    CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a draw of 1e12 was accepted");
+    log = slurp("err.txt");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: draw: not a non-negative integer");
+    free(log);
     CHECK(run("dashboard --features s.h5 -o y") == 1, "a store was taken for a FEATURES file");
     CHECK(run("dashboard --features f.h5 -o y --frobnicate") == 1, "an unknown option was accepted");
     features_free(&f);

@@ -15,7 +15,9 @@
  *     a run stopped after 2 batches with a torn last line, and a run killed by SIGKILL in its 4th batch, continued by
  *     the same command give the same steer.jsonl and summary.json; musae dashboard --steer shows the folder;
  *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top, --clap
- *     without audio, --labels without --clap, --random-draws 0.
+ *     without audio, --labels without --clap, --random-draws 0, a --labeler with no line in the labels file (each
+ *     exit 1 + its message), and a finished study whose steer.jsonl line lost its act entries or holds a seed out
+ *     of range (the summary names the file, line and field).
  * The share of features whose re-measured activation rises is printed (noise on a random model; not asserted). */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -797,6 +799,18 @@ int main(void) {
         CHECK(same_bytes("S1/steer.jsonl", "S3/steer.jsonl"), "steer.jsonl continued after SIGKILL differs");
         CHECK(same_bytes("S1/summary.json", "S3/summary.json"), "summary.json continued after SIGKILL differs");
     }
+    /* a finished study whose steer.jsonl lost a line's per-feature activations: the summary refuses it (it indexes
+     * every line's act by the study's features) */
+    CHECK(sh("rm -rf S4 && cp -r S1 S4 && sed -i '1s/\"act\":\\[[^]]*\\]/\"act\":[]/' S4/steer.jsonl") == 0,
+          "a copy of S1 with line 1's act emptied");
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S4", g_model, g_sae, F, g_clap) == 1,
+          "a steer.jsonl line without its act entries accepted");
+    err_has("S4/steer.jsonl: line 1: act: 0 entries, but the file names 3 studied features");
+    CHECK(sh("rm -rf S4 && cp -r S1 S4 && sed -i '1s/\"seed\":0/\"seed\":-1e300/' S4/steer.jsonl") == 0,
+          "a copy of S1 with line 1's seed out of range");
+    CHECK(run(STUDY "--feature 2,5,9 --alpha 0.5,1 -o S4", g_model, g_sae, F, g_clap) == 1,
+          "a steer.jsonl line with seed -1e300 accepted");
+    err_has("S4/steer.jsonl: line 1: seed: not a non-negative integer");
 
     /* --kept-top: the kept features with the largest max_act (1 + f/4: 15, then 14); another study in the folder */
     CHECK(run(STUDY0 "--kept-top 2 --alpha 1 --no-audio -o K", g_model, g_sae, F) == 0, "--kept-top");
@@ -820,13 +834,16 @@ int main(void) {
         {"--feature 2 --kept-top 2 --alpha 1", "give one of --feature"},
         {"--feature 2 --alpha 1 --clap CLAP", "--clap: the CLAP measures need the clips' audio"},
         {"--feature 2 --alpha 1 --labels L.jsonl", "--labels L.jsonl: the label alignment is a CLAP measure"},
-        {"--feature 2 --alpha 1 --random-draws 0", "--random-draws"},
+        {"--feature 2 --alpha 1 --random-draws 0", "--random-draws: expected an integer in 1..1000, got '0'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const int rc = run(STUDY0 "%s --no-audio -o R", g_model, g_sae, F, bad[i].flags);
-        CHECK(rc == 1 || rc == 2, "'%s' accepted (exit %d)", bad[i].flags, rc);
+        CHECK(rc == 1, "'%s': exit %d, want 1", bad[i].flags, rc);
         err_has(bad[i].msg);
     }
+    CHECK(run(STUDY "--feature 2 --alpha 1 --labeler nobody -o R", g_model, g_sae, F, g_clap) == 1,
+          "a --labeler without a line in L.jsonl accepted");
+    err_has("--labeler nobody: L.jsonl has no line of that labeler");
     CHECK(run(STUDY0 "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fnan.h5")) == 1, "NaN β accepted");
     err_has("max_act[3] = nan is no usable β");
     CHECK(run(STUDY0 "--feature 3 --alpha 1 --no-audio -o R", g_model, g_sae, at("Fother.h5")) == 1,

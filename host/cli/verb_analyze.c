@@ -157,11 +157,15 @@ int verb_analyze(int argc, char **argv) {
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (o.n_sae == ANALYZE_MAX_SAE) {
             snprintf(reason, sizeof reason, "--sae: at most %d SAEs in one pass", ANALYZE_MAX_SAE);
+            free(list);
             return bad_option(reason);
         }
         o.sae[o.n_sae++] = tok;
     }
-    if (o.n_sae == 0) return bad_option("--sae names no folder");
+    if (o.n_sae == 0) {
+        free(list);
+        return bad_option("--sae names no folder");
+    }
     char outs[ANALYZE_MAX_SAE][4200];
     if (o.n_sae == 1) snprintf(outs[0], sizeof outs[0], "%s", out);
     else { /* a folder of <name>.h5 */

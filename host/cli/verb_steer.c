@@ -53,7 +53,7 @@ static void usage(FILE *f) {
         "  --no-audio           no WAVs and no descriptors\n"
         "  --n-boot N           bootstrap resamples (default 2000); --fdr Q  BH level (default 0.05)\n"
         "  --random-seed R      Philox seed of the random directions and the bootstrap (default 0)\n"
-        "  --random-draws R     random directions per feature; the steered clip is compared with their mean\n"
+        "  --random-draws R     random directions per feature (1..1000); the steered clip is compared with their mean\n"
         "                       over the same prompt and seed (default 3)\n"
         "  --clap DIR           CLAP folder: per clip the CLAP cosine with the feature's label text and with its\n"
         "                       exemplars' centroid, and 1 - cosine with the baseline (distortion)\n"
