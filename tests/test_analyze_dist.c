@@ -227,8 +227,10 @@ static void test_equal(void) {
 }
 
 /* Starts `mpirun -np 2 musae <args>` in the background and waits until both ranks logged their PID and the pass
- * began; returns mpirun's pid, the ranks' in r[2] (0 when not seen within 2 minutes). */
-static pid_t start_pass(const char *args, pid_t r[2]) {
+ * began; returns mpirun's pid, the ranks' in r[2] (0 when not seen within 2 minutes). With freeze, rank 1 is
+ * SIGSTOPped as soon as its PID shows (long before its share of the pass could end), so the run cannot finish
+ * before the caller acts, however fast the machine: rank 0 waits for it at the merge. */
+static pid_t start_pass(const char *args, pid_t r[2], int freeze) {
     sh("rm -f kill_err.txt"); /* an earlier run's PIDs must not count as this one's */
     const pid_t job = start_and_wait_for(mpi_np(2), args, "big.h5", 1);
     int begun = 0;
@@ -239,7 +241,10 @@ static pid_t start_pass(const char *args, pid_t r[2]) {
             char key[64];
             snprintf(key, sizeof key, "analyze: rank %d of 2, PID ", k);
             const char *p = strstr(e, key);
-            if (p) r[k] = (pid_t)atol(p + strlen(key));
+            if (p && !r[k]) {
+                r[k] = (pid_t)atol(p + strlen(key));
+                if (k == 1 && freeze && r[k] > 0) kill(r[k], SIGSTOP);
+            }
         }
         begun = strstr(e, "analyze: 1 SAE(s)") != NULL;
         free(e);
@@ -256,7 +261,7 @@ static void test_rank_killed(void) {
     write_sae(at("wide"), 4096, 64, 16, 9, 0);
     const char *args = "analyze --sae wide --acts big.h5 --split all -o killed.h5 --block-rows 256";
     pid_t r[2];
-    const pid_t job = start_pass(args, r);
+    const pid_t job = start_pass(args, r, 1);
     const pid_t r1 = r[1];
     CHECK(r1 > 0 && kill(r1, SIGKILL) == 0, "SIGKILL to rank 1 (PID %d)", (int)r1);
     const int rc = wait_exit(job);
@@ -271,7 +276,7 @@ static void test_rank_killed(void) {
 static void test_launcher_killed(void) {
     const char *args = "analyze --sae wide --acts big.h5 --split all -o orphan.h5 --block-rows 256";
     pid_t r[2];
-    const pid_t job = start_pass(args, r);
+    const pid_t job = start_pass(args, r, 0);
     CHECK(kill(job, SIGKILL) == 0, "SIGKILL to mpirun");
     wait_exit(job);
     for (int i = 0; i < 2; i++) {
