@@ -12,7 +12,8 @@
  * sgemm, while it is still in cache. Run as one cpu_gemm per tap group, each group streamed the whole
  * output through memory again and the bias fill ran on one thread (EnCodec's first layers: 128000 x 64
  * outputs per window, 33 MB). The tiles are cpu_gemm's own (cpu_gemm_grid), summed in the same order, so
- * every element has the bits the per-group cpu_gemm calls gave. */
+ * every element has the bits the per-group cpu_gemm calls gave. The ELU that follows (p->elu) runs on the
+ * tile there too, instead of one more pass over the whole output. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,16 @@ static void fill_rows(float *out, const float *bias, const musae_conv1d_params *
     }
 }
 
+/* out rows [t0, t1), columns [j0, j0 + nj): elu in place on this thread. */
+static void elu_rows(float *out, const musae_conv1d_params *p, int64_t t0, int64_t t1, int64_t j0, int64_t nj) {
+    const int64_t co = p->c_out;
+    if (nj == co) {
+        cpu_elu_serial(out + t0 * co, out + t0 * co, (t1 - t0) * co);
+        return;
+    }
+    for (int64_t t = t0; t < t1; t++) cpu_elu_serial(out + t * co + j0, out + t * co + j0, nj);
+}
+
 /* conv_rows with the bias, over cpu_gemm's tiles of the rows, all tap groups per tile; 0 (nothing done) when
  * cpu_gemm would not tile some group's product, which then keeps the per-group calls. */
 static int conv_tiles(float *out, const float *src, int64_t src_row0, const float *w, const float *bias,
@@ -75,6 +86,7 @@ static int conv_tiles(float *out, const float *src, int64_t src_row0, const floa
             cpu_sgemm_tile(0, 1, mi, nj, taps * ci, 1.0f, a, s * ci, w + j0 * k * ci + q * ci, k * ci, 1.0f,
                            out + (t0 + i0) * co + j0, co);
         }
+        if (p->elu) elu_rows(out, p, t0 + i0, t0 + i0 + mi, j0, nj);
     }
     return 1;
 }
@@ -112,6 +124,7 @@ static void conv_im2col(float *out, const float *x, const float *w, const float 
             }
         /* inside the team cpu_gemm runs on this thread alone, over the tiles it always cuts */
         cpu_gemm(0, 1, t1 - t0, co, kc, 1.0f, col, kc, w, kc, 1.0f, out + t0 * co, co);
+        if (p->elu) elu_rows(out, p, t0, t1, 0, co);
     }
     free(col);
     }
@@ -146,6 +159,7 @@ void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, c
     if (hi > lo && !conv_tiles(out, x, p->pad_left, w, bias, p, lo, hi)) {
         fill_rows(out, bias, p, lo, hi, 0, co);
         conv_rows(out, x, p->pad_left, w, p, lo, hi);
+        if (p->elu) cpu_elu(out + lo * co, out + lo * co, (hi - lo) * co);
     }
 
     int64_t edge_rows = lo > p->t_out - hi ? lo : p->t_out - hi;
@@ -156,4 +170,8 @@ void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, c
     if (lo > 0) conv_rows_padded(out, x, w, p, 0, lo, patch);
     if (hi < p->t_out) conv_rows_padded(out, x, w, p, hi, p->t_out, patch);
     free(patch);
+    if (p->elu) {
+        elu_rows(out, p, 0, lo, 0, co);
+        elu_rows(out, p, hi, p->t_out, 0, co);
+    }
 }
