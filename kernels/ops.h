@@ -46,6 +46,7 @@ typedef struct {
     int pad_left, pad_right;
     int reflect;    /* 1: reflect padding, 0: zeros */
     int accumulate; /* 1: out += conv(x), 0: out = conv(x) */
+    int elu;        /* 1: then out = elu(out) (nn.ELU, alpha 1), as ops->elu in place would */
 } musae_conv1d_params;
 
 /* ConvTranspose1d over time-major activations, cropped:

@@ -564,13 +564,15 @@ static void scratch_free(encodec_pool *pool, scratch *w) {
 }
 
 /* One EncodecConv1d over x [L, c_in] → out [conv_len, c_out]: reflect (or zero) padding split as HF, plus the
- * extra right padding that completes the last frame. accumulate adds into out. */
-static void run_conv(const encodec *m, const encodec_conv *c, const float *x, int64_t L, float *out, int accumulate) {
+ * extra right padding that completes the last frame. accumulate adds into out; elu applies an ELU after. */
+static void run_conv(const encodec *m, const encodec_conv *c, const float *x, int64_t L, float *out, int accumulate,
+                     int elu) {
     const musae_ops *ops = m->ops;
     int64_t extra = conv_extra(c, L);
     musae_conv1d_params p = {.t_in = L, .t_out = conv_len(c, L), .c_in = c->c_in, .c_out = c->c_out, .k = c->k,
                              .stride = c->stride, .dilation = c->dilation, .pad_left = c->pad_left,
-                             .pad_right = c->pad_right + (int)extra, .reflect = m->reflect, .accumulate = accumulate};
+                             .pad_right = c->pad_right + (int)extra, .reflect = m->reflect, .accumulate = accumulate,
+                             .elu = elu};
     if (!m->reflect || L > max64(p.pad_left, p.pad_right)) {
         ops->conv1d(out, x, c->w, c->b, &p);
         return;
@@ -619,7 +621,7 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
         }
         case ENCODEC_CONV: {
             int d = free_buf(own, own);
-            run_conv(m, &l->conv, cur, L, w->buf[d], 0);
+            run_conv(m, &l->conv, cur, L, w->buf[d], 0, 0);
             L = conv_len(&l->conv, L);
             C = l->conv.c_out;
             cur = w->buf[own = d];
@@ -641,17 +643,19 @@ static const float *stack_run(const encodec *m, const encodec_stack *s, const fl
             const encodec_resblock *r = &l->res;
             int a = free_buf(own, own), b = free_buf(own, a);
             ops->elu(w->buf[a], cur, L * C);
-            run_conv(m, &r->conv1, w->buf[a], L, w->buf[b], 0);
-            ops->elu(w->buf[b], w->buf[b], L * r->conv1.c_out);
+            run_conv(m, &r->conv1, w->buf[a], L, w->buf[b], 0, 1);
             if (r->shortcut.w) {
-                run_conv(m, &r->shortcut, cur, L, w->buf[a], 0);
+                run_conv(m, &r->shortcut, cur, L, w->buf[a], 0, 0);
             } else if (own < 0) {
                 ops->copy(w->buf[a], cur, (size_t)(L * C) * sizeof(float));
             } else {
                 a = own; /* add the block's output onto x in place */
             }
-            run_conv(m, &r->conv2, w->buf[b], L, w->buf[a], 1);
+            /* an ELU next (the front's ELU before each downsampling conv) runs in conv2's pass */
+            const int elu_next = i + 1 < s->n && s->layers[i + 1].kind == ENCODEC_ELU;
+            run_conv(m, &r->conv2, w->buf[b], L, w->buf[a], 1, elu_next);
             cur = w->buf[own = a];
+            i += elu_next;
             break;
         }
         }

@@ -56,7 +56,7 @@ static void ref_conv1d(float *out, const float *x, const float *w, const float *
 }
 
 static void test_conv1d(int64_t t_in, int64_t ci, int64_t co, int k, int s, int d, int pl, int pr, int reflect,
-                        int acc, int with_bias) {
+                        int acc, int with_bias, int elu) {
     const int64_t keff = (int64_t)(k - 1) * d + 1, t_out = (t_in + pl + pr - keff) / s + 1;
     float *x = musae_xmalloc((size_t)(t_in * ci) * sizeof(float)), *w = musae_xmalloc((size_t)(co * ci * k) * sizeof(float));
     float *wt = musae_xmalloc((size_t)(co * ci * k) * sizeof(float)), *b = musae_xmalloc((size_t)co * sizeof(float));
@@ -70,13 +70,15 @@ static void test_conv1d(int64_t t_in, int64_t ci, int64_t co, int k, int s, int 
     fill(ref, t_out * co, 1.0f);
     memcpy(out, ref, (size_t)(t_out * co) * sizeof(float));
     musae_conv1d_params p = {.t_in = t_in, .t_out = t_out, .c_in = ci, .c_out = co, .k = k, .stride = s,
-                             .dilation = d, .pad_left = pl, .pad_right = pr, .reflect = reflect, .accumulate = acc};
+                             .dilation = d, .pad_left = pl, .pad_right = pr, .reflect = reflect, .accumulate = acc, .elu = elu};
     ref_conv1d(ref, x, w, with_bias ? b : NULL, &p);
+    if (elu)
+        for (int64_t i = 0; i < t_out * co; i++) ref[i] = ref[i] > 0 ? ref[i] : (float)expm1((double)ref[i]);
     cpu_conv1d(out, x, wt, with_bias ? b : NULL, &p);
     double e = test_max_abs_diff(out, ref, (size_t)(t_out * co));
     CHECK(e <= 1e-4 && guard_ok(out, t_out * co),
-          "conv1d t_in %lld ci %lld co %lld k %d s %d d %d pad %d/%d reflect %d acc %d: max|d| %.3g, guard %d",
-          (long long)t_in, (long long)ci, (long long)co, k, s, d, pl, pr, reflect, acc, e, guard_ok(out, t_out * co));
+          "conv1d t_in %lld ci %lld co %lld k %d s %d d %d pad %d/%d reflect %d acc %d elu %d: max|d| %.3g, guard %d",
+          (long long)t_in, (long long)ci, (long long)co, k, s, d, pl, pr, reflect, acc, elu, e, guard_ok(out, t_out * co));
     free(x), free(w), free(wt), free(b), free(ref), free(out);
 }
 
@@ -183,20 +185,27 @@ static void test_elu(void) {
 }
 
 int main(void) {
-    /* (t_in, c_in, c_out, k, stride, dilation, pad_left, pad_right, reflect, accumulate, bias) */
-    test_conv1d(50, 16, 8, 7, 1, 1, 3, 3, 1, 0, 1);   /* EnCodec k7 */
-    test_conv1d(50, 16, 8, 3, 1, 1, 1, 1, 1, 1, 1);   /* resblock k3, accumulate */
-    test_conv1d(50, 16, 8, 3, 1, 2, 2, 2, 1, 0, 0);   /* dilation 2 */
-    test_conv1d(50, 8, 12, 1, 1, 1, 0, 0, 1, 1, 1);   /* k1 */
-    test_conv1d(64, 8, 16, 8, 4, 1, 2, 2 + 3, 1, 0, 1); /* down-conv with extra right padding */
-    test_conv1d(41, 8, 16, 10, 5, 1, 3, 2 + 4, 1, 0, 1);
-    test_conv1d(33, 8, 16, 16, 8, 1, 4, 4 + 7, 1, 0, 1);
-    test_conv1d(9, 8, 5, 7, 1, 1, 3, 3, 0, 0, 1);     /* zero padding */
-    test_conv1d(5, 6, 5, 3, 4, 1, 1, 2, 0, 0, 1);     /* stride > k */
-    test_conv1d(4, 6, 5, 7, 1, 1, 3, 3, 1, 0, 1);     /* every row an edge row */
-    test_conv1d(3000, 1, 16, 7, 1, 1, 3, 3, 1, 0, 1); /* c_in 1: im2col path */
-    test_conv1d(20, 2, 3, 5, 2, 2, 4, 4, 1, 1, 1);    /* im2col with stride, dilation, accumulate */
-    test_conv1d(40, 12, 1, 7, 1, 1, 3, 3, 1, 0, 1);   /* one output channel (the decoder's last conv) */
+    /* (t_in, c_in, c_out, k, stride, dilation, pad_left, pad_right, reflect, accumulate, bias, elu) */
+    test_conv1d(50, 16, 8, 7, 1, 1, 3, 3, 1, 0, 1, 0);   /* EnCodec k7 */
+    test_conv1d(50, 16, 8, 3, 1, 1, 1, 1, 1, 1, 1, 0);   /* resblock k3, accumulate */
+    test_conv1d(50, 16, 8, 3, 1, 2, 2, 2, 1, 0, 0, 0);   /* dilation 2 */
+    test_conv1d(50, 8, 12, 1, 1, 1, 0, 0, 1, 1, 1, 0);   /* k1 */
+    test_conv1d(64, 8, 16, 8, 4, 1, 2, 2 + 3, 1, 0, 1, 0); /* down-conv with extra right padding */
+    test_conv1d(41, 8, 16, 10, 5, 1, 3, 2 + 4, 1, 0, 1, 0);
+    test_conv1d(33, 8, 16, 16, 8, 1, 4, 4 + 7, 1, 0, 1, 0);
+    test_conv1d(9, 8, 5, 7, 1, 1, 3, 3, 0, 0, 1, 0);     /* zero padding */
+    test_conv1d(5, 6, 5, 3, 4, 1, 1, 2, 0, 0, 1, 0);     /* stride > k */
+    test_conv1d(4, 6, 5, 7, 1, 1, 3, 3, 1, 0, 1, 0);     /* every row an edge row */
+    test_conv1d(3000, 1, 16, 7, 1, 1, 3, 3, 1, 0, 1, 0); /* c_in 1: im2col path */
+    test_conv1d(20, 2, 3, 5, 2, 2, 4, 4, 1, 1, 1, 0);    /* im2col with stride, dilation, accumulate */
+    test_conv1d(40, 12, 1, 7, 1, 1, 3, 3, 1, 0, 1, 0);   /* one output channel (the decoder's last conv) */
+    test_conv1d(50, 16, 8, 3, 1, 1, 1, 1, 1, 1, 1, 1);   /* small: per-group products, then the ELU */
+    test_conv1d(3000, 1, 16, 7, 1, 1, 3, 3, 1, 0, 1, 1); /* im2col tiles with the ELU */
+    /* products past cpu_gemm's PARALLEL_FLOPS: the interior tile by tile (conv1d.c conv_tiles) */
+    test_conv1d(2300, 64, 32, 3, 1, 1, 1, 1, 1, 0, 1, 1);      /* EnCodec's first resblock conv + ELU */
+    test_conv1d(2300, 48, 64, 1, 1, 1, 0, 0, 1, 1, 1, 1);      /* a k1 conv (c_in·k > 32), accumulate + ELU */
+    test_conv1d(700, 64, 1024, 8, 4, 1, 2, 2 + 3, 1, 0, 1, 1); /* column tiles, a partial row tile */
+    test_conv1d(700, 64, 1024, 8, 4, 1, 2, 2 + 3, 1, 1, 0, 0); /* the same accumulating, no bias */
     /* (t_in, c_in, c_out, k, stride, crop_left, t_out) */
     test_convt(13, 16, 8, 16, 8, 4, 13 * 8);
     test_convt(13, 16, 8, 10, 5, 3, 13 * 5);

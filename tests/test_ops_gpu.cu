@@ -454,13 +454,13 @@ static void case_attention(const attn_case &c) {
 // ---- EnCodec ops -------------------------------------------------------------------------------------------
 
 static void case_conv1d(int64_t t_in, int64_t ci, int64_t co, int k, int stride, int dil, int pl, int pr, int reflect,
-                        int acc, int bias) {
+                        int acc, int bias, int elu = 0) {
     const int64_t keff = (int64_t)(k - 1) * dil + 1, t_out = (t_in + pl + pr - keff) / stride + 1;
     auto x = rnd(t_in * ci, -1, 1), w = rnd(co * k * ci, -0.5f, 0.5f), b = rnd(co, -0.2f, 0.2f), init = rnd(t_out * co, -1, 1);
     musae_conv1d_params p;
     memset(&p, 0, sizeof p);
     p.t_in = t_in, p.t_out = t_out, p.c_in = ci, p.c_out = co, p.k = k, p.stride = stride, p.dilation = dil;
-    p.pad_left = pl, p.pad_right = pr, p.reflect = reflect, p.accumulate = acc;
+    p.pad_left = pl, p.pad_right = pr, p.reflect = reflect, p.accumulate = acc, p.elu = elu;
     auto ref = init;
     C->conv1d(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, &p);
     float *dx = dnew_v(x), *dw = dnew_v(w), *db = dnew_v(b), *dout = acc ? dnew_v(init) : (float *)dnew(NULL, init.size() * 4);
@@ -468,9 +468,9 @@ static void case_conv1d(int64_t t_in, int64_t ci, int64_t co, int k, int stride,
     std::vector<float> got(init.size());
     bool ok = dget(got.data(), dout, got.size() * 4);
     char cas[160];
-    snprintf(cas, sizeof cas, "%s t%lld ci%lld co%lld k%d s%d d%d pad %d/%d %s%s%s",
+    snprintf(cas, sizeof cas, "%s t%lld ci%lld co%lld k%d s%d d%d pad %d/%d %s%s%s%s",
              ci * k <= CONV1D_DIRECT_MAX_CK ? "direct" : "gemm", (long long)t_in, (long long)ci, (long long)co, k,
-             stride, dil, pl, pr, reflect ? "reflect" : "zeros", acc ? " acc" : "", bias ? "" : " nobias");
+             stride, dil, pl, pr, reflect ? "reflect" : "zeros", acc ? " acc" : "", bias ? "" : " nobias", elu ? " elu" : "");
     compare("conv1d", cas, ref.data(), got.data(), t_out * co, R_NMSE, tol_sum((double)(ci * k), 1), "sum(ci*k)", ok);
     G->free(dx), G->free(dw), G->free(db), G->free(dout);
 }
@@ -638,6 +638,7 @@ static void run_tests(void) {
         case_conv1d(60, 16, 24, 7, 1, 1, 3, 3, 1, 0, 1), case_conv1d(61, 32, 8, 4, 2, 1, 1, 1, 0, 1, 1);
         case_conv1d(50, 12, 10, 3, 1, 3, 3, 3, 1, 0, 0), case_conv1d(64, 64, 64, 8, 4, 1, 2, 2, 1, 1, 1);
         case_conv1d(17, 40, 3, 3, 1, 1, 2, 0, 0, 0, 1);
+        case_conv1d(50, 16, 8, 3, 1, 1, 1, 1, 1, 1, 1, 1); /* accumulate, then the ELU */
     }
     if (want("conv_transpose1d")) {
         case_convt1d(13, 6, 4, 16, 8, 4, 13 * 8, 1), case_convt1d(11, 5, 3, 10, 5, 3, 11 * 5, 1);

@@ -6,7 +6,14 @@
  * in groups of g <= stride (dilation 1; one tap per group otherwise) and each group is one GEMM
  * accumulating into out. Interior rows (every tap inside x) read x directly; the few rows whose taps reach
  * into the padding read a small padded copy of the edge instead. Layers with a tiny c_in·k (the first
- * conv, c_in 1) would make rank-1 GEMMs, so they gather explicit im2col tiles instead. */
+ * conv, c_in 1) would make rank-1 GEMMs, so they gather explicit im2col tiles instead, shared by the team.
+ *
+ * The interior runs tile by tile (conv_tiles): each output tile gets its bias, then every tap group's
+ * sgemm, while it is still in cache. Run as one cpu_gemm per tap group, each group streamed the whole
+ * output through memory again and the bias fill ran on one thread (EnCodec's first layers: 128000 x 64
+ * outputs per window, 33 MB). The tiles are cpu_gemm's own (cpu_gemm_grid), summed in the same order, so
+ * every element has the bits the per-group cpu_gemm calls gave. The ELU that follows (p->elu) runs on the
+ * tile there too, instead of one more pass over the whole output. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +39,58 @@ static void conv_rows(float *out, const float *src, int64_t src_row0, const floa
     }
 }
 
+/* out rows [t0, t1) := bias (or zero), or += bias when accumulating. */
+static void fill_rows(float *out, const float *bias, const musae_conv1d_params *p, int64_t t0, int64_t t1, int64_t j0,
+                      int64_t nj) {
+    const int64_t co = p->c_out;
+    for (int64_t t = t0; t < t1; t++) {
+        float *o = out + t * co + j0;
+        if (!p->accumulate) {
+            if (bias) memcpy(o, bias + j0, (size_t)nj * sizeof(float));
+            else memset(o, 0, (size_t)nj * sizeof(float));
+        } else if (bias) {
+            for (int64_t j = 0; j < nj; j++) o[j] += bias[j0 + j];
+        }
+    }
+}
+
+/* out rows [t0, t1), columns [j0, j0 + nj): elu in place on this thread. */
+static void elu_rows(float *out, const musae_conv1d_params *p, int64_t t0, int64_t t1, int64_t j0, int64_t nj) {
+    const int64_t co = p->c_out;
+    if (nj == co) {
+        cpu_elu_serial(out + t0 * co, out + t0 * co, (t1 - t0) * co);
+        return;
+    }
+    for (int64_t t = t0; t < t1; t++) cpu_elu_serial(out + t * co + j0, out + t * co + j0, nj);
+}
+
+/* conv_rows with the bias, over cpu_gemm's tiles of the rows, all tap groups per tile; 0 (nothing done) when
+ * cpu_gemm would not tile some group's product, which then keeps the per-group calls. */
+static int conv_tiles(float *out, const float *src, int64_t src_row0, const float *w, const float *bias,
+                      const musae_conv1d_params *p, int64_t t0, int64_t t1) {
+    const int64_t ci = p->c_in, co = p->c_out, k = p->k, s = p->stride, d = p->dilation;
+    const int64_t g = d == 1 ? (s < k ? s : k) : 1, last = (k - 1) / g * g; /* taps per GEMM; last group's first */
+    const int64_t m = t1 - t0;
+    int64_t tr, tc;
+    /* the grid depends on the depth only through the threshold, which the shallowest group meets last */
+    if (!cpu_gemm_grid(0, 1, m, co, (k - last) * ci, &tr, &tc)) return 0;
+    const int64_t tiles_n = (co + tc - 1) / tc, tiles = (m + tr - 1) / tr * tiles_n;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t i0 = t / tiles_n * tr, j0 = t % tiles_n * tc;
+        const int64_t mi = m - i0 < tr ? m - i0 : tr, nj = co - j0 < tc ? co - j0 : tc;
+        fill_rows(out, bias, p, t0 + i0, t0 + i0 + mi, j0, nj);
+        for (int64_t q = 0; q < k; q += g) {
+            int64_t taps = k - q < g ? k - q : g;
+            const float *a = src + ((t0 + i0) * s + q * d - src_row0) * ci;
+            cpu_sgemm_tile(0, 1, mi, nj, taps * ci, 1.0f, a, s * ci, w + j0 * k * ci + q * ci, k * ci, 1.0f,
+                           out + (t0 + i0) * co + j0, co);
+        }
+        if (p->elu) elu_rows(out, p, t0 + i0, t0 + i0 + mi, j0, nj);
+    }
+    return 1;
+}
+
 /* Rows [t0, t1) through a padded copy of the input rows they need (edges, and the tiny-c_in path). */
 static void conv_rows_padded(float *out, const float *x, const float *w, const musae_conv1d_params *p, int64_t t0,
                              int64_t t1, float *patch) {
@@ -46,11 +105,16 @@ static void conv_rows_padded(float *out, const float *x, const float *w, const m
 }
 
 /* Tiny c_in·k: explicit im2col tiles [rows, k·c_in], one GEMM each. */
-static void conv_im2col(float *out, const float *x, const float *w, const musae_conv1d_params *p) {
+static void conv_im2col(float *out, const float *x, const float *w, const float *bias, const musae_conv1d_params *p) {
     const int64_t ci = p->c_in, co = p->c_out, k = p->k, kc = k * ci, tile = 4096;
+    const int64_t tiles = (p->t_out + tile - 1) / tile;
+#pragma omp parallel if (tiles > 1)
+    {
     float *col = musae_xmalloc((size_t)(tile * kc) * sizeof(float));
-    for (int64_t t0 = 0; t0 < p->t_out; t0 += tile) {
-        int64_t t1 = t0 + tile < p->t_out ? t0 + tile : p->t_out;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < tiles; i++) {
+        int64_t t0 = i * tile, t1 = t0 + tile < p->t_out ? t0 + tile : p->t_out;
+        fill_rows(out, bias, p, t0, t1, 0, co);
         for (int64_t t = t0; t < t1; t++)
             for (int64_t j = 0; j < k; j++) {
                 int64_t r = padded_row(p, t * p->stride + j * p->dilation);
@@ -58,9 +122,12 @@ static void conv_im2col(float *out, const float *x, const float *w, const musae_
                 if (r < 0) memset(dst, 0, (size_t)ci * sizeof(float));
                 else memcpy(dst, x + r * ci, (size_t)ci * sizeof(float));
             }
+        /* inside the team cpu_gemm runs on this thread alone, over the tiles it always cuts */
         cpu_gemm(0, 1, t1 - t0, co, kc, 1.0f, col, kc, w, kc, 1.0f, out + t0 * co, co);
+        if (p->elu) elu_rows(out, p, t0, t1, 0, co);
     }
     free(col);
+    }
 }
 
 void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, const musae_conv1d_params *p) {
@@ -79,18 +146,8 @@ void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, c
                  (long long)p->t_in);
     if (p->t_out == 0) return;
 
-    for (int64_t t = 0; t < p->t_out; t++) {
-        float *o = out + t * co;
-        if (!p->accumulate) {
-            if (bias) memcpy(o, bias, (size_t)co * sizeof(float));
-            else memset(o, 0, (size_t)co * sizeof(float));
-        } else if (bias) {
-            for (int64_t j = 0; j < co; j++) o[j] += bias[j];
-        }
-    }
-
     if (ci * p->k <= 32) {
-        conv_im2col(out, x, w, p);
+        conv_im2col(out, x, w, bias, p);
         return;
     }
     /* interior: t·s - pad_left >= 0 and t·s - pad_left + keff - 1 <= t_in - 1 */
@@ -98,12 +155,23 @@ void cpu_conv1d(float *out, const float *x, const float *w, const float *bias, c
     int64_t hi = p->t_in - keff + p->pad_left >= 0 ? (p->t_in - keff + p->pad_left) / s + 1 : 0;
     if (hi > p->t_out) hi = p->t_out;
     if (lo > hi) lo = hi = p->t_out < lo ? p->t_out : lo; /* no interior row: all rows go through the patch */
-    if (hi > lo) conv_rows(out, x, p->pad_left, w, p, lo, hi); /* x row 0 is padded row pad_left */
+    /* x row 0 is padded row pad_left */
+    if (hi > lo && !conv_tiles(out, x, p->pad_left, w, bias, p, lo, hi)) {
+        fill_rows(out, bias, p, lo, hi, 0, co);
+        conv_rows(out, x, p->pad_left, w, p, lo, hi);
+        if (p->elu) cpu_elu(out + lo * co, out + lo * co, (hi - lo) * co);
+    }
 
     int64_t edge_rows = lo > p->t_out - hi ? lo : p->t_out - hi;
     if (lo == 0 && hi == p->t_out) return;
+    fill_rows(out, bias, p, 0, lo, 0, co);
+    fill_rows(out, bias, p, hi, p->t_out, 0, co);
     float *patch = musae_xmalloc((size_t)(((edge_rows - 1) * s + keff) * ci) * sizeof(float));
     if (lo > 0) conv_rows_padded(out, x, w, p, 0, lo, patch);
     if (hi < p->t_out) conv_rows_padded(out, x, w, p, hi, p->t_out, patch);
     free(patch);
+    if (p->elu) {
+        elu_rows(out, p, 0, lo, 0, co);
+        elu_rows(out, p, hi, p->t_out, 0, co);
+    }
 }

@@ -10,6 +10,15 @@
 void cpu_blas_init(void);
 void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* cpu_elu on the calling thread alone, the same bits (kernels/cpu/conv1d.c's fused ELU). */
+void cpu_elu_serial(float *out, const float *x, int64_t n);
+/* The tile grid cpu_gemm cuts an m x n product into (tr x tc tiles, one single-threaded sgemm each, from the
+ * shape alone); 0 when it runs it as one sgemm or the skinny kernel instead. A caller that runs the same
+ * tiles itself, with cpu_sgemm_tile, gets the bits cpu_gemm gives (kernels/cpu/conv1d.c). */
+int cpu_gemm_grid(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t *tr, int64_t *tc);
+/* One single-threaded OpenBLAS sgemm (row-major), as cpu_gemm runs each tile. */
+void cpu_sgemm_tile(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 /* the m <= 8 path of cpu_gemm(0, 1, ...) (kernels/cpu/gemm_skinny.c) */
 void cpu_gemm_nt_skinny(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                         int64_t ldb, float beta, float *c, int64_t ldc);

@@ -29,6 +29,8 @@ ISA_BODY void elu_range_body(float *out, const float *x, int64_t n) {
 }
 MUSAE_ISA_DISPATCH(elu_range, (float *out, const float *x, int64_t n), (out, x, n))
 
+void cpu_elu_serial(float *out, const float *x, int64_t n) { elu_range(out, x, n); }
+
 void cpu_elu(float *out, const float *x, int64_t n) {
     MUSAE_ASSERT(n >= 0, "elu: n = %lld", (long long)n);
     const int64_t blocks = (n + ELU_BLOCK - 1) / ELU_BLOCK;

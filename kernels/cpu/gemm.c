@@ -36,13 +36,25 @@ static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
 void cpu_blas_init(void) { pthread_once(&g_blas_once, blas_single_thread); }
 
-static void sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+void cpu_sgemm_tile(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    cpu_blas_init();
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
                 alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int cpu_gemm_grid(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t *tr, int64_t *tc) {
+    *tr = m, *tc = n;
+    if ((!trans_a && trans_b && m <= SKINNY_M) || (double)m * (double)n * (double)k < PARALLEL_FLOPS) return 0;
+    *tr = *tc = TILE_MAX; /* halve the wider side (columns on a tie) until there are enough */
+    while (cdiv(m, *tr) * cdiv(n, *tc) < MIN_TILES && (*tr > TILE_MIN || *tc > TILE_MIN)) {
+        if (*tc >= *tr && *tc > TILE_MIN) *tc /= 2;
+        else *tr /= 2;
+    }
+    return 1;
+}
 
 void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -53,15 +65,10 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
         cpu_gemm_nt_skinny(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    cpu_blas_init();
-    if ((double)m * (double)n * (double)k < PARALLEL_FLOPS) {
-        sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    int64_t tr, tc;
+    if (!cpu_gemm_grid(trans_a, trans_b, m, n, k, &tr, &tc)) {
+        cpu_sgemm_tile(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
-    }
-    int64_t tr = TILE_MAX, tc = TILE_MAX; /* halve the wider side (columns on a tie) until there are enough */
-    while (cdiv(m, tr) * cdiv(n, tc) < MIN_TILES && (tr > TILE_MIN || tc > TILE_MIN)) {
-        if (tc >= tr && tc > TILE_MIN) tc /= 2;
-        else tr /= 2;
     }
     const int64_t tiles_n = cdiv(n, tc), tiles = cdiv(m, tr) * tiles_n;
 #pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
@@ -69,7 +76,7 @@ void cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
         const int64_t i0 = t / tiles_n * tr, j0 = t % tiles_n * tc;
         const int64_t mi = m - i0 < tr ? m - i0 : tr, nj = n - j0 < tc ? n - j0 : tc;
         /* rows i of op(A) are columns of A when it is transposed, and likewise for op(B) */
-        sgemm(trans_a, trans_b, mi, nj, k, alpha, a + (trans_a ? i0 : i0 * lda), lda, b + (trans_b ? j0 * ldb : j0),
+        cpu_sgemm_tile(trans_a, trans_b, mi, nj, k, alpha, a + (trans_a ? i0 : i0 * lda), lda, b + (trans_b ? j0 * ldb : j0),
               ldb, beta, c + i0 * ldc + j0, ldc);
     }
 }

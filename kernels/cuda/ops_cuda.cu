@@ -118,6 +118,7 @@ static void cu_attention(float *out, const float *q, const float *k, const float
 static void cu_conv1d(float *out, const float *x, const float *w, const float *bias, const musae_conv1d_params *p) {
     const size_t need = conv1d_scratch_bytes(p);
     conv1d_cuda(g.lt, out, x, w, bias, p, scratch_get(need), need, g.stream);
+    if (p->elu) elu_cuda(out, out, p->t_out * p->c_out, g.stream);
 }
 static void cu_conv_transpose1d(float *out, const float *x, const float *w, const float *bias,
                                 const musae_convt1d_params *p) {
