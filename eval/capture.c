@@ -417,6 +417,13 @@ static double thread_cpu(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of the whole process, every thread (user and system). */
+static double process_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- a bounded FIFO between threads -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1204,7 +1211,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     q_init(&c->results, 2);
     c->to_do = c->hi - c->lo;
     musae_progress_init(&c->pg, "capture", "clips", c->to_do);
-    const double t0 = musae_now();
+    const double t0 = musae_now(), cpu0 = process_cpu();
     pthread_t th_r, th_e, th_c, th_w;
     if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_e, NULL, encoder_main, c) ||
         pthread_create(&th_c, NULL, compute_main, c) || pthread_create(&th_w, NULL, writer_main, c))
@@ -1215,7 +1222,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     pthread_join(th_w, NULL);
     /* every thread has stopped: the store stays as of its last commit (it is not closed: closing flushes) */
     if (atomic_load(&c->failed)) musae_fail("%s", c->fail_msg);
-    const double wall = musae_now() - t0;
+    const double wall = musae_now() - t0, cpu_loop = process_cpu() - cpu0;
     char extra[160];
     snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
     if (c->to_do > 0) musae_progress_finish(&c->pg, extra);
@@ -1270,7 +1277,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
             .clips_written = c->written, .frames_written = c->frames, .tails_dropped = tails,
             .tail_seconds_dropped = tail_s, .seconds = wall, .t_read = c->t_read, .t_encode = c->t_encode,
             .t_text = c->t_text, .t_lm = c->t_lm, .t_write = c->t_write, .cpu_read = c->cpu_read,
-            .cpu_encode = c->cpu_encode, .cpu_lm = c->cpu_lm, .cpu_write = c->cpu_write, .complete = complete};
+            .cpu_encode = c->cpu_encode, .cpu_lm = c->cpu_lm, .cpu_write = c->cpu_write, .cpu_loop = cpu_loop,
+            .complete = complete};
     }
 
     if (planned == 0) { /* every file was skipped: say so, and leave no empty store behind */

@@ -142,6 +142,7 @@ typedef struct {
     double t_read, t_encode, t_text, t_lm, t_write; /* seconds spent in each stage (its own thread) */
     double cpu_read, cpu_encode, cpu_lm, cpu_write; /* CPU seconds of each stage's own thread (OpenMP workers
                                                        not counted: with OMP_NUM_THREADS=1 that is all of it) */
+    double cpu_loop;             /* CPU seconds of the whole process (every thread) over the capture loop */
     int complete;                /* every planned clip is in the store */
 } capture_report;
 
