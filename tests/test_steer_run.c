@@ -4,16 +4,17 @@
  *     whose sha256 is not the recorded one, --features with --beta are refused (exit 1 + message);
  *   - a study of 3 features × 2 α × 2 prompts × 3 seeds with 3 random draws and CLAP (tests/fixtures/tiny-clap,
  *     labels from a LABELS.jsonl written here, exemplars cut from two tones of a store written here): 192 clips.
- *     summary.json's statistics (activation and CLAP gains) equal the ones computed here from steer.jsonl with this
- *     file's own code (Wilcoxon by enumerating every sign vector, BH by its definition, the bootstrap resampling,
- *     Wilson's interval, means); each clip's CLAP measures equal the ones recomputed from `musae clap` embeddings of
- *     its WAV, the sources and the label texts; each desc_delta is desc minus the baseline's; each clip's code_diff
- *     equals the count recomputed from the codes files; every random draw and the other-feature control have the
- *     steered vector's norm (α·β); every clip was generated with the seed of its (prompt, seed) baseline; the
- *     baseline's codes equal plain generate with the same seed (α = 0), and its re-measured activations equal the
- *     ones computed here from the residual generate --capture-layers recorded for that clip (f16, so within 5e-3);
- *     a run stopped after 2 batches with a torn last line, and a run killed by SIGKILL in its 4th batch, continued by
- *     the same command give the same steer.jsonl and summary.json; musae dashboard --steer shows the folder;
+ *     summary.json's statistics (activation and CLAP gains) equal the ones computed here from steer.jsonl with the
+ *     test's own code (steer_run_check.h: Wilcoxon by enumerating every sign vector, BH by its definition, the
+ *     bootstrap resampling; here: Wilson's interval, means); each clip's CLAP measures equal the ones recomputed
+ *     from `musae clap` embeddings of its WAV, the sources and the label texts; each desc_delta is desc minus the
+ *     baseline's; each clip's code_diff equals the count recomputed from the codes files; every random draw and the
+ *     other-feature control have the steered vector's norm (α·β); every clip was generated with the seed of its
+ *     (prompt, seed) baseline; the baseline's codes equal plain generate with the same seed (α = 0), and its
+ *     re-measured activations equal the ones computed here from the residual generate --capture-layers recorded for
+ *     that clip (f16, so within 5e-3); a run stopped after 2 batches with a torn last line, and a run killed by
+ *     SIGKILL in its 4th batch, continued by the same command give the same steer.jsonl and summary.json; musae
+ *     dashboard --steer shows the folder;
  *   - refusals: α out of range, a feature out of range, a NaN β, another SAE, --feature with --kept-top, --clap
  *     without audio, --labels without --clap, --random-draws 0, a --labeler with no line in the labels file (each
  *     exit 1 + its message), and a finished study whose steer.jsonl line lost its act entries or holds a seed out
@@ -26,11 +27,11 @@
 
 #include "cli.h"
 #include "eval/features_io.h"
-#include "host/core/philox.h"
 #include "host/core/sha256.h"
 #include "host/io/audio.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
+#include "steer_run_check.h"
 
 enum { M = 16, R = 3 /* the default --random-draws */ };
 static char g_model[1024], g_sae[1024], g_clap[1024];
@@ -151,101 +152,6 @@ static void check_generate_features(void) {
     snprintf(fl, sizeof fl, "--features %s --beta 2", at("F.h5"));
     CHECK(run(g, g_model, g_sae, fl, "x.st") == 1, "--features with --beta accepted");
     err_has("two sources of β");
-}
-
-/* ---- the independent statistics ---------------------------------------------------------------------- */
-
-/* one-sided exact Wilcoxon p by enumerating the 2^m sign vectors of the nonzero |d| with average ranks */
-static double wilcoxon_p(const double *d, int n) {
-    double a[64], rk[64];
-    int m = 0, pos[64];
-    for (int i = 0; i < n; i++)
-        if (d[i] != 0) pos[m] = d[i] > 0, a[m++] = fabs(d[i]);
-    if (!m) return 1.0;
-    for (int i = 0; i < m; i++) {
-        int less = 0, eq = 0;
-        for (int j = 0; j < m; j++) less += a[j] < a[i], eq += a[j] == a[i];
-        rk[i] = less + (eq + 1) / 2.0;
-    }
-    double w = 0;
-    for (int i = 0; i < m; i++) w += pos[i] ? rk[i] : 0;
-    int64_t ge = 0;
-    for (int64_t s = 0; s < ((int64_t)1 << m); s++) {
-        double t = 0;
-        for (int i = 0; i < m; i++) t += (s >> i & 1) ? rk[i] : 0;
-        ge += t >= w - 1e-9;
-    }
-    return (double)ge / (double)((int64_t)1 << m);
-}
-
-static void bh(const double *p, int m, double *q) {
-    for (int i = 0; i < m; i++) {
-        q[i] = 1.0;
-        for (int j = 0; j < m; j++) {
-            if (p[j] < p[i]) continue;
-            int rank = 0; /* p[j]'s 1-based place in ascending order, ties by index */
-            for (int k = 0; k < m; k++) rank += p[k] < p[j] || (p[k] == p[j] && k <= j);
-            const double v = p[j] * m / rank;
-            if (v < q[i]) q[i] = v;
-        }
-    }
-}
-
-static void boot(const double *d, int n, int64_t nb, uint64_t seed, uint64_t stream, double *lo, double *hi) {
-    double *bm = malloc(sizeof(double) * (size_t)nb);
-    for (int64_t b = 0; b < nb; b++) {
-        double t = 0;
-        for (int i = 0; i < n; i++) {
-            const uint32_t w =
-                musae_philox(seed, stream, (uint64_t)b * (uint64_t)((n + 3) / 4) + (uint64_t)i / 4).v[i % 4];
-            int j = (int)((double)((w >> 8) * (1.0f / 16777216.0f)) * n);
-            t += d[j < n ? j : n - 1];
-        }
-        bm[b] = t / n;
-    }
-    for (int64_t i = 1; i < nb; i++) /* insertion sort: a different sort than the library's */
-        for (int64_t j = i; j > 0 && bm[j - 1] > bm[j]; j--) {
-            const double x = bm[j];
-            bm[j] = bm[j - 1], bm[j - 1] = x;
-        }
-    *lo = bm[(int64_t)floor(0.025 * nb)];
-    *hi = bm[(int64_t)ceil(0.975 * nb) - 1];
-    free(bm);
-}
-
-static int near(double a, double b) { return fabs(a - b) <= 1e-9 * (1 + fabs(b)); }
-
-/* lines of steer.jsonl */
-static cJSON **read_lines(const char *rel, int *n) {
-    char *s = slurp(rel);
-    cJSON **l = NULL;
-    *n = 0;
-    for (char *p = s, *e; *p; p = e + 1) {
-        e = strchr(p, '\n');
-        if (!e) break;
-        *e = 0;
-        l = realloc(l, sizeof *l * (size_t)(*n + 1));
-        l[(*n)++] = cJSON_Parse(p);
-    }
-    free(s);
-    return l;
-}
-
-static double jnum(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-static const char *js(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static const cJSON *find(cJSON **l, int n, const char *kind, int f, double a, int p, int s) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(js(l[i], "kind"), kind) && jnum(l[i], "prompt") == p && jnum(l[i], "seed") == s &&
-            (f < 0 || (jnum(l[i], "feature") == f && jnum(l[i], "alpha") == a)))
-            return l[i];
-    return NULL;
 }
 
 /* the random draws of (f, α, prompt, seed), in draw order; returns how many there are */

@@ -1,5 +1,6 @@
 /* Plain HDF5 files of whole datasets and attributes, for the file contracts other than the activation store
- * (FEATURES.h5, docs/ANALYZE.md). With store.c these are the only files that include hdf5.h.
+ * (FEATURES.h5, docs/ANALYZE.md). With the store's files (store.c, store_read.c, store_join.c) and
+ * descriptors_io.c these are the only files that include hdf5.h.
  *
  * A writer creates a new file (truncating one of that name), writes whole datasets (parent groups made on the
  * way: "/features/max_act") and attributes on the root or on a dataset, and closes it. The file uses the

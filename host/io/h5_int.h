@@ -1,6 +1,6 @@
-/* HDF5-level pieces shared by the files of host/io that include hdf5.h (h5.c, store.c, descriptors_io.c): the
- * UTF-8 variable-length string type and the reading of a string attribute, so both are written once. The caller
- * holds the HDF5 lock (host/io/h5.h). */
+/* HDF5-level pieces shared by the files of host/io that include hdf5.h (h5.c, store.c, store_read.c,
+ * descriptors_io.c): the UTF-8 variable-length string type and the reading of a string attribute, so both are
+ * written once. The caller holds the HDF5 lock (host/io/h5.h). */
 #ifndef MUSAE_H5_INT_H
 #define MUSAE_H5_INT_H
 

@@ -1,5 +1,6 @@
-/* Internal to the activation store's files: store.c (HDF5), store_lock.c (the writer lock) and store_stream.c
- * (the shuffled stream). The contract is store.h. */
+/* Internal to the activation store's files: store.c (HDF5 and the writer), store_read.c (the reader), store_lock.c
+ * (the writer lock), store_stream.c (the shuffled stream) and store_join.c (the joined view). The contract is
+ * store.h. */
 #ifndef MUSAE_STORE_INT_H
 #define MUSAE_STORE_INT_H
 
@@ -35,6 +36,14 @@ void musae_store_h5_leave(void);
 MUSAE_NORETURN void musae_store_h5_failed(const char *expr);
 int64_t musae_store_h5_f16_type(void);
 void musae_store_h5_attr_write(int64_t obj, const char *name, int64_t type, int n, const void *data);
+
+/* For store_read.c: the reason of the failed HDF5 call (the system error the file driver saw, else HDF5's innermost
+ * message), rows [0, n) of a 1-D dataset d in memory type mem, the rows a 1-D dataset holds, and the rows per
+ * chunk of a store of width d that does not say (hid_t as int64_t). */
+void musae_store_h5_reason(char *out, size_t cap);
+void musae_store_h5_read_1d(int64_t d, int64_t mem, int64_t n, void *out);
+int64_t musae_store_h5_extent(int64_t d);
+int64_t musae_store_default_chunk_rows(int d, musae_dtype dt);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* The shuffled, prefetched stream over an activation store (store.h: musae_stream_*; docs/STORE.md,
  * "Streaming for training"): split by clip, windows of whole chunks in a Philox order, a prefetch thread. It
- * reads through store.c, the only file that includes hdf5.h. */
+ * reads through store_read.c (store.h's reader), so it needs no hdf5.h. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
