@@ -203,6 +203,7 @@ static float *scratch(int rows, int64_t floats) {
     int64_t *cap = rows ? &s->rows_cap : &s->panel_cap;
     if (floats > *cap) {
         free(*buf);
+        floats = (floats + 15) / 16 * 16; /* aligned_alloc wants a size that is a multiple of the alignment */
         *buf = aligned_alloc(64, sizeof(float) * (size_t)floats);
         MUSAE_ASSERT(*buf, "cpu_gemm_nt_fma: out of memory for %lld floats of scratch", (long long)floats);
         *cap = floats;
