@@ -14,10 +14,11 @@
  *               complete (int32 0/1), n_rows (int64), n_clips (int64)
  *
  * Crash safety without SWMR (HDF5 1.10): the writer keeps every dirty metadata entry in memory (metadata
- * cache evictions disabled) and writes them only in musae_store_commit (H5Fflush), after the committed
- * counts n_rows / n_clips have been updated. Between commits only raw chunk data reaches the file, and
- * only at addresses the last flushed metadata does not reference, so a writer killed at any point except
- * inside the flush itself leaves the file exactly as of the last commit. The writer commits after every
+ * cache evictions disabled) and writes them only in a commit: one H5Fflush of the chunks and extents under
+ * the old counts, then one of the counts n_rows / n_clips alone. Between commits only raw chunk data reaches
+ * the file, and only at addresses the last flushed metadata does not reference, so a writer killed at any
+ * point except inside a flush leaves the file exactly as of the last commit (a kill inside a flush: see
+ * docs/STORE.md, "Known gap"). The writer commits after every
  * clip. Readers trust n_rows / n_clips, never the dataset extents. A store opened for append is cut back to
  * its committed counts and continues. Before each flush the writer reserves (fallocate) every block the flush
  * can write, so a full disk fails before anything is written; HDF5's flush at exit is off, so a failed writer
