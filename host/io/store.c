@@ -683,6 +683,11 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
 musae_store_writer *musae_store_append(const char *path, const musae_store_spec *spec) {
     check_spec(spec);
     musae_store_lock(path);
+    /* HDF5 does not say why it cannot open a file for writing: ask the system first (read-only file system,
+     * permissions, an immutable file), before anything is allocated that a refusal would leave behind */
+    const int fd = open(path, O_RDWR);
+    if (fd < 0) musae_fail("%s: cannot open the activation store for writing: %s", path, strerror(errno));
+    close(fd);
     char err[512];
     musae_store *r = musae_store_open(path, err, sizeof err);
     if (!r) musae_fail("%s", err);
@@ -706,11 +711,6 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     }
     musae_store_close(r);
 
-    /* HDF5 does not say why it cannot open a file for writing: ask the system first (read-only file system,
-     * permissions, an immutable file) */
-    const int fd = open(path, O_RDWR);
-    if (fd < 0) musae_fail("%s: cannot open the activation store for writing: %s", path, strerror(errno));
-    close(fd);
     writer_lock(w);
     hid_t fapl = writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
@@ -719,6 +719,8 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
         char why[400];
         h5_reason(why, sizeof why);
         h5_unlock();
+        for (int64_t i = 0; i < n_clips; i++) free(names[i]);
+        free(names); /* the refusal exits: nothing of the writer may stay unreachable (LSan) */
         musae_fail("%s: cannot open the activation store for writing: %s", path, access(path, W_OK) ? strerror(errno) : why);
     }
     /* A writer killed inside a flush can leave metadata written past the end of allocation its superblock
