@@ -20,24 +20,17 @@ musae="$BUILD/musae"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
-# peak RSS (MiB), wall seconds and CPU seconds of a command (CPU seconds are steadier on a shared machine)
-measure() { python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.time()
-subprocess.run(sys.argv[1:], check=True, capture_output=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{r.ru_maxrss / 1024:.0f} {time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")
-PY
-}
+# wall seconds, CPU seconds and peak RSS (MiB) of a command (CPU seconds are steadier on a shared machine)
+measure() { python3 "$HERE/measure.py" "$@"; } # prints: wall_s cpu_s peak_rss_mib
 
 echo "== 1. throughput: d $D, $((D * EXPANSION)) latents, k $K, $ROWS rows, $THREADS threads ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 "$musae" synth_acts -o "$W/s.h5" --d "$D" --concepts 2048 --k-true 16 --rows "$ROWS" --clip-frames 250 2>/dev/null
 "$musae" train --acts "$W/s.h5" --layer 0 --k "$K" --expansion "$EXPANSION" --tokens 4096 --batch 4096 --warmup 1 \
   --eval-tokens 4096 -o "$W/sae" >/dev/null 2>&1
-read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f.h5")
+read -r wall cpu rss < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f.h5")
 t=$(python3 "$HERE/analyze_torch.py" --acts "$W/s.h5" --sae "$W/sae" --layer 0 --threads "$THREADS" | tail -1)
 # the sgemm encoder, as on CPUs without AMX (MUSAE_ISA=avx2 turns the AMX bf16 screen off; eval/analyze_encode.h)
-read -r _ wall_s cpu_s < <(MUSAE_ISA=avx2 measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f_sgemm.h5")
+read -r wall_s cpu_s _ < <(MUSAE_ISA=avx2 measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/f_sgemm.h5")
 python3 - "$ROWS" "$wall" "$cpu" "$rss" "$t" "$wall_s" "$cpu_s" <<'PY'
 import json, sys
 rows, wall, cpu, rss, t = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
@@ -55,8 +48,8 @@ for rows in 100000 800000; do
   "$musae" synth_acts -o "$W/r$rows.h5" --d 256 --concepts 1024 --k-true 8 --rows "$rows" --clip-frames 250 2>/dev/null
   [ -d "$W/small256" ] || "$musae" train --acts "$W/r$rows.h5" --layer 0 --k 16 --expansion 8 --tokens 4096 \
     --batch 4096 --warmup 1 --eval-tokens 4096 -o "$W/small256" >/dev/null 2>&1
-  read -r rss wall cpu < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all -o "$W/r$rows.features.h5")
-  read -r rss1 _ _ < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all --regroup 262144 \
+  read -r wall cpu rss < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all -o "$W/r$rows.features.h5")
+  read -r _ _ rss1 < <(measure "$musae" analyze --sae "$W/small256" --acts "$W/r$rows.h5" --split all --regroup 262144 \
                          -o "$W/r$rows.features1.h5")
   echo "store $rows rows ($(du -m "$W/r$rows.h5" | cut -f1) MiB): peak RSS $rss MiB ($rss1 MiB with --regroup 262144), $wall s, $cpu CPU-s"
 done
@@ -66,6 +59,6 @@ echo "== 3. four SAEs of one layer in one pass (d $D, $((D * EXPANSION)) latents
   --warmup 1 --eval-tokens 4096 -o "$W/grid" >/dev/null 2>&1
 dirs=$(ls -d "$W"/grid/layer0_k* | paste -sd,)
 first=$(ls -d "$W"/grid/layer0_k* | head -1)
-read -r _ one onec < <(measure "$musae" analyze --sae "$first" --acts "$W/s.h5" --split all -o "$W/one.h5")
-read -r _ four fourc < <(measure "$musae" analyze --sae "$dirs" --acts "$W/s.h5" --split all -o "$W/four")
+read -r one onec _ < <(measure "$musae" analyze --sae "$first" --acts "$W/s.h5" --split all -o "$W/one.h5")
+read -r four fourc _ < <(measure "$musae" analyze --sae "$dirs" --acts "$W/s.h5" --split all -o "$W/four")
 python3 -c "import sys; one, four, oc, fc = map(float, sys.argv[1:]); print(f'one SAE {one:.2f} s ({oc:.2f} CPU-s), four in one pass {four:.2f} s ({fc:.2f} CPU-s) = {four / one:.2f}x one wall, {fc / oc:.2f}x CPU')" "$one" "$four" "$onec" "$fourc"

@@ -16,21 +16,14 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
 # wall seconds and CPU seconds of a command
-measure() { python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.time()
-subprocess.run(sys.argv[1:], check=True, capture_output=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")
-PY
-}
+measure() { python3 "$(dirname "$0")/measure.py" "$@"; } # prints: wall_s cpu_s peak_rss_mib
 
 echo "== d $D, $((D * EXPANSION)) latents, k $K, $ROWS rows; CPU: $THREADS threads ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 "$musae" synth_acts -o "$W/s.h5" --d "$D" --concepts 4096 --k-true 16 --rows "$ROWS" --clip-frames 250 2>/dev/null
 "$musae" train --acts "$W/s.h5" --layer 0 --k "$K" --expansion "$EXPANSION" --tokens 65536 --batch 4096 --warmup 1 \
   --eval-tokens 4096 -o "$W/sae" >/dev/null 2>&1
-read -r cw cc < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all --device cpu -o "$W/cpu.h5")
-read -r gw gc < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all --device cuda -o "$W/gpu.h5")
+read -r cw cc _ < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all --device cpu -o "$W/cpu.h5")
+read -r gw gc _ < <(measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all --device cuda -o "$W/gpu.h5")
 python3 - "$ROWS" "$cw" "$cc" "$gw" "$gc" "$W/cpu.h5" "$W/gpu.h5" <<'PY'
 import sys
 import h5py

@@ -20,14 +20,7 @@ trap 'rm -rf "$W"' EXIT
 per=$(( THREADS / NP > 0 ? THREADS / NP : 1 ))
 
 # wall seconds and CPU seconds (children, all ranks) of a command
-measure() { python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.time()
-subprocess.run(sys.argv[1:], check=True, capture_output=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")
-PY
-}
+measure() { python3 "$(dirname "$0")/measure.py" "$@"; } # prints: wall_s cpu_s peak_rss_mib
 
 echo "== d $D, $((D * EXPANSION)) latents, k $K, $ROWS rows; 1 process x $THREADS threads vs mpirun -np $NP x $per threads ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 "$musae" synth_acts -o "$W/s.h5" --d "$D" --concepts 2048 --k-true 16 --rows "$ROWS" --clip-frames 250 2>/dev/null
@@ -35,9 +28,9 @@ OMP_NUM_THREADS=$THREADS "$musae" train --acts "$W/s.h5" --layer 0 --k "$K" --ex
   --batch 4096 --warmup 1 --eval-tokens 4096 -o "$W/sae" >/dev/null 2>&1
 best1w=1e9 best1c=1e9 bestpw=1e9 bestpc=1e9
 for r in $(seq "$REPEAT"); do
-  read -r w c < <(OMP_NUM_THREADS=$THREADS measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/one.h5")
+  read -r w c _ < <(OMP_NUM_THREADS=$THREADS measure "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/one.h5")
   best1w=$(python3 -c "print(min($best1w, $w))"); best1c=$(python3 -c "print(min($best1c, $c))")
-  read -r w c < <(OMP_NUM_THREADS=$per measure mpirun -np "$NP" --oversubscribe -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
+  read -r w c _ < <(OMP_NUM_THREADS=$per measure mpirun -np "$NP" --oversubscribe -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
                   -x OMP_WAIT_POLICY "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" --split all -o "$W/np.h5")
   bestpw=$(python3 -c "print(min($bestpw, $w))"); bestpc=$(python3 -c "print(min($bestpc, $c))")
 done

@@ -17,14 +17,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
 # wall seconds and CPU seconds of a command (CPU seconds are steadier on a shared machine)
-measure() { python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.time()
-subprocess.run(sys.argv[1:], check=True, capture_output=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{time.time() - t:.2f} {r.ru_utime + r.ru_stime:.2f}")
-PY
-}
+measure() { python3 "$HERE/measure.py" "$@"; } # prints: wall_s cpu_s peak_rss_mib
 site_size() { printf '%s MiB in %s files' "$(du -sm "$1" | cut -f1)" "$(find "$1" -type f | wc -l)"; }
 
 echo "== $THREADS threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1 /proc/loadavg)"
@@ -32,12 +25,12 @@ echo "== 1. demo-like site"
 bash "$ROOT/tests/dashboard/make_site.sh" "$musae" "$ROOT" "$W/demo" >/dev/null
 M=$(awk '$1 == "latents" { sub(",", "", $2); print $2; exit }' "$W/demo/features_info.txt")
 cd "$W/demo"
-read -r wall cpu < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer -o fresh)
+read -r wall cpu _ < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer -o fresh)
 cut_n=$(find fresh/audio -name '*.ogg' | wc -l)
 echo "   fresh: $M features, $cut_n excerpts cut: ${wall} s wall, ${cpu} s CPU; $(site_size fresh)"
-read -r wall cpu < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer -o fresh)
+read -r wall cpu _ < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer -o fresh)
 echo "   rerun (excerpts reused): ${wall} s wall, ${cpu} s CPU"
-read -r wall cpu < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer --no-audio -o noaudio)
+read -r wall cpu _ < <(measure "$musae" dashboard --features features.h5 --labels LABELS.jsonl --steer steer --no-audio -o noaudio)
 echo "   --no-audio: ${wall} s wall, ${cpu} s CPU; $(site_size noaudio)"
 
 echo "== 2. synthetic: 4096 latents"
@@ -54,5 +47,5 @@ with open("L.jsonl", "w") as o:
             o.write(json.dumps({"feature": i, "labeler": lab, "label": f"{lab} label {i} <b>", "score": (i % 97) / 97,
                                 "status": "ok", "evidence": [{"descriptor": "tempo_bpm", "auroc": 0.7}]}) + "\n")
 PY
-read -r wall cpu < <(measure "$musae" dashboard --features f.h5 --labels L.jsonl -o site4096)
+read -r wall cpu _ < <(measure "$musae" dashboard --features f.h5 --labels L.jsonl -o site4096)
 echo "   4096 features: ${wall} s wall, ${cpu} s CPU ($(python3 -c "print(f'{4096 / $wall:.0f}')") pages/s); $(site_size site4096); index data $(du -k site4096/data/index.js | cut -f1) KiB"
