@@ -1,6 +1,6 @@
-/* The HDF5 activation store's writer, and the process-wide HDF5 lock, failure and helpers the store's other files
- * share through store_int.h (store.h has the layout and the crash-safety argument; the validating reader is
- * store_read.c, the shuffled prefetching stream store_stream.c). HDF5 is included only here, in store_read.c,
+/* The HDF5 activation store's writer (store.h has the layout and the crash-safety argument; the HDF5 lock, failure
+ * and helpers are store_h5.c, the validating reader store_read.c, the shuffled prefetching stream store_stream.c).
+ * HDF5 is included only here, in store_h5.c, store_read.c,
  * store_join.c (the joined view of a sharded store), host/io/h5.c and descriptors_io.c. */
 #include "host/io/store.h"
 
@@ -24,177 +24,9 @@
 #include "host/core/philox.h"
 #include "host/io/h5.h"
 #include "host/io/h5_int.h"
+#include "host/io/store_h5.h"
 #include "host/io/store_int.h"
 #include "host/io/path.h"
-
-/* HDF5 failures become one-line musae errors naming the file and the reason HDF5's innermost error gives (e.g.
- * "No space left on device"); HDF5's own error stack printing is off. */
-static const char *g_h5_path = "?";                /* the file of the call in progress, for messages */
-static const struct musae_store_writer *g_h5_writer; /* the writer of that call, NULL for readers */
-MUSAE_NORETURN static void h5_fail(const char *expr);
-#define H5_CHECK(expr)                                                                                     \
-    do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) h5_fail(#expr);                                                    \
-    } while (0)
-
-/* Serial HDF5 is not thread-safe: every call holds the process-wide recursive lock of host/io/h5.h (the prefetch
- * thread reads while the caller may look up a clip path or write another HDF5 file). `path` names the file in
- * any error of the calls under the lock. */
-static _Thread_local int g_h5_depth; /* this thread's holds of the lock */
-static void h5_lock(const char *path) {
-    musae_h5_lock();
-    g_h5_depth++;
-    g_h5_path = path;
-    g_h5_writer = NULL;
-}
-static void h5_unlock(void) {
-    g_h5_depth--;
-    musae_h5_unlock();
-}
-
-/* A writer's failure: musae_fail, or, inside musae_store_try_add_clip, the message handed back to its caller
- * (a pipeline thread must not exit the process under its siblings' feet). */
-static _Thread_local jmp_buf *g_soft;
-static _Thread_local char *g_soft_err;
-static _Thread_local size_t g_soft_cap;
-MUSAE_NORETURN MUSAE_PRINTF(1, 2) static void store_fail(const char *fmt, ...) {
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (g_soft) {
-        snprintf(g_soft_err, g_soft_cap, "%s", msg);
-        longjmp(*g_soft, 1);
-    }
-    musae_fail("%s", msg);
-}
-
-static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *out) {
-    if (n == 0 && e->desc) snprintf(out, 400, "%s", e->desc);
-    return 0;
-}
-
-/* The reason of the failed call: the system error the file driver saw ("No space left on device"), else the
- * innermost HDF5 message. */
-static void h5_reason(char *out, size_t cap) {
-    char desc[400] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, desc);
-    const char *m = strstr(desc, "error message = '");
-    if (m) {
-        m += strlen("error message = '");
-        const char *e = strchr(m, '\'');
-        snprintf(out, cap, "%.*s", (int)(e ? e - m : (ptrdiff_t)strlen(m)), m);
-    } else snprintf(out, cap, "%s", desc[0] ? desc : "unknown HDF5 error");
-}
-
-static int64_t writer_clips_committed(const struct musae_store_writer *w);
-
-MUSAE_NORETURN static void h5_fail(const char *expr) {
-    char why[400];
-    h5_reason(why, sizeof why);
-    if (g_h5_writer)
-        store_fail("%s: %s (HDF5: %s); the store keeps the %lld clip(s) committed before, continue it once the cause "
-                   "is fixed", g_h5_path, why, expr, (long long)writer_clips_committed(g_h5_writer));
-    store_fail("%s: %s (HDF5: %s)", g_h5_path, why, expr);
-}
-
-void musae_store_h5_enter(const char *path) { h5_lock(path); }
-void musae_store_h5_leave(void) { h5_unlock(); }
-void musae_store_h5_failed(const char *expr) { h5_fail(expr); }
-
-enum { ROOT_ATTR_MAX_STR = 256 };
-
-/* ---- small HDF5 helpers ----------------------------------------------------------------------------------- */
-
-/* The IEEE binary16 file type exactly as h5py defines numpy float16 (sign 15, exponent 10..14, mantissa 0..9,
- * bias 15), so h5py reads it as float16 and h5dump prints the values. */
-static hid_t f16_type(void) {
-    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
-    H5_CHECK(t);
-    H5_CHECK(H5Tset_fields(t, 15, 10, 5, 0, 10));
-    H5_CHECK(H5Tset_size(t, 2));
-    H5_CHECK(H5Tset_ebias(t, 15));
-    return t;
-}
-
-int64_t musae_store_h5_f16_type(void) { return f16_type(); }
-
-/* n < 0 writes a scalar; n >= 1 a 1-D array of n (even of one element: `layers` is always a list). */
-static void attr_write(hid_t obj, const char *name, hid_t type, int n, const void *data) {
-    hsize_t dims[1] = {(hsize_t)n};
-    if (H5Aexists(obj, name) > 0) H5_CHECK(H5Adelete(obj, name));
-    hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5_CHECK(a);
-    H5_CHECK(H5Awrite(a, type, data));
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-void musae_store_h5_attr_write(int64_t obj, const char *name, int64_t type, int n, const void *data) {
-    attr_write((hid_t)obj, name, (hid_t)type, n, data);
-}
-
-/* Overwrites an existing fixed-size attribute in place (same type and size: the object header does not
- * grow, so no metadata moves between commits). */
-static void attr_update(hid_t obj, const char *name, hid_t type, const void *data) {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    H5_CHECK(a);
-    H5_CHECK(H5Awrite(a, type, data));
-    H5Aclose(a);
-}
-
-/* Variable-length UTF-8, so h5py reads a str (not bytes). */
-static void attr_write_str(hid_t obj, const char *name, const char *s) {
-    hid_t t = musae_h5_vlen_str_type();
-    attr_write(obj, name, t, -1, &s);
-    H5Tclose(t);
-}
-
-static hid_t make_dataset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-                          const hsize_t *chunk) {
-    hsize_t zero[2] = {0, rank > 1 ? dims[1] : 0}, maxd[2] = {H5S_UNLIMITED, rank > 1 ? dims[1] : 0};
-    hid_t sp = H5Screate_simple(rank, zero, maxd);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5_CHECK(H5Pset_chunk(dcpl, rank, chunk));
-    hid_t d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    H5_CHECK(d);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
-    return d;
-}
-
-/* Grows a 1-D or 2-D dataset along dim 0 to row0 + n and writes n rows from buf (in type mem). */
-static void append_rows(hid_t d, hid_t mem, int64_t row0, int64_t n, hsize_t width, const void *buf) {
-    if (n == 0) return;
-    int rank = width ? 2 : 1;
-    hsize_t ext[2] = {(hsize_t)(row0 + n), width}, start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, width};
-    H5_CHECK(H5Dset_extent(d, ext));
-    hid_t fs = H5Dget_space(d);
-    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    hid_t ms = H5Screate_simple(rank, cnt, NULL);
-    H5_CHECK(H5Dwrite(d, mem, ms, fs, H5P_DEFAULT, buf));
-    H5Sclose(ms);
-    H5Sclose(fs);
-}
-
-/* File access: metadata cache evictions off, so dirty metadata reaches the file only in H5Fflush (see the
- * crash-safety note in store.h). The earliest file format (superblock v0) carries no "open for writing"
- * flag, so a killed writer's file opens without h5clear, and every h5py/HDF5 1.8+ reads it. */
-static hid_t writer_fapl(void) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5AC_cache_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.version = H5AC__CURR_CACHE_CONFIG_VERSION;
-    H5_CHECK(H5Pget_mdc_config(fapl, &cfg));
-    cfg.evictions_enabled = 0;
-    cfg.incr_mode = H5C_incr__off;
-    cfg.flash_incr_mode = H5C_flash_incr__off;
-    cfg.decr_mode = H5C_decr__off;
-    H5_CHECK(H5Pset_mdc_config(fapl, &cfg));
-    H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18));
-    return fapl;
-}
 
 /* ---- writer ----------------------------------------------------------------------------------------------- */
 
@@ -283,11 +115,7 @@ struct musae_store_writer {
     size_t conv_cap, ibuf_cap;
 };
 
-static int64_t writer_clips_committed(const musae_store_writer *w) { return w->c_clips; }
-static void writer_lock(musae_store_writer *w) {
-    h5_lock(w->path);
-    g_h5_writer = w;
-}
+static void writer_lock(musae_store_writer *w) { store_h5_lock_writer(w->path, &w->c_clips); }
 
 static int64_t default_chunk_rows(int d, musae_dtype dt) {
     int64_t c = 1;
@@ -353,8 +181,8 @@ static void reserve(musae_store_writer *w) {
 static void commit(musae_store_writer *w) {
     reserve(w);
     H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL));
-    attr_update(w->file, "n_rows", H5T_NATIVE_INT64, &w->n_rows);
-    attr_update(w->file, "n_clips", H5T_NATIVE_INT64, &w->n_clips);
+    store_h5_attr_update(w->file, "n_rows", H5T_NATIVE_INT64, &w->n_rows);
+    store_h5_attr_update(w->file, "n_clips", H5T_NATIVE_INT64, &w->n_clips);
     H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL));
     w->c_rows = w->n_rows;
     w->c_clips = w->n_clips;
@@ -455,26 +283,6 @@ static void note_source(musae_store_writer *w, const char *file, int64_t size, i
     str_set_put(&w->files, file, w->n_srcs++);
 }
 
-/* Reads rows [0, n) of a 1-D dataset in memory type mem. */
-static void read_1d(hid_t d, hid_t mem, int64_t n, void *out) {
-    if (n == 0) return;
-    hsize_t start[1] = {0}, cnt[1] = {(hsize_t)n};
-    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, cnt, NULL);
-    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    H5_CHECK(H5Dread(d, mem, ms, fs, H5P_DEFAULT, out));
-    H5Sclose(ms);
-    H5Sclose(fs);
-}
-
-/* Rows a 1-D dataset holds. */
-static int64_t extent_of(hid_t d) {
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[1] = {0};
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    return (int64_t)dims[0];
-}
-
 /* The source identities of the clips a store holds (names: their names). Clips without one (the store predates
  * /clips/file, or an older musae appended to it) get it now: the file their name resolves to against the
  * current folder (where a capture is resumed from), with its size and mtime as of now; names that do not
@@ -486,21 +294,21 @@ static void load_sources(musae_store_writer *w, char **names) {
     if (w->cl_file < 0) {
         hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
         H5_CHECK(g);
-        H5_CHECK(w->cl_file = make_dataset(g, "file", w->vstr, 1, dims, c2));
-        H5_CHECK(w->cl_fsize = make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
-        H5_CHECK(w->cl_fmtime = make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
+        H5_CHECK(w->cl_file = store_h5_make_dataset(g, "file", w->vstr, 1, dims, c2));
+        H5_CHECK(w->cl_fsize = store_h5_make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+        H5_CHECK(w->cl_fmtime = store_h5_make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
         H5Gclose(g);
     } else {
-        have = extent_of(w->cl_file);
-        have = extent_of(w->cl_fsize) < have ? extent_of(w->cl_fsize) : have;
-        have = extent_of(w->cl_fmtime) < have ? extent_of(w->cl_fmtime) : have;
+        have = store_h5_extent(w->cl_file);
+        have = store_h5_extent(w->cl_fsize) < have ? store_h5_extent(w->cl_fsize) : have;
+        have = store_h5_extent(w->cl_fmtime) < have ? store_h5_extent(w->cl_fmtime) : have;
         have = have < n ? have : n;
     }
     char **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
     int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
-    read_1d(w->cl_file, w->vstr, have, files);
-    read_1d(w->cl_fsize, H5T_NATIVE_INT64, have, size);
-    read_1d(w->cl_fmtime, H5T_NATIVE_INT64, have, mtime);
+    store_h5_read_1d(w->cl_file, w->vstr, have, files);
+    store_h5_read_1d(w->cl_fsize, H5T_NATIVE_INT64, have, size);
+    store_h5_read_1d(w->cl_fmtime, H5T_NATIVE_INT64, have, mtime);
     int64_t found = 0;
     for (int64_t i = have; i < n; i++) {
         musae_clip_source s = {0};
@@ -514,9 +322,9 @@ static void load_sources(musae_store_writer *w, char **names) {
     }
     for (int64_t i = 0; i < n; i++) note_source(w, files[i] ? files[i] : "", size[i], mtime[i], names[i]);
     if (have < n) {
-        append_rows(w->cl_file, w->vstr, have, n - have, 0, files + have);
-        append_rows(w->cl_fsize, H5T_NATIVE_INT64, have, n - have, 0, size + have);
-        append_rows(w->cl_fmtime, H5T_NATIVE_INT64, have, n - have, 0, mtime + have);
+        store_h5_append_rows(w->cl_file, w->vstr, have, n - have, 0, files + have);
+        store_h5_append_rows(w->cl_fsize, H5T_NATIVE_INT64, have, n - have, 0, size + have);
+        store_h5_append_rows(w->cl_fmtime, H5T_NATIVE_INT64, have, n - have, 0, mtime + have);
         w->extra_reserve = ((n - have) / CLIPS_CHUNK + 2) * CLIPS_CHUNK * 32 + (n - have) * 64; /* chunks, strings */
         LOG_INFO("%s: recorded the source file (canonical path, size, mtime) of %lld of its %lld clips that had "
                  "none", w->path, (long long)found, (long long)(n - have));
@@ -619,30 +427,30 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     w->spec = *spec;
     if (!w->spec.chunk_rows) w->spec.chunk_rows = default_chunk_rows(spec->d_model, spec->dtype);
     writer_lock(w);
-    hid_t fapl = writer_fapl();
+    hid_t fapl = store_h5_writer_fapl();
     w->file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
         char why[400];
-        h5_reason(why, sizeof why);
-        h5_unlock();
+        store_h5_reason(why, sizeof why);
+        store_h5_unlock();
         musae_fail("%s: cannot create the activation store: %s", path, errno ? strerror(errno) : why);
     }
     writer_open_fd(w, tmp);
-    w->f16 = f16_type();
+    w->f16 = store_h5_f16_type();
     w->vstr = musae_h5_vlen_str_type();
     const int d = spec->d_model;
-    attr_write_str(w->file, "model", spec->model ? spec->model : "");
-    attr_write(w->file, "d_model", H5T_NATIVE_INT32, -1, &d);
-    attr_write(w->file, "frame_rate", H5T_NATIVE_DOUBLE, -1, &spec->frame_rate);
-    attr_write(w->file, "layers", H5T_NATIVE_INT, spec->n_layers, spec->layers);
-    attr_write_str(w->file, "musae_version", MUSAE_VERSION);
+    store_h5_attr_str(w->file, "model", spec->model ? spec->model : "");
+    store_h5_attr_write(w->file, "d_model", H5T_NATIVE_INT32, -1, &d);
+    store_h5_attr_write(w->file, "frame_rate", H5T_NATIVE_DOUBLE, -1, &spec->frame_rate);
+    store_h5_attr_write(w->file, "layers", H5T_NATIVE_INT, spec->n_layers, spec->layers);
+    store_h5_attr_str(w->file, "musae_version", MUSAE_VERSION);
     int zero = 0;
     int64_t zero64 = 0;
-    attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
+    store_h5_attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
     /* the committed counts, rewritten in place by every commit */
-    attr_write(w->file, "n_rows", H5T_NATIVE_INT64, -1, &zero64);
-    attr_write(w->file, "n_clips", H5T_NATIVE_INT64, -1, &zero64);
+    store_h5_attr_write(w->file, "n_rows", H5T_NATIVE_INT64, -1, &zero64);
+    store_h5_attr_write(w->file, "n_clips", H5T_NATIVE_INT64, -1, &zero64);
 
     hid_t g = H5Gcreate2(w->file, "/layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK(g);
@@ -652,29 +460,29 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     for (int l = 0; l < spec->n_layers; l++) {
         snprintf(name, sizeof name, "/layers/%d", spec->layers[l]);
         H5_CHECK(g = H5Gcreate2(w->file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-        hid_t ds = make_dataset(g, "acts", spec->dtype == MUSAE_F16 ? w->f16 : H5T_IEEE_F32LE, 2, dims, chunk);
-        attr_write_str(ds, "dtype_source", spec->dtype_source ? spec->dtype_source : "f32");
+        hid_t ds = store_h5_make_dataset(g, "acts", spec->dtype == MUSAE_F16 ? w->f16 : H5T_IEEE_F32LE, 2, dims, chunk);
+        store_h5_attr_str(ds, "dtype_source", spec->dtype_source ? spec->dtype_source : "f32");
         H5Dclose(ds);
         H5Gclose(g);
     }
     hsize_t c1[1] = {FRAMES_CHUNK}, c2[1] = {CLIPS_CHUNK};
     H5_CHECK(g = H5Gcreate2(w->file, "/frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    H5Dclose(make_dataset(g, "clip", H5T_STD_I32LE, 1, dims, c1));
-    H5Dclose(make_dataset(g, "t", H5T_STD_I32LE, 1, dims, c1));
+    H5Dclose(store_h5_make_dataset(g, "clip", H5T_STD_I32LE, 1, dims, c1));
+    H5Dclose(store_h5_make_dataset(g, "t", H5T_STD_I32LE, 1, dims, c1));
     H5Gclose(g);
     H5_CHECK(g = H5Gcreate2(w->file, "/clips", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    H5Dclose(make_dataset(g, "path", w->vstr, 1, dims, c2));
-    H5Dclose(make_dataset(g, "n_frames", H5T_STD_I32LE, 1, dims, c2));
-    H5Dclose(make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
-    if (spec->captions) H5Dclose(make_dataset(g, "caption", w->vstr, 1, dims, c2));
-    H5Dclose(make_dataset(g, "file", w->vstr, 1, dims, c2));
-    H5Dclose(make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
-    H5Dclose(make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "path", w->vstr, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "n_frames", H5T_STD_I32LE, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "offset", H5T_STD_I64LE, 1, dims, c2));
+    if (spec->captions) H5Dclose(store_h5_make_dataset(g, "caption", w->vstr, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "file", w->vstr, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "file_size", H5T_STD_I64LE, 1, dims, c2));
+    H5Dclose(store_h5_make_dataset(g, "file_mtime_ns", H5T_STD_I64LE, 1, dims, c2));
     H5Gclose(g);
     writer_open_datasets(w);
     if (spec->extra_name) write_f32(w, spec->extra_name, spec->extra_rank, spec->extra_shape, spec->extra_data);
     commit(w);
-    h5_unlock();
+    store_h5_unlock();
     publish(tmp, path, replace_empty);
     musae_store_remove_at_exit(NULL);
     return w;
@@ -712,13 +520,13 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     musae_store_close(r);
 
     writer_lock(w);
-    hid_t fapl = writer_fapl();
+    hid_t fapl = store_h5_writer_fapl();
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
         char why[400];
-        h5_reason(why, sizeof why);
-        h5_unlock();
+        store_h5_reason(why, sizeof why);
+        store_h5_unlock();
         for (int64_t i = 0; i < n_clips; i++) free(names[i]);
         free(names); /* the refusal exits: nothing of the writer may stay unreachable (LSan) */
         musae_fail("%s: cannot open the activation store for writing: %s", path, access(path, W_OK) ? strerror(errno) : why);
@@ -728,7 +536,7 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
      * the first flush). The allocation end is moved to the file's end, so what a flush wrote stays owned. */
     H5_CHECK(H5Fincrement_filesize(w->file, 0));
     writer_open_fd(w, path);
-    w->f16 = f16_type();
+    w->f16 = store_h5_f16_type();
     w->vstr = musae_h5_vlen_str_type();
     writer_open_datasets(w);
     w->n_rows = w->c_rows = n_rows;
@@ -746,12 +554,12 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
         const hsize_t c2[1] = {1024};
         hid_t g = H5Gopen2(w->file, "/clips", H5P_DEFAULT);
         H5_CHECK(g);
-        H5Dclose(make_dataset(g, "caption", w->vstr, 1, (hsize_t[]){0}, c2));
+        H5Dclose(store_h5_make_dataset(g, "caption", w->vstr, 1, (hsize_t[]){0}, c2));
         H5Gclose(g);
         H5_CHECK(w->cl_caption = H5Dopen2(w->file, "/clips/caption", H5P_DEFAULT));
     }
     if (w->cl_caption >= 0) H5_CHECK(H5Dset_extent(w->cl_caption, ext));
-    if (w->cl_file >= 0 && extent_of(w->cl_file) > n_clips) { /* a killed writer's tail */
+    if (w->cl_file >= 0 && store_h5_extent(w->cl_file) > n_clips) { /* a killed writer's tail */
         H5_CHECK(H5Dset_extent(w->cl_file, ext));
         H5_CHECK(H5Dset_extent(w->cl_fsize, ext));
         H5_CHECK(H5Dset_extent(w->cl_fmtime, ext));
@@ -760,12 +568,12 @@ musae_store_writer *musae_store_append(const char *path, const musae_store_spec 
     for (int64_t i = 0; i < n_clips; i++) free(names[i]);
     free(names);
     int zero = 0;
-    attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
+    store_h5_attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);
     /* a store written by another tool may lack the committed counts: add them before the first commit */
-    if (H5Aexists(w->file, "n_rows") <= 0) attr_write(w->file, "n_rows", H5T_NATIVE_INT64, -1, &w->n_rows);
-    if (H5Aexists(w->file, "n_clips") <= 0) attr_write(w->file, "n_clips", H5T_NATIVE_INT64, -1, &w->n_clips);
+    if (H5Aexists(w->file, "n_rows") <= 0) store_h5_attr_write(w->file, "n_rows", H5T_NATIVE_INT64, -1, &w->n_rows);
+    if (H5Aexists(w->file, "n_clips") <= 0) store_h5_attr_write(w->file, "n_clips", H5T_NATIVE_INT64, -1, &w->n_clips);
     commit(w);
-    h5_unlock();
+    store_h5_unlock();
     LOG_INFO("%s: continuing after %" PRId64 " clips, %" PRId64 " rows", path, n_clips, n_rows);
     return w;
 }
@@ -811,30 +619,30 @@ static void add_clip(musae_store_writer *w, const char *clip_path, const musae_c
             for (size_t i = 0; i < n; i++) h[i] = musae_f32_to_f16(acts[l][i]);
             buf = h;
         }
-        append_rows(w->acts[l], w->spec.dtype == MUSAE_F16 ? w->f16 : H5T_NATIVE_FLOAT, w->n_rows, n_frames,
+        store_h5_append_rows(w->acts[l], w->spec.dtype == MUSAE_F16 ? w->f16 : H5T_NATIVE_FLOAT, w->n_rows, n_frames,
                     (hsize_t)d, buf);
     }
     for (int64_t t = 0; t < n_frames; t++) w->ibuf[t] = (int32_t)w->n_clips;
-    append_rows(w->fr_clip, H5T_NATIVE_INT32, w->n_rows, n_frames, 0, w->ibuf);
+    store_h5_append_rows(w->fr_clip, H5T_NATIVE_INT32, w->n_rows, n_frames, 0, w->ibuf);
     for (int64_t t = 0; t < n_frames; t++) w->ibuf[t] = (int32_t)t;
-    append_rows(w->fr_t, H5T_NATIVE_INT32, w->n_rows, n_frames, 0, w->ibuf);
+    store_h5_append_rows(w->fr_t, H5T_NATIVE_INT32, w->n_rows, n_frames, 0, w->ibuf);
     int32_t nf = (int32_t)n_frames;
-    append_rows(w->cl_path, w->vstr, w->n_clips, 1, 0, &clip_path);
-    append_rows(w->cl_nf, H5T_NATIVE_INT32, w->n_clips, 1, 0, &nf);
-    append_rows(w->cl_off, H5T_NATIVE_INT64, w->n_clips, 1, 0, &w->n_rows);
+    store_h5_append_rows(w->cl_path, w->vstr, w->n_clips, 1, 0, &clip_path);
+    store_h5_append_rows(w->cl_nf, H5T_NATIVE_INT32, w->n_clips, 1, 0, &nf);
+    store_h5_append_rows(w->cl_off, H5T_NATIVE_INT64, w->n_clips, 1, 0, &w->n_rows);
     const char *file = src ? src->file : "";
     const int64_t fsize = src ? src->size : -1, fmtime = src ? src->mtime_ns : 0;
-    append_rows(w->cl_file, w->vstr, w->n_clips, 1, 0, &file);
-    append_rows(w->cl_fsize, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fsize);
-    append_rows(w->cl_fmtime, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fmtime);
+    store_h5_append_rows(w->cl_file, w->vstr, w->n_clips, 1, 0, &file);
+    store_h5_append_rows(w->cl_fsize, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fsize);
+    store_h5_append_rows(w->cl_fmtime, H5T_NATIVE_INT64, w->n_clips, 1, 0, &fmtime);
     if (w->cl_caption >= 0) {
         const char *cap = src && src->caption ? src->caption : "";
-        append_rows(w->cl_caption, w->vstr, w->n_clips, 1, 0, &cap);
+        store_h5_append_rows(w->cl_caption, w->vstr, w->n_clips, 1, 0, &cap);
     }
     w->n_rows += n_frames;
     w->n_clips++;
     commit(w);
-    h5_unlock();
+    store_h5_unlock();
     str_set_add(&w->paths, clip_path);
     note_source(w, file, fsize, fmtime, clip_path);
 }
@@ -850,18 +658,14 @@ int musae_store_try_add_clip(musae_store_writer *w, const char *clip_path, const
         return -1;
     }
     jmp_buf jb;
-    const int depth = g_h5_depth;
-    g_soft_err = err;
-    g_soft_cap = errlen;
-    g_soft = &jb;
+    const int depth = store_h5_soft_begin(&jb, err, errlen);
     if (setjmp(jb)) {
-        g_soft = NULL;
-        while (g_h5_depth > depth) h5_unlock();
+        store_h5_soft_unwind(depth);
         w->failed = 1; /* its HDF5 state is unknown: nothing more reaches the file */
         return -1;
     }
     add_clip(w, clip_path, src, n_frames, acts);
-    g_soft = NULL;
+    store_h5_soft_end();
     return 0;
 }
 
@@ -869,7 +673,7 @@ void musae_store_put_f32(musae_store_writer *w, const char *name, int rank, cons
     writer_lock(w);
     write_f32(w, name, rank, shape, data);
     commit(w);
-    h5_unlock();
+    store_h5_unlock();
 }
 
 int64_t musae_store_writer_rows(const musae_store_writer *w) { return w->n_rows; }
@@ -884,7 +688,7 @@ static void writer_release(musae_store_writer *w);
 void musae_store_close_writer(musae_store_writer *w, int complete) {
     writer_lock(w);
     int c = complete ? 1 : 0;
-    attr_update(w->file, "complete", H5T_NATIVE_INT32, &c);
+    store_h5_attr_update(w->file, "complete", H5T_NATIVE_INT32, &c);
     commit(w);
     for (int l = 0; l < w->spec.n_layers; l++) H5Dclose(w->acts[l]);
     H5Dclose(w->fr_clip);
@@ -899,7 +703,7 @@ void musae_store_close_writer(musae_store_writer *w, int complete) {
     H5Tclose(w->f16);
     H5Tclose(w->vstr);
     H5_CHECK(H5Fclose(w->file));
-    h5_unlock();
+    store_h5_unlock();
     writer_release(w);
 }
 
@@ -923,9 +727,5 @@ static void writer_release(musae_store_writer *w) {
     free(w);
 }
 
-/* ---- for store_read.c (store_int.h) ------------------------------------------------------------------------ */
 
-void musae_store_h5_reason(char *out, size_t cap) { h5_reason(out, cap); }
-void musae_store_h5_read_1d(int64_t d, int64_t mem, int64_t n, void *out) { read_1d((hid_t)d, (hid_t)mem, n, out); }
-int64_t musae_store_h5_extent(int64_t d) { return extent_of((hid_t)d); }
 int64_t musae_store_default_chunk_rows(int d, musae_dtype dt) { return default_chunk_rows(d, dt); }

@@ -10,18 +10,14 @@
 
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/io/store_h5.h"
 #include "host/io/store_int.h"
-
-#define H5_CHECK(expr)                                                                                     \
-    do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) musae_store_h5_failed(#expr);                                      \
-    } while (0)
 
 static void attr_str(hid_t obj, const char *name, const char *s) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5_CHECK(H5Tset_size(t, strlen(s) + 1));
     H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    musae_store_h5_attr_write(obj, name, t, -1, s);
+    store_h5_attr_write(obj, name, t, -1, s);
     H5Tclose(t);
 }
 
@@ -122,7 +118,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.joining", path);
     musae_store_remove_at_exit(tmp); /* a join that fails (a full disk) leaves the previous one and nothing else */
-    musae_store_h5_enter(path);
+    store_h5_lock(path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110)); /* virtual datasets need 1.10 */
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -131,15 +127,15 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     const musae_store_info *a = in[0];
     const int32_t d32 = a->d_model, cpl = complete ? 1 : 0, nsh = n_shards;
     attr_str(f, "model", a->model);
-    musae_store_h5_attr_write(f, "d_model", H5T_NATIVE_INT32, -1, &d32);
-    musae_store_h5_attr_write(f, "frame_rate", H5T_NATIVE_DOUBLE, -1, &a->frame_rate);
-    musae_store_h5_attr_write(f, "layers", H5T_NATIVE_INT, a->n_layers, a->layers);
+    store_h5_attr_write(f, "d_model", H5T_NATIVE_INT32, -1, &d32);
+    store_h5_attr_write(f, "frame_rate", H5T_NATIVE_DOUBLE, -1, &a->frame_rate);
+    store_h5_attr_write(f, "layers", H5T_NATIVE_INT, a->n_layers, a->layers);
     attr_str(f, "musae_version", MUSAE_VERSION);
-    musae_store_h5_attr_write(f, "complete", H5T_NATIVE_INT32, -1, &cpl);
-    musae_store_h5_attr_write(f, "n_rows", H5T_NATIVE_INT64, -1, &rows);
-    musae_store_h5_attr_write(f, "n_clips", H5T_NATIVE_INT64, -1, &clips);
-    musae_store_h5_attr_write(f, "chunk_rows", H5T_NATIVE_INT64, -1, &a->chunk_rows); /* the stream's window unit, as the shards' */
-    musae_store_h5_attr_write(f, "shards", H5T_NATIVE_INT32, -1, &nsh);
+    store_h5_attr_write(f, "complete", H5T_NATIVE_INT32, -1, &cpl);
+    store_h5_attr_write(f, "n_rows", H5T_NATIVE_INT64, -1, &rows);
+    store_h5_attr_write(f, "n_clips", H5T_NATIVE_INT64, -1, &clips);
+    store_h5_attr_write(f, "chunk_rows", H5T_NATIVE_INT64, -1, &a->chunk_rows); /* the stream's window unit, as the shards' */
+    store_h5_attr_write(f, "shards", H5T_NATIVE_INT32, -1, &nsh);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
     const char *groups[] = {"/layers", "/frames", "/clips"};
@@ -148,7 +144,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
         H5_CHECK(g);
         H5Gclose(g);
     }
-    const hid_t acts_t = a->dtype == MUSAE_F16 ? (hid_t)musae_store_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+    const hid_t acts_t = a->dtype == MUSAE_F16 ? store_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
     char name[64];
     for (int l = 0; l < a->n_layers; l++) {
         snprintf(name, sizeof name, "/layers/%d", a->layers[l]);
@@ -187,7 +183,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     }
     H5Pclose(lcpl);
     H5_CHECK(H5Fclose(f));
-    musae_store_h5_leave();
+    store_h5_unlock();
     /* in place at once: a reader sees the previous join or this one, never half of one */
     if (rename(tmp, path) != 0) musae_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     musae_store_remove_at_exit(NULL);

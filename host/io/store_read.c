@@ -14,20 +14,8 @@
 #include "host/core/log.h"
 #include "host/io/h5_int.h"
 #include "host/io/path.h"
+#include "host/io/store_h5.h"
 #include "host/io/store_int.h"
-
-#define H5_CHECK(expr)                                                                                     \
-    do {                                                                                                   \
-        if (MUSAE_UNLIKELY((expr) < 0)) musae_store_h5_failed(#expr);                                      \
-    } while (0)
-
-static void h5_lock(const char *path) { musae_store_h5_enter(path); }
-static void h5_unlock(void) { musae_store_h5_leave(); }
-static void h5_reason(char *out, size_t cap) { musae_store_h5_reason(out, cap); }
-static hid_t f16_type(void) { return (hid_t)musae_store_h5_f16_type(); }
-static void read_1d(hid_t d, hid_t mem, int64_t n, void *out) { musae_store_h5_read_1d(d, mem, n, out); }
-static int64_t extent_of(hid_t d) { return musae_store_h5_extent(d); }
-static int64_t default_chunk_rows(int d, musae_dtype dt) { return musae_store_default_chunk_rows(d, dt); }
 
 /* Whether t is store.c's float16 file type (h5py's numpy float16: sign 15, exponent 10..14, mantissa 0..9, bias
  * 15, little-endian). */
@@ -121,7 +109,7 @@ static void virtual_sources_missing(const char *path, hid_t dcpl, char *out, siz
 }
 
 musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
-    h5_lock(path);
+    store_h5_lock(path);
     musae_store *s = musae_xcalloc(1, sizeof *s);
     musae_store_info *in = &s->info;
     hid_t d = -1;
@@ -154,7 +142,7 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
             FAIL("%s: HDF5 cannot open it; it is in use by PID %ld on %s, which is writing it (HDF5 lets no reader "
                  "in meanwhile)", path, pid, host);
         char why[400];
-        h5_reason(why, sizeof why);
+        store_h5_reason(why, sizeof why);
         FAIL("%s: HDF5 cannot open it (%s: truncated or corrupt file?)", path, why);
     }
     if (attr_read_num(s->file, "d_model", H5T_NATIVE_INT, &in->d_model, 1) != 1 || in->d_model <= 0)
@@ -206,7 +194,7 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
         int64_t vchunk = 0;
         if (l == 0 && virt && attr_read_num(s->file, "chunk_rows", H5T_NATIVE_INT64, &vchunk, 1) == 1 && vchunk > 0)
             in->chunk_rows = vchunk;
-        else if (l == 0) in->chunk_rows = chunked ? (int64_t)chunk[0] : default_chunk_rows(in->d_model, dt);
+        else if (l == 0) in->chunk_rows = chunked ? (int64_t)chunk[0] : musae_store_default_chunk_rows(in->d_model, dt);
         if (extent < 0 || (int64_t)dims[0] < extent) extent = (int64_t)dims[0];
     }
     s->extent = extent;
@@ -258,12 +246,12 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
         FAIL("%s: the clip table covers %lld rows but the store has %lld", path, (long long)expect,
              (long long)in->n_rows);
     in->clip_offset[in->n_clips] = expect;
-    s->mem_type = in->dtype == MUSAE_F16 ? f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
-    h5_unlock();
+    s->mem_type = in->dtype == MUSAE_F16 ? store_h5_f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
+    store_h5_unlock();
     return s;
 fail:
     if (d >= 0) H5Dclose(d);
-    h5_unlock();
+    store_h5_unlock();
     musae_store_close(s);
     return NULL;
 }
@@ -334,13 +322,13 @@ void musae_store_describe(musae_store *s, FILE *out) {
         free(first);
     }
     fprintf(out, "\ncomplete   %s\n", in->complete ? "yes" : "no (a writer is running, was killed, or stopped early)");
-    h5_lock(in->path);
+    store_h5_lock(in->path);
     int shards = 0;
     if (attr_read_num(s->file, "shards", H5T_NATIVE_INT, &shards, 1) == 1)
         fprintf(out, "sharded    the joined view of %d shard(s) in %s.shards/ (their size is not in the GiB above)\n",
                 shards, in->path);
     H5Ovisit(s->file, H5_INDEX_NAME, H5_ITER_NATIVE, describe_extra, out);
-    h5_unlock();
+    store_h5_unlock();
 }
 
 int musae_store_layer_index(const musae_store *s, int layer) {
@@ -353,14 +341,14 @@ void musae_store_read_raw(musae_store *s, int li, int64_t row0, int64_t n, void 
     MUSAE_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld) outside [0, %lld)",
                  (long long)row0, (long long)(row0 + n), (long long)s->info.n_rows);
     if (n == 0) return;
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)s->info.d_model};
     hid_t fs = H5Dget_space(s->acts[li]), ms = H5Screate_simple(2, cnt, NULL);
     H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
     herr_t rc = H5Dread(s->acts[li], s->mem_type, ms, fs, H5P_DEFAULT, out);
     H5Sclose(ms);
     H5Sclose(fs);
-    h5_unlock();
+    store_h5_unlock();
     if (rc < 0)
         musae_fail("%s: cannot read rows %lld..%lld of layer %d (truncated or corrupt file?)", s->info.path,
                    (long long)row0, (long long)(row0 + n), s->info.layers[li]);
@@ -393,9 +381,9 @@ void musae_store_read_rows(musae_store *s, int layer, int64_t row0, int64_t n, f
  * NULL when the dataset is absent or shorter than i + 1. */
 static char *read_clip_str(musae_store *s, const char *name, int64_t i, const char *if_null) {
     MUSAE_ASSERT(i >= 0 && i < s->info.n_clips, "clip %lld of %lld", (long long)i, (long long)s->info.n_clips);
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) {
-        h5_unlock();
+        store_h5_unlock();
         return NULL;
     }
     hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
@@ -409,7 +397,7 @@ static char *read_clip_str(musae_store *s, const char *name, int64_t i, const ch
     H5Sclose(space);
     if (!ok) {
         H5Dclose(d);
-        h5_unlock();
+        store_h5_unlock();
         return NULL;
     }
     hid_t t = musae_h5_vlen_str_type();
@@ -424,7 +412,7 @@ static char *read_clip_str(musae_store *s, const char *name, int64_t i, const ch
     H5Sclose(fs);
     H5Tclose(t);
     H5Dclose(d);
-    h5_unlock();
+    store_h5_unlock();
     return out;
 }
 
@@ -441,13 +429,13 @@ static void read_strs(musae_store *s, const char *name, int64_t n, char **out) {
     if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return;
     hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
     H5_CHECK(d);
-    if (extent_of(d) < n) {
+    if (store_h5_extent(d) < n) {
         H5Dclose(d);
         return;
     }
     char **v = musae_xcalloc((size_t)n + 1, sizeof(char *));
     hid_t t = musae_h5_vlen_str_type();
-    read_1d(d, t, n, v);
+    store_h5_read_1d(d, t, n, v);
     for (int64_t i = 0; i < n; i++) out[i] = musae_xstrdup(v[i] ? v[i] : "");
     if (n > 0) {
         hsize_t cnt[1] = {(hsize_t)n};
@@ -464,7 +452,7 @@ static void read_i64s(musae_store *s, const char *name, int64_t n, int64_t *out)
     if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return;
     hid_t d = H5Dopen2(s->file, name, H5P_DEFAULT);
     H5_CHECK(d);
-    if (extent_of(d) >= n) read_1d(d, H5T_NATIVE_INT64, n, out);
+    if (store_h5_extent(d) >= n) store_h5_read_1d(d, H5T_NATIVE_INT64, n, out);
     H5Dclose(d);
 }
 
@@ -474,13 +462,13 @@ musae_clip_id *musae_store_clip_ids(musae_store *s) {
     char **names = musae_xcalloc((size_t)n + 1, sizeof(char *)), **files = musae_xcalloc((size_t)n + 1, sizeof(char *));
     char **caps = musae_xcalloc((size_t)n + 1, sizeof(char *));
     int64_t *size = musae_xcalloc((size_t)n + 1, sizeof(int64_t)), *mtime = musae_xcalloc((size_t)n + 1, sizeof(int64_t));
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     read_strs(s, "/clips/path", n, names);
     read_strs(s, "/clips/file", n, files);
     read_strs(s, "/clips/caption", n, caps);
     read_i64s(s, "/clips/file_size", n, size);
     read_i64s(s, "/clips/file_mtime_ns", n, mtime);
-    h5_unlock();
+    store_h5_unlock();
     for (int64_t i = 0; i < n; i++)
         ids[i] = (musae_clip_id){names[i] ? names[i] : musae_xstrdup("?"), files[i] ? files[i] : musae_xstrdup(""),
                                  files[i] ? size[i] : -1, files[i] ? mtime[i] : 0, caps[i]};
@@ -496,7 +484,7 @@ void musae_clip_ids_free(musae_clip_id *ids, int64_t n) {
 void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *clip, int32_t *t) {
     MUSAE_ASSERT(row0 >= 0 && row0 + n <= s->info.n_rows, "rows [%lld, %lld)", (long long)row0, (long long)(row0 + n));
     if (n == 0) return;
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     const char *names[2] = {"/frames/clip", "/frames/t"};
     int32_t *outs[2] = {clip, t};
     for (int i = 0; i < 2; i++) {
@@ -510,15 +498,15 @@ void musae_store_read_frames(musae_store *s, int64_t row0, int64_t n, int32_t *c
         H5Sclose(fs);
         H5Dclose(d);
         if (rc < 0) {
-            h5_unlock();
+            store_h5_unlock();
             musae_fail("%s: cannot read %s (truncated or corrupt file?)", s->info.path, names[i]);
         }
     }
-    h5_unlock();
+    store_h5_unlock();
 }
 
 float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t *shape) {
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     float *out = NULL;
     /* H5Lexists fails (rather than returning 0) when an intermediate group is missing */
     char prefix[256];
@@ -551,7 +539,7 @@ float *musae_store_get_f32(musae_store *s, const char *name, int *rank, int64_t 
         H5Sclose(sp);
         H5Dclose(d);
     }
-    h5_unlock();
+    store_h5_unlock();
     return out;
 }
 
@@ -571,7 +559,7 @@ uint64_t musae_store_fingerprint(musae_store *s) {
     h = fnv1a_bytes(h, &in->n_rows, sizeof in->n_rows);
     h = fnv1a_bytes(h, &in->n_clips, sizeof in->n_clips);
     h = fnv1a_bytes(h, in->clip_frames, sizeof(int32_t) * (size_t)in->n_clips);
-    h5_lock(in->path);
+    store_h5_lock(in->path);
     if (in->n_clips > 0) { /* the clip names, in one read */
         char **names = musae_xcalloc((size_t)in->n_clips, sizeof(char *));
         hid_t d = H5Dopen2(s->file, "/clips/path", H5P_DEFAULT), t = musae_h5_vlen_str_type();
@@ -588,7 +576,7 @@ uint64_t musae_store_fingerprint(musae_store *s) {
         H5Dclose(d);
         free(names);
     }
-    h5_unlock();
+    store_h5_unlock();
     /* and a sample of the rows: the first and the last few of every layer */
     const int64_t k = in->n_rows < 64 ? in->n_rows : 64, bytes = k * in->d_model * (int64_t)musae_dtype_size(in->dtype);
     void *buf = musae_xmalloc((size_t)bytes + 1);
@@ -604,12 +592,12 @@ uint64_t musae_store_fingerprint(musae_store *s) {
 
 void musae_store_close(musae_store *s) {
     if (!s) return;
-    h5_lock(s->info.path);
+    store_h5_lock(s->info.path);
     for (int l = 0; l < MUSAE_STORE_MAX_LAYERS; l++)
         if (s->acts[l] >= 0) H5Dclose(s->acts[l]);
     if (s->mem_type >= 0) H5Tclose(s->mem_type);
     if (s->file >= 0) H5Fclose(s->file);
-    h5_unlock();
+    store_h5_unlock();
     free(s->info.clip_offset);
     free(s->info.clip_frames);
     free(s);
