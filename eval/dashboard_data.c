@@ -10,43 +10,7 @@
 #include "eval/dashboard.h"
 #include "eval/labels_io.h"
 #include "host/core/check.h"
-
-/* Calls fn on every non-blank line of path as a parsed JSON object; stops at the first refusal. */
-typedef int (*line_fn)(void *ctx, cJSON *obj, const char *path, int64_t line, char *err, size_t errlen);
-
-static int each_line(const char *path, line_fn fn, void *ctx, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    char *s = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    int64_t line = 0;
-    int rc = 0;
-    while (!rc && (got = getline(&s, &cap, f)) >= 0) {
-        line++;
-        const char *p = s;
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
-        if (!*p) continue;
-        cJSON *o = cJSON_Parse(s);
-        if (!o || !cJSON_IsObject(o)) {
-            snprintf(err, errlen, "%s:%lld: not a JSON object", path, (long long)line);
-            cJSON_Delete(o);
-            rc = -1;
-            break;
-        }
-        rc = fn(ctx, o, path, line, err, errlen);
-    }
-    if (!rc && ferror(f)) {
-        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-        rc = -1;
-    }
-    free(s);
-    fclose(f);
-    return rc;
-}
+#include "host/io/json.h"
 
 /* An integer-valued number in [0, M), or -1. */
 static int64_t feature_of(const cJSON *o, int64_t M) {
@@ -74,7 +38,7 @@ static int add_label(void *vctx, cJSON *o, long line, char *err, size_t errlen) 
                       : !cJSON_IsString(lab) || !lab->valuestring[0] ? "labeler: not a non-empty string"
                                                                       : NULL;
     if (why) {
-        snprintf(err, errlen, "%s:%lld: %s", path, (long long)line, why);
+        snprintf(err, errlen, "%s: line %ld: %s", c->path, line, why);
         cJSON_Delete(o);
         return -1;
     }
@@ -82,7 +46,7 @@ static int add_label(void *vctx, cJSON *o, long line, char *err, size_t errlen) 
     while (k < L->n_labelers && strcmp(L->labelers[k], lab->valuestring)) k++;
     if (k == L->n_labelers) {
         if (k == DASH_MAX_LABELERS) {
-            snprintf(err, errlen, "%s:%lld: more than %d labelers", path, (long long)line, DASH_MAX_LABELERS);
+            snprintf(err, errlen, "%s: line %lld: more than %d labelers", path, (long long)line, DASH_MAX_LABELERS);
             cJSON_Delete(o);
             return -1;
         }
@@ -145,7 +109,7 @@ void dash_labels_range(const dash_labels *L, int32_t f, int64_t *i0, int64_t *i1
 /* ---- a musae steer folder: study.json and steer.jsonl ---------------------------------------------------- */
 typedef struct {
     dash_steers *S;
-    const char *dir;
+    const char *dir, *path; /* the folder, its steer.jsonl */
     int64_t M, cap;
 } steer_ctx;
 
@@ -156,7 +120,7 @@ static int is_int(const cJSON *v) {
     return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9223372036854775808.0;
 }
 
-static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char *err, size_t errlen) {
+static int add_steer(void *vctx, cJSON *o, long line, char *err, size_t errlen) {
     steer_ctx *c = vctx;
     dash_steers *S = c->S;
     const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(o, "alpha"), *kind = cJSON_GetObjectItemCaseSensitive(o, "kind"),
@@ -179,7 +143,7 @@ static int add_steer(void *vctx, cJSON *o, const char *path, int64_t line, char 
     else if (!cJSON_IsNull(audio) && (!cJSON_IsString(audio) || !audio->valuestring[0]))
         why = "audio: neither a non-empty string nor null";
     if (why) {
-        snprintf(err, errlen, "%s:%lld: %s", path, (long long)line, why);
+        snprintf(err, errlen, "%s: line %ld: %s", c->path, line, why);
         cJSON_Delete(o);
         return -1;
     }
@@ -250,8 +214,8 @@ int dash_steer_read(dash_steers *S, const char *dir, int64_t M, char *err, size_
     memset(S, 0, sizeof *S);
     char path[4200];
     snprintf(path, sizeof path, "%s/steer.jsonl", dir);
-    steer_ctx c = {.S = S, .dir = dir, .M = M};
-    if (read_study(S, dir, err, errlen) || each_line(path, add_steer, &c, err, errlen)) {
+    steer_ctx c = {.S = S, .dir = dir, .path = path, .M = M};
+    if (read_study(S, dir, err, errlen) || musae_jsonl_each(path, 0, add_steer, &c, err, errlen)) {
         dash_steer_free(S);
         return -1;
     }

@@ -8,46 +8,33 @@
 
 #include "eval/labels_io.h"
 #include "host/core/check.h"
+#include "host/io/json.h"
 
-int labels_each(const char *path, int missing_ok, labels_line_fn fn, void *ctx, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT && missing_ok) return 0;
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+typedef struct {
+    const char *path;
+    labels_line_fn fn;
+    void *ctx;
+} each_ctx;
+
+/* A line of LABELS.jsonl: an object (musae_jsonl_each checked) with an integer feature and a string labeler. */
+static int check_line(void *vctx, cJSON *j, long no, char *err, size_t errlen) {
+    const each_ctx *c = vctx;
+    const cJSON *feat = cJSON_GetObjectItemCaseSensitive(j, "feature");
+    const char *why = !cJSON_IsNumber(feat) || feat->valuedouble != floor(feat->valuedouble) || feat->valuedouble < 0
+                          ? "no integer \"feature\""
+                      : !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "labeler")) ? "no string \"labeler\""
+                                                                                       : NULL;
+    if (why) {
+        snprintf(err, errlen, "%s: line %ld: %s", c->path, no, why);
+        cJSON_Delete(j);
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long no = 0;
-    int rc = 0;
-    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
-        no++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-            line[--n] = 0;
-        if (strspn(line, " \t") == (size_t)n) continue; /* a blank line */
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *feat = cJSON_GetObjectItemCaseSensitive(j, "feature");
-        const char *why = !cJSON_IsObject(j)                                           ? "not a JSON object"
-                          : !cJSON_IsNumber(feat) || feat->valuedouble != floor(feat->valuedouble) ||
-                                    feat->valuedouble < 0                              ? "no integer \"feature\""
-                          : !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "labeler")) ? "no string \"labeler\""
-                                                                                       : NULL;
-        if (why) {
-            snprintf(err, errlen, "%s: line %ld: %s", path, no, why);
-            cJSON_Delete(j);
-            rc = -1;
-        } else {
-            rc = fn(ctx, j, no, err, errlen);
-        }
-    }
-    if (!rc && ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        rc = -1;
-    }
-    free(line);
-    fclose(f);
-    return rc;
+    return c->fn(c->ctx, j, no, err, errlen);
+}
+
+int labels_each(const char *path, int missing_ok, labels_line_fn fn, void *ctx, char *err, size_t errlen) {
+    each_ctx c = {.path = path, .fn = fn, .ctx = ctx};
+    return musae_jsonl_each(path, missing_ok, check_line, &c, err, errlen);
 }
 
 static int append_line(void *lines, cJSON *line, long line_no, char *err, size_t errlen) {

@@ -313,7 +313,7 @@ int main(void) {
     CHECK(sh("printf '{\"feature\": 0, \"labeler\": \"dsp\"}\\n{\"feature\": 999, \"labeler\": \"dsp\"}\\n' > bad.jsonl") == 0, "setup");
     CHECK(run("dashboard --features f.h5 --labels bad.jsonl -o y") == 1, "a feature out of range was accepted");
     log = slurp("err.txt");
-    CHECK_STR_CONTAINS(log, "bad.jsonl:2: feature: not an integer latent index");
+    CHECK_STR_CONTAINS(log, "bad.jsonl: line 2: feature: not an integer latent index");
     free(log);
     CHECK(sh("mkdir -p badst && echo '{\"feature\": 0, \"alpha\": 1, \"kind\": \"sideways\", \"prompt\": 0, "
              "\"seed\": 0, \"audio\": \"a.wav\"}' > badst/steer.jsonl") == 0, "setup");
@@ -324,20 +324,20 @@ int main(void) {
     CHECK(sh("echo '{\"features\": [0]}' > badst/study.json") == 0, "setup");
     CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a bad steer kind was accepted");
     log = slurp("err.txt");
-    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: kind: not one of baseline, passthrough, steered, random, other");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl: line 1: kind: not one of baseline, passthrough, steered, random, other");
     free(log);
     /* numbers a double holds but an integer does not: refused, not converted (undefined behaviour) */
     CHECK(sh("echo '{\"kind\": \"baseline\", \"alpha\": 0, \"prompt\": 0, \"seed\": 1e300, \"audio\": null}' "
              "> badst/steer.jsonl") == 0, "setup");
     CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a seed of 1e300 was accepted");
     log = slurp("err.txt");
-    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: prompt, seed: not integers");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl: line 1: prompt, seed: not integers");
     free(log);
     CHECK(sh("echo '{\"kind\": \"random\", \"feature\": 0, \"alpha\": 1, \"prompt\": 0, \"seed\": 0, "
              "\"draw\": 1e12, \"audio\": null}' > badst/steer.jsonl") == 0, "setup");
     CHECK(run("dashboard --features f.h5 --steer badst -o y") == 1, "a draw of 1e12 was accepted");
     log = slurp("err.txt");
-    CHECK_STR_CONTAINS(log, "badst/steer.jsonl:1: draw: not a non-negative integer");
+    CHECK_STR_CONTAINS(log, "badst/steer.jsonl: line 1: draw: not a non-negative integer");
     free(log);
     CHECK(run("dashboard --features s.h5 -o y") == 1, "a store was taken for a FEATURES file");
     CHECK(run("dashboard --features f.h5 -o y --frobnicate") == 1, "an unknown option was accepted");

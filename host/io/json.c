@@ -33,3 +33,36 @@ int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errle
     free(txt);
     return 0;
 }
+
+int musae_jsonl_each(const char *path, int missing_ok, musae_jsonl_fn fn, void *ctx, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT && missing_ok) return 0;
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long no = 0;
+    int rc = 0;
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+        no++;
+        if (strspn(line, " \t\r\n") == (size_t)n) continue; /* a blank line */
+        cJSON *j = cJSON_Parse(line);
+        if (!cJSON_IsObject(j)) {
+            snprintf(err, errlen, "%s: line %ld: not a JSON object", path, no);
+            cJSON_Delete(j);
+            rc = -1;
+        } else {
+            rc = fn(ctx, j, no, err, errlen);
+        }
+    }
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

@@ -21,6 +21,12 @@ cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals)
  * else 0 with *root = the parsed document, or NULL when the text is not JSON (the caller names what it expected). */
 int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errlen);
 
+/* JSON Lines: fn gets every non-blank line of path parsed as a JSON object, with its 1-based line number, and owns
+ * it; it returns 0 to go on, or -1 (err filled) to stop. A line that is not an object stops the reading with
+ * "<path>: line N: not a JSON object". A missing file is no lines when missing_ok. 0, or -1 with the reason in err. */
+typedef int (*musae_jsonl_fn)(void *ctx, cJSON *obj, long line_no, char *err, size_t errlen);
+int musae_jsonl_each(const char *path, int missing_ok, musae_jsonl_fn fn, void *ctx, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
