@@ -100,11 +100,11 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     sae_cpu_normalize_rows(w, M, d);
     /* on AMX CPUs: the encoder's bf16 screen + f32 rescore (eval/analyze_encode.h) with the unit rows as both
      * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1) */
-    analyze_amx *amx = analyze_amx_init_rows(w, NULL, M, d, K + 1, 0);
+    analyze_screen *amx = analyze_screen_init_rows(w, NULL, M, d, K + 1, 0, ANALYZE_SCREEN_AMX);
     if (amx) {
         sae_codes c = {0};
         c.ptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t));
-        analyze_amx_encode(amx, w, M, &c);
+        analyze_screen_encode(amx, w, M, &c);
         for (int64_t r = 0; r < M; r++) {
             int q = 0;
             for (int64_t e = c.ptr[r]; e < c.ptr[r + 1] && q < K; e++)
@@ -114,7 +114,7 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
         free(c.ptr);
         free(c.idx);
         free(c.val);
-        analyze_amx_free(amx);
+        analyze_screen_free(amx);
         free(w);
         return;
     }
