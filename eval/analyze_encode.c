@@ -189,7 +189,7 @@ static int kind_usable(analyze_screen_kind kind) {
     }
 }
 
-static analyze_screen_kind kind_auto(void) {
+analyze_screen_kind analyze_screen_choice(void) {
     pthread_once(&g_env_once, env_read);
     if (g_env == 2) return ANALYZE_SCREEN_AUTO;
     if (g_env == 0 && kind_usable(ANALYZE_SCREEN_AMX)) return ANALYZE_SCREEN_AMX;
@@ -255,7 +255,7 @@ static double amx_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t
 
 analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu,
                                          analyze_screen_kind kind) {
-    if (kind == ANALYZE_SCREEN_AUTO) kind = kind_auto();
+    if (kind == ANALYZE_SCREEN_AUTO) kind = analyze_screen_choice();
     if (k <= 0 || M <= 0 || d <= 0 || M > INT32_MAX || d > INT32_MAX || kind == ANALYZE_SCREEN_AUTO ||
         !kind_usable(kind))
         return NULL;

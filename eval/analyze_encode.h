@@ -55,6 +55,8 @@ analyze_screen *analyze_screen_init(const sae_model *m);
 analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu,
                                          analyze_screen_kind kind);
 analyze_screen_kind analyze_screen_kind_of(const analyze_screen *a);
+/* The screen AUTO stands for in this process (AUTO itself: none, the sgemm). */
+analyze_screen_kind analyze_screen_choice(void);
 const char *analyze_screen_name(analyze_screen_kind kind); /* "AMX bf16", "int16 AVX-512 VNNI", "int16 AVX2" */
 void analyze_screen_free(analyze_screen *a);
 /* Codes of centred rows xc [n, d] (xc = x − b_dec; finite): codes->ptr holds n + 1; idx/val grown with realloc

@@ -65,35 +65,6 @@ double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_
     return emax * (1 + 1e-9);
 }
 
-void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
-                      double *nrm) {
-    for (int64_t r = 0; r < R; r++) {
-        int16_t *q = xq + r * dp;
-        if (r >= nr) {
-            memset(q, 0, sizeof(int16_t) * (size_t)dp);
-            sx[r] = 0.0f;
-            continue;
-        }
-        const float *x = xc + r * d;
-        float mx = 0.0f;
-        for (int64_t j = 0; j < d; j++) mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
-        const float s = sx[r] = scale_of(mx, Q);
-        const double inv = s > 0 ? 1.0 / s : 0.0;
-        double nx = 0, nxt = 0, ex = 0;
-        for (int64_t j = 0; j < d; j++) {
-            q[j] = quantize(x[j] * inv, Q);
-            const double xt = (double)s * q[j];
-            nx += (double)x[j] * x[j];
-            nxt += xt * xt;
-            ex += (xt - x[j]) * (xt - x[j]);
-        }
-        for (int64_t j = d; j < dp; j++) q[j] = 0;
-        nrm[3 * r] = sqrt(nx) * (1 + 1e-9);
-        nrm[3 * r + 1] = sqrt(nxt) * (1 + 1e-9);
-        nrm[3 * r + 2] = sqrt(ex) * (1 + 1e-9);
-    }
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
@@ -107,9 +78,87 @@ static inline int32_t pair_at(const int16_t *p) {
     return v;
 }
 
+/* acc += the pair products of x and w. In asm because GCC 12, given the intrinsics, copies every accumulator to
+ * another register once per step (a vmovdqa per multiply, which halved the kernels' rate); the asm updates each
+ * accumulator in place. MADD_ADD: vpmaddwd into a temporary, then vpaddd. */
+#define DPWSSD(acc, x, w) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w))
+#define MADD_ADD(acc, x, w)                                                                                    \
+    do {                                                                                                       \
+        __m256i t_;                                                                                            \
+        __asm__("vpmaddwd %2, %1, %0" : "=x"(t_) : "x"(x), "x"(w));                                            \
+        __asm__("vpaddd %1, %0, %0" : "+x"(acc) : "x"(t_));                                                    \
+    } while (0)
+
 /* The register blocks' rows, spelt out so the accumulators stay in registers. */
 #define ROWS4(X) X(0) X(1) X(2) X(3)
 #define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* One row's quantization (analyze_i16_rows): q = round(x / s) with the vector rounding (to nearest even), and the
+ * norms' sums of squares in double, 4 lanes each, then the lanes. */
+T256 static void quantize_row(const float *x, int64_t d, int64_t dp, int Q, int16_t *q, float *sx, double *nrm) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 vmx = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8) vmx = _mm256_max_ps(vmx, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
+    float lanes[8], mx = 0.0f;
+    _mm256_storeu_ps(lanes, vmx);
+    for (int l = 0; l < 8; l++) mx = lanes[l] > mx ? lanes[l] : mx;
+    for (; j < d; j++) mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+    const float s = *sx = scale_of(mx, Q);
+    const float inv = s > 0 ? 1.0f / s : 0.0f;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i vq = _mm256_set1_epi32(Q), vnq = _mm256_set1_epi32(-Q);
+    const __m256d vs = _mm256_set1_pd(s);
+    __m256d nx = _mm256_setzero_pd(), nxt = _mm256_setzero_pd(), ex = _mm256_setzero_pd();
+    for (j = 0; j + 16 <= d; j += 16) {
+        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv));
+        __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), vinv));
+        q0 = _mm256_max_epi32(_mm256_min_epi32(q0, vq), vnq);
+        q1 = _mm256_max_epi32(_mm256_min_epi32(q1, vq), vnq);
+        /* packs works within 128-bit halves: [q0 0-3, q1 0-3, q0 4-7, q1 4-7], put back in order */
+        _mm256_storeu_si256((__m256i *)(q + j), _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8));
+        const __m128i qs[4] = {_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1), _mm256_castsi256_si128(q1),
+                               _mm256_extracti128_si256(q1, 1)};
+        for (int h = 0; h < 4; h++) {
+            const __m256d xv = _mm256_cvtps_pd(_mm_loadu_ps(x + j + 4 * h));
+            const __m256d xt = _mm256_mul_pd(vs, _mm256_cvtepi32_pd(qs[h])); /* exact: 24 + 16 bits */
+            const __m256d e = _mm256_sub_pd(xt, xv);
+            nx = _mm256_fmadd_pd(xv, xv, nx);
+            nxt = _mm256_fmadd_pd(xt, xt, nxt);
+            ex = _mm256_fmadd_pd(e, e, ex);
+        }
+    }
+    double sums[3][4];
+    _mm256_storeu_pd(sums[0], nx);
+    _mm256_storeu_pd(sums[1], nxt);
+    _mm256_storeu_pd(sums[2], ex);
+    double snx = sums[0][0] + sums[0][1] + sums[0][2] + sums[0][3];
+    double snxt = sums[1][0] + sums[1][1] + sums[1][2] + sums[1][3];
+    double sex = sums[2][0] + sums[2][1] + sums[2][2] + sums[2][3];
+    for (; j < d; j++) {
+        const float v = nearbyintf(x[j] * inv);
+        q[j] = (int16_t)(v > Q ? Q : v < -Q ? -Q : v);
+        const double xt = (double)s * q[j];
+        snx += (double)x[j] * x[j];
+        snxt += xt * xt;
+        sex += (xt - x[j]) * (xt - x[j]);
+    }
+    for (; j < dp; j++) q[j] = 0;
+    /* each sum of squares is within (d + 3)·2^-53 of its value: far inside the margin */
+    nrm[0] = sqrt(snx) * (1 + 1e-9), nrm[1] = sqrt(snxt) * (1 + 1e-9), nrm[2] = sqrt(sex) * (1 + 1e-9);
+}
+
+void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
+                      double *nrm) {
+    for (int64_t r = 0; r < R; r++) {
+        if (r < nr) {
+            quantize_row(xc + r * d, d, dp, Q, xq + r * dp, sx + r, nrm + 3 * r);
+            continue;
+        }
+        memset(xq + r * dp, 0, sizeof(int16_t) * (size_t)dp);
+        sx[r] = 0.0f;
+    }
+}
 
 T512V static void screen_vnni(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
                               int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
@@ -129,8 +178,8 @@ T512V static void screen_vnni(const int16_t *Wq, const float *sw, const int16_t 
 #define STEP(r)                                                       \
     {                                                                 \
         const __m512i xb = _mm512_set1_epi32(pair_at(X + (r) * dp + 2 * p)); \
-        c0_##r = _mm512_dpwssd_epi32(c0_##r, xb, w0);                 \
-        c1_##r = _mm512_dpwssd_epi32(c1_##r, xb, w1);                 \
+        DPWSSD(c0_##r, xb, w0);                                       \
+        DPWSSD(c1_##r, xb, w1);                                       \
     }
                 ROWS8(STEP)
 #undef STEP
@@ -171,8 +220,8 @@ T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *
 #define STEP(r)                                                                \
     {                                                                          \
         const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
-        c0_##r = _mm256_add_epi32(c0_##r, _mm256_madd_epi16(xb, w0));          \
-        c1_##r = _mm256_add_epi32(c1_##r, _mm256_madd_epi16(xb, w1));          \
+        MADD_ADD(c0_##r, xb, w0);                                              \
+        MADD_ADD(c1_##r, xb, w1);                                              \
     }
                 ROWS4(STEP)
 #undef STEP
@@ -202,6 +251,11 @@ void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int1
     else screen_avx2(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G);
 }
 #else
+void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
+                      double *nrm) {
+    MUSAE_ASSERT(0, "analyze_i16_rows in a build without x86-64 variants");
+}
+
 void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
                         int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
     MUSAE_ASSERT(0, "analyze_i16_screen in a build without x86-64 variants");
