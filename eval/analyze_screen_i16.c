@@ -14,6 +14,7 @@
 #include "eval/analyze_screen_i16.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host/core/check.h"
@@ -25,44 +26,11 @@ int analyze_i16_range(int64_t d) {
     return q > 32767 ? 32767 : (int)q;
 }
 
-/* round(v) as an integer in [−Q, Q] (ties away from zero; any rounding would do: the bound uses the errors as
- * they are). */
-static inline int16_t quantize(double v, int Q) {
-    const double r = v >= 0 ? floor(v + 0.5) : -floor(-v + 0.5);
-    return (int16_t)(r > Q ? Q : r < -Q ? -Q : r);
-}
-
 /* The scale of a row whose largest magnitude is mx: mx / Q, or 0 (the row quantizes to 0) when that is not a
  * positive normal float. */
 static float scale_of(float mx, int Q) {
     const float s = mx / (float)Q;
     return s >= 0x1p-126f ? s : 0.0f;
-}
-
-double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, int Q, int16_t *Wq, float *sw) {
-    const int64_t half = dp / 2;
-    memset(Wq, 0, sizeof(int16_t) * (size_t)(Mp * dp));
-    double emax = 0;
-    for (int64_t i = 0; i < Mp; i++) {
-        if (i >= M) {
-            sw[i] = 0.0f;
-            continue;
-        }
-        const float *w = W + i * d;
-        float mx = 0.0f;
-        for (int64_t j = 0; j < d; j++) mx = fabsf(w[j]) > mx ? fabsf(w[j]) : mx;
-        const float s = sw[i] = scale_of(mx, Q);
-        const double inv = s > 0 ? 1.0 / s : 0.0;
-        double e = 0;
-        for (int64_t j = 0; j < d; j++) {
-            const int16_t q = quantize(w[j] * inv, Q);
-            const double err = (double)s * q - w[j]; /* s·q is exact in double (24 + 16 bits) */
-            e += err * err;
-            Wq[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = q;
-        }
-        emax = sqrt(e) > emax ? sqrt(e) : emax;
-    }
-    return emax * (1 + 1e-9);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -160,6 +128,24 @@ void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t
     }
 }
 
+double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, int Q, int16_t *Wq, float *sw) {
+    const int64_t half = dp / 2;
+    memset(Wq, 0, sizeof(int16_t) * (size_t)(Mp * dp));
+    int16_t *q = musae_xmalloc(sizeof(int16_t) * (size_t)dp);
+    double emax = 0, nrm[3];
+    for (int64_t i = 0; i < Mp; i++) {
+        if (i >= M) {
+            sw[i] = 0.0f;
+            continue;
+        }
+        quantize_row(W + i * d, d, dp, Q, q, sw + i, nrm); /* as the rows are: ‖W̃_i − W_i‖ is nrm[2] */
+        emax = nrm[2] > emax ? nrm[2] : emax;
+        for (int64_t j = 0; j < d; j++) Wq[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = q[j];
+    }
+    free(q);
+    return emax;
+}
+
 T512V static void screen_vnni(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
                               int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
     const int64_t half = dp / 2, blk = half * 32; /* int16s per 16-latent block */
@@ -168,12 +154,19 @@ T512V static void screen_vnni(const int16_t *Wq, const float *sw, const int16_t 
         const __m512 s0 = _mm512_loadu_ps(sw + v * 16), s1 = _mm512_loadu_ps(sw + v * 16 + 16);
         const __m512 b0 = _mm512_loadu_ps(bias_p + v * 16), b1 = _mm512_loadu_ps(bias_p + v * 16 + 16);
         const int64_t g0 = v % G, g1 = (v + 1) % G;
+        /* the next panel (2·half lines of 64 bytes) is requested into L2 while this one is used: L lines per
+         * row block, one per step (L <= half since R >= 32) */
+        const char *next = v + 2 < Mp / 16 ? (const char *)(B0 + 2 * blk) : NULL;
+        const int64_t L = (2 * half * 8 + R - 1) / R;
         for (int64_t r0 = 0; r0 < R; r0 += 8) {
             const int16_t *X = xq + r0 * dp;
+            const char *pf = next ? next + (r0 / 8) * L * 64 : NULL;
+            const int64_t pf_n = next ? (2 * half - (r0 / 8) * L < L ? 2 * half - (r0 / 8) * L : L) : 0;
 #define DECL(r) __m512i c0_##r = _mm512_setzero_si512(), c1_##r = _mm512_setzero_si512();
             ROWS8(DECL)
 #undef DECL
             for (int64_t p = 0; p < half; p++) {
+                if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
                 const __m512i w0 = _mm512_loadu_si512(B0 + p * 32), w1 = _mm512_loadu_si512(B1 + p * 32);
 #define STEP(r)                                                       \
     {                                                                 \
@@ -209,12 +202,18 @@ T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *
         const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);
         const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);
         const int64_t g = v % G;
+        /* the next block (half lines) into L2 meanwhile, L lines per row block (L <= half) */
+        const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;
+        const int64_t L = (half * 4 + R - 1) / R;
         for (int64_t r0 = 0; r0 < R; r0 += 4) {
             const int16_t *X = xq + r0 * dp;
+            const char *pf = next ? next + (r0 / 4) * L * 64 : NULL;
+            const int64_t pf_n = next ? (half - (r0 / 4) * L < L ? half - (r0 / 4) * L : L) : 0;
 #define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
             ROWS4(DECL)
 #undef DECL
             for (int64_t p = 0; p < half; p++) {
+                if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
                 const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + p * 32));
                 const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + p * 32 + 16));
 #define STEP(r)                                                                \
@@ -251,6 +250,10 @@ void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int1
     else screen_avx2(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G);
 }
 #else
+double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, int Q, int16_t *Wq, float *sw) {
+    MUSAE_ASSERT(0, "analyze_i16_pack in a build without x86-64 variants");
+}
+
 void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
                       double *nrm) {
     MUSAE_ASSERT(0, "analyze_i16_rows in a build without x86-64 variants");

@@ -2,7 +2,8 @@
  * block of rows against every latent, in exact integer arithmetic.
  *
  * Quantization. Each latent's row W_i gets the scale sw_i = max_j |W_ij| / Q and the integers
- * qw_ij = round(W_ij / sw_i); each row of xc the same with its own sx. Q is the largest integer with d·Q² < 2³¹
+ * qw_ij = rint(W_ij · fl(1/sw_i)) (the nearest to W_ij / sw_i, up to that reciprocal's rounding: the bound uses
+ * the errors as they are); each row of xc the same with its own sx. Q is the largest integer with d·Q² < 2³¹
  * (2047 at d 512, 1448 at d 1024), so Σ_j qx_j·qw_ij, and every partial sum of it, fits int32: vpmaddwd's pair
  * sums and the int32 adds (or VNNI's vpdpwssd, which adds without saturating) are exact, and the screen's integer
  * is the same on every ISA level. W̃_i = sw_i·qw_i and x̃ = sx·qx are what the screen multiplies; the screen value
