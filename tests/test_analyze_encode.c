@@ -3,7 +3,7 @@
  * each value the f32 pre-activation within 1e-5 relative. Every screen this CPU can run is tested (AMX bf16, int16
  * with AVX-512 VNNI, int16 with AVX2 at MUSAE_ISA avx512 and avx2, i.e. both rescore variants), and all of them
  * must return the same codes bit for bit. Shapes: 4096 latents, k 32 with random weights, padded shapes, an
- * adversarial SAE whose latents share one direction up to perturbations below bf16's resolution (and ~4x int16's
+ * adversarial SAE whose latents share one direction up to perturbations below bf16's resolution (and about int16's
  * step), so the screen cannot order them and every row's selection rests on the error bound (with the bound set
  * to 0 these fail), the same without the ReLU (values of any sign, no bias: the decoder neighbours' use), and a
  * saturated one where every quantized product is ±Q², the int32 sums' largest case. Skips (77) only where the CPU
