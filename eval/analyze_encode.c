@@ -303,6 +303,7 @@ analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int6
 }
 
 analyze_screen *analyze_screen_init(const sae_model *m) {
+    pthread_once(&g_env_once, env_read); /* a bad MUSAE_ANALYZE_SCREEN is refused whatever the SAE */
     if (m->batch_topk) return NULL;
     return analyze_screen_init_rows(m->p.W_enc, m->p.b_enc, m->M, m->d, m->k, 1, ANALYZE_SCREEN_AUTO);
 }

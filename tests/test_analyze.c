@@ -498,6 +498,8 @@ static void test_bad_input(void) {
             "--device cuda: musae was built without CUDA");
 #endif
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --split test"), "bad split", "see musae analyze --help");
+    refused(sh("MUSAE_ANALYZE_SCREEN=fast %s analyze --sae saeA --acts s.h5 -o x.h5 --split all >out.txt 2>err.txt", bin()),
+            "bad MUSAE_ANALYZE_SCREEN", "MUSAE_ANALYZE_SCREEN=fast: unknown; use auto, int16 or off");
     refused(run("analyze --sae saeA --acts s.h5"), "no -o", "--sae, --acts and -o are required");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
             "--top: expected an integer in 1..10000, got '0' (see musae analyze --help)");
