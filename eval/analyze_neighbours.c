@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "eval/analyze_encode.h"
+#include "eval/analyze_rescore.h"
 #include "host/core/check.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/sae_ops.h"
 
 enum { TILE = 256, LANES = 16 };
@@ -151,6 +153,28 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     for (int t = 1; t < used; t++)
         for (int64_t r = 0; r < M; r++)
             for (int q = 0; q < per[t].n[r]; q++) offer(out, r, per[t].v[r * K + q], per[t].i[r * K + q]);
+    /* where the CPU runs the screens' rescore (AVX2 and up), the chosen cosines are recomputed by it and re-sorted,
+     * so they are the AMX path's values bit for bit (eval/analyze_rescore.h: one summation order on every level)
+     * rather than OpenBLAS's, whose rounding differs between its kernels */
+    if (MUSAE_ISA_VARIANTS && musae_isa_get() >= MUSAE_ISA_AVX2) {
+        float *zeros = musae_xcalloc((size_t)M, sizeof(float));
+        const int avx512 = musae_isa_get() == MUSAE_ISA_AVX512;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < M; r++) {
+            float *v = out->v + r * K;
+            int32_t *ix = out->i + r * K;
+            const int n = out->n[r];
+            analyze_rescore(avx512, w, zeros, d, w + r * d, ix, n, v);
+            for (int q = 1; q < n; q++) /* insertion sort: the lists are short and nearly in order */
+                for (int e = q; e > 0 && better(v[e], ix[e], v[e - 1], ix[e - 1]); e--) {
+                    const float tv = v[e];
+                    const int32_t ti = ix[e];
+                    v[e] = v[e - 1], ix[e] = ix[e - 1];
+                    v[e - 1] = tv, ix[e - 1] = ti;
+                }
+        }
+        free(zeros);
+    }
     for (int64_t r = 0; r < M; r++)
         for (int q = 0; q < K; q++) {
             const int in = q < out->n[r];
