@@ -374,7 +374,14 @@ static int row_select(const analyze_screen *a, const float *s, float *cmax, int6
     int64_t n = 0;
     for (int64_t q = 0; q < n2; q++)
         if (w->p[q] > 0 || !a->relu) w->best[n].v = w->p[q], w->best[n++].i = w->ci[q];
-    qsort(w->best, (size_t)n, sizeof *w->best, cmp_cand);
+    if (n > 64) qsort(w->best, (size_t)n, sizeof *w->best, cmp_cand);
+    else /* the usual few dozen: insertion sort, without qsort's calls through a pointer */
+        for (int64_t q = 1; q < n; q++) {
+            const cand c = w->best[q];
+            int64_t e = q;
+            for (; e > 0 && better(c.v, c.i, w->best[e - 1].v, w->best[e - 1].i); e--) w->best[e] = w->best[e - 1];
+            w->best[e] = c;
+        }
     const int out = (int)(n < k ? n : k);
     for (int q = 0; q < out; q++) idx[q] = w->best[q].i, val[q] = w->best[q].v;
     return out;
