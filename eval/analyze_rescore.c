@@ -117,5 +117,6 @@ void analyze_rescore(int avx512, const float *W, const float *b, int64_t d, cons
 
 int64_t analyze_candidates(int avx512, const float *s, int64_t M, float lo, int32_t *ci, float *cv) {
     MUSAE_ASSERT(0, "analyze_candidates in a build without x86-64 variants");
+    return 0;
 }
 #endif

@@ -26,13 +26,6 @@ int analyze_i16_range(int64_t d) {
     return q > 32767 ? 32767 : (int)q;
 }
 
-/* The scale of a row whose largest magnitude is mx: mx / Q, or 0 (the row quantizes to 0) when that is not a
- * positive normal float. */
-static float scale_of(float mx, int Q) {
-    const float s = mx / (float)Q;
-    return s >= 0x1p-126f ? s : 0.0f;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
@@ -60,6 +53,13 @@ static inline int32_t pair_at(const int16_t *p) {
 /* The register blocks' rows, spelt out so the accumulators stay in registers. */
 #define ROWS4(X) X(0) X(1) X(2) X(3)
 #define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* The scale of a row whose largest magnitude is mx: mx / Q, or 0 (the row quantizes to 0) when that is not a
+ * positive normal float. */
+static float scale_of(float mx, int Q) {
+    const float s = mx / (float)Q;
+    return s >= 0x1p-126f ? s : 0.0f;
+}
 
 /* One row's quantization (analyze_i16_rows): q = round(x / s) with the vector rounding (to nearest even), and the
  * norms' sums of squares in double, 4 lanes each, then the lanes. */
@@ -252,6 +252,7 @@ void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int1
 #else
 double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, int Q, int16_t *Wq, float *sw) {
     MUSAE_ASSERT(0, "analyze_i16_pack in a build without x86-64 variants");
+    return 0;
 }
 
 void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
