@@ -1,14 +1,17 @@
-/* The AMX bf16 screen and f32 rescore of analyze's top-k encoder (analyze_encode.h has the argument).
+/* analyze's screened top-k encoder (analyze_encode.h has the argument): the choice of screen, the packing of W,
+ * the bound, the per-row selection, and the AMX bf16 screen (the int16 one is eval/analyze_screen_i16.c, the
+ * gather and the f32 rescore eval/analyze_rescore.c).
  *
- * Layout. W_enc is packed once into AMX's B operand: latents in blocks of 16, and per block the d inputs in
- * pairs, [M/16][d/2][16][2] bf16 (zero-padded to d % 32 == 0 and M % 32 == 0). A block of R rows of xc is
- * converted to bf16 [R][d] (the A operand), and one pass computes its [R, M] screen in fp32 with 2×2 tiles
- * (32 rows × 32 latents per accumulator set), adding the bias and keeping 16·G chunk maxima per row while each
- * block is in L1 (the k-th largest chunk maximum is a lower bound θ of the k-th largest value: k distinct latents
- * reach it). Then per row: the candidates, the f32 rescore, and the exact top-k among the candidates.
+ * A block of R rows of xc is quantized (bf16, or int16 with a scale per row), and one pass computes its [R, M]
+ * screen with the bias added, keeping 16·G chunk maxima per row while each block of latents is in L1 (the k-th
+ * largest chunk maximum is a lower bound θ of the k-th largest value: k distinct latents reach it). Then per row:
+ * the candidates, the f32 rescore, and the exact top-k among the candidates.
  *
- * The AMX code is compiled for its target by function attributes only (the build stays baseline x86-64) and
- * runs only where the CPU has AMX-BF16 and the kernel grants the tile state (arch_prctl). */
+ * AMX layout. W_enc is packed once into AMX's B operand: latents in blocks of 16, and per block the d inputs in
+ * pairs, [M/16][d/2][16][2] bf16 (zero-padded to d % 32 == 0 and M % 32 == 0); the rows are the A operand,
+ * [R][d] bf16, and the screen runs 2×2 tiles (32 rows × 32 latents per accumulator set). The AMX code is compiled
+ * for its target by function attributes only (the build stays baseline x86-64) and runs only where the CPU has
+ * AMX-BF16 and the kernel grants the tile state (arch_prctl). */
 #include "eval/analyze_encode.h"
 
 #include <math.h>
@@ -16,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/analyze_rescore.h"
+#include "eval/analyze_screen_i16.h"
 #include "host/core/check.h"
 #include "host/core/dtype.h"
 #include "host/core/log.h"
@@ -31,15 +36,20 @@
 
 enum { ROW_TILE = 16, PAIR_K = 32 };
 
-struct analyze_amx {
-    int64_t d, M, dp, Mp;  /* dp, Mp: d and M rounded up to 32 */
-    int k, relu;           /* relu: only values > 0 are selected (the encoder); 0: any value (neighbours) */
-    const float *W, *b;    /* f32 W [M, d] and b [M] (the rescore): the caller's */
-    float *zeros;          /* b when none was given */
-    uint16_t *Wp;          /* [Mp/16][dp/2][16][2] bf16 */
-    double wmax, emax;     /* max_i ‖W_i‖₂ and max_i ‖W_i − bf16(W_i)‖₂, rounded up */
-    double bmax;           /* max_i |b_i| */
-    double c;              /* the fp32 sums' relative error (below) */
+struct analyze_screen {
+    analyze_screen_kind kind;
+    int avx512;             /* the gather and rescore variant (MUSAE_ISA avx512) */
+    int64_t d, M, dp, Mp;   /* dp: d rounded up to 32 (AMX) or 2 (int16); Mp: M rounded up to 32 */
+    int k, relu;            /* relu: only values > 0 are selected (the encoder); 0: any value (neighbours) */
+    const float *W, *b;     /* f32 W [M, d] and b [M] (the rescore): the caller's */
+    float *zeros;           /* b when none was given */
+    uint16_t *Wp;           /* AMX: [Mp/16][dp/2][16][2] bf16 */
+    int16_t *Wq;            /* int16: [Mp/16][dp/2][16][2] (analyze_screen_i16.h) */
+    float *sw;              /* int16: [Mp] the latents' scales */
+    int Q;                  /* int16: the quantization range */
+    double wmax, emax;      /* max_i ‖W_i‖₂ and max_i ‖W̃_i − W_i‖₂ (W̃: what the screen multiplies), rounded up */
+    double bmax;            /* max_i |b_i| */
+    double c_screen, c_rescore; /* the fp32 sums' relative errors (row_select has the whole bound) */
 };
 
 #ifdef ANALYZE_AMX
@@ -86,7 +96,7 @@ AMX_TARGET static void amx_release(void) { _tile_release(); }
  * never ranks), R a multiple of 32; and while each 32 × 32 block is in L1, the row's chunk maxima: cmax [R, 16·G]
  * (−inf on entry), where chunk (g, lane) holds the latents 16·v + lane of the row's 16-wide vectors v ≡ g
  * (mod G). (Prefetching the next block's weights from L3 made no measurable difference.) */
-AMX_TARGET static void amx_screen(const analyze_amx *a, const uint16_t *A, int64_t R, const float *bias_p, float *out,
+AMX_TARGET static void amx_screen(const analyze_screen *a, const uint16_t *A, int64_t R, const float *bias_p, float *out,
                                   float *cmax, int64_t G) {
     const int64_t dp = a->dp, Mp = a->Mp, kc_n = dp / PAIR_K, blk = (dp / 2) * 32, n2 = Mp / 32;
     for (int64_t l2 = 0; l2 < n2; l2++) {
@@ -126,35 +136,76 @@ AMX_TARGET static void amx_screen(const analyze_amx *a, const uint16_t *A, int64
     }
 }
 
-/* The latents i < M with !(s[i] < lo) (a NaN is kept), into ci/cv; returns their count. */
-AMX_TARGET static int64_t gather_candidates(const float *s, int64_t M, float lo, int32_t *ci, float *cv) {
-    const __m512 vlo = _mm512_set1_ps(lo);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int64_t n = 0;
-    for (int64_t i0 = 0; i0 < M; i0 += 16) {
-        const __mmask16 in = M - i0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (M - i0)) - 1u);
-        const __m512 v = _mm512_maskz_loadu_ps(in, s + i0);
-        const __mmask16 m = _mm512_mask_cmp_ps_mask(in, v, vlo, _CMP_NLT_UQ);
-        if (!m) continue;
-        _mm512_mask_compressstoreu_ps(cv + n, m, v);
-        _mm512_mask_compressstoreu_epi32(ci + n, m, _mm512_add_epi32(iota, _mm512_set1_epi32((int)i0)));
-        n += __builtin_popcount(m);
+/* Rows xc [nr, d] as AMX's A operand [R][dp] bf16 (rows nr.. zero: their screen is computed and ignored), and
+ * per row nrm[3r..] = ‖xc‖₂, ‖x̃‖₂, ‖x̃ − xc‖₂ (x̃ = bf16(xc)), rounded up. */
+static void amx_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, uint16_t *A, double *nrm) {
+    for (int64_t r = 0; r < R; r++) {
+        double nx = 0, nxt = 0, ex = 0;
+        for (int64_t j = 0; j < dp; j++) {
+            const uint16_t b = r < nr && j < d ? musae_f32_to_bf16(xc[r * d + j]) : 0;
+            A[r * dp + j] = b;
+            if (r >= nr || j >= d) continue;
+            const double x = xc[r * d + j], xt = musae_bf16_to_f32(b);
+            nx += x * x;
+            nxt += xt * xt;
+            ex += (xt - x) * (xt - x);
+        }
+        nrm[3 * r] = sqrt(nx) * (1 + 1e-9), nrm[3 * r + 1] = sqrt(nxt) * (1 + 1e-9), nrm[3 * r + 2] = sqrt(ex) * (1 + 1e-9);
     }
-    return n;
-}
-
-/* Σ_j w[j]·x[j] in f32 (16 lanes, then the lanes' sum). */
-AMX_TARGET static float dot_f32(const float *w, const float *x, int64_t d) {
-    __m512 acc = _mm512_setzero_ps();
-    int64_t j = 0;
-    for (; j + 16 <= d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), acc);
-    if (j < d) {
-        const __mmask16 m = (__mmask16)((1u << (d - j)) - 1u);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j), _mm512_maskz_loadu_ps(m, x + j), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
 }
 #endif /* ANALYZE_AMX */
+
+/* MUSAE_ANALYZE_SCREEN (analyze_encode.h), read once: 0 auto, 1 int16, 2 off. */
+static int g_env;
+static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
+
+static void env_read(void) {
+    const char *v = getenv("MUSAE_ANALYZE_SCREEN");
+    if (!v || !*v || !strcmp(v, "auto")) return;
+    if (!strcmp(v, "int16")) g_env = 1;
+    else if (!strcmp(v, "off")) g_env = 2;
+    else musae_fail("MUSAE_ANALYZE_SCREEN=%s: unknown; use auto, int16 or off", v);
+}
+
+/* Whether this process can run screen `kind` now (the CPU, and MUSAE_ISA). */
+static int kind_usable(analyze_screen_kind kind) {
+    const musae_isa isa = musae_isa_get();
+    switch (kind) {
+    case ANALYZE_SCREEN_AMX:
+#ifdef ANALYZE_AMX
+        return amx_usable();
+#else
+        return 0;
+#endif
+    case ANALYZE_SCREEN_I16_AVX512_VNNI:
+#if MUSAE_ISA_VARIANTS
+        __builtin_cpu_init();
+        return isa == MUSAE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+#else
+        return 0;
+#endif
+    case ANALYZE_SCREEN_I16_AVX2: return MUSAE_ISA_VARIANTS && isa >= MUSAE_ISA_AVX2;
+    default: return 0;
+    }
+}
+
+analyze_screen_kind analyze_screen_choice(void) {
+    pthread_once(&g_env_once, env_read);
+    if (g_env == 2) return ANALYZE_SCREEN_AUTO;
+    if (g_env == 0 && kind_usable(ANALYZE_SCREEN_AMX)) return ANALYZE_SCREEN_AMX;
+    if (kind_usable(ANALYZE_SCREEN_I16_AVX512_VNNI)) return ANALYZE_SCREEN_I16_AVX512_VNNI;
+    if (kind_usable(ANALYZE_SCREEN_I16_AVX2)) return ANALYZE_SCREEN_I16_AVX2;
+    return ANALYZE_SCREEN_AUTO; /* none */
+}
+
+const char *analyze_screen_name(analyze_screen_kind kind) {
+    switch (kind) {
+    case ANALYZE_SCREEN_AMX: return "AMX bf16";
+    case ANALYZE_SCREEN_I16_AVX512_VNNI: return "int16 AVX-512 VNNI";
+    case ANALYZE_SCREEN_I16_AVX2: return "int16 AVX2";
+    default: return "none";
+    }
+}
 
 /* x as f32, rounded towards −∞ by a margin (a bound that excludes no more than x does). */
 static float round_down(double x) { return (float)(x - fabs(x) * 1e-6); }
@@ -184,65 +235,90 @@ static float kth_largest(float *v, int64_t n, int64_t k) {
     return v[want];
 }
 
-analyze_amx *analyze_amx_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu) {
-#ifdef ANALYZE_AMX
-    if (k <= 0 || M <= 0 || d <= 0 || M > INT32_MAX || !amx_usable()) return NULL;
-    analyze_amx *a = musae_xcalloc(1, sizeof *a);
+/* The AMX operand: bf16 W in [Mp/16][dp/2][16][2]; returns max_i ‖bf16(W_i) − W_i‖₂, rounded up. */
+static double amx_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, uint16_t *Wp) {
+    const int64_t half = dp / 2;
+    memset(Wp, 0, sizeof(uint16_t) * (size_t)(Mp * dp));
+    double emax = 0;
+    for (int64_t i = 0; i < M; i++) {
+        double e = 0;
+        for (int64_t j = 0; j < d; j++) {
+            const float w = W[i * d + j];
+            const uint16_t wb = musae_f32_to_bf16(w);
+            e += ((double)w - musae_bf16_to_f32(wb)) * ((double)w - musae_bf16_to_f32(wb));
+            Wp[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = wb;
+        }
+        emax = sqrt(e) > emax ? sqrt(e) : emax;
+    }
+    return emax * (1 + 1e-9);
+}
+
+analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu,
+                                         analyze_screen_kind kind) {
+    if (kind == ANALYZE_SCREEN_AUTO) kind = analyze_screen_choice();
+    if (k <= 0 || M <= 0 || d <= 0 || M > INT32_MAX || d > INT32_MAX || kind == ANALYZE_SCREEN_AUTO ||
+        !kind_usable(kind))
+        return NULL;
+    double wmax = 0, bmax = 0;
+    for (int64_t i = 0; i < M; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < d; j++) s += (double)W[i * d + j] * W[i * d + j];
+        const double bi = bias ? bias[i] : 0.0;
+        if (!isfinite(s) || !isfinite(bi)) return NULL; /* the bound needs finite weights: sgemm then */
+        wmax = sqrt(s) > wmax ? sqrt(s) : wmax;
+        bmax = fabs(bi) > bmax ? fabs(bi) : bmax;
+    }
+    analyze_screen *a = musae_xcalloc(1, sizeof *a);
+    a->kind = kind;
+    a->avx512 = musae_isa_get() == MUSAE_ISA_AVX512;
     a->d = d;
     a->M = M;
-    a->dp = (d + 31) / 32 * 32;
     a->Mp = (M + 31) / 32 * 32;
     a->k = k < M ? k : (int)M;
     a->relu = relu;
     a->W = W;
     if (!bias) bias = a->zeros = musae_xcalloc((size_t)M, sizeof(float));
     a->b = bias;
-    const int64_t half = a->dp / 2;
-    a->Wp = musae_xcalloc((size_t)(a->Mp * a->dp), sizeof(uint16_t));
-    double wmax = 0, emax = 0, bmax = 0;
-    for (int64_t i = 0; i < M; i++) {
-        double s = 0, e = 0;
-        for (int64_t j = 0; j < d; j++) {
-            const float w = W[i * d + j];
-            const uint16_t wb = musae_f32_to_bf16(w);
-            s += (double)w * w;
-            e += ((double)w - musae_bf16_to_f32(wb)) * ((double)w - musae_bf16_to_f32(wb));
-            a->Wp[(((i / 16) * half + j / 2) * 16 + i % 16) * 2 + j % 2] = wb;
-        }
-        if (!isfinite(s) || !isfinite(bias[i])) { /* the bound needs finite weights: sgemm then */
-            analyze_amx_free(a);
-            return NULL;
-        }
-        wmax = sqrt(s) > wmax ? sqrt(s) : wmax;
-        emax = sqrt(e) > emax ? sqrt(e) : emax;
-        bmax = fabs(bias[i]) > bmax ? fabs(bias[i]) : bmax;
-    }
     a->wmax = wmax * (1 + 1e-9);
-    a->emax = emax * (1 + 1e-9);
     a->bmax = bmax;
-    /* the screen's and the rescore's fp32 sums: each at most (d + 2)·2^-24 relative to Σ_j |W̃_ij x̃_j| (resp.
-     * |W_ij xc_j|), in any order (row_select has the whole bound) */
-    a->c = 2.0 * (double)(d + 2) * ldexp(1, -24) * (1 + ldexp(1, -7));
+    const double u = ldexp(1, -24);
+    /* the rescore's fp32 sum: ceil(d/16) + 4 roundings in a row (analyze_rescore.h), (d + 6)·u(1 + 2^-7) being
+     * more than γ_n = n·u/(1 − n·u) for that n */
+    a->c_rescore = (double)(d + 6) * u * (1 + ldexp(1, -7));
+    if (kind == ANALYZE_SCREEN_AMX) {
+        a->dp = (d + 31) / 32 * 32;
+        a->Wp = musae_xmalloc(sizeof(uint16_t) * (size_t)(a->Mp * a->dp));
+        a->emax = amx_pack(W, M, d, a->Mp, a->dp, a->Wp);
+        /* the tiles' fp32 sums of exact bf16 products, in an order of the hardware's: at most γ_(d+2) */
+        a->c_screen = (double)(d + 2) * u * (1 + ldexp(1, -7));
+    } else {
+        a->dp = (d + 1) / 2 * 2;
+        a->Q = analyze_i16_range(d);
+        a->Wq = musae_xmalloc(sizeof(int16_t) * (size_t)(a->Mp * a->dp));
+        a->sw = musae_xmalloc(sizeof(float) * (size_t)a->Mp);
+        a->emax = analyze_i16_pack(W, M, d, a->Mp, a->dp, a->Q, a->Wq, a->sw);
+        a->c_screen = 0; /* the integer sum is exact; its conversion is in row_select's 4u term */
+    }
     return a;
-#else
-    (void)W, (void)bias, (void)M, (void)d, (void)k, (void)relu;
-    return NULL;
-#endif
 }
 
-analyze_amx *analyze_amx_init(const sae_model *m) {
+analyze_screen *analyze_screen_init(const sae_model *m) {
+    pthread_once(&g_env_once, env_read); /* a bad MUSAE_ANALYZE_SCREEN is refused whatever the SAE */
     if (m->batch_topk) return NULL;
-    return analyze_amx_init_rows(m->p.W_enc, m->p.b_enc, m->M, m->d, m->k, 1);
+    return analyze_screen_init_rows(m->p.W_enc, m->p.b_enc, m->M, m->d, m->k, 1, ANALYZE_SCREEN_AUTO);
 }
 
-void analyze_amx_free(analyze_amx *a) {
+analyze_screen_kind analyze_screen_kind_of(const analyze_screen *a) { return a->kind; }
+
+void analyze_screen_free(analyze_screen *a) {
     if (!a) return;
     free(a->Wp);
+    free(a->Wq);
+    free(a->sw);
     free(a->zeros);
     free(a);
 }
 
-#ifdef ANALYZE_AMX
 typedef struct {
     float v;
     int32_t i;
@@ -253,56 +329,70 @@ static int cmp_cand(const void *x, const void *y) {
     return better(p->v, p->i, q->v, q->i) ? -1 : better(q->v, q->i, p->v, p->i) ? 1 : 0;
 }
 
-/* One row: s [M] its screen (bias added), cmax [n_ch] its chunk maxima (n_ch >= k; reordered here); xc [d].
- * Writes at most k entries to idx/val, returns the count. ci/cv/work: M entries each. */
-AMX_TARGET static int row_select(const analyze_amx *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
-                                 int32_t *ci, float *cv, float *work, cand *best, int32_t *idx, float *val) {
+/* One thread's scratch for row_select: M (+ 16) entries each. */
+typedef struct {
+    int32_t *ci;
+    float *cv, *work, *p;
+    cand *best;
+} scratch;
+
+/* One row: s [M] its screen (bias added), cmax [n_ch] its chunk maxima (n_ch >= k; reordered here); xc [d];
+ * nrm: ‖xc‖, ‖x̃‖, ‖x̃ − xc‖. Writes at most k entries to idx/val, returns the count. */
+static int row_select(const analyze_screen *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
+                      const double *nrm, scratch *w, int32_t *idx, float *val) {
     const int64_t d = a->d, M = a->M, k = a->k;
-    /* |a_i − p_i| <= |W̃_i·x̃ − W_i·xc| + the sums' rounding + the bias additions' rounding, where
+    /* |a_i − p_i| <= |W̃_i·x̃ − W_i·xc| + the sums' and conversions' rounding + the bias additions' rounding, where
      * W̃_i·x̃ − W_i·xc = (W̃_i − W_i)·x̃ + W_i·(x̃ − xc), so by Cauchy–Schwarz with the rounding errors as they
-     * are (not their worst case): emax·‖x̃‖ + wmax·‖x̃ − xc‖; Σ_j |W_ij xc_j| <= wmax·‖xc‖ =: S */
-    double nx = 0, ex = 0, nxb = 0;
-    for (int64_t j = 0; j < d; j++) {
-        const double xb = musae_bf16_to_f32(musae_f32_to_bf16(xc[j]));
-        nx += (double)xc[j] * xc[j];
-        nxb += xb * xb;
-        ex += (xb - xc[j]) * (xb - xc[j]);
-    }
-    nx = sqrt(nx) * (1 + 1e-9), nxb = sqrt(nxb) * (1 + 1e-9), ex = sqrt(ex) * (1 + 1e-9);
-    const double S = a->wmax * nx, Sb = (a->wmax + a->emax) * nxb; /* >= Σ|W_ij xc_j|, Σ|W̃_ij x̃_j| */
-    const double B = a->emax * nxb + a->wmax * ex + a->c * (S > Sb ? S : Sb) + ldexp(1, -22) * (a->bmax + 2 * Sb) + 1e-30;
-    /* a bound too large to use: every latent is rescored. (W and b are finite (analyze_amx_init) and so is xc
+     * are (not their worst case): emax·‖x̃‖ + wmax·‖x̃ − xc‖. With S >= Σ|W_ij xc_j| (the rescore's terms) and
+     * St >= Σ|W̃_ij x̃_j| (the screen's): the screen's sum c_screen·St, the rescore's c_rescore·S, and at most
+     * 4u·(|b| + St + S) for the conversions and the two bias additions (AMX: u·(St + |b|) + u·(S + |b|), to first
+     * order; int16: float(S_int), sw·sx and the fma, 3u·St + u·|b|, and the rescore's u·(S + |b|)); 1e-30 for
+     * what underflows (a scale product below 2^-126: at most 2^31·2^-149 in all). */
+    const double nx = nrm[0], nxt = nrm[1], ex = nrm[2], u = ldexp(1, -24);
+    const double S = a->wmax * nx, St = (a->wmax + a->emax) * nxt;
+    const double B = a->emax * nxt + a->wmax * ex + a->c_screen * St + a->c_rescore * S + 4 * u * (a->bmax + St + S) +
+                     1e-30;
+    /* a bound too large to use: every latent is rescored. (W and b are finite (analyze_screen_init) and so is xc
      * (analyze skips rows that are not), so a NaN or infinite screen value needs S >= ~1e38, caught here.) */
     const int finite = isfinite(B) && B < 1e30;
     /* stage 1: θ1 = the k-th largest chunk maximum (<= the k-th largest screen value: k latents reach it) */
     const double theta1 = finite && n_ch >= k ? kth_largest(cmax, n_ch, k) : -INFINITY;
     const double floor_ = a->relu ? -B : -INFINITY; /* relu: p_i <= 0 is never selected, nor a_i < −B */
     const float lo1 = finite ? round_down(theta1 - 2 * B > floor_ ? theta1 - 2 * B : floor_) : -INFINITY;
-    const int64_t n1 = gather_candidates(s, M, lo1, ci, cv);
+    const int64_t n1 = analyze_candidates(a->avx512, s, M, lo1, w->ci, w->cv);
     /* stage 2: θ2 = the k-th largest screen value itself (every value >= θ1 is among the candidates) */
     float lo2 = lo1;
     if (finite && n1 >= k) {
-        memcpy(work, cv, sizeof(float) * (size_t)n1);
-        const double theta2 = kth_largest(work, n1, k);
+        memcpy(w->work, w->cv, sizeof(float) * (size_t)n1);
+        const double theta2 = kth_largest(w->work, n1, k);
         lo2 = round_down(theta2 - 2 * B > floor_ ? theta2 - 2 * B : floor_);
     }
-    int64_t n = 0;
+    int64_t n2 = 0;
     for (int64_t q = 0; q < n1; q++)
-        if (!(cv[q] < lo2)) {
-            const int32_t i = ci[q];
-            const float p = dot_f32(a->W + (int64_t)i * d, xc, d) + a->b[i];
-            if (p > 0 || !a->relu) best[n].v = p, best[n++].i = i;
+        if (!(w->cv[q] < lo2)) w->ci[n2++] = w->ci[q];
+    analyze_rescore(a->avx512, a->W, a->b, d, xc, w->ci, n2, w->p);
+    int64_t n = 0;
+    for (int64_t q = 0; q < n2; q++)
+        if (w->p[q] > 0 || !a->relu) w->best[n].v = w->p[q], w->best[n++].i = w->ci[q];
+    if (n > 64) qsort(w->best, (size_t)n, sizeof *w->best, cmp_cand);
+    else /* the usual few dozen: insertion sort, without qsort's calls through a pointer */
+        for (int64_t q = 1; q < n; q++) {
+            const cand c = w->best[q];
+            int64_t e = q;
+            for (; e > 0 && better(c.v, c.i, w->best[e - 1].v, w->best[e - 1].i); e--) w->best[e] = w->best[e - 1];
+            w->best[e] = c;
         }
-    qsort(best, (size_t)n, sizeof *best, cmp_cand);
     const int out = (int)(n < k ? n : k);
-    for (int q = 0; q < out; q++) idx[q] = best[q].i, val[q] = best[q].v;
+    for (int q = 0; q < out; q++) idx[q] = w->best[q].i, val[q] = w->best[q].v;
     return out;
 }
-#endif
 
-void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_codes *codes) {
-#ifdef ANALYZE_AMX
+void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, sae_codes *codes) {
     const int64_t d = a->d, dp = a->dp, Mp = a->Mp, M = a->M, k = a->k;
+    const int amx = a->kind == ANALYZE_SCREEN_AMX;
+#ifndef ANALYZE_AMX
+    MUSAE_ASSERT(!amx, "an AMX screen in a build without AMX support");
+#endif
     /* rows per screen block: the [R, Mp] fp32 screen stays near 2 MiB (L2), R a multiple of 32 */
     int64_t R = ((int64_t)1 << 19) / Mp / 32 * 32;
     R = R < 32 ? 32 : R > 256 ? 256 : R;
@@ -314,7 +404,7 @@ void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_co
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
     const int64_t n_blocks = (n + R - 1) / R;
     /* chunk groups: 16·G chunk maxima per row, at least 2k (so the k-th largest is a close bound), at most one
-     * vector per group */
+     * 16-latent block per group */
     int64_t G = 2 * ((k + 15) / 16);
     G = G > Mp / 16 ? Mp / 16 : G;
     G = G < (k + 15) / 16 ? (k + 15) / 16 : G;
@@ -322,31 +412,50 @@ void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_co
     for (int64_t i = 0; i < Mp; i++) bias_p[i] = i < M ? a->b[i] : -INFINITY;
 #pragma omp parallel
     {
-        amx_configure();
-        uint16_t *A = musae_xcalloc((size_t)(R * dp), sizeof(uint16_t));
+#ifdef ANALYZE_AMX
+        if (amx) amx_configure();
+#endif
+        void *A = musae_xcalloc((size_t)(R * dp), amx ? sizeof(uint16_t) : sizeof(int16_t));
+        float *sx = musae_xmalloc(sizeof(float) * (size_t)R);
+        double *nrm = musae_xmalloc(sizeof(double) * (size_t)(3 * R));
         float *s = musae_xmalloc(sizeof(float) * (size_t)(R * Mp)), *cmax = musae_xmalloc(sizeof(float) * (size_t)(R * 16 * G));
-        int32_t *ci = musae_xmalloc(sizeof(int32_t) * (size_t)(M + 16));
-        float *cv = musae_xmalloc(sizeof(float) * (size_t)(M + 16)), *work = musae_xmalloc(sizeof(float) * (size_t)(M + 16));
-        cand *best = musae_xmalloc(sizeof(cand) * (size_t)(M + 1));
+        scratch w = {.ci = musae_xmalloc(sizeof(int32_t) * (size_t)(M + 16)),
+                     .cv = musae_xmalloc(sizeof(float) * (size_t)(M + 16)),
+                     .work = musae_xmalloc(sizeof(float) * (size_t)(M + 16)),
+                     .p = musae_xmalloc(sizeof(float) * (size_t)(M + 16)),
+                     .best = musae_xmalloc(sizeof(cand) * (size_t)(M + 1))};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < n_blocks; blk++) {
             const int64_t r0 = blk * R, nr = r0 + R <= n ? R : n - r0;
-            for (int64_t r = 0; r < R; r++) /* rows past n stay zero: their screen is computed and ignored */
-                for (int64_t j = 0; j < d; j++) A[r * dp + j] = r < nr ? musae_f32_to_bf16(xc[(r0 + r) * d + j]) : 0;
             for (int64_t q = 0; q < R * 16 * G; q++) cmax[q] = -INFINITY;
-            amx_screen(a, A, R, bias_p, s, cmax, G);
+#ifdef ANALYZE_AMX
+            if (amx) {
+                amx_rows(xc + r0 * d, nr, R, d, dp, A, nrm);
+                amx_screen(a, A, R, bias_p, s, cmax, G);
+            }
+#endif
+            if (!amx) {
+                analyze_i16_rows(xc + r0 * d, nr, R, d, dp, a->Q, A, sx, nrm);
+                analyze_i16_screen(a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI, a->Wq, a->sw, A, sx, R, dp, Mp, bias_p,
+                                   s, cmax, G);
+            }
             for (int64_t r = 0; r < nr; r++)
-                cnt[r0 + r] = row_select(a, s + r * Mp, cmax + r * 16 * G, 16 * G, xc + (r0 + r) * d, ci, cv,
-                                         work, best, codes->idx + (r0 + r) * k, codes->val + (r0 + r) * k);
+                cnt[r0 + r] = row_select(a, s + r * Mp, cmax + r * 16 * G, 16 * G, xc + (r0 + r) * d, nrm + 3 * r, &w,
+                                         codes->idx + (r0 + r) * k, codes->val + (r0 + r) * k);
         }
         free(A);
+        free(sx);
+        free(nrm);
         free(s);
         free(cmax);
-        free(ci);
-        free(cv);
-        free(work);
-        free(best);
-        amx_release();
+        free(w.ci);
+        free(w.cv);
+        free(w.work);
+        free(w.p);
+        free(w.best);
+#ifdef ANALYZE_AMX
+        if (amx) amx_release();
+#endif
     }
     free(bias_p);
     /* pack the rows (written at r·k) into CSR */
@@ -362,8 +471,4 @@ void analyze_amx_encode(const analyze_amx *a, const float *xc, int64_t n, sae_co
     }
     codes->n_rows = n;
     free(cnt);
-#else
-    (void)a, (void)xc, (void)n, (void)codes;
-    MUSAE_ASSERT(0, "analyze_amx_encode without AMX support in this build");
-#endif
 }

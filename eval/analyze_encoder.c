@@ -1,10 +1,11 @@
-/* analyze's row encoder: GPU, AMX or sgemm, batch-top-k in pieces (analyze_encoder.h). */
+/* analyze's row encoder: GPU, a screen (AMX or int16) or sgemm, batch-top-k in pieces (analyze_encoder.h). */
 #include "eval/analyze_encoder.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/core/check.h"
+#include "host/core/log.h"
 #ifdef MUSAE_CUDA
 #include "sae/sae_gpu_infer.h"
 #endif
@@ -26,7 +27,8 @@ void analyze_encoder_init(analyze_encoder *e, const sae_model *m, int64_t rows, 
 #else
     MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
 #endif
-    if (!on_gpu) e->amx = analyze_amx_init(m);
+    if (!on_gpu) e->screen = analyze_screen_init(m);
+    if (e->screen) LOG_DEBUG("analyze: the %s screen and f32 rescore encode the rows", analyze_screen_name(analyze_screen_kind_of(e->screen)));
 }
 
 /* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
@@ -39,20 +41,20 @@ static void encode_call(analyze_encoder *e, const float *x, int64_t n, sae_codes
         return;
     }
 #endif
-    if (e->amx) {
+    if (e->screen) {
         const int64_t d = e->m->d;
         const float *b_dec = e->m->p.b_dec;
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < d; j++) e->xc[r * d + j] = x[r * d + j] - b_dec[j];
-        analyze_amx_encode(e->amx, e->xc, n, c);
+        analyze_screen_encode(e->screen, e->xc, n, c);
         return;
     }
     sae_model_infer(e->m, x, n, c, e->xc, e->pre);
 }
 
 void analyze_encoder_free(analyze_encoder *e) {
-    analyze_amx_free(e->amx);
+    analyze_screen_free(e->screen);
 #ifdef MUSAE_CUDA
     sae_gpu_encoder_free(e->gpu);
 #endif

@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "eval/analyze_encode.h"
+#include "eval/analyze_rescore.h"
 #include "host/core/check.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/sae_ops.h"
 
 enum { TILE = 256, LANES = 16 };
@@ -99,12 +101,16 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     memcpy(w, W_dec, sizeof(float) * (size_t)(M * d));
     sae_cpu_normalize_rows(w, M, d);
     /* on AMX CPUs: the encoder's bf16 screen + f32 rescore (eval/analyze_encode.h) with the unit rows as both
-     * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1) */
-    analyze_amx *amx = analyze_amx_init_rows(w, NULL, M, d, K + 1, 0);
+     * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1).
+     * Not the int16 screen: it would compute all M² cosines at ~1.3x the f32 rate (VNNI), where the half matrix
+     * below computes M²/2. */
+    analyze_screen *amx = analyze_screen_choice() == ANALYZE_SCREEN_AMX
+                              ? analyze_screen_init_rows(w, NULL, M, d, K + 1, 0, ANALYZE_SCREEN_AMX)
+                              : NULL;
     if (amx) {
         sae_codes c = {0};
         c.ptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t));
-        analyze_amx_encode(amx, w, M, &c);
+        analyze_screen_encode(amx, w, M, &c);
         for (int64_t r = 0; r < M; r++) {
             int q = 0;
             for (int64_t e = c.ptr[r]; e < c.ptr[r + 1] && q < K; e++)
@@ -114,7 +120,7 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
         free(c.ptr);
         free(c.idx);
         free(c.val);
-        analyze_amx_free(amx);
+        analyze_screen_free(amx);
         free(w);
         return;
     }
@@ -147,6 +153,28 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     for (int t = 1; t < used; t++)
         for (int64_t r = 0; r < M; r++)
             for (int q = 0; q < per[t].n[r]; q++) offer(out, r, per[t].v[r * K + q], per[t].i[r * K + q]);
+    /* where the CPU runs the screens' rescore (AVX2 and up), the chosen cosines are recomputed by it and re-sorted,
+     * so they are the AMX path's values bit for bit (eval/analyze_rescore.h: one summation order on every level)
+     * rather than OpenBLAS's, whose rounding differs between its kernels */
+    if (MUSAE_ISA_VARIANTS && musae_isa_get() >= MUSAE_ISA_AVX2) {
+        float *zeros = musae_xcalloc((size_t)M, sizeof(float));
+        const int avx512 = musae_isa_get() == MUSAE_ISA_AVX512;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < M; r++) {
+            float *v = out->v + r * K;
+            int32_t *ix = out->i + r * K;
+            const int n = out->n[r];
+            analyze_rescore(avx512, w, zeros, d, w + r * d, ix, n, v);
+            for (int q = 1; q < n; q++) /* insertion sort: the lists are short and nearly in order */
+                for (int e = q; e > 0 && better(v[e], ix[e], v[e - 1], ix[e - 1]); e--) {
+                    const float tv = v[e];
+                    const int32_t ti = ix[e];
+                    v[e] = v[e - 1], ix[e] = ix[e - 1];
+                    v[e - 1] = tv, ix[e - 1] = ti;
+                }
+        }
+        free(zeros);
+    }
     for (int64_t r = 0; r < M; r++)
         for (int q = 0; q < K; q++) {
             const int in = q < out->n[r];

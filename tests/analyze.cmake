@@ -5,11 +5,19 @@ set_property(TEST test_analyze APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASS
 # paths, so this one runs the sgemm encoder and the half-matrix neighbours there (elsewhere it repeats test_analyze).
 musae_add_test(test_analyze_sgemm COMMAND test_analyze LABELS cpu)
 set_property(TEST test_analyze_sgemm APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=baseline")
+# The same recomputation through the int16 screen (eval/analyze_screen_i16.c) at both of its levels: AVX-512
+# (VNNI where the CPU has it) with AMX turned off, and AVX2 with OpenBLAS's Haswell kernels, as an AVX2-only CPU runs.
+musae_add_test(test_analyze_int16 COMMAND test_analyze LABELS cpu)
+set_property(TEST test_analyze_int16 APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;MUSAE_ANALYZE_SCREEN=int16")
+musae_add_test(test_analyze_int16_avx2 COMMAND test_analyze LABELS cpu)
+set_property(TEST test_analyze_int16_avx2 APPEND PROPERTY ENVIRONMENT
+             "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=avx2;OPENBLAS_CORETYPE=Haswell")
 # The same recomputation with the rows encoded on the GPU (musae analyze --device cuda); skips (77, with the
 # reason) without a usable GPU, as in every CPU-only build.
 musae_add_test(test_analyze_gpu COMMAND test_analyze ARGS --device cuda LABELS gpu)
 set_property(TEST test_analyze_gpu APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
-# The AMX bf16-screen encoder against double loops (random, padded and adversarial shapes); skips without AMX.
+# The screened encoders (AMX bf16, int16 VNNI and AVX2) against double loops (random, padded, adversarial and
+# saturated shapes) and against each other (bit for bit); skips only without AMX and AVX2.
 musae_add_test(test_analyze_encode SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_encode.c LABELS cpu)
 # The planted-clip-rate acceptance run (synth_acts --clip-concepts -> train -> analyze): about 25 s on 2 cores.
 musae_add_test(test_analyze_planted SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_planted.c LABELS cpu TIMEOUT 600)

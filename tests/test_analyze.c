@@ -3,7 +3,8 @@
  * (ties are real and exercise the tie rules). Every dataset of FEATURES.h5 is recomputed below from the store
  * and the weights, without the analysis code: counts, indices and orders must match exactly, means and maxima
  * within 1e-5 relative, decoder cosines within 1e-5 (an order inside 1e-6 may differ). Then: the default split
- * is the trainer's held-out clips; two SAEs in one pass give the files of two runs byte for byte; mismatched
+ * is the trainer's held-out clips; two SAEs in one pass give the files of two runs byte for byte, and so do the
+ * encoder's screens and ISA levels (AMX, int16 at AVX-512 and at AVX2: eval/analyze_encode.h); mismatched
  * store/SAE, bad options and a missing split are refused with exit 1 and a message; SIGKILL leaves no file and
  * the same command then finishes; SIGTERM exits 130 without a file; `musae info` summarises the file. */
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "host/core/philox.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
 
 enum { D = 8, M = 24, K = 3, N_CLIPS = 130, LAYER = 3, TOP = 4 };
@@ -443,6 +445,22 @@ static void test_recompute(void) {
               TOP, g_dev) == 0,
           "analyze (--regroup 37) failed");
     CHECK(same_bytes("b_alone.h5", "b_small.h5"), "--regroup 37 --block-rows 7 changed the file");
+    /* every screen and ISA level writes the same bytes (eval/analyze_encode.h): the CPU's own choice (AMX where it
+     * has it), the int16 screen at the CPU's level, and at AVX2 with OpenBLAS's Haswell kernels (an AVX2-only CPU) */
+    if (!*g_dev && musae_isa_cpu() >= MUSAE_ISA_AVX2) {
+        static const char *const LEVELS[] = {"env -u MUSAE_ISA -u MUSAE_ANALYZE_SCREEN",
+                                             "env -u MUSAE_ISA MUSAE_ANALYZE_SCREEN=int16",
+                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell"};
+        for (int v = 0; v < 3; v++) {
+            char name[32];
+            snprintf(name, sizeof name, "level%d.h5", v);
+            CHECK(sh("%s %s analyze --sae saeA --acts s.h5 -o %s --split all --top %d --min-rate 0.1 --max-rate 0.5 "
+                     "--seed 5 >out.txt 2>err.txt",
+                     LEVELS[v], bin(), name, TOP) == 0,
+                  "analyze under %s failed", LEVELS[v]);
+            if (v) CHECK(same_bytes("level0.h5", name), "%s wrote other bytes than %s", LEVELS[v], LEVELS[0]);
+        }
+    }
     /* default split: the clips the trainer held out, with the defaults */
     CHECK(run("analyze --sae saeA --acts s.h5 -o val.h5 --top %d%s", TOP, g_dev) == 0, "analyze (val) failed");
     read_or_fail("val.h5", &f);
@@ -498,6 +516,8 @@ static void test_bad_input(void) {
             "--device cuda: musae was built without CUDA");
 #endif
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --split test"), "bad split", "see musae analyze --help");
+    refused(sh("MUSAE_ANALYZE_SCREEN=fast %s analyze --sae saeA --acts s.h5 -o x.h5 --split all >out.txt 2>err.txt", bin()),
+            "bad MUSAE_ANALYZE_SCREEN", "MUSAE_ANALYZE_SCREEN=fast: unknown; use auto, int16 or off");
     refused(run("analyze --sae saeA --acts s.h5"), "no -o", "--sae, --acts and -o are required");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
             "--top: expected an integer in 1..10000, got '0' (see musae analyze --help)");

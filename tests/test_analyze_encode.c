@@ -1,16 +1,21 @@
-/* analyze's AMX encoder (eval/analyze_encode.h) against plain double loops: for every row, the selected latents
- * must be the top k of the pre-activations (value descending, > 0 only) up to fp32 summation noise, and each
- * value the f32 pre-activation within 1e-5 relative. Shapes: 4096 latents, k 32 with random weights, padded
- * shapes, and an adversarial SAE whose latents share one direction up to perturbations below bf16's resolution,
- * so the bf16 screen cannot order them and every row's selection rests on the error bound (with the bound set to
- * 0 all of these fail); and the same without the ReLU (values of any sign, no bias: the decoder neighbours' use).
- * Skips (77) where the CPU has no AMX (the sgemm path, tested by test_analyze, runs there). */
+/* analyze's screened encoder (eval/analyze_encode.h) against plain double loops: for every row, the selected
+ * latents must be the top k of the pre-activations (value descending, > 0 only) up to fp32 summation noise, and
+ * each value the f32 pre-activation within 1e-5 relative. Every screen this CPU can run is tested (AMX bf16, int16
+ * with AVX-512 VNNI, int16 with AVX2 at MUSAE_ISA avx512 and avx2, i.e. both rescore variants), and all of them
+ * must return the same codes bit for bit. Shapes: 4096 latents, k 32 with random weights, padded shapes, an
+ * adversarial SAE whose latents share one direction up to perturbations below bf16's resolution (and about int16's
+ * step), so the screen cannot order them and every row's selection rests on the error bound (with the bound set
+ * to 0 these fail), the same without the ReLU (values of any sign, no bias: the decoder neighbours' use), and a
+ * saturated one where every quantized product is ±Q², the int32 sums' largest case. Skips (77) only where the CPU
+ * has neither AMX nor AVX2 (the sgemm path, tested by test_analyze, runs there). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/analyze_encode.h"
+#include "eval/analyze_screen_i16.h"
 #include "host/core/philox.h"
+#include "kernels/cpu/isa.h"
 #include "sae/sae.h"
 #include "test.h"
 
@@ -63,18 +68,39 @@ static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_c
     return bad;
 }
 
-static void run_case(const char *label, int d, int M, int k, int adversarial, int relu) {
+/* The screens to try: a kind and the ISA level it runs at. */
+typedef struct {
+    analyze_screen_kind kind;
+    musae_isa isa;
+    const char *name;
+} variant;
+
+static const variant VARIANTS[] = {
+    {ANALYZE_SCREEN_AMX, MUSAE_ISA_AVX512, "AMX bf16"},
+    {ANALYZE_SCREEN_I16_AVX512_VNNI, MUSAE_ISA_AVX512, "int16 VNNI"},
+    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX512, "int16 AVX2 kernel, AVX-512 rescore"},
+    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX2, "int16 AVX2"},
+};
+enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
+
+static int g_ran[N_VARIANTS];
+
+/* shape: 0 random, 1 adversarial (one shared direction), 2 saturated (±1 weights, constant rows) */
+static void run_case(const char *label, int d, int M, int k, int shape, int relu) {
+    const int adversarial = shape == 1, saturated = shape == 2;
     sae_model m;
     memset(&m, 0, sizeof m);
     m.d = d, m.M = M, m.k = k, m.layer = 0;
     sae_params_alloc(&m.p, d, M);
-    for (int64_t j = 0; j < d; j++) m.p.b_dec[j] = (float)(0.1 * gauss(3, (uint64_t)j));
+    for (int64_t j = 0; j < d; j++) m.p.b_dec[j] = saturated ? 0.0f : (float)(0.1 * gauss(3, (uint64_t)j));
     for (int64_t i = 0; i < M; i++) {
-        m.p.b_enc[i] = adversarial ? 0.0f : (float)(0.05 * gauss(4, (uint64_t)i));
+        m.p.b_enc[i] = adversarial || saturated ? 0.0f : (float)(0.05 * gauss(4, (uint64_t)i));
         double nrm = 0;
         for (int64_t j = 0; j < d; j++) {
-            /* adversarial: one shared direction, each latent nudged by ~2e-3 relative, below bf16's 4e-3 step */
+            /* adversarial: one shared direction, each latent nudged by ~2e-3 relative, below bf16's 4e-3 step;
+             * saturated: latent i is +1 on its first d − i % d inputs, −1 after, so every |q| is Q */
             const double w = adversarial ? gauss(5, (uint64_t)j) * (1.0 + 2e-3 * gauss(6, (uint64_t)(i * d + j)))
+                             : saturated ? (j < d - i % d ? 1.0 : -1.0)
                                          : gauss(5, (uint64_t)(i * d + j));
             m.p.W_enc[i * d + j] = (float)w;
             nrm += w * w;
@@ -82,47 +108,89 @@ static void run_case(const char *label, int d, int M, int k, int adversarial, in
         for (int64_t j = 0; j < d; j++) m.p.W_enc[i * d + j] = (float)(m.p.W_enc[i * d + j] / sqrt(nrm));
     }
     /* relu 0: any value ranks (the decoder neighbours' use), and the bias is left out */
-    analyze_amx *a = relu ? analyze_amx_init(&m) : analyze_amx_init_rows(m.p.W_enc, NULL, M, d, k, 0);
     if (!relu) memset(m.p.b_enc, 0, sizeof(float) * (size_t)M);
-    if (!a) {
-        sae_model_free(&m);
-        TEST_SKIP("this CPU has no AMX-BF16 (or MUSAE_ISA is below avx512): analyze encodes with sgemm here");
-    }
-    const int64_t n = adversarial ? 300 : 1500;
+    const int64_t n = adversarial || saturated ? 300 : 1500;
     float *x = malloc(sizeof(float) * (size_t)(n * d)), *xc = malloc(sizeof(float) * (size_t)(n * d));
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < d; j++) {
-            /* adversarial rows lie along the shared direction, so every latent's value is nearly the same */
+            /* adversarial rows lie along the shared direction, so every latent's value is nearly the same;
+             * saturated rows are constant (their sign and size vary with r) */
             x[r * d + j] = adversarial ? (float)(gauss(5, (uint64_t)j) * (1 + 0.01 * gauss(8, (uint64_t)(r * d + j))))
+                           : saturated ? (float)((r % 2 ? -1.0 : 1.0) * (1 + r))
                                        : (float)gauss(7, (uint64_t)(r * d + j));
             xc[r * d + j] = x[r * d + j] - m.p.b_dec[j];
         }
-    sae_codes c = {0};
-    c.ptr = calloc((size_t)n + 1, sizeof(int64_t));
-    analyze_amx_encode(a, xc, n, &c);
-    CHECK(c.n_rows == n && c.ptr[0] == 0, "%s: %lld rows", label, (long long)c.n_rows);
-    const int bad = check_rows(&m, x, n, &c, relu, label);
-    CHECK(bad == 0, "%s: %d of %lld rows are not their top %d", label, bad, (long long)n, k);
-    /* a row's codes do not depend on the rows beside it: row 7 alone gives the same entries */
-    sae_codes one = {0};
-    one.ptr = calloc(2, sizeof(int64_t));
-    analyze_amx_encode(a, xc + 7 * d, 1, &one);
-    int same = one.ptr[1] == c.ptr[8] - c.ptr[7];
-    for (int64_t e = 0; same && e < one.ptr[1]; e++)
-        same = one.idx[e] == c.idx[c.ptr[7] + e] && one.val[e] == c.val[c.ptr[7] + e];
-    CHECK(same, "%s: row 7 alone differs from row 7 in a block", label);
-    free(one.ptr), free(one.idx), free(one.val);
-    free(c.ptr), free(c.idx), free(c.val);
+    const musae_isa isa0 = musae_isa_get();
+    sae_codes first = {0};
+    const char *first_name = NULL;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        if (VARIANTS[v].isa > isa0) continue;
+        musae_isa_set(VARIANTS[v].isa);
+        analyze_screen *a = analyze_screen_init_rows(m.p.W_enc, relu ? m.p.b_enc : NULL, M, d, k, relu, VARIANTS[v].kind);
+        if (!a) {
+            musae_isa_set(isa0);
+            continue;
+        }
+        g_ran[v]++;
+        char what[160];
+        snprintf(what, sizeof what, "%s [%s, MUSAE_ISA %s]", label, VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa));
+        sae_codes c = {0};
+        c.ptr = calloc((size_t)n + 1, sizeof(int64_t));
+        analyze_screen_encode(a, xc, n, &c);
+        CHECK(c.n_rows == n && c.ptr[0] == 0, "%s: %lld rows", what, (long long)c.n_rows);
+        const int bad = check_rows(&m, x, n, &c, relu, what);
+        CHECK(bad == 0, "%s: %d of %lld rows are not their top %d", what, bad, (long long)n, k);
+        /* a row's codes do not depend on the rows beside it: row 7 alone gives the same entries */
+        sae_codes one = {0};
+        one.ptr = calloc(2, sizeof(int64_t));
+        analyze_screen_encode(a, xc + 7 * d, 1, &one);
+        int same = one.ptr[1] == c.ptr[8] - c.ptr[7];
+        for (int64_t e = 0; same && e < one.ptr[1]; e++)
+            same = one.idx[e] == c.idx[c.ptr[7] + e] && one.val[e] == c.val[c.ptr[7] + e];
+        CHECK(same, "%s: row 7 alone differs from row 7 in a block", what);
+        free(one.ptr), free(one.idx), free(one.val);
+        if (!first_name) {
+            first = c, first_name = VARIANTS[v].name;
+        } else { /* every screen and level: the same codes, bit for bit */
+            int64_t diff = -1;
+            for (int64_t r = 0; r < n && diff < 0; r++) {
+                int eq = c.ptr[r + 1] == first.ptr[r + 1];
+                for (int64_t e = c.ptr[r]; eq && e < c.ptr[r + 1]; e++)
+                    eq = c.idx[e] == first.idx[e] && memcmp(&c.val[e], &first.val[e], sizeof(float)) == 0;
+                if (!eq) diff = r;
+            }
+            CHECK(diff < 0, "%s: row %lld differs from the %s screen's codes", what, (long long)diff, first_name);
+            free(c.ptr), free(c.idx), free(c.val);
+        }
+        analyze_screen_free(a);
+        musae_isa_set(isa0);
+    }
+    free(first.ptr), free(first.idx), free(first.val);
     free(x), free(xc);
-    analyze_amx_free(a);
     sae_model_free(&m);
 }
 
 int main(void) {
+    /* the int16 range: d·Q² fits int32, d·(Q + 1)² does not (or Q is int16's largest) */
+    const int64_t ds[] = {1, 2, 72, 96, 128, 256, 512, 1024, 1536, 2048, 4096, 1 << 20};
+    int range_ok = 1;
+    for (size_t q = 0; q < sizeof ds / sizeof ds[0]; q++) {
+        const int64_t d = ds[q], Q = analyze_i16_range(d);
+        range_ok &= Q >= 1 && d * Q * Q <= INT32_MAX && (Q == 32767 || d * (Q + 1) * (Q + 1) > INT32_MAX);
+    }
+    CHECK(range_ok && analyze_i16_range(512) == 2047, "analyze_i16_range: Q(512) = %d", analyze_i16_range(512));
     run_case("random d 128, M 4096, k 32", 128, 4096, 32, 0, 1);
     run_case("random d 72, M 200, k 5 (padded shapes)", 72, 200, 5, 0, 1);
+    run_case("random d 37, M 100, k 5 (odd d)", 37, 100, 5, 0, 1);
     run_case("adversarial d 256, M 1024, k 16", 256, 1024, 16, 1, 1);
+    run_case("saturated d 512, M 600, k 8", 512, 600, 8, 2, 1);
     run_case("any sign (neighbours), d 96, M 1000, k 9", 96, 1000, 9, 0, 0);
     run_case("any sign, adversarial d 256, M 1024, k 9", 256, 1024, 9, 1, 0);
+    int any = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        printf("%s at MUSAE_ISA %s: %s\n", VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa), g_ran[v] ? "tested" : "not on this CPU");
+        any |= g_ran[v];
+    }
+    if (!any) TEST_SKIP("this CPU has neither AMX-BF16 nor AVX2 (or MUSAE_ISA is baseline): analyze encodes with sgemm here");
     TEST_END();
 }
