@@ -8,7 +8,9 @@
  * step collapsed (5-25x slower) whenever the machine had fewer free cores than threads, while one thread
  * streams W_hh at about 35 GB/s here (0.45 ms per step). That stream is the cost, so several independent
  * sequences (capture's clips) step together and share each load of W_hh: up to four hidden vectors per
- * pass over a row, at the same per-sequence arithmetic, so each sequence gets the bits it gets alone. */
+ * pass over a row, at the same per-sequence arithmetic, so each sequence gets the bits it gets alone. Four
+ * make the pass compute-bound rather than memory-bound (a multiply and an add per weight and sequence: no
+ * FMA, which would change the bits): 0.28 ms per sequence-step at hidden 1024 against 0.66 alone, here. */
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
