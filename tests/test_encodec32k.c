@@ -127,7 +127,7 @@ static void test_threads(const encodec *m, const float *x, int64_t n) {
     free(codes0), free(emb0), free(y0);
 }
 
-/* encodec_encode_batch on three clips, two of 4.5 s (two LSTM calls each: 200 rows, then 25) around one of
+/* encodec_encode_batch on three clips, two of 4.5 s (two LSTM calls each: 224 rows, then 1) around one of
  * 2 s, with 1, 2 and 3 threads: each clip's codes and embeddings byte-identical to encoding it alone. */
 static void test_batch(const encodec *m, const float *x, int64_t n) {
     const int64_t nl = 144000; /* 225 frames */
