@@ -9,8 +9,12 @@ chosen layers that copy the residual stream at positions 1..F, the forward stopp
 (as musae computes no layer past it); the rows appended to one h5py dataset per layer ([frames, hidden], f16 or
 f32, chunked, clip names beside them). Wall and CPU seconds (all threads) per stage.
 
+--encode-batch B (default 1) encodes B clips at a time, one EncodecModel.encode call on a [B, 1, samples] batch
+(the clips are all of one length), as musae's capture encodes the clips already waiting together; the decoder
+still runs one clip per forward, as capture_bench's default --batch 1 does.
+
   python3 bench/capture_peer.py --model DIR --audio DIR --out acts.h5 [--clip-seconds 10]
-      [--layers 2,6,12,18,22] [--dtype f16|f32] [--threads 2]
+      [--layers 2,6,12,18,22] [--dtype f16|f32] [--threads 2] [--encode-batch 1]
 """
 
 import argparse
@@ -41,7 +45,10 @@ def main():
     ap.add_argument("--layers", default="2,6,12,18,22")
     ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--encode-batch", type=int, default=1, help="clips per EncodecModel.encode call")
     a = ap.parse_args()
+    if a.encode_batch < 1:
+        ap.error("--encode-batch must be >= 1")
     torch.set_num_threads(a.threads)
     from transformers import MusicgenForConditionalGeneration
     from transformers.utils import logging as hf_logging
@@ -111,8 +118,38 @@ def main():
         cpu[what] += time.process_time() - c0
         return out
 
+    def capture(clip_names, clips):
+        """Encodes the clips (one call), then per clip the decoder forward and the write."""
+        nonlocal frames
+        batch = torch.from_numpy(np.stack(clips))[:, None]  # [B, 1, samples]
+        all_codes = timed("encodec", lambda: codec.encode(batch).audio_codes[0])  # [B, K, F]
+        for clip_name, codes in zip(clip_names, all_codes):
+            F = codes.shape[-1]
+            stage["F"] = F
+            delayed = torch.full((K, F + K), V, dtype=torch.long)
+            for k in range(K):
+                delayed[k, 1 + k:1 + k + F] = codes[k]
+
+            def forward():
+                try:
+                    dec(input_ids=delayed, use_cache=False)
+                except StopForward:
+                    pass
+            timed("lm", forward)
+
+            def write():
+                for l in layers:
+                    d = ds[l]
+                    d.resize(frames + F, axis=0)
+                    d[frames:frames + F] = rows[l]
+                h5.flush()
+            timed("write", write)
+            names.append(clip_name)
+            frames += F
+
     w_start, c_start = time.perf_counter(), time.process_time()
     with torch.inference_mode():
+        pending_names, pending = [], []
         for name in files:
             def read():
                 x, sr = sf.read(os.path.join(a.audio, name), dtype="float32", always_2d=True)
@@ -123,36 +160,20 @@ def main():
                 return x
             audio = timed("read", read)
             for c in range(len(audio) // clip_n):
-                clip = torch.from_numpy(np.ascontiguousarray(audio[c * clip_n:(c + 1) * clip_n]))[None, None]
-                codes = timed("encodec", lambda: codec.encode(clip).audio_codes[0, 0])  # [K, F]
-                F = codes.shape[-1]
-                stage["F"] = F
-                delayed = torch.full((K, F + K), V, dtype=torch.long)
-                for k in range(K):
-                    delayed[k, 1 + k:1 + k + F] = codes[k]
-
-                def forward():
-                    try:
-                        dec(input_ids=delayed, use_cache=False)
-                    except StopForward:
-                        pass
-                timed("lm", forward)
-
-                def write():
-                    for l in layers:
-                        d = ds[l]
-                        d.resize(frames + F, axis=0)
-                        d[frames:frames + F] = rows[l]
-                    h5.flush()
-                timed("write", write)
-                names.append(f"{name}#t={c * a.clip_seconds:g},{(c + 1) * a.clip_seconds:g}")
-                frames += F
+                pending.append(np.ascontiguousarray(audio[c * clip_n:(c + 1) * clip_n]))
+                pending_names.append(f"{name}#t={c * a.clip_seconds:g},{(c + 1) * a.clip_seconds:g}")
+                if len(pending) == a.encode_batch:
+                    capture(pending_names, pending)
+                    pending_names, pending = [], []
+        if pending:
+            capture(pending_names, pending)
     h5.create_dataset("clips", data=np.array(names, dtype=h5py.string_dtype()))
     h5.close()
     loop_s, cpu_s = time.perf_counter() - w_start, time.process_time() - c_start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"bench": "capture_cpu", "impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
-           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "clips": len(names), "frames": frames,
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "encode_batch": a.encode_batch,
+           "clips": len(names), "frames": frames,
            "layers": a.layers, "dtype": a.dtype, "loop_s": round(loop_s, 3), "frames_per_s": round(frames / loop_s, 2),
            "cpu_s": round(cpu_s, 2), "frames_per_cpu_s": round(frames / cpu_s, 2), "load_s": round(load_s, 2),
            "peak_rss_mib": round(rss)}

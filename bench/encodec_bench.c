@@ -11,7 +11,11 @@
  * runs once per policy (OMP_WAIT_POLICY=active, then passive) and each figure keeps the better one.
  *
  *   encodec_bench [--model DIR] [--seconds 30] [--repeats 3] [--threads N] [--long-minutes 10] [--no-peer]
- *                 [--python PY]
+ *                 [--python PY] [--batch B]
+ * --batch B (B > 1) also encodes B different clips of --seconds one at a time and as one batch
+ * (encodec_encode_batch: their LSTM recurrences share each pass over the weights; codes checked equal to
+ * the one-at-a-time ones), wall and CPU seconds (every thread), and the peer likewise (B encode calls, then
+ * one on a [B, 1, samples] batch).
  * Prints a table and one JSON line. Long files: a --long-minutes 44.1 kHz stereo 16-bit WAV is encoded and
  * its codes decoded by the musae binary in child processes; their peak RSS (getrusage) is reported next to
  * a 1-minute file's, to show memory does not grow with the length. */
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +87,42 @@ static timing time_musae(const encodec *m, const float *x, int64_t n, int repeat
     return best;
 }
 
+static double process_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Wall and CPU seconds of encoding a batch of clips one at a time and as one batch (best of repeats). */
+typedef struct {
+    double alone_s, alone_cpu, batch_s, batch_cpu;
+} batch_timing;
+
+/* nb clips x[b] of n samples, best of repeats after a warm-up; *same: the batched codes equal the others. */
+static batch_timing time_batch(const encodec *m, float *const *x, int nb, int64_t n, int repeats, int *same) {
+    batch_timing t = {INFINITY, INFINITY, INFINITY, INFINITY};
+    int64_t *ca[16], *cb[16], fa[16], fb[16], ns[16];
+    MUSAE_ASSERT(nb <= 16, "--batch %d: at most 16", nb);
+    for (int b = 0; b < nb; b++) ns[b] = n;
+    *same = 1;
+    for (int r = 0; r <= repeats; r++) { /* r = 0 warms up */
+        double w0 = musae_now(), c0 = process_cpu();
+        for (int b = 0; b < nb; b++) ca[b] = encodec_encode(m, x[b], n, &fa[b]);
+        double w1 = musae_now(), c1 = process_cpu();
+        encodec_encode_batch(m, nb, (const float *const *)x, ns, cb, fb, NULL);
+        double w2 = musae_now(), c2 = process_cpu();
+        if (r > 0) {
+            t.alone_s = fmin(t.alone_s, w1 - w0), t.alone_cpu = fmin(t.alone_cpu, c1 - c0);
+            t.batch_s = fmin(t.batch_s, w2 - w1), t.batch_cpu = fmin(t.batch_cpu, c2 - c1);
+        }
+        for (int b = 0; b < nb; b++) {
+            *same &= fa[b] == fb[b] && !memcmp(ca[b], cb[b], (size_t)(4 * fa[b]) * sizeof(int64_t));
+            free(ca[b]), free(cb[b]);
+        }
+    }
+    return t;
+}
+
 /* Runs argv as a child; returns its wall time and fills its peak RSS in MiB. Exits on failure. */
 static double run_child(char *const argv[], double *rss_mib) {
     double t0 = musae_now();
@@ -135,7 +176,7 @@ int main(int argc, char **argv) {
     musae_omp_env_init(argv); /* as the musae binary: passive OpenMP waits unless the user chose */
     const char *model = NULL, *python = "python3";
     double seconds = 30, long_minutes = 10;
-    int repeats = 3, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), peer = 1;
+    int repeats = 3, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), peer = 1, batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--no-peer")) {
@@ -150,6 +191,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--threads")) threads = atoi(v);
         else if (!strcmp(f, "--long-minutes")) long_minutes = atof(v);
         else if (!strcmp(f, "--python")) python = v;
+        else if (!strcmp(f, "--batch")) batch = atoi(v);
         else musae_fail("unknown option %s (see the top of bench/encodec_bench.c)", f);
     }
     musae_log_set_level(MUSAE_LOG_WARN);
@@ -239,6 +281,53 @@ int main(int argc, char **argv) {
         mu.decode_s = fmin(mu.decode_s, mu2.decode_s);
         free(c2);
     }
+    /* a batch of different clips: musae one at a time and batched, the peer likewise (both policies) */
+    batch_timing bt = {NAN, NAN, NAN, NAN}, bp = {NAN, NAN, NAN, NAN};
+    int batch_same = -1;
+    if (batch > 1) {
+        float *xb[16];
+        MUSAE_ASSERT(batch <= 16, "--batch %d: at most 16", batch);
+        for (int b = 0; b < batch; b++) {
+            xb[b] = musae_xmalloc((size_t)n * sizeof(float));
+            synth(xb[b], n, (int64_t)b * 7 * 32000, 32000, b); /* another stretch and channel each */
+        }
+        bt = time_batch(&m, xb, batch, n, repeats, &batch_same);
+        if (peer) {
+            char audio[600], cmd[2400];
+            snprintf(audio, sizeof audio, "%s/batch.f32", dir);
+            FILE *f = fopen(audio, "wb");
+            for (int b = 0; f && b < batch; b++)
+                if (fwrite(xb[b], sizeof(float), (size_t)n, f) != (size_t)n) musae_fail("%s: write failed", audio);
+            if (!f || fclose(f)) musae_fail("%s: write failed", audio);
+            for (int pol = 0; pol < 2; pol++) {
+                snprintf(cmd, sizeof cmd,
+                         "OMP_WAIT_POLICY=%s %s %s/bench/encodec_peer.py --audio %s --repeats %d --threads %d --batch %d",
+                         pol ? "passive" : "active", python, MUSAE_SOURCE_DIR, audio, repeats, threads, batch);
+                FILE *p = popen(cmd, "r");
+                char line[4096] = "";
+                while (p && fgets(line, sizeof line, p) && line[0] != '{') {
+                }
+                if (!p || pclose(p) != 0 || line[0] != '{') musae_fail("peer failed: %s", cmd);
+                cJSON *j = cJSON_Parse(line);
+                const batch_timing q = {cJSON_GetObjectItem(j, "alone_encode_s")->valuedouble,
+                                        cJSON_GetObjectItem(j, "alone_encode_cpu_s")->valuedouble,
+                                        cJSON_GetObjectItem(j, "batch_encode_s")->valuedouble,
+                                        cJSON_GetObjectItem(j, "batch_encode_cpu_s")->valuedouble};
+                cJSON_Delete(j);
+                bp = pol ? (batch_timing){fmin(bp.alone_s, q.alone_s), fmin(bp.alone_cpu, q.alone_cpu),
+                                          fmin(bp.batch_s, q.batch_s), fmin(bp.batch_cpu, q.batch_cpu)}
+                         : q;
+            }
+            unlink(audio);
+            /* musae again after the peer, as above */
+            int same2;
+            batch_timing b2 = time_batch(&m, xb, batch, n, repeats, &same2);
+            bt = (batch_timing){fmin(bt.alone_s, b2.alone_s), fmin(bt.alone_cpu, b2.alone_cpu),
+                                fmin(bt.batch_s, b2.batch_s), fmin(bt.batch_cpu, b2.batch_cpu)};
+            batch_same &= same2;
+        }
+        for (int b = 0; b < batch; b++) free(xb[b]);
+    }
     encodec_free(&m);
     free(x);
 
@@ -256,6 +345,19 @@ int main(int argc, char **argv) {
                to_pol[0].encode_s, to_pol[1].encode_s, to_pol[0].decode_s, to_pol[1].decode_s);
         printf("  musae / PyTorch speed: encode %.2fx, decode %.2fx; codes equal %lld of %lld\n",
                to.encode_s / mu.encode_s, to.decode_s / mu.decode_s, (long long)codes_equal, (long long)(4 * F));
+    }
+    if (batch > 1) {
+        printf("  encode of %d different clips of %.0f s, wall s / CPU s (every thread), best of %d:\n", batch, seconds,
+               repeats);
+        printf("    musae   one at a time %.3f / %.2f, batched %.3f / %.2f (%.2fx less CPU); codes %s\n", bt.alone_s,
+               bt.alone_cpu, bt.batch_s, bt.batch_cpu, bt.alone_cpu / bt.batch_cpu,
+               batch_same ? "equal to one at a time" : "DIFFER from one at a time");
+        if (peer) {
+            printf("    PyTorch one at a time %.3f / %.2f, batched %.3f / %.2f (each the better policy)\n", bp.alone_s,
+                   bp.alone_cpu, bp.batch_s, bp.batch_cpu);
+            const double pw = fmin(bp.alone_s, bp.batch_s), pc = fmin(bp.alone_cpu, bp.batch_cpu);
+            printf("    musae batched / PyTorch's better: %.2fx wall, %.2fx CPU\n", pw / bt.batch_s, pc / bt.batch_cpu);
+        }
     }
     if (long_minutes > 0) {
         printf("  musae CLI, 44.1 kHz stereo 16-bit WAV (resampled):\n");
@@ -288,6 +390,18 @@ int main(int argc, char **argv) {
     musae_json_add_rounded(j, "long_decode_rss_mib", L.dec_rss, 0);
     musae_json_add_rounded(j, "short_encode_rss_mib", L1.enc_rss, 0);
     musae_json_add_rounded(j, "short_decode_rss_mib", L1.dec_rss, 0);
+    if (batch > 1) {
+        cJSON_AddNumberToObject(j, "batch", batch);
+        cJSON_AddBoolToObject(j, "batch_codes_equal", batch_same == 1);
+        const struct {
+            const char *key;
+            double v;
+        } bf[] = {{"musae_alone_encode_s", bt.alone_s}, {"musae_alone_encode_cpu_s", bt.alone_cpu},
+                  {"musae_batch_encode_s", bt.batch_s}, {"musae_batch_encode_cpu_s", bt.batch_cpu},
+                  {"torch_alone_encode_s", bp.alone_s}, {"torch_alone_encode_cpu_s", bp.alone_cpu},
+                  {"torch_batch_encode_s", bp.batch_s}, {"torch_batch_encode_cpu_s", bp.batch_cpu}};
+        for (size_t i = 0; i < sizeof bf / sizeof bf[0]; i++) musae_json_add_rounded(j, bf[i].key, bf[i].v, 4);
+    }
     musae_json_print_line(stdout, j);
     free(codes);
     if (!getenv("MUSAE_BENCH_KEEP")) {

@@ -6,6 +6,12 @@ encoding and decoding the same samples, timed the same way (one warm-up, then th
 
 --audio is raw little-endian float32 mono at 32 kHz. Writes the codes [4, F] as raw int64 (so the C bench can
 check both computed the same thing) and prints one JSON line.
+
+  python bench/encodec_peer.py --audio clips.f32 --batch 4 --repeats 3 --threads 2
+
+--batch B (B > 1): --audio holds B clips of one length back to back; times encoding them one encode call each
+("alone") and in one call on a [B, 1, samples] batch ("batched"), wall and CPU seconds (process_time, every
+thread), and prints one JSON line (no decode).
 """
 
 import argparse
@@ -32,16 +38,43 @@ def best_time(fn, repeats):
     return best, out
 
 
+def best_wall_cpu(fn, repeats):
+    """(best wall s, best CPU s) of repeats after a warm-up."""
+    fn()
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+    return wall, cpu
+
+
+def batch_main(a, model):
+    x = torch.from_numpy(np.fromfile(a.audio, dtype="<f4"))
+    clips = x.reshape(a.batch, 1, -1)
+    with torch.inference_mode():
+        alone = best_wall_cpu(lambda: [model.encode(clips[b:b + 1], bandwidth=2.2) for b in range(a.batch)], a.repeats)
+        batched = best_wall_cpu(lambda: model.encode(clips, bandwidth=2.2), a.repeats)
+    print(json.dumps({
+        "impl": "torch", "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": a.batch,
+        "seconds": clips.shape[-1] / 32000.0, "alone_encode_s": alone[0], "alone_encode_cpu_s": alone[1],
+        "batch_encode_s": batched[0], "batch_encode_cpu_s": batched[1],
+    }))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--audio", required=True)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--codes-out")
+    ap.add_argument("--batch", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, _ = make_encodec32k_hash.build()
     model.eval()
+    if a.batch > 1:
+        return batch_main(a, model)
     x = torch.from_numpy(np.fromfile(a.audio, dtype="<f4"))[None, None]
     with torch.inference_mode():
         enc_s, enc = best_time(lambda: model.encode(x, bandwidth=2.2), a.repeats)

@@ -93,6 +93,14 @@ static void *q_get(queue *q, int peek) {
     return it;
 }
 
+/* The head item without blocking: NULL while the queue is empty. */
+static void *q_peek_now(queue *q) {
+    pthread_mutex_lock(&q->mu);
+    void *it = q->n ? q->items[q->head] : NULL;
+    pthread_mutex_unlock(&q->mu);
+    return it;
+}
+
 /* ---- the capture run --------------------------------------------------------------------------------------- */
 
 void capture_opts_defaults(capture_opts *o) {
@@ -362,25 +370,42 @@ static void bind_device(const capture_ctx *c) {
         musae_fail("capture: a pipeline thread cannot use the selected GPU: %s", why);
 }
 
-/* EnCodec, one clip at a time, on its own thread: the encoder's LSTM recurrence is serial, so the LM of the
- * previous clip uses the cores it leaves idle. */
+/* EnCodec on its own thread: the encoder's LSTM recurrence is serial, so the LM of the previous clips uses the
+ * cores it leaves idle. On the CPU table the clips of one length already waiting (up to ENCODE_BATCH, never
+ * waiting for more) are encoded together: their LSTM recurrences share each pass over the weights, which
+ * bounds the recurrence, and each clip's codes are bitwise those it gets alone (encodec_encode_batch), so
+ * where a batch is cut changes nothing. A GPU table encodes one clip per turn on the device. */
+enum { ENCODE_BATCH = 4 };
+
 static void *encoder_main(void *arg) {
     capture_ctx *c = arg;
     bind_device(c);
+    const int bmax = c->o->ops->device == MUSAE_DEVICE_CPU ? ENCODE_BATCH : 1;
     for (;;) {
-        clip_job *j = q_get(&c->jobs, 0);
-        if (!j->end) {
+        clip_job *js[ENCODE_BATCH];
+        int nb = 0;
+        js[nb++] = q_get(&c->jobs, 0);
+        for (clip_job *nx; !js[0]->end && nb < bmax && (nx = q_peek_now(&c->jobs)) && !nx->end && nx->n == js[0]->n;)
+            js[nb++] = q_get(&c->jobs, 0); /* the one consumer: the item peeked */
+        if (!js[0]->end) {
             if (c->dev_shared) pthread_mutex_lock(&c->dev_mu);
             const double t0 = musae_now(), c0 = thread_cpu();
-            j->codes = encodec_encode(&c->codec, j->x, j->n, &j->F);
+            const float *x[ENCODE_BATCH];
+            int64_t n[ENCODE_BATCH], *codes[ENCODE_BATCH], F[ENCODE_BATCH];
+            for (int b = 0; b < nb; b++) x[b] = js[b]->x, n[b] = js[b]->n;
+            encodec_encode_batch(&c->codec, nb, x, n, codes, F, NULL);
             c->t_encode += musae_now() - t0;
             c->cpu_encode += thread_cpu() - c0;
             if (c->dev_shared) pthread_mutex_unlock(&c->dev_mu);
-            free(j->x);
-            j->x = NULL;
+            for (int b = 0; b < nb; b++) {
+                js[b]->codes = codes[b];
+                js[b]->F = F[b];
+                free(js[b]->x);
+                js[b]->x = NULL;
+            }
         }
-        const int end = j->end; /* once handed over, j belongs to the LM thread */
-        q_put(&c->coded, j);
+        const int end = js[0]->end; /* once handed over, a job belongs to the LM thread */
+        for (int b = 0; b < nb; b++) q_put(&c->coded, js[b]);
         if (end) return NULL;
     }
 }
@@ -826,7 +851,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     if (o->captions && o->batch > 1)
         LOG_INFO("capture: --captions runs one clip per forward (--batch %d applies to unconditional capture)", o->batch);
     /* run */
-    q_init(&c->jobs, 2);
+    q_init(&c->jobs, ENCODE_BATCH); /* room for a batch to wait while the encoder runs the last one */
     q_init(&c->coded, 2 * o->batch + 1);
     q_init(&c->results, 2);
     c->to_do = c->hi - c->lo;

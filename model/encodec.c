@@ -1,11 +1,10 @@
-/* EnCodec encoder/decoder (model/encodec.h). Layout of this file: architecture from the config, loading
- * (weight-norm folding, layouts for the conv ops), the finite stacks and their windowed streams, the LSTM,
- * the RVQ, then the encoder and decoder pipelines. */
+/* EnCodec (model/encodec.h): architecture from the config, loading (weight-norm folding, layouts for the conv
+ * ops), then the decoder pipeline. The finite stacks, their windowed streams and the LSTM are in
+ * model/encodec_stream.c, the encoder and the RVQ in model/encodec_encode.c. */
 #include "model/encodec.h"
 
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +15,7 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "model/encodec_pool.h"
-
-#define DEFAULT_CHUNK_FRAMES 200
-
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+#include "model/encodec_stream.h"
 
 /* ---- architecture (HF EncodecEncoder / EncodecDecoder, in their layer order) ------------------------------ */
 
@@ -462,581 +455,12 @@ void encodec_free(encodec *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* ---- finite stacks: lengths, receptive fields, one run over a window ---------------------------------------- */
-
-/* HF EncodecConv1d._get_extra_padding_for_conv1d, in exact integers. HF computes it with a float32 tensor
- * division, which is exact while the length is below 2^24 rows (8.7 minutes at 32 kHz); beyond that HF's
- * own result can be off by a frame, ours stays the mathematical one. */
-static int64_t conv_extra(const encodec_conv *c, int64_t L) {
-    int64_t keff = (int64_t)(c->k - 1) * c->dilation + 1, total = keff - c->stride;
-    int64_t n = ceil_div(L - keff + total, c->stride);
-    return n * c->stride + keff - total - L;
-}
-
-static int64_t conv_len(const encodec_conv *c, int64_t L) {
-    int64_t keff = (int64_t)(c->k - 1) * c->dilation + 1;
-    return (L + c->pad_left + c->pad_right + conv_extra(c, L) - keff) / c->stride + 1;
-}
-
-static int64_t stack_len(const encodec_stack *s, int64_t L) {
-    for (int i = 0; i < s->n; i++) {
-        const encodec_layer *l = &s->layers[i];
-        if (l->kind == ENCODEC_CONV) L = conv_len(&l->conv, L);
-        else if (l->kind == ENCODEC_CONVT) L *= l->convt.stride;
-    }
-    return L;
-}
-
-/* Input rows [*lo, *hi] the outputs [*lo, *hi] read (away from the signal's edges). */
-static void conv_need(const encodec_conv *c, int64_t *lo, int64_t *hi) {
-    int64_t keff = (int64_t)(c->k - 1) * c->dilation + 1;
-    *lo = *lo * c->stride - c->pad_left;
-    *hi = *hi * c->stride - c->pad_left + keff - 1;
-}
-
-static void stack_need(const encodec_stack *s, int64_t *lo, int64_t *hi) {
-    for (int i = s->n - 1; i >= 0; i--) {
-        const encodec_layer *l = &s->layers[i];
-        if (l->kind == ENCODEC_CONV) conv_need(&l->conv, lo, hi);
-        else if (l->kind == ENCODEC_CONVT) {
-            const encodec_convt *t = &l->convt;
-            *lo = ceil_div(*lo + t->crop_left - t->k + 1, t->stride);
-            *hi = floor_div(*hi + t->crop_left, t->stride);
-        } else if (l->kind == ENCODEC_RES) {
-            conv_need(&l->res.conv2, lo, hi); /* k 1: the residual's own rows are inside conv1's reach */
-            conv_need(&l->res.conv1, lo, hi);
-        }
-    }
-}
-
-/* Input rows a window must span so that no reflect-padded layer in it sees a signal shorter than its
- * padding. HF pads such short signals differently (_pad1d appends zeros first); that is right for a short
- * whole signal, but inside a short window that ends at the signal's end it would change the true right
- * edge. Each layer's length stays >= its k_eff > its largest padding when the stack's input has this many. */
-static int64_t stack_min_rows(const encodec_stack *s) {
-    int64_t scale_num = 1, scale_den = 1, need = 1; /* input rows per row at the current layer: num / den */
-    for (int i = 0; i < s->n; i++) {
-        const encodec_layer *l = &s->layers[i];
-        const encodec_conv *cs[3] = {NULL, NULL, NULL};
-        if (l->kind == ENCODEC_CONV) cs[0] = &l->conv;
-        else if (l->kind == ENCODEC_RES) cs[0] = &l->res.conv1, cs[1] = &l->res.conv2, cs[2] = &l->res.shortcut;
-        for (int j = 0; j < 3; j++)
-            if (cs[j] && cs[j]->k) {
-                int64_t keff = (int64_t)(cs[j]->k - 1) * cs[j]->dilation + 1;
-                need = max64(need, ceil_div(keff * scale_num, scale_den));
-            }
-        if (l->kind == ENCODEC_CONV) scale_num *= l->conv.stride;
-        else if (l->kind == ENCODEC_CONVT) scale_den *= l->convt.stride;
-    }
-    return need + s->down;
-}
-
-/* Scratch for running a stack: three device buffers of `cap` floats each. */
-typedef struct {
-    float *buf[3];
-    int64_t cap;
-} scratch;
-
-/* Largest intermediate (rows × channels) of a stack over n input rows. */
-static int64_t stack_peak(const encodec_stack *s, int64_t L) {
-    int64_t peak = L * s->c_in, C = s->c_in;
-    for (int i = 0; i < s->n; i++) {
-        const encodec_layer *l = &s->layers[i];
-        if (l->kind == ENCODEC_CONV) L = conv_len(&l->conv, L), C = l->conv.c_out;
-        else if (l->kind == ENCODEC_CONVT) L *= l->convt.stride, C = l->convt.c_out;
-        peak = max64(peak, L * C);
-    }
-    return peak;
-}
-
-static void scratch_reserve(encodec_pool *pool, scratch *w, int64_t cap) {
-    if (cap <= w->cap) return;
-    for (int i = 0; i < 3; i++) {
-        encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
-        w->buf[i] = encodec_pool_get(pool, (size_t)cap * sizeof(float));
-    }
-    w->cap = cap;
-}
-
-static void scratch_free(encodec_pool *pool, scratch *w) {
-    for (int i = 0; i < 3; i++) encodec_pool_put(pool, w->buf[i], (size_t)w->cap * sizeof(float));
-    memset(w, 0, sizeof *w);
-}
-
-/* One EncodecConv1d over x [L, c_in] → out [conv_len, c_out]: reflect (or zero) padding split as HF, plus the
- * extra right padding that completes the last frame. accumulate adds into out; elu applies an ELU after. */
-static void run_conv(const encodec *m, const encodec_conv *c, const float *x, int64_t L, float *out, int accumulate,
-                     int elu) {
-    const musae_ops *ops = m->ops;
-    int64_t extra = conv_extra(c, L);
-    musae_conv1d_params p = {.t_in = L, .t_out = conv_len(c, L), .c_in = c->c_in, .c_out = c->c_out, .k = c->k,
-                             .stride = c->stride, .dilation = c->dilation, .pad_left = c->pad_left,
-                             .pad_right = c->pad_right + (int)extra, .reflect = m->reflect, .accumulate = accumulate,
-                             .elu = elu};
-    if (!m->reflect || L > max64(p.pad_left, p.pad_right)) {
-        ops->conv1d(out, x, c->w, c->b, &p);
-        return;
-    }
-    /* HF _pad1d on an input no longer than the padding: append zeros until reflection is possible, reflect,
-     * then cut the appended length off the end. Only very short signals get here; build it on the host. */
-    const int64_t C = c->c_in, maxpad = max64(p.pad_left, p.pad_right), ext = maxpad - L + 1, L2 = L + ext;
-    const int64_t rows = p.pad_left + L2 + p.pad_right - ext;
-    float *h = musae_xcalloc((size_t)(L2 * C), sizeof(float)), *hp = musae_xmalloc((size_t)(rows * C) * sizeof(float));
-    ops->download(h, x, (size_t)(L * C) * sizeof(float));
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t r = i - p.pad_left;
-        r = r < 0 ? -r : r >= L2 ? 2 * (L2 - 1) - r : r;
-        memcpy(hp + i * C, h + r * C, (size_t)C * sizeof(float));
-    }
-    float *dp = ops->alloc((size_t)(rows * C) * sizeof(float));
-    ops->upload(dp, hp, (size_t)(rows * C) * sizeof(float));
-    p.t_in = rows;
-    p.pad_left = p.pad_right = 0;
-    ops->conv1d(out, dp, c->w, c->b, &p);
-    ops->free(dp);
-    free(h);
-    free(hp);
-}
-
-/* The lowest-numbered scratch buffer that is neither a nor b (-1 stands for none). */
-static int free_buf(int a, int b) { return a != 0 && b != 0 ? 0 : a != 1 && b != 1 ? 1 : 2; }
-
-/* Runs the stack on x [L, c_in] (device) exactly as HF runs it on a whole signal of L rows. Returns the
- * output (one of the scratch buffers) and its row count in *n_out. */
-static const float *stack_run(const encodec *m, const encodec_stack *s, const float *x, int64_t L, scratch *w,
-                              int64_t *n_out) {
-    const musae_ops *ops = m->ops;
-    scratch_reserve(m->pool, w, stack_peak(s, L));
-    const float *cur = x;
-    int own = -1; /* which scratch buffer cur is, -1 for the caller's input */
-    int64_t C = s->c_in;
-    for (int i = 0; i < s->n; i++) {
-        const encodec_layer *l = &s->layers[i];
-        switch (l->kind) {
-        case ENCODEC_ELU: {
-            int d = own >= 0 ? own : 0;
-            ops->elu(w->buf[d], cur, L * C);
-            cur = w->buf[own = d];
-            break;
-        }
-        case ENCODEC_CONV: {
-            int d = free_buf(own, own);
-            run_conv(m, &l->conv, cur, L, w->buf[d], 0, 0);
-            L = conv_len(&l->conv, L);
-            C = l->conv.c_out;
-            cur = w->buf[own = d];
-            break;
-        }
-        case ENCODEC_CONVT: {
-            const encodec_convt *t = &l->convt;
-            int d = free_buf(own, own);
-            musae_convt1d_params p = {.t_in = L, .t_out = L * t->stride, .c_in = t->c_in, .c_out = t->c_out,
-                                      .k = t->k, .stride = t->stride, .crop_left = t->crop_left};
-            ops->conv_transpose1d(w->buf[d], cur, t->w, t->b, &p);
-            L *= t->stride;
-            C = t->c_out;
-            cur = w->buf[own = d];
-            break;
-        }
-        case ENCODEC_RES: {
-            /* y = shortcut(x) + conv2(elu(conv1(elu(x)))), shortcut = identity unless use_conv_shortcut */
-            const encodec_resblock *r = &l->res;
-            int a = free_buf(own, own), b = free_buf(own, a);
-            ops->elu(w->buf[a], cur, L * C);
-            run_conv(m, &r->conv1, w->buf[a], L, w->buf[b], 0, 1);
-            if (r->shortcut.w) {
-                run_conv(m, &r->shortcut, cur, L, w->buf[a], 0, 0);
-            } else if (own < 0) {
-                ops->copy(w->buf[a], cur, (size_t)(L * C) * sizeof(float));
-            } else {
-                a = own; /* add the block's output onto x in place */
-            }
-            /* an ELU next (the front's ELU before each downsampling conv) runs in conv2's pass */
-            const int elu_next = i + 1 < s->n && s->layers[i + 1].kind == ENCODEC_ELU;
-            run_conv(m, &r->conv2, w->buf[b], L, w->buf[a], 1, elu_next);
-            cur = w->buf[own = a];
-            i += elu_next;
-            break;
-        }
-        }
-    }
-    *n_out = L;
-    return cur;
-}
-
-/* ---- windowed stream over one stack ------------------------------------------------------------------------ */
-
-typedef struct {
-    const encodec *m;
-    const encodec_stack *s;
-    float *in;                     /* device [in_cap, c_in]: input rows [in_first, in_first + in_n) */
-    int64_t in_first, in_n, in_cap;
-    int64_t total;                 /* input rows in all; -1 while more may come */
-    int64_t next_out;              /* first output row not produced yet */
-    int64_t chunk;                 /* output rows per window at most */
-    int64_t min_rows;              /* stack_min_rows */
-    scratch w;
-} stream;
-
-static void stream_init(stream *st, const encodec *m, const encodec_stack *s, int64_t chunk_out) {
-    memset(st, 0, sizeof *st);
-    st->m = m;
-    st->s = s;
-    st->total = -1;
-    st->chunk = chunk_out;
-    st->min_rows = stack_min_rows(s);
-}
-
-static void stream_free(stream *st) {
-    encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * st->s->c_in) * sizeof(float));
-    scratch_free(st->m->pool, &st->w);
-}
-
-/* Appends n rows (host or device memory). */
-static void stream_push(stream *st, const float *x, int64_t n, int from_host) {
-    const musae_ops *ops = st->m->ops;
-    const int64_t C = st->s->c_in;
-    MUSAE_ASSERT(st->total < 0, "encodec: push after the end of the input");
-    if (st->in_n + n > st->in_cap) {
-        int64_t cap = max64(2 * st->in_cap, st->in_n + n);
-        float *in = encodec_pool_get(st->m->pool, (size_t)(cap * C) * sizeof(float));
-        if (st->in_n) ops->copy(in, st->in, (size_t)(st->in_n * C) * sizeof(float));
-        encodec_pool_put(st->m->pool, st->in, (size_t)(st->in_cap * C) * sizeof(float));
-        st->in = in;
-        st->in_cap = cap;
-    }
-    float *dst = st->in + st->in_n * C;
-    if (from_host) ops->upload(dst, x, (size_t)(n * C) * sizeof(float));
-    else ops->copy(dst, x, (size_t)(n * C) * sizeof(float));
-    st->in_n += n;
-}
-
-static void stream_end(stream *st) { st->total = st->in_first + st->in_n; }
-
-static int stream_done(const stream *st) { return st->total >= 0 && st->next_out == stack_len(st->s, st->total); }
-
-/* Drops input rows before `keep` (they are read by no future window). The rows move down in steps no longer
- * than the shift, so no copy overlaps itself. */
-static void stream_discard(stream *st, int64_t keep) {
-    int64_t drop = min64(keep - st->in_first, st->in_n);
-    if (drop <= 0) return;
-    const int64_t C = st->s->c_in, left = st->in_n - drop;
-    for (int64_t off = 0; off < left; off += drop) {
-        int64_t n = min64(drop, left - off);
-        st->m->ops->copy(st->in + off * C, st->in + (drop + off) * C, (size_t)(n * C) * sizeof(float));
-    }
-    st->in_first += drop;
-    st->in_n = left;
-}
-
-/* Computes the next output rows the buffered input determines (at most chunk) into out (device,
- * [rows, c_out]); returns the count, 0 when nothing new can be computed yet. */
-static int64_t stream_pull(stream *st, float *out) {
-    const encodec_stack *s = st->s;
-    const int64_t avail = st->in_first + st->in_n;
-    int64_t n_out = -1, o1;
-    if (st->total >= 0) {
-        n_out = stack_len(s, st->total);
-        o1 = min64(n_out, st->next_out + st->chunk);
-    } else {
-        /* the largest o1 whose last row's inputs are all here: the reach is monotone in the row */
-        int64_t lo = st->next_out, hi = st->next_out + st->chunk;
-        while (lo < hi) {
-            int64_t mid = lo + (hi - lo + 1) / 2, a = mid - 1, b = mid - 1;
-            stack_need(s, &a, &b);
-            if (b < avail) lo = mid;
-            else hi = mid - 1;
-        }
-        o1 = lo;
-    }
-    if (o1 <= st->next_out) return 0;
-    int64_t a = st->next_out, b = o1 - 1;
-    stack_need(s, &a, &b);
-    /* a window starting on a multiple of the stack's total stride keeps every layer's rows in phase */
-    int64_t ws = a <= 0 ? 0 : a / s->down * s->down;
-    int64_t we = st->total >= 0 && (o1 == n_out || b + 1 >= st->total) ? st->total : b + 1;
-    if (we == st->total && we - ws < st->min_rows) ws = max64(0, floor_div(we - st->min_rows, s->down) * s->down);
-    MUSAE_ASSERT(ws >= st->in_first && we <= avail && we > ws, "encodec: window [%lld, %lld) outside the buffer [%lld, %lld)",
-                 (long long)ws, (long long)we, (long long)st->in_first, (long long)avail);
-    int64_t n_w;
-    const float *y = stack_run(st->m, s, st->in + (ws - st->in_first) * s->c_in, we - ws, &st->w, &n_w);
-    int64_t wo = ws / s->down * s->up;
-    MUSAE_ASSERT(o1 - wo <= n_w, "encodec: window of %lld rows gave %lld outputs, need %lld", (long long)(we - ws),
-                 (long long)n_w, (long long)(o1 - wo));
-    st->m->ops->copy(out, y + (st->next_out - wo) * s->c_out, (size_t)((o1 - st->next_out) * s->c_out) * sizeof(float));
-    int64_t produced = o1 - st->next_out;
-    st->next_out = o1;
-    a = b = o1;
-    stack_need(s, &a, &b);
-    /* keep what the next window reads, and enough to stretch a window that ends at the true end to min_rows */
-    int64_t keep = min64(a, st->in_first + st->in_n - st->min_rows);
-    stream_discard(st, keep <= 0 ? 0 : floor_div(keep, s->down) * s->down);
-    return produced;
-}
-
-/* ---- LSTM with residual (EncodecLSTM: y = lstm(x) + x, zero initial state) -------------------------------- */
-
-/* The recurrence is serial in time and bound by reading W_hh (16 MB for the 32 kHz codec) once per step, so
- * splitting one step's product over threads needs a barrier per step, which collapses whenever the machine
- * has fewer free cores than threads (kernels/cpu/lstm.c). The layers are a wavefront instead: on the CPU
- * table each layer runs in blocks of LSTM_BLOCK steps (its input GEMM and its recurrence, one ops->lstm call
- * per block), and layer l's block b needs only layer l - 1's block b. With two threads, layer 0 runs on one
- * and layer 1 follows a block behind on the other: one hand-off per block (a counter and a condition
- * variable), and only the follower ever waits, asleep. The blocks are the same whatever the thread count (one thread
- * runs them in the same (block, layer) order), so the bits are too. Other tables run whole chunks. */
-/* A block's input GEMM packs all of W_ih again: 40 rows cost 1.6x the per-row time of 200 (20 rows 2.1x),
- * while the follower's lag, one block, grows with the size; 20-40 give the same wall time, 40 less CPU. */
-enum { LSTM_BLOCK = 40 };
-
-typedef struct {
-    const encodec_lstm *l;
-    float *h[ENCODEC_MAX_LSTM], *c[ENCODEC_MAX_LSTM];    /* device [dim] state per layer */
-    float *out[ENCODEC_MAX_LSTM], *work[ENCODEC_MAX_LSTM]; /* device [chunk, dim], [block, 4·dim] per layer */
-    int64_t chunk, block;                                 /* block: steps per ops->lstm call */
-} lstm_state;
-
-static void lstm_init(lstm_state *s, const encodec *m, const encodec_lstm *l, int64_t chunk) {
-    const musae_ops *ops = m->ops;
-    memset(s, 0, sizeof *s);
-    s->l = l;
-    s->chunk = chunk;
-    s->block = ops->device == MUSAE_DEVICE_CPU ? min64(LSTM_BLOCK, chunk) : chunk;
-    float *zero = musae_xcalloc((size_t)l->dim, sizeof(float));
-    for (int i = 0; i < l->n_layers; i++) {
-        s->h[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
-        s->c[i] = encodec_pool_get(m->pool, (size_t)l->dim * sizeof(float));
-        ops->upload(s->h[i], zero, (size_t)l->dim * sizeof(float));
-        ops->upload(s->c[i], zero, (size_t)l->dim * sizeof(float));
-        s->out[i] = encodec_pool_get(m->pool, (size_t)(chunk * l->dim) * sizeof(float));
-        s->work[i] = encodec_pool_get(m->pool, (size_t)(s->block * 4 * l->dim) * sizeof(float));
-    }
-    free(zero);
-}
-
-static void lstm_free(lstm_state *s, const encodec *m) {
-    const int64_t d = s->l->dim;
-    for (int i = 0; i < s->l->n_layers; i++) {
-        encodec_pool_put(m->pool, s->h[i], (size_t)d * sizeof(float));
-        encodec_pool_put(m->pool, s->c[i], (size_t)d * sizeof(float));
-        encodec_pool_put(m->pool, s->out[i], (size_t)(s->chunk * d) * sizeof(float));
-        encodec_pool_put(m->pool, s->work[i], (size_t)(s->block * 4 * d) * sizeof(float));
-    }
-}
-
-/* Layer i over steps [t0, t1) of x. */
-static void lstm_block(lstm_state *s, const musae_ops *ops, const float *x, int i, int64_t t0, int64_t t1) {
-    const encodec_lstm *l = s->l;
-    const float *in = (i ? s->out[i - 1] : x) + t0 * l->dim;
-    ops->lstm(s->out[i] + t0 * l->dim, in, t1 - t0, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i],
-              s->h[i], s->c[i], s->work[i]);
-}
-
-/* x [t, dim] (device) → the block's output, valid until the next call. */
-static const float *lstm_run(lstm_state *s, const musae_ops *ops, const float *x, int64_t t) {
-    MUSAE_ASSERT(t <= s->chunk, "lstm: %lld rows > chunk %lld", (long long)t, (long long)s->chunk);
-    const encodec_lstm *l = s->l;
-    const int L = l->n_layers;
-    const int64_t nb = (t + s->block - 1) / s->block;
-    /* blocks finished per layer; a follower that finds its block not ready sleeps on `ready` (spinning
-     * would take the core from the very thread it waits for when the machine is busy) */
-    int done[ENCODEC_MAX_LSTM] = {0};
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
-    /* thread j runs the layers i ≡ j (mod team size), blocks in order; a team of one runs them all */
-#pragma omp parallel num_threads(2) if (L > 1 && nb > 1 && ops->device == MUSAE_DEVICE_CPU)
-    {
-        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
-        for (int64_t b = 0; b < nb; b++)
-            for (int i = me; i < L; i += nt) {
-                if (i > 0 && __atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) {
-                    pthread_mutex_lock(&mu);
-                    while (__atomic_load_n(&done[i - 1], __ATOMIC_ACQUIRE) <= b) pthread_cond_wait(&ready, &mu);
-                    pthread_mutex_unlock(&mu);
-                }
-                lstm_block(s, ops, x, i, b * s->block, min64(t, (b + 1) * s->block));
-                if (nt > 1) {
-                    pthread_mutex_lock(&mu); /* under the lock: a follower between its check and its wait */
-                    __atomic_store_n(&done[i], (int)b + 1, __ATOMIC_RELEASE);
-                    pthread_cond_broadcast(&ready);
-                    pthread_mutex_unlock(&mu);
-                } else {
-                    done[i] = (int)b + 1;
-                }
-            }
-    }
-    pthread_cond_destroy(&ready);
-    pthread_mutex_destroy(&mu);
-    float *o = s->out[L - 1];
-    ops->add(o, o, x, t * l->dim);
-    return o;
-}
-
-/* ---- encoder ---------------------------------------------------------------------------------------------- */
-
-struct encodec_encoder {
-    const encodec *m;
-    stream front, back;
-    lstm_state lstm;
-    int64_t chunk;
-    float *frames, *emb;       /* device [2·chunk, lstm dim], [chunk, dim] */
-    int64_t pending;           /* rows of frames waiting for the LSTM */
-    float *resid, *dist_dev;   /* device [chunk, dim], [chunk, codebook_size] */
-    float *resid_h, *dist_h;   /* host copies */
-    int64_t *codes;            /* host [frames, n_q] while encoding, [n_q, frames] after finish */
-    float *emb_keep;           /* host [frames, dim] (keep_embeddings) */
-    int64_t n_frames, cap_frames;
-    int keep, finished;
-};
-
-encodec_encoder *encodec_encoder_new(const encodec *m, int chunk_frames, int keep_embeddings) {
-    encodec_encoder *e = musae_xcalloc(1, sizeof *e);
-    e->m = m;
-    e->chunk = chunk_frames > 0 ? chunk_frames : DEFAULT_CHUNK_FRAMES;
-    e->keep = keep_embeddings;
-    stream_init(&e->front, m, &m->enc_front, e->chunk);
-    stream_init(&e->back, m, &m->enc_back, e->chunk);
-    lstm_init(&e->lstm, m, &m->enc_lstm, 2 * e->chunk);
-    e->frames = encodec_pool_get(m->pool, (size_t)(2 * e->chunk * m->enc_lstm.dim) * sizeof(float));
-    e->emb = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
-    e->resid = encodec_pool_get(m->pool, (size_t)(e->chunk * m->dim) * sizeof(float));
-    e->dist_dev = encodec_pool_get(m->pool, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
-    e->resid_h = musae_xmalloc((size_t)(e->chunk * m->dim) * sizeof(float));
-    e->dist_h = musae_xmalloc((size_t)(e->chunk * m->codebook_size) * sizeof(float));
-    return e;
-}
-
-/* Residual vector quantization of n embedding rows (HF EncodecResidualVectorQuantizer.encode): per
- * codebook, the nearest code by squared L2 (ties to the lower index, as torch's max), subtract, repeat.
- * ‖r‖² is the same for every code of a row, so only ‖E‖² − 2 r·E is compared. */
-static void rvq_encode(encodec_encoder *e, int64_t n) {
-    const encodec *m = e->m;
-    const musae_ops *ops = m->ops;
-    const int64_t S = m->codebook_size, D = m->dim;
-    if (e->n_frames + n > e->cap_frames) {
-        e->cap_frames = max64(2 * e->cap_frames, e->n_frames + n);
-        e->codes = musae_xrealloc(e->codes, (size_t)(e->cap_frames * m->n_q) * sizeof(int64_t));
-        if (e->keep) e->emb_keep = musae_xrealloc(e->emb_keep, (size_t)(e->cap_frames * D) * sizeof(float));
-    }
-    ops->download(e->resid_h, e->emb, (size_t)(n * D) * sizeof(float));
-    if (e->keep) memcpy(e->emb_keep + e->n_frames * D, e->resid_h, (size_t)(n * D) * sizeof(float));
-    for (int q = 0; q < m->n_q; q++) {
-        const float *E = m->codebooks_host + (size_t)q * S * D, *sq = m->codebook_sq + (size_t)q * S;
-        ops->upload(e->resid, e->resid_h, (size_t)(n * D) * sizeof(float));
-        ops->gemm(0, 1, n, S, D, 1.0f, e->resid, D, m->codebooks + (size_t)q * S * D, D, 0.0f, e->dist_dev, S);
-        ops->download(e->dist_h, e->dist_dev, (size_t)(n * S) * sizeof(float));
-        for (int64_t f = 0; f < n; f++) {
-            const float *dot = e->dist_h + f * S;
-            int64_t best = 0;
-            float bd = sq[0] - 2.0f * dot[0];
-            for (int64_t c = 1; c < S; c++) {
-                float d = sq[c] - 2.0f * dot[c];
-                if (d < bd) bd = d, best = c;
-            }
-            e->codes[(e->n_frames + f) * m->n_q + q] = best;
-            float *r = e->resid_h + f * D;
-            for (int64_t j = 0; j < D; j++) r[j] -= E[best * D + j];
-        }
-    }
-    e->n_frames += n;
-}
-
-/* The front's windows are collected until a chunk's worth is waiting (or the input ended) and the LSTM runs
- * over all of them at once: each LSTM call ends with the wavefront's follower alone for a block, so fewer,
- * longer calls leave the second thread idle less (10 s: two calls instead of three). */
-static void encoder_drain(encodec_encoder *e) {
-    const musae_ops *ops = e->m->ops;
-    const int64_t dim = e->m->enc_lstm.dim;
-    for (;;) {
-        int64_t k = 0, ran = 0;
-        if (e->pending < e->chunk) { /* room for a window of up to chunk rows */
-            k = stream_pull(&e->front, e->frames + e->pending * dim);
-            e->pending += k;
-        }
-        const int front_done = stream_done(&e->front);
-        if (e->pending >= e->chunk || (front_done && e->pending > 0)) {
-            const float *y = lstm_run(&e->lstm, ops, e->frames, e->pending);
-            stream_push(&e->back, y, e->pending, 0);
-            e->pending = 0;
-            ran = 1;
-        } else if (front_done && e->back.total < 0) {
-            stream_end(&e->back);
-        }
-        int64_t j, any = 0;
-        while ((j = stream_pull(&e->back, e->emb)) > 0) {
-            rvq_encode(e, j);
-            any = 1;
-        }
-        if (k == 0 && !ran && !any) break;
-    }
-}
-
-void encodec_encoder_push(encodec_encoder *e, const float *x, int64_t n) {
-    MUSAE_ASSERT(!e->finished, "encodec_encoder_push after finish");
-    /* pieces of about one window, so the input buffer never holds much more than a window */
-    const int64_t piece = e->chunk * e->m->hop;
-    for (int64_t off = 0; off < n; off += piece) {
-        stream_push(&e->front, x + off, min64(piece, n - off), 1);
-        encoder_drain(e);
-    }
-}
-
-void encodec_encoder_finish(encodec_encoder *e) {
-    MUSAE_ASSERT(!e->finished, "encodec_encoder_finish twice");
-    MUSAE_ASSERT(e->front.in_first + e->front.in_n > 0, "encodec: no samples to encode");
-    stream_end(&e->front);
-    encoder_drain(e);
-    MUSAE_ASSERT(stream_done(&e->front) && stream_done(&e->back), "encodec: encoder streams not drained");
-    /* [frames, n_q] → [n_q, frames] */
-    const int64_t F = e->n_frames, Q = e->m->n_q;
-    int64_t *t = musae_xmalloc((size_t)(F * Q > 0 ? F * Q : 1) * sizeof(int64_t));
-    for (int64_t f = 0; f < F; f++)
-        for (int64_t q = 0; q < Q; q++) t[q * F + f] = e->codes[f * Q + q];
-    free(e->codes);
-    e->codes = t;
-    e->finished = 1;
-}
-
-int64_t encodec_encoder_frames(const encodec_encoder *e) { return e->n_frames; }
-const int64_t *encodec_encoder_codes(const encodec_encoder *e) {
-    MUSAE_ASSERT(e->finished, "encodec_encoder_codes before finish");
-    return e->codes;
-}
-const float *encodec_encoder_embeddings(const encodec_encoder *e) { return e->emb_keep; }
-
-void encodec_encoder_free(encodec_encoder *e) {
-    if (!e) return;
-    stream_free(&e->front);
-    stream_free(&e->back);
-    lstm_free(&e->lstm, e->m);
-    const encodec *m = e->m;
-    encodec_pool_put(m->pool, e->frames, (size_t)(2 * e->chunk * m->enc_lstm.dim) * sizeof(float));
-    encodec_pool_put(m->pool, e->emb, (size_t)(e->chunk * m->dim) * sizeof(float));
-    encodec_pool_put(m->pool, e->resid, (size_t)(e->chunk * m->dim) * sizeof(float));
-    encodec_pool_put(m->pool, e->dist_dev, (size_t)(e->chunk * m->codebook_size) * sizeof(float));
-    free(e->resid_h);
-    free(e->dist_h);
-    free(e->codes);
-    free(e->emb_keep);
-    free(e);
-}
-
-int64_t *encodec_encode(const encodec *m, const float *x, int64_t n, int64_t *frames) {
-    encodec_encoder *e = encodec_encoder_new(m, 0, 0);
-    encodec_encoder_push(e, x, n);
-    encodec_encoder_finish(e);
-    *frames = e->n_frames;
-    int64_t *codes = e->codes;
-    e->codes = NULL;
-    encodec_encoder_free(e);
-    return codes;
-}
-
 /* ---- decoder ---------------------------------------------------------------------------------------------- */
 
 /* Every output row the back stack can compute from its input so far, to the sink. */
-static void drain_back(stream *back, float *y, float *yh, encodec_sink sink, void *ctx) {
+static void drain_back(encodec_stream *back, float *y, float *yh, encodec_sink sink, void *ctx) {
     int64_t k;
-    while ((k = stream_pull(back, y)) > 0) {
+    while ((k = encodec_stream_pull(back, y)) > 0) {
         back->m->ops->download(yh, y, (size_t)k * sizeof(float));
         sink(ctx, yh, k);
     }
@@ -1045,17 +469,17 @@ static void drain_back(stream *back, float *y, float *yh, encodec_sink sink, voi
 void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int chunk_frames, encodec_sink sink,
                     void *ctx) {
     const musae_ops *ops = m->ops;
-    const int64_t chunk = chunk_frames > 0 ? chunk_frames : DEFAULT_CHUNK_FRAMES, D = m->dim;
+    const int64_t chunk = chunk_frames > 0 ? chunk_frames : ENCODEC_DEFAULT_CHUNK_FRAMES, D = m->dim;
     const int64_t S = m->codebook_size, Q = m->n_q;
     MUSAE_ASSERT(frames > 0, "encodec_decode: %lld frames", (long long)frames);
     for (int64_t i = 0; i < Q * frames; i++)
         MUSAE_ASSERT(codes[i] >= 0 && codes[i] < S, "encodec_decode: code %lld at [%lld, %lld] outside [0, %lld)",
                      (long long)codes[i], (long long)(i / frames), (long long)(i % frames), (long long)S);
-    stream front, back;
-    stream_init(&front, m, &m->dec_front, chunk);
-    stream_init(&back, m, &m->dec_back, chunk * m->hop);
-    lstm_state lstm;
-    lstm_init(&lstm, m, &m->dec_lstm, chunk);
+    encodec_stream front, back;
+    encodec_stream_init(&front, m, &m->dec_front, chunk);
+    encodec_stream_init(&back, m, &m->dec_back, chunk * m->hop);
+    encodec_lstm_state lstm;
+    encodec_lstm_init(&lstm, m, &m->dec_lstm, chunk);
     float *emb = encodec_pool_get(m->pool, (size_t)(chunk * D) * sizeof(float));
     int64_t *ids = encodec_pool_get(m->pool, (size_t)chunk * sizeof(int64_t));
     float *x = encodec_pool_get(m->pool, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));
@@ -1067,7 +491,7 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
      * the same order as without the overlap, so the windows, and the samples, are the same. */
     const int overlap = ops->device == MUSAE_DEVICE_CPU && omp_get_max_threads() >= 2;
     int pending = 0; /* back holds rows pushed but not yet drained */
-    for (int64_t f0 = 0; f0 < frames || !stream_done(&back);) {
+    for (int64_t f0 = 0; f0 < frames || !encodec_stream_done(&back);) {
         if (f0 < frames) {
             /* RVQ decode: the sum of each codebook's vectors (HF EncodecResidualVectorQuantizer.decode) */
             int64_t n = min64(chunk, frames - f0);
@@ -1075,36 +499,36 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
                 ops->upload(ids, codes + q * frames + f0, (size_t)n * sizeof(int64_t));
                 ops->embedding(emb, m->codebooks + q * S * D, S, D, ids, n, q > 0);
             }
-            stream_push(&front, emb, n, 0);
+            encodec_stream_push(&front, emb, n, 0);
             f0 += n;
-            if (f0 == frames) stream_end(&front);
+            if (f0 == frames) encodec_stream_end(&front);
         }
         int64_t k;
-        while ((k = stream_pull(&front, x)) > 0) {
+        while ((k = encodec_stream_pull(&front, x)) > 0) {
             const float *ly = NULL;
             if (pending) {
 #pragma omp parallel sections num_threads(2)
                 {
 #pragma omp section
-                    ly = lstm_run(&lstm, ops, x, k);
+                    ly = encodec_lstm_run(&lstm, ops, x, k);
 #pragma omp section
                     drain_back(&back, y, yh, sink, ctx);
                 }
                 pending = 0;
             } else {
-                ly = lstm_run(&lstm, ops, x, k);
+                ly = encodec_lstm_run(&lstm, ops, x, k);
             }
-            stream_push(&back, ly, k, 0);
+            encodec_stream_push(&back, ly, k, 0);
         }
         if (pending) drain_back(&back, y, yh, sink, ctx); /* nothing came out of the front this time */
         pending = 0;
-        if (stream_done(&front) && back.total < 0) stream_end(&back);
-        if (overlap && !stream_done(&front)) pending = 1;
+        if (encodec_stream_done(&front) && back.total < 0) encodec_stream_end(&back);
+        if (overlap && !encodec_stream_done(&front)) pending = 1;
         else drain_back(&back, y, yh, sink, ctx);
     }
-    stream_free(&front);
-    stream_free(&back);
-    lstm_free(&lstm, m);
+    encodec_stream_free(&front);
+    encodec_stream_free(&back);
+    encodec_lstm_free(&lstm, m);
     encodec_pool_put(m->pool, emb, (size_t)(chunk * D) * sizeof(float));
     encodec_pool_put(m->pool, ids, (size_t)chunk * sizeof(int64_t));
     encodec_pool_put(m->pool, x, (size_t)(chunk * m->dec_lstm.dim) * sizeof(float));

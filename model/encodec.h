@@ -135,6 +135,16 @@ void encodec_encoder_free(encodec_encoder *e);
 /* One-shot convenience: codes [n_q, ceil(n / hop)] into a malloc'd array; *frames gets F. */
 int64_t *encodec_encode(const encodec *m, const float *x, int64_t n, int64_t *frames);
 
+/* Encoders stepping together (on the CPU table): clips of one length share the LSTM recurrence's pass over
+ * its weights (the encoder's costliest part, bound by reading them), up to this many at once. */
+#define ENCODEC_BATCH_MAX 8
+/* encodec_encode for nb clips x[b] of n[b] samples: codes[b] gets a malloc'd [n_q, frames[b]], and emb (may be
+ * NULL) a malloc'd [frames[b], dim] of encoder outputs (before the RVQ). Each clip's codes and embeddings are
+ * bitwise those of encoding it alone, whatever else is in the call: clips of one length run in lockstep in
+ * groups of up to ENCODEC_BATCH_MAX (one at a time on other tables), each other length on its own. */
+void encodec_encode_batch(const encodec *m, int nb, const float *const *x, const int64_t *n, int64_t **codes,
+                          int64_t *frames, float **emb);
+
 /* ---- decoding ------------------------------------------------------------------------------------------- */
 /* Receives hop · (frames of the chunk) samples at a time, in order (host memory, valid during the call). */
 typedef void (*encodec_sink)(void *ctx, const float *samples, int64_t n);

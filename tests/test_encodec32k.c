@@ -3,7 +3,8 @@
  * tests/fixtures/encodec32k-hash/tensors.json), and on HF's 2 s clip the codes are identical, the
  * embeddings and the decoded audio within tolerance, 640·F samples; and the codes, embeddings and audio are
  * bitwise the same with 1, 2 and 3 OpenMP threads (the LSTM's layer wavefront, the decoder's overlap and the
- * GEMM tiles split work by shape, never by thread count). */
+ * GEMM tiles split work by shape, never by thread count). A batched encode (encodec_encode_batch: clips of
+ * one length share the LSTM's pass over its weights) gives every clip the bits it gets alone. */
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdint.h>
@@ -126,6 +127,54 @@ static void test_threads(const encodec *m, const float *x, int64_t n) {
     free(codes0), free(emb0), free(y0);
 }
 
+/* encodec_encode_batch on three clips, two of 4.5 s (two LSTM calls each: 224 rows, then 1) around one of
+ * 2 s, with 1, 2 and 3 threads: each clip's codes and embeddings byte-identical to encoding it alone. */
+static void test_batch(const encodec *m, const float *x, int64_t n) {
+    const int64_t nl = 144000; /* 225 frames */
+    float *a = musae_xmalloc((size_t)nl * sizeof(float)), *b = musae_xmalloc((size_t)nl * sizeof(float));
+    for (int64_t i = 0; i < nl; i++) {
+        a[i] = x[i % n];
+        b[i] = 0.7f * x[(n - 1) - (i * 7) % n]; /* another signal of the same length */
+    }
+    const float *clips[3] = {a, x, b};
+    const int64_t lens[3] = {nl, n, nl};
+    int64_t *codes1[3], f1[3];
+    float *emb1[3];
+    for (int c = 0; c < 3; c++) {
+        encodec_encoder *e = encodec_encoder_new(m, 0, 1);
+        encodec_encoder_push(e, clips[c], lens[c]);
+        encodec_encoder_finish(e);
+        f1[c] = encodec_encoder_frames(e);
+        codes1[c] = musae_xmalloc((size_t)(f1[c] * m->n_q) * sizeof(int64_t));
+        emb1[c] = musae_xmalloc((size_t)(f1[c] * m->dim) * sizeof(float));
+        memcpy(codes1[c], encodec_encoder_codes(e), (size_t)(f1[c] * m->n_q) * sizeof(int64_t));
+        memcpy(emb1[c], encodec_encoder_embeddings(e), (size_t)(f1[c] * m->dim) * sizeof(float));
+        encodec_encoder_free(e);
+    }
+    CHECK(f1[0] == 225 && f1[1] == (n + 639) / 640, "alone: %lld and %lld frames", (long long)f1[0], (long long)f1[1]);
+    CHECK(memcmp(codes1[0], codes1[2], (size_t)(f1[0] * m->n_q) * sizeof(int64_t)) != 0,
+          "the two clips of one length have the same codes: the batch check would not see them swapped");
+    const int dflt = omp_get_max_threads(), counts[3] = {1, 2, 3};
+    for (int i = 0; i < 3; i++) {
+        omp_set_num_threads(counts[i]);
+        int64_t *codes[3], f[3];
+        float *emb[3];
+        encodec_encode_batch(m, 3, clips, lens, codes, f, emb);
+        for (int c = 0; c < 3; c++) {
+            const int same = f[c] == f1[c] &&
+                             !memcmp(codes[c], codes1[c], (size_t)(f1[c] * m->n_q) * sizeof(int64_t)) &&
+                             !memcmp(emb[c], emb1[c], (size_t)(f1[c] * m->dim) * sizeof(float));
+            CHECK(same, "batch of 3, %d threads: clip %d (%lld samples) differs in its bits from encoding it alone",
+                  counts[i], c, (long long)lens[c]);
+            free(codes[c]), free(emb[c]);
+        }
+        printf("batch of 3 clips (225, 100, 225 frames), %d thread(s): checked bitwise against each alone\n", counts[i]);
+    }
+    omp_set_num_threads(dflt);
+    for (int c = 0; c < 3; c++) free(codes1[c]), free(emb1[c]);
+    free(a), free(b);
+}
+
 int main(void) {
     musae_log_set_level(MUSAE_LOG_WARN);
     char cfg_dir[512], gold[512], err[512], path[600];
@@ -190,6 +239,7 @@ int main(void) {
     free(y);
     encodec_encoder_free(e);
     test_threads(&m, x, N);
+    test_batch(&m, x, N);
     free(x), free(gc), free(ge), free(gd);
     musae_st_close(&g);
     encodec_free(&m);

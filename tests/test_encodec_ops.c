@@ -1,7 +1,8 @@
 /* The EnCodec ops of kernels/ops.h (conv1d, conv_transpose1d, lstm, elu) against plain loops that read
  * like the PyTorch definitions, on odd shapes that reach every path of the CPU kernels: interior rows and
  * padded edges, reflect and zero padding, strides above and below the kernel size, dilation, the tiny-c_in
- * im2col path, accumulate, state carried across calls. A sentinel after each output must stay intact. */
+ * im2col path, accumulate, state carried across calls. A sentinel after each output must stay intact.
+ * cpu_lstm_batch (several sequences sharing the weights) is held to the bits of cpu_lstm on each alone. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "host/core/philox.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "test.h"
 
 #define GUARD 16
@@ -159,6 +161,60 @@ static void test_lstm(int64_t T, int64_t din, int64_t H) {
         free(cs), free(work);
 }
 
+/* cpu_lstm_batch over nb sequences (their own inputs and nonzero start states), in two calls with the state
+ * carried, against cpu_lstm on each sequence alone: out, h and c must be byte-identical, at every ISA level
+ * the CPU has. hidden % 16 != 0 reaches the tail columns; 4·hidden > 64 rows spans several row blocks;
+ * nb > 4 makes a second group of four. */
+static void test_lstm_batch(int nb, int64_t T, int64_t din, int64_t H) {
+    const int64_t G = 4 * H, t1 = T / 2;
+    float *wih = musae_xmalloc((size_t)(G * din) * sizeof(float)), *whh = musae_xmalloc((size_t)(G * H) * sizeof(float));
+    float *bih = musae_xmalloc((size_t)G * sizeof(float)), *bhh = musae_xmalloc((size_t)G * sizeof(float));
+    fill(wih, G * din, 0.6f);
+    fill(whh, G * H, 0.6f);
+    fill(bih, G, 0.3f);
+    fill(bhh, G, 0.3f);
+    float *x[8], *h0[8], *c0[8], *out[8], *h[8], *c[8], *work[8], *ro[8], *rh[8], *rc[8];
+    MUSAE_ASSERT(nb <= 8, "test_lstm_batch: nb %d", nb);
+    for (int b = 0; b < nb; b++) {
+        x[b] = musae_xmalloc((size_t)(T * din) * sizeof(float));
+        h0[b] = musae_xmalloc((size_t)H * sizeof(float));
+        c0[b] = musae_xmalloc((size_t)H * sizeof(float));
+        fill(x[b], T * din, 1.0f);
+        fill(h0[b], H, 0.5f);
+        fill(c0[b], H, 0.5f);
+        out[b] = alloc_out(T * H), ro[b] = alloc_out(T * H);
+        h[b] = musae_xmalloc((size_t)H * sizeof(float)), rh[b] = musae_xmalloc((size_t)H * sizeof(float));
+        c[b] = musae_xmalloc((size_t)H * sizeof(float)), rc[b] = musae_xmalloc((size_t)H * sizeof(float));
+        work[b] = musae_xmalloc((size_t)(T * G) * sizeof(float));
+    }
+    const musae_isa top = musae_isa_cpu(), was = musae_isa_get();
+    for (int isa = MUSAE_ISA_BASELINE; isa <= (int)top; isa++) {
+        musae_isa_set((musae_isa)isa);
+        for (int b = 0; b < nb; b++) {
+            memcpy(rh[b], h0[b], (size_t)H * sizeof(float)), memcpy(rc[b], c0[b], (size_t)H * sizeof(float));
+            memcpy(h[b], h0[b], (size_t)H * sizeof(float)), memcpy(c[b], c0[b], (size_t)H * sizeof(float));
+            cpu_lstm(ro[b], x[b], t1, din, H, wih, whh, bih, bhh, rh[b], rc[b], work[b]);
+            cpu_lstm(ro[b] + t1 * H, x[b] + t1 * din, T - t1, din, H, wih, whh, bih, bhh, rh[b], rc[b], work[b]);
+        }
+        float *o2[8], *w2[8];
+        const float *x2[8];
+        cpu_lstm_batch(nb, out, (const float *const *)x, t1, din, H, wih, whh, bih, bhh, h, c, work);
+        for (int b = 0; b < nb; b++) o2[b] = out[b] + t1 * H, x2[b] = x[b] + t1 * din, w2[b] = work[b];
+        cpu_lstm_batch(nb, o2, x2, T - t1, din, H, wih, whh, bih, bhh, h, c, w2);
+        int same = 1;
+        for (int b = 0; b < nb; b++)
+            same &= !memcmp(out[b], ro[b], (size_t)(T * H) * sizeof(float)) && guard_ok(out[b], T * H) &&
+                    !memcmp(h[b], rh[b], (size_t)H * sizeof(float)) && !memcmp(c[b], rc[b], (size_t)H * sizeof(float));
+        CHECK(same, "lstm_batch nb %d T %lld din %lld H %lld (%s): not the bits of cpu_lstm on each sequence", nb,
+              (long long)T, (long long)din, (long long)H, musae_isa_name((musae_isa)isa));
+    }
+    musae_isa_set(was);
+    for (int b = 0; b < nb; b++)
+        free(x[b]), free(h0[b]), free(c0[b]), free(out[b]), free(ro[b]), free(h[b]), free(rh[b]), free(c[b]),
+            free(rc[b]), free(work[b]);
+    free(wih), free(whh), free(bih), free(bhh);
+}
+
 static void test_elu(void) {
     const int64_t n = 200003;
     float *x = musae_xmalloc((size_t)n * sizeof(float)), *y = alloc_out(n);
@@ -215,6 +271,9 @@ int main(void) {
     test_convt(6, 5, 3, 4, 4, 1, 20);              /* J = 1 */
     test_lstm(17, 24, 16);
     test_lstm(5, 8, 33);
+    test_lstm_batch(3, 9, 20, 37); /* tail columns, three row blocks, one group of three */
+    test_lstm_batch(6, 5, 16, 48); /* no tail, a group of four and one of two */
+    test_lstm_batch(1, 4, 8, 16);
     test_elu();
     TEST_END();
 }

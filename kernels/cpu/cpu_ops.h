@@ -54,6 +54,12 @@ void cpu_conv_transpose1d(float *out, const float *x, const float *w, const floa
                           const musae_convt1d_params *p);
 void cpu_lstm(float *out, const float *x, int64_t t, int64_t d_in, int64_t hidden, const float *w_ih,
               const float *w_hh, const float *b_ih, const float *b_hh, float *h, float *c, float *work);
+/* cpu_lstm over nb sequences of t steps that share the layer's weights (each its own x, out, h, c and work, as
+ * cpu_lstm takes them); each sequence's results are bitwise those of cpu_lstm on it alone. Not in the op
+ * table: EnCodec's batched encode (model/encodec_encode.c) calls it on the CPU table only. */
+void cpu_lstm_batch(int nb, float *const *out, const float *const *x, int64_t t, int64_t d_in, int64_t hidden,
+                    const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, float *const *h,
+                    float *const *c, float *const *work);
 void cpu_add_layernorm(float *x, const float *res, float *out, const float *w, const float *b, int64_t rows,
                        int64_t dim, float eps);
 void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *bias, int64_t m, int64_t n,
