@@ -213,7 +213,7 @@ void encodec_encode_batch(const encodec *m, int nb, const float *const *x, const
         int idx[ENCODEC_BATCH_MAX], g = 0;
         for (int j = i; j < nb && g < cap; j++)
             if (!taken[j] && n[j] == n[i]) idx[g++] = j, taken[j] = 1;
-        encodec_encoder *es[ENCODEC_BATCH_MAX];
+        encodec_encoder *es[ENCODEC_BATCH_MAX] = {0};
         const float *xs[ENCODEC_BATCH_MAX];
         for (int b = 0; b < g; b++) {
             es[b] = encodec_encoder_new(m, 0, emb != NULL);
