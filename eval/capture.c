@@ -187,6 +187,7 @@ typedef struct {
     musae_store_writer *w;
     pthread_mutex_t store_mu;  /* has_clip (reader) against add_clip (writer) */
     atomic_int failed;         /* the writer failed (fail_msg): the reader stops, the rest drains */
+    atomic_int watch_stop;     /* the pipeline is done: watch_main returns */
     char fail_msg[1400];
     /* A GPU table is driven from one host thread at a time (kernels/cuda/ops_cuda.h: one stream, one scratch
      * buffer), so the EnCodec and LM threads take turns on it; their overlap is a CPU-table matter (the
@@ -469,14 +470,15 @@ static void *writer_main(void *arg) {
                 free(b->names[i]);
                 continue;
             }
+            pthread_mutex_lock(&c->store_mu);
             /* a rank whose launcher or peer died writes nothing more (a resumed run may be capturing this clip) */
             if (c->sh && capture_shard_alive(c->sh)) {
                 snprintf(c->fail_msg, sizeof c->fail_msg, "%s", c->sh->why);
+                pthread_mutex_unlock(&c->store_mu);
                 atomic_store(&c->failed, 1);
                 free(b->names[i]);
                 continue;
             }
-            pthread_mutex_lock(&c->store_mu);
             const file_plan *p = &c->plan[b->files[i]];
             /* the file's identity (none for a file that could not be stat'ed) and the clip's caption */
             musae_clip_source src = p->src.file ? p->src : (musae_clip_source){"", -1, 0, NULL};
@@ -505,6 +507,24 @@ static void *writer_main(void *arg) {
         free(b->captions);
         free(b->files);
         free(b);
+    }
+    return NULL;
+}
+
+/* The watch of a sharded capture between commits. Once the launcher is gone, Open MPI's PMIx client ends the rank
+ * about a second later (measured: 0.9-1.0 s after the parent changed, exit status 195), which would leave its
+ * shard lock behind; a commit cycle (a batch of clips through EnCodec and the LM) can take longer than that. So a
+ * thread looks every 50 ms, and a rank whose launcher or peer died stops at once with exit 1 (musae_fail_now:
+ * exit() from this thread, beside the running pipeline, crashed in its handlers), removing its locks. It holds
+ * store_mu while it looks and stops, so no commit is in progress: the store stays as of its last commit, as when
+ * the writer stops it. */
+static void *watch_main(void *arg) {
+    capture_ctx *c = arg;
+    while (!atomic_load(&c->watch_stop)) {
+        usleep(50000);
+        pthread_mutex_lock(&c->store_mu);
+        if (capture_shard_alive(c->sh)) musae_fail_now("%s", c->sh->why);
+        pthread_mutex_unlock(&c->store_mu);
     }
     return NULL;
 }
@@ -857,14 +877,19 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     c->to_do = c->hi - c->lo;
     musae_progress_init(&c->pg, "capture", "clips", c->to_do);
     const double t0 = musae_now(), cpu0 = process_cpu();
-    pthread_t th_r, th_e, th_c, th_w;
+    pthread_t th_r, th_e, th_c, th_w, th_watch;
     if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_e, NULL, encoder_main, c) ||
-        pthread_create(&th_c, NULL, compute_main, c) || pthread_create(&th_w, NULL, writer_main, c))
+        pthread_create(&th_c, NULL, compute_main, c) || pthread_create(&th_w, NULL, writer_main, c) ||
+        (c->sh && pthread_create(&th_watch, NULL, watch_main, c)))
         musae_fail("cannot start the capture threads");
     pthread_join(th_r, NULL);
     pthread_join(th_e, NULL);
     pthread_join(th_c, NULL);
     pthread_join(th_w, NULL);
+    if (c->sh) {
+        atomic_store(&c->watch_stop, 1);
+        pthread_join(th_watch, NULL);
+    }
     /* every thread has stopped: the store stays as of its last commit (it is not closed: closing flushes) */
     if (atomic_load(&c->failed)) musae_fail("%s", c->fail_msg);
     const double wall = musae_now() - t0, cpu_loop = process_cpu() - cpu0;

@@ -51,6 +51,18 @@ void musae_fail(const char *fmt, ...) {
     exit(1);
 }
 
+void musae_fail_now(const char *fmt, ...) {
+    fflush(stdout);
+    print_rank_prefix();
+    fputs("musae: error: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    quick_exit(1);
+}
+
 void *musae_xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) {

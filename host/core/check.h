@@ -40,6 +40,10 @@ MUSAE_NORETURN MUSAE_PRINTF(6, 7) void musae_assert_failed(const char *expr, con
 
 /* User-facing failure: prints "musae: error: <message>" and exits 1. Use for bad input (files, flags). */
 MUSAE_NORETURN MUSAE_PRINTF(1, 2) void musae_fail(const char *fmt, ...);
+/* The same message, then quick_exit(1): for a thread that must end the process while other threads still run
+ * (exit's handlers and destructors would free what they use). Only at_quick_exit handlers run (the store's
+ * locks and half-made files are removed there too, host/io/store_lock.c); nothing is flushed or closed. */
+MUSAE_NORETURN MUSAE_PRINTF(1, 2) void musae_fail_now(const char *fmt, ...);
 
 /* The process rank shown in messages (set by host/dist; 0 and hidden when single-process). */
 void musae_set_rank(int rank, int world);

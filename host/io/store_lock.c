@@ -17,7 +17,7 @@
 /* "<store>.lock", made with O_CREAT|O_EXCL (atomic on local and network file systems, unlike flock/fcntl locks
  * on some NFS and Lustre mounts, and independent of HDF5_USE_FILE_LOCKING), holding "PID HOST\n". A lock whose
  * PID is dead on this host is stale (a killed writer) and is taken over. This process's locks and a
- * half-made store are removed at exit, also on a musae_fail. */
+ * half-made store are removed at exit, also on a musae_fail, and on quick_exit (musae_fail_now). */
 enum { MAX_HELD = 16 };
 typedef struct {
     char lock[4200];
@@ -77,7 +77,7 @@ void musae_store_lock(const char *store) {
             pthread_mutex_unlock(&g_lock_mu);
             return;
         }
-    if (!g_registered) atexit(cleanup_at_exit), g_registered = 1;
+    if (!g_registered) atexit(cleanup_at_exit), at_quick_exit(cleanup_at_exit), g_registered = 1;
     for (int attempt = 0;; attempt++) {
         int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd >= 0) {
@@ -146,6 +146,6 @@ void musae_store_remove_at_exit(const char *path) {
     pthread_mutex_lock(&g_lock_mu);
     snprintf(g_creating, sizeof g_creating, "%s", path ? path : "");
     g_creating_pid = getpid();
-    if (path && !g_registered) atexit(cleanup_at_exit), g_registered = 1;
+    if (path && !g_registered) atexit(cleanup_at_exit), at_quick_exit(cleanup_at_exit), g_registered = 1;
     pthread_mutex_unlock(&g_lock_mu);
 }
