@@ -44,3 +44,39 @@ void cpu_gemm_nt_skinny(int64_t m, int64_t n, int64_t k, float alpha, const floa
         rows_block(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 }
+
+/* The same sums with B packed (kernels/cpu/cpu_ops.h): 16 columns at a time, the vector lanes now the columns
+ * and the 16 partial sums of the row loop above 16 vectors. Element (i, j) gets exactly the products, adds and
+ * fold of rows_block_body (partial l sums the positions p ≡ l mod 16 in order, then the same fold), so both
+ * layouts give the same bits; alpha is 1 and beta 0 or 1 (nn.Linear), so c = s or s + c as there. */
+ISA_BODY void half_panel_body(int64_t m, int64_t nc, int64_t k, const float *a, int64_t lda, const float *bp,
+                              float beta, float *c, int64_t ldc) {
+    const int64_t k16 = k / 16 * 16;
+    for (int64_t i = 0; i < m; i++) {
+        const float *ai = a + i * lda;
+        f32x16 acc[16];
+        for (int l = 0; l < 16; l++) acc[l] = V16(0.0f);
+        for (int64_t p = 0; p < k16; p += 16)
+            for (int l = 0; l < 16; l++) acc[l] += V16(ai[p + l]) * v_load(bp + (p + l) * CPU_PACK_W);
+        for (int64_t p = k16; p < k; p++) acc[p - k16] += V16(ai[p]) * v_load(bp + p * CPU_PACK_W);
+        for (int w = 8; w > 0; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        float *ci = c + i * ldc;
+        for (int64_t j = 0; j < nc; j++) ci[j] = beta == 0.0f ? acc[0][j] : acc[0][j] + ci[j];
+    }
+}
+MUSAE_ISA_DISPATCH(half_panel,
+                   (int64_t m, int64_t nc, int64_t k, const float *a, int64_t lda, const float *bp, float beta, float *c,
+                    int64_t ldc),
+                   (m, nc, k, a, lda, bp, beta, c, ldc))
+
+void cpu_gemm_nt_skinny_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp,
+                               float beta, float *c, int64_t ldc) {
+    MUSAE_ASSERT(beta == 0.0f || beta == 1.0f, "gemm_nt_skinny_packed: beta %g (0 or 1 only)", (double)beta);
+    const int64_t tasks = (n + 15) / 16; /* half panels: half h of panel t starts at bp + t·k·PW + 16·h */
+#pragma omp parallel for schedule(dynamic, 4) if (n * k > (1 << 16) && tasks > 1)
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t j0 = t * 16, nc = n - j0 < 16 ? n - j0 : 16;
+        half_panel(m, nc, k, a, lda, bp + j0 / CPU_PACK_W * k * CPU_PACK_W + j0 % CPU_PACK_W, beta, c + j0, ldc);
+    }
+}
