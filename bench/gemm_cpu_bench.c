@@ -107,5 +107,30 @@ int main(int argc, char **argv) {
                t[2] / t[1]);
         free(a), free(b), free(c), free(bp);
     }
+    /* a decoding step's products (2 rows: CFG), bound by streaming the weights: COPIES matrices of 16 MB,
+     * more than the caches hold, as rows (cpu_gemm_nt_skinny) and packed (cpu_gemm_nt_skinny_packed) */
+    enum { COPIES = 20 };
+    const int64_t m = 2, n = 4096, k = 1024;
+    float *x = rnd(m * k), *y = musae_xmalloc(sizeof(float) * (size_t)(m * n)), *w[COPIES], *wp[COPIES];
+    for (int i = 0; i < COPIES; i++) {
+        w[i] = rnd(n * k), wp[i] = musae_xmalloc(sizeof(float) * (size_t)cpu_packed_floats(n, k));
+        cpu_pack_weights(wp[i], w[i], k, n, k);
+    }
+    double t[2] = {1e30, 1e30};
+    for (int r = 0; r <= reps; r++)
+        for (int v = 0; v < 2; v++) {
+            const double c0 = thread_cpu_s();
+            for (int i = 0; i < COPIES; i++)
+                if (v == 0) cpu_gemm_nt_skinny(m, n, k, 1.0f, x, k, w[i], k, 0.0f, y, n);
+                else cpu_gemm_nt_skinny_packed(m, n, k, x, k, wp[i], 0.0f, y, n);
+            const double dc = thread_cpu_s() - c0;
+            if (r > 0 && dc < t[v]) t[v] = dc;
+        }
+    const double gb = (double)COPIES * (double)(n * k) * 4.0 / 1e9;
+    printf("decoding step, %lld x %lld x %lld over %d weights (%.0f MB): rows %.2f | packed %.2f GB per CPU-s | "
+           "packed / rows %.2fx\n", (long long)m, (long long)n, (long long)k, COPIES, gb * 1e3, gb / t[0], gb / t[1],
+           t[0] / t[1]);
+    for (int i = 0; i < COPIES; i++) free(w[i]), free(wp[i]);
+    free(x), free(y);
     return sink == 12345.0f; /* keeps the peak loops from being optimised away */
 }
