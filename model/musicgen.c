@@ -245,14 +245,15 @@ static void load_mat(loader *ld, const char *name, mg_mat w, int64_t off, const 
         musae_st_tensor *t = find_tensor(ld, name, 2, shape);
         const float *src = ld->staging;
         const musae_st_file *f = &ld->st->files[t->file];
-        if (!strcmp(t->dtype, "F32") && f->map && (size_t)(t->data - f->map) % sizeof(float) == 0) {
-            src = (const float *)t->data; /* packed straight from the file's pages: no fp32 copy first */
-            refuse_nonfinite(ld, t, src, musae_f32_first_nonfinite(src, (size_t)musae_st_numel(t)));
+        const int direct = !strcmp(t->dtype, "F32") && f->map && (size_t)(t->data - f->map) % sizeof(float) == 0;
+        if (direct) { /* packed straight from the file's pages: no fp32 copy first, checked while packed */
+            src = (const float *)t->data;
             ld->n_params += musae_st_numel(t);
         } else {
             read_tensor(ld, name, 2, shape, ld->staging);
         }
-        ld->ops->pack_weights(w.p + off, src, shape[1], shape[0], shape[1]);
+        if (!ld->ops->pack_weights(w.p + off, src, shape[1], shape[0], shape[1]) && direct) /* the index for the error */
+            refuse_nonfinite(ld, t, src, musae_f32_first_nonfinite(src, (size_t)musae_st_numel(t)));
         release_source(t);
         return;
     }

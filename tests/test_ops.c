@@ -258,7 +258,16 @@ static void linear_packed_bits(void) {
             float *wp = musae_xmalloc(sizeof(float) * (size_t)cpu_packed_floats(n, k));
             float *want = musae_xmalloc(sizeof(float) * (size_t)(m * n)), *got = musae_xmalloc(sizeof(float) * (size_t)(m * ldy));
             memset(wp, 0xff, sizeof(float) * (size_t)cpu_packed_floats(n, k)); /* NaN: padding must be written */
-            cpu_pack_weights(wp, w, k, n, k);
+            CHECK(cpu_pack_weights(wp, w, k, n, k), "pack %lldx%lld: finite weights pass the check", (long long)n, (long long)k);
+            for (int64_t at = 0; at < n * k; at += n * k / 3 + 1) { /* non-finite values anywhere are seen */
+                const float keep = w[at];
+                w[at] = at % 2 ? INFINITY : NAN;
+                float *junk = musae_xmalloc(sizeof(float) * (size_t)cpu_packed_floats(n, k));
+                CHECK(!cpu_pack_weights(junk, w, k, n, k), "pack %lldx%lld: a non-finite value at %lld is reported",
+                      (long long)n, (long long)k, (long long)at);
+                free(junk);
+                w[at] = keep;
+            }
             float *back = musae_xmalloc(sizeof(float) * (size_t)(n * k));
             cpu_unpack_weights(back, wp, n, k);
             CHECK(!memcmp(back, w, sizeof(float) * (size_t)(n * k)), "pack then unpack %lldx%lld gives the rows back",

@@ -31,10 +31,11 @@ void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
 /* Weights packed once for those kernels: an [n, k] matrix held as [ceil(n/CPU_PACK_W)][k][CPU_PACK_W] (rows
  * past n zero), cpu_packed_floats(n, k) floats. cpu_gemm_nt_fma_packed is cpu_gemm_nt_fma reading B in that
  * layout, with the same bits; cpu_gemm_nt_skinny_packed is cpu_gemm_nt_skinny's (alpha 1, beta 0 or 1). The
- * packers run on the OpenMP team; cpu_unpack_weights is the inverse (tests, references). */
+ * packers run on the OpenMP team (cpu_pack_weights also says whether every value was finite: a load checks
+ * while it packs); cpu_unpack_weights is the inverse (tests, references). */
 #define CPU_PACK_W 32
 int64_t cpu_packed_floats(int64_t n, int64_t k);
-void cpu_pack_weights(float *dst, const float *src, int64_t lds, int64_t n, int64_t k);
+int cpu_pack_weights(float *dst, const float *src, int64_t lds, int64_t n, int64_t k); /* 1: every value finite */
 void cpu_pack_weights_bf16(float *dst, const uint16_t *src, int64_t n, int64_t k);
 void cpu_unpack_weights(float *dst, const float *wp, int64_t n, int64_t k);
 void cpu_gemm_nt_fma_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp, float beta,

@@ -56,11 +56,17 @@ void gemm_nt_fma_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
 }
 
 /* dst[q][r] = src[r][q] for an 8 x 8 block (row strides lds, ldd): the packers' transposition, 24 shuffles
- * instead of 64 scalar stores that each miss L1. */
-__attribute__((target("arch=x86-64-v3"))) static void transpose8(float *dst, int64_t ldd, const float *src,
-                                                                  int64_t lds) {
+ * instead of 64 scalar stores that each miss L1. Returns nonzero when a value is not finite (all exponent bits
+ * set): the load-time packer checks the weights while it moves them, instead of reading them once more. */
+__attribute__((target("arch=x86-64-v3"))) static int transpose8(float *dst, int64_t ldd, const float *src,
+                                                                 int64_t lds) {
     __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    const __m256i expo = _mm256_set1_epi32(0x7f800000);
+    __m256i bad = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm256_loadu_ps(src + i * lds);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(r[i]), expo), expo));
+    }
     for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     for (int i = 0; i < 8; i += 4) {
         u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
@@ -72,21 +78,24 @@ __attribute__((target("arch=x86-64-v3"))) static void transpose8(float *dst, int
         _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
         _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
     }
+    return !_mm256_testz_si256(bad, bad);
 }
 
 /* Rows r0 .. r0 + nr - 1 of src (stride lds, k values each) into dst[p][w] (w >= nr), zeros past nr: both
  * packers (B's panels, A's row groups). Blocks of 8 rows x 8 values go through transpose8, the rest by
  * scalar copies; the bits are the same copies either way. */
-static void pack_t(float *dst, int w, const float *src, int64_t lds, int64_t nr, int64_t k) {
+static int pack_t(float *dst, int w, const float *src, int64_t lds, int64_t nr, int64_t k) {
     if (nr < w) memset(dst, 0, sizeof(float) * (size_t)(k * w));
     int64_t r = 0, k8 = k / 8 * 8;
+    int bad = 0;
     for (; r + 8 <= nr && musae_isa_get() >= MUSAE_ISA_AVX2; r += 8) {
-        for (int64_t p = 0; p < k8; p += 8) transpose8(dst + p * w + r, w, src + r * lds + p, lds);
+        for (int64_t p = 0; p < k8; p += 8) bad |= transpose8(dst + p * w + r, w, src + r * lds + p, lds);
         for (int64_t rr = r; rr < r + 8; rr++)
-            for (int64_t p = k8; p < k; p++) dst[p * w + rr] = src[rr * lds + p];
+            for (int64_t p = k8; p < k; p++) dst[p * w + rr] = src[rr * lds + p], bad |= !isfinite(src[rr * lds + p]);
     }
     for (; r < nr; r++)
-        for (int64_t p = 0; p < k; p++) dst[p * w + r] = src[r * lds + p];
+        for (int64_t p = 0; p < k; p++) dst[p * w + r] = src[r * lds + p], bad |= !isfinite(src[r * lds + p]);
+    return bad;
 }
 
 /* ---- AVX-512: MR_512 rows × 32 columns, 16 accumulators ---- */
@@ -282,11 +291,13 @@ void cpu_gemm_nt_fma_packed(int64_t m, int64_t n, int64_t k, const float *a, int
 
 int64_t cpu_packed_floats(int64_t n, int64_t k) { return (n + PW - 1) / PW * PW * k; }
 
-void cpu_pack_weights(float *dst, const float *src, int64_t lds, int64_t n, int64_t k) {
+int cpu_pack_weights(float *dst, const float *src, int64_t lds, int64_t n, int64_t k) {
     const int64_t panels = (n + PW - 1) / PW;
-#pragma omp parallel for schedule(dynamic, 4) if (panels > 1 && n * k >= (1 << 18))
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(| : bad) if (panels > 1 && n * k >= (1 << 18))
     for (int64_t t = 0; t < panels; t++)
-        pack_t(dst + t * k * PW, PW, src + t * PW * lds, lds, n - t * PW < PW ? n - t * PW : PW, k);
+        bad |= pack_t(dst + t * k * PW, PW, src + t * PW * lds, lds, n - t * PW < PW ? n - t * PW : PW, k);
+    return !bad;
 }
 
 void cpu_pack_weights_bf16(float *dst, const uint16_t *src, int64_t n, int64_t k) {
