@@ -235,6 +235,37 @@ static void gemm_nt_fma_bits(void) {
     musae_isa_set(top);
 }
 
+/* cpu_expf_vec (the softmax's exponentials) gives expf's bits on 2^22 inputs: random bit patterns (every
+ * exponent, NaNs, infinities) and the softmax's range [-110, 10]. On glibc 2.27+ with AVX-512 the vector
+ * path must be the one in use (its check at first use passed): a wrong constant or step would turn it off,
+ * which this test reports. */
+static void expf_vec_bits(void) {
+    const int64_t n = (int64_t)1 << 22;
+    float *x = musae_xmalloc(sizeof(float) * (size_t)n), *y = musae_xmalloc(sizeof(float) * (size_t)n);
+    uint32_t st = 12345u;
+    for (int64_t i = 0; i < n; i++) {
+        st = st * 1664525u + 1013904223u;
+        if (i % 2) memcpy(&x[i], &st, sizeof st);
+        else x[i] = (float)(st >> 8) / 16777216.0f * -120.0f + 10.0f;
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 27)
+    if (musae_isa_get() >= MUSAE_ISA_AVX512)
+        CHECK(cpu_expf_vec_active(), "expf_vec: the AVX-512 path is off on glibc %d.%d (its check found other bits)",
+              __GLIBC__, __GLIBC_MINOR__);
+#endif
+    memcpy(y, x, sizeof(float) * (size_t)n);
+    cpu_expf_vec(y, y, n); /* in place, as the softmax calls it */
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float e = expf(x[i]);
+        bad += memcmp(&e, &y[i], sizeof e) && !(isnan(e) && isnan(y[i]));
+    }
+    CHECK(bad == 0, "expf_vec (%s path): %lld of %lld values differ from expf", cpu_expf_vec_active() ? "vector" : "scalar",
+          (long long)bad, (long long)n);
+    printf("expf_vec: %lld values, expf's bits (%s path)\n", (long long)n, cpu_expf_vec_active() ? "AVX-512" : "scalar");
+    free(x), free(y);
+}
+
 /* Weights packed once (cpu_pack_weights, the layout of cpu_linear_packed) give the bits of the unpacked call:
  * cpu_gemm_nt_fma_packed those of cpu_gemm_nt_fma, cpu_linear_packed those of cpu_linear / cpu_linear_gelu on
  * both of its paths (m <= 8: the skinny kernel; more: the FMA kernels), with y's rows wider than n, at every
@@ -868,6 +899,7 @@ int main(int argc, char **argv) {
     isa_variants();
     gemm_nt_fma_bits();
     linear_packed_bits();
+    expf_vec_bits();
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {
         run_all(gpu, k_tol_gpu);

@@ -48,12 +48,9 @@ static void softmax_row(float *s, int64_t n, const musae_attn_params *p, int64_t
         }
     const float mx = row_max(s, n);
     float sum = 0;
-    for (int64_t j = 0; j < n; j++) {
-        /* below -104 expf is exactly +0 (e^-104 is under half the least subnormal): masked keys skip the call */
-        const float x = s[j] - mx;
-        s[j] = x < -104.0f ? 0.0f : expf(x);
-        sum += s[j];
-    }
+    for (int64_t j = 0; j < n; j++) s[j] -= mx;
+    cpu_expf_vec(s, s, n); /* expf's bits, 16 at a time */
+    for (int64_t j = 0; j < n; j++) sum += s[j];
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < n; j++) s[j] *= inv;
 }

@@ -52,6 +52,10 @@ void gemm_nt_fma_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t ld
                      float beta, float *c, int64_t ldc);
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                 float beta);
+/* y[i] = expf(x[i]) (y may alias x) with the C library's bits, 16 at a time at AVX-512 where a check at first
+ * use found them equal (kernels/cpu/expf_vec.c); cpu_expf_vec_active says whether that path runs. */
+void cpu_expf_vec(float *y, const float *x, int64_t n);
+int cpu_expf_vec_active(void);
 void cpu_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
 void cpu_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
 void cpu_gelu(float *out, const float *x, int64_t n);
