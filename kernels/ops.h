@@ -82,6 +82,16 @@ typedef struct musae_ops {
     /* nn.Linear: y[M,N] = x[M,K] · w[N,K]ᵀ + bias[N] (bias may be NULL); beta=1 accumulates into y. */
     void (*linear)(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                    float beta);
+    /* Weights packed once (NULL where a backend has none; kernels/cpu/cpu_ops.h gives the CPU's layout):
+     * packed_floats(N, K) is the size of an [N, K] weight in the packed layout, or 0 where packing does not
+     * pay here (the weights then stay rows); pack_weights fills it from fp32 rows (row stride lds, host memory)
+     * and returns 1 when every value was finite, 0 otherwise (a load's check, made while packing);
+     * linear_packed is linear without bias (gelu 0) or linear_gelu (gelu 1, beta 0) on it, y's rows ldy apart,
+     * with the bits of those ops on the unpacked weight. */
+    int64_t (*packed_floats)(int64_t n, int64_t k);
+    int (*pack_weights)(float *dst, const float *src, int64_t lds, int64_t n, int64_t k);
+    void (*linear_packed)(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
+                          float beta, int gelu);
     /* y[M,N] = gelu(x[M,K] · w[N,K]ᵀ) (exact erf GELU): nn.Linear without bias and the activation after it, with
      * the bits of linear then gelu. NULL where a backend has no fused form (the caller runs the two ops). */
     void (*linear_gelu)(float *y, const float *x, const float *w, int64_t m, int64_t n, int64_t k);

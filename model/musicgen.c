@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "host/core/check.h"
+#include "host/core/dtype.h"
 #include "host/core/log.h"
+#include "kernels/cpu/cpu_ops.h"
 
 /* ---- loading --------------------------------------------------------------------------------------------- */
 
@@ -38,7 +40,8 @@ typedef struct {
     char *base;
     size_t off;
     musae_precision prec; /* of the mg_mat weights */
-    loader *ld;           /* resolves matrices used in place (in_place), or NULL */
+    loader *ld;           /* resolves matrices used in place (in_place) */
+    const musae_ops *ops; /* packs fp32 matrices where it can (carve_mat) */
 } carver;
 
 static float *in_place(loader *ld, const char *name, int64_t n);
@@ -51,14 +54,26 @@ static void *carve_bytes(carver *c, size_t bytes) {
 
 static float *carve(carver *c, int64_t n) { return carve_bytes(c, (size_t)n * sizeof(float)); }
 
-/* A matrix the arena holds, or, with a name the loader can map (see in_place), none of the arena. */
-static mg_mat carve_mat(carver *c, int64_t n, const char *name) {
-    mg_mat w = {NULL, NULL};
-    if (name && c->ld && (w.f = in_place(c->ld, name, n))) return w;
+/* A matrix of rows × k stacked from parts of part_rows rows (K and V: two of H; the heads: K of V; else one).
+ * In fp32 on a table that packs weights (ops->packed_floats) it is held packed, provided each part starts a
+ * panel of its own (a part packs like a whole matrix: packed_floats(part_rows, k) = part_rows · k), so part i
+ * lies at element i · part_rows · k in either layout. Otherwise the arena holds its rows or, with a name the
+ * loader can map (see in_place), none of the arena. */
+static mg_mat carve_mat(carver *c, int64_t rows, int64_t k, int64_t part_rows, const char *name) {
+    mg_mat w = {NULL, NULL, NULL};
+    const musae_ops *ops = c->ops;
+    if (c->prec == MUSAE_PREC_FP32 && ops->packed_floats) {
+        const int64_t np = ops->packed_floats(rows, k);
+        if (np > 0 && (part_rows == rows || ops->packed_floats(part_rows, k) == part_rows * k)) {
+            w.p = carve(c, np);
+            return w;
+        }
+    }
+    if (name && (w.f = in_place(c->ld, name, rows * k))) return w;
     if (c->prec == MUSAE_PREC_BF16)
-        w.b = carve_bytes(c, (size_t)n * sizeof(uint16_t));
+        w.b = carve_bytes(c, (size_t)(rows * k) * sizeof(uint16_t));
     else
-        w.f = carve(c, n);
+        w.f = carve(c, rows * k);
     return w;
 }
 
@@ -74,23 +89,26 @@ static void carve_all(mg_model *m, carver *c) {
         for (int i = 0; i < 5; i++)
             snprintf(n[i], sizeof n[i], "decoder.model.decoder.layers.%lld.%s.weight", (long long)l, sub[i]);
         w->sa_ln_w = carve(c, H), w->sa_ln_b = carve(c, H);
-        w->sa_q = carve_mat(c, H * H, n[0]), w->sa_kv = carve_mat(c, 2 * H * H, NULL);
-        w->sa_o = carve_mat(c, H * H, n[1]);
+        w->sa_q = carve_mat(c, H, H, H, n[0]), w->sa_kv = carve_mat(c, 2 * H, H, H, NULL);
+        w->sa_o = carve_mat(c, H, H, H, n[1]);
         w->ca_ln_w = carve(c, H), w->ca_ln_b = carve(c, H);
-        w->ca_q = carve_mat(c, H * H, n[2]), w->ca_kv = carve_mat(c, 2 * H * H, NULL);
-        w->ca_o = carve_mat(c, H * H, n[3]);
+        w->ca_q = carve_mat(c, H, H, H, n[2]), w->ca_kv = carve_mat(c, 2 * H, H, H, NULL);
+        w->ca_o = carve_mat(c, H, H, H, n[3]);
         w->ff_ln_w = carve(c, H), w->ff_ln_b = carve(c, H);
-        w->fc1 = carve_mat(c, F * H, n[4]);
+        w->fc1 = carve_mat(c, F, H, F, n[4]);
         snprintf(n[4], sizeof n[4], "decoder.model.decoder.layers.%lld.fc2.weight", (long long)l);
-        w->fc2 = carve_mat(c, H * F, n[4]);
+        w->fc2 = carve_mat(c, H, F, H, n[4]);
     }
     m->ln_w = carve(c, H), m->ln_b = carve(c, H);
-    m->heads = carve_mat(c, m->K * m->V * H, NULL);
+    m->heads = carve_mat(c, m->K * m->V, H, m->V, NULL);
 }
 
 void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta) {
-    MUSAE_ASSERT(!w.f != !w.b, "mg_linear: a weight must be exactly one of fp32 or bf16");
-    if (w.b)
+    MUSAE_ASSERT((w.f != NULL) + (w.b != NULL) + (w.p != NULL) == 1,
+                 "mg_linear: a weight must be exactly one of fp32, bf16 or packed");
+    if (w.p)
+        m->ops->linear_packed(y, n, x, w.p, rows, n, k, beta, 0);
+    else if (w.b)
         m->ops->linear_bf16w(y, x, w.b, NULL, rows, n, k, beta);
     else
         m->ops->linear(y, x, w.f, NULL, rows, n, k, beta);
@@ -223,6 +241,22 @@ static void load_tensor(loader *ld, const char *name, float *dst, int rank, cons
 /* A matrix into w at element offset off (k_proj and v_proj share one [2H, H] matrix). bf16 is rounded on
  * the host so the device never holds the fp32 copy: device memory is the bf16 arena alone. */
 static void load_mat(loader *ld, const char *name, mg_mat w, int64_t off, const int64_t *shape) {
+    if (w.p) { /* packed (carve_mat: part `off` starts a panel, at the same element offset as in rows) */
+        musae_st_tensor *t = find_tensor(ld, name, 2, shape);
+        const float *src = ld->staging;
+        const musae_st_file *f = &ld->st->files[t->file];
+        const int direct = !strcmp(t->dtype, "F32") && f->map && (size_t)(t->data - f->map) % sizeof(float) == 0;
+        if (direct) { /* packed straight from the file's pages: no fp32 copy first, checked while packed */
+            src = (const float *)t->data;
+            ld->n_params += musae_st_numel(t);
+        } else {
+            read_tensor(ld, name, 2, shape, ld->staging);
+        }
+        if (!ld->ops->pack_weights(w.p + off, src, shape[1], shape[0], shape[1]) && direct) /* the index for the error */
+            refuse_nonfinite(ld, t, src, musae_f32_first_nonfinite(src, (size_t)musae_st_numel(t)));
+        release_source(t);
+        return;
+    }
     if (w.f && is_mapped(ld->m, w.f)) { /* used in place: checked where it lies, its pages mapped now */
         musae_st_tensor *t = find_tensor(ld, name, 2, shape);
         refuse_nonfinite(ld, t, w.f, musae_f32_first_nonfinite(w.f, (size_t)musae_st_numel(t)));
@@ -300,11 +334,11 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
 
     const int host = ops->device == MUSAE_DEVICE_CPU;
     loader ld = {.st = st, .m = m, .host = host, .ops = ops};
-    carver sizing = {NULL, 0, prec, &ld};
+    carver sizing = {NULL, 0, prec, &ld, ops};
     carve_all(m, &sizing);
     m->arena_bytes = sizing.off;
     m->arena = ops->alloc(m->arena_bytes);
-    carver c = {m->arena, 0, prec, &ld};
+    carver c = {m->arena, 0, prec, &ld, ops};
     carve_all(m, &c);
 
     const int64_t H = m->H, F = m->ffn, V = m->V;
@@ -314,7 +348,7 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
     if (H * H > largest) largest = H * H;
     int64_t largest_mat = F * H > V * H ? F * H : V * H;
     if (2 * H * H > largest_mat) largest_mat = 2 * H * H;
-    if (!host || prec == MUSAE_PREC_BF16) ld.staging = musae_xmalloc((size_t)largest * sizeof(float));
+    if (!host || prec == MUSAE_PREC_BF16 || m->layers[0].fc1.p) ld.staging = musae_xmalloc((size_t)largest * sizeof(float));
     if (!host && prec == MUSAE_PREC_BF16) ld.staging_b = musae_xmalloc((size_t)largest_mat * sizeof(uint16_t));
     musae_st_prefetch(st, "decoder.");
 
@@ -394,6 +428,22 @@ void mg_free(mg_model *m) {
     free(m->map_bytes);
     free(m->layers);
     memset(m, 0, sizeof *m);
+}
+
+float *mg_mat_rows(const mg_model *m, mg_mat w, int64_t n, int64_t k) {
+    float *out = musae_xmalloc((size_t)(n * k > 0 ? n * k : 1) * sizeof(float));
+    if (w.p) { /* only the CPU table packs (its layout: kernels/cpu/cpu_ops.h) */
+        MUSAE_ASSERT(m->ops->device == MUSAE_DEVICE_CPU, "mg_mat_rows: packed weights off the CPU");
+        cpu_unpack_weights(out, w.p, n, k);
+    } else if (w.b) {
+        uint16_t *h = musae_xmalloc((size_t)(n * k > 0 ? n * k : 1) * sizeof(uint16_t));
+        m->ops->download(h, w.b, (size_t)(n * k) * sizeof(uint16_t));
+        for (int64_t i = 0; i < n * k; i++) out[i] = musae_bf16_to_f32(h[i]);
+        free(h);
+    } else {
+        m->ops->download(out, w.f, (size_t)(n * k) * sizeof(float));
+    }
+    return out;
 }
 
 /* ---- state ----------------------------------------------------------------------------------------------- */
@@ -542,6 +592,8 @@ static void self_kv_write(const mg_model *m, const mg_state *s, const mg_layer *
             mg_linear(m, s->kv_tmp, s->h, w->sa_kv, B, H2, H, 0.0f);
             for (int64_t b = 0; b < B; b++)
                 ops->copy(kv + (b * TM + pos0) * H2, s->kv_tmp + b * H2, (size_t)H2 * sizeof(float));
+        } else if (w->sa_kv.p) {
+            ops->linear_packed(kv + pos0 * H2, TM * H2, s->h, w->sa_kv.p, B, H2, H, 0.0f, 0);
         } else {
             ops->gemm(0, 1, B, H2, H, 1.0f, s->h, H, w->sa_kv.f, H, 0.0f, kv + pos0 * H2, TM * H2);
         }
@@ -595,10 +647,16 @@ static void layer_forward(const mg_model *m, mg_state *s, int64_t l, int64_t t, 
 void mg_ffn(const mg_model *m, mg_state *s, const mg_layer *w, int64_t items, int64_t t) {
     const int64_t H = m->H, rows = items * t;
     m->ops->layernorm(s->h, s->x, w->ff_ln_w, w->ff_ln_b, rows, H, MG_LN_EPS);
-    if (w->fc1.f && m->ops->linear_gelu) { /* fused where the backend has it: the same bits, one pass less */
+    if ((w->fc1.f && m->ops->linear_gelu) || w->fc1.p) { /* fused where the backend has it: the same bits, one pass less */
         const int64_t per = t == 1 || items == 1 ? items : 1, n_calls = items / per;
-        for (int64_t b = 0; b < n_calls; b++)
-            m->ops->linear_gelu(s->ff + b * per * t * m->ffn, s->h + b * per * t * H, w->fc1.f, per * t, m->ffn, H);
+        for (int64_t b = 0; b < n_calls; b++) {
+            float *y = s->ff + b * per * t * m->ffn;
+            const float *x = s->h + b * per * t * H;
+            if (w->fc1.p)
+                m->ops->linear_packed(y, m->ffn, x, w->fc1.p, per * t, m->ffn, H, 0.0f, 1);
+            else
+                m->ops->linear_gelu(y, x, w->fc1.f, per * t, m->ffn, H);
+        }
     } else {
         mg_linear_items(m, s->ff, s->h, w->fc1, items, t, m->ffn, H, 0.0f);
         m->ops->gelu(s->ff, s->ff, rows * m->ffn);

@@ -31,12 +31,15 @@ extern "C" {
 
 #define MG_LN_EPS 1e-5f
 
-/* A linear layer's weight [n, k] (nn.Linear layout): fp32 (f) or raw bf16 bits (b); exactly one is set.
+/* A linear layer's weight [n, k] (nn.Linear layout): fp32 rows (f), raw bf16 bits (b) or fp32 packed once in
+ * the table's GEMM layout (p: ops->pack_weights; the CPU table in fp32); exactly one is set.
  * bf16 halves the bytes every decoding step streams (the LM is weight-bandwidth bound at small batch); the
- * rounding is done once at load (round to nearest even), activations and accumulation stay fp32. */
+ * rounding is done once at load (round to nearest even), activations and accumulation stay fp32. Packed, no
+ * product transposes a weight panel again (kernels/cpu/gemm_nt_fma.c); the bits are those of f. */
 typedef struct {
     float *f;
     uint16_t *b;
+    float *p;
 } mg_mat;
 
 /* One decoder layer's weights (device pointers into mg_model.arena). H hidden, F ffn. */
@@ -69,10 +72,11 @@ typedef struct {
     mg_mat heads;     /* [K·V, H] lm_heads.{k} stacked: one GEMM gives logits [rows, K, V] */
     void *arena;      /* the one device allocation the weights above point into, but for the mapped ones */
     size_t arena_bytes;
-    /* CPU table, fp32: the matrices stored as F32 that need no stacking (q, out of both attentions, fc1,
-     * fc2) are used where they lie in the checkpoint, through the model's own private mappings of its
-     * files (page-cache pages: no copy, no fresh memory to fault in and zero; a write copies the page and
-     * stays in the process). n_maps mappings. Like any mmap, the file must not be truncated meanwhile. */
+    /* CPU table, fp32, where the weights are not packed (ops->packed_floats gives 0: a CPU without FMA): the
+     * matrices stored as F32 that need no stacking (q, out of both attentions, fc1, fc2) are used where they
+     * lie in the checkpoint, through the model's own private mappings of its files (page-cache pages: no
+     * copy, no fresh memory to fault in and zero; a write copies the page and stays in the process). n_maps
+     * mappings. Like any mmap, the file must not be truncated meanwhile. */
     void **maps;
     size_t *map_bytes;
     int n_maps;
@@ -89,7 +93,8 @@ void mg_load_from(mg_model *m, musae_st *st, const musae_model_config *cfg, cons
                   musae_precision prec);
 /* Opens DIR (config.json + safetensors, single or sharded) and loads the decoder. */
 void mg_load(mg_model *m, const char *dir, const musae_ops *ops, musae_precision prec);
-/* y[rows, n] = x[rows, k] · Wᵀ + beta·y, through ops->linear (w.f) or ops->linear_bf16w (w.b). */
+/* y[rows, n] = x[rows, k] · Wᵀ + beta·y, through ops->linear (w.f), ops->linear_bf16w (w.b) or
+ * ops->linear_packed (w.p). */
 void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t rows, int64_t n, int64_t k, float beta);
 /* mg_linear over `items` items of t rows each (x and y item after item). With t > 1 every item is a product of
  * its own, so an item's rows never depend on what else is in the batch: a GEMM's rounding depends on its row
@@ -99,6 +104,8 @@ void mg_linear(const mg_model *m, float *y, const float *x, mg_mat w, int64_t ro
 void mg_linear_items(const mg_model *m, float *y, const float *x, mg_mat w, int64_t items, int64_t t, int64_t n,
                      int64_t k, float beta);
 void mg_free(mg_model *m);
+/* A host copy of weight w [n, k] as fp32 rows, whatever its storage (tests, references); free() it. */
+float *mg_mat_rows(const mg_model *m, mg_mat w, int64_t n, int64_t k);
 /* The sinusoidal table exactly as HF computes it in fp32: half = H/2, freq_i = exp(i · -(ln 10000 /
  * (half - 1))), row p = [cos(p · freq), sin(p · freq)]. out is host [n, H]. */
 void mg_sinusoids(float *out, int64_t n, int64_t H);

@@ -92,9 +92,14 @@ static void test_load(void) {
     mg_load(&sh, fixture("tiny-musicgen-sharded"), musae_ops_cpu(), MUSAE_PREC_FP32);
     CHECK(sh.arena_bytes == g_m.arena_bytes && !memcmp(sh.arena, g_m.arena, g_m.arena_bytes),
           "sharded checkpoint loads the same weights");
-    /* the matrices the CPU table uses in place (mg_model.maps) are outside the arena: compare them too */
-    CHECK(g_m.n_maps >= 1 && sh.n_maps >= 2, "fp32 CPU load maps its files (%d, sharded %d)", g_m.n_maps, sh.n_maps);
-    for (int64_t l = 0; l < g_m.n_layers; l++) {
+    /* with the FMA kernels every fp32 matrix is packed into the arena (compared above, checked against the
+     * checkpoint's rows in test_packed_load); without them the CPU table uses the matrices stored as F32 in
+     * place (mg_model.maps), outside the arena: compare them too */
+    if (g_m.layers[0].fc1.p)
+        CHECK(g_m.n_maps == 0 && sh.n_maps == 0, "packed load maps no file again (%d, sharded %d)", g_m.n_maps, sh.n_maps);
+    else
+        CHECK(g_m.n_maps >= 1 && sh.n_maps >= 2, "fp32 CPU load maps its files (%d, sharded %d)", g_m.n_maps, sh.n_maps);
+    for (int64_t l = 0; l < g_m.n_layers && !g_m.layers[0].fc1.p; l++) {
         const mg_layer *a = &g_m.layers[l], *b = &sh.layers[l];
         const int64_t H = g_m.H, F = g_m.ffn;
         const struct {
@@ -250,11 +255,13 @@ static void layers_ref(const mg_model *m, int64_t l0, float *x, int64_t T, float
     float *f = malloc(sizeof(float) * (size_t)F), *sc = malloc(sizeof(float) * (size_t)T);
     for (int64_t l = l0; l < m->n_layers; l++) {
         const mg_layer *w = &m->layers[l];
+        float *wq = mg_mat_rows(m, w->sa_q, H, H), *wkv = mg_mat_rows(m, w->sa_kv, 2 * H, H);
+        float *wo = mg_mat_rows(m, w->sa_o, H, H), *w1 = mg_mat_rows(m, w->fc1, F, H), *w2 = mg_mat_rows(m, w->fc2, H, F);
         for (int64_t t = 0; t < T; t++) {
             ln_ref(x + t * H, w->sa_ln_w, w->sa_ln_b, H, h + t * H);
-            matvec_ref(w->sa_q.f, h + t * H, H, H, q + t * H);
-            matvec_ref(w->sa_kv.f, h + t * H, H, H, k + t * H);
-            matvec_ref(w->sa_kv.f + H * H, h + t * H, H, H, v + t * H);
+            matvec_ref(wq, h + t * H, H, H, q + t * H);
+            matvec_ref(wkv, h + t * H, H, H, k + t * H);
+            matvec_ref(wkv + H * H, h + t * H, H, H, v + t * H);
         }
         for (int64_t t = 0; t < T; t++) {
             for (int64_t hd = 0; hd < NH; hd++) {
@@ -272,25 +279,26 @@ static void layers_ref(const mg_model *m, int64_t l0, float *x, int64_t T, float
                     a[hd * D + d] = (float)acc;
                 }
             }
-            matvec_ref(w->sa_o.f, a, H, H, o);
+            matvec_ref(wo, a, H, H, o);
             for (int64_t i = 0; i < H; i++) x[t * H + i] += o[i];
         }
         for (int64_t t = 0; t < T; t++) {
             float *xt = x + t * H;
             ln_ref(xt, w->ff_ln_w, w->ff_ln_b, H, h);
-            matvec_ref(w->fc1.f, h, F, H, f);
+            matvec_ref(w1, h, F, H, f);
             for (int64_t i = 0; i < F; i++) f[i] = (float)(0.5 * f[i] * (1.0 + erf(f[i] / sqrt(2.0))));
-            matvec_ref(w->fc2.f, f, H, F, o);
+            matvec_ref(w2, f, H, F, o);
             for (int64_t i = 0; i < H; i++) xt[i] += o[i];
         }
+        free(wq), free(wkv), free(wo), free(w1), free(w2);
     }
-    float *lg = malloc(sizeof(float) * (size_t)(K * V));
+    float *lg = malloc(sizeof(float) * (size_t)(K * V)), *wh = mg_mat_rows(m, m->heads, K * V, H);
     for (int64_t t = 0; t < T; t++) {
         ln_ref(x + t * H, m->ln_w, m->ln_b, H, h);
-        matvec_ref(m->heads.f, h, K * V, H, lg);
+        matvec_ref(wh, h, K * V, H, lg);
         for (int64_t kk = 0; kk < K; kk++) memcpy(logits + (kk * T + t) * V, lg + kk * V, sizeof(float) * (size_t)V);
     }
-    free(lg), free(h), free(q), free(k), free(v), free(a), free(o), free(f), free(sc);
+    free(lg), free(wh), free(h), free(q), free(k), free(v), free(a), free(o), free(f), free(sc);
 }
 
 static void test_hooks(void) {
@@ -655,11 +663,56 @@ static void test_batch_items(void) {
     free(ids), free(text);
 }
 
+/* Every matrix of the fp32 CPU load, read back as rows (mg_mat_rows), equals the checkpoint's tensor, K/V and
+ * the heads part by part: a packed load that put a panel or a part in the wrong place fails here. */
+static void test_packed_load(void) {
+    char err[512];
+    musae_st st;
+    CHECK(!musae_st_open(&st, fixture("tiny-musicgen"), err, sizeof err), "open the checkpoint: %s", err);
+    const int64_t H = g_m.H, F = g_m.ffn, K = g_m.K, V = g_m.V;
+    int checked = 0, equal = 0;
+    for (int64_t l = 0; l <= g_m.n_layers; l++) {
+        const mg_layer *w = l < g_m.n_layers ? &g_m.layers[l] : NULL;
+        const struct {
+            const char *name;
+            mg_mat mat;
+            int64_t rows, k, part;
+        } mats[] = {
+            {"self_attn.q_proj", w ? w->sa_q : g_m.heads, H, H, 0},      {"self_attn.k_proj", w ? w->sa_kv : g_m.heads, 2 * H, H, 0},
+            {"self_attn.v_proj", w ? w->sa_kv : g_m.heads, 2 * H, H, 1}, {"self_attn.out_proj", w ? w->sa_o : g_m.heads, H, H, 0},
+            {"encoder_attn.q_proj", w ? w->ca_q : g_m.heads, H, H, 0},   {"encoder_attn.k_proj", w ? w->ca_kv : g_m.heads, 2 * H, H, 0},
+            {"encoder_attn.v_proj", w ? w->ca_kv : g_m.heads, 2 * H, H, 1}, {"encoder_attn.out_proj", w ? w->ca_o : g_m.heads, H, H, 0},
+            {"fc1", w ? w->fc1 : g_m.heads, F, H, 0},                    {"fc2", w ? w->fc2 : g_m.heads, H, F, 0},
+        };
+        for (size_t i = 0; i < (w ? sizeof mats / sizeof mats[0] : (size_t)K); i++) {
+            char name[256];
+            mg_mat mat = w ? mats[i].mat : g_m.heads;
+            const int64_t rows = w ? mats[i].rows : K * V, k = w ? mats[i].k : H, n = w ? (mats[i].rows == 2 * H ? H : rows) : V;
+            const int64_t part = w ? mats[i].part : (int64_t)i;
+            if (w)
+                snprintf(name, sizeof name, "decoder.model.decoder.layers.%lld.%s.weight", (long long)l, mats[i].name);
+            else
+                snprintf(name, sizeof name, "decoder.lm_heads.%lld.weight", (long long)i);
+            const musae_st_tensor *t = musae_st_find(&st, name);
+            CHECK(t && musae_st_numel(t) == n * k, "%s in the checkpoint", name);
+            float *want = malloc(sizeof(float) * (size_t)(n * k)), *got = mg_mat_rows(&g_m, mat, rows, k);
+            musae_st_read(&st, t, want, MUSAE_F32);
+            checked++;
+            equal += !memcmp(got + part * n * k, want, sizeof(float) * (size_t)(n * k));
+            free(want), free(got);
+        }
+    }
+    CHECK(checked > 0 && equal == checked, "%d of %d matrices (parts) read back equal to the checkpoint (%s)", equal,
+          checked, g_m.layers[0].fc1.p ? "packed" : "rows");
+    musae_st_close(&st);
+}
+
 int main(void) {
     mg_load(&g_m, fixture("tiny-musicgen"), musae_ops_cpu(), MUSAE_PREC_FP32);
     test_batch_items();
     test_delay();
     test_load();
+    test_packed_load();
     test_forward_golden("golden/lm_forward_uncond.safetensors", 0);
     test_forward_golden("golden/lm_forward_text.safetensors", 1);
     test_forward_golden("golden/lm_extra_forward20.safetensors", 1); /* tools/reference/lm_extra.py */

@@ -241,6 +241,10 @@ static void test_bad_models(void) {
     make_model("m_nan", &(mutation){.nan_in = "decoder.lm_heads.2.weight"});
     EXPECT_FAIL("tensor 'decoder.lm_heads.2.weight' holds a non-finite value",
                 "generate --model m_nan --frames 3 --codes-out x.safetensors");
+    /* a matrix packed straight from the file's pages (fp32 CPU load): checked while it is packed */
+    make_model("m_nan_fc2", &(mutation){.nan_in = "decoder.model.decoder.layers.1.fc2.weight"});
+    EXPECT_FAIL("tensor 'decoder.model.decoder.layers.1.fc2.weight' holds a non-finite value",
+                "forward --model m_nan_fc2 --device cpu --precision fp32 --codes %s -o x.safetensors", codes);
 
     /* truncated file: the reader refuses it with the file's name */
     char cmd[4096];

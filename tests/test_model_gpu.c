@@ -180,27 +180,30 @@ static void round_model_to_bf16(mg_model *m) {
     const int64_t H = m->H, F = m->ffn;
     for (int64_t l = 0; l <= m->n_layers; l++) {
         mg_mat mats[8];
-        int64_t sizes[8];
+        int64_t rows[8], ks[8];
         int n = 0;
         if (l == m->n_layers) {
-            mats[n] = m->heads, sizes[n++] = m->K * m->V * H;
+            mats[n] = m->heads, rows[n] = m->K * m->V, ks[n++] = H;
         } else {
             const mg_layer *w = &m->layers[l];
-            mats[n] = w->sa_q, sizes[n++] = H * H;
-            mats[n] = w->sa_kv, sizes[n++] = 2 * H * H;
-            mats[n] = w->sa_o, sizes[n++] = H * H;
-            mats[n] = w->ca_q, sizes[n++] = H * H;
-            mats[n] = w->ca_kv, sizes[n++] = 2 * H * H;
-            mats[n] = w->ca_o, sizes[n++] = H * H;
-            mats[n] = w->fc1, sizes[n++] = F * H;
-            mats[n] = w->fc2, sizes[n++] = H * F;
+            mats[n] = w->sa_q, rows[n] = H, ks[n++] = H;
+            mats[n] = w->sa_kv, rows[n] = 2 * H, ks[n++] = H;
+            mats[n] = w->sa_o, rows[n] = H, ks[n++] = H;
+            mats[n] = w->ca_q, rows[n] = H, ks[n++] = H;
+            mats[n] = w->ca_kv, rows[n] = 2 * H, ks[n++] = H;
+            mats[n] = w->ca_o, rows[n] = H, ks[n++] = H;
+            mats[n] = w->fc1, rows[n] = F, ks[n++] = H;
+            mats[n] = w->fc2, rows[n] = H, ks[n++] = F;
         }
         for (int i = 0; i < n; i++) {
-            MUSAE_ASSERT(mats[i].f, "fp32 model expected");
-            float *h = musae_xmalloc((size_t)sizes[i] * sizeof(float));
-            m->ops->download(h, mats[i].f, (size_t)sizes[i] * sizeof(float));
-            for (int64_t j = 0; j < sizes[i]; j++) h[j] = musae_bf16_to_f32(musae_f32_to_bf16(h[j]));
-            m->ops->upload(mats[i].f, h, (size_t)sizes[i] * sizeof(float));
+            /* rounding is elementwise, so a packed matrix (the CPU table's) is rounded in its own layout */
+            float *x = mats[i].f ? mats[i].f : mats[i].p;
+            MUSAE_ASSERT(x, "fp32 model expected");
+            const int64_t size = mats[i].p ? m->ops->packed_floats(rows[i], ks[i]) : rows[i] * ks[i];
+            float *h = musae_xmalloc((size_t)size * sizeof(float));
+            m->ops->download(h, x, (size_t)size * sizeof(float));
+            for (int64_t j = 0; j < size; j++) h[j] = musae_bf16_to_f32(musae_f32_to_bf16(h[j]));
+            m->ops->upload(x, h, (size_t)size * sizeof(float));
             free(h);
         }
     }

@@ -21,23 +21,58 @@ static int is_masked(const musae_attn_params *p, int64_t b, int64_t i, int64_t j
     return (p->causal && j > i + p->q_pos0) || (p->key_mask && p->key_mask[b * p->tk + j] == 0.0f);
 }
 
-/* s[j] for j < n (already scaled) → bias, masks, then softmax weights in place */
-static void softmax_row(float *s, int64_t n, const musae_attn_params *p, int64_t b, int64_t h, int64_t i) {
+/* The largest of s[0, n) that is not NaN (-inf if none): the value of `if (s[j] > mx) mx = s[j]` from -inf, in
+ * 16 running maxima so the comparisons do not wait on each other (a one-chain loop was ~2 % of a prefill).
+ * Max is order-independent but for the sign of a zero maximum, and x - (+0) and x - (-0) differ only when x
+ * is a zero, whose exp is 1 either way, so the softmax's bits are the one-chain loop's. */
+static float row_max(const float *s, int64_t n) {
+    float m[16];
+    for (int l = 0; l < 16; l++) m[l] = -INFINITY;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
+    for (int l = 0; j + l < n; l++) m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
     float mx = -INFINITY;
-    for (int64_t j = 0; j < n; j++) {
-        float sc = s[j];
-        if (p->bias) sc += p->bias[(h * p->tq + i) * p->bias_tk + j];
-        if (is_masked(p, b, i, j)) sc += -FLT_MAX;
-        s[j] = sc;
-        if (sc > mx) mx = sc;
+    for (int l = 0; l < 16; l++) mx = m[l] > mx ? m[l] : mx;
+    return mx;
+}
+
+/* Rows [0, rows) of s (n apiece, already scaled; query positions i0, i0 + 1, ..) → bias, masks, then softmax
+ * weights in place. Each row is the sequence of the one-row loop: its max, x - max, expf, the sum in key
+ * order, 1 / sum, the products. Rows are only interleaved where a loop waits on its own chain: the sums of
+ * four rows advance together (a lone sum was ~1.5 % of a prefill, one add's latency per key). */
+static void softmax_rows(float *s, int64_t rows, int64_t n, const musae_attn_params *p, int64_t b, int64_t h,
+                         int64_t i0) {
+    const float *km = p->key_mask ? p->key_mask + b * p->tk : NULL;
+    for (int64_t r = 0; r < rows; r++) {
+        float *sr = s + r * n;
+        const int64_t i = i0 + r;
+        if (p->bias)
+            for (int64_t j = 0; j < n; j++) sr[j] += p->bias[(h * p->tq + i) * p->bias_tk + j];
+        if (p->causal || km) { /* is_masked, with the causal bound taken out of the loop */
+            const int64_t lim = p->causal ? i + p->q_pos0 + 1 : n;
+            for (int64_t j = 0; j < n; j++)
+                if (j >= lim || (km && km[j] == 0.0f)) sr[j] += -FLT_MAX;
+        }
+        const float mx = row_max(sr, n);
+        for (int64_t j = 0; j < n; j++) sr[j] -= mx;
     }
-    float sum = 0;
-    for (int64_t j = 0; j < n; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
+    cpu_expf_vec(s, s, rows * n); /* expf's bits, 16 at a time */
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+        const int64_t nr = rows - r0 < 4 ? rows - r0 : 4;
+        float sum[4] = {0, 0, 0, 0};
+        if (nr == 4)
+            for (int64_t j = 0; j < n; j++)
+                for (int q = 0; q < 4; q++) sum[q] += s[(r0 + q) * n + j];
+        else
+            for (int q = 0; q < nr; q++)
+                for (int64_t j = 0; j < n; j++) sum[q] += s[(r0 + q) * n + j];
+        for (int q = 0; q < nr; q++) {
+            const float inv = 1.0f / sum[q];
+            float *sr = s + (r0 + q) * n;
+            for (int64_t j = 0; j < n; j++) sr[j] *= inv;
+        }
     }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; j++) s[j] *= inv;
 }
 
 /* One query row over keys [0, n) with plain loops: scores, softmax, weighted sum of values. */
@@ -51,7 +86,7 @@ static void row_loops(float *o, const float *qi, const float *k, const float *v,
         for (int64_t d = 0; d < D; d++) dot += qi[d] * kj[d];
         s[j] = dot * p->scale;
     }
-    softmax_row(s, n, p, b, h, i);
+    softmax_rows(s, 1, n, p, b, h, i);
     for (int64_t d = 0; d < D; d++) o[d] = 0;
     for (int64_t j = 0; j < n; j++) {
         if (s[j] == 0.0f) continue;
@@ -91,7 +126,7 @@ void cpu_attention(float *out, const float *q, const float *k, const float *v, c
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n, (int)D, p->scale, qb,
                             (int)p->q_st, k + b * p->k_sb + h * D, (int)p->k_st, 0.0f, s, (int)n);
-                for (int64_t r = 0; r < nq; r++) softmax_row(s + r * n, n, p, b, h, i0 + r);
+                softmax_rows(s, nq, n, p, b, h, i0);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)n, 1.0f, s, (int)n,
                             v + b * p->v_sb + h * D, (int)p->v_st, 0.0f, ob, (int)p->o_st);
             }

@@ -28,10 +28,34 @@ void cpu_gemm_nt_skinny(int64_t m, int64_t n, int64_t k, float alpha, const floa
 int cpu_gemm_nt_fma_ok(void);
 void cpu_gemm_nt_fma(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
                      float beta, float *c, int64_t ldc, int gelu); /* gelu: then C = gelu(C), tile by tile */
+/* Weights packed once for those kernels: an [n, k] matrix held as [ceil(n/CPU_PACK_W)][k][CPU_PACK_W] (rows
+ * past n zero), cpu_packed_floats(n, k) floats. cpu_gemm_nt_fma_packed is cpu_gemm_nt_fma reading B in that
+ * layout, with the same bits; cpu_gemm_nt_skinny_packed is cpu_gemm_nt_skinny's (alpha 1, beta 0 or 1). The
+ * packers run on the OpenMP team (cpu_pack_weights also says whether every value was finite: a load checks
+ * while it packs); cpu_unpack_weights is the inverse (tests, references). */
+#define CPU_PACK_W 32
+int64_t cpu_packed_floats(int64_t n, int64_t k);
+int cpu_pack_weights(float *dst, const float *src, int64_t lds, int64_t n, int64_t k); /* 1: every value finite */
+void cpu_pack_weights_bf16(float *dst, const uint16_t *src, int64_t n, int64_t k);
+void cpu_unpack_weights(float *dst, const float *wp, int64_t n, int64_t k);
+void cpu_gemm_nt_fma_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp, float beta,
+                            float *c, int64_t ldc, int gelu);
+void cpu_gemm_nt_skinny_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp,
+                               float beta, float *c, int64_t ldc);
+/* ops->linear_packed: cpu_linear / cpu_linear_gelu (gelu 1, beta 0) with the weight packed, y's rows ldy apart;
+ * the same bits as those calls on the unpacked weight. ops->packed_floats: cpu_packed_floats where the FMA
+ * kernels run (0 elsewhere: the weights are then not packed). */
+void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
+                       float beta, int gelu);
+int64_t cpu_packed_floats_if_fma(int64_t n, int64_t k);
 void gemm_nt_fma_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
                      float beta, float *c, int64_t ldc);
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,
                 float beta);
+/* y[i] = expf(x[i]) (y may alias x) with the C library's bits, 16 at a time at AVX-512 where a check at first
+ * use found them equal (kernels/cpu/expf_vec.c); cpu_expf_vec_active says whether that path runs. */
+void cpu_expf_vec(float *y, const float *x, int64_t n);
+int cpu_expf_vec_active(void);
 void cpu_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t dim, float eps);
 void cpu_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
 void cpu_gelu(float *out, const float *x, int64_t n);

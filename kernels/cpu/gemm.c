@@ -104,3 +104,20 @@ void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_
     cpu_linear(y, x, w, NULL, m, n, k, 0.0f);
     cpu_gelu(y, y, m * n);
 }
+
+int64_t cpu_packed_floats_if_fma(int64_t n, int64_t k) { return cpu_gemm_nt_fma_ok() ? cpu_packed_floats(n, k) : 0; }
+
+void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
+                       float beta, int gelu) {
+    MUSAE_ASSERT(m >= 0 && n >= 0 && k >= 0 && (beta == 0.0f || beta == 1.0f) && (!gelu || beta == 0.0f),
+                 "linear_packed: %lld x %lld x %lld, beta %g, gelu %d", (long long)m, (long long)n, (long long)k,
+                 (double)beta, gelu);
+    if (m == 0 || n == 0) return;
+    if (m > SKINNY_M) { /* cpu_linear's many-row path, the panels read where they lie */
+        cpu_gemm_nt_fma_packed(m, n, k, x, k, wp, beta, y, ldy, gelu);
+        return;
+    }
+    cpu_gemm_nt_skinny_packed(m, n, k, x, k, wp, beta, y, ldy);
+    if (gelu)
+        for (int64_t i = 0; i < m; i++) cpu_gelu_range(y + i * ldy, y + i * ldy, n);
+}

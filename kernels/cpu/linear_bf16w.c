@@ -10,6 +10,16 @@ void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *
                       int64_t k, float beta) {
     MUSAE_ASSERT(m >= 0 && n >= 0 && k >= 0, "linear_bf16w dims %lld x %lld x %lld", (long long)m, (long long)n,
                  (long long)k);
+    if (m > 8 && (beta == 0.0f || beta == 1.0f) && cpu_gemm_nt_fma_ok()) {
+        /* cpu_linear's many-row path packs every weight panel anyway: widen straight into the panels (one
+         * pass instead of a widening and then a transposing copy; the same values, so the same bits) */
+        float *wp = musae_xmalloc((size_t)(n * k > 0 ? cpu_packed_floats(n, k) : 1) * sizeof(float));
+        cpu_pack_weights_bf16(wp, w, n, k);
+        cpu_linear_packed(y, n, x, wp, m, n, k, beta, 0);
+        free(wp);
+        if (bias) cpu_add_rows(y, bias, 1.0f, m, n); /* y += 1·bias: cpu_linear's bias add, the same bits */
+        return;
+    }
     float *wf = musae_xmalloc((size_t)(n * k > 0 ? n * k : 1) * sizeof(float));
     for (int64_t i = 0; i < n * k; i++) wf[i] = musae_bf16_to_f32(w[i]);
     cpu_linear(y, x, wf, bias, m, n, k, beta);
