@@ -123,6 +123,32 @@ static void pack_kv(attn_work *w, const float *k, const float *v, const musae_at
     float *const *orow, const float *const *qr, int nr, const attn_work *w, const musae_attn_params *p, int64_t h, \
         int64_t i0, int64_t n
 
+/* Halves of a tile. GCC 12 lowers 16-wide comparisons, and 16-wide values carried around a loop, to scalar
+ * code on AVX2 (a 16-float vector is two registers there), so the loops that carry or compare run on 8-wide
+ * halves in every variant, and the FMA loops of the AVX2 and baseline variants too; the operations per lane
+ * are the same, and so are the bits. */
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+#define V8(c) ((f32x8){c, c, c, c, c, c, c, c})
+VM_INLINE f32x8 v8_load(const float *p) {
+    f32x8 v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+VM_INLINE i32x8 v8_mask(const int32_t *p) {
+    i32x8 v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+VM_INLINE void v8_store(float *p, f32x8 v) { __builtin_memcpy(p, &v, sizeof v); }
+/* a tile from its halves and back in registers (AVX-512 stalls on a 16-wide load of two 8-wide stores) */
+VM_INLINE f32x16 v_join(f32x8 a, f32x8 b) {
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+VM_INLINE f32x8 v_lo(f32x16 a) { return __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7); }
+VM_INLINE f32x8 v_hi(f32x16 a) { return __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15); }
+VM_INLINE f32x8 v8_select(i32x8 mask, f32x8 a, f32x8 b) { return (f32x8)(((i32x8)a & mask) | ((i32x8)b & ~mask)); }
+
 /* fma(a, b, c) lane by lane, rounded once: one vfmadd at -O3 in the AVX2 and AVX-512 variants (GCC vectorizes
  * the lanes), libm's fmaf in the baseline one, the same bits everywhere. */
 VM_INLINE f32x16 v_fma(f32x16 a, f32x16 b, f32x16 c) {
@@ -130,123 +156,177 @@ VM_INLINE f32x16 v_fma(f32x16 a, f32x16 b, f32x16 c) {
     for (int l = 0; l < L; l++) r[l] = fmaf(a[l], b[l], c[l]);
     return r;
 }
+VM_INLINE f32x8 v8_fma(f32x8 a, f32x8 b, f32x8 c) {
+    f32x8 r;
+    for (int l = 0; l < 8; l++) r[l] = fmaf(a[l], b[l], c[l]);
+    return r;
+}
 
-/* Scores of rows q[0..R) against key tiles [t, t + nt) into acc[r][u] (nt = 1 or 2: two tiles give AVX-512
- * eight independent chains of FMAs; AVX2's vectors of 16 are two registers each, so one tile is enough). */
-ISA_BODY void score_tiles(f32x16 acc[R][2], const float *const *q, const float *kt, int64_t D, int nt) {
+/* Raw dot products of rows q[0..R) with key tiles [t, t + nt) into s + r·sw + t·L. AVX-512 (wide): two tiles
+ * per pass for eight independent chains of 16-wide FMAs; else one tile, eight chains of 8-wide ones. */
+ISA_BODY void score_tiles(float *s, int64_t sw, const float *const *q, const float *kt, int64_t D, int nt, int wide) {
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-    f32x16 c00 = V16(0.0f), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
-    if (nt == 2) {
-        for (int64_t d = 0; d < D; d++) {
-            const f32x16 k0 = v_load(kt + d * L), k1 = v_load(kt + (D + d) * L);
-            const f32x16 x0 = V16(q0[d]), x1 = V16(q1[d]), x2 = V16(q2[d]), x3 = V16(q3[d]);
-            c00 = v_fma(x0, k0, c00), c01 = v_fma(x0, k1, c01);
-            c10 = v_fma(x1, k0, c10), c11 = v_fma(x1, k1, c11);
-            c20 = v_fma(x2, k0, c20), c21 = v_fma(x2, k1, c21);
-            c30 = v_fma(x3, k0, c30), c31 = v_fma(x3, k1, c31);
+    if (wide) {
+        f32x16 c00 = V16(0.0f), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+        if (nt == 2) {
+            for (int64_t d = 0; d < D; d++) {
+                const f32x16 k0 = v_load(kt + d * L), k1 = v_load(kt + (D + d) * L);
+                const f32x16 x0 = V16(q0[d]), x1 = V16(q1[d]), x2 = V16(q2[d]), x3 = V16(q3[d]);
+                c00 = v_fma(x0, k0, c00), c01 = v_fma(x0, k1, c01);
+                c10 = v_fma(x1, k0, c10), c11 = v_fma(x1, k1, c11);
+                c20 = v_fma(x2, k0, c20), c21 = v_fma(x2, k1, c21);
+                c30 = v_fma(x3, k0, c30), c31 = v_fma(x3, k1, c31);
+            }
+            v_store(s + L, c01), v_store(s + sw + L, c11), v_store(s + 2 * sw + L, c21), v_store(s + 3 * sw + L, c31);
+        } else {
+            for (int64_t d = 0; d < D; d++) {
+                const f32x16 k0 = v_load(kt + d * L);
+                c00 = v_fma(V16(q0[d]), k0, c00), c10 = v_fma(V16(q1[d]), k0, c10);
+                c20 = v_fma(V16(q2[d]), k0, c20), c30 = v_fma(V16(q3[d]), k0, c30);
+            }
         }
-    } else {
-        for (int64_t d = 0; d < D; d++) {
-            const f32x16 k0 = v_load(kt + d * L);
-            c00 = v_fma(V16(q0[d]), k0, c00), c10 = v_fma(V16(q1[d]), k0, c10);
-            c20 = v_fma(V16(q2[d]), k0, c20), c30 = v_fma(V16(q3[d]), k0, c30);
-        }
+        v_store(s, c00), v_store(s + sw, c10), v_store(s + 2 * sw, c20), v_store(s + 3 * sw, c30);
+        return;
     }
-    acc[0][0] = c00, acc[1][0] = c10, acc[2][0] = c20, acc[3][0] = c30;
-    acc[0][1] = c01, acc[1][1] = c11, acc[2][1] = c21, acc[3][1] = c31;
+    f32x8 c00 = V8(0.0f), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+    for (int64_t d = 0; d < D; d++) {
+        const f32x8 k0 = v8_load(kt + d * L), k1 = v8_load(kt + d * L + 8);
+        const f32x8 x0 = V8(q0[d]), x1 = V8(q1[d]), x2 = V8(q2[d]), x3 = V8(q3[d]);
+        c00 = v8_fma(x0, k0, c00), c01 = v8_fma(x0, k1, c01);
+        c10 = v8_fma(x1, k0, c10), c11 = v8_fma(x1, k1, c11);
+        c20 = v8_fma(x2, k0, c20), c21 = v8_fma(x2, k1, c21);
+        c30 = v8_fma(x3, k0, c30), c31 = v8_fma(x3, k1, c31);
+    }
+    v8_store(s, c00), v8_store(s + 8, c01), v8_store(s + sw, c10), v8_store(s + sw + 8, c11);
+    v8_store(s + 2 * sw, c20), v8_store(s + 2 * sw + 8, c21), v8_store(s + 3 * sw, c30), v8_store(s + 3 * sw + 8, c31);
 }
 
 /* Rows i0 + r (r < nr <= R, query rows qr[r], output rows orow[r]) over keys [0, n), all packed. wide: the
- * AVX-512 shape (two key tiles per pass, 32 output columns per pass), else one tile and 16 columns. */
+ * AVX-512 shape (16-wide FMA loops, two key tiles or 32 output columns per pass), else 8-wide ones. */
 ISA_BODY void attn_rows_body(float *const *orow, const float *const *qr, int nr, const attn_work *w,
                              const musae_attn_params *p, int64_t h, int64_t i0, int64_t n, int wide) {
     const int64_t D = p->dh, dp = w->dp, tiles = (n + L - 1) / L, sw = tiles * L;
-    const f32x16 scale = V16(p->scale), neg = V16(-FLT_MAX), ninf = V16(-INFINITY), zero = V16(0.0f);
-    const i32x16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const f32x8 scale = V8(p->scale), neg = V8(-FLT_MAX), ninf = V8(-INFINITY), zero = V8(0.0f);
     const float *q[R];
     for (int r = 0; r < R; r++) q[r] = qr[r < nr ? r : nr - 1]; /* a short group repeats its last row */
 
-    /* scores, bias and masks; lanes past n get -inf (their e is +0 like a masked key's) */
+    /* scores, bias and masks, and each row's running maximum; lanes past n get -inf (e = +0, as a masked
+     * key's) */
+    f32x8 mv[R];
+    for (int r = 0; r < R; r++) mv[r] = ninf;
     for (int64_t t0 = 0; t0 < tiles;) {
         const int nt = wide && t0 + 1 < tiles ? 2 : 1;
-        f32x16 acc[R][2];
-        score_tiles(acc, q, w->kt + t0 * D * L, D, nt);
-        for (int u = 0; u < nt; u++) {
-            const int64_t t = t0 + u;
-            const i32x16 j = iota + (int32_t)(t * L), km = (i32x16)v_load((const float *)(w->km + t * L));
-            const i32x16 past = j >= (int32_t)n;
+        score_tiles(w->s + t0 * L, sw, q, w->kt + t0 * D * L, D, nt, wide);
+        for (int64_t t = t0; t < t0 + nt; t++) {
+            const int64_t j0 = t * L, m = n - j0 < L ? n - j0 : L; /* m keys of the tile are real */
             for (int r = 0; r < nr; r++) {
-                const int64_t i = i0 + r;
-                f32x16 sc = acc[r][u] * scale;
-                if (p->bias) {
-                    float bb[L] = {0};
-                    const int64_t m = n - t * L < L ? n - t * L : L;
-                    memcpy(bb, p->bias + (h * p->tq + i) * p->bias_tk + t * L, (size_t)m * sizeof(float));
-                    sc = sc + v_load(bb);
+                const int64_t i = i0 + r, last = p->causal ? i + p->q_pos0 : INT64_MAX; /* last visible key */
+                float *sr = w->s + r * sw + j0;
+                float bb[L] = {0};
+                if (p->bias) memcpy(bb, p->bias + (h * p->tq + i) * p->bias_tk + j0, (size_t)m * sizeof(float));
+                if (m == L && j0 + L - 1 <= last && !p->key_mask) { /* nothing hidden: the bulk of the tiles */
+                    for (int u = 0; u < 2; u++) {
+                        f32x8 x = v8_load(sr + 8 * u) * scale;
+                        if (p->bias) x = x + v8_load(bb + 8 * u);
+                        v8_store(sr + 8 * u, x);
+                        mv[r] = v8_select(x > mv[r], x, mv[r]);
+                    }
+                    continue;
                 }
-                i32x16 hidden = km;
-                if (p->causal) {
-                    const int64_t last = i + p->q_pos0; /* the last visible key */
-                    hidden |= j > (int32_t)(last < -1 ? -1 : last > INT32_MAX - 1 ? INT32_MAX - 1 : last);
+                int32_t hid[L], past[L];
+                memcpy(hid, w->km + j0, sizeof hid);
+                for (int l = 0; l < L; l++) hid[l] |= j0 + l > last ? -1 : 0, past[l] = l >= m ? -1 : 0;
+                for (int u = 0; u < 2; u++) {
+                    f32x8 x = v8_load(sr + 8 * u) * scale;
+                    if (p->bias) x = x + v8_load(bb + 8 * u);
+                    x = v8_select(v8_mask(hid + 8 * u), x + neg, x);
+                    x = v8_select(v8_mask(past + 8 * u), ninf, x);
+                    v8_store(sr + 8 * u, x);
+                    mv[r] = v8_select(x > mv[r], x, mv[r]);
                 }
-                sc = v_select(hidden, sc + neg, sc);
-                v_store(w->s + r * sw + t * L, v_select(past, ninf, sc));
             }
         }
         t0 += nt;
     }
 
+    /* e = exp(s - max) (+0 below -87), its sum in 16 lanes, then 1 / sum */
     float inv[R];
     for (int r = 0; r < nr; r++) {
         float *s = w->s + r * sw;
-        f32x16 mv = ninf;
-        for (int64_t t = 0; t < tiles; t++) mv = v_max(mv, v_load(s + t * L));
-        float m = mv[0];
-        for (int l = 1; l < L; l++) m = mv[l] > m ? mv[l] : m;
-        const f32x16 mm = V16(m), lo = V16(-87.0f);
-        f32x16 sum = zero;
+        float mx = mv[r][0];
+        for (int l = 1; l < 8; l++) mx = mv[r][l] > mx ? mv[r][l] : mx;
+        const f32x8 mm = V8(mx), lo = V8(-87.0f);
+        f32x8 sum0 = zero, sum1 = zero;
         for (int64_t t = 0; t < tiles; t++) {
-            const f32x16 x = v_load(s + t * L) - mm;
-            const f32x16 e = v_select(x < lo, zero, v_exp(v_max(x, lo)));
-            v_store(s + t * L, e);
-            sum = sum + e;
+            const f32x8 x0 = v8_load(s + t * L) - mm, x1 = v8_load(s + t * L + 8) - mm;
+            const f32x8 c0 = v8_select(x0 < lo, lo, x0), c1 = v8_select(x1 < lo, lo, x1);
+            f32x8 p0, p1; /* exp of the clamped halves: joined in registers on AVX-512, through memory on AVX2 */
+            if (wide) {
+                const f32x16 e = v_exp(v_join(c0, c1));
+                p0 = v_lo(e), p1 = v_hi(e);
+            } else {
+                float x[L];
+                v8_store(x, c0), v8_store(x + 8, c1);
+                v_store(x, v_exp(v_load(x)));
+                p0 = v8_load(x), p1 = v8_load(x + 8);
+            }
+            const f32x8 e0 = v8_select(x0 < lo, zero, p0), e1 = v8_select(x1 < lo, zero, p1);
+            v8_store(s + t * L, e0), v8_store(s + t * L + 8, e1);
+            sum0 = sum0 + e0, sum1 = sum1 + e1;
         }
-        float tot = sum[0];
-        for (int l = 1; l < L; l++) tot = tot + sum[l];
+        float tot = sum0[0];
+        for (int l = 1; l < 8; l++) tot = tot + sum0[l];
+        for (int l = 0; l < 8; l++) tot = tot + sum1[l];
         inv[r] = 1.0f / tot;
     }
 
-    /* P·V, 32 or 16 columns per pass; the padding columns are not stored */
+    /* P·V, 32 (wide) or 16 columns per pass; the padding columns are not stored */
     const float *sr[R];
     for (int r = 0; r < R; r++) sr[r] = w->s + (r < nr ? r : 0) * sw;
+    const float *e0 = sr[0], *e1 = sr[1], *e2 = sr[2], *e3 = sr[3];
     for (int64_t c = 0; c < dp;) {
         const int nv = wide && c + 2 * L <= dp ? 2 : 1;
-        const float *e0 = sr[0], *e1 = sr[1], *e2 = sr[2], *e3 = sr[3];
-        f32x16 a00 = zero, a10 = zero, a20 = zero, a30 = zero, a01 = zero, a11 = zero, a21 = zero, a31 = zero;
-        if (nv == 2) {
+        float o[R][2 * L];
+        if (wide) {
+            const f32x16 z = V16(0.0f);
+            f32x16 a00 = z, a10 = z, a20 = z, a30 = z, a01 = z, a11 = z, a21 = z, a31 = z;
+            if (nv == 2) {
+                for (int64_t jj = 0; jj < n; jj++) {
+                    const float *vj = w->vp + jj * dp + c;
+                    const f32x16 v0 = v_load(vj), v1 = v_load(vj + L);
+                    const f32x16 x0 = V16(e0[jj]), x1 = V16(e1[jj]), x2 = V16(e2[jj]), x3 = V16(e3[jj]);
+                    a00 = v_fma(x0, v0, a00), a01 = v_fma(x0, v1, a01);
+                    a10 = v_fma(x1, v0, a10), a11 = v_fma(x1, v1, a11);
+                    a20 = v_fma(x2, v0, a20), a21 = v_fma(x2, v1, a21);
+                    a30 = v_fma(x3, v0, a30), a31 = v_fma(x3, v1, a31);
+                }
+            } else {
+                for (int64_t jj = 0; jj < n; jj++) {
+                    const f32x16 v0 = v_load(w->vp + jj * dp + c);
+                    a00 = v_fma(V16(e0[jj]), v0, a00), a10 = v_fma(V16(e1[jj]), v0, a10);
+                    a20 = v_fma(V16(e2[jj]), v0, a20), a30 = v_fma(V16(e3[jj]), v0, a30);
+                }
+            }
+            v_store(o[0], a00), v_store(o[1], a10), v_store(o[2], a20), v_store(o[3], a30);
+            v_store(o[0] + L, a01), v_store(o[1] + L, a11), v_store(o[2] + L, a21), v_store(o[3] + L, a31);
+        } else {
+            f32x8 a00 = zero, a10 = zero, a20 = zero, a30 = zero, a01 = zero, a11 = zero, a21 = zero, a31 = zero;
             for (int64_t jj = 0; jj < n; jj++) {
                 const float *vj = w->vp + jj * dp + c;
-                const f32x16 v0 = v_load(vj), v1 = v_load(vj + L);
-                const f32x16 x0 = V16(e0[jj]), x1 = V16(e1[jj]), x2 = V16(e2[jj]), x3 = V16(e3[jj]);
-                a00 = v_fma(x0, v0, a00), a01 = v_fma(x0, v1, a01);
-                a10 = v_fma(x1, v0, a10), a11 = v_fma(x1, v1, a11);
-                a20 = v_fma(x2, v0, a20), a21 = v_fma(x2, v1, a21);
-                a30 = v_fma(x3, v0, a30), a31 = v_fma(x3, v1, a31);
+                const f32x8 v0 = v8_load(vj), v1 = v8_load(vj + 8);
+                const f32x8 x0 = V8(e0[jj]), x1 = V8(e1[jj]), x2 = V8(e2[jj]), x3 = V8(e3[jj]);
+                a00 = v8_fma(x0, v0, a00), a01 = v8_fma(x0, v1, a01);
+                a10 = v8_fma(x1, v0, a10), a11 = v8_fma(x1, v1, a11);
+                a20 = v8_fma(x2, v0, a20), a21 = v8_fma(x2, v1, a21);
+                a30 = v8_fma(x3, v0, a30), a31 = v8_fma(x3, v1, a31);
             }
-        } else {
-            for (int64_t jj = 0; jj < n; jj++) {
-                const f32x16 v0 = v_load(w->vp + jj * dp + c);
-                a00 = v_fma(V16(e0[jj]), v0, a00), a10 = v_fma(V16(e1[jj]), v0, a10);
-                a20 = v_fma(V16(e2[jj]), v0, a20), a30 = v_fma(V16(e3[jj]), v0, a30);
-            }
+            v8_store(o[0], a00), v8_store(o[1], a10), v8_store(o[2], a20), v8_store(o[3], a30);
+            v8_store(o[0] + 8, a01), v8_store(o[1] + 8, a11), v8_store(o[2] + 8, a21), v8_store(o[3] + 8, a31);
         }
-        const f32x16 a[R][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+        const int64_t m = D - c < nv * L ? D - c : nv * L;
         for (int r = 0; r < nr; r++) {
-            float o[2 * L];
-            v_store(o, a[r][0] * V16(inv[r]));
-            v_store(o + L, a[r][1] * V16(inv[r]));
-            const int64_t m = D - c < nv * L ? D - c : nv * L;
-            memcpy(orow[r] + c, o, (size_t)m * sizeof(float));
+            for (int64_t d = 0; d < m; d++) o[r][d] = o[r][d] * inv[r];
+            memcpy(orow[r] + c, o[r], (size_t)m * sizeof(float));
         }
         c += nv * L;
     }
