@@ -9,9 +9,9 @@
  * keys ([tile][d][16]: the 16 lanes are 16 keys), and the values in rows padded to a multiple of 16, once
  * (its next block of the same head packs only the keys it adds); then each group of R queries scores the key
  * tiles (one broadcast of q[r][d] per FMA), the softmax runs over the row in vectors with vec_math.h's v_exp,
- * and P·V accumulates R rows × 32 columns in registers. It replaced two OpenBLAS sgemms per block (and
- * their packing) and a libm expf per score: on musicgen-small's 504-row forward attention's CPU time fell
- * 2.2x (bench/results/cpu_speed.md, section 3).
+ * and P·V accumulates R rows × 32 (AVX-512) or 16 columns in registers. It replaced two OpenBLAS sgemms per
+ * block (and their packing) and a libm expf per score: on musicgen-small's 504-row forward attention's CPU
+ * time fell 2.0-2.2x with AVX-512, 1.8x with AVX2 (bench/results/cpu_speed.md, section 3).
  *
  * The sequence of each output row depends only on its query, the keys and values it sees and the masks,
  * never on the task, the group or the block it falls in, the thread count or the batch: a score is
