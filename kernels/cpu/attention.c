@@ -142,24 +142,20 @@ VM_INLINE i32x8 v8_mask(const int32_t *p) {
 }
 VM_INLINE void v8_store(float *p, f32x8 v) { __builtin_memcpy(p, &v, sizeof v); }
 /* a tile from its halves and back in registers (AVX-512 stalls on a 16-wide load of two 8-wide stores) */
-VM_INLINE f32x16 v_join(f32x8 a, f32x8 b) {
-    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-}
-VM_INLINE f32x8 v_lo(f32x16 a) { return __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7); }
-VM_INLINE f32x8 v_hi(f32x16 a) { return __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15); }
+#define v_join(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define v_lo(a) __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
+#define v_hi(a) __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15)
 VM_INLINE f32x8 v8_select(i32x8 mask, f32x8 a, f32x8 b) { return (f32x8)(((i32x8)a & mask) | ((i32x8)b & ~mask)); }
 
 /* fma(a, b, c) lane by lane, rounded once: one vfmadd at -O3 in the AVX2 and AVX-512 variants (GCC vectorizes
  * the lanes), libm's fmaf in the baseline one, the same bits everywhere. */
 VM_INLINE f32x16 v_fma(f32x16 a, f32x16 b, f32x16 c) {
-    f32x16 r;
-    for (int l = 0; l < L; l++) r[l] = fmaf(a[l], b[l], c[l]);
-    return r;
+#define F(l) fmaf(a[l], b[l], c[l])
+    return (f32x16){F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9), F(10), F(11), F(12), F(13), F(14), F(15)};
 }
 VM_INLINE f32x8 v8_fma(f32x8 a, f32x8 b, f32x8 c) {
-    f32x8 r;
-    for (int l = 0; l < 8; l++) r[l] = fmaf(a[l], b[l], c[l]);
-    return r;
+    return (f32x8){F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7)};
+#undef F
 }
 
 /* Raw dot products of rows q[0..R) with key tiles [t, t + nt) into s + r·sw + t·L. AVX-512 (wide): two tiles
