@@ -506,6 +506,8 @@ typedef struct {
     int64_t B, H, TQ, TK, D, row_pad;
     int causal, with_bias, with_mask;
     int64_t q_pos0;
+    int64_t lead_hidden; /* with_mask: the first keys of every item are masked too (rows that see only those
+                            are uniform over all tk) */
 } attn_case;
 
 static void case_attention(attn_case c) {
@@ -514,7 +516,7 @@ static void case_attention(attn_case c) {
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *bias = rnd(c.H * c.TQ * bias_tk, 2);
     float *mask = musae_xmalloc((size_t)(c.B * c.TK) * sizeof(float));
     for (int64_t b = 0; b < c.B; b++)
-        for (int64_t j = 0; j < c.TK; j++) mask[b * c.TK + j] = (float)((j + b) % 3 != 1 || j == 0);
+        for (int64_t j = 0; j < c.TK; j++) mask[b * c.TK + j] = (float)(((j + b) % 3 != 1 || j == 0) && j >= c.lead_hidden);
     if (c.with_mask && c.B > 1)
         for (int64_t j = 0; j < c.TK; j++) mask[(c.B - 1) * c.TK + j] = 0; /* a fully masked item: uniform */
     musae_attn_params p = {.batch = c.B, .heads = c.H, .tq = c.TQ, .tk = c.TK, .dh = c.D,
@@ -554,12 +556,55 @@ static void case_attention(attn_case c) {
     p.key_mask = c.with_mask ? dmask : NULL;
     g_ops->attention(dout, dq, dk, dv, &p);
     char what[160];
-    snprintf(what, sizeof what, "attention b%lld h%lld tq%lld tk%lld d%lld pad%lld%s%s%s pos0 %lld", (long long)c.B,
-             (long long)c.H, (long long)c.TQ, (long long)c.TK, (long long)c.D, (long long)c.row_pad,
-             c.causal ? " causal" : "", c.with_bias ? " bias" : "", c.with_mask ? " mask" : "", (long long)c.q_pos0);
+    snprintf(what, sizeof what, "attention b%lld h%lld tq%lld tk%lld d%lld pad%lld%s%s%s pos0 %lld hid %lld",
+             (long long)c.B, (long long)c.H, (long long)c.TQ, (long long)c.TK, (long long)c.D, (long long)c.row_pad,
+             c.causal ? " causal" : "", c.with_bias ? " bias" : "", c.with_mask ? " mask" : "", (long long)c.q_pos0,
+             (long long)c.lead_hidden);
     check_out(what, dout, ref, no, T_ATTN);
     g_ops->free(dq), g_ops->free(dk), g_ops->free(dv), g_ops->free(dbias), g_ops->free(dmask);
     free(q), free(k), free(v), free(bias), free(mask), free(init), free(ref), free(s);
+}
+
+/* The CPU kernel's promise (kernels/cpu/attention.c): a row's bits depend only on its query, the keys and values
+ * and the masks it sees. Against the bits of one call over the whole batch: each item alone (batch 1, its own
+ * key_mask), and the causal rows from row s0 on as a call of their own (q_pos0 = s0), which moves every row
+ * into another block and group of the kernel. Thread counts and ISA levels: the driver's parts below run this
+ * again. CPU table only (the GPU kernels make no such promise here). */
+static void attention_invariance(int64_t B, int64_t H, int64_t T, int64_t D, int with_bias, int64_t lead_hidden) {
+    if (g_ops != musae_ops_cpu()) return;
+    const int64_t W = H * D + 1, bias_tk = T + 2;
+    float *q = rnd(B * T * W, 1), *k = rnd(B * T * W, 1), *v = rnd(B * T * W, 1), *bias = rnd(H * T * bias_tk, 2);
+    float *mask = musae_xmalloc((size_t)(B * T) * sizeof(float));
+    for (int64_t i = 0; i < B * T; i++) mask[i] = (float)(i % T >= lead_hidden * (i / T) && i % 5 != 3);
+    float *all = musae_xcalloc((size_t)(B * T * W), sizeof(float)), *one = musae_xcalloc((size_t)(B * T * W), sizeof(float));
+    musae_attn_params p = {.batch = B, .heads = H, .tq = T, .tk = T, .dh = D, .q_sb = T * W, .q_st = W, .k_sb = T * W,
+                           .k_st = W, .v_sb = T * W, .v_st = W, .o_sb = T * W, .o_st = W,
+                           .scale = 1.0f / sqrtf((float)D), .causal = 1, .bias = with_bias ? bias : NULL,
+                           .bias_tk = bias_tk, .key_mask = mask};
+    cpu_attention(all, q, k, v, &p);
+    int items_ok = 1, rows_ok = 1;
+    for (int64_t b = 0; b < B; b++) {
+        musae_attn_params pb = p;
+        pb.batch = 1, pb.key_mask = mask + b * T;
+        memset(one, 0, (size_t)(T * W) * sizeof(float));
+        cpu_attention(one, q + b * T * W, k + b * T * W, v + b * T * W, &pb);
+        items_ok &= !memcmp(one, all + b * T * W, (size_t)(T * W) * sizeof(float));
+    }
+    const int64_t starts[] = {1, 37, T - 2};
+    for (int s = 0; s < 3 && !with_bias; s++) { /* (the bias is indexed by the call's rows) */
+        const int64_t s0 = starts[s];
+        musae_attn_params ps = p;
+        ps.tq = T - s0, ps.q_pos0 = s0;
+        memset(one, 0, (size_t)(B * T * W) * sizeof(float));
+        cpu_attention(one, q + s0 * W, k, v, &ps);
+        for (int64_t b = 0; b < B; b++)
+            rows_ok &= !memcmp(one + b * T * W, all + (b * T + s0) * W, (size_t)((T - s0) * W) * sizeof(float));
+    }
+    CHECK(items_ok, "attention b%lld h%lld t%lld d%lld%s: an item alone differs from its rows in the batch",
+          (long long)B, (long long)H, (long long)T, (long long)D, with_bias ? " bias" : "");
+    CHECK(rows_ok, "attention b%lld h%lld t%lld d%lld: rows called from another first row differ", (long long)B,
+          (long long)H, (long long)T, (long long)D);
+    free(q), free(k), free(v), free(bias), free(mask), free(all), free(one);
 }
 
 /* ---- EnCodec ops --------------------------------------------------------------------------------------------- */
@@ -789,8 +834,18 @@ static void run_all(const musae_ops *ops, const double *tol) {
         {.B = 2, .H = 3, .TQ = 13, .TK = 13, .D = 8, .with_bias = 1, .with_mask = 1},      /* T5 */
         {.B = 2, .H = 2, .TQ = 130, .TK = 130, .D = 8, .causal = 1, .with_mask = 1},       /* causal + mask, uniform rows */
         {.B = 1, .H = 16, .TQ = 200, .TK = 200, .D = 64, .causal = 1},                     /* threads */
+        /* the packed kernel (kernels/cpu/attention.c): head dims 32/64/80 and odd ones, a group of 4 rows and
+         * a 16-key tile cut anywhere, bias with causal, rows whose visible keys are all masked */
+        {.B = 1, .H = 2, .TQ = 67, .TK = 67, .D = 32, .causal = 1, .with_bias = 1},
+        {.B = 2, .H = 3, .TQ = 33, .TK = 45, .D = 80, .row_pad = 5, .causal = 1, .with_mask = 1, .q_pos0 = 12,
+         .lead_hidden = 17},
+        {.B = 2, .H = 2, .TQ = 131, .TK = 131, .D = 64, .causal = 1, .with_bias = 1, .with_mask = 1, .lead_hidden = 70},
+        {.B = 3, .H = 1, .TQ = 2, .TK = 17, .D = 20, .with_mask = 1, .lead_hidden = 3},
+        {.B = 2, .H = 2, .TQ = 5, .TK = 40, .D = 64, .row_pad = 2, .causal = 1, .q_pos0 = 35},
+        {.B = 1, .H = 3, .TQ = 3, .TK = 12, .D = 7, .with_bias = 1},                       /* cross, T5 text */
     };
     for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) case_attention(ac[i]);
+    attention_invariance(3, 2, 150, 64, 0, 40), attention_invariance(2, 3, 70, 80, 1, 9);
     case_conv1d(50, 3, 5, 7, 1, 1, 3, 3, 1, 0), case_conv1d(50, 3, 5, 7, 1, 1, 3, 3, 0, 1);
     case_conv1d(41, 8, 4, 3, 2, 3, 4, 2, 1, 0), case_conv1d(9, 1, 6, 7, 1, 1, 3, 3, 1, 0);
     case_conv1d(33, 16, 8, 1, 1, 1, 0, 0, 0, 1), case_conv1d(20, 5, 7, 4, 4, 1, 0, 0, 0, 0);
