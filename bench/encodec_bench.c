@@ -87,12 +87,6 @@ static timing time_musae(const encodec *m, const float *x, int64_t n, int repeat
     return best;
 }
 
-static double process_cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Wall and CPU seconds of encoding a batch of clips one at a time and as one batch (best of repeats). */
 typedef struct {
     double alone_s, alone_cpu, batch_s, batch_cpu;
@@ -106,11 +100,11 @@ static batch_timing time_batch(const encodec *m, float *const *x, int nb, int64_
     for (int b = 0; b < nb; b++) ns[b] = n;
     *same = 1;
     for (int r = 0; r <= repeats; r++) { /* r = 0 warms up */
-        double w0 = musae_now(), c0 = process_cpu();
+        double w0 = musae_now(), c0 = musae_process_cpu();
         for (int b = 0; b < nb; b++) ca[b] = encodec_encode(m, x[b], n, &fa[b]);
-        double w1 = musae_now(), c1 = process_cpu();
+        double w1 = musae_now(), c1 = musae_process_cpu();
         encodec_encode_batch(m, nb, (const float *const *)x, ns, cb, fb, NULL);
-        double w2 = musae_now(), c2 = process_cpu();
+        double w2 = musae_now(), c2 = musae_process_cpu();
         if (r > 0) {
             t.alone_s = fmin(t.alone_s, w1 - w0), t.alone_cpu = fmin(t.alone_cpu, c1 - c0);
             t.batch_s = fmin(t.batch_s, w2 - w1), t.batch_cpu = fmin(t.batch_cpu, c2 - c1);

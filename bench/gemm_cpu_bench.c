@@ -17,14 +17,9 @@
 #include <time.h>
 
 #include "host/core/check.h"
+#include "host/core/log.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/isa.h"
-
-static double thread_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* 24 independent accumulators: more than the FMA latency × ports needs, so the loop is bound by throughput */
 __attribute__((target("arch=x86-64-v4"), noinline)) static float peak_512(long iters) {
@@ -76,9 +71,9 @@ int main(int argc, char **argv) {
     double best = 1e30;
     volatile float sink = 0;
     for (int r = 0; r <= reps; r++) {
-        const double c0 = thread_cpu_s();
+        const double c0 = musae_thread_cpu();
         sink += wide ? peak_512(iters) : peak_256(iters);
-        const double dc = thread_cpu_s() - c0;
+        const double dc = musae_thread_cpu() - c0;
         if (r > 0 && dc < best) best = dc;
     }
     const double lanes = wide ? 16 : 8, per_iter = wide ? 24 : 12;
@@ -93,12 +88,12 @@ int main(int argc, char **argv) {
         double t[3] = {1e30, 1e30, 1e30};
         for (int r = 0; r <= reps; r++)
             for (int v = 0; v < 3; v++) { /* the three alternate, so load changes hit each alike */
-                const double c0 = thread_cpu_s();
+                const double c0 = musae_thread_cpu();
                 if (v == 0) cpu_gemm_nt_fma(m, n, k, a, k, b, k, 0.0f, c, n, 0);
                 else if (v == 1) cpu_gemm_nt_fma_packed(m, n, k, a, k, bp, 0.0f, c, n, 0);
                 else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, b,
                                  (int)k, 0.0f, c, (int)n);
-                const double dc = thread_cpu_s() - c0;
+                const double dc = musae_thread_cpu() - c0;
                 if (r > 0 && dc < t[v]) t[v] = dc;
             }
         const double gf = 2.0 * (double)(m * n * k) / 1e9;
@@ -119,11 +114,11 @@ int main(int argc, char **argv) {
     double t[2] = {1e30, 1e30};
     for (int r = 0; r <= reps; r++)
         for (int v = 0; v < 2; v++) {
-            const double c0 = thread_cpu_s();
+            const double c0 = musae_thread_cpu();
             for (int i = 0; i < COPIES; i++)
                 if (v == 0) cpu_gemm_nt_skinny(m, n, k, 1.0f, x, k, w[i], k, 0.0f, y, n);
                 else cpu_gemm_nt_skinny_packed(m, n, k, x, k, wp[i], 0.0f, y, n);
-            const double dc = thread_cpu_s() - c0;
+            const double dc = musae_thread_cpu() - c0;
             if (r > 0 && dc < t[v]) t[v] = dc;
         }
     const double gb = (double)COPIES * (double)(n * k) * 4.0 / 1e9;

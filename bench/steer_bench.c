@@ -22,13 +22,6 @@
 #include "host/core/philox.h"
 #include "model/generate.h"
 
-/* CPU seconds of the whole process (all threads) */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -82,11 +75,11 @@ int main(int argc, char **argv) {
     for (int r = -1; r < reps; r++) /* r = -1 warms up both */
         for (int s = 0; s < 2; s++) {
             const int st = (r & 1) ? 1 - s : s; /* alternate which goes first */
-            const double t0 = musae_now(), c0 = cpu_now();
+            const double t0 = musae_now(), c0 = musae_process_cpu();
             mg_generate(&m, B, &text, &p, st ? &hook : NULL, st ? 1 : 0, NULL, NULL, out);
             if (r >= 0) {
                 t[st][r] = (musae_now() - t0) * 1e3 / (double)steps;
-                c[st][r] = (cpu_now() - c0) * 1e3 / (double)steps;
+                c[st][r] = (musae_process_cpu() - c0) * 1e3 / (double)steps;
             }
         }
     qsort(t[0], (size_t)reps, sizeof(double), cmp_double);

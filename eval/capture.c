@@ -14,92 +14,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/progress.h"
+#include "host/core/queue.h"
 #include "host/core/utf8.h"
 #include "host/io/audio.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "eval/capture_int.h"
 #include "eval/capture_shard.h"
 #include "kernels/cuda/cuda_device.h"
 #include "model/delay.h"
 #include "model/encodec.h"
 #include "model/text_cond.h"
-
-/* CPU seconds of the calling thread (with OMP_NUM_THREADS=1 all of a stage's work). */
-static double thread_cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of the whole process, every thread (user and system). */
-static double process_cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ---- a bounded FIFO between threads -------------------------------------------------------------------------- */
-
-typedef struct {
-    void **items;
-    int cap, head, n;
-    pthread_mutex_t mu;
-    pthread_cond_t not_empty, not_full;
-    double wait_put, wait_get; /* seconds blocked */
-} queue;
-
-static void q_init(queue *q, int cap) {
-    memset(q, 0, sizeof *q);
-    q->items = musae_xcalloc((size_t)cap, sizeof(void *));
-    q->cap = cap;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->not_empty, NULL);
-    pthread_cond_init(&q->not_full, NULL);
-}
-static void q_free(queue *q) {
-    free(q->items);
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_cond_destroy(&q->not_full);
-}
-static void q_put(queue *q, void *it) {
-    pthread_mutex_lock(&q->mu);
-    double t0 = musae_now();
-    while (q->n == q->cap) pthread_cond_wait(&q->not_full, &q->mu);
-    q->wait_put += musae_now() - t0;
-    q->items[(q->head + q->n++) % q->cap] = it;
-    pthread_cond_signal(&q->not_empty);
-    pthread_mutex_unlock(&q->mu);
-}
-/* Blocks for the next item; with peek the item stays in the queue. */
-static void *q_get(queue *q, int peek) {
-    pthread_mutex_lock(&q->mu);
-    double t0 = musae_now();
-    while (q->n == 0) pthread_cond_wait(&q->not_empty, &q->mu);
-    q->wait_get += musae_now() - t0;
-    void *it = q->items[q->head];
-    if (!peek) {
-        q->head = (q->head + 1) % q->cap;
-        q->n--;
-        pthread_cond_signal(&q->not_full);
-    }
-    pthread_mutex_unlock(&q->mu);
-    return it;
-}
-
-/* The head item without blocking: NULL while the queue is empty. */
-static void *q_peek_now(queue *q) {
-    pthread_mutex_lock(&q->mu);
-    void *it = q->n ? q->items[q->head] : NULL;
-    pthread_mutex_unlock(&q->mu);
-    return it;
-}
 
 /* ---- the capture run --------------------------------------------------------------------------------------- */
 
@@ -194,7 +124,7 @@ typedef struct {
      * encoder's serial LSTM leaves cores idle there). */
     pthread_mutex_t dev_mu;
     int dev_shared;
-    queue jobs, coded, results;
+    musae_queue jobs, coded, results;
     skip_list skips;
     int64_t to_do;             /* clips the reader will hand over */
     int64_t lo, hi;            /* this rank's pending clips [lo, hi), by their place among all pending ones */
@@ -250,7 +180,7 @@ static void *reader_main(void *arg) {
             memcpy(j->x, x, (size_t)n * sizeof(float));
             j->n = n;
             c->t_read += musae_now() - t0;
-            q_put(&c->jobs, j); /* blocking here is the compute thread's time, not reading */
+            musae_queue_put(&c->jobs, j); /* blocking here is the compute thread's time, not reading */
             t0 = musae_now();
             handed++;
         }
@@ -263,10 +193,10 @@ static void *reader_main(void *arg) {
         capture_clips_close(cl);
         c->t_read += musae_now() - t0;
     }
-    c->cpu_read = thread_cpu();
+    c->cpu_read = musae_thread_cpu();
     clip_job *end = musae_xcalloc(1, sizeof *end);
     end->end = 1;
-    q_put(&c->jobs, end);
+    musae_queue_put(&c->jobs, end);
     return NULL;
 }
 
@@ -360,7 +290,7 @@ static void compute_batch(capture_ctx *c, clip_job **jobs, int nb, mg_state *st,
         jobs[b]->name = NULL;
         free(jobs[b]);
     }
-    q_put(&c->results, out);
+    musae_queue_put(&c->results, out);
 }
 
 /* A pipeline thread that drives the GPU works on this rank's device (chosen by local rank under mpirun/srun,
@@ -385,18 +315,18 @@ static void *encoder_main(void *arg) {
     for (;;) {
         clip_job *js[ENCODE_BATCH];
         int nb = 0;
-        js[nb++] = q_get(&c->jobs, 0);
-        for (clip_job *nx; !js[0]->end && nb < bmax && (nx = q_peek_now(&c->jobs)) && !nx->end && nx->n == js[0]->n;)
-            js[nb++] = q_get(&c->jobs, 0); /* the one consumer: the item peeked */
+        js[nb++] = musae_queue_get(&c->jobs, 0);
+        for (clip_job *nx; !js[0]->end && nb < bmax && (nx = musae_queue_peek_now(&c->jobs)) && !nx->end && nx->n == js[0]->n;)
+            js[nb++] = musae_queue_get(&c->jobs, 0); /* the one consumer: the item peeked */
         if (!js[0]->end) {
             if (c->dev_shared) pthread_mutex_lock(&c->dev_mu);
-            const double t0 = musae_now(), c0 = thread_cpu();
+            const double t0 = musae_now(), c0 = musae_thread_cpu();
             const float *x[ENCODE_BATCH];
             int64_t n[ENCODE_BATCH], *codes[ENCODE_BATCH], F[ENCODE_BATCH];
             for (int b = 0; b < nb; b++) x[b] = js[b]->x, n[b] = js[b]->n;
             encodec_encode_batch(&c->codec, nb, x, n, codes, F, NULL);
             c->t_encode += musae_now() - t0;
-            c->cpu_encode += thread_cpu() - c0;
+            c->cpu_encode += musae_thread_cpu() - c0;
             if (c->dev_shared) pthread_mutex_unlock(&c->dev_mu);
             for (int b = 0; b < nb; b++) {
                 js[b]->codes = codes[b];
@@ -406,7 +336,7 @@ static void *encoder_main(void *arg) {
             }
         }
         const int end = js[0]->end; /* once handed over, a job belongs to the LM thread */
-        for (int b = 0; b < nb; b++) q_put(&c->coded, js[b]);
+        for (int b = 0; b < nb; b++) musae_queue_put(&c->coded, js[b]);
         if (end) return NULL;
     }
 }
@@ -420,7 +350,7 @@ static void *compute_main(void *arg) {
     int64_t st_key = 0;
     text_cache tcache = {0};
     for (;;) {
-        clip_job *j = q_get(&c->coded, 0);
+        clip_job *j = musae_queue_get(&c->coded, 0);
         if (j->end) {
             free(j);
             break;
@@ -434,9 +364,9 @@ static void *compute_main(void *arg) {
          * the cross-attention's products. */
         const int batchable = !c->o->captions && j->n == c->clip_samples;
         while (batchable && nb < bmax) {
-            clip_job *nx = q_get(&c->coded, 1);
+            clip_job *nx = musae_queue_get(&c->coded, 1);
             if (nx->end || nx->n != c->clip_samples) break;
-            jobs[nb++] = q_get(&c->coded, 0);
+            jobs[nb++] = musae_queue_get(&c->coded, 0);
         }
         if (c->dev_shared) pthread_mutex_lock(&c->dev_mu);
         compute_batch(c, jobs, nb, &st, &st_key, &tcache);
@@ -444,11 +374,11 @@ static void *compute_main(void *arg) {
     }
     if (st_key) mg_state_free(&st, &c->lm);
     musae_text_states_free(&tcache.ts);
-    c->cpu_lm = thread_cpu();
+    c->cpu_lm = musae_thread_cpu();
     free(jobs);
     clip_batch *end = musae_xcalloc(1, sizeof *end);
     end->end = 1;
-    q_put(&c->results, end);
+    musae_queue_put(&c->results, end);
     return NULL;
 }
 
@@ -457,7 +387,7 @@ static void *writer_main(void *arg) {
     const int nl = c->o->n_layers;
     const int64_t H = c->H;
     for (;;) {
-        clip_batch *b = q_get(&c->results, 0);
+        clip_batch *b = musae_queue_get(&c->results, 0);
         if (b->end) {
             free(b);
             break;
@@ -465,7 +395,7 @@ static void *writer_main(void *arg) {
         for (int i = 0; i < b->nb; i++) {
             const float *acts[MUSAE_STORE_MAX_LAYERS];
             for (int l = 0; l < nl; l++) acts[l] = b->dst[l] + ((int64_t)i * (b->F + 1) + 1) * H;
-            const double t0 = musae_now(), c0 = thread_cpu();
+            const double t0 = musae_now(), c0 = musae_thread_cpu();
             if (atomic_load(&c->failed)) { /* drain the pipeline: nothing more reaches the store */
                 free(b->names[i]);
                 continue;
@@ -492,7 +422,7 @@ static void *writer_main(void *arg) {
                 continue;
             }
             c->t_write += musae_now() - t0;
-            c->cpu_write += thread_cpu() - c0;
+            c->cpu_write += musae_thread_cpu() - c0;
             c->written++;
             c->frames += b->F;
             char extra[96];
@@ -529,12 +459,6 @@ static void *watch_main(void *arg) {
     return NULL;
 }
 
-static void layers_str(const int *l, int n, char *out, size_t cap) {
-    size_t o = 0;
-    out[0] = 0;
-    for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? "," : "", l[i]);
-}
-
 /* Resolves every file's identity (plan[i].src) and finds the files that are another's under another spelling
  * (a symlink, "a//b.wav"): dup[i] is the first of them in dataset order, else -1. */
 typedef struct {
@@ -560,74 +484,6 @@ static int64_t *same_files(const capture_dataset *ds, file_plan *plan) {
         if (!strcmp(k[j].file, k[j - 1].file)) dup[k[j].i] = dup[k[j - 1].i] >= 0 ? dup[k[j - 1].i] : k[j - 1].i;
     free(k);
     return dup;
-}
-
-/* /capture/params of a store: what the clips were cut with, so a resume with other settings is refused
- * instead of mixing two clip grids in one store. */
-enum { P_CLIP_SAMPLES, P_MIN_SAMPLES, P_CAPTIONS, P_RATE, P_N };
-
-int capture_store_params(musae_store *s, capture_params *out) {
-    int rank;
-    int64_t shape[4];
-    float *p = musae_store_get_f32(s, "/capture/params", &rank, shape);
-    const int ok = p && rank == 1 && shape[0] == P_N && p[P_RATE] > 0 && p[P_CLIP_SAMPLES] > 0;
-    if (ok)
-        *out = (capture_params){.clip_samples = (int64_t)p[P_CLIP_SAMPLES], .min_samples = (int64_t)p[P_MIN_SAMPLES],
-                                .captions = p[P_CAPTIONS] != 0, .rate = (int)p[P_RATE]};
-    free(p);
-    return ok ? 0 : -1;
-}
-
-static void check_resumable(const char *out, const char *model_id, const capture_opts *o, int d_model,
-                            const float *params) {
-    char err[600];
-    musae_store *s = musae_store_open(out, err, sizeof err);
-    if (!s) musae_fail("%s (it exists, so this run would continue it)", err);
-    const musae_store_info *in = musae_store_get_info(s);
-    char have[512], want[512];
-    if (!musae_store_same_model(in->model, model_id))
-        musae_fail("%s holds activations of model '%s'; this run uses '%s' (%s): refusing to mix models in one "
-                   "store (write to a new file)", out, in->model, model_id, o->model_dir);
-    layers_str(in->layers, in->n_layers, have, sizeof have);
-    layers_str(o->layers, o->n_layers, want, sizeof want);
-    if (strcmp(have, want))
-        musae_fail("%s holds layers %s; this run asks for %s: refusing to continue it (give --layers %s, or write "
-                   "to a new file)", out, have, want, have);
-    if (in->d_model != d_model) musae_fail("%s holds d_model %d; the model has %d", out, in->d_model, d_model);
-    if (in->dtype != o->dtype)
-        musae_fail("%s holds %s rows; this run writes %s (give --dtype %s)", out, musae_dtype_name(in->dtype),
-                   musae_dtype_name(o->dtype), in->dtype == MUSAE_F32 ? "f32" : "f16");
-    int rank;
-    int64_t shape[4];
-    float *got = musae_store_get_f32(s, "/capture/params", &rank, shape), p[P_N];
-    const int ok = got && rank == 1 && shape[0] == P_N;
-    if (ok) memcpy(p, got, sizeof p);
-    free(got); /* before any refusal: an exit through musae_fail must leave nothing allocated behind (LSan) */
-    if (!ok) musae_fail("%s was not written by musae capture (no /capture/params): refusing to continue it", out);
-    if (p[P_RATE] != params[P_RATE] || p[P_CLIP_SAMPLES] != params[P_CLIP_SAMPLES])
-        musae_fail("%s was cut into %g s clips; this run asks for %g s (give --clip-seconds %g)", out,
-                   (double)p[P_CLIP_SAMPLES] / p[P_RATE], (double)params[P_CLIP_SAMPLES] / params[P_RATE],
-                   (double)p[P_CLIP_SAMPLES] / p[P_RATE]);
-    if (p[P_MIN_SAMPLES] != params[P_MIN_SAMPLES])
-        musae_fail("%s kept clips of at least %g s; this run asks for %g s (give --min-seconds %g)", out,
-                   (double)p[P_MIN_SAMPLES] / p[P_RATE], (double)params[P_MIN_SAMPLES] / params[P_RATE],
-                   (double)p[P_MIN_SAMPLES] / p[P_RATE]);
-    if (p[P_CAPTIONS] != params[P_CAPTIONS])
-        musae_fail("%s was captured %s; this run is %s", out, p[P_CAPTIONS] ? "with --captions" : "unconditionally",
-                   params[P_CAPTIONS] ? "text-conditioned (--captions)" : "unconditional");
-    musae_store_close(s);
-}
-
-/* check_resumable for each shard of a sharded store (capture_shards_begin). */
-typedef struct {
-    const char *model_id;
-    const capture_opts *o;
-    int d_model;
-    const float *params;
-} resume_check;
-static void check_shard(const char *shard, void *arg) {
-    const resume_check *r = arg;
-    check_resumable(shard, r->model_id, r->o, r->d_model, r->params);
 }
 
 /* The place in the plan of the clip `name` of the (canonical) source file `file`, or -1 (capture_plan_pos): the
@@ -744,8 +600,8 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     c->store = o->out;
     if (capture_sharded(o->out, o->dist)) {
         static const musae_dist one = {.world = 1, .local_world = 1, .launcher = "none"};
-        resume_check rc = {model_id, o, (int)c->H, params};
-        capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one, check_shard, &rc);
+        capture_resume_check rc = {model_id, o, (int)c->H, params};
+        capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one, capture_check_shard, &rc);
         c->sh = &sh;
         c->store = sh.mine;
     }
@@ -755,7 +611,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     /* an empty file is what a failed creation of an older musae left: musae_store_create replaces it */
     const int created = stat(c->store, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
     if (!created) {
-        if (!c->sh) check_resumable(c->store, model_id, o, (int)c->H, params);
+        if (!c->sh) capture_check_resumable(c->store, model_id, o, (int)c->H, params);
         c->w = musae_store_append(c->store, &spec);
     } else {
         c->w = musae_store_create(c->store, &spec);
@@ -853,7 +709,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
                  "captured again", (long long)respelled);
     int64_t pending = planned - present;
     char lstr[512];
-    layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
+    capture_layers_str(o->layers, o->n_layers, lstr, sizeof lstr);
     c->to_do = o->max_clips > 0 && o->max_clips < pending ? o->max_clips : pending;
     c->lo = 0, c->hi = c->to_do;
     if (c->sh) {
@@ -871,12 +727,12 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     if (o->captions && o->batch > 1)
         LOG_INFO("capture: --captions runs one clip per forward (--batch %d applies to unconditional capture)", o->batch);
     /* run */
-    q_init(&c->jobs, ENCODE_BATCH); /* room for a batch to wait while the encoder runs the last one */
-    q_init(&c->coded, 2 * o->batch + 1);
-    q_init(&c->results, 2);
+    musae_queue_init(&c->jobs, ENCODE_BATCH); /* room for a batch to wait while the encoder runs the last one */
+    musae_queue_init(&c->coded, 2 * o->batch + 1);
+    musae_queue_init(&c->results, 2);
     c->to_do = c->hi - c->lo;
     musae_progress_init(&c->pg, "capture", "clips", c->to_do);
-    const double t0 = musae_now(), cpu0 = process_cpu();
+    const double t0 = musae_now(), cpu0 = musae_process_cpu();
     pthread_t th_r, th_e, th_c, th_w, th_watch;
     if (pthread_create(&th_r, NULL, reader_main, c) || pthread_create(&th_e, NULL, encoder_main, c) ||
         pthread_create(&th_c, NULL, compute_main, c) || pthread_create(&th_w, NULL, writer_main, c) ||
@@ -892,7 +748,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     }
     /* every thread has stopped: the store stays as of its last commit (it is not closed: closing flushes) */
     if (atomic_load(&c->failed)) musae_fail("%s", c->fail_msg);
-    const double wall = musae_now() - t0, cpu_loop = process_cpu() - cpu0;
+    const double wall = musae_now() - t0, cpu_loop = musae_process_cpu() - cpu0;
     char extra[160];
     snprintf(extra, sizeof extra, "%.0f frames/s", wall > 0 ? (double)c->frames / wall : 0.0);
     if (c->to_do > 0) musae_progress_finish(&c->pg, extra);
@@ -965,9 +821,9 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     pthread_mutex_destroy(&c->skips.mu);
     pthread_mutex_destroy(&c->store_mu);
     pthread_mutex_destroy(&c->dev_mu);
-    q_free(&c->jobs);
-    q_free(&c->coded);
-    q_free(&c->results);
+    musae_queue_free(&c->jobs);
+    musae_queue_free(&c->coded);
+    musae_queue_free(&c->results);
     for (int64_t i = 0; i < ds.n_files; i++) free((char *)c->plan[i].src.file);
     free(c->plan);
     if (c->have_tc) musae_text_cond_free(&c->tc);

@@ -37,8 +37,11 @@ void musae_log(musae_log_level level, const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-double musae_now(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+double musae_now(void) { return clock_s(CLOCK_MONOTONIC); }
+double musae_process_cpu(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
+double musae_thread_cpu(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }

@@ -23,6 +23,9 @@ MUSAE_PRINTF(2, 3) void musae_log(musae_log_level level, const char *fmt, ...);
 
 /* Monotonic seconds, for rates and timings. */
 double musae_now(void);
+/* CPU seconds of the whole process (every thread, user and system) and of the calling thread. */
+double musae_process_cpu(void);
+double musae_thread_cpu(void);
 
 #ifdef __cplusplus
 }
