@@ -39,27 +39,28 @@ void musae_assert_failed(const char *expr, const char *func, const char *file, i
     abort();
 }
 
-void musae_fail(const char *fmt, ...) {
+/* "musae: error: <message>" on stderr, after whatever stdout holds */
+static void print_fail(const char *fmt, va_list ap) {
     fflush(stdout);
     print_rank_prefix();
     fputs("musae: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void musae_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_fail(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
 }
 
 void musae_fail_now(const char *fmt, ...) {
-    fflush(stdout);
-    print_rank_prefix();
-    fputs("musae: error: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_fail(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     quick_exit(1);
 }
 
