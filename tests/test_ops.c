@@ -11,14 +11,13 @@
  * ≤ 1e-9. A GPU table gets the looser ggml tiers (1e-7 elementwise, 5e-4 matmul/attention, 2e-3
  * recurrences) and is compared with the CPU table op by op as well.
  *
+ * Same-bits part (test_ops_cpu_same_bits.c), after the CPU table's run:
  * BLAS threads: main starts OpenBLAS's pool at 4 threads, as in a process without OPENBLAS_NUM_THREADS=1; the
  * CPU ops must leave it single-threaded, and two host threads calling them at once (capture runs EnCodec
  * beside the decoder) must get the bits of a lone call.
- *
- * Threads part: the CPU table runs every case again with 1 and 3 OpenMP threads, and every output must have
+ * Threads: the CPU table runs every case again with 1 and 3 OpenMP threads, and every output must have
  * the bits of the run with the default team: a result never depends on how the work was split.
- *
- * ISA part: the CPU table runs every case again at each lower x86-64 level of kernels/cpu/isa.h (MUSAE_ISA),
+ * ISA levels: the CPU table runs every case again at each lower x86-64 level of kernels/cpu/isa.h (MUSAE_ISA),
  * and every output must have the same bits as at the CPU's own level: musae's vectorized kernels promise
  * results that do not depend on the vector width (OpenBLAS's are unaffected by the switch).
  *
@@ -30,15 +29,12 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
-#include <omp.h>
-#include <pthread.h>
 #include <stdint.h>
 
 #include "host/core/check.h"
 #include "host/core/dtype.h"
 #include "host/core/philox.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops.h"
 #include "test.h"
@@ -57,12 +53,7 @@ static const musae_ops *g_ops;
 static const double *g_tol;
 static uint64_t g_draw;
 
-/* Every output's bits, in case order, while a CPU run is recorded (the ISA part). */
-enum { MAX_OUTPUTS = 512 };
-typedef struct {
-    char what[96];
-    uint64_t hash;
-} output_bits;
+/* Every output's bits, in case order, while a CPU run is recorded (record_cpu: the threads and ISA parts). */
 static output_bits *g_rec;
 static int g_n_rec;
 
@@ -72,14 +63,14 @@ static uint64_t fnv1a(const void *p, size_t n) {
     return h;
 }
 
-/* uniform in [-scale, scale) from Philox (seed 2024, stream 0, counter = draw / 4) */
+/* uniform in [-scale, scale) from Philox (seed 2024, stream 0, counter = draw / 4); rnd: test_ops.h */
 static void fill(float *x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++, g_draw++) {
         musae_u32x4 w = musae_philox(2024, 0, g_draw / 4);
         x[i] = scale * (2.0f * musae_u32_to_unit(w.v[g_draw % 4]) - 1.0f);
     }
 }
-static float *rnd(int64_t n, float scale) {
+float *rnd(int64_t n, float scale) {
     float *x = musae_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     fill(x, n, scale);
     return x;
@@ -643,6 +634,8 @@ static void case_f32_to_bf16(int64_t n) {
 
 /* ---- the driver -------------------------------------------------------------------------------------------- */
 
+/* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
+ * and one shape. */
 static void run_all(const musae_ops *ops, const double *tol) {
     g_ops = ops;
     g_tol = tol;
@@ -714,91 +707,11 @@ static void run_all(const musae_ops *ops, const double *tol) {
     case_f32_to_bf16(9), case_f32_to_bf16(1001);
 }
 
-/* Both tables run the same cases on the same inputs (the draws restart), so a GPU failure points at one op
- * and one shape. */
-/* ---- BLAS threads ------------------------------------------------------------------------------------------ */
-
-/* cut into tiles that the OpenMP threads share, each an sgemm past OpenBLAS's own threading threshold */
-enum { CC_M = 128, CC_N = 256, CC_K = 128, CC_ITERS = 1000 };
-typedef struct {
-    const float *a, *b, *want;
-    int differ;
-} concurrent_job;
-
-static void *concurrent_gemms(void *arg) {
-    concurrent_job *j = arg;
-    float *c = musae_xmalloc(sizeof(float) * CC_M * CC_N);
-    for (int it = 0; it < CC_ITERS; it++) {
-        musae_ops_cpu()->gemm(0, 1, CC_M, CC_N, CC_K, 1.0f, j->a, CC_K, j->b, CC_K, 0.0f, c, CC_N);
-        j->differ += memcmp(c, j->want, sizeof(float) * CC_M * CC_N) != 0;
-    }
-    free(c);
-    return NULL;
-}
-
-static void blas_threads(void) {
-    CHECK(openblas_get_num_threads() == 1, "OpenBLAS has %d threads after the CPU ops ran (want 1: gemm.c)",
-          openblas_get_num_threads());
-    float *a = rnd(CC_M * CC_K, 1), *b = rnd(CC_N * CC_K, 1), *want = musae_xmalloc(sizeof(float) * CC_M * CC_N);
-    musae_ops_cpu()->gemm(0, 1, CC_M, CC_N, CC_K, 1.0f, a, CC_K, b, CC_K, 0.0f, want, CC_N);
-    concurrent_job jobs[2] = {{a, b, want, 0}, {a, b, want, 0}};
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, concurrent_gemms, &jobs[i]);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    CHECK(jobs[0].differ + jobs[1].differ == 0, "%d of %d gemms from two threads at once differ from a lone call",
-          jobs[0].differ + jobs[1].differ, 2 * CC_ITERS);
-    free(a), free(b), free(want);
-}
-
-/* Runs every CPU case, recording into rec; returns the number of outputs. */
-static int record_cpu(output_bits *rec) {
+int record_cpu(output_bits *rec) {
     g_rec = rec, g_n_rec = 0;
     run_all(musae_ops_cpu(), k_tol_cpu);
     g_rec = NULL;
     return g_n_rec;
-}
-
-/* Whether got holds ref's bits; reports the first differing case under `what`. */
-static int same_outputs(const char *what, const output_bits *ref, int n_ref, const output_bits *got, int n_got) {
-    int differ = 0, first = -1;
-    for (int i = 0; i < n_ref && i < n_got; i++)
-        if (got[i].hash != ref[i].hash) differ++, first = first < 0 ? i : first;
-    CHECK(n_got == n_ref && differ == 0, "%s: %d of %d outputs differ (first: %s)", what, differ, n_ref,
-          first < 0 ? "-" : ref[first].what);
-    return n_got == n_ref && differ == 0;
-}
-
-/* The CPU table with 1 and 3 OpenMP threads: the same outputs, bit for bit, as with the default team. */
-static void thread_counts(void) {
-    output_bits *ref = musae_xcalloc(MAX_OUTPUTS, sizeof *ref), *got = musae_xcalloc(MAX_OUTPUTS, sizeof *got);
-    const int dflt = omp_get_max_threads(), n_ref = record_cpu(ref);
-    const int counts[] = {1, 3};
-    for (int i = 0; i < 2; i++) {
-        omp_set_num_threads(counts[i]);
-        char what[64];
-        snprintf(what, sizeof what, "%d OpenMP threads vs %d", counts[i], dflt);
-        if (same_outputs(what, ref, n_ref, got, record_cpu(got)))
-            printf("%s: %d outputs, the same bits\n", what, n_ref);
-    }
-    omp_set_num_threads(dflt);
-    free(ref), free(got);
-}
-
-/* The CPU table at each x86-64 level below the CPU's: the same outputs, bit for bit. */
-static void isa_variants(void) {
-    const musae_isa top = musae_isa_cpu();
-    output_bits *ref = musae_xcalloc(MAX_OUTPUTS, sizeof *ref), *got = musae_xcalloc(MAX_OUTPUTS, sizeof *got);
-    musae_isa_set(top);
-    const int n_ref = record_cpu(ref);
-    for (int isa = (int)top - 1; isa >= MUSAE_ISA_BASELINE; isa--) {
-        musae_isa_set((musae_isa)isa);
-        char what[64];
-        snprintf(what, sizeof what, "%s variants vs %s", musae_isa_name((musae_isa)isa), musae_isa_name(top));
-        if (same_outputs(what, ref, n_ref, got, record_cpu(got))) printf("%s: %d outputs, the same bits\n", what, n_ref);
-    }
-    if (top == MUSAE_ISA_BASELINE) printf("ISA part: this CPU (or build) has only the baseline variants\n");
-    musae_isa_set(top);
-    free(ref), free(got);
 }
 
 int main(int argc, char **argv) {
@@ -806,11 +719,10 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(4);
     run_all(musae_ops_cpu(), k_tol_cpu);
     printf("cpu table: %d checks\n", g_test_pass + g_test_fail);
-    blas_threads();
-    thread_counts();
-    isa_variants();
-    int pass = 0, fail = 0; /* the kernels' own bit-for-bit checks (test_ops_cpu_bits.c) */
-    test_ops_cpu_bits(&pass, &fail);
+    int pass = 0, fail = 0; /* the CPU table's runs with other teams and levels (test_ops_cpu_same_bits.c) */
+    test_ops_cpu_same_bits(&pass, &fail);
+    g_test_pass += pass, g_test_fail += fail;
+    test_ops_cpu_bits(&pass, &fail); /* the kernels' own bit-for-bit checks (test_ops_cpu_bits.c) */
     g_test_pass += pass, g_test_fail += fail;
     const musae_ops *gpu = musae_ops_cuda();
     if (gpu) {

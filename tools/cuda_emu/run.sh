@@ -22,7 +22,7 @@ args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--quick)
 kernels=()
 while read -r f; do kernels+=("$(emu_compile "$f")"); done < <(emu_op_kernels)
-for part in test_ops test_ops_cpu_bits; do # the op-test driver and the part it runs
+for part in test_ops test_ops_cpu_same_bits test_ops_cpu_bits; do # the op-test driver and the parts it runs
     gcc -std=c11 -O1 -g -fsanitize=address,undefined -DMUSAE_CUDA=1 -D_GNU_SOURCE -I"$here/include_c" -I"$root" \
         -I"$root/tests" -c "$root/tests/$part.c" -o "$out/${part}_c.o"
 done
@@ -32,7 +32,8 @@ emu_link "$out/selftest_emu" "$(emu_compile "$here/selftest.cu")"
 emu_link "$out/test_philox_gpu_emu" "$(emu_compile "$root/tests/test_philox_gpu.cu")" \
          "$(emu_compile "$root/kernels/cuda/philox_fill.cu")"
 emu_link "$out/test_ops_gpu_emu" "$(emu_compile "$root/tests/test_ops_gpu.cu")" "${kernels[@]}"
-emu_link "$out/test_ops_emu" "$out/test_ops_c.o" "$out/test_ops_cpu_bits_c.o" "${kernels[@]}"
+emu_link "$out/test_ops_emu" "$out/test_ops_c.o" "$out/test_ops_cpu_same_bits_c.o" "$out/test_ops_cpu_bits_c.o" \
+         "${kernels[@]}"
 emu_env
 status=0
 timeout 600 "$out/selftest_emu" || status=1
