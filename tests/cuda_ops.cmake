@@ -5,9 +5,10 @@
 #   compute-sanitizer --tool <tool> --error-exitcode 1
 # (found via $COMPUTE_SANITIZER, the toolkit's bin/ at configure time, or /usr/local/cuda), and skips when no
 # compute-sanitizer exists. By hand: compute-sanitizer --tool racecheck build/tests/test_ops_gpu --quick -o attention
-# Benchmarks are not tests: build/tests/test_ops_gpu perf [-o op] prints cold-L2 timings.
+# Benchmarks are not tests: build/tests/test_ops_gpu perf [-o op] prints cold-L2 timings (test_ops_gpu_perf.cu).
 if(MUSAE_HAVE_CUDA)
-  musae_add_test(test_ops_gpu SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_ops_gpu.cu LABELS gpu TIMEOUT 900)
+  musae_add_test(test_ops_gpu SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_ops_gpu.cu ${CMAKE_CURRENT_SOURCE_DIR}/test_ops_gpu_perf.cu
+                 LABELS gpu TIMEOUT 900)
   target_compile_definitions(test_ops_gpu PRIVATE MUSAE_CUDA_BIN_DIR="${CUDAToolkit_BIN_DIR}")
   musae_add_test(test_ops_gpu_memcheck LABELS gpu TIMEOUT 1800
                  COMMAND $<TARGET_FILE:test_ops_gpu> --sanitize memcheck)

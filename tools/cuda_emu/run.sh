@@ -31,7 +31,8 @@ done
 emu_link "$out/selftest_emu" "$(emu_compile "$here/selftest.cu")"
 emu_link "$out/test_philox_gpu_emu" "$(emu_compile "$root/tests/test_philox_gpu.cu")" \
          "$(emu_compile "$root/kernels/cuda/philox_fill.cu")"
-emu_link "$out/test_ops_gpu_emu" "$(emu_compile "$root/tests/test_ops_gpu.cu")" "${kernels[@]}"
+emu_link "$out/test_ops_gpu_emu" "$(emu_compile "$root/tests/test_ops_gpu.cu")" \
+         "$(emu_compile "$root/tests/test_ops_gpu_perf.cu")" "${kernels[@]}"
 emu_link "$out/test_ops_emu" "$out/test_ops_c.o" "$out/test_ops_cpu_same_bits_c.o" "$out/test_ops_cpu_bits_c.o" \
          "${kernels[@]}"
 emu_env
