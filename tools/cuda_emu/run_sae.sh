@@ -34,7 +34,8 @@ for f in "$root"/kernels/cuda/sae_*.cu; do kobjs+=("$(emu_compile "$f" "${kflags
 emu_env
 status=0
 if [ "$which" = all ] || [ "$which" = ops ]; then
-  emu_link "$out/test_sae_gpu_emu" "$(emu_compile "$root/tests/test_sae_gpu.cu")" "${kobjs[@]}"
+  emu_link "$out/test_sae_gpu_emu" "$(emu_compile "$root/tests/test_sae_gpu.cu")" \
+           "$(emu_compile "$root/tests/test_sae_gpu_step.cu")" "${kobjs[@]}"
   t1=$(date +%s)
   timeout 3600 "$out/test_sae_gpu_emu" "${ops_args[@]}" || status=$?
   echo "ran test_sae_gpu ${ops_args[*]} on the emulated CUDA runtime in $(( $(date +%s) - t1 )) s (exit $status)"
