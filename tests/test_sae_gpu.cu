@@ -88,6 +88,7 @@ void *dmalloc(size_t bytes) {
     g_allocs.push_back({p, bytes});
     return p;
 }
+// dnew, dup and down (typed buffers, uploads, downloads over dmalloc): test_sae_gpu.h
 template <typename T>
 static void poison(T *d, int64_t n) {
     CUDA_CHECK(cudaMemset(d, 0xff, sizeof(T) * (size_t)(n > 0 ? n : 1)));
