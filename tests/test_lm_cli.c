@@ -160,7 +160,7 @@ static void test_forward_verb(void) {
     const int rc = sh("MUSAE_ISA=avx3 %s forward --model %s --codes %s -o x.safetensors 2>err.txt", bin(),
                       fx("tiny-musicgen"), text);
     CHECK(rc == 1, "MUSAE_ISA=avx3: exit %d (want 1)", rc);
-    err_has("MUSAE_ISA=avx3: unknown; use avx512, avx2 or baseline");
+    err_has("MUSAE_ISA=avx3: unknown; use amx, avx512, avx2 or baseline");
 }
 
 static void test_generate_verb(void) {
