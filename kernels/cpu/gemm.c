@@ -109,6 +109,11 @@ void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_
     cpu_gelu(y, y, m * n);
 }
 
+const char *cpu_gemm_arith(void) {
+    if (musae_isa_get() >= MUSAE_ISA_AMX) return "amx-bf16x3";
+    return cpu_gemm_nt_fma_ok() ? "fma-fp32" : "openblas-fp32";
+}
+
 int64_t cpu_packed_floats_if_fma(int64_t n, int64_t k) { return cpu_gemm_nt_fma_ok() ? cpu_packed_floats(n, k) : 0; }
 
 void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
