@@ -9,8 +9,8 @@
  *   pseudo-code: see accuracy());
  * - NaN and infinities: rows and columns holding them give the FMA kernels' bits (gemm_nt_fma_ref), the others
  *   are untouched by them;
- * - per-element determinism, bit for bit: rows alone or inside a larger m at other offsets (across the 512-row
- *   chunk), 1, 2 and 3 threads, a column range packed on its own (other panel groups), GELU fused or after,
+ * - per-element determinism, bit for bit: rows alone or inside a larger m at other offsets (across the 128-row
+ *   chunks), 1, 2 and 3 threads, a column range packed on its own (other panel groups), GELU fused or after,
  *   cpu_linear_packed's dispatch by level; nothing written past n (sentinels).
  * Shapes: m = 9, 17, 504, 1000; n and k not multiples of 32, k past one block (256).
  * Skips, saying why, where the CPU has no AMX-BF16 (or the kernel refuses the tile state). */
@@ -175,7 +175,7 @@ static void invariance(void) {
     float *a = rnd(m * k, 21), *b = rnd(n * k, 22), *bp = packed(b, n, k);
     float *full = out_c(m, ldc, NULL, n);
     cpu_gemm_amx_packed(m, n, k, a, k, bp, 0.0f, full, ldc, 0);
-    /* rows alone or in other company: 9 rows at 3, 17 at 500 (across the 512-row chunk), 504 at 496, the last 9 */
+    /* rows alone or in other company: 9 rows at 3, 17 at 500 (across a 128-row chunk), 504 at 496, the last 9 */
     const int64_t sub[][2] = {{3, 9}, {500, 17}, {496, 504}, {991, 9}, {0, 1}};
     for (size_t s = 0; s < sizeof sub / sizeof sub[0]; s++) {
         const int64_t i0 = sub[s][0], ms = sub[s][1];

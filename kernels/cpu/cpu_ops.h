@@ -55,7 +55,7 @@ const char *cpu_gemm_arith(void);
 /* A thread's scratch buffer for the GEMM kernels, one per slot, 64-byte aligned, grown as needed and kept
  * for the thread's life (contents undefined on return). */
 enum { CPU_SCRATCH_FMA_PANEL, CPU_SCRATCH_FMA_ROWS, CPU_SCRATCH_AMX_A, CPU_SCRATCH_AMX_B, CPU_SCRATCH_AMX_T,
-       CPU_SCRATCH_SLOTS };
+       CPU_SCRATCH_AMX_ROW, CPU_SCRATCH_SLOTS };
 void *cpu_gemm_scratch(int slot, size_t bytes);
 /* C[m,n] = A[m,k]·Bᵀ (+ C when beta is 1; then gelu when asked) in bf16x3 on AMX tiles (kernels/cpu/gemm_amx.c),
  * B packed as for cpu_gemm_nt_fma_packed: fp32-level accuracy, each element's bits a function of its row of A

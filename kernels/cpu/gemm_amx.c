@@ -8,25 +8,30 @@
  * summed from the six part products that matter, hi·hi + (lo·hi + mid·hi + hi·mid + mid·mid + hi·lo); the
  * three left out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum
  * once k passes ~100. The tiles accumulate in fp32: hi·hi alone in one accumulator, the five corrections
- * (~2⁻⁸ of it) in another, so the sum takes k roundings at its own size, as the FMA kernels' does, and the
- * corrections' roundings are 2⁻⁸ smaller. Six tile products per 32 positions: 6/15 of the FMA work's time.
+ * (~2⁻⁸ of it) in another, so the sum's roundings are at its own size and the corrections' 2⁻⁸ smaller.
+ * Measured against double sums, the error is 3-5x below the FMA kernels' (tests/test_ops_amx): the hardware
+ * sums each instruction's 32 products more exactly than its pseudo-code says.
  *
  * The sequence for c = C[i, j], fixed (the bits of an element depend on row i of A and row j of B alone: not
- * on m, the row's place in a tile, the thread count, the panel grouping, or gelu fused or not): k is padded
- * with zeros to a multiple of TK = 32 and cut into blocks of KB positions; per block, hi = Σ hi·hi and corr =
- * Σ lo·hi, mid·hi, hi·mid, mid·mid, hi·lo (per chunk of 32 positions, in that order), each as TDPBF16PS sums
- * (Intel's pseudo-code: per pair of positions, acc += a₀b₀ then acc += a₁b₁, fp32, round to nearest even,
- * DAZ/FTZ); s = hi + corr; t = s for the first block, t + s after; then c = t (beta 0) or c + t (beta 1), then
- * gelu when asked. gemm_amx_ref runs it in plain loops. Rows of A or columns of B holding a NaN or an infinity
- * take the FMA kernels' sequence instead (gemm_nt_fma_ref): the parts of ±inf would multiply zeros into NaNs,
- * and this keeps NaN/Inf propagation exactly the FMA path's.
+ * on m, the row's place in a tile, the thread count, the blocking, or gelu fused or not): k is padded with
+ * zeros to a multiple of TK = 32; hi = Σ hi·hi and corr = Σ lo·hi, mid·hi, hi·mid, mid·mid, hi·lo (per chunk of
+ * 32 positions, in that order), each as TDPBF16PS sums over all of k (a sum stored to memory between blocks
+ * and loaded back is the same sum); then c = hi + corr (beta 0) or c + (hi + corr) (beta 1), then gelu when
+ * asked. gemm_amx_ref runs it in plain loops, with the instruction as Intel's pseudo-code states it (per
+ * position acc += a·b, fp32, round to nearest even, DAZ/FTZ; the hardware's roundings differ, see above).
+ * Rows of A or columns of B holding a NaN or an infinity take the FMA kernels' sequence instead
+ * (gemm_nt_fma_ref): the parts of ±inf would multiply zeros into NaNs, and this keeps NaN/Inf propagation
+ * exactly the FMA path's.
  *
- * Layout. A chunk of up to MC rows of A is split once per product into [row block of 16][chunk of 32
- * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k). A thread takes GROUP panels of B at
- * a time and, per block of KB positions, converts their slices into AMX's pair layout [panel][chunk][part]
- * [half][16 pairs][16 columns][2] bf16 (amortised over every row); then per 16 rows × 32 columns (one panel) it
- * runs 12 tile products per chunk on 4 accumulators (hi and corr for each 16-column half) with 9 tile loads.
- * Each block's t is kept in a thread buffer [MC][GROUP·32] fp32 and written to C once per group. */
+ * Layout. Both operands are split once per product by the team: A into [row block of 16][chunk of 32
+ * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k), B's panels into AMX's pair layout
+ * [panel][chunk][part][half][16 pairs][16 columns][2] (6 bytes per value: n·k·6 bytes of scratch). Per 16 rows
+ * × 32 columns (one panel) a call runs 12 tile products per chunk on 4 accumulators (hi and corr of each
+ * 16-column half) with 9 tile loads, and stores the sums into acc [row block][panel][4 tiles] (8 bytes per
+ * element of C). The work goes block by block of KB positions; per block the team takes chunks of MC rows ×
+ * GROUP panels, so a chunk's row slices and a group's panel slices stay in L2 while they meet. Tile loads
+ * from L2 are what bound it on the development host (~3x the time of a register-only tile product): about
+ * 1.1x the FMA kernels per CPU-second there (bench/results/cpu_speed.md). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -41,7 +46,7 @@
 #include <immintrin.h>
 #endif
 
-enum { PW = CPU_PACK_W, TR = 16, TK = 32, TILE = TR * TK, KB = 256, MC = 512, GROUP = 4, PARTS = 3 };
+enum { PW = CPU_PACK_W, TR = 16, TK = 32, TILE = TR * TK, KB = 512, MC = 128, GROUP = 4, PARTS = 3 };
 #define PARALLEL_FLOPS 4.0e6 /* below this a team costs more than it saves (as cpu_gemm) */
 
 /* ---- the split, shared by the kernel and the reference (the same integer and fp32 operations) ---- */
@@ -109,17 +114,13 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
                 }
                 /* the parts' pairs in corr's order: lo·hi, mid·hi, hi·mid, mid·mid, hi·lo */
                 static const int PA[5] = {2, 1, 0, 1, 0}, PB[5] = {0, 0, 1, 1, 2};
-                float t = 0.0f;
-                for (int64_t p0 = 0; p0 < kp; p0 += KB) {
-                    float hi = 0.0f, corr = 0.0f;
-                    for (int64_t q = p0; q < kp && q < p0 + KB; q += TK) {
-                        hi = dot_chunk(hi, pa + q, pb + q);
-                        for (int e = 0; e < 5; e++) corr = dot_chunk(corr, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
-                    }
-                    const float s = hi + corr;
-                    t = p0 == 0 ? s : t + s;
+                float hi = 0.0f, corr = 0.0f;
+                for (int64_t q = 0; q < kp; q += TK) {
+                    hi = dot_chunk(hi, pa + q, pb + q);
+                    for (int e = 0; e < 5; e++) corr = dot_chunk(corr, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
                 }
-                *cij = beta == 0.0f ? t : *cij + t;
+                const float s = hi + corr;
+                *cij = beta == 0.0f ? s : *cij + s;
             }
             if (gelu) cpu_gelu_range(cij, cij, 1);
         }
@@ -209,13 +210,22 @@ AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t
     return (uint32_t)nf[0] | (uint32_t)nf[1] << 16;
 }
 
-/* 16 rows × 32 columns over nkc chunks: hi and corr of each half; the order of the tile products is the
- * sequence's (hi: hi·hi; corr: lo·hi, mid·hi, hi·mid, mid·mid, hi·lo per chunk). */
-AMX_TARGET static void tiles_16x32(const uint16_t *ap, const uint16_t *bq, int64_t nkc, float *hi, float *corr) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+/* 16 rows × 32 columns over nkc chunks: hi and corr of each half, continued from acc (4 tiles [16][16] fp32:
+ * hi 0-15, hi 16-31, corr 0-15, corr 16-31) unless first, and stored back there (a store and a load give the
+ * same values, so the sums run on across calls as one). The order of the tile products is the sequence's
+ * (hi: hi·hi; corr: lo·hi, mid·hi, hi·mid, mid·mid, hi·lo per chunk). */
+AMX_TARGET static void tiles_16x32(const uint16_t *ap, const uint16_t *bq, int64_t nkc, float *acc, int first) {
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, acc, 64);
+        _tile_loadd(1, acc + 256, 64);
+        _tile_loadd(2, acc + 512, 64);
+        _tile_loadd(3, acc + 768, 64);
+    }
     for (int64_t c = 0; c < nkc; c++) {
         const uint16_t *a = ap + c * PARTS * TILE, *b = bq + c * PARTS * 2 * TILE;
         _tile_loadd(4, a, 64);            /* A hi */
@@ -240,10 +250,10 @@ AMX_TARGET static void tiles_16x32(const uint16_t *ap, const uint16_t *bq, int64
         _tile_dpbf16ps(2, 4, 6);
         _tile_dpbf16ps(3, 4, 7);
     }
-    _tile_stored(0, hi, PW * 4);
-    _tile_stored(1, hi + 16, PW * 4);
-    _tile_stored(2, corr, PW * 4);
-    _tile_stored(3, corr + 16, PW * 4);
+    _tile_stored(0, acc, 64);
+    _tile_stored(1, acc + 256, 64);
+    _tile_stored(2, acc + 512, 64);
+    _tile_stored(3, acc + 768, 64);
 }
 
 AMX_TARGET static void amx_configure(void) { _tile_loadconfig(&TILE_CONFIG); }
@@ -255,47 +265,27 @@ static void fma_element(int64_t k, const float *a, const float *pk, int64_t col,
     gemm_nt_fma_ref(1, 1, k, a, k, brow, k, beta, c, 1);
 }
 
-/* Panels t0 .. t1 − 1 against the chunk's split rows (mc of them, nrb row blocks): per block of KB positions
- * convert the panels' slices, run every row block against them into t, then write C. */
-AMX_TARGET static void run_group(int64_t t0, int64_t t1, const uint16_t *pa, const uint8_t *bad_row, int64_t mc,
-                                 int64_t nrb, int64_t nch, const float *a, int64_t lda, const float *bp, int64_t n,
-                                 int64_t k, float beta, float *c, int64_t ldc, int gelu) {
-    const int64_t ng = t1 - t0, ldt = GROUP * PW;
-    uint16_t *bt = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(GROUP * (KB / TK) * PARTS * 2 * TILE));
-    float *t = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb * TR * ldt + (k > 0 ? k : 1)));
-    float *brow = t + nrb * TR * ldt;
-    float hi[TR * PW] __attribute__((aligned(64))), corr[TR * PW] __attribute__((aligned(64)));
-    uint32_t bad_col[GROUP] = {0};
-    for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
-        const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK;
-        for (int64_t g = 0; g < ng; g++)
-            bad_col[g] |= convert_panel(bt + g * (KB / TK) * PARTS * 2 * TILE, bp + (t0 + g) * k * PW, k, p0, nkc);
-        for (int64_t rb = 0; rb < nrb; rb++)
-            for (int64_t g = 0; g < ng; g++) {
-                tiles_16x32(pa + (rb * nch + p0 / TK) * PARTS * TILE, bt + g * (KB / TK) * PARTS * 2 * TILE, nkc, hi,
-                            corr);
-                for (int r = 0; r < TR; r++) {
-                    float *tr = t + (rb * TR + r) * ldt + g * PW;
-                    for (int j = 0; j < PW; j++) {
-                        const float s = hi[r * PW + j] + corr[r * PW + j];
-                        tr[j] = p0 == 0 ? s : tr[j] + s;
-                    }
-                }
-            }
-    }
-    for (int64_t i = 0; i < mc; i++)
-        for (int64_t g = 0; g < ng; g++) {
-            const int64_t j0 = (t0 + g) * PW, nj = n - j0 < PW ? n - j0 : PW;
-            float *ci = c + i * ldc + j0;
-            const float *ti = t + i * ldt + g * PW;
+/* C's rows [i0, i1) from the sums (acc: [row block][panel][4 tiles]: hi 0-15, hi 16-31, corr 0-15, corr 16-31):
+ * C = hi + corr (+ C); rows or columns holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
+static void write_rows(int64_t i0, int64_t i1, const float *acc, const uint8_t *bad_row, const uint32_t *bad_col,
+                       int64_t panels, const float *a, int64_t lda, const float *bp, int64_t n, int64_t k, float beta,
+                       float *c, int64_t ldc, int gelu, float *brow) {
+    for (int64_t i = i0; i < i1; i++) {
+        float *ci = c + i * ldc;
+        for (int64_t t = 0; t < panels; t++) {
+            const int64_t j0 = t * PW, nj = n - j0 < PW ? n - j0 : PW;
+            const float *ti = acc + (i / TR * panels + t) * 1024 + i % TR * 16;
             for (int64_t j = 0; j < nj; j++) {
-                if (bad_row[i] || (bad_col[g] >> j & 1))
-                    fma_element(k, a + i * lda, bp + (t0 + g) * k * PW, j, beta, ci + j, brow);
-                else
-                    ci[j] = beta == 0.0f ? ti[j] : ci[j] + ti[j];
+                if (bad_row[i] || (bad_col[t] >> j & 1)) {
+                    fma_element(k, a + i * lda, bp + t * k * PW, j, beta, ci + j0 + j, brow);
+                    continue;
+                }
+                const float s = ti[j / 16 * 256 + j % 16] + ti[512 + j / 16 * 256 + j % 16];
+                ci[j0 + j] = beta == 0.0f ? s : ci[j0 + j] + s;
             }
-            if (gelu) cpu_gelu_range(ci, ci, nj);
         }
+        if (gelu) cpu_gelu_range(ci, ci, n);
+    }
 }
 #endif /* GEMM_AMX */
 
@@ -313,33 +303,48 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
         return;
     }
 #ifdef GEMM_AMX
-    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK;
-    for (int64_t i0 = 0; i0 < m; i0 += MC) {
-        const int64_t mc = m - i0 < MC ? m - i0 : MC, nrb = (mc + TR - 1) / TR;
-        const size_t a_bytes = sizeof(uint16_t) * (size_t)(nrb * nch * PARTS * TILE);
-        uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, a_bytes + (size_t)nrb * TR);
-        uint8_t *bad_row = (uint8_t *)pa + a_bytes;
-        const float *ai = a + i0 * lda;
-        float *ci = c + i0 * ldc;
-        const int team = (double)mc * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
+    /* Both operands' parts once per product, shared by the team (A: m·k·6 bytes, B: n·k·6), and the sums of every
+     * element (acc: 8 bytes each). The work runs block by block of KB positions (the sums carried in acc), and
+     * per block in chunks of MC rows × GROUP panels: a chunk's rows (MC·KB·6 bytes) stay in L2 while the team
+     * takes the panel groups, each group's slices (GROUP·KB·192 bytes) in L2 while the chunk's row blocks pass. */
+    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, nrb = (m + TR - 1) / TR;
+    const int64_t panel = nch * PARTS * 2 * TILE, rowblk = nch * PARTS * TILE;
+    uint16_t *bq = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(panels * panel) + sizeof(uint32_t) * (size_t)panels);
+    uint32_t *bad_col = (uint32_t *)(bq + panels * panel);
+    uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, sizeof(uint16_t) * (size_t)(nrb * rowblk) + (size_t)(nrb * TR));
+    uint8_t *bad_row = (uint8_t *)(pa + nrb * rowblk);
+    float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb * panels * 1024));
+    const int team = (double)m * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
+    const int64_t n_groups = (panels + GROUP - 1) / GROUP, n_chunks = (nrb * TR + MC - 1) / MC;
 #pragma omp parallel if (team)
-        {
-#pragma omp for schedule(static)
-            for (int64_t rb = 0; rb < nrb; rb++)
-                split_rows(pa + rb * nch * PARTS * TILE, ai + rb * TR * lda, lda, mc - rb * TR < TR ? mc - rb * TR : TR,
-                           k, nch, bad_row + rb * TR);
-            /* groups small enough that every thread still gets two or more (balance on a shared host) */
-            int64_t group = panels / (2 * omp_get_num_threads());
-            group = group < 1 ? 1 : group > GROUP ? GROUP : group;
-            const int64_t n_groups = (panels + group - 1) / group;
-            amx_configure(); /* each thread its own tile state */
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t gi = 0; gi < n_groups; gi++) {
-                const int64_t t0 = gi * group, t1 = t0 + group < panels ? t0 + group : panels;
-                run_group(t0, t1, pa, bad_row, mc, nrb, nch, ai, lda, bp, n, k, beta, ci, ldc, gelu);
-            }
-            amx_release();
+    {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t t = 0; t < panels; t++) bad_col[t] = convert_panel(bq + t * panel, bp + t * k * PW, k, 0, nch);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t rb = 0; rb < nrb; rb++)
+            split_rows(pa + rb * rowblk, a + rb * TR * lda, lda, m - rb * TR < TR ? m - rb * TR : TR, k, nch,
+                       bad_row + rb * TR);
+        amx_configure(); /* each thread its own tile state */
+        for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
+            const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+            for (int64_t ch = 0; ch < n_chunks; ch++)
+                for (int64_t gi = 0; gi < n_groups; gi++) {
+                    const int64_t rb1 = (ch + 1) * (MC / TR) < nrb ? (ch + 1) * (MC / TR) : nrb;
+                    const int64_t t1 = (gi + 1) * GROUP < panels ? (gi + 1) * GROUP : panels;
+                    for (int64_t rb = ch * (MC / TR); rb < rb1; rb++)
+                        for (int64_t t = gi * GROUP; t < t1; t++)
+                            tiles_16x32(pa + rb * rowblk + p0 / TK * PARTS * TILE,
+                                        bq + t * panel + p0 / TK * PARTS * 2 * TILE, nkc,
+                                        acc + (rb * panels + t) * 1024, p0 == 0);
+                }
         }
+        amx_release();
+        float *brow = cpu_gemm_scratch(CPU_SCRATCH_AMX_ROW, sizeof(float) * (size_t)k);
+#pragma omp for schedule(static)
+        for (int64_t rb = 0; rb < nrb; rb++)
+            write_rows(rb * TR, (rb + 1) * TR < m ? (rb + 1) * TR : m, acc, bad_row, bad_col, panels, a, lda, bp, n, k,
+                       beta, c, ldc, gelu, brow);
     }
 #else
     (void)a, (void)lda, (void)bp, (void)ldc, (void)gelu;

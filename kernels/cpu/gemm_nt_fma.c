@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "host/core/check.h"
 #include "host/core/dtype.h"
@@ -228,8 +229,12 @@ void *cpu_gemm_scratch(int slot, size_t bytes) {
     }
     if (bytes > s->cap[slot]) {
         free(s->buf[slot]);
-        bytes = (bytes + 63) / 64 * 64; /* aligned_alloc wants a size that is a multiple of the alignment */
-        s->buf[slot] = aligned_alloc(64, bytes);
+        /* large buffers on 2 MiB pages where the kernel allows (madvise mode): the AMX kernel's operands span
+         * megabytes and its tile loads jump between them, which 4 KiB pages turn into TLB misses */
+        const size_t align = bytes >= ((size_t)1 << 21) ? (size_t)1 << 21 : 64;
+        bytes = (bytes + align - 1) / align * align; /* aligned_alloc wants a multiple of the alignment */
+        s->buf[slot] = aligned_alloc(align, bytes);
+        if (s->buf[slot] && align > 64) madvise(s->buf[slot], bytes, MADV_HUGEPAGE);
         MUSAE_ASSERT(s->buf[slot], "cpu_gemm_scratch: out of memory for %zu bytes of scratch", bytes);
         s->cap[slot] = bytes;
     }
