@@ -5,33 +5,33 @@
  * Why: a TDPBF16PS tile product runs ~15x the FMA kernels' peak on this class of CPU, but its operands are
  * bf16. Each fp32 value is split exactly into three bf16 parts, x = hi + mid + lo (hi: x truncated to bf16;
  * mid: x − hi rounded to bf16; lo: the rest, a bf16: 8 + 8 + 8 significant bits hold fp32's 24), and a·b is
- * summed from the six part products that matter, hi·hi + (lo·hi + mid·hi + hi·mid + mid·mid + hi·lo); the
- * three left out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum
- * once k passes ~100. The tiles accumulate in fp32: hi·hi alone in one accumulator, the five corrections
- * (~2⁻⁸ of it) in another, so the sum's roundings are at its own size and the corrections' 2⁻⁸ smaller.
- * Measured against double sums, the error is 3-5x below the FMA kernels' (tests/test_ops_amx): the hardware
- * sums each instruction's 32 products more exactly than its pseudo-code says.
+ * summed from the six part products that matter, hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi; the three left
+ * out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum once k passes
+ * ~100. The tiles accumulate in fp32, one accumulator per element. Measured against double sums the error is
+ * 0.6-1.1x the FMA kernels' (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions),
+ * not per product as its pseudo-code says, so six tile products per 32 positions round fewer times than 32
+ * FMAs. (Keeping hi·hi apart from the corrections gave 3-5x below the FMA kernels' error, but takes 8 accumulator
+ * tiles for 32 × 32 outputs: twice the tile loads per product, and no faster than the FMA kernels here.)
  *
  * The sequence for c = C[i, j], fixed (the bits of an element depend on row i of A and row j of B alone: not
  * on m, the row's place in a tile, the thread count, the blocking, or gelu fused or not): k is padded with
- * zeros to a multiple of TK = 32; hi = Σ hi·hi and corr = Σ lo·hi, mid·hi, hi·mid, mid·mid, hi·lo (per chunk of
- * 32 positions, in that order), each as TDPBF16PS sums over all of k (a sum stored to memory between blocks
- * and loaded back is the same sum); then c = hi + corr (beta 0) or c + (hi + corr) (beta 1), then gelu when
- * asked. gemm_amx_ref runs it in plain loops, with the instruction as Intel's pseudo-code states it (per
- * position acc += a·b, fp32, round to nearest even, DAZ/FTZ; the hardware's roundings differ, see above).
- * Rows of A or columns of B holding a NaN or an infinity take the FMA kernels' sequence instead
- * (gemm_nt_fma_ref): the parts of ±inf would multiply zeros into NaNs, and this keeps NaN/Inf propagation
- * exactly the FMA path's.
+ * zeros to a multiple of TK = 32; s = Σ over the chunks of 32 positions of the six part products in the order
+ * above, each a TDPBF16PS sum over the chunk, over all of k (a sum stored to memory between blocks and loaded
+ * back is the same sum); then c = s (beta 0) or c + s (beta 1), then gelu when asked. gemm_amx_ref runs it in
+ * plain loops, with the instruction as Intel's pseudo-code states it (per position acc += a·b, fp32, round to
+ * nearest even, DAZ/FTZ; the hardware's roundings differ, see above). Rows of A or columns of B holding a NaN
+ * or an infinity take the FMA kernels' sequence instead (gemm_nt_fma_ref): the parts of ±inf would multiply
+ * zeros into NaNs, and this keeps NaN/Inf propagation exactly the FMA path's.
  *
  * Layout. Both operands are split once per product by the team: A into [row block of 16][chunk of 32
- * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k), B's panels into AMX's pair layout
- * [panel][chunk][part][half][16 pairs][16 columns][2] (6 bytes per value: n·k·6 bytes of scratch). Per 16 rows
- * × 32 columns (one panel) a call runs 12 tile products per chunk on 4 accumulators (hi and corr of each
- * 16-column half) with 9 tile loads, and stores the sums into acc [row block][panel][4 tiles] (8 bytes per
- * element of C). The work goes block by block of KB positions; per block the team takes chunks of MC rows ×
- * GROUP panels, so a chunk's row slices and a group's panel slices stay in L2 while they meet. Tile loads
- * from L2 are what bound it on the development host (~3x the time of a register-only tile product): about
- * 1.1x the FMA kernels per CPU-second there (bench/results/cpu_speed.md). */
+ * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k; an even number of row blocks), B's
+ * panels into AMX's pair layout [panel][chunk][part][half][16 pairs][16 columns][2] (6 bytes per value: n·k·6
+ * bytes of scratch). Per 32 rows × 32 columns (two row blocks, one panel) a call runs 24 tile products per
+ * chunk on 4 accumulators with 18 tile loads, and stores the sums into acc [pair of row blocks][panel][4
+ * tiles] (4 bytes per element of C). The work goes block by block of KB positions; per block the team takes
+ * chunks of MC rows × GROUP panels, so a chunk's row slices and a group's panel slices stay in L2 while they
+ * meet. Tile loads from L2 bound it on the development host (~2x the time of a register-only tile product):
+ * 1.1-1.2x the FMA kernels per CPU-second there (bench/results/cpu_speed.md). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -112,14 +112,11 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
                     split3(a[i * lda + p], &pa[p], &pa[kp + p], &pa[2 * kp + p]);
                     split3(b[j * ldb + p], &pb[p], &pb[kp + p], &pb[2 * kp + p]);
                 }
-                /* the parts' pairs in corr's order: lo·hi, mid·hi, hi·mid, mid·mid, hi·lo */
-                static const int PA[5] = {2, 1, 0, 1, 0}, PB[5] = {0, 0, 1, 1, 2};
-                float hi = 0.0f, corr = 0.0f;
-                for (int64_t q = 0; q < kp; q += TK) {
-                    hi = dot_chunk(hi, pa + q, pb + q);
-                    for (int e = 0; e < 5; e++) corr = dot_chunk(corr, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
-                }
-                const float s = hi + corr;
+                /* the parts' pairs in the kernel's order: hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi */
+                static const int PA[6] = {0, 0, 0, 1, 1, 2}, PB[6] = {0, 1, 2, 0, 1, 0};
+                float s = 0.0f;
+                for (int64_t q = 0; q < kp; q += TK)
+                    for (int e = 0; e < 6; e++) s = dot_chunk(s, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
                 *cij = beta == 0.0f ? s : *cij + s;
             }
             if (gelu) cpu_gelu_range(cij, cij, 1);
@@ -132,8 +129,8 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
 #ifdef GEMM_AMX
 #define AMX_TARGET __attribute__((target("arch=x86-64-v4,amx-tile,amx-bf16")))
 
-/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0/1 hi and tmm2/3 corr for columns 0-15 / 16-31 of a
- * panel, tmm4/5 A parts [16 rows × 32 positions], tmm6/7 B parts [16 pairs × 16 columns × 2]. A constant in
+/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0-3 the accumulators of 2 row blocks × 2 column halves,
+ * tmm4/5 A parts [16 rows × 32 positions], tmm6/7 B parts [16 pairs × 16 columns × 2]. A constant in
  * memory: GCC 12 does not treat ldtilecfg as reading its operand, and dropped a configuration's stores made
  * on the stack (eval/analyze_encode.c). */
 typedef struct {
@@ -210,11 +207,13 @@ AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t
     return (uint32_t)nf[0] | (uint32_t)nf[1] << 16;
 }
 
-/* 16 rows × 32 columns over nkc chunks: hi and corr of each half, continued from acc (4 tiles [16][16] fp32:
- * hi 0-15, hi 16-31, corr 0-15, corr 16-31) unless first, and stored back there (a store and a load give the
- * same values, so the sums run on across calls as one). The order of the tile products is the sequence's
- * (hi: hi·hi; corr: lo·hi, mid·hi, hi·mid, mid·mid, hi·lo per chunk). */
-AMX_TARGET static void tiles_16x32(const uint16_t *ap, const uint16_t *bq, int64_t nkc, float *acc, int first) {
+/* 32 rows (row blocks a0, a1) × 32 columns (one panel) over nkc chunks, one accumulator tile per 16 × 16 (tmm0
+ * a0 × columns 0-15, tmm1 a0 × 16-31, tmm2 a1 × 0-15, tmm3 a1 × 16-31), continued from acc (the 4 tiles, [16][16]
+ * fp32 each) unless first, and stored back there (a store and a load give the same values, so the sums run on
+ * across calls as one). Per chunk the six part products in the sequence's order, hi·hi, hi·mid, hi·lo, mid·hi,
+ * mid·mid, lo·hi: 24 tile products, 18 tile loads (A's part for both row blocks, then B's for both halves). */
+AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const uint16_t *bq, int64_t nkc,
+                                   float *acc, int first) {
     if (first) {
         _tile_zero(0);
         _tile_zero(1);
@@ -226,30 +225,29 @@ AMX_TARGET static void tiles_16x32(const uint16_t *ap, const uint16_t *bq, int64
         _tile_loadd(2, acc + 512, 64);
         _tile_loadd(3, acc + 768, 64);
     }
+#define AMX_2X2(pa, pb)                                                                                        \
+    do {                                                                                                       \
+        if ((pa) >= 0) {                                                                                       \
+            _tile_loadd(4, x + (pa) * TILE, 64);                                                               \
+            _tile_loadd(5, y + (pa) * TILE, 64);                                                               \
+        }                                                                                                      \
+        _tile_loadd(6, b + (pb) * 2 * TILE, 64);                                                               \
+        _tile_loadd(7, b + (pb) * 2 * TILE + TILE, 64);                                                        \
+        _tile_dpbf16ps(0, 4, 6);                                                                               \
+        _tile_dpbf16ps(1, 4, 7);                                                                               \
+        _tile_dpbf16ps(2, 5, 6);                                                                               \
+        _tile_dpbf16ps(3, 5, 7);                                                                               \
+    } while (0)
     for (int64_t c = 0; c < nkc; c++) {
-        const uint16_t *a = ap + c * PARTS * TILE, *b = bq + c * PARTS * 2 * TILE;
-        _tile_loadd(4, a, 64);            /* A hi */
-        _tile_loadd(5, a + 2 * TILE, 64); /* A lo */
-        _tile_loadd(6, b, 64);            /* B hi, columns 0-15 */
-        _tile_loadd(7, b + TILE, 64);     /* B hi, columns 16-31 */
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(5, a + TILE, 64); /* A mid */
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(6, b + 2 * TILE, 64); /* B mid */
-        _tile_loadd(7, b + 3 * TILE, 64);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_dpbf16ps(3, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(6, b + 4 * TILE, 64); /* B lo */
-        _tile_loadd(7, b + 5 * TILE, 64);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_dpbf16ps(3, 4, 7);
+        const uint16_t *x = a0 + c * PARTS * TILE, *y = a1 + c * PARTS * TILE, *b = bq + c * PARTS * 2 * TILE;
+        AMX_2X2(0, 0);  /* hi·hi */
+        AMX_2X2(-1, 1); /* hi·mid (A's hi still loaded) */
+        AMX_2X2(-1, 2); /* hi·lo */
+        AMX_2X2(1, 0);  /* mid·hi */
+        AMX_2X2(-1, 1); /* mid·mid */
+        AMX_2X2(2, 0);  /* lo·hi */
     }
+#undef AMX_2X2
     _tile_stored(0, acc, 64);
     _tile_stored(1, acc + 256, 64);
     _tile_stored(2, acc + 512, 64);
@@ -265,8 +263,8 @@ static void fma_element(int64_t k, const float *a, const float *pk, int64_t col,
     gemm_nt_fma_ref(1, 1, k, a, k, brow, k, beta, c, 1);
 }
 
-/* C's rows [i0, i1) from the sums (acc: [row block][panel][4 tiles]: hi 0-15, hi 16-31, corr 0-15, corr 16-31):
- * C = hi + corr (+ C); rows or columns holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
+/* C's rows [i0, i1) from the sums (acc: [pair of row blocks][panel][4 tiles]): C = s (+ C); rows or columns
+ * holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
 static void write_rows(int64_t i0, int64_t i1, const float *acc, const uint8_t *bad_row, const uint32_t *bad_col,
                        int64_t panels, const float *a, int64_t lda, const float *bp, int64_t n, int64_t k, float beta,
                        float *c, int64_t ldc, int gelu, float *brow) {
@@ -274,13 +272,14 @@ static void write_rows(int64_t i0, int64_t i1, const float *acc, const uint8_t *
         float *ci = c + i * ldc;
         for (int64_t t = 0; t < panels; t++) {
             const int64_t j0 = t * PW, nj = n - j0 < PW ? n - j0 : PW;
-            const float *ti = acc + (i / TR * panels + t) * 1024 + i % TR * 16;
+            /* the pair of row blocks' 4 tiles: (rows 0-15 | 16-31) × (columns 0-15 | 16-31) */
+            const float *ti = acc + (i / (2 * TR) * panels + t) * 1024 + i % (2 * TR) / TR * 512 + i % TR * 16;
             for (int64_t j = 0; j < nj; j++) {
                 if (bad_row[i] || (bad_col[t] >> j & 1)) {
                     fma_element(k, a + i * lda, bp + t * k * PW, j, beta, ci + j0 + j, brow);
                     continue;
                 }
-                const float s = ti[j / 16 * 256 + j % 16] + ti[512 + j / 16 * 256 + j % 16];
+                const float s = ti[j / 16 * 256 + j % 16];
                 ci[j0 + j] = beta == 0.0f ? s : ci[j0 + j] + s;
             }
         }
@@ -307,13 +306,13 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
      * element (acc: 8 bytes each). The work runs block by block of KB positions (the sums carried in acc), and
      * per block in chunks of MC rows × GROUP panels: a chunk's rows (MC·KB·6 bytes) stay in L2 while the team
      * takes the panel groups, each group's slices (GROUP·KB·192 bytes) in L2 while the chunk's row blocks pass. */
-    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, nrb = (m + TR - 1) / TR;
+    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, nrb = (m + 2 * TR - 1) / (2 * TR) * 2;
     const int64_t panel = nch * PARTS * 2 * TILE, rowblk = nch * PARTS * TILE;
     uint16_t *bq = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(panels * panel) + sizeof(uint32_t) * (size_t)panels);
     uint32_t *bad_col = (uint32_t *)(bq + panels * panel);
     uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, sizeof(uint16_t) * (size_t)(nrb * rowblk) + (size_t)(nrb * TR));
     uint8_t *bad_row = (uint8_t *)(pa + nrb * rowblk);
-    float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb * panels * 1024));
+    float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb / 2 * panels * 1024));
     const int team = (double)m * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
     const int64_t n_groups = (panels + GROUP - 1) / GROUP, n_chunks = (nrb * TR + MC - 1) / MC;
 #pragma omp parallel if (team)
@@ -322,8 +321,8 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
         for (int64_t t = 0; t < panels; t++) bad_col[t] = convert_panel(bq + t * panel, bp + t * k * PW, k, 0, nch);
 #pragma omp for schedule(dynamic, 4)
         for (int64_t rb = 0; rb < nrb; rb++)
-            split_rows(pa + rb * rowblk, a + rb * TR * lda, lda, m - rb * TR < TR ? m - rb * TR : TR, k, nch,
-                       bad_row + rb * TR);
+            split_rows(pa + rb * rowblk, a + (rb * TR < m ? rb * TR : 0) * lda, lda,
+                       m - rb * TR < TR ? (m - rb * TR > 0 ? m - rb * TR : 0) : TR, k, nch, bad_row + rb * TR);
         amx_configure(); /* each thread its own tile state */
         for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
             const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK;
@@ -332,11 +331,12 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
                 for (int64_t gi = 0; gi < n_groups; gi++) {
                     const int64_t rb1 = (ch + 1) * (MC / TR) < nrb ? (ch + 1) * (MC / TR) : nrb;
                     const int64_t t1 = (gi + 1) * GROUP < panels ? (gi + 1) * GROUP : panels;
-                    for (int64_t rb = ch * (MC / TR); rb < rb1; rb++)
+                    for (int64_t rb = ch * (MC / TR); rb < rb1; rb += 2)
                         for (int64_t t = gi * GROUP; t < t1; t++)
-                            tiles_16x32(pa + rb * rowblk + p0 / TK * PARTS * TILE,
+                            tiles_32x32(pa + rb * rowblk + p0 / TK * PARTS * TILE,
+                                        pa + (rb + 1) * rowblk + p0 / TK * PARTS * TILE,
                                         bq + t * panel + p0 / TK * PARTS * 2 * TILE, nkc,
-                                        acc + (rb * panels + t) * 1024, p0 == 0);
+                                        acc + (rb / 2 * panels + t) * 1024, p0 == 0);
                 }
         }
         amx_release();
