@@ -32,6 +32,8 @@
 #include "host/io/json.h"
 #include "host/io/path.h"
 #include "host/io/safetensors.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "model/encodec.h"
 #include "model/encodec_hash.h"
 
@@ -288,6 +290,9 @@ int main(int argc, char **argv) {
                 {"cpu_s", r.cpu_loop, 2}, {"frames_per_cpu_s", r.frames_written / r.cpu_loop, 2},
                 {"cpu_total_s", cpu_total, 2}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) musae_json_add_rounded(j, nums[i].key, nums[i].v, nums[i].decimals);
+    /* the level and the arithmetic of the decoder's products (kernels/cpu/isa.h: amx-bf16x3 or fma-fp32) */
+    cJSON_AddStringToObject(j, "isa", musae_isa_name(musae_isa_get()));
+    cJSON_AddStringToObject(j, "cpu_arith", cpu_gemm_arith());
     cJSON *tc = cJSON_AddObjectToObject(j, "thread_cpu_s");
     musae_json_add_rounded(tc, "read", r.cpu_read, 2);
     musae_json_add_rounded(tc, "encodec", r.cpu_encode, 2);

@@ -4,7 +4,9 @@
  *             this core can do;
  *   per shape (the prefill's products: 504 rows against the q/o, fc1 and fc2 weights)
  *             musae rows   cpu_gemm_nt_fma with the weight as rows (each product packs every panel again),
- *             musae packed cpu_gemm_nt_fma_packed on the weight packed once (what the LM runs now),
+ *             musae packed cpu_gemm_nt_fma_packed on the weight packed once (what the LM runs below amx),
+ *             amx          cpu_gemm_amx_packed, the same packed weight in bf16x3 on AMX tiles (what the LM runs
+ *                          at the amx level; fp32-equivalent FLOP, "-" without AMX),
  *             OpenBLAS     one single-threaded cblas_sgemm over the whole product, the peer's kind of kernel
  *                          (the same library PyTorch's MKL competes with), and the ratio packed / OpenBLAS.
  *   gemm_cpu_bench [--reps N]   (best of N, default 5, after a warm-up) */
@@ -85,21 +87,26 @@ int main(int argc, char **argv) {
         float *a = rnd(m * k), *b = rnd(n * k), *c = musae_xmalloc(sizeof(float) * (size_t)(m * n));
         float *bp = musae_xmalloc(sizeof(float) * (size_t)cpu_packed_floats(n, k));
         cpu_pack_weights(bp, b, k, n, k);
-        double t[3] = {1e30, 1e30, 1e30};
+        double t[4] = {1e30, 1e30, 1e30, 1e30};
+        const int amx = musae_isa_get() >= MUSAE_ISA_AMX;
         for (int r = 0; r <= reps; r++)
-            for (int v = 0; v < 3; v++) { /* the three alternate, so load changes hit each alike */
+            for (int v = 0; v < 4; v++) { /* they alternate, so load changes hit each alike */
+                if (v == 3 && !amx) continue;
                 const double c0 = musae_thread_cpu();
                 if (v == 0) cpu_gemm_nt_fma(m, n, k, a, k, b, k, 0.0f, c, n, 0);
                 else if (v == 1) cpu_gemm_nt_fma_packed(m, n, k, a, k, bp, 0.0f, c, n, 0);
+                else if (v == 3) cpu_gemm_amx_packed(m, n, k, a, k, bp, 0.0f, c, n, 0);
                 else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, b,
                                  (int)k, 0.0f, c, (int)n);
                 const double dc = musae_thread_cpu() - c0;
                 if (r > 0 && dc < t[v]) t[v] = dc;
             }
         const double gf = 2.0 * (double)(m * n * k) / 1e9;
-        printf("%lld x %lld x %lld: musae rows %.1f | musae packed %.1f | OpenBLAS sgemm %.1f GFLOP per CPU-s | "
-               "packed / OpenBLAS %.2fx\n", (long long)m, (long long)n, (long long)k, gf / t[0], gf / t[1], gf / t[2],
-               t[2] / t[1]);
+        char amx_s[32] = "-";
+        if (amx) snprintf(amx_s, sizeof amx_s, "%.1f", gf / t[3]);
+        printf("%lld x %lld x %lld: musae rows %.1f | musae packed %.1f | amx %s | OpenBLAS sgemm %.1f GFLOP per CPU-s | "
+               "packed / OpenBLAS %.2fx, amx / packed %.2fx\n", (long long)m, (long long)n, (long long)k, gf / t[0],
+               gf / t[1], amx_s, gf / t[2], t[2] / t[1], amx ? t[1] / t[3] : 0.0);
         free(a), free(b), free(c), free(bp);
     }
     /* a decoding step's products (2 rows: CFG), bound by streaming the weights: COPIES matrices of 16 MB,

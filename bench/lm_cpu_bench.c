@@ -14,6 +14,8 @@
 #include "host/core/omp_env.h"
 #include "host/core/philox.h"
 #include "host/io/json.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "model/delay.h"
 #include "model/generate.h"
 #include "model/musicgen.h"
@@ -106,6 +108,9 @@ int main(int argc, char **argv) {
     musae_json_add_rounded(j, "peak_rss_mib", peak_rss_mib(), 0);
     musae_json_add_rounded(j, "weights_mib", weights_mib, 0);
     musae_json_add_rounded(j, "rss_over_weights", peak_rss_mib() / weights_mib, 3);
+    /* the level and the arithmetic of the products over many rows (kernels/cpu/isa.h: amx-bf16x3 or fma-fp32) */
+    cJSON_AddStringToObject(j, "isa", musae_isa_name(musae_isa_get()));
+    cJSON_AddStringToObject(j, "cpu_arith", cpu_gemm_arith());
     musae_json_print_line(stdout, j);
     free(out), free(codes), free(delayed), free(states), free(mask);
     mg_free(&m);

@@ -47,6 +47,7 @@ for x in p: print("pytorch", json.dumps(x))
 assert all(x["frames"] == m[0]["frames"] for x in m + p), "musae and the peer captured different frame counts"
 fm, fp = max(x["frames_per_s"] for x in m), max(x["frames_per_s"] for x in p)
 cm, cp = max(x["frames_per_cpu_s"] for x in m), max(x["frames_per_cpu_s"] for x in p)
+print(f"musae at ISA level {m[0].get('isa', '?')}, the decoder's products {m[0].get('cpu_arith', '?')} (MUSAE_ISA=avx512: fma-fp32)")
 print(f"capture ({m[0]['clips']} clips of 10 s, layers {m[0]['layers']}): musae {fm:.1f} frames/s | PyTorch {fp:.1f} "
       f"frames/s | {fm / fp:.2f}x (target >= 1.5x)")
 print(f"  per CPU-second (all threads; steadier on a shared host): musae {cm:.1f} | PyTorch {cp:.1f} | {cm / cp:.2f}x")

@@ -46,6 +46,7 @@ cpu_m = max(x["tf_frames_per_cpu_s"] for x in m)
 cpu_p = max(x["tf_frames_per_cpu_s"] for x in p)
 rss = max(x["peak_rss_mib"] for x in m)
 w = m[0]["weights_mib"]
+print(f"musae at ISA level {m[0].get('isa', '?')}, its products {m[0].get('cpu_arith', '?')} (MUSAE_ISA=avx512: fma-fp32)")
 print(f"teacher forcing ({m[0]['frames']} frames): musae {tf_m:.1f} frames/s | PyTorch {tf_p:.1f} frames/s "
       f"| {tf_m / tf_p:.2f}x (target >= 1.2x)")
 print(f"  per CPU-second (all threads; steadier on a shared host): musae {cpu_m:.1f} | PyTorch {cpu_p:.1f} "

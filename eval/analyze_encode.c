@@ -11,7 +11,7 @@
  * pairs, [M/16][d/2][16][2] bf16 (zero-padded to d % 32 == 0 and M % 32 == 0); the rows are the A operand,
  * [R][d] bf16, and the screen runs 2×2 tiles (32 rows × 32 latents per accumulator set). The AMX code is compiled
  * for its target by function attributes only (the build stays baseline x86-64) and runs only where the CPU has
- * AMX-BF16 and the kernel grants the tile state (arch_prctl). */
+ * AMX-BF16 and the kernel grants the tile state (the amx ISA level, kernels/cpu/isa.h). */
 #include "eval/analyze_encode.h"
 
 #include <math.h>
@@ -23,15 +23,11 @@
 #include "eval/analyze_screen_i16.h"
 #include "host/core/check.h"
 #include "host/core/dtype.h"
-#include "host/core/log.h"
 #include "kernels/cpu/isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define ANALYZE_AMX 1
-#include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 enum { ROW_TILE = 16, PAIR_K = 32 };
@@ -55,24 +51,9 @@ struct analyze_screen {
 #ifdef ANALYZE_AMX
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,amx-tile,amx-bf16")))
 
-static int g_amx_ok;
-static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
-
-/* AMX-BF16 and AMX-TILE (CPUID.7.0:EDX bits 22 and 24), and the kernel's permission for the tile data. */
-static void amx_probe(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return;
-    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-    g_amx_ok = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-    if (!g_amx_ok) LOG_DEBUG("analyze: the CPU has AMX but the kernel refused the tile state: sgemm encoder");
-}
-
-static int amx_usable(void) {
-    if (musae_isa_get() != MUSAE_ISA_AVX512) return 0;
-    pthread_once(&g_amx_once, amx_probe);
-    return g_amx_ok;
-}
+/* The screen follows the ISA level: the amx level (kernels/cpu/isa.c probes the CPU and asks the kernel for the
+ * tile state); MUSAE_ISA=avx512 or lower turns it off, as everywhere in musae. */
+static int amx_usable(void) { return musae_isa_get() >= MUSAE_ISA_AMX; }
 
 /* Tile palette 1: tmm0..3 accumulators [16 rows × 16 fp32], tmm4..5 A [16 rows × 32 bf16], tmm6..7 B
  * [16 pairs × 16 latents × 2 bf16]; every tile is 16 rows of 64 bytes. */
@@ -180,7 +161,7 @@ static int kind_usable(analyze_screen_kind kind) {
     case ANALYZE_SCREEN_I16_AVX512_VNNI:
 #if MUSAE_ISA_VARIANTS
         __builtin_cpu_init();
-        return isa == MUSAE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+        return isa >= MUSAE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
 #else
         return 0;
 #endif
@@ -270,7 +251,7 @@ analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int6
     }
     analyze_screen *a = musae_xcalloc(1, sizeof *a);
     a->kind = kind;
-    a->avx512 = musae_isa_get() == MUSAE_ISA_AVX512;
+    a->avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
     a->d = d;
     a->M = M;
     a->Mp = (M + 31) / 32 * 32;

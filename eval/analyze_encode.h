@@ -20,7 +20,7 @@
  * sets always hold the top k of p, so every screen and level returns the same codes, bit for bit. A row's codes
  * depend on that row alone (not on its neighbours in the block or the thread count).
  *
- * Which screen: MUSAE_ANALYZE_SCREEN=auto (the default: AMX where the CPU has it and MUSAE_ISA is avx512, else
+ * Which screen: MUSAE_ANALYZE_SCREEN=auto (the default: AMX at the amx ISA level (kernels/cpu/isa.h), else
  * int16 where MUSAE_ISA is at least avx2, else none: the sgemm), int16 (skip AMX), or off (always the sgemm);
  * anything else is a one-line error. */
 #ifndef MUSAE_ANALYZE_ENCODE_H

@@ -158,7 +158,7 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
      * rather than OpenBLAS's, whose rounding differs between its kernels */
     if (MUSAE_ISA_VARIANTS && musae_isa_get() >= MUSAE_ISA_AVX2) {
         float *zeros = musae_xcalloc((size_t)M, sizeof(float));
-        const int avx512 = musae_isa_get() == MUSAE_ISA_AVX512;
+        const int avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < M; r++) {
             float *v = out->v + r * K;

@@ -26,6 +26,7 @@
 #include "host/io/safetensors.h"
 #include "eval/capture_int.h"
 #include "eval/capture_shard.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cuda/cuda_device.h"
 #include "model/delay.h"
 #include "model/encodec.h"
@@ -587,6 +588,9 @@ int capture_run(const capture_opts *o, capture_report *rep) {
                                [P_CAPTIONS] = (float)(o->captions != 0), [P_RATE] = (float)c->rate};
     musae_store_spec spec = {.model = model_id, .d_model = (int)c->H, .frame_rate = cfg.audio.frame_rate,
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
+    /* the CPU's fp32 products differ between hosts with AMX and without (kernels/cpu/isa.h): the store says which */
+    const char *arith = o->ops == musae_ops_cpu() && o->prec == MUSAE_PREC_FP32 ? cpu_gemm_arith() : NULL;
+    spec.cpu_arith = arith;
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
     spec.captions = o->captions != 0; /* /clips/caption: what each clip was conditioned on */
     /* the clip settings are in the store from its first moment, so a failed first commit leaves no store that
@@ -600,7 +604,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     c->store = o->out;
     if (capture_sharded(o->out, o->dist)) {
         static const musae_dist one = {.world = 1, .local_world = 1, .launcher = "none"};
-        capture_resume_check rc = {model_id, o, (int)c->H, params};
+        capture_resume_check rc = {model_id, o, (int)c->H, params, arith};
         capture_shards_begin(&sh, o->out, o->dist ? o->dist : &one, capture_check_shard, &rc);
         c->sh = &sh;
         c->store = sh.mine;
@@ -611,7 +615,7 @@ int capture_run(const capture_opts *o, capture_report *rep) {
     /* an empty file is what a failed creation of an older musae left: musae_store_create replaces it */
     const int created = stat(c->store, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
     if (!created) {
-        if (!c->sh) capture_check_resumable(c->store, model_id, o, (int)c->H, params);
+        if (!c->sh) capture_check_resumable(c->store, model_id, o, (int)c->H, params, arith);
         c->w = musae_store_append(c->store, &spec);
     } else {
         c->w = musae_store_create(c->store, &spec);

@@ -29,7 +29,7 @@ int capture_store_params(musae_store *s, capture_params *out) {
 }
 
 void capture_check_resumable(const char *out, const char *model_id, const capture_opts *o, int d_model,
-                            const float *params) {
+                            const float *params, const char *arith) {
     char err[600];
     musae_store *s = musae_store_open(out, err, sizeof err);
     if (!s) musae_fail("%s (it exists, so this run would continue it)", err);
@@ -65,10 +65,22 @@ void capture_check_resumable(const char *out, const char *model_id, const captur
     if (p[P_CAPTIONS] != params[P_CAPTIONS])
         musae_fail("%s was captured %s; this run is %s", out, p[P_CAPTIONS] ? "with --captions" : "unconditionally",
                    params[P_CAPTIONS] ? "text-conditioned (--captions)" : "unconditional");
+    /* rows of one store come from one arithmetic (kernels/cpu/isa.h: AMX hosts compute the LM's products in
+     * bf16x3, other bits than the FMA kernels'); a store without the attribute predates it, or came from a GPU */
+    if (arith && in->cpu_arith[0] && strcmp(in->cpu_arith, arith)) {
+        const int amx_here = !strcmp(arith, "amx-bf16x3");
+        char have_a[32];
+        snprintf(have_a, sizeof have_a, "%s", in->cpu_arith);
+        musae_store_close(s);
+        musae_fail("%s holds rows computed with %s; this run computes %s: refusing to mix them in one store (%s)", out,
+                   have_a, arith,
+                   amx_here ? "run with MUSAE_ISA=avx512 to compute fma-fp32 here"
+                            : "continue it on a CPU with AMX at the amx level (MUSAE_ISA unset), or write to a new file");
+    }
     musae_store_close(s);
 }
 
 void capture_check_shard(const char *shard, void *arg) {
     const capture_resume_check *r = arg;
-    capture_check_resumable(shard, r->model_id, r->o, r->d_model, r->params);
+    capture_check_resumable(shard, r->model_id, r->o, r->d_model, r->params, r->arith);
 }

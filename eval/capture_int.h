@@ -14,9 +14,10 @@ enum { P_CLIP_SAMPLES, P_MIN_SAMPLES, P_CAPTIONS, P_RATE, P_N };
 void capture_layers_str(const int *l, int n, char *out, size_t cap);
 
 /* Refuses (musae_fail, naming `out` and what differs) to continue the store `out` with this run: another model,
- * other layers, d_model or dtype, or clips cut otherwise than params [P_N]. */
+ * other layers, d_model or dtype, clips cut otherwise than params [P_N], or rows computed with other CPU
+ * arithmetic than arith (cpu_gemm_arith(); NULL: this run is not on the CPU in fp32, no check). */
 void capture_check_resumable(const char *out, const char *model_id, const capture_opts *o, int d_model,
-                             const float *params);
+                             const float *params, const char *arith);
 
 /* capture_check_resumable for each shard of a sharded store (capture_shards_begin's check; arg: the struct). */
 typedef struct {
@@ -24,6 +25,7 @@ typedef struct {
     const capture_opts *o;
     int d_model;
     const float *params;
+    const char *arith;
 } capture_resume_check;
 void capture_check_shard(const char *shard, void *arg);
 

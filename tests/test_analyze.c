@@ -446,12 +446,15 @@ static void test_recompute(void) {
           "analyze (--regroup 37) failed");
     CHECK(same_bytes("b_alone.h5", "b_small.h5"), "--regroup 37 --block-rows 7 changed the file");
     /* every screen and ISA level writes the same bytes (eval/analyze_encode.h): the CPU's own choice (AMX where it
-     * has it), the int16 screen at the CPU's level, and at AVX2 with OpenBLAS's Haswell kernels (an AVX2-only CPU) */
+     * has it), the int16 screen at the CPU's level, at AVX2 with OpenBLAS's Haswell kernels (an AVX2-only CPU), and
+     * at avx512 (AMX off) */
     if (!*g_dev && musae_isa_cpu() >= MUSAE_ISA_AVX2) {
         static const char *const LEVELS[] = {"env -u MUSAE_ISA -u MUSAE_ANALYZE_SCREEN",
                                              "env -u MUSAE_ISA MUSAE_ANALYZE_SCREEN=int16",
-                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell"};
-        for (int v = 0; v < 3; v++) {
+                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell",
+                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx512"};
+        const int n_levels = musae_isa_cpu() >= MUSAE_ISA_AVX512 ? 4 : 3; /* avx512: AMX off on an AMX CPU */
+        for (int v = 0; v < n_levels; v++) {
             char name[32];
             snprintf(name, sizeof name, "level%d.h5", v);
             CHECK(sh("%s %s analyze --sae saeA --acts s.h5 -o %s --split all --top %d --min-rate 0.1 --max-rate 0.5 "

@@ -23,6 +23,8 @@
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/ops.h"
 #include "model/encodec.h"
 #include "model/lm_files.h"
@@ -567,6 +569,42 @@ static void test_bad_input(void) {
     err_has("--model, --audio, --layers and -o are required");
 }
 
+/* The store records the CPU arithmetic of its rows (kernels/cpu/isa.h: at the amx level the LM's products run in
+ * bf16x3, other bits than the FMA kernels'), and a run with the other one is refused, saying how to match. */
+static char *store_arith(const char *path, char *out, size_t cap) {
+    char err[600];
+    musae_store *s = musae_store_open(at(path), err, sizeof err);
+    CHECK(s != NULL, "%s", err);
+    snprintf(out, cap, "%s", s ? musae_store_get_info(s)->cpu_arith : "?");
+    if (s) musae_store_close(s);
+    return out;
+}
+
+static void test_arith(void) {
+    const char *cap = "%s capture --model %s --audio data --layers 1 --clip-seconds 1 -o %s >/dev/null 2>err.txt";
+    char got[32];
+    CHECK(sh(cap, bin(), g_model, "ar.h5") == 0, "capture at the level in use");
+    CHECK(!strcmp(store_arith("ar.h5", got, sizeof got), cpu_gemm_arith()), "cpu_arith '%s', want '%s'", got,
+          cpu_gemm_arith());
+    if (musae_isa_get() < MUSAE_ISA_AMX) {
+        printf("arith part: the level in use is %s, so only %s runs here (the refusal needs AMX)\n",
+               musae_isa_name(musae_isa_get()), cpu_gemm_arith());
+        return;
+    }
+    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar.h5 >/dev/null "
+             "2>err.txt", bin(), g_model) == 1, "an fma-fp32 run continuing an amx-bf16x3 store is refused");
+    err_has("ar.h5 holds rows computed with amx-bf16x3; this run computes fma-fp32: refusing to mix them");
+    err_has("continue it on a CPU with AMX");
+    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar2.h5 >/dev/null "
+             "2>err.txt", bin(), g_model) == 0, "capture at avx512");
+    CHECK(!strcmp(store_arith("ar2.h5", got, sizeof got), "fma-fp32"), "cpu_arith at avx512 '%s'", got);
+    CHECK(sh(cap, bin(), g_model, "ar2.h5") == 1, "an amx-bf16x3 run continuing an fma-fp32 store is refused");
+    err_has("ar2.h5 holds rows computed with fma-fp32; this run computes amx-bf16x3");
+    err_has("run with MUSAE_ISA=avx512");
+    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar2.h5 >/dev/null "
+             "2>err.txt", bin(), g_model) == 0, "the same arithmetic continues it");
+}
+
 int main(void) {
     scratch_open("capture");
     snprintf(g_model, sizeof g_model, "%s/tiny-musicgen", test_fixtures());
@@ -575,6 +613,7 @@ int main(void) {
     test_kill_resume();
     test_spliced();
     test_generate_capture();
+    test_arith();
     test_bad_input();
     scratch_close();
     TEST_END();

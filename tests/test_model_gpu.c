@@ -10,7 +10,7 @@
  * usage: test_model_gpu [--table cpu] [--audio-samples N]
  *   default: the device is the CUDA table; without one the test exits 77 with musae_cuda_device_count's reason.
  *   --table cpu: the device is the CPU table too. The fp32 parts are then exact; what is tested is bf16 mode
- *   through linear_bf16w (CI: test_lm_bf16). Under tools/cuda_emu/run_model.sh the CUDA table is the real
+ *   through linear_bf16w (CI: test_lm_bf16), at the FMA levels (on an AMX host: avx512). Under tools/cuda_emu/run_model.sh the CUDA table is the real
  *   kernels/cuda sources emulated on the CPU.
  *
  * Tolerance rules. A dot product of length k whose terms are summed in another order differs by at most
@@ -34,6 +34,7 @@
 #include "host/core/log.h"
 #include "host/io/config.h"
 #include "host/io/safetensors.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops.h"
 #include "model/delay.h"
@@ -449,6 +450,10 @@ int main(int argc, char **argv) {
     g_ref = musae_ops_cpu();
     if (cpu) {
         g_dev = g_ref;
+        /* bf16 mode's linear_bf16w runs the FMA kernels at every level, while the amx level computes the fp32
+         * model's packed products in bf16x3 (kernels/cpu/gemm_amx.c): the bitwise promise below is the FMA
+         * levels' (the amx level has its own test, test_ops_amx) */
+        if (musae_isa_get() > MUSAE_ISA_AVX512) musae_isa_set(MUSAE_ISA_AVX512);
     } else {
         char why[512] = "";
         if (musae_cuda_device_count(why, sizeof why) == 0) TEST_SKIP("no GPU: %s", why);

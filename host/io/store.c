@@ -445,6 +445,7 @@ musae_store_writer *musae_store_create(const char *path, const musae_store_spec 
     store_h5_attr_write(w->file, "frame_rate", H5T_NATIVE_DOUBLE, -1, &spec->frame_rate);
     store_h5_attr_write(w->file, "layers", H5T_NATIVE_INT, spec->n_layers, spec->layers);
     store_h5_attr_str(w->file, "musae_version", MUSAE_VERSION);
+    if (spec->cpu_arith) store_h5_attr_str(w->file, "cpu_arith", spec->cpu_arith);
     int zero = 0;
     int64_t zero64 = 0;
     store_h5_attr_write(w->file, "complete", H5T_NATIVE_INT32, -1, &zero);

@@ -84,6 +84,10 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
         if (strcmp(a->model, b->model) || a->d_model != b->d_model || a->n_layers != b->n_layers ||
             memcmp(a->layers, b->layers, sizeof(int) * (size_t)a->n_layers) || a->dtype != b->dtype)
             musae_fail("%s: its shards %s and %s hold different models, layers or dtypes", path, shards[0], shards[i]);
+        if (strcmp(a->cpu_arith, b->cpu_arith))
+            musae_fail("%s: its shards %s and %s were computed with other CPU arithmetic (%s, %s): a rank on a host "
+                       "with AMX and one without; run every rank with MUSAE_ISA=avx512 (fma-fp32)", path, shards[0],
+                       shards[i], a->cpu_arith[0] ? a->cpu_arith : "none recorded", b->cpu_arith[0] ? b->cpu_arith : "none recorded");
     }
     int64_t rows = 0, clips = 0;
     for (int i = 0; i < n_segs; i++) {
@@ -131,6 +135,7 @@ void musae_store_join(const char *path, const char *const *shards, int n_shards,
     store_h5_attr_write(f, "frame_rate", H5T_NATIVE_DOUBLE, -1, &a->frame_rate);
     store_h5_attr_write(f, "layers", H5T_NATIVE_INT, a->n_layers, a->layers);
     attr_str(f, "musae_version", MUSAE_VERSION);
+    if (a->cpu_arith[0]) attr_str(f, "cpu_arith", a->cpu_arith);
     store_h5_attr_write(f, "complete", H5T_NATIVE_INT32, -1, &cpl);
     store_h5_attr_write(f, "n_rows", H5T_NATIVE_INT64, -1, &rows);
     store_h5_attr_write(f, "n_clips", H5T_NATIVE_INT64, -1, &clips);

@@ -152,6 +152,7 @@ musae_store *musae_store_open(const char *path, char *err, size_t errlen) {
     if (attr_read_str(s->file, "model", in->model, sizeof in->model)) in->model[0] = 0;
     if (attr_read_str(s->file, "musae_version", in->musae_version, sizeof in->musae_version))
         snprintf(in->musae_version, sizeof in->musae_version, "?");
+    if (attr_read_str(s->file, "cpu_arith", in->cpu_arith, sizeof in->cpu_arith)) in->cpu_arith[0] = 0;
     if (attr_read_num(s->file, "frame_rate", H5T_NATIVE_DOUBLE, &in->frame_rate, 1) != 1) in->frame_rate = 0;
     if (attr_read_num(s->file, "complete", H5T_NATIVE_INT, &in->complete, 1) != 1) in->complete = 0;
     int have_rows = attr_read_num(s->file, "n_rows", H5T_NATIVE_INT64, &in->n_rows, 1) == 1;
@@ -305,6 +306,7 @@ void musae_store_describe(musae_store *s, FILE *out) {
     fprintf(out, "activation store %s (%.2f GiB, written by musae %s)\n", in->path, gib, in->musae_version);
     fprintf(out, "model      %s\n", in->model[0] ? in->model : "(unknown)");
     fprintf(out, "d_model    %d\n", in->d_model);
+    if (in->cpu_arith[0]) fprintf(out, "cpu_arith  %s\n", in->cpu_arith);
     fprintf(out, "layers     ");
     for (int l = 0; l < in->n_layers; l++) fprintf(out, "%s%d", l ? "," : "", in->layers[l]);
     fprintf(out, "\ndtype      %s, chunks of %lld rows\n", musae_dtype_name(in->dtype), (long long)in->chunk_rows);

@@ -338,6 +338,7 @@ __attribute__((target("arch=x86-64-v3"))) static void attn_rows_avx2(ATTN_ROWS_P
 static void attn_rows(ATTN_ROWS_PARAMS) {
 #if MUSAE_ISA_VARIANTS
     switch (musae_isa_get()) {
+    case MUSAE_ISA_AMX:
     case MUSAE_ISA_AVX512: attn_rows_avx512(orow, qr, nr, w, p, h, i0, n); return;
     case MUSAE_ISA_AVX2: attn_rows_avx2(orow, qr, nr, w, p, h, i0, n); return;
     default: break;

@@ -48,6 +48,23 @@ void cpu_gemm_nt_skinny_packed(int64_t m, int64_t n, int64_t k, const float *a, 
 void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
                        float beta, int gelu);
 int64_t cpu_packed_floats_if_fma(int64_t n, int64_t k);
+/* The arithmetic of cpu_linear_packed's many-row products at the level in use: "amx-bf16x3" (the amx level),
+ * "fma-fp32" (musae's FMA kernels: the same bits on every CPU with FMA, at every level below amx) or
+ * "openblas-fp32" (a CPU without FMA). A capture store records it (docs/CAPTURE.md). */
+const char *cpu_gemm_arith(void);
+/* A thread's scratch buffer for the GEMM kernels, one per slot, 64-byte aligned, grown as needed and kept
+ * for the thread's life (contents undefined on return). */
+enum { CPU_SCRATCH_FMA_PANEL, CPU_SCRATCH_FMA_ROWS, CPU_SCRATCH_AMX_A, CPU_SCRATCH_AMX_B, CPU_SCRATCH_AMX_T,
+       CPU_SCRATCH_AMX_ROW, CPU_SCRATCH_SLOTS };
+void *cpu_gemm_scratch(int slot, size_t bytes);
+/* C[m,n] = A[m,k]·Bᵀ (+ C when beta is 1; then gelu when asked) in bf16x3 on AMX tiles (kernels/cpu/gemm_amx.c),
+ * B packed as for cpu_gemm_nt_fma_packed: fp32-level accuracy, each element's bits a function of its row of A
+ * and row of B alone. Needs the amx ISA level; gemm_amx_ref is its arithmetic in plain loops (the tile
+ * instruction as Intel's pseudo-code states it), b's rows unpacked. */
+void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp, float beta,
+                         float *c, int64_t ldc, int gelu);
+void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                  float beta, float *c, int64_t ldc, int gelu);
 void gemm_nt_fma_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
                      float beta, float *c, int64_t ldc);
 void cpu_linear(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k,

@@ -19,7 +19,10 @@
  * thread (musicgen-small, 2 clips: 6.35 s against 5.5). With 16 threads the tiles are larger than the
  * 504 x 64 column blocks that one block per thread gave (about 100 GFLOP/s per core).
  * cpu_linear over more than SKINNY_M rows (prefill, capture) does not come here: it runs gemm_nt_fma.c's own
- * FMA kernels, whose bits do not depend on any cut, so they pack each weight panel once per product.
+ * FMA kernels, whose bits do not depend on any cut, so they pack each weight panel once per product. With the
+ * weights packed at load (cpu_linear_packed, the language model) the amx ISA level runs those products in
+ * bf16x3 on AMX tiles instead (gemm_amx.c); the unpacked cpu_linear (EnCodec, T5, CLAP) keeps the FMA kernels,
+ * so their outputs (EnCodec's codes against transformers') are the same at every level from avx2 up.
  * Skinny products (C = A·Bᵀ with at most SKINNY_M rows: every decoding step) skip BLAS: they are bound by
  * reading B once, which cpu_gemm_nt_skinny does at memory speed, where sgemm first packs B (about 3x
  * slower at 2 rows). Each of their elements is one thread's fixed-order sum, whatever the thread count. */
@@ -28,6 +31,7 @@
 #include <pthread.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
 
 enum { SKINNY_M = 8, TILE_MAX = 512, TILE_MIN = 128, MIN_TILES = 16 };
 #define PARALLEL_FLOPS 4.0e6 /* below this a team costs more than it saves */
@@ -105,6 +109,11 @@ void cpu_linear_gelu(float *y, const float *x, const float *w, int64_t m, int64_
     cpu_gelu(y, y, m * n);
 }
 
+const char *cpu_gemm_arith(void) {
+    if (musae_isa_get() >= MUSAE_ISA_AMX) return "amx-bf16x3";
+    return cpu_gemm_nt_fma_ok() ? "fma-fp32" : "openblas-fp32";
+}
+
 int64_t cpu_packed_floats_if_fma(int64_t n, int64_t k) { return cpu_gemm_nt_fma_ok() ? cpu_packed_floats(n, k) : 0; }
 
 void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, int64_t m, int64_t n, int64_t k,
@@ -113,8 +122,11 @@ void cpu_linear_packed(float *y, int64_t ldy, const float *x, const float *wp, i
                  "linear_packed: %lld x %lld x %lld, beta %g, gelu %d", (long long)m, (long long)n, (long long)k,
                  (double)beta, gelu);
     if (m == 0 || n == 0) return;
-    if (m > SKINNY_M) { /* cpu_linear's many-row path, the panels read where they lie */
-        cpu_gemm_nt_fma_packed(m, n, k, x, k, wp, beta, y, ldy, gelu);
+    if (m > SKINNY_M) { /* cpu_linear's many-row path, the panels read where they lie; bf16x3 at the amx level */
+        if (musae_isa_get() >= MUSAE_ISA_AMX)
+            cpu_gemm_amx_packed(m, n, k, x, k, wp, beta, y, ldy, gelu);
+        else
+            cpu_gemm_nt_fma_packed(m, n, k, x, k, wp, beta, y, ldy, gelu);
         return;
     }
     cpu_gemm_nt_skinny_packed(m, n, k, x, k, wp, beta, y, ldy);

@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "host/core/check.h"
 #include "host/core/dtype.h"
@@ -200,39 +201,48 @@ static void panel_block(kernel_fn kern, int mr, int cw, const float *pk, const f
 }
 
 /* A thread's scratch, kept for the thread's life: a fresh one per product came from mmap and its pages were
- * zeroed by the kernel on every call (10% of a prefill). One panel per OpenMP worker (k × PW floats, 512 KiB
- * for k = 4096) and the packed rows of a chunk per calling thread (MC × k floats), freed when the thread ends
- * (a pthread key's destructor: capture's decoder thread ends before the process, and LSan would see them). */
+ * zeroed by the kernel on every call (10% of a prefill). Here one panel per OpenMP worker (k × PW floats,
+ * 512 KiB for k = 4096) and the packed rows of a chunk per calling thread (MC × k floats); gemm_amx.c keeps its
+ * operands' bf16 parts in slots of its own. Freed when the thread ends (a pthread key's destructor: capture's
+ * decoder thread ends before the process, and LSan would see them). */
 typedef struct {
-    float *panel, *rows;
-    int64_t panel_cap, rows_cap;
+    void *buf[CPU_SCRATCH_SLOTS];
+    size_t cap[CPU_SCRATCH_SLOTS];
 } scratch_set;
 
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static void scratch_free(void *p) {
     scratch_set *s = p;
-    free(s->panel), free(s->rows), free(s);
+    for (int i = 0; i < CPU_SCRATCH_SLOTS; i++) free(s->buf[i]);
+    free(s);
 }
 static void key_make(void) { MUSAE_ASSERT(!pthread_key_create(&g_key, scratch_free), "gemm_nt_fma: pthread_key_create"); }
 
-static float *scratch(int rows, int64_t floats) {
+void *cpu_gemm_scratch(int slot, size_t bytes) {
+    MUSAE_ASSERT(slot >= 0 && slot < CPU_SCRATCH_SLOTS, "cpu_gemm_scratch: slot %d", slot);
     pthread_once(&g_key_once, key_make);
     scratch_set *s = pthread_getspecific(g_key);
     if (!s) {
         s = musae_xcalloc(1, sizeof *s);
         MUSAE_ASSERT(!pthread_setspecific(g_key, s), "gemm_nt_fma: pthread_setspecific");
     }
-    float **buf = rows ? &s->rows : &s->panel;
-    int64_t *cap = rows ? &s->rows_cap : &s->panel_cap;
-    if (floats > *cap) {
-        free(*buf);
-        floats = (floats + 15) / 16 * 16; /* aligned_alloc wants a size that is a multiple of the alignment */
-        *buf = aligned_alloc(64, sizeof(float) * (size_t)floats);
-        MUSAE_ASSERT(*buf, "cpu_gemm_nt_fma: out of memory for %lld floats of scratch", (long long)floats);
-        *cap = floats;
+    if (bytes > s->cap[slot]) {
+        free(s->buf[slot]);
+        /* large buffers on 2 MiB pages where the kernel allows (madvise mode): the AMX kernel's operands span
+         * megabytes and its tile loads jump between them, which 4 KiB pages turn into TLB misses */
+        const size_t align = bytes >= ((size_t)1 << 21) ? (size_t)1 << 21 : 64;
+        bytes = (bytes + align - 1) / align * align; /* aligned_alloc wants a multiple of the alignment */
+        s->buf[slot] = aligned_alloc(align, bytes);
+        if (s->buf[slot] && align > 64) madvise(s->buf[slot], bytes, MADV_HUGEPAGE);
+        MUSAE_ASSERT(s->buf[slot], "cpu_gemm_scratch: out of memory for %zu bytes of scratch", bytes);
+        s->cap[slot] = bytes;
     }
-    return *buf;
+    return s->buf[slot];
+}
+
+static float *scratch(int rows, int64_t floats) {
+    return cpu_gemm_scratch(rows ? CPU_SCRATCH_FMA_ROWS : CPU_SCRATCH_FMA_PANEL, sizeof(float) * (size_t)floats);
 }
 
 int cpu_gemm_nt_fma_ok(void) { return musae_isa_cpu() >= MUSAE_ISA_AVX2; }

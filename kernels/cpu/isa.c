@@ -8,19 +8,44 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 
+#if MUSAE_ISA_VARIANTS
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 static musae_isa g_isa;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static const char *const NAMES[] = {"baseline", "avx2", "avx512"};
+static const char *const NAMES[] = {"baseline", "avx2", "avx512", "amx"};
 
 const char *musae_isa_name(musae_isa isa) {
-    return isa >= MUSAE_ISA_BASELINE && isa <= MUSAE_ISA_AVX512 ? NAMES[isa] : "?";
+    return isa >= MUSAE_ISA_BASELINE && isa <= MUSAE_ISA_AMX ? NAMES[isa] : "?";
 }
+
+#if MUSAE_ISA_VARIANTS
+static int g_amx;
+static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
+
+/* AMX-BF16 and AMX-TILE (CPUID.7.0:EDX bits 22 and 24), and the kernel's permission for the tile data: Linux
+ * gives a process the 8 KiB of tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM), for all its
+ * threads; without it the first tile instruction faults. */
+static void amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1) || !((d >> 24) & 1)) return;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    g_amx = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    if (!g_amx) LOG_DEBUG("the CPU has AMX but the kernel refused the tile state: the avx512 level is the best");
+}
+#endif
 
 musae_isa musae_isa_cpu(void) {
 #if MUSAE_ISA_VARIANTS
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return MUSAE_ISA_AVX512;
+    if (__builtin_cpu_supports("x86-64-v4")) {
+        pthread_once(&g_amx_once, amx_probe);
+        return g_amx ? MUSAE_ISA_AMX : MUSAE_ISA_AVX512;
+    }
     if (__builtin_cpu_supports("x86-64-v3")) return MUSAE_ISA_AVX2;
 #endif
     return MUSAE_ISA_BASELINE;
@@ -32,9 +57,9 @@ static void resolve(void) {
     const char *env = getenv("MUSAE_ISA");
     if (!env || !*env) return;
     int want = -1;
-    for (int i = 0; i <= MUSAE_ISA_AVX512; i++)
+    for (int i = 0; i <= MUSAE_ISA_AMX; i++)
         if (!strcmp(env, NAMES[i])) want = i;
-    if (want < 0) musae_fail("MUSAE_ISA=%s: unknown; use avx512, avx2 or baseline", env);
+    if (want < 0) musae_fail("MUSAE_ISA=%s: unknown; use amx, avx512, avx2 or baseline", env);
     if (want > (int)cpu)
         musae_fail("MUSAE_ISA=%s: this CPU (or build) has only %s; the switch can only lower the level", env,
                    NAMES[cpu]);

@@ -15,7 +15,8 @@ void cpu_linear_bf16w(float *y, const float *x, const uint16_t *w, const float *
          * pass instead of a widening and then a transposing copy; the same values, so the same bits) */
         float *wp = musae_xmalloc((size_t)(n * k > 0 ? cpu_packed_floats(n, k) : 1) * sizeof(float));
         cpu_pack_weights_bf16(wp, w, n, k);
-        cpu_linear_packed(y, n, x, wp, m, n, k, beta, 0);
+        /* the FMA kernels at every level, amx too: bf16 weights are not the LM's packed fp32 path (gemm_amx.c) */
+        cpu_gemm_nt_fma_packed(m, n, k, x, k, wp, beta, y, n, 0);
         free(wp);
         if (bias) cpu_add_rows(y, bias, 1.0f, m, n); /* y += 1·bias: cpu_linear's bias add, the same bits */
         return;

@@ -1,0 +1,353 @@
+/* C[m, n] = A[m, k] · B[n, k]ᵀ (+ C) in "bf16x3" on Intel AMX tiles: the language model's products over many
+ * rows (teacher forcing, capture, prompts) at the amx ISA level (kernels/cpu/isa.h), B packed as the FMA
+ * kernels hold it (cpu_pack_weights: [ceil(n/32)][k][32] fp32, kernels/cpu/gemm_nt_fma.c), no other copy.
+ *
+ * Why: a TDPBF16PS tile product runs ~15x the FMA kernels' peak on this class of CPU, but its operands are
+ * bf16. Each fp32 value is split exactly into three bf16 parts, x = hi + mid + lo (hi: x truncated to bf16;
+ * mid: x − hi rounded to bf16; lo: the rest, a bf16: 8 + 8 + 8 significant bits hold fp32's 24), and a·b is
+ * summed from the six part products that matter, hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi; the three left
+ * out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum once k passes
+ * ~100. The tiles accumulate in fp32, one accumulator per element. Measured against double sums the error is
+ * 0.6-1.1x the FMA kernels' (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions),
+ * not per product as its pseudo-code says, so six tile products per 32 positions round fewer times than 32
+ * FMAs. (Keeping hi·hi apart from the corrections gave 3-5x below the FMA kernels' error, but takes 8 accumulator
+ * tiles for 32 × 32 outputs: twice the tile loads per product, and no faster than the FMA kernels here.)
+ *
+ * The sequence for c = C[i, j], fixed (the bits of an element depend on row i of A and row j of B alone: not
+ * on m, the row's place in a tile, the thread count, the blocking, or gelu fused or not): k is padded with
+ * zeros to a multiple of TK = 32; s = Σ over the chunks of 32 positions of the six part products in the order
+ * above, each a TDPBF16PS sum over the chunk, over all of k (a sum stored to memory between blocks and loaded
+ * back is the same sum); then c = s (beta 0) or c + s (beta 1), then gelu when asked. gemm_amx_ref runs it in
+ * plain loops, with the instruction as Intel's pseudo-code states it (per position acc += a·b, fp32, round to
+ * nearest even, DAZ/FTZ; the hardware's roundings differ, see above). Rows of A or columns of B holding a NaN
+ * or an infinity take the FMA kernels' sequence instead (gemm_nt_fma_ref): the parts of ±inf would multiply
+ * zeros into NaNs, and this keeps NaN/Inf propagation exactly the FMA path's.
+ *
+ * Layout. Both operands are split once per product by the team: A into [row block of 16][chunk of 32
+ * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k; an even number of row blocks), B's
+ * panels into AMX's pair layout [panel][chunk][part][half][16 pairs][16 columns][2] (6 bytes per value: n·k·6
+ * bytes of scratch). Per 32 rows × 32 columns (two row blocks, one panel) a call runs 24 tile products per
+ * chunk on 4 accumulators with 18 tile loads, and stores the sums into acc [pair of row blocks][panel][4
+ * tiles] (4 bytes per element of C). The work goes block by block of KB positions; per block the team takes
+ * chunks of MC rows × GROUP panels, so a chunk's row slices and a group's panel slices stay in L2 while they
+ * meet. Tile loads from L2 bound it on the development host (~2x the time of a register-only tile product):
+ * 1.1-1.2x the FMA kernels per CPU-second there (bench/results/cpu_speed.md). */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "host/core/check.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/isa.h"
+
+#if MUSAE_ISA_VARIANTS && __GNUC__ >= 11
+#define GEMM_AMX 1
+#include <immintrin.h>
+#endif
+
+enum { PW = CPU_PACK_W, TR = 16, TK = 32, TILE = TR * TK, KB = 512, MC = 128, GROUP = 4, PARTS = 3 };
+#define PARALLEL_FLOPS 4.0e6 /* below this a team costs more than it saves (as cpu_gemm) */
+
+/* ---- the split, shared by the kernel and the reference (the same integer and fp32 operations) ---- */
+
+static inline uint32_t f2u(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float u2f(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* x = hi + mid + lo exactly (finite x; parts as bf16 bit patterns). hi is x's top 16 bits (truncation: the rest
+ * x − hi is exact and has x's sign); mid is that rest rounded to nearest even, so the left-out products with lo
+ * have either sign; lo = rest − mid is exact and a bf16 (at most 8 significant bits) unless it is subnormal,
+ * where the tile instruction reads it as zero anyway (DAZ). Not finite: zeros (such rows take the FMA path). */
+static inline void split3(float x, uint16_t *h, uint16_t *m, uint16_t *l) {
+    const uint32_t xb = f2u(x);
+    if ((xb & 0x7f800000u) == 0x7f800000u) {
+        *h = *m = *l = 0;
+        return;
+    }
+    const uint32_t hb = xb & 0xffff0000u;
+    const float r = x - u2f(hb);
+    const uint32_t rb = f2u(r), mb = (rb + 0x7fffu + ((rb >> 16) & 1u)) & 0xffff0000u;
+    const float lo = r - u2f(mb);
+    *h = (uint16_t)(hb >> 16), *m = (uint16_t)(mb >> 16), *l = (uint16_t)(f2u(lo) >> 16);
+}
+
+/* ---- reference: the sequence above, plain loops ---- */
+
+/* A bf16 operand as TDPBF16PS reads it: subnormals as zero (DAZ). */
+static inline float bf16_daz(uint16_t v) { return (v & 0x7f80u) ? u2f((uint32_t)v << 16) : u2f((uint32_t)(v & 0x8000u) << 16); }
+/* A result as TDPBF16PS writes it: subnormals flushed to a zero of their sign (FTZ). */
+static inline float ftz(float x) { return fabsf(x) < 0x1p-126f ? copysignf(0.0f, x) : x; }
+
+/* acc += Σ a[p]·b[p] over one chunk of 32 positions, TDPBF16PS's order: position by position. */
+static float dot_chunk(float acc, const uint16_t *a, const uint16_t *b) {
+    for (int p = 0; p < TK; p++) acc = ftz(acc + ftz(bf16_daz(a[p]) * bf16_daz(b[p])));
+    return acc;
+}
+
+static int row_finite(const float *x, int64_t k) {
+    for (int64_t p = 0; p < k; p++)
+        if (!isfinite(x[p])) return 0;
+    return 1;
+}
+
+void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                  float beta, float *c, int64_t ldc, int gelu) {
+    const int64_t kp = (k + TK - 1) / TK * TK;
+    uint16_t *pa = musae_xcalloc((size_t)(PARTS * (kp + 1)), sizeof *pa), *pb = musae_xcalloc((size_t)(PARTS * (kp + 1)), sizeof *pb);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float *cij = &c[i * ldc + j];
+            if (!row_finite(a + i * lda, k) || !row_finite(b + j * ldb, k)) {
+                gemm_nt_fma_ref(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, beta, cij, ldc);
+            } else {
+                for (int64_t p = 0; p < k; p++) {
+                    split3(a[i * lda + p], &pa[p], &pa[kp + p], &pa[2 * kp + p]);
+                    split3(b[j * ldb + p], &pb[p], &pb[kp + p], &pb[2 * kp + p]);
+                }
+                /* the parts' pairs in the kernel's order: hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi */
+                static const int PA[6] = {0, 0, 0, 1, 1, 2}, PB[6] = {0, 1, 2, 0, 1, 0};
+                float s = 0.0f;
+                for (int64_t q = 0; q < kp; q += TK)
+                    for (int e = 0; e < 6; e++) s = dot_chunk(s, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
+                *cij = beta == 0.0f ? s : *cij + s;
+            }
+            if (gelu) cpu_gelu_range(cij, cij, 1);
+        }
+    free(pa), free(pb);
+}
+
+/* ---- the kernel ---- */
+
+#ifdef GEMM_AMX
+#define AMX_TARGET __attribute__((target("arch=x86-64-v4,amx-tile,amx-bf16")))
+
+/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0-3 the accumulators of 2 row blocks × 2 column halves,
+ * tmm4/5 A parts [16 rows × 32 positions], tmm6/7 B parts [16 pairs × 16 columns × 2]. A constant in
+ * memory: GCC 12 does not treat ldtilecfg as reading its operand, and dropped a configuration's stores made
+ * on the stack (eval/analyze_encode.c). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tile_config;
+static const tile_config TILE_CONFIG = {.palette = 1,
+                                        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                        .rows = {TR, TR, TR, TR, TR, TR, TR, TR}};
+
+/* The split of 16 values at once (split3's operations lane by lane); the parts' bits in the upper halves of
+ * the lanes, their lower halves zero. *bad gets the lanes that are not finite (their parts zero). */
+AMX_TARGET static inline void split16(__m512 x, __m512i *h, __m512i *m, __m512i *l, __mmask16 *bad) {
+    const __m512i top = _mm512_set1_epi32((int)0xffff0000u), expo = _mm512_set1_epi32(0x7f800000);
+    const __m512i xb = _mm512_castps_si512(x);
+    const __mmask16 ok = _mm512_cmpneq_epi32_mask(_mm512_and_si512(xb, expo), expo);
+    const __m512i hb = _mm512_and_si512(xb, top);
+    const __m512 r = _mm512_sub_ps(x, _mm512_castsi512_ps(hb));
+    const __m512i rb = _mm512_castps_si512(r);
+    const __m512i rnd = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(_mm512_srli_epi32(rb, 16), _mm512_set1_epi32(1)));
+    const __m512i mb = _mm512_and_si512(_mm512_add_epi32(rb, rnd), top);
+    const __m512i lb = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(mb))), top);
+    *h = _mm512_maskz_mov_epi32(ok, hb), *m = _mm512_maskz_mov_epi32(ok, mb), *l = _mm512_maskz_mov_epi32(ok, lb);
+    *bad |= (__mmask16)~ok;
+}
+
+/* Rows [0, nr) of a chunk (stride lda) into tiles [row block][chunk][part][16][32] bf16, zero past nr and k;
+ * rows rb·16 .. rb·16 + 15 of one row block. bad[r]: row r holds a value that is not finite. */
+AMX_TARGET static void split_rows(uint16_t *dst, const float *a, int64_t lda, int64_t nr, int64_t k, int64_t nch,
+                                  uint8_t *bad) {
+    for (int64_t r = 0; r < TR; r++) {
+        __mmask16 nf = 0;
+        for (int64_t c = 0; c < nch; c++) {
+            uint16_t *t = dst + c * PARTS * TILE + r * TK;
+            __m512i p[2][PARTS];
+            for (int v = 0; v < 2; v++) {
+                const int64_t p0 = c * TK + v * 16;
+                const __mmask16 in = r < nr && p0 < k ? (__mmask16)(k - p0 >= 16 ? 0xffff : (1u << (k - p0)) - 1) : 0;
+                const __m512 x = _mm512_maskz_loadu_ps(in, r < nr ? a + r * lda + p0 : a);
+                split16(x, &p[v][0], &p[v][1], &p[v][2], &nf);
+            }
+            for (int e = 0; e < PARTS; e++) {
+                _mm256_storeu_si256((__m256i *)(t + e * TILE), _mm512_cvtepi32_epi16(_mm512_srli_epi32(p[0][e], 16)));
+                _mm256_storeu_si256((__m256i *)(t + e * TILE + 16), _mm512_cvtepi32_epi16(_mm512_srli_epi32(p[1][e], 16)));
+            }
+        }
+        if (r < nr) bad[r] = nf != 0;
+    }
+}
+
+/* Positions [p0, p0 + nkc·32) of one packed panel (pk: [k][32] fp32) into tiles [chunk][part][half][16 pairs]
+ * [16 columns][2] bf16, zero past k; returns the panel's columns (bit per column) holding a value that is not
+ * finite. */
+AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t k, int64_t p0, int64_t nkc) {
+    const __m512i top = _mm512_set1_epi32((int)0xffff0000u);
+    __mmask16 nf[2] = {0, 0};
+    for (int64_t c = 0; c < nkc; c++)
+        for (int h = 0; h < 2; h++) {
+            uint16_t *t = dst + (c * PARTS * 2 + h) * TILE;
+            for (int q = 0; q < TR; q++) {
+                const int64_t p = p0 + c * TK + 2 * q;
+                const __m512 x0 = p < k ? _mm512_loadu_ps(pk + p * PW + h * 16) : _mm512_setzero_ps();
+                const __m512 x1 = p + 1 < k ? _mm512_loadu_ps(pk + (p + 1) * PW + h * 16) : _mm512_setzero_ps();
+                __m512i a[PARTS], b[PARTS];
+                split16(x0, &a[0], &a[1], &a[2], &nf[h]);
+                split16(x1, &b[0], &b[1], &b[2], &nf[h]);
+                /* the pair (position p, p + 1) of each column: p's part in the low half, p + 1's in the high */
+                for (int e = 0; e < PARTS; e++)
+                    _mm512_storeu_si512(t + e * 2 * TILE + q * 32,
+                                        _mm512_or_si512(_mm512_srli_epi32(a[e], 16), _mm512_and_si512(b[e], top)));
+            }
+        }
+    return (uint32_t)nf[0] | (uint32_t)nf[1] << 16;
+}
+
+/* 32 rows (row blocks a0, a1) × 32 columns (one panel) over nkc chunks, one accumulator tile per 16 × 16 (tmm0
+ * a0 × columns 0-15, tmm1 a0 × 16-31, tmm2 a1 × 0-15, tmm3 a1 × 16-31), continued from acc (the 4 tiles, [16][16]
+ * fp32 each) unless first, and stored back there (a store and a load give the same values, so the sums run on
+ * across calls as one). Per chunk the six part products in the sequence's order, hi·hi, hi·mid, hi·lo, mid·hi,
+ * mid·mid, lo·hi: 24 tile products, 18 tile loads (A's part for both row blocks, then B's for both halves). */
+AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const uint16_t *bq, int64_t nkc,
+                                   float *acc, int first) {
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, acc, 64);
+        _tile_loadd(1, acc + 256, 64);
+        _tile_loadd(2, acc + 512, 64);
+        _tile_loadd(3, acc + 768, 64);
+    }
+#define AMX_2X2(pa, pb)                                                                                        \
+    do {                                                                                                       \
+        if ((pa) >= 0) {                                                                                       \
+            _tile_loadd(4, x + (pa) * TILE, 64);                                                               \
+            _tile_loadd(5, y + (pa) * TILE, 64);                                                               \
+        }                                                                                                      \
+        _tile_loadd(6, b + (pb) * 2 * TILE, 64);                                                               \
+        _tile_loadd(7, b + (pb) * 2 * TILE + TILE, 64);                                                        \
+        _tile_dpbf16ps(0, 4, 6);                                                                               \
+        _tile_dpbf16ps(1, 4, 7);                                                                               \
+        _tile_dpbf16ps(2, 5, 6);                                                                               \
+        _tile_dpbf16ps(3, 5, 7);                                                                               \
+    } while (0)
+    for (int64_t c = 0; c < nkc; c++) {
+        const uint16_t *x = a0 + c * PARTS * TILE, *y = a1 + c * PARTS * TILE, *b = bq + c * PARTS * 2 * TILE;
+        AMX_2X2(0, 0);  /* hi·hi */
+        AMX_2X2(-1, 1); /* hi·mid (A's hi still loaded) */
+        AMX_2X2(-1, 2); /* hi·lo */
+        AMX_2X2(1, 0);  /* mid·hi */
+        AMX_2X2(-1, 1); /* mid·mid */
+        AMX_2X2(2, 0);  /* lo·hi */
+    }
+#undef AMX_2X2
+    _tile_stored(0, acc, 64);
+    _tile_stored(1, acc + 256, 64);
+    _tile_stored(2, acc + 512, 64);
+    _tile_stored(3, acc + 768, 64);
+}
+
+AMX_TARGET static void amx_configure(void) { _tile_loadconfig(&TILE_CONFIG); }
+AMX_TARGET static void amx_release(void) { _tile_release(); }
+
+/* C[i, j] for a row of A or a column of B that is not finite: the FMA kernels' sequence, B's row unpacked. */
+static void fma_element(int64_t k, const float *a, const float *pk, int64_t col, float beta, float *c, float *brow) {
+    for (int64_t p = 0; p < k; p++) brow[p] = pk[p * PW + col];
+    gemm_nt_fma_ref(1, 1, k, a, k, brow, k, beta, c, 1);
+}
+
+/* C's rows [i0, i1) from the sums (acc: [pair of row blocks][panel][4 tiles]): C = s (+ C); rows or columns
+ * holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
+static void write_rows(int64_t i0, int64_t i1, const float *acc, const uint8_t *bad_row, const uint32_t *bad_col,
+                       int64_t panels, const float *a, int64_t lda, const float *bp, int64_t n, int64_t k, float beta,
+                       float *c, int64_t ldc, int gelu, float *brow) {
+    for (int64_t i = i0; i < i1; i++) {
+        float *ci = c + i * ldc;
+        for (int64_t t = 0; t < panels; t++) {
+            const int64_t j0 = t * PW, nj = n - j0 < PW ? n - j0 : PW;
+            /* the pair of row blocks' 4 tiles: (rows 0-15 | 16-31) × (columns 0-15 | 16-31) */
+            const float *ti = acc + (i / (2 * TR) * panels + t) * 1024 + i % (2 * TR) / TR * 512 + i % TR * 16;
+            for (int64_t j = 0; j < nj; j++) {
+                if (bad_row[i] || (bad_col[t] >> j & 1)) {
+                    fma_element(k, a + i * lda, bp + t * k * PW, j, beta, ci + j0 + j, brow);
+                    continue;
+                }
+                const float s = ti[j / 16 * 256 + j % 16];
+                ci[j0 + j] = beta == 0.0f ? s : ci[j0 + j] + s;
+            }
+        }
+        if (gelu) cpu_gelu_range(ci, ci, n);
+    }
+}
+#endif /* GEMM_AMX */
+
+void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *bp, float beta,
+                         float *c, int64_t ldc, int gelu) {
+    MUSAE_ASSERT(musae_isa_get() >= MUSAE_ISA_AMX, "cpu_gemm_amx_packed needs the amx ISA level (in use: %s)",
+                 musae_isa_name(musae_isa_get()));
+    MUSAE_ASSERT(beta == 0.0f || beta == 1.0f, "cpu_gemm_amx_packed: beta %g (0 or 1 only)", (double)beta);
+    if (m == 0 || n == 0) return;
+    if (k == 0) { /* as the FMA kernels: an empty sum */
+        for (int64_t i = 0; i < m; i++) {
+            if (beta == 0.0f) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+            if (gelu) cpu_gelu_range(c + i * ldc, c + i * ldc, n);
+        }
+        return;
+    }
+#ifdef GEMM_AMX
+    /* Both operands' parts once per product, shared by the team (A: m·k·6 bytes, B: n·k·6), and the sums of every
+     * element (acc: 8 bytes each). The work runs block by block of KB positions (the sums carried in acc), and
+     * per block in chunks of MC rows × GROUP panels: a chunk's rows (MC·KB·6 bytes) stay in L2 while the team
+     * takes the panel groups, each group's slices (GROUP·KB·192 bytes) in L2 while the chunk's row blocks pass. */
+    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, nrb = (m + 2 * TR - 1) / (2 * TR) * 2;
+    const int64_t panel = nch * PARTS * 2 * TILE, rowblk = nch * PARTS * TILE;
+    uint16_t *bq = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(panels * panel) + sizeof(uint32_t) * (size_t)panels);
+    uint32_t *bad_col = (uint32_t *)(bq + panels * panel);
+    uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, sizeof(uint16_t) * (size_t)(nrb * rowblk) + (size_t)(nrb * TR));
+    uint8_t *bad_row = (uint8_t *)(pa + nrb * rowblk);
+    float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb / 2 * panels * 1024));
+    const int team = (double)m * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
+    const int64_t n_groups = (panels + GROUP - 1) / GROUP, n_chunks = (nrb * TR + MC - 1) / MC;
+#pragma omp parallel if (team)
+    {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t t = 0; t < panels; t++) bad_col[t] = convert_panel(bq + t * panel, bp + t * k * PW, k, 0, nch);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t rb = 0; rb < nrb; rb++)
+            split_rows(pa + rb * rowblk, a + (rb * TR < m ? rb * TR : 0) * lda, lda,
+                       m - rb * TR < TR ? (m - rb * TR > 0 ? m - rb * TR : 0) : TR, k, nch, bad_row + rb * TR);
+        amx_configure(); /* each thread its own tile state */
+        for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
+            const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+            for (int64_t ch = 0; ch < n_chunks; ch++)
+                for (int64_t gi = 0; gi < n_groups; gi++) {
+                    const int64_t rb1 = (ch + 1) * (MC / TR) < nrb ? (ch + 1) * (MC / TR) : nrb;
+                    const int64_t t1 = (gi + 1) * GROUP < panels ? (gi + 1) * GROUP : panels;
+                    for (int64_t rb = ch * (MC / TR); rb < rb1; rb += 2)
+                        for (int64_t t = gi * GROUP; t < t1; t++)
+                            tiles_32x32(pa + rb * rowblk + p0 / TK * PARTS * TILE,
+                                        pa + (rb + 1) * rowblk + p0 / TK * PARTS * TILE,
+                                        bq + t * panel + p0 / TK * PARTS * 2 * TILE, nkc,
+                                        acc + (rb / 2 * panels + t) * 1024, p0 == 0);
+                }
+        }
+        amx_release();
+        float *brow = cpu_gemm_scratch(CPU_SCRATCH_AMX_ROW, sizeof(float) * (size_t)k);
+#pragma omp for schedule(static)
+        for (int64_t rb = 0; rb < nrb; rb++)
+            write_rows(rb * TR, (rb + 1) * TR < m ? (rb + 1) * TR : m, acc, bad_row, bad_col, panels, a, lda, bp, n, k,
+                       beta, c, ldc, gelu, brow);
+    }
+#else
+    (void)a, (void)lda, (void)bp, (void)ldc, (void)gelu;
+    MUSAE_ASSERT(0, "cpu_gemm_amx_packed: this build has no AMX code");
+#endif
+}
