@@ -5,33 +5,33 @@
  * Why: a TDPBF16PS tile product runs ~15x the FMA kernels' peak on this class of CPU, but its operands are
  * bf16. Each fp32 value is split exactly into three bf16 parts, x = hi + mid + lo (hi: x truncated to bf16;
  * mid: x − hi rounded to bf16; lo: the rest, a bf16: 8 + 8 + 8 significant bits hold fp32's 24), and a·b is
- * summed from the six part products that matter, hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi; the three left
- * out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum once k passes
- * ~100. The tiles accumulate in fp32, one accumulator per element. Measured against double sums the error is
- * 0.6-1.1x the FMA kernels' (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions),
- * not per product as its pseudo-code says, so six tile products per 32 positions round fewer times than 32
- * FMAs. (Keeping hi·hi apart from the corrections gave 3-5x below the FMA kernels' error, but takes 8 accumulator
- * tiles for 32 × 32 outputs: twice the tile loads per product, and no faster than the FMA kernels here.)
+ * summed from the six part products that matter; the three left out (mid·lo, lo·mid, lo·lo) are below 2⁻²²
+ * |a·b| together, less than fp32's rounding of the sum once k passes ~100. Measured against double sums the
+ * error is below the FMA kernels' (tests/test_ops_amx): the hardware sums each instruction's 32 products more
+ * exactly than its pseudo-code says, and rounds once per 32 positions where the FMA kernels round at each.
  *
  * The sequence for c = C[i, j], fixed (the bits of an element depend on row i of A and row j of B alone: not
  * on m, the row's place in a tile, the thread count, the blocking, or gelu fused or not): k is padded with
- * zeros to a multiple of TK = 32; s = Σ over the chunks of 32 positions of the six part products in the order
- * above, each a TDPBF16PS sum over the chunk, over all of k (a sum stored to memory between blocks and loaded
- * back is the same sum); then c = s (beta 0) or c + s (beta 1), then gelu when asked. gemm_amx_ref runs it in
- * plain loops, with the instruction as Intel's pseudo-code states it (per position acc += a·b, fp32, round to
- * nearest even, DAZ/FTZ; the hardware's roundings differ, see above). Rows of A or columns of B holding a NaN
- * or an infinity take the FMA kernels' sequence instead (gemm_nt_fma_ref): the parts of ±inf would multiply
- * zeros into NaNs, and this keeps NaN/Inf propagation exactly the FMA path's.
+ * zeros to a multiple of TK = 32; one fp32 sum s = 0, and per chunk of 32 positions, in order, six TDPBF16PS
+ * products are added to it: hi·hi, hi·mid, mid·mid, mid·hi, lo·hi, hi·lo (A's part first); then c = s (beta 0)
+ * or c + s (beta 1), then gelu when asked. gemm_amx_ref runs it in plain loops, with the instruction as Intel's
+ * pseudo-code states it (per position s += a·b, fp32, round to nearest even, DAZ/FTZ; the hardware's roundings
+ * differ, see above). Where B's mid and lo parts are zero over a panel's block (weights that are bf16 values,
+ * e.g. a bf16 checkpoint computed in fp32), the three products with them add zeros and are not issued: the
+ * same sum (only a sum flushed to −0 would stay −0 instead of becoming +0). Rows of A or columns of B holding
+ * a NaN or an infinity take the FMA kernels' sequence instead (gemm_nt_fma_ref): the parts of ±inf would
+ * multiply zeros into NaNs, and this keeps NaN/Inf propagation exactly the FMA path's.
  *
- * Layout. Both operands are split once per product by the team: A into [row block of 16][chunk of 32
- * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k; an even number of row blocks), B's
- * panels into AMX's pair layout [panel][chunk][part][half][16 pairs][16 columns][2] (6 bytes per value: n·k·6
- * bytes of scratch). Per 32 rows × 32 columns (two row blocks, one panel) a call runs 24 tile products per
- * chunk on 4 accumulators with 18 tile loads, and stores the sums into acc [pair of row blocks][panel][4
- * tiles] (4 bytes per element of C). The work goes block by block of KB positions; per block the team takes
- * chunks of MC rows × GROUP panels, so a chunk's row slices and a group's panel slices stay in L2 while they
- * meet. Tile loads from L2 bound it on the development host (~2x the time of a register-only tile product):
- * 1.1-1.2x the FMA kernels per CPU-second there (bench/results/cpu_speed.md). */
+ * Layout and blocking. A is split once per product by the team into [row block of 16][chunk of 32
+ * positions][part][16][32] bf16 (one 1 KiB tile each, zero past m and k, row blocks in pairs). The work is
+ * cut into groups of GROUP panels (128 columns); a thread takes a group and, per block of KB positions,
+ * converts the group's panel slices into AMX's pair layout [chunk][part][half][16 pairs][16 columns][2] in its
+ * own scratch (GROUP·KB·192 bytes: each value of B is converted once per product and stays in L2), then runs
+ * every pair of row blocks against the group's panels: 32 rows × 32 columns per call, four accumulator tiles,
+ * 24 tile products per chunk on 16 tile loads (the A pair's slice stays in L2 across the group's panels). Sums
+ * that span blocks are stored to the thread's scratch and loaded back (a store and a load give the same
+ * values, so a sum runs on as one). What bounds it is the tile loads from L2 (~2.5x the time of
+ * register-only tile products). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -46,7 +46,7 @@
 #include <immintrin.h>
 #endif
 
-enum { PW = CPU_PACK_W, TR = 16, TK = 32, TILE = TR * TK, KB = 512, MC = 128, GROUP = 4, PARTS = 3 };
+enum { PW = CPU_PACK_W, TR = 16, TK = 32, TILE = TR * TK, KB = 1024, GROUP = 4, PARTS = 3 };
 #define PARALLEL_FLOPS 4.0e6 /* below this a team costs more than it saves (as cpu_gemm) */
 
 /* ---- the split, shared by the kernel and the reference (the same integer and fp32 operations) ---- */
@@ -112,8 +112,8 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
                     split3(a[i * lda + p], &pa[p], &pa[kp + p], &pa[2 * kp + p]);
                     split3(b[j * ldb + p], &pb[p], &pb[kp + p], &pb[2 * kp + p]);
                 }
-                /* the parts' pairs in the kernel's order: hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi */
-                static const int PA[6] = {0, 0, 0, 1, 1, 2}, PB[6] = {0, 1, 2, 0, 1, 0};
+                /* the part pairs in the sequence's order: hi·hi, hi·mid, mid·mid, mid·hi, lo·hi, hi·lo */
+                static const int PA[6] = {0, 0, 1, 1, 2, 0}, PB[6] = {0, 1, 1, 0, 0, 2};
                 float s = 0.0f;
                 for (int64_t q = 0; q < kp; q += TK)
                     for (int e = 0; e < 6; e++) s = dot_chunk(s, pa + PA[e] * kp + q, pb + PB[e] * kp + q);
@@ -129,10 +129,11 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
 #ifdef GEMM_AMX
 #define AMX_TARGET __attribute__((target("arch=x86-64-v4,amx-tile,amx-bf16")))
 
-/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0-3 the accumulators of 2 row blocks × 2 column halves,
- * tmm4/5 A parts [16 rows × 32 positions], tmm6/7 B parts [16 pairs × 16 columns × 2]. A constant in
- * memory: GCC 12 does not treat ldtilecfg as reading its operand, and dropped a configuration's stores made
- * on the stack (eval/analyze_encode.c). */
+/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0-3 the sums of a 32 × 32 block (rows 0-15 × columns
+ * 0-15, 0-15 × 16-31, 16-31 × 0-15, 16-31 × 16-31), tmm4/5 a part of the two row blocks [16 rows × 32
+ * positions], tmm6/7 a part of the panel's halves [16 pairs × 16 columns × 2]. A constant in memory: GCC 12
+ * does not treat ldtilecfg as reading its operand, and dropped a configuration's stores made on the stack
+ * (eval/analyze_encode.c). */
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -158,8 +159,8 @@ AMX_TARGET static inline void split16(__m512 x, __m512i *h, __m512i *m, __m512i 
     *bad |= (__mmask16)~ok;
 }
 
-/* Rows [0, nr) of a chunk (stride lda) into tiles [row block][chunk][part][16][32] bf16, zero past nr and k;
- * rows rb·16 .. rb·16 + 15 of one row block. bad[r]: row r holds a value that is not finite. */
+/* Rows [0, nr) of a row block (stride lda) into tiles [chunk][part][16][32] bf16, zero past nr and k (nr may
+ * be 0: the zero block that completes a pair). bad[r]: row r holds a value that is not finite. */
 AMX_TARGET static void split_rows(uint16_t *dst, const float *a, int64_t lda, int64_t nr, int64_t k, int64_t nch,
                                   uint8_t *bad) {
     for (int64_t r = 0; r < TR; r++) {
@@ -183,11 +184,12 @@ AMX_TARGET static void split_rows(uint16_t *dst, const float *a, int64_t lda, in
 }
 
 /* Positions [p0, p0 + nkc·32) of one packed panel (pk: [k][32] fp32) into tiles [chunk][part][half][16 pairs]
- * [16 columns][2] bf16, zero past k; returns the panel's columns (bit per column) holding a value that is not
- * finite. */
-AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t k, int64_t p0, int64_t nkc) {
+ * [16 columns][2] bf16, zero past k. Returns the panel's columns (bit per column) holding a value that is not
+ * finite; *low gets whether any mid or lo part is nonzero. */
+AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t k, int64_t p0, int64_t nkc, int *low) {
     const __m512i top = _mm512_set1_epi32((int)0xffff0000u);
     __mmask16 nf[2] = {0, 0};
+    __m512i ml = _mm512_setzero_si512();
     for (int64_t c = 0; c < nkc; c++)
         for (int h = 0; h < 2; h++) {
             uint16_t *t = dst + (c * PARTS * 2 + h) * TILE;
@@ -202,18 +204,20 @@ AMX_TARGET static uint32_t convert_panel(uint16_t *dst, const float *pk, int64_t
                 for (int e = 0; e < PARTS; e++)
                     _mm512_storeu_si512(t + e * 2 * TILE + q * 32,
                                         _mm512_or_si512(_mm512_srli_epi32(a[e], 16), _mm512_and_si512(b[e], top)));
+                ml = _mm512_or_si512(ml, _mm512_or_si512(_mm512_or_si512(a[1], a[2]), _mm512_or_si512(b[1], b[2])));
             }
         }
+    *low = _mm512_test_epi32_mask(ml, ml) != 0;
     return (uint32_t)nf[0] | (uint32_t)nf[1] << 16;
 }
 
-/* 32 rows (row blocks a0, a1) × 32 columns (one panel) over nkc chunks, one accumulator tile per 16 × 16 (tmm0
- * a0 × columns 0-15, tmm1 a0 × 16-31, tmm2 a1 × 0-15, tmm3 a1 × 16-31), continued from acc (the 4 tiles, [16][16]
- * fp32 each) unless first, and stored back there (a store and a load give the same values, so the sums run on
- * across calls as one). Per chunk the six part products in the sequence's order, hi·hi, hi·mid, hi·lo, mid·hi,
- * mid·mid, lo·hi: 24 tile products, 18 tile loads (A's part for both row blocks, then B's for both halves). */
-AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const uint16_t *bq, int64_t nkc,
-                                   float *acc, int first) {
+/* The sums of one 32 × 32 block over nkc chunks (a0, a1: the two row blocks' slices, b: the panel's slice),
+ * continued from acc (4 tiles [16][16] fp32, in tmm0-3's order) unless first, and stored back there. Per
+ * chunk the six products in the sequence's order (hi·hi, hi·mid, mid·mid, mid·hi, lo·hi, hi·lo); with low 0
+ * (B's mid and lo parts all zero) the three products with them are not issued. 16 tile loads per 24 tile
+ * products: the operands are reloaded where the order of the sequence needs a part again. */
+AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const uint16_t *b, int64_t nkc, float *acc,
+                                   int first, int low) {
     if (first) {
         _tile_zero(0);
         _tile_zero(1);
@@ -225,29 +229,44 @@ AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const
         _tile_loadd(2, acc + 512, 64);
         _tile_loadd(3, acc + 768, 64);
     }
-#define AMX_2X2(pa, pb)                                                                                        \
-    do {                                                                                                       \
-        if ((pa) >= 0) {                                                                                       \
-            _tile_loadd(4, x + (pa) * TILE, 64);                                                               \
-            _tile_loadd(5, y + (pa) * TILE, 64);                                                               \
-        }                                                                                                      \
-        _tile_loadd(6, b + (pb) * 2 * TILE, 64);                                                               \
-        _tile_loadd(7, b + (pb) * 2 * TILE + TILE, 64);                                                        \
-        _tile_dpbf16ps(0, 4, 6);                                                                               \
-        _tile_dpbf16ps(1, 4, 7);                                                                               \
-        _tile_dpbf16ps(2, 5, 6);                                                                               \
-        _tile_dpbf16ps(3, 5, 7);                                                                               \
-    } while (0)
+#define PRODUCTS4()              \
+    _tile_dpbf16ps(0, 4, 6); \
+    _tile_dpbf16ps(1, 4, 7); \
+    _tile_dpbf16ps(2, 5, 6); \
+    _tile_dpbf16ps(3, 5, 7)
     for (int64_t c = 0; c < nkc; c++) {
-        const uint16_t *x = a0 + c * PARTS * TILE, *y = a1 + c * PARTS * TILE, *b = bq + c * PARTS * 2 * TILE;
-        AMX_2X2(0, 0);  /* hi·hi */
-        AMX_2X2(-1, 1); /* hi·mid (A's hi still loaded) */
-        AMX_2X2(-1, 2); /* hi·lo */
-        AMX_2X2(1, 0);  /* mid·hi */
-        AMX_2X2(-1, 1); /* mid·mid */
-        AMX_2X2(2, 0);  /* lo·hi */
+        const uint16_t *x0 = a0 + c * PARTS * TILE, *x1 = a1 + c * PARTS * TILE, *y = b + c * PARTS * 2 * TILE;
+        _tile_loadd(4, x0, 64); /* A hi */
+        _tile_loadd(5, x1, 64);
+        _tile_loadd(6, y, 64); /* B hi */
+        _tile_loadd(7, y + TILE, 64);
+        PRODUCTS4(); /* hi·hi */
+        if (low) {
+            _tile_loadd(6, y + 2 * TILE, 64); /* B mid */
+            _tile_loadd(7, y + 3 * TILE, 64);
+            PRODUCTS4(); /* hi·mid */
+            _tile_loadd(4, x0 + TILE, 64); /* A mid */
+            _tile_loadd(5, x1 + TILE, 64);
+            PRODUCTS4(); /* mid·mid */
+            _tile_loadd(6, y, 64); /* B hi */
+            _tile_loadd(7, y + TILE, 64);
+        } else {
+            _tile_loadd(4, x0 + TILE, 64); /* A mid */
+            _tile_loadd(5, x1 + TILE, 64);
+        }
+        PRODUCTS4(); /* mid·hi */
+        _tile_loadd(4, x0 + 2 * TILE, 64); /* A lo */
+        _tile_loadd(5, x1 + 2 * TILE, 64);
+        PRODUCTS4(); /* lo·hi */
+        if (low) {
+            _tile_loadd(4, x0, 64); /* A hi */
+            _tile_loadd(5, x1, 64);
+            _tile_loadd(6, y + 4 * TILE, 64); /* B lo */
+            _tile_loadd(7, y + 5 * TILE, 64);
+            PRODUCTS4(); /* hi·lo */
+        }
     }
-#undef AMX_2X2
+#undef PRODUCTS4
     _tile_stored(0, acc, 64);
     _tile_stored(1, acc + 256, 64);
     _tile_stored(2, acc + 512, 64);
@@ -263,27 +282,31 @@ static void fma_element(int64_t k, const float *a, const float *pk, int64_t col,
     gemm_nt_fma_ref(1, 1, k, a, k, brow, k, beta, c, 1);
 }
 
-/* C's rows [i0, i1) from the sums (acc: [pair of row blocks][panel][4 tiles]): C = s (+ C); rows or columns
- * holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
-static void write_rows(int64_t i0, int64_t i1, const float *acc, const uint8_t *bad_row, const uint32_t *bad_col,
-                       int64_t panels, const float *a, int64_t lda, const float *bp, int64_t n, int64_t k, float beta,
-                       float *c, int64_t ldc, int gelu, float *brow) {
-    for (int64_t i = i0; i < i1; i++) {
-        float *ci = c + i * ldc;
-        for (int64_t t = 0; t < panels; t++) {
-            const int64_t j0 = t * PW, nj = n - j0 < PW ? n - j0 : PW;
-            /* the pair of row blocks' 4 tiles: (rows 0-15 | 16-31) × (columns 0-15 | 16-31) */
-            const float *ti = acc + (i / (2 * TR) * panels + t) * 1024 + i % (2 * TR) / TR * 512 + i % TR * 16;
+/* Rows [i0, i0 + nr) × columns [j0, j0 + nj) of C from one block's sums (acc: 4 tiles [16][16], tmm0-3's
+ * order): C = s or C + s; rows or columns holding NaN or ±inf take the FMA kernels' sequence; then gelu. */
+AMX_TARGET static void write_block(const float *acc, int64_t i0, int64_t nr, int64_t j0, int64_t nj, const uint8_t *bad_row,
+                                   uint32_t bad_col, const float *a, int64_t lda, const float *pk, int64_t k,
+                                   float beta, float *c, int64_t ldc, int gelu, float *brow) {
+    const __mmask16 m0 = nj >= 16 ? 0xffff : (__mmask16)((1u << nj) - 1),
+                    m1 = nj >= 32 ? 0xffff : nj > 16 ? (__mmask16)((1u << (nj - 16)) - 1) : 0;
+    for (int64_t r = 0; r < nr; r++) {
+        const float *s = acc + (r / TR) * 512 + (r % TR) * 16;
+        float *ci = c + (i0 + r) * ldc + j0;
+        if (bad_row[i0 + r] || bad_col) { /* rare: element by element, the bad ones by the FMA sequence */
             for (int64_t j = 0; j < nj; j++) {
-                if (bad_row[i] || (bad_col[t] >> j & 1)) {
-                    fma_element(k, a + i * lda, bp + t * k * PW, j, beta, ci + j0 + j, brow);
-                    continue;
-                }
-                const float s = ti[j / 16 * 256 + j % 16];
-                ci[j0 + j] = beta == 0.0f ? s : ci[j0 + j] + s;
+                if (bad_row[i0 + r] || (bad_col >> j & 1)) fma_element(k, a + (i0 + r) * lda, pk, j, beta, ci + j, brow);
+                else ci[j] = beta == 0.0f ? s[j / 16 * 256 + j % 16] : ci[j] + s[j / 16 * 256 + j % 16];
             }
+        } else {
+            __m512 v0 = _mm512_loadu_ps(s), v1 = _mm512_loadu_ps(s + 256);
+            if (beta != 0.0f) {
+                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), v0);
+                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), v1);
+            }
+            _mm512_mask_storeu_ps(ci, m0, v0);
+            _mm512_mask_storeu_ps(ci + 16, m1, v1);
         }
-        if (gelu) cpu_gelu_range(ci, ci, n);
+        if (gelu) cpu_gelu_range(ci, ci, nj);
     }
 }
 #endif /* GEMM_AMX */
@@ -302,49 +325,50 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
         return;
     }
 #ifdef GEMM_AMX
-    /* Both operands' parts once per product, shared by the team (A: m·k·6 bytes, B: n·k·6), and the sums of every
-     * element (acc: 8 bytes each). The work runs block by block of KB positions (the sums carried in acc), and
-     * per block in chunks of MC rows × GROUP panels: a chunk's rows (MC·KB·6 bytes) stay in L2 while the team
-     * takes the panel groups, each group's slices (GROUP·KB·192 bytes) in L2 while the chunk's row blocks pass. */
-    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, nrb = (m + 2 * TR - 1) / (2 * TR) * 2;
-    const int64_t panel = nch * PARTS * 2 * TILE, rowblk = nch * PARTS * TILE;
-    uint16_t *bq = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(panels * panel) + sizeof(uint32_t) * (size_t)panels);
-    uint32_t *bad_col = (uint32_t *)(bq + panels * panel);
-    uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, sizeof(uint16_t) * (size_t)(nrb * rowblk) + (size_t)(nrb * TR));
-    uint8_t *bad_row = (uint8_t *)(pa + nrb * rowblk);
-    float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(nrb / 2 * panels * 1024));
+    /* A's parts once per product, shared by the team (m·k·6 bytes, row blocks in pairs); per thread a group's
+     * converted panel slices (GROUP·KB·192 bytes) and the group's sums (rows × GROUP·32 × 4 bytes). */
+    const int64_t panels = (n + PW - 1) / PW, nch = (k + TK - 1) / TK, pairs = (m + 2 * TR - 1) / (2 * TR);
+    const int64_t nrb = 2 * pairs, rowblk = nch * PARTS * TILE, kbc = KB / TK, slice = kbc * PARTS * 2 * TILE;
+    uint16_t *pa = cpu_gemm_scratch(CPU_SCRATCH_AMX_A, sizeof(uint16_t) * (size_t)(nrb * rowblk) +
+                                                           sizeof(uint32_t) * (size_t)panels + (size_t)(nrb * TR));
+    uint32_t *bad_col = (uint32_t *)(pa + nrb * rowblk);
+    uint8_t *bad_row = (uint8_t *)(bad_col + panels);
     const int team = (double)m * (double)n * (double)k >= PARALLEL_FLOPS && panels > 1;
-    const int64_t n_groups = (panels + GROUP - 1) / GROUP, n_chunks = (nrb * TR + MC - 1) / MC;
+    const int64_t n_groups = (panels + GROUP - 1) / GROUP;
 #pragma omp parallel if (team)
     {
-#pragma omp for schedule(dynamic, 4) nowait
-        for (int64_t t = 0; t < panels; t++) bad_col[t] = convert_panel(bq + t * panel, bp + t * k * PW, k, 0, nch);
 #pragma omp for schedule(dynamic, 4)
-        for (int64_t rb = 0; rb < nrb; rb++)
-            split_rows(pa + rb * rowblk, a + (rb * TR < m ? rb * TR : 0) * lda, lda,
-                       m - rb * TR < TR ? (m - rb * TR > 0 ? m - rb * TR : 0) : TR, k, nch, bad_row + rb * TR);
+        for (int64_t rb = 0; rb < nrb; rb++) {
+            const int64_t nr = m - rb * TR <= 0 ? 0 : m - rb * TR < TR ? m - rb * TR : TR;
+            split_rows(pa + rb * rowblk, nr ? a + rb * TR * lda : a, lda, nr, k, nch, bad_row + rb * TR);
+        }
+        uint16_t *bs = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(GROUP * slice));
+        float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(pairs * GROUP * 1024));
+        float *brow = cpu_gemm_scratch(CPU_SCRATCH_AMX_ROW, sizeof(float) * (size_t)k);
         amx_configure(); /* each thread its own tile state */
-        for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
-            const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK;
-#pragma omp for schedule(dynamic, 1) collapse(2)
-            for (int64_t ch = 0; ch < n_chunks; ch++)
-                for (int64_t gi = 0; gi < n_groups; gi++) {
-                    const int64_t rb1 = (ch + 1) * (MC / TR) < nrb ? (ch + 1) * (MC / TR) : nrb;
-                    const int64_t t1 = (gi + 1) * GROUP < panels ? (gi + 1) * GROUP : panels;
-                    for (int64_t rb = ch * (MC / TR); rb < rb1; rb += 2)
-                        for (int64_t t = gi * GROUP; t < t1; t++)
-                            tiles_32x32(pa + rb * rowblk + p0 / TK * PARTS * TILE,
-                                        pa + (rb + 1) * rowblk + p0 / TK * PARTS * TILE,
-                                        bq + t * panel + p0 / TK * PARTS * 2 * TILE, nkc,
-                                        acc + (rb / 2 * panels + t) * 1024, p0 == 0);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t gi = 0; gi < n_groups; gi++) {
+            const int64_t t0 = gi * GROUP, t1 = t0 + GROUP < panels ? t0 + GROUP : panels;
+            int low[GROUP];
+            for (int64_t t = t0; t < t1; t++) bad_col[t] = 0;
+            for (int64_t p0 = 0; p0 < nch * TK; p0 += KB) {
+                const int64_t nkc = (nch * TK - p0 < KB ? nch * TK - p0 : KB) / TK, c0 = p0 / TK;
+                for (int64_t t = t0; t < t1; t++)
+                    bad_col[t] |= convert_panel(bs + (t - t0) * slice, bp + t * k * PW, k, p0, nkc, &low[t - t0]);
+                for (int64_t q = 0; q < pairs; q++) /* the pair's slice stays in L2 across the group's panels */
+                    for (int64_t t = t0; t < t1; t++)
+                        tiles_32x32(pa + 2 * q * rowblk + c0 * PARTS * TILE, pa + (2 * q + 1) * rowblk + c0 * PARTS * TILE,
+                                    bs + (t - t0) * slice, nkc, acc + (q * GROUP + t - t0) * 1024, p0 == 0, low[t - t0]);
+            }
+            for (int64_t q = 0; q < pairs; q++)
+                for (int64_t t = t0; t < t1; t++) {
+                    const int64_t i0 = 2 * q * TR, j0 = t * PW;
+                    write_block(acc + (q * GROUP + t - t0) * 1024, i0, m - i0 < 2 * TR ? m - i0 : 2 * TR, j0,
+                                n - j0 < PW ? n - j0 : PW, bad_row, bad_col[t], a, lda, bp + t * k * PW, k, beta, c,
+                                ldc, gelu, brow);
                 }
         }
         amx_release();
-        float *brow = cpu_gemm_scratch(CPU_SCRATCH_AMX_ROW, sizeof(float) * (size_t)k);
-#pragma omp for schedule(static)
-        for (int64_t rb = 0; rb < nrb; rb++)
-            write_rows(rb * TR, (rb + 1) * TR < m ? (rb + 1) * TR : m, acc, bad_row, bad_col, panels, a, lda, bp, n, k,
-                       beta, c, ldc, gelu, brow);
     }
 #else
     (void)a, (void)lda, (void)bp, (void)ldc, (void)gelu;
