@@ -8,7 +8,7 @@
  * summed from the six part products that matter, hi·hi, hi·mid, hi·lo, mid·hi, mid·mid, lo·hi; the three left
  * out (mid·lo, lo·mid, lo·lo) are below 2⁻²² |a·b| together, less than fp32's rounding of the sum once k passes
  * ~100. The tiles accumulate in fp32, one accumulator per element. Measured against double sums the error is
- * 0.6-1.1x the FMA kernels' (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions),
+ * 0.5-1.1x the FMA kernels' (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions),
  * not per product as its pseudo-code says, so six tile products per 32 positions round fewer times than 32
  * FMAs. (Keeping hi·hi apart from the corrections gave 3-5x below the FMA kernels' error, but takes 8 accumulator
  * tiles for 32 × 32 outputs: twice the tile loads per product, and no faster than the FMA kernels here.)
