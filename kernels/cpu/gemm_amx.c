@@ -6,9 +6,12 @@
  * bf16. Each fp32 value is split exactly into three bf16 parts, x = hi + mid + lo (hi: x truncated to bf16;
  * mid: x − hi rounded to bf16; lo: the rest, a bf16: 8 + 8 + 8 significant bits hold fp32's 24), and a·b is
  * summed from the six part products that matter; the three left out (mid·lo, lo·mid, lo·lo) are below 2⁻²²
- * |a·b| together, less than fp32's rounding of the sum once k passes ~100. Measured against double sums the
- * error is below the FMA kernels' (tests/test_ops_amx): the hardware sums each instruction's 32 products more
- * exactly than its pseudo-code says, and rounds once per 32 positions where the FMA kernels round at each.
+ * |a·b| together, less than fp32's rounding of the sum once k passes ~100. The tiles accumulate in fp32, one
+ * accumulator per element. Measured against double sums the error is 0.5-1.1x the FMA kernels'
+ * (tests/test_ops_amx): the hardware rounds about once per tile product (32 positions), not per product as its
+ * pseudo-code says, so six tile products per 32 positions round fewer times than 32 FMAs. (Keeping hi·hi apart
+ * from the corrections gave 3-5x below the FMA kernels' error, but takes 8 accumulator tiles for 32 × 32
+ * outputs: twice the tile loads per product, and no faster than the FMA kernels here.)
  *
  * The sequence for c = C[i, j], fixed (the bits of an element depend on row i of A and row j of B alone: not
  * on m, the row's place in a tile, the thread count, the blocking, or gelu fused or not): k is padded with
