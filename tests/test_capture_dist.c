@@ -282,6 +282,39 @@ static void test_batches_mix(void) {
     free(rows), free(seen), free(acts);
 }
 
+/* Shards computed with other CPU arithmetic (a rank on a host with AMX, one without: host/io/store.h cpu_arith)
+ * are not joined into one store: exit 1 naming both shards, both arithmetics and how to match. */
+static void test_join_mixed_arith(void) {
+    const int F = 10, H = 4;
+    float acts[10 * 4] = {0};
+    const char *arith[2] = {"amx-bf16x3", "fma-fp32"};
+    char a[2048], b[2048];
+    snprintf(a, sizeof a, "%s", at("arith.h5.shards/a.h5"));
+    snprintf(b, sizeof b, "%s", at("arith.h5.shards/b.h5"));
+    const char *shards[2] = {a, b};
+    sh("mkdir -p arith.h5.shards");
+    for (int sd = 0; sd < 2; sd++) {
+        musae_store_spec spec = {.model = "arith", .d_model = H, .frame_rate = 50, .n_layers = 1, .layers = {0},
+                                 .dtype = MUSAE_F32, .chunk_rows = 16, .dtype_source = "f32", .cpu_arith = arith[sd]};
+        musae_store_writer *w = musae_store_create(shards[sd], &spec);
+        const float *l0[1] = {acts};
+        musae_store_add_clip(w, sd ? "clip1" : "clip0", F, l0);
+        musae_store_close_writer(w, 1);
+    }
+    const musae_store_segment seg[2] = {{0, 0, 1}, {1, 0, 1}};
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(at("err.txt"), "w", stderr)) _exit(127);
+        musae_store_join(at("arith.h5"), shards, 2, seg, 2, 1);
+        _exit(0);
+    }
+    CHECK(wait_exit(pid) == 1, "shards of amx-bf16x3 and fma-fp32 rows: the join exits 1");
+    err_has("were computed with other CPU arithmetic (amx-bf16x3, fma-fp32)");
+    err_has("MUSAE_ISA=avx512");
+    CHECK(!dir_has("arith.h5"), "no joined store is left");
+}
+
 int main(void) {
     scratch_open("capture_dist");
     /* registered only where CMake found MPI: a launcher that cannot start 2 ranks is a broken setup, not a skip */
@@ -302,6 +335,7 @@ int main(void) {
     test_refusals();
     test_train();
     test_batches_mix();
+    test_join_mixed_arith();
     test_rank_killed();
     test_launcher_killed();
     test_corrupt_shard();
