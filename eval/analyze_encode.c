@@ -55,23 +55,8 @@ struct analyze_screen {
  * tile state); MUSAE_ISA=avx512 or lower turns it off, as everywhere in musae. */
 static int amx_usable(void) { return musae_isa_get() >= MUSAE_ISA_AMX; }
 
-/* Tile palette 1: tmm0..3 accumulators [16 rows × 16 fp32], tmm4..5 A [16 rows × 32 bf16], tmm6..7 B
- * [16 pairs × 16 latents × 2 bf16]; every tile is 16 rows of 64 bytes. */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed)) tile_config;
-
-/* A constant in memory: GCC 12 does not treat ldtilecfg as reading its operand, and dropped the stores of a
- * configuration built on the stack. */
-static const tile_config TILE_CONFIG = {.palette = 1,
-                                        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-                                        .rows = {ROW_TILE, ROW_TILE, ROW_TILE, ROW_TILE, ROW_TILE, ROW_TILE, ROW_TILE, ROW_TILE}};
-
-AMX_TARGET static void amx_configure(void) { _tile_loadconfig(&TILE_CONFIG); }
-
-AMX_TARGET static void amx_release(void) { _tile_release(); }
+/* Tiles (musae_amx_configure: all eight 16 rows of 64 bytes): tmm0..3 accumulators [16 rows × 16 fp32], tmm4..5 A
+ * [16 rows × 32 bf16], tmm6..7 B [16 pairs × 16 latents × 2 bf16]. */
 
 /* out [R, Mp] (fp32, row stride Mp) = A [R, dp] (bf16) · W_encᵀ + b (bias_p: b padded with −inf, so padding
  * never ranks), R a multiple of 32; and while each 32 × 32 block is in L1, the row's chunk maxima: cmax [R, 16·G]
@@ -394,7 +379,7 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
 #pragma omp parallel
     {
 #ifdef ANALYZE_AMX
-        if (amx) amx_configure();
+        if (amx) musae_amx_configure();
 #endif
         void *A = musae_xcalloc((size_t)(R * dp), amx ? sizeof(uint16_t) : sizeof(int16_t));
         float *sx = musae_xmalloc(sizeof(float) * (size_t)R);
@@ -435,7 +420,7 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
         free(w.p);
         free(w.best);
 #ifdef ANALYZE_AMX
-        if (amx) amx_release();
+        if (amx) musae_amx_release();
 #endif
     }
     free(bias_p);

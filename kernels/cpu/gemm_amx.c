@@ -132,19 +132,9 @@ void gemm_amx_ref(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
 #ifdef GEMM_AMX
 #define AMX_TARGET __attribute__((target("arch=x86-64-v4,amx-tile,amx-bf16")))
 
-/* Tile palette 1, every tile 16 rows of 64 bytes: tmm0-3 the sums of a 32 × 32 block (rows 0-15 × columns
- * 0-15, 0-15 × 16-31, 16-31 × 0-15, 16-31 × 16-31), tmm4/5 a part of the two row blocks [16 rows × 32
- * positions], tmm6/7 a part of the panel's halves [16 pairs × 16 columns × 2]. A constant in memory: GCC 12
- * does not treat ldtilecfg as reading its operand, and dropped a configuration's stores made on the stack
- * (eval/analyze_encode.c). */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed)) tile_config;
-static const tile_config TILE_CONFIG = {.palette = 1,
-                                        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-                                        .rows = {TR, TR, TR, TR, TR, TR, TR, TR}};
+/* Tiles (musae_amx_configure: all eight 16 rows of 64 bytes): tmm0-3 the sums of a 32 × 32 block (rows 0-15 ×
+ * columns 0-15, 0-15 × 16-31, 16-31 × 0-15, 16-31 × 16-31), tmm4/5 a part of the two row blocks [16 rows × 32
+ * positions], tmm6/7 a part of the panel's halves [16 pairs × 16 columns × 2]. */
 
 /* The split of 16 values at once (split3's operations lane by lane); the parts' bits in the upper halves of
  * the lanes, their lower halves zero. *bad gets the lanes that are not finite (their parts zero). */
@@ -276,8 +266,6 @@ AMX_TARGET static void tiles_32x32(const uint16_t *a0, const uint16_t *a1, const
     _tile_stored(3, acc + 768, 64);
 }
 
-AMX_TARGET static void amx_configure(void) { _tile_loadconfig(&TILE_CONFIG); }
-AMX_TARGET static void amx_release(void) { _tile_release(); }
 
 /* C[i, j] for a row of A or a column of B that is not finite: the FMA kernels' sequence, B's row unpacked. */
 static void fma_element(int64_t k, const float *a, const float *pk, int64_t col, float beta, float *c, float *brow) {
@@ -348,7 +336,7 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
         uint16_t *bs = cpu_gemm_scratch(CPU_SCRATCH_AMX_B, sizeof(uint16_t) * (size_t)(GROUP * slice));
         float *acc = cpu_gemm_scratch(CPU_SCRATCH_AMX_T, sizeof(float) * (size_t)(pairs * GROUP * 1024));
         float *brow = cpu_gemm_scratch(CPU_SCRATCH_AMX_ROW, sizeof(float) * (size_t)k);
-        amx_configure(); /* each thread its own tile state */
+        musae_amx_configure(); /* each thread its own tile state */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t gi = 0; gi < n_groups; gi++) {
             const int64_t t0 = gi * GROUP, t1 = t0 + GROUP < panels ? t0 + GROUP : panels;
@@ -371,7 +359,7 @@ void cpu_gemm_amx_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_
                                 ldc, gelu, brow);
                 }
         }
-        amx_release();
+        musae_amx_release();
     }
 #else
     (void)a, (void)lda, (void)bp, (void)ldc, (void)gelu;

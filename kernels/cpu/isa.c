@@ -2,6 +2,7 @@
 #include "kernels/cpu/isa.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,3 +79,26 @@ void musae_isa_set(musae_isa isa) {
     pthread_once(&g_once, resolve);
     g_isa = isa;
 }
+
+#if MUSAE_ISA_VARIANTS && __GNUC__ >= 11
+#include <immintrin.h>
+#define AMX_TARGET __attribute__((target("amx-tile")))
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tile_config;
+/* A constant in memory: GCC 12 does not treat ldtilecfg as reading its operand, and dropped the stores of a
+ * configuration built on the stack. */
+static const tile_config TILE_CONFIG = {.palette = 1,
+                                        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                        .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+AMX_TARGET void musae_amx_configure(void) {
+    MUSAE_ASSERT(musae_isa_get() >= MUSAE_ISA_AMX, "musae_amx_configure at the %s level", musae_isa_name(musae_isa_get()));
+    _tile_loadconfig(&TILE_CONFIG);
+}
+AMX_TARGET void musae_amx_release(void) { _tile_release(); }
+#else
+void musae_amx_configure(void) { MUSAE_ASSERT(0, "musae_amx_configure: this build has no AMX code"); }
+void musae_amx_release(void) {}
+#endif

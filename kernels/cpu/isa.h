@@ -36,6 +36,11 @@ const char *musae_isa_name(musae_isa isa);
 /* Switches the level in-process (at most the CPU's), for tests that compare the variants; not while a kernel
  * runs on another thread. */
 void musae_isa_set(musae_isa isa);
+/* The calling thread's AMX tiles, at the amx level only: palette 1 with all eight tiles 16 rows of 64 bytes (the
+ * one shape musae's AMX kernels use: an fp32 accumulator [16][16], a bf16 operand [16][32] or pairs [16][16][2]),
+ * and their release. Each thread that runs tile instructions configures its own. */
+void musae_amx_configure(void);
+void musae_amx_release(void);
 
 /* A body is always inlined into each variant, so it is compiled for that variant's target. */
 #define ISA_BODY static inline __attribute__((always_inline))
