@@ -58,6 +58,19 @@ static void synth(float *x, int64_t n, int64_t offset, int rate, int channel) {
     }
 }
 
+/* Runs the peer (cmd, a shell line) and returns the JSON object of the first line of its output that starts
+ * with '{' (its result); fails naming the command when it exits nonzero or prints none. */
+static cJSON *peer_json(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    char line[4096] = "";
+    while (p && fgets(line, sizeof line, p) && line[0] != '{') {
+    }
+    if (!p || pclose(p) != 0 || line[0] != '{') musae_fail("peer failed: %s", cmd);
+    cJSON *j = cJSON_Parse(line);
+    if (!j) musae_fail("peer printed no JSON: %s", cmd);
+    return j;
+}
+
 typedef struct {
     double encode_s, decode_s;
 } timing;
@@ -246,12 +259,7 @@ int main(int argc, char **argv) {
             snprintf(cmd, sizeof cmd,
                      "OMP_WAIT_POLICY=%s %s %s/bench/encodec_peer.py --audio %s --repeats %d --threads %d --codes-out %s",
                      pol ? "passive" : "active", python, MUSAE_SOURCE_DIR, audio, repeats, threads, pcodes);
-            FILE *p = popen(cmd, "r");
-            char line[4096] = "";
-            while (p && fgets(line, sizeof line, p) && line[0] != '{') {
-            }
-            if (!p || pclose(p) != 0 || line[0] != '{') musae_fail("peer failed: %s", cmd);
-            cJSON *j = cJSON_Parse(line);
+            cJSON *j = peer_json(cmd);
             const double e = cJSON_GetObjectItem(j, "encode_s")->valuedouble, d = cJSON_GetObjectItem(j, "decode_s")->valuedouble;
             to_pol[pol] = (timing){e, d};
             to.encode_s = pol ? fmin(to.encode_s, e) : e;
@@ -297,12 +305,7 @@ int main(int argc, char **argv) {
                 snprintf(cmd, sizeof cmd,
                          "OMP_WAIT_POLICY=%s %s %s/bench/encodec_peer.py --audio %s --repeats %d --threads %d --batch %d",
                          pol ? "passive" : "active", python, MUSAE_SOURCE_DIR, audio, repeats, threads, batch);
-                FILE *p = popen(cmd, "r");
-                char line[4096] = "";
-                while (p && fgets(line, sizeof line, p) && line[0] != '{') {
-                }
-                if (!p || pclose(p) != 0 || line[0] != '{') musae_fail("peer failed: %s", cmd);
-                cJSON *j = cJSON_Parse(line);
+                cJSON *j = peer_json(cmd);
                 const batch_timing q = {cJSON_GetObjectItem(j, "alone_encode_s")->valuedouble,
                                         cJSON_GetObjectItem(j, "alone_encode_cpu_s")->valuedouble,
                                         cJSON_GetObjectItem(j, "batch_encode_s")->valuedouble,
