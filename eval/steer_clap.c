@@ -116,6 +116,9 @@ void steer_clap_close(steer_clap *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* One clip per pass of the audio encoder: its products over a batch are cut by the batch's size (cpu_gemm's
+ * tiles, OpenBLAS's edge kernels), so a clip's embedding could depend on the clips beside it, and a study
+ * continued in the middle of a batch forms other batches than an uninterrupted one. */
 void steer_clap_embed_wavs(steer_clap *c, const char *const *paths, int64_t n, float *emb) {
     const musae_clap_fe *fe = &c->j.m.fe;
     const int64_t F = fe->frames * fe->n_mels;
@@ -131,6 +134,6 @@ void steer_clap_embed_wavs(steer_clap *c, const char *const *paths, int64_t n, f
         musae_clap_fe_features(fe, x, ns, feats + i * F);
         free(x);
     }
-    if (n) musae_clap_audio_embed(&c->j.m, feats, n, emb, NULL);
+    for (int64_t i = 0; i < n; i++) musae_clap_audio_embed(&c->j.m, feats + i * F, 1, emb + i * c->D, NULL);
     free(feats);
 }
