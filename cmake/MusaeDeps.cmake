@@ -17,6 +17,7 @@ musae_require_pkg(FFTWD   fftw3         "FFTW (double: the CLAP front end, as HF
 musae_require_pkg(AUBIO   aubio         "aubio")
 musae_require_pkg(EBUR    libebur128    "libebur128")
 musae_require_pkg(CURL    libcurl       "libcurl")
+musae_require_pkg(CRYPTO  libcrypto     "OpenSSL libcrypto (SHA-256)")
 musae_require_pkg(SPM     sentencepiece "sentencepiece")
 musae_require_pkg(ICU     icu-uc        "ICU (Unicode categories for the CLAP tokenizer)")
 musae_require_pkg(ZLIB    zlib          "zlib")   # the dashboard's PNG encoder

@@ -11,6 +11,7 @@ pkgs=(
   libcjson-dev                 # safetensors headers, config.json, metrics
   libfftw3-dev libaubio-dev libebur128-dev   # DSP descriptors
   libcurl4-openssl-dev         # LLM labeling endpoint
+  libssl-dev                   # SHA-256 of weights (OpenSSL libcrypto)
   libopenmpi-dev openmpi-bin   # distributed training (CPU path runs in CI)
   libsentencepiece-dev         # T5 tokenizer
   libicu-dev                   # CLAP tokenizer (Unicode general categories)

@@ -1,9 +1,15 @@
-/* host/core: dtype conversions on edge values, Philox known answers, arenas, tensor shapes. */
+/* host/core: dtype conversions on edge values, Philox known answers, arenas, tensor shapes, SHA-256 vectors. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "host/core/dtype.h"
 #include "host/core/philox.h"
 #include "host/core/progress.h"
+#include "host/core/sha256.h"
 #include "host/core/tensor.h"
 #include "test.h"
 
@@ -155,6 +161,38 @@ static void test_progress(void) {
     CHECK(!strcmp(d, "1:05"), "duration %s", d);
 }
 
+/* FIPS 180-4's examples (NIST CSRC "SHA256.pdf", the one- and two-block messages) and the million 'a's of its
+ * long-message test, fed in uneven pieces and from a file; a file that cannot be read is -1 with errno. */
+static void test_sha256(void) {
+    char hex[65];
+    musae_sha256 s;
+    musae_sha256_init(&s);
+    musae_sha256_update(&s, "abc", 3);
+    musae_sha256_hex(&s, hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "abc: %s", hex);
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    musae_sha256_init(&s);
+    for (size_t i = 0, n = strlen(two), step = 1; i < n; i += step, step = step * 2 + 1)
+        musae_sha256_update(&s, two + i, i + step <= n ? step : n - i);
+    musae_sha256_hex(&s, hex);
+    CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"), "two blocks: %s", hex);
+    musae_sha256_init(&s);
+    musae_sha256_hex(&s, hex);
+    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "empty: %s", hex);
+    char path[] = "/tmp/musae_sha256_XXXXXX";
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    FILE *f = fdopen(fd, "wb");
+    for (int i = 0; i < 1000000; i++) fputc('a', f);
+    fclose(f);
+    memset(hex, 0, sizeof hex);
+    CHECK(musae_sha256_file(path, hex) == 0, "sha256 of %s", path);
+    CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"), "a million a: %s", hex);
+    unlink(path);
+    errno = 0;
+    CHECK(musae_sha256_file(path, hex) == -1 && errno == ENOENT, "a missing file: errno %d", errno);
+}
+
 int main(void) {
     test_f16();
     test_bf16();
@@ -162,5 +200,6 @@ int main(void) {
     test_philox();
     test_arena();
     test_progress();
+    test_sha256();
     TEST_END();
 }

@@ -1,78 +1,31 @@
-/* SHA-256 as FIPS 180-4 §6.2 states it: 64 rounds over 512-bit blocks, big-endian words. */
+/* SHA-256 through OpenSSL's EVP interface (sha256.h). A failure inside libcrypto (out of memory, a FIPS
+ * provider refusing the digest) is a fatal error naming the call, never a wrong digest. */
 #include "host/core/sha256.h"
 
+#include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
-#include <string.h>
 
-static const uint32_t K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
-    0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
-    0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
-    0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-static void block(uint32_t h[8], const uint8_t *p) {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        hh = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
-}
+#include "host/core/check.h"
 
 void musae_sha256_init(musae_sha256 *s) {
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, h0, sizeof h0);
-    s->len = 0;
-    s->n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) musae_fail("sha256: EVP_DigestInit_ex failed");
+    s->ctx = c;
 }
 
 void musae_sha256_update(musae_sha256 *s, const void *data, size_t n) {
-    const uint8_t *p = data;
-    s->len += n;
-    while (n > 0) {
-        size_t take = 64 - s->n < n ? 64 - s->n : n;
-        memcpy(s->buf + s->n, p, take);
-        s->n += take;
-        p += take;
-        n -= take;
-        if (s->n == 64) {
-            block(s->h, s->buf);
-            s->n = 0;
-        }
-    }
+    if (n && EVP_DigestUpdate((EVP_MD_CTX *)s->ctx, data, n) != 1) musae_fail("sha256: EVP_DigestUpdate failed");
 }
 
 void musae_sha256_hex(musae_sha256 *s, char out[65]) {
-    const uint64_t bits = s->len * 8;
-    uint8_t pad[72] = {0x80};
-    const size_t padn = (s->n < 56 ? 56 - s->n : 120 - s->n);
-    musae_sha256_update(s, pad, padn);
-    uint8_t L[8];
-    for (int i = 0; i < 8; i++) L[i] = (uint8_t)(bits >> (56 - 8 * i));
-    musae_sha256_update(s, L, 8);
-    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex((EVP_MD_CTX *)s->ctx, md, &len) != 1 || len != 32)
+        musae_fail("sha256: EVP_DigestFinal_ex failed");
+    EVP_MD_CTX_free((EVP_MD_CTX *)s->ctx);
+    s->ctx = NULL;
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 int musae_sha256_file(const char *path, char out[65]) {
@@ -80,12 +33,17 @@ int musae_sha256_file(const char *path, char out[65]) {
     if (!f) return -1;
     musae_sha256 s;
     musae_sha256_init(&s);
-    static _Thread_local uint8_t buf[1 << 16];
+    static _Thread_local unsigned char buf[1 << 18];
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) musae_sha256_update(&s, buf, got);
-    const int bad = ferror(f);
+    const int bad = ferror(f), err = errno;
     fclose(f);
-    if (bad) return -1;
-    musae_sha256_hex(&s, out);
+    char hex[65];
+    musae_sha256_hex(&s, hex); /* also frees the state on a read error */
+    if (bad) {
+        errno = err ? err : EIO;
+        return -1;
+    }
+    for (int i = 0; i < 65; i++) out[i] = hex[i];
     return 0;
 }
