@@ -386,7 +386,11 @@ static void acc_to_features(acc *a, musae_features *f, int64_t C, int64_t n_fram
     free(buf);
     free(fptr);
     free(at);
-    analyze_neighbours(a->m->p.W_dec, M, a->m->d, FEATURES_NEIGHBORS, f->neighbors, f->neighbor_cos);
+    const double t0 = musae_now(), c0 = musae_process_cpu();
+    analyze_neighbours(a->m->p.W_dec, M, a->m->d, FEATURES_NEIGHBORS, analyze_screen_choice(), f->neighbors,
+                       f->neighbor_cos);
+    LOG_DEBUG("analyze: decoder neighbours of %lld latents in %.3f s (%.3f CPU-s)", (long long)M, musae_now() - t0,
+              musae_process_cpu() - c0);
 }
 
 /* ---- several processes: the ranks' statistics into rank 0 ---------------------------------------------------- */

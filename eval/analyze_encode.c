@@ -302,22 +302,26 @@ typedef struct {
     cand *best;
 } scratch;
 
+/* The bound B with |a_i − p_i| <= B for every latent i of a row whose norms are nrm = ‖xc‖, ‖x̃‖, ‖x̃ − xc‖.
+ * |a_i − p_i| <= |W̃_i·x̃ − W_i·xc| + the sums' and conversions' rounding + the bias additions' rounding, where
+ * W̃_i·x̃ − W_i·xc = (W̃_i − W_i)·x̃ + W_i·(x̃ − xc), so by Cauchy–Schwarz with the rounding errors as they
+ * are (not their worst case): emax·‖x̃‖ + wmax·‖x̃ − xc‖. With S >= Σ|W_ij xc_j| (the rescore's terms) and
+ * St >= Σ|W̃_ij x̃_j| (the screen's): the screen's sum c_screen·St, the rescore's c_rescore·S, and at most
+ * 4u·(|b| + St + S) for the conversions and the two bias additions (AMX: u·(St + |b|) + u·(S + |b|), to first
+ * order; int16: float(S_int), sw·sx and the fma, 3u·St + u·|b|, and the rescore's u·(S + |b|)); 1e-30 for
+ * what underflows (a scale product below 2^-126: at most 2^31·2^-149 in all). */
+static double screen_bound(const analyze_screen *a, const double *nrm) {
+    const double nx = nrm[0], nxt = nrm[1], ex = nrm[2], u = ldexp(1, -24);
+    const double S = a->wmax * nx, St = (a->wmax + a->emax) * nxt;
+    return a->emax * nxt + a->wmax * ex + a->c_screen * St + a->c_rescore * S + 4 * u * (a->bmax + St + S) + 1e-30;
+}
+
 /* One row: s [M] its screen (bias added), cmax [n_ch] its chunk maxima (n_ch >= k; reordered here); xc [d];
  * nrm: ‖xc‖, ‖x̃‖, ‖x̃ − xc‖. Writes at most k entries to idx/val, returns the count. */
 static int row_select(const analyze_screen *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
                       const double *nrm, scratch *w, int32_t *idx, float *val) {
     const int64_t d = a->d, M = a->M, k = a->k;
-    /* |a_i − p_i| <= |W̃_i·x̃ − W_i·xc| + the sums' and conversions' rounding + the bias additions' rounding, where
-     * W̃_i·x̃ − W_i·xc = (W̃_i − W_i)·x̃ + W_i·(x̃ − xc), so by Cauchy–Schwarz with the rounding errors as they
-     * are (not their worst case): emax·‖x̃‖ + wmax·‖x̃ − xc‖. With S >= Σ|W_ij xc_j| (the rescore's terms) and
-     * St >= Σ|W̃_ij x̃_j| (the screen's): the screen's sum c_screen·St, the rescore's c_rescore·S, and at most
-     * 4u·(|b| + St + S) for the conversions and the two bias additions (AMX: u·(St + |b|) + u·(S + |b|), to first
-     * order; int16: float(S_int), sw·sx and the fma, 3u·St + u·|b|, and the rescore's u·(S + |b|)); 1e-30 for
-     * what underflows (a scale product below 2^-126: at most 2^31·2^-149 in all). */
-    const double nx = nrm[0], nxt = nrm[1], ex = nrm[2], u = ldexp(1, -24);
-    const double S = a->wmax * nx, St = (a->wmax + a->emax) * nxt;
-    const double B = a->emax * nxt + a->wmax * ex + a->c_screen * St + a->c_rescore * S + 4 * u * (a->bmax + St + S) +
-                     1e-30;
+    const double B = screen_bound(a, nrm);
     /* a bound too large to use: every latent is rescored. (W and b are finite (analyze_screen_init) and so is xc
      * (analyze skips rows that are not), so a NaN or infinite screen value needs S >= ~1e38, caught here.) */
     const int finite = isfinite(B) && B < 1e30;
@@ -437,4 +441,48 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
     }
     codes->n_rows = n;
     free(cnt);
+}
+
+/* The tile's scratch (analyze_screen_tile): which rows it holds and their bound, then nrm [3·TILE_ROWS] doubles,
+ * sx [TILE_ROWS], cmax [TILE_ROWS·16] and bias [TILE_COLS] floats, and xq [TILE_ROWS][dp] int16. A thread's
+ * consecutive tiles mostly share their rows, which are then quantized once. */
+enum { TILE_ROWS = 256, TILE_COLS = 256 };
+
+typedef struct {
+    const float *x;     /* the rows quantized in xq (NULL: none yet) */
+    int64_t nr;
+    double B;           /* their largest bound */
+} tile_rows;
+
+void *analyze_screen_tile_ws(const analyze_screen *a) {
+    tile_rows *h = musae_xmalloc(sizeof(tile_rows) + sizeof(double) * 3 * TILE_ROWS +
+                                 sizeof(float) * (TILE_ROWS * 17 + TILE_COLS) + sizeof(int16_t) * (size_t)(TILE_ROWS * a->dp));
+    h->x = NULL;
+    return h;
+}
+
+double analyze_screen_tile(const analyze_screen *a, void *ws, const float *x, int64_t nr, int64_t j0, int64_t nj,
+                           float *out) {
+    MUSAE_ASSERT(a->kind == ANALYZE_SCREEN_I16_AVX2 || a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI,
+                 "analyze_screen_tile on the %s screen", analyze_screen_name(a->kind));
+    MUSAE_ASSERT(nr > 0 && nr <= TILE_ROWS && nj > 0 && nj <= TILE_COLS && j0 % 32 == 0 && j0 + nj <= a->M,
+                 "tile of %lld rows at column %lld + %lld", (long long)nr, (long long)j0, (long long)nj);
+    const int64_t dp = a->dp, R = (nr + 31) / 32 * 32, njp = (nj + 31) / 32 * 32;
+    tile_rows *h = ws;
+    double *nrm = (double *)(h + 1);
+    float *sx = (float *)(nrm + 3 * TILE_ROWS), *cmax = sx + TILE_ROWS, *bias = cmax + TILE_ROWS * 16;
+    int16_t *xq = (int16_t *)(bias + TILE_COLS);
+    if (h->x != x || h->nr != nr) {
+        analyze_i16_rows(x, nr, R, a->d, dp, a->Q, xq, sx, nrm);
+        h->x = x, h->nr = nr, h->B = 0;
+        for (int64_t r = 0; r < nr; r++) {
+            const double b = screen_bound(a, nrm + 3 * r);
+            h->B = b > h->B ? b : h->B;
+        }
+    }
+    for (int64_t c = 0; c < njp; c++) bias[c] = c < nj ? a->b[j0 + c] : -INFINITY;
+    for (int64_t q = 0; q < R * 16; q++) cmax[q] = -INFINITY;
+    analyze_i16_screen(a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI, a->Wq + (j0 / 16) * (dp / 2) * 32, a->sw + j0, xq,
+                       sx, R, dp, njp, bias, out, cmax, 1);
+    return h->B;
 }

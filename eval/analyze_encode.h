@@ -63,6 +63,16 @@ void analyze_screen_free(analyze_screen *a);
  * (cap follows). Rows sorted by value descending, ties to the lower latent. */
 void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, sae_codes *codes);
 
+/* A tile of an int16 screen (ANALYZE_SCREEN_I16_*), for the decoder neighbours' half matrix
+ * (eval/analyze_neighbours.c): out [nr][nj rounded up to 32] = the screen of the rows x [nr, d] (finite, nr <= 256)
+ * against the encoder's rows j0 .. j0 + nj − 1 (j0 a multiple of 32, nj <= 256), bias added, padding −inf.
+ * Returns B with |out[r][c] − analyze_rescore's value of row j0 + c at x_r| <= B for every entry (the bound of
+ * analyze_screen_encode, over these rows). ws: analyze_screen_tile_ws's scratch, one per thread (free() it); it
+ * keeps the last rows quantized, found again by x and nr, so x must not change while ws lives. */
+void *analyze_screen_tile_ws(const analyze_screen *a);
+double analyze_screen_tile(const analyze_screen *a, void *ws, const float *x, int64_t nr, int64_t j0, int64_t nj,
+                           float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 #include "eval/analyze_encode.h"
 #include "eval/analyze_rescore.h"
 #include "host/core/check.h"
+#include "host/core/log.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/sae_ops.h"
@@ -69,11 +70,13 @@ static void offer(lists *l, int64_t row, float v, int32_t j) {
     if (n == K) l->bar[row] = bv[K - 1];
 }
 
-/* Tile s [ni, nj] = rows i0.. against rows j0..: row i0 + r is offered (s[r][c], j0 + c) (not itself), and when
- * `transpose`, row j0 + c is offered (s[r][c], i0 + r). Values are screened LANES at a time against the bars. */
-static void scan_tile(lists *l, const float *s, int64_t i0, int64_t ni, int64_t j0, int64_t nj, int transpose) {
+/* Tile s [ni, nj] (row stride ld) = rows i0.. against rows j0..: row i0 + r is offered (s[r][c], j0 + c) (not
+ * itself), and when `transpose`, row j0 + c is offered (s[r][c], i0 + r). Values are screened LANES at a time
+ * against the bars. */
+static void scan_tile(lists *l, const float *s, int64_t ld, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
+                      int transpose) {
     for (int64_t r = 0; r < ni; r++) {
-        const float *row = s + r * nj;
+        const float *row = s + r * ld;
         const int64_t i = i0 + r;
         for (int64_t c0 = 0; c0 < nj; c0 += LANES) {
             const int64_t c1 = c0 + LANES < nj ? c0 + LANES : nj;
@@ -94,19 +97,142 @@ static void scan_tile(lists *l, const float *s, int64_t i0, int64_t ni, int64_t 
     }
 }
 
-void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t *nb, float *cos) {
+/* Pair p of the upper half's tiles, row-major: row block *bi, column block *bj >= *bi, of n blocks. */
+static void pair_blocks(int64_t p, int64_t n, int64_t *bi, int64_t *bj) {
+    int64_t b = 0;
+    while (p >= n - b) p -= n - b, b++;
+    *bi = b;
+    *bj = b + p;
+}
+
+/* Every thread's lists offered to the first's (the order is total, so any order gives one result). */
+static lists *lists_merge(lists *per, int used, int64_t M) {
+    for (int t = 1; t < used; t++)
+        for (int64_t r = 0; r < M; r++)
+            for (int q = 0; q < per[t].n[r]; q++) offer(&per[0], r, per[t].v[r * per[t].K + q], per[t].i[r * per[t].K + q]);
+    return &per[0];
+}
+
+/* (v, ix)[0..n) sorted by `better`: insertion sort, the lists being short and nearly in order. */
+static void sort_short(float *v, int32_t *ix, int n) {
+    for (int q = 1; q < n; q++)
+        for (int e = q; e > 0 && better(v[e], ix[e], v[e - 1], ix[e - 1]); e--) {
+            const float tv = v[e];
+            const int32_t ti = ix[e];
+            v[e] = v[e - 1], ix[e] = ix[e - 1];
+            v[e - 1] = tv, ix[e - 1] = ti;
+        }
+}
+
+/* The int16 screen's route (CPUs with AVX2 but not AMX): the upper half of the screened cosine matrix, tile by
+ * tile (M²·d/2 multiply-adds at the int16 rate instead of the f32 sgemm's), into per-row lists of the K + SLACK
+ * best screen values; then each row's list is rescored exactly (analyze_rescore: the AMX path's values and sums)
+ * and sorted. With B the screens' bound (|screen − rescore| <= B for every pair), a latent outside a full list has
+ * screen value <= the list's worst s_L, so rescore value <= s_L + B: when the K-th best rescored value of the
+ * list is above that, the list holds the row's exact top K; a row where it is not is rescored against every
+ * latent. Either way a row's neighbours are the top K of the rescore's cosines, as on AMX. */
+enum { SLACK = 8 };
+
+static int64_t neighbours_i16(const analyze_screen *scr, const float *w, int64_t M, int64_t d, int K, int32_t *nb,
+                              float *cos) {
+    const int KC = K + SLACK;
+    const int64_t n_blk = (M + TILE - 1) / TILE, n_pairs = n_blk * (n_blk + 1) / 2;
+    const int T = omp_get_max_threads(), avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
+    lists *per = musae_xcalloc((size_t)T, sizeof(lists));
+    int used = 0;
+    double B = 0;
+    int64_t n_whole = 0;
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp single
+        used = omp_get_num_threads();
+        lists_init(&per[t], M, KC);
+        float *s = musae_xmalloc(sizeof(float) * TILE * TILE);
+        void *ws = analyze_screen_tile_ws(scr);
+        double Bt = 0;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < n_pairs; p++) {
+            int64_t bi, bj;
+            pair_blocks(p, n_blk, &bi, &bj);
+            const int64_t i0 = bi * TILE, j0 = bj * TILE;
+            const int64_t ni = i0 + TILE <= M ? TILE : M - i0, nj = j0 + TILE <= M ? TILE : M - j0;
+            const double b = analyze_screen_tile(scr, ws, w + i0 * d, ni, j0, nj, s);
+            Bt = b > Bt ? b : Bt;
+            scan_tile(&per[t], s, (nj + 31) / 32 * 32, i0, ni, j0, nj, bj > bi);
+        }
+#pragma omp critical
+        B = Bt > B ? Bt : B;
+        free(ws);
+        free(s);
+    }
+    lists *out = lists_merge(per, used, M);
+    float *zeros = musae_xcalloc((size_t)M, sizeof(float));
+#pragma omp parallel
+    {
+        int32_t *ci = musae_xmalloc(sizeof(int32_t) * (size_t)(M + KC));
+        float *cv = musae_xmalloc(sizeof(float) * (size_t)(M + KC));
+#pragma omp for schedule(dynamic, 64) reduction(+ : n_whole)
+        for (int64_t r = 0; r < M; r++) {
+            int n = out->n[r];
+            memcpy(ci, out->i + r * KC, sizeof(int32_t) * (size_t)n);
+            analyze_rescore(avx512, w, zeros, d, w + r * d, ci, n, cv);
+            sort_short(cv, ci, n);
+            /* latents outside the list exist (n < M − 1 others) and might rank: the whole row */
+            if (n < M - 1 && !(n >= K && (double)cv[K - 1] > (double)out->bar[r] + B)) {
+                n_whole++;
+                int64_t m = 0;
+                for (int64_t j = 0; j < M; j++)
+                    if (j != r) ci[m++] = (int32_t)j;
+                analyze_rescore(avx512, w, zeros, d, w + r * d, ci, m, cv);
+                /* the top K of the M − 1 values: a sorted head of K, each value tested against its last */
+                n = 0;
+                for (int64_t q = 0; q < m; q++) {
+                    if (n == K && !better(cv[q], ci[q], cv[K - 1], ci[K - 1])) continue;
+                    int at = n < K ? n++ : K - 1;
+                    const float v = cv[q];
+                    const int32_t j = ci[q];
+                    for (; at > 0 && better(v, j, cv[at - 1], ci[at - 1]); at--) cv[at] = cv[at - 1], ci[at] = ci[at - 1];
+                    cv[at] = v, ci[at] = j;
+                }
+            }
+            for (int q = 0; q < K; q++) {
+                nb[r * K + q] = q < n ? ci[q] : -1;
+                cos[r * K + q] = q < n ? cv[q] : 0.0f;
+            }
+        }
+        free(ci);
+        free(cv);
+    }
+    LOG_DEBUG("analyze: decoder neighbours from the %s screen's half matrix, bound %.3g; %lld of %lld rows "
+                "rescored whole", analyze_screen_name(analyze_screen_kind_of(scr)), B, (long long)n_whole, (long long)M);
+    free(zeros);
+    for (int t = 0; t < used; t++) lists_free(&per[t]);
+    free(per);
+    return n_whole;
+}
+
+int64_t analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, analyze_screen_kind kind, int32_t *nb,
+                           float *cos) {
     MUSAE_ASSERT(M > 0 && d > 0 && K > 0 && M <= INT32_MAX && d <= INT32_MAX, "M %lld, d %lld, K %d", (long long)M,
                  (long long)d, K);
     float *w = musae_xmalloc(sizeof(float) * (size_t)(M * d));
     memcpy(w, W_dec, sizeof(float) * (size_t)(M * d));
     sae_cpu_normalize_rows(w, M, d);
-    /* on AMX CPUs: the encoder's bf16 screen + f32 rescore (eval/analyze_encode.h) with the unit rows as both
-     * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1).
-     * Not the int16 screen: it would compute all M² cosines at ~1.3x the f32 rate (VNNI), where the half matrix
-     * below computes M²/2. */
-    analyze_screen *amx = analyze_screen_choice() == ANALYZE_SCREEN_AMX
-                              ? analyze_screen_init_rows(w, NULL, M, d, K + 1, 0, ANALYZE_SCREEN_AMX)
+    /* int16 screens (AVX2 and AVX-512 without AMX): the half matrix above */
+    analyze_screen *i16 = kind == ANALYZE_SCREEN_I16_AVX2 || kind == ANALYZE_SCREEN_I16_AVX512_VNNI
+                              ? analyze_screen_init_rows(w, NULL, M, d, K, 0, kind)
                               : NULL;
+    if (i16) {
+        const int64_t n_whole = neighbours_i16(i16, w, M, d, K, nb, cos);
+        analyze_screen_free(i16);
+        free(w);
+        return n_whole;
+    }
+    /* on AMX CPUs: the encoder's bf16 screen + f32 rescore (eval/analyze_encode.h) with the unit rows as both
+     * weights and inputs, the top K + 1 of each row (itself among them, unless K + 1 others tie at cosine 1);
+     * all M² cosines, the tiles' rate being ~10x the f32 one */
+    analyze_screen *amx = kind == ANALYZE_SCREEN_AMX ? analyze_screen_init_rows(w, NULL, M, d, K + 1, 0, kind) : NULL;
     if (amx) {
         sae_codes c = {0};
         c.ptr = musae_xcalloc((size_t)M + 1, sizeof(int64_t));
@@ -122,10 +248,11 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
         free(c.val);
         analyze_screen_free(amx);
         free(w);
-        return;
+        return 0;
     }
+    /* no screen (MUSAE_ANALYZE_SCREEN=off, MUSAE_ISA below avx2, non-finite weights): the f32 sgemm's half matrix */
     cpu_blas_init(); /* each of our threads runs its own single-threaded sgemm */
-    const int64_t nb_blk = (M + TILE - 1) / TILE, n_pairs = nb_blk * (nb_blk + 1) / 2;
+    const int64_t n_blk = (M + TILE - 1) / TILE, n_pairs = n_blk * (n_blk + 1) / 2;
     const int T = omp_get_max_threads();
     lists *per = musae_xcalloc((size_t)T, sizeof(lists));
     int used = 0;
@@ -138,40 +265,27 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
         float *s = musae_xmalloc(sizeof(float) * TILE * TILE);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t p = 0; p < n_pairs; p++) {
-            int64_t bi = 0, rem = p; /* pair p: row block bi, column block bj >= bi, row-major over the upper half */
-            while (rem >= nb_blk - bi) rem -= nb_blk - bi, bi++;
-            const int64_t bj = bi + rem, i0 = bi * TILE, j0 = bj * TILE;
+            int64_t bi, bj;
+            pair_blocks(p, n_blk, &bi, &bj);
+            const int64_t i0 = bi * TILE, j0 = bj * TILE;
             const int64_t ni = i0 + TILE <= M ? TILE : M - i0, nj = j0 + TILE <= M ? TILE : M - j0;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)d, 1.0f, w + i0 * d, (int)d,
                         w + j0 * d, (int)d, 0.0f, s, (int)nj);
-            scan_tile(&per[t], s, i0, ni, j0, nj, bj > bi);
+            scan_tile(&per[t], s, nj, i0, ni, j0, nj, bj > bi);
         }
         free(s);
     }
-    /* the merge: every thread's lists offered to the first's (the order is total, so any order gives one result) */
-    lists *out = &per[0];
-    for (int t = 1; t < used; t++)
-        for (int64_t r = 0; r < M; r++)
-            for (int q = 0; q < per[t].n[r]; q++) offer(out, r, per[t].v[r * K + q], per[t].i[r * K + q]);
+    lists *out = lists_merge(per, used, M);
     /* where the CPU runs the screens' rescore (AVX2 and up), the chosen cosines are recomputed by it and re-sorted,
-     * so they are the AMX path's values bit for bit (eval/analyze_rescore.h: one summation order on every level)
+     * so they are the screens' values bit for bit (eval/analyze_rescore.h: one summation order on every level)
      * rather than OpenBLAS's, whose rounding differs between its kernels */
     if (MUSAE_ISA_VARIANTS && musae_isa_get() >= MUSAE_ISA_AVX2) {
         float *zeros = musae_xcalloc((size_t)M, sizeof(float));
         const int avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < M; r++) {
-            float *v = out->v + r * K;
-            int32_t *ix = out->i + r * K;
-            const int n = out->n[r];
-            analyze_rescore(avx512, w, zeros, d, w + r * d, ix, n, v);
-            for (int q = 1; q < n; q++) /* insertion sort: the lists are short and nearly in order */
-                for (int e = q; e > 0 && better(v[e], ix[e], v[e - 1], ix[e - 1]); e--) {
-                    const float tv = v[e];
-                    const int32_t ti = ix[e];
-                    v[e] = v[e - 1], ix[e] = ix[e - 1];
-                    v[e - 1] = tv, ix[e - 1] = ti;
-                }
+            analyze_rescore(avx512, w, zeros, d, w + r * d, out->i + r * K, out->n[r], out->v + r * K);
+            sort_short(out->v + r * K, out->i + r * K, out->n[r]);
         }
         free(zeros);
     }
@@ -184,4 +298,5 @@ void analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, int32_t
     for (int t = 0; t < used; t++) lists_free(&per[t]);
     free(per);
     free(w);
+    return 0;
 }

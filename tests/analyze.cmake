@@ -19,6 +19,9 @@ set_property(TEST test_analyze_gpu APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=
 # The screened encoders (AMX bf16, int16 VNNI and AVX2) against double loops (random, padded, adversarial and
 # saturated shapes) and against each other (bit for bit); skips only without AMX and AVX2.
 musae_add_test(test_analyze_encode SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_encode.c LABELS cpu)
+# The decoder neighbours on every screen and the sgemm against double cosines (random, clusters below the int16
+# screen's bound, duplicates, a zero row, M < K) and the screens against each other (bit for bit).
+musae_add_test(test_analyze_neighbours SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_neighbours.c LABELS cpu)
 # The planted-clip-rate acceptance run (synth_acts --clip-concepts -> train -> analyze): about 25 s on 2 cores.
 musae_add_test(test_analyze_planted SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_analyze_planted.c LABELS cpu TIMEOUT 600)
 set_property(TEST test_analyze_planted APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
