@@ -37,6 +37,7 @@ struct analyze_screen {
     int avx512;             /* the gather and rescore variant (MUSAE_ISA avx512) */
     int64_t d, M, dp, Mp;   /* dp: d rounded up to 32 (AMX) or 2 (int16); Mp: M rounded up to 32 */
     int k, relu;            /* relu: only values > 0 are selected (the encoder); 0: any value (neighbours) */
+    float thr;              /* > 0: a batch-top-k SAE's inference threshold: every value > thr, not the top k */
     const float *W, *b;     /* f32 W [M, d] and b [M] (the rescore): the caller's */
     float *zeros;           /* b when none was given */
     uint16_t *Wp;           /* AMX: [Mp/16][dp/2][16][2] bf16 */
@@ -268,9 +269,18 @@ analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int6
     return a;
 }
 
+analyze_screen *analyze_screen_init_threshold(const float *W, const float *bias, int64_t M, int64_t d, float thr,
+                                              analyze_screen_kind kind) {
+    if (!(thr > 0) || !isfinite(thr)) return NULL;
+    analyze_screen *a = analyze_screen_init_rows(W, bias, M, d, 1, 1, kind);
+    if (a) a->thr = thr;
+    return a;
+}
+
 analyze_screen *analyze_screen_init(const sae_model *m) {
     pthread_once(&g_env_once, env_read); /* a bad MUSAE_ANALYZE_SCREEN is refused whatever the SAE */
-    if (m->batch_topk) return NULL;
+    if (m->batch_topk)
+        return analyze_screen_init_threshold(m->p.W_enc, m->p.b_enc, m->M, m->d, (float)m->threshold, ANALYZE_SCREEN_AUTO);
     return analyze_screen_init_rows(m->p.W_enc, m->p.b_enc, m->M, m->d, m->k, 1, ANALYZE_SCREEN_AUTO);
 }
 
@@ -316,15 +326,46 @@ static double screen_bound(const analyze_screen *a, const double *nrm) {
     return a->emax * nxt + a->wmax * ex + a->c_screen * St + a->c_rescore * S + 4 * u * (a->bmax + St + S) + 1e-30;
 }
 
+/* c[0..n) by `better` (value descending, ties to the lower latent). */
+static void sort_cands(cand *c, int64_t n) {
+    if (n > 64) {
+        qsort(c, (size_t)n, sizeof *c, cmp_cand);
+        return;
+    }
+    for (int64_t q = 1; q < n; q++) { /* the usual few dozen: insertion sort, without qsort's indirect calls */
+        const cand x = c[q];
+        int64_t e = q;
+        for (; e > 0 && better(x.v, x.i, c[e - 1].v, c[e - 1].i); e--) c[e] = c[e - 1];
+        c[e] = x;
+    }
+}
+
+/* A batch-top-k SAE's row (a->thr > 0): every latent whose f32 value p_i is > thr, as sae_model_threshold_codes
+ * selects from the sgemm's. No latent with a_i < thr − B can have p_i > thr, so the others are rescored and kept
+ * where p_i > thr. Writes the count (up to M) to idx/val (room for M), sorted like the top-k codes. */
+static int64_t row_threshold(const analyze_screen *a, const float *s, const float *xc, double B, scratch *w,
+                             int32_t *idx, float *val) {
+    const float lo = isfinite(B) ? round_down((double)a->thr - B) : -INFINITY;
+    const int64_t n1 = analyze_candidates(a->avx512, s, a->M, lo, w->ci, w->cv);
+    analyze_rescore(a->avx512, a->W, a->b, a->d, xc, w->ci, n1, w->p);
+    int64_t n = 0;
+    for (int64_t q = 0; q < n1; q++)
+        if (w->p[q] > a->thr) w->best[n].v = w->p[q], w->best[n++].i = w->ci[q];
+    sort_cands(w->best, n);
+    for (int64_t q = 0; q < n; q++) idx[q] = w->best[q].i, val[q] = w->best[q].v;
+    return n;
+}
+
 /* One row: s [M] its screen (bias added), cmax [n_ch] its chunk maxima (n_ch >= k; reordered here); xc [d];
  * nrm: ‖xc‖, ‖x̃‖, ‖x̃ − xc‖. Writes at most k entries to idx/val, returns the count. */
-static int row_select(const analyze_screen *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
-                      const double *nrm, scratch *w, int32_t *idx, float *val) {
+static int64_t row_select(const analyze_screen *a, const float *s, float *cmax, int64_t n_ch, const float *xc,
+                          const double *nrm, scratch *w, int32_t *idx, float *val) {
     const int64_t d = a->d, M = a->M, k = a->k;
     const double B = screen_bound(a, nrm);
     /* a bound too large to use: every latent is rescored. (W and b are finite (analyze_screen_init) and so is xc
      * (analyze skips rows that are not), so a NaN or infinite screen value needs S >= ~1e38, caught here.) */
     const int finite = isfinite(B) && B < 1e30;
+    if (a->thr > 0) return row_threshold(a, s, xc, finite ? B : INFINITY, w, idx, val);
     /* stage 1: θ1 = the k-th largest chunk maximum (<= the k-th largest screen value: k latents reach it) */
     const double theta1 = finite && n_ch >= k ? kth_largest(cmax, n_ch, k) : -INFINITY;
     const double floor_ = a->relu ? -B : -INFINITY; /* relu: p_i <= 0 is never selected, nor a_i < −B */
@@ -344,17 +385,28 @@ static int row_select(const analyze_screen *a, const float *s, float *cmax, int6
     int64_t n = 0;
     for (int64_t q = 0; q < n2; q++)
         if (w->p[q] > 0 || !a->relu) w->best[n].v = w->p[q], w->best[n++].i = w->ci[q];
-    if (n > 64) qsort(w->best, (size_t)n, sizeof *w->best, cmp_cand);
-    else /* the usual few dozen: insertion sort, without qsort's calls through a pointer */
-        for (int64_t q = 1; q < n; q++) {
-            const cand c = w->best[q];
-            int64_t e = q;
-            for (; e > 0 && better(c.v, c.i, w->best[e - 1].v, w->best[e - 1].i); e--) w->best[e] = w->best[e - 1];
-            w->best[e] = c;
-        }
+    sort_cands(w->best, n);
     const int out = (int)(n < k ? n : k);
     for (int q = 0; q < out; q++) idx[q] = w->best[q].i, val[q] = w->best[q].v;
     return out;
+}
+
+/* One block's codes under a threshold (analyze_screen_encode), grown by doubling. */
+typedef struct {
+    int32_t *idx;
+    float *val;
+    int64_t n, cap;
+} block_codes;
+
+static void block_codes_add(block_codes *b, const int32_t *idx, const float *val, int64_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->idx = musae_xrealloc(b->idx, sizeof(int32_t) * (size_t)b->cap);
+        b->val = musae_xrealloc(b->val, sizeof(float) * (size_t)b->cap);
+    }
+    memcpy(b->idx + b->n, idx, sizeof(int32_t) * (size_t)n);
+    memcpy(b->val + b->n, val, sizeof(float) * (size_t)n);
+    b->n += n;
 }
 
 void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, sae_codes *codes) {
@@ -366,13 +418,16 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
     /* rows per screen block: the [R, Mp] fp32 screen stays near 2 MiB (L2), R a multiple of 32 */
     int64_t R = ((int64_t)1 << 19) / Mp / 32 * 32;
     R = R < 32 ? 32 : R > 256 ? 256 : R;
-    if (codes->cap < n * k) {
+    const int thr = a->thr > 0;
+    if (!thr && codes->cap < n * k) {
         codes->cap = n * k;
         codes->idx = musae_xrealloc(codes->idx, sizeof(int32_t) * (size_t)(codes->cap + 1));
         codes->val = musae_xrealloc(codes->val, sizeof(float) * (size_t)(codes->cap + 1));
     }
     int32_t *cnt = musae_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
     const int64_t n_blocks = (n + R - 1) / R;
+    /* a threshold's rows have any number of codes: each block's go to a buffer of its own, joined in order below */
+    block_codes *bc = thr ? musae_xcalloc((size_t)n_blocks, sizeof(block_codes)) : NULL;
     /* chunk groups: 16·G chunk maxima per row, at least 2k (so the k-th largest is a close bound), at most one
      * 16-latent block per group */
     int64_t G = 2 * ((k + 15) / 16);
@@ -394,6 +449,8 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
                      .work = musae_xmalloc(sizeof(float) * (size_t)(M + 16)),
                      .p = musae_xmalloc(sizeof(float) * (size_t)(M + 16)),
                      .best = musae_xmalloc(sizeof(cand) * (size_t)(M + 1))};
+        int32_t *ridx = thr ? musae_xmalloc(sizeof(int32_t) * (size_t)(M + 1)) : NULL;
+        float *rval = thr ? musae_xmalloc(sizeof(float) * (size_t)(M + 1)) : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < n_blocks; blk++) {
             const int64_t r0 = blk * R, nr = r0 + R <= n ? R : n - r0;
@@ -409,10 +466,15 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
                 analyze_i16_screen(a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI, a->Wq, a->sw, A, sx, R, dp, Mp, bias_p,
                                    s, cmax, G);
             }
-            for (int64_t r = 0; r < nr; r++)
-                cnt[r0 + r] = row_select(a, s + r * Mp, cmax + r * 16 * G, 16 * G, xc + (r0 + r) * d, nrm + 3 * r, &w,
-                                         codes->idx + (r0 + r) * k, codes->val + (r0 + r) * k);
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t c = row_select(a, s + r * Mp, cmax + r * 16 * G, 16 * G, xc + (r0 + r) * d, nrm + 3 * r, &w,
+                                             thr ? ridx : codes->idx + (r0 + r) * k, thr ? rval : codes->val + (r0 + r) * k);
+                cnt[r0 + r] = (int32_t)c;
+                if (thr) block_codes_add(&bc[blk], ridx, rval, c);
+            }
         }
+        free(ridx);
+        free(rval);
         free(A);
         free(sx);
         free(nrm);
@@ -428,6 +490,29 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
 #endif
     }
     free(bias_p);
+    if (thr) { /* the blocks' buffers, in order */
+        int64_t total = 0;
+        for (int64_t b = 0; b < n_blocks; b++) total += bc[b].n;
+        if (codes->cap < total) {
+            codes->cap = total;
+            codes->idx = musae_xrealloc(codes->idx, sizeof(int32_t) * (size_t)(codes->cap + 1));
+            codes->val = musae_xrealloc(codes->val, sizeof(float) * (size_t)(codes->cap + 1));
+        }
+        int64_t at = 0;
+        for (int64_t b = 0; b < n_blocks; b++) {
+            memcpy(codes->idx + at, bc[b].idx, sizeof(int32_t) * (size_t)bc[b].n);
+            memcpy(codes->val + at, bc[b].val, sizeof(float) * (size_t)bc[b].n);
+            at += bc[b].n;
+            free(bc[b].idx);
+            free(bc[b].val);
+        }
+        free(bc);
+        codes->ptr[0] = 0;
+        for (int64_t r = 0; r < n; r++) codes->ptr[r + 1] = codes->ptr[r] + cnt[r];
+        codes->n_rows = n;
+        free(cnt);
+        return;
+    }
     /* pack the rows (written at r·k) into CSR */
     int64_t at = 0;
     codes->ptr[0] = 0;

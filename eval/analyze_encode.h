@@ -45,8 +45,8 @@ typedef enum {
     ANALYZE_SCREEN_I16_AVX2,        /* int16, vpmaddwd + vpaddd on ymm (also what AVX-512 CPUs without VNNI run) */
 } analyze_screen_kind;
 
-/* The packed encoder of top-k SAE m, or NULL where no screen applies: a batch-top-k SAE, MUSAE_ANALYZE_SCREEN=off,
- * MUSAE_ISA below avx2 (kernels/cpu/isa.h), non-finite weights. */
+/* The packed encoder of SAE m (top-k, or batch-top-k by its threshold), or NULL where no screen applies:
+ * MUSAE_ANALYZE_SCREEN=off, MUSAE_ISA below avx2 (kernels/cpu/isa.h), non-finite weights. */
 analyze_screen *analyze_screen_init(const sae_model *m);
 /* The same screen and rescore for any rows W [M, d] and bias (NULL: zeros), both kept by the caller while the
  * encoder lives: the top k (at most M) of W·x + bias per row x, value descending, ties to the lower index; relu 1:
@@ -54,6 +54,11 @@ analyze_screen *analyze_screen_init(const sae_model *m);
  * screen is not available (the CPU, MUSAE_ISA, or for AUTO MUSAE_ANALYZE_SCREEN). */
 analyze_screen *analyze_screen_init_rows(const float *W, const float *bias, int64_t M, int64_t d, int k, int relu,
                                          analyze_screen_kind kind);
+/* The same for a batch-top-k SAE's inference (thr > 0, its threshold): every latent whose f32 value W_i·x + b_i
+ * is > thr, as sae_model_threshold_codes selects them from the sgemm's values (up to their summation order),
+ * sorted like the top-k codes. NULL where the screen is not available or thr is not a positive number. */
+analyze_screen *analyze_screen_init_threshold(const float *W, const float *bias, int64_t M, int64_t d, float thr,
+                                              analyze_screen_kind kind);
 analyze_screen_kind analyze_screen_kind_of(const analyze_screen *a);
 /* The screen AUTO stands for in this process (AUTO itself: none, the sgemm). */
 analyze_screen_kind analyze_screen_choice(void);

@@ -13,9 +13,12 @@
 void analyze_encoder_init(analyze_encoder *e, const sae_model *m, int64_t rows, int on_gpu) {
     memset(e, 0, sizeof *e);
     e->m = m;
-    /* a batch-top-k encode holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at once */
+    if (!on_gpu) e->screen = analyze_screen_init(m);
+    if (e->screen) LOG_DEBUG("analyze: the %s screen and f32 rescore encode the rows", analyze_screen_name(analyze_screen_kind_of(e->screen)));
+    /* a batch-top-k encode without a screen holds the [rows, M] pre-activations: at most 2^24 floats (64 MiB) at
+     * once */
     e->pre_rows = rows;
-    if (m->batch_topk) {
+    if (m->batch_topk && !e->screen) {
         int64_t r = ((int64_t)1 << 24) / m->M;
         e->pre_rows = r < 1 ? 1 : r < rows ? r : rows;
         e->pre = musae_xmalloc(sizeof(float) * (size_t)(e->pre_rows * m->M));
@@ -27,8 +30,6 @@ void analyze_encoder_init(analyze_encoder *e, const sae_model *m, int64_t rows, 
 #else
     MUSAE_ASSERT(!on_gpu, "a GPU encoder in a build without CUDA");
 #endif
-    if (!on_gpu) e->screen = analyze_screen_init(m);
-    if (e->screen) LOG_DEBUG("analyze: the %s screen and f32 rescore encode the rows", analyze_screen_name(analyze_screen_kind_of(e->screen)));
 }
 
 /* One call's encode of n <= pre_rows rows into c: on the GPU when the encoder has one, else sae_model_infer.
@@ -68,7 +69,7 @@ void analyze_encoder_free(analyze_encoder *e) {
 
 void analyze_encoder_run(analyze_encoder *e, const float *x, int64_t n) {
     const sae_model *m = e->m;
-    if (!m->batch_topk) {
+    if (!m->batch_topk || e->screen) { /* a screen needs no pre-activation buffer, whatever the SAE */
         encode_call(e, x, n, &e->codes);
         return;
     }

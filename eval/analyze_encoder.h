@@ -1,7 +1,8 @@
 /* The row encoder of `musae analyze` (eval/analyze.c): the codes of a block of store rows with the SAE as trained,
- * on the GPU (--device cuda, sae/sae_gpu_infer.h), through a screen and f32 rescore (top-k SAEs on CPUs with AMX
- * or AVX2, eval/analyze_encode.h) or through sae_model_infer's sgemm; a batch-top-k SAE in pieces bounded by its [rows, M]
- * pre-activation buffer, its inference threshold applied on the host. */
+ * on the GPU (--device cuda, sae/sae_gpu_infer.h), through a screen and f32 rescore (top-k and batch-top-k SAEs
+ * on CPUs with AMX or AVX2, eval/analyze_encode.h) or through sae_model_infer's sgemm; without a screen a
+ * batch-top-k SAE goes in pieces bounded by its [rows, M] pre-activation buffer, its inference threshold applied on
+ * the host. */
 #ifndef MUSAE_ANALYZE_ENCODER_H
 #define MUSAE_ANALYZE_ENCODER_H
 
@@ -21,7 +22,7 @@ typedef struct {
     float *xc, *pre;             /* [rows, d] centred rows; [pre_rows, M] pre-activations (batch-top-k only) */
     int64_t pre_rows;            /* rows per sae_model_infer call (batch-top-k: bounded by the [rows, M] buffer) */
     void *gpu;                   /* sae_gpu_encoder when the rows are encoded on the GPU (--device cuda), else NULL */
-    analyze_screen *screen;      /* the screen + f32 rescore (top-k SAEs; eval/analyze_encode.h), else NULL: sgemm */
+    analyze_screen *screen;      /* the screen + f32 rescore (eval/analyze_encode.h), else NULL: sgemm */
 } analyze_encoder;
 
 /* An encoder of m for blocks of at most `rows` rows; on_gpu: on the current CUDA device (CUDA builds only). */

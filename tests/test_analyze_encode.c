@@ -6,7 +6,9 @@
  * adversarial SAE whose latents share one direction up to perturbations below bf16's resolution (and about int16's
  * step), so the screen cannot order them and every row's selection rests on the error bound (with the bound set
  * to 0 these fail), the same without the ReLU (values of any sign, no bias: the decoder neighbours' use), and a
- * saturated one where every quantized product is ±Q², the int32 sums' largest case. Skips (77) only where the CPU
+ * saturated one where every quantized product is ±Q², the int32 sums' largest case; and a batch-top-k SAE's
+ * threshold (every value above it, none below, beyond the noise) on random rows and on adversarial ones with the
+ * threshold at their mean, where half the latents lie within the bound of it. Skips (77) only where the CPU
  * has neither AMX nor AVX2 (the sgemm path, tested by test_analyze, runs there). */
 #include <math.h>
 #include <stdlib.h>
@@ -19,14 +21,19 @@
 #include "sae/sae.h"
 #include "test.h"
 
+/* (av, ai) ranks before (bv, bi): a larger value, or the same at a lower latent. */
+static int better_eq(float av, int32_t ai, float bv, int32_t bi) { return av > bv || (av == bv && ai < bi); }
+
 static double gauss(uint64_t seed, uint64_t i) {
     musae_u32x4 r = musae_philox(seed, 0x6A, i);
     double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-/* Checks codes of rows x [n, d] against double pre-activations; returns the number of bad rows. */
-static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_codes *c, int relu, const char *label) {
+/* Checks codes of rows x [n, d] against double pre-activations: the top k (thr 0), or every value > thr (a
+ * batch-top-k threshold); returns the number of bad rows. */
+static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_codes *c, int relu, double thr,
+                      const char *label) {
     const int64_t d = m->d, M = m->M, k = m->k;
     double *p = malloc(sizeof(double) * (size_t)M);
     uint8_t *sel = calloc((size_t)M, 1);
@@ -44,6 +51,22 @@ static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_c
             scale = a > scale ? a : scale;
         }
         const double tol = 1e-5 * scale; /* fp32 summation noise of the largest |W_i·xc| + |b_i| */
+        if (thr > 0) { /* every value above thr, none below, beyond the noise; each within it; in order */
+            const int64_t got = c->ptr[r + 1] - c->ptr[r];
+            int ok = got <= M;
+            for (int64_t e = c->ptr[r]; ok && e < c->ptr[r + 1]; e++) {
+                const int32_t i = c->idx[e];
+                ok &= i >= 0 && i < M && !sel[i] && c->val[e] > (float)thr && fabs(c->val[e] - p[i]) <= tol &&
+                      (e == c->ptr[r] || better_eq(c->val[e - 1], c->idx[e - 1], c->val[e], i));
+                if (i >= 0 && i < M) sel[i] = 1;
+            }
+            for (int64_t i = 0; i < M; i++) {
+                ok &= sel[i] ? p[i] > thr - tol : p[i] <= thr + tol;
+                sel[i] = 0;
+            }
+            if (!ok && bad++ < 3) printf("%s: row %lld: %lld codes, not those above %g\n", label, (long long)r, (long long)got, thr);
+            continue;
+        }
         int64_t pos = 0;
         for (int64_t i = 0; i < M; i++) pos += !relu || p[i] > tol;
         const int64_t got = c->ptr[r + 1] - c->ptr[r];
@@ -85,8 +108,10 @@ enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
 
 static int g_ran[N_VARIANTS];
 
-/* shape: 0 random, 1 adversarial (one shared direction), 2 saturated (±1 weights, constant rows) */
-static void run_case(const char *label, int d, int M, int k, int shape, int relu) {
+/* shape: 0 random, 1 adversarial (one shared direction), 2 saturated (±1 weights, constant rows). thr > 0: a
+ * batch-top-k threshold instead of the top k; thr < 0: the threshold is the mean pre-activation of row 0 (about
+ * half of every adversarial row's latents then lie within the bound of it). */
+static void run_case(const char *label, int d, int M, int k, int shape, int relu, double thr) {
     const int adversarial = shape == 1, saturated = shape == 2;
     sae_model m;
     memset(&m, 0, sizeof m);
@@ -120,13 +145,23 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
                                        : (float)gauss(7, (uint64_t)(r * d + j));
             xc[r * d + j] = x[r * d + j] - m.p.b_dec[j];
         }
+    if (thr < 0) {
+        thr = 0;
+        for (int64_t i = 0; i < M; i++) {
+            double p = m.p.b_enc[i];
+            for (int64_t j = 0; j < d; j++) p += (double)m.p.W_enc[i * d + j] * (double)xc[j];
+            thr += p / (double)M;
+        }
+        CHECK(thr > 0, "%s: row 0's mean pre-activation %g is not a threshold", label, thr);
+    }
     const musae_isa isa0 = musae_isa_get();
     sae_codes first = {0};
     const char *first_name = NULL;
     for (int v = 0; v < N_VARIANTS; v++) {
         if (VARIANTS[v].isa > isa0) continue;
         musae_isa_set(VARIANTS[v].isa);
-        analyze_screen *a = analyze_screen_init_rows(m.p.W_enc, relu ? m.p.b_enc : NULL, M, d, k, relu, VARIANTS[v].kind);
+        analyze_screen *a = thr > 0 ? analyze_screen_init_threshold(m.p.W_enc, m.p.b_enc, M, d, (float)thr, VARIANTS[v].kind)
+                                    : analyze_screen_init_rows(m.p.W_enc, relu ? m.p.b_enc : NULL, M, d, k, relu, VARIANTS[v].kind);
         if (!a) {
             musae_isa_set(isa0);
             continue;
@@ -138,8 +173,8 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
         c.ptr = calloc((size_t)n + 1, sizeof(int64_t));
         analyze_screen_encode(a, xc, n, &c);
         CHECK(c.n_rows == n && c.ptr[0] == 0, "%s: %lld rows", what, (long long)c.n_rows);
-        const int bad = check_rows(&m, x, n, &c, relu, what);
-        CHECK(bad == 0, "%s: %d of %lld rows are not their top %d", what, bad, (long long)n, k);
+        const int bad = check_rows(&m, x, n, &c, relu, thr, what);
+        CHECK(bad == 0, "%s: %d of %lld rows are not their codes", what, bad, (long long)n);
         /* a row's codes do not depend on the rows beside it: row 7 alone gives the same entries */
         sae_codes one = {0};
         one.ptr = calloc(2, sizeof(int64_t));
@@ -179,13 +214,15 @@ int main(void) {
         range_ok &= Q >= 1 && d * Q * Q <= INT32_MAX && (Q == 32767 || d * (Q + 1) * (Q + 1) > INT32_MAX);
     }
     CHECK(range_ok && analyze_i16_range(512) == 2047, "analyze_i16_range: Q(512) = %d", analyze_i16_range(512));
-    run_case("random d 128, M 4096, k 32", 128, 4096, 32, 0, 1);
-    run_case("random d 72, M 200, k 5 (padded shapes)", 72, 200, 5, 0, 1);
-    run_case("random d 37, M 100, k 5 (odd d)", 37, 100, 5, 0, 1);
-    run_case("adversarial d 256, M 1024, k 16", 256, 1024, 16, 1, 1);
-    run_case("saturated d 512, M 600, k 8", 512, 600, 8, 2, 1);
-    run_case("any sign (neighbours), d 96, M 1000, k 9", 96, 1000, 9, 0, 0);
-    run_case("any sign, adversarial d 256, M 1024, k 9", 256, 1024, 9, 1, 0);
+    run_case("random d 128, M 4096, k 32", 128, 4096, 32, 0, 1, 0);
+    run_case("random d 72, M 200, k 5 (padded shapes)", 72, 200, 5, 0, 1, 0);
+    run_case("random d 37, M 100, k 5 (odd d)", 37, 100, 5, 0, 1, 0);
+    run_case("adversarial d 256, M 1024, k 16", 256, 1024, 16, 1, 1, 0);
+    run_case("saturated d 512, M 600, k 8", 512, 600, 8, 2, 1, 0);
+    run_case("any sign (neighbours), d 96, M 1000, k 9", 96, 1000, 9, 0, 0, 0);
+    run_case("any sign, adversarial d 256, M 1024, k 9", 256, 1024, 9, 1, 0, 0);
+    run_case("batch-top-k threshold 2.5, random d 128, M 4096", 128, 4096, 32, 0, 1, 2.5);
+    run_case("batch-top-k threshold, adversarial d 256, M 1024", 256, 1024, 16, 1, 1, -1);
     int any = 0;
     for (int v = 0; v < N_VARIANTS; v++) {
         printf("%s at MUSAE_ISA %s: %s\n", VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa), g_ran[v] ? "tested" : "not on this CPU");
