@@ -97,19 +97,55 @@ static void scan_tile(lists *l, const float *s, int64_t ld, int64_t i0, int64_t 
     }
 }
 
-/* Pair p of the upper half's tiles, row-major: row block *bi, column block *bj >= *bi, of n blocks. */
-static void pair_blocks(int64_t p, int64_t n, int64_t *bi, int64_t *bj) {
-    int64_t b = 0;
-    while (p >= n - b) p -= n - b, b++;
-    *bi = b;
-    *bj = b + p;
-}
-
-/* Every thread's lists offered to the first's (the order is total, so any order gives one result). */
-static lists *lists_merge(lists *per, int used, int64_t M) {
+/* The lists of every row over the upper half of the cosine matrix of the unit rows w [M, d], L per row: tiles
+ * (I, J >= I) in parallel, each computed by the int16 screen scr (its bound's largest value into *B) or, scr NULL,
+ * by one single-threaded sgemm (*B = 0), and offered to the rows of I and, transposed, of J; every thread's lists
+ * are then offered to the first's (the order is total, so any order gives one result). Returns per[0] of the
+ * `*used` lists in per (lists_free each, then free(per)). */
+static lists *half_matrix(const analyze_screen *scr, const float *w, int64_t M, int64_t d, int L, double *B,
+                          lists **per_out, int *used_out) {
+    const int64_t n_blk = (M + TILE - 1) / TILE, n_pairs = n_blk * (n_blk + 1) / 2;
+    const int T = omp_get_max_threads();
+    lists *per = musae_xcalloc((size_t)T, sizeof(lists));
+    int used = 0;
+    double Bm = 0;
+    if (!scr) cpu_blas_init(); /* each of our threads runs its own single-threaded sgemm */
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp single
+        used = omp_get_num_threads();
+        lists_init(&per[t], M, L);
+        float *s = musae_xmalloc(sizeof(float) * TILE * TILE);
+        void *ws = scr ? analyze_screen_tile_ws(scr) : NULL;
+        double Bt = 0;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < n_pairs; p++) {
+            int64_t bi = 0, bj = p; /* pair p: row block bi, column block bj >= bi, row-major over the upper half */
+            while (bj >= n_blk - bi) bj -= n_blk - bi, bi++;
+            bj += bi;
+            const int64_t i0 = bi * TILE, j0 = bj * TILE;
+            const int64_t ni = i0 + TILE <= M ? TILE : M - i0, nj = j0 + TILE <= M ? TILE : M - j0;
+            if (scr) {
+                const double b = analyze_screen_tile(scr, ws, w + i0 * d, ni, j0, nj, s);
+                Bt = b > Bt ? b : Bt;
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)d, 1.0f, w + i0 * d, (int)d,
+                            w + j0 * d, (int)d, 0.0f, s, (int)nj);
+            }
+            scan_tile(&per[t], s, scr ? (nj + 31) / 32 * 32 : nj, i0, ni, j0, nj, bj > bi);
+        }
+#pragma omp critical
+        Bm = Bt > Bm ? Bt : Bm;
+        free(ws);
+        free(s);
+    }
     for (int t = 1; t < used; t++)
         for (int64_t r = 0; r < M; r++)
-            for (int q = 0; q < per[t].n[r]; q++) offer(&per[0], r, per[t].v[r * per[t].K + q], per[t].i[r * per[t].K + q]);
+            for (int q = 0; q < per[t].n[r]; q++) offer(&per[0], r, per[t].v[r * L + q], per[t].i[r * L + q]);
+    *B = Bm;
+    *per_out = per;
+    *used_out = used;
     return &per[0];
 }
 
@@ -135,38 +171,12 @@ enum { SLACK = 8 };
 
 static int64_t neighbours_i16(const analyze_screen *scr, const float *w, int64_t M, int64_t d, int K, int32_t *nb,
                               float *cos) {
-    const int KC = K + SLACK;
-    const int64_t n_blk = (M + TILE - 1) / TILE, n_pairs = n_blk * (n_blk + 1) / 2;
-    const int T = omp_get_max_threads(), avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
-    lists *per = musae_xcalloc((size_t)T, sizeof(lists));
-    int used = 0;
-    double B = 0;
+    const int KC = K + SLACK, avx512 = musae_isa_get() >= MUSAE_ISA_AVX512;
+    double B;
+    lists *per;
+    int used;
+    lists *out = half_matrix(scr, w, M, d, KC, &B, &per, &used);
     int64_t n_whole = 0;
-#pragma omp parallel num_threads(T)
-    {
-        const int t = omp_get_thread_num();
-#pragma omp single
-        used = omp_get_num_threads();
-        lists_init(&per[t], M, KC);
-        float *s = musae_xmalloc(sizeof(float) * TILE * TILE);
-        void *ws = analyze_screen_tile_ws(scr);
-        double Bt = 0;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t p = 0; p < n_pairs; p++) {
-            int64_t bi, bj;
-            pair_blocks(p, n_blk, &bi, &bj);
-            const int64_t i0 = bi * TILE, j0 = bj * TILE;
-            const int64_t ni = i0 + TILE <= M ? TILE : M - i0, nj = j0 + TILE <= M ? TILE : M - j0;
-            const double b = analyze_screen_tile(scr, ws, w + i0 * d, ni, j0, nj, s);
-            Bt = b > Bt ? b : Bt;
-            scan_tile(&per[t], s, (nj + 31) / 32 * 32, i0, ni, j0, nj, bj > bi);
-        }
-#pragma omp critical
-        B = Bt > B ? Bt : B;
-        free(ws);
-        free(s);
-    }
-    lists *out = lists_merge(per, used, M);
     float *zeros = musae_xcalloc((size_t)M, sizeof(float));
 #pragma omp parallel
     {
@@ -251,31 +261,10 @@ int64_t analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, anal
         return 0;
     }
     /* no screen (MUSAE_ANALYZE_SCREEN=off, MUSAE_ISA below avx2, non-finite weights): the f32 sgemm's half matrix */
-    cpu_blas_init(); /* each of our threads runs its own single-threaded sgemm */
-    const int64_t n_blk = (M + TILE - 1) / TILE, n_pairs = n_blk * (n_blk + 1) / 2;
-    const int T = omp_get_max_threads();
-    lists *per = musae_xcalloc((size_t)T, sizeof(lists));
-    int used = 0;
-#pragma omp parallel num_threads(T)
-    {
-        const int t = omp_get_thread_num();
-#pragma omp single
-        used = omp_get_num_threads();
-        lists_init(&per[t], M, K);
-        float *s = musae_xmalloc(sizeof(float) * TILE * TILE);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t p = 0; p < n_pairs; p++) {
-            int64_t bi, bj;
-            pair_blocks(p, n_blk, &bi, &bj);
-            const int64_t i0 = bi * TILE, j0 = bj * TILE;
-            const int64_t ni = i0 + TILE <= M ? TILE : M - i0, nj = j0 + TILE <= M ? TILE : M - j0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)d, 1.0f, w + i0 * d, (int)d,
-                        w + j0 * d, (int)d, 0.0f, s, (int)nj);
-            scan_tile(&per[t], s, nj, i0, ni, j0, nj, bj > bi);
-        }
-        free(s);
-    }
-    lists *out = lists_merge(per, used, M);
+    double B;
+    lists *per;
+    int used;
+    lists *out = half_matrix(NULL, w, M, d, K, &B, &per, &used);
     /* where the CPU runs the screens' rescore (AVX2 and up), the chosen cosines are recomputed by it and re-sorted,
      * so they are the screens' values bit for bit (eval/analyze_rescore.h: one summation order on every level)
      * rather than OpenBLAS's, whose rounding differs between its kernels */

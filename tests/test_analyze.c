@@ -18,6 +18,7 @@
 #include "host/io/store.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cuda/cuda_device.h"
+#include "test_rand.h"
 
 enum { D = 8, M = 24, K = 3, N_CLIPS = 130, LAYER = 3, TOP = 4 };
 static const double BT_THRESHOLD = 4.5;
@@ -27,12 +28,6 @@ static const double BT_THRESHOLD = 4.5;
 static int small_int(uint64_t seed, uint64_t i, int lo, int hi) {
     return lo + (int)(musae_philox(seed, 0xF1, i).v[0] % (uint32_t)(hi - lo + 1));
 }
-static double gauss(uint64_t seed, uint64_t i) {
-    musae_u32x4 r = musae_philox(seed, 0x6A, i);
-    double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static int clip_len(int c) { return 1 + (c * 7) % 13; }
 
 /* The store: clip c has clip_len(c) rows of integers in [-3, 3]; a few rows hold NaN/Inf and clip 5 is all NaN. */
@@ -74,7 +69,7 @@ static void make_weights(weights *wt, uint64_t seed, int batch_topk) {
     for (int i = 0; i < M * D; i++) wt->W_enc[i] = (float)small_int(seed, (uint64_t)i, -2, 2);
     for (int i = 0; i < M; i++) wt->b_enc[i] = (float)small_int(seed, 10000 + (uint64_t)i, -3, 1);
     for (int j = 0; j < D; j++) wt->b_dec[j] = (float)small_int(seed, 20000 + (uint64_t)j, -1, 1);
-    for (int i = 0; i < M * D; i++) wt->W_dec[i] = (float)gauss(seed, (uint64_t)i);
+    for (int i = 0; i < M * D; i++) wt->W_dec[i] = (float)test_gauss(seed, (uint64_t)i);
     wt->batch_topk = batch_topk;
 }
 
@@ -542,7 +537,7 @@ static void test_kill(void) {
     const int d = 64, m = 4096;
     float *we = malloc(sizeof(float) * (size_t)(m * d)), *be = calloc((size_t)m, sizeof(float)),
           *bd = calloc((size_t)d, sizeof(float));
-    for (int i = 0; i < m * d; i++) we[i] = (float)gauss(3, (uint64_t)i) * 0.2f;
+    for (int i = 0; i < m * d; i++) we[i] = (float)test_gauss(3, (uint64_t)i) * 0.2f;
     mkdir(at("wide_sae"), 0755);
     musae_st_writer *w = musae_st_writer_new();
     int64_t s_md[2] = {m, d}, s_m[1] = {m}, s_d[1] = {d};

@@ -20,17 +20,11 @@
 
 #include "cli.h"
 #include "eval/features_io.h"
-#include "host/core/philox.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
+#include "test_rand.h"
 
 enum { D = 16, M = 96, K = 6, N_CLIPS = 240, LAYER = 3 };
-
-static double gauss(uint64_t seed, uint64_t i) {
-    musae_u32x4 r = musae_philox(seed, 0x6A, i);
-    double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 static int clip_len(int c) { return 1 + (c * 13) % 37; }
 
@@ -49,7 +43,7 @@ static void make_store(const char *path, int n_clips, int d, uint64_t seed) {
     for (int c = 0; c < n_clips; c++) {
         const int n = clip_len(c);
         for (int r = 0; r < n; r++)
-            for (int j = 0; j < d; j++) x[r * d + j] = (float)gauss(seed, (uint64_t)(c * 4096 + r * 64 + j));
+            for (int j = 0; j < d; j++) x[r * d + j] = (float)test_gauss(seed, (uint64_t)(c * 4096 + r * 64 + j));
         if (c == 7)
             for (int r = 0; r < n; r++) x[r * d] = NAN;
         if (c % 11 == 2 && n > 2) x[1 * d + 2] = INFINITY;
@@ -68,11 +62,11 @@ static void write_sae(const char *dir, int m, int d, int k, uint64_t seed, doubl
     mkdir(dir, 0755);
     float *we = musae_xmalloc(sizeof(float) * (size_t)(m * d)), *be = musae_xmalloc(sizeof(float) * (size_t)m),
           *wd = musae_xmalloc(sizeof(float) * (size_t)(m * d)), *bd = musae_xmalloc(sizeof(float) * (size_t)d);
-    for (int i = 0; i < m * d; i++) we[i] = (float)(0.3 * gauss(seed, (uint64_t)i));
-    for (int i = 0; i < m * d; i++) wd[i] = (float)gauss(seed + 100, (uint64_t)i);
-    for (int i = 0; i < m; i++) be[i] = (float)(0.2 * gauss(seed + 200, (uint64_t)i) - 0.3);
+    for (int i = 0; i < m * d; i++) we[i] = (float)(0.3 * test_gauss(seed, (uint64_t)i));
+    for (int i = 0; i < m * d; i++) wd[i] = (float)test_gauss(seed + 100, (uint64_t)i);
+    for (int i = 0; i < m; i++) be[i] = (float)(0.2 * test_gauss(seed + 200, (uint64_t)i) - 0.3);
     be[m - 1] = -1000; /* a dead latent */
-    for (int j = 0; j < d; j++) bd[j] = (float)(0.1 * gauss(seed + 300, (uint64_t)j));
+    for (int j = 0; j < d; j++) bd[j] = (float)(0.1 * test_gauss(seed + 300, (uint64_t)j));
     char p[2048], err[256];
     musae_st_writer *w = musae_st_writer_new();
     int64_t s_md[2] = {m, d}, s_m[1] = {m}, s_d[1] = {d};

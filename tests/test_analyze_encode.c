@@ -16,19 +16,14 @@
 
 #include "eval/analyze_encode.h"
 #include "eval/analyze_screen_i16.h"
-#include "host/core/philox.h"
 #include "kernels/cpu/isa.h"
 #include "sae/sae.h"
 #include "test.h"
+#include "test_rand.h"
+#include "test_screens.h"
 
 /* (av, ai) ranks before (bv, bi): a larger value, or the same at a lower latent. */
 static int better_eq(float av, int32_t ai, float bv, int32_t bi) { return av > bv || (av == bv && ai < bi); }
-
-static double gauss(uint64_t seed, uint64_t i) {
-    musae_u32x4 r = musae_philox(seed, 0x6A, i);
-    double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* Checks codes of rows x [n, d] against double pre-activations: the top k (thr 0), or every value > thr (a
  * batch-top-k threshold); returns the number of bad rows. */
@@ -91,22 +86,7 @@ static int check_rows(const sae_model *m, const float *x, int64_t n, const sae_c
     return bad;
 }
 
-/* The screens to try: a kind and the ISA level it runs at. */
-typedef struct {
-    analyze_screen_kind kind;
-    musae_isa isa;
-    const char *name;
-} variant;
-
-static const variant VARIANTS[] = {
-    {ANALYZE_SCREEN_AMX, MUSAE_ISA_AMX, "AMX bf16"},
-    {ANALYZE_SCREEN_I16_AVX512_VNNI, MUSAE_ISA_AVX512, "int16 VNNI"},
-    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX512, "int16 AVX2 kernel, AVX-512 rescore"},
-    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX2, "int16 AVX2"},
-};
-enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
-
-static int g_ran[N_VARIANTS];
+static int g_ran[N_SCREENS];
 
 /* shape: 0 random, 1 adversarial (one shared direction), 2 saturated (±1 weights, constant rows). thr > 0: a
  * batch-top-k threshold instead of the top k; thr < 0: the threshold is the mean pre-activation of row 0 (about
@@ -117,16 +97,16 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
     memset(&m, 0, sizeof m);
     m.d = d, m.M = M, m.k = k, m.layer = 0;
     sae_params_alloc(&m.p, d, M);
-    for (int64_t j = 0; j < d; j++) m.p.b_dec[j] = saturated ? 0.0f : (float)(0.1 * gauss(3, (uint64_t)j));
+    for (int64_t j = 0; j < d; j++) m.p.b_dec[j] = saturated ? 0.0f : (float)(0.1 * test_gauss(3, (uint64_t)j));
     for (int64_t i = 0; i < M; i++) {
-        m.p.b_enc[i] = adversarial || saturated ? 0.0f : (float)(0.05 * gauss(4, (uint64_t)i));
+        m.p.b_enc[i] = adversarial || saturated ? 0.0f : (float)(0.05 * test_gauss(4, (uint64_t)i));
         double nrm = 0;
         for (int64_t j = 0; j < d; j++) {
             /* adversarial: one shared direction, each latent nudged by ~2e-3 relative, below bf16's 4e-3 step;
              * saturated: latent i is +1 on its first d − i % d inputs, −1 after, so every |q| is Q */
-            const double w = adversarial ? gauss(5, (uint64_t)j) * (1.0 + 2e-3 * gauss(6, (uint64_t)(i * d + j)))
+            const double w = adversarial ? test_gauss(5, (uint64_t)j) * (1.0 + 2e-3 * test_gauss(6, (uint64_t)(i * d + j)))
                              : saturated ? (j < d - i % d ? 1.0 : -1.0)
-                                         : gauss(5, (uint64_t)(i * d + j));
+                                         : test_gauss(5, (uint64_t)(i * d + j));
             m.p.W_enc[i * d + j] = (float)w;
             nrm += w * w;
         }
@@ -140,9 +120,9 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
         for (int64_t j = 0; j < d; j++) {
             /* adversarial rows lie along the shared direction, so every latent's value is nearly the same;
              * saturated rows are constant (their sign and size vary with r) */
-            x[r * d + j] = adversarial ? (float)(gauss(5, (uint64_t)j) * (1 + 0.01 * gauss(8, (uint64_t)(r * d + j))))
+            x[r * d + j] = adversarial ? (float)(test_gauss(5, (uint64_t)j) * (1 + 0.01 * test_gauss(8, (uint64_t)(r * d + j))))
                            : saturated ? (float)((r % 2 ? -1.0 : 1.0) * (1 + r))
-                                       : (float)gauss(7, (uint64_t)(r * d + j));
+                                       : (float)test_gauss(7, (uint64_t)(r * d + j));
             xc[r * d + j] = x[r * d + j] - m.p.b_dec[j];
         }
     if (thr < 0) {
@@ -157,18 +137,18 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
     const musae_isa isa0 = musae_isa_get();
     sae_codes first = {0};
     const char *first_name = NULL;
-    for (int v = 0; v < N_VARIANTS; v++) {
-        if (VARIANTS[v].isa > isa0) continue;
-        musae_isa_set(VARIANTS[v].isa);
-        analyze_screen *a = thr > 0 ? analyze_screen_init_threshold(m.p.W_enc, m.p.b_enc, M, d, (float)thr, VARIANTS[v].kind)
-                                    : analyze_screen_init_rows(m.p.W_enc, relu ? m.p.b_enc : NULL, M, d, k, relu, VARIANTS[v].kind);
+    for (int v = 0; v < N_SCREENS; v++) {
+        if (SCREENS[v].isa > isa0) continue;
+        musae_isa_set(SCREENS[v].isa);
+        analyze_screen *a = thr > 0 ? analyze_screen_init_threshold(m.p.W_enc, m.p.b_enc, M, d, (float)thr, SCREENS[v].kind)
+                                    : analyze_screen_init_rows(m.p.W_enc, relu ? m.p.b_enc : NULL, M, d, k, relu, SCREENS[v].kind);
         if (!a) {
             musae_isa_set(isa0);
             continue;
         }
         g_ran[v]++;
         char what[160];
-        snprintf(what, sizeof what, "%s [%s, MUSAE_ISA %s]", label, VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa));
+        snprintf(what, sizeof what, "%s [%s, MUSAE_ISA %s]", label, SCREENS[v].name, musae_isa_name(SCREENS[v].isa));
         sae_codes c = {0};
         c.ptr = calloc((size_t)n + 1, sizeof(int64_t));
         analyze_screen_encode(a, xc, n, &c);
@@ -185,7 +165,7 @@ static void run_case(const char *label, int d, int M, int k, int shape, int relu
         CHECK(same, "%s: row 7 alone differs from row 7 in a block", what);
         free(one.ptr), free(one.idx), free(one.val);
         if (!first_name) {
-            first = c, first_name = VARIANTS[v].name;
+            first = c, first_name = SCREENS[v].name;
         } else { /* every screen and level: the same codes, bit for bit */
             int64_t diff = -1;
             for (int64_t r = 0; r < n && diff < 0; r++) {
@@ -224,8 +204,8 @@ int main(void) {
     run_case("batch-top-k threshold 2.5, random d 128, M 4096", 128, 4096, 32, 0, 1, 2.5);
     run_case("batch-top-k threshold, adversarial d 256, M 1024", 256, 1024, 16, 1, 1, -1);
     int any = 0;
-    for (int v = 0; v < N_VARIANTS; v++) {
-        printf("%s at MUSAE_ISA %s: %s\n", VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa), g_ran[v] ? "tested" : "not on this CPU");
+    for (int v = 0; v < N_SCREENS; v++) {
+        printf("%s at MUSAE_ISA %s: %s\n", SCREENS[v].name, musae_isa_name(SCREENS[v].isa), g_ran[v] ? "tested" : "not on this CPU");
         any |= g_ran[v];
     }
     if (!any) TEST_SKIP("this CPU has neither AMX-BF16 nor AVX2 (or MUSAE_ISA is baseline): analyze encodes with sgemm here");

@@ -14,32 +14,19 @@
 
 #include "eval/analyze_encode.h"
 #include "eval/analyze_neighbours.h"
-#include "host/core/philox.h"
 #include "kernels/cpu/isa.h"
 #include "test.h"
+#include "test_rand.h"
+#include "test_screens.h"
 
 enum { K = 8 };
 
-static double gauss(uint64_t seed, uint64_t i) {
-    musae_u32x4 r = musae_philox(seed, 0x4E, i);
-    double u1 = ((double)(r.v[0] >> 8) + 1.0) / 16777216.0, u2 = (double)(r.v[1] >> 8) / 16777216.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+/* Variant v: the screens, then the sgemm (no screen). */
+enum { N_VARIANTS = N_SCREENS + 1 };
+static screen_variant variant(int v) {
+    const screen_variant sgemm = {ANALYZE_SCREEN_AUTO, MUSAE_ISA_BASELINE, "f32 sgemm (no screen)"};
+    return v < N_SCREENS ? SCREENS[v] : sgemm;
 }
-
-typedef struct {
-    analyze_screen_kind kind;
-    musae_isa isa;
-    const char *name;
-} variant;
-
-static const variant VARIANTS[] = {
-    {ANALYZE_SCREEN_AMX, MUSAE_ISA_AMX, "AMX bf16"},
-    {ANALYZE_SCREEN_I16_AVX512_VNNI, MUSAE_ISA_AVX512, "int16 VNNI"},
-    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX512, "int16 AVX2 kernel, AVX-512 rescore"},
-    {ANALYZE_SCREEN_I16_AVX2, MUSAE_ISA_AVX2, "int16 AVX2"},
-    {ANALYZE_SCREEN_AUTO, MUSAE_ISA_BASELINE, "f32 sgemm (no screen)"},
-};
-enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
 
 static int g_ran[N_VARIANTS];
 
@@ -107,8 +94,8 @@ static void run_case(const char *label, int64_t d, int64_t M, int shape) {
         for (int64_t j = 0; j < d; j++) {
             /* clusters: 40 consecutive latents share a direction, each nudged by 2e-3 per input (cosines within
              * the cluster ~1 − 1e-4, differing by ~1e-5..1e-4: above f32 noise, below the int16 screen's bound) */
-            const double w = shape == 1 ? gauss(11, (uint64_t)((i / 40) * d + j)) + 2e-3 * gauss(12, (uint64_t)(i * d + j))
-                                        : gauss(13, (uint64_t)(i * d + j));
+            const double w = shape == 1 ? test_gauss(11, (uint64_t)((i / 40) * d + j)) + 2e-3 * test_gauss(12, (uint64_t)(i * d + j))
+                                        : test_gauss(13, (uint64_t)(i * d + j));
             W[i * d + j] = (float)(w * (1 + i % 3)); /* row norms 1x-3x: the cosine normalizes them */
         }
     if (shape == 1 && M > 60) {
@@ -121,27 +108,27 @@ static void run_case(const char *label, int64_t d, int64_t M, int shape) {
     const char *first_name = NULL;
     const musae_isa isa0 = musae_isa_get();
     for (int v = 0; v < N_VARIANTS; v++) {
-        if (!runs_here(VARIANTS[v].kind, VARIANTS[v].isa)) continue;
+        if (!runs_here(variant(v).kind, variant(v).isa)) continue;
         g_ran[v]++;
-        if (VARIANTS[v].kind != ANALYZE_SCREEN_AUTO) musae_isa_set(VARIANTS[v].isa);
+        if (variant(v).kind != ANALYZE_SCREEN_AUTO) musae_isa_set(variant(v).isa);
         char what[160];
-        snprintf(what, sizeof what, "%s [%s, MUSAE_ISA %s]", label, VARIANTS[v].name, musae_isa_name(musae_isa_get()));
+        snprintf(what, sizeof what, "%s [%s, MUSAE_ISA %s]", label, variant(v).name, musae_isa_name(musae_isa_get()));
         int32_t *nb = malloc(sizeof(int32_t) * (size_t)(M * K));
         float *cs = malloc(sizeof(float) * (size_t)(M * K));
-        const int64_t whole = analyze_neighbours(W, M, d, K, VARIANTS[v].kind, nb, cs);
+        const int64_t whole = analyze_neighbours(W, M, d, K, variant(v).kind, nb, cs);
         musae_isa_set(isa0);
         const int bad = check_double(W, M, d, nb, cs, what);
         CHECK(bad == 0, "%s: %d of %lld entries are not the double ranking's", what, bad, (long long)(M * K));
-        const int i16 = VARIANTS[v].kind == ANALYZE_SCREEN_I16_AVX2 || VARIANTS[v].kind == ANALYZE_SCREEN_I16_AVX512_VNNI;
+        const int i16 = variant(v).kind == ANALYZE_SCREEN_I16_AVX2 || variant(v).kind == ANALYZE_SCREEN_I16_AVX512_VNNI;
         if (i16 && shape == 1) /* the clusters' rows need the whole-row rescore */
             CHECK(whole >= 40, "%s: %lld rows rescored whole, want the clusters' (>= 40)", what, (long long)whole);
         if (i16 && M - 1 <= K + 8) CHECK(whole == 0, "%s: %lld rows rescored whole with complete lists", what, (long long)whole);
-        if (VARIANTS[v].kind == ANALYZE_SCREEN_AUTO) {
+        if (variant(v).kind == ANALYZE_SCREEN_AUTO) {
             free(nb), free(cs);
             continue;
         }
         if (!first_name) {
-            first_nb = nb, first_cs = cs, first_name = VARIANTS[v].name;
+            first_nb = nb, first_cs = cs, first_name = variant(v).name;
             continue;
         }
         int64_t diff = -1; /* every screen and level: the same bits */
@@ -162,7 +149,7 @@ int main(void) {
     run_case("M 5 < K (padding)", 16, 5, 0);
     run_case("M = K + 9 (lists hold every other latent)", 24, K + 9, 0);
     for (int v = 0; v < N_VARIANTS; v++)
-        printf("%s at MUSAE_ISA %s: %s\n", VARIANTS[v].name, musae_isa_name(VARIANTS[v].isa),
+        printf("%s at MUSAE_ISA %s: %s\n", variant(v).name, musae_isa_name(variant(v).isa),
                g_ran[v] ? "tested" : "not on this CPU");
     TEST_END();
 }
