@@ -7,8 +7,9 @@
 # Section 1 runs every top-k encoder this CPU has, each against PyTorch from the same run (eval/analyze_encode.h):
 # the default (AMX bf16 screen where the CPU has AMX, else int16), the int16 screen with AMX off
 # (MUSAE_ANALYZE_SCREEN=int16: VNNI where the CPU has AVX-512 VNNI), the int16 screen as an AVX2-only CPU runs it
-# (MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell; also against PyTorch held to AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2
-# ATEN_CPU_CAPABILITY=avx2, as PyTorch runs on such a CPU), and the f32 sgemm encoder (MUSAE_ANALYZE_SCREEN=off).
+# (MUSAE_ISA=avx2 MUSAE_ANALYZE_SCREEN=int16-avx2 OPENBLAS_CORETYPE=Haswell; also against PyTorch held to AVX2,
+# MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2, as PyTorch runs on such a CPU), as an AVX2 CPU with
+# AVX-VNNI runs it (where this CPU has AVX-VNNI), and the f32 sgemm encoder (MUSAE_ANALYZE_SCREEN=off).
 #   bench/run_analyze_cpu.sh [BUILD_DIR]    (default build; THREADS, D, EXPANSION, K, ROWS override the shapes;
 #                                            SECTIONS=1 (or 2, 3, 13...) runs only those sections)
 set -euo pipefail
@@ -43,7 +44,11 @@ t=$(python3 "$HERE/analyze_torch.py" --acts "$W/s.h5" --sae "$W/sae" --layer 0 -
 t2=$(MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \
   python3 "$HERE/analyze_torch.py" --acts "$W/s.h5" --sae "$W/sae" --layer 0 --threads "$THREADS" | tail -1)
 lines=()
-for cfg in "default" "MUSAE_ANALYZE_SCREEN=int16" "MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell" "MUSAE_ANALYZE_SCREEN=off"; do
+cfgs=("default" "MUSAE_ANALYZE_SCREEN=int16" "MUSAE_ISA=avx2 MUSAE_ANALYZE_SCREEN=int16-avx2 OPENBLAS_CORETYPE=Haswell")
+# AVX2 CPUs with AVX-VNNI (Alder Lake and later, Sierra Forest): the avx2 level's own choice
+grep -qw avx_vnni /proc/cpuinfo && cfgs+=("MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell")
+cfgs+=("MUSAE_ANALYZE_SCREEN=off")
+for cfg in "${cfgs[@]}"; do
   envs=(); [ "$cfg" = default ] || read -r -a envs <<<"$cfg"
   read -r wall cpu rss < <(env "${envs[@]}" python3 "$HERE/measure.py" "$musae" analyze --sae "$W/sae" --acts "$W/s.h5" \
     --split all -o "$W/f.h5")

@@ -122,7 +122,7 @@ static void amx_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t 
 }
 #endif /* ANALYZE_AMX */
 
-/* MUSAE_ANALYZE_SCREEN (analyze_encode.h), read once: 0 auto, 1 int16, 2 off. */
+/* MUSAE_ANALYZE_SCREEN (analyze_encode.h), read once: 0 auto, 1 int16, 2 off, 3 int16-avx2. */
 static int g_env;
 static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
 
@@ -131,7 +131,8 @@ static void env_read(void) {
     if (!v || !*v || !strcmp(v, "auto")) return;
     if (!strcmp(v, "int16")) g_env = 1;
     else if (!strcmp(v, "off")) g_env = 2;
-    else musae_fail("MUSAE_ANALYZE_SCREEN=%s: unknown; use auto, int16 or off", v);
+    else if (!strcmp(v, "int16-avx2")) g_env = 3;
+    else musae_fail("MUSAE_ANALYZE_SCREEN=%s: unknown; use auto, int16, int16-avx2 or off", v);
 }
 
 /* Whether this process can run screen `kind` now (the CPU, and MUSAE_ISA). */
@@ -152,6 +153,13 @@ static int kind_usable(analyze_screen_kind kind) {
         return 0;
 #endif
     case ANALYZE_SCREEN_I16_AVX2: return MUSAE_ISA_VARIANTS && isa >= MUSAE_ISA_AVX2;
+    case ANALYZE_SCREEN_I16_AVX_VNNI:
+#if MUSAE_ISA_VARIANTS
+        __builtin_cpu_init();
+        return isa >= MUSAE_ISA_AVX2 && __builtin_cpu_supports("avxvnni");
+#else
+        return 0;
+#endif
     default: return 0;
     }
 }
@@ -160,7 +168,8 @@ analyze_screen_kind analyze_screen_choice(void) {
     pthread_once(&g_env_once, env_read);
     if (g_env == 2) return ANALYZE_SCREEN_AUTO;
     if (g_env == 0 && kind_usable(ANALYZE_SCREEN_AMX)) return ANALYZE_SCREEN_AMX;
-    if (kind_usable(ANALYZE_SCREEN_I16_AVX512_VNNI)) return ANALYZE_SCREEN_I16_AVX512_VNNI;
+    if (g_env != 3 && kind_usable(ANALYZE_SCREEN_I16_AVX512_VNNI)) return ANALYZE_SCREEN_I16_AVX512_VNNI;
+    if (g_env != 3 && kind_usable(ANALYZE_SCREEN_I16_AVX_VNNI)) return ANALYZE_SCREEN_I16_AVX_VNNI;
     if (kind_usable(ANALYZE_SCREEN_I16_AVX2)) return ANALYZE_SCREEN_I16_AVX2;
     return ANALYZE_SCREEN_AUTO; /* none */
 }
@@ -170,8 +179,20 @@ const char *analyze_screen_name(analyze_screen_kind kind) {
     case ANALYZE_SCREEN_AMX: return "AMX bf16";
     case ANALYZE_SCREEN_I16_AVX512_VNNI: return "int16 AVX-512 VNNI";
     case ANALYZE_SCREEN_I16_AVX2: return "int16 AVX2";
+    case ANALYZE_SCREEN_I16_AVX_VNNI: return "int16 AVX-VNNI";
     default: return "none";
     }
+}
+
+int analyze_screen_is_i16(analyze_screen_kind kind) {
+    return kind == ANALYZE_SCREEN_I16_AVX2 || kind == ANALYZE_SCREEN_I16_AVX512_VNNI || kind == ANALYZE_SCREEN_I16_AVX_VNNI;
+}
+
+/* The int16 kernel of an int16 screen. */
+static analyze_i16_kernel i16_kernel(analyze_screen_kind kind) {
+    return kind == ANALYZE_SCREEN_I16_AVX512_VNNI ? ANALYZE_I16_AVX512_VNNI
+           : kind == ANALYZE_SCREEN_I16_AVX_VNNI  ? ANALYZE_I16_AVX_VNNI
+                                                  : ANALYZE_I16_AVX2;
 }
 
 /* x as f32, rounded towards −∞ by a margin (a bound that excludes no more than x does). */
@@ -463,7 +484,7 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
 #endif
             if (!amx) {
                 analyze_i16_rows(xc + r0 * d, nr, R, d, dp, a->Q, A, sx, nrm);
-                analyze_i16_screen(a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI, a->Wq, a->sw, A, sx, R, dp, Mp, bias_p,
+                analyze_i16_screen(i16_kernel(a->kind), a->Wq, a->sw, A, sx, R, dp, Mp, bias_p,
                                    s, cmax, G);
             }
             for (int64_t r = 0; r < nr; r++) {
@@ -548,8 +569,7 @@ void *analyze_screen_tile_ws(const analyze_screen *a) {
 
 double analyze_screen_tile(const analyze_screen *a, void *ws, const float *x, int64_t nr, int64_t j0, int64_t nj,
                            float *out) {
-    MUSAE_ASSERT(a->kind == ANALYZE_SCREEN_I16_AVX2 || a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI,
-                 "analyze_screen_tile on the %s screen", analyze_screen_name(a->kind));
+    MUSAE_ASSERT(analyze_screen_is_i16(a->kind), "analyze_screen_tile on the %s screen", analyze_screen_name(a->kind));
     MUSAE_ASSERT(nr > 0 && nr <= TILE_ROWS && nj > 0 && nj <= TILE_COLS && j0 % 32 == 0 && j0 + nj <= a->M,
                  "tile of %lld rows at column %lld + %lld", (long long)nr, (long long)j0, (long long)nj);
     const int64_t dp = a->dp, R = (nr + 31) / 32 * 32, njp = (nj + 31) / 32 * 32;
@@ -567,7 +587,7 @@ double analyze_screen_tile(const analyze_screen *a, void *ws, const float *x, in
     }
     for (int64_t c = 0; c < njp; c++) bias[c] = c < nj ? a->b[j0 + c] : -INFINITY;
     for (int64_t q = 0; q < R * 16; q++) cmax[q] = -INFINITY;
-    analyze_i16_screen(a->kind == ANALYZE_SCREEN_I16_AVX512_VNNI, a->Wq + (j0 / 16) * (dp / 2) * 32, a->sw + j0, xq,
+    analyze_i16_screen(i16_kernel(a->kind), a->Wq + (j0 / 16) * (dp / 2) * 32, a->sw + j0, xq,
                        sx, R, dp, njp, bias, out, cmax, 1);
     return h->B;
 }

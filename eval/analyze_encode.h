@@ -5,8 +5,8 @@
  * - AMX (Intel Sapphire Rapids and later): bf16 operands, fp32 accumulation on the tiles (~10x the f32 FLOP rate
  *   of the AVX-512 sgemm, which at d 512 and 8192 latents was two thirds of the whole analyze run);
  * - int16 (every other CPU with AVX2; eval/analyze_screen_i16.c): each row of xc and each W_i quantized to int16
- *   with its own scale, multiplied exactly in int32 (vpmaddwd, or AVX-512 VNNI's vpdpwssd: 2x the f32 FMA rate),
- *   the range chosen so that no sum of d products can overflow.
+ *   with its own scale, multiplied exactly in int32 (vpmaddwd + vpaddd, or AVX-512 VNNI's vpdpwssd: 2x the f32
+ *   FMA rate, or AVX-VNNI's vpdpwssd on ymm), the range chosen so that no sum of d products can overflow.
  * Every screened value a_i is within a proven bound B of the f32 value p_i that the rescore computes (Cauchy–Schwarz
  * with the operands' rounding errors as they are: ‖W̃_i − W_i‖·‖x̃‖ + ‖W_i‖·‖x̃ − xc‖, plus the fp32 sums' and
  * conversions' worst case; analyze_encode.c has the whole bound). So with θ a lower bound of the k-th largest a,
@@ -21,8 +21,9 @@
  * depend on that row alone (not on its neighbours in the block or the thread count).
  *
  * Which screen: MUSAE_ANALYZE_SCREEN=auto (the default: AMX at the amx ISA level (kernels/cpu/isa.h), else
- * int16 where MUSAE_ISA is at least avx2, else none: the sgemm), int16 (skip AMX), or off (always the sgemm);
- * anything else is a one-line error. */
+ * int16 where MUSAE_ISA is at least avx2 (with the CPU's best kernel: AVX-512 VNNI at the avx512 level, then
+ * AVX-VNNI, then AVX2), else none: the sgemm), int16 (skip AMX), int16-avx2 (the plain AVX2 kernel, as a CPU
+ * without either VNNI runs it) or off (always the sgemm); anything else is a one-line error. */
 #ifndef MUSAE_ANALYZE_ENCODE_H
 #define MUSAE_ANALYZE_ENCODE_H
 
@@ -43,6 +44,7 @@ typedef enum {
     ANALYZE_SCREEN_AMX,             /* bf16 on AMX tiles */
     ANALYZE_SCREEN_I16_AVX512_VNNI, /* int16, vpdpwssd on zmm (AVX-512 VNNI) */
     ANALYZE_SCREEN_I16_AVX2,        /* int16, vpmaddwd + vpaddd on ymm (also what AVX-512 CPUs without VNNI run) */
+    ANALYZE_SCREEN_I16_AVX_VNNI,    /* int16, vpdpwssd on ymm (AVX-VNNI: AVX2 CPUs from Alder Lake, Sierra Forest) */
 } analyze_screen_kind;
 
 /* The packed encoder of SAE m (top-k, or batch-top-k by its threshold), or NULL where no screen applies:
@@ -62,7 +64,10 @@ analyze_screen *analyze_screen_init_threshold(const float *W, const float *bias,
 analyze_screen_kind analyze_screen_kind_of(const analyze_screen *a);
 /* The screen AUTO stands for in this process (AUTO itself: none, the sgemm). */
 analyze_screen_kind analyze_screen_choice(void);
-const char *analyze_screen_name(analyze_screen_kind kind); /* "AMX bf16", "int16 AVX-512 VNNI", "int16 AVX2" */
+/* "AMX bf16", "int16 AVX-512 VNNI", "int16 AVX2", "int16 AVX-VNNI" */
+const char *analyze_screen_name(analyze_screen_kind kind);
+/* Whether kind is one of the int16 screens. */
+int analyze_screen_is_i16(analyze_screen_kind kind);
 void analyze_screen_free(analyze_screen *a);
 /* Codes of centred rows xc [n, d] (xc = x − b_dec; finite): codes->ptr holds n + 1; idx/val grown with realloc
  * (cap follows). Rows sorted by value descending, ties to the lower latent. */

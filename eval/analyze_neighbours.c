@@ -229,10 +229,8 @@ int64_t analyze_neighbours(const float *W_dec, int64_t M, int64_t d, int K, anal
     float *w = musae_xmalloc(sizeof(float) * (size_t)(M * d));
     memcpy(w, W_dec, sizeof(float) * (size_t)(M * d));
     sae_cpu_normalize_rows(w, M, d);
-    /* int16 screens (AVX2 and AVX-512 without AMX): the half matrix above */
-    analyze_screen *i16 = kind == ANALYZE_SCREEN_I16_AVX2 || kind == ANALYZE_SCREEN_I16_AVX512_VNNI
-                              ? analyze_screen_init_rows(w, NULL, M, d, K, 0, kind)
-                              : NULL;
+    /* int16 screens (AVX2, AVX-VNNI, AVX-512 VNNI without AMX): the half matrix above */
+    analyze_screen *i16 = analyze_screen_is_i16(kind) ? analyze_screen_init_rows(w, NULL, M, d, K, 0, kind) : NULL;
     if (i16) {
         const int64_t n_whole = neighbours_i16(i16, w, M, d, K, nb, cos);
         analyze_screen_free(i16);

@@ -5,9 +5,9 @@
  * pair of every block latent's weights (16 latents per 512-bit vector, 8 per 256-bit) and broadcasts each row's
  * pair (x_{2p}, x_{2p+1}) as one int32. VNNI: 8 rows × 32 latents, vpdpwssd (32 products per instruction, two per
  * cycle on two-FMA-unit cores: twice the f32 FMA rate). AVX2: 4 rows × 16 latents, vpmaddwd then vpaddd (16
- * products per pair of instructions). A block's weights (dp/2 × 32 latents × 4 bytes, 32 KiB at d 512) stay in L1
+ * products per pair of instructions); AVX-VNNI: the same blocks with vpdpwssd on ymm. A block's weights (dp/2 × 32 latents × 4 bytes, 32 KiB at d 512) stay in L1
  * while every row of the block passes; the bias, the scales and the chunk maxima are applied while the block's
- * sums are in registers. Both kernels compute each value as fma(float(S), sw·sx, b) with the same integer S: the
+ * sums are in registers. Every kernel computes each value as fma(float(S), sw·sx, b) with the same integer S: the
  * same bits.
  *
  * The kernels are compiled for their targets by function attributes only (the build stays baseline x86-64). */
@@ -31,6 +31,7 @@ int analyze_i16_range(int64_t d) {
 
 #define T512V __attribute__((target("arch=x86-64-v4,avx512vnni")))
 #define T256 __attribute__((target("arch=x86-64-v3")))
+#define T256V __attribute__((target("arch=x86-64-v3,avxvnni")))
 
 /* The int32 holding the input pair (x_{2p}, x_{2p+1}) at p. */
 static inline int32_t pair_at(const int16_t *p) {
@@ -43,6 +44,7 @@ static inline int32_t pair_at(const int16_t *p) {
  * another register once per step (a vmovdqa per multiply, which halved the kernels' rate); the asm updates each
  * accumulator in place. MADD_ADD: vpmaddwd into a temporary, then vpaddd. */
 #define DPWSSD(acc, x, w) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w))
+#define DPWSSD_VEX(acc, x, w) __asm__("%{vex%} vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(x), "x"(w))
 #define MADD_ADD(acc, x, w)                                                                                    \
     do {                                                                                                       \
         __m256i t_;                                                                                            \
@@ -242,12 +244,65 @@ T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *
     }
 }
 
-void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
-                        int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
+/* AVX-VNNI (Alder Lake and later, Sierra Forest: AVX2 CPUs with VEX-encoded vpdpwssd on ymm): the AVX2 kernel's
+ * blocks with each vpmaddwd + vpaddd fused into one vpdpwssd; the same exact int32 sums. */
+T256V static void screen_avxvnni(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
+                                int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
+    const int64_t half = dp / 2, blk = half * 32;
+    for (int64_t v = 0; v < Mp / 16; v++) {
+        const int16_t *B = Wq + v * blk;
+        const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);
+        const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);
+        const int64_t g = v % G;
+        /* the next block (half lines) into L2 meanwhile, L lines per row block (L <= half) */
+        const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;
+        const int64_t L = (half * 4 + R - 1) / R;
+        for (int64_t r0 = 0; r0 < R; r0 += 4) {
+            const int16_t *X = xq + r0 * dp;
+            const char *pf = next ? next + (r0 / 4) * L * 64 : NULL;
+            const int64_t pf_n = next ? (half - (r0 / 4) * L < L ? half - (r0 / 4) * L : L) : 0;
+#define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
+            ROWS4(DECL)
+#undef DECL
+            for (int64_t p = 0; p < half; p++) {
+                if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + p * 32));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + p * 32 + 16));
+#define STEP(r)                                                                \
+    {                                                                          \
+        const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
+        DPWSSD_VEX(c0_##r, xb, w0);                                              \
+        DPWSSD_VEX(c1_##r, xb, w1);                                              \
+    }
+                ROWS4(STEP)
+#undef STEP
+            }
+#define EPI(r)                                                                                                  \
+    {                                                                                                           \
+        const __m256 xs = _mm256_set1_ps(sx[r0 + (r)]);                                                         \
+        float *o = out + (r0 + (r)) * Mp + v * 16, *cm = cmax + (r0 + (r)) * 16 * G + 16 * g;                   \
+        const __m256 a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c0_##r), _mm256_mul_ps(s0, xs), b0);               \
+        const __m256 a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c1_##r), _mm256_mul_ps(s1, xs), b1);               \
+        _mm256_storeu_ps(o, a0);                                                                                \
+        _mm256_storeu_ps(o + 8, a1);                                                                            \
+        _mm256_storeu_ps(cm, _mm256_max_ps(_mm256_loadu_ps(cm), a0));                                           \
+        _mm256_storeu_ps(cm + 8, _mm256_max_ps(_mm256_loadu_ps(cm + 8), a1));                                   \
+    }
+            ROWS4(EPI)
+#undef EPI
+        }
+    }
+}
+
+void analyze_i16_screen(analyze_i16_kernel kernel, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx,
+                        int64_t R, int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
     MUSAE_ASSERT(R % 8 == 0 && Mp % 32 == 0 && dp % 2 == 0, "R %lld, Mp %lld, dp %lld", (long long)R, (long long)Mp,
                  (long long)dp);
-    if (vnni) screen_vnni(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G);
-    else screen_avx2(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G);
+    switch (kernel) {
+    case ANALYZE_I16_AVX512_VNNI: screen_vnni(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G); break;
+    case ANALYZE_I16_AVX_VNNI: screen_avxvnni(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G); break;
+    default: screen_avx2(Wq, sw, xq, sx, R, dp, Mp, bias_p, out, cmax, G);
+    }
 }
 #else
 double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_t dp, int Q, int16_t *Wq, float *sw) {
@@ -260,8 +315,8 @@ void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t
     MUSAE_ASSERT(0, "analyze_i16_rows in a build without x86-64 variants");
 }
 
-void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
-                        int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
+void analyze_i16_screen(analyze_i16_kernel kernel, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx,
+                        int64_t R, int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
     MUSAE_ASSERT(0, "analyze_i16_screen in a build without x86-64 variants");
 }
 #endif

@@ -29,12 +29,15 @@ double analyze_i16_pack(const float *W, int64_t M, int64_t d, int64_t Mp, int64_
  * nrm[3r..3r+2] = ‖xc‖₂, ‖x̃‖₂, ‖x̃ − xc‖₂, each rounded up. */
 void analyze_i16_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t dp, int Q, int16_t *xq, float *sx,
                       double *nrm);
+/* The kernels: AVX2 (vpmaddwd + vpaddd on ymm), AVX-512 VNNI (vpdpwssd on zmm), AVX-VNNI (vpdpwssd on ymm). */
+typedef enum { ANALYZE_I16_AVX2 = 0, ANALYZE_I16_AVX512_VNNI, ANALYZE_I16_AVX_VNNI } analyze_i16_kernel;
+
 /* out [R, Mp] (row stride Mp) = the screen of R rows (R a multiple of 8) against every latent, bias_p [Mp] added
  * (padding −inf, so it never ranks); and the rows' chunk maxima cmax [R, 16·G] (−inf on entry): chunk (g, lane)
- * holds the latents 16·v + lane of the 16-latent blocks v ≡ g (mod G). vnni: the AVX-512 VNNI kernel, else AVX2
- * (the caller checked the CPU). Both give the same bits. */
-void analyze_i16_screen(int vnni, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
-                        int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G);
+ * holds the latents 16·v + lane of the 16-latent blocks v ≡ g (mod G). kernel: one the CPU has (the caller
+ * checked). Every kernel gives the same bits. */
+void analyze_i16_screen(analyze_i16_kernel kernel, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx,
+                        int64_t R, int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G);
 
 #ifdef __cplusplus
 }

@@ -6,12 +6,13 @@ set_property(TEST test_analyze APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASS
 musae_add_test(test_analyze_sgemm COMMAND test_analyze LABELS cpu)
 set_property(TEST test_analyze_sgemm APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=baseline")
 # The same recomputation through the int16 screen (eval/analyze_screen_i16.c) at both of its levels: AVX-512
-# (VNNI where the CPU has it) with AMX turned off, and AVX2 with OpenBLAS's Haswell kernels, as an AVX2-only CPU runs.
+# (VNNI where the CPU has it) with AMX turned off, and its plain AVX2 kernel (neither VNNI) with OpenBLAS's Haswell
+# kernels, as an AVX2-only CPU runs. (test_analyze itself compares the AVX-VNNI kernel's file with the others.)
 musae_add_test(test_analyze_int16 COMMAND test_analyze LABELS cpu)
 set_property(TEST test_analyze_int16 APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;MUSAE_ANALYZE_SCREEN=int16")
 musae_add_test(test_analyze_int16_avx2 COMMAND test_analyze LABELS cpu)
 set_property(TEST test_analyze_int16_avx2 APPEND PROPERTY ENVIRONMENT
-             "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=avx2;OPENBLAS_CORETYPE=Haswell")
+             "OMP_WAIT_POLICY=PASSIVE;MUSAE_ISA=avx2;MUSAE_ANALYZE_SCREEN=int16-avx2;OPENBLAS_CORETYPE=Haswell")
 # The same recomputation with the rows encoded on the GPU (musae analyze --device cuda); skips (77, with the
 # reason) without a usable GPU, as in every CPU-only build.
 musae_add_test(test_analyze_gpu COMMAND test_analyze ARGS --device cuda LABELS gpu)

@@ -441,14 +441,15 @@ static void test_recompute(void) {
           "analyze (--regroup 37) failed");
     CHECK(same_bytes("b_alone.h5", "b_small.h5"), "--regroup 37 --block-rows 7 changed the file");
     /* every screen and ISA level writes the same bytes (eval/analyze_encode.h): the CPU's own choice (AMX where it
-     * has it), the int16 screen at the CPU's level, at AVX2 with OpenBLAS's Haswell kernels (an AVX2-only CPU), and
-     * at avx512 (AMX off) */
+     * has it), the int16 screen at the CPU's level, its plain AVX2 kernel with OpenBLAS's Haswell kernels (an
+     * AVX2-only CPU), the avx2 level's own choice (AVX-VNNI where the CPU has it), and avx512 (AMX off) */
     if (!*g_dev && musae_isa_cpu() >= MUSAE_ISA_AVX2) {
         static const char *const LEVELS[] = {"env -u MUSAE_ISA -u MUSAE_ANALYZE_SCREEN",
                                              "env -u MUSAE_ISA MUSAE_ANALYZE_SCREEN=int16",
-                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell",
+                                             "env MUSAE_ANALYZE_SCREEN=int16-avx2 MUSAE_ISA=avx2 OPENBLAS_CORETYPE=Haswell",
+                                             "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx2",
                                              "env -u MUSAE_ANALYZE_SCREEN MUSAE_ISA=avx512"};
-        const int n_levels = musae_isa_cpu() >= MUSAE_ISA_AVX512 ? 4 : 3; /* avx512: AMX off on an AMX CPU */
+        const int n_levels = musae_isa_cpu() >= MUSAE_ISA_AVX512 ? 5 : 4; /* avx512: AMX off on an AMX CPU */
         for (int v = 0; v < n_levels; v++) {
             char name[32];
             snprintf(name, sizeof name, "level%d.h5", v);
@@ -515,7 +516,7 @@ static void test_bad_input(void) {
 #endif
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --split test"), "bad split", "see musae analyze --help");
     refused(sh("MUSAE_ANALYZE_SCREEN=fast %s analyze --sae saeA --acts s.h5 -o x.h5 --split all >out.txt 2>err.txt", bin()),
-            "bad MUSAE_ANALYZE_SCREEN", "MUSAE_ANALYZE_SCREEN=fast: unknown; use auto, int16 or off");
+            "bad MUSAE_ANALYZE_SCREEN", "MUSAE_ANALYZE_SCREEN=fast: unknown; use auto, int16, int16-avx2 or off");
     refused(run("analyze --sae saeA --acts s.h5"), "no -o", "--sae, --acts and -o are required");
     refused(run("analyze --sae saeA --acts s.h5 -o x.h5 --top 0"), "bad --top",
             "--top: expected an integer in 1..10000, got '0' (see musae analyze --help)");

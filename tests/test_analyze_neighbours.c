@@ -119,7 +119,7 @@ static void run_case(const char *label, int64_t d, int64_t M, int shape) {
         musae_isa_set(isa0);
         const int bad = check_double(W, M, d, nb, cs, what);
         CHECK(bad == 0, "%s: %d of %lld entries are not the double ranking's", what, bad, (long long)(M * K));
-        const int i16 = variant(v).kind == ANALYZE_SCREEN_I16_AVX2 || variant(v).kind == ANALYZE_SCREEN_I16_AVX512_VNNI;
+        const int i16 = analyze_screen_is_i16(variant(v).kind);
         if (i16 && shape == 1) /* the clusters' rows need the whole-row rescore */
             CHECK(whole >= 40, "%s: %lld rows rescored whole, want the clusters' (>= 40)", what, (long long)whole);
         if (i16 && M - 1 <= K + 8) CHECK(whole == 0, "%s: %lld rows rescored whole with complete lists", what, (long long)whole);
