@@ -244,39 +244,43 @@ T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *
     }
 }
 
-/* AVX-VNNI (Alder Lake and later, Sierra Forest: AVX2 CPUs with VEX-encoded vpdpwssd on ymm): the AVX2 kernel's
- * blocks with each vpmaddwd + vpaddd fused into one vpdpwssd; the same exact int32 sums. */
+/* AVX-VNNI (Alder Lake and later, Sierra Forest: AVX2 CPUs with VEX-encoded vpdpwssd on ymm): each vpmaddwd +
+ * vpaddd fused into one vpdpwssd, the same exact int32 sums. Blocks of 6 rows × 16 latents (12 accumulators: a
+ * vpdpwssd's 5-cycle latency at two per cycle needs 10 independent ones; the AVX2 kernel's 8 left it 20% short),
+ * then 4 or 2 rows for R's remainder (R % 8 == 0). */
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define ROWS2(X) X(0) X(1)
+#define VNNI256_BLOCK(ROWS)                                                                                     \
+    {                                                                                                           \
+        const int16_t *X = xq + r0 * dp;                                                                        \
+        const char *pf = next ? next + gi * L * 64 : NULL;                                                      \
+        const int64_t pf_n = next ? (half - gi * L < L ? half - gi * L : L) : 0;                                \
+        ROWS(DECL)                                                                                              \
+        for (int64_t p = 0; p < half; p++) {                                                                    \
+            if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);                                               \
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + p * 32));                               \
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + p * 32 + 16));                          \
+            ROWS(STEP)                                                                                          \
+        }                                                                                                       \
+        ROWS(EPI)                                                                                               \
+    }
 T256V static void screen_avxvnni(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
                                 int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
-    const int64_t half = dp / 2, blk = half * 32;
+    const int64_t half = dp / 2, blk = half * 32, groups = (R + 5) / 6;
+    const int64_t L = (half + groups - 1) / groups; /* lines of the next block each row group asks for */
     for (int64_t v = 0; v < Mp / 16; v++) {
         const int16_t *B = Wq + v * blk;
         const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);
         const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);
         const int64_t g = v % G;
-        /* the next block (half lines) into L2 meanwhile, L lines per row block (L <= half) */
         const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;
-        const int64_t L = (half * 4 + R - 1) / R;
-        for (int64_t r0 = 0; r0 < R; r0 += 4) {
-            const int16_t *X = xq + r0 * dp;
-            const char *pf = next ? next + (r0 / 4) * L * 64 : NULL;
-            const int64_t pf_n = next ? (half - (r0 / 4) * L < L ? half - (r0 / 4) * L : L) : 0;
 #define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
-            ROWS4(DECL)
-#undef DECL
-            for (int64_t p = 0; p < half; p++) {
-                if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
-                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + p * 32));
-                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + p * 32 + 16));
 #define STEP(r)                                                                \
     {                                                                          \
         const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
-        DPWSSD_VEX(c0_##r, xb, w0);                                              \
-        DPWSSD_VEX(c1_##r, xb, w1);                                              \
+        DPWSSD_VEX(c0_##r, xb, w0);                                            \
+        DPWSSD_VEX(c1_##r, xb, w1);                                            \
     }
-                ROWS4(STEP)
-#undef STEP
-            }
 #define EPI(r)                                                                                                  \
     {                                                                                                           \
         const __m256 xs = _mm256_set1_ps(sx[r0 + (r)]);                                                         \
@@ -288,11 +292,16 @@ T256V static void screen_avxvnni(const int16_t *Wq, const float *sw, const int16
         _mm256_storeu_ps(cm, _mm256_max_ps(_mm256_loadu_ps(cm), a0));                                           \
         _mm256_storeu_ps(cm + 8, _mm256_max_ps(_mm256_loadu_ps(cm + 8), a1));                                   \
     }
-            ROWS4(EPI)
+        int64_t r0 = 0, gi = 0;
+        for (; r0 + 6 <= R; r0 += 6, gi++) VNNI256_BLOCK(ROWS6)
+        if (R - r0 == 4) VNNI256_BLOCK(ROWS4)
+        else if (R - r0 == 2) VNNI256_BLOCK(ROWS2)
+#undef DECL
+#undef STEP
 #undef EPI
-        }
     }
 }
+#undef VNNI256_BLOCK
 
 void analyze_i16_screen(analyze_i16_kernel kernel, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx,
                         int64_t R, int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
