@@ -420,6 +420,7 @@ typedef struct {
 } block_codes;
 
 static void block_codes_add(block_codes *b, const int32_t *idx, const float *val, int64_t n) {
+    if (n == 0) return; /* (memcpy may not be given the NULL of an empty block, even for 0 bytes) */
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->idx = musae_xrealloc(b->idx, sizeof(int32_t) * (size_t)b->cap);
@@ -521,8 +522,10 @@ void analyze_screen_encode(const analyze_screen *a, const float *xc, int64_t n, 
         }
         int64_t at = 0;
         for (int64_t b = 0; b < n_blocks; b++) {
-            memcpy(codes->idx + at, bc[b].idx, sizeof(int32_t) * (size_t)bc[b].n);
-            memcpy(codes->val + at, bc[b].val, sizeof(float) * (size_t)bc[b].n);
+            if (bc[b].n) {
+                memcpy(codes->idx + at, bc[b].idx, sizeof(int32_t) * (size_t)bc[b].n);
+                memcpy(codes->val + at, bc[b].val, sizeof(float) * (size_t)bc[b].n);
+            }
             at += bc[b].n;
             free(bc[b].idx);
             free(bc[b].val);

@@ -4,7 +4,7 @@
  * Kernels. Register blocks of rows × latents accumulate Σ_j qx_j·qw_ij over the input pairs: each step loads one
  * pair of every block latent's weights (16 latents per 512-bit vector, 8 per 256-bit) and broadcasts each row's
  * pair (x_{2p}, x_{2p+1}) as one int32. VNNI: 8 rows × 32 latents, vpdpwssd (32 products per instruction, two per
- * cycle on two-FMA-unit cores: twice the f32 FMA rate). AVX2: 4 rows × 16 latents, vpmaddwd then vpaddd (16
+ * cycle on two-FMA-unit cores: twice the f32 FMA rate). AVX2: 6 rows × 16 latents, vpmaddwd then vpaddd (16
  * products per pair of instructions); AVX-VNNI: the same blocks with vpdpwssd on ymm. A block's weights (dp/2 × 32 latents × 4 bytes, 32 KiB at d 512) stay in L1
  * while every row of the block passes; the bias, the scales and the chunk maxima are applied while the block's
  * sums are in registers. Every kernel computes each value as fma(float(S), sw·sx, b) with the same integer S: the
@@ -196,61 +196,14 @@ T512V static void screen_vnni(const int16_t *Wq, const float *sw, const int16_t 
     }
 }
 
-T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
-                             int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
-    const int64_t half = dp / 2, blk = half * 32;
-    for (int64_t v = 0; v < Mp / 16; v++) {
-        const int16_t *B = Wq + v * blk;
-        const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);
-        const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);
-        const int64_t g = v % G;
-        /* the next block (half lines) into L2 meanwhile, L lines per row block (L <= half) */
-        const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;
-        const int64_t L = (half * 4 + R - 1) / R;
-        for (int64_t r0 = 0; r0 < R; r0 += 4) {
-            const int16_t *X = xq + r0 * dp;
-            const char *pf = next ? next + (r0 / 4) * L * 64 : NULL;
-            const int64_t pf_n = next ? (half - (r0 / 4) * L < L ? half - (r0 / 4) * L : L) : 0;
-#define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
-            ROWS4(DECL)
-#undef DECL
-            for (int64_t p = 0; p < half; p++) {
-                if (p < pf_n) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
-                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + p * 32));
-                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + p * 32 + 16));
-#define STEP(r)                                                                \
-    {                                                                          \
-        const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
-        MADD_ADD(c0_##r, xb, w0);                                              \
-        MADD_ADD(c1_##r, xb, w1);                                              \
-    }
-                ROWS4(STEP)
-#undef STEP
-            }
-#define EPI(r)                                                                                                  \
-    {                                                                                                           \
-        const __m256 xs = _mm256_set1_ps(sx[r0 + (r)]);                                                         \
-        float *o = out + (r0 + (r)) * Mp + v * 16, *cm = cmax + (r0 + (r)) * 16 * G + 16 * g;                   \
-        const __m256 a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c0_##r), _mm256_mul_ps(s0, xs), b0);               \
-        const __m256 a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c1_##r), _mm256_mul_ps(s1, xs), b1);               \
-        _mm256_storeu_ps(o, a0);                                                                                \
-        _mm256_storeu_ps(o + 8, a1);                                                                            \
-        _mm256_storeu_ps(cm, _mm256_max_ps(_mm256_loadu_ps(cm), a0));                                           \
-        _mm256_storeu_ps(cm + 8, _mm256_max_ps(_mm256_loadu_ps(cm + 8), a1));                                   \
-    }
-            ROWS4(EPI)
-#undef EPI
-        }
-    }
-}
-
-/* AVX-VNNI (Alder Lake and later, Sierra Forest: AVX2 CPUs with VEX-encoded vpdpwssd on ymm): each vpmaddwd +
- * vpaddd fused into one vpdpwssd, the same exact int32 sums. Blocks of 6 rows × 16 latents (12 accumulators: a
- * vpdpwssd's 5-cycle latency at two per cycle needs 10 independent ones; the AVX2 kernel's 8 left it 20% short),
- * then 4 or 2 rows for R's remainder (R % 8 == 0). */
+/* The ymm kernels (AVX2, AVX-VNNI): blocks of 6 rows × 16 latents, 12 accumulators (AVX-VNNI: a vpdpwssd's 5-cycle
+ * latency at two per cycle needs 10 independent ones; AVX2: fewer loads per product than 4 rows; 15 of the 16 ymm
+ * registers), then 4 or 2 rows for R's remainder (R % 8 == 0). OP(acc, x, w), defined around each instance, is
+ * the multiply-add: MADD_ADD, or AVX-VNNI's vpdpwssd (the same exact int32 sums). While a block of latents passes every row group, each group asks
+ * for L lines of the next block into L2. */
 #define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define ROWS2(X) X(0) X(1)
-#define VNNI256_BLOCK(ROWS)                                                                                     \
+#define SCREEN256_GROUP(ROWS)                                                                                   \
     {                                                                                                           \
         const int16_t *X = xq + r0 * dp;                                                                        \
         const char *pf = next ? next + gi * L * 64 : NULL;                                                      \
@@ -264,23 +217,24 @@ T256 static void screen_avx2(const int16_t *Wq, const float *sw, const int16_t *
         }                                                                                                       \
         ROWS(EPI)                                                                                               \
     }
-T256V static void screen_avxvnni(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,
-                                int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
-    const int64_t half = dp / 2, blk = half * 32, groups = (R + 5) / 6;
-    const int64_t L = (half + groups - 1) / groups; /* lines of the next block each row group asks for */
-    for (int64_t v = 0; v < Mp / 16; v++) {
-        const int16_t *B = Wq + v * blk;
-        const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);
-        const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);
-        const int64_t g = v % G;
-        const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;
-#define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
-#define STEP(r)                                                                \
-    {                                                                          \
-        const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
-        DPWSSD_VEX(c0_##r, xb, w0);                                            \
-        DPWSSD_VEX(c1_##r, xb, w1);                                            \
+#define DEFINE_SCREEN256(NAME, TARGET)                                                                          \
+    TARGET static void NAME(const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx, int64_t R,   \
+                            int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {  \
+        const int64_t half = dp / 2, blk = half * 32, groups = (R + 5) / 6;                                     \
+        const int64_t L = (half + groups - 1) / groups;                                                         \
+        for (int64_t v = 0; v < Mp / 16; v++) {                                                                 \
+            const int16_t *B = Wq + v * blk;                                                                    \
+            const __m256 s0 = _mm256_loadu_ps(sw + v * 16), s1 = _mm256_loadu_ps(sw + v * 16 + 8);              \
+            const __m256 b0 = _mm256_loadu_ps(bias_p + v * 16), b1 = _mm256_loadu_ps(bias_p + v * 16 + 8);      \
+            const int64_t g = v % G;                                                                            \
+            const char *next = v + 1 < Mp / 16 ? (const char *)(B + blk) : NULL;                                \
+            int64_t r0 = 0, gi = 0;                                                                             \
+            for (; r0 + 6 <= R; r0 += 6, gi++) SCREEN256_GROUP(ROWS6)                                           \
+            if (R - r0 == 4) SCREEN256_GROUP(ROWS4)                                                             \
+            else if (R - r0 == 2) SCREEN256_GROUP(ROWS2)                                                        \
+        }                                                                                                       \
     }
+#define DECL(r) __m256i c0_##r = _mm256_setzero_si256(), c1_##r = _mm256_setzero_si256();
 #define EPI(r)                                                                                                  \
     {                                                                                                           \
         const __m256 xs = _mm256_set1_ps(sx[r0 + (r)]);                                                         \
@@ -292,16 +246,24 @@ T256V static void screen_avxvnni(const int16_t *Wq, const float *sw, const int16
         _mm256_storeu_ps(cm, _mm256_max_ps(_mm256_loadu_ps(cm), a0));                                           \
         _mm256_storeu_ps(cm + 8, _mm256_max_ps(_mm256_loadu_ps(cm + 8), a1));                                   \
     }
-        int64_t r0 = 0, gi = 0;
-        for (; r0 + 6 <= R; r0 += 6, gi++) VNNI256_BLOCK(ROWS6)
-        if (R - r0 == 4) VNNI256_BLOCK(ROWS4)
-        else if (R - r0 == 2) VNNI256_BLOCK(ROWS2)
-#undef DECL
+#define STEP(r)                                                                \
+    {                                                                          \
+        const __m256i xb = _mm256_set1_epi32(pair_at(X + (r) * dp + 2 * p));   \
+        OP(c0_##r, xb, w0);                                                    \
+        OP(c1_##r, xb, w1);                                                    \
+    }
+#define OP MADD_ADD
+DEFINE_SCREEN256(screen_avx2, T256)
+#undef OP
+/* AVX-VNNI (Alder Lake and later, Sierra Forest: AVX2 CPUs with VEX-encoded vpdpwssd on ymm) */
+#define OP DPWSSD_VEX
+DEFINE_SCREEN256(screen_avxvnni, T256V)
+#undef OP
 #undef STEP
 #undef EPI
-    }
-}
-#undef VNNI256_BLOCK
+#undef DECL
+#undef DEFINE_SCREEN256
+#undef SCREEN256_GROUP
 
 void analyze_i16_screen(analyze_i16_kernel kernel, const int16_t *Wq, const float *sw, const int16_t *xq, const float *sx,
                         int64_t R, int64_t dp, int64_t Mp, const float *bias_p, float *out, float *cmax, int64_t G) {
