@@ -203,6 +203,7 @@ int main(void) {
     run_case("any sign, adversarial d 256, M 1024, k 9", 256, 1024, 9, 1, 0, 0);
     run_case("batch-top-k threshold 2.5, random d 128, M 4096", 128, 4096, 32, 0, 1, 2.5);
     run_case("batch-top-k threshold, adversarial d 256, M 1024", 256, 1024, 16, 1, 1, -1);
+    run_case("batch-top-k threshold 6 (rows and whole blocks without codes), d 72, M 200", 72, 200, 5, 0, 1, 6.0);
     int any = 0;
     for (int v = 0; v < N_SCREENS; v++) {
         printf("%s at MUSAE_ISA %s: %s\n", SCREENS[v].name, musae_isa_name(SCREENS[v].isa), g_ran[v] ? "tested" : "not on this CPU");
