@@ -99,6 +99,18 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
     cli_usage_fail(argv[0], "unknown option '-%c'", optopt);
 }
 
+int cli_getopt_why(int c, int argc, char **argv, char *why, size_t n) {
+    if (c == -1) {
+        if (optind >= argc) return 0;
+        snprintf(why, n, "unexpected argument '%s'", argv[optind]);
+    } else if (c == ':') {
+        snprintf(why, n, "%s needs a value", argv[optind - 1]);
+    } else {
+        snprintf(why, n, "unknown option '%s'", argv[optind - 1]);
+    }
+    return 1;
+}
+
 musae_audio_format cli_audio_format(const char *out, int as_float, int as_flac) {
     const size_t n = strlen(out);
     if (n >= 5 && !strcasecmp(out + n - 5, ".flac")) as_flac = 1;

@@ -41,6 +41,12 @@ int cli_wants_help(int argc, char **argv);
  * ends the run with one line, "<reason>; see musae <verb> --help", and exit 1: argv[0] is the verb. */
 enum { CLI_OPT_FIRST = 256 };
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* For the verbs that loop getopt_long themselves (opterr 0, ':' first in the short options) and print their own
+ * refusal instead of exiting (analyze must leave MPI first): the reason getopt stopped, in why. c is getopt's
+ * return: ':' gives "<option> needs a value", any other (the switch's default) "unknown option '<option>'", the
+ * option as typed; -1, after the loop, "unexpected argument '<operand>'" when an operand is left. Returns 1 with
+ * why filled, or 0 (c == -1 and no operand left). */
+int cli_getopt_why(int c, int argc, char **argv, char *why, size_t n);
 /* A refusal of the command line as one line: "musae: error: <why>; see musae <verb> --help", exit 1. */
 MUSAE_PRINTF(2, 3) MUSAE_NORETURN void cli_usage_fail(const char *verb, const char *fmt, ...);
 

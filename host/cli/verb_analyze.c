@@ -120,18 +120,10 @@ int verb_analyze(int argc, char **argv) {
             if (cli_parse_int("--regroup", optarg, 1, INT64_MAX / 16, &o.regroup_entries, reason, sizeof reason))
                 return bad_option(reason);
             break;
-        case ':':
-            snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
-            return bad_option(reason);
-        default:
-            snprintf(reason, sizeof reason, "unknown option '%s'", argv[optind - 1]);
-            return bad_option(reason);
+        default: cli_getopt_why(ch, argc, argv, reason, sizeof reason); return bad_option(reason);
         }
     }
-    if (optind < argc) {
-        snprintf(reason, sizeof reason, "unexpected argument '%s'", argv[optind]);
-        return bad_option(reason);
-    }
+    if (cli_getopt_why(-1, argc, argv, reason, sizeof reason)) return bad_option(reason);
     if (!sae_list || !o.acts || !out) return bad_option("--sae, --acts and -o are required");
     if (o.min_rate > o.max_rate) return bad_option("--min-rate is above --max-rate");
     if (device && strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda")) {

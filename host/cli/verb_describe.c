@@ -46,6 +46,7 @@ int verb_describe(int argc, char **argv) {
     opterr = 0;
     optind = 1;
     int ch, span_given = 0;
+    char why[600];
     while ((ch = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': o.audio = optarg; break;
@@ -56,16 +57,14 @@ int verb_describe(int argc, char **argv) {
         case 'm': o.min_seconds = cli_double("--min-seconds", optarg, 0.02, 600), span_given = 1; break;
         case 'o': o.out = optarg; break;
         case 'h': usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "musae describe: %s needs a value; see musae describe --help\n", argv[optind - 1]);
-            return 1;
         default:
-            fprintf(stderr, "musae describe: unknown option '%s'; see musae describe --help\n", argv[optind - 1]);
+            cli_getopt_why(ch, argc, argv, why, sizeof why);
+            fprintf(stderr, "musae describe: %s; see musae describe --help\n", why);
             return 1;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "musae describe: unexpected argument '%s'; see musae describe --help\n", argv[optind]);
+    if (cli_getopt_why(-1, argc, argv, why, sizeof why)) {
+        fprintf(stderr, "musae describe: %s; see musae describe --help\n", why);
         return 1;
     }
     if (!!o.audio == !!o.acts) {

@@ -65,18 +65,10 @@ int verb_excerpt(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'S': sae_dir = optarg; break;
         case 'a': acts = optarg; break;
-        case ':':
-            snprintf(reason, sizeof reason, "%s needs a value", argv[optind - 1]);
-            return bad_option(reason);
-        default:
-            snprintf(reason, sizeof reason, "unknown option '%s'", argv[optind - 1]);
-            return bad_option(reason);
+        default: cli_getopt_why(ch, argc, argv, reason, sizeof reason); return bad_option(reason);
         }
     }
-    if (optind < argc) {
-        snprintf(reason, sizeof reason, "unexpected argument '%s'", argv[optind]);
-        return bad_option(reason);
-    }
+    if (cli_getopt_why(-1, argc, argv, reason, sizeof reason)) return bad_option(reason);
     if (!features || feature < 0 || !out) return bad_option("--features, --feature and -o are required");
     char err[1200];
     excerpt_ctx x;
