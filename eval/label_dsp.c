@@ -47,9 +47,7 @@ static const continuous_desc k_continuous[] = {
 };
 #undef C_DESC
 enum { N_CONT = (int)(sizeof k_continuous / sizeof k_continuous[0]) };
-#define COUNT_FIELD(n, u) +1
-_Static_assert(N_CONT == 0 MUSAE_DESC_F32_FIELDS(COUNT_FIELD), "one word entry per descriptor field");
-#undef COUNT_FIELD
+_Static_assert((int)N_CONT == (int)MUSAE_DESC_N_F32, "one word entry per descriptor field");
 
 enum { CAT_KEY, CAT_MODE, CAT_CHORDS, N_CAT };
 static const char *const k_cat_name[N_CAT] = {"key", "mode", "chords"};

@@ -43,18 +43,6 @@ void steer_run_opts_defaults(steer_run_opts *o) {
     o->random_draws = STEER_RANDOM_DRAWS;
 }
 
-enum {
-    N_DESC = 0
-#define X(n, u) +1
-    MUSAE_DESC_F32_FIELDS(X)
-#undef X
-};
-static const char *const k_desc[] = {
-#define X(n, u) #n,
-    MUSAE_DESC_F32_FIELDS(X)
-#undef X
-};
-
 typedef enum { K_BASELINE = 0, K_PASSTHROUGH, K_STEERED, K_RANDOM, K_OTHER } clip_kind;
 static const char *const k_kind_name[] = {"baseline", "passthrough", "steered", "random", "other"};
 
@@ -91,7 +79,7 @@ typedef struct {
     int have_clap;
     steer_clap clap;
     /* per (seed, prompt) pair, index (seed − seed0)·n_prompts + prompt: what each clip is compared with */
-    double *base_desc;   /* [pairs, N_DESC] the baseline's descriptors */
+    double *base_desc;   /* [pairs, MUSAE_DESC_N_F32] the baseline's descriptors */
     uint8_t *base_desc_ok;
     float *base_emb;     /* [pairs, D] the baseline's CLAP embedding */
     uint8_t *base_emb_ok;
@@ -467,7 +455,7 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
     /* first the files of every clip (codes, WAV, descriptors), then the CLAP embeddings of the batch's WAVs in one
      * pass, then the lines */
     char path[4200], rel[256], seed_s[32];
-    double *desc = musae_xmalloc((size_t)(nb * N_DESC) * sizeof(double));
+    double *desc = musae_xmalloc((size_t)(nb * MUSAE_DESC_N_F32) * sizeof(double));
     char **wav_path = musae_xcalloc((size_t)nb, sizeof(char *));
     for (int64_t b = 0; b < nb; b++) {
         const clip *c = &cl[b];
@@ -487,9 +475,10 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
         if (!w || musae_audio_write(w, wav, ns, err, sizeof err) || musae_audio_writer_close(w, NULL, err, sizeof err))
             musae_fail("%s", err);
         wav_path[b] = musae_xstrdup(path);
-        describe_wav(r, wav, ns, desc + b * N_DESC);
+        describe_wav(r, wav, ns, desc + b * MUSAE_DESC_N_F32);
         if (c->kind == K_BASELINE) {
-            memcpy(r->base_desc + pair_index(r, c) * N_DESC, desc + b * N_DESC, N_DESC * sizeof(double));
+            memcpy(r->base_desc + pair_index(r, c) * MUSAE_DESC_N_F32, desc + b * MUSAE_DESC_N_F32,
+                   MUSAE_DESC_N_F32 * sizeof(double));
             r->base_desc_ok[pair_index(r, c)] = 1;
         }
         free(wav);
@@ -549,19 +538,21 @@ static void run_batch(run *r, const clip *cl, int64_t nb, FILE *jl) {
             snprintf(rel, sizeof rel, "clips/%s.wav", c->id);
             cJSON_AddStringToObject(j, "audio", rel);
             cJSON *dj = cJSON_AddObjectToObject(j, "desc");
-            for (int k = 0; k < N_DESC; k++) add_number_or_null(dj, k_desc[k], desc[b * N_DESC + k]);
+            for (int k = 0; k < MUSAE_DESC_N_F32; k++)
+                add_number_or_null(dj, musae_desc_f32_names[k], desc[b * MUSAE_DESC_N_F32 + k]);
             /* the change from the twin baseline, descriptor by descriptor (null where either is not finite); a baseline
              * of a stopped run is decoded again from its codes (the same samples, so the same numbers) */
             if (!r->base_desc_ok[bi]) {
                 int64_t *bc = read_codes_file(r, bpath);
                 float *bw = encodec_decode_all(&r->codec, bc, F);
-                describe_wav(r, bw, F * r->codec.hop, r->base_desc + bi * N_DESC);
+                describe_wav(r, bw, F * r->codec.hop, r->base_desc + bi * MUSAE_DESC_N_F32);
                 r->base_desc_ok[bi] = 1;
                 free(bw), free(bc);
             }
             cJSON *dd = cJSON_AddObjectToObject(j, "desc_delta");
-            for (int k = 0; k < N_DESC; k++)
-                add_number_or_null(dd, k_desc[k], desc[b * N_DESC + k] - r->base_desc[bi * N_DESC + k]);
+            for (int k = 0; k < MUSAE_DESC_N_F32; k++)
+                add_number_or_null(dd, musae_desc_f32_names[k],
+                                   desc[b * MUSAE_DESC_N_F32 + k] - r->base_desc[bi * MUSAE_DESC_N_F32 + k]);
         } else {
             cJSON_AddNullToObject(j, "audio");
             cJSON_AddNullToObject(j, "desc");
@@ -717,7 +708,7 @@ int steer_run(const steer_run_opts *o) {
     }
     features_free(&fs);
     const int64_t pairs = o->seeds * o->n_prompts;
-    r.base_desc = musae_xmalloc((size_t)(pairs * N_DESC) * sizeof(double));
+    r.base_desc = musae_xmalloc((size_t)(pairs * MUSAE_DESC_N_F32) * sizeof(double));
     r.base_desc_ok = musae_xcalloc((size_t)pairs, 1);
     r.base_emb = musae_xmalloc((size_t)(pairs * (r.have_clap ? r.clap.D : 0) + 1) * sizeof(float));
     r.base_emb_ok = musae_xcalloc((size_t)pairs, 1);

@@ -14,18 +14,6 @@
 #include "host/core/log.h"
 #include "host/io/descriptors_io.h"
 
-enum {
-    N_DESC = 0
-#define X(n, u) +1
-    MUSAE_DESC_F32_FIELDS(X)
-#undef X
-};
-static const char *const k_desc[] = {
-#define X(n, u) #n,
-    MUSAE_DESC_F32_FIELDS(X)
-#undef X
-};
-
 typedef struct {
     int kind; /* 0 baseline, 1 passthrough, 2 steered, 3 random, 4 other */
     int fi;   /* index of the feature in the study (-1) */
@@ -34,7 +22,7 @@ typedef struct {
     double act_target, code_diff;
     int na;              /* entries of act (and of the CLAP arrays) */
     double *act;         /* [na], na >= the study's features (checked) */
-    double desc[N_DESC]; /* NaN where null / absent */
+    double desc[MUSAE_DESC_N_F32]; /* NaN where null / absent */
     int has_desc;
     int has_clap;
     double *clap_label;  /* [nf] NaN where null */
@@ -72,7 +60,7 @@ static double desc_dist(const rec *x, const rec *b, const double *sd) {
     if (!x->has_desc || !b->has_desc) return NAN;
     double s = 0;
     int n = 0;
-    for (int i = 0; i < N_DESC; i++)
+    for (int i = 0; i < MUSAE_DESC_N_F32; i++)
         if (isfinite(sd[i]) && sd[i] > 0 && isfinite(x->desc[i]) && isfinite(b->desc[i])) {
             const double z = (x->desc[i] - b->desc[i]) / sd[i];
             s += z * z;
@@ -216,7 +204,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
         for (int i = 0; i < na; i++) x->act[i] = cJSON_GetArrayItem(act, i)->valuedouble;
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "desc");
         x->has_desc = cJSON_IsObject(d);
-        for (int i = 0; i < N_DESC; i++) x->desc[i] = x->has_desc ? num(d, k_desc[i]) : NAN;
+        for (int i = 0; i < MUSAE_DESC_N_F32; i++)
+            x->desc[i] = x->has_desc ? num(d, musae_desc_f32_names[i]) : NAN;
         const cJSON *cj = cJSON_GetObjectItemCaseSensitive(j, "clap");
         x->has_clap = cJSON_IsObject(cj);
         any_clap |= x->has_clap;
@@ -240,8 +229,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
                        (long long)e + 1, r[e].na, nf);
 
     /* the baselines: σ of every descriptor over them, and the baseline of each (prompt, seed) */
-    double sd[N_DESC];
-    for (int i = 0; i < N_DESC; i++) {
+    double sd[MUSAE_DESC_N_F32];
+    for (int i = 0; i < MUSAE_DESC_N_F32; i++) {
         double s = 0, s2 = 0;
         int64_t c = 0;
         for (int64_t e = 0; e < n; e++)
@@ -297,8 +286,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
         double mean_b[STEER_RUN_MAX];
         /* the tests, then BH across the features of this α */
         for (int fi = 0; fi < nf; fi++) {
-            int64_t m = 0, mo = 0, dn[N_DESC] = {0}, mc[CM_N] = {0}, mr[CM_N] = {0}, md = 0;
-            double ds[N_DESC] = {0};
+            int64_t m = 0, mo = 0, dn[MUSAE_DESC_N_F32] = {0}, mc[CM_N] = {0}, mr[CM_N] = {0}, md = 0;
+            double ds[MUSAE_DESC_N_F32] = {0};
             int draws = 0;
             for (int64_t e = 0; e < n; e++) {
                 const rec *x = &r[e];
@@ -316,7 +305,7 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
                                path, (long long)feat[fi], (long long)x->prompt, (long long)x->seed);
                 d_base[m] = x->act_target - b->act[fi];
                 if (x->has_desc && b->has_desc)
-                    for (int i = 0; i < N_DESC; i++)
+                    for (int i = 0; i < MUSAE_DESC_N_F32; i++)
                         if (isfinite(x->desc[i]) && isfinite(b->desc[i])) ds[i] += x->desc[i] - b->desc[i], dn[i]++;
                 d_rand[m] = x->act_target - ra;
                 m++;
@@ -339,7 +328,8 @@ void steer_summarize(const steer_run_opts *o, const char *sae_sha256, int layer)
             const uint64_t stream = ((uint64_t)ai << 40) | ((uint64_t)feat[fi] << 2);
             /* what the steering does to the music: each descriptor's mean change from the twin baseline */
             cJSON *dd = cJSON_AddObjectToObject(fj, "desc_delta_mean");
-            for (int i = 0; i < N_DESC; i++) add_num(dd, k_desc[i], dn[i] ? ds[i] / (double)dn[i] : NAN);
+            for (int i = 0; i < MUSAE_DESC_N_F32; i++)
+                add_num(dd, musae_desc_f32_names[i], dn[i] ? ds[i] / (double)dn[i] : NAN);
             add_test(fj, "vs_baseline", d_base, m, o, stream, &mean_b[fi]);
             add_test(fj, "vs_random", d_rand, m, o, stream | 1, NULL);
             if (mo) {

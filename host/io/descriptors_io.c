@@ -15,6 +15,12 @@
 #include "host/io/h5_int.h"
 #include "host/io/safetensors.h"
 
+const char *const musae_desc_f32_names[MUSAE_DESC_N_F32] = {
+#define NAME_F(n, u) #n,
+    MUSAE_DESC_F32_FIELDS(NAME_F)
+#undef NAME_F
+};
+
 static void attr_str(hid_t obj, const char *name, const char *s) {
     hid_t t = musae_h5_vlen_str_type(), sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);

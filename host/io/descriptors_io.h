@@ -53,6 +53,12 @@ extern "C" {
 
 enum { MUSAE_DESC_CHROMA = 12, MUSAE_DESC_CHORDS = 3, MUSAE_DESC_NO_CHORD = 24 };
 
+/* How many f32 fields, and their names in MUSAE_DESC_F32_FIELDS order (the JSON keys of steer.jsonl). */
+#define MUSAE_DESC_COUNT_F(n, u) +1
+enum { MUSAE_DESC_N_F32 = 0 MUSAE_DESC_F32_FIELDS(MUSAE_DESC_COUNT_F) };
+#undef MUSAE_DESC_COUNT_F
+extern const char *const musae_desc_f32_names[MUSAE_DESC_N_F32];
+
 /* One row: a clip or a window. */
 typedef struct {
 #define MUSAE_DESC_F(n, u) float n;
