@@ -92,25 +92,18 @@ void analyze_watch_begin(analyze_watch *w, const musae_dist *d) {
     memset(w, 0, sizeof *w);
     w->d = d;
     w->ppid = getppid();
-    w->peers = musae_xcalloc((size_t)d->world, sizeof(pid_t));
+    w->peers = musae_dist_host_peers(d);
     if (d->world < 2) return;
     /* a rank's output goes through the launcher: once that is killed, a log line would end the rank by SIGPIPE
      * wherever it stands; ignored, the line is lost and the watch stops the rank (as capture does) */
     signal(SIGPIPE, SIG_IGN);
-    typedef struct {
-        char host[128];
-        int64_t pid;
-    } who;
-    who me = {{0}, (int64_t)getpid()}, *all = musae_xcalloc((size_t)d->world, sizeof *all);
-    gethostname(me.host, sizeof me.host - 1);
-    musae_dist_allgather(d, &me, all, 1, sizeof me);
-    for (int r = 0; r < d->world; r++)
-        if (r != d->rank && !strcmp(all[r].host, me.host)) w->peers[r] = (pid_t)all[r].pid;
     /* every rank's PID, once: what an operator (or a test) needs to stop one */
-    if (musae_log_get_level() >= MUSAE_LOG_INFO)
+    if (musae_log_get_level() >= MUSAE_LOG_INFO) {
+        char host[128] = "";
+        gethostname(host, sizeof host - 1);
         fprintf(stderr, "[rank %d] musae: analyze: rank %d of %d, PID %ld on %s\n", d->rank, d->rank, d->world,
-                (long)me.pid, me.host);
-    free(all);
+                (long)getpid(), host);
+    }
 }
 
 static int watch_alive(void *arg) {

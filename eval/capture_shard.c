@@ -131,18 +131,7 @@ void capture_shards_begin(capture_shards *sh, const char *out, const musae_dist 
      * wherever it stands (its shard lock left behind); ignored, the line is lost and the watch stops the rank at
      * its next commit, through the ordinary exit that removes its locks */
     signal(SIGPIPE, SIG_IGN);
-    /* the ranks on this host, by pid, for the watch */
-    typedef struct {
-        char host[128];
-        int64_t pid;
-    } who;
-    who me = {{0}, (int64_t)getpid()}, *all = musae_xcalloc((size_t)d->world, sizeof *all);
-    gethostname(me.host, sizeof me.host - 1);
-    musae_dist_allgather(d, &me, all, 1, sizeof me);
-    sh->peers = musae_xcalloc((size_t)d->world, sizeof(pid_t));
-    for (int r = 0; r < d->world; r++)
-        if (r != d->rank && !strcmp(all[r].host, me.host)) sh->peers[r] = (pid_t)all[r].pid;
-    free(all);
+    sh->peers = musae_dist_host_peers(d); /* for the watch */
 
     clear_local_locks(sh, d);
     musae_dist_barrier(d);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "host/core/check.h"
 #include "host/core/log.h"
@@ -191,4 +192,19 @@ int musae_dist_barrier_while(const musae_dist *d, int (*ok)(void *), void *arg) 
     (void)d;
     return 0;
 #endif
+}
+
+pid_t *musae_dist_host_peers(const musae_dist *d) {
+    typedef struct {
+        char host[128];
+        int64_t pid;
+    } who;
+    who me = {{0}, (int64_t)getpid()}, *all = musae_xcalloc((size_t)d->world, sizeof *all);
+    gethostname(me.host, sizeof me.host - 1);
+    musae_dist_allgather(d, &me, all, 1, sizeof me);
+    pid_t *peers = musae_xcalloc((size_t)d->world, sizeof(pid_t));
+    for (int r = 0; r < d->world; r++)
+        if (r != d->rank && !strcmp(all[r].host, me.host)) peers[r] = (pid_t)all[r].pid;
+    free(all);
+    return peers;
 }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,10 @@ void musae_dist_barrier(const musae_dist *d);
  * nonzero, returning it; 0 once every rank arrived. A rank whose launcher died must not wait forever for peers
  * that will never come (OpenMPI's ranks outlive a SIGKILLed mpirun). */
 int musae_dist_barrier_while(const musae_dist *d, int (*ok)(void *), void *arg);
+
+/* The PIDs of the ranks on this host, [world] (malloc'd), 0 for this rank and for the ranks on other hosts: what a
+ * rank's watch checks so that it stops when a peer on its host is gone. Collective: every rank calls it. */
+pid_t *musae_dist_host_peers(const musae_dist *d);
 
 #ifdef __cplusplus
 }
