@@ -198,13 +198,9 @@ int musae_clap_read_config(musae_clap_config *c, const char *dir, char *err, siz
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *root;
-    if (musae_json_read_file(path, &root, err, errlen)) return -1;
+    if (musae_json_read_object(path, 0, &root, err, errlen)) return -1;
     cfg_ctx x = {.path = path, .section = "", .err = err, .errlen = errlen};
     int rc = -1;
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        goto done;
-    }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!cJSON_IsString(mt) || strcmp(mt->valuestring, "clap")) {
         snprintf(err, errlen, "%s: model_type: expected \"clap\" (a ClapModel checkpoint), got \"%s\"", path,

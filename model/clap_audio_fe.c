@@ -65,13 +65,9 @@ int musae_clap_fe_open(musae_clap_fe *fe, const char *dir, char *err, size_t err
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
     cJSON *root;
-    if (musae_json_read_file(path, &root, err, errlen)) return -1;
+    if (musae_json_read_object(path, 0, &root, err, errlen)) return -1;
     int rc = -1;
     double sr, n_fft, hop, n_mels, fmin_, fmax_, secs;
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        goto done;
-    }
     if (num_field(root, path, "sampling_rate", 1000, 384000, 1, &sr, err, errlen) ||
         num_field(root, path, "fft_window_size", 16, 65536, 1, &n_fft, err, errlen) ||
         num_field(root, path, "hop_length", 1, 65536, 1, &hop, err, errlen) ||

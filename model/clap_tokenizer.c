@@ -1,7 +1,6 @@
 #include "model/clap_tokenizer.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include "host/core/check.h"
 #include "host/core/utf8.h"
+#include "host/io/json.h"
 #include "host/io/path.h"
 
 /* ---- a string → int map (open addressing, FNV-1a); keys are copied into one growing arena -------------- */
@@ -127,15 +127,9 @@ static void build_byte_map(musae_clap_tokenizer *t) {
 static int load_vocab(musae_clap_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/vocab.json", dir);
-    char *txt = musae_read_file(path, NULL, err, errlen);
-    if (!txt) return -1;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root;
+    if (musae_json_read_object(path, 0, &root, err, errlen)) return -1;
     int rc = -1;
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        goto done;
-    }
     strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(root));
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX ||
@@ -214,15 +208,10 @@ done:
 static int load_added(musae_clap_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    char *txt = musae_read_file(path, NULL, err, errlen);
-    if (!txt) return errno == ENOENT ? 0 : -1;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root;
+    if (musae_json_read_object(path, 1, &root, err, errlen)) return -1;
+    if (!root) return 0;
     int rc = -1;
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        goto done;
-    }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (added && !cJSON_IsArray(added)) {
         snprintf(err, errlen, "%s: added_tokens: expected an array", path);

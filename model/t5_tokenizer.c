@@ -1,7 +1,6 @@
 #include "model/t5_tokenizer.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,22 +10,17 @@
 #include "host/core/check.h"
 #include "host/core/log.h"
 #include "host/core/utf8.h"
+#include "host/io/json.h"
 #include "host/io/path.h"
 
 /* tokenizer_config.json: model_max_length and extra_ids. Absent file = HF defaults (no limit, 100). */
 static int read_tokenizer_config(musae_t5_tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    char *txt = musae_read_file(path, NULL, err, errlen);
-    if (!txt) return errno == ENOENT ? 0 : -1;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root;
+    if (musae_json_read_object(path, 1, &root, err, errlen)) return -1;
+    if (!root) return 0;
     int rc = 0;
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        rc = -1;
-        goto done;
-    }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model_max_length");
     if (m && !cJSON_IsNull(m)) {
         if (!cJSON_IsNumber(m) || m->valuedouble < 1) {

@@ -34,6 +34,21 @@ int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errle
     return 0;
 }
 
+int musae_json_read_object(const char *path, int missing_ok, cJSON **root, char *err, size_t errlen) {
+    *root = NULL;
+    char *txt = musae_read_file(path, NULL, err, errlen);
+    if (!txt) return missing_ok && errno == ENOENT ? 0 : -1;
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        snprintf(err, errlen, "%s: not a JSON object", path);
+        return -1;
+    }
+    *root = j;
+    return 0;
+}
+
 int musae_jsonl_each(const char *path, int missing_ok, musae_jsonl_fn fn, void *ctx, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {

@@ -20,6 +20,9 @@ cJSON *musae_json_add_rounded(cJSON *o, const char *key, double v, int decimals)
 /* Reads and parses the JSON file at path: -1 with "<path>: cannot read: <reason>" in err when it cannot be read;
  * else 0 with *root = the parsed document, or NULL when the text is not JSON (the caller names what it expected). */
 int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errlen);
+/* The same for a file that must hold one JSON object: -1 with "<path>: not a JSON object" (and *root NULL) when it
+ * holds anything else. A missing file is 0 with *root = NULL when missing_ok. */
+int musae_json_read_object(const char *path, int missing_ok, cJSON **root, char *err, size_t errlen);
 
 /* JSON Lines: fn gets every non-blank line of path parsed as a JSON object, with its 1-based line number, and owns
  * it; it returns 0 to go on, or -1 (err filled) to stop. A line that is not an object stops the reading with
