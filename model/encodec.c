@@ -548,8 +548,12 @@ static void collect(void *ctx, const float *s, int64_t n) {
 }
 
 float *encodec_decode_all(const encodec *m, const int64_t *codes, int64_t frames) {
+    return encodec_decode_chunked(m, codes, frames, 0);
+}
+
+float *encodec_decode_chunked(const encodec *m, const int64_t *codes, int64_t frames, int chunk_frames) {
     collect_ctx c = {.out = musae_xmalloc((size_t)(frames * m->hop) * sizeof(float))};
-    encodec_decode(m, codes, frames, 0, collect, &c);
+    encodec_decode(m, codes, frames, chunk_frames, collect, &c);
     MUSAE_ASSERT(c.n == frames * m->hop, "encodec_decode gave %lld samples for %lld frames", (long long)c.n,
                  (long long)frames);
     return c.out;

@@ -153,6 +153,8 @@ void encodec_decode(const encodec *m, const int64_t *codes, int64_t frames, int 
                     void *ctx);
 /* One-shot convenience: malloc'd [hop · F] samples. */
 float *encodec_decode_all(const encodec *m, const int64_t *codes, int64_t frames);
+/* The same through windows of chunk_frames (as encodec_decode; 0 = encodec_decode_all). */
+float *encodec_decode_chunked(const encodec *m, const int64_t *codes, int64_t frames, int chunk_frames);
 
 /* Decodes codes [n_q, F] into an audio file at the codec's rate (mono; format as host/io/audio.h: WAV 16-bit,
  * WAV float or FLAC), streaming, so memory does not grow with F. progress (may be NULL) advances by frames.

@@ -76,17 +76,6 @@ static void test_generator(const musae_encodec_config *cfg, const char *json_pat
     cJSON_Delete(root);
 }
 
-typedef struct {
-    float *out;
-    int64_t n;
-} collect_ctx;
-
-static void collect(void *ctx, const float *s, int64_t n) {
-    collect_ctx *c = ctx;
-    memcpy(c->out + c->n, s, (size_t)n * sizeof(float));
-    c->n += n;
-}
-
 /* Encode and decode x in windows of `chunk` frames (two for the 2 s clip, so the decoder's overlap runs, and
  * the first has blocks enough for the LSTM's wavefront) with 1, 2 and 3 threads: every bit the same. */
 static void test_threads(const encodec *m, const float *x, int64_t n) {
@@ -99,27 +88,25 @@ static void test_threads(const encodec *m, const float *x, int64_t n) {
         encodec_encoder_push(e, x, n);
         encodec_encoder_finish(e);
         const int64_t f = encodec_encoder_frames(e);
-        collect_ctx c = {.out = musae_xmalloc((size_t)(f * m->hop) * sizeof(float))};
-        encodec_decode(m, encodec_encoder_codes(e), f, chunk, collect, &c);
-        CHECK(c.n == f * m->hop, "%d threads: %lld samples for %lld frames", counts[i], (long long)c.n, (long long)f);
+        float *y = encodec_decode_chunked(m, encodec_encoder_codes(e), f, chunk); /* asserts hop·f samples */
         if (i == 0) {
             F = f;
             codes0 = musae_xmalloc((size_t)(F * m->n_q) * sizeof(int64_t));
             emb0 = musae_xmalloc((size_t)(F * m->dim) * sizeof(float));
             memcpy(codes0, encodec_encoder_codes(e), (size_t)(F * m->n_q) * sizeof(int64_t));
             memcpy(emb0, encodec_encoder_embeddings(e), (size_t)(F * m->dim) * sizeof(float));
-            y0 = c.out;
+            y0 = y;
         } else {
             CHECK(f == F, "%d threads: %lld frames vs %lld", counts[i], (long long)f, (long long)F);
             int same = f == F && !memcmp(codes0, encodec_encoder_codes(e), (size_t)(F * m->n_q) * sizeof(int64_t)) &&
                        !memcmp(emb0, encodec_encoder_embeddings(e), (size_t)(F * m->dim) * sizeof(float));
             CHECK(same, "%d threads: codes or embeddings differ in their bits from 1 thread", counts[i]);
-            int same_y = f == F && !memcmp(y0, c.out, (size_t)(F * m->hop) * sizeof(float));
+            int same_y = f == F && !memcmp(y0, y, (size_t)(F * m->hop) * sizeof(float));
             CHECK(same_y, "%d threads: decoded audio differs in its bits from 1 thread (max|d| %.3g)", counts[i],
-                  f == F ? test_max_abs_diff(y0, c.out, (size_t)(F * m->hop)) : -1.0);
+                  f == F ? test_max_abs_diff(y0, y, (size_t)(F * m->hop)) : -1.0);
             printf("%d threads vs 1, windows of %d frames: codes and embeddings %s, audio %s\n", counts[i], chunk,
                    same ? "bitwise equal" : "DIFFER", same_y ? "bitwise equal" : "DIFFERS");
-            free(c.out);
+            free(y);
         }
         encodec_encoder_free(e);
     }
