@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "eval/features_io.h"
+#include "fixture_io.h"
 #include "host/core/philox.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
@@ -32,15 +33,7 @@ static int clip_len(int c) { return 1 + (c * 7) % 13; }
 
 /* The store: clip c has clip_len(c) rows of integers in [-3, 3]; a few rows hold NaN/Inf and clip 5 is all NaN. */
 static void make_store(const char *path, const char *model, int d, int layer) {
-    musae_store_spec sp = {0};
-    sp.model = model;
-    sp.d_model = d;
-    sp.frame_rate = 50;
-    sp.n_layers = 1;
-    sp.layers[0] = layer;
-    sp.dtype = MUSAE_F32;
-    sp.dtype_source = "f32";
-    musae_store_writer *w = musae_store_create(path, &sp);
+    musae_store_writer *w = fx_store_create(path, model, d, layer);
     float *x = malloc(sizeof(float) * 16 * (size_t)d);
     MUSAE_ASSERT(x, "out of memory");
     for (int c = 0; c < N_CLIPS; c++) {
@@ -76,27 +69,11 @@ static void make_weights(weights *wt, uint64_t seed, int batch_topk) {
 /* A checkpoint folder as musae train writes it (sae.safetensors, cfg.json, musae.json); with_split 0 leaves
  * musae.json without its data section. */
 static void write_sae(const char *dir, const weights *wt, int with_split) {
-    mkdir(dir, 0755);
-    char p[2048], err[256];
-    musae_st_writer *w = musae_st_writer_new();
-    int64_t s_md[2] = {M, D}, s_m[1] = {M}, s_d[1] = {D};
-    musae_st_writer_add(w, "encoder.weight", MUSAE_F32, 2, s_md, wt->W_enc);
-    musae_st_writer_add(w, "encoder.bias", MUSAE_F32, 1, s_m, wt->b_enc);
-    musae_st_writer_add(w, "W_dec", MUSAE_F32, 2, s_md, wt->W_dec);
-    musae_st_writer_add(w, "b_dec", MUSAE_F32, 1, s_d, wt->b_dec);
-    snprintf(p, sizeof p, "%s/sae.safetensors", dir);
-    CHECK(musae_st_writer_save(w, p, err, sizeof err) == 0, "%s", err);
-    musae_st_writer_free(w);
-    snprintf(p, sizeof p, "%s/cfg.json", dir);
-    FILE *f = fopen(p, "w");
-    fprintf(f, "{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}\n", M, K, D);
-    fclose(f);
-    snprintf(p, sizeof p, "%s/musae.json", dir);
-    f = fopen(p, "w");
-    fprintf(f, "{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"%s\", \"threshold\": %g%s}\n", LAYER,
-            wt->batch_topk ? "batch_topk" : "topk", wt->batch_topk ? BT_THRESHOLD : 0.0,
-            with_split ? ", \"data\": {\"acts\": \"s.h5\", \"val_fraction\": 0.3, \"split_seed\": \"7\"}" : "");
-    fclose(f);
+    char fields[256];
+    snprintf(fields, sizeof fields, "\"selection\": \"%s\", \"threshold\": %g%s", wt->batch_topk ? "batch_topk" : "topk",
+             wt->batch_topk ? BT_THRESHOLD : 0.0,
+             with_split ? ", \"data\": {\"acts\": \"s.h5\", \"val_fraction\": 0.3, \"split_seed\": \"7\"}" : "");
+    fx_write_sae(dir, M, D, K, LAYER, wt->W_enc, wt->b_enc, wt->W_dec, wt->b_dec, fields);
 }
 
 /* ---- the recomputation: plain loops over the store ------------------------------------------------------- */

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "eval/features_io.h"
+#include "fixture_io.h"
 #include "host/io/safetensors.h"
 #include "host/io/store.h"
 #include "test_rand.h"
@@ -30,15 +31,7 @@ static int clip_len(int c) { return 1 + (c * 13) % 37; }
 
 /* Clip c: clip_len(c) rows of Gaussian floats; clip 7 all NaN, an Inf in some clips, a NaN row in others. */
 static void make_store(const char *path, int n_clips, int d, uint64_t seed) {
-    musae_store_spec sp = {0};
-    sp.model = "test/model";
-    sp.d_model = d;
-    sp.frame_rate = 50;
-    sp.n_layers = 1;
-    sp.layers[0] = LAYER;
-    sp.dtype = MUSAE_F32;
-    sp.dtype_source = "f32";
-    musae_store_writer *w = musae_store_create(path, &sp);
+    musae_store_writer *w = fx_store_create(path, "test/model", d, LAYER);
     float *x = musae_xmalloc(sizeof(float) * 40 * (size_t)d);
     for (int c = 0; c < n_clips; c++) {
         const int n = clip_len(c);
@@ -59,7 +52,6 @@ static void make_store(const char *path, int n_clips, int d, uint64_t seed) {
 
 /* A checkpoint folder as musae train writes it, random Gaussian weights; threshold > 0: batch-top-k. */
 static void write_sae(const char *dir, int m, int d, int k, uint64_t seed, double threshold) {
-    mkdir(dir, 0755);
     float *we = musae_xmalloc(sizeof(float) * (size_t)(m * d)), *be = musae_xmalloc(sizeof(float) * (size_t)m),
           *wd = musae_xmalloc(sizeof(float) * (size_t)(m * d)), *bd = musae_xmalloc(sizeof(float) * (size_t)d);
     for (int i = 0; i < m * d; i++) we[i] = (float)(0.3 * test_gauss(seed, (uint64_t)i));
@@ -67,48 +59,13 @@ static void write_sae(const char *dir, int m, int d, int k, uint64_t seed, doubl
     for (int i = 0; i < m; i++) be[i] = (float)(0.2 * test_gauss(seed + 200, (uint64_t)i) - 0.3);
     be[m - 1] = -1000; /* a dead latent */
     for (int j = 0; j < d; j++) bd[j] = (float)(0.1 * test_gauss(seed + 300, (uint64_t)j));
-    char p[2048], err[256];
-    musae_st_writer *w = musae_st_writer_new();
-    int64_t s_md[2] = {m, d}, s_m[1] = {m}, s_d[1] = {d};
-    musae_st_writer_add(w, "encoder.weight", MUSAE_F32, 2, s_md, we);
-    musae_st_writer_add(w, "encoder.bias", MUSAE_F32, 1, s_m, be);
-    musae_st_writer_add(w, "W_dec", MUSAE_F32, 2, s_md, wd);
-    musae_st_writer_add(w, "b_dec", MUSAE_F32, 1, s_d, bd);
-    snprintf(p, sizeof p, "%s/sae.safetensors", dir);
-    if (musae_st_writer_save(w, p, err, sizeof err)) {
-        fprintf(stderr, "FAIL: setup: %s\n", err);
-        exit(1);
-    }
-    musae_st_writer_free(w);
+    char fields[256];
+    snprintf(fields, sizeof fields,
+             "\"selection\": \"%s\", \"threshold\": %g, \"data\": {\"acts\": \"s.h5\", \"val_fraction\": 0.3, "
+             "\"split_seed\": \"7\"}",
+             threshold > 0 ? "batch_topk" : "topk", threshold);
+    fx_write_sae(dir, m, d, k, LAYER, we, be, wd, bd, fields);
     free(we), free(be), free(wd), free(bd);
-    snprintf(p, sizeof p, "%s/cfg.json", dir);
-    FILE *f = fopen(p, "w");
-    fprintf(f, "{\"activation\": \"topk\", \"num_latents\": %d, \"k\": %d, \"d_in\": %d}\n", m, k, d);
-    fclose(f);
-    snprintf(p, sizeof p, "%s/musae.json", dir);
-    f = fopen(p, "w");
-    fprintf(f, "{\"layer\": %d, \"model\": \"test/model\", \"selection\": \"%s\", \"threshold\": %g, \"data\": "
-               "{\"acts\": \"s.h5\", \"val_fraction\": 0.3, \"split_seed\": \"7\"}}\n",
-            LAYER, threshold > 0 ? "batch_topk" : "topk", threshold);
-    fclose(f);
-}
-
-static const char *mpi_np(int np) {
-    static char p[1200];
-    snprintf(p, sizeof p, "%s -np %d --oversubscribe %s", MUSAE_MPIEXEC, np, bin());
-    return p;
-}
-
-/* "mpirun -np <np> musae <args>" in g_dir, as run() does. */
-MUSAE_PRINTF(2, 3) static int run_np(int np, const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && MUSAE_LOG=info ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 %s %s >out.txt 2>err.txt",
-             g_dir, mpi_np(np), args);
-    return exit_status(system(cmd));
 }
 
 /* Whether two arrays of n elements of `elem` bytes hold the same bits; names the first that differs. */
@@ -189,7 +146,7 @@ static void test_equal(void) {
     for (int np = 2; np <= 3; np++) {
         char out[32];
         snprintf(out, sizeof out, "np%d", np);
-        CHECK(run_np(np, GRID " -o %s", out) == 0, "mpirun -np %d analyze failed", np);
+        CHECK(run_mpi_np(np, GRID " -o %s", out) == 0, "mpirun -np %d analyze failed", np);
         if (np == 3) err_has("(shared by the ranks, balanced by frames)");
         char a[64], b[64];
         for (int s = 0; s < 2; s++) {
@@ -216,7 +173,7 @@ static void test_equal(void) {
     } else CHECK(0, "%s", err);
     /* the default split (the trainer's held-out clips) and block size */
     CHECK(run("analyze --sae saeA --acts s.h5 -o val1.h5") == 0, "one process, val split");
-    CHECK(run_np(3, "analyze --sae saeA --acts s.h5 -o val3.h5") == 0, "mpirun -np 3, val split");
+    CHECK(run_mpi_np(3, "analyze --sae saeA --acts s.h5 -o val3.h5") == 0, "mpirun -np 3, val split");
     same_features("val1.h5", "val3.h5");
 }
 
@@ -226,7 +183,7 @@ static void test_equal(void) {
  * before the caller acts, however fast the machine: rank 0 waits for it at the merge. */
 static pid_t start_pass(const char *args, pid_t r[2], int freeze) {
     sh("rm -f kill_err.txt"); /* an earlier run's PIDs must not count as this one's */
-    const pid_t job = start_and_wait_for(mpi_np(2), args, "big.h5", 1);
+    const pid_t job = start_and_wait_for(mpi_prefix_np(2), args, "big.h5", 1);
     int begun = 0;
     r[0] = r[1] = 0;
     for (int i = 0; i < 600000 && !(r[0] && r[1] && begun); i++) {
@@ -261,7 +218,7 @@ static void test_rank_killed(void) {
     const int rc = wait_exit(job);
     CHECK(rc != 0, "mpirun exits %d after a rank was killed", rc);
     CHECK(!dir_has("killed.h5") && !dir_has("killed.h5.partial"), "a killed run left killed.h5 or its .partial");
-    CHECK(run_np(2, "%s", args) == 0, "the same command after the kill failed");
+    CHECK(run_mpi_np(2, "%s", args) == 0, "the same command after the kill failed");
     CHECK(run("analyze --sae wide --acts big.h5 --split all -o one_big.h5 --block-rows 256") == 0, "one process");
     same_features("one_big.h5", "killed.h5");
 }
