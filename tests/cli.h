@@ -10,6 +10,7 @@
 
 #include "host/core/check.h"
 #include "host/io/path.h"
+#include "host/io/safetensors.h"
 #include "test.h"
 
 static char g_dir[1024];
@@ -105,6 +106,29 @@ static inline void scratch_close(void) {
 static inline char *slurp(const char *rel) {
     char *s = musae_read_file(at(rel), NULL, NULL, 0);
     return s ? s : musae_xstrdup("");
+}
+
+/* The int64 codes [B, K, F] of tensor `name` in the safetensors file at path (generate's --codes-out, a golden
+ * file): malloc'd, their count in *n and their dims in shape (each when not NULL); NULL with a failed check when
+ * the file or the tensor is missing or not of rank 3. */
+static inline int64_t *read_codes(const char *path, const char *name, int64_t *n, int64_t shape[3]) {
+    char err[512];
+    musae_st st;
+    if (n) *n = 0;
+    if (musae_st_open(&st, path, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return NULL;
+    }
+    int rank;
+    int64_t dims[8];
+    int64_t *c = musae_st_load_any(&st, name, MUSAE_I64, &rank, dims);
+    CHECK(c && rank == 3, "%s: no %s [B, K, F]", path, name);
+    if (c && rank == 3) {
+        if (n) *n = dims[0] * dims[1] * dims[2];
+        if (shape) shape[0] = dims[0], shape[1] = dims[1], shape[2] = dims[2];
+    }
+    musae_st_close(&st);
+    return c;
 }
 
 /* A setup step that is itself musae (synth_acts making the stores, ...) failed: the test FAILS (exit 1) with the

@@ -25,27 +25,10 @@
 
 static char g_model[1024], g_sae[1024], g_golden[1024];
 
-/* codes [B, K, F] of a file (malloc'd), NULL with a failed check when absent */
-static int64_t *codes_of(const char *path, const char *name, int64_t *n) {
-    char err[512];
-    musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return NULL;
-    }
-    int rank;
-    int64_t shape[8];
-    int64_t *c = musae_st_load_any(&st, name, MUSAE_I64, &rank, shape);
-    CHECK(c && rank == 3, "%s: no %s [B, K, F]", path, name);
-    *n = c ? shape[0] * shape[1] * shape[2] : 0;
-    musae_st_close(&st);
-    return c;
-}
-
 /* The codes of g_dir/out against tensor `name` of file `ref`: the count of differing codes (-1: unreadable). */
 static int64_t diff_codes(const char *out, const char *ref, const char *name) {
     int64_t n1 = 0, n2 = 0;
-    int64_t *a = codes_of(at(out), "codes", &n1), *b = codes_of(ref, name, &n2);
+    int64_t *a = read_codes(at(out), "codes", &n1, NULL), *b = read_codes(ref, name, &n2, NULL);
     int64_t d = -1;
     if (a && b && n1 == n2) {
         d = 0;
@@ -58,7 +41,7 @@ static int64_t diff_codes(const char *out, const char *ref, const char *name) {
 /* golden tensors a and b of one file: count of differing codes */
 static int64_t diff_codes_files(const char *file, const char *a, const char *b) {
     int64_t n1 = 0, n2 = 0;
-    int64_t *x = codes_of(file, a, &n1), *y = codes_of(file, b, &n2);
+    int64_t *x = read_codes(file, a, &n1, NULL), *y = read_codes(file, b, &n2, NULL);
     int64_t d = -1;
     if (x && y && n1 == n2) {
         d = 0;

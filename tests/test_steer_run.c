@@ -112,22 +112,6 @@ static void write_sources(void) {
     free(x);
 }
 
-static int64_t *codes_of(const char *path, int64_t *n) {
-    char err[512];
-    musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return NULL;
-    }
-    int rank;
-    int64_t shape[8];
-    int64_t *c = musae_st_load_any(&st, "codes", MUSAE_I64, &rank, shape);
-    CHECK(c && rank == 3, "%s: no codes", path);
-    *n = c ? shape[0] * shape[1] * shape[2] : 0;
-    musae_st_close(&st);
-    return c;
-}
-
 static void check_generate_features(void) {
     const char *g = "generate --model %s --prompt 'calm piano' --frames 12 --greedy --guidance 3 --sae %s "
                     "--steer 3:0.5 %s --codes-out %s";
@@ -137,7 +121,7 @@ static void check_generate_features(void) {
     snprintf(fl, sizeof fl, "--beta %.9g", (double)(float)max_act_of(3));
     CHECK(run(g, g_model, g_sae, fl, "gb.st") == 0, "generate --beta");
     int64_t n1 = 0, n2 = 0;
-    int64_t *a = codes_of(at("gf.st"), &n1), *b = codes_of(at("gb.st"), &n2);
+    int64_t *a = read_codes(at("gf.st"), "codes", &n1, NULL), *b = read_codes(at("gb.st"), "codes", &n2, NULL);
     int64_t d = a && b && n1 == n2 ? 0 : -1;
     for (int64_t i = 0; d >= 0 && i < n1; i++) d += a[i] != b[i];
     CHECK(d == 0, "--features gives other codes than --beta max_act[3] (%" PRId64 " differ)", d);
@@ -221,9 +205,9 @@ static void check_study(const char *dir) {
             musae_st_close(&cs);
         }
         int64_t n1 = 0, n2 = 0;
-        int64_t *c = codes_of(at(rel), &n1);
+        int64_t *c = read_codes(at(rel), "codes", &n1, NULL);
         snprintf(rel, sizeof rel, "%s/%s", dir, js(b, "codes"));
-        int64_t *cb = codes_of(at(rel), &n2);
+        int64_t *cb = read_codes(at(rel), "codes", &n2, NULL);
         if (c && cb && n1 == n2) {
             int64_t d = 0;
             for (int64_t j = 0; j < n1; j++) d += c[j] != cb[j];
@@ -666,7 +650,8 @@ int main(void) {
               g_model) == 0,
           "plain generate");
     int64_t n1 = 0, n2 = 0;
-    int64_t *a = codes_of(at("plain.st"), &n1), *b = codes_of(at("S1/clips/p0_s1_baseline.st"), &n2);
+    int64_t *a = read_codes(at("plain.st"), "codes", &n1, NULL),
+            *b = read_codes(at("S1/clips/p0_s1_baseline.st"), "codes", &n2, NULL);
     int64_t d = a && b && n1 == 2 * n2 ? 0 : -1;
     for (int64_t i = 0; d >= 0 && i < n2; i++) d += a[i] != b[i];
     CHECK(d == 0, "the α = 0 clip differs from plain generate (%" PRId64 ")", d);
