@@ -11,6 +11,7 @@
 #include "host/io/safetensors.h"
 #include "model/t5.h"
 #include "model/text_cond.h"
+#include "golden.h"
 #include "test.h"
 
 #define TOL 1e-4
@@ -31,14 +32,9 @@ static void check_close(const char *what, const float *got, const float *want, s
     CHECK(d <= TOL, "%s: max |diff| %.3g > %g", what, d, TOL);
 }
 
-static void test_buckets(const char *fx) {
-    char path[1024], err[512];
-    snprintf(path, sizeof path, "%s/golden/t5_extra_tokens.safetensors", fx);
+static void test_buckets(void) {
     musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return;
-    }
+    if (golden_open(&st, "t5_extra_tokens.safetensors")) return;
     static const int cfgs[4][2] = {{32, 128}, {16, 20}, {64, 256}, {8, 16}}; /* t5_extra.py BUCKET_CFGS */
     int64_t shape[2];
     int64_t *want = must_load(&st, "buckets", MUSAE_I64, shape);
@@ -76,12 +72,8 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
     CHECK(tc.t5.inner == 32 && tc.proj_w && tc.hidden == 32, "inner %" PRId64 " hidden %" PRId64, tc.t5.inner,
           tc.hidden);
 
-    snprintf(path, sizeof path, "%s/golden/t5.safetensors", fx);
     musae_st g;
-    if (musae_st_open(&g, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return;
-    }
+    if (golden_open(&g, "t5.safetensors")) return;
     int64_t s2[2], s3[3];
     int64_t *ids = must_load(&g, "enc.input_ids", MUSAE_I64, s2);
     int64_t *mask = must_load(&g, "enc.attention_mask", MUSAE_I64, s2);
@@ -162,14 +154,10 @@ static void test_tiny(const musae_ops *ops, const char *fx) {
     musae_st_close(&model);
 }
 
-static void test_gated(const musae_ops *ops, const char *fx) {
-    char path[1024], err[512];
-    snprintf(path, sizeof path, "%s/golden/t5_extra_gated.safetensors", fx);
+static void test_gated(const musae_ops *ops) {
+    char err[512];
     musae_st g;
-    if (musae_st_open(&g, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return;
-    }
+    if (golden_open(&g, "t5_extra_gated.safetensors")) return;
     musae_model_config cfg;
     const char *json = musae_st_meta(&g, "config");
     CHECK(json && musae_config_parse(&cfg, "t5_extra_gated config", json, err, sizeof err) == 0, "%s", err);
@@ -206,8 +194,8 @@ static void test_gated(const musae_ops *ops, const char *fx) {
 int main(void) {
     const char *fx = test_fixtures();
     const musae_ops *ops = musae_ops_cpu();
-    test_buckets(fx);
+    test_buckets();
     test_tiny(ops, fx);
-    test_gated(ops, fx);
+    test_gated(ops);
     TEST_END();
 }

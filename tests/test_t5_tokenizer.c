@@ -9,6 +9,7 @@
 #include "host/core/utf8.h"
 #include "host/io/path.h"
 #include "model/t5_tokenizer.h"
+#include "golden.h"
 #include "test.h"
 
 #define MAX_PROMPTS 128
@@ -74,12 +75,8 @@ static void test_golden_prompts(const musae_t5_tokenizer *tok, const char *fx) {
     char *texts[MAX_PROMPTS];
     size_t lens[MAX_PROMPTS];
     int n = read_prompts(path, texts, lens);
-    snprintf(path, sizeof path, "%s/golden/t5.safetensors", fx);
     musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return;
-    }
+    if (golden_open(&st, "t5.safetensors")) return;
     int64_t ishape[2], lshape[1];
     int64_t *ids = load_i64(&st, "ids", ishape), *lengths = load_i64(&st, "lengths", lshape);
     CHECK(n == ishape[0] && n >= 50, "%d prompts in the json, %" PRId64 " rows of ids", n, ishape[0]);
@@ -113,14 +110,10 @@ static void test_golden_prompts(const musae_t5_tokenizer *tok, const char *fx) {
     musae_st_close(&st);
 }
 
-static void test_truncation_and_batch(const musae_t5_tokenizer *tok, const char *fx) {
-    char path[1024], err[512];
-    snprintf(path, sizeof path, "%s/golden/t5_extra_tokens.safetensors", fx);
+static void test_truncation_and_batch(const musae_t5_tokenizer *tok) {
+    char err[512];
     musae_st st;
-    if (musae_st_open(&st, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
-        return;
-    }
+    if (golden_open(&st, "t5_extra_tokens.safetensors")) return;
     CHECK(tok->model_max_length == 512, "model_max_length %" PRId64, tok->model_max_length);
     /* the 2562-character prompt of golden_t5.py: 967 ids untruncated (HF MusicGen keeps them all) */
     const char *unit = "dreamy lo-fi hip hop beat with warm vinyl crackle, mellow rhodes chords, soft boom bap drums, "
@@ -244,7 +237,7 @@ int main(void) {
           tok.n_pieces, tok.pad_id, tok.eos_id, tok.unk_id);
     CHECK(musae_t5_tokenizer_n_ids(&tok) == 1100, "%" PRId64 " ids", musae_t5_tokenizer_n_ids(&tok));
     test_golden_prompts(&tok, fx);
-    test_truncation_and_batch(&tok, fx);
+    test_truncation_and_batch(&tok);
     test_bad_input(&tok, fx);
     musae_t5_tokenizer_close(&tok);
     TEST_END();
