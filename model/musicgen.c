@@ -146,15 +146,8 @@ struct loader {
 static musae_st_tensor *find_tensor(loader *ld, const char *name, int rank, const int64_t *shape) {
     musae_st_tensor *t = musae_st_find(ld->st, name);
     if (!t) musae_fail("%s: tensor '%s' is missing (the MusicGen decoder needs it)", ld->st->path, name);
+    musae_st_check_shape(ld->st, t, name, rank, shape);
     const char *file = musae_st_file_of(ld->st, t);
-    int ok = t->rank == rank;
-    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
-    if (!ok) {
-        char got[128], want[128];
-        musae_shape_str(t->rank, t->shape, got, sizeof got);
-        musae_shape_str(rank, shape, want, sizeof want);
-        musae_fail("%s: tensor '%s' has shape %s, expected %s", file, name, got, want);
-    }
     if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16") && strcmp(t->dtype, "F64"))
         musae_fail("%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16)", file, name, t->dtype);
     return t;

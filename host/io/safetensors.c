@@ -683,17 +683,21 @@ void *musae_st_load_any(musae_st *st, const char *name, musae_dtype dt, int *ran
     return d;
 }
 
+void musae_st_check_shape(const musae_st *st, const musae_st_tensor *t, const char *name, int rank,
+                          const int64_t *shape) {
+    int ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (ok) return;
+    char got[128], want[128];
+    musae_shape_str(t->rank, t->shape, got, sizeof got);
+    musae_shape_str(rank, shape, want, sizeof want);
+    musae_fail("%s: tensor '%s' has shape %s, expected %s", musae_st_file_of(st, t), name, got, want);
+}
+
 void *musae_st_load(musae_st *st, const char *name, musae_dtype dt, int rank, const int64_t *shape) {
     musae_st_tensor *t = musae_st_find(st, name);
     if (!t) musae_fail("%s: tensor '%s' is missing", st->path, name);
-    int ok = t->rank == rank;
-    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
-    if (!ok) {
-        char got[128], want[128];
-        musae_shape_str(t->rank, t->shape, got, sizeof got);
-        musae_shape_str(rank, shape, want, sizeof want);
-        musae_fail("%s: tensor '%s' has shape %s, expected %s", musae_st_file_of(st, t), name, got, want);
-    }
+    musae_st_check_shape(st, t, name, rank, shape);
     if (!musae_st_dtype_known(t->dtype))
         musae_fail("%s: tensor '%s' has dtype %s; expected a float or integer type musae reads", musae_st_file_of(st, t),
                    name, t->dtype);

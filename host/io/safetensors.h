@@ -77,6 +77,10 @@ int64_t musae_f32_first_nonfinite(const float *x, size_t n);
  * (MADV_WILLNEED), so a loader walking them in its own order finds them there, or at least finds the disk
  * busy with them, on a cold cache. */
 void musae_st_prefetch(const musae_st *st, const char *prefix);
+/* musae_fail unless t (tensor `name`) has exactly `rank` dims `shape`: "<file>: tensor '<name>' has shape [got],
+ * expected [want]". */
+void musae_st_check_shape(const musae_st *st, const musae_st_tensor *t, const char *name, int rank,
+                          const int64_t *shape);
 /* Finds `name`, checks its shape (got/expected in the message, musae_fail on mismatch or absence) and
  * returns a malloc'd copy converted to dt. */
 void *musae_st_load(musae_st *st, const char *name, musae_dtype dt, int rank, const int64_t *shape);
