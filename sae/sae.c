@@ -203,7 +203,8 @@ void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n) {
     memset(t->p.b_enc, 0, sizeof(float) * (size_t)M);
 }
 
-void sae_trainer_update(sae_trainer *t) {
+void sae_trainer_update(sae_trainer *t, double t0, double t1, double t2) {
+    const double t3 = musae_now();
     const sae_config *c = &t->cfg;
     const int64_t d = c->d, Ml = t->Ml;
     const sae_adam_hparams h = {sae_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1};
@@ -213,6 +214,11 @@ void sae_trainer_update(sae_trainer *t) {
     sae_cpu_adam(t->p.b_enc, t->g.b_enc, t->m.b_enc, t->v.b_enc, Ml, &hb);
     sae_cpu_adam(t->p.b_dec, t->g.b_dec, t->m.b_dec, t->v.b_dec, d, &h);
     sae_cpu_adam_decoder(t->p.W_dec, t->g.W_dec, t->m.W_dec, t->v.W_dec, Ml, d, &h);
+    const double t4 = musae_now();
+    t->seconds[0] += t1 - t0;
+    t->seconds[1] += t2 - t1;
+    t->seconds[2] += t3 - t2;
+    t->seconds[3] += t4 - t3;
 }
 
 void sae_fail_constant_batch(int64_t n, double tv) {
@@ -278,13 +284,7 @@ void sae_trainer_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_st
     sae_cpu_backward(&t->codes, use_aux ? &t->aux : NULL, t->g_xhat, use_aux ? t->g_ehat : NULL, t->xc, t->p.W_enc,
                      t->p.W_dec, d, M, t->g.W_enc, t->g.b_enc, t->g.W_dec, t->g.b_dec, t->scratch);
 
-    double t3 = musae_now();
-    sae_trainer_update(t);
-    double t4 = musae_now();
-    t->seconds[0] += t1 - t0;
-    t->seconds[1] += t2 - t1;
-    t->seconds[2] += t3 - t2;
-    t->seconds[3] += t4 - t3;
+    sae_trainer_update(t, t0, t1, t2);
 
     /* firing: a latent fired when it was selected with a positive value in this batch */
     for (int64_t i = 0; i < M; i++) t->since_fired[i] += n;

@@ -95,8 +95,9 @@ void sae_trainer_init(sae_trainer *t, const sae_config *cfg, int64_t batch);
 void sae_trainer_init_shard(sae_trainer *t, const sae_config *cfg, int64_t batch, int64_t m0, int64_t Ml);
 void sae_trainer_free(sae_trainer *t);
 /* The update of a step whose gradients t->g are complete: Adam on this process's latents [m0, m0 + Ml) and b_dec,
- * the decoder's parallel-gradient removal and row renormalization (sae_cpu_adam_decoder). */
-void sae_trainer_update(sae_trainer *t);
+ * the decoder's parallel-gradient removal and row renormalization (sae_cpu_adam_decoder). Then the step's times go
+ * to t->seconds: encode from t0 to t1, decode + loss to t2, backward to this call, and the update itself. */
+void sae_trainer_update(sae_trainer *t, double t0, double t1, double t2);
 /* Input scale, W_dec/W_enc init from cfg.seed (Philox), b_dec from the sample (raw rows [n, d]). Each W_dec
  * element is drawn by its global (latent, dim) index, so a shard holds exactly its rows of the global init. */
 void sae_trainer_init_weights(sae_trainer *t, const float *sample, int64_t n);

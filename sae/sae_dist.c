@@ -313,15 +313,9 @@ void sae_dist_step(sae_trainer *t, const float *x_raw, int64_t n, sae_step_stats
             for (int64_t j = 0; j < d; j++) db[j] += t->g_xhat[r * d + j];
         for (int64_t j = 0; j < d; j++) db[j] += part[j];
     }
-    double t3 = musae_now();
 
     /* 8 update */
-    sae_trainer_update(t);
-    double t4 = musae_now();
-    t->seconds[0] += t1 - t0;
-    t->seconds[1] += t2 - t1;
-    t->seconds[2] += t3 - t2;
-    t->seconds[3] += t4 - t3;
+    sae_trainer_update(t, t0, t1, t2);
 
     /* 9 counters and stats */
     int64_t nnz = t->codes.ptr[t->codes.n_rows];
