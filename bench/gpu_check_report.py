@@ -70,21 +70,6 @@ def read_rows(outdir):
     return rows
 
 
-def jsonl(path):
-    out = []
-    try:
-        lines = open(path, errors="replace").read().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-    return out
-
-
 def results_name(env):
     """<date>-<gpu>.md, in the characters the device tool returns (letters, digits, '.', '_', '-')."""
     date = env.get("date", "0000-00-00").split()[0]
@@ -183,8 +168,8 @@ def main():
         return
     env = read_env(a.outdir)
     rows = read_rows(a.outdir)
-    lm_recs = jsonl(os.path.join(a.outdir, "lm.log"))
-    sae_recs = jsonl(os.path.join(a.outdir, "sae.log"))
+    lm_recs = lm_gpu_summary.read([os.path.join(a.outdir, "lm.log")])
+    sae_recs = lm_gpu_summary.read([os.path.join(a.outdir, "sae.log")])
     name = results_name(env)
     commit = env.get("commit", "?")
 

@@ -19,10 +19,11 @@ MEMORY_TARGET = 1.10
 
 
 def read(paths):
+    """The JSON lines of the logs at paths (other lines, unreadable files and bytes that are not UTF-8 passed over)."""
     out = []
     for p in paths:
         try:
-            lines = open(p).read().splitlines()
+            lines = open(p, errors="replace").read().splitlines()
         except OSError:
             continue
         for line in lines:
