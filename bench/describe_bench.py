@@ -10,7 +10,9 @@ them as WAV, then:
     and pyloudnorm's integrated loudness (BS.1770, one channel), CPU time from time.process_time, after one
     warm-up clip (numba compiles librosa's kernels on first use).
 Prints the speed ratio per core and the agreement: tempo within 4 % or an octave, LUFS within 0.5 dB, key identical
-share, and each tool against the synthesized truth. One JSON line at the end.
+share, and each tool against the synthesized truth; and, where bench/describe_libfloor was built beside musae, the
+CPU per clip of the library calls the issue requires, alone, against what 20x the peer leaves. One JSON line at
+the end.
 
   pip install librosa pyloudnorm h5py soundfile     # the peer only; nothing in the tests needs Python
   python3 bench/describe_bench.py --musae build/cpu/musae [--clips 200] [--keep DIR]
@@ -174,6 +176,13 @@ def main():
     peer_cpu = time.process_time() - c0
     peer_wall = time.perf_counter() - w0
 
+    # ---- the floor the required libraries set (bench/describe_libfloor.c, built beside musae): their calls alone
+    floor = None
+    lib_bin = os.path.join(os.path.dirname(os.path.abspath(a.musae)), "bench", "describe_libfloor")
+    if os.path.exists(lib_bin):
+        floor = json.loads(subprocess.run([lib_bin] + [os.path.join(clip_dir, fn) for fn in files], check=True,
+                                          capture_output=True, text=True, env=env).stdout)
+
     # ---- agreement
     n = len(files)
     tempo_cls = [tempo_agrees(m["tempo_bpm"][i], p[i]["tempo_bpm"], 0.04) for i in range(n)]
@@ -216,6 +225,17 @@ def main():
           f"{res['truth_tempo_octave']['librosa']:.1%}); key musae {key_m:.1%} / librosa {key_p:.1%}")
     print("median relative difference: " + ", ".join(f"{k} {v:.2%}" for k, v in rel.items()) +
           f"; flatness Pearson r {flat_corr:.3f}")
+    if floor:
+        f_ms = floor["ms_per_clip"]
+        need = f_ms["aubio_yinfast_pitch"] + f_ms["libebur128_I_LRA"]
+        budget = 1e3 * peer_cpu / n / 20
+        res["library_floor_ms_per_clip"] = f_ms
+        res["ms_per_clip"] = {"musae": 1e3 * musae_cpu / n, "peer": 1e3 * peer_cpu / n, "budget_20x": budget}
+        print(f"per clip: musae {1e3 * musae_cpu / n:.1f} ms, peer {1e3 * peer_cpu / n:.1f} ms; 20x the peer leaves "
+              f"{budget:.1f} ms. The required libraries alone: aubio yinfast pitch {f_ms['aubio_yinfast_pitch']:.1f} ms + "
+              f"libebur128 I+LRA {f_ms['libebur128_I_LRA']:.1f} ms = {need:.1f} ms ({need / budget:.1f}x the budget); "
+              f"aubio's tempo and onset objects as shipped {f_ms['aubio_tempo_object']:.1f} + "
+              f"{f_ms['aubio_onset_object']:.1f} ms (musae rebuilds their loops on one spectrum)")
     print(json.dumps(res))
     if not a.keep:
         shutil.rmtree(work)
