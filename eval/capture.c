@@ -588,8 +588,11 @@ int capture_run(const capture_opts *o, capture_report *rep) {
                                [P_CAPTIONS] = (float)(o->captions != 0), [P_RATE] = (float)c->rate};
     musae_store_spec spec = {.model = model_id, .d_model = (int)c->H, .frame_rate = cfg.audio.frame_rate,
                              .n_layers = o->n_layers, .dtype = o->dtype, .dtype_source = "f32"};
-    /* the CPU's fp32 products differ between hosts with AMX and without (kernels/cpu/isa.h): the store says which */
-    const char *arith = o->ops == musae_ops_cpu() && o->prec == MUSAE_PREC_FP32 ? cpu_gemm_arith() : NULL;
+    /* the arithmetic of the LM's products, which the store records and a continuation must match: the CPU's fp32
+     * products differ between hosts with AMX and without (kernels/cpu/isa.h), bf16 weights and the GPU differ
+     * from both */
+    const int on_cpu = o->ops == musae_ops_cpu(), fp32 = o->prec == MUSAE_PREC_FP32;
+    const char *arith = on_cpu ? (fp32 ? cpu_gemm_arith() : "cpu-bf16w") : fp32 ? "cuda-fp32" : "cuda-bf16";
     spec.cpu_arith = arith;
     memcpy(spec.layers, o->layers, sizeof(int) * (size_t)o->n_layers);
     spec.captions = o->captions != 0; /* /clips/caption: what each clip was conditioned on */

@@ -8,6 +8,7 @@
 #include "eval/capture.h"
 #include "eval/capture_int.h"
 #include "host/core/check.h"
+#include "host/core/log.h"
 #include "host/io/store.h"
 
 void capture_layers_str(const int *l, int n, char *out, size_t cap) {
@@ -66,17 +67,25 @@ void capture_check_resumable(const char *out, const char *model_id, const captur
         musae_fail("%s was captured %s; this run is %s", out, p[P_CAPTIONS] ? "with --captions" : "unconditionally",
                    params[P_CAPTIONS] ? "text-conditioned (--captions)" : "unconditional");
     /* rows of one store come from one arithmetic (kernels/cpu/isa.h: AMX hosts compute the LM's products in
-     * bf16x3, other bits than the FMA kernels'); a store without the attribute predates it, or came from a GPU */
+     * bf16x3, other bits than the FMA kernels'; bf16 weights and the GPU differ again) */
     if (arith && in->cpu_arith[0] && strcmp(in->cpu_arith, arith)) {
-        const int amx_here = !strcmp(arith, "amx-bf16x3");
         char have_a[32];
         snprintf(have_a, sizeof have_a, "%s", in->cpu_arith);
+        const int amx_here = !strcmp(arith, "amx-bf16x3") && !strcmp(have_a, "fma-fp32");
+        const int amx_there = !strcmp(have_a, "amx-bf16x3") && !strcmp(arith, "fma-fp32");
         musae_store_close(s);
         musae_fail("%s holds rows computed with %s; this run computes %s: refusing to mix them in one store (%s)", out,
                    have_a, arith,
-                   amx_here ? "run with MUSAE_ISA=avx512 to compute fma-fp32 here"
-                            : "continue it on a CPU with AMX at the amx level (MUSAE_ISA unset), or write to a new file");
+                   amx_here    ? "run with MUSAE_ISA=avx512 to compute fma-fp32 here"
+                   : amx_there ? "continue it on a CPU with AMX at the amx level (MUSAE_ISA unset), or write to a new file"
+                               : "continue it with the --device and --precision it was captured with, or write to a new "
+                                 "file");
     }
+    /* a store from before the attribute: its arithmetic cannot be checked */
+    if (arith && !in->cpu_arith[0])
+        LOG_WARN("%s does not record the arithmetic of its rows (written before musae recorded it): continuing it "
+                 "with %s, whose rows may differ from its in their last bits",
+                 out, arith);
     musae_store_close(s);
 }
 

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "eval/capture.h"
 #include "host/core/check.h"
 #include "host/core/dtype.h"
@@ -586,6 +588,26 @@ static void test_arith(void) {
     CHECK(sh(cap, bin(), g_model, "ar.h5") == 0, "capture at the level in use");
     CHECK(!strcmp(store_arith("ar.h5", got, sizeof got), cpu_gemm_arith()), "cpu_arith '%s', want '%s'", got,
           cpu_gemm_arith());
+    /* bf16 weights are another arithmetic: recorded, and not mixed with fp32 rows either way */
+    CHECK(sh("%s capture --model %s --audio data --layers 1 --clip-seconds 1 --device cpu --precision bf16 -o arb.h5 "
+             ">/dev/null 2>err.txt", bin(), g_model) == 0, "capture with bf16 weights");
+    CHECK(!strcmp(store_arith("arb.h5", got, sizeof got), "cpu-bf16w"), "cpu_arith with bf16 weights '%s'", got);
+    CHECK(sh(cap, bin(), g_model, "arb.h5") == 1, "an fp32 run continuing a bf16-weight store is refused");
+    err_has("arb.h5 holds rows computed with cpu-bf16w; this run computes ");
+    err_has("continue it with the --device and --precision it was captured with");
+    CHECK(sh("%s capture --model %s --audio data --layers 1 --clip-seconds 1 --device cpu --precision bf16 -o ar.h5 "
+             ">/dev/null 2>err.txt", bin(), g_model) == 1, "a bf16-weight run continuing an fp32 store is refused");
+    err_has("this run computes cpu-bf16w: refusing to mix them in one store");
+    /* a store from before the attribute (removed here) is continued, with a warning that it cannot be checked */
+    CHECK(sh("cp ar.h5 old.h5") == 0, "a copy of ar.h5");
+    {
+        hid_t f = H5Fopen(at("old.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+        CHECK(f >= 0 && H5Adelete(f, "cpu_arith") >= 0, "removing old.h5's cpu_arith");
+        if (f >= 0) H5Fclose(f);
+    }
+    CHECK(!strcmp(store_arith("old.h5", got, sizeof got), ""), "old.h5 still has cpu_arith '%s'", got);
+    CHECK(sh(cap, bin(), g_model, "old.h5") == 0, "a store without cpu_arith is continued");
+    err_has("old.h5 does not record the arithmetic of its rows");
     if (musae_isa_get() < MUSAE_ISA_AMX) {
         printf("arith part: the level in use is %s, so only %s runs here (the refusal needs AMX)\n",
                musae_isa_name(musae_isa_get()), cpu_gemm_arith());

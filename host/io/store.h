@@ -11,8 +11,8 @@
  *   /clips/file_size, /clips/file_mtime_ns  [n_clips] int64: that file's size and mtime when captured
  *   /truth/...         optional f32 datasets (synthetic stores: /truth/directions [G, H])
  *   root attrs: model (str), d_model (int32), frame_rate (f64), layers (int32[]), musae_version (str),
- *               complete (int32 0/1), n_rows (int64), n_clips (int64); cpu_arith (str, optional: a capture
- *               on the CPU, the arithmetic of its rows)
+ *               complete (int32 0/1), n_rows (int64), n_clips (int64); cpu_arith (str, optional: a capture's
+ *               arithmetic of its rows, CPU or GPU)
  *
  * Crash safety without SWMR (HDF5 1.10): the writer keeps every dirty metadata entry in memory (metadata
  * cache evictions disabled) and writes them only in a commit: one H5Fflush of the chunks and extents under
@@ -52,8 +52,9 @@ typedef struct {
     musae_dtype dtype;          /* MUSAE_F16 (default) or MUSAE_F32 */
     int64_t chunk_rows;         /* C; 0 = rows per ~1 MiB chunk */
     const char *dtype_source;   /* what the activations were computed in ("f32"); attr on each acts dataset */
-    const char *cpu_arith;      /* root attr "cpu_arith": the CPU arithmetic of the model's products, from
-                                 * cpu_gemm_arith() ("fma-fp32", "amx-bf16x3"); NULL: not written (GPU) */
+    const char *cpu_arith;      /* root attr "cpu_arith": the arithmetic of the model's products: cpu_gemm_arith()
+                                 * ("fma-fp32", "amx-bf16x3", ...), "cpu-bf16w", "cuda-fp32", "cuda-bf16";
+                                 * NULL: not written */
     int captions;               /* 1: keep each clip's text condition in /clips/caption (musae capture --captions) */
     /* optional: one f32 dataset written with the empty store, so it is there from the store's first moment
      * (musae capture's /capture/params) */
