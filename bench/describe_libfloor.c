@@ -6,33 +6,25 @@
  *   aubio's tempo and onset objects as shipped (buffer 1024, hops 256 and 512; eval/dsp_tempo.c rebuilds their
  *   loops from aubio's parts on one magnitude spectrum, so musae pays less than these two).
  * Prints one JSON line: clips and milliseconds per clip of each.
- *   describe_libfloor FILE.wav...   (mono or interleaved channels, mixed to mono as musae does) */
+ *   describe_libfloor FILE...   (read as musae describe reads audio: mono, at its rate) */
 #include <aubio/aubio.h>
 #include <ebur128.h>
-#include <sndfile.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "eval/describe.h"
 #include "host/core/check.h"
 #include "host/core/log.h"
+#include "host/io/audio.h"
 
-/* The clip as mono floats padded with 1024 zeros, and its length; NULL where libsndfile cannot read it. */
-static float *read_mono(const char *path, int64_t *n, int *rate) {
-    SF_INFO fi = {0};
-    SNDFILE *f = sf_open(path, SFM_READ, &fi);
-    if (!f) return NULL;
-    float *x = musae_xmalloc(sizeof(float) * (size_t)(fi.frames * fi.channels + 1));
-    const sf_count_t got = sf_readf_float(f, x, fi.frames);
-    sf_close(f);
-    float *m = musae_xcalloc((size_t)(got + 1024), sizeof(float));
-    for (sf_count_t i = 0; i < got; i++) {
-        double s = 0;
-        for (int c = 0; c < fi.channels; c++) s += x[i * fi.channels + c];
-        m[i] = (float)(s / fi.channels);
-    }
-    free(x);
-    *n = got;
-    *rate = fi.samplerate;
+/* The clip as musae describe reads it (host/io/audio.h: mono, at DESCRIBE_RATE), padded with a hop of zeros. */
+static float *read_mono(const char *path, int64_t *n) {
+    char err[512];
+    float *m = musae_audio_load(path, DESCRIBE_RATE, 0, 0, n, err, sizeof err);
+    if (!m) musae_fail("%s: %s", path, err);
+    m = musae_xrealloc(m, sizeof(float) * (size_t)(*n + 1024));
+    memset(m + *n, 0, sizeof(float) * 1024);
     return m;
 }
 
@@ -57,9 +49,8 @@ int main(int argc, char **argv) {
     int clips = 0;
     for (int a = 1; a < argc; a++) {
         int64_t n;
-        int rate;
-        float *m = read_mono(argv[a], &n, &rate);
-        if (!m) musae_fail("%s: libsndfile cannot read it", argv[a]);
+        const int rate = DESCRIBE_RATE;
+        float *m = read_mono(argv[a], &n);
         double t0 = musae_process_cpu();
         {
             aubio_pitch_t *obj = new_aubio_pitch("yinfast", 1024, 512, (uint_t)rate);

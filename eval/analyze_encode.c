@@ -122,18 +122,25 @@ static void amx_rows(const float *xc, int64_t nr, int64_t R, int64_t d, int64_t 
 }
 #endif /* ANALYZE_AMX */
 
-/* MUSAE_ANALYZE_SCREEN (analyze_encode.h), read once: 0 auto, 1 int16, 2 off, 3 int16-avx2. */
-static int g_env;
+/* MUSAE_ANALYZE_SCREEN (analyze_encode.h), read once. */
+static enum { ENV_AUTO, ENV_INT16, ENV_OFF, ENV_INT16_AVX2 } g_env;
 static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
 
 static void env_read(void) {
     const char *v = getenv("MUSAE_ANALYZE_SCREEN");
     if (!v || !*v || !strcmp(v, "auto")) return;
-    if (!strcmp(v, "int16")) g_env = 1;
-    else if (!strcmp(v, "off")) g_env = 2;
-    else if (!strcmp(v, "int16-avx2")) g_env = 3;
+    if (!strcmp(v, "int16")) g_env = ENV_INT16;
+    else if (!strcmp(v, "off")) g_env = ENV_OFF;
+    else if (!strcmp(v, "int16-avx2")) g_env = ENV_INT16_AVX2;
     else musae_fail("MUSAE_ANALYZE_SCREEN=%s: unknown; use auto, int16, int16-avx2 or off", v);
 }
+
+/* Whether the CPU has `feature` (a CPUID name GCC knows; a string literal), on the builds with ISA variants. */
+#if MUSAE_ISA_VARIANTS
+#define CPU_HAS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
+#else
+#define CPU_HAS(feature) 0
+#endif
 
 /* Whether this process can run screen `kind` now (the CPU, and MUSAE_ISA). */
 static int kind_usable(analyze_screen_kind kind) {
@@ -145,31 +152,19 @@ static int kind_usable(analyze_screen_kind kind) {
 #else
         return 0;
 #endif
-    case ANALYZE_SCREEN_I16_AVX512_VNNI:
-#if MUSAE_ISA_VARIANTS
-        __builtin_cpu_init();
-        return isa >= MUSAE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
-#else
-        return 0;
-#endif
+    case ANALYZE_SCREEN_I16_AVX512_VNNI: return isa >= MUSAE_ISA_AVX512 && CPU_HAS("avx512vnni");
     case ANALYZE_SCREEN_I16_AVX2: return MUSAE_ISA_VARIANTS && isa >= MUSAE_ISA_AVX2;
-    case ANALYZE_SCREEN_I16_AVX_VNNI:
-#if MUSAE_ISA_VARIANTS
-        __builtin_cpu_init();
-        return isa >= MUSAE_ISA_AVX2 && __builtin_cpu_supports("avxvnni");
-#else
-        return 0;
-#endif
+    case ANALYZE_SCREEN_I16_AVX_VNNI: return isa >= MUSAE_ISA_AVX2 && CPU_HAS("avxvnni");
     default: return 0;
     }
 }
 
 analyze_screen_kind analyze_screen_choice(void) {
     pthread_once(&g_env_once, env_read);
-    if (g_env == 2) return ANALYZE_SCREEN_AUTO;
-    if (g_env == 0 && kind_usable(ANALYZE_SCREEN_AMX)) return ANALYZE_SCREEN_AMX;
-    if (g_env != 3 && kind_usable(ANALYZE_SCREEN_I16_AVX512_VNNI)) return ANALYZE_SCREEN_I16_AVX512_VNNI;
-    if (g_env != 3 && kind_usable(ANALYZE_SCREEN_I16_AVX_VNNI)) return ANALYZE_SCREEN_I16_AVX_VNNI;
+    if (g_env == ENV_OFF) return ANALYZE_SCREEN_AUTO;
+    if (g_env == ENV_AUTO && kind_usable(ANALYZE_SCREEN_AMX)) return ANALYZE_SCREEN_AMX;
+    if (g_env != ENV_INT16_AVX2 && kind_usable(ANALYZE_SCREEN_I16_AVX512_VNNI)) return ANALYZE_SCREEN_I16_AVX512_VNNI;
+    if (g_env != ENV_INT16_AVX2 && kind_usable(ANALYZE_SCREEN_I16_AVX_VNNI)) return ANALYZE_SCREEN_I16_AVX_VNNI;
     if (kind_usable(ANALYZE_SCREEN_I16_AVX2)) return ANALYZE_SCREEN_I16_AVX2;
     return ANALYZE_SCREEN_AUTO; /* none */
 }

@@ -584,19 +584,21 @@ static char *store_arith(const char *path, char *out, size_t cap) {
 
 static void test_arith(void) {
     const char *cap = "%s capture --model %s --audio data --layers 1 --clip-seconds 1 -o %s >/dev/null 2>err.txt";
+    const char *cap_bf16 = "%s capture --model %s --audio data --layers 1 --clip-seconds 1 --device cpu --precision bf16 "
+                           "-o %s >/dev/null 2>err.txt";
+    const char *cap_fma = "MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o %s "
+                          ">/dev/null 2>err.txt";
     char got[32];
     CHECK(sh(cap, bin(), g_model, "ar.h5") == 0, "capture at the level in use");
     CHECK(!strcmp(store_arith("ar.h5", got, sizeof got), cpu_gemm_arith()), "cpu_arith '%s', want '%s'", got,
           cpu_gemm_arith());
     /* bf16 weights are another arithmetic: recorded, and not mixed with fp32 rows either way */
-    CHECK(sh("%s capture --model %s --audio data --layers 1 --clip-seconds 1 --device cpu --precision bf16 -o arb.h5 "
-             ">/dev/null 2>err.txt", bin(), g_model) == 0, "capture with bf16 weights");
+    CHECK(sh(cap_bf16, bin(), g_model, "arb.h5") == 0, "capture with bf16 weights");
     CHECK(!strcmp(store_arith("arb.h5", got, sizeof got), "cpu-bf16w"), "cpu_arith with bf16 weights '%s'", got);
     CHECK(sh(cap, bin(), g_model, "arb.h5") == 1, "an fp32 run continuing a bf16-weight store is refused");
     err_has("arb.h5 holds rows computed with cpu-bf16w; this run computes ");
     err_has("continue it with the --device and --precision it was captured with");
-    CHECK(sh("%s capture --model %s --audio data --layers 1 --clip-seconds 1 --device cpu --precision bf16 -o ar.h5 "
-             ">/dev/null 2>err.txt", bin(), g_model) == 1, "a bf16-weight run continuing an fp32 store is refused");
+    CHECK(sh(cap_bf16, bin(), g_model, "ar.h5") == 1, "a bf16-weight run continuing an fp32 store is refused");
     err_has("this run computes cpu-bf16w: refusing to mix them in one store");
     /* a store from before the attribute (removed here) is continued, with a warning that it cannot be checked */
     CHECK(sh("cp ar.h5 old.h5") == 0, "a copy of ar.h5");
@@ -613,18 +615,15 @@ static void test_arith(void) {
                musae_isa_name(musae_isa_get()), cpu_gemm_arith());
         return;
     }
-    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar.h5 >/dev/null "
-             "2>err.txt", bin(), g_model) == 1, "an fma-fp32 run continuing an amx-bf16x3 store is refused");
+    CHECK(sh(cap_fma, bin(), g_model, "ar.h5") == 1, "an fma-fp32 run continuing an amx-bf16x3 store is refused");
     err_has("ar.h5 holds rows computed with amx-bf16x3; this run computes fma-fp32: refusing to mix them");
     err_has("continue it on a CPU with AMX");
-    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar2.h5 >/dev/null "
-             "2>err.txt", bin(), g_model) == 0, "capture at avx512");
+    CHECK(sh(cap_fma, bin(), g_model, "ar2.h5") == 0, "capture at avx512");
     CHECK(!strcmp(store_arith("ar2.h5", got, sizeof got), "fma-fp32"), "cpu_arith at avx512 '%s'", got);
     CHECK(sh(cap, bin(), g_model, "ar2.h5") == 1, "an amx-bf16x3 run continuing an fma-fp32 store is refused");
     err_has("ar2.h5 holds rows computed with fma-fp32; this run computes amx-bf16x3");
     err_has("run with MUSAE_ISA=avx512");
-    CHECK(sh("MUSAE_ISA=avx512 %s capture --model %s --audio data --layers 1 --clip-seconds 1 -o ar2.h5 >/dev/null "
-             "2>err.txt", bin(), g_model) == 0, "the same arithmetic continues it");
+    CHECK(sh(cap_fma, bin(), g_model, "ar2.h5") == 0, "the same arithmetic continues it");
 }
 
 int main(void) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "host/core/check.h"
 
@@ -44,6 +45,6 @@ int musae_sha256_file(const char *path, char out[65]) {
         errno = err ? err : EIO;
         return -1;
     }
-    for (int i = 0; i < 65; i++) out[i] = hex[i];
+    memcpy(out, hex, sizeof hex);
     return 0;
 }

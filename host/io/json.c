@@ -35,11 +35,9 @@ int musae_json_read_file(const char *path, cJSON **root, char *err, size_t errle
 }
 
 int musae_json_read_object(const char *path, int missing_ok, cJSON **root, char *err, size_t errlen) {
+    cJSON *j;
     *root = NULL;
-    char *txt = musae_read_file(path, NULL, err, errlen);
-    if (!txt) return missing_ok && errno == ENOENT ? 0 : -1;
-    cJSON *j = cJSON_Parse(txt);
-    free(txt);
+    if (musae_json_read_file(path, &j, err, errlen)) return missing_ok && errno == ENOENT ? 0 : -1;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         snprintf(err, errlen, "%s: not a JSON object", path);
